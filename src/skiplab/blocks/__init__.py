@@ -1,0 +1,21 @@
+"""Residual and skip-connection building blocks, one idea per file.
+
+Every block maps ``[B, in_channels, H, W]`` to ``[B, out_channels, H/stride, W/stride]``
+and is built as ``Block(in_channels, out_channels, stride=1, ...)``.
+"""
+
+from .attention import CBAM, SEModule, get_attn
+from .basic import BasicBlock
+from .bottleneck import Bottleneck
+from .conv import conv1x1, conv3x3
+from .drop_path import DropPath, drop_path_rates
+from .init import init_weights
+from .preact import PreActBlock, PreActBottleneck
+from .residual import ResidualBlock
+from .shortcut import ProjectionShortcut, ZeroPadShortcut, make_shortcut
+
+__all__ = [
+    "BasicBlock", "Bottleneck", "CBAM", "DropPath", "PreActBlock", "PreActBottleneck",
+    "ProjectionShortcut", "ResidualBlock", "SEModule", "ZeroPadShortcut", "conv1x1", "conv3x3",
+    "drop_path_rates", "get_attn", "init_weights", "make_shortcut",
+]

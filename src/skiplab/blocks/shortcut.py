@@ -1,0 +1,85 @@
+"""Shortcut connections (He et al. 2015, "Deep Residual Learning", §3.3 and Table 3).
+
+A residual block computes y = F(x) + W_s x (Eq. 2). The three options of §4.1 for
+W_s when the shape changes:
+
+* **A** -- :class:`ZeroPadShortcut`: identity with strided subsampling and zero-padded
+  extra channels; parameter-free, used for the CIFAR nets (§4.2).
+* **B** -- :class:`ProjectionShortcut` (1x1 conv + BN) only where the shape changes,
+  identity elsewhere; torchvision's ``downsample``.
+* **C** -- projection on every block.
+
+``make_shortcut`` returns ``None`` for the identity, as torchvision's ``downsample``.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .conv import check_stride, conv1x1
+
+SHORTCUT_KINDS = ("A", "B", "C")
+
+
+class ZeroPadShortcut(nn.Module):
+    """Option A: ``x[:, :, ::s, ::s]`` with ``out - in`` zero channels appended.
+
+    Parameter-free, so a residual net and its plain twin have the same parameters.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+        super().__init__()
+        check_stride(stride)
+        if out_channels < in_channels:
+            raise ValueError(f"option-A shortcut can only add channels: in={in_channels} > out={out_channels}")
+        self.stride = stride
+        self.pad = out_channels - in_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride > 1:
+            x = x[:, :, ::self.stride, ::self.stride]
+        if self.pad:
+            x = F.pad(x, (0, 0, 0, 0, 0, self.pad))
+        return x
+
+    def extra_repr(self) -> str:
+        return f"stride={self.stride}, pad_channels={self.pad}"
+
+
+class ProjectionShortcut(nn.Sequential):
+    """Options B/C: W_s x as a strided 1x1 convolution followed by BatchNorm.
+
+    A ``Sequential`` of (conv, bn), so parameters are named ``downsample.0.weight`` and
+    ``downsample.1.*`` as in torchvision. ``norm=False`` drops the BN (for pre-activation
+    blocks, whose input is already normalised).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, norm: bool = True) -> None:
+        check_stride(stride)
+        layers = [conv1x1(in_channels, out_channels, stride)]
+        if norm:
+            layers.append(nn.BatchNorm2d(out_channels))
+        super().__init__(*layers)
+
+
+def make_shortcut(in_channels: int, out_channels: int, stride: int = 1, kind: str = "B",
+                  norm: bool = True) -> Optional[nn.Module]:
+    """The shortcut W_s for a block mapping ``in_channels`` to ``out_channels`` at ``stride``.
+
+    Returns ``None`` where W_s is the identity (shape unchanged and kind A or B).
+    """
+    if kind not in SHORTCUT_KINDS:
+        raise ValueError(f"shortcut kind must be one of {SHORTCUT_KINDS}, got {kind!r}")
+    check_stride(stride)
+    same_shape = stride == 1 and in_channels == out_channels
+    if kind == "C":
+        return ProjectionShortcut(in_channels, out_channels, stride, norm)
+    if same_shape:
+        return None
+    if kind == "A":
+        return ZeroPadShortcut(in_channels, out_channels, stride)
+    return ProjectionShortcut(in_channels, out_channels, stride, norm)

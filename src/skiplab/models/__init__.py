@@ -1,0 +1,10 @@
+"""Architectures assembled from :mod:`skiplab.blocks`, and the registry."""
+
+from .base import Classifier, FeatureExtractor
+from .registry import create_model, is_model, list_models, model_options, register_model
+
+# Importing a family registers its models.
+from . import resnet  # noqa: E402,F401
+
+__all__ = ["Classifier", "FeatureExtractor", "create_model", "is_model", "list_models",
+           "model_options", "register_model"]
