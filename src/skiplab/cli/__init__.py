@@ -1,0 +1,50 @@
+"""The ``skiplab`` command.
+
+Each subcommand is one module in this package with two functions:
+``add_parser(subparsers)`` (which calls ``parser.set_defaults(run=run)``) and
+``run(args) -> int``. The work itself lives in importable library functions; these
+modules only parse arguments and print.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from typing import Optional, Sequence
+
+# Subcommand modules under skiplab.cli, in the order --help lists them.
+COMMANDS = ["summary"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+    parser = argparse.ArgumentParser(
+        prog="skiplab",
+        description="Residual and skip-connection networks: build, train, study and export them.",
+        epilog="Run 'skiplab COMMAND --help' for a command's options and an example.")
+    parser.add_argument("--version", action="version", version=f"skiplab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        importlib.import_module(f"{__name__}.{name}").add_parser(sub)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of the console script; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except (ValueError, TypeError, FileNotFoundError, KeyError) as err:
+        if os.environ.get("SKIPLAB_DEBUG"):
+            raise
+        print(f"skiplab {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"skiplab {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
