@@ -29,11 +29,18 @@ class Classifier(nn.Module):
     * the classifier itself via :meth:`reset_classifier`.
 
     ``first_conv`` names the stem convolution (used to adapt 3-channel weights to
-    other ``in_chans``); ``classifier_name`` names the linear head.
+    other ``in_chans``); ``classifier_name`` names the linear head;
+    ``default_image_size`` is the input side the model was designed for.
     """
 
     first_conv: str = "conv1"
     classifier_name: str = "fc"
+    default_image_size: int = 224  # CIFAR models: 32
+
+    @property
+    def default_input_size(self) -> tuple[int, int, int]:
+        """(C, H, W) of the images the model was designed for (used by ``skiplab summary``)."""
+        return (self.in_chans, self.default_image_size, self.default_image_size)
 
     def __init__(self) -> None:
         super().__init__()
