@@ -53,14 +53,17 @@ class PreActResidualBlock(nn.Module):
 class PreActBlock(PreActResidualBlock):
     """Two BN-ReLU-conv3x3 units; ``[B, in, H, W] -> [B, out, H/stride, W/stride]``.
 
-    Arguments as :class:`~skiplab.blocks.basic.BasicBlock`.
+    Arguments as :class:`~skiplab.blocks.basic.BasicBlock`, plus ``dropout``: the
+    probability of the dropout between the two convolutions of Wide ResNets (Zagoruyko &
+    Komodakis 2016, §2.4: after the second BN-ReLU). It has no parameters, so the state
+    dict is the same with or without it.
     """
 
     expansion = 1
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1,
                  shortcut: Optional[str] = "B", attn_layer: AttnLayer = None,
-                 drop_path: float = 0.0, norm: bool = True) -> None:
+                 drop_path: float = 0.0, norm: bool = True, dropout: float = 0.0) -> None:
         super().__init__()
         check_stride(stride)
         bn = norm_layer(norm)
@@ -68,6 +71,7 @@ class PreActBlock(PreActResidualBlock):
         self.relu = nn.ReLU(inplace=False)
         self.conv1 = conv3x3(in_channels, out_channels, stride)
         self.bn2 = bn(out_channels)
+        self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()  # Dropout checks 0 <= p <= 1
         self.conv2 = conv3x3(out_channels, out_channels)
         self.se = make_attn(attn_layer, out_channels)
         self.drop_path = maybe_drop_path(drop_path)
@@ -75,7 +79,7 @@ class PreActBlock(PreActResidualBlock):
 
     def residual_from_preact(self, pre: torch.Tensor) -> torch.Tensor:
         out = self.conv1(pre)
-        out = self.conv2(self.relu(self.bn2(out)))
+        out = self.conv2(self.dropout(self.relu(self.bn2(out))))
         return self.se(out)
 
     def zero_init_last(self) -> None:
