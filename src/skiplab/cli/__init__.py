@@ -15,7 +15,7 @@ import sys
 from typing import Optional, Sequence
 
 # Subcommand modules under skiplab.cli, in the order --help lists them.
-COMMANDS = ["summary"]
+COMMANDS = ["summary", "models"]
 
 
 def build_parser() -> argparse.ArgumentParser:

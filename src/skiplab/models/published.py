@@ -1,0 +1,93 @@
+"""Published parameter counts of the registered models, and how closely ours must match.
+
+``PUBLISHED[name] = (count, tolerance, source)``: our model ``name`` (default options)
+must have ``count ± tolerance`` parameters.
+
+* torchvision's ImageNet models are counted exactly (tolerance 0): the architectures are
+  the same and the state dicts load with ``strict=True``.
+* The papers print rounded figures ("0.85M"). A figure is checked to 1 %, but a figure
+  printed with two significant digits cannot be checked closer than its own rounding,
+  so the tolerance is ``max(1 % of the figure, half a unit of its last printed digit)``:
+  "0.27M" allows ±5,000 (the rounding), "19.4M" allows ±194,000 (the 1 %).
+
+``tests/test_param_counts.py`` checks every entry; ``skiplab models`` and
+``docs/models.md`` print them beside our counts.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Optional
+
+TORCHVISION = "torchvision"
+HE2015 = "He et al. 2015, Deep Residual Learning, Table 6"
+HE2016 = "He et al. 2016, Identity Mappings, Tables 3-4"
+WRN = "Zagoruyko & Komodakis 2016, Wide Residual Networks"
+RESNEXT = "Xie et al. 2017, Aggregated Residual Transformations, Table 7"
+DENSENET = "Huang et al. 2017, Densely Connected Networks, Table 2"
+PYRAMIDNET = "Han et al. 2017, Deep Pyramidal Residual Networks"
+SHAKE = "Gastaldi 2017, Shake-Shake Regularization"
+
+
+def paper_figure(millions: str, source: str) -> tuple[int, int, str]:
+    """``("0.85", src)`` -> ``(850000, tolerance, src)`` with the tolerance rule above."""
+    value = Decimal(millions)
+    count = int(value * 1_000_000)
+    exponent = value.as_tuple().exponent  # -2 for "0.85": last digit is 0.01 M
+    half_unit = int(Decimal(10) ** exponent * 1_000_000 / 2)
+    return count, max(round(count * 0.01), half_unit), source
+
+
+def exact(count: int, source: str = TORCHVISION) -> tuple[int, int, str]:
+    return count, 0, source
+
+
+PUBLISHED: dict[str, tuple[int, int, str]] = {
+    # torchvision, exact
+    "resnet18": exact(11_689_512),
+    "resnet34": exact(21_797_672),
+    "resnet50": exact(25_557_032),
+    "resnet101": exact(44_549_160),
+    "resnet152": exact(60_192_808),
+    "wide_resnet50_2": exact(68_883_240),
+    "wide_resnet101_2": exact(126_886_696),
+    "resnext50_32x4d": exact(25_028_904),
+    "resnext101_32x8d": exact(88_791_336),
+    "densenet121": exact(7_978_856),
+    "densenet161": exact(28_681_000),
+    "densenet169": exact(14_149_480),
+    "densenet201": exact(20_013_928),
+    # CIFAR, the papers' rounded figures
+    "cifar_resnet20": paper_figure("0.27", HE2015),
+    "cifar_resnet32": paper_figure("0.46", HE2015),
+    "cifar_resnet44": paper_figure("0.66", HE2015),
+    "cifar_resnet56": paper_figure("0.85", HE2015),
+    "cifar_resnet110": paper_figure("1.7", HE2015),
+    "cifar_resnet1202": paper_figure("19.4", HE2015),
+    "cifar_preact_resnet110": paper_figure("1.7", HE2016),
+    "cifar_preact_resnet164": paper_figure("1.7", HE2016),
+    "cifar_preact_resnet1001": paper_figure("10.2", HE2016),
+    "cifar_wrn_16_8": paper_figure("11.0", WRN),
+    "cifar_wrn_28_10": paper_figure("36.5", WRN),
+    "cifar_wrn_40_4": paper_figure("8.9", WRN),
+    "cifar_resnext29_8x64d": paper_figure("34.4", RESNEXT),
+    "cifar_densenet_bc_100_12": paper_figure("0.8", DENSENET),
+    "cifar_densenet_bc_190_40": paper_figure("25.6", DENSENET),
+    "cifar_pyramidnet110_a48": paper_figure("1.7", PYRAMIDNET),
+    "cifar_pyramidnet272_a200": paper_figure("26.0", PYRAMIDNET),
+    "cifar_shake_shake_26_2x96d": paper_figure("26.2", SHAKE),
+}
+
+
+def published_entry(name: str) -> Optional[dict[str, Any]]:
+    """``{"count", "tolerance", "source"}`` for ``name``, or None when nothing is published."""
+    if name not in PUBLISHED:
+        return None
+    count, tolerance, source = PUBLISHED[name]
+    return {"count": count, "tolerance": tolerance, "source": source}
+
+
+def matches_published(name: str, ours: int) -> Optional[bool]:
+    """Whether ``ours`` is within the published tolerance (None when nothing is published)."""
+    entry = published_entry(name)
+    return None if entry is None else abs(ours - entry["count"]) <= entry["tolerance"]

@@ -1,0 +1,378 @@
+"""What a network is made of: the per-stage shape-flow table, parameters, MACs and memory.
+
+``summarize("resnet50")`` runs one training-mode forward on a batch of the model's
+default input size and returns a :class:`ModelSummary`: the table textbooks print (He et
+al. 2015, Table 1 -- input, stem, each stage of ``feature_info``, pool, logits, with the
+output shape and the parameters of each part), the parameter count, the multiply-
+accumulates (MACs) of that forward and the activation memory a training step keeps for
+the backward pass.
+
+How each figure is measured:
+
+* **Parts.** Each module that owns parameters is put in the part during which it runs:
+  part *i* ends when the module named by ``feature_info[i]`` returns, so a stage's row
+  also holds what runs between the previous stage and it (ResNet's max-pool and the
+  DenseNet transitions belong to the following stage, as in the papers' tables).
+* **MACs / FLOPs.** :class:`torch.utils.flop_counter.FlopCounterMode` counts convolutions
+  and matrix products (2 FLOPs per multiply-accumulate); normalisation, activations,
+  pooling and additions are not counted, as in the papers and fvcore.
+* **Activation memory.** Every tensor autograd saves for the backward pass is seen by
+  :func:`torch.autograd.graph.saved_tensors_hooks`; the bytes of their storages, counted
+  once per storage and without the parameters, are what a training step holds at the
+  end of its forward (gradient buffers and optimizer state excluded).
+
+The model is left as it was: its mode, buffers (BatchNorm statistics) and the global
+random state are restored.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Optional, Sequence, Union
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+
+@dataclass
+class SummaryRow:
+    """One part of the network: its name, the module that ends it, output shape, cost."""
+
+    name: str
+    module: str
+    output_shape: list[int]
+    params: int = 0
+    macs: int = 0
+    activation_bytes: int = 0
+
+
+@dataclass
+class ModelSummary:
+    """The result of :func:`summarize`; ``to_text()`` prints it, ``to_dict()`` serialises it."""
+
+    model: str
+    input_size: list[int]
+    batch: int
+    rows: list[SummaryRow]
+    total_params: int
+    trainable_params: int
+    param_bytes: int
+    flops: int
+    macs: int
+    activation_bytes: int
+    activation_mode: str = "train"
+    published: Optional[dict[str, Any]] = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_text(self) -> str:
+        header = ["part", "module", "output shape", "params", "MACs", "saved act."]
+        body = [[r.name, r.module or "-", _shape(r.output_shape), f"{r.params:,}",
+                 _si(r.macs) if r.macs else "-", _bytes(r.activation_bytes) if r.activation_bytes else "-"]
+                for r in self.rows]
+        widths = [max(len(row[i]) for row in [header] + body) for i in range(len(header))]
+        left = {0, 1, 2}
+
+        def fmt(cells: Sequence[str]) -> str:
+            return "  ".join(c.ljust(w) if i in left else c.rjust(w)
+                             for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+        rule = "-" * len(fmt(header))
+        lines = [f"{self.model}: input {_shape([self.batch] + self.input_size)}", rule, fmt(header), rule]
+        lines += [fmt(row) for row in body] + [rule]
+        lines.append(f"parameters:        {self.total_params:,} ({self.trainable_params:,} trainable, "
+                     f"{_bytes(self.param_bytes)})")
+        if self.published:
+            p = self.published
+            lines.append(f"published:         {p['count']:,} ({p['source']}; ours differs by "
+                         f"{self.total_params - p['count']:+,}, tolerance {p['tolerance']:,})")
+        lines.append(f"MACs (one forward): {_si(self.macs)} ({_si(self.flops)} FLOPs) at batch {self.batch}")
+        lines.append(f"activation memory: {_bytes(self.activation_bytes)} saved for backward by one "
+                     f"{'training' if self.activation_mode == 'train' else 'eval-mode'} step at batch {self.batch}")
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def _shape(shape: Sequence[int]) -> str:
+    return "[" + ", ".join(str(s) for s in shape) + "]"
+
+
+def _si(value: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.2f} {unit}"
+    return f"{value:.0f}"
+
+
+def _bytes(n: float) -> str:
+    for unit, scale in (("GiB", 2 ** 30), ("MiB", 2 ** 20), ("KiB", 2 ** 10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{int(n)} B"
+
+
+def count_parameters(model_or_name: Union[str, nn.Module], **kwargs: Any) -> int:
+    """Parameters of a model or of the registered model ``name`` (built on the meta device,
+    so no memory is allocated and no weights are initialised: fast even for the giants)."""
+    if isinstance(model_or_name, nn.Module):
+        return sum(p.numel() for p in model_or_name.parameters())
+    from .models import create_model
+    try:
+        with torch.device("meta"):
+            model = create_model(model_or_name, **kwargs)
+    except (NotImplementedError, RuntimeError):  # a model whose constructor needs real data
+        model = create_model(model_or_name, **kwargs)
+    return sum(p.numel() for p in model.parameters())
+
+
+def _check_input_size(input_size: Any) -> tuple[int, int, int]:
+    size = tuple(input_size)
+    if len(size) != 3 or not all(isinstance(s, int) and s > 0 for s in size):
+        raise ValueError(f"input_size must be three positive integers (C, H, W), got {input_size!r}")
+    return size  # type: ignore[return-value]
+
+
+class _Recorder:
+    """Forward hooks that stamp, in execution order, when each module with parameters
+    runs and when each part ends, with the running MAC and saved-storage totals."""
+
+    def __init__(self, model: nn.Module, part_modules: list[str], flop_mode: FlopCounterMode) -> None:
+        self.clock = itertools.count()
+        self.flop_mode = flop_mode
+        self.run_at: dict[str, int] = {}           # module name -> first time it returned
+        self.part_start: dict[str, tuple] = {}     # feature module -> (time, input shape, flops, bytes) at its first call
+        self.part_end: dict[str, tuple] = {}       # feature module -> (time, output shape, flops, bytes) at its last call
+        self.saved: dict[tuple, int] = {}          # storage key -> bytes
+        self.param_storages = {_storage_key(p) for p in model.parameters()}
+        self.handles = []
+        modules = dict(model.named_modules())
+        for name, module in modules.items():
+            if any(True for _ in module.parameters(recurse=False)):
+                self.handles.append(module.register_forward_hook(self._ran(name)))
+        for name in part_modules:
+            self.handles.append(modules[name].register_forward_pre_hook(self._started(name)))
+            self.handles.append(modules[name].register_forward_hook(self._ended(name)))
+
+    def flops(self) -> int:
+        return sum(self.flop_mode.flop_counts["Global"].values())
+
+    def saved_bytes(self) -> int:
+        return sum(self.saved.values())
+
+    def _ran(self, name: str):
+        def hook(_module, _inputs, _output):
+            self.run_at.setdefault(name, next(self.clock))
+        return hook
+
+    def _started(self, name: str):
+        def hook(_module, inputs):
+            shape = list(inputs[0].shape) if inputs and torch.is_tensor(inputs[0]) else []
+            self.part_start.setdefault(name, (next(self.clock), shape, self.flops(), self.saved_bytes()))
+        return hook
+
+    def _ended(self, name: str):
+        def hook(_module, _inputs, output):
+            shape = list(output.shape) if torch.is_tensor(output) else []
+            self.part_end[name] = (next(self.clock), shape, self.flops(), self.saved_bytes())
+        return hook
+
+    def pack(self, tensor: torch.Tensor) -> torch.Tensor:
+        key = _storage_key(tensor)
+        if key not in self.param_storages and key not in self.saved:
+            self.saved[key] = tensor.untyped_storage().nbytes()
+        return tensor
+
+    def remove(self) -> None:
+        for h in self.handles:
+            h.remove()
+
+
+def _storage_key(t: torch.Tensor) -> tuple:
+    s = t.untyped_storage()
+    return (s.data_ptr(), s.nbytes(), t.device.type)
+
+
+def _run(model: nn.Module, x: torch.Tensor, part_modules: list[str], train: bool):
+    """One forward with every recorder on; returns (recorder, features, logits, flops)."""
+    flop_mode = FlopCounterMode(display=False)
+    rec = _Recorder(model, part_modules, flop_mode)
+    has_head = hasattr(model, "forward_features") and hasattr(model, "forward_head")
+    model.train(train)
+    try:
+        with flop_mode, torch.autograd.graph.saved_tensors_hooks(rec.pack, lambda t: t):
+            x = x.requires_grad_(False)
+            if has_head:
+                feats = model.forward_features(x)
+                t_feats = (next(rec.clock), rec.flops(), rec.saved_bytes())
+                out = model.forward_head(feats)
+            else:
+                feats, t_feats = None, None
+                out = model(x)
+        return rec, feats, t_feats, out, flop_mode.get_total_flops()
+    finally:
+        rec.remove()
+
+
+def summarize(model_or_name: Union[str, nn.Module], input_size: Optional[Sequence[int]] = None,
+              batch: int = 1, **model_kwargs: Any) -> ModelSummary:
+    """Summarise a model (or the registered model ``name``, built with ``model_kwargs``).
+
+    Args:
+        input_size: ``(C, H, W)``; default ``model.default_input_size`` (224 for the
+            ImageNet models, 32 for CIFAR).
+        batch: batch of the measured forward / training step.
+
+    Raises ValueError when the input cannot go through the model (wrong channels, too
+    small) with the model's own explanation.
+    """
+    from .models import create_model
+    from .models.published import published_entry
+
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
+    if isinstance(model_or_name, str):
+        name, model = model_or_name, create_model(model_or_name, **model_kwargs)
+    elif model_kwargs:
+        raise ValueError(f"model options {sorted(model_kwargs)} only apply when the model is given by name")
+    else:
+        name, model = type(model_or_name).__name__, model_or_name
+    if input_size is None:
+        if not hasattr(model, "default_input_size"):
+            raise ValueError(f"{type(model).__name__} has no default_input_size: pass input_size=(C, H, W)")
+        input_size = model.default_input_size
+    size = _check_input_size(input_size)
+    if hasattr(model, "check_input"):
+        model.check_input(torch.empty(batch, *size, device="meta"))
+
+    feature_info = list(getattr(model, "feature_info", []) or [])
+    part_modules = [f["module"] for f in feature_info]
+    param = next(model.parameters(), None)
+    x = torch.randn(batch, *size, device=param.device if param is not None else "cpu",
+                    dtype=param.dtype if param is not None and param.is_floating_point() else torch.float32)
+
+    was_training = model.training
+    buffers = {k: b.detach().clone() for k, b in model.named_buffers()}
+    notes: list[str] = []
+    mode = "train"
+    try:
+        with torch.random.fork_rng(devices=[]):
+            try:
+                run = _run(model, x, part_modules, train=True)
+            except ValueError as err:
+                if "more than 1 value per channel" not in str(err):
+                    raise
+                mode = "eval"
+                notes.append("a training step at this batch and input size would fail (BatchNorm needs "
+                             "more than one value per channel); activations were measured in eval mode")
+                run = _run(model, x, part_modules, train=False)
+    finally:
+        with torch.no_grad():
+            for k, b in model.named_buffers():
+                if k in buffers:
+                    b.copy_(buffers[k])
+        model.train(was_training)
+    rec, feats, t_feats, out, flops = run
+    rows = _rows(model, rec, part_modules, feats, t_feats, out, [batch, *size], flops)
+
+    params = list(model.parameters())
+    total = sum(p.numel() for p in params)
+    # the published count describes the default options only
+    pub = published_entry(model_or_name) if isinstance(model_or_name, str) and not model_kwargs else None
+    assigned = sum(r.params for r in rows)
+    if assigned != total:
+        notes.append(f"{total - assigned:,} parameters belong to modules that did not run in this forward")
+    return ModelSummary(
+        model=name, input_size=list(size), batch=batch, rows=rows, total_params=total,
+        trainable_params=sum(p.numel() for p in params if p.requires_grad),
+        param_bytes=sum(p.numel() * p.element_size() for p in params),
+        flops=int(flops), macs=int(flops) // 2, activation_bytes=rec.saved_bytes(),
+        activation_mode=mode, published=pub, notes=notes)
+
+
+def _rows(model: nn.Module, rec: _Recorder, part_modules: list[str], feats, t_feats, out,
+          input_shape: list[int], flops: int) -> list[SummaryRow]:
+    """Cut the recorded run into the table's rows (see the module docstring)."""
+    modules = dict(model.named_modules())
+    owned = {n: sum(p.numel() for p in modules[n].parameters(recurse=False)) for n in rec.run_at}
+    rows = [SummaryRow("input", "", input_shape)]
+    # boundaries: (label, module, end time, shape, flops, bytes)
+    cuts: list[tuple] = []
+    ran = [m for m in part_modules if m in rec.part_end]
+    if ran:
+        first = ran[0]
+        if any(True for _ in modules[first].parameters()):
+            t, shape, f, b = rec.part_start[first]
+            cuts.append(("stem", "", t, shape, f, b))
+        for i, m in enumerate(ran):
+            t, shape, f, b = rec.part_end[m]
+            label = "stem" if i == 0 and not cuts else m.split(".")[-1]
+            cuts.append((label, m, t, shape, f, b))
+    if t_feats is not None:
+        t, f, b = t_feats
+        cuts.append(("features", "", t, list(feats.shape), f, b))
+    prev_t, prev_f, prev_b = -1, 0, 0
+    for label, module, t, shape, f, b in cuts:
+        params = sum(c for n, c in owned.items() if prev_t < rec.run_at[n] <= t)
+        if label == "features" and params == 0 and cuts[:-1] and cuts[-2][3] == shape:
+            continue  # forward_features ends with the last stage: no extra row
+        rows.append(SummaryRow(label, module, shape, params, (f - prev_f) // 2, b - prev_b))
+        prev_t, prev_f, prev_b = t, f, b
+    rest = sum(c for n, c in owned.items() if rec.run_at[n] > prev_t)
+    if feats is not None and hasattr(model, "get_classifier"):
+        pooled = list(model.forward_head(feats.detach()[:1], pre_logits=True).shape)
+        rows.append(SummaryRow("pool", "", [input_shape[0]] + pooled[1:]))
+        head = model.classifier_name if not isinstance(model.get_classifier(), nn.Identity) else ""
+        rows.append(SummaryRow("logits", head, list(out.shape), rest, (flops - prev_f) // 2,
+                               rec.saved_bytes() - prev_b))
+    else:
+        rows.append(SummaryRow("output", "", list(out.shape) if torch.is_tensor(out) else [], rest,
+                               (flops - prev_f) // 2, rec.saved_bytes() - prev_b))
+    return rows
+
+
+def model_table(pattern: str = "*") -> list[dict[str, Any]]:
+    """One dict per registered model matching ``pattern``: ``name``, ``params`` (default
+    options), ``published``, ``tolerance``, ``source`` and ``check`` ("ok", "FAIL" or "")."""
+    from .models import list_models
+    from .models.published import published_entry
+
+    rows = []
+    for name in list_models(pattern):
+        params = count_parameters(name)
+        pub = published_entry(name) or {}
+        check = "" if not pub else ("ok" if abs(params - pub["count"]) <= pub["tolerance"] else "FAIL")
+        rows.append(dict(name=name, params=params, published=pub.get("count"),
+                         tolerance=pub.get("tolerance"), source=pub.get("source"), check=check))
+    return rows
+
+
+def model_table_markdown(rows: list[dict[str, Any]]) -> str:
+    """The Markdown page ``docs/models.md``: every model, our count beside the published one."""
+    lines = [
+        "# Models",
+        "",
+        "Every registered model with its parameter count (default options: 1000 classes for",
+        "the ImageNet models, 10 for CIFAR) beside the published figure. Torchvision's counts",
+        "must match exactly; the papers' rounded figures within max(1 %, half a unit of the",
+        "last printed digit) -- see `skiplab/models/published.py`.",
+        "",
+        "Generated by `skiplab models --markdown > docs/models.md`; `skiplab summary NAME` shows",
+        "a model's shape-flow table, MACs and memory.",
+        "",
+        "| model | parameters | published | difference | check | source |",
+        "|---|---:|---:|---:|:---:|---|",
+    ]
+    for r in rows:
+        if r["published"] is None:
+            lines.append(f"| `{r['name']}` | {r['params']:,} | | | | |")
+            continue
+        diff = r["params"] - r["published"]
+        pct = f" ({100 * diff / r['published']:+.2f} %)" if diff else ""
+        lines.append(f"| `{r['name']}` | {r['params']:,} | {r['published']:,} ± {r['tolerance']:,} | "
+                     f"{diff:+,}{pct} | {r['check']} | {r['source']} |")
+    return "\n".join(lines) + "\n"
