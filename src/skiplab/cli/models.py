@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..summary import model_table, model_table_markdown
+from ..models.published import model_table, model_table_markdown
 
 EXAMPLE = """\
 examples:
