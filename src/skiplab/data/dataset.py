@@ -1,0 +1,127 @@
+"""In-memory image classification datasets: uint8 images, int64 labels, class names and the
+per-channel statistics of the training split, plus the deterministic train/val split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import torch
+
+Stats = tuple[float, ...]
+
+
+@dataclass
+class ImageDataset:
+    """A whole split held in memory.
+
+    ``images`` is uint8 ``[N, C, H, W]``, ``labels`` int64 ``[N]`` in ``range(len(classes))``.
+    ``mean``/``std`` are per-channel, in [0, 1] units, of the TRAIN split the model is trained
+    on (so train, val and test of one run normalise identically). ``skipped`` counts images
+    that could not be decoded and were left out (``skip_bad=True``); ``skipped_files`` names them.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: list[str]
+    mean: Stats
+    std: Stats
+    name: str
+    skipped: int = 0
+    skipped_files: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != torch.uint8 or self.images.dim() != 4:
+            raise ValueError(f"images must be a uint8 tensor [N, C, H, W]; found "
+                             f"{self.images.dtype} of shape {tuple(self.images.shape)}")
+        if self.labels.dtype != torch.int64 or self.labels.shape != (self.images.shape[0],):
+            raise ValueError(f"labels must be int64 [{self.images.shape[0]}]; found "
+                             f"{self.labels.dtype} of shape {tuple(self.labels.shape)}")
+        channels = self.images.shape[1]
+        if len(self.mean) != channels or len(self.std) != channels:
+            raise ValueError(f"mean/std need {channels} values (one per channel); found "
+                             f"{len(self.mean)} and {len(self.std)}")
+        if len(self.labels) and not 0 <= int(self.labels.min()) <= int(self.labels.max()) < len(
+                self.classes):
+            raise ValueError(f"labels must lie in [0, {len(self.classes)}); found "
+                             f"[{int(self.labels.min())}, {int(self.labels.max())}]")
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def in_chans(self) -> int:
+        return int(self.images.shape[1])
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return int(self.images.shape[2]), int(self.images.shape[3])
+
+    def class_counts(self) -> list[int]:
+        return torch.bincount(self.labels, minlength=self.num_classes).tolist()
+
+    def subset(self, indices: torch.Tensor, name: str | None = None) -> "ImageDataset":
+        """The samples at ``indices`` (same classes and statistics)."""
+        return ImageDataset(self.images[indices], self.labels[indices], self.classes,
+                            self.mean, self.std, name or self.name, self.skipped,
+                            self.skipped_files)
+
+    def __repr__(self) -> str:
+        c, h, w = self.images.shape[1:]
+        return (f"ImageDataset({self.name!r}, {len(self)} images {c}x{h}x{w}, "
+                f"{self.num_classes} classes, skipped={self.skipped})")
+
+
+@dataclass
+class RawData:
+    """What a source (CIFAR files, an image folder, a generator) provides before splitting:
+    the stored train and test splits as (uint8 images, int64 labels), and the names of
+    files left out by ``skip_bad``. ``train_stats`` is the cached (mean, std) of the whole
+    train split when the source has it."""
+
+    name: str
+    classes: list[str]
+    train: tuple[torch.Tensor, torch.Tensor]
+    test: Optional[tuple[torch.Tensor, torch.Tensor]] = None
+    skipped_files: list[str] = field(default_factory=list)
+    train_stats: Optional[tuple[Stats, Stats]] = None
+
+
+def channel_stats(images: torch.Tensor, chunk: int = 4096) -> tuple[Stats, Stats]:
+    """Per-channel mean and (population) std of uint8 images ``[N, C, H, W]``, in [0, 1] units.
+    Accumulated in float64 over chunks so 50k CIFAR images need no large float copy."""
+    if images.dim() != 4 or images.shape[0] == 0:
+        raise ValueError(f"need a non-empty [N, C, H, W] image tensor; found shape "
+                         f"{tuple(images.shape)}")
+    channels = images.shape[1]
+    total = torch.zeros(channels, dtype=torch.float64)
+    total_sq = torch.zeros(channels, dtype=torch.float64)
+    for start in range(0, images.shape[0], chunk):
+        part = images[start:start + chunk].transpose(0, 1).reshape(channels, -1).double()
+        total += part.sum(1)
+        total_sq += (part * part).sum(1)
+    count = images.numel() // channels
+    mean = total / count
+    var = (total_sq / count - mean * mean).clamp_min(0)
+    return (tuple((mean / 255).tolist()), tuple((var.sqrt() / 255).tolist()))
+
+
+def split_indices(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Deterministic train/val split of ``range(n)``: ``val_size`` indices drawn by a
+    permutation seeded with ``seed`` (He et al. 2015 hold out 5k of the 50k CIFAR training
+    images). Both index tensors are sorted, so the data keeps its stored order."""
+    if not 0 <= val_size < n:
+        raise ValueError(f"val_size must be in [0, {n}) for a training split of {n} images; "
+                         f"found {val_size}")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed)))
+    return perm[val_size:].sort().values, perm[:val_size].sort().values
+
+
+def stack_split(parts: Sequence[tuple[torch.Tensor, torch.Tensor]]
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Concatenate (images, labels) pairs, e.g. the five CIFAR training batches."""
+    return (torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]))

@@ -1,0 +1,119 @@
+"""``load_dataset(spec, split)``: one entry point for every ``--data`` kind.
+
+The source (CIFAR files, image folders, generator) is read once per process and kept for
+the next call, so loading train, val and test of one run decodes nothing twice.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+from .dataset import ImageDataset, RawData, channel_stats, split_indices
+from .spec import DataSpec, parse_data_spec
+
+SPLITS = ("train", "val", "test")
+_MEMO: dict[tuple, RawData] = {}
+_MEMO_SIZE = 2
+
+
+def _read_source(spec: DataSpec, skip_bad: bool, cache_dir: Optional[str]) -> RawData:
+    if spec.kind == "synthetic":
+        from .synthetic import load_synthetic
+        return load_synthetic(spec.name, spec.options)
+    if spec.kind in ("cifar10", "cifar100"):
+        from .cifar import load_cifar
+        return load_cifar(spec.kind, spec.path, skip_bad=skip_bad, cache_dir=cache_dir)
+    from .folder import load_folder_tree
+    return load_folder_tree(spec.path, skip_bad=skip_bad, cache_dir=cache_dir)
+
+
+def _fingerprint(path: Optional[Path]) -> tuple:
+    """Names, sizes and modification times under ``path``: cheap to take (no reads), and
+    changes whenever a file is replaced, edited, added or removed."""
+    if path is None:
+        return ()
+    if path.is_file():
+        st = path.stat()
+        return (st.st_size, st.st_mtime_ns)
+    entries = []
+    for dirpath, dirnames, filenames in os.walk(path):
+        dirnames.sort()
+        for name in sorted(filenames):
+            try:
+                st = os.stat(os.path.join(dirpath, name))
+            except OSError:
+                continue
+            entries.append((dirpath, name, st.st_size, st.st_mtime_ns))
+    return (hash(tuple(entries)), len(entries))
+
+
+def load_source(spec: DataSpec, skip_bad: bool = False,
+                cache_dir: Optional[str] = None) -> RawData:
+    """The stored splits of ``spec``, memoised per process (the last two sources; a memo
+    entry is used only while the files' names, sizes and modification times are unchanged)."""
+    key = (spec.kind, str(spec.path.resolve()) if spec.path else spec.text, spec.name,
+           tuple(sorted(spec.options.items())), skip_bad, cache_dir, _fingerprint(spec.path))
+    if key not in _MEMO:
+        raw = _read_source(spec, skip_bad, cache_dir)
+        while len(_MEMO) >= _MEMO_SIZE:
+            _MEMO.pop(next(iter(_MEMO)))
+        _MEMO[key] = raw
+    return _MEMO[key]
+
+
+def clear_memo() -> None:
+    """Forget the sources kept in memory (e.g. after files changed on disk)."""
+    _MEMO.clear()
+
+
+def load_dataset(spec: str, split: str = "train", *, val_size: int = 0, seed: int = 0,
+                 skip_bad: bool = False, cache_dir: Optional[str] = None) -> ImageDataset:
+    """Load one split of a ``--data`` spec as an :class:`ImageDataset`.
+
+    ``split`` is "train", "val" (``val_size`` images held out of the training split by a
+    permutation seeded with ``seed``; "train" then excludes them) or "test". ``mean``/``std``
+    are always those of the training part actually trained on. ``skip_bad`` leaves out
+    images that cannot be decoded (counted in ``dataset.skipped``) instead of failing.
+    ``cache_dir`` overrides where decoded image folders are cached (default
+    ``$SKIPLAB_CACHE`` or ``~/.cache/skiplab``).
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}; found {split!r}")
+    if split == "val" and val_size <= 0:
+        raise ValueError("split 'val' needs val_size > 0 (the number of training images "
+                         "to hold out)")
+    parsed = parse_data_spec(spec)
+    raw = load_source(parsed, skip_bad=skip_bad, cache_dir=cache_dir)
+    train_images, train_labels = raw.train
+    if val_size:
+        train_idx, val_idx = split_indices(len(train_labels), val_size, seed)
+        mean, std = channel_stats(train_images[train_idx])
+    else:
+        train_idx = val_idx = None
+        mean, std = raw.train_stats or channel_stats(train_images)
+    skipped = dict(skipped=len(raw.skipped_files), skipped_files=list(raw.skipped_files))
+    if split == "test":
+        if raw.test is None:
+            raise ValueError(f"{raw.name} has no test split (an image folder needs a test/ "
+                             f"folder beside train/); hold out a validation split with "
+                             f"val_size instead")
+        images, labels = raw.test
+        return ImageDataset(images, labels, raw.classes, mean, std, f"{raw.name}/test",
+                            **skipped)
+    if split == "val":
+        return ImageDataset(train_images[val_idx], train_labels[val_idx], raw.classes, mean,
+                            std, f"{raw.name}/val", **skipped)
+    if train_idx is not None:
+        train_images, train_labels = train_images[train_idx], train_labels[train_idx]
+    return ImageDataset(train_images, train_labels, raw.classes, mean, std,
+                        f"{raw.name}/train", **skipped)
+
+
+def default_cache_dir() -> Path:
+    """``$SKIPLAB_CACHE`` or ``~/.cache/skiplab``."""
+    return Path(os.environ.get("SKIPLAB_CACHE") or Path.home() / ".cache" / "skiplab")
+
+
+__all__ = ["load_dataset", "load_source", "clear_memo", "default_cache_dir", "SPLITS"]
