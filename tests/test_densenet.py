@@ -199,8 +199,8 @@ def test_cifar_densenet_bc_layout():
     assert [len(getattr(model.features, f"denseblock{i}")) for i in (1, 2, 3)] == [16, 16, 16]
     assert [f["num_chs"] for f in model.feature_info] == [216, 300, 342]
     assert [f["reduction"] for f in model.feature_info] == [1, 2, 4]
-    out = model(torch.randn(2, 3, 32, 32))
-    assert out.shape == (2, 10)
+    with torch.no_grad():
+        assert model.eval()(torch.randn(1, 3, 32, 32)).shape == (1, 10)
     assert "cifar_densenet_bc" in list_models("cifar_densenet*")
 
 
