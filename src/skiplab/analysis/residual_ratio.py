@@ -1,0 +1,138 @@
+"""Residual-branch ratio: how much each residual block changes its input.
+
+For a block y = σ(F(x) + W_s x) (He et al. 2015, Eq. 2) the ratio ‖F(x)‖ / ‖x‖ says
+whether the block is close to its shortcut (ratio ≪ 1: "the residual functions have
+generally small responses", He 2015 §4.2 and Fig. 7, which plots the std of each
+branch's output) or rewrites its input. Norms are per sample (over all non-batch
+dimensions); the rows give the mean over samples.
+
+For a block whose shortcut is a module (projection, or option-A zero padding) the
+input has a different shape from F(x), so the rows also give ‖F(x)‖ / ‖W_s x‖, the
+ratio to the term F(x) is added to; for an identity shortcut both ratios coincide.
+
+The branch output is captured by wrapping the method the block's forward calls
+(``residual``, or ``residual_from_preact`` for pre-activation blocks), so nothing is
+computed twice and the model is run exactly as in use. :class:`ResidualRatioCallback`
+measures a fixed probe batch at the start of training and after every epoch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Optional
+
+import torch
+from torch import nn
+
+from .blocks import Unit, branch_method, eval_mode, find_blocks, override
+from .recording import TableCallback, finite_mean
+
+
+def _per_sample_norm(t: torch.Tensor) -> torch.Tensor:
+    return t.detach().float().flatten(1).norm(dim=1)
+
+
+class BranchCapture:
+    """Context manager capturing, for each block, its input, branch output F(x) and the
+    output of its shortcut module (when there is one) during a forward pass."""
+
+    def __init__(self, units: list[Unit]) -> None:
+        self.units = units
+        self.inputs: dict[str, torch.Tensor] = {}
+        self.branches: dict[str, torch.Tensor] = {}
+        self.shortcuts: dict[str, torch.Tensor] = {}
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> "BranchCapture":
+        for u in self.units:
+            block, name = u.module, u.name
+            handle = block.register_forward_pre_hook(
+                lambda _m, inputs, name=name: self.inputs.__setitem__(name, inputs[0]))
+            self._stack.callback(handle.remove)
+            downsample = getattr(block, "downsample", None)
+            if isinstance(downsample, nn.Module):
+                handle = downsample.register_forward_hook(
+                    lambda _m, _i, out, name=name: self.shortcuts.__setitem__(name, out))
+                self._stack.callback(handle.remove)
+            method = branch_method(block)
+            original = getattr(block, method)
+
+            def wrapped(*args, _original=original, _name=name, **kwargs):
+                out = _original(*args, **kwargs)
+                self.branches[_name] = out
+                return out
+            self._stack.enter_context(override(block, method, wrapped))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stack.close()
+
+    def rows(self) -> list[dict[str, Any]]:
+        rows = []
+        for u in self.units:
+            if u.name not in self.branches or u.name not in self.inputs:
+                continue
+            f = _per_sample_norm(self.branches[u.name])
+            x = _per_sample_norm(self.inputs[u.name])
+            s = _per_sample_norm(self.shortcuts[u.name]) if u.name in self.shortcuts else x
+            rows.append(dict(u.row(), ratio=float((f / x.clamp_min(1e-12)).mean()),
+                             ratio_to_shortcut=float((f / s.clamp_min(1e-12)).mean()),
+                             branch_norm=float(f.mean()), input_norm=float(x.mean()),
+                             branch_std=float(self.branches[u.name].detach().float().std())))
+        return rows
+
+
+def residual_ratio(model: nn.Module, x: torch.Tensor, include_plain: bool = False,
+                   train_mode: bool = False) -> list[dict[str, Any]]:
+    """‖F(x)‖ / ‖x‖ of every residual block (and plain block with ``include_plain``) on batch ``x``.
+
+    Rows (forward order): ``block, index, kind, downsampling, ratio, ratio_to_shortcut,
+    branch_norm, input_norm, branch_std`` (std of F(x) over the batch, as He 2015 Fig. 7).
+    Runs without gradients, in evaluation mode unless ``train_mode`` (which would use
+    batch statistics and update BatchNorm's running ones).
+    """
+    units = [u for u in find_blocks(model) if u.is_residual or include_plain]
+    if not units:
+        raise ValueError(f"{type(model).__name__} has no residual blocks (modules with residual(x) "
+                         f"and has_shortcut); found none to measure")
+    mode = contextlib.nullcontext() if train_mode else eval_mode(model)
+    with mode, torch.no_grad(), BranchCapture(units) as capture:
+        model(x)
+    return capture.rows()
+
+
+class ResidualRatioCallback(TableCallback):
+    """Track :func:`residual_ratio` on a fixed ``probe`` batch (inputs only) at the start of
+    training and every ``every`` epochs, into ``residual_ratio.csv`` (rows carry ``epoch``;
+    the start is epoch 0, the end of the first epoch epoch 1). The mean ratio over blocks
+    is logged as ``residual_ratio_mean``."""
+
+    filename = "residual_ratio.csv"
+
+    def __init__(self, probe: torch.Tensor, every: int = 1, filename: Optional[str] = None) -> None:
+        super().__init__(filename)
+        if not torch.is_tensor(probe):
+            raise ValueError(f"probe must be a batch of inputs (a tensor), got {type(probe).__name__}")
+        if not isinstance(every, int) or every < 1:
+            raise ValueError(f"every must be a positive number of epochs, got {every!r}")
+        self.probe = probe
+        self.every = every
+
+    def measure(self, model: nn.Module, epoch: int) -> list[dict[str, Any]]:
+        device = next(model.parameters()).device
+        rows = [dict(epoch=epoch, **r) for r in residual_ratio(model, self.probe.to(device))]
+        self.rows.extend(rows)
+        return rows
+
+    def on_fit_start(self, trainer) -> None:
+        if self.is_main(trainer) and not any(r["epoch"] == 0 for r in self.rows):
+            if int(getattr(trainer, "epoch", 0)) == 0:
+                self.measure(trainer.model, 0)
+
+    def on_epoch_end(self, trainer, metrics: dict) -> None:
+        epoch = int(getattr(trainer, "epoch", 0)) + 1
+        if self.is_main(trainer) and epoch % self.every == 0:
+            rows = self.measure(trainer.model, epoch)
+            if hasattr(trainer, "log"):
+                trainer.log({"residual_ratio_mean": finite_mean(r["ratio"] for r in rows)})
+        super().on_epoch_end(trainer, metrics)
