@@ -8,6 +8,7 @@ from . import resnet  # noqa: E402,F401
 from . import cifar_resnet, cifar_preact, wide_resnet, cifar_resnext, small_resnet  # noqa: E402,F401
 from . import densenet  # noqa: E402,F401
 from . import highway, mlp  # noqa: E402,F401
+from . import pyramidnet, shake_shake  # noqa: E402,F401
 
 __all__ = ["Classifier", "FeatureExtractor", "create_model", "is_model", "list_models",
            "model_options", "register_model"]
