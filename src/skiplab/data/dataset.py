@@ -79,7 +79,7 @@ class ImageDataset:
 @dataclass
 class RawData:
     """What a source (CIFAR files, an image folder, a generator) provides before splitting:
-    the stored train and test splits as (uint8 images, int64 labels), and the names of
+    the stored train and test splits as (uint8 images, int64 labels), and per split the
     files left out by ``skip_bad``. ``train_stats`` is the cached (mean, std) of the whole
     train split when the source has it."""
 
@@ -87,7 +87,7 @@ class RawData:
     classes: list[str]
     train: tuple[torch.Tensor, torch.Tensor]
     test: Optional[tuple[torch.Tensor, torch.Tensor]] = None
-    skipped_files: list[str] = field(default_factory=list)
+    skipped_files: dict[str, list[str]] = field(default_factory=dict)  # "train"/"test" -> files
     train_stats: Optional[tuple[Stats, Stats]] = None
 
 
@@ -110,15 +110,29 @@ def channel_stats(images: torch.Tensor, chunk: int = 4096) -> tuple[Stats, Stats
     return (tuple((mean / 255).tolist()), tuple((var.sqrt() / 255).tolist()))
 
 
-def split_indices(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Deterministic train/val split of ``range(n)``: ``val_size`` indices drawn by a
-    permutation seeded with ``seed`` (He et al. 2015 hold out 5k of the 50k CIFAR training
-    images). Both index tensors are sorted, so the data keeps its stored order."""
+def split_indices(labels: torch.Tensor, val_size: int, seed: int
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Deterministic, class-stratified train/val split of ``range(len(labels))``.
+
+    A permutation seeded with ``seed`` orders the samples; each sample's key is its rank
+    within its class (in that order) divided by the class size, and the ``val_size``
+    smallest keys form the validation split -- so every class gives its share (500 of each
+    CIFAR-10 class for the 45k/5k split of He et al. 2015) and the choice within a class is
+    random. Both index tensors are sorted, so the data keeps its stored order."""
+    n = len(labels)
     if not 0 <= val_size < n:
         raise ValueError(f"val_size must be in [0, {n}) for a training split of {n} images; "
                          f"found {val_size}")
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed)))
-    return perm[val_size:].sort().values, perm[:val_size].sort().values
+    shuffled = labels[perm]
+    by_class = torch.sort(shuffled, stable=True)
+    counts = torch.bincount(shuffled)
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.empty(n, dtype=torch.float64)
+    rank[by_class.indices] = (torch.arange(n) - starts[by_class.values]).double()
+    key = (rank + 0.5) / counts[shuffled].double()
+    order = perm[torch.sort(key, stable=True).indices]
+    return order[val_size:].sort().values, order[:val_size].sort().values
 
 
 def stack_split(parts: Sequence[tuple[torch.Tensor, torch.Tensor]]

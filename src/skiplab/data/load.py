@@ -72,8 +72,9 @@ def load_dataset(spec: str, split: str = "train", *, val_size: int = 0, seed: in
                  skip_bad: bool = False, cache_dir: Optional[str] = None) -> ImageDataset:
     """Load one split of a ``--data`` spec as an :class:`ImageDataset`.
 
-    ``split`` is "train", "val" (``val_size`` images held out of the training split by a
-    permutation seeded with ``seed``; "train" then excludes them) or "test". ``mean``/``std``
+    ``split`` is "train", "val" (``val_size`` images held out of the training split,
+    stratified by class, chosen by a permutation seeded with ``seed``; "train" then
+    excludes them) or "test". ``mean``/``std``
     are always those of the training part actually trained on. ``skip_bad`` leaves out
     images that cannot be decoded (counted in ``dataset.skipped``) instead of failing.
     ``cache_dir`` overrides where decoded image folders are cached (default
@@ -88,12 +89,13 @@ def load_dataset(spec: str, split: str = "train", *, val_size: int = 0, seed: in
     raw = load_source(parsed, skip_bad=skip_bad, cache_dir=cache_dir)
     train_images, train_labels = raw.train
     if val_size:
-        train_idx, val_idx = split_indices(len(train_labels), val_size, seed)
+        train_idx, val_idx = split_indices(train_labels, val_size, seed)
         mean, std = channel_stats(train_images[train_idx])
     else:
         train_idx = val_idx = None
         mean, std = raw.train_stats or channel_stats(train_images)
-    skipped = dict(skipped=len(raw.skipped_files), skipped_files=list(raw.skipped_files))
+    bad = list(raw.skipped_files.get("test" if split == "test" else "train", []))
+    skipped = dict(skipped=len(bad), skipped_files=bad)
     if split == "test":
         if raw.test is None:
             raise ValueError(f"{raw.name} has no test split (an image folder needs a test/ "

@@ -1,0 +1,75 @@
+"""The on-disk tensor cache: decoded datasets stored under ``$SKIPLAB_CACHE`` (default
+``~/.cache/skiplab``) by a key derived from the source's content, written atomically."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+CACHE_VERSION = 1  # bump when the stored layout or decoding changes
+
+
+def cache_root(cache_dir: Optional[str | os.PathLike] = None) -> Path:
+    """``cache_dir``, else ``$SKIPLAB_CACHE``, else ``~/.cache/skiplab``."""
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser()
+    env = os.environ.get("SKIPLAB_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "skiplab"
+
+
+def cache_file(kind: str, key: str, cache_dir: Optional[str | os.PathLike] = None) -> Path:
+    return cache_root(cache_dir) / kind / f"{key}.pt"
+
+
+def load_cached(path: Path) -> Optional[dict]:
+    """The stored dict, or None if absent or unreadable (a broken entry is just a miss)."""
+    if not path.is_file():
+        return None
+    try:
+        entry = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - any unreadable cache entry is rebuilt
+        return None
+    if not isinstance(entry, dict) or entry.get("version") != CACHE_VERSION:
+        return None
+    return entry
+
+
+def save_cached(path: Path, entry: dict) -> bool:
+    """Write ``entry`` atomically (temporary file, fsync, rename). Returns False (and leaves
+    no partial file) when the cache directory is not writable: caching is an optimisation."""
+    entry = dict(entry, version=CACHE_VERSION)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    except OSError:
+        return False
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(entry, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        return True
+    except OSError:
+        Path(tmp).unlink(missing_ok=True)
+        return False
+
+
+def cache_entries(cache_dir: Optional[str | os.PathLike] = None) -> list[tuple[Path, int]]:
+    """Every cache file with its size in bytes."""
+    root = cache_root(cache_dir)
+    if not root.is_dir():
+        return []
+    return [(p, p.stat().st_size) for p in sorted(root.rglob("*.pt")) if p.is_file()]
+
+
+def clear_cache(cache_dir: Optional[str | os.PathLike] = None) -> int:
+    """Delete every cache file; returns how many were removed."""
+    entries = cache_entries(cache_dir)
+    for path, _ in entries:
+        path.unlink(missing_ok=True)
+    return len(entries)

@@ -1,0 +1,186 @@
+"""``skiplab data download cifar10|cifar100 DIR``: fetch the official archive, verify its MD5
+and extract it safely.
+
+The source is the official URL by default, or any URL urllib opens (``file://`` included)
+or a local path. The archive is streamed to ``DIR/NAME.part`` while its MD5 is computed and
+renamed into place only if the MD5 matches; a mismatch fails naming the expected and the
+found digest. Extraction first checks every member and refuses the whole archive if any
+would land outside DIR (absolute paths, ``..``), is a link pointing outside DIR, or is a
+device/FIFO -- nothing is written before all members pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tarfile
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+ARCHIVE_BASE_URL = "https://www.cs.toronto.edu/~kriz/"
+
+
+@dataclass(frozen=True)
+class Archive:
+    filename: str
+    md5: str
+    folder: str  # the top-level folder the archive extracts to
+
+
+ARCHIVES = {
+    ("cifar10", "python"): Archive("cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a",
+                                   "cifar-10-batches-py"),
+    ("cifar10", "binary"): Archive("cifar-10-binary.tar.gz", "c32a1d4ab5d03f1284b67883e8d87530",
+                                   "cifar-10-batches-bin"),
+    ("cifar100", "python"): Archive("cifar-100-python.tar.gz", "eb9058c3a382ffc7106e4002c42a8d85",
+                                    "cifar-100-python"),
+    ("cifar100", "binary"): Archive("cifar-100-binary.tar.gz", "03b5dce01913d631647c71ecec9e9cb8",
+                                    "cifar-100-binary"),
+}
+DATASETS = ("cifar10", "cifar100")
+FORMATS = ("python", "binary")
+
+
+def file_md5(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _open_source(source: str):
+    """A readable binary stream and its length (or None) for a URL or a local path."""
+    parsed = urllib.parse.urlparse(source)
+    if parsed.scheme in ("http", "https", "ftp", "file"):
+        try:
+            response = urllib.request.urlopen(source, timeout=60)  # noqa: S310 - scheme checked
+        except (OSError, ValueError) as err:
+            raise ValueError(f"cannot fetch {source}: {err}") from None
+        length = response.headers.get("Content-Length")
+        return response, int(length) if length else None
+    if parsed.scheme and len(parsed.scheme) > 1:
+        raise ValueError(f"unsupported URL scheme {parsed.scheme!r} in {source!r}; use "
+                         f"http(s)://, file:// or a local path")
+    path = Path(source).expanduser()
+    if not path.is_file():
+        raise ValueError(f"archive source {source!r} is not a file")
+    return open(path, "rb"), path.stat().st_size
+
+
+def fetch(source: str, dest: Path, md5: str,
+          progress: Optional[Callable[[int, Optional[int]], None]] = None) -> Path:
+    """Stream ``source`` to ``dest`` verifying its MD5; the file appears only if it matches."""
+    part = dest.with_name(dest.name + ".part")
+    h = hashlib.md5()
+    stream, total = _open_source(source)
+    done = 0
+    try:
+        with stream, open(part, "wb") as out:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                out.write(block)
+                h.update(block)
+                done += len(block)
+                if progress:
+                    progress(done, total)
+        found = h.hexdigest()
+        if found != md5.lower():
+            raise ValueError(f"MD5 mismatch for {source}: expected {md5.lower()}, found {found} "
+                             f"({done} bytes); the archive is corrupt or not the official one")
+        os.replace(part, dest)
+    finally:
+        part.unlink(missing_ok=True)
+    return dest
+
+
+def _inside(base: Path, target: Path) -> bool:
+    try:
+        target.relative_to(base)
+        return True
+    except ValueError:
+        return False
+
+
+def check_members(tar: tarfile.TarFile, dest: Path) -> list[tarfile.TarInfo]:
+    """Every member, after checking none escapes ``dest``; raises ValueError naming the first
+    offending member otherwise."""
+    base = dest.resolve()
+    members = tar.getmembers()
+    for m in members:
+        target = (base / m.name).resolve()
+        if os.path.isabs(m.name) or ".." in Path(m.name).parts or not _inside(base, target):
+            raise ValueError(f"refusing to extract {m.name!r}: it would be written outside "
+                             f"{str(dest)!r}")
+        if m.issym() or m.islnk():
+            link_base = target.parent if m.issym() else base
+            link = (link_base / m.linkname).resolve()
+            if os.path.isabs(m.linkname) or not _inside(base, link):
+                raise ValueError(f"refusing to extract {m.name!r}: a link to {m.linkname!r} "
+                                 f"outside {str(dest)!r}")
+        elif not (m.isfile() or m.isdir()):
+            raise ValueError(f"refusing to extract {m.name!r}: not a regular file or folder")
+    return members
+
+
+def safe_extract(archive: Path, dest: Path) -> list[str]:
+    """Extract ``archive`` into ``dest`` after :func:`check_members`; returns member names."""
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            members = check_members(tar, dest)
+            dest.mkdir(parents=True, exist_ok=True)
+            kwargs = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+            tar.extractall(dest, members=members, **kwargs)
+    except tarfile.TarError as err:
+        raise ValueError(f"cannot read archive {str(archive)!r}: {err}") from None
+    return [m.name for m in members]
+
+
+def download(dataset: str, dest: str | os.PathLike, *, source: Optional[str] = None,
+             fmt: str = "python", md5: Optional[str] = None, extract: bool = True,
+             progress: Optional[Callable[[int, Optional[int]], None]] = None) -> Path:
+    """Fetch, verify and extract CIFAR ``dataset`` into ``dest``; returns the folder of
+    batches (e.g. ``DEST/cifar-10-batches-py``), or the archive if ``extract=False``.
+
+    ``source`` (default: the official URL) may be a URL or a local path; ``md5`` overrides
+    the official digest (for mirrors of other builds). An archive already in ``dest`` with
+    the right MD5 is not fetched again."""
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; expected one of {DATASETS}")
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
+    info = ARCHIVES[(dataset, fmt)]
+    expected = (md5 or info.md5).lower()
+    dest = Path(dest).expanduser()
+    dest.mkdir(parents=True, exist_ok=True)
+    archive = dest / info.filename
+    if not (archive.is_file() and file_md5(archive) == expected):
+        fetch(source or ARCHIVE_BASE_URL + info.filename, archive, expected, progress)
+    if not extract:
+        return archive
+    safe_extract(archive, dest)
+    folder = dest / info.folder
+    if not folder.is_dir():
+        raise ValueError(f"archive {archive.name} did not contain {info.folder}/")
+    return folder
+
+
+def copy_progress_bar(desc: str) -> Callable[[int, Optional[int]], None]:
+    """A tqdm progress callback for :func:`download`."""
+    from tqdm import tqdm
+    bar = None
+
+    def update(done: int, total: Optional[int]) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, unit="B", unit_scale=True, desc=desc, leave=True)
+        bar.update(done - bar.n)
+        if total is not None and done >= total:
+            bar.close()
+    return update
+
+
+__all__ = ["download", "fetch", "safe_extract", "check_members", "file_md5", "ARCHIVES",
+           "copy_progress_bar"]

@@ -1,0 +1,192 @@
+"""Image-folder datasets: ``ROOT/CLASS/**/*.jpg|png|...``, class order = sorted folder names.
+
+Images are decoded once with Pillow (in threads: Pillow releases the GIL while decoding)
+into a uint8 tensor stored in the cache under a key computed from every file's relative
+path and bytes, so a second load only reads and hashes the files (CIFAR-10's 55k JPEGs:
+about a second) and any edited, added, removed or renamed file rebuilds the entry.
+All images must have the same size. They become RGB, or one channel when every image is
+grayscale. Undecodable files fail with their name, or are skipped and counted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .cache import cache_file, load_cached, save_cached
+from .dataset import RawData, channel_stats
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
+                    ".pgm", ".pbm")
+GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F", "P;L")
+TEST_FOLDERS = ("test", "val")
+
+
+@dataclass
+class FolderImages:
+    """One decoded image folder."""
+
+    images: torch.Tensor            # uint8 [N, C, H, W]
+    labels: torch.Tensor            # int64 [N]
+    classes: list[str]
+    bad_files: list[str]            # relative paths that could not be decoded
+    bad_reasons: list[str]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
+def scan_folder(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
+    """Sorted class names and (relative path, label) of every image file under ``root``."""
+    if not root.is_dir():
+        raise ValueError(f"image folder {str(root)!r} is not a directory")
+    classes = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
+    if not classes:
+        raise ValueError(f"image folder {str(root)!r} has no class folders; expected "
+                         f"{root}/CLASS/IMAGE (e.g. {root}/cat/0001.jpg)")
+    files: list[tuple[str, int]] = []
+    for label, name in enumerate(classes):
+        found = []
+        for dirpath, dirnames, filenames in os.walk(root / name, followlinks=True):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            rel = os.path.relpath(dirpath, root)
+            found.extend(os.path.join(rel, f) for f in sorted(filenames)
+                         if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith("."))
+        if not found:
+            raise ValueError(f"class folder {str(root / name)!r} contains no images "
+                             f"(looked for {', '.join(IMAGE_EXTENSIONS)})")
+        files.extend((f, label) for f in found)
+    return classes, files
+
+
+def content_key(root: Path, files: list[tuple[str, int]], classes: list[str]) -> str:
+    """Hash of the class list and every file's relative path, label and bytes."""
+    h = hashlib.blake2b(digest_size=20)
+    h.update(repr(("skiplab.folder", classes)).encode())
+    for rel, label in files:
+        with open(root / rel, "rb") as fh:
+            data = fh.read()
+        h.update(f"\0{rel}\0{label}\0{len(data)}\0".encode())
+        h.update(data)
+    return h.hexdigest()
+
+
+def _decode(path: Path) -> tuple[np.ndarray, bool]:
+    """RGB array [H, W, 3] and whether the file is grayscale. Raises on a bad file."""
+    with open(path, "rb") as fh:
+        data = fh.read()
+    with Image.open(io.BytesIO(data)) as img:
+        gray = img.mode in GRAY_MODES
+        return np.asarray(img.convert("RGB")), gray
+
+
+def decode_folder(root: Path, files: list[tuple[str, int]], workers: Optional[int] = None
+                  ) -> tuple[torch.Tensor, torch.Tensor, list[int], list[str]]:
+    """Decode every file: (images [N_ok, C, H, W], labels, indices of bad files, reasons)."""
+    workers = workers or min(8, os.cpu_count() or 1)
+
+    def work(i: int):
+        try:
+            return _decode(root / files[i][0])
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+            return err
+
+    results: list = [None] * len(files)
+    with ThreadPoolExecutor(workers) as pool:
+        for i, result in enumerate(pool.map(work, range(len(files)), chunksize=256)):
+            results[i] = result
+    good = [i for i, r in enumerate(results) if not isinstance(r, BaseException)]
+    bad = [i for i, r in enumerate(results) if isinstance(r, BaseException)]
+    reasons = [f"{type(results[i]).__name__}: {results[i]}" for i in bad]
+    if not good:
+        return (torch.empty(0, 3, 0, 0, dtype=torch.uint8), torch.empty(0, dtype=torch.int64),
+                bad, reasons)
+    shape = results[good[0]][0].shape
+    for i in good:
+        if results[i][0].shape != shape:
+            raise ValueError(
+                f"images in {str(root)!r} differ in size: {files[good[0]][0]} is "
+                f"{shape[1]}x{shape[0]} but {files[i][0]} is "
+                f"{results[i][0].shape[1]}x{results[i][0].shape[0]} (resize them to one size)")
+    array = np.stack([results[i][0] for i in good])
+    images = torch.from_numpy(array).permute(0, 3, 1, 2)
+    if all(results[i][1] for i in good):
+        images = images[:, :1]
+    labels = torch.tensor([files[i][1] for i in good], dtype=torch.int64)
+    return images.contiguous(), labels, bad, reasons
+
+
+def _bad_file_error(root: Path, bad_files: list[str], reasons: list[str]) -> ValueError:
+    more = f" (and {len(bad_files) - 1} more)" if len(bad_files) > 1 else ""
+    return ValueError(f"cannot decode image {str(root / bad_files[0])!r}: {reasons[0]}{more}; "
+                      f"fix or remove it, or pass skip_bad=True / --skip-bad to skip bad images")
+
+
+def load_image_folder(root: Path, *, skip_bad: bool = False,
+                      cache_dir: Optional[str] = None, use_cache: bool = True) -> FolderImages:
+    """Decode (or fetch from the cache) one image folder ``root/CLASS/*``."""
+    root = Path(root)
+    classes, files = scan_folder(root)
+    path = cache_file("folders", content_key(root, files, classes), cache_dir)
+    entry = load_cached(path) if use_cache else None
+    if entry is None:
+        images, labels, bad, reasons = decode_folder(root, files)
+        bad_files = [files[i][0] for i in bad]
+        if len(labels):
+            mean, std = channel_stats(images)
+            entry = dict(images=images, labels=labels, classes=classes, bad_files=bad_files,
+                         bad_reasons=reasons, mean=list(mean), std=list(std))
+            if use_cache:
+                save_cached(path, entry)
+        else:
+            raise ValueError(f"none of the {len(files)} images in {str(root)!r} could be "
+                             f"decoded; first: {bad_files[0]!r} ({reasons[0]})")
+    result = FolderImages(entry["images"], entry["labels"], list(entry["classes"]),
+                          list(entry["bad_files"]), list(entry["bad_reasons"]),
+                          tuple(entry["mean"]), tuple(entry["std"]))
+    if result.bad_files and not skip_bad:
+        raise _bad_file_error(root, result.bad_files, result.bad_reasons)
+    return result
+
+
+def find_split_folders(path: Path) -> tuple[Path, Optional[Path]]:
+    """(train folder, test folder or None): ``path/train`` + ``path/test`` (or ``val``) when
+    there is a ``train/`` folder, else ``path`` itself with no test split."""
+    if (path / "train").is_dir():
+        test = next((path / t for t in TEST_FOLDERS if (path / t).is_dir()), None)
+        return path / "train", test
+    return path, None
+
+
+def load_folder_tree(path: Path, *, skip_bad: bool = False, cache_dir: Optional[str] = None,
+                     name: Optional[str] = None) -> RawData:
+    """An image-folder tree as :class:`RawData` (train and, if present, test)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ValueError(f"image folder {str(path)!r} is not a directory")
+    train_dir, test_dir = find_split_folders(path)
+    train = load_image_folder(train_dir, skip_bad=skip_bad, cache_dir=cache_dir)
+    raw = RawData(name or f"folder:{path}", train.classes, (train.images, train.labels),
+                  skipped_files={"train": train.bad_files},
+                  train_stats=(train.mean, train.std))
+    if test_dir is not None:
+        test = load_image_folder(test_dir, skip_bad=skip_bad, cache_dir=cache_dir)
+        if test.classes != train.classes:
+            raise ValueError(f"class folders differ between {str(train_dir)!r} "
+                             f"({len(train.classes)} classes) and {str(test_dir)!r} "
+                             f"({len(test.classes)}): "
+                             f"{sorted(set(train.classes) ^ set(test.classes))}")
+        if test.images.shape[1:] != train.images.shape[1:]:
+            raise ValueError(f"test images are {tuple(test.images.shape[1:])} but train images "
+                             f"are {tuple(train.images.shape[1:])}")
+        raw.test = (test.images, test.labels)
+        raw.skipped_files["test"] = test.bad_files
+    return raw
