@@ -1,14 +1,18 @@
 """Residual and skip-connection building blocks, one idea per file.
 
 Every block maps ``[B, in_channels, H, W]`` to ``[B, out_channels, H/stride, W/stride]``
-and is built as ``Block(in_channels, out_channels, stride=1, ...)``.
+and is built as ``Block(in_channels, out_channels, stride=1, ...)``; the dense modules
+(output width fixed by the growth rate) and the highway layers (shape-preserving) say
+how they differ in their module docs.
 """
 
 from .attention import CBAM, SEModule, get_attn
 from .basic import BasicBlock
 from .bottleneck import Bottleneck
 from .conv import conv1x1, conv3x3
+from .dense import DenseBlock, DenseLayer, Transition
 from .drop_path import DropPath, drop_path_rates
+from .highway import ConvHighwayLayer, HighwayLayer
 from .init import init_weights
 from .preact import PreActBlock, PreActBottleneck
 from .pyramid import PyramidBasicBlock, PyramidBottleneck, pyramid_widths
@@ -23,4 +27,5 @@ __all__ = [
     "drop_path_rates", "get_attn", "init_weights", "make_shortcut",
     "PyramidBasicBlock", "PyramidBottleneck", "pyramid_widths", "ShakeShakeBlock", "shake_shake",
     "ResidualDownBlock", "ResidualUpBlock",
+    "DenseBlock", "DenseLayer", "Transition", "ConvHighwayLayer", "HighwayLayer",
 ]
