@@ -67,8 +67,12 @@ def reference_input(shape: tuple[int, ...] = INPUT_SHAPE) -> torch.Tensor:
     return torch.randn(shape, generator=torch.Generator().manual_seed(INPUT_SEED))
 
 
-def fill_checksum(state_dict: Mapping[str, torch.Tensor]) -> float:
-    """Sum of |x| over the filled floating tensors (float64): detects a change of the
-    random streams between torch versions, which would invalidate the fixture."""
-    filled = fill_state_dict(state_dict)
+def checksum(filled: Mapping[str, torch.Tensor]) -> float:
+    """Sum of |x| over the floating tensors (float64) of a filled state dict: detects a
+    change of the random streams between torch versions, which would invalidate the fixture."""
     return float(sum(v.double().abs().sum() for v in filled.values() if v.is_floating_point()))
+
+
+def fill_checksum(state_dict: Mapping[str, torch.Tensor]) -> float:
+    """:func:`checksum` of :func:`fill_state_dict` of ``state_dict``."""
+    return checksum(fill_state_dict(state_dict))

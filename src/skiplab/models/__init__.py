@@ -2,13 +2,15 @@
 
 from .base import Classifier, FeatureExtractor
 from .registry import create_model, is_model, list_models, model_options, register_model
+from .weights import LoadReport, load_weights
 
 # Importing a family registers its models.
 from . import resnet  # noqa: E402,F401
+from . import preact_resnet  # noqa: E402,F401
 from . import cifar_resnet, cifar_preact, wide_resnet, cifar_resnext, small_resnet  # noqa: E402,F401
 from . import densenet  # noqa: E402,F401
 from . import highway, mlp  # noqa: E402,F401
 from . import pyramidnet, shake_shake  # noqa: E402,F401
 
 __all__ = ["Classifier", "FeatureExtractor", "create_model", "is_model", "list_models",
-           "model_options", "register_model"]
+           "model_options", "register_model", "LoadReport", "load_weights"]
