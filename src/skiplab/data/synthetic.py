@@ -135,9 +135,14 @@ def generate_shapes(num: int, seed: int = 0, stream: str = "train",
     g = _generator(seed, stream)
     labels = (torch.arange(num) % len(CLASSES))[torch.randperm(num, generator=g)]
     images = torch.empty(num, 3, IMAGE_SIZE, IMAGE_SIZE, dtype=torch.uint8)
-    for start in range(0, num, chunk):
-        part = _render(labels[start:start + chunk], g)
-        images[start:start + chunk] = (part * 255).round().to(torch.uint8)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # many small ops: intra-op threads only add contention
+    try:
+        for start in range(0, num, chunk):
+            part = _render(labels[start:start + chunk], g)
+            images[start:start + chunk] = (part * 255).round().to(torch.uint8)
+    finally:
+        torch.set_num_threads(threads)
     return images, labels
 
 
