@@ -1,15 +1,15 @@
 """Highway layers (Srivastava, Greff & Schmidhuber 2015, "Training Very Deep Networks").
 
 y = H(x) · T(x) + x · (1 - T(x))  (Eq. 3, with the carry gate C = 1 - T), where the
-transform gate is T(x) = sigmoid(W_T x + b_T) (Eq. 2 and §2.1). The gate bias b_T starts
-negative (the paper suggests -1 to -3 and used down to -10 for very deep nets), so a fresh
-layer mostly *carries* its input: T → 0 gives y → x, the gated counterpart of a residual
+transform gate is T(x) = sigmoid(W_T x + b_T) (§2). The gate bias b_T starts
+negative (the paper suggests values such as -1 to -3), so a fresh layer
+mostly *carries* its input: T → 0 gives y → x, the gated counterpart of a residual
 block's identity shortcut.
 
 * :class:`HighwayLayer` -- fully connected: H(x) = act(W_H x + b_H) by default, or any
   width-preserving module given as ``transform``;
-* :class:`ConvHighwayLayer` -- convolutional (§3.2): H(x) = relu(BN(conv(x))) and
-  T(x) = sigmoid(conv_T(x) + b_T), kernels of the same size.
+* :class:`ConvHighwayLayer` -- convolutional, with the same receptive field for H and T
+  as in the paper: H(x) = relu(BN(conv(x))), T(x) = sigmoid(conv_T(x) + b_T).
 
 Shape contract: a highway layer keeps its shape, ``[B, C, ...] -> [B, C, ...]`` (the
 carry term x · (1 - T) needs it), so between stages of different width or resolution a
@@ -35,8 +35,11 @@ from .residual import norm_layer
 DEFAULT_GATE_BIAS = -2.0
 
 
-class _Gated(nn.Module):
-    """y = H(x) · T(x) + x · (1 - T(x)) with T = sigmoid(gate(x) + b_T) (Eq. 2-3)."""
+class GatedLayer(nn.Module):
+    """y = H(x) · T(x) + x · (1 - T(x)) with T = sigmoid(gate(x) + b_T) (Eq. 2-3).
+
+    Subclasses set ``transform`` (H), ``gate`` (W_T, without bias) and call
+    ``_init_gate_bias``."""
 
     transform: nn.Module
     gate: nn.Module
@@ -63,7 +66,7 @@ class _Gated(nn.Module):
         return h * t + x * (1.0 - t)
 
 
-class HighwayLayer(_Gated):
+class HighwayLayer(GatedLayer):
     """Fully connected highway layer; ``[B, features] -> [B, features]``.
 
     Args:
@@ -89,7 +92,7 @@ class HighwayLayer(_Gated):
         return super().transform_gate(x)
 
 
-class ConvHighwayLayer(_Gated):
+class ConvHighwayLayer(GatedLayer):
     """Convolutional highway layer; ``[B, C, H, W] -> [B, C, H, W]``.
 
     Args:

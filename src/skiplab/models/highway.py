@@ -1,5 +1,5 @@
 """Convolutional Highway networks for CIFAR (Srivastava, Greff & Schmidhuber 2015,
-"Training Very Deep Networks", §3.2), on the three-stage layout of He et al. 2015's
+"Training Very Deep Networks"), on the three-stage layout of He et al. 2015's
 CIFAR ResNets so that the two can be compared layer for layer.
 
 Depth 6n+2, as :func:`~skiplab.models.cifar_resnet.cifar_resnet`: a 3x3 conv-BN-ReLU
