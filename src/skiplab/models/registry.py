@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import inspect
+import re
 import typing
 from typing import Any, Callable
 
@@ -80,7 +81,15 @@ def create_model(name: str, *, features_only: bool = False, **kwargs: Any) -> nn
         if key not in valid:
             raise TypeError(f"{name} has no option {key!r}{_closest(key, valid)} "
                             f"(valid options: {', '.join(sorted(valid))})")
-    model = fn(**kwargs)
+    try:
+        model = fn(**kwargs)
+    except TypeError as err:
+        fixed = re.search(r"got multiple values for (?:keyword )?argument '(\w+)'", str(err))
+        if not fixed:
+            raise
+        generic = [m for m in _MODELS if m != name and name.startswith(m.rstrip("_"))]
+        hint = f"; the generic {generic[0]!r} lets you choose it" if generic else ""
+        raise TypeError(f"{name} fixes {fixed[1]!r} itself, so it cannot be passed{hint}") from None
     if features_only:
         from .base import FeatureExtractor
         model = FeatureExtractor(model)
