@@ -1,8 +1,8 @@
 """Find the residual blocks (or the plain layer pairs) of any model, generically.
 
 A *residual block* is any module with a callable ``residual(x)`` (the branch F(x)) and a
-``has_shortcut`` attribute, as every block of :mod:`skiplab.blocks`. With
-``has_shortcut=False`` the same module is a *plain* block (two or three layers with no
+``has_shortcut`` attribute (taken as true when absent), as every block of
+:mod:`skiplab.blocks`. With ``has_shortcut=False`` the same module is a *plain* block (two or three layers with no
 shortcut, the twin of a residual block in He et al. 2015's plain nets). Models with
 neither (a plain MLP of bare ``nn.Linear`` layers, say) are described layer by layer:
 every convolution / linear layer is then one *unit*.
@@ -28,8 +28,9 @@ WEIGHT_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.Linear)
 
 
 def is_block(module: nn.Module) -> bool:
-    """A residual or plain block: it has a ``residual(x)`` method and ``has_shortcut``."""
-    return callable(getattr(module, "residual", None)) and hasattr(module, "has_shortcut")
+    """A residual or plain block: it has a ``residual(x)`` method (and ``has_shortcut``,
+    True when absent)."""
+    return callable(getattr(module, "residual", None))
 
 
 def branch_method(block: nn.Module) -> str:
@@ -57,6 +58,15 @@ class Unit:
     kind: str
     in_shape: Optional[tuple[int, ...]] = None
     out_shape: Optional[tuple[int, ...]] = None
+    branch_in_forward: Optional[bool] = None
+
+    def check_branch_in_forward(self, what: str) -> None:
+        """Raise when probing showed that the block's forward bypasses its branch method
+        (the diagnostics that alter the branch work by wrapping that method)."""
+        if self.branch_in_forward is False:
+            method = branch_method(self.module)
+            raise ValueError(f"{what} needs the forward of {type(self.module).__name__} ({self.name!r}) to "
+                             f"compute its branch by calling self.{method}(...); it computes it otherwise")
 
     @property
     def is_residual(self) -> bool:
@@ -110,7 +120,7 @@ def find_units(model: nn.Module, example: Optional[torch.Tensor] = None,
     probe runs in evaluation mode without gradients, so BatchNorm statistics are untouched.
     """
     found = _outermost(model, is_block)
-    kind_of = {id(m): ("residual" if bool(m.has_shortcut) else "plain") for _, m in found}
+    kind_of = {id(m): ("residual" if bool(getattr(m, "has_shortcut", True)) else "plain") for _, m in found}
     if not found and fallback_layers:
         found = _outermost(model, lambda m: isinstance(m, WEIGHT_LAYERS))
         kind_of = {id(m): "layer" for _, m in found}
@@ -135,7 +145,6 @@ def residual_blocks(model: nn.Module, example: Optional[torch.Tensor] = None) ->
 
 def _probe(model: nn.Module, units: list[Unit], example: torch.Tensor) -> list[Unit]:
     order: list[int] = []
-    handles = []
 
     def hook_for(position: int):
         def hook(_module, inputs, output):
@@ -146,14 +155,27 @@ def _probe(model: nn.Module, units: list[Unit], example: torch.Tensor) -> list[U
                 order.append(position)
         return hook
 
+    called: set[int] = set()
+
+    def counting(position: int, original):
+        def wrapped(*args, **kwargs):
+            called.add(position)
+            return original(*args, **kwargs)
+        return wrapped
+
+    with contextlib.ExitStack() as stack:
+        for position, unit in enumerate(units):
+            handle = unit.module.register_forward_hook(hook_for(position))
+            stack.callback(handle.remove)
+            if unit.kind != "layer":
+                method = branch_method(unit.module)
+                stack.enter_context(override(unit.module, method, counting(position, getattr(unit.module, method))))
+        stack.enter_context(eval_mode(model))
+        stack.enter_context(torch.no_grad())
+        model(example)
     for position, unit in enumerate(units):
-        handles.append(unit.module.register_forward_hook(hook_for(position)))
-    try:
-        with eval_mode(model), torch.no_grad():
-            model(example)
-    finally:
-        for h in handles:
-            h.remove()
+        if unit.kind != "layer" and unit.in_shape is not None:
+            unit.branch_in_forward = position in called
     ran = [units[p] for p in order] + [u for p, u in enumerate(units) if p not in set(order)]
     for i, u in enumerate(ran):
         u.index = i

@@ -62,6 +62,7 @@ def delete_blocks(units: Iterable[Unit]) -> Iterator[None]:
     with contextlib.ExitStack() as stack:
         for u in units:
             if u.is_residual:
+                u.check_branch_in_forward("deleting a residual block")
                 stack.enter_context(override(u.module, branch_method(u.module), _zero_branch))
             elif u.preserves_shape:
                 stack.enter_context(override(u.module, "forward", _identity))

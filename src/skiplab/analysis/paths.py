@@ -102,6 +102,7 @@ class GatedBlocks:
 
     def __enter__(self) -> "GatedBlocks":
         for position, unit in enumerate(self.blocks):
+            unit.check_branch_in_forward("gating the gradient of a residual block")
             self._stack.enter_context(override(unit.module, "forward", self._forward_for(position, unit.module)))
         return self
 

@@ -10,9 +10,9 @@ For a block whose shortcut is a module (projection, or option-A zero padding) th
 input has a different shape from F(x), so the rows also give ‖F(x)‖ / ‖W_s x‖, the
 ratio to the term F(x) is added to; for an identity shortcut both ratios coincide.
 
-The branch output is captured by wrapping the method the block's forward calls
-(``residual``, or ``residual_from_preact`` for pre-activation blocks), so nothing is
-computed twice and the model is run exactly as in use. :class:`ResidualRatioCallback`
+The branch F(x) is recomputed from each block's captured input with ``block.residual``
+(in evaluation mode, where that is exactly what the forward pass added), so any block
+following the ``residual(x)`` convention can be measured. :class:`ResidualRatioCallback`
 measures a fixed probe batch at the start of training and after every epoch.
 """
 
@@ -24,7 +24,7 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-from .blocks import Unit, branch_method, eval_mode, find_blocks, override
+from .blocks import Unit, eval_mode, find_blocks
 from .recording import TableCallback, finite_mean
 
 
@@ -33,8 +33,12 @@ def _per_sample_norm(t: torch.Tensor) -> torch.Tensor:
 
 
 class BranchCapture:
-    """Context manager capturing, for each block, its input, branch output F(x) and the
-    output of its shortcut module (when there is one) during a forward pass."""
+    """Context manager capturing, for each block, its input x, its branch F(x) and the
+    output of its shortcut module (when there is one) during a forward pass.
+
+    F(x) is recomputed by calling ``block.residual(x)`` on the captured input (a forward
+    hook), which works whatever the block's forward looks like; run it in evaluation
+    mode, where the recomputation is exactly the branch of the forward pass."""
 
     def __init__(self, units: list[Unit]) -> None:
         self.units = units
@@ -43,25 +47,21 @@ class BranchCapture:
         self.shortcuts: dict[str, torch.Tensor] = {}
         self._stack = contextlib.ExitStack()
 
+    def _capture(self, name: str):
+        def hook(block, inputs, _output):
+            self.inputs[name] = inputs[0]
+            self.branches[name] = block.residual(inputs[0])
+        return hook
+
     def __enter__(self) -> "BranchCapture":
         for u in self.units:
-            block, name = u.module, u.name
-            handle = block.register_forward_pre_hook(
-                lambda _m, inputs, name=name: self.inputs.__setitem__(name, inputs[0]))
+            handle = u.module.register_forward_hook(self._capture(u.name))
             self._stack.callback(handle.remove)
-            downsample = getattr(block, "downsample", None)
+            downsample = getattr(u.module, "downsample", None)
             if isinstance(downsample, nn.Module):
                 handle = downsample.register_forward_hook(
-                    lambda _m, _i, out, name=name: self.shortcuts.__setitem__(name, out))
+                    lambda _m, _i, out, name=u.name: self.shortcuts.__setitem__(name, out))
                 self._stack.callback(handle.remove)
-            method = branch_method(block)
-            original = getattr(block, method)
-
-            def wrapped(*args, _original=original, _name=name, **kwargs):
-                out = _original(*args, **kwargs)
-                self.branches[_name] = out
-                return out
-            self._stack.enter_context(override(block, method, wrapped))
         return self
 
     def __exit__(self, *exc) -> None:
@@ -70,7 +70,7 @@ class BranchCapture:
     def rows(self) -> list[dict[str, Any]]:
         rows = []
         for u in self.units:
-            if u.name not in self.branches or u.name not in self.inputs:
+            if u.name not in self.branches:
                 continue
             f = _per_sample_norm(self.branches[u.name])
             x = _per_sample_norm(self.inputs[u.name])
@@ -82,21 +82,18 @@ class BranchCapture:
         return rows
 
 
-def residual_ratio(model: nn.Module, x: torch.Tensor, include_plain: bool = False,
-                   train_mode: bool = False) -> list[dict[str, Any]]:
+def residual_ratio(model: nn.Module, x: torch.Tensor, include_plain: bool = False) -> list[dict[str, Any]]:
     """‖F(x)‖ / ‖x‖ of every residual block (and plain block with ``include_plain``) on batch ``x``.
 
     Rows (forward order): ``block, index, kind, downsampling, ratio, ratio_to_shortcut,
     branch_norm, input_norm, branch_std`` (std of F(x) over the batch, as He 2015 Fig. 7).
-    Runs without gradients, in evaluation mode unless ``train_mode`` (which would use
-    batch statistics and update BatchNorm's running ones).
+    Runs in evaluation mode without gradients (BatchNorm uses its running statistics).
     """
     units = [u for u in find_blocks(model) if u.is_residual or include_plain]
     if not units:
         raise ValueError(f"{type(model).__name__} has no residual blocks (modules with residual(x) "
                          f"and has_shortcut); found none to measure")
-    mode = contextlib.nullcontext() if train_mode else eval_mode(model)
-    with mode, torch.no_grad(), BranchCapture(units) as capture:
+    with eval_mode(model), torch.no_grad(), BranchCapture(units) as capture:
         model(x)
     return capture.rows()
 
