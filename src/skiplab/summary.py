@@ -27,6 +27,7 @@ random state are restored.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 from dataclasses import asdict, dataclass, field
@@ -127,14 +128,15 @@ def _check_input_size(input_size: Any) -> tuple[int, int, int]:
 
 class _Recorder:
     """Forward hooks that stamp, in execution order, when each module with parameters
-    runs and when each part ends, with the running MAC and saved-storage totals."""
+    runs and when each part starts and ends, with the running FLOP and saved-byte totals."""
 
-    def __init__(self, model: nn.Module, part_modules: list[str], flop_mode: FlopCounterMode) -> None:
+    def __init__(self, model: nn.Module, part_modules: list[str],
+                 flop_mode: Optional[FlopCounterMode]) -> None:
         self.clock = itertools.count()
         self.flop_mode = flop_mode
         self.run_at: dict[str, int] = {}           # module name -> first time it returned
-        self.part_start: dict[str, tuple] = {}     # feature module -> (time, input shape, flops, bytes) at its first call
-        self.part_end: dict[str, tuple] = {}       # feature module -> (time, output shape, flops, bytes) at its last call
+        self.part_start: dict[str, tuple] = {}     # feature module -> (time, input shape, flops, bytes), first call
+        self.part_end: dict[str, tuple] = {}       # feature module -> (time, output shape, flops, bytes), last call
         self.saved: dict[tuple, int] = {}          # storage key -> bytes
         self.param_storages = {_storage_key(p) for p in model.parameters()}
         self.handles = []
@@ -147,10 +149,13 @@ class _Recorder:
             self.handles.append(modules[name].register_forward_hook(self._ended(name)))
 
     def flops(self) -> int:
-        return sum(self.flop_mode.flop_counts["Global"].values())
+        return sum(self.flop_mode.flop_counts["Global"].values()) if self.flop_mode else 0
 
     def saved_bytes(self) -> int:
         return sum(self.saved.values())
+
+    def stamp(self) -> tuple[int, int, int]:
+        return next(self.clock), self.flops(), self.saved_bytes()
 
     def _ran(self, name: str):
         def hook(_module, _inputs, _output):
@@ -160,13 +165,15 @@ class _Recorder:
     def _started(self, name: str):
         def hook(_module, inputs):
             shape = list(inputs[0].shape) if inputs and torch.is_tensor(inputs[0]) else []
-            self.part_start.setdefault(name, (next(self.clock), shape, self.flops(), self.saved_bytes()))
+            t, f, b = self.stamp()
+            self.part_start.setdefault(name, (t, shape, f, b))
         return hook
 
     def _ended(self, name: str):
         def hook(_module, _inputs, output):
             shape = list(output.shape) if torch.is_tensor(output) else []
-            self.part_end[name] = (next(self.clock), shape, self.flops(), self.saved_bytes())
+            t, f, b = self.stamp()
+            self.part_end[name] = (t, shape, f, b)
         return hook
 
     def pack(self, tensor: torch.Tensor) -> torch.Tensor:
@@ -185,25 +192,50 @@ def _storage_key(t: torch.Tensor) -> tuple:
     return (s.data_ptr(), s.nbytes(), t.device.type)
 
 
-def _run(model: nn.Module, x: torch.Tensor, part_modules: list[str], train: bool):
-    """One forward with every recorder on; returns (recorder, features, logits, flops)."""
-    flop_mode = FlopCounterMode(display=False)
+# A cut closes one row of the table: (label, module, time, output shape, flops, saved bytes).
+Cut = tuple[str, str, float, list, int, int]
+
+
+def _run(model: nn.Module, x: torch.Tensor, part_modules: list[str], *, train: bool,
+         count_flops: bool) -> tuple[_Recorder, list[Cut], Optional[torch.Tensor]]:
+    """One forward, cut into parts. ``count_flops``: under FlopCounterMode without autograd
+    (fast); otherwise with autograd, recording the tensors saved for backward."""
+    flop_mode = FlopCounterMode(display=False) if count_flops else None
     rec = _Recorder(model, part_modules, flop_mode)
-    has_head = hasattr(model, "forward_features") and hasattr(model, "forward_head")
     model.train(train)
     try:
-        with flop_mode, torch.autograd.graph.saved_tensors_hooks(rec.pack, lambda t: t):
-            x = x.requires_grad_(False)
-            if has_head:
+        with contextlib.ExitStack() as stack:
+            if count_flops:
+                stack.enter_context(torch.no_grad())
+                stack.enter_context(flop_mode)
+            else:
+                stack.enter_context(torch.autograd.graph.saved_tensors_hooks(rec.pack, lambda t: t))
+            if hasattr(model, "forward_features") and hasattr(model, "forward_head"):
                 feats = model.forward_features(x)
-                t_feats = (next(rec.clock), rec.flops(), rec.saved_bytes())
+                t_feats = rec.stamp()
                 out = model.forward_head(feats)
             else:
                 feats, t_feats = None, None
                 out = model(x)
-        return rec, feats, t_feats, out, flop_mode.get_total_flops()
+        end = rec.stamp()
     finally:
         rec.remove()
+    modules = dict(model.named_modules())
+    cuts: list[Cut] = []
+    ran = [m for m in part_modules if m in rec.part_end]
+    if ran and any(True for _ in modules[ran[0]].parameters()):
+        cuts.append(("stem", "", *rec.part_start[ran[0]]))  # layers before the first stage
+    for m in ran:
+        label = "stem" if not cuts else m.split(".")[-1]
+        cuts.append((label, m, *rec.part_end[m]))
+    if feats is not None:
+        cuts.append(("features", "", t_feats[0], list(feats.shape), t_feats[1], t_feats[2]))
+    head_module = ""
+    if hasattr(model, "get_classifier") and not isinstance(model.get_classifier(), nn.Identity):
+        head_module = getattr(model, "classifier_name", "")
+    cuts.append(("logits" if feats is not None else "output", head_module, end[0],
+                 list(out.shape) if torch.is_tensor(out) else [], end[1], end[2]))
+    return rec, cuts, feats
 
 
 def summarize(model_or_name: Union[str, nn.Module], input_size: Optional[Sequence[int]] = None,
@@ -243,29 +275,37 @@ def summarize(model_or_name: Union[str, nn.Module], input_size: Optional[Sequenc
     x = torch.randn(batch, *size, device=param.device if param is not None else "cpu",
                     dtype=param.dtype if param is not None and param.is_floating_point() else torch.float32)
 
+    # pass 1: shapes, parameters per part and MACs (eval mode, no autograd: fast)
     was_training = model.training
-    buffers = {k: b.detach().clone() for k, b in model.named_buffers()}
+    try:
+        rec, cuts, feats = _run(model, x, part_modules, train=False, count_flops=True)
+    finally:
+        model.train(was_training)
+    rows = _rows(model, rec, cuts, feats, [batch, *size])
+    # pass 2: what a training step saves for backward (model state restored afterwards)
     notes: list[str] = []
     mode = "train"
+    buffers = {k: b.detach().clone() for k, b in model.named_buffers()}
     try:
         with torch.random.fork_rng(devices=[]):
             try:
-                run = _run(model, x, part_modules, train=True)
+                _, mem_cuts, _ = _run(model, x, part_modules, train=True, count_flops=False)
             except ValueError as err:
                 if "more than 1 value per channel" not in str(err):
                     raise
                 mode = "eval"
                 notes.append("a training step at this batch and input size would fail (BatchNorm needs "
                              "more than one value per channel); activations were measured in eval mode")
-                run = _run(model, x, part_modules, train=False)
+                _, mem_cuts, _ = _run(model, x, part_modules, train=False, count_flops=False)
     finally:
         with torch.no_grad():
             for k, b in model.named_buffers():
                 if k in buffers:
                     b.copy_(buffers[k])
         model.train(was_training)
-    rec, feats, t_feats, out, flops = run
-    rows = _rows(model, rec, part_modules, feats, t_feats, out, [batch, *size], flops)
+    _add_activation_bytes(rows, mem_cuts)
+    flops = cuts[-1][4]
+    activation_bytes = mem_cuts[-1][5]
 
     params = list(model.parameters())
     total = sum(p.numel() for p in params)
@@ -278,47 +318,34 @@ def summarize(model_or_name: Union[str, nn.Module], input_size: Optional[Sequenc
         model=name, input_size=list(size), batch=batch, rows=rows, total_params=total,
         trainable_params=sum(p.numel() for p in params if p.requires_grad),
         param_bytes=sum(p.numel() * p.element_size() for p in params),
-        flops=int(flops), macs=int(flops) // 2, activation_bytes=rec.saved_bytes(),
+        flops=int(flops), macs=int(flops) // 2, activation_bytes=activation_bytes,
         activation_mode=mode, published=pub, notes=notes)
 
 
-def _rows(model: nn.Module, rec: _Recorder, part_modules: list[str], feats, t_feats, out,
-          input_shape: list[int], flops: int) -> list[SummaryRow]:
+def _rows(model: nn.Module, rec: _Recorder, cuts: list[Cut], feats: Optional[torch.Tensor],
+          input_shape: list[int]) -> list[SummaryRow]:
     """Cut the recorded run into the table's rows (see the module docstring)."""
     modules = dict(model.named_modules())
     owned = {n: sum(p.numel() for p in modules[n].parameters(recurse=False)) for n in rec.run_at}
     rows = [SummaryRow("input", "", input_shape)]
-    # boundaries: (label, module, end time, shape, flops, bytes)
-    cuts: list[tuple] = []
-    ran = [m for m in part_modules if m in rec.part_end]
-    if ran:
-        first = ran[0]
-        if any(True for _ in modules[first].parameters()):
-            t, shape, f, b = rec.part_start[first]
-            cuts.append(("stem", "", t, shape, f, b))
-        for i, m in enumerate(ran):
-            t, shape, f, b = rec.part_end[m]
-            label = "stem" if i == 0 and not cuts else m.split(".")[-1]
-            cuts.append((label, m, t, shape, f, b))
-    if t_feats is not None:
-        t, f, b = t_feats
-        cuts.append(("features", "", t, list(feats.shape), f, b))
-    prev_t, prev_f, prev_b = -1, 0, 0
-    for label, module, t, shape, f, b in cuts:
+    prev_t, prev_f = -1, 0
+    for i, (label, module, t, shape, f, _) in enumerate(cuts):
         params = sum(c for n, c in owned.items() if prev_t < rec.run_at[n] <= t)
-        if label == "features" and params == 0 and cuts[:-1] and cuts[-2][3] == shape:
+        if label == "features" and params == 0 and f == prev_f and rows[-1].output_shape == shape:
             continue  # forward_features ends with the last stage: no extra row
-        rows.append(SummaryRow(label, module, shape, params, (f - prev_f) // 2, b - prev_b))
-        prev_t, prev_f, prev_b = t, f, b
-    rest = sum(c for n, c in owned.items() if rec.run_at[n] > prev_t)
-    if feats is not None and hasattr(model, "get_classifier"):
-        pooled = list(model.forward_head(feats.detach()[:1], pre_logits=True).shape)
-        rows.append(SummaryRow("pool", "", [input_shape[0]] + pooled[1:]))
-        head = model.classifier_name if not isinstance(model.get_classifier(), nn.Identity) else ""
-        rows.append(SummaryRow("logits", head, list(out.shape), rest, (flops - prev_f) // 2,
-                               rec.saved_bytes() - prev_b))
-    else:
-        rows.append(SummaryRow("output", "", list(out.shape) if torch.is_tensor(out) else [], rest,
-                               (flops - prev_f) // 2, rec.saved_bytes() - prev_b))
+        if label == "logits" and feats is not None:
+            pooled = model.forward_head(feats[:1], pre_logits=True)
+            rows.append(SummaryRow("pool", "", [input_shape[0]] + list(pooled.shape[1:])))
+        rows.append(SummaryRow(label, module, shape, params, (f - prev_f) // 2))
+        prev_t, prev_f = t, f
     return rows
 
+
+def _add_activation_bytes(rows: list[SummaryRow], mem_cuts: list[Cut]) -> None:
+    """Fill each row's saved bytes from the training pass, matched by part name."""
+    prev_b, per_part = 0, {}
+    for label, module, _, _, _, b in mem_cuts:
+        per_part[(label, module)] = b - prev_b
+        prev_b = b
+    for row in rows:
+        row.activation_bytes = per_part.get((row.name, row.module), 0)
