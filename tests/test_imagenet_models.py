@@ -32,7 +32,7 @@ COUNTS = {
     "wide_resnet50_2": 68_883_240, "wide_resnet101_2": 126_886_696,
     "resnext50_32x4d": 25_028_904, "resnext101_32x8d": 88_791_336, "resnext101_64x4d": 83_455_272,
     "seresnet50": 28_088_024,  # timm seresnet50
-    "cbam_resnet50": 28_073_576,  # paper: 28.09M with biases in the channel MLP (28,089,624)
+    "cbam_resnet50": 28_089_624,  # paper (Woo 2018 Table 3): 28.09M; channel MLP with biases
     "preact_resnet18": 11_687_720, "preact_resnet34": 21_795_880, "preact_resnet50": 25_549_352,
     "preact_resnet101": 44_541_480, "preact_resnet152": 60_185_128,  # = timm resnetv2_*
 }
@@ -115,8 +115,8 @@ def test_zero_initialised_attention_block_is_identity_before_relu(name):
 def test_cbam_attention_has_channel_and_spatial_parts():
     block = meta_model("cbam_resnet50").layer4[0]
     names = {k for k, _ in block.se.named_parameters()}
-    assert names == {"channel.fc1.weight", "channel.fc2.weight", "spatial.conv.weight",
-                     "spatial.bn.weight", "spatial.bn.bias"}
+    assert names == {"channel.fc1.weight", "channel.fc1.bias", "channel.fc2.weight",
+                     "channel.fc2.bias", "spatial.conv.weight", "spatial.bn.weight", "spatial.bn.bias"}
     assert block.se.channel.fc1.weight.shape == (128, 2048, 1, 1)  # r = 16
 
 
