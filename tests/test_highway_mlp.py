@@ -24,7 +24,7 @@ def test_gate_bias_starts_at_minus_two(layer):
 
 
 def test_gate_bias_survives_model_initialisation():
-    model = create_model("cifar_highway20", gate_bias=-1.5)
+    model = create_model("cifar_highway_20", gate_bias=-1.5)
     biases = [m.gate_bias for m in model.modules() if isinstance(m, ConvHighwayLayer)]
     assert len(biases) == 16
     assert all(torch.all(b == -1.5) for b in biases)
@@ -72,7 +72,7 @@ def test_conv_highway_layer_keeps_its_shape_and_says_so():
 # -- CIFAR highway networks ----------------------------------------------------------------
 
 def test_cifar_highway_layout_and_count():
-    model = create_model("cifar_highway20")
+    model = create_model("cifar_highway_20")
     assert model.default_image_size == 32
     assert [len(s) for s in model.stages] == [6, 6, 6]
     highway = [m for m in model.modules() if isinstance(m, ConvHighwayLayer)]
@@ -82,20 +82,20 @@ def test_cifar_highway_layout_and_count():
     assert [f["num_chs"] for f in model.feature_info] == [16, 32, 64]
     x = torch.randn(2, 3, 32, 32)
     assert model(x).shape == (2, 10)
-    maps = create_model("cifar_highway20", features_only=True)(x)
+    maps = create_model("cifar_highway_20", features_only=True)(x)
     assert [tuple(m.shape[1:]) for m in maps] == [(16, 32, 32), (32, 16, 16), (64, 8, 8)]
 
 
 def test_cifar_highway_depths_and_options():
-    assert {"cifar_highway", "cifar_highway20", "cifar_highway56", "cifar_highway110"} <= set(list_models("cifar_highway*"))
+    assert {"cifar_highway", "cifar_highway_20", "cifar_highway_56", "cifar_highway_110"} <= set(list_models("cifar_highway*"))
     m56 = create_model("cifar_highway", depth=56)
     assert [len(s) for s in m56.stages] == [18, 18, 18]
-    assert num_params(m56) == num_params(create_model("cifar_highway56"))
+    assert num_params(m56) == num_params(create_model("cifar_highway_56"))
     with pytest.raises(ValueError, match="6n\\+2"):
         create_model("cifar_highway", depth=21)
     with pytest.raises(TypeError, match="drop_path_rate"):
-        create_model("cifar_highway20", drop_path_rate=0.1)
-    one = create_model("cifar_highway20", in_chans=1, norm=False, num_classes=3)
+        create_model("cifar_highway_20", drop_path_rate=0.1)
+    one = create_model("cifar_highway_20", in_chans=1, norm=False, num_classes=3)
     assert not any(isinstance(m, nn.BatchNorm2d) for m in one.modules())
     assert one(torch.randn(2, 1, 32, 32)).shape == (2, 3)
     with pytest.raises(ValueError, match="in_chans=1"):

@@ -7,7 +7,7 @@ stem, three stages of 2n layers at 16, 32 and 64 channels (32x32, 16x16, 8x8), g
 average pooling and the classifier. A highway layer keeps its shape, so the first layer
 of stages 2 and 3 is a plain projection -- conv3x3 with stride 2 to the new width, BN,
 ReLU -- exactly where a plain/residual CIFAR net has its strided conv; every other layer
-is a :class:`~skiplab.blocks.highway.ConvHighwayLayer`. So ``cifar_highway56`` and
+is a :class:`~skiplab.blocks.highway.ConvHighwayLayer`. So ``cifar_highway_56`` and
 ``cifar_plain56`` / ``cifar_resnet56`` have the same number of weighted layers on the
 main path (the highway one has a gate conv beside each of its layers).
 
@@ -83,18 +83,18 @@ def cifar_highway(depth: int = 20, **kwargs) -> CifarHighway:
 
 
 @register_model
-def cifar_highway20(**kwargs) -> CifarHighway:
+def cifar_highway_20(**kwargs) -> CifarHighway:
     """Highway-20: 18 conv layers between stem and classifier, 16 of them highway layers."""
     return cifar_highway(20, **kwargs)
 
 
 @register_model
-def cifar_highway56(**kwargs) -> CifarHighway:
+def cifar_highway_56(**kwargs) -> CifarHighway:
     """Highway-56 (the depth at which He 2015's plain CIFAR net degrades)."""
     return cifar_highway(56, **kwargs)
 
 
 @register_model
-def cifar_highway110(**kwargs) -> CifarHighway:
+def cifar_highway_110(**kwargs) -> CifarHighway:
     """Highway-110."""
     return cifar_highway(110, **kwargs)
