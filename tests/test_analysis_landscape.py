@@ -1,0 +1,171 @@
+"""skiplab.analysis loss landscape (Li 2018) and shattered gradients (Balduzzi 2017)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from skiplab.analysis import (evaluate, filter_normalized_direction, gradient_autocorrelation,
+                              input_gradients_along_line, landscape_1d, landscape_2d, plot_contour,
+                              plot_landscape_1d, plot_surface, shattered_gradients)
+from skiplab.analysis.landscape import perturbed
+
+from test_analysis import batch, small_net
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+# -- filter-normalised directions ---------------------------------------------------
+def test_filter_normalised_directions_have_the_weights_filter_norms():
+    net = small_net("B")
+    direction = filter_normalized_direction(net, seed=3)
+    params = list(net.parameters())
+    assert len(direction) == len(params)
+    checked = 0
+    for d, p in zip(direction, params):
+        assert d.shape == p.shape
+        if p.dim() <= 1:  # biases and BN parameters: zero direction (Li 2018's default)
+            assert torch.count_nonzero(d) == 0
+        else:             # per output filter / output unit: ||d_j|| == ||w_j||
+            torch.testing.assert_close(d.flatten(1).norm(dim=1), p.detach().flatten(1).norm(dim=1))
+            checked += 1
+    assert checked == 9  # stem, 2 per block, projection, fc
+    again = filter_normalized_direction(net, seed=3)
+    other = filter_normalized_direction(net, seed=4)
+    assert all(torch.equal(a, b) for a, b in zip(direction, again))
+    assert not all(torch.equal(a, b) for a, b in zip(direction, other))
+    with_bn = filter_normalized_direction(net, seed=3, ignore_bias_bn=False)
+    assert torch.equal(with_bn[2], params[2].detach())  # the stem BN weight is copied
+
+
+def test_perturbed_moves_the_weights_and_restores_them_bitwise():
+    net = small_net("A")
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    d = filter_normalized_direction(net)
+    with perturbed(net, [d]) as move:
+        move(0.5)
+        torch.testing.assert_close(net[0].weight, state["0.weight"] + 0.5 * d[0])
+        move(0.0)
+        assert torch.equal(net[0].weight, state["0.weight"])
+        with pytest.raises(ValueError, match="coefficients"):
+            move(1.0, 2.0)
+    assert all(torch.equal(state[k], v) for k, v in net.state_dict().items())
+    with pytest.raises(ValueError, match="one tensor per parameter"):
+        with perturbed(net, [d[:-1]]):
+            pass
+
+
+# -- landscapes ---------------------------------------------------------------------
+def test_landscape_value_at_origin_is_the_models_loss_and_weights_come_back():
+    net = small_net("A")
+    data = [batch(), batch()]
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    loss = evaluate(net, data)["loss"]
+    one = landscape_1d(net, data, alphas=[-0.5, 0.0, 0.5])
+    assert one.value_at_origin() == loss
+    two = landscape_2d(net, data, alphas=[-1.0, 0.0, 1.0], betas=[-0.5, 0.0])
+    assert two.loss.shape == (2, 3) and two.accuracy.shape == (2, 3)
+    assert two.value_at_origin() == loss
+    assert all(torch.equal(state[k], v) for k, v in net.state_dict().items())
+    assert len(two.rows()) == 6 and {"alpha", "beta", "loss", "accuracy"} <= set(two.rows()[0])
+    assert one.loss[0] != loss  # moving does change the loss
+    with pytest.raises(ValueError, match="two coordinates"):
+        landscape_1d(net, data, alphas=[0.0])
+
+
+def test_landscape_along_a_known_direction_is_a_known_curve():
+    """A linear model with squared loss: L(w + a d) along d = w is quadratic in a."""
+    model = nn.Linear(3, 1, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1.0, -2.0, 0.5]]))
+    x = torch.randn(16, 3)
+    y = torch.zeros(16, 1)
+    mse = lambda out, target: ((out - target) ** 2).mean()  # noqa: E731
+    from skiplab.analysis import landscape as land_mod
+    d = [model.weight.detach().clone()]
+    with perturbed(model, [d]) as move, torch.no_grad():
+        values = []
+        for a in (-1.0, 0.0, 1.0):
+            move(a)
+            values.append(float(mse(model(x), y)))
+    with torch.no_grad():
+        base = float(mse(model(x), y))
+    assert values == pytest.approx([0.0, base, 4 * base], rel=1e-5)  # (1 + a)^2 * L(w)
+    assert land_mod.filter_normalized_direction(model)[0].norm() == pytest.approx(float(model.weight.norm()))
+
+
+def test_landscape_plots_write_pngs(tmp_path):
+    net = small_net("A")
+    data = [batch()]
+    one = landscape_1d(net, data, alphas=[-0.2, 0.0, 0.2])
+    two = landscape_2d(net, data, alphas=[-0.2, 0.0, 0.2], betas=[-0.2, 0.0, 0.2])
+    paths = [plot_landscape_1d({"resnet": one}, tmp_path / "one.png"),
+             plot_contour(two, tmp_path / "contour.png", vmax=10.0),
+             plot_surface(two, tmp_path / "sub" / "surface.png")]
+    for p in paths:
+        assert p.read_bytes()[:8] == PNG
+    with pytest.raises(ValueError, match="2-D"):
+        plot_contour(one, tmp_path / "x.png")
+
+
+# -- shattered gradients ---------------------------------------------------------------
+def test_autocorrelation_of_a_linear_model_is_one():
+    model = nn.Linear(5, 3)
+    result = shattered_gradients(model, torch.randn(5), n_points=64, max_lag=10, output_index=2)
+    np.testing.assert_allclose(result.autocorrelation, 1.0, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(result.gradients, model.weight[2].detach().double().expand(64, 5).numpy(),
+                               rtol=1e-6)
+    assert result.summary() == {"lag1": pytest.approx(1.0), "correlation_length": 11}
+
+
+def test_autocorrelation_known_sequences():
+    rng = np.random.default_rng(0)
+    white = rng.standard_normal(4000)
+    r = gradient_autocorrelation(white, max_lag=5)
+    assert r[0] == pytest.approx(1.0) and np.all(np.abs(r[1:]) < 0.06)
+    alternating = np.array([1.0, -1.0] * 50)
+    r = gradient_autocorrelation(alternating, max_lag=3)
+    np.testing.assert_allclose(r, [1, -1, 1, -1])
+    assert np.isnan(gradient_autocorrelation(np.ones(10), max_lag=2, centered=True)[1])
+    with pytest.raises(ValueError, match="max_lag"):
+        gradient_autocorrelation(white[:5], max_lag=5)
+
+
+def test_input_gradients_of_a_quadratic_are_the_points_themselves():
+    class HalfSquaredNorm(nn.Module):
+        def forward(self, x):
+            return 0.5 * x.flatten(1).pow(2).sum(1)
+
+    x0 = torch.randn(2, 3, 3, dtype=torch.float64)
+    direction = torch.randn(2, 3, 3, dtype=torch.float64)
+    t, grads = input_gradients_along_line(HalfSquaredNorm(), x0, direction, n_points=9, radius=1.0)
+    expected = (x0.flatten()[None] + torch.from_numpy(t)[:, None] * direction.flatten()[None]).numpy()
+    np.testing.assert_allclose(grads, expected, rtol=1e-12)
+
+
+def test_shattered_gradients_conv_net_and_buffers_restored():
+    net = small_net("A")
+    net.train()
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    result = shattered_gradients(net, batch()[0][0], n_points=16, max_lag=4)
+    assert result.gradients.shape == (16, 3 * 8 * 8) and result.autocorrelation.shape == (5,)
+    assert all(torch.equal(state[k], v) for k, v in net.state_dict().items())
+    assert net.training and net[1].momentum == 0.1
+    with pytest.raises(ValueError, match="norm_stats"):
+        shattered_gradients(net, batch()[0][0], norm_stats="batch")
+
+
+@pytest.mark.slow
+def test_residual_mlp_gradients_shatter_less_than_plain_ones():
+    """Balduzzi 2017 Fig. 1: at depth 24 a plain net's input gradients are nearly white
+    noise; the residual net's stay correlated."""
+    from skiplab.models import create_model
+    lag1 = {}
+    for kind in ("plain", "residual"):
+        torch.manual_seed(0)
+        model = create_model(f"mlp_{kind}", depth=24, width=200, in_features=1, num_classes=1,
+                             zero_init_residual=False)
+        lag1[kind] = shattered_gradients(model, torch.zeros(1), n_points=256, radius=2.0).summary()["lag1"]
+    assert lag1["plain"] < 0.3 < 0.6 < lag1["residual"]
