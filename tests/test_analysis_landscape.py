@@ -93,7 +93,7 @@ def test_landscape_along_a_known_direction_is_a_known_curve():
     with torch.no_grad():
         base = float(mse(model(x), y))
     assert values == pytest.approx([0.0, base, 4 * base], rel=1e-5)  # (1 + a)^2 * L(w)
-    assert land_mod.filter_normalized_direction(model)[0].norm() == pytest.approx(float(model.weight.norm()))
+    assert land_mod.filter_normalized_direction(model)[0].norm() == pytest.approx(float(model.weight.detach().norm()))
 
 
 def test_landscape_plots_write_pngs(tmp_path):
