@@ -18,7 +18,7 @@ How each figure is measured:
   pooling and additions are not counted, as in the papers and fvcore.
 * **Activation memory.** Every tensor autograd saves for the backward pass is seen by
   :func:`torch.autograd.graph.saved_tensors_hooks`; the bytes of their storages, counted
-  once per storage and without the parameters, are what a training step holds at the
+  once per storage and without the parameters and buffers, are what a training step holds at the
   end of its forward (gradient buffers and optimizer state excluded).
 
 The model is left as it was: its mode, buffers (BatchNorm statistics) and the global
@@ -138,7 +138,8 @@ class _Recorder:
         self.part_start: dict[str, tuple] = {}     # feature module -> (time, input shape, flops, bytes), first call
         self.part_end: dict[str, tuple] = {}       # feature module -> (time, output shape, flops, bytes), last call
         self.saved: dict[tuple, int] = {}          # storage key -> bytes
-        self.param_storages = {_storage_key(p) for p in model.parameters()}
+        # parameters and buffers (BatchNorm statistics) are model state, not activations
+        self.state_storages = {_storage_key(t) for t in itertools.chain(model.parameters(), model.buffers())}
         self.handles = []
         modules = dict(model.named_modules())
         for name, module in modules.items():
@@ -178,7 +179,7 @@ class _Recorder:
 
     def pack(self, tensor: torch.Tensor) -> torch.Tensor:
         key = _storage_key(tensor)
-        if key not in self.param_storages and key not in self.saved:
+        if key not in self.state_storages and key not in self.saved:
             self.saved[key] = tensor.untyped_storage().nbytes()
         return tensor
 
@@ -272,8 +273,9 @@ def summarize(model_or_name: Union[str, nn.Module], input_size: Optional[Sequenc
     feature_info = list(getattr(model, "feature_info", []) or [])
     part_modules = [f["module"] for f in feature_info]
     param = next(model.parameters(), None)
-    x = torch.randn(batch, *size, device=param.device if param is not None else "cpu",
-                    dtype=param.dtype if param is not None and param.is_floating_point() else torch.float32)
+    x = torch.randn(batch, *size, generator=torch.Generator().manual_seed(0)).to(  # global RNG untouched
+        device=param.device if param is not None else "cpu",
+        dtype=param.dtype if param is not None and param.is_floating_point() else torch.float32)
 
     # pass 1: shapes, parameters per part and MACs (eval mode, no autograd: fast)
     was_training = model.training
