@@ -9,6 +9,7 @@ from . import resnet  # noqa: E402,F401
 from . import preact_resnet  # noqa: E402,F401
 from . import cifar_resnet, cifar_preact, wide_resnet, cifar_resnext, small_resnet  # noqa: E402,F401
 from . import densenet  # noqa: E402,F401
+from . import fast_resnet  # noqa: E402,F401
 from . import highway, mlp  # noqa: E402,F401
 from . import pyramidnet, shake_shake  # noqa: E402,F401
 

@@ -1,1 +1,13 @@
-"""skiplab.train"""
+"""Training: one readable loop (``fit``), recipes as YAML configs, atomic checkpoints and
+exact resume, mixed precision, EMA and DDP under torchrun. See docs/training.md."""
+
+from .callbacks import Callback
+from .checkpoint import (CheckpointMismatchError, load_checkpoint, load_model_state, model_state_from,
+                         save_checkpoint)
+from .config import TrainConfig
+from .evaluation import evaluate, evaluate_checkpoint
+from .loop import FitResult, NonFiniteLossError, Trainer, fit
+
+__all__ = ["Callback", "CheckpointMismatchError", "FitResult", "NonFiniteLossError", "TrainConfig",
+           "Trainer", "evaluate", "evaluate_checkpoint", "fit", "load_checkpoint",
+           "load_model_state", "model_state_from", "save_checkpoint"]

@@ -1,0 +1,54 @@
+"""``skiplab eval CHECKPOINT``: loss and accuracy of a trained checkpoint on a dataset split."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+EXAMPLE = """\
+examples:
+  skiplab eval runs/resnet20/checkpoints/best.pt                 # the data it was trained on, test split
+  skiplab eval runs/resnet20/checkpoints/last.pt --data cifar10:../shared/data/cifar10-jpg --tta-flip
+  skiplab eval weights.pt --model cifar_resnet56 --data cifar10:PATH   # a plain state dict
+
+The model and its options come from the checkpoint's recorded config; a checkpoint of
+another architecture than --model fails with the list of mismatched tensors.
+"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "eval", help="evaluate a checkpoint (loss, accuracy) on a dataset split",
+        description="Evaluate a checkpoint written by 'skiplab train' (or a plain state dict "
+                    "with --model) on a split of a dataset.",
+        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help="path to a .pt checkpoint")
+    p.add_argument("--data", metavar="SPEC",
+                   help="cifar10:PATH, cifar100:PATH, folder:PATH or synthetic[:NAME] "
+                        "(default: the checkpoint's training data)")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"),
+                   help="split to evaluate (default: test)")
+    p.add_argument("--model", help="model name for a plain state dict (default: from the checkpoint)")
+    p.add_argument("--batch-size", type=int, default=512, help="evaluation batch size (default: 512)")
+    p.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp16", "fp32"),
+                   help="autocast precision (default: auto)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--no-ema", dest="use_ema", action="store_false",
+                   help="evaluate the raw weights even if the checkpoint has an EMA copy")
+    p.add_argument("--tta-flip", action="store_true", help="average logits of image and mirror image")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(run=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..train import evaluate_checkpoint
+    result = evaluate_checkpoint(args.checkpoint, args.data, args.split, model=args.model,
+                                 batch_size=args.batch_size, precision=args.precision,
+                                 device=args.device, use_ema=args.use_ema, tta_flip=args.tta_flip)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"{result['model']} on {result['data']} ({result['images']} images): "
+              f"loss {result['loss']:.4f}, accuracy {100 * result['acc']:.2f}%")
+    return 0

@@ -1,0 +1,124 @@
+"""Checkpoints that survive being killed, and loading that explains what does not fit.
+
+:func:`save_checkpoint` writes to a temporary file in the same directory, fsyncs it,
+renames it over the target (atomic on POSIX) and fsyncs the directory, so at any instant
+the target is either the previous complete checkpoint or the new complete one.
+:func:`load_checkpoint` uses ``torch.load(weights_only=True)`` (no arbitrary code runs);
+:func:`load_model_state` refuses a state dict of another architecture with the list of
+missing, unexpected and mis-shaped tensors.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class CheckpointMismatchError(ValueError):
+    """A state dict does not fit the model (another architecture or configuration)."""
+
+
+def save_checkpoint(state: Mapping[str, Any], path: Union[str, Path]) -> Path:
+    """Write ``state`` to ``path`` atomically (tmp file, fsync, rename, fsync dir)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)   # mkstemp creates 0600; give the usual file mode
+        with os.fdopen(fd, "wb") as f:
+            torch.save(dict(state), f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return path
+
+
+def load_checkpoint(path: Union[str, Path], map_location: Union[str, torch.device] = "cpu") -> dict:
+    """Read a checkpoint with ``weights_only=True``; a clear error when it is missing or broken."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # truncated file, not a torch file, unsafe pickle
+        raise ValueError(f"cannot read checkpoint {path}: {err}") from err
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} is not a skiplab checkpoint (found a {type(state).__name__})")
+    return state
+
+
+def model_state_from(checkpoint: Mapping[str, Any], use_ema: bool = True) -> dict:
+    """The model weights in a checkpoint: the EMA copy when there is one and ``use_ema``,
+    else ``model``; a plain state dict (tensor values) is returned as it is."""
+    if use_ema and checkpoint.get("ema") is not None:
+        return checkpoint["ema"]["module"]
+    if "model" in checkpoint:
+        return checkpoint["model"]
+    if checkpoint and all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
+        return dict(checkpoint)
+    raise ValueError("checkpoint holds no model weights (no 'model' entry)")
+
+
+def load_model_state(model: nn.Module, state: Mapping[str, torch.Tensor], max_listed: int = 20) -> None:
+    """``model.load_state_dict(state, strict=True)``, or a CheckpointMismatchError listing
+    every missing, unexpected and differently shaped tensor."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+              for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        lines = []
+        for title, items in (("missing from the checkpoint", missing),
+                             ("not in the model", unexpected), ("shape mismatch", shapes)):
+            if items:
+                lines.append(f"  {len(items)} {title}:")
+                lines += [f"    {s}" for s in items[:max_listed]]
+                if len(items) > max_listed:
+                    lines.append(f"    ... and {len(items) - max_listed} more")
+        raise CheckpointMismatchError(f"the checkpoint does not fit {type(model).__name__} "
+                                      f"(another architecture?):\n" + "\n".join(lines))
+    model.load_state_dict(state, strict=True)
+
+
+def rng_state() -> dict:
+    """Every random-number generator's state, as tensors and ints (``weights_only`` safe)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
+             "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                       "has_gauss": int(has_gauss), "cached": float(cached)}}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(_as_tuple(state["python"]))
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"],
+                         n["has_gauss"], n["cached"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _as_tuple(x: Any) -> Any:
+    """random.setstate needs tuples where a round trip may have produced lists."""
+    return tuple(_as_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x

@@ -1,0 +1,203 @@
+"""The training configuration: one flat dataclass, every field documented.
+
+A recipe is a YAML file of these fields (``configs/*.yaml``); command-line flags of the
+same names override it (``--epochs 30 --lr 0.2``). :func:`TrainConfig.from_dict` checks
+everything before any training starts and names the bad key with what it accepts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Optional, Union
+
+import yaml
+
+
+def _f(default: Any, doc: str, *, choices: tuple = (), minimum: float | None = None,
+       positive: bool = False) -> Any:
+    """A config field with its documentation and constraints (read by validation, --help)."""
+    meta = dict(doc=doc, choices=choices, minimum=minimum, positive=positive)
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; ``TrainConfig()`` is a small valid run on synthetic data."""
+
+    # -- run ---------------------------------------------------------------------------
+    out: Optional[str] = _f(None, "run directory (runs/NAME); None writes nothing to disk")
+    seed: int = _f(0, "seed of model init, data order and augmentation", minimum=0)
+    deterministic: bool = _f(False, "bit-reproducible run: deterministic kernels, no compile")
+    resume: bool = _f(False, "continue from OUT/checkpoints/last.pt if it exists")
+    device: str = _f("auto", "where to train: auto (cuda when present), cpu, cuda",
+                     choices=("auto", "cpu", "cuda"))
+    num_threads: int = _f(0, "CPU threads for torch (0 = torch's default)", minimum=0)
+    progress: bool = _f(True, "show a tqdm progress bar (rank 0 only)")
+    # -- model -------------------------------------------------------------------------
+    model: str = _f("cifar_resnet20", "registered model name (skiplab.list_models())")
+    model_kwargs: dict = _f({}, "extra keywords for create_model, e.g. {drop_path_rate: 0.1}")
+    # -- data --------------------------------------------------------------------------
+    data: str = _f("synthetic", "dataset spec: cifar10:PATH, cifar100:PATH, folder:PATH, synthetic[:NAME]")
+    val_size: int = _f(0, "images held out of train for validation (He 2015: 5000); 0 = none",
+                       minimum=0)
+    eval_split: str = _f("auto", "split evaluated each epoch: auto (val if val_size > 0 else test), "
+                                 "val, test, none", choices=("auto", "val", "test", "none"))
+    skip_bad: bool = _f(False, "skip (and count) unreadable images instead of failing")
+    cache_dir: Optional[str] = _f(None, "where decoded image tensors are cached (None: data default)")
+    batch_size: int = _f(128, "global batch size (split evenly over processes)", positive=True)
+    eval_batch_size: int = _f(512, "batch size of evaluation", positive=True)
+    crop_padding: int = _f(4, "random-crop padding in pixels (0 = no crop)", minimum=0)
+    pad_mode: str = _f("zeros", "padding of the random crop", choices=("zeros", "reflect"))
+    flip: bool = _f(True, "random horizontal flips")
+    cutout: int = _f(0, "side of the cutout square in pixels (0 = none)", minimum=0)
+    # -- optimisation ------------------------------------------------------------------
+    optimizer: str = _f("sgd", "sgd (with momentum/Nesterov) or adamw", choices=("sgd", "adamw"))
+    lr: float = _f(0.1, "peak learning rate (for batch_size as given; no automatic scaling)",
+                   positive=True)
+    momentum: float = _f(0.9, "SGD momentum", minimum=0.0)
+    nesterov: bool = _f(False, "Nesterov momentum (SGD)")
+    betas: list = _f([0.9, 0.999], "AdamW (beta1, beta2)")
+    weight_decay: float = _f(1e-4, "L2 (SGD) or decoupled (AdamW) weight decay", minimum=0.0)
+    decay_norm_and_bias: bool = _f(False, "also decay norm weights and biases (1-d parameters)")
+    label_smoothing: float = _f(0.0, "label smoothing of the cross-entropy, in [0, 1)", minimum=0.0)
+    grad_clip: float = _f(0.0, "clip the global gradient norm to this (0 = no clipping)", minimum=0.0)
+    ema_decay: float = _f(0.0, "decay of an exponential moving average of the weights, evaluated "
+                               "instead of the raw weights (0 = no EMA; e.g. 0.999)", minimum=0.0)
+    # -- length and schedule -----------------------------------------------------------
+    epochs: int = _f(10, "passes over the training set (ignored when steps > 0)", positive=True)
+    steps: int = _f(0, "total optimiser steps (He 2015: 64000); 0 = epochs decide", minimum=0)
+    schedule: str = _f("cosine", "lr schedule after warm-up", choices=("constant", "multistep",
+                                                                        "cosine", "onecycle"))
+    milestones: list = _f([], "multistep: where lr is multiplied by gamma (see milestone_unit)")
+    milestone_unit: str = _f("epoch", "unit of milestones", choices=("epoch", "step"))
+    gamma: float = _f(0.1, "multistep: factor at each milestone", positive=True)
+    min_lr_factor: float = _f(0.0, "cosine/onecycle: final lr as a fraction of lr", minimum=0.0)
+    warmup_epochs: float = _f(0.0, "linear warm-up length in epochs (onecycle: the rising part)",
+                              minimum=0.0)
+    warmup_steps: int = _f(0, "warm-up length in steps; overrides warmup_epochs when > 0", minimum=0)
+    warmup_start_factor: float = _f(0.1, "lr at the start of the warm-up, as a fraction of lr",
+                                    minimum=0.0)
+    warmup_mode: str = _f("linear", "linear: rise from warmup_start_factor to 1; constant: hold "
+                                    "warmup_start_factor (He 2016: 0.01 for 400 iterations)",
+                          choices=("linear", "constant"))
+    error_warmup_lr: float = _f(0.0, "He 2015 (ResNet-110): use this lr until the running training "
+                                     "error falls below error_warmup_until (0 = off)", minimum=0.0)
+    error_warmup_until: float = _f(0.8, "training error that ends the error-gated warm-up",
+                                   minimum=0.0)
+    # -- precision and speed -----------------------------------------------------------
+    precision: str = _f("auto", "auto (bf16 where supported, else fp16+scaler on CUDA, fp32 on "
+                                "CPU), bf16, fp16, fp32", choices=("auto", "bf16", "fp16", "fp32"))
+    channels_last: bool = _f(True, "NHWC memory format for model and inputs")
+    compile: str = _f("auto", "torch.compile: auto (where it pays, see docs/training.md), on, off",
+                      choices=("auto", "on", "off"))
+    grad_checkpointing: bool = _f(False, "recompute stage activations in backward (less memory)")
+    whiten_init: bool = _f(False, "initialise a model's patch-whitening stem from training "
+                                  "images (models with init_whitening(images))")
+    tta_flip: bool = _f(False, "evaluate on the mean of the image's and its mirror's logits")
+    # -- outputs -----------------------------------------------------------------------
+    checkpoint_every: int = _f(0, "also write last.pt every N steps (0 = at epoch ends only)",
+                               minimum=0)
+    eval_every: int = _f(1, "evaluate every N epochs (and always after the last)", positive=True)
+    log_every: int = _f(50, "write step scalars to TensorBoard every N steps", positive=True)
+    tensorboard: bool = _f(True, "write TensorBoard event files into the run directory")
+
+    # ----------------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "TrainConfig":
+        """Build and validate; unknown keys, wrong types and out-of-range values raise a
+        ValueError that names the key and what it accepts."""
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        for key in values:
+            if key not in known:
+                close = difflib.get_close_matches(str(key), known, n=3, cutoff=0.5)
+                hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+                raise ValueError(f"unknown config key {key!r}{hint} (valid keys: {', '.join(known)})")
+        hints = typing.get_type_hints(cls)
+        checked = {k: _check_value(k, v, hints[k], known[k].metadata) for k, v in values.items()}
+        config = cls(**checked)
+        config.check()
+        return config
+
+    @classmethod
+    def from_yaml(cls, path: Union[str, Path], overrides: Optional[Mapping[str, Any]] = None
+                  ) -> "TrainConfig":
+        """Load a recipe and apply ``overrides`` (e.g. parsed command-line flags)."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file {path} does not exist")
+        values = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(values, dict):
+            raise ValueError(f"{path} must hold a mapping of config keys, found {type(values).__name__}")
+        return cls.from_dict({**values, **(overrides or {})})
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return type(self).from_dict({**self.to_dict(), **changes})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def check(self) -> None:
+        """Checks that involve more than one field."""
+        if self.schedule == "multistep" and not self.milestones:
+            raise ValueError("schedule 'multistep' needs milestones (e.g. milestones: [32000, 48000] "
+                             "with milestone_unit: step)")
+        if any(not isinstance(m, int) or m <= 0 for m in self.milestones):
+            raise ValueError(f"milestones must be positive integers, got {self.milestones}")
+        if list(self.milestones) != sorted(self.milestones):
+            raise ValueError(f"milestones must be increasing, got {self.milestones}")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas}")
+        for key in ("label_smoothing", "ema_decay", "error_warmup_until"):
+            if not getattr(self, key) < 1:
+                raise ValueError(f"{key} must be in [0, 1), got {getattr(self, key)}")
+        if self.resume and self.out is None:
+            raise ValueError("resume needs out: the run directory holding checkpoints/last.pt")
+
+
+def field_docs() -> dict[str, str]:
+    """Field name -> documentation (used for --help and the commented YAML recipes)."""
+    return {f.name: f.metadata["doc"] for f in dataclasses.fields(TrainConfig)}
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _check_value(key: str, value: Any, tp: Any, meta: Mapping[str, Any]) -> Any:
+    """Coerce ``value`` to the field's type (ints are accepted as floats) and check its range."""
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) is Union:  # Optional[X]
+        if value is None:
+            return None
+        tp = next(a for a in args if a is not type(None))
+    ok = (isinstance(value, bool) if tp is bool else
+          isinstance(value, (int, float)) and not isinstance(value, bool) if tp is float else
+          isinstance(value, int) and not isinstance(value, bool) if tp is int else
+          isinstance(value, (list, tuple)) if tp is list else isinstance(value, tp))
+    if not ok:
+        raise ValueError(f"config key {key!r} must be {_type_name(tp)}, got {value!r} "
+                         f"({type(value).__name__}): {meta['doc']}")
+    if tp is float:
+        value = float(value)
+        if not math.isfinite(value):
+            raise ValueError(f"config key {key!r} must be finite, got {value}")
+    if tp is list:
+        value = list(value)
+    if meta["choices"] and value not in meta["choices"]:
+        raise ValueError(f"config key {key!r} must be one of {', '.join(map(repr, meta['choices']))}, "
+                         f"got {value!r}")
+    if meta["positive"] and not value > 0:
+        raise ValueError(f"config key {key!r} must be > 0, got {value!r}: {meta['doc']}")
+    if meta["minimum"] is not None and value < meta["minimum"]:
+        raise ValueError(f"config key {key!r} must be >= {meta['minimum']}, got {value!r}: {meta['doc']}")
+    return value

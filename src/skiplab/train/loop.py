@@ -1,0 +1,355 @@
+"""The training loop: ``fit(config)`` trains a registered model on a dataset, one readable loop.
+
+    trainer = Trainer(config)          # data, model, optimiser, schedule, precision, resume
+    for epoch ...:                     # Trainer.fit
+        for x, y in train_loader:      # Trainer.train_epoch
+            train_step(x, y)           # forward (autocast), loss check, backward, step, EMA
+            maybe checkpoint
+        evaluate, log a metrics.csv row, checkpoint last.pt (and best.pt)
+
+Everything a resumed run needs -- weights, optimiser, schedule, grad scaler, EMA, every RNG
+state, epoch, step, the position in the epoch and the epoch's running sums -- is in the
+checkpoint, so in deterministic mode a killed and resumed run ends bit-identical to an
+uninterrupted one (the data order and augmentation are pure functions of seed, epoch and
+batch; see :class:`skiplab.data.BatchLoader`).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..models import create_model
+from .callbacks import Callback, CallbackList
+from .checkpoint import load_checkpoint, load_model_state, rng_state, save_checkpoint, set_rng_state
+from .config import TrainConfig
+from .distributed import DistInfo, all_reduce_sum, barrier, cleanup, init_distributed, wrap_ddp
+from .ema import ModelEMA
+from .evaluation import evaluate
+from .optim import build_optimizer
+from .precision import Precision, resolve_device, resolve_precision, should_compile
+from .runlog import RunLog
+from .schedule import LRSchedule
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; training stopped before the step that would apply it."""
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns: the last epoch's metrics, every epoch's, and the model."""
+
+    metrics: dict
+    history: list = field(default_factory=list)
+    run_dir: Optional[Path] = None
+    model: Optional[nn.Module] = None       # the trained weights (unwrapped, not compiled)
+    ema_model: Optional[nn.Module] = None   # the averaged weights when ema_decay > 0
+
+
+def fit(config: TrainConfig, callbacks: Iterable[Callback] = ()) -> FitResult:
+    """Train as ``config`` says (see :class:`TrainConfig`); works alone or under torchrun."""
+    if isinstance(config, dict):
+        config = TrainConfig.from_dict(config)
+    trainer = Trainer(config, callbacks)
+    try:
+        return trainer.fit()
+    finally:
+        trainer.close()
+
+
+class Trainer:
+    """One training run; ``Trainer(config).fit()`` is what :func:`fit` does."""
+
+    def __init__(self, config: TrainConfig, callbacks: Iterable[Callback] = ()) -> None:
+        self.config = config
+        self.callbacks = CallbackList(callbacks)
+        self.device = resolve_device(config.device)
+        self.dist: DistInfo = init_distributed(self.device.type)
+        if self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
+        self.is_main = self.dist.is_main
+        if config.batch_size % self.dist.world_size:
+            raise ValueError(f"batch_size {config.batch_size} must be divisible by the number of "
+                             f"processes ({self.dist.world_size})")
+        if config.num_threads:
+            torch.set_num_threads(config.num_threads)
+        _seed_everything(config.seed, config.deterministic)
+
+        self._build_data()
+        self.model = self._build_model()
+        self.optimizer = build_optimizer(self.model, config)
+        self.steps_per_epoch = len(self.train_loader)
+        self.total_steps = config.steps or config.epochs * self.steps_per_epoch
+        self.epochs = math.ceil(self.total_steps / self.steps_per_epoch)
+        self.schedule = LRSchedule(config, self.steps_per_epoch, self.total_steps)
+        self.precision = Precision(resolve_precision(config.precision, self.device), self.device)
+        self.scaler = self.precision.grad_scaler()
+        self.ema = ModelEMA(self.model, config.ema_decay) if config.ema_decay > 0 else None
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+        self.compiled = should_compile(config.compile, self.device, deterministic=config.deterministic,
+                                       total_steps=self.total_steps,
+                                       image_size=self.train_set.images.shape[-1])
+
+        # progress counters (restored by a resume)
+        self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
+        self.loss = float("nan")
+        self.best_acc = -1.0
+        self.epoch_sums = [0.0, 0.0, 0.0]   # loss * n, correct, n over the epoch so far
+        self.epoch_time = 0.0
+        self._pending: dict = {}            # scalars from .log() for this epoch's row
+        self.run_dir = Path(config.out) if config.out else None
+        self.last_path = self.run_dir / "checkpoints" / "last.pt" if self.run_dir else None
+        resumed = self._maybe_resume()
+        self.runlog = None
+        if self.run_dir is not None and self.is_main:
+            self.runlog = RunLog(self.run_dir, config.to_yaml(), config.tensorboard,
+                                 purge_step=self.step if resumed else None)
+            self.runlog.restore_rows(self.epoch) if resumed else None
+
+        ddp_model = wrap_ddp(self.model, self.dist, self.device)
+        self.train_model = torch.compile(ddp_model) if self.compiled else ddp_model
+
+    # -- set-up -------------------------------------------------------------------------
+    def _build_data(self) -> None:
+        from ..data import Augmentation, BatchLoader, load_dataset
+        c = self.config
+        common = dict(val_size=c.val_size, seed=c.seed, skip_bad=c.skip_bad, cache_dir=c.cache_dir)
+        self.train_set = load_dataset(c.data, "train", **common)
+        augment = Augmentation(crop_padding=c.crop_padding, pad_mode=c.pad_mode, flip=c.flip,
+                               cutout=c.cutout)
+        self.train_loader = BatchLoader(
+            self.train_set, c.batch_size // self.dist.world_size, shuffle=True, drop_last=True,
+            seed=c.seed, augment=augment, device=self.device, channels_last=c.channels_last,
+            rank=self.dist.rank, world_size=self.dist.world_size)
+        if len(self.train_loader) == 0:
+            raise ValueError(f"batch_size {c.batch_size} is larger than the training set "
+                             f"({len(self.train_set)} images): no full batch per epoch")
+        split = {"auto": "val" if c.val_size > 0 else "test"}.get(c.eval_split, c.eval_split)
+        self.eval_loader = None
+        if split != "none":   # rank 0 evaluates the whole split
+            self.eval_set = load_dataset(c.data, split, **common)
+            self.eval_loader = BatchLoader(self.eval_set, c.eval_batch_size, shuffle=False,
+                                           drop_last=False, device=self.device,
+                                           channels_last=c.channels_last)
+
+    def _build_model(self) -> nn.Module:
+        c = self.config
+        kwargs = dict(num_classes=len(self.train_set.classes),
+                      in_chans=self.train_set.images.shape[1], **c.model_kwargs)
+        model = create_model(c.model, **kwargs)
+        if c.whiten_init:
+            if not hasattr(model, "init_whitening"):
+                raise ValueError(f"whiten_init: {c.model} has no init_whitening(images) method")
+            images = self.train_set.images[:5000].float() / 255
+            mean = torch.tensor(self.train_set.mean).view(1, -1, 1, 1)
+            std = torch.tensor(self.train_set.std).view(1, -1, 1, 1)
+            model.init_whitening((images - mean) / std)
+        if c.grad_checkpointing:
+            if not hasattr(model, "set_grad_checkpointing"):
+                raise ValueError(f"grad_checkpointing: {c.model} has no set_grad_checkpointing")
+            model.set_grad_checkpointing(True)
+        model = model.to(self.device)
+        if c.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        return model
+
+    # -- checkpoints --------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        loader_state = dict(self.train_loader.state_dict(), epoch=self.epoch, batch=self.batch_in_epoch)
+        return {
+            "format": "skiplab.train/1", "config": self.config.to_dict(),
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(), "scaler": self.scaler.state_dict(),
+            "ema": self.ema.state_dict() if self.ema else None, "rng": rng_state(),
+            "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+            "loader": loader_state, "epoch_sums": list(self.epoch_sums),
+            "epoch_time": self.epoch_time, "best_acc": self.best_acc,
+        }
+
+    def save(self, name: str = "last.pt") -> None:
+        if self.run_dir is not None and self.is_main:
+            save_checkpoint(self.state_dict(), self.run_dir / "checkpoints" / name)
+
+    def _maybe_resume(self) -> bool:
+        c = self.config
+        if self.last_path is None or not self.last_path.exists():
+            if c.resume and self.is_main:
+                print(f"resume: no checkpoint at {self.last_path}; starting a new run")
+            return False
+        if not c.resume:
+            raise ValueError(f"{self.last_path} exists: pass resume (--resume) to continue that run, "
+                             f"or choose another out directory")
+        state = load_checkpoint(self.last_path, map_location=self.device)
+        changed = [k for k in ("model", "model_kwargs", "data", "batch_size", "seed", "optimizer")
+                   if state["config"].get(k) != getattr(c, k)]
+        if changed:
+            raise ValueError(f"cannot resume {self.last_path}: the config changed in {changed} "
+                             f"(checkpoint: {[state['config'].get(k) for k in changed]})")
+        load_model_state(self.model, state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None and state["ema"] is not None:
+            self.ema.load_state_dict(state["ema"])
+        set_rng_state(state["rng"])
+        self.step, self.epoch = state["step"], state["epoch"]
+        self.batch_in_epoch = state["batch_in_epoch"]
+        self.epoch_sums, self.epoch_time = list(state["epoch_sums"]), state["epoch_time"]
+        self.best_acc = state["best_acc"]
+        self._loader_state = state["loader"]
+        if self.is_main:
+            print(f"resumed {self.last_path}: epoch {self.epoch}, batch {self.batch_in_epoch}, "
+                  f"step {self.step}")
+        return True
+
+    # -- the loop -----------------------------------------------------------------------
+    def log(self, values: dict) -> None:
+        """Add scalars to this epoch's metrics.csv row and to TensorBoard (callbacks use it)."""
+        self._pending.update(values)
+        if self.runlog is not None:
+            self.runlog.scalars(self.step, values)
+
+    def fit(self) -> FitResult:
+        c = self.config
+        if self.is_main:
+            print(f"training {c.model} on {self.train_set.name} ({len(self.train_set)} images), "
+                  f"{self.epochs} epochs x {self.steps_per_epoch} steps, precision {self.precision.name}, "
+                  f"channels_last {c.channels_last}, compile {self.compiled}, "
+                  f"{self.dist.world_size} process(es)")
+        self.callbacks.on_fit_start(self)
+        history = list(self.runlog.rows) if self.runlog else []
+        metrics: dict = {}
+        while self.epoch < self.epochs and self.step < self.total_steps:
+            train = self.train_epoch()
+            metrics = {"epoch": self.epoch + 1, "step": self.step, "lr": self.schedule(self.step - 1),
+                       **train}
+            last = self.epoch + 1 >= self.epochs or self.step >= self.total_steps
+            if self.eval_loader is not None and ((self.epoch + 1) % c.eval_every == 0 or last):
+                metrics.update(self._evaluate())
+            self.callbacks.on_epoch_end(self, metrics)
+            metrics.update(self._pending)          # scalars callbacks passed to .log()
+            self._pending = {}
+            self.epoch += 1
+            self.batch_in_epoch, self.epoch_sums, self.epoch_time = 0, [0.0, 0.0, 0.0], 0.0
+            self._end_of_epoch_outputs(metrics)
+            history.append(metrics)
+        self.callbacks.on_fit_end(self)
+        if self.is_main and self.run_dir is not None:
+            print(f"outputs in {self.run_dir}/: config.yaml, metrics.csv, TensorBoard events, "
+                  f"checkpoints/last.pt, checkpoints/best.pt")
+        return FitResult(metrics=metrics, history=history, run_dir=self.run_dir, model=self.model,
+                         ema_model=self.ema.module if self.ema else None)
+
+    def _evaluate(self) -> dict:
+        """Rank 0 evaluates the whole split (the EMA weights when there are some)."""
+        result = {}
+        if self.is_main:
+            model = self.ema.module if self.ema else self.model
+            scores = evaluate(model, self.eval_loader, self.precision, self.config.tta_flip)
+            result = {"val_loss": scores["loss"], "val_acc": scores["acc"]}
+        barrier(self.dist)
+        return result
+
+    def _end_of_epoch_outputs(self, metrics: dict) -> None:
+        if not self.is_main:
+            return
+        best = metrics.get("val_acc", -1.0) > self.best_acc
+        if best:
+            self.best_acc = metrics["val_acc"]
+        if self.runlog is not None:
+            self.runlog.epoch_row(metrics)
+        self.save("last.pt")
+        if best:
+            self.save("best.pt")
+
+    def train_epoch(self) -> dict:
+        c = self.config
+        self.train_model.train()
+        self.train_loader.set_epoch(self.epoch)
+        if self.batch_in_epoch:
+            self.train_loader.load_state_dict(self._loader_state)
+        bar = None
+        if self.is_main and c.progress:
+            from tqdm.auto import tqdm
+            bar = tqdm(total=self.steps_per_epoch, initial=self.batch_in_epoch, leave=False,
+                       desc=f"epoch {self.epoch + 1}/{self.epochs}", unit="batch", dynamic_ncols=True)
+        start = time.perf_counter() - self.epoch_time
+        for x, y in self.train_loader:
+            self.train_step(x, y)
+            self.batch_in_epoch += 1
+            self.epoch_time = time.perf_counter() - start
+            loss_sum, correct, seen = self.epoch_sums
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{self.loss:.3f}", acc=f"{correct / seen:.3f}",
+                                img_s=f"{seen / self.epoch_time:.0f}", refresh=False)
+            if self.runlog is not None and self.step % c.log_every == 0:
+                self.runlog.scalars(self.step, {"loss": self.loss, "lr": self.schedule(self.step - 1)},
+                                    prefix="step/")
+            if c.checkpoint_every and self.step % c.checkpoint_every == 0:
+                self.save("last.pt")
+            if self.step >= self.total_steps:
+                break
+        if bar is not None:
+            bar.close()
+        loss_sum, correct, seen = self.epoch_sums
+        return {"train_loss": loss_sum / seen, "train_acc": correct / seen,
+                "images_per_s": seen / max(self.epoch_time, 1e-9), "epoch_time_s": self.epoch_time}
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        lr = self.schedule(self.step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        with self.precision.autocast():
+            logits = self.train_model(x)
+        loss = self.criterion(logits.float(), y)
+        # one all-reduce gives the global loss and accuracy and tells every rank about a NaN
+        stats = torch.stack([loss.detach().float() * len(y), (logits.argmax(1) == y).sum().float(),
+                             torch.tensor(float(len(y)), device=loss.device)])
+        loss_sum, correct, seen = all_reduce_sum(stats, self.dist).tolist()
+        if not math.isfinite(loss_sum):
+            saved = f"; the last good checkpoint is {self.last_path}" if self.last_path else ""
+            raise NonFiniteLossError(f"loss is {loss_sum / seen} at step {self.step} (epoch "
+                                     f"{self.epoch + 1}, batch {self.batch_in_epoch + 1}) with lr "
+                                     f"{lr:.6g}: training stopped before applying it{saved}. "
+                                     f"Lower the lr, add warm-up or grad_clip, or use fp32.")
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)      # true gradients for callbacks and clipping
+        self.callbacks.on_after_backward(self)
+        if self.config.grad_clip:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.update(self.model)
+        self.step += 1
+        self.loss = loss_sum / seen
+        self.epoch_sums = [a + b for a, b in zip(self.epoch_sums, (loss_sum, correct, seen))]
+        self.schedule.observe_train_error(1 - correct / seen)
+        self.callbacks.on_step_end(self)
+
+    def close(self) -> None:
+        if self.runlog is not None:
+            self.runlog.close()
+        cleanup(self.dist)
+
+
+def _seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic != torch.are_deterministic_algorithms_enabled():   # (the call imports inductor)
+        torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    if torch.backends.cudnn.is_available():
+        torch.backends.cudnn.deterministic = deterministic
+        torch.backends.cudnn.benchmark = not deterministic

@@ -1,0 +1,78 @@
+"""What a run writes to ``runs/NAME/``: the resolved ``config.yaml``, ``metrics.csv`` (one
+row per epoch) and TensorBoard event files. Only rank 0 owns a :class:`RunLog`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+from typing import Optional
+
+CORE_COLUMNS = ["epoch", "step", "lr", "train_loss", "train_acc", "val_loss", "val_acc",
+                "images_per_s", "epoch_time_s"]
+
+
+class RunLog:
+    """Files of one run directory. ``purge_step`` (on resume) drops TensorBoard events that
+    were written after the checkpoint being resumed."""
+
+    def __init__(self, run_dir: Path, config_yaml: str, tensorboard: bool = True,
+                 purge_step: Optional[int] = None) -> None:
+        self.run_dir = Path(run_dir)
+        self.checkpoint_dir = self.run_dir / "checkpoints"
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        _write_atomic(self.run_dir / "config.yaml", config_yaml)
+        self.metrics_path = self.run_dir / "metrics.csv"
+        self.rows: list[dict] = []
+        self.writer = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+            self.writer = SummaryWriter(log_dir=str(self.run_dir), purge_step=purge_step)
+
+    def restore_rows(self, completed_epochs: int) -> None:
+        """On resume: keep the metrics.csv rows of the epochs the checkpoint had completed."""
+        if self.metrics_path.is_file():
+            with open(self.metrics_path, newline="") as f:
+                self.rows = [dict(r) for r in csv.DictReader(f) if int(r["epoch"]) <= completed_epochs]
+        self._write_csv()
+
+    def scalars(self, step: int, values: dict, prefix: str = "") -> None:
+        if self.writer is not None:
+            for key, value in values.items():
+                if isinstance(value, (int, float)):
+                    self.writer.add_scalar(prefix + key, value, step)
+
+    def epoch_row(self, row: dict) -> None:
+        """Append one epoch's metrics to metrics.csv (rewritten whole: new columns may appear)."""
+        self.rows.append(dict(row))
+        self._write_csv()
+        self.scalars(int(row["step"]), {k: v for k, v in row.items() if k not in ("epoch", "step")},
+                     prefix="epoch/")
+        if self.writer is not None:
+            self.writer.flush()
+
+    def _write_csv(self) -> None:
+        columns = list(CORE_COLUMNS)
+        for row in self.rows:
+            columns += [k for k in row if k not in columns]
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=columns, restval="")
+        writer.writeheader()
+        for row in self.rows:
+            writer.writerow({k: _fmt(v) for k, v in row.items()})
+        _write_atomic(self.metrics_path, buf.getvalue())
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _fmt(value):
+    return f"{value:.6g}" if isinstance(value, float) else value
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

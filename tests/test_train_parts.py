@@ -1,0 +1,229 @@
+"""skiplab.train building blocks: config validation, schedules, optimiser groups, EMA,
+precision choice and checkpoint files (no training loop here: see test_train_loop.py)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import skiplab
+from skiplab.train import (CheckpointMismatchError, TrainConfig, load_checkpoint, load_model_state,
+                           save_checkpoint)
+from skiplab.train.config import field_docs
+from skiplab.train.ema import ModelEMA
+from skiplab.train.optim import build_optimizer, param_groups
+from skiplab.train.precision import Precision, cpu_supports_bf16, resolve_precision
+from skiplab.train.schedule import LRSchedule
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+# -- config -------------------------------------------------------------------------------
+def test_unknown_key_is_named_with_suggestion_and_valid_keys():
+    with pytest.raises(ValueError, match=r"unknown config key 'lerning_rate'.*valid keys: .*\blr\b"):
+        TrainConfig.from_dict({"lerning_rate": 0.1})
+    with pytest.raises(ValueError, match=r"'epoch'.*did you mean 'epochs'"):
+        TrainConfig.from_dict({"epoch": 3})
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("lr", -0.1, r"'lr' must be > 0, got -0.1"),
+    ("lr", "fast", r"'lr' must be float, got 'fast'"),
+    ("epochs", 2.5, r"'epochs' must be int"),
+    ("flip", "yes", r"'flip' must be bool"),
+    ("optimizer", "lamb", r"'optimizer' must be one of 'sgd', 'adamw', got 'lamb'"),
+    ("precision", "int8", r"'precision' must be one of 'auto', 'bf16', 'fp16', 'fp32'"),
+    ("weight_decay", -1e-4, r"'weight_decay' must be >= 0"),
+    ("label_smoothing", 1.0, r"label_smoothing must be in \[0, 1\)"),
+    ("lr", float("nan"), r"'lr' must be finite"),
+])
+def test_bad_values_name_the_key_and_what_is_allowed(key, value, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig.from_dict({key: value})
+
+
+def test_cross_field_checks():
+    with pytest.raises(ValueError, match="multistep' needs milestones"):
+        TrainConfig.from_dict({"schedule": "multistep"})
+    with pytest.raises(ValueError, match="milestones must be increasing"):
+        TrainConfig.from_dict({"schedule": "multistep", "milestones": [48000, 32000]})
+    with pytest.raises(ValueError, match="resume needs out"):
+        TrainConfig.from_dict({"resume": True})
+
+
+def test_yaml_round_trip_and_overrides(tmp_path):
+    path = tmp_path / "recipe.yaml"
+    path.write_text("lr: 0.1\nepochs: 5\nmilestones: [2, 4]\nschedule: multistep\n")
+    config = TrainConfig.from_yaml(path, {"epochs": 30, "lr": 0.2})
+    assert (config.epochs, config.lr, config.milestones) == (30, 0.2, [2, 4])
+    assert TrainConfig.from_dict(yaml.safe_load(config.to_yaml())) == config
+    assert TrainConfig.from_dict({"lr": 1}).lr == 1.0 and isinstance(TrainConfig.from_dict({"lr": 1}).lr, float)
+
+
+def test_every_field_is_documented():
+    docs = field_docs()
+    assert len(docs) >= 50
+    assert all(len(doc) > 10 for doc in docs.values()), [k for k, d in docs.items() if len(d) <= 10]
+
+
+@pytest.mark.parametrize("name", ["he2015_cifar", "preact_cifar", "wrn_cifar", "imagenet_resnet",
+                                  "fast_cifar"])
+def test_recipes_are_valid_and_every_field_is_commented(name):
+    path = CONFIGS / f"{name}.yaml"
+    config = TrainConfig.from_yaml(path)
+    assert skiplab.models.is_model(config.model), config.model
+    keys = yaml.safe_load(path.read_text())
+    for line in path.read_text().splitlines():
+        key = line.split(":")[0].strip()
+        if key in keys:
+            assert "#" in line, f"{name}.yaml: field {key!r} has no comment"
+
+
+def test_he2015_recipe_is_the_paper_setup():
+    c = TrainConfig.from_yaml(CONFIGS / "he2015_cifar.yaml")
+    assert (c.batch_size, c.lr, c.momentum, c.weight_decay, c.steps) == (128, 0.1, 0.9, 1e-4, 64000)
+    assert (c.schedule, c.milestones, c.milestone_unit, c.gamma) == ("multistep", [32000, 48000], "step", 0.1)
+    assert (c.crop_padding, c.flip, c.val_size) == (4, True, 5000)
+
+
+# -- schedules ----------------------------------------------------------------------------
+def _schedule(**kw) -> LRSchedule:
+    config = TrainConfig.from_dict(kw)
+    return LRSchedule(config, steps_per_epoch=100, total_steps=kw.get("steps") or 100 * config.epochs)
+
+
+def test_multistep_he2015_divides_by_ten_at_32k_and_48k():
+    s = _schedule(lr=0.1, steps=64000, schedule="multistep", milestones=[32000, 48000],
+                  milestone_unit="step")
+    assert [s(i) for i in (0, 31999, 32000, 47999, 48000, 63999)] == pytest.approx(
+        [0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
+
+
+def test_multistep_in_epochs_with_gamma():
+    s = _schedule(lr=0.1, epochs=200, schedule="multistep", milestones=[60, 120, 160], gamma=0.2)
+    assert s(5999) == pytest.approx(0.1) and s(6000) == pytest.approx(0.02)
+    assert s(16000) == pytest.approx(0.1 * 0.2 ** 3)
+
+
+def test_cosine_with_linear_warmup():
+    s = _schedule(lr=0.4, epochs=10, schedule="cosine", warmup_epochs=1, warmup_start_factor=0.1)
+    assert s(0) == pytest.approx(0.04)
+    assert s(50) == pytest.approx(0.04 + 0.36 * 0.5)
+    assert s(100) == pytest.approx(0.4)
+    assert s(100 + 450) == pytest.approx(0.2)           # half-way through the cosine
+    assert s(1000) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_onecycle_rises_then_falls_linearly():
+    s = _schedule(lr=1.0, epochs=10, schedule="onecycle", warmup_epochs=2, warmup_start_factor=0.2,
+                  min_lr_factor=0.1)
+    assert s(0) == pytest.approx(0.2) and s(200) == pytest.approx(1.0)
+    assert s(600) == pytest.approx(0.55) and s(1000) == pytest.approx(0.1)
+    assert max(s(i) for i in range(1000)) == pytest.approx(1.0)
+
+
+def test_he2015_resnet110_error_gated_warmup():
+    s = _schedule(lr=0.1, epochs=10, schedule="constant", error_warmup_lr=0.01, error_warmup_until=0.8)
+    for _ in range(10):
+        s.observe_train_error(0.9)
+    assert s(10) == 0.01
+    restored = _schedule(lr=0.1, epochs=10, schedule="constant", error_warmup_lr=0.01)
+    while not s.error_warmup_done:
+        s.observe_train_error(0.5)
+    assert s(11) == pytest.approx(0.1)
+    restored.load_state_dict(s.state_dict())
+    assert restored(12) == pytest.approx(0.1)
+
+
+# -- optimiser ----------------------------------------------------------------------------
+def test_no_weight_decay_on_norm_and_bias():
+    model = skiplab.create_model("cifar_resnet20")
+    groups = param_groups(model, 5e-4)
+    decayed, free = groups
+    assert all(p.ndim == 4 or p.ndim == 2 for p in decayed["params"]) and decayed["weight_decay"] == 5e-4
+    assert all(p.ndim == 1 for p in free["params"]) and free["weight_decay"] == 0.0
+    n_bn = sum(1 for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert len(free["params"]) == 2 * n_bn + 1            # BN weight and bias, fc bias
+    assert len(param_groups(model, 5e-4, decay_norm_and_bias=True)) == 1
+
+
+def test_build_optimizer_kinds():
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    sgd = build_optimizer(model, TrainConfig.from_dict({"nesterov": True, "momentum": 0.9}))
+    assert isinstance(sgd, torch.optim.SGD) and sgd.defaults["nesterov"]
+    adamw = build_optimizer(model, TrainConfig.from_dict({"optimizer": "adamw", "betas": [0.9, 0.95]}))
+    assert isinstance(adamw, torch.optim.AdamW) and adamw.defaults["betas"] == (0.9, 0.95)
+
+
+# -- EMA and precision --------------------------------------------------------------------
+def test_ema_follows_the_lerp_rule_with_warmup():
+    model = torch.nn.BatchNorm1d(2)
+    ema = ModelEMA(model, decay=0.9)
+    with torch.no_grad():
+        model.weight.fill_(2.0)
+        model.num_batches_tracked.fill_(7)
+    ema.update(model)                                      # d = min(0.9, 2/11)
+    d = 2 / 11
+    assert torch.allclose(ema.module.weight, torch.full((2,), d * 1 + (1 - d) * 2))
+    assert ema.module.num_batches_tracked.item() == 7
+    assert not any(p.requires_grad for p in ema.module.parameters())
+
+
+def test_precision_choice():
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu) == ("bf16" if cpu_supports_bf16() else "fp32")
+    assert resolve_precision("fp32", cpu) == "fp32"
+    assert Precision("fp16", cpu).grad_scaler().is_enabled()
+    assert not Precision("bf16", cpu).grad_scaler().is_enabled()
+    with Precision("bf16", cpu).autocast():
+        assert torch.nn.Linear(4, 4)(torch.randn(2, 4)).dtype == torch.bfloat16
+    with pytest.raises(ValueError, match="precision must be"):
+        resolve_precision("half", cpu)
+
+
+# -- checkpoints --------------------------------------------------------------------------
+def test_atomic_save_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatch):
+    path = tmp_path / "ck" / "last.pt"
+    save_checkpoint({"step": 1, "w": torch.ones(3)}, path)
+
+    def broken_save(obj, f):
+        f.write(b"partial garbage")
+        raise OSError("disk full")
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint({"step": 2, "w": torch.zeros(3)}, path)
+    monkeypatch.undo()
+    assert load_checkpoint(path)["step"] == 1
+    assert [p.name for p in path.parent.iterdir()] == ["last.pt"]   # no temporary left behind
+
+
+class _Payload:
+    def __reduce__(self):
+        return (print, ("arbitrary code ran",))
+
+
+def test_load_refuses_pickled_code_and_garbage(tmp_path):
+    torch.save({"model": _Payload()}, tmp_path / "evil.pt")
+    with pytest.raises(ValueError, match="cannot read checkpoint"):
+        load_checkpoint(tmp_path / "evil.pt")
+    (tmp_path / "broken.pt").write_bytes(b"\x00" * 100)
+    with pytest.raises(ValueError, match="cannot read checkpoint .*broken.pt"):
+        load_checkpoint(tmp_path / "broken.pt")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_other_architecture_lists_mismatched_tensors():
+    small = skiplab.create_model("cifar_resnet20").state_dict()
+    bigger = skiplab.create_model("cifar_resnet32")
+    with pytest.raises(CheckpointMismatchError) as info:
+        load_model_state(bigger, small)
+    text = str(info.value)
+    assert "72 missing from the checkpoint" in text and "layer1.3.conv1.weight" in text
+    wide = skiplab.create_model("cifar_resnet20", num_classes=100)
+    with pytest.raises(CheckpointMismatchError, match=r"fc.weight: checkpoint \(10, 64\) vs model \(100, 64\)"):
+        load_model_state(wide, small)
