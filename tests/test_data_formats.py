@@ -345,6 +345,7 @@ def test_real_cifar10_jpg_subset(cifar10_jpg, tmp_path):
     root.mkdir()
     for c in ("airplane", "cat"):
         (root / c).symlink_to(cifar10_jpg / "test" / c)
-    ds = load_image_folder(root, cache_dir=str(tmp_path / "cache"))
+    ds = load_dataset(f"folder:{root}", cache_dir=str(tmp_path / "cache"))
     assert ds.classes == ["airplane", "cat"] and ds.images.shape == (1000, 3, 32, 32)
+    assert ds.class_counts() == [500, 500]
     assert 0.3 < ds.mean[0] < 0.7 and 0.15 < ds.std[0] < 0.35

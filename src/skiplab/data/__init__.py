@@ -6,14 +6,16 @@ deterministic, sharded, resumable batch loader.
 """
 
 from .augment import Augmentation, AugmentParams, normalize
-from .dataset import ImageDataset, RawData, channel_stats, split_indices
+from .dataset import (ImageDataset, RawData, channel_histogram, channel_stats, split_indices,
+                      stats_from_histogram)
 from .load import SPLITS, clear_memo, default_cache_dir, load_dataset, load_source
 from .loader import BatchLoader
 from .spec import KINDS, DataPathError, DataSpec, parse_data_spec
 
 __all__ = [
     "Augmentation", "AugmentParams", "normalize",
-    "ImageDataset", "RawData", "channel_stats", "split_indices",
+    "ImageDataset", "RawData", "channel_histogram", "channel_stats", "split_indices",
+    "stats_from_histogram",
     "SPLITS", "clear_memo", "default_cache_dir", "load_dataset", "load_source",
     "BatchLoader",
     "KINDS", "DataPathError", "DataSpec", "parse_data_spec",

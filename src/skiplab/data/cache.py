@@ -10,7 +10,7 @@ from typing import Optional
 
 import torch
 
-CACHE_VERSION = 1  # bump when the stored layout or decoding changes
+CACHE_VERSION = 2  # bump when the stored layout or decoding changes
 
 
 def cache_root(cache_dir: Optional[str | os.PathLike] = None) -> Path:
@@ -68,8 +68,13 @@ def cache_entries(cache_dir: Optional[str | os.PathLike] = None) -> list[tuple[P
 
 
 def clear_cache(cache_dir: Optional[str | os.PathLike] = None) -> int:
-    """Delete every cache file; returns how many were removed."""
+    """Delete every cached dataset (and the remembered content keys); returns how many
+    datasets were removed."""
     entries = cache_entries(cache_dir)
     for path, _ in entries:
         path.unlink(missing_ok=True)
+    root = cache_root(cache_dir)
+    if root.is_dir():
+        for key in root.rglob("*.key"):
+            key.unlink(missing_ok=True)
     return len(entries)

@@ -80,34 +80,47 @@ class ImageDataset:
 class RawData:
     """What a source (CIFAR files, an image folder, a generator) provides before splitting:
     the stored train and test splits as (uint8 images, int64 labels), and per split the
-    files left out by ``skip_bad``. ``train_stats`` is the cached (mean, std) of the whole
-    train split when the source has it."""
+    files left out by ``skip_bad``. ``train_hist`` is the per-channel histogram of the whole
+    train split (:func:`channel_histogram`) when the source has it cached."""
 
     name: str
     classes: list[str]
     train: tuple[torch.Tensor, torch.Tensor]
     test: Optional[tuple[torch.Tensor, torch.Tensor]] = None
     skipped_files: dict[str, list[str]] = field(default_factory=dict)  # "train"/"test" -> files
-    train_stats: Optional[tuple[Stats, Stats]] = None
+    train_hist: Optional[torch.Tensor] = None
 
 
-def channel_stats(images: torch.Tensor, chunk: int = 4096) -> tuple[Stats, Stats]:
-    """Per-channel mean and (population) std of uint8 images ``[N, C, H, W]``, in [0, 1] units.
-    Accumulated in float64 over chunks so 50k CIFAR images need no large float copy."""
-    if images.dim() != 4 or images.shape[0] == 0:
-        raise ValueError(f"need a non-empty [N, C, H, W] image tensor; found shape "
-                         f"{tuple(images.shape)}")
+def channel_histogram(images: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
+    """Per-channel histogram of uint8 images ``[N, C, H, W]``: int64 ``[C, 256]``. Exact
+    statistics of any subset follow from histograms (and differences of them)."""
+    if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[0] == 0:
+        raise ValueError(f"need a non-empty uint8 [N, C, H, W] image tensor; found "
+                         f"{images.dtype} of shape {tuple(images.shape)}")
     channels = images.shape[1]
-    total = torch.zeros(channels, dtype=torch.float64)
-    total_sq = torch.zeros(channels, dtype=torch.float64)
+    hist = torch.zeros(channels, 256, dtype=torch.int64)
     for start in range(0, images.shape[0], chunk):
-        part = images[start:start + chunk].transpose(0, 1).reshape(channels, -1).double()
-        total += part.sum(1)
-        total_sq += (part * part).sum(1)
-    count = images.numel() // channels
-    mean = total / count
-    var = (total_sq / count - mean * mean).clamp_min(0)
-    return (tuple((mean / 255).tolist()), tuple((var.sqrt() / 255).tolist()))
+        part = images[start:start + chunk]
+        for c in range(channels):
+            hist[c] += torch.bincount(part[:, c].reshape(-1), minlength=256)
+    return hist
+
+
+def stats_from_histogram(hist: torch.Tensor) -> tuple[Stats, Stats]:
+    """Per-channel mean and population std in [0, 1] units from a ``[C, 256]`` histogram."""
+    values = torch.arange(256, dtype=torch.float64) / 255
+    count = hist.sum(1).double()
+    if bool((count == 0).any()):
+        raise ValueError("cannot take statistics of an empty set of images")
+    mean = (hist.double() * values).sum(1) / count
+    var = (hist.double() * values.square()).sum(1) / count - mean.square()
+    return tuple(mean.tolist()), tuple(var.clamp_min(0).sqrt().tolist())
+
+
+def channel_stats(images: torch.Tensor) -> tuple[Stats, Stats]:
+    """Per-channel mean and (population) std of uint8 images ``[N, C, H, W]``, in [0, 1]
+    units, computed exactly from integer histograms."""
+    return stats_from_histogram(channel_histogram(images))
 
 
 def split_indices(labels: torch.Tensor, val_size: int, seed: int

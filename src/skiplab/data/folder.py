@@ -2,8 +2,10 @@
 
 Images are decoded once with Pillow (in threads: Pillow releases the GIL while decoding)
 into a uint8 tensor stored in the cache under a key computed from every file's relative
-path and bytes, so a second load only reads and hashes the files (CIFAR-10's 55k JPEGs:
-about a second) and any edited, added, removed or renamed file rebuilds the entry.
+path and bytes; any edited, added, removed or renamed file gives a new key. The key itself
+is remembered under the files' (size, mtime, inode) fingerprint, so a second load of an
+unchanged folder only lists and stats the files (CIFAR-10's 55k JPEGs: about a second)
+instead of re-reading them; ``verify=True`` re-reads anyway.
 All images must have the same size. They become RGB, or one channel when every image is
 grayscale. Undecodable files fail with their name, or are skipped and counted.
 """
@@ -22,13 +24,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .cache import cache_file, load_cached, save_cached
-from .dataset import RawData, channel_stats
+from .cache import cache_file, cache_root, load_cached, save_cached
+from .dataset import RawData, channel_histogram
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
                     ".pgm", ".pbm")
 GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F", "P;L")
 TEST_FOLDERS = ("test", "val")
+_LOADED: dict[Path, "FolderImages"] = {}  # in-process memo: cache file -> decoded folder
 
 
 @dataclass
@@ -40,8 +43,7 @@ class FolderImages:
     classes: list[str]
     bad_files: list[str]            # relative paths that could not be decoded
     bad_reasons: list[str]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
+    hist: torch.Tensor              # per-channel histogram [C, 256] (channel_histogram)
 
 
 def scan_folder(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
@@ -71,12 +73,50 @@ def content_key(root: Path, files: list[tuple[str, int]], classes: list[str]) ->
     """Hash of the class list and every file's relative path, label and bytes."""
     h = hashlib.blake2b(digest_size=20)
     h.update(repr(("skiplab.folder", classes)).encode())
+    base = str(root)
     for rel, label in files:
-        with open(root / rel, "rb") as fh:
+        with open(os.path.join(base, rel), "rb") as fh:
             data = fh.read()
         h.update(f"\0{rel}\0{label}\0{len(data)}\0".encode())
         h.update(data)
     return h.hexdigest()
+
+
+def stat_fingerprint(root: Path, files: list[tuple[str, int]], classes: list[str]) -> str:
+    """Hash of every file's relative path, label, size, modification time (ns) and inode:
+    changes whenever a file is edited, replaced, added, removed or renamed."""
+    h = hashlib.blake2b(digest_size=20)
+    h.update(repr(("skiplab.folder.stat", str(root.resolve()), classes)).encode())
+    base = str(root)
+    for rel, label in files:
+        st = os.stat(os.path.join(base, rel))
+        h.update(f"{rel}\0{label}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\n".encode())
+    return h.hexdigest()
+
+
+def resolve_content_key(root: Path, files: list[tuple[str, int]], classes: list[str],
+                        cache_dir: Optional[str] = None, verify: bool = False) -> str:
+    """The content key of a folder. Reading and hashing every file is the slow part of a
+    warm load, so the key is remembered under the folder's :func:`stat_fingerprint` (the way
+    git's index avoids re-reading unchanged files); ``verify=True`` always re-reads."""
+    fingerprint = stat_fingerprint(root, files, classes)
+    memo = cache_root(cache_dir) / "folders" / "stat" / f"{fingerprint}.key"
+    if not verify:
+        try:
+            key = memo.read_text().strip()
+            if len(key) == 40:
+                return key
+        except OSError:
+            pass
+    key = content_key(root, files, classes)
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        tmp = memo.with_name(f"{memo.name}.{os.getpid()}.tmp")
+        tmp.write_text(key)
+        os.replace(tmp, memo)
+    except OSError:
+        pass  # an unwritable cache only costs the re-hash next time
+    return key
 
 
 def _decode(path: Path) -> tuple[np.ndarray, bool]:
@@ -130,30 +170,39 @@ def _bad_file_error(root: Path, bad_files: list[str], reasons: list[str]) -> Val
                       f"fix or remove it, or pass skip_bad=True / --skip-bad to skip bad images")
 
 
-def load_image_folder(root: Path, *, skip_bad: bool = False,
-                      cache_dir: Optional[str] = None, use_cache: bool = True) -> FolderImages:
-    """Decode (or fetch from the cache) one image folder ``root/CLASS/*``."""
+def load_image_folder(root: Path, *, skip_bad: bool = False, cache_dir: Optional[str] = None,
+                      use_cache: bool = True, verify: bool = False) -> FolderImages:
+    """Decode (or fetch from the cache) one image folder ``root/CLASS/*``. ``verify=True``
+    re-reads every file to compute the content key even when no file's size or
+    modification time changed."""
     root = Path(root)
     classes, files = scan_folder(root)
-    path = cache_file("folders", content_key(root, files, classes), cache_dir)
-    entry = load_cached(path) if use_cache else None
+    entry = path = None
+    if use_cache:
+        path = cache_file("folders", resolve_content_key(root, files, classes, cache_dir, verify),
+                          cache_dir)
+        if path in _LOADED:
+            return _LOADED[path]
+        entry = load_cached(path)
     if entry is None:
         images, labels, bad, reasons = decode_folder(root, files)
         bad_files = [files[i][0] for i in bad]
         if len(labels):
-            mean, std = channel_stats(images)
             entry = dict(images=images, labels=labels, classes=classes, bad_files=bad_files,
-                         bad_reasons=reasons, mean=list(mean), std=list(std))
-            if use_cache:
+                         bad_reasons=reasons, hist=channel_histogram(images))
+            if path is not None:
                 save_cached(path, entry)
         else:
             raise ValueError(f"none of the {len(files)} images in {str(root)!r} could be "
                              f"decoded; first: {bad_files[0]!r} ({reasons[0]})")
     result = FolderImages(entry["images"], entry["labels"], list(entry["classes"]),
-                          list(entry["bad_files"]), list(entry["bad_reasons"]),
-                          tuple(entry["mean"]), tuple(entry["std"]))
+                          list(entry["bad_files"]), list(entry["bad_reasons"]), entry["hist"])
     if result.bad_files and not skip_bad:
         raise _bad_file_error(root, result.bad_files, result.bad_reasons)
+    if path is not None:  # keep the last few in memory: train, val and test of one run
+        while len(_LOADED) >= 4:
+            _LOADED.pop(next(iter(_LOADED)))
+        _LOADED[path] = result
     return result
 
 
@@ -175,8 +224,7 @@ def load_folder_tree(path: Path, *, skip_bad: bool = False, cache_dir: Optional[
     train_dir, test_dir = find_split_folders(path)
     train = load_image_folder(train_dir, skip_bad=skip_bad, cache_dir=cache_dir)
     raw = RawData(name or f"folder:{path}", train.classes, (train.images, train.labels),
-                  skipped_files={"train": train.bad_files},
-                  train_stats=(train.mean, train.std))
+                  skipped_files={"train": train.bad_files}, train_hist=train.hist)
     if test_dir is not None:
         test = load_image_folder(test_dir, skip_bad=skip_bad, cache_dir=cache_dir)
         if test.classes != train.classes:

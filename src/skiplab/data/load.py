@@ -10,7 +10,8 @@ import os
 from pathlib import Path
 from typing import Optional
 
-from .dataset import ImageDataset, RawData, channel_stats, split_indices
+from .dataset import (ImageDataset, RawData, channel_histogram, split_indices,
+                      stats_from_histogram)
 from .spec import DataSpec, parse_data_spec
 
 SPLITS = ("train", "val", "test")
@@ -52,7 +53,11 @@ def _fingerprint(path: Optional[Path]) -> tuple:
 def load_source(spec: DataSpec, skip_bad: bool = False,
                 cache_dir: Optional[str] = None) -> RawData:
     """The stored splits of ``spec``, memoised per process (the last two sources; a memo
-    entry is used only while the files' names, sizes and modification times are unchanged)."""
+    entry is used only while the files' names, sizes and modification times are unchanged).
+    Image-folder trees are memoised by :mod:`skiplab.data.folder` itself, by content key."""
+    if spec.path is not None and spec.path.is_dir() and (
+            spec.kind == "folder" or (spec.path / "train").is_dir()):
+        return _read_source(spec, skip_bad, cache_dir)
     key = (spec.kind, str(spec.path.resolve()) if spec.path else spec.text, spec.name,
            tuple(sorted(spec.options.items())), skip_bad, cache_dir, _fingerprint(spec.path))
     if key not in _MEMO:
@@ -64,8 +69,10 @@ def load_source(spec: DataSpec, skip_bad: bool = False,
 
 
 def clear_memo() -> None:
-    """Forget the sources kept in memory (e.g. after files changed on disk)."""
+    """Forget the sources kept in memory."""
+    from .folder import _LOADED
     _MEMO.clear()
+    _LOADED.clear()
 
 
 def load_dataset(spec: str, split: str = "train", *, val_size: int = 0, seed: int = 0,
@@ -88,12 +95,14 @@ def load_dataset(spec: str, split: str = "train", *, val_size: int = 0, seed: in
     parsed = parse_data_spec(spec)
     raw = load_source(parsed, skip_bad=skip_bad, cache_dir=cache_dir)
     train_images, train_labels = raw.train
+    if raw.train_hist is None:
+        raw.train_hist = channel_histogram(train_images)
+    hist = raw.train_hist
+    train_idx = val_idx = None
     if val_size:
         train_idx, val_idx = split_indices(train_labels, val_size, seed)
-        mean, std = channel_stats(train_images[train_idx])
-    else:
-        train_idx = val_idx = None
-        mean, std = raw.train_stats or channel_stats(train_images)
+        hist = hist - channel_histogram(train_images[val_idx])  # the part trained on
+    mean, std = stats_from_histogram(hist)
     bad = list(raw.skipped_files.get("test" if split == "test" else "train", []))
     skipped = dict(skipped=len(bad), skipped_files=bad)
     if split == "test":

@@ -172,5 +172,5 @@ def load_synthetic(name: str, options: dict) -> RawData:
     """Both splits of ``synthetic:NAME`` (see the module docstring for names and options)."""
     train, test, seed = parse_synthetic_name(name, options)
     suffix = f",seed={seed}" if seed else ""
-    return RawData(f"synthetic:{name}{suffix}", list(CLASSES), generate_shapes(train, seed, "train"),
-                   generate_shapes(test, seed, "test"))
+    return RawData(f"synthetic:{name}{suffix}", list(CLASSES),
+                   generate_shapes(train, seed, "train"), generate_shapes(test, seed, "test"))
