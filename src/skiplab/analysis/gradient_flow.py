@@ -155,9 +155,11 @@ class GradientFlow:
     loss: float
 
     def summary(self) -> dict[str, float]:
+        """Loss, the first/last ratio and the two norms it divides (main-path layers)."""
+        main = [r for r in self.layers if not r["shortcut"] and r["kind"] != "norm"]
         return dict(loss=self.loss, first_last_ratio=self.first_last_ratio,
-                    first_grad_norm=self.layers[0]["grad_norm"] if self.layers else math.nan,
-                    last_grad_norm=self.layers[-1]["grad_norm"] if self.layers else math.nan)
+                    first_grad_norm=main[0]["grad_norm"] if main else math.nan,
+                    last_grad_norm=main[-1]["grad_norm"] if main else math.nan)
 
 
 def gradient_flow(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
