@@ -1,7 +1,7 @@
 """Batched data augmentation on the device where the model runs.
 
-Random crop with padding, horizontal flip and cutout are applied to a whole batch with two
-``gather`` calls and one multiply -- no Python loop over samples:
+Random crop with padding, horizontal flip and cutout are applied to a whole batch with one
+``gather`` (over the flattened H*W pixels) and one multiply -- no Python loop over samples:
 
 - *crop*: the output pixel (i, j) of sample b reads input row ``i + oy[b] - p`` and column
   ``j + ox[b] - p`` with per-sample offsets ``oy, ox`` uniform in ``[0, 2p]``; rows/columns
@@ -96,6 +96,9 @@ class Augmentation:
         batch, channels, height, width = x.shape
         dev = x.device
         pad = self.crop_padding
+        if self.pad_mode == "reflect" and pad >= min(height, width):
+            raise ValueError(f"reflect padding of {pad} px needs images larger than {pad} px; "
+                             f"found {height}x{width}")
         rows = torch.arange(height, device=dev) + (params.offset_y.to(dev) - pad)[:, None]
         cols = torch.arange(width, device=dev) + (params.offset_x.to(dev) - pad)[:, None]
         cols = torch.where(params.flip.to(dev)[:, None], cols.flip(1), cols)    # [B, W]
@@ -106,9 +109,10 @@ class Augmentation:
             rows, cols = rows.clamp(0, height - 1), cols.clamp(0, width - 1)
         elif pad:
             rows, cols = _reflect(rows, height), _reflect(cols, width)
-        if pad:
-            x = x.gather(2, rows[:, None, :, None].expand(batch, channels, height, width))
-        x = x.gather(3, cols[:, None, None, :].expand(batch, channels, height, width))
+        flat = (rows[:, :, None] * width + cols[:, None, :]).view(batch, 1, height * width)
+        x = (x.reshape(batch, channels, height * width)
+             .gather(2, flat.expand(batch, channels, height * width))
+             .view(batch, channels, height, width))
         if self.cutout:
             half = self.cutout // 2
             cy, cx = params.cutout_y.to(dev)[:, None], params.cutout_x.to(dev)[:, None]
