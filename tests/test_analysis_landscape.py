@@ -169,3 +169,20 @@ def test_residual_mlp_gradients_shatter_less_than_plain_ones():
                              zero_init_residual=False)
         lag1[kind] = shattered_gradients(model, torch.zeros(1), n_points=256, radius=2.0).summary()["lag1"]
     assert lag1["plain"] < 0.3 < 0.6 < lag1["residual"]
+
+
+@pytest.mark.slow
+def test_diagnostic_plots_write_pngs(tmp_path):
+    from skiplab.analysis import (gradient_flow, lesion_random, lesion_single, path_gradients,
+                                  plot_autocorrelation, plot_gradient_flow, plot_lesion, plot_path_lengths)
+    nets = {"plain": small_net(None).eval(), "resnet": small_net("A").eval()}
+    data = [batch()]
+    flows = {k: gradient_flow(n, *data[0]).layers for k, n in nets.items()}
+    singles = {k: lesion_single(n, data) for k, n in nets.items()}
+    randoms = {"resnet": lesion_random(nets["resnet"], data, k_values=[1, 2], draws=2)}
+    paths = [plot_gradient_flow(flows, tmp_path / "flow.png"),
+             plot_lesion(singles, tmp_path / "lesion.png", randoms, baselines={"resnet": 0.5}),
+             plot_path_lengths(path_gradients(nets["resnet"], data, samples=1).rows, tmp_path / "paths.png"),
+             plot_autocorrelation({"linear": [1.0, 1.0, 1.0]}, tmp_path / "auto.png")]
+    for p in paths:
+        assert p.read_bytes()[:8] == PNG

@@ -33,6 +33,7 @@ from torch import nn
 
 from .blocks import batches_of
 from .lesion import evaluate
+from .plots import new_figure, save_figure
 
 Direction = list[torch.Tensor]
 
@@ -163,20 +164,9 @@ def landscape_2d(model: nn.Module, data: Any, alphas: Optional[Sequence[float]] 
     return Landscape(alphas, loss, acc, betas)
 
 
-def _save(fig, path: str | Path) -> Path:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    return path
-
-
 def plot_landscape_1d(curves: dict[str, Landscape], path: str | Path, title: str = "") -> Path:
     """Loss (and accuracy, right axis) along α for one or more labelled 1-D landscapes."""
-    from matplotlib.figure import Figure
-    fig = Figure(figsize=(6, 4))
-    ax = fig.add_subplot()
+    fig, (ax,) = new_figure()
     acc_ax = ax.twinx()
     for label, land in curves.items():
         line, = ax.plot(land.alphas, land.loss, label=f"{label} loss")
@@ -187,25 +177,30 @@ def plot_landscape_1d(curves: dict[str, Landscape], path: str | Path, title: str
     acc_ax.set_ylabel("accuracy (%)")
     ax.legend(loc="upper left", fontsize=8)
     ax.set_title(title or "1-D loss landscape (Li et al. 2018)")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_contour(land: Landscape, path: str | Path, title: str = "", levels: int = 20,
                  vmax: Optional[float] = None) -> Path:
-    """Contour plot of a 2-D landscape (Li 2018 Fig. 5); losses above ``vmax`` are clipped."""
-    from matplotlib.figure import Figure
+    """Contour plot of a 2-D landscape (Li 2018 Fig. 5); losses above ``vmax`` are clipped.
+
+    When the losses span more than two decades (far from the minimum they explode) the
+    ``levels`` contour levels are spaced logarithmically, so the basin stays visible."""
     if land.betas is None:
         raise ValueError("plot_contour needs a 2-D landscape (landscape_2d), got a 1-D one")
     loss = np.clip(land.loss, None, vmax) if vmax is not None else land.loss
-    fig = Figure(figsize=(5, 4.5))
-    ax = fig.add_subplot()
-    cs = ax.contour(land.alphas, land.betas, loss, levels=levels, cmap="viridis")
-    ax.clabel(cs, inline=True, fontsize=7, fmt="%.2f")
+    lo, hi = float(np.nanmin(loss)), float(np.nanmax(loss))
+    log = lo > 0 and hi / lo > 100
+    from matplotlib.colors import LogNorm
+    fig, (ax,) = new_figure(5, 4.5)
+    cs = ax.contour(land.alphas, land.betas, loss, levels=np.geomspace(lo, hi, levels) if log else levels,
+                    cmap="viridis", norm=LogNorm(lo, hi) if log else None)
+    ax.clabel(cs, inline=True, fontsize=7, fmt="%.3g")
     ax.plot([0], [0], marker="*", color="red", markersize=10)
     ax.set_xlabel("α")
     ax.set_ylabel("β")
     ax.set_title(title or "loss contours (Li et al. 2018)")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_surface(land: Landscape, path: str | Path, title: str = "", vmax: Optional[float] = None) -> Path:
@@ -222,4 +217,4 @@ def plot_surface(land: Landscape, path: str | Path, title: str = "", vmax: Optio
     ax.set_ylabel("β")
     ax.set_zlabel("loss")
     ax.set_title(title or "loss surface (Li et al. 2018)")
-    return _save(fig, path)
+    return save_figure(fig, path)
