@@ -69,6 +69,7 @@ class ModelSummary:
     activation_mode: str = "train"
     published: Optional[dict[str, Any]] = None
     notes: list[str] = field(default_factory=list)
+    compression: Optional[dict[str, float]] = None  # autoencoders: ratio and bits per pixel
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -97,6 +98,9 @@ class ModelSummary:
         lines.append(f"MACs (one forward): {_si(self.macs)} ({_si(self.flops)} FLOPs) at batch {self.batch}")
         lines.append(f"activation memory: {_bytes(self.activation_bytes)} saved for backward by one "
                      f"{'training' if self.activation_mode == 'train' else 'eval-mode'} step at batch {self.batch}")
+        if self.compression:
+            lines.append(f"compression:       {self.compression['ratio']:.4g}:1 against the float32 input, "
+                         f"{self.compression['bits_per_pixel']:.4g} bits per pixel (float32 latent)")
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -321,7 +325,16 @@ def summarize(model_or_name: Union[str, nn.Module], input_size: Optional[Sequenc
         trainable_params=sum(p.numel() for p in params if p.requires_grad),
         param_bytes=sum(p.numel() * p.element_size() for p in params),
         flops=int(flops), macs=int(flops) // 2, activation_bytes=activation_bytes,
-        activation_mode=mode, published=pub, notes=notes)
+        activation_mode=mode, published=pub, notes=notes, compression=_compression(model, size))
+
+
+def _compression(model: nn.Module, size: tuple[int, int, int]) -> Optional[dict[str, float]]:
+    """Models that compress (autoencoders: ``compression_ratio`` and ``bits_per_pixel`` methods
+    taking the input size) report both for this input size."""
+    if not all(callable(getattr(model, name, None)) for name in ("compression_ratio", "bits_per_pixel")):
+        return None
+    return dict(ratio=float(model.compression_ratio(size)),
+                bits_per_pixel=float(model.bits_per_pixel(size)))
 
 
 def _rows(model: nn.Module, rec: _Recorder, cuts: list[Cut], feats: Optional[torch.Tensor],

@@ -10,6 +10,7 @@ from .dataset import (ImageDataset, RawData, channel_histogram, channel_stats, s
                       stats_from_histogram)
 from .load import SPLITS, clear_memo, default_cache_dir, load_dataset, load_source
 from .loader import BatchLoader
+from .segmentation import SegmentationDataset, cells_splits, generate_cells
 from .spec import KINDS, DataPathError, DataSpec, parse_data_spec
 
 __all__ = [
@@ -18,5 +19,6 @@ __all__ = [
     "stats_from_histogram",
     "SPLITS", "clear_memo", "default_cache_dir", "load_dataset", "load_source",
     "BatchLoader",
+    "SegmentationDataset", "cells_splits", "generate_cells",
     "KINDS", "DataPathError", "DataSpec", "parse_data_spec",
 ]
