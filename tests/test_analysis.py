@@ -239,13 +239,12 @@ def test_activation_stats_mean_std_over_several_batches():
 
 @pytest.mark.slow
 def test_callbacks_inside_a_real_training_run(tmp_path):
-    loop = pytest.importorskip("skiplab.train.loop")
-    config = pytest.importorskip("skiplab.train.config")
+    from skiplab.train import TrainConfig, fit
     flow, ratio = GradientFlowCallback(every=2), ResidualRatioCallback(torch.randn(4, 3, 32, 32))
-    result = loop.fit(config.TrainConfig(out=str(tmp_path / "run"), model="cifar_resnet", model_kwargs={"depth": 8},
-                                         data="synthetic:shapes-256", epochs=1, steps=4, batch_size=16,
-                                         progress=False, compile="off", num_threads=1),
-                      callbacks=[flow, ratio])
+    result = fit(TrainConfig(out=str(tmp_path / "run"), model="cifar_resnet", model_kwargs={"depth": 8},
+                                 data="synthetic:shapes-256", epochs=1, steps=4, batch_size=16,
+                                 progress=False, compile="off", num_threads=1),
+                 callbacks=[flow, ratio])
     assert {"grad_first_last_ratio", "residual_ratio_mean"} <= set(result.metrics)
     with open(tmp_path / "run" / "gradient_flow.csv") as f:
         rows = list(csv.DictReader(f))

@@ -14,17 +14,7 @@ import math
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
-try:  # the training engine's base class (fit() checks isinstance against it)
-    from ..train.callbacks import Callback
-except ImportError:  # pragma: no cover - only while skiplab.train lacks callbacks
-    class Callback:  # type: ignore[no-redef]
-        """No-op stand-in with the documented hook names."""
-
-        def on_fit_start(self, trainer) -> None: ...
-        def on_after_backward(self, trainer) -> None: ...
-        def on_step_end(self, trainer) -> None: ...
-        def on_epoch_end(self, trainer, metrics: dict) -> None: ...
-        def on_fit_end(self, trainer) -> None: ...
+from ..train.callbacks import Callback
 
 
 def write_csv(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
