@@ -134,8 +134,9 @@ def lesion_random(model: nn.Module, data: Any, k_values: Iterable[int], draws: i
                   ) -> list[dict[str, Any]]:
     """Delete ``k`` random deletable units at once, ``draws`` times for each k.
 
-    Downsampling blocks are left out unless ``include_downsampling`` (Veit 2016 §4.2
-    samples among the non-downsampling blocks). Rows: ``k, draw, deleted`` (names joined
+    Downsampling blocks are left out unless ``include_downsampling``: deleting one costs
+    far more than deleting any other block (Veit 2016 §4.1), which would swamp the
+    smooth degradation this measures. Rows: ``k, draw, deleted`` (names joined
     by spaces), ``accuracy, loss``. A k larger than the number of candidates is an error.
     """
     data = batches_of(data)
