@@ -66,7 +66,15 @@ def _like(result: torch.Tensor, original: Array) -> Array:
 
 def check_nonnegative(x: Array, what: str = "intensity") -> None:
     """Raise ``ValueError`` if ``x`` holds NaN, infinite or negative values (counting them)."""
-    t = _as_float64(x)
+    t = torch.from_numpy(np.asarray(x)) if isinstance(x, np.ndarray) else x
+    if t.is_complex():
+        raise ValueError(f"expected real-valued {what}; found complex data")
+    if not t.is_floating_point():
+        if bool((t >= 0).all()):
+            return
+    elif bool(((t >= 0) & (t < math.inf)).all()):   # one pass; NaN fails ``>= 0``
+        return
+    t = t.double()
     nan = int(torch.isnan(t).sum())
     inf = int(torch.isinf(t).sum())
     neg = int((t < 0).sum())
