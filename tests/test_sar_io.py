@@ -119,3 +119,20 @@ def test_nan_nodata_tag_and_valid_mask(tmp_path):
     assert raster.tags[GDAL_NODATA][2] == "-9999"
     assert raster.valid_mask().sum() == 24
     assert raster.valid_mask(nodata=1.0).sum() == 6   # -9999 now counts as data, 1.0 does not
+
+
+def test_memory_mapped_reading_and_values(tmp_path):
+    data = np.arange(64 * 48, dtype=np.float32).reshape(64, 48)
+    for name in ("m.tif", "m.npy"):
+        raster = read_raster(write_raster(tmp_path / name, data), mmap=True)
+        assert isinstance(raster.data, np.memmap) or isinstance(raster.data.base, np.memmap)
+        np.testing.assert_array_equal(raster.data[10:20], data[10:20])
+        assert raster.values("intensity") is raster.data   # unknown quantity: as stored
+    slc = read_raster(_save(tmp_path / "c.npy", np.full((4, 4), 3 + 4j, np.complex64)))
+    np.testing.assert_allclose(slc.values("intensity"), 25.0)
+    np.testing.assert_allclose(slc.values("amplitude"), 5.0)
+
+
+def _save(path, array):
+    np.save(path, array)
+    return path

@@ -67,6 +67,15 @@ class Raster:
         raster's own no-data value)."""
         return valid_mask(self.data, self.nodata if nodata is None else nodata)
 
+    def values(self, quantity: str) -> np.ndarray:
+        """The pixels in ``quantity`` units: an SLC's amplitude is squared when "intensity" is
+        asked for; other rasters are returned as stored (the file does not say what they hold)."""
+        if quantity not in ("intensity", "amplitude"):
+            raise ValueError(f"quantity must be 'intensity' or 'amplitude'; found {quantity!r}")
+        if self.quantity == "amplitude" and quantity == "intensity":
+            return np.square(self.data, dtype=np.float32)
+        return self.data
+
     @property
     def georeferenced(self) -> bool:
         return any(code in self.tags for code in (33550, 33922, 34264))
@@ -104,7 +113,7 @@ def _from_complex(array: np.ndarray) -> tuple[np.ndarray, Optional[str]]:
     return array, None
 
 
-def _read_tiff(path: Path) -> tuple[np.ndarray, dict, Optional[float]]:
+def _read_tiff(path: Path, mmap: bool) -> tuple[np.ndarray, dict, Optional[float]]:
     import tifffile
 
     with tifffile.TiffFile(path) as tif:
@@ -113,7 +122,14 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, dict, Optional[float]]:
         if page.samplesperpixel > 1:
             raise ValueError(f"{path}: expected a single-band raster; found "
                              f"{page.samplesperpixel} samples per pixel (shape {series.shape})")
-        array = series.asarray()
+        array = None
+        if mmap:
+            try:
+                array = tifffile.memmap(path, series=0, mode="r")
+            except ValueError:   # compressed or tiled: not memory-mappable, read it
+                array = None
+        if array is None:
+            array = series.asarray()
         tags = {}
         for code in GEO_TAGS:
             tag = page.tags.get(code)
@@ -145,8 +161,12 @@ def _read_png(path: Path) -> np.ndarray:
     return array.astype(PNG_MODES[mode], copy=False)
 
 
-def read_raster(path: PathLike) -> Raster:
-    """Read a single-band raster (.tif/.tiff, .png, .npy); complex data becomes amplitude."""
+def read_raster(path: PathLike, *, mmap: bool = False) -> Raster:
+    """Read a single-band raster (.tif/.tiff, .png, .npy); complex data becomes amplitude.
+
+    ``mmap=True`` maps uncompressed TIFF and ``.npy`` pixels read-only from disk instead of
+    loading them (for scenes larger than memory, processed in strips); compressed TIFF, PNG
+    and complex data are read into memory."""
     path = Path(path)
     suffix = _suffix(path)
     if not path.is_file():
@@ -154,13 +174,13 @@ def read_raster(path: PathLike) -> Raster:
     tags: dict = {}
     nodata = None
     if suffix in TIFF_SUFFIXES:
-        array, tags, nodata = _read_tiff(path)
+        array, tags, nodata = _read_tiff(path, mmap)
         fmt = "tiff"
     elif suffix == ".png":
         array, fmt = _read_png(path), "png"
     else:
         try:
-            array = np.load(path, allow_pickle=False)
+            array = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
         except ValueError as err:
             raise ValueError(f"{path}: not a plain numeric .npy array ({err})") from None
         fmt = "npy"
@@ -171,8 +191,9 @@ def read_raster(path: PathLike) -> Raster:
     array, quantity = _from_complex(array)
     if array.dtype == np.bool_:
         array = array.astype(np.uint8)
-    return Raster(np.ascontiguousarray(array), np.dtype(stored), fmt, quantity, tags, nodata,
-                  path)
+    if not mmap:
+        array = np.ascontiguousarray(array)
+    return Raster(array, np.dtype(stored), fmt, quantity, tags, nodata, path)
 
 
 def cast_to(data: np.ndarray, dtype: Union[str, np.dtype]) -> np.ndarray:

@@ -230,9 +230,7 @@ def load_sar_tiles(source: Union[PathLike, Sequence[PathLike]], *, tile: int = 2
     for path in files:
         try:
             raster = read_raster(path)
-            data = raster.data
-            if raster.quantity == "amplitude" and quantity == "intensity":
-                data = data.astype(np.float64) ** 2
+            data = raster.values(quantity)
             stored = "float32" if raster.dtype.kind == "c" else raster.dtype.name
             if radiometry is not None:
                 radiometry.check_compatible(stored, quantity)
