@@ -80,14 +80,21 @@ class MLPLayer(nn.Module):
 
 
 class PlainMLPBlock(nn.Module):
-    """y = F(x)."""
+    """y = F(x): the block of the plain net (no shortcut)."""
+
+    has_shortcut = False
+    downsample = None
 
     def __init__(self, width: int, norm: str = "batch", act: str = "relu") -> None:
         super().__init__()
         self.transform = MLPLayer(width, norm, act)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        """The branch F(x) (the whole block, for a plain block)."""
         return self.transform(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.residual(x)
 
 
 class ResidualMLPBlock(PlainMLPBlock):
@@ -97,12 +104,10 @@ class ResidualMLPBlock(PlainMLPBlock):
         super().__init__(width, norm, act)
         self.drop_path = maybe_drop_path(drop_path)
 
-    def residual(self, x: torch.Tensor) -> torch.Tensor:
-        """The residual branch F(x)."""
-        return self.transform(x)
+    has_shortcut = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.drop_path(self.transform(x))
+        return x + self.drop_path(self.residual(x))
 
     def zero_init_last(self) -> None:
         """W = 0, b = 0: the block starts as the identity and W still gets a gradient."""
