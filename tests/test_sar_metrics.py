@@ -79,8 +79,17 @@ def test_enl_bad_input():
         enl(torch.ones(16, 16), windows=[(10, 10, 16, 16)])
     with pytest.raises(ValueError, match="positive mean"):
         enl(torch.zeros(32, 32))
-    torch.testing.assert_close(enl_per_image(torch.ones(2, 1, 32, 32) * 2 + torch.arange(32.0)),
-                               enl_per_image(torch.ones(2, 1, 32, 32) * 2 + torch.arange(32.0)))
+    with pytest.raises(ValueError, match=r"\[B, 1, H, W\]"):
+        enl_per_image(torch.ones(32, 32))
+
+
+def test_enl_per_image_matches_single_images():
+    g = torch.Generator().manual_seed(2)
+    batch = torch.stack([gamma_speckle((1, 64, 64), looks, g) for looks in (1, 4)])
+    values = enl_per_image(batch)
+    assert values.shape == (2,) and values[1] > 2 * values[0]
+    for b in range(2):
+        assert values[b].item() == enl(batch[b, 0]).enl
 
 
 def test_ratio_statistics():
