@@ -1,0 +1,223 @@
+"""What a study runs: the networks, the depths, the budget, the parts -- checked up front.
+
+:class:`StudyConfig` is everything ``skiplab study`` needs; :meth:`StudyConfig.create`
+resolves the defaults of the three scales (``quick`` for tests and smoke runs, the
+default synthetic study that fits in ten minutes on a 2-core CPU, and real data) and
+raises a ``ValueError`` naming the bad option before anything is trained.
+
+The training recipe is the same for every network of a study (He et al. 2015 §4.2:
+SGD, momentum 0.9, weight decay 1e-4, lr 0.1, batch 128, 4-pixel crops and flips), with
+a cosine schedule in place of He's two lr drops at 32k and 48k iterations because a
+study trains for a few hundred to a few thousand steps, not 64k.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
+
+PARTS = ("degradation", "gradients", "lesion", "landscape", "shattered")
+DEFAULT_PARTS = ("degradation", "gradients", "lesion")
+WITHOUT_BN = ("init", "trained", "off")
+
+
+@dataclass(frozen=True)
+class Family:
+    """A network family trained at every depth: a registered model taking ``depth``."""
+
+    key: str            # the --models name
+    model: str          # registered model function
+    kwargs: dict        # fixed keywords (e.g. basic blocks for pre-activation)
+    shortcut: str       # "none" (plain), "identity" (residual) or "gated" (highway)
+    label: str          # name in tables: "plain", "resnet", ...
+
+    @property
+    def is_plain(self) -> bool:
+        return self.shortcut == "none"
+
+    @property
+    def is_residual(self) -> bool:
+        return self.shortcut == "identity"
+
+
+FAMILIES = {
+    "plain": Family("plain", "cifar_plain", {}, "none", "plain"),
+    "resnet": Family("resnet", "cifar_resnet", {}, "identity", "resnet"),
+    "preact": Family("preact", "cifar_preact_resnet", {"bottleneck": False}, "identity", "preact"),
+    "highway": Family("highway", "cifar_highway", {}, "gated", "highway"),
+}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long each network trains: ``minutes`` (the total for all runs, turned into one
+    common number of steps by timing every network), ``epochs`` or ``steps``."""
+
+    kind: str
+    value: float
+
+    @classmethod
+    def parse(cls, text: str | float | int) -> "Budget":
+        """``"6"``/``"6m"``/``"6min"`` minutes, ``"3ep"``/``"3epochs"``, ``"500steps"``."""
+        raw = str(text).strip().lower()
+        match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(m|min|mins|minutes|ep|epoch|epochs|step|steps)?", raw)
+        if not match:
+            raise ValueError(f"--budget must be minutes (6, 6m), epochs (3ep) or steps (500steps), "
+                             f"got {text!r}")
+        value, unit = float(match.group(1)), match.group(2) or "m"
+        kind = ("epochs" if unit.startswith("ep") else "steps" if unit.startswith("step") else "minutes")
+        if value <= 0 or (kind != "minutes" and value != int(value)):
+            raise ValueError(f"--budget {kind} must be a positive {'number' if kind == 'minutes' else 'integer'}, "
+                             f"got {text!r}")
+        return cls(kind, value if kind == "minutes" else int(value))
+
+    def __str__(self) -> str:
+        if self.kind == "minutes":
+            return f"{self.value:g} min"
+        return f"{int(self.value)} {self.kind}"
+
+
+def parse_list(text: str | Sequence, what: str) -> list[str]:
+    items = [s.strip() for s in (text.split(",") if isinstance(text, str) else text)]
+    if not items or any(not s for s in items):
+        raise ValueError(f"{what} must be a comma-separated list without empty items, got {text!r}")
+    if len(set(items)) != len(items):
+        raise ValueError(f"{what} lists an item twice: {text!r}")
+    return items
+
+
+def parse_depths(text: str | Sequence) -> tuple[int, ...]:
+    """Depths 6n+2 (8, 14, 20, 26, 32, 44, 56, 110, ...), at least two, increasing."""
+    items = parse_list(text if isinstance(text, str) else [str(d) for d in text], "--depths")
+    depths = []
+    for s in items:
+        if not s.isdigit() or int(s) < 8 or (int(s) - 2) % 6:
+            raise ValueError(f"--depths takes CIFAR depths 6n+2 (8, 14, 20, 32, 44, 56, 110, ...), got {s!r}")
+        depths.append(int(s))
+    if len(depths) < 2:
+        raise ValueError(f"--depths needs at least two depths to compare, got {text!r}")
+    return tuple(sorted(depths))
+
+
+def parse_models(text: str | Sequence) -> tuple[str, ...]:
+    models = parse_list(text, "--models")
+    unknown = [m for m in models if m not in FAMILIES]
+    if unknown:
+        raise ValueError(f"--models: unknown famil{'y' if len(unknown) == 1 else 'ies'} {unknown}; "
+                         f"choose from {', '.join(FAMILIES)}")
+    return tuple(models)
+
+
+def parse_parts(text: str | Sequence) -> tuple[str, ...]:
+    parts = parse_list(text, "--parts")
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown:
+        raise ValueError(f"--parts: unknown part(s) {unknown}; choose from {', '.join(PARTS)}")
+    return tuple(p for p in PARTS if p in parts)   # run in the canonical order
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The training recipe shared by every network of a study."""
+
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"
+    crop_padding: int = 4
+    flip: bool = True
+    # networks without BatchNorm (the gradients part's "without BN" pair) cannot take lr 0.1
+    # from a standard initialisation; they share this gentler variant (see StudyConfig)
+    no_bn_lr: float = 0.01
+    no_bn_grad_clip: float = 1.0
+    warmup_steps: int = 0
+
+    def describe(self) -> str:
+        return (f"SGD lr {self.lr:g} (momentum {self.momentum:g}, weight decay {self.weight_decay:g}), "
+                f"batch {self.batch_size}, {self.schedule} schedule to 0, "
+                f"random {self.crop_padding}-px crops{' and flips' if self.flip else ''}")
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Everything a study needs. Build it with :meth:`create`, which fills the defaults."""
+
+    data: str = "synthetic:shapes"
+    depths: tuple = (8, 20, 56)
+    models: tuple = ("plain", "resnet")
+    parts: tuple = DEFAULT_PARTS
+    budget: Budget = Budget("minutes", 6.0)
+    seed: int = 0
+    quick: bool = False
+    without_bn: str = "init"
+    eval_images: int = 400
+    precision: str = "auto"
+    recipe: Recipe = field(default_factory=Recipe)
+
+    @classmethod
+    def create(cls, *, data: Optional[str] = None, depths: Any = None, models: Any = None,
+               parts: Any = None, budget: Any = None, seed: Optional[int] = None,
+               quick: bool = False, without_bn: Optional[str] = None,
+               eval_images: Optional[int] = None, precision: Optional[str] = None) -> "StudyConfig":
+        """Check every option and fill the defaults of the study's scale (None = default)."""
+        synthetic = data is None or data.startswith("synthetic")
+        if data is None:
+            data = "synthetic:shapes-500" if quick else "synthetic:shapes"
+        if not isinstance(data, str) or not data:
+            raise ValueError(f"--data must be a dataset spec such as cifar10:PATH or synthetic, got {data!r}")
+        depths = parse_depths(depths if depths is not None else ("8,14,20" if quick else "8,20,56"))
+        models = parse_models(models if models is not None else "plain,resnet")
+        parts = parse_parts(parts if parts is not None else ",".join(DEFAULT_PARTS))
+        if budget is None:
+            budget = "6steps" if quick else ("6m" if synthetic else "30m")
+        budget = budget if isinstance(budget, Budget) else Budget.parse(budget)
+        seed = 0 if seed is None else seed
+        if not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"--seed must be an integer >= 0, got {seed!r}")
+        without_bn = without_bn or "init"
+        if without_bn not in WITHOUT_BN:
+            raise ValueError(f"--without-bn must be one of {', '.join(WITHOUT_BN)}, got {without_bn!r}")
+        if eval_images is None:
+            eval_images = 64 if quick else (400 if synthetic else 1000)
+        if not isinstance(eval_images, int) or eval_images < 16:
+            raise ValueError(f"--eval-images must be an integer >= 16, got {eval_images!r}")
+        precision = precision or "auto"
+        if precision not in ("auto", "bf16", "fp32"):
+            raise ValueError(f"--precision must be auto, bf16 or fp32, got {precision!r}")
+        recipe = Recipe(batch_size=32) if quick else Recipe()
+        return cls(data, depths, models, parts, budget, seed, quick, without_bn, eval_images, precision,
+                   recipe)
+
+    # -- what the study trains ------------------------------------------------------------
+    @property
+    def families(self) -> list[Family]:
+        return [FAMILIES[m] for m in self.models]
+
+    @property
+    def deepest(self) -> int:
+        return max(self.depths)
+
+    @property
+    def needs_training(self) -> bool:
+        return any(p in self.parts for p in ("degradation", "gradients", "lesion", "landscape"))
+
+    # -- (de)serialisation for the state file -----------------------------------------------
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["depths"], d["models"], d["parts"] = list(self.depths), list(self.models), list(self.parts)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "StudyConfig":
+        d = dict(d)
+        d["depths"], d["models"], d["parts"] = tuple(d["depths"]), tuple(d["models"]), tuple(d["parts"])
+        d["budget"] = Budget(**d["budget"])
+        d["recipe"] = Recipe(**d["recipe"])
+        return cls(**d)
+
+    def differences(self, other: "StudyConfig") -> list[str]:
+        """Names of the fields in which ``other`` differs (for --resume checks)."""
+        return [f.name for f in dataclasses.fields(self) if getattr(self, f.name) != getattr(other, f.name)]

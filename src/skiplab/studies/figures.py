@@ -1,0 +1,156 @@
+"""Figures of a study report, drawn with matplotlib's Agg canvas (no display needed).
+
+Each function takes the numbers a part measured and writes one PNG; colours follow the
+family (plain, resnet, ...) and line styles the depth or the condition, the same in
+every figure.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+FAMILY_COLOURS = {"plain": "#d62728", "resnet": "#1f77b4", "preact": "#2ca02c", "highway": "#9467bd"}
+DEPTH_STYLES = ["-", "--", ":", "-."]
+
+
+def colour(family: str) -> str:
+    return FAMILY_COLOURS.get(family, "#7f7f7f")
+
+
+def new_figure(width: float, height: float):
+    from matplotlib.figure import Figure
+    return Figure(figsize=(width, height))
+
+
+def save_figure(fig, path: Path) -> Path:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    FigureCanvasAgg(fig)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def smooth(values: Sequence[float], window: int) -> np.ndarray:
+    """Trailing moving average (the first points average what exists so far)."""
+    v = np.asarray(values, dtype=np.float64)
+    if window <= 1 or len(v) == 0:
+        return v
+    c = np.cumsum(np.insert(v, 0, 0.0))
+    idx = np.arange(1, len(v) + 1)
+    lo = np.maximum(idx - window, 0)
+    return (c[idx] - c[lo]) / (idx - lo)
+
+
+def plot_degradation(curves: dict[str, dict], families: list[str], path: Path) -> Path:
+    """He 2015 Fig. 6 layout: one column per family; training loss (top) and training
+    error in % (bottom) against steps, one line per depth (thin: smoothed per step)."""
+    fig = new_figure(5.2 * len(families), 7.0)
+    axes = fig.subplots(2, len(families), squeeze=False, sharex=True)
+    for col, family in enumerate(families):
+        runs = sorted((c for c in curves.values() if c["family"] == family), key=lambda c: c["depth"])
+        for i, run in enumerate(runs):
+            steps = np.asarray(run["step"])
+            window = max(1, len(steps) // 25)
+            style = dict(color=colour(family), linestyle=DEPTH_STYLES[i % len(DEPTH_STYLES)],
+                         alpha=0.35 + 0.65 * (i + 1) / len(runs), label=f"{family}-{run['depth']}")
+            axes[0, col].plot(steps, smooth(run["loss"], window), **style)
+            axes[1, col].plot(steps, 100 * (1 - smooth(run["acc"], window)), **style)
+        axes[0, col].set_title(f"{family} nets")
+        axes[0, col].set_ylabel("training loss")
+        axes[0, col].set_yscale("log")
+        axes[1, col].set_ylabel("training error (%)")
+        axes[1, col].set_xlabel("step")
+        for ax in axes[:, col]:
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
+def plot_gradient_flow(results: list[dict], path: Path) -> Path:
+    """Per-layer weight-gradient norms (top) and the gradient reaching each block's input
+    (bottom) against depth; one column per BatchNorm setting; dashed = at
+    initialisation, solid = after training."""
+    settings = [s for s in (True, False) if any(r["norm"] == s for r in results)]
+    fig = new_figure(5.5 * len(settings), 7.0)
+    axes = fig.subplots(2, len(settings), squeeze=False)
+    for col, norm in enumerate(settings):
+        for r in (r for r in results if r["norm"] == norm):
+            style = dict(color=colour(r["family"]), linestyle="--" if r["stage"] == "init" else "-",
+                         label=f"{r['model']} {'at init' if r['stage'] == 'init' else 'trained'}")
+            layers = _positive(np.asarray(r["layers"], dtype=np.float64).reshape(-1, 2))
+            blocks = _positive(np.asarray(r["blocks"], dtype=np.float64).reshape(-1, 2))
+            axes[0, col].plot(layers[:, 0], layers[:, 1], marker=".", markersize=3, **style)
+            axes[1, col].plot(blocks[:, 0] + 1, blocks[:, 1], marker=".", markersize=3, **style)
+        axes[0, col].set_title("with BatchNorm" if norm else "without BatchNorm")
+        axes[0, col].set_xlabel("layer (1 = first conv)")
+        axes[0, col].set_ylabel("‖∂L/∂W‖ of the layer")
+        axes[1, col].set_xlabel("block (1 = first)")
+        axes[1, col].set_ylabel("‖∂L/∂x‖ entering the block")
+        for ax in axes[:, col]:
+            ax.set_yscale("log")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+    return save_figure(fig, path)
+
+
+def _positive(points: np.ndarray) -> np.ndarray:
+    """(x, y) points with y <= 0 dropped (a log axis cannot show them)."""
+    return points[points[:, 1] > 0]
+
+
+def plot_lesion(models: list[dict], path: Path) -> Path:
+    """Veit 2016 Fig. 3 and 5a: accuracy after deleting each single block (left, the
+    baseline dashed) and after deleting k random blocks (right, mean and range)."""
+    fig = new_figure(11.0, 4.2)
+    left, right = fig.subplots(1, 2)
+    for m in models:
+        c = colour(m["family"])
+        single = m["single"]
+        left.plot([r["index"] + 1 for r in single], [100 * r["accuracy"] for r in single], marker="o",
+                  markersize=3, color=c, label=m["model"])
+        left.axhline(100 * m["baseline"]["accuracy"], color=c, linestyle="--", linewidth=1)
+        ks = sorted({r["k"] for r in m["random"]})
+        if ks:
+            acc = [[100 * r["accuracy"] for r in m["random"] if r["k"] == k] for k in ks]
+            right.plot([0] + ks, [100 * m["baseline"]["accuracy"]] + [np.mean(a) for a in acc], marker="o",
+                       color=c, label=m["model"])
+            right.fill_between(ks, [min(a) for a in acc], [max(a) for a in acc], color=c, alpha=0.2)
+    for ax in (left, right):
+        ax.axhline(100 * models[0]["chance"], color="grey", linestyle=":", linewidth=1, label="chance")
+        ax.set_ylabel("test accuracy (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    left.set_xlabel("deleted block (dashed: nothing deleted)")
+    left.set_title("delete one block")
+    right.set_xlabel("k blocks deleted at random")
+    from matplotlib.ticker import MaxNLocator
+    right.xaxis.set_major_locator(MaxNLocator(integer=True))
+    right.set_title("delete k random blocks")
+    return save_figure(fig, path)
+
+
+def plot_autocorrelation(results: list[dict], path: Path) -> Path:
+    """Balduzzi 2017 Fig. 1-style: autocorrelation of input gradients against the lag, at
+    initialisation; one panel per family, one line per depth."""
+    families = list(dict.fromkeys(r["family"] for r in results))
+    fig = new_figure(5.0 * len(families), 3.8)
+    axes = fig.subplots(1, len(families), squeeze=False)[0]
+    for ax, family in zip(axes, families):
+        runs = sorted((r for r in results if r["family"] == family), key=lambda r: (r["stage"], r["depth"]))
+        for i, r in enumerate(runs):
+            ax.plot(np.arange(len(r["autocorrelation"])), r["autocorrelation"], color=colour(family),
+                    linestyle=DEPTH_STYLES[i % len(DEPTH_STYLES)] if r["stage"] == "init" else "-",
+                    linewidth=2.2 if r["stage"] != "init" else 1.2, alpha=0.4 + 0.6 * (i + 1) / len(runs),
+                    label=f"{r['model']}{'' if r['stage'] == 'init' else ' trained'}")
+        ax.axhline(0, color="grey", linewidth=0.8)
+        ax.set_xlabel("lag (points along the input line)")
+        ax.set_ylabel("gradient autocorrelation")
+        ax.set_title(f"{family} nets")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return save_figure(fig, path)
