@@ -225,7 +225,10 @@ def test_attention_and_drop_path_go_on_residual_branches_only():
                and not isinstance(m, nn.Identity)}
     assert with_se == {"enc4.1", "dec4.0"}
     rates = {name: m.p for name, m in model.named_modules() if type(m).__name__ == "DropPath"}
-    assert rates == {"enc4.1.drop_path": pytest.approx(0.2), "dec4.0.drop_path": pytest.approx(0.2)}
+    assert rates == {"enc4.1.drop_path": pytest.approx(0.1), "dec4.0.drop_path": pytest.approx(0.2)}
+    every = ResidualAutoencoder(widths=NARROW, drop_path_rate=0.2)
+    rates = [m.p for m in every.modules() if type(m).__name__ == "DropPath"]
+    assert rates == pytest.approx([0.2 * (i + 1) / 16 for i in range(16)])  # along the forward path
 
 
 # --------------------------------------------------------------------------- conventions

@@ -52,10 +52,10 @@ from typing import Any, Optional, Sequence, Union
 import torch
 from torch import nn
 
-from ..blocks import init_weights
+from ..blocks import drop_path_rates, init_weights
 from ..blocks.attention import AttnLayer
 from ..blocks.updown import ActLayer, ResidualDownBlock, ResidualUpBlock, make_act, make_norm
-from .image_to_image import ImageToImageModel, check_widths, level_drop_rates
+from .image_to_image import ImageToImageModel, check_widths
 from .registry import register_model
 
 VARIANTS = ("plain", "bottleneck", "all", "bottleneck_cbam")
@@ -97,6 +97,11 @@ class Autoencoder(ImageToImageModel):
             raise ValueError(f"{type(self).__name__} is an autoencoder: it has no classifier "
                              f"to give {num_classes} classes")
 
+    @property
+    def min_input_size(self) -> int:
+        """Smallest side accepted: the encoder's total stride."""
+        return self.reduction
+
     def check_input(self, x: torch.Tensor) -> None:
         super().check_input(x)
         self._check_divisible(tuple(x.shape[-2:]))
@@ -105,8 +110,8 @@ class Autoencoder(ImageToImageModel):
         r = self.reduction
         if size[0] % r or size[1] % r or min(size) < r:
             raise ValueError(f"{type(self).__name__} downsamples by {r}: height and width must be "
-                             f"positive multiples of {r}, got {size[0]}x{size[1]} (tile or crop "
-                             f"the image, e.g. to {max(r, size[0] // r * r)}x{max(r, size[1] // r * r)})")
+                             f"multiples of {r}, at least {r}x{r}, got {size[0]}x{size[1]} (tile or "
+                             f"crop the image, e.g. to {max(r, size[0] // r * r)}x{max(r, size[1] // r * r)})")
 
     # -- rate -------------------------------------------------------------------------
     def _input_size(self, input_size: SizeLike) -> tuple[int, int, int]:
@@ -159,8 +164,8 @@ class ResidualAutoencoder(Autoencoder):
         act: activation (name or factory); up_mode: "transpose" (4x4/2 transposed conv,
             even overlap) or "upsample" (nearest + conv3x3), see :class:`ResidualUpBlock`.
         output: "clamp" (default), "sigmoid" or "linear" (see the module documentation).
-        drop_path_rate: stochastic depth of the residual branches, growing to this rate at
-            the coarsest level (:func:`level_drop_rates`).
+        drop_path_rate: stochastic depth of the residual branches, growing linearly along
+            the forward path (encoder, then decoder) to this rate (Huang et al. 2016, Eq. 4).
         zero_init_residual: zero each residual branch's last norm scale (Goyal et al. 2017).
     """
 
@@ -195,12 +200,14 @@ class ResidualAutoencoder(Autoencoder):
         levels = len(widths)
         bias = norm == "none"
         common = dict(norm=norm, norm_groups=norm_groups, act=act)
-        rates = level_drop_rates(drop_path_rate, levels)
+        residual_blocks = {"plain": 0, "all": 2 * levels * (1 + blocks_per_level)}.get(variant, 2 * blocks_per_level)
+        rates = iter(drop_path_rates(drop_path_rate, max(residual_blocks, 1)))
 
         def options(level: int, resamples: bool) -> dict[str, Any]:
+            """Block options; called in forward order, so the drop-path rates grow along the path."""
             residual = variant == "all" or (not resamples and variant != "plain" and level == levels - 1)
             return dict(common, residual=residual, attn_layer=attn_layer if residual else None,
-                        drop_path=rates[level] if residual else 0.0)
+                        drop_path=next(rates) if residual else 0.0)
 
         self.stem = self._conv_norm_act(in_chans, widths[0], bias, norm, norm_groups, act)
         channels = widths[0]

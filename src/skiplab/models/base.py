@@ -9,6 +9,7 @@ from here.
 
 from __future__ import annotations
 
+import functools
 from typing import Iterable
 
 import torch
@@ -130,12 +131,12 @@ class FeatureExtractor(nn.Module):
         for name in self._names:
             if name not in modules:
                 raise ValueError(f"feature_info names module {name!r}, which {type(model).__name__} lacks")
-            modules[name].register_forward_hook(self._capture(name))
+            # a partial of a bound method, not a closure: copy.deepcopy (EMA, tests) rebinds
+            # it to the copy, whose hooks then fill the copy's own dict
+            modules[name].register_forward_hook(functools.partial(self._capture, name))
 
-    def _capture(self, name: str):
-        def hook(_module, _inputs, output):
-            self._captured[name] = output
-        return hook
+    def _capture(self, name: str, _module: nn.Module, _inputs: tuple, output: torch.Tensor) -> None:
+        self._captured[name] = output
 
     def channels(self) -> list[int]:
         return [f["num_chs"] for f in self.feature_info]

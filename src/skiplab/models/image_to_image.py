@@ -68,15 +68,6 @@ class ImageToImageModel(nn.Module):
         return stage(*inputs)
 
 
-def level_drop_rates(rate: float, num_levels: int) -> list[float]:
-    """Stochastic-depth rates per resolution level of an encoder-decoder: level l of L
-    (1 = finest) gets ``rate * l / L`` -- Huang et al. 2016's linear rule (Eq. 4) along the
-    encoder, mirrored in the decoder so the deepest (coarsest) level drops most."""
-    if not 0.0 <= rate < 1.0:
-        raise ValueError(f"drop_path_rate must be in [0, 1), got {rate}")
-    return [rate * (level + 1) / num_levels for level in range(num_levels)]
-
-
 def check_widths(widths: Sequence[int], what: str = "widths") -> tuple[int, ...]:
     """A non-empty tuple of positive channel counts, or a ValueError naming ``what``."""
     values = tuple(widths)

@@ -29,9 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..blocks import init_weights
+from ..blocks import drop_path_rates, init_weights
 from ..blocks.updown import ResidualDownBlock, make_norm
-from .image_to_image import ImageToImageModel, check_widths, level_drop_rates
+from .image_to_image import ImageToImageModel, check_widths
 from .registry import create_model, register_model
 
 PAD_MODES = ("reflect", "replicate", "zeros")
@@ -107,6 +107,8 @@ class SegmentationNet(ImageToImageModel):
     per ``feature_info`` entry) and call :meth:`build_decoder`.
     """
 
+    default_image_size = 64  # the synthetic cells task's tiles
+
     def __init__(self, num_classes: int, in_chans: int, pad_mode: str) -> None:
         super().__init__()
         if pad_mode not in PAD_MODES:
@@ -140,6 +142,11 @@ class SegmentationNet(ImageToImageModel):
     def decoder_stages(self) -> list[UpStage]:
         """The up-stages in forward order (coarsest first)."""
         return [getattr(self, f"dec{i}") for i in range(len(self.skip_reductions), 0, -1)]
+
+    @property
+    def out_chans(self) -> int:
+        """Channels of the output: the class scores (the decoder's width without a head)."""
+        return self.num_classes or self.decoder_width
 
     def reset_classifier(self, num_classes: int) -> None:
         """A fresh 1x1 ``head`` with ``num_classes`` outputs (0: none, the decoder's features)."""
@@ -178,8 +185,10 @@ class UNet(SegmentationNet):
         residual: each double conv a residual block (``unet_residual``).
         norm: "batch", "group" or "none"; up_mode: "transpose" or "bilinear".
         pad_mode: "reflect", "replicate" or "zeros", for inputs the stride does not divide.
-        drop_path_rate: stochastic depth of the residual blocks, highest at the bottom.
-        zero_init_residual: zero each residual branch's last norm scale (Goyal et al. 2017).
+        drop_path_rate: stochastic depth of the residual blocks, growing linearly along the
+            forward path (Huang et al. 2016, Eq. 4).
+        zero_init_residual: zero each residual branch's last norm scale (Goyal et al. 2017),
+            except in the first block, which reads the image.
     """
 
     def __init__(self, num_classes: int = 2, in_chans: int = 1, depth: int = 4, base_width: int = 64,
@@ -194,7 +203,8 @@ class UNet(SegmentationNet):
             raise ValueError("drop_path_rate needs residual blocks: use unet_residual (residual=True)")
         make_norm(norm, 1)
         self.residual = residual
-        rates = level_drop_rates(drop_path_rate, depth + 1)
+        # forward order: depth + 1 encoder blocks, then depth decoder blocks
+        rates = drop_path_rates(drop_path_rate, 2 * depth + 1)
         kwargs = [dict(norm=norm, residual=residual, drop_path=rate) for rate in rates]
         channels = in_chans
         for i, width in enumerate(widths):
@@ -203,9 +213,13 @@ class UNet(SegmentationNet):
             self.add_module(f"enc{i + 1}", stage)
             self.feature_info.append(dict(num_chs=width, reduction=2 ** i, module=f"enc{i + 1}"))
             channels = width
-        self.build_decoder(widths[-2::-1], up_mode, kwargs[-2::-1])
+        self.build_decoder(widths[-2::-1], up_mode, kwargs[depth + 1:])
         self.reset_classifier(num_classes)
         init_weights(self, zero_init_residual)
+        if zero_init_residual and residual:
+            # the first block reads the image itself: zeroing its branch would leave a 1x1
+            # projection of the pixels as the whole first stage, so it keeps its init
+            init_weights(self.enc1, zero_init_residual=False)
 
     def encoder_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         features = []
