@@ -18,11 +18,12 @@ Each image shows one shape whose *form* is the class; everything else is random 
 ====  ===============  ==================================================================
 
 Nuisances, drawn per image: centre (anywhere that keeps most of the shape visible),
-radius 4.5-10 px, rotation, foreground and background colour (contrast at least 0.25),
-a faint background grating of random orientation and frequency, one or two distractor
-blobs of random colour, and Gaussian pixel noise (sigma 0.02-0.10). Small rings, frames
-and crescents look like disks and squares under noise, so a small conv net needs a few
-epochs to separate them and does not reach 100% at once.
+radius 6-11 px, rotation, foreground and background colour (RGB distance 0.35-0.8),
+a faint background grating of random orientation and frequency, up to two small
+distractor blobs of random colour, and Gaussian pixel noise (sigma 0.02-0.08). Colour
+carries no class information, small rings/frames/crescents resemble disks and squares,
+and dumbbells resemble pairs of distractors, so a small conv net needs several epochs and
+does not reach 100% at once.
 
 Names: ``shapes`` (10k train / 2k test), ``shapes-2k``, ``shapes-500`` (N train, N/5 test);
 options ``seed=S`` (default 0) and ``test=M`` (test size). Generation is a pure function of
@@ -86,7 +87,7 @@ def _render(labels: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     n, size = labels.shape[0], IMAGE_SIZE
     coords = (torch.arange(size, dtype=torch.float32) + 0.5)
     y, x = coords.view(1, size, 1), coords.view(1, 1, size)
-    radius = _uniform(n, 4.5, 10.0, g).view(n, 1, 1)
+    radius = _uniform(n, 6.0, 11.0, g).view(n, 1, 1)
     cx = (_uniform(n, 0, 1, g).view(n, 1, 1) * (size - 2 * radius * 0.8)) + radius * 0.8
     cy = (_uniform(n, 0, 1, g).view(n, 1, 1) * (size - 2 * radius * 0.8)) + radius * 0.8
     angle = _uniform(n, 0, 2 * math.pi, g).view(n, 1, 1)
@@ -103,8 +104,14 @@ def _render(labels: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     background = torch.rand(n, 3, 1, 1, generator=g)
     direction = torch.randn(n, 3, 1, 1, generator=g)
     direction = direction / direction.flatten(1).norm(dim=1).view(n, 1, 1, 1)
-    contrast = _uniform(n, 0.25, 0.8, g).view(n, 1, 1, 1)
-    foreground = (background + direction * contrast).clamp(0, 1)
+    contrast = _uniform(n, 0.35, 0.8, g).view(n, 1, 1, 1)
+    # step away from the background in the direction (or its opposite) that the [0, 1]
+    # clamp shortens least, so every shape keeps a visible contrast
+    up = (background + direction * contrast).clamp(0, 1)
+    down = (background - direction * contrast).clamp(0, 1)
+    gain_up = (up - background).flatten(1).norm(dim=1)
+    gain_down = (down - background).flatten(1).norm(dim=1)
+    foreground = torch.where((gain_up >= gain_down).view(n, 1, 1, 1), up, down)
 
     # faint background grating of random orientation and frequency
     theta = _uniform(n, 0, math.pi, g).view(n, 1, 1)
@@ -116,13 +123,13 @@ def _render(labels: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     for _ in range(2):  # distractor blobs, the second one present half of the time
         bx = _uniform(n, 0, size, g).view(n, 1, 1)
         by = _uniform(n, 0, size, g).view(n, 1, 1)
-        br = _uniform(n, 1.0, 2.5, g).view(n, 1, 1)
+        br = _uniform(n, 0.8, 1.8, g).view(n, 1, 1)
         present = (torch.rand(n, generator=g) < 0.75).view(n, 1, 1)
         blob = (((x - bx) ** 2 + (y - by) ** 2 < br * br) & present).unsqueeze(1).float()
         colour = torch.rand(n, 3, 1, 1, generator=g)
         image = image * (1 - blob) + colour * blob
 
-    sigma = _uniform(n, 0.02, 0.10, g).view(n, 1, 1, 1)
+    sigma = _uniform(n, 0.02, 0.08, g).view(n, 1, 1, 1)
     image = image + torch.randn(n, 3, size, size, generator=g) * sigma
     return image.clamp(0, 1)
 
