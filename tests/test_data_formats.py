@@ -349,3 +349,45 @@ def test_real_cifar10_jpg_subset(cifar10_jpg, tmp_path):
     assert ds.classes == ["airplane", "cat"] and ds.images.shape == (1000, 3, 32, 32)
     assert ds.class_counts() == [500, 500]
     assert 0.3 < ds.mean[0] < 0.7 and 0.15 < ds.std[0] < 0.35
+
+
+def test_verify_rereads_files_whose_size_and_mtime_did_not_change(tmp_path):
+    root = tmp_path / "imgs"
+    write_folder(root, per_class=2, fmt="bmp")  # uncompressed: same size for any pixels
+    cache = str(tmp_path / "cache")
+    first = load_image_folder(root, cache_dir=cache)
+    target = root / "a_cls" / "000.bmp"
+    st = target.stat()
+    data = bytearray(target.read_bytes())
+    data[-1] ^= 0xFF  # flip one pixel byte in place, then restore the modification time
+    with open(target, "r+b") as fh:
+        fh.write(bytes(data))
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    fresh = load_image_folder(root, cache_dir=cache, verify=True)
+    assert not torch.equal(fresh.images[0], first.images[0])
+
+
+# ---- command line -----------------------------------------------------------------------------
+def test_cli_download_info_and_cache(tmp_path, capsys):
+    from skiplab.cli import main
+    archive, md5 = _official_like_archive(tmp_path)
+    assert main(["data", "download", "cifar10", str(tmp_path / "d"), "--source",
+                 archive.as_uri(), "--md5", md5]) == 0
+    assert "cifar-10-batches-py" in capsys.readouterr().out
+    assert main(["data", "download", "cifar10", str(tmp_path / "e"), "--source",
+                 str(archive)]) == 2
+    assert "MD5 mismatch" in capsys.readouterr().err
+    assert main(["data", "info", f"cifar10:{tmp_path / 'd'}", "--val-size", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "airplane" in out and "train      20 images" in out and "val        10 images" in out
+    write_folder(tmp_path / "imgs", per_class=2)
+    cache = str(tmp_path / "cache")
+    assert main(["data", "info", f"folder:{tmp_path / 'imgs'}", "--json",
+                 "--cache-dir", cache]) == 0
+    assert '"a_cls"' in capsys.readouterr().out
+    assert main(["data", "cache", "list", "--cache-dir", cache]) == 0
+    assert "1 file(s)" in capsys.readouterr().out
+    assert main(["data", "cache", "clear", "--cache-dir", cache]) == 0
+    assert "removed 1" in capsys.readouterr().out
+    assert main(["data", "info", "imagenet:/x"]) == 2
+    assert "unknown data kind 'imagenet'" in capsys.readouterr().err
