@@ -55,11 +55,16 @@ class FitResult:
     ema_model: Optional[nn.Module] = None   # the averaged weights when ema_decay > 0
 
 
-def fit(config: TrainConfig, callbacks: Iterable[Callback] = ()) -> FitResult:
-    """Train as ``config`` says (see :class:`TrainConfig`); works alone or under torchrun."""
+def fit(config: TrainConfig, callbacks: Iterable[Callback] = (), *, train_set=None,
+        eval_set=None) -> FitResult:
+    """Train as ``config`` says (see :class:`TrainConfig`); works alone or under torchrun.
+
+    ``train_set``/``eval_set`` (:class:`skiplab.data.ImageDataset`) replace loading
+    ``config.data``, for data already in memory.
+    """
     if isinstance(config, dict):
         config = TrainConfig.from_dict(config)
-    trainer = Trainer(config, callbacks)
+    trainer = Trainer(config, callbacks, train_set=train_set, eval_set=eval_set)
     try:
         return trainer.fit()
     finally:
@@ -69,7 +74,8 @@ def fit(config: TrainConfig, callbacks: Iterable[Callback] = ()) -> FitResult:
 class Trainer:
     """One training run; ``Trainer(config).fit()`` is what :func:`fit` does."""
 
-    def __init__(self, config: TrainConfig, callbacks: Iterable[Callback] = ()) -> None:
+    def __init__(self, config: TrainConfig, callbacks: Iterable[Callback] = (), *, train_set=None,
+                 eval_set=None) -> None:
         self.config = config
         self.callbacks = CallbackList(callbacks)
         self.device = resolve_device(config.device)
@@ -84,7 +90,7 @@ class Trainer:
             torch.set_num_threads(config.num_threads)
         _seed_everything(config.seed, config.deterministic)
 
-        self._build_data()
+        self._build_data(train_set, eval_set)
         self.model = self._build_model()
         self.optimizer = build_optimizer(self.model, config)
         self.steps_per_epoch = len(self.train_loader)
@@ -119,11 +125,11 @@ class Trainer:
         self.train_model = torch.compile(ddp_model) if self.compiled else ddp_model
 
     # -- set-up -------------------------------------------------------------------------
-    def _build_data(self) -> None:
+    def _build_data(self, train_set, eval_set) -> None:
         from ..data import Augmentation, BatchLoader, load_dataset
         c = self.config
         common = dict(val_size=c.val_size, seed=c.seed, skip_bad=c.skip_bad, cache_dir=c.cache_dir)
-        self.train_set = load_dataset(c.data, "train", **common)
+        self.train_set = train_set if train_set is not None else load_dataset(c.data, "train", **common)
         augment = Augmentation(crop_padding=c.crop_padding, pad_mode=c.pad_mode, flip=c.flip,
                                cutout=c.cutout)
         self.train_loader = BatchLoader(
@@ -135,8 +141,8 @@ class Trainer:
                              f"({len(self.train_set)} images): no full batch per epoch")
         split = {"auto": "val" if c.val_size > 0 else "test"}.get(c.eval_split, c.eval_split)
         self.eval_loader = None
-        if split != "none":   # rank 0 evaluates the whole split
-            self.eval_set = load_dataset(c.data, split, **common)
+        if split != "none" and (eval_set is not None or train_set is None):
+            self.eval_set = eval_set if eval_set is not None else load_dataset(c.data, split, **common)
             self.eval_loader = BatchLoader(self.eval_set, c.eval_batch_size, shuffle=False,
                                            drop_last=False, device=self.device,
                                            channels_last=c.channels_last)
