@@ -267,7 +267,9 @@ def test_corrupt_image_error_names_file_and_skip_bad_counts(tmp_path):
     ds = load_dataset(f"folder:{root}", skip_bad=True, cache_dir=cache)
     assert ds.skipped == 2 and len(ds) == 10 and ds.class_counts() == [3, 4, 3]
     assert ds.skipped_files == ["a_cls/001.png", "c_cls/003.png"]
-    clear_memo()  # from the cache: the same error without skip_bad
+    with pytest.raises(ValueError, match=r"a_cls/001\.png"):  # from the in-process memo
+        load_dataset(f"folder:{root}", cache_dir=cache)
+    clear_memo()  # from the disk cache: the same error without skip_bad
     with pytest.raises(ValueError, match=r"a_cls/001\.png"):
         load_dataset(f"folder:{root}", cache_dir=cache)
 

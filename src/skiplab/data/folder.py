@@ -164,10 +164,15 @@ def decode_folder(root: Path, files: list[tuple[str, int]], workers: Optional[in
     return images.contiguous(), labels, bad, reasons
 
 
-def _bad_file_error(root: Path, bad_files: list[str], reasons: list[str]) -> ValueError:
-    more = f" (and {len(bad_files) - 1} more)" if len(bad_files) > 1 else ""
-    return ValueError(f"cannot decode image {str(root / bad_files[0])!r}: {reasons[0]}{more}; "
-                      f"fix or remove it, or pass skip_bad=True / --skip-bad to skip bad images")
+def _check_bad(result: FolderImages, root: Path, skip_bad: bool) -> FolderImages:
+    """``result``, or the error naming the first undecodable file unless ``skip_bad``."""
+    bad = result.bad_files
+    if bad and not skip_bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise ValueError(f"cannot decode image {str(root / bad[0])!r}: {result.bad_reasons[0]}"
+                         f"{more}; fix or remove it, or pass skip_bad=True / --skip-bad to "
+                         f"skip bad images")
+    return result
 
 
 def load_image_folder(root: Path, *, skip_bad: bool = False, cache_dir: Optional[str] = None,
@@ -182,7 +187,7 @@ def load_image_folder(root: Path, *, skip_bad: bool = False, cache_dir: Optional
         path = cache_file("folders", resolve_content_key(root, files, classes, cache_dir, verify),
                           cache_dir)
         if path in _LOADED:
-            return _LOADED[path]
+            return _check_bad(_LOADED[path], root, skip_bad)
         entry = load_cached(path)
     if entry is None:
         images, labels, bad, reasons = decode_folder(root, files)
@@ -197,13 +202,11 @@ def load_image_folder(root: Path, *, skip_bad: bool = False, cache_dir: Optional
                              f"decoded; first: {bad_files[0]!r} ({reasons[0]})")
     result = FolderImages(entry["images"], entry["labels"], list(entry["classes"]),
                           list(entry["bad_files"]), list(entry["bad_reasons"]), entry["hist"])
-    if result.bad_files and not skip_bad:
-        raise _bad_file_error(root, result.bad_files, result.bad_reasons)
     if path is not None:  # keep the last few in memory: train, val and test of one run
         while len(_LOADED) >= 4:
             _LOADED.pop(next(iter(_LOADED)))
         _LOADED[path] = result
-    return result
+    return _check_bad(result, root, skip_bad)
 
 
 def find_split_folders(path: Path) -> tuple[Path, Optional[Path]]:
