@@ -85,7 +85,8 @@ def test_variants_differ_only_where_stated():
     assert bottleneck == plain
     # "all" adds the projection shortcuts of the down and up blocks, nothing else
     extra = set(every) - set(plain)
-    assert extra and all(".downsample." in name and name.split(".")[1] == ("0" if name.startswith("enc") else "1")
+    resampling = {"enc": "0", "dec": "1"}  # the down block starts a level, the up block ends it
+    assert extra and all(".downsample." in name and name.split(".")[1] == resampling[name[:3]]
                          for name in extra)
     assert {k: every[k] for k in plain} == plain
     # "bottleneck_cbam" adds CBAM on the two 16x16 residual branches, nothing else
@@ -109,7 +110,8 @@ def test_which_blocks_are_residual():
 def test_parameter_counts(latent, plain, every):
     assert plain_count((64, 128, 256, 512), latent) == plain
     projections = sum(cin * cout + 2 * cout for cin, cout in ((64, 64), (64, 128), (128, 256), (256, 512)))
-    projections += sum(4 * cin * cout + 2 * cout for cin, cout in ((512, 256), (256, 128), (128, 64), (64, 64)))
+    ups = ((512, 256), (256, 128), (128, 64), (64, 64))
+    projections += sum(4 * cin * cout + 2 * cout for cin, cout in ups)  # 2x2/2 transposed convs
     assert every - plain == projections == 883_584
     assert count(create_model("sar_ae_plain", latent_channels=latent)) == plain
     assert count(create_model("sar_ae_bottleneck", latent_channels=latent)) == plain
@@ -236,7 +238,8 @@ def test_features_only_gives_the_encoder_levels():
     extractor = create_model("sar_ae_all", features_only=True, latent_channels=8, widths=NARROW)
     assert isinstance(extractor, FeatureExtractor)
     maps = extractor(torch.rand(2, 1, 64, 64))
-    assert [tuple(m.shape[1:]) for m in maps] == [(8, 32, 32), (16, 16, 16), (32, 8, 8), (64, 4, 4), (8, 4, 4)]
+    assert [tuple(m.shape[1:]) for m in maps] == [(8, 32, 32), (16, 16, 16), (32, 8, 8), (64, 4, 4),
+                                                    (8, 4, 4)]
     assert extractor.reductions() == [2, 4, 8, 16, 16]
 
 

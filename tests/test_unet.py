@@ -29,8 +29,11 @@ def onehot_logits(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- U-Net shapes
-@pytest.mark.parametrize("name, kwargs", [("unet", dict(base_width=8)), ("unet_residual", dict(base_width=8)),
-                                          ("unet_resnet18", {}), ("unet_resnet34", {})])
+ALL_UNETS = [("unet", dict(base_width=8)), ("unet_residual", dict(base_width=8)),
+             ("unet_resnet18", {}), ("unet_resnet34", {})]
+
+
+@pytest.mark.parametrize("name, kwargs", ALL_UNETS)
 @pytest.mark.parametrize("size", [(64, 64), (37, 53)])
 def test_output_has_the_input_size(name, kwargs, size):
     model = create_model(name, num_classes=3, **kwargs).eval()
@@ -67,8 +70,7 @@ def test_padding_keeps_the_prediction_of_a_divisible_input():
             model.dec2, model.enc3(model.enc2(model.enc1(x))), model.enc2(model.enc1(x))), model.enc1(x))))
 
 
-@pytest.mark.parametrize("name, kwargs", [("unet", dict(base_width=8)), ("unet_residual", dict(base_width=8)),
-                                          ("unet_resnet18", {})])
+@pytest.mark.parametrize("name, kwargs", ALL_UNETS[:3])
 def test_gradients_reach_the_input(name, kwargs):
     model = create_model(name, **kwargs)
     x = torch.randn(2, 1, 40, 40, requires_grad=True)

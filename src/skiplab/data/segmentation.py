@@ -28,7 +28,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from .dataset import Stats, channel_stats
+from .dataset import ImageDataset, Stats, channel_stats
 from .synthetic import _generator, _uniform
 
 CLASSES = ("background", "cell", "boundary")
@@ -62,24 +62,15 @@ class SegmentationDataset:
         if len(self.mean) != c or len(self.std) != c:
             raise ValueError(f"mean/std need {c} values (one per channel); found "
                              f"{len(self.mean)} and {len(self.std)}")
-        if self.masks.numel() and not 0 <= int(self.masks.min()) <= int(self.masks.max()) < len(self.classes):
-            raise ValueError(f"mask labels must lie in [0, {len(self.classes)}); found "
-                             f"[{int(self.masks.min())}, {int(self.masks.max())}]")
+        low, high = (int(self.masks.min()), int(self.masks.max())) if self.masks.numel() else (0, 0)
+        if not 0 <= low <= high < len(self.classes):
+            raise ValueError(f"mask labels must lie in [0, {len(self.classes)}); found [{low}, {high}]")
 
-    def __len__(self) -> int:
-        return int(self.images.shape[0])
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    @property
-    def in_chans(self) -> int:
-        return int(self.images.shape[1])
-
-    @property
-    def image_size(self) -> tuple[int, int]:
-        return int(self.images.shape[2]), int(self.images.shape[3])
+    # the image-side accessors are ImageDataset's own (they read images and classes only)
+    __len__ = ImageDataset.__len__
+    num_classes = ImageDataset.num_classes
+    in_chans = ImageDataset.in_chans
+    image_size = ImageDataset.image_size
 
     def class_pixel_counts(self) -> list[int]:
         """Pixels of each class over the whole split (for class weights)."""
@@ -224,8 +215,9 @@ def cells_splits(train: int = 1000, val: int = 200, test: int = 200, size: int =
     """The ``cells`` task's splits (``val=0`` or ``test=0`` leaves that split out), each from
     its own stream; mean/std are those of the training split."""
     classes = list(CLASSES[:3 if boundary else 2])
+    sizes = {"train": train, "val": val, "test": test}
     parts = {name: generate_cells(num, size, seed, name, boundary, in_chans)
-             for name, num in (("train", train), ("val", val), ("test", test)) if num > 0 or name == "train"}
+             for name, num in sizes.items() if num > 0 or name == "train"}
     mean, std = channel_stats(parts["train"][0])
     return {name: SegmentationDataset(images, masks, classes, mean, std, f"cells-{size}/{name}")
             for name, (images, masks) in parts.items()}

@@ -108,10 +108,11 @@ class Autoencoder(ImageToImageModel):
 
     def _check_divisible(self, size: tuple[int, int]) -> None:
         r = self.reduction
+        fit = f"{max(r, size[0] // r * r)}x{max(r, size[1] // r * r)}"
         if size[0] % r or size[1] % r or min(size) < r:
             raise ValueError(f"{type(self).__name__} downsamples by {r}: height and width must be "
                              f"multiples of {r}, at least {r}x{r}, got {size[0]}x{size[1]} (tile or "
-                             f"crop the image, e.g. to {max(r, size[0] // r * r)}x{max(r, size[1] // r * r)})")
+                             f"crop the image, e.g. to {fit})")
 
     # -- rate -------------------------------------------------------------------------
     def _input_size(self, input_size: SizeLike) -> tuple[int, int, int]:
@@ -200,7 +201,8 @@ class ResidualAutoencoder(Autoencoder):
         levels = len(widths)
         bias = norm == "none"
         common = dict(norm=norm, norm_groups=norm_groups, act=act)
-        residual_blocks = {"plain": 0, "all": 2 * levels * (1 + blocks_per_level)}.get(variant, 2 * blocks_per_level)
+        residual_blocks = {"plain": 0, "all": 2 * levels * (1 + blocks_per_level)}.get(
+            variant, 2 * blocks_per_level)  # the bottleneck variants: the 16x16 level's blocks
         rates = iter(drop_path_rates(drop_path_rate, max(residual_blocks, 1)))
 
         def options(level: int, resamples: bool) -> dict[str, Any]:

@@ -15,6 +15,8 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from .base import Classifier
+
 
 class ImageToImageModel(nn.Module):
     """Base class of networks mapping ``[B, in_chans, H, W]`` to ``[B, out, H, W]``.
@@ -32,37 +34,29 @@ class ImageToImageModel(nn.Module):
         self.in_chans = 1
         self.feature_info: list[dict] = []
 
-    @property
-    def default_input_size(self) -> tuple[int, int, int]:
-        """(C, H, W) of the tiles the model was designed for (used by ``skiplab summary``)."""
-        return (self.in_chans, self.default_image_size, self.default_image_size)
+    # the classifiers' own: (C, H, W) for ``skiplab summary``, and the gradient-checkpointing switch
+    default_input_size = Classifier.default_input_size
+    set_grad_checkpointing = Classifier.set_grad_checkpointing
 
     @property
     def reduction(self) -> int:
         """Total stride of the encoder (the deepest ``feature_info`` reduction)."""
         return max((f["reduction"] for f in self.feature_info), default=1)
 
-    def check_input(self, x: torch.Tensor) -> None:
-        """Raise a ValueError saying what was expected when ``x`` is not ``[B, in_chans, H, W]``."""
-        name = type(self).__name__
-        if x.dim() != 4:
-            raise ValueError(f"{name} expects a 4-D batch [B, {self.in_chans}, H, W], "
-                             f"got a tensor of shape {tuple(x.shape)}")
-        if x.shape[1] != self.in_chans:
-            raise ValueError(f"{name} was built for in_chans={self.in_chans}, got an input with "
-                             f"{x.shape[1]} channels (shape {tuple(x.shape)}); create the model "
-                             f"with in_chans={x.shape[1]}")
+    @property
+    def min_input_size(self) -> int:
+        """Smallest side accepted (1: any size; autoencoders need their total stride)."""
+        return 1
+
+    # 4-D, ``in_chans`` channels, at least ``min_input_size``: the classifiers' own check
+    check_input = Classifier.check_input
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must define forward_features (abstract)")
 
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        """Recompute each level's activations in the backward pass instead of storing them
-        (``torch.utils.checkpoint``): less memory, about one more forward of compute."""
-        self.grad_checkpointing = enable
-
     def run_stage(self, stage: nn.Module, *inputs: torch.Tensor) -> torch.Tensor:
-        """Apply ``stage``, checkpointed when gradient checkpointing is on and training."""
+        """Apply ``stage`` to one or more inputs (a U-Net up-stage takes the skip too),
+        checkpointed when gradient checkpointing is on and training."""
         if self.grad_checkpointing and self.training and torch.is_grad_enabled():
             return checkpoint(stage, *inputs, use_reentrant=False)
         return stage(*inputs)

@@ -127,7 +127,8 @@ class SegmentationNet(ImageToImageModel):
         deepest = self.reduction
         if 2 ** len(widths) != deepest:
             raise ValueError(f"the encoder downsamples by {deepest}: the decoder needs "
-                             f"{int(math.log2(deepest))} widths to return to full resolution, got {tuple(widths)}")
+                             f"{int(math.log2(deepest))} widths to return to full resolution, "
+                             f"got {tuple(widths)}")
         channels_at = {f["reduction"]: f["num_chs"] for f in self.feature_info}
         channels = self.feature_info[-1]["num_chs"]
         for j, (width, kwargs) in enumerate(zip(widths, block_kwargs)):
@@ -171,7 +172,8 @@ class SegmentationNet(ImageToImageModel):
         by_reduction = {f["reduction"]: out for f, out in zip(self.feature_info, features)}
         y = features[-1]
         for stage, reduction in zip(self.decoder_stages, self.skip_reductions):
-            y = self.run_stage(stage, y) if reduction is None else self.run_stage(stage, y, by_reduction[reduction])
+            skips = () if reduction is None else (by_reduction[reduction],)
+            y = self.run_stage(stage, y, *skips)
         return crop_box(self.head(y), box)
 
 

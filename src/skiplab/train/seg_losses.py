@@ -61,7 +61,8 @@ def confusion_counts(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
     valid = _valid(target, num_classes, ignore_index)
     p, t = pred[valid].long(), target[valid]
     if p.numel() and (int(p.min()) < 0 or int(p.max()) >= num_classes):
-        raise ValueError(f"predicted labels must lie in [0, {num_classes}); found [{int(p.min())}, {int(p.max())}]")
+        raise ValueError(f"predicted labels must lie in [0, {num_classes}); "
+                         f"found [{int(p.min())}, {int(p.max())}]")
     matrix = torch.bincount(t * num_classes + p, minlength=num_classes ** 2).view(num_classes, num_classes)
     tp = matrix.diagonal()
     return torch.stack([tp, matrix.sum(0) - tp, matrix.sum(1) - tp], dim=1)
@@ -198,4 +199,5 @@ class DiceCELoss(nn.Module):
         return loss
 
     def extra_repr(self) -> str:
-        return f"ce_weight={self.ce_weight}, dice_weight={self.dice_weight}, ignore_index={self.ignore_index}"
+        return (f"ce_weight={self.ce_weight}, dice_weight={self.dice_weight}, "
+                f"ignore_index={self.ignore_index}")
