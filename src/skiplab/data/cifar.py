@@ -185,8 +185,9 @@ def _load_archive(kind: str, layout: CifarLayout, archive: Path, name: str) -> R
 
 
 def load_cifar(kind: str, path: Path, *, skip_bad: bool = False,
-               cache_dir: Optional[str] = None) -> RawData:
-    """CIFAR-10/100 from any of the forms listed in the module docstring."""
+               cache_dir: Optional[str] = None, with_test: bool = True) -> RawData:
+    """CIFAR-10/100 from any of the forms listed in the module docstring (``with_test=False``
+    may leave out the test split of an image-folder tree)."""
     layout = LAYOUTS[kind]
     path = Path(path)
     name = f"{kind}:{path}"
@@ -194,7 +195,8 @@ def load_cifar(kind: str, path: Path, *, skip_bad: bool = False,
         return _load_archive(kind, layout, path, name)
     if (path / "train").is_dir():
         from .folder import load_folder_tree
-        raw = load_folder_tree(path, skip_bad=skip_bad, cache_dir=cache_dir, name=name)
+        raw = load_folder_tree(path, skip_bad=skip_bad, cache_dir=cache_dir, name=name,
+                               with_test=with_test)
         if len(raw.classes) != layout.num_classes:
             raise ValueError(f"{kind} image folder {str(path / 'train')!r} has "
                              f"{len(raw.classes)} class folders; expected {layout.num_classes}")

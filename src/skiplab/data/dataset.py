@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
+import numpy as np
 import torch
 
 Stats = tuple[float, ...]
@@ -136,16 +137,16 @@ def split_indices(labels: torch.Tensor, val_size: int, seed: int
     if not 0 <= val_size < n:
         raise ValueError(f"val_size must be in [0, {n}) for a training split of {n} images; "
                          f"found {val_size}")
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed)))
-    shuffled = labels[perm]
-    by_class = torch.sort(shuffled, stable=True)
-    counts = torch.bincount(shuffled)
-    starts = torch.cumsum(counts, 0) - counts
-    rank = torch.empty(n, dtype=torch.float64)
-    rank[by_class.indices] = (torch.arange(n) - starts[by_class.values]).double()
-    key = (rank + 0.5) / counts[shuffled].double()
-    order = perm[torch.sort(key, stable=True).indices]
-    return order[val_size:].sort().values, order[:val_size].sort().values
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed))).numpy()
+    shuffled = labels.numpy()[perm]  # numpy: single-threaded sorts of 50k are faster here
+    by_class = np.argsort(shuffled, kind="stable")
+    counts = np.bincount(shuffled)
+    starts = np.cumsum(counts) - counts
+    rank = np.empty(n, dtype=np.float64)
+    rank[by_class] = np.arange(n) - starts[shuffled[by_class]]
+    key = (rank + 0.5) / counts[shuffled]
+    order = perm[np.argsort(key, kind="stable")]
+    return torch.from_numpy(np.sort(order[val_size:])), torch.from_numpy(np.sort(order[:val_size]))
 
 
 def stack_split(parts: Sequence[tuple[torch.Tensor, torch.Tensor]]

@@ -46,27 +46,49 @@ class FolderImages:
     hist: torch.Tensor              # per-channel histogram [C, 256] (channel_histogram)
 
 
-def scan_folder(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
-    """Sorted class names and (relative path, label) of every image file under ``root``."""
+@dataclass
+class FolderScan:
+    """The image files of one folder and a fingerprint of their (size, mtime, inode)."""
+
+    classes: list[str]
+    files: list[tuple[str, int]]    # (relative path, label), sorted
+    fingerprint: str                # changes when any file is edited, added, removed, renamed
+
+
+def _walk_images(folder: str, rel: str, out: list, stat_hash) -> None:
+    """Append (relative path, stat) of image files under ``folder`` in sorted order."""
+    with os.scandir(folder) as it:
+        entries = sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
+    for entry in entries:
+        name = f"{rel}/{entry.name}"
+        if entry.is_dir():
+            _walk_images(entry.path, name, out, stat_hash)
+        elif entry.name.lower().endswith(IMAGE_EXTENSIONS):
+            st = entry.stat()
+            stat_hash.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\n".encode())
+            out.append(name)
+
+
+def scan_folder(root: Path) -> FolderScan:
+    """Sorted class names, (relative path, label) of every image file under ``root``, and
+    the stat fingerprint of those files (no file is opened)."""
     if not root.is_dir():
         raise ValueError(f"image folder {str(root)!r} is not a directory")
     classes = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
     if not classes:
         raise ValueError(f"image folder {str(root)!r} has no class folders; expected "
                          f"{root}/CLASS/IMAGE (e.g. {root}/cat/0001.jpg)")
+    stat_hash = hashlib.blake2b(digest_size=20)
+    stat_hash.update(repr(("skiplab.folder.stat", str(root.resolve()), classes)).encode())
     files: list[tuple[str, int]] = []
     for label, name in enumerate(classes):
-        found = []
-        for dirpath, dirnames, filenames in os.walk(root / name, followlinks=True):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            rel = os.path.relpath(dirpath, root)
-            found.extend(os.path.join(rel, f) for f in sorted(filenames)
-                         if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith("."))
+        found: list[str] = []
+        _walk_images(os.path.join(root, name), name, found, stat_hash)
         if not found:
             raise ValueError(f"class folder {str(root / name)!r} contains no images "
                              f"(looked for {', '.join(IMAGE_EXTENSIONS)})")
         files.extend((f, label) for f in found)
-    return classes, files
+    return FolderScan(classes, files, stat_hash.hexdigest())
 
 
 def content_key(root: Path, files: list[tuple[str, int]], classes: list[str]) -> str:
@@ -82,25 +104,12 @@ def content_key(root: Path, files: list[tuple[str, int]], classes: list[str]) ->
     return h.hexdigest()
 
 
-def stat_fingerprint(root: Path, files: list[tuple[str, int]], classes: list[str]) -> str:
-    """Hash of every file's relative path, label, size, modification time (ns) and inode:
-    changes whenever a file is edited, replaced, added, removed or renamed."""
-    h = hashlib.blake2b(digest_size=20)
-    h.update(repr(("skiplab.folder.stat", str(root.resolve()), classes)).encode())
-    base = str(root)
-    for rel, label in files:
-        st = os.stat(os.path.join(base, rel))
-        h.update(f"{rel}\0{label}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\n".encode())
-    return h.hexdigest()
-
-
-def resolve_content_key(root: Path, files: list[tuple[str, int]], classes: list[str],
-                        cache_dir: Optional[str] = None, verify: bool = False) -> str:
+def resolve_content_key(root: Path, scan: FolderScan, cache_dir: Optional[str] = None,
+                        verify: bool = False) -> str:
     """The content key of a folder. Reading and hashing every file is the slow part of a
-    warm load, so the key is remembered under the folder's :func:`stat_fingerprint` (the way
-    git's index avoids re-reading unchanged files); ``verify=True`` always re-reads."""
-    fingerprint = stat_fingerprint(root, files, classes)
-    memo = cache_root(cache_dir) / "folders" / "stat" / f"{fingerprint}.key"
+    warm load, so the key is remembered under the folder's stat fingerprint (the way git's
+    index avoids re-reading unchanged files); ``verify=True`` always re-reads."""
+    memo = cache_root(cache_dir) / "folders" / "stat" / f"{scan.fingerprint}.key"
     if not verify:
         try:
             key = memo.read_text().strip()
@@ -108,7 +117,7 @@ def resolve_content_key(root: Path, files: list[tuple[str, int]], classes: list[
                 return key
         except OSError:
             pass
-    key = content_key(root, files, classes)
+    key = content_key(root, scan.files, scan.classes)
     try:
         memo.parent.mkdir(parents=True, exist_ok=True)
         tmp = memo.with_name(f"{memo.name}.{os.getpid()}.tmp")
@@ -181,11 +190,11 @@ def load_image_folder(root: Path, *, skip_bad: bool = False, cache_dir: Optional
     re-reads every file to compute the content key even when no file's size or
     modification time changed."""
     root = Path(root)
-    classes, files = scan_folder(root)
+    scan = scan_folder(root)
+    classes, files = scan.classes, scan.files
     entry = path = None
     if use_cache:
-        path = cache_file("folders", resolve_content_key(root, files, classes, cache_dir, verify),
-                          cache_dir)
+        path = cache_file("folders", resolve_content_key(root, scan, cache_dir, verify), cache_dir)
         if path in _LOADED:
             return _check_bad(_LOADED[path], root, skip_bad)
         entry = load_cached(path)
@@ -219,8 +228,9 @@ def find_split_folders(path: Path) -> tuple[Path, Optional[Path]]:
 
 
 def load_folder_tree(path: Path, *, skip_bad: bool = False, cache_dir: Optional[str] = None,
-                     name: Optional[str] = None) -> RawData:
-    """An image-folder tree as :class:`RawData` (train and, if present, test)."""
+                     name: Optional[str] = None, with_test: bool = True) -> RawData:
+    """An image-folder tree as :class:`RawData`: train and, if present and ``with_test``,
+    test."""
     path = Path(path)
     if not path.is_dir():
         raise ValueError(f"image folder {str(path)!r} is not a directory")
@@ -228,7 +238,7 @@ def load_folder_tree(path: Path, *, skip_bad: bool = False, cache_dir: Optional[
     train = load_image_folder(train_dir, skip_bad=skip_bad, cache_dir=cache_dir)
     raw = RawData(name or f"folder:{path}", train.classes, (train.images, train.labels),
                   skipped_files={"train": train.bad_files}, train_hist=train.hist)
-    if test_dir is not None:
+    if test_dir is not None and with_test:
         test = load_image_folder(test_dir, skip_bad=skip_bad, cache_dir=cache_dir)
         if test.classes != train.classes:
             raise ValueError(f"class folders differ between {str(train_dir)!r} "

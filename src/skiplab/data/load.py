@@ -19,15 +19,18 @@ _MEMO: dict[tuple, RawData] = {}
 _MEMO_SIZE = 2
 
 
-def _read_source(spec: DataSpec, skip_bad: bool, cache_dir: Optional[str]) -> RawData:
+def _read_source(spec: DataSpec, skip_bad: bool, cache_dir: Optional[str],
+                 with_test: bool = True) -> RawData:
     if spec.kind == "synthetic":
         from .synthetic import load_synthetic
         return load_synthetic(spec.name, spec.options)
     if spec.kind in ("cifar10", "cifar100"):
         from .cifar import load_cifar
-        return load_cifar(spec.kind, spec.path, skip_bad=skip_bad, cache_dir=cache_dir)
+        return load_cifar(spec.kind, spec.path, skip_bad=skip_bad, cache_dir=cache_dir,
+                          with_test=with_test)
     from .folder import load_folder_tree
-    return load_folder_tree(spec.path, skip_bad=skip_bad, cache_dir=cache_dir)
+    return load_folder_tree(spec.path, skip_bad=skip_bad, cache_dir=cache_dir,
+                            with_test=with_test)
 
 
 def _fingerprint(path: Optional[Path]) -> tuple:
@@ -50,14 +53,15 @@ def _fingerprint(path: Optional[Path]) -> tuple:
     return (hash(tuple(entries)), len(entries))
 
 
-def load_source(spec: DataSpec, skip_bad: bool = False,
-                cache_dir: Optional[str] = None) -> RawData:
+def load_source(spec: DataSpec, skip_bad: bool = False, cache_dir: Optional[str] = None,
+                with_test: bool = True) -> RawData:
     """The stored splits of ``spec``, memoised per process (the last two sources; a memo
     entry is used only while the files' names, sizes and modification times are unchanged).
-    Image-folder trees are memoised by :mod:`skiplab.data.folder` itself, by content key."""
+    Image-folder trees are memoised by :mod:`skiplab.data.folder` itself, by content key,
+    and their test folder is only read ``with_test``."""
     if spec.path is not None and spec.path.is_dir() and (
             spec.kind == "folder" or (spec.path / "train").is_dir()):
-        return _read_source(spec, skip_bad, cache_dir)
+        return _read_source(spec, skip_bad, cache_dir, with_test)
     key = (spec.kind, str(spec.path.resolve()) if spec.path else spec.text, spec.name,
            tuple(sorted(spec.options.items())), skip_bad, cache_dir, _fingerprint(spec.path))
     if key not in _MEMO:
@@ -93,7 +97,8 @@ def load_dataset(spec: str, split: str = "train", *, val_size: int = 0, seed: in
         raise ValueError("split 'val' needs val_size > 0 (the number of training images "
                          "to hold out)")
     parsed = parse_data_spec(spec)
-    raw = load_source(parsed, skip_bad=skip_bad, cache_dir=cache_dir)
+    raw = load_source(parsed, skip_bad=skip_bad, cache_dir=cache_dir,
+                      with_test=split == "test")
     train_images, train_labels = raw.train
     if raw.train_hist is None:
         raw.train_hist = channel_histogram(train_images)
