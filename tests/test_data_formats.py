@@ -393,3 +393,12 @@ def test_cli_download_info_and_cache(tmp_path, capsys):
     assert "removed 1" in capsys.readouterr().out
     assert main(["data", "info", "imagenet:/x"]) == 2
     assert "unknown data kind 'imagenet'" in capsys.readouterr().err
+
+
+def test_cifar_kind_on_an_image_folder_checks_the_class_count(tmp_path):
+    write_folder(tmp_path / "train", per_class=1)
+    write_folder(tmp_path / "test", per_class=1)
+    with pytest.raises(ValueError, match="has 3 class folders; expected 10"):
+        load_dataset(f"cifar10:{tmp_path}", cache_dir=str(tmp_path / "cache"))
+    assert load_dataset(f"folder:{tmp_path}", "test", cache_dir=str(tmp_path / "cache")
+                        ).class_counts() == [1, 1, 1]
