@@ -21,7 +21,7 @@ $(VENV)/.installed: $(BIN)/activate pyproject.toml
 install: $(VENV)/.installed
 
 demo: install
-	$(BIN)/skiplab summary resnet50
+	$(BIN)/skiplab study
 
 test: install
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
