@@ -59,6 +59,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"),
                    help="training and evaluation precision (default auto: bf16 where the CPU has it)")
     p.add_argument("--seed", type=int, metavar="N", help="seed of initialisation, data order, subsets (default 0)")
+    p.add_argument("--threads", type=int, default=0, metavar="N",
+                   help="torch CPU threads (default 0: automatic -- 1 when the machine is busy, where threads of "
+                        "several processes slow each other down, else torch's default)")
     p.add_argument("--out", metavar="DIR", help="study directory (default runs/study-<timestamp>)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted study (--out DIR, or the latest unfinished one under runs/): "
@@ -82,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         config = None
     else:
         config = StudyConfig.create(quick=args.quick, **given)
-    result = run_study(config, out=args.out, resume=args.resume)
+    result = run_study(config, out=args.out, resume=args.resume, threads=args.threads)
     print(f"\nreport: {result.report_html}  (and {result.report_md.name}, figures in {result.directory}/)")
     print("verdict:")
     for line in result.verdict:

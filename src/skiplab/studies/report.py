@@ -64,7 +64,8 @@ def setup_section(doc: Document, study: "Study") -> None:
         ("initialisation", "He et al. 2015 (Kaiming normal convolutions, BatchNorm scale 1: no zero-initialised "
                            "residual branches)"),
         ("seed", str(c.seed)),
-        ("machine", f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"),
+        ("machine", f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+                    f"{s.get('threads', '?')} torch thread(s), torch {torch.__version__}"),
         ("wall-clock", ", ".join(f"{k} {v:.0f} s" for k, v in s.get("timings", {}).items()) or "-"),
     ]
     if "step_seconds" in cal:

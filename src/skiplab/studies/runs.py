@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +85,22 @@ def fixed_batches(dataset: ImageDataset, n: int, seed: int, tag: str, batch_size
                   ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """The same normalised, unaugmented ``(x, y)`` batches every time (for measurements)."""
     return list(BatchLoader(subset(dataset, n, seed, tag), batch_size, shuffle=False, drop_last=False))
+
+
+def choose_threads(requested: int = 0) -> int:
+    """CPU threads for torch: ``requested`` when > 0; otherwise 1 on a busy machine (1-minute
+    load average at or above the core count, where OpenMP threads of several processes
+    spin against each other -- measured 10x slower on this 2-core machine), else 0 (torch's
+    default)."""
+    if requested < 0:
+        raise ValueError(f"--threads must be >= 0, got {requested}")
+    if requested:
+        return requested
+    try:
+        busy = os.getloadavg()[0] >= (os.cpu_count() or 1)
+    except OSError:  # pragma: no cover - no load average on this platform
+        busy = False
+    return 1 if busy else 0
 
 
 # -- the budget ------------------------------------------------------------------------
@@ -175,7 +192,7 @@ def read_steps(path: Path) -> list[dict[str, float]]:
                      lr=float(r["lr"])) for r in csv.DictReader(f)]
 
 
-def train_config(spec: RunSpec, config: StudyConfig, steps: int, run_dir: Path) -> TrainConfig:
+def train_config(spec: RunSpec, config: StudyConfig, steps: int, run_dir: Path, threads: int = 0) -> TrainConfig:
     """The trainer's configuration of one run: the study's recipe, ``steps`` steps."""
     r = config.recipe
     resume = (run_dir / "checkpoints" / "last.pt").exists()
@@ -186,7 +203,7 @@ def train_config(spec: RunSpec, config: StudyConfig, steps: int, run_dir: Path) 
         lr=r.lr if spec.norm else r.no_bn_lr, momentum=r.momentum, weight_decay=r.weight_decay,
         schedule=r.schedule, warmup_steps=r.warmup_steps, steps=steps,
         grad_clip=0.0 if spec.norm else r.no_bn_grad_clip, precision=config.precision, compile="off",
-        checkpoint_every=max(steps // 10, 50), log_every=max(steps // 50, 1),
+        checkpoint_every=max(steps // 10, 50), log_every=max(steps // 50, 1), num_threads=threads,
         tensorboard=not config.quick))
 
 
@@ -201,14 +218,14 @@ def end_of_training(rows: list[dict[str, float]], fraction: float = 0.1) -> dict
 
 
 def train_run(spec: RunSpec, config: StudyConfig, steps: int, run_dir: Path,
-              train_probe: list, test_probe: list) -> tuple[nn.Module, dict]:
+              train_probe: list, test_probe: list, threads: int = 0) -> tuple[nn.Module, dict]:
     """Train (or continue) one run; returns the trained model and its summary numbers.
 
     A run whose loss becomes non-finite stops there; it is reported as diverged (at
     which step) and its last finite weights are kept for the measurements."""
     run_dir.mkdir(parents=True, exist_ok=True)
     steplog = StepLog()
-    trainer = Trainer(train_config(spec, config, steps, run_dir), [steplog])
+    trainer = Trainer(train_config(spec, config, steps, run_dir, threads), [steplog])
     start = time.perf_counter()
     diverged: Optional[dict] = None
     try:

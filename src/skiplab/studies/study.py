@@ -27,8 +27,8 @@ from . import degradation, gradients, landscape, lesions, shattered
 from .config import StudyConfig
 from .progress import inference_autocast
 from .report import write_report
-from .runs import (RunSpec, fixed_batches, load_trained, steps_for_budget, study_runs, time_training_step,
-                   train_run)
+from .runs import (RunSpec, choose_threads, fixed_batches, load_trained, steps_for_budget, study_runs,
+                   time_training_step, train_run)
 from .state import STATE_FILE, StudyState, jsonable
 from .verdict import compute_verdict
 
@@ -39,8 +39,9 @@ PART_MODULES = {"degradation": degradation, "gradients": gradients, "lesion": le
 class Study:
     """One study directory: its configuration, state, data and trained networks."""
 
-    def __init__(self, config: StudyConfig, directory: Path, state: StudyState) -> None:
+    def __init__(self, config: StudyConfig, directory: Path, state: StudyState, threads: int = 0) -> None:
         self.config, self.dir, self.state = config, Path(directory), state
+        self.threads = threads
         self._models: dict[str, nn.Module] = {}
         self._probes: dict[str, list] = {}
 
@@ -141,7 +142,7 @@ class Study:
                 continue
             start = time.perf_counter()
             model, summary = train_run(spec, self.config, steps, self.run_dir(spec), self.train_probe(),
-                                       self.test_probe())
+                                       self.test_probe(), self.threads)
             self._models[spec.name] = model
             self.state.finish_run(spec.name, summary)
             self.state.add_time("training", time.perf_counter() - start)
@@ -177,7 +178,7 @@ def latest_unfinished(root: Path = Path("runs")) -> Path:
     raise FileNotFoundError(f"no unfinished study under {root}/ to resume; pass --out STUDY_DIR")
 
 
-def open_study(config: Optional[StudyConfig], out: Optional[str | Path], resume: bool) -> Study:
+def open_study(config: Optional[StudyConfig], out: Optional[str | Path], resume: bool, threads: int = 0) -> Study:
     """A new study in ``out`` (default runs/study-<timestamp>) or the one to resume."""
     if resume:
         directory = Path(out) if out is not None else latest_unfinished()
@@ -185,7 +186,7 @@ def open_study(config: Optional[StudyConfig], out: Optional[str | Path], resume:
         if config is not None and state.config.differences(config):
             raise ValueError(f"cannot resume {directory} with other options: "
                              f"{', '.join(state.config.differences(config))} differ from the study's")
-        return Study(state.config, directory, state)
+        return Study(state.config, directory, state, threads)
     if config is None:
         raise ValueError("a new study needs a StudyConfig")
     directory = Path(out) if out is not None else new_study_dir()
@@ -194,16 +195,31 @@ def open_study(config: Optional[StudyConfig], out: Optional[str | Path], resume:
                          f"or choose another --out")
     state = StudyState(directory, config)
     state.save()
-    return Study(config, directory, state)
+    return Study(config, directory, state, threads)
 
 
 def run_study(config: Optional[StudyConfig] = None, out: Optional[str | Path] = None, resume: bool = False,
-              log: Callable[[str], None] = print) -> StudyResult:
-    """Run (or continue) a study and write its report; see the module docstring."""
-    study = open_study(config if config is not None or resume else StudyConfig.create(), out, resume)
+              log: Callable[[str], None] = print, threads: int = 0) -> StudyResult:
+    """Run (or continue) a study and write its report; see the module docstring.
+    ``threads``: torch CPU threads, 0 = automatic (see :func:`~skiplab.studies.runs.choose_threads`)."""
+    threads = choose_threads(threads)
+    study = open_study(config if config is not None or resume else StudyConfig.create(), out, resume, threads)
+    config, state = study.config, study.state
+    previous_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        return _run(study, log)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _run(study: Study, log: Callable[[str], None]) -> StudyResult:
     config, state = study.config, study.state
     log(f"study in {study.dir}/ on {config.data}: {', '.join(f.label for f in config.families)} nets "
-        f"at depths {', '.join(map(str, config.depths))}; parts {', '.join(config.parts)}")
+        f"at depths {', '.join(map(str, config.depths))}; parts {', '.join(config.parts)}; "
+        f"{study.threads or torch.get_num_threads()} thread(s)")
+    state.data["threads"] = study.threads or torch.get_num_threads()
     start = time.perf_counter()
     study.train_all(log)
     results = {}
