@@ -139,7 +139,7 @@ def time_steps(step, n: int) -> float:
     return (time.perf_counter() - t) / n
 
 
-def run_case(name: str, rounds: int, steps: int) -> dict:
+def run_case(name: str, rounds: int, steps: int, compile_mode: str = "auto") -> dict:
     model_name, make_baseline, batch, side, classes = CASES[name]
     # a random in-memory dataset of two batches; the compile policy sees a long run (steps)
     images = torch.randint(0, 256, (2 * batch, 3, side, side), dtype=torch.uint8)
@@ -147,7 +147,7 @@ def run_case(name: str, rounds: int, steps: int) -> dict:
     data = ImageDataset(images, labels, [str(i) for i in range(classes)], (0.5,) * 3, (0.25,) * 3,
                         f"random-{side}px")
     config = TrainConfig(model=model_name, batch_size=batch, steps=10_000, eval_split="none",
-                         progress=False, out=None, lr=0.01, weight_decay=1e-4)
+                         progress=False, out=None, lr=0.01, weight_decay=1e-4, compile=compile_mode)
     trainer = Trainer(config, train_set=data)
     x, y = next(iter(trainer.train_loader))
 
@@ -189,6 +189,8 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=list(CASES), choices=list(CASES))
     parser.add_argument("--rounds", type=int, default=5, help="alternating timing rounds")
     parser.add_argument("--steps", type=int, default=3, help="steps per timing round")
+    parser.add_argument("--compile", default="auto", choices=("auto", "on", "off"),
+                        help="skiplab's compile setting (default: auto, the default step)")
     args = parser.parse_args()
 
     torch.manual_seed(0)
@@ -198,7 +200,7 @@ def main() -> None:
           f"bf16 {peak_bf16:.0f} GFLOP/s, fp32 {peak_fp32:.0f} GFLOP/s")
     targets = {"resnet56": 2.5, "resnet50": 2.7}
     for name in args.models:
-        r = run_case(name, args.rounds, args.steps)
+        r = run_case(name, args.rounds, args.steps, args.compile)
         gflop = r["flops"] / 1e9
         base_gf, skip_gf = gflop * r["base_ips"] / r["batch"], gflop * r["skip_ips"] / r["batch"]
         print(f"\n{r['model']} (batch {r['batch']}, {r['side']}x{r['side']}, {r['params']:,} params, "

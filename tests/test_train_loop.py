@@ -125,6 +125,7 @@ class CrashAt(Callback):
             raise Crash()
 
 
+@pytest.mark.slow
 def test_resume_mid_epoch_is_bit_identical(tmp_path):
     """In-process version of the SIGKILL test (test_train_resume_kill.py), with EMA, AdamW,
     label smoothing and clipping: crash at step 11, resume from the step-9 checkpoint, end
@@ -146,6 +147,7 @@ def test_resume_mid_epoch_is_bit_identical(tmp_path):
     assert [r["train_loss"] for r in ref_rows] == [r["train_loss"] for r in res_rows]
 
 
+@pytest.mark.slow
 def test_existing_run_needs_resume_and_same_model(tmp_path):
     fit(tiny(tmp_path, epochs=1))
     with pytest.raises(ValueError, match="pass resume"):
@@ -163,6 +165,7 @@ def test_bf16_and_fp32_agree_within_bf16_tolerance():
     assert bf16["train_loss"] == pytest.approx(fp32["train_loss"], rel=0.02)
 
 
+@pytest.mark.slow
 def test_grad_checkpointing_gives_the_same_weights():
     one = dict(epochs=1, eval_split="none")
     plain = fit(tiny(None, **one)).model
@@ -171,6 +174,7 @@ def test_grad_checkpointing_gives_the_same_weights():
         torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=name)
 
 
+@pytest.mark.slow
 def test_cli_train_then_eval(tmp_path, capsys):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(yaml.safe_dump({**TINY, "epochs": 5}))

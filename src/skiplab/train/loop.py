@@ -233,7 +233,7 @@ class Trainer:
                   f"{self.dist.world_size} process(es)")
         self.callbacks.on_fit_start(self)
         history = list(self.runlog.rows) if self.runlog else []
-        metrics: dict = {}
+        metrics: dict = dict(history[-1]) if history else {}
         while self.epoch < self.epochs and self.step < self.total_steps:
             train = self.train_epoch()
             metrics = {"epoch": self.epoch + 1, "step": self.step, "lr": self.schedule(self.step - 1),
@@ -268,6 +268,11 @@ class Trainer:
     def _end_of_epoch_outputs(self, metrics: dict) -> None:
         if not self.is_main:
             return
+        val = (f" | val loss {metrics['val_loss']:.4f} acc {100 * metrics['val_acc']:.2f}%"
+               if "val_acc" in metrics else "")
+        print(f"epoch {metrics['epoch']}/{self.epochs}: train loss {metrics['train_loss']:.4f} "
+              f"acc {100 * metrics['train_acc']:.2f}%{val} | {metrics['images_per_s']:.0f} img/s, "
+              f"{metrics['epoch_time_s']:.0f} s | lr {metrics['lr']:.4g}", flush=True)
         best = metrics.get("val_acc", -1.0) > self.best_acc
         if best:
             self.best_acc = metrics["val_acc"]
