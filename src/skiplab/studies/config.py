@@ -73,6 +73,11 @@ class Budget:
                              f"got {text!r}")
         return cls(kind, value if kind == "minutes" else int(value))
 
+    def flag(self) -> str:
+        """The ``--budget`` value that gives this budget back."""
+        unit = {"minutes": "m", "epochs": "ep", "steps": "steps"}[self.kind]
+        return f"{self.value:g}{unit}"
+
     def __str__(self) -> str:
         if self.kind == "minutes":
             return f"{self.value:g} min"
@@ -153,7 +158,7 @@ class StudyConfig:
     seed: int = 0
     quick: bool = False
     without_bn: str = "init"
-    eval_images: int = 400
+    eval_images: int = 256
     precision: str = "auto"
     recipe: Recipe = field(default_factory=Recipe)
 
@@ -181,7 +186,7 @@ class StudyConfig:
         if without_bn not in WITHOUT_BN:
             raise ValueError(f"--without-bn must be one of {', '.join(WITHOUT_BN)}, got {without_bn!r}")
         if eval_images is None:
-            eval_images = 64 if quick else (400 if synthetic else 1000)
+            eval_images = 64 if quick else (256 if synthetic else 1000)
         if not isinstance(eval_images, int) or eval_images < 16:
             raise ValueError(f"--eval-images must be an integer >= 16, got {eval_images!r}")
         precision = precision or "auto"

@@ -57,7 +57,8 @@ def run(study: "Study") -> dict:
             comparisons[family.key] = dict(compare(runs[-1], runs[-2]),
                                            losses={r["depth"]: r["train_loss_end"] for r in runs},
                                            monotonic=_monotonic([r["train_loss_end"] for r in runs]))
-    return dict(rows=rows, comparisons=comparisons, figures=[figure.name], steps=study.state.steps)
+    return dict(rows=rows, comparisons=comparisons, figures=[figure.name], steps=study.state.steps,
+                classes=len(study.train.classes))
 
 
 def _monotonic(values: list[float]) -> str:

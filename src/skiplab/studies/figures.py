@@ -62,7 +62,6 @@ def plot_degradation(curves: dict[str, dict], families: list[str], path: Path) -
             axes[1, col].plot(steps, 100 * (1 - smooth(run["acc"], window)), **style)
         axes[0, col].set_title(f"{family} nets")
         axes[0, col].set_ylabel("training loss")
-        axes[0, col].set_yscale("log")
         axes[1, col].set_ylabel("training error (%)")
         axes[1, col].set_xlabel("step")
         for ax in axes[:, col]:

@@ -28,7 +28,7 @@ def lesion_settings(study: "Study") -> tuple[int, int]:
     config = study.config
     if config.quick:
         return 2, 1
-    return (5, 2) if config.data.startswith("synthetic") else (6, 2)
+    return (4, 2) if config.data.startswith("synthetic") else (6, 2)
 
 
 def lesion_model(study: "Study", spec: RunSpec) -> dict:

@@ -20,6 +20,8 @@ from .verdict import Assessment, assess
 if TYPE_CHECKING:  # pragma: no cover
     from .study import Study
 
+HE_2015_STEPS = 64_000
+
 SECTION_TITLES = {
     "degradation": "Degradation: plain and residual nets of growing depth (He et al. 2015, Fig. 6)",
     "gradients": "Gradient flow at initialisation and after training, with and without BatchNorm",
@@ -39,8 +41,8 @@ def command_line(study: "Study") -> str:
     if c.quick:
         args.append("--quick")
     args += [f"--data {c.data}", f"--depths {','.join(map(str, c.depths))}", f"--models {','.join(c.models)}",
-             f"--parts {','.join(c.parts)}", f"--budget {c.budget.value:g}{'m' if c.budget.kind == 'minutes' else c.budget.kind}",
-             f"--seed {c.seed}", f"--without-bn {c.without_bn}", f"--eval-images {c.eval_images}"]
+             f"--parts {','.join(c.parts)}", f"--budget {c.budget.flag()}", f"--seed {c.seed}",
+             f"--without-bn {c.without_bn}", f"--eval-images {c.eval_images}"]
     return " ".join(args)
 
 
@@ -74,6 +76,11 @@ def setup_section(doc: Document, study: "Study") -> None:
     if c.budget.kind == "minutes":
         doc.paragraph("Every network trains for the same number of steps: the minutes budget was turned into "
                       "steps by timing one training step of each network on this machine.")
+    if steps and steps < HE_2015_STEPS:
+        doc.paragraph(f"He et al. 2015 trained every CIFAR net for {HE_2015_STEPS:,} steps; this study trains "
+                      f"{steps:,} ({100 * steps / HE_2015_STEPS:.2g}% of that), with the same schedule compressed "
+                      f"into them. Compare the orderings and the shapes of the curves with the papers, not the "
+                      f"final accuracies.")
 
 
 def published_block(doc: Document, a: Assessment) -> None:
@@ -87,8 +94,9 @@ def published_block(doc: Document, a: Assessment) -> None:
 def degradation_section(doc: Document, res: dict, found: dict) -> None:
     rows = []
     for r in sorted(res["rows"], key=lambda r: (r["family"], r["depth"])):
+        time = f"diverged at step {r['diverged']['step']}" if r.get("diverged") else f"{r['seconds']:.0f} s"
         rows.append([r["name"], f"{r['parameters']:,}", r["steps"], r["train_loss_end"], pct(r["train_error_end"]),
-                     r["train_loss_eval"], pct(r["test_acc"]), "diverged" if r.get("diverged") else f"{r['seconds']:.0f} s"])
+                     r["train_loss_eval"], pct(r["test_acc"]), time])
     doc.table(["network", "parameters", "steps", "training loss (end)", "training error (end)",
                "train loss (eval mode)", "test accuracy", "time"], rows)
     doc.paragraph("Training loss and error at the end are the mean over the last 10% of the steps (the training "
@@ -126,9 +134,10 @@ def gradients_section(doc: Document, res: dict, found: dict) -> None:
 def lesion_section(doc: Document, res: dict, found: dict) -> None:
     rows = []
     for m in res["models"]:
-        ks = sorted({r["k"] for r in m["random"]})
-        by_k = ", ".join(f"{k}: {pct(sum(r['accuracy'] for r in m['random'] if r['k'] == k) / max(1, sum(1 for r in m['random'] if r['k'] == k)))}"
-                         for k in ks)
+        accuracies: dict[int, list[float]] = {}
+        for r in m["random"]:
+            accuracies.setdefault(r["k"], []).append(r["accuracy"])
+        by_k = ", ".join(f"{k}: {pct(sum(a) / len(a))}" for k, a in sorted(accuracies.items()))
         rows.append([m["model"], pct(m["baseline"]["accuracy"]), m["deletable"], f"{100 * m['mean_drop']:.1f}",
                      f"{100 * m['max_drop']:.1f}", pct(m["mean_lesioned_accuracy"]), by_k or "-"])
     doc.table(["network", "accuracy", "deletable blocks", "mean drop, one block (points)", "worst drop",

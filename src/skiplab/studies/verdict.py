@@ -9,6 +9,7 @@ likely reasons where it does not.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -58,9 +59,10 @@ def _gradient_line(grads: dict) -> Optional[str]:
     v = next((v for v in grads["verdicts"] if v["norm"]), None)
     if v is None:
         return None
-    ratios = ", ".join(f"{stage} {r:.3g}" for stage, r in v["ratios"].items())
-    return (f"with BatchNorm, the gradient reaching the first block of {v['model']} is {ratios} times the "
-            f"one reaching its last block ({', '.join(sorted(set(v['trends'].values())))})")
+    ratios = " and ".join(f"{r:.3g}x ({'at init' if stage == 'init' else stage}: {v['trends'][stage]})"
+                          for stage, r in v["ratios"].items())
+    return (f"with BatchNorm, the gradient reaching the first block of {v['model']} is {ratios} the one "
+            f"reaching its last block")
 
 
 def compute_verdict(config: StudyConfig, results: dict) -> list[str]:
@@ -117,6 +119,11 @@ def assess_degradation(config: StudyConfig, results: dict) -> list[Assessment]:
         reasons = []
         if status != "agrees":
             reasons.append(_budget_reason(results))
+            chance_loss = math.log(deg.get("classes", 10))
+            if all(v > 0.9 * chance_loss for v in c["losses"].values()):
+                reasons.insert(0, f"no net learned much: every end-of-training loss is within 10% of chance "
+                                  f"level (ln {deg.get('classes', 10)} = {chance_loss:.2f}); the budget was too small "
+                                  f"on this machine at the time -- rerun with a larger --budget")
             if all(v < 0.05 for v in c["losses"].values()):
                 reasons.append("every net fits the training set (loss < 0.05): there is no room left for "
                                "depth to make a difference")
@@ -145,8 +152,13 @@ def assess_gradients(results: dict) -> Assessment:
                           ["He 2015 give no numbers for their 'healthy norms'; this is one batch, and whole-"
                            "tensor norms, whose size differs between stages (16x32x32 against 64x8x8 "
                            "activations) -- see the per-layer figure"])
-    return Assessment("gradients", line + ": the gradient does not vanish (against the vanishing-gradient "
-                      "account) but grows towards the input, so 'healthy' is too kind", "partly",
+    when = {"init": "at initialisation", "trained": "after training"}
+    exploding = [when[s] for s, t in v["trends"].items() if t == "exploding"]
+    healthy = [when[s] for s, t in v["trends"].items() if t == "healthy"]
+    return Assessment("gradients", line + ": the gradient does not decay towards the input at any stage (against "
+                      f"the vanishing-gradient account); it grows towards the input {' and '.join(exploding)}, so "
+                      f"He's 'healthy norms' hold {' and '.join(healthy) if healthy else 'at no stage measured'}",
+                      "partly",
                       ["BatchNorm's gradient explosion in deep plain nets (Yang et al. 2019); He 2015 give no "
                        "numbers for their 'healthy norms'"])
 
