@@ -229,9 +229,13 @@ def _run(model: nn.Module, x: torch.Tensor, part_modules: list[str], *, train: b
     cuts: list[Cut] = []
     ran = [m for m in part_modules if m in rec.part_end]
     if ran and any(True for _ in modules[ran[0]].parameters()):
-        cuts.append(("stem", "", *rec.part_start[ran[0]]))  # layers before the first stage
+        start = rec.part_start[ran[0]]
+        if any(t < start[0] for t in rec.run_at.values()):  # layers ran before the first stage
+            cuts.append(("stem", "", *start))
     for m in ran:
-        label = "stem" if not cuts else m.split(".")[-1]
+        last = m.split(".")[-1]
+        closes_stem = not cuts and not any(True for _ in modules[m].parameters())  # ResNet's stem "relu"
+        label = "stem" if closes_stem else (m if last.isdigit() else last)
         cuts.append((label, m, *rec.part_end[m]))
     if feats is not None:
         cuts.append(("features", "", t_feats[0], list(feats.shape), t_feats[1], t_feats[2]))
