@@ -30,15 +30,6 @@ BOTTLENECKS = (Bottleneck, PreActBottleneck)
 KINDS = ("A", "B", "C", None)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One intra-op thread: tiny tensors gain nothing from more, and lose a lot on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @st.composite
 def block_configs(draw, block=st.sampled_from(POST + PRE), kinds=st.sampled_from(KINDS)):
     """(block class, constructor kwargs, input [B, C, H, W]) for a valid block."""
