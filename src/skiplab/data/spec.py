@@ -9,6 +9,19 @@ Kinds:
   and ``PATH/test/CLASS``).
 - ``synthetic`` or ``synthetic:NAME[,key=value...]`` -- a generated task, see
   :mod:`skiplab.data.synthetic` (e.g. ``synthetic:shapes-2k,seed=3``).
+- ``synthetic:cells[-N][,test=M,seed=S,boundary=1,chans=C]`` -- segmentation: N images
+  (default 1000) of cell-like blobs with their masks (:mod:`skiplab.data.segmentation`),
+  M test images (default N/5); ``boundary=1`` adds a class for the cells' outlines.
+- ``synthetic:sar[-N][,looks=L,test=M,seed=S]`` (or ``synthetic-sar[-N][,...]``) --
+  reconstruction: N synthetic speckled SAR tiles (default 200) of L looks (default 1),
+  M test tiles (default N/5) from a disjoint set of scenes.
+- ``sar:PATH`` -- reconstruction: a raster file or a directory of rasters (GeoTIFF/TIFF,
+  PNG, .npy; intensity) cut into tiles; ``PATH/train`` and ``PATH/test`` sub-directories,
+  if present, are the train and test splits.
+
+Counts take a ``k`` suffix (``cells-2k``). Image and tile sizes are not part of the spec:
+they are the ``tile_size`` of the training config (SAR 256, cells 64 by default).
+:attr:`DataSpec.task` says which training task the data is for.
 """
 
 from __future__ import annotations
@@ -17,8 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-PATH_KINDS = ("cifar10", "cifar100", "folder")
+PATH_KINDS = ("cifar10", "cifar100", "folder", "sar")
 KINDS = PATH_KINDS + ("synthetic",)
+TASKS = ("classify", "segment", "reconstruct")
+SYNTHETIC_SAR_ALIAS = "synthetic-sar"   # synthetic-sar[-N][,...] is synthetic:sar[-N][,...]
 
 
 class DataPathError(FileNotFoundError, ValueError):
@@ -34,6 +49,20 @@ class DataSpec:
     path: Optional[Path] = None    # for cifar10/cifar100/folder
     name: str = ""                 # for synthetic: the generator name, e.g. "shapes-10k"
     options: dict = field(default_factory=dict)  # for synthetic: key=value options
+
+    @property
+    def task(self) -> str:
+        """The training task this data is for: "classify", "segment" or "reconstruct"."""
+        if self.kind == "sar" or (self.kind == "synthetic" and _base_name(self.name) == "sar"):
+            return "reconstruct"
+        if self.kind == "synthetic" and _base_name(self.name) == "cells":
+            return "segment"
+        return "classify"
+
+
+def _base_name(name: str) -> str:
+    """``cells-2k`` -> ``cells``: a synthetic name without its size suffix."""
+    return name.split("-", 1)[0].lower()
 
 
 def _parse_options(parts: list[str], text: str) -> dict:
@@ -54,12 +83,16 @@ def parse_data_spec(spec: str) -> DataSpec:
         raise ValueError(f"data spec must be a non-empty string like 'cifar10:PATH', "
                          f"'folder:PATH' or 'synthetic'; found {spec!r}")
     text = spec.strip()
+    if text.lower().startswith(SYNTHETIC_SAR_ALIAS):
+        rest = text[len(SYNTHETIC_SAR_ALIAS):]
+        text = "synthetic:sar" + ("," + rest[1:] if rest.startswith(":") else rest)
     kind, sep, arg = text.partition(":")
     kind = kind.strip().lower()
     if kind not in KINDS:
         raise ValueError(f"unknown data kind {kind!r} in {text!r}; expected one of "
                          f"{', '.join(KINDS)} (e.g. cifar10:PATH, folder:PATH, "
-                         f"synthetic or synthetic:shapes-10k)")
+                         f"synthetic or synthetic:shapes-10k, synthetic:cells, synthetic-sar, "
+                         f"sar:PATH)")
     if kind == "synthetic":
         name, *opts = [p.strip() for p in arg.split(",")] if arg else [""]
         return DataSpec(kind, text, name=name or "shapes", options=_parse_options(opts, text))

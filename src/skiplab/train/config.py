@@ -40,11 +40,21 @@ class TrainConfig:
                      choices=("auto", "cpu", "cuda"))
     num_threads: int = _f(0, "CPU threads for torch (0 = torch's default)", minimum=0)
     progress: bool = _f(True, "show a tqdm progress bar (rank 0 only)")
+    task: str = _f("classify", "what is learnt: classify (images -> class), segment (pixels -> "
+                               "class: Dice/IoU), reconstruct (autoencoder: PSNR/SSIM)",
+                   choices=("classify", "segment", "reconstruct"))
     # -- model -------------------------------------------------------------------------
     model: str = _f("cifar_resnet20", "registered model name (skiplab.list_models())")
     model_kwargs: dict = _f({}, "extra keywords for create_model, e.g. {drop_path_rate: 0.1}")
     # -- data --------------------------------------------------------------------------
-    data: str = _f("synthetic", "dataset spec: cifar10:PATH, cifar100:PATH, folder:PATH, synthetic[:NAME]")
+    data: str = _f("synthetic", "dataset spec: cifar10:PATH, cifar100:PATH, folder:PATH, "
+                                "synthetic[:NAME] (classify); synthetic:cells[-N] (segment); "
+                                "sar:PATH, synthetic-sar[-N][,looks=L] (reconstruct)")
+    tile_size: int = _f(0, "segment/reconstruct: image side in px -- SAR scenes are cut into "
+                           "tiles of it, synthetic images made at it (0 = 256 SAR, 64 cells)",
+                        minimum=0)
+    tile_stride: int = _f(0, "reconstruct: step between tiles cut from a SAR scene (0 = "
+                             "tile_size, no overlap)", minimum=0)
     val_size: int = _f(0, "images held out of train for validation (He 2015: 5000); 0 = none",
                        minimum=0)
     eval_split: str = _f("auto", "split evaluated each epoch: auto (val if val_size > 0 else test), "
@@ -67,6 +77,9 @@ class TrainConfig:
     weight_decay: float = _f(1e-4, "L2 (SGD) or decoupled (AdamW) weight decay", minimum=0.0)
     decay_norm_and_bias: bool = _f(False, "also decay norm weights and biases (1-d parameters)")
     label_smoothing: float = _f(0.0, "label smoothing of the cross-entropy, in [0, 1)", minimum=0.0)
+    loss: dict = _f({}, "segment/reconstruct: loss terms and weights; {} = the task's default: "
+                        "segment {ce: 1.0, dice: 1.0}, reconstruct {l1: 1.0, ms_ssim: 0.2} "
+                        "(terms: mse, l1, ssim, ms_ssim, gamma_nll; see skiplab.train.sar_losses)")
     grad_clip: float = _f(0.0, "clip the global gradient norm to this (0 = no clipping)", minimum=0.0)
     ema_decay: float = _f(0.0, "decay of an exponential moving average of the weights, evaluated "
                                "instead of the raw weights (0 = no EMA; e.g. 0.999)", minimum=0.0)
@@ -105,6 +118,9 @@ class TrainConfig:
     checkpoint_every: int = _f(0, "also write last.pt every N steps (0 = at epoch ends only)",
                                minimum=0)
     eval_every: int = _f(1, "evaluate every N epochs (and always after the last)", positive=True)
+    best_metric: str = _f("auto", "metrics.csv column that picks best.pt (higher is better, "
+                                  "*loss lower); auto = val_acc (classify), val_dice (segment), "
+                                  "val_loss (reconstruct)")
     log_every: int = _f(50, "write step scalars to TensorBoard every N steps", positive=True)
     tensorboard: bool = _f(True, "write TensorBoard event files into the run directory")
 

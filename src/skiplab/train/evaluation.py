@@ -1,70 +1,79 @@
-"""Evaluation: loss and accuracy of a model on a loader, and of a checkpoint on a dataset."""
+"""Evaluation: a task's metrics (loss and accuracy; Dice/IoU; PSNR/SSIM) of a model on a
+loader, and of a checkpoint on a dataset."""
 
 from __future__ import annotations
 
 import contextlib
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Iterable, Optional, Union
 
 import torch
 from torch import nn
 
 from .checkpoint import load_checkpoint, load_model_state, model_state_from
+from .config import TrainConfig
 from .precision import Precision, resolve_device, resolve_precision
+from .tasks import ClassificationMeter, Meter, make_task
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: Iterable, precision: Optional[Precision] = None,
-             tta_flip: bool = False) -> dict:
-    """Mean cross-entropy and accuracy of ``model`` over ``loader`` (in eval mode);
-    ``tta_flip`` averages the logits of each image and of its mirror image."""
+             tta_flip: bool = False, meter: Optional[Meter] = None) -> dict:
+    """The metrics ``meter`` (a task's, :meth:`Task.meter`; default: mean cross-entropy and
+    accuracy) accumulates over ``loader``, with ``model`` in eval mode: ``{"loss", ...,
+    "images"}``. ``tta_flip`` averages the outputs of each image and of its mirror image
+    (mirrored back for image outputs)."""
+    meter = meter if meter is not None else ClassificationMeter()
     was_training = model.training
     model.eval()
-    loss_sum, correct, count = 0.0, 0, 0
     for x, y in loader:
         with precision.autocast() if precision is not None else contextlib.nullcontext():
-            logits = model(x)
+            output = model(x)
             if tta_flip:
-                logits = 0.5 * (logits + model(x.flip(3)))
-        logits = logits.float()
-        loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum").item()
-        correct += (logits.argmax(1) == y).sum().item()
-        count += len(y)
+                mirrored = model(x.flip(3))
+                output = 0.5 * (output + (mirrored.flip(3) if meter.dense else mirrored))
+        meter.update(output.float(), y)
     model.train(was_training)
-    if count == 0:
-        raise ValueError("the evaluation loader yielded no images")
-    return {"loss": loss_sum / count, "acc": correct / count, "images": count}
+    return meter.result()
 
 
 def evaluate_checkpoint(path: Union[str, Path], data: Optional[str] = None, split: str = "test", *,
                         model: Optional[str] = None, batch_size: int = 512, precision: str = "auto",
                         device: str = "auto", use_ema: bool = True, tta_flip: bool = False,
                         channels_last: bool = True) -> dict:
-    """Evaluate the checkpoint at ``path`` on ``split`` of ``data``.
+    """Evaluate the checkpoint at ``path`` on ``split`` of ``data`` with its task's metrics.
 
-    The model name, its keywords and the dataset default to those recorded in the
-    checkpoint's config (a plain state dict needs ``model`` and ``data``); the EMA weights
-    are used when the checkpoint has them and ``use_ema``.
+    The task, model name, its keywords, the dataset and its tile size default to those
+    recorded in the checkpoint's config (a plain state dict needs ``model`` and ``data`` and
+    is a classifier); the EMA weights are used when the checkpoint has them and ``use_ema``.
+    A reconstruct checkpoint normalises the data with the radiometry it was trained with.
     """
-    from ..data import BatchLoader, load_dataset
+    from ..data import Radiometry
     from ..models import create_model
 
     checkpoint = load_checkpoint(path)
-    config = checkpoint.get("config") or {}
-    name = model or config.get("model")
-    data = data or config.get("data")
+    recorded = checkpoint.get("config") or {}
+    name = model or recorded.get("model")
+    data = data or recorded.get("data")
     if name is None or data is None:
         raise ValueError(f"{path} records no config: pass the model name and the data spec")
-    dataset = load_dataset(data, split, val_size=config.get("val_size", 0) if split == "val" else 0,
-                           seed=config.get("seed", 0))
-    kwargs = dict(config.get("model_kwargs") or {}) if name == config.get("model") else {}
-    net = create_model(name, num_classes=len(dataset.classes), in_chans=dataset.images.shape[1], **kwargs)
+    known = {k: v for k, v in recorded.items() if k in TrainConfig.__dataclass_fields__}
+    config = TrainConfig.from_dict({**known, "data": data, "resume": False, "out": None,
+                                    "val_size": known.get("val_size", 0) if split == "val" else 0,
+                                    "channels_last": channels_last})
+    task = make_task(config)
+    like = (SimpleNamespace(radiometry=Radiometry.from_dict(checkpoint["radiometry"]))
+            if "radiometry" in checkpoint else None)
+    dataset = task.load(split, like=like)
+    kwargs = dict(recorded.get("model_kwargs") or {}) if name == recorded.get("model") else {}
+    net = create_model(name, **task.model_kwargs(dataset), **kwargs)
     load_model_state(net, model_state_from(checkpoint, use_ema))
     dev = resolve_device(device)
     net = net.to(dev)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
-    loader = BatchLoader(dataset, batch_size, shuffle=False, drop_last=False, device=dev,
-                         channels_last=channels_last)
-    result = evaluate(net, loader, Precision(resolve_precision(precision, dev), dev), tta_flip)
-    return {**result, "model": name, "data": dataset.name, "split": split}
+    loader = task.loader(dataset, batch_size, train=False, device=dev)
+    result = evaluate(net, loader, Precision(resolve_precision(precision, dev), dev), tta_flip,
+                      meter=task.meter(dataset))
+    return {**result, "task": task.name, "model": name, "data": dataset.name, "split": split}

@@ -1,11 +1,15 @@
 """The training loop: ``fit(config)`` trains a registered model on a dataset, one readable loop.
 
-    trainer = Trainer(config)          # data, model, optimiser, schedule, precision, resume
+    trainer = Trainer(config)          # task, data, model, optimiser, schedule, precision, resume
     for epoch ...:                     # Trainer.fit
         for x, y in train_loader:      # Trainer.train_epoch
             train_step(x, y)           # forward (autocast), loss check, backward, step, EMA
             maybe checkpoint
         evaluate, log a metrics.csv row, checkpoint last.pt (and best.pt)
+
+What is learnt -- classification, segmentation or reconstruction (``config.task``) -- is a
+:class:`~skiplab.train.tasks.Task`: it supplies the data and loaders, the loss, the batch
+statistics, the evaluation metrics, the metric that picks best.pt and the checkpoint's extras.
 
 Everything a resumed run needs -- weights, optimiser, schedule, grad scaler, EMA, every RNG
 state, epoch, step, the position in the epoch and the epoch's running sums -- is in the
@@ -38,6 +42,7 @@ from .optim import build_optimizer
 from .precision import Precision, resolve_device, resolve_precision, should_compile
 from .runlog import RunLog
 from .schedule import LRSchedule
+from .tasks import Task, make_task
 
 
 class NonFiniteLossError(RuntimeError):
@@ -59,8 +64,9 @@ def fit(config: TrainConfig, callbacks: Iterable[Callback] = (), *, train_set=No
         eval_set=None) -> FitResult:
     """Train as ``config`` says (see :class:`TrainConfig`); works alone or under torchrun.
 
-    ``train_set``/``eval_set`` (:class:`skiplab.data.ImageDataset`) replace loading
-    ``config.data``, for data already in memory.
+    ``train_set``/``eval_set`` (an :class:`~skiplab.data.ImageDataset`, or for the segment /
+    reconstruct tasks a :class:`~skiplab.data.SegmentationDataset` /
+    :class:`~skiplab.data.SARTileDataset`) replace loading ``config.data``, for data in memory.
     """
     if isinstance(config, dict):
         config = TrainConfig.from_dict(config)
@@ -90,6 +96,7 @@ class Trainer:
             torch.set_num_threads(config.num_threads)
         _seed_everything(config.seed, config.deterministic)
 
+        self.task: Task = make_task(config)
         self._build_data(train_set, eval_set)
         self.model = self._build_model()
         self.optimizer = build_optimizer(self.model, config)
@@ -100,16 +107,16 @@ class Trainer:
         self.precision = Precision(resolve_precision(config.precision, self.device), self.device)
         self.scaler = self.precision.grad_scaler()
         self.ema = ModelEMA(self.model, config.ema_decay) if config.ema_decay > 0 else None
-        self.criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+        self.criterion = self.task.criterion(self.train_set)
         self.compiled = should_compile(config.compile, self.device, deterministic=config.deterministic,
                                        total_steps=self.total_steps,
-                                       image_size=self.train_set.images.shape[-1])
+                                       image_size=self.task.image_size(self.train_set))
 
         # progress counters (restored by a resume)
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
         self.loss = float("nan")
-        self.best_acc = -1.0
-        self.epoch_sums = [0.0, 0.0, 0.0]   # loss * n, correct, n over the epoch so far
+        self.best_value = -math.inf if self.task.higher_is_better else math.inf  # of task.best_metric
+        self.epoch_sums = self._zero_sums()  # the task's batch_sums over the epoch so far
         self.epoch_time = 0.0
         self._pending: dict = {}            # scalars from .log() for this epoch's row
         self.run_dir = Path(config.out) if config.out else None
@@ -126,32 +133,26 @@ class Trainer:
 
     # -- set-up -------------------------------------------------------------------------
     def _build_data(self, train_set, eval_set) -> None:
-        from ..data import Augmentation, BatchLoader, load_dataset
-        c = self.config
-        common = dict(val_size=c.val_size, seed=c.seed, skip_bad=c.skip_bad, cache_dir=c.cache_dir)
-        self.train_set = train_set if train_set is not None else load_dataset(c.data, "train", **common)
-        augment = Augmentation(crop_padding=c.crop_padding, pad_mode=c.pad_mode, flip=c.flip,
-                               cutout=c.cutout)
-        self.train_loader = BatchLoader(
-            self.train_set, c.batch_size // self.dist.world_size, shuffle=True, drop_last=True,
-            seed=c.seed, augment=augment, device=self.device, channels_last=c.channels_last,
-            rank=self.dist.rank, world_size=self.dist.world_size)
+        c, task = self.config, self.task
+        self.train_set = train_set if train_set is not None else task.load("train")
+        self.train_loader = task.loader(self.train_set, c.batch_size // self.dist.world_size,
+                                        train=True, device=self.device, rank=self.dist.rank,
+                                        world_size=self.dist.world_size)
         if len(self.train_loader) == 0:
             raise ValueError(f"batch_size {c.batch_size} is larger than the training set "
                              f"({len(self.train_set)} images): no full batch per epoch")
         split = {"auto": "val" if c.val_size > 0 else "test"}.get(c.eval_split, c.eval_split)
         self.eval_loader = None
         if split != "none" and (eval_set is not None or train_set is None):
-            self.eval_set = eval_set if eval_set is not None else load_dataset(c.data, split, **common)
-            self.eval_loader = BatchLoader(self.eval_set, c.eval_batch_size, shuffle=False,
-                                           drop_last=False, device=self.device,
-                                           channels_last=c.channels_last)
+            self.eval_set = (eval_set if eval_set is not None
+                             else task.load(split, like=self.train_set))   # e.g. its radiometry
+            self.eval_loader = task.loader(self.eval_set, c.eval_batch_size, train=False,
+                                           device=self.device)
 
     def _build_model(self) -> nn.Module:
         c = self.config
-        kwargs = dict(num_classes=len(self.train_set.classes),
-                      in_chans=self.train_set.images.shape[1], **c.model_kwargs)
-        model = create_model(c.model, **kwargs)
+        model = create_model(c.model, **self.task.model_kwargs(self.train_set), **c.model_kwargs)
+        self.task.check_model(model)
         if c.whiten_init:
             if not hasattr(model, "init_whitening"):
                 raise ValueError(f"whiten_init: {c.model} has no init_whitening(images) method")
@@ -178,8 +179,13 @@ class Trainer:
             "ema": self.ema.state_dict() if self.ema else None, "rng": rng_state(),
             "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
             "loader": loader_state, "epoch_sums": list(self.epoch_sums),
-            "epoch_time": self.epoch_time, "best_acc": self.best_acc,
+            "epoch_time": self.epoch_time,
+            "best": {"metric": self.task.best_metric, "value": self.best_value},
+            **self.task.checkpoint_extras(self),
         }
+
+    def _zero_sums(self) -> list[float]:
+        return [0.0] * self.task.num_sums(self.train_set)
 
     def save(self, name: str = "last.pt") -> None:
         if self.run_dir is not None and self.is_main:
@@ -195,8 +201,9 @@ class Trainer:
             raise ValueError(f"{self.last_path} exists: pass resume (--resume) to continue that run, "
                              f"or choose another out directory")
         state = load_checkpoint(self.last_path, map_location=self.device)
-        changed = [k for k in ("model", "model_kwargs", "data", "batch_size", "seed", "optimizer")
-                   if state["config"].get(k) != getattr(c, k)]
+        changed = [k for k in ("task", "model", "model_kwargs", "data", "tile_size", "batch_size",
+                               "seed", "optimizer")
+                   if state["config"].get(k, TrainConfig().to_dict()[k]) != getattr(c, k)]
         if changed:
             raise ValueError(f"cannot resume {self.last_path}: the config changed in {changed} "
                              f"(checkpoint: {[state['config'].get(k) for k in changed]})")
@@ -210,7 +217,7 @@ class Trainer:
         self.step, self.epoch = state["step"], state["epoch"]
         self.batch_in_epoch = state["batch_in_epoch"]
         self.epoch_sums, self.epoch_time = list(state["epoch_sums"]), state["epoch_time"]
-        self.best_acc = state["best_acc"]
+        self.best_value = state["best"]["value"] if "best" in state else state["best_acc"]
         self._loader_state = state["loader"]
         if self.is_main:
             print(f"resumed {self.last_path}: epoch {self.epoch}, batch {self.batch_in_epoch}, "
@@ -245,7 +252,7 @@ class Trainer:
             metrics.update(self._pending)          # scalars callbacks passed to .log()
             self._pending = {}
             self.epoch += 1
-            self.batch_in_epoch, self.epoch_sums, self.epoch_time = 0, [0.0, 0.0, 0.0], 0.0
+            self.batch_in_epoch, self.epoch_sums, self.epoch_time = 0, self._zero_sums(), 0.0
             self._end_of_epoch_outputs(metrics)
             history.append(metrics)
         self.callbacks.on_fit_end(self)
@@ -260,22 +267,24 @@ class Trainer:
         result = {}
         if self.is_main:
             model = self.ema.module if self.ema else self.model
-            scores = evaluate(model, self.eval_loader, self.precision, self.config.tta_flip)
-            result = {"val_loss": scores["loss"], "val_acc": scores["acc"]}
+            scores = evaluate(model, self.eval_loader, self.precision, self.config.tta_flip,
+                              meter=self.task.meter(self.eval_set))
+            result = {f"val_{k}": v for k, v in scores.items() if k != "images"}
         barrier(self.dist)
         return result
 
     def _end_of_epoch_outputs(self, metrics: dict) -> None:
         if not self.is_main:
             return
-        val = (f" | val loss {metrics['val_loss']:.4f} acc {100 * metrics['val_acc']:.2f}%"
-               if "val_acc" in metrics else "")
-        print(f"epoch {metrics['epoch']}/{self.epochs}: train loss {metrics['train_loss']:.4f} "
-              f"acc {100 * metrics['train_acc']:.2f}%{val} | {metrics['images_per_s']:.0f} img/s, "
-              f"{metrics['epoch_time_s']:.0f} s | lr {metrics['lr']:.4g}", flush=True)
-        best = metrics.get("val_acc", -1.0) > self.best_acc
+        print(f"epoch {metrics['epoch']}/{self.epochs}: {_scores(metrics, 'train')}"
+              f"{' | ' + _scores(metrics, 'val') if 'val_loss' in metrics else ''} | "
+              f"{metrics['images_per_s']:.0f} img/s, {metrics['epoch_time_s']:.0f} s | "
+              f"lr {metrics['lr']:.4g}", flush=True)
+        value = metrics.get(self.task.best_metric)
+        best = value is not None and (value > self.best_value if self.task.higher_is_better
+                                      else value < self.best_value)
         if best:
-            self.best_acc = metrics["val_acc"]
+            self.best_value = value
         if self.runlog is not None:
             self.runlog.epoch_row(metrics)
         self.save("last.pt")
@@ -298,11 +307,11 @@ class Trainer:
             self.train_step(x, y)
             self.batch_in_epoch += 1
             self.epoch_time = time.perf_counter() - start
-            loss_sum, correct, seen = self.epoch_sums
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{self.loss:.3f}", acc=f"{correct / seen:.3f}",
-                                img_s=f"{seen / self.epoch_time:.0f}", refresh=False)
+                shown = {k[6:]: f"{v:.3f}" for k, v in self.task.train_metrics(self.epoch_sums).items()}
+                bar.set_postfix(shown, img_s=f"{self.epoch_sums[-1] / self.epoch_time:.0f}",
+                                refresh=False)
             if self.runlog is not None and self.step % c.log_every == 0:
                 self.runlog.scalars(self.step, {"loss": self.loss, "lr": self.schedule(self.step - 1)},
                                     prefix="step/")
@@ -312,8 +321,8 @@ class Trainer:
                 break
         if bar is not None:
             bar.close()
-        loss_sum, correct, seen = self.epoch_sums
-        return {"train_loss": loss_sum / seen, "train_acc": correct / seen,
+        seen = self.epoch_sums[-1]
+        return {**self.task.train_metrics(self.epoch_sums),
                 "images_per_s": seen / max(self.epoch_time, 1e-9), "epoch_time_s": self.epoch_time}
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -321,12 +330,11 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         with self.precision.autocast():
-            logits = self.train_model(x)
-        loss = self.criterion(logits.float(), y)
-        # one all-reduce gives the global loss and accuracy and tells every rank about a NaN
-        stats = torch.stack([loss.detach().float() * len(y), (logits.argmax(1) == y).sum().float(),
-                             torch.tensor(float(len(y)), device=loss.device)])
-        loss_sum, correct, seen = all_reduce_sum(stats, self.dist).tolist()
+            output = self.train_model(x)
+        loss = self.criterion(output.float(), y)
+        # one all-reduce gives the global loss and metrics and tells every rank about a NaN
+        sums = all_reduce_sum(self.task.batch_sums(output, y, loss.detach()), self.dist).tolist()
+        loss_sum, seen = sums[0], sums[-1]
         if not math.isfinite(loss_sum):
             saved = f"; the last good checkpoint is {self.last_path}" if self.last_path else ""
             raise NonFiniteLossError(f"loss is {loss_sum / seen} at step {self.step} (epoch "
@@ -345,14 +353,26 @@ class Trainer:
             self.ema.update(self.model)
         self.step += 1
         self.loss = loss_sum / seen
-        self.epoch_sums = [a + b for a, b in zip(self.epoch_sums, (loss_sum, correct, seen))]
-        self.schedule.observe_train_error(1 - correct / seen)
+        self.epoch_sums = [a + b for a, b in zip(self.epoch_sums, sums)]
+        error = self.task.train_error(sums)
+        if error is not None:
+            self.schedule.observe_train_error(error)
         self.callbacks.on_step_end(self)
 
     def close(self) -> None:
         if self.runlog is not None:
             self.runlog.close()
         cleanup(self.dist)
+
+
+def _scores(metrics: dict, split: str) -> str:
+    """'train loss 0.1234 acc 97.00% dice 0.8812': the split's columns, fractions as %."""
+    parts = []
+    for key, value in metrics.items():
+        if key.startswith(split + "_"):
+            name = key[len(split) + 1:]
+            parts.append(f"{name} {100 * value:.2f}%" if name == "acc" else f"{name} {value:.4g}")
+    return f"{split} " + " ".join(parts)
 
 
 def _seed_everything(seed: int, deterministic: bool) -> None:
