@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Optional
 
 PATH_KINDS = ("cifar10", "cifar100", "folder", "sar")
-KINDS = PATH_KINDS + ("synthetic",)
+KINDS = ("cifar10", "cifar100", "folder", "synthetic", "sar")
 TASKS = ("classify", "segment", "reconstruct")
 SYNTHETIC_SAR_ALIAS = "synthetic-sar"   # synthetic-sar[-N][,...] is synthetic:sar[-N][,...]
 
