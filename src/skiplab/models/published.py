@@ -30,6 +30,7 @@ RESNEXT = "Xie et al. 2017, Aggregated Residual Transformations, Table 7"
 DENSENET = "Huang et al. 2017, Densely Connected Networks, Table 2"
 PYRAMIDNET = "Han et al. 2017, Deep Pyramidal Residual Networks"
 SHAKE = "Gastaldi 2017, Shake-Shake Regularization"
+CBAM_PAPER = "Woo et al. 2018, CBAM, Table 3"
 
 
 def paper_figure(millions: str, source: str) -> tuple[int, int, str]:
@@ -63,6 +64,7 @@ PUBLISHED: dict[str, tuple[int, int, str]] = {
     "densenet201": exact(20_013_928),
     # timm, exact (tests/fixtures/torchvision_reference.json.gz records them from timm 1.0)
     "seresnet50": exact(28_088_024, "timm seresnet50"),
+    "cbam_resnet50": paper_figure("28.09", CBAM_PAPER),
     "preact_resnet18": exact(11_687_720, "timm resnetv2_18"),
     "preact_resnet34": exact(21_795_880, "timm resnetv2_34"),
     "preact_resnet50": exact(25_549_352, "timm resnetv2_50"),
