@@ -70,13 +70,14 @@ def resolve_device(device: str) -> torch.device:
 
 def should_compile(setting: str, device: torch.device, *, deterministic: bool,
                    total_steps: int, image_size: int) -> bool:
-    """``compile: auto`` policy, from measurements on a 2-core EPYC (benchmarks/train_throughput.py).
+    """``compile: auto`` policy (measure with ``benchmarks/train_throughput.py --compile on|off``).
 
-    Compiling costs tens of seconds to minutes up front and pays on small images where
-    per-op overhead dominates (CIFAR ResNet-56: 2.3x eager bf16), not on 224-px ResNet-50
-    where oneDNN convolutions dominate. So: on for CUDA and for CPU inputs of at most 64 px,
-    if the run is long enough (>= 500 steps) to amortise compilation; never in
-    deterministic mode.
+    On this 2-core EPYC the best CIFAR ResNet-56 step is bf16 + channels_last + compile
+    (291 img/s against 128 img/s eager fp32, DESIGN.md), while for 224-px ResNet-50 the best
+    is bf16 + channels_last *without* compile: there oneDNN convolutions dominate and
+    compilation costs minutes. Compilation also costs minutes up front on CPU. So: on for
+    CUDA and for CPU inputs of at most 64 px in runs of at least 500 steps; never in
+    deterministic mode (bit-exact resume is only promised for eager kernels).
     """
     if setting != "auto":
         return setting == "on"
