@@ -1,0 +1,128 @@
+"""A trained SAR autoencoder loaded from a checkpoint, with the radiometry it was trained with.
+
+A checkpoint written by :func:`skiplab.train.fit` for ``task="reconstruct"`` holds the run's
+``config`` (``model``, ``model_kwargs``), the weights (``model``, and ``ema`` when an EMA was
+kept -- preferred, as evaluation used it) and the SAR normalisation
+(:meth:`skiplab.data.Radiometry.to_dict`). Without that normalisation the network's [0, 1]
+output cannot be mapped back to physical units, so such a checkpoint is refused.
+
+:func:`load_autoencoder` returns a :class:`TrainedAutoencoder`; its :meth:`check_raster`
+refuses a raster the normalisation was not fitted for (integer digital numbers against a
+float-trained model, amplitude against intensity) with a ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Optional, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data.sar_radiometry import Radiometry
+from ..models import create_model
+
+PathLike = Union[str, Path]
+
+
+def _find_radiometry(state: Mapping[str, Any]) -> Optional[dict]:
+    """The radiometry dict of a checkpoint (the reconstruct task writes it at the top level)."""
+    value = state.get("radiometry")
+    return value if isinstance(value, Mapping) else None
+
+
+def weights_fingerprint(model: nn.Module) -> str:
+    """A short hash of every tensor of ``model``'s state dict (names, shapes and values): a
+    latent file records it so that it is decoded with the weights that encoded it."""
+    digest = hashlib.blake2b(digest_size=8)
+    for name, tensor in model.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
+
+
+@dataclass
+class TrainedAutoencoder:
+    """A model with ``encode``/``decode`` in evaluation mode, and what inference needs.
+
+    ``tile``: the tile size the model was trained on and ``looks`` the speckle looks of the
+    training data (None where the checkpoint does not say); ``extra``: the checkpoint's
+    ``compression`` figures, if any."""
+
+    model: nn.Module
+    radiometry: Radiometry
+    model_name: str
+    model_kwargs: dict
+    path: Optional[Path] = None
+    tile: Optional[int] = None
+    looks: Optional[float] = None
+    fingerprint: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def reduction(self) -> int:
+        """The encoder's total stride: tile sides must be multiples of it."""
+        return int(getattr(self.model, "reduction", 1))
+
+    @property
+    def latent_channels(self) -> int:
+        return int(self.model.latent_channels)
+
+    def check_raster(self, dtype: Union[str, np.dtype], quantity: Optional[str] = None) -> None:
+        """``ValueError`` when a raster of ``dtype`` (and ``quantity``, if known) does not
+        fit the normalisation this model was trained with."""
+        where = f" (checkpoint {self.path})" if self.path else ""
+        try:
+            self.radiometry.check_compatible(dtype, quantity)
+        except ValueError as err:
+            raise ValueError(f"{err}{where}") from None
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.encode(x)
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.model.decode(z)
+
+
+def load_autoencoder(path: PathLike, *, use_ema: bool = True) -> TrainedAutoencoder:
+    """Build the checkpoint's autoencoder, load its weights (the EMA copy when present and
+    ``use_ema``) and its radiometry; a clear ``ValueError`` for a checkpoint of a model that
+    has no ``encode``/``decode`` or that lacks the radiometry."""
+    from ..train.checkpoint import load_checkpoint, load_model_state, model_state_from
+
+    path = Path(path)
+    state = load_checkpoint(path)
+    config = state.get("config")
+    if not isinstance(config, Mapping) or "model" not in config:
+        raise ValueError(f"{path} has no training config (config.model): not a checkpoint written "
+                         f"by skiplab train")
+    name, kwargs = str(config["model"]), dict(config.get("model_kwargs") or {})
+    radiometry = _find_radiometry(state)
+    if radiometry is None:
+        raise ValueError(f"{path} holds no SAR radiometry (the normalisation of the training "
+                         f"data), so its [0, 1] output cannot be mapped back to physical units; "
+                         f"train it with task 'reconstruct' on SAR data (skiplab train --task "
+                         f"reconstruct)")
+    kwargs.setdefault("in_chans", 1)
+    model = create_model(name, **kwargs)
+    if not (hasattr(model, "encode") and hasattr(model, "decode")):
+        raise ValueError(f"{path}: {name} is not an autoencoder (no encode/decode); skiplab "
+                         f"reconstruct needs a sar_ae_* checkpoint")
+    if getattr(model, "in_chans", 1) != 1:
+        raise ValueError(f"{path}: {name} takes {model.in_chans} input channels; SAR scenes "
+                         f"are single-channel")
+    load_model_state(model, model_state_from(state, use_ema))
+    model.eval()
+    tile = state.get("tile_size") or config.get("tile_size")
+    looks = state.get("looks")
+    extra = {k: state[k] for k in ("compression",) if k in state}
+    return TrainedAutoencoder(model, Radiometry.from_dict(radiometry), name, kwargs, path,
+                              int(tile) if tile else None,
+                              float(looks) if looks is not None else None,
+                              weights_fingerprint(model), extra)

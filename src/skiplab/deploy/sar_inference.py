@@ -1,0 +1,359 @@
+"""A trained SAR autoencoder applied to whole scenes: tiled, blended, streamed in strips.
+
+    ae = load_autoencoder("runs/ae/checkpoints/best.pt")
+    reconstruct_scene(ae, "scene.tif", "scene_ae.tif")       # same units, dtype, GeoTIFF tags
+    encode_scene(ae, "scene.tif", "scene.latent.npz")         # the code + what decoding needs
+    decode_latent(ae, "scene.latent.npz", "scene_ae.tif")     # == reconstruct_scene's output
+
+**Tiling.** The scene is covered by ``tile x tile`` windows every ``tile - overlap`` pixels,
+the last row and column of windows moved flush with the border
+(:func:`skiplab.data.sar_tiles.tile_origins`), so every pixel is seen by at least one
+window and most by two or four. The tile side must be a multiple of the model's total
+stride (16 for the four-level autoencoders). A scene smaller than the tile along an axis
+is processed with the largest smaller tile that is a multiple of the stride (printed as a
+note); a scene smaller than the stride itself cannot be encoded and is a ``ValueError``.
+
+**Blending.** Each window's reconstruction is weighted by a separable window
+``w(y) w(x)`` that rises as ``sin^2`` over the first ``overlap`` pixels, is 1 inside and
+falls as ``cos^2`` over the last ``overlap`` pixels, floored at a tiny positive value; the
+output is ``sum(w * tile) / sum(w)`` in the normalised log domain, then mapped back to
+physical units. Two windows overlapping by exactly ``overlap`` pixels cross-fade with
+weights summing to 1 (``sin^2 + cos^2``), so the border pixels of a window -- where the
+convolutions saw zero padding -- carry almost no weight wherever a neighbour covers them,
+and no tile grid shows; at the scene's own border the single window's value is used.
+
+**No-data.** Non-finite pixels and pixels equal to the raster's GDAL_NODATA value enter the
+network as 0 (as in training, :func:`skiplab.data.load_sar_tiles`) and are written back as
+the no-data value (NaN for float rasters without one). Negative intensities are a
+``ValueError`` naming how many; a scene that is entirely no-data too.
+
+**Strips.** The scene is read memory-mapped (uncompressed TIFF, ``.npy``) one row of tiles
+at a time; finished rows are blended and written at once through
+:class:`~skiplab.deploy.raster_sink.RasterSink`, so memory holds about ``tile`` rows of the
+scene, never all of it. Batches never span two tile rows, so a run in strips gives exactly
+the result of a run on the whole scene (``strip_tiles=None``), and decoding a latent file
+gives exactly the reconstruction.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Optional, Union
+
+import numpy as np
+import torch
+
+from ..data.sar_io import Raster, read_raster, valid_mask
+from ..data.sar_tiles import tile_origins
+from .sar_checkpoint import PathLike, TrainedAutoencoder, load_autoencoder
+
+DEFAULT_TILE = 256
+WINDOW_FLOOR = 1e-6
+
+
+def blend_window(tile: int, overlap: int) -> np.ndarray:
+    """The 1-D blending weights [tile]: ``sin^2`` ramp over ``overlap`` px at each end, 1
+    inside, at least :data:`WINDOW_FLOOR` (see the module documentation)."""
+    if not 0 <= overlap <= tile // 2:
+        raise ValueError(f"overlap must be in [0, tile/2 = {tile // 2}]; found {overlap}")
+    w = np.ones(tile, dtype=np.float64)
+    if overlap:
+        ramp = np.sin(0.5 * np.pi * (np.arange(overlap) + 0.5) / overlap) ** 2
+        w[:overlap], w[tile - overlap:] = ramp, ramp[::-1]
+    return np.maximum(w, WINDOW_FLOOR)
+
+
+@dataclass(frozen=True)
+class TileGrid:
+    """The windows covering a ``height x width`` scene: origins ``ys`` x ``xs``."""
+
+    height: int
+    width: int
+    tile: int
+    overlap: int
+
+    @property
+    def stride(self) -> int:
+        return self.tile - self.overlap
+
+    @property
+    def ys(self) -> list[int]:
+        return tile_origins(self.height, self.tile, self.stride)
+
+    @property
+    def xs(self) -> list[int]:
+        return tile_origins(self.width, self.tile, self.stride)
+
+    @property
+    def count(self) -> int:
+        return len(self.ys) * len(self.xs)
+
+    def to_dict(self) -> dict:
+        return dict(height=self.height, width=self.width, tile=self.tile, overlap=self.overlap)
+
+
+def make_grid(height: int, width: int, reduction: int, tile: Optional[int] = None,
+              overlap: Optional[int] = None) -> tuple[TileGrid, Optional[str]]:
+    """The tile grid for a scene and a model of total stride ``reduction``, and a note when
+    the tile had to shrink to fit the scene. Default tile 256, overlap tile / 4."""
+    tile = DEFAULT_TILE if tile is None else int(tile)
+    if tile < reduction or tile % reduction:
+        raise ValueError(f"the tile must be a multiple of the model's total stride {reduction} "
+                         f"(e.g. {max(reduction, tile // reduction * reduction)}); found {tile}")
+    side = min(height, width)
+    if side < reduction:
+        raise ValueError(f"the scene is {height}x{width} px: smaller than the model's minimum "
+                         f"input {reduction}x{reduction} (its total stride); pad the scene")
+    note = None
+    if side < tile:
+        fitted = side // reduction * reduction
+        note = (f"the scene ({height}x{width}) is smaller than the {tile} px tile: using "
+                f"{fitted} px tiles")
+        tile = fitted
+    overlap = tile // 4 if overlap is None else int(overlap)
+    if overlap > tile // 2:
+        overlap = tile // 2
+    if overlap < 0:
+        raise ValueError(f"overlap must be >= 0; found {overlap}")
+    return TileGrid(int(height), int(width), tile, overlap), note
+
+
+@dataclass
+class InferenceResult:
+    """What a whole-scene command did: ``path`` written, the ``grid``, no-data pixels
+    passed through, wall-clock ``seconds`` and an optional ``note``."""
+
+    path: Path
+    grid: TileGrid
+    nodata_pixels: int
+    seconds: float
+    note: Optional[str] = None
+
+
+class SceneReader:
+    """Rows of tiles of a raster as normalised log-intensity (float32, no-data as 0)."""
+
+    def __init__(self, raster: Raster, ae: TrainedAutoencoder) -> None:
+        self.raster, self.ae = raster, ae
+        stored = "float32" if raster.dtype.kind == "c" else raster.dtype.name
+        ae.check_raster(stored, None)
+        self.square = raster.quantity == "amplitude" and ae.radiometry.quantity == "intensity"
+        self.nodata_pixels = 0
+
+    def row(self, grid: TileGrid, y: int) -> tuple[torch.Tensor, np.ndarray]:
+        """The tiles of the window row at ``y``: [n_x, 1, T, T] and the rows' valid mask."""
+        block = np.asarray(self.raster.data[y:y + grid.tile])
+        valid = valid_mask(block, self.raster.nodata)
+        values = np.where(valid, block, 0)
+        if self.square:
+            values = np.square(values, dtype=np.float64)
+        try:
+            normalised = self.ae.radiometry.forward(np.asarray(values, dtype=np.float64))
+        except ValueError as err:
+            name = self.raster.path or "scene"
+            raise ValueError(f"{name}, rows {y}-{y + grid.tile}: {err}") from None
+        normalised = np.where(valid, normalised, 0).astype(np.float32)
+        tiles = np.stack([normalised[:, x:x + grid.tile] for x in grid.xs])[:, None]
+        return torch.from_numpy(tiles), valid
+
+
+def batched(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch_size: int
+            ) -> torch.Tensor:
+    """``fn`` over ``x`` in batches of ``batch_size`` (fp32, no gradients)."""
+    with torch.no_grad():
+        return torch.cat([fn(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+
+
+class Blender:
+    """Accumulates weighted tile rows and hands finished scene rows to ``emit(rows, valid)``
+    (float64 normalised values and the valid mask), in order."""
+
+    def __init__(self, grid: TileGrid, emit: Callable[[np.ndarray, np.ndarray], None],
+                 strip_tiles: Optional[int] = 1) -> None:
+        self.grid, self.emit, self.strip_tiles = grid, emit, strip_tiles
+        w = blend_window(grid.tile, grid.overlap)
+        self.window = np.outer(w, w)
+        self.top = 0                                   # first row not yet emitted
+        self.acc = np.zeros((0, grid.width))
+        self.weight = np.zeros((0, grid.width))
+        self.valid = np.zeros((0, grid.width), dtype=bool)
+        self.rows_done = 0
+
+    def add_row(self, y: int, tiles: np.ndarray, valid: np.ndarray) -> None:
+        """Add the reconstructions [n_x, T, T] of the window row at ``y``."""
+        g = self.grid
+        grow = y + g.tile - (self.top + len(self.acc))
+        if grow > 0:
+            self.acc = np.concatenate([self.acc, np.zeros((grow, g.width))])
+            self.weight = np.concatenate([self.weight, np.zeros((grow, g.width))])
+            self.valid = np.concatenate([self.valid, np.zeros((grow, g.width), dtype=bool)])
+        r = y - self.top
+        self.valid[r:r + g.tile] = valid
+        for x, tile in zip(g.xs, tiles):
+            self.acc[r:r + g.tile, x:x + g.tile] += self.window * tile
+            self.weight[r:r + g.tile, x:x + g.tile] += self.window
+        self.rows_done += 1
+        ys = g.ys
+        if self.rows_done == len(ys):
+            self._flush(g.height)
+        elif self.strip_tiles and self.rows_done % self.strip_tiles == 0:
+            self._flush(ys[self.rows_done])            # rows above the next window row are final
+
+    def _flush(self, bottom: int) -> None:
+        n = bottom - self.top
+        if n <= 0:
+            return
+        self.emit(self.acc[:n] / self.weight[:n], self.valid[:n])
+        self.acc, self.weight, self.valid = self.acc[n:], self.weight[n:], self.valid[n:]
+        self.top = bottom
+
+
+def _output_values(ae: TrainedAutoencoder, normalised: np.ndarray, valid: np.ndarray,
+                   amplitude_out: bool, nodata: Optional[float], integer: bool) -> np.ndarray:
+    """Blended normalised rows -> physical units of the input (float64), no-data restored."""
+    physical = ae.radiometry.inverse(normalised).astype(np.float64)
+    if amplitude_out:
+        physical = np.sqrt(physical)
+    if not valid.all():
+        fill = nodata if nodata is not None else (0 if integer else np.nan)
+        physical = np.where(valid, physical, fill)
+    return physical
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc=desc, unit="tile", disable=not enabled, leave=False,
+                dynamic_ncols=True)
+
+
+def _as_autoencoder(ae: Union[TrainedAutoencoder, PathLike]) -> TrainedAutoencoder:
+    return ae if isinstance(ae, TrainedAutoencoder) else load_autoencoder(ae)
+
+
+def _as_raster(scene: Union[Raster, PathLike]) -> Raster:
+    return scene if isinstance(scene, Raster) else read_raster(scene, mmap=True)
+
+
+def run_tiles(ae: TrainedAutoencoder, raster: Raster, grid: TileGrid,
+              step: Callable[[int, torch.Tensor, np.ndarray], None], *, desc: str,
+              progress: bool = True) -> SceneReader:
+    """Call ``step(y, tiles, valid)`` for each window row of the scene, with a progress bar."""
+    reader = SceneReader(raster, ae)
+    with _progress(grid.count, desc, progress) as bar:
+        for y in grid.ys:
+            tiles, valid = reader.row(grid, y)
+            step(y, tiles, valid)
+            bar.update(len(tiles))
+    return reader
+
+
+def blend_scene(ae: TrainedAutoencoder, raster: Raster, grid: TileGrid,
+                rows: Iterator[tuple[int, np.ndarray, np.ndarray]], sink, *,
+                strip_tiles: Optional[int] = 1, nodata: Optional[float] = None,
+                amplitude_out: bool = False, integer: bool = False) -> int:
+    """Blend ``rows`` (window row ``y``, reconstructions [n_x, T, T], valid rows) into
+    ``sink.write``; returns the number of no-data pixels passed through."""
+    invalid = 0
+
+    def emit(normalised: np.ndarray, valid: np.ndarray) -> None:
+        nonlocal invalid
+        invalid += int((~valid).sum())
+        sink.write(_output_values(ae, normalised, valid, amplitude_out, nodata, integer))
+
+    blender = Blender(grid, emit, strip_tiles)
+    for y, tiles, valid in rows:
+        blender.add_row(y, tiles, valid)
+    check_some_valid(invalid, grid)
+    return invalid
+
+
+def check_some_valid(invalid: int, grid: TileGrid) -> None:
+    """``ValueError`` for a scene whose no-data fraction is total."""
+    if invalid >= grid.height * grid.width:
+        raise ValueError(f"every pixel is no-data (no-data fraction 100% of {grid.height}x"
+                         f"{grid.width}): nothing to reconstruct")
+
+
+class ArraySink:
+    """A sink that keeps the rows in memory (:func:`reconstruct_array`)."""
+
+    def __init__(self) -> None:
+        self.blocks: list[np.ndarray] = []
+
+    def write(self, rows: np.ndarray) -> None:
+        self.blocks.append(rows)
+
+    def result(self) -> np.ndarray:
+        return np.concatenate(self.blocks)
+
+
+def reconstruct_rows(ae: TrainedAutoencoder, raster: Raster, grid: TileGrid, batch_size: int,
+                     progress: bool, desc: str = "reconstruct"
+                     ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Window rows of the scene through encode and decode (lazily, one row at a time)."""
+    reader = SceneReader(raster, ae)
+    with _progress(grid.count, desc, progress) as bar:
+        for y in grid.ys:
+            tiles, valid = reader.row(grid, y)
+            z = batched(ae.encode, tiles, batch_size)
+            out = batched(ae.decode, z, batch_size)[:, 0].double().numpy()
+            bar.update(len(tiles))
+            yield y, out, valid
+
+
+def _prepare(ae, scene, tile, overlap) -> tuple[TrainedAutoencoder, Raster, TileGrid, Optional[str]]:
+    ae = _as_autoencoder(ae)
+    raster = _as_raster(scene)
+    grid, note = make_grid(*raster.shape, ae.reduction, tile, overlap)
+    return ae, raster, grid, note
+
+
+def reconstruct_array(ae: Union[TrainedAutoencoder, PathLike], scene: Union[np.ndarray, Raster],
+                      *, tile: Optional[int] = None, overlap: Optional[int] = None,
+                      batch_size: int = 8, strip_tiles: Optional[int] = 1,
+                      progress: bool = False) -> np.ndarray:
+    """The blended reconstruction of an in-memory scene (physical units, float64)."""
+    raster = scene if isinstance(scene, Raster) else Raster(np.asarray(scene), np.asarray(scene).dtype, "npy")
+    ae, raster, grid, _ = _prepare(ae, raster, tile, overlap)
+    sink = ArraySink()
+    rows = reconstruct_rows(ae, raster, grid, batch_size, progress)
+    blend_scene(ae, raster, grid, rows, sink, strip_tiles=strip_tiles, nodata=raster.nodata,
+                amplitude_out=raster.quantity == "amplitude" and ae.radiometry.quantity == "intensity")
+    return sink.result()
+
+
+def reconstruct_scene(ae: Union[TrainedAutoencoder, PathLike], scene: Union[Raster, PathLike],
+                      out: PathLike, *, tile: Optional[int] = None, overlap: Optional[int] = None,
+                      batch_size: int = 8, strip_tiles: Optional[int] = 1, overwrite: bool = False,
+                      progress: bool = True) -> InferenceResult:
+    """Reconstruct a whole scene file into ``out`` (format by suffix) in the input's units,
+    data type, georeferencing tags and no-data value, streaming strips of ``strip_tiles``
+    window rows (None: the whole scene at once)."""
+    from .raster_sink import RasterSink
+
+    start = time.perf_counter()
+    ae, raster, grid, note = _prepare(ae, scene, tile, overlap)
+    with RasterSink(out, grid.height, grid.width, raster, overwrite=overwrite) as sink:
+        rows = reconstruct_rows(ae, raster, grid, batch_size, progress)
+        invalid = blend_scene(ae, raster, grid, rows, sink, strip_tiles=strip_tiles,
+                              nodata=raster.nodata, integer=sink.dtype.kind in "iu",
+                              amplitude_out=raster.quantity == "amplitude"
+                              and ae.radiometry.quantity == "intensity")
+        path = sink.close()
+    return InferenceResult(path, grid, invalid, time.perf_counter() - start, note)
+
+
+def scene_summary(result: InferenceResult) -> str:
+    """One line: what was written, from how many tiles, how long it took."""
+    g = result.grid
+    nodata = f", {result.nodata_pixels} no-data px passed through" if result.nodata_pixels else ""
+    return (f"{result.path}: {g.height}x{g.width} px from {g.count} tiles of {g.tile} px "
+            f"(overlap {g.overlap}){nodata}, {result.seconds:.1f} s "
+            f"({g.count / max(result.seconds, 1e-9):.2f} tiles/s)")
+
+
+__all__ = ["ArraySink", "Blender", "InferenceResult", "SceneReader", "TileGrid", "blend_scene",
+           "blend_window", "make_grid", "reconstruct_array", "reconstruct_scene", "run_tiles",
+           "scene_summary"]
