@@ -18,6 +18,24 @@ examples:
   skiplab train --config configs/fast_cifar.yaml --data cifar10:PATH --out runs/fast --epochs 12
   skiplab train --model cifar_resnet20 --data synthetic --epochs 3 --out runs/try
   torchrun --nproc_per_node 2 -m skiplab train --config configs/wrn_cifar.yaml --out runs/wrn
+  skiplab train --config configs/unet_cells.yaml --out runs/unet          # segmentation
+  skiplab train --task segment --model unet_residual --data synthetic:cells-2k --val-size 200
+  skiplab train --config configs/sar_ae.yaml --data sar:scenes/ --val-size 64 --out runs/ae
+  skiplab train --task reconstruct --model sar_ae_all --data synthetic-sar-64,looks=4 \
+      --tile-size 64 --loss '{l1: 1.0, ssim: 0.2}' --out runs/ae_try
+
+Tasks (--task) and their data (--data):
+  classify     cifar10:PATH, cifar100:PATH, folder:PATH, synthetic[:shapes[-N]][,test=M,seed=S]
+               metrics.csv: loss, acc; best.pt by val_acc
+  segment      synthetic:cells[-N][,test=M,seed=S,boundary=1,chans=C]   (N images, default 1000)
+               metrics.csv: loss, acc (pixels), dice, iou; best.pt by val_dice
+  reconstruct  synthetic:sar[-N][,looks=L,test=M,seed=S], same as synthetic-sar[-N][,...]
+               (N speckled tiles, default 200, L looks, default 1); sar:PATH (a raster or a
+               directory of rasters; PATH/train and PATH/test if present are the splits)
+               metrics.csv: loss, psnr, ssim; best.pt by val_loss; the checkpoint holds the
+               radiometry (normalisation fitted on the training tiles) and compression figures
+Counts take a k suffix (cells-2k). --tile-size sets the image/tile side (SAR 256, cells 64);
+--val-size N holds N training samples out for validation (deterministic for a seed).
 
 Every config field is a flag (batch_size: --batch-size); flags override the recipe.
 Booleans take --flag / --no-flag; lists take several values (--milestones 32000 48000);

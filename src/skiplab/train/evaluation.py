@@ -50,7 +50,6 @@ def evaluate_checkpoint(path: Union[str, Path], data: Optional[str] = None, spli
     A reconstruct checkpoint normalises the data with the radiometry it was trained with.
     """
     from ..data import Radiometry
-    from ..models import create_model
 
     checkpoint = load_checkpoint(path)
     recorded = checkpoint.get("config") or {}
@@ -67,7 +66,7 @@ def evaluate_checkpoint(path: Union[str, Path], data: Optional[str] = None, spli
             if "radiometry" in checkpoint else None)
     dataset = task.load(split, like=like)
     kwargs = dict(recorded.get("model_kwargs") or {}) if name == recorded.get("model") else {}
-    net = create_model(name, **task.model_kwargs(dataset), **kwargs)
+    net = task.create_model(dataset, name, kwargs)
     load_model_state(net, model_state_from(checkpoint, use_ema))
     dev = resolve_device(device)
     net = net.to(dev)

@@ -31,7 +31,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..models import create_model
 from .callbacks import Callback, CallbackList
 from .checkpoint import load_checkpoint, load_model_state, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig
@@ -126,7 +125,8 @@ class Trainer:
         if self.run_dir is not None and self.is_main:
             self.runlog = RunLog(self.run_dir, config.to_yaml(), config.tensorboard,
                                  purge_step=self.step if resumed else None)
-            self.runlog.restore_rows(self.epoch) if resumed else None
+            if resumed:
+                self.runlog.restore_rows(self.epoch)
 
         ddp_model = wrap_ddp(self.model, self.dist, self.device)
         self.train_model = torch.compile(ddp_model) if self.compiled else ddp_model
@@ -151,8 +151,7 @@ class Trainer:
 
     def _build_model(self) -> nn.Module:
         c = self.config
-        model = create_model(c.model, **self.task.model_kwargs(self.train_set), **c.model_kwargs)
-        self.task.check_model(model)
+        model = self.task.create_model(self.train_set)
         if c.whiten_init:
             if not hasattr(model, "init_whitening"):
                 raise ValueError(f"whiten_init: {c.model} has no init_whitening(images) method")

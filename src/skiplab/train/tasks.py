@@ -157,10 +157,21 @@ class Task:
         raise NotImplementedError
 
     # -- model -------------------------------------------------------------------------------
+    def create_model(self, dataset: Any, name: Optional[str] = None,
+                     kwargs: Optional[dict] = None) -> nn.Module:
+        """The registered model ``name`` (default ``config.model`` with ``config.model_kwargs``)
+        sized for ``dataset``; a ValueError first if its kind does not fit the task."""
+        import typing
+        from ..models.registry import create_model, get_model_fn
+        name = name or self.config.model
+        kwargs = self.config.model_kwargs if kwargs is None else kwargs
+        self.check_model_class(name, typing.get_type_hints(get_model_fn(name)).get("return"))
+        return create_model(name, **self.model_kwargs(dataset), **kwargs)
+
     def model_kwargs(self, dataset: Any) -> dict:
         return {"num_classes": dataset.num_classes, "in_chans": dataset.in_chans}
 
-    def check_model(self, model: nn.Module) -> None:
+    def check_model_class(self, name: str, cls: Optional[type]) -> None:
         pass
 
     def image_size(self, dataset: Any) -> int:
@@ -222,11 +233,11 @@ class ClassifyTask(Task):
                            augment=augment, device=device, channels_last=c.channels_last,
                            rank=rank, world_size=world_size)
 
-    def check_model(self, model: nn.Module) -> None:
+    def check_model_class(self, name, cls):
         from ..models.image_to_image import ImageToImageModel
-        if isinstance(model, ImageToImageModel):
-            raise ValueError(f"task 'classify' needs a classifier; {self.config.model} maps "
-                             f"images to images (use task 'segment' or 'reconstruct')")
+        if isinstance(cls, type) and issubclass(cls, ImageToImageModel):
+            raise ValueError(f"task 'classify' needs a classifier; {name} maps images to "
+                             f"images (use task 'segment' or 'reconstruct')")
 
     def criterion(self, dataset: Any) -> nn.Module:
         return nn.CrossEntropyLoss(label_smoothing=self.config.label_smoothing)
@@ -276,12 +287,12 @@ class SegmentTask(Task):
                                   seed=c.seed, augment=augment, device=device,
                                   channels_last=c.channels_last, rank=rank, world_size=world_size)
 
-    def check_model(self, model: nn.Module) -> None:
+    def check_model_class(self, name, cls):
         from ..models.unet import SegmentationNet
-        if not isinstance(model, SegmentationNet):
+        if not (isinstance(cls, type) and issubclass(cls, SegmentationNet)):
             raise ValueError(f"task 'segment' needs a segmentation model (unet, unet_residual, "
-                             f"unet_resnet18, unet_resnet34); {self.config.model} is a "
-                             f"{type(model).__name__}")
+                             f"unet_resnet18, unet_resnet34); {name} is a "
+                             f"{getattr(cls, '__name__', cls)}")
 
     def criterion(self, dataset: Any) -> nn.Module:
         from .seg_losses import DiceCELoss
@@ -356,13 +367,17 @@ class ReconstructTask(Task):
     def image_size(self, dataset: Any) -> int:
         return dataset.tile_size
 
-    def check_model(self, model: nn.Module) -> None:
+    def check_model_class(self, name, cls):
         from ..models.autoencoder import Autoencoder
-        if not isinstance(model, Autoencoder):
+        if not (isinstance(cls, type) and issubclass(cls, Autoencoder)):
             raise ValueError(f"task 'reconstruct' needs an autoencoder (sar_ae, sar_ae_plain, "
                              f"sar_ae_bottleneck, sar_ae_all, sar_ae_bottleneck_cbam); "
-                             f"{self.config.model} is a {type(model).__name__}")
-        model.latent_shape(self.tile_size)   # the tile must be a multiple of the stride
+                             f"{name} is a {getattr(cls, '__name__', cls)}")
+
+    def create_model(self, dataset, name=None, kwargs=None):
+        model = super().create_model(dataset, name, kwargs)
+        model.latent_shape(dataset.tile_size)   # the tile must be a multiple of its stride
+        return model
 
     def default_loss(self) -> dict:
         """``{l1: 1.0, ms_ssim: 0.2}``, MS-SSIM with as many scales as the tile allows
