@@ -1,0 +1,196 @@
+"""What ``skiplab ablate autoencoder`` runs: its configuration (checked up front), the tiles
+every run sees, and its memory on disk (``ablation.json``).
+
+See :mod:`skiplab.studies.ablate_autoencoder` for the design of the ablation.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from .config import Budget
+from .state import jsonable
+
+VARIANTS = ("sar_ae_plain", "sar_ae_bottleneck", "sar_ae_all", "sar_ae_bottleneck_cbam")
+STATE_FILE = "ablation.json"
+FORMAT = "skiplab.ablate_autoencoder/1"
+
+
+@dataclass
+class AblationConfig:
+    """Everything the ablation needs (see the module documentation); :meth:`create` fills
+    in the defaults of the default synthetic run, or of ``quick`` (seconds, for tests)."""
+
+    data: Optional[list[str]] = None          # rasters or directories; None = synthetic
+    eval_data: Optional[list[str]] = None     # evaluate on these scenes instead
+    looks: float = 2.0                        # synthetic speckle looks
+    latent: int = 16                          # latent channels C
+    widths: tuple[int, ...] = (16, 32, 64, 128)
+    tile: int = 64                            # training tile side
+    eval_tile: Optional[int] = None           # test tile side (default: tile)
+    budget: str = "8"                         # minutes for all runs, or "Nsteps"
+    seeds: int = 2
+    batch_size: int = 16
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    train_tiles: int = 400                    # synthetic
+    test_tiles: int = 32                      # synthetic
+    val_tiles: int = 16                       # synthetic
+    precision: str = "auto"
+    loss: dict = field(default_factory=dict)  # {} = the reconstruct task's default
+    variants: tuple[str, ...] = VARIANTS
+    quick: bool = False
+
+    @classmethod
+    def create(cls, *, quick: bool = False, **given: Any) -> "AblationConfig":
+        """Defaults, overridden by ``given``; ``quick``: 32 px tiles, tiny widths, 3 steps."""
+        values: dict[str, Any] = {}
+        if quick:
+            values = dict(widths=(8, 8, 16, 16), latent=4, tile=32, budget="3steps", batch_size=4,
+                          train_tiles=16, test_tiles=4, val_tiles=4)
+        values.update({k: v for k, v in given.items() if v is not None})
+        config = cls(quick=quick, **values)
+        config.check()
+        return config
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "AblationConfig":
+        d = dict(d)
+        for key in ("widths", "variants"):
+            d[key] = tuple(d[key])
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def check(self) -> None:
+        self.parsed_budget   # parses
+        if self.seeds < 2:
+            raise ValueError(f"--seeds must be >= 2 (the seed-to-seed spread decides whether a "
+                             f"difference is real); found {self.seeds}")
+        unknown = [v for v in self.variants if v not in VARIANTS]
+        if unknown or len(self.variants) < 2:
+            raise ValueError(f"variants must be two or more of {', '.join(VARIANTS)}; found "
+                             f"{list(self.variants)}")
+        for name in ("latent", "tile", "batch_size", "train_tiles", "test_tiles", "val_tiles"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1; found {getattr(self, name)}")
+        stride = 2 ** len(self.widths)
+        for name in ("tile", "eval_tile"):
+            value = getattr(self, name)
+            if value is not None and value % stride:
+                raise ValueError(f"--{name.replace('_', '-')} must be a multiple of the "
+                                 f"autoencoder's total stride {stride}; found {value}")
+        if not (self.looks > 0 and math.isfinite(self.looks)):
+            raise ValueError(f"--looks must be a finite number > 0; found {self.looks}")
+
+    @property
+    def parsed_budget(self) -> Budget:
+        budget = Budget.parse(self.budget)
+        if budget.kind == "epochs":
+            raise ValueError("--budget for the ablation is minutes (8, 8m) or steps per run "
+                             "(300steps)")
+        return budget
+
+    @property
+    def model_kwargs(self) -> dict:
+        return {"latent_channels": self.latent, "widths": list(self.widths)}
+
+    @property
+    def data_spec(self) -> str:
+        """The trainer's ``data`` entry (a record of the source: tiles are passed in memory)."""
+        if self.data is None:
+            return f"synthetic-sar-{self.train_tiles},looks={self.looks:g}"
+        return f"sar:{os.path.commonpath([str(Path(p).resolve()) for p in self.data])}"
+
+
+# ---- data -------------------------------------------------------------------------------------
+@dataclass
+class AblationData:
+    """The tiles every run sees: ``train``, ``val`` (picks best.pt) and ``test`` (the report)."""
+
+    train: Any
+    val: Any
+    test: Any
+    description: str
+
+
+def load_data(config: AblationConfig) -> AblationData:
+    """Training, validation and test tiles (deterministic; see the module documentation)."""
+    from ..data import load_sar_tiles, synthetic_sar_tiles
+    c = config
+    if c.data is None:
+        train = synthetic_sar_tiles(c.train_tiles, tile=c.tile, looks=c.looks, seed=0)
+        val = synthetic_sar_tiles(c.val_tiles, tile=c.tile, looks=c.looks, seed=2,
+                                  radiometry=train.radiometry)
+        test = synthetic_sar_tiles(c.test_tiles, tile=c.eval_tile or c.tile, looks=c.looks, seed=1,
+                                   radiometry=train.radiometry)
+        what = (f"synthetic speckled scenes, {c.looks:g} look(s): {len(train)} training tiles "
+                f"(seed 0), {len(val)} validation (seed 2), {len(test)} test tiles (seed 1)")
+    else:
+        tiles = load_sar_tiles(c.data, tile=c.tile, name="data")
+        n_test, n_val = max(1, len(tiles) // 10), max(1, len(tiles) // 20)
+        if len(tiles) < n_test + n_val + 2:
+            raise ValueError(f"{len(tiles)} tiles of {c.tile} px in {c.data}: too few to train and "
+                             f"hold out test and validation tiles (need >= {n_test + n_val + 2}); "
+                             f"use a smaller --tile or more scenes")
+        rest, test = tiles.split(n_test, seed=0)
+        train, val = rest.split(n_val, seed=1)
+        from ..data import Radiometry
+        radiometry = Radiometry.fit(train.intensity(), masks=train.valid,
+                                    source_dtype=tiles.radiometry.source_dtype)
+        train, val, test = (_renormalise(d, radiometry) for d in (train, val, test))
+        what = (f"{len(tiles)} tiles of {c.tile} px from {len(set(tiles.sources))} raster(s) "
+                f"({', '.join(c.data)}): {len(train)} training, {len(val)} validation, "
+                f"{len(test)} held-out test tiles")
+    if c.eval_data is not None:
+        test = load_sar_tiles(c.eval_data, tile=c.eval_tile or c.tile, radiometry=train.radiometry,
+                              name="eval")
+        what += (f"; evaluated instead on {len(test)} tiles of {c.eval_tile or c.tile} px from "
+                 f"{len(set(test.sources))} other scene(s) ({', '.join(c.eval_data)}), normalised "
+                 f"with the training radiometry")
+    return AblationData(train, val, test, what)
+
+
+def _renormalise(data, radiometry):
+    from ..data.load import _renormalise as renormalise
+    return renormalise(data, radiometry, data.name)
+
+
+# ---- state ------------------------------------------------------------------------------------
+class AblationState:
+    """``<out>/ablation.json``: config, steps, finished runs and timings (saved atomically)."""
+
+    def __init__(self, directory: Path, config: AblationConfig, data: Optional[dict] = None) -> None:
+        self.dir, self.config = Path(directory), config
+        self.data = data or {"format": FORMAT, "config": config.to_dict(), "steps": None,
+                             "calibration": {}, "runs": {}, "timings": {}, "complete": False,
+                             "created": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+    @classmethod
+    def load(cls, directory: Path) -> "AblationState":
+        path = Path(directory) / STATE_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist: nothing to resume in {directory}")
+        data = json.loads(path.read_text())
+        if data.get("format") != FORMAT:
+            raise ValueError(f"{path} has format {data.get('format')!r}; expected {FORMAT!r}")
+        return cls(Path(directory), AblationConfig.from_dict(data["config"]), data)
+
+    def save(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".ablation-", suffix=".json")
+        with os.fdopen(fd, "w") as f:
+            json.dump(self.data, f, indent=2, default=jsonable)
+        os.replace(tmp, self.dir / STATE_FILE)
+
+    def add_time(self, what: str, seconds: float) -> None:
+        self.data["timings"][what] = round(self.data["timings"].get(what, 0.0) + seconds, 1)
+        self.save()

@@ -1,0 +1,215 @@
+"""The report of ``skiplab ablate autoencoder``: the verdict in numbers, the table, the
+training curves and the reconstruction grid, as ``report.md`` (PNGs beside it) and a
+self-contained ``report.html`` (the study's :class:`~skiplab.studies.document.Document`).
+
+**When is a difference real?** Every variant is trained with the same seeds; a variant
+beats another when all its seeds score above all the other's seeds (the two seed ranges do
+not overlap). Otherwise the report says "no significant difference": the seed-to-seed
+spread (the larger of the two ranges, max - min over seeds) covers the gap. With two seeds
+this is a coarse test -- it cannot call small gaps -- and the report says how many seeds.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import platform
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .document import Document
+from .figures import new_figure, save_figure, smooth
+
+COLOURS = {"sar_ae_plain": "#d62728", "sar_ae_bottleneck": "#1f77b4", "sar_ae_all": "#2ca02c",
+           "sar_ae_bottleneck_cbam": "#9467bd"}
+WHERE = {"sar_ae_plain": "none", "sar_ae_bottleneck": "coarsest level (stride-1 blocks)",
+         "sar_ae_all": "every block (projections on down/up)",
+         "sar_ae_bottleneck_cbam": "coarsest level, CBAM on the branches"}
+
+
+# ---- the verdict --------------------------------------------------------------------------------
+def seed_range(values: Sequence[float]) -> tuple[float, float, float]:
+    """(mean, min, max) over seeds."""
+    v = np.asarray(values, dtype=np.float64)
+    return float(v.mean()), float(v.min()), float(v.max())
+
+
+def compare(a: Sequence[float], b: Sequence[float]) -> dict:
+    """``a`` against ``b`` (per-seed scores, higher is better): the gap of the means, the
+    seed-to-seed spread (the larger range) and whether the seed ranges are disjoint."""
+    (ma, la, ha), (mb, lb, hb) = seed_range(a), seed_range(b)
+    return dict(gap=ma - mb, spread=max(ha - la, hb - lb), significant=la > hb or ha < lb)
+
+
+def _difference(name_a: str, name_b: str, c: dict, unit: str = " dB", fmt: str = ".2f") -> str:
+    gap = f"{c['gap']:+{fmt}}{unit}"
+    if c["significant"]:
+        return (f"`{name_a}` vs `{name_b}`: {gap} PSNR, larger than the seed-to-seed spread "
+                f"({c['spread']:{fmt}}{unit}) -- a real difference")
+    return (f"`{name_a}` vs `{name_b}`: {gap} PSNR -- **no significant difference** (the "
+            f"seed-to-seed spread, {c['spread']:{fmt}}{unit}, covers the gap)")
+
+
+def compute_verdict(rows: dict[str, dict], seeds: int) -> list[str]:
+    """The verdict lines from each variant's per-seed PSNR/SSIM and its costs (see the
+    module documentation); every number computed, nothing assumed."""
+    psnr = {v: r["psnr_seeds"] for v, r in rows.items()}
+    ranked = sorted(psnr, key=lambda v: -np.mean(psnr[v]))
+    best, runner = ranked[0], ranked[1]
+    m, lo, hi = seed_range(psnr[best])
+    lines = [f"Best on the held-out tiles: **`{best}`**, PSNR {m:.2f} dB (seeds {lo:.2f}-{hi:.2f}), "
+             f"SSIM {np.mean(rows[best]['ssim_seeds']):.3f}, over {seeds} seeds."]
+    c = compare(psnr[best], psnr[runner])
+    lines.append(("It wins: " if c["significant"] else "Runner-up: ") + _difference(best, runner, c) + ".")
+    residual = [v for v in ranked if v != "sar_ae_plain"]
+    if "sar_ae_plain" in psnr and residual:
+        top = residual[0]
+        c = compare(psnr[top], psnr["sar_ae_plain"])
+        if c["significant"]:
+            worth = "residual connections help" if c["gap"] > 0 else "residual connections hurt"
+        else:
+            worth = "residual connections make no measurable difference at this budget"
+        lines.append(f"Residual connections: {_difference(top, 'sar_ae_plain', c)}; {worth}.")
+    if "sar_ae_bottleneck_cbam" in psnr and "sar_ae_bottleneck" in psnr:
+        c = compare(psnr["sar_ae_bottleneck_cbam"], psnr["sar_ae_bottleneck"])
+        lines.append(f"Attention: {_difference('sar_ae_bottleneck_cbam', 'sar_ae_bottleneck', c)}.")
+    if "sar_ae_plain" in rows:
+        p = rows["sar_ae_plain"]
+        b = rows[best]
+        lines.append(f"Cost of `{best}`: {b['params']:,} parameters ({100 * (b['params'] / p['params'] - 1):+.1f}% "
+                     f"vs plain), {b['macs'] / 1e6:.1f} M MACs per tile ({100 * (b['macs'] / p['macs'] - 1):+.1f}%), "
+                     f"training {np.mean(b['seconds_seeds']) / np.mean(p['seconds_seeds']):.2f}x plain's time.")
+    r = rows[best]
+    lines.append(f"Radiometry of `{best}`: ratio-image mean {np.mean(r['ratio_mean_seeds']):.3f} (1 = mean "
+                 f"intensity preserved), ENL {np.mean(r['enl_output_seeds']):.1f} on the input's homogeneous "
+                 f"windows (input {r['enl_input']:.2f}).")
+    return lines
+
+
+# ---- figures --------------------------------------------------------------------------------------
+def read_metrics(path: Path) -> list[dict]:
+    if not Path(path).is_file():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def plot_curves(curves: dict[str, dict[int, dict]], path: Path) -> Path:
+    """Training loss per step (smoothed; one line per seed) and validation PSNR per epoch."""
+    fig = new_figure(11.0, 4.0)
+    ax_loss, ax_psnr = fig.subplots(1, 2)
+    for variant, seeds in curves.items():
+        for i, (seed, c) in enumerate(sorted(seeds.items())):
+            label = variant if i == 0 else None
+            style = dict(color=COLOURS.get(variant, "#7f7f7f"), alpha=0.9 if i == 0 else 0.45,
+                         linestyle="-" if i == 0 else "--", label=label)
+            if c["steps"]:
+                steps, loss = zip(*c["steps"])
+                ax_loss.plot(steps, smooth(loss, max(1, len(loss) // 20)), **style)
+            if c["val"]:
+                ax_psnr.plot(*zip(*c["val"]), marker="o", markersize=3, **style)
+    ax_loss.set(xlabel="step", ylabel="training loss (smoothed)", title="training loss")
+    ax_psnr.set(xlabel="step", ylabel="PSNR (dB)", title="validation PSNR (picks best.pt)")
+    for ax in (ax_loss, ax_psnr):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
+def plot_grid(inputs: torch.Tensor, recons: dict[str, torch.Tensor], path: Path) -> Path:
+    """Rows: test tiles; columns: the input, then each variant's reconstruction and its
+    absolute error map (normalised log-intensity; one error scale for all)."""
+    k = len(inputs)
+    errors = {v: (r - inputs).abs() for v, r in recons.items()}
+    vmax = max(float(torch.quantile(e.flatten().float(), 0.99)) for e in errors.values()) or 1.0
+    cols = 1 + 2 * len(recons)
+    fig = new_figure(1.6 * cols, 1.7 * k + 0.3)
+    axes = np.atleast_2d(fig.subplots(k, cols))
+    for i in range(k):
+        panels = [("input", inputs[i, 0], "gray", 0.0, 1.0)]
+        for v, r in recons.items():
+            short = v.removeprefix("sar_ae_")
+            panels += [(short, r[i, 0], "gray", 0.0, 1.0), (f"|error| {short}", errors[v][i, 0], "magma", 0.0, vmax)]
+        for j, (title, image, cmap, lo, hi) in enumerate(panels):
+            ax = axes[i, j]
+            ax.imshow(image.float().numpy(), cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(title, fontsize=7)
+    return save_figure(fig, path)
+
+
+# ---- the document ---------------------------------------------------------------------------------
+def _pm(values: Sequence[float], fmt: str) -> str:
+    m, lo, hi = seed_range(values)
+    return f"{m:{fmt}} ± {(hi - lo) / 2:{fmt}}"
+
+
+def build_document(ctx: dict) -> Document:
+    """``ctx``: config, rows (per variant), verdict, description, steps, timings, figures,
+    directory, command."""
+    c, rows = ctx["config"], ctx["rows"]
+    doc = Document("skiplab ablate autoencoder: residual connections in a SAR autoencoder")
+    doc.paragraph(f"Directory `{ctx['directory']}`. Reproduce with `{ctx['command']}`.")
+    doc.heading("Verdict")
+    doc.items(ctx["verdict"], css="verdict")
+    doc.heading("Results on the held-out tiles")
+    table = []
+    for v, r in rows.items():
+        table.append([f"`{v}`", WHERE.get(v, ""), f"{r['params']:,}", f"{r['macs'] / 1e6:.1f} M",
+                      f"{np.mean(r['seconds_seeds']):.0f} s", _pm(r["psnr_seeds"], ".2f"),
+                      _pm(r["ssim_seeds"], ".3f"), _pm(r["enl_output_seeds"], ".1f"),
+                      _pm(r["ratio_mean_seeds"], ".3f"), f"{r['compression']:g}x ({r['bits_per_pixel']:g} bpp)"])
+    doc.table(["variant", "residual connections", "parameters", f"MACs ({c.tile}² tile)", "train time / run",
+               "PSNR (dB)", "SSIM", "ENL (output)", "ratio mean", "compression"], table)
+    some = next(iter(rows.values()))
+    doc.paragraph(f"Mean ± half the seed range over {c.seeds} seeds ({', '.join(map(str, range(c.seeds)))}); "
+                  f"each seed's model is its `best.pt` (lowest validation loss), evaluated in fp32 on "
+                  f"{some['test_tiles']} test tiles. PSNR and SSIM are in the normalised log-intensity domain "
+                  f"(data range 1) against the speckled input -- the autoencoder's target. ENL: equivalent number "
+                  f"of looks of the output on the input's most homogeneous windows (input: {some['enl_input']:.2f}; "
+                  f"higher = smoother). Ratio mean: mean of input / output intensity (1 = radiometry preserved). "
+                  f"Compression: float32 input bits over float32 latent bits.")
+    doc.heading("Training curves")
+    doc.image(ctx["figures"]["curves"], "training loss per step and validation PSNR, solid: seed 0, dashed: other seeds")
+    doc.heading("Reconstructions")
+    doc.image(ctx["figures"]["grid"], "test tiles: input, then each variant's reconstruction (seed 0) and "
+                                      "|error| (normalised log-intensity, one colour scale)")
+    doc.heading("Set-up")
+    t = ctx["timings"]
+    doc.table(["", ""], [
+        ("data", ctx["description"]),
+        ("models", f"{', '.join(rows)}; latent {c.latent} channels, widths {', '.join(map(str, c.widths))}, "
+                   f"1 block per level, BatchNorm, clamp output"),
+        ("recipe (all runs)", f"AdamW lr {c.lr:g}, weight decay {c.weight_decay:g}, batch {c.batch_size}, cosine "
+                              f"schedule with {max(1, ctx['steps'] // 10)} warm-up steps, the 8 dihedral transforms, "
+                              f"loss {c.loss or 'l1 + 0.2 ms_ssim (the reconstruct default)'}, precision {c.precision}"),
+        ("budget", f"{c.budget} -> {ctx['steps']} steps per run (same for every variant and seed)"
+                   + (f"; step times {', '.join(f'{k} {v:.3f} s' for k, v in ctx['calibration'].items())}"
+                      if ctx["calibration"] else "")),
+        ("seeds", f"{c.seeds}: model initialisation and batch order; the tiles are the same for all"),
+        ("machine", f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+                    f"{ctx.get('threads') or 'default'} torch thread(s), torch {torch.__version__}"),
+        ("wall-clock", ", ".join(f"{k} {v:.0f} s" for k, v in t.items())),
+    ])
+    doc.heading("Files")
+    doc.paragraph("`ablation.json` (configuration, steps, every run's numbers), and `runs/<variant>-s<seed>/` "
+                  "(config.yaml, metrics.csv, steps.csv, checkpoints/last.pt and best.pt). A run's best.pt is "
+                  "ready for `skiplab reconstruct CHECKPOINT SCENE --out OUT`.")
+    return doc
+
+
+def write_report(ctx: dict) -> tuple[Path, Path]:
+    """Figures, ``report.md`` and ``report.html`` into ``ctx['directory']``."""
+    directory = Path(ctx["directory"])
+    ctx["figures"] = {"curves": plot_curves(ctx["curves"], directory / "curves.png"),
+                      "grid": plot_grid(ctx["grid_inputs"], ctx["grid_recons"], directory / "grid.png")}
+    doc = build_document(ctx)
+    md, html = directory / "report.md", directory / "report.html"
+    md.write_text(doc.markdown())
+    html.write_text(doc.html())
+    return md, html
