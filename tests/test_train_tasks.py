@@ -163,6 +163,26 @@ def test_reconstruct_trains_and_the_checkpoint_carries_radiometry_and_compressio
         assert scores[key] == pytest.approx(result.metrics[f"val_{key}"], rel=1e-5), key
 
 
+def test_reconstruct_on_tiles_in_memory():
+    train, val = load_sar(SAR, "train", tile=32).split(4, seed=1)
+    result = fit(config(data="synthetic", epochs=1, val_size=0), train_set=train, eval_set=val)
+    assert result.metrics["step"] == 4 and math.isfinite(result.metrics["val_psnr"])
+
+
+@pytest.mark.parametrize("name", ["unet_cells", "sar_ae"])
+def test_task_recipes_are_valid_and_every_field_is_commented(name):
+    from pathlib import Path
+    import yaml
+    from skiplab.train.tasks import make_task
+    path = Path(__file__).parent.parent / "configs" / f"{name}.yaml"
+    task = make_task(TrainConfig.from_yaml(path))
+    assert task.name == {"unet_cells": "segment", "sar_ae": "reconstruct"}[name]
+    keys = yaml.safe_load(path.read_text())
+    for line in path.read_text().splitlines():
+        if line.split(":")[0].strip() in keys:
+            assert "#" in line, f"{name}.yaml: field {line.split(':')[0]!r} has no comment"
+
+
 class Crash(Exception):
     pass
 
@@ -198,6 +218,7 @@ def test_reconstruct_resume_mid_epoch_is_bit_identical(tmp_path):
     (dict(model="unet", model_kwargs={}), r"task 'reconstruct' needs an autoencoder .* UNet"),
     (dict(base=SEGMENT, model="sar_ae_all", model_kwargs=AE), r"segmentation model .*ResidualAutoencoder"),
     (dict(loss={"l2": 1.0}), r"unknown loss 'l2'"),
+    (dict(loss={"ms_ssim": 1.0}), r"on 32 px tiles: MS-SSIM with 5 scales needs .*'scales': 2"),
     (dict(base=SEGMENT, loss={"focal": 1.0}), r"segment loss terms must be among"),
     (dict(label_smoothing=0.1), r"label_smoothing: classification options"),
     (dict(best_metric="val_acc"), r"best_metric 'val_acc' is not a reconstruct metric"),

@@ -14,7 +14,8 @@ from torch import nn
 from .checkpoint import load_checkpoint, load_model_state, model_state_from
 from .config import TrainConfig
 from .precision import Precision, resolve_device, resolve_precision
-from .tasks import ClassificationMeter, Meter, make_task
+from .meters import ClassificationMeter, Meter
+from .tasks import make_task
 
 
 @torch.no_grad()

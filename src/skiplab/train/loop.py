@@ -95,7 +95,7 @@ class Trainer:
             torch.set_num_threads(config.num_threads)
         _seed_everything(config.seed, config.deterministic)
 
-        self.task: Task = make_task(config)
+        self.task: Task = make_task(config, check_data=train_set is None)
         self._build_data(train_set, eval_set)
         self.model = self._build_model()
         self.optimizer = build_optimizer(self.model, config)

@@ -15,7 +15,7 @@ reconstruct   sar:PATH, synthetic-sar    ``loss`` terms      loss, psnr (+ ssim 
 A training step's statistics (:meth:`Task.batch_sums`) are sums over the batch, all-reduced
 over processes and added up over the epoch; the first is loss x samples and the last the
 number of samples, so the loop reads the mean loss and throughput of any task from them.
-Evaluation accumulates a :class:`Meter` of the task over a loader.
+Evaluation accumulates the task's :class:`~skiplab.train.meters.Meter` over a loader.
 
 A reconstruct checkpoint also holds the SAR ``radiometry`` (``Radiometry.to_dict()``: the
 mapping back to physical units), ``looks``, ``tile_size`` and the model's ``compression``
@@ -28,11 +28,12 @@ import math
 from typing import TYPE_CHECKING, Any, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..data import BatchLoader
 from .config import TrainConfig
+from .meters import (ClassificationMeter, Meter, ReconstructionMeter, SegmentationMeter,
+                     segmentation_summary)
 
 if TYPE_CHECKING:
     from .loop import Trainer
@@ -40,94 +41,10 @@ if TYPE_CHECKING:
 DEFAULT_TILE = {"segment": 64, "reconstruct": 256}
 
 
-# ---- evaluation meters --------------------------------------------------------------------------
-class Meter:
-    """Accumulates a task's metrics over evaluation batches: ``update(output, target)`` with
-    float32 outputs, then ``result()`` -> ``{"loss", ..., "images"}``."""
-
-    dense = False   # outputs are images (test-time flips are undone on the output)
-
-    def __init__(self) -> None:
-        self.loss_sum, self.count = 0.0, 0
-
-    def update(self, output: torch.Tensor, target: torch.Tensor) -> None:  # pragma: no cover
-        raise NotImplementedError
-
-    def scores(self) -> dict:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def result(self) -> dict:
-        if self.count == 0:
-            raise ValueError("the evaluation loader yielded no images")
-        return {"loss": self.loss_sum / self.count, **self.scores(), "images": self.count}
-
-
-class ClassificationMeter(Meter):
-    """Mean cross-entropy and accuracy."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.correct = 0
-
-    def update(self, logits: torch.Tensor, y: torch.Tensor) -> None:
-        self.loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
-        self.correct += (logits.argmax(1) == y).sum().item()
-        self.count += len(y)
-
-    def scores(self) -> dict:
-        return {"acc": self.correct / self.count}
-
-
-class SegmentationMeter(Meter):
-    """Mean loss per image, pixel accuracy, and Dice / IoU from counts over the whole set."""
-
-    dense = True
-
-    def __init__(self, criterion: nn.Module, num_classes: int) -> None:
-        from .seg_losses import SegmentationScores
-        super().__init__()
-        self.criterion, self.scores_ = criterion, SegmentationScores(num_classes)
-
-    def update(self, logits: torch.Tensor, masks: torch.Tensor) -> None:
-        self.loss_sum += self.criterion(logits, masks).item() * len(masks)
-        self.scores_.update(logits, masks)
-        self.count += len(masks)
-
-    def scores(self) -> dict:
-        return _segmentation_scores(self.scores_)
-
-
-class ReconstructionMeter(Meter):
-    """Mean loss, PSNR and SSIM per image (normalised domain, data range 1)."""
-
-    dense = True
-
-    def __init__(self, criterion: nn.Module) -> None:
-        super().__init__()
-        self.criterion, self.psnr_sum, self.ssim_sum = criterion, 0.0, 0.0
-
-    def update(self, output: torch.Tensor, target: torch.Tensor) -> None:
-        from ..analysis.image_metrics import psnr, ssim_per_image
-        self.loss_sum += self.criterion(output, target).item() * len(target)
-        self.psnr_sum += psnr(output, target).sum().item()
-        self.ssim_sum += ssim_per_image(output, target).sum().item()
-        self.count += len(target)
-
-    def scores(self) -> dict:
-        return {"psnr": self.psnr_sum / self.count, "ssim": self.ssim_sum / self.count}
-
-
-def _segmentation_scores(scores) -> dict:
-    tp, _, fn = scores.counts.double().sum(0).unbind()
-    return {"acc": float(tp / (tp + fn)), "dice": scores.mean_dice, "iou": scores.mean_iou}
-
-
-# ---- tasks ------------------------------------------------------------------------------------
 class Task:
     """The task-specific parts of a run (see the module documentation)."""
 
-    name = ""
-    data_kind = ""                # what DataSpec.task must say about the data
+    name = ""                              # also what DataSpec.task says of its data
     default_best = "val_loss"
     metrics: tuple[str, ...] = ("loss",)   # evaluation metrics (val_ prefixed in metrics.csv)
     examples = ""                          # data specs of this task, for error messages
@@ -145,7 +62,7 @@ class Task:
     def check_data(self, spec: str) -> None:
         from ..data import parse_data_spec
         found = parse_data_spec(spec).task
-        if found != self.data_kind:
+        if found != self.name:
             raise ValueError(f"task {self.name!r} cannot train on {spec!r}: that is {found} data "
                              f"(use task {found!r}, or {self.name} data: {self.examples})")
 
@@ -213,7 +130,7 @@ class Task:
 class ClassifyTask(Task):
     """Images -> one class: today's ``fit`` (BatchLoader with crop/flip/cutout, cross-entropy)."""
 
-    name = data_kind = "classify"
+    name = "classify"
     default_best = "val_acc"
     metrics = ("loss", "acc")
     examples = "cifar10:PATH, folder:PATH, synthetic"
@@ -267,7 +184,7 @@ class SegmentTask(Task):
     """Images -> a class per pixel (U-Nets): Dice + cross-entropy; Dice, IoU, pixel accuracy.
     Augmentation: the 8 dihedral transforms of image and mask together (``flip``)."""
 
-    name = data_kind = "segment"
+    name = "segment"
     default_best = "val_dice"
     metrics = ("loss", "acc", "dice", "iou")
     examples = "synthetic:cells"
@@ -318,7 +235,7 @@ class SegmentTask(Task):
         scores = SegmentationScores((len(sums) - 2) // 3)
         scores.counts = torch.tensor(sums[1:-1], dtype=torch.float64).view(3, -1).T.round().long()
         return {"train_loss": sums[0] / sums[-1],
-                **{f"train_{k}": v for k, v in _segmentation_scores(scores).items()}}
+                **{f"train_{k}": v for k, v in segmentation_summary(scores).items()}}
 
     def train_error(self, sums):
         return 1 - self.train_metrics(sums)["train_acc"]
@@ -332,7 +249,7 @@ class ReconstructTask(Task):
     :func:`skiplab.train.sar_losses.build_loss` on normalised log-intensity; PSNR and SSIM.
     Augmentation: the 8 dihedral transforms (``flip``), which keep speckle statistics."""
 
-    name = data_kind = "reconstruct"
+    name = "reconstruct"
     default_best = "val_loss"
     metrics = ("loss", "psnr", "ssim")
     examples = "sar:PATH, synthetic-sar"
@@ -387,8 +304,15 @@ class ReconstructTask(Task):
 
     def criterion(self, dataset: Any) -> nn.Module:
         from .sar_losses import build_loss
-        return build_loss(self.config.loss or self.default_loss(), radiometry=dataset.radiometry,
-                          looks=dataset.looks)
+        terms = self.config.loss or self.default_loss()
+        loss = build_loss(terms, radiometry=dataset.radiometry, looks=dataset.looks)
+        tile = torch.full((1, 1, dataset.tile_size, dataset.tile_size), 0.5)
+        try:                # fail now, not at the first step, on a term the tiles cannot take
+            loss(tile, tile)
+        except ValueError as err:
+            raise ValueError(f"loss {terms} on {dataset.tile_size} px tiles: {err} (e.g. "
+                             f"ms_ssim: {self.default_loss()['ms_ssim']})") from None
+        return loss
 
     def num_sums(self, dataset):
         return 3
@@ -416,10 +340,12 @@ class ReconstructTask(Task):
 TASKS = {task.name: task for task in (ClassifyTask, SegmentTask, ReconstructTask)}
 
 
-def make_task(config: TrainConfig) -> Task:
-    """The :class:`Task` of ``config.task``, checked against ``config`` (data kind, options)."""
+def make_task(config: TrainConfig, *, check_data: bool = True) -> Task:
+    """The :class:`Task` of ``config.task``, checked against ``config`` (options, and the
+    kind of ``config.data`` unless ``check_data`` is False: data given in memory)."""
     task = TASKS[config.task](config)
-    task.check_data(config.data)
+    if check_data:
+        task.check_data(config.data)
     if config.task != "classify":
         used = [k for k in ("label_smoothing", "cutout", "whiten_init", "error_warmup_lr")
                 if getattr(config, k)]
