@@ -95,6 +95,10 @@ def test_sar_directory_split_and_a_given_radiometry(tmp_path):
     assert load_sar(spec, "test", tile=32, radiometry=fixed).radiometry == fixed
     with pytest.raises(ValueError, match="has no test split"):
         load_sar(f"sar:{tmp_path / 'train'}", "test", tile=32)
+    (tmp_path / "dn").mkdir()
+    np.save(tmp_path / "dn" / "counts.npy", np.full((32, 32), 700, dtype=np.uint16))
+    with pytest.raises(ValueError, match="fitted on float32 intensity rasters; this raster is uint16"):
+        load_sar(f"sar:{tmp_path / 'dn'}", tile=32, radiometry=train.radiometry)
 
 
 def test_segmentation_loader_moves_masks_with_images():

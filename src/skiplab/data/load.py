@@ -197,7 +197,7 @@ def _pick_split(parts: dict, split: str, val_size: int, seed: int, name: str):
     if split == "test":
         if parts.get("test") is None:
             raise ValueError(f"{name} has no test split; hold out a validation split with "
-                             f"val_size instead")
+                             f"val_size instead (or evaluate all of it as split 'train')")
         return parts["test"]
     if not val_size:
         return parts["train"]
@@ -289,7 +289,9 @@ def load_sar(spec: str, split: str = "train", *, val_size: int = 0, seed: int = 
     sources = _memo(key, lambda: _sar_sources(parsed, tile, stride, skip_bad))
     train = sources["train"]
     train_idx = _holdout(len(train), val_size, seed)[0] if val_size else torch.arange(len(train))
-    if radiometry is None:
+    if radiometry is not None:   # e.g. a trained model's: the data must be on its scale
+        radiometry.check_compatible(train.radiometry.source_dtype, train.radiometry.quantity)
+    else:
         part = train.subset(train_idx)
         radiometry = Radiometry.fit(part.intensity(), percentiles, masks=part.valid,
                                     source_dtype=train.radiometry.source_dtype)
