@@ -15,8 +15,9 @@ from skiplab.cli import main
 from skiplab.data import (Radiometry, SARAugmentation, SegmentationDataset, parse_data_spec,
                           synthetic_scenes)
 from skiplab.data.load import load_dataset, load_sar, load_segmentation
-from skiplab.train import Callback, TrainConfig, evaluate_checkpoint, fit, load_checkpoint
+from skiplab.train import TrainConfig, evaluate_checkpoint, fit, load_checkpoint
 from skiplab.train.tasks import SegmentationLoader
+from test_train_loop import Crash, CrashAt   # the classification resume test's crash
 
 # one thread: tiny models on a busy 2-core machine run fastest that way
 FAST = dict(progress=False, compile="off", precision="fp32", channels_last=False,
@@ -185,19 +186,6 @@ def test_task_recipes_are_valid_and_every_field_is_commented(name):
     for line in path.read_text().splitlines():
         if line.split(":")[0].strip() in keys:
             assert "#" in line, f"{name}.yaml: field {line.split(':')[0]!r} has no comment"
-
-
-class Crash(Exception):
-    pass
-
-
-class CrashAt(Callback):
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_end(self, trainer):
-        if trainer.step == self.step:
-            raise Crash()
 
 
 def test_reconstruct_resume_mid_epoch_is_bit_identical(tmp_path):
