@@ -81,9 +81,14 @@ def test_winner_checkpoint_is_usable_by_reconstruct(quick):
 
 @pytest.mark.slow
 def test_resume_retrains_only_unfinished_runs_on_real_scenes(sar_real, tmp_path):
-    config = AblationConfig.create(quick=True, data=[str(sar_real)], variants=VARIANTS[:2])
+    config = AblationConfig.create(quick=True, data=[str(sar_real)], variants=VARIANTS[:2],
+                                   eval_data=[str(sar_real / "tsukaba_pisar_ch0.npy")], eval_tile=128)
     first = run_ablation(config, out=tmp_path / "ae", threads=1, log=lambda *_: None)
-    assert "6 raster(s)" in (first.report_md.read_text())
+    md = first.report_md.read_text()
+    assert "384 tiles of 32 px from 6 raster(s)" in md and "38 held-out test tiles" in md
+    assert "## On other scenes" in md and "4 tiles of 128 px from 1 other scene(s)" in md
+    assert first.extra_verdict[0].startswith("Best on the other scenes: **`")
+    assert (tmp_path / "ae" / "grid_extra.png").is_file()
     state_path = tmp_path / "ae" / "ablation.json"
     state = json.loads(state_path.read_text())
     kept = tmp_path / "ae" / "runs" / "sar_ae_plain-s0" / "checkpoints" / "best.pt"
@@ -103,10 +108,14 @@ def test_resume_retrains_only_unfinished_runs_on_real_scenes(sar_real, tmp_path)
         run_ablation(config, out=tmp_path / "ae", threads=1)
 
 
-def test_compare_calls_a_difference_only_when_seed_ranges_are_disjoint():
-    assert compare([20.0, 20.2], [19.0, 19.1]) == pytest.approx(dict(gap=1.05, spread=0.2, significant=True))
-    c = compare([20.0, 20.6], [19.9, 20.1])
+def test_compare_calls_a_difference_only_when_the_gap_beats_the_spread():
+    c = compare([20.0, 20.2], [19.0, 19.1])
+    assert c["significant"] and c["gap"] == pytest.approx(1.05) and c["spread"] == pytest.approx(0.2)
+    c = compare([20.0, 20.6], [19.9, 20.1])       # overlapping seeds
     assert c["significant"] is False and c["gap"] == pytest.approx(0.3) and c["spread"] == pytest.approx(0.6)
+    c = compare([18.22, 18.34], [15.1, 17.6])      # disjoint, but one variant's spread covers the gap
+    assert c["significant"] is False and c["gap"] == pytest.approx(1.93)
+    assert compare([15.1, 17.6], [18.22, 18.34])["gap"] == pytest.approx(-1.93)
 
 
 def _rows(psnr: dict) -> dict:
@@ -121,7 +130,8 @@ def test_verdict_says_no_significant_difference_when_spread_covers_gap():
     verdict = compute_verdict(rows, seeds=2)
     assert "**`sar_ae_bottleneck`**, PSNR 20.35 dB (seeds 20.10-20.60)" in verdict[0]
     assert verdict[1] == ("Runner-up: `sar_ae_bottleneck` vs `sar_ae_plain`: +0.10 dB PSNR -- **no "
-                          "significant difference** (the seed-to-seed spread, 0.50 dB, covers the gap).")
+                          "significant difference** (the seed-to-seed spread, 0.50 dB, covers the gap; "
+                          "seeds 20.10-20.60 vs 20.00-20.50).")
     assert "make no measurable difference" in verdict[2]
     assert "+1.0% vs plain" in verdict[4] and "1.00x plain's time" in verdict[4]
 
@@ -131,6 +141,8 @@ def test_verdict_names_a_real_win():
     verdict = compute_verdict(rows, seeds=2)
     assert verdict[1].startswith("It wins: `sar_ae_all` vs `sar_ae_plain`: +1.10 dB PSNR, larger than")
     assert "residual connections help" in verdict[2]
+    assert "`sar_ae_all` is +4.15 dB." in compute_verdict(rows, 2, baseline=15.0)[1]
+    assert "no better than that" in compute_verdict(rows, 2, baseline=19.5)[1]
 
 
 @pytest.mark.parametrize("options, message", [

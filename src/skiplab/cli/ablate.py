@@ -25,8 +25,9 @@ input / reconstruction / error maps, and which variant wins by how much -- or "n
 difference" when the seed-to-seed spread covers the gap.
 
 Without --data: synthetic speckled scenes (--looks). With --data: tiles of the rasters,
-10% held out for the test and 5% for validation. --eval-data: test on other scenes
-(e.g. real ones), normalised with the training radiometry.
+10% held out for the test and 5% for validation. --eval-data: also test on other scenes
+(e.g. real ones, --eval-tile px tiles), normalised with the training radiometry -- a second
+table, verdict and grid in the report.
 
 Each run is runs/<variant>-s<seed>/ under the output directory (config.yaml, metrics.csv,
 checkpoints/best.pt): use the winner directly with `skiplab reconstruct`.
@@ -46,18 +47,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="training rasters: directories and/or files (.tif/.tiff, .png, .npy); default: "
                         "synthetic speckled scenes")
     a.add_argument("--eval-data", nargs="+", metavar="PATH",
-                   help="evaluate on these scenes instead of held-out training tiles")
+                   help="also evaluate on these scenes (e.g. real ones): a second table and verdict")
     a.add_argument("--looks", type=float, help="looks of the synthetic speckle (default 2)")
     a.add_argument("--latent", type=int, metavar="C", help="latent channels (default 16: 16x compression)")
     a.add_argument("--widths", metavar="W,W,W,W", help="channels of the four levels (default 16,32,64,128)")
     a.add_argument("--tile", type=int, metavar="T", help="training tile side, multiple of 16 (default 64)")
-    a.add_argument("--eval-tile", type=int, metavar="T", help="test tile side (default: --tile)")
+    a.add_argument("--eval-tile", type=int, metavar="T", help="tile side for --eval-data (default: --tile)")
     a.add_argument("--budget", metavar="B",
                    help="minutes for all training runs together (default 8), turned into one common number "
                         "of steps by timing each variant; or steps per run (300steps)")
     a.add_argument("--seeds", type=int, metavar="N", help="seeds per variant, >= 2 (default 2)")
     a.add_argument("--batch-size", type=int, metavar="B", help="batch size (default 16)")
-    a.add_argument("--lr", type=float, help="AdamW learning rate (default 0.002)")
+    a.add_argument("--lr", type=float, help="AdamW learning rate (default 0.005)")
     a.add_argument("--precision", choices=("auto", "bf16", "fp32"),
                    help="training precision (default auto: bf16 where the CPU has it); evaluation is fp32")
     a.add_argument("--threads", type=int, default=0, metavar="N",
@@ -97,4 +98,9 @@ def run(args: argparse.Namespace) -> int:
     print("verdict:")
     for line in result.verdict:
         print(f"  {line.replace('**', '').replace('`', '')}")
+    extra = result.extra_verdict
+    if extra:
+        print("on the other scenes (--eval-data):")
+        for line in extra:
+            print(f"  {line.replace('**', '').replace('`', '')}")
     return 0

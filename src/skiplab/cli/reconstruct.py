@@ -52,41 +52,35 @@ def _common(p: argparse.ArgumentParser, tiling: bool = True) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+SCENE = ("scene", "SCENE", "the input raster (.tif/.tiff, .png, .npy)")
+RASTER_OUT = ("OUT", "the output raster (format by suffix)")
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    raw = argparse.RawDescriptionHelpFormatter
-    p = subparsers.add_parser(
-        "reconstruct", help="reconstruct a whole SAR scene with a trained autoencoder",
-        description="Encode and decode a whole scene window by window with a trained SAR autoencoder, "
-                    "blend the windows, and write the result like the input.",
-        epilog=RECONSTRUCT_EXAMPLE, formatter_class=raw)
-    _common(p)
-    p.add_argument("scene", metavar="SCENE", help="the input raster (.tif/.tiff, .png, .npy)")
-    p.add_argument("--out", required=True, metavar="OUT", help="the output raster (format by suffix)")
-    p.add_argument("--strip-tiles", type=int, default=1, metavar="N",
-                   help="window rows held in memory before finished rows are written (default 1)")
-    p.set_defaults(run=run_reconstruct)
-
-    p = subparsers.add_parser(
-        "encode", help="encode a whole SAR scene into a latent file (.npz)",
-        description="Encode every window of a scene with a trained SAR autoencoder into a .npz latent file "
-                    "that skiplab decode turns back into the reconstruction.",
-        epilog=ENCODE_EXAMPLE, formatter_class=raw)
-    _common(p)
-    p.add_argument("scene", metavar="SCENE", help="the input raster (.tif/.tiff, .png, .npy)")
-    p.add_argument("--out", required=True, metavar="LATENT.npz", help="the latent file to write")
-    p.set_defaults(run=run_encode)
-
-    p = subparsers.add_parser(
-        "decode", help="decode a latent file (skiplab encode) into a SAR scene",
-        description="Decode a latent file written by skiplab encode with the same checkpoint, blending the "
-                    "windows exactly as skiplab reconstruct does.",
-        epilog=ENCODE_EXAMPLE, formatter_class=raw)
-    _common(p, tiling=False)
-    p.add_argument("latent", metavar="LATENT.npz", help="a latent file written by skiplab encode")
-    p.add_argument("--out", required=True, metavar="OUT", help="the output raster (format by suffix)")
-    p.add_argument("--strip-tiles", type=int, default=1, metavar="N",
-                   help="window rows held in memory before finished rows are written (default 1)")
-    p.set_defaults(run=run_decode)
+    commands = [  # name, help, description, epilog, input, --out, writes a raster
+        ("reconstruct", "reconstruct a whole SAR scene with a trained autoencoder",
+         "Encode and decode a whole scene window by window with a trained SAR autoencoder, blend the "
+         "windows, and write the result like the input.", RECONSTRUCT_EXAMPLE, SCENE, RASTER_OUT, True),
+        ("encode", "encode a whole SAR scene into a latent file (.npz)",
+         "Encode every window of a scene with a trained SAR autoencoder into a .npz latent file that "
+         "skiplab decode turns back into the reconstruction.", ENCODE_EXAMPLE, SCENE,
+         ("LATENT.npz", "the latent file to write"), False),
+        ("decode", "decode a latent file (skiplab encode) into a SAR scene",
+         "Decode a latent file written by skiplab encode with the same checkpoint, blending the windows "
+         "exactly as skiplab reconstruct does.", ENCODE_EXAMPLE,
+         ("latent", "LATENT.npz", "a latent file written by skiplab encode"), RASTER_OUT, True),
+    ]
+    runs = {"reconstruct": run_reconstruct, "encode": run_encode, "decode": run_decode}
+    for name, short, description, epilog, (dest, metavar, what), (out_metavar, out_help), raster in commands:
+        p = subparsers.add_parser(name, help=short, description=description, epilog=epilog,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+        _common(p, tiling=name != "decode")
+        p.add_argument(dest, metavar=metavar, help=what)
+        p.add_argument("--out", required=True, metavar=out_metavar, help=out_help)
+        if raster:
+            p.add_argument("--strip-tiles", type=int, default=1, metavar="N",
+                           help="window rows held in memory before finished rows are written (default 1)")
+        p.set_defaults(run=runs[name])
 
 
 def _setup(args: argparse.Namespace):

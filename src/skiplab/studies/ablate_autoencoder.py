@@ -184,6 +184,7 @@ class AblationResult:
     report_html: Path
     verdict: list[str]
     rows: dict
+    extra_verdict: Optional[list[str]] = None   # on eval_data, when given
 
 
 def latest_unfinished(root: Path = Path("runs")) -> Path:
@@ -238,10 +239,48 @@ def _timed(state: AblationState, what: str):
     return Timer()
 
 
+def curve(run_dir: Path) -> dict:
+    """A run's training loss per step and validation PSNR per epoch (for the figure)."""
+    from .ablate_report import read_metrics
+    val = [(int(r["step"]), float(r["val_psnr"])) for r in read_metrics(run_dir / "metrics.csv")
+           if r.get("val_psnr")]
+    return {"steps": read_curve(run_dir / "steps.csv"), "val": val}
+
+
+def evaluate_all(config: AblationConfig, state: AblationState, tiles, key: str
+                 ) -> tuple[dict, dict]:
+    """Every run's best.pt on ``tiles``: the per-variant rows of the report (costs, per-seed
+    metrics) and seed 0's first three reconstructions (the grid); stored under ``key``."""
+    c = config
+    rows, recons = {}, {}
+    for variant in c.variants:
+        row = dict(model_cost(c, variant), test_tiles=len(tiles), tile=tiles.tile_size)
+        for seed in range(c.seeds):
+            run = state.data["runs"][run_name(variant, seed)]
+            metrics, pred = evaluate_run(state.dir / "runs" / run_name(variant, seed), tiles)
+            run[key] = metrics
+            for name in ("psnr", "ssim", "enl_output", "ratio_mean"):
+                row.setdefault(f"{name}_seeds", []).append(metrics[name])
+            row.setdefault("seconds_seeds", []).append(run["seconds"])
+            row["enl_input"] = metrics["enl_input"]
+            if seed == 0:
+                recons[variant] = pred[:3]
+        rows[variant] = row
+    state.save()
+    return rows, recons
+
+
+def constant_baseline(train, tiles) -> float:
+    """PSNR of a constant image at the training tiles' mean (normalised) level on ``tiles``:
+    what a model that learnt only the mean level would score."""
+    from ..analysis.image_metrics import psnr
+    return float(psnr(torch.full_like(tiles.tiles, float(train.tiles.mean())), tiles.tiles).mean())
+
+
 def run_ablation(config: Optional[AblationConfig] = None, *, out=None, resume: bool = False,
                  threads: int = 0, log=print) -> AblationResult:
     """Train, evaluate and report (see the module documentation)."""
-    from .ablate_report import compute_verdict, read_metrics, write_report
+    from .ablate_report import compute_verdict, write_report
     from .runs import choose_threads
     state = _open_state(config, out, resume)
     c, directory = state.config, state.dir
@@ -271,36 +310,25 @@ def run_ablation(config: Optional[AblationConfig] = None, *, out=None, resume: b
         summary = train_run(c, variant, seed, steps, directory / "runs" / name, data, threads)
         state.data["runs"][name] = {"status": "done", **summary}
         state.add_time("training", summary["wall_seconds"])
-    rows: dict[str, dict] = {}
-    curves: dict[str, dict] = {}
-    recons: dict[str, torch.Tensor] = {}
+    curves = {v: {s: curve(directory / "runs" / run_name(v, s)) for s in range(c.seeds)} for v in c.variants}
     with _timed(state, "evaluation"):
-        for variant in c.variants:
-            row = dict(model_cost(c, variant), test_tiles=len(data.test))
-            curves[variant] = {}
-            for seed in range(c.seeds):
-                name = run_name(variant, seed)
-                run_dir = directory / "runs" / name
-                metrics, pred = evaluate_run(run_dir, data.test)
-                state.data["runs"][name]["test"] = metrics
-                for key in ("psnr", "ssim", "enl_output", "ratio_mean"):
-                    row.setdefault(f"{key}_seeds", []).append(metrics[key])
-                row.setdefault("seconds_seeds", []).append(state.data["runs"][name]["seconds"])
-                row["enl_input"] = metrics["enl_input"]
-                val = [(int(r["step"]), float(r["val_psnr"])) for r in read_metrics(run_dir / "metrics.csv")
-                       if r.get("val_psnr")]
-                curves[variant][seed] = {"steps": read_curve(run_dir / "steps.csv"), "val": val}
-                if seed == 0:
-                    recons[variant] = pred[:3]
-            rows[variant] = row
-    verdict = compute_verdict(rows, c.seeds)
-    state.data["results"] = {"rows": rows, "verdict": verdict}
+        rows, recons = evaluate_all(c, state, data.test, "test")
+        extra = None
+        if data.extra is not None:
+            extra_rows, extra_recons = evaluate_all(c, state, data.extra, "extra")
+            extra = dict(rows=extra_rows, verdict=compute_verdict(extra_rows, c.seeds, "the other scenes",
+                                                                  constant_baseline(data.train, data.extra)),
+                         description=data.extra_description, grid_inputs=data.extra.tiles[:3],
+                         grid_recons=extra_recons)
+    verdict = compute_verdict(rows, c.seeds, baseline=constant_baseline(data.train, data.test))
+    state.data["results"] = {"rows": rows, "verdict": verdict,
+                             "extra": None if extra is None else {k: extra[k] for k in ("rows", "verdict")}}
     with _timed(state, "report"):
         md, html = write_report(dict(
             config=c, rows=rows, verdict=verdict, description=data.description, steps=steps,
             timings=dict(state.data["timings"]), calibration=state.data["calibration"],
             directory=directory, command=command_line(c, directory), curves=curves,
-            grid_inputs=data.test.tiles[:3], grid_recons=recons, threads=threads))
+            grid_inputs=data.test.tiles[:3], grid_recons=recons, threads=threads, extra=extra))
     state.data["complete"] = True
     state.save()
-    return AblationResult(directory, md, html, verdict, rows)
+    return AblationResult(directory, md, html, verdict, rows, extra and extra["verdict"])

@@ -29,16 +29,16 @@ class AblationConfig:
     in the defaults of the default synthetic run, or of ``quick`` (seconds, for tests)."""
 
     data: Optional[list[str]] = None          # rasters or directories; None = synthetic
-    eval_data: Optional[list[str]] = None     # evaluate on these scenes instead
+    eval_data: Optional[list[str]] = None     # also evaluate on these scenes
     looks: float = 2.0                        # synthetic speckle looks
     latent: int = 16                          # latent channels C
     widths: tuple[int, ...] = (16, 32, 64, 128)
     tile: int = 64                            # training tile side
-    eval_tile: Optional[int] = None           # test tile side (default: tile)
+    eval_tile: Optional[int] = None           # eval_data tile side (default: tile)
     budget: str = "8"                         # minutes for all runs, or "Nsteps"
     seeds: int = 2
     batch_size: int = 16
-    lr: float = 2e-3
+    lr: float = 5e-3
     weight_decay: float = 1e-4
     train_tiles: int = 400                    # synthetic
     test_tiles: int = 32                      # synthetic
@@ -120,6 +120,8 @@ class AblationData:
     val: Any
     test: Any
     description: str
+    extra: Any = None           # other scenes (eval_data), evaluated as well
+    extra_description: str = ""
 
 
 def load_data(config: AblationConfig) -> AblationData:
@@ -130,7 +132,7 @@ def load_data(config: AblationConfig) -> AblationData:
         train = synthetic_sar_tiles(c.train_tiles, tile=c.tile, looks=c.looks, seed=0)
         val = synthetic_sar_tiles(c.val_tiles, tile=c.tile, looks=c.looks, seed=2,
                                   radiometry=train.radiometry)
-        test = synthetic_sar_tiles(c.test_tiles, tile=c.eval_tile or c.tile, looks=c.looks, seed=1,
+        test = synthetic_sar_tiles(c.test_tiles, tile=c.tile, looks=c.looks, seed=1,
                                    radiometry=train.radiometry)
         what = (f"synthetic speckled scenes, {c.looks:g} look(s): {len(train)} training tiles "
                 f"(seed 0), {len(val)} validation (seed 2), {len(test)} test tiles (seed 1)")
@@ -150,13 +152,15 @@ def load_data(config: AblationConfig) -> AblationData:
         what = (f"{len(tiles)} tiles of {c.tile} px from {len(set(tiles.sources))} raster(s) "
                 f"({', '.join(c.data)}): {len(train)} training, {len(val)} validation, "
                 f"{len(test)} held-out test tiles")
+    data = AblationData(train, val, test, what)
     if c.eval_data is not None:
-        test = load_sar_tiles(c.eval_data, tile=c.eval_tile or c.tile, radiometry=train.radiometry,
-                              name="eval")
-        what += (f"; evaluated instead on {len(test)} tiles of {c.eval_tile or c.tile} px from "
-                 f"{len(set(test.sources))} other scene(s) ({', '.join(c.eval_data)}), normalised "
-                 f"with the training radiometry")
-    return AblationData(train, val, test, what)
+        tile = c.eval_tile or c.tile
+        data.extra = load_sar_tiles(c.eval_data, tile=tile, radiometry=train.radiometry, name="eval")
+        data.extra_description = (
+            f"{len(data.extra)} tiles of {tile} px from {len(set(data.extra.sources))} other scene(s) "
+            f"({', '.join(c.eval_data)}), normalised with the training radiometry "
+            f"({train.radiometry.low_db:.1f} to {train.radiometry.high_db:.1f} dB; values outside clip)")
+    return data
 
 
 def _renormalise(data, radiometry):
@@ -192,5 +196,8 @@ class AblationState:
         os.replace(tmp, self.dir / STATE_FILE)
 
     def add_time(self, what: str, seconds: float) -> None:
-        self.data["timings"][what] = round(self.data["timings"].get(what, 0.0) + seconds, 1)
+        """Add to the training time (runs add up over resumes); other steps are redone on a
+        resume, so their time is replaced."""
+        before = self.data["timings"].get(what, 0.0) if what == "training" else 0.0
+        self.data["timings"][what] = round(before + seconds, 1)
         self.save()

@@ -3,10 +3,11 @@ training curves and the reconstruction grid, as ``report.md`` (PNGs beside it) a
 self-contained ``report.html`` (the study's :class:`~skiplab.studies.document.Document`).
 
 **When is a difference real?** Every variant is trained with the same seeds; a variant
-beats another when all its seeds score above all the other's seeds (the two seed ranges do
-not overlap). Otherwise the report says "no significant difference": the seed-to-seed
-spread (the larger of the two ranges, max - min over seeds) covers the gap. With two seeds
-this is a coarse test -- it cannot call small gaps -- and the report says how many seeds.
+beats another when the gap of their mean scores is larger than the seed-to-seed spread (the
+larger of the two ranges, max - min over seeds) and all its seeds score above all the
+other's. Otherwise the report says "no significant difference": the spread covers the gap.
+With two seeds this is a coarse test -- it cannot call small gaps -- and the report says
+how many seeds.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import csv
 import os
 import platform
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -39,29 +40,44 @@ def seed_range(values: Sequence[float]) -> tuple[float, float, float]:
 
 def compare(a: Sequence[float], b: Sequence[float]) -> dict:
     """``a`` against ``b`` (per-seed scores, higher is better): the gap of the means, the
-    seed-to-seed spread (the larger range) and whether the seed ranges are disjoint."""
+    seed-to-seed spread (the larger of the two ranges, max - min), both ranges, and whether
+    the difference is real: the gap exceeds the spread and the seed ranges are disjoint."""
     (ma, la, ha), (mb, lb, hb) = seed_range(a), seed_range(b)
-    return dict(gap=ma - mb, spread=max(ha - la, hb - lb), significant=la > hb or ha < lb)
+    gap, spread = ma - mb, max(ha - la, hb - lb)
+    return dict(gap=gap, spread=spread, significant=abs(gap) > spread and (la > hb or ha < lb),
+                ranges=((la, ha), (lb, hb)))
 
 
 def _difference(name_a: str, name_b: str, c: dict, unit: str = " dB", fmt: str = ".2f") -> str:
+    (la, ha), (lb, hb) = c["ranges"]
+    seeds = f"seeds {la:{fmt}}-{ha:{fmt}} vs {lb:{fmt}}-{hb:{fmt}}"
     gap = f"{c['gap']:+{fmt}}{unit}"
     if c["significant"]:
         return (f"`{name_a}` vs `{name_b}`: {gap} PSNR, larger than the seed-to-seed spread "
-                f"({c['spread']:{fmt}}{unit}) -- a real difference")
+                f"({c['spread']:{fmt}}{unit}; {seeds}) -- a real difference")
     return (f"`{name_a}` vs `{name_b}`: {gap} PSNR -- **no significant difference** (the "
-            f"seed-to-seed spread, {c['spread']:{fmt}}{unit}, covers the gap)")
+            f"seed-to-seed spread, {c['spread']:{fmt}}{unit}, covers the gap; {seeds})")
 
 
-def compute_verdict(rows: dict[str, dict], seeds: int) -> list[str]:
+def compute_verdict(rows: dict[str, dict], seeds: int, where: str = "the held-out tiles",
+                    baseline: Optional[float] = None) -> list[str]:
     """The verdict lines from each variant's per-seed PSNR/SSIM and its costs (see the
-    module documentation); every number computed, nothing assumed."""
+    module documentation), and against ``baseline`` (the PSNR of a constant image at the
+    training mean) when given; every number computed, nothing assumed."""
     psnr = {v: r["psnr_seeds"] for v, r in rows.items()}
     ranked = sorted(psnr, key=lambda v: -np.mean(psnr[v]))
     best, runner = ranked[0], ranked[1]
     m, lo, hi = seed_range(psnr[best])
-    lines = [f"Best on the held-out tiles: **`{best}`**, PSNR {m:.2f} dB (seeds {lo:.2f}-{hi:.2f}), "
+    lines = [f"Best on {where}: **`{best}`**, PSNR {m:.2f} dB (seeds {lo:.2f}-{hi:.2f}), "
              f"SSIM {np.mean(rows[best]['ssim_seeds']):.3f}, over {seeds} seeds."]
+    if baseline is not None:
+        lift = m - baseline
+        lines.append(f"Against a constant image at the training tiles' mean level (PSNR {baseline:.2f} dB): "
+                     f"`{best}` is {lift:+.2f} dB" + (
+                         "." if lift >= 1.0 else
+                         f" -- {'no better than' if lift < 0 else 'barely better than'} that: at this budget the "
+                         f"models have learnt little beyond the mean level, so the comparison says little about "
+                         f"reconstruction quality; raise --budget."))
     c = compare(psnr[best], psnr[runner])
     lines.append(("It wins: " if c["significant"] else "Runner-up: ") + _difference(best, runner, c) + ".")
     residual = [v for v in ranked if v != "sar_ae_plain"]
@@ -76,7 +92,7 @@ def compute_verdict(rows: dict[str, dict], seeds: int) -> list[str]:
     if "sar_ae_bottleneck_cbam" in psnr and "sar_ae_bottleneck" in psnr:
         c = compare(psnr["sar_ae_bottleneck_cbam"], psnr["sar_ae_bottleneck"])
         lines.append(f"Attention: {_difference('sar_ae_bottleneck_cbam', 'sar_ae_bottleneck', c)}.")
-    if "sar_ae_plain" in rows:
+    if "sar_ae_plain" in rows and best != "sar_ae_plain":
         p = rows["sar_ae_plain"]
         b = rows[best]
         lines.append(f"Cost of `{best}`: {b['params']:,} parameters ({100 * (b['params'] / p['params'] - 1):+.1f}% "
@@ -149,15 +165,8 @@ def _pm(values: Sequence[float], fmt: str) -> str:
     return f"{m:{fmt}} ± {(hi - lo) / 2:{fmt}}"
 
 
-def build_document(ctx: dict) -> Document:
-    """``ctx``: config, rows (per variant), verdict, description, steps, timings, figures,
-    directory, command."""
-    c, rows = ctx["config"], ctx["rows"]
-    doc = Document("skiplab ablate autoencoder: residual connections in a SAR autoencoder")
-    doc.paragraph(f"Directory `{ctx['directory']}`. Reproduce with `{ctx['command']}`.")
-    doc.heading("Verdict")
-    doc.items(ctx["verdict"], css="verdict")
-    doc.heading("Results on the held-out tiles")
+def results_table(doc: Document, rows: dict, c) -> None:
+    """The table of one test set and the paragraph that says how to read it."""
     table = []
     for v, r in rows.items():
         table.append([f"`{v}`", WHERE.get(v, ""), f"{r['params']:,}", f"{r['macs'] / 1e6:.1f} M",
@@ -174,6 +183,26 @@ def build_document(ctx: dict) -> Document:
                   f"of looks of the output on the input's most homogeneous windows (input: {some['enl_input']:.2f}; "
                   f"higher = smoother). Ratio mean: mean of input / output intensity (1 = radiometry preserved). "
                   f"Compression: float32 input bits over float32 latent bits.")
+
+
+def build_document(ctx: dict) -> Document:
+    """``ctx``: config, rows (per variant), verdict, description, steps, timings, figures,
+    directory, command."""
+    c, rows = ctx["config"], ctx["rows"]
+    doc = Document("skiplab ablate autoencoder: residual connections in a SAR autoencoder")
+    doc.paragraph(f"Directory `{ctx['directory']}`. Reproduce with `{ctx['command']}`.")
+    doc.heading("Verdict")
+    doc.items(ctx["verdict"], css="verdict")
+    doc.heading("Results on the held-out tiles")
+    results_table(doc, rows, c)
+    if ctx.get("extra"):
+        e = ctx["extra"]
+        doc.heading("On other scenes")
+        doc.paragraph(f"The same checkpoints on {e['description']}.")
+        doc.items(e["verdict"], css="verdict")
+        results_table(doc, e["rows"], c)
+        doc.image(ctx["figures"]["grid_extra"], "other scenes: input, then each variant's reconstruction (seed 0) "
+                                                "and |error| (normalised log-intensity, one colour scale)")
     doc.heading("Training curves")
     doc.image(ctx["figures"]["curves"], "training loss per step and validation PSNR, solid: seed 0, dashed: other seeds")
     doc.heading("Reconstructions")
@@ -208,6 +237,9 @@ def write_report(ctx: dict) -> tuple[Path, Path]:
     directory = Path(ctx["directory"])
     ctx["figures"] = {"curves": plot_curves(ctx["curves"], directory / "curves.png"),
                       "grid": plot_grid(ctx["grid_inputs"], ctx["grid_recons"], directory / "grid.png")}
+    if ctx.get("extra"):
+        e = ctx["extra"]
+        ctx["figures"]["grid_extra"] = plot_grid(e["grid_inputs"], e["grid_recons"], directory / "grid_extra.png")
     doc = build_document(ctx)
     md, html = directory / "report.md", directory / "report.html"
     md.write_text(doc.markdown())
