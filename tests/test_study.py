@@ -113,9 +113,10 @@ def _degradation(losses: dict) -> dict:
 def test_verdict_is_computed_from_the_numbers():
     config = StudyConfig.create(parts="degradation,lesion")
     lesion = dict(models=[
-        dict(model="plain-56", shortcut="none", mean_drop=0.61, max_drop=0.8, chance=0.1, mean_lesioned_accuracy=0.12),
+        dict(model="plain-56", shortcut="none", mean_drop=0.61, max_drop=0.8, chance=0.1, mean_lesioned_accuracy=0.12,
+             baseline=dict(accuracy=0.73)),
         dict(model="resnet-56", shortcut="identity", mean_drop=0.004, max_drop=0.02, chance=0.1,
-             mean_lesioned_accuracy=0.9)])
+             mean_lesioned_accuracy=0.9, baseline=dict(accuracy=0.904))])
     results = dict(degradation=_degradation({("plain", 20): 0.4, ("plain", 56): 0.92,
                                              ("resnet", 20): 0.3, ("resnet", 56): 0.25}), lesion=lesion)
     lines = compute_verdict(config, results)
@@ -125,6 +126,10 @@ def test_verdict_is_computed_from_the_numbers():
     assert "resnet-56 costs 0.4 points" in lines[2] and "plain-56 costs 61.0" in lines[2]
     assert [a.status for a in assess_degradation(config, results)] == ["agrees", "agrees"]
     assert assess_lesion(results).status == "agrees"
+    # a net barely above chance has nothing to lose: the lesion study says nothing about it
+    lesion["models"][0]["baseline"]["accuracy"] = 0.19
+    weak = assess_lesion(results)
+    assert weak.status == "inconclusive" and "plain-56 (19.0%)" in weak.reasons[0]
     # the opposite measurement gives the opposite verdict, with reasons
     results["degradation"] = _degradation({("plain", 20): 0.9, ("plain", 56): 0.5,
                                            ("resnet", 20): 0.2, ("resnet", 56): 0.3})

@@ -96,4 +96,5 @@ def run(study: "Study") -> dict:
     figure = plot_gradient_flow(results, study.path("gradient_flow.png"))
     verdicts = [v for v in (verdict_for(results, True), verdict_for(results, False)) if v]
     return dict(results=results, verdicts=verdicts, batch=len(y), figures=[figure.name],
+                classes=len(study.train.classes),
                 healthy_range=list(HEALTHY_RANGE))

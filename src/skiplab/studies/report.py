@@ -5,6 +5,7 @@ numbers, the figures, the published result and whether this measurement agrees.
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 from pathlib import Path
@@ -86,7 +87,12 @@ def setup_section(doc: Document, study: "Study") -> None:
 def published_block(doc: Document, a: Assessment) -> None:
     f = FINDINGS[a.key]
     doc.paragraph(f"**Published** ({f.citation}, {f.where}): {f.detail}")
-    doc.paragraph(f"**Measured here**: {a.measured}. **{a.status.capitalize()}** with the published result.")
+    verdict = {"agrees": "**Agrees** with the published result.",
+               "disagrees": "**Disagrees** with the published result.",
+               "partly": "**Partly agrees** with the published result.",
+               "inconclusive": "**Inconclusive**: this measurement cannot confirm or contradict the published result.",
+               "not measured": "**Not measured.**"}[a.status]
+    doc.paragraph(f"**Measured here**: {a.measured}. {verdict}")
     if a.reasons:
         doc.items([f"likely reason: {r}" for r in a.reasons])
 
@@ -125,8 +131,13 @@ def gradients_section(doc: Document, res: dict, found: dict) -> None:
         account = {"vanishing": "supports the vanishing-gradient account",
                    "not-vanishing": "does not support the vanishing-gradient account (the gradient does not decay)",
                    "mixed": "is mixed (vanishing at one stage, not at the other)"}[v["account"]]
+        stuck = [r for r in res["results"] if r["model"] == v["model"] and r["stage"] == "trained"
+                 and r["loss"] > 0.95 * math.log(res.get("classes", 10))]
+        note = (f" Note: {v['model']} did not learn (its loss after training, {stuck[0]['loss']:.2f}, is at chance "
+                f"level), so 'after training' is close to 'at initialisation' for it.") if stuck else ""
         doc.paragraph(f"**{setting} BatchNorm**: {v['model']}'s gradient is "
-                      + ", ".join(f"{t} ({s})" for s, t in v["trends"].items()) + f" -- the measurement {account}.")
+                      + ", ".join(f"{t} ({s})" for s, t in v["trends"].items()) + f" -- the measurement {account}."
+                      + note)
     if "gradients" in found:
         published_block(doc, found["gradients"])
 

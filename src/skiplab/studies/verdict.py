@@ -17,6 +17,7 @@ from .config import StudyConfig
 
 LESION_SMALL = 0.05          # a ResNet's single deletion "costs little": < 5 points on average
 LESION_COLLAPSE_MARGIN = 0.10  # a plain net "collapses": lesioned accuracy within 10 points of chance
+LESION_INFORMATIVE = 0.20      # a lesion says something only of a net 20+ points above chance
 
 
 @dataclass
@@ -130,6 +131,10 @@ def assess_degradation(config: StudyConfig, results: dict) -> list[Assessment]:
             reason = _data_reason(config)
             if reason:
                 reasons.append(reason)
+            if not plain and c["outcome"] == "higher":
+                reasons.append("the start: He 2015 (§4.2) found lr 0.1 'slightly too large to start converging' "
+                               "for ResNet-110 and warmed it up at 0.01; this recipe starts every net at 0.1 with no "
+                               "warm-up, which costs the deepest nets most in a short run")
             if c["outcome"] == "diverged":
                 reasons = ["the deeper net diverged under the shared recipe (lr too large for it)"]
         losses = ", ".join(f"{d}: {v:.3f}" for d, v in c["losses"].items())
@@ -172,6 +177,15 @@ def assess_lesion(results: dict) -> Assessment:
     small = res is not None and res["mean_drop"] < LESION_SMALL
     collapse = plain is not None and plain["mean_lesioned_accuracy"] <= plain["chance"] + LESION_COLLAPSE_MARGIN
     status = "agrees" if small and collapse else ("partly" if small or collapse else "disagrees")
+    weak = [m for m in (res, plain) if m is not None
+            and m["baseline"]["accuracy"] - m["chance"] < LESION_INFORMATIVE]
+    if weak:
+        names = ", ".join(f"{m['model']} ({100 * m['baseline']['accuracy']:.1f}%)" for m in weak)
+        return Assessment("lesion", _lesion_line(lesion) or "not measured", "inconclusive",
+                          [f"{names} {'is' if len(weak) == 1 else 'are'} less than {100 * LESION_INFORMATIVE:.0f} "
+                           f"points above chance ({100 * weak[0]['chance']:.0f}%): a barely trained net has little "
+                           f"accuracy to lose, so neither a small nor a collapsing drop means much -- train longer "
+                           f"(Veit lesioned fully trained nets)"])
     reasons = []
     if res is not None and not small:
         reasons.append(f"{res['model']} loses {100 * res['mean_drop']:.1f} points per deleted block: a briefly "
