@@ -58,6 +58,10 @@ def setup_section(doc: Document, study: "Study") -> None:
         ("networks", ", ".join(f"{f.label} (`{f.model}`)" for f in c.families) + " at depths "
                      + ", ".join(map(str, c.depths))),
         ("recipe (all nets)", c.recipe.describe()),
+        *([("recipe without BatchNorm", f"the same with lr {c.recipe.no_bn_lr:g} and the gradient norm clipped at "
+                                        f"{c.recipe.no_bn_grad_clip:g} (both nets without BN; at lr 0.1 a 56-layer "
+                                        f"ResNet without BN starts with a loss of thousands)")]
+          if c.without_bn == "trained" and "gradients" in c.parts else []),
         ("budget", f"{c.budget} -> {steps} steps per network" +
                    (f" ({steps / cal['steps_per_epoch']:.2f} epochs)" if steps and cal.get("steps_per_epoch") else "")),
         ("measurements on", f"{c.eval_images} fixed training and {c.eval_images} fixed test images "
