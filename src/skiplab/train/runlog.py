@@ -53,7 +53,8 @@ class RunLog:
             self.writer.flush()
 
     def _write_csv(self) -> None:
-        columns = list(CORE_COLUMNS)
+        # core columns first, but only those the task fills (reconstruction has no accuracy)
+        columns = [k for k in CORE_COLUMNS if not self.rows or any(k in r for r in self.rows)]
         for row in self.rows:
             columns += [k for k in row if k not in columns]
         buf = io.StringIO()
