@@ -60,7 +60,9 @@ def evaluate_checkpoint(path: Union[str, Path], data: Optional[str] = None, spli
         raise ValueError(f"{path} records no config: pass the model name and the data spec")
     known = {k: v for k, v in recorded.items() if k in TrainConfig.__dataclass_fields__}
     config = TrainConfig.from_dict({**known, "data": data, "resume": False, "out": None,
-                                    "val_size": known.get("val_size", 0) if split == "val" else 0,
+                                    # the same held-out part as in training, so every split is
+                                    # normalised with the statistics the model was trained with
+                                    "val_size": known.get("val_size", 0) if data == recorded.get("data") else 0,
                                     "channels_last": channels_last})
     task = make_task(config)
     like = (SimpleNamespace(radiometry=Radiometry.from_dict(checkpoint["radiometry"]))
