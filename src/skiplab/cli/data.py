@@ -12,12 +12,15 @@ examples:
   skiplab data download cifar100 ~/data --source file:///mnt/mirror/cifar-100-python.tar.gz
   skiplab data info cifar10:../shared/data/cifar10-jpg     # classes, counts, mean/std
   skiplab data info synthetic:shapes-2k --val-size 200
+  skiplab data info synthetic:patterns                    # the study's 16x16 texture task
   skiplab data cache list                                 # decoded image folders on disk
   skiplab data cache clear
 
 --data specs: cifar10:PATH, cifar100:PATH (official python or binary batches, the .tar.gz,
 or train/ + test/ image folders), folder:PATH (PATH/CLASS/*.jpg or PATH/train + PATH/test),
-synthetic or synthetic:NAME (e.g. synthetic:shapes-2k,seed=1).
+synthetic or synthetic:NAME (e.g. synthetic:shapes-2k,seed=1; NAME is shapes, the
+10-class 32x32 shape task, or patterns, the 8-class 16x16 texture task, each with an
+optional size -N or -Nk).
 """
 
 

@@ -1,4 +1,6 @@
-"""``synthetic:shapes`` -- a generated 10-class 32x32 RGB task for tests and data-free runs.
+"""``synthetic:shapes`` -- a generated 10-class 32x32 RGB task for tests and data-free runs
+(and ``synthetic:patterns``, the 8-class 16x16 texture task that ``skiplab study`` trains by
+default, see :mod:`skiplab.data.synthetic_patterns`).
 
 Each image shows one shape whose *form* is the class; everything else is random nuisance:
 
@@ -25,8 +27,8 @@ carries no class information, small rings/frames/crescents resemble disks and sq
 and dumbbells resemble pairs of distractors, so a small conv net needs several epochs and
 does not reach 100% at once.
 
-Names: ``shapes`` (10k train / 2k test), ``shapes-2k``, ``shapes-500`` (N train, N/5 test);
-options ``seed=S`` (default 0) and ``test=M`` (test size). Generation is a pure function of
+Names: ``shapes`` (10k train / 2k test), ``shapes-2k``, ``shapes-500`` (N train, N/5 test),
+and the same sizes of ``patterns`` (``patterns``, ``patterns-2k``, ...); options ``seed=S`` (default 0) and ``test=M`` (test size). Generation is a pure function of
 (name, seed): train and test come from independent streams, so changing the training
 size never changes the test set.
 """
@@ -40,11 +42,12 @@ import re
 import torch
 
 from .dataset import RawData
+from .synthetic_patterns import PATTERN_CLASSES, PATTERN_SIZE, render_patterns
 
 CLASSES = ["disk", "ring", "square", "frame", "triangle", "plus", "crescent", "dumbbell",
            "striped_disk", "checker_square"]
 IMAGE_SIZE = 32
-_NAME = re.compile(r"^shapes(?:-(\d+)(k?))?$")
+_NAME = re.compile(r"^(shapes|patterns)(?:-(\d+)(k?))?$")
 
 
 def _generator(seed: int, stream: str) -> torch.Generator:
@@ -137,16 +140,28 @@ def _render(labels: torch.Tensor, g: torch.Generator) -> torch.Tensor:
 def generate_shapes(num: int, seed: int = 0, stream: str = "train",
                     chunk: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
     """``num`` balanced samples: uint8 images [num, 3, 32, 32] and int64 labels [num]."""
+    return _generate(num, seed, stream, chunk, len(CLASSES), IMAGE_SIZE, _render)
+
+
+def generate_patterns(num: int, seed: int = 0, stream: str = "train",
+                      chunk: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+    """``num`` balanced ``patterns`` samples: uint8 images [num, 3, 16, 16], int64 labels."""
+    return _generate(num, seed, f"patterns-{stream}", chunk, len(PATTERN_CLASSES), PATTERN_SIZE,
+                     render_patterns)
+
+
+def _generate(num: int, seed: int, stream: str, chunk: int, classes: int, size: int,
+              render) -> tuple[torch.Tensor, torch.Tensor]:
     if num <= 0:
         raise ValueError(f"number of synthetic images must be positive; found {num}")
     g = _generator(seed, stream)
-    labels = (torch.arange(num) % len(CLASSES))[torch.randperm(num, generator=g)]
-    images = torch.empty(num, 3, IMAGE_SIZE, IMAGE_SIZE, dtype=torch.uint8)
+    labels = (torch.arange(num) % classes)[torch.randperm(num, generator=g)]
+    images = torch.empty(num, 3, size, size, dtype=torch.uint8)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # many small ops: intra-op threads only add contention
     try:
         for start in range(0, num, chunk):
-            part = _render(labels[start:start + chunk], g)
+            part = render(labels[start:start + chunk], g)
             images[start:start + chunk] = (part * 255).round().to(torch.uint8)
     finally:
         torch.set_num_threads(threads)
@@ -154,17 +169,19 @@ def generate_shapes(num: int, seed: int = 0, stream: str = "train",
 
 
 def parse_synthetic_name(name: str, options: dict) -> tuple[int, int, int]:
-    """(train size, test size, seed) from ``shapes[-N[k]]`` and options seed=, test=."""
+    """(train size, test size, seed) from ``shapes[-N[k]]`` or ``patterns[-N[k]]`` and
+    options seed=, test=."""
     match = _NAME.match(name)
     if not match:
-        raise ValueError(f"unknown synthetic dataset {name!r}; expected 'shapes', "
-                         f"'shapes-Nk' or 'shapes-N' (e.g. synthetic:shapes-2k)")
+        raise ValueError(f"unknown synthetic dataset {name!r}; expected 'shapes' or 'patterns', "
+                         f"optionally with a size -Nk or -N (e.g. synthetic:shapes-2k, "
+                         f"synthetic:patterns-500)")
     unknown = set(options) - {"seed", "test"}
     if unknown:
         raise ValueError(f"unknown synthetic option(s) {sorted(unknown)}; expected seed=, test=")
     train = 10_000
-    if match.group(1):
-        train = int(match.group(1)) * (1000 if match.group(2) else 1)
+    if match.group(2):
+        train = int(match.group(2)) * (1000 if match.group(3) else 1)
     try:
         seed = int(options.get("seed", 0))
         test = int(options.get("test", max(train // 5, 1)))
@@ -179,5 +196,9 @@ def load_synthetic(name: str, options: dict) -> RawData:
     """Both splits of ``synthetic:NAME`` (see the module docstring for names and options)."""
     train, test, seed = parse_synthetic_name(name, options)
     suffix = f",seed={seed}" if seed else ""
-    return RawData(f"synthetic:{name}{suffix}", list(CLASSES),
-                   generate_shapes(train, seed, "train"), generate_shapes(test, seed, "test"))
+    if name.startswith("patterns"):
+        classes, generate = PATTERN_CLASSES, generate_patterns
+    else:
+        classes, generate = CLASSES, generate_shapes
+    return RawData(f"synthetic:{name}{suffix}", list(classes),
+                   generate(train, seed, "train"), generate(test, seed, "test"))
