@@ -99,6 +99,15 @@ def test_ratio_statistics():
     torch.testing.assert_close(ideal.mean, torch.ones(2, dtype=torch.float64), atol=0.02, rtol=0)
     torch.testing.assert_close(ideal.var, torch.full((2,), 0.5, dtype=torch.float64), atol=0.02,
                                rtol=0)
+    # the median of Gamma(2, 1/2) speckle is 0.839; the ratio of means is 1
+    torch.testing.assert_close(ideal.median, torch.full((2,), 0.839, dtype=torch.float64),
+                               atol=0.02, rtol=0)
+    torch.testing.assert_close(ideal.of_means, torch.ones(2, dtype=torch.float64), atol=0.02, rtol=0)
+    dark = clean.clone()
+    dark[:, :, :4, :4] = 1e-4                           # 16 pixels 37 dB too dark
+    robust = ratio_statistics(speckled, dark)
+    assert robust.mean.min() > 3 * ideal.mean.max()     # the mean explodes ...
+    assert (robust.median - ideal.median).abs().max() < 0.01   # ... the median does not
     identity = ratio_statistics(speckled, speckled)
     assert torch.allclose(identity.mean, torch.ones(2, dtype=torch.float64))
     assert identity.var.max() < 1e-20

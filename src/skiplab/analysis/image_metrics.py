@@ -8,10 +8,15 @@
   homogeneous windows (given, or found automatically: :func:`homogeneous_windows`). For
   L-look fully developed speckle on a homogeneous area ENL = L; a despeckled output has
   ENL > L, and texture or edges in a window lower it.
-* :func:`ratio_statistics` -- the ratio image ``input / output`` intensity (Oliveira &
-  Cintra; Gomez et al. 2017): a radiometrically faithful output has ratio mean 1; for an
-  ideal despeckler of L-look data its variance is 1/L, and a near-identity reconstruction has
-  variance near 0.
+* :func:`ratio_statistics` -- the ratio image ``input / output`` intensity (Oliver & Quegan,
+  *Understanding SAR Images*, 1998, ch. 6; Gomez et al. 2017): for an ideal despeckler of
+  L-look data the ratio is pure speckle, Gamma(L, 1/L), with mean 1 and variance 1/L; a
+  near-identity reconstruction has variance near 0. The *mean of the ratio* is dominated by
+  the few output pixels near zero intensity (a reconstruction of a 60-100 dB scene that
+  under-shoots a dark pixel by 30 dB puts a 1000 in the mean), so the robust figures are the
+  *median* of the ratio (below 1 for an ideal despeckler: the median of Gamma(L, 1/L), 0.84
+  for L = 2) and the *ratio of means* ``sum(input) / sum(output)`` over the valid pixels
+  (1 when the mean intensity is preserved). All three are reported.
 * :func:`compression_ratio`, :func:`bits_per_pixel` -- a latent ``[C, h, w]`` against a float32
   input ``[1, H, W]``.
 
@@ -175,16 +180,24 @@ def enl_per_image(intensity: torch.Tensor, windows: Optional[Sequence[Sequence[W
 # ---- ratio image -----------------------------------------------------------------------------
 @dataclass
 class RatioStats:
-    """Per-image mean and variance of ``input / output`` intensity ([B] each), and the number
-    of pixels left out per image (output 0, or marked invalid)."""
+    """Per-image mean, variance and median of ``input / output`` intensity over the valid
+    pixels, the ratio of the mean intensities ``sum(input) / sum(output)`` ([B] each), and the
+    number of pixels left out per image (output 0, or marked invalid)."""
 
     mean: torch.Tensor
     var: torch.Tensor
     excluded: torch.Tensor
+    median: Optional[torch.Tensor] = None
+    of_means: Optional[torch.Tensor] = None
 
     def summary(self) -> dict:
-        return {"ratio_mean": float(self.mean.mean()), "ratio_var": float(self.var.mean()),
-                "ratio_excluded_px": int(self.excluded.sum())}
+        out = {"ratio_mean": float(self.mean.mean()), "ratio_var": float(self.var.mean()),
+               "ratio_excluded_px": int(self.excluded.sum())}
+        if self.median is not None:
+            out["ratio_median"] = float(self.median.mean())
+        if self.of_means is not None:
+            out["ratio_of_means"] = float(self.of_means.mean())
+        return out
 
 
 def ratio_statistics(input_intensity: torch.Tensor, output_intensity: torch.Tensor,
@@ -205,7 +218,9 @@ def ratio_statistics(input_intensity: torch.Tensor, output_intensity: torch.Tens
         raise ValueError("an image has fewer than two pixels with a positive output intensity")
     mean = ratio.flatten(1).sum(1) / count
     var = ((ratio - mean.view(-1, 1, 1, 1)) ** 2 * use).flatten(1).sum(1) / (count - 1)
-    return RatioStats(mean, var, (~use).flatten(1).sum(1))
+    median = torch.stack([r[u].median() for r, u in zip(ratio, use)])
+    of_means = (x * use).flatten(1).sum(1) / (y * use).flatten(1).sum(1)
+    return RatioStats(mean, var, (~use).flatten(1).sum(1), median, of_means)
 
 
 # ---- compression -----------------------------------------------------------------------------
@@ -248,6 +263,7 @@ def reconstruction_metrics(pred: torch.Tensor, target: torch.Tensor, radiometry=
         per_image["enl_output"] = enl_per_image(y, windows, white_only=True)
         ratio = ratio_statistics(x, y)
         per_image["ratio_mean"], per_image["ratio_var"] = ratio.mean, ratio.var
+        per_image["ratio_median"], per_image["ratio_of_means"] = ratio.median, ratio.of_means
     result = {name: float(values.double().mean()) for name, values in per_image.items()}
     result["per_image"] = {name: values.tolist() for name, values in per_image.items()}
     return result
