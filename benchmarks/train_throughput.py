@@ -113,7 +113,8 @@ CASES = {  # name: (skiplab model, baseline factory, batch, image side, classes)
 
 
 # ---- measurements ------------------------------------------------------------------------
-def matmul_gflops(dtype: torch.dtype, n: int = 2048, reps: int = 10) -> float:
+def matmul_gflops(dtype: torch.dtype, n: int = 2048, reps: int = 30) -> float:
+    """Best-of-``reps`` throughput of an n x n matmul (the best rep is the least disturbed)."""
     a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     for _ in range(2):
         torch.mm(a, b)
