@@ -181,6 +181,17 @@ def test_output_modes():
             assert 0 <= y.min() and y.max() <= 1
 
 
+@pytest.mark.parametrize("output", ["clamp", "sigmoid", "linear"])
+def test_a_fresh_model_outputs_mid_range_not_saturated(output):
+    # He init of the head gave an output spread of ~4: every pixel clamped to 0 or 1
+    torch.manual_seed(0)
+    model = ResidualAutoencoder(latent_channels=4, widths=NARROW, output=output).train()
+    y = model(torch.rand(4, 1, 32, 32))
+    assert abs(float(y.mean()) - 0.5) < 0.05
+    assert 0.001 < float(y.std()) < 0.2
+    assert not ((y == 0) | (y == 1)).any()
+
+
 def test_clamp_passes_gradients_outside_the_range():
     model = ResidualAutoencoder(latent_channels=4, widths=NARROW, output="clamp")
     nn.init.zeros_(model.head.weight)

@@ -43,6 +43,15 @@ clamped to [0, 1], the range of normalised log-intensity, with a straight-throug
 (the clamp's gradient is taken as 1, so an output outside [0, 1] is still pulled back by
 the loss); ``"sigmoid"`` -- smooth but slow to reach the exact 0 and 1 that percentile
 bounds produce at clipped pixels; ``"linear"`` -- unbounded, for data not scaled to [0, 1].
+
+**Output head initialisation.** The last convolution (no normalisation after it) starts at
+small weights, N(0, 0.1² / fan_in), and the bias at the middle of the output range (0.5;
+0 before a sigmoid), so a fresh model outputs ~0.5 ± 0.07 everywhere. He initialisation
+(right for the hidden layers, which a norm follows) gives this layer an output spread of ~4:
+nearly every pixel is clamped to 0 or 1 and the first hundreds of steps go into shrinking the
+head -- measured on 64 px synthetic SAR tiles, the 4-level plain and ``all`` models stayed at
+the PSNR of a constant image for 400 AdamW steps, and overfit 8 tiles to 20 dB in 150 steps
+with this initialisation.
 """
 
 from __future__ import annotations
@@ -61,6 +70,14 @@ from .registry import register_model
 VARIANTS = ("plain", "bottleneck", "all", "bottleneck_cbam")
 OUTPUTS = ("clamp", "sigmoid", "linear")
 SizeLike = Union[int, Sequence[int], None]
+
+
+def init_output_head(head: nn.Conv2d, level: float, scale: float = 0.1) -> None:
+    """Weights N(0, scale² / fan_in) and bias ``level``: the output starts near ``level``
+    with a small spread (see "Output head initialisation" in the module documentation)."""
+    fan_in = head.weight[0].numel()
+    nn.init.normal_(head.weight, std=scale / fan_in ** 0.5)
+    nn.init.constant_(head.bias, level)
 
 
 def clamp_straight_through(x: torch.Tensor, low: float = 0.0, high: float = 1.0) -> torch.Tensor:
@@ -231,6 +248,7 @@ class ResidualAutoencoder(Autoencoder):
             self.add_module(f"dec{i + 1}", nn.Sequential(*blocks))
         self.head = nn.Conv2d(widths[0], self.out_chans, 3, padding=1)
         init_weights(self, zero_init_residual)
+        init_output_head(self.head, 0.0 if output == "sigmoid" else 0.5)
 
     @staticmethod
     def _conv_norm_act(in_channels: int, out_channels: int, bias: bool, norm: str, norm_groups: int,
