@@ -52,10 +52,13 @@ def test_bad_options_are_value_errors_naming_the_option(options, message):
 
 def test_defaults_are_the_ten_minute_synthetic_study():
     c = StudyConfig.create()
-    assert c.data == "synthetic:shapes" and c.depths == (8, 20, 56) and c.models == ("plain", "resnet")
+    assert c.data == "synthetic:patterns" and c.depths == (8, 20, 56) and c.models == ("plain", "resnet")
     assert c.parts == ("degradation", "gradients", "lesion") and c.budget == Budget("minutes", 6.0)
     real = StudyConfig.create(data="cifar10:/somewhere")
     assert real.budget == Budget("minutes", 30.0) and real.eval_images == 1000
+    # only the short default synthetic study warms up (and says so in the report's recipe)
+    assert c.recipe.warmup_steps == 50 and "warm-up from lr 0.01 over the first 50 steps" in c.recipe.describe()
+    assert real.recipe.warmup_steps == 0 and "warm-up" not in real.recipe.describe()
     # parts run in their canonical order whatever order they are given in
     assert StudyConfig.create(parts="lesion,degradation").parts == ("degradation", "lesion")
 

@@ -40,7 +40,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                     "a report that sets each finding beside the published one.",
         epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", metavar="SPEC",
-                   help="dataset: synthetic[:NAME] (default synthetic:shapes, no download), cifar10:PATH, "
+                   help="dataset: synthetic[:NAME] (default synthetic:patterns, no download), cifar10:PATH, "
                         "cifar100:PATH, folder:PATH")
     p.add_argument("--depths", metavar="D,D,...", help="network depths 6n+2 (default 8,20,56)")
     p.add_argument("--models", metavar="F,F,...",

@@ -100,7 +100,7 @@ def _budget_reason(results: dict) -> str:
 
 def _data_reason(config: StudyConfig) -> Optional[str]:
     if config.data.startswith("synthetic"):
-        return ("the data: the synthetic shapes task is not CIFAR-10; a task that every depth can fit leaves "
+        return (f"the data: the synthetic task ({config.data}) is not CIFAR-10; a task that every depth can fit leaves "
                 "no room for a deeper net to fit it better (or worse)")
     return None
 
@@ -132,9 +132,11 @@ def assess_degradation(config: StudyConfig, results: dict) -> list[Assessment]:
             if reason:
                 reasons.append(reason)
             if not plain and c["outcome"] == "higher":
+                start = (f"warms every net up linearly over only {config.recipe.warmup_steps} steps"
+                         if config.recipe.warmup_steps else "starts every net at 0.1 with no warm-up")
                 reasons.append("the start: He 2015 (§4.2) found lr 0.1 'slightly too large to start converging' "
-                               "for ResNet-110 and warmed it up at 0.01; this recipe starts every net at 0.1 with no "
-                               "warm-up, which costs the deepest nets most in a short run")
+                               f"for ResNet-110 and warmed it up at 0.01; this recipe {start}, which costs the "
+                               "deepest nets most in a short run")
             if c["outcome"] == "diverged":
                 reasons = ["the deeper net diverged under the shared recipe (lr too large for it)"]
         losses = ", ".join(f"{d}: {v:.3f}" for d, v in c["losses"].items())
