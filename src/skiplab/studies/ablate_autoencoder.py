@@ -259,7 +259,7 @@ def evaluate_all(config: AblationConfig, state: AblationState, tiles, key: str
             run = state.data["runs"][run_name(variant, seed)]
             metrics, pred = evaluate_run(state.dir / "runs" / run_name(variant, seed), tiles)
             run[key] = metrics
-            for name in ("psnr", "ssim", "enl_output", "ratio_mean"):
+            for name in ("psnr", "ssim", "enl_output", "ratio_mean", "ratio_median"):
                 row.setdefault(f"{name}_seeds", []).append(metrics[name])
             row.setdefault("seconds_seeds", []).append(run["seconds"])
             row["enl_input"] = metrics["enl_input"]
@@ -275,6 +275,25 @@ def constant_baseline(train, tiles) -> float:
     what a model that learnt only the mean level would score."""
     from ..analysis.image_metrics import psnr
     return float(psnr(torch.full_like(tiles.tiles, float(train.tiles.mean())), tiles.tiles).mean())
+
+
+def reference_rows(train, tiles, factor: int) -> dict[str, dict]:
+    """PSNR and SSIM of three references on ``tiles`` that make the variants' numbers
+    readable: a constant image at the training mean level (what learning only the level
+    scores), a 3x3 box filter (a simple despeckler, no compression: the input's own pixels),
+    and ``factor``-fold average pooling upsampled bilinearly (a linear code of one value per
+    ``factor``² pixels, ``factor`` = the autoencoder's stride)."""
+    import torch.nn.functional as F
+    from ..analysis.image_metrics import psnr, ssim_per_image
+    x = tiles.tiles
+    guesses = {
+        "constant image (training mean level)": torch.full_like(x, float(train.tiles.mean())),
+        "3x3 box filter (despeckle, uncompressed)": F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), 3, 1),
+        f"{factor}x average pool + bilinear ({factor * factor}x fewer values)":
+            F.interpolate(F.avg_pool2d(x, factor), scale_factor=factor, mode="bilinear", align_corners=False),
+    }
+    return {name: dict(psnr=float(psnr(g, x).mean()), ssim=float(ssim_per_image(g, x).mean()))
+            for name, g in guesses.items()}
 
 
 def run_ablation(config: Optional[AblationConfig] = None, *, out=None, resume: bool = False,
@@ -320,14 +339,18 @@ def run_ablation(config: Optional[AblationConfig] = None, *, out=None, resume: b
                                                                   constant_baseline(data.train, data.extra)),
                          description=data.extra_description, grid_inputs=data.extra.tiles[:3],
                          grid_recons=extra_recons)
+    factor = 2 ** len(c.widths)
+    references = reference_rows(data.train, data.test, factor)
+    if extra is not None:
+        extra["references"] = reference_rows(data.train, data.extra, factor)
     verdict = compute_verdict(rows, c.seeds, baseline=constant_baseline(data.train, data.test))
-    state.data["results"] = {"rows": rows, "verdict": verdict,
+    state.data["results"] = {"rows": rows, "verdict": verdict, "references": references,
                              "extra": None if extra is None else {k: extra[k] for k in ("rows", "verdict")}}
     with _timed(state, "report"):
         md, html = write_report(dict(
             config=c, rows=rows, verdict=verdict, description=data.description, steps=steps,
             timings=dict(state.data["timings"]), calibration=state.data["calibration"],
-            directory=directory, command=command_line(c, directory), curves=curves,
+            directory=directory, command=command_line(c, directory), curves=curves, references=references,
             grid_inputs=data.test.tiles[:3], grid_recons=recons, threads=threads, extra=extra))
     state.data["complete"] = True
     state.save()
