@@ -29,7 +29,7 @@ SEGMENT = dict(FAST, task="segment", model="unet", model_kwargs={"base_width": 8
 SAR = "synthetic-sar-20,looks=4"
 AE = {"widths": [4, 8, 8, 8], "latent_channels": 4}
 RECONSTRUCT = dict(FAST, task="reconstruct", model="sar_ae_all", model_kwargs=AE, data=SAR,
-                   tile_size=32, val_size=4, batch_size=4, eval_batch_size=8, epochs=3, lr=1e-2)
+                   tile_size=32, val_size=4, batch_size=4, eval_batch_size=8, epochs=3, lr=3e-3)
 
 
 @pytest.fixture(autouse=True)
