@@ -55,7 +55,7 @@ class Classifier(nn.Module):
     @property
     def min_input_size(self) -> int:
         """Smallest spatial size the network accepts: its total stride."""
-        return max((f["reduction"] for f in self.feature_info), default=1)
+        return max([f["reduction"] for f in self.feature_info] or [1])  # no default=: torch.compile graph-breaks on it
 
     def check_input(self, x: torch.Tensor) -> None:
         """Raise a ValueError that says what was expected when ``x`` cannot be used."""

@@ -41,7 +41,7 @@ class ImageToImageModel(nn.Module):
     @property
     def reduction(self) -> int:
         """Total stride of the encoder (the deepest ``feature_info`` reduction)."""
-        return max((f["reduction"] for f in self.feature_info), default=1)
+        return max([f["reduction"] for f in self.feature_info] or [1])  # no default=: torch.compile graph-breaks on it
 
     @property
     def min_input_size(self) -> int:
