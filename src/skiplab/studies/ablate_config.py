@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 from .config import Budget
-from .state import jsonable
+from .state import jsonable, write_json_atomic
 
 VARIANTS = ("sar_ae_plain", "sar_ae_bottleneck", "sar_ae_all", "sar_ae_bottleneck_cbam")
 STATE_FILE = "ablation.json"
@@ -189,11 +188,7 @@ class AblationState:
         return cls(Path(directory), AblationConfig.from_dict(data["config"]), data)
 
     def save(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".ablation-", suffix=".json")
-        with os.fdopen(fd, "w") as f:
-            json.dump(self.data, f, indent=2, default=jsonable)
-        os.replace(tmp, self.dir / STATE_FILE)
+        write_json_atomic(self.dir / STATE_FILE, self.data)
 
     def add_time(self, what: str, seconds: float) -> None:
         """Add to the training time (runs add up over resumes); other steps are redone on a

@@ -22,6 +22,19 @@ STATE_FILE = "study.json"
 FORMAT = "skiplab.study/1"
 
 
+def write_json_atomic(path: Path, data: dict) -> None:
+    """Write ``data`` as JSON to ``path`` atomically (temporary file, fsync, rename): an
+    interrupted write never leaves a broken state file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".json")
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2, default=jsonable)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
 class StudyState:
     """Read/write view of ``study.json``; every mutation is saved at once."""
 
@@ -53,11 +66,7 @@ class StudyState:
         return cls(Path(directory), StudyConfig.from_dict(data["config"]), data)
 
     def save(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".study-", suffix=".json")
-        with os.fdopen(fd, "w") as f:
-            json.dump(self.data, f, indent=2, default=jsonable)
-        os.replace(tmp, self.path)
+        write_json_atomic(self.path, self.data)
 
     # -- runs and parts -----------------------------------------------------------------
     @property
