@@ -18,12 +18,7 @@ from skiplab.studies.ablate_config import VARIANTS, AblationConfig
 from skiplab.studies.ablate_report import compare, compute_verdict
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

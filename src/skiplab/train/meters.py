@@ -23,10 +23,10 @@ class Meter:
         self.loss_sum, self.count = 0.0, 0
 
     def update(self, output: torch.Tensor, target: torch.Tensor) -> None:  # pragma: no cover
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define this method (abstract)")
 
     def scores(self) -> dict:  # pragma: no cover - abstract
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define this method (abstract)")
 
     def result(self) -> dict:
         if self.count == 0:

@@ -67,11 +67,11 @@ class Task:
                              f"(use task {found!r}, or {self.name} data: {self.examples})")
 
     def load(self, split: str, *, like: Any = None) -> Any:  # pragma: no cover - abstract
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define this method (abstract)")
 
     def loader(self, dataset: Any, batch_size: int, *, train: bool, device: torch.device,
                rank: int = 0, world_size: int = 1) -> BatchLoader:  # pragma: no cover
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define this method (abstract)")
 
     # -- model -------------------------------------------------------------------------------
     def create_model(self, dataset: Any, name: Optional[str] = None,
@@ -97,7 +97,7 @@ class Task:
 
     # -- loss and metrics ----------------------------------------------------------------------
     def criterion(self, dataset: Any) -> nn.Module:  # pragma: no cover - abstract
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define this method (abstract)")
 
     def num_sums(self, dataset: Any) -> int:
         """Length of :meth:`batch_sums` (the epoch's running sums start as that many zeros)."""
@@ -118,7 +118,7 @@ class Task:
         return None
 
     def meter(self, dataset: Any) -> Meter:  # pragma: no cover - abstract
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define this method (abstract)")
 
     # -- checkpoint ------------------------------------------------------------------------------
     def checkpoint_extras(self, trainer: "Trainer") -> dict:
