@@ -8,7 +8,6 @@ import re
 
 import numpy as np
 import pytest
-import torch
 
 from skiplab.cli import main
 from skiplab.deploy.sar_checkpoint import load_autoencoder
