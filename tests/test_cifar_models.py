@@ -287,3 +287,13 @@ def test_every_family_is_registered():
             "cifar_preact_resnet164", "cifar_preact_resnet1001", "cifar_wrn", "cifar_wrn_28_10",
             "cifar_wrn_16_8", "cifar_wrn_40_4", "cifar_resnext29_8x64d", "small_resnet"} <= names
     assert isinstance(create_model("small_resnet"), CifarResNet)
+
+
+def test_fast_resnet_airbench_options():
+    model = create_model("cifar_fast_resnet_s", dirac_init=True, bn_momentum=0.4)
+    first = model.layer1[0].weight                               # 24 -> 48 channels
+    assert torch.equal(first[:24, :, 1, 1], torch.eye(24)) and first[:24].abs().sum() == 24
+    assert first[24:].abs().sum() > 0                            # the rest keep their random init
+    assert all(m.momentum == 0.4 for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    with pytest.raises(ValueError, match="bn_momentum"):
+        create_model("cifar_fast_resnet_s", bn_momentum=0.0)

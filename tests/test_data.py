@@ -161,6 +161,24 @@ def test_flip_probability_and_crop_offsets_are_uniform():
     assert abs(rate - 0.5) < 0.03
 
 
+def test_alternate_flip_mirrors_each_image_in_every_other_epoch():
+    n = 400
+    images = torch.arange(8, dtype=torch.uint8).repeat(n, 3, 8, 1)           # columns 0..7
+    dataset = ImageDataset(images, torch.zeros(n, dtype=torch.long), ["a"], (0.0,) * 3, (1.0,) * 3, "ramp")
+    loader = BatchLoader(dataset, 100, shuffle=True, seed=3,
+                         augment=Augmentation(crop_padding=0, flip=True, alternate_flip=True))
+
+    def flipped_in(epoch):   # sample index -> mirrored?
+        loader.set_epoch(epoch)
+        order = loader.rank_order(epoch)
+        mirrored = torch.cat([x[:, 0, 0, 0] > 0 for x, _ in loader])      # first column now 7/255
+        return mirrored[torch.argsort(order)]
+
+    first, second, third = flipped_in(0), flipped_in(1), flipped_in(2)
+    assert torch.equal(first, ~second) and torch.equal(first, third)
+    assert abs(first.float().mean().item() - 0.5) < 0.1
+
+
 def test_cutout_zeroes_a_square_clipped_at_the_border():
     aug = Augmentation(crop_padding=0, flip=False, cutout=4)
     x = torch.ones(2, 3, 8, 8)

@@ -1,5 +1,5 @@
 """skiplab.train building blocks: config validation, schedules, optimiser groups, EMA,
-precision choice and checkpoint files (no training loop here: see test_train_loop.py)."""
+Lookahead, precision choice and checkpoint files (whole runs: see test_train_loop.py)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ import torch
 import yaml
 
 import skiplab
-from skiplab.train import (CheckpointMismatchError, TrainConfig, load_checkpoint, load_model_state,
-                           save_checkpoint)
+from skiplab.train import (CheckpointMismatchError, TrainConfig, Trainer, load_checkpoint,
+                           load_model_state, save_checkpoint)
 from skiplab.train.config import field_docs
 from skiplab.train.ema import ModelEMA
+from skiplab.train.lookahead import Lookahead
 from skiplab.train.optim import build_optimizer, param_groups
 from skiplab.train.precision import Precision, cpu_supports_bf16, resolve_precision
 from skiplab.train.schedule import LRSchedule
@@ -151,6 +152,41 @@ def test_no_weight_decay_on_norm_and_bias():
     assert len(param_groups(model, 5e-4, decay_norm_and_bias=True)) == 1
 
 
+def test_norm_bias_lr_scale_gives_bn_biases_their_own_group_and_lr():
+    model = skiplab.create_model("cifar_resnet20")
+    groups = param_groups(model, 5e-4, norm_bias_lr_scale=64.0)
+    assert [g["lr_scale"] for g in groups] == [1.0, 1.0, 64.0]
+    bn_biases = {id(m.bias) for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    assert {id(p) for p in groups[2]["params"]} == bn_biases and groups[2]["weight_decay"] == 0.0
+    assert id(model.fc.bias) in {id(p) for p in groups[1]["params"]}   # not a norm bias
+    # decayed biases keep the decay per step: lr x 64 times weight decay / 64
+    assert param_groups(model, 5e-4, True, 64.0)[1]["weight_decay"] == pytest.approx(5e-4 / 64)
+    # the loop multiplies the scheduled lr by each group's scale
+    trainer = Trainer(TrainConfig.from_dict(dict(data="synthetic:shapes-64,test=16", model="cifar_resnet20",
+                                                 batch_size=16, progress=False, compile="off",
+                                                 precision="fp32", lr=0.1, schedule="constant",
+                                                 norm_bias_lr_scale=64.0)))
+    x, y = next(iter(trainer.train_loader))
+    trainer.train_step(x, y)
+    assert [g["lr"] for g in trainer.optimizer.param_groups] == pytest.approx([0.1, 0.1, 6.4])
+
+
+def test_lookahead_averages_copies_back_and_ramps_up():
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    lookahead = Lookahead(model, every=5, decay=0.8, total_steps=100)
+    assert lookahead.rho(0) == 0 and lookahead.rho(50) == pytest.approx(0.8 / 8)
+    assert lookahead.rho(100) == pytest.approx(0.8) and lookahead.rho(200) == pytest.approx(0.8)
+    slow = model[0].weight.detach().clone()
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+    lookahead.step(model, 4)                                   # not a sync step
+    assert torch.equal(lookahead.slow["0.weight"], slow)
+    lookahead.step(model, 100)                                 # rho = 0.8
+    expected = 0.8 * slow + 0.2 * (slow + 1)
+    assert torch.allclose(model[0].weight, expected) and torch.allclose(lookahead.slow["0.weight"], expected)
+    assert "1.num_batches_tracked" not in lookahead.slow      # integer buffers are left alone
+
+
 def test_build_optimizer_kinds():
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
     sgd = build_optimizer(model, TrainConfig.from_dict({"nesterov": True, "momentum": 0.9}))
@@ -227,3 +263,22 @@ def test_other_architecture_lists_mismatched_tensors():
     wide = skiplab.create_model("cifar_resnet20", num_classes=100)
     with pytest.raises(CheckpointMismatchError, match=r"fc.weight: checkpoint \(10, 64\) vs model \(100, 64\)"):
         load_model_state(wide, small)
+
+
+# -- test-time augmentation -----------------------------------------------------------------
+def test_tta_averages_mirror_and_one_pixel_shifts():
+    from skiplab.train import evaluate
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 6 * 6, 4))
+    x, y = torch.randn(5, 3, 6, 6), torch.arange(5) % 4
+    padded = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
+    shifted = padded[..., :6, :6], padded[..., 2:, 2:]          # one pixel each way, reflected
+    with torch.no_grad():
+        def mirror(v):
+            return 0.5 * (model(v) + model(v.flip(3)))
+        expected = 0.5 * mirror(x) + 0.25 * (mirror(shifted[0]) + mirror(shifted[1]))
+        plain = model(x)
+    result = evaluate(model, [(x, y)], tta_flip=True, tta_translate=True)
+    assert result["loss"] == pytest.approx(torch.nn.functional.cross_entropy(expected, y).item(), rel=1e-5)
+    assert evaluate(model, [(x, y)])["loss"] == pytest.approx(
+        torch.nn.functional.cross_entropy(plain, y).item(), rel=1e-5)

@@ -43,6 +43,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="evaluate the raw weights even if the checkpoint has an EMA copy")
     p.add_argument("--tta-flip", action="store_true",
                    help="average the outputs of image and mirror image")
+    p.add_argument("--tta-translate", action="store_true",
+                   help="classifiers: also average over 1-pixel shifts up-left and down-right")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(run=run)
     return p
@@ -52,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     from ..train import evaluate_checkpoint
     result = evaluate_checkpoint(args.checkpoint, args.data, args.split, model=args.model,
                                  batch_size=args.batch_size, precision=args.precision,
-                                 device=args.device, use_ema=args.use_ema, tta_flip=args.tta_flip)
+                                 device=args.device, use_ema=args.use_ema, tta_flip=args.tta_flip,
+                                 tta_translate=args.tta_translate)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

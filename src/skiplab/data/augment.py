@@ -58,6 +58,7 @@ class Augmentation:
     pad_mode: str = "zeros"
     flip: bool = True
     cutout: int = 0
+    alternate_flip: bool = False   # with flip: BatchLoader mirrors by sample and epoch parity
 
     def __post_init__(self) -> None:
         if self.pad_mode not in PAD_MODES:

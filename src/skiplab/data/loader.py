@@ -110,6 +110,15 @@ class BatchLoader:
                              f"(this loader has {self.num_batches} batches per epoch)")
         self.epoch, self._next_batch = epoch, batch
 
+    @property
+    def flip_half(self) -> torch.Tensor:
+        """Alternating flips (airbench): sample i is mirrored in even epochs iff this bool is
+        set, and in odd epochs iff not, so every image is seen both ways every two epochs."""
+        if getattr(self, "_flip_half", None) is None:
+            generator = torch.Generator().manual_seed(_seed("flip", self.seed))
+            self._flip_half = torch.rand(len(self.dataset), generator=generator) < 0.5
+        return self._flip_half
+
     # ---- batches ---------------------------------------------------------------------------
     def batch_generator(self, epoch: int, batch: int) -> torch.Generator:
         """The CPU generator that drives augmentation of batch ``batch`` of ``epoch``."""
@@ -128,7 +137,10 @@ class BatchLoader:
             _, _, height, width = x.shape
             params = self.augment.sample_params(len(indices) * self.world_size, height, width,
                                                 self.batch_generator(epoch, batch))
-            x = self.augment.apply(x, params.select(slice(self.rank, None, self.world_size)))
+            params = params.select(slice(self.rank, None, self.world_size))
+            if self.augment.flip and self.augment.alternate_flip:
+                params.flip = self.flip_half[indices] ^ bool(epoch % 2)
+            x = self.augment.apply(x, params)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, labels.to(self.device, non_blocking=non_blocking)

@@ -12,6 +12,10 @@ The layout follows Keller Jordan's airbench (2024) and David Page's DAWNBench Re
 * a global max pool and a linear classifier whose logits are scaled by ``logit_scale``
   (airbench: 1/9), which keeps the early softmax soft at the high learning rates used.
 
+Two options follow airbench further: ``bn_momentum`` (airbench: 0.4 in PyTorch's convention,
+fast running statistics, which Lookahead needs) and ``dirac_init``, which starts each stage's
+first convolution as the identity on its first input-many channels (an "implicit residual").
+
 The input side shrinks 32 -> 31 (2x2 stem) -> 15 -> 7 -> 3.
 """
 
@@ -65,17 +69,22 @@ class FastResNet(Classifier):
         num_classes, in_chans: as every classifier.
         logit_scale: multiplier of the logits (airbench uses 1/9).
         zero_init_residual: start every residual block as the identity.
+        bn_momentum: momentum of every BatchNorm's running statistics (PyTorch's 0.1 default).
+        dirac_init: identity-initialise the first ``in`` filters of each stage's first conv.
     """
 
     default_image_size = 32
 
     def __init__(self, widths: Sequence[int] = (64, 256, 256), blocks: int = 1, num_classes: int = 10,
-                 in_chans: int = 3, logit_scale: float = 1 / 9, zero_init_residual: bool = True) -> None:
+                 in_chans: int = 3, logit_scale: float = 1 / 9, zero_init_residual: bool = True,
+                 bn_momentum: float = 0.1, dirac_init: bool = False) -> None:
         super().__init__()
         if len(widths) != 3 or any(w < 1 for w in widths):
             raise ValueError(f"widths must be three positive channel counts, got {tuple(widths)}")
         if blocks < 0:
             raise ValueError(f"blocks must be >= 0, got {blocks}")
+        if not 0 < bn_momentum <= 1:
+            raise ValueError(f"bn_momentum must be in (0, 1], got {bn_momentum}")
         self.in_chans = in_chans
         self.logit_scale = logit_scale
         whiten_width = 2 * in_chans * 4
@@ -93,6 +102,13 @@ class FastResNet(Classifier):
         self.num_features = channels
         self.reset_classifier(num_classes)
         init_weights(self, zero_init_residual)
+        for module in self.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.momentum = bn_momentum
+        if dirac_init:
+            for stage in self.stages:
+                weight = stage[0].weight.data
+                nn.init.dirac_(weight[:min(weight.shape[:2])])
         self.init_whitening(None)
 
     @property

@@ -66,6 +66,9 @@ class TrainConfig:
     crop_padding: int = _f(4, "random-crop padding in pixels (0 = no crop)", minimum=0)
     pad_mode: str = _f("zeros", "padding of the random crop", choices=("zeros", "reflect"))
     flip: bool = _f(True, "random horizontal flips")
+    alternate_flip: bool = _f(False, "flips: a fixed random half of the images is mirrored in even "
+                                     "epochs, the other half in odd ones, so each image is seen both "
+                                     "ways every two epochs (airbench) -- instead of coin flips")
     cutout: int = _f(0, "side of the cutout square in pixels (0 = none)", minimum=0)
     # -- optimisation ------------------------------------------------------------------
     optimizer: str = _f("sgd", "sgd (with momentum/Nesterov) or adamw", choices=("sgd", "adamw"))
@@ -76,6 +79,9 @@ class TrainConfig:
     betas: list = _f([0.9, 0.999], "AdamW (beta1, beta2)")
     weight_decay: float = _f(1e-4, "L2 (SGD) or decoupled (AdamW) weight decay", minimum=0.0)
     decay_norm_and_bias: bool = _f(False, "also decay norm weights and biases (1-d parameters)")
+    norm_bias_lr_scale: float = _f(1.0, "lr multiplier of the norm layers' biases (airbench: 64); "
+                                        "their weight decay is divided by it, so the decay per step "
+                                        "stays that of the other parameters", positive=True)
     label_smoothing: float = _f(0.0, "label smoothing of the cross-entropy, in [0, 1)", minimum=0.0)
     loss: dict = _f({}, "segment/reconstruct: loss terms and weights; {} = the task's default: "
                         "segment {ce: 1.0, dice: 1.0}, reconstruct {l1: 1.0, ms_ssim: 0.2} "
@@ -83,6 +89,12 @@ class TrainConfig:
     grad_clip: float = _f(0.0, "clip the global gradient norm to this (0 = no clipping)", minimum=0.0)
     ema_decay: float = _f(0.0, "decay of an exponential moving average of the weights, evaluated "
                                "instead of the raw weights (0 = no EMA; e.g. 0.999)", minimum=0.0)
+    lookahead_every: int = _f(0, "Lookahead (Zhang et al. 2019, airbench's form): every N steps "
+                                 "the slow weights move toward the trained ones and are copied back "
+                                 "into the model; 0 = off", minimum=0)
+    lookahead_decay: float = _f(0.77, "Lookahead: the slow weights keep this fraction of themselves at "
+                                      "each sync, ramped up as (step / total steps)^3 (airbench: "
+                                      "0.95^5)", minimum=0.0)
     # -- length and schedule -----------------------------------------------------------
     epochs: int = _f(10, "passes over the training set (ignored when steps > 0)", positive=True)
     steps: int = _f(0, "total optimiser steps (He 2015: 64000); 0 = epochs decide", minimum=0)
@@ -114,6 +126,8 @@ class TrainConfig:
     whiten_init: bool = _f(False, "initialise a model's patch-whitening stem from training "
                                   "images (models with init_whitening(images))")
     tta_flip: bool = _f(False, "evaluate on the mean of the image's and its mirror's logits")
+    tta_translate: bool = _f(False, "classify: also average over the image shifted by one pixel "
+                                    "up-left and down-right (weights 1/2, 1/4, 1/4; airbench's level 2)")
     # -- outputs -----------------------------------------------------------------------
     checkpoint_every: int = _f(0, "also write last.pt every N steps (0 = at epoch ends only)",
                                minimum=0)
@@ -173,7 +187,7 @@ class TrainConfig:
             raise ValueError(f"milestones must be increasing, got {self.milestones}")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas}")
-        for key in ("label_smoothing", "ema_decay", "error_warmup_until"):
+        for key in ("label_smoothing", "ema_decay", "error_warmup_until", "lookahead_decay"):
             if not getattr(self, key) < 1:
                 raise ValueError(f"{key} must be in [0, 1), got {getattr(self, key)}")
         if self.resume and self.out is None:

@@ -18,22 +18,42 @@ from .meters import ClassificationMeter, Meter
 from .tasks import make_task
 
 
+def _shift(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """``x`` moved by (dy, dx) pixels, the uncovered border filled by reflection."""
+    padded = nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
+    height, width = x.shape[-2:]
+    return padded[..., 1 - dy:1 - dy + height, 1 - dx:1 - dx + width]
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: Iterable, precision: Optional[Precision] = None,
-             tta_flip: bool = False, meter: Optional[Meter] = None) -> dict:
+             tta_flip: bool = False, meter: Optional[Meter] = None,
+             tta_translate: bool = False) -> dict:
     """The metrics ``meter`` (a task's, :meth:`Task.meter`; default: mean cross-entropy and
     accuracy) accumulates over ``loader``, with ``model`` in eval mode: ``{"loss", ...,
     "images"}``. ``tta_flip`` averages the outputs of each image and of its mirror image
-    (mirrored back for image outputs)."""
+    (mirrored back for image outputs). ``tta_translate`` (classifiers only) averages that with
+    the same for the image shifted one pixel up-left and down-right, weighted 1/2, 1/4, 1/4
+    (airbench's test-time augmentation)."""
     meter = meter if meter is not None else ClassificationMeter()
+    if tta_translate and meter.dense:
+        raise ValueError("tta_translate is for classifiers: shifted dense outputs do not line up "
+                         "with the target")
+
+    def predict(x: torch.Tensor) -> torch.Tensor:
+        output = model(x)
+        if tta_flip:
+            mirrored = model(x.flip(3))
+            output = 0.5 * (output + (mirrored.flip(3) if meter.dense else mirrored))
+        return output
+
     was_training = model.training
     model.eval()
     for x, y in loader:
         with precision.autocast() if precision is not None else contextlib.nullcontext():
-            output = model(x)
-            if tta_flip:
-                mirrored = model(x.flip(3))
-                output = 0.5 * (output + (mirrored.flip(3) if meter.dense else mirrored))
+            output = predict(x)
+            if tta_translate:
+                output = 0.5 * output + 0.25 * (predict(_shift(x, 1, 1)) + predict(_shift(x, -1, -1)))
         meter.update(output.float(), y)
     model.train(was_training)
     return meter.result()
@@ -42,7 +62,7 @@ def evaluate(model: nn.Module, loader: Iterable, precision: Optional[Precision] 
 def evaluate_checkpoint(path: Union[str, Path], data: Optional[str] = None, split: str = "test", *,
                         model: Optional[str] = None, batch_size: int = 512, precision: str = "auto",
                         device: str = "auto", use_ema: bool = True, tta_flip: bool = False,
-                        channels_last: bool = True) -> dict:
+                        channels_last: bool = True, tta_translate: bool = False) -> dict:
     """Evaluate the checkpoint at ``path`` on ``split`` of ``data`` with its task's metrics.
 
     The task, model name, its keywords, the dataset and its tile size default to those
@@ -77,5 +97,5 @@ def evaluate_checkpoint(path: Union[str, Path], data: Optional[str] = None, spli
         net = net.to(memory_format=torch.channels_last)
     loader = task.loader(dataset, batch_size, train=False, device=dev)
     result = evaluate(net, loader, Precision(resolve_precision(precision, dev), dev), tta_flip,
-                      meter=task.meter(dataset))
+                      meter=task.meter(dataset), tta_translate=tta_translate)
     return {**result, "task": task.name, "model": name, "data": dataset.name, "split": split}

@@ -3,7 +3,7 @@
     trainer = Trainer(config)          # task, data, model, optimiser, schedule, precision, resume
     for epoch ...:                     # Trainer.fit
         for x, y in train_loader:      # Trainer.train_epoch
-            train_step(x, y)           # forward (autocast), loss check, backward, step, EMA
+            train_step(x, y)           # forward (autocast), loss check, backward, step, EMA, lookahead
             maybe checkpoint
         evaluate, log a metrics.csv row, checkpoint last.pt (and best.pt)
 
@@ -11,7 +11,7 @@ What is learnt -- classification, segmentation or reconstruction (``config.task`
 :class:`~skiplab.train.tasks.Task`: it supplies the data and loaders, the loss, the batch
 statistics, the evaluation metrics, the metric that picks best.pt and the checkpoint's extras.
 
-Everything a resumed run needs -- weights, optimiser, schedule, grad scaler, EMA, every RNG
+Everything a resumed run needs -- weights, optimiser, schedule, grad scaler, EMA, lookahead, every RNG
 state, epoch, step, the position in the epoch and the epoch's running sums -- is in the
 checkpoint, so in deterministic mode a killed and resumed run ends bit-identical to an
 uninterrupted one (the data order and augmentation are pure functions of seed, epoch and
@@ -37,6 +37,7 @@ from .config import TrainConfig
 from .distributed import DistInfo, all_reduce_sum, barrier, cleanup, init_distributed, wrap_ddp
 from .ema import ModelEMA
 from .evaluation import evaluate
+from .lookahead import Lookahead
 from .optim import build_optimizer
 from .precision import Precision, resolve_device, resolve_precision, should_compile
 from .runlog import RunLog
@@ -106,6 +107,8 @@ class Trainer:
         self.precision = Precision(resolve_precision(config.precision, self.device), self.device)
         self.scaler = self.precision.grad_scaler()
         self.ema = ModelEMA(self.model, config.ema_decay) if config.ema_decay > 0 else None
+        self.lookahead = (Lookahead(self.model, config.lookahead_every, config.lookahead_decay,
+                                    self.total_steps) if config.lookahead_every else None)
         self.criterion = self.task.criterion(self.train_set)
         self.compiled = should_compile(config.compile, self.device, deterministic=config.deterministic,
                                        total_steps=self.total_steps,
@@ -176,6 +179,7 @@ class Trainer:
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(), "scaler": self.scaler.state_dict(),
             "ema": self.ema.state_dict() if self.ema else None, "rng": rng_state(),
+            "lookahead": self.lookahead.state_dict() if self.lookahead else None,
             "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
             "loader": loader_state, "epoch_sums": list(self.epoch_sums),
             "epoch_time": self.epoch_time,
@@ -212,6 +216,8 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         if self.ema is not None and state["ema"] is not None:
             self.ema.load_state_dict(state["ema"])
+        if self.lookahead is not None and state.get("lookahead") is not None:
+            self.lookahead.load_state_dict(state["lookahead"])
         set_rng_state(state["rng"])
         self.step, self.epoch = state["step"], state["epoch"]
         self.batch_in_epoch = state["batch_in_epoch"]
@@ -242,6 +248,8 @@ class Trainer:
         metrics: dict = dict(history[-1]) if history else {}
         while self.epoch < self.epochs and self.step < self.total_steps:
             train = self.train_epoch()
+            if self.lookahead is not None:     # evaluate and checkpoint the slow weights
+                self.lookahead.sync(self.model)
             metrics = {"epoch": self.epoch + 1, "step": self.step, "lr": self.schedule(self.step - 1),
                        **train}
             last = self.epoch + 1 >= self.epochs or self.step >= self.total_steps
@@ -267,7 +275,8 @@ class Trainer:
         if self.is_main:
             model = self.ema.module if self.ema else self.model
             scores = evaluate(model, self.eval_loader, self.precision, self.config.tta_flip,
-                              meter=self.task.meter(self.eval_set))
+                              meter=self.task.meter(self.eval_set),
+                              tta_translate=self.config.tta_translate)
             result = {f"val_{k}": v for k, v in scores.items() if k != "images"}
         barrier(self.dist)
         return result
@@ -327,7 +336,7 @@ class Trainer:
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
         lr = self.schedule(self.step)
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         with self.precision.autocast():
             output = self.train_model(x)
         loss = self.criterion(output.float(), y)
@@ -351,6 +360,8 @@ class Trainer:
         if self.ema is not None:
             self.ema.update(self.model)
         self.step += 1
+        if self.lookahead is not None:
+            self.lookahead.step(self.model, self.step)
         self.loss = loss_sum / seen
         self.epoch_sums = [a + b for a, b in zip(self.epoch_sums, sums)]
         error = self.task.train_error(sums)

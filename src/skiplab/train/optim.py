@@ -1,9 +1,13 @@
 """Optimisers: SGD (momentum, Nesterov) and AdamW, with no weight decay on norm weights
-and biases by default.
+and biases by default, and an optional larger learning rate for the norm layers' biases.
 
 Decaying BN's scale and shift only fights the normalisation (the next layer is invariant to
 the scale), so, as in Goyal et al. 2017 §5.1 and timm, every 1-d parameter (norm weights,
 biases) goes into a group with ``weight_decay = 0`` unless ``decay_norm_and_bias`` is set.
+
+``norm_bias_lr_scale`` (airbench, Jordan 2024: 64) puts the norm layers' biases in a group of
+their own whose ``lr_scale`` the training loop multiplies into the scheduled lr; their weight
+decay is divided by the same factor, so the decay per step (lr x weight decay) is unchanged.
 """
 
 from __future__ import annotations
@@ -13,24 +17,39 @@ from torch import nn
 
 from .config import TrainConfig
 
+NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
 
-def param_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias: bool = False
-                 ) -> list[dict]:
-    """Trainable parameters split into a decayed group and a no-decay group (1-d tensors)."""
-    decay, no_decay = [], []
-    for _, p in model.named_parameters():
+
+def param_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias: bool = False,
+                 norm_bias_lr_scale: float = 1.0) -> list[dict]:
+    """Trainable parameters split into a decayed group (weights), a no-decay group (1-d
+    tensors) and, when ``norm_bias_lr_scale != 1``, a group of norm-layer biases whose
+    ``lr_scale`` is that factor. Every group has an ``lr_scale`` (1 unless said)."""
+    norm_biases = set()
+    if norm_bias_lr_scale != 1:
+        norm_biases = {id(m.bias) for m in model.modules()
+                       if isinstance(m, NORMS) and getattr(m, "bias", None) is not None}
+    decay, no_decay, scaled = [], [], []
+    for p in model.parameters():
         if not p.requires_grad:
             continue
-        (decay if decay_norm_and_bias or p.ndim > 1 else no_decay).append(p)
-    groups = [dict(params=decay, weight_decay=weight_decay)]
+        if id(p) in norm_biases:
+            scaled.append(p)
+        else:
+            (decay if decay_norm_and_bias or p.ndim > 1 else no_decay).append(p)
+    groups = [dict(params=decay, weight_decay=weight_decay, lr_scale=1.0)]
     if no_decay:
-        groups.append(dict(params=no_decay, weight_decay=0.0))
+        groups.append(dict(params=no_decay, weight_decay=0.0, lr_scale=1.0))
+    if scaled:
+        bias_decay = weight_decay / norm_bias_lr_scale if decay_norm_and_bias else 0.0
+        groups.append(dict(params=scaled, weight_decay=bias_decay, lr_scale=norm_bias_lr_scale))
     return groups
 
 
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     """The optimiser ``config.optimizer`` over ``model``'s trainable parameters."""
-    groups = param_groups(model, config.weight_decay, config.decay_norm_and_bias)
+    groups = param_groups(model, config.weight_decay, config.decay_norm_and_bias,
+                          config.norm_bias_lr_scale)
     if not any(g["params"] for g in groups):
         raise ValueError(f"{type(model).__name__} has no trainable parameters")
     # fused: one kernel updates all parameters (CPU and CUDA); 3x cheaper than torch's
