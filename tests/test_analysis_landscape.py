@@ -75,6 +75,20 @@ def test_landscape_value_at_origin_is_the_models_loss_and_weights_come_back():
         landscape_1d(net, data, alphas=[0.0])
 
 
+def test_landscape_inside_bf16_autocast_follows_the_moved_weights():
+    """Autocast caches each weight's bf16 copy for as long as its context is open; the
+    landscape must not keep evaluating the first grid point (a bug the CIFAR study hit)."""
+    net = small_net("A")
+    data = [batch()]
+    fp32 = landscape_1d(net, data, alphas=[-1.0, 0.0, 1.0])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        bf16 = landscape_1d(net, data, alphas=[-1.0, 0.0, 1.0])
+        after = evaluate(net, data)["loss"]                 # weights restored, cache too
+    assert len(set(bf16.loss.tolist())) == 3
+    assert bf16.loss == pytest.approx(fp32.loss, rel=0.05)
+    assert after == pytest.approx(fp32.value_at_origin(), rel=0.05)
+
+
 def test_landscape_along_a_known_direction_is_a_known_curve():
     """A linear model with squared loss: L(w + a d) along d = w is quadratic in a."""
     model = nn.Linear(3, 1, bias=False)

@@ -234,3 +234,17 @@ def test_resume_without_a_study_says_so(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="no unfinished study"):
         run_study(resume=True)
     assert not os.path.exists(tmp_path / "runs")
+
+
+def test_landscape_verdict_needs_fewer_minima_to_agree():
+    from skiplab.studies.verdict import assess_landscape
+
+    def land(res_minima, plain_minima, res_rise, plain_rise):
+        return {"landscape": {"points_2d": 9, "models": [
+            dict(model="resnet-56", shortcut="identity", local_minima=res_minima, border_rise=res_rise),
+            dict(model="plain-56", shortcut="none", local_minima=plain_minima, border_rise=plain_rise)]}}
+
+    assert assess_landscape(land(1, 6, 300.0, 2e5)).status == "agrees"
+    same = assess_landscape(land(1, 1, 360.0, 2e5))       # the CIFAR-10 study's case
+    assert same.status == "partly" and "9x9 grid cannot resolve" in same.reasons[0]
+    assert assess_landscape(land(5, 1, 2e5, 300.0)).status == "disagrees"

@@ -140,3 +140,13 @@ def test_cli_models_table_and_markdown(capsys):
     assert "| `resnet50` | 25,557,032 | 25,557,032 ± 0 | +0 | ok | torchvision |" in md
     assert main(["models", "nothing_like_this*"]) == 2
     assert "no registered model matches" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_docs_models_md_is_current(capsys):
+    """docs/models.md is `skiplab models --markdown`: regenerate it when a model changes."""
+    from pathlib import Path
+    assert main(["models", "--markdown"]) == 0
+    current = capsys.readouterr().out
+    committed = (Path(__file__).resolve().parents[1] / "docs" / "models.md").read_text()
+    assert current == committed, "docs/models.md is stale: run `skiplab models --markdown > docs/models.md`"

@@ -82,6 +82,9 @@ def perturbed(model: nn.Module, directions: Sequence[Direction]) -> Iterator[Cal
                     if c != 0:
                         value.add_(d[i], alpha=float(c))
                 p.copy_(value)
+        # autocast caches the low-precision copy of each weight until its context exits: a
+        # landscape evaluated inside one would keep using the first point's weights
+        torch.clear_autocast_cache()
 
     try:
         yield move
@@ -89,6 +92,7 @@ def perturbed(model: nn.Module, directions: Sequence[Direction]) -> Iterator[Cal
         with torch.no_grad():
             for p, o in zip(params, origin):
                 p.copy_(o)
+        torch.clear_autocast_cache()
 
 
 @dataclass
