@@ -176,8 +176,12 @@ def plot_landscape_1d(curves: dict[str, Landscape], path: str | Path, title: str
         line, = ax.plot(land.alphas, land.loss, label=f"{label} loss")
         acc_ax.plot(land.alphas, 100 * land.accuracy, linestyle="--", color=line.get_color(),
                     label=f"{label} accuracy")
+    losses = np.concatenate([land.loss for land in curves.values()])
+    log_scale = losses.min() > 0 and losses.max() / losses.min() > 100
+    if log_scale:   # far from the minimum the loss of deep plain nets explodes by orders of magnitude
+        ax.set_yscale("log")
     ax.set_xlabel("α (filter-normalised direction)")
-    ax.set_ylabel("loss")
+    ax.set_ylabel("loss (log scale)" if log_scale else "loss")
     acc_ax.set_ylabel("accuracy (%)")
     ax.legend(loc="upper left", fontsize=8)
     ax.set_title(title or "1-D loss landscape (Li et al. 2018)")
