@@ -297,3 +297,6 @@ def test_fast_resnet_airbench_options():
     assert all(m.momentum == 0.4 for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
     with pytest.raises(ValueError, match="bn_momentum"):
         create_model("cifar_fast_resnet_s", bn_momentum=0.0)
+    fixed = create_model("cifar_fast_resnet_s", learn_bn_scale=False)   # airbench's BN
+    scales = [m.weight for m in fixed.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert all(not w.requires_grad and torch.equal(w, torch.ones_like(w)) for w in scales)

@@ -17,9 +17,11 @@ airbench, not He's (std sqrt(2 / fan_out)). With BatchNorm after every convoluti
 scale only sets the effective learning rate (lr / |w|^2); the recipe's lr was tuned for it.
 (On CIFAR-10, 3 epochs of fast_cifar gave 82.4% with it and 82.3% with He's.)
 
-Two options follow airbench further: ``bn_momentum`` (airbench: 0.4 in PyTorch's convention,
-fast running statistics, which Lookahead needs) and ``dirac_init``, which starts each stage's
-first convolution as the identity on its first input-many channels (an "implicit residual").
+Three options follow airbench further: ``bn_momentum`` (airbench: 0.4 in PyTorch's convention,
+fast running statistics, which Lookahead needs), ``dirac_init``, which starts each stage's
+first convolution as the identity on its first input-many channels (an "implicit residual"),
+and ``learn_bn_scale=False``, which fixes every BN scale at 1 so that only the shifts learn
+(on CIFAR-10, 3 epochs of fast_cifar gave 85.2% with fixed scales against 82.4% with learnt ones).
 
 The input side shrinks 32 -> 31 (2x2 stem) -> 15 -> 7 -> 3.
 """
@@ -76,13 +78,15 @@ class FastResNet(Classifier):
         zero_init_residual: start every residual block as the identity.
         bn_momentum: momentum of every BatchNorm's running statistics (PyTorch's 0.1 default).
         dirac_init: identity-initialise the first ``in`` filters of each stage's first conv.
+        learn_bn_scale: ``False`` fixes every BN scale at 1 (airbench); the residual blocks then
+            cannot start at zero, so ``zero_init_residual`` is ignored.
     """
 
     default_image_size = 32
 
     def __init__(self, widths: Sequence[int] = (64, 256, 256), blocks: int = 1, num_classes: int = 10,
                  in_chans: int = 3, logit_scale: float = 1 / 9, zero_init_residual: bool = True,
-                 bn_momentum: float = 0.1, dirac_init: bool = False) -> None:
+                 bn_momentum: float = 0.1, dirac_init: bool = False, learn_bn_scale: bool = True) -> None:
         super().__init__()
         if len(widths) != 3 or any(w < 1 for w in widths):
             raise ValueError(f"widths must be three positive channel counts, got {tuple(widths)}")
@@ -106,10 +110,11 @@ class FastResNet(Classifier):
         self.feature_info.insert(0, dict(num_chs=whiten_width, reduction=1, module="act1"))
         self.num_features = channels
         self.reset_classifier(num_classes)
-        init_weights(self, zero_init_residual)
+        init_weights(self, zero_init_residual and learn_bn_scale)
         for module in self.modules():
             if isinstance(module, nn.BatchNorm2d):
                 module.momentum = bn_momentum
+                module.weight.requires_grad_(learn_bn_scale)
             elif isinstance(module, nn.Conv2d) and module is not self.conv1:
                 module.reset_parameters()       # PyTorch's default (see the module docstring)
         if dirac_init:
