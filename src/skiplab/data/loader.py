@@ -64,6 +64,7 @@ class BatchLoader:
         self.epoch = 0
         self._next_batch = 0
         self._mean, self._std = dataset.mean, dataset.std
+        self._flip_half: Optional[torch.Tensor] = None   # built on first use
 
     def __len__(self) -> int:
         return self.num_batches
@@ -114,7 +115,7 @@ class BatchLoader:
     def flip_half(self) -> torch.Tensor:
         """Alternating flips (airbench): sample i is mirrored in even epochs iff this bool is
         set, and in odd epochs iff not, so every image is seen both ways every two epochs."""
-        if getattr(self, "_flip_half", None) is None:
+        if self._flip_half is None:
             generator = torch.Generator().manual_seed(_seed("flip", self.seed))
             self._flip_half = torch.rand(len(self.dataset), generator=generator) < 0.5
         return self._flip_half
