@@ -157,7 +157,8 @@ class SegmentationNet(ImageToImageModel):
         self.head = nn.Conv2d(self.decoder_width, num_classes, 1) if num_classes else nn.Identity()
 
     def encoder_features(self, x: torch.Tensor) -> list[torch.Tensor]:  # pragma: no cover - abstract
-        raise NotImplementedError
+        """The contracting path's feature maps, shallowest first (UNet and ResNetUNet define it)."""
+        raise NotImplementedError(f"{type(self).__name__} must define encoder_features (abstract)")
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The contracting path on the padded input: its deepest feature map."""
