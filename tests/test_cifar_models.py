@@ -300,3 +300,23 @@ def test_fast_resnet_airbench_options():
     fixed = create_model("cifar_fast_resnet_s", learn_bn_scale=False)   # airbench's BN
     scales = [m.weight for m in fixed.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert all(not w.requires_grad and torch.equal(w, torch.ones_like(w)) for w in scales)
+
+
+def test_fast_resnet_plain_twin_is_airbench_conv_groups():
+    """``shortcut=False``: the blocks lose their identity path and, with dirac_init, their
+    convs start as the identity (airbench's "implicit residual"); same parameters."""
+    residual = create_model("cifar_fast_resnet_s", dirac_init=True)
+    plain = create_model("cifar_fast_resnet_s", dirac_init=True, shortcut=False)
+    assert [(k, v.shape) for k, v in residual.state_dict().items()] == \
+        [(k, v.shape) for k, v in plain.state_dict().items()]
+    block = plain.layer2[4]
+    assert not block.has_shortcut and residual.layer2[4].has_shortcut
+    weight = block.conv.weight
+    assert torch.equal(weight[:, :, 1, 1], torch.eye(192)) and weight.abs().sum() == 192
+    assert not torch.equal(residual.layer2[4].conv.weight[:, :, 1, 1], torch.eye(192))
+    block.eval()
+    x = torch.randn(2, 192, 7, 7)
+    torch.testing.assert_close(block(x), block.residual(x))
+    residual.layer2[4].load_state_dict(block.state_dict())
+    residual.layer2[4].eval()
+    torch.testing.assert_close(residual.layer2[4](x), x + block.residual(x))

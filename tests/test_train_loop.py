@@ -130,7 +130,8 @@ class CrashAt(Callback):
     dict(ema_decay=0.9, optimizer="adamw", lr=0.01, label_smoothing=0.1, grad_clip=1.0),
     # fast_cifar's parts: Lookahead, 64x BN-bias lr, alternating flips
     dict(lookahead_every=2, lookahead_decay=0.77, norm_bias_lr_scale=64.0, nesterov=True,
-         lr=0.02, alternate_flip=True, crop_padding=2, pad_mode="reflect")], ids=["ema-adamw", "lookahead"])
+         lr=0.02, alternate_flip=True, crop_padding=2, pad_mode="reflect"),
+    dict(optimizer="muon", muon_lr=0.1, nesterov=True, lr=0.02)], ids=["ema-adamw", "lookahead", "muon"])
 def test_resume_mid_epoch_is_bit_identical(tmp_path, recipe):
     """In-process version of the SIGKILL test (test_train_resume_kill.py), with EMA, AdamW,
     label smoothing and clipping, or with fast_cifar's Lookahead: crash at step 11, resume from

@@ -16,8 +16,9 @@ from skiplab.train import (CheckpointMismatchError, TrainConfig, Trainer, load_c
 from skiplab.train.config import field_docs
 from skiplab.train.ema import ModelEMA
 from skiplab.train.lookahead import Lookahead
+from skiplab.train.muon import Muon, orthogonalize
 from skiplab.train.optim import build_optimizer, param_groups
-from skiplab.train.precision import Precision, cpu_supports_bf16, resolve_precision
+from skiplab.train.precision import Precision, cpu_supports_bf16, resolve_precision, should_compile
 from skiplab.train.schedule import LRSchedule
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -36,7 +37,7 @@ def test_unknown_key_is_named_with_suggestion_and_valid_keys():
     ("lr", "fast", r"'lr' must be float, got 'fast'"),
     ("epochs", 2.5, r"'epochs' must be int"),
     ("flip", "yes", r"'flip' must be bool"),
-    ("optimizer", "lamb", r"'optimizer' must be one of 'sgd', 'adamw', got 'lamb'"),
+    ("optimizer", "lamb", r"'optimizer' must be one of 'sgd', 'adamw', 'muon', got 'lamb'"),
     ("precision", "int8", r"'precision' must be one of 'auto', 'bf16', 'fp16', 'fp32'"),
     ("weight_decay", -1e-4, r"'weight_decay' must be >= 0"),
     ("label_smoothing", 1.0, r"label_smoothing must be in \[0, 1\)"),
@@ -195,6 +196,66 @@ def test_build_optimizer_kinds():
     assert isinstance(adamw, torch.optim.AdamW) and adamw.defaults["betas"] == (0.9, 0.95)
 
 
+
+@pytest.mark.parametrize("shape", [(48, 216), (300, 40)])
+def test_orthogonalize_evens_out_the_singular_values(shape):
+    g = torch.randn(shape) @ torch.diag(torch.logspace(-1, 1, shape[1]))   # condition ~100
+    s, s_in = torch.linalg.svdvals(orthogonalize(g).float()), torch.linalg.svdvals(g)
+    assert s.max() < 1.5 and s.median() > 0.5        # Jordan: mostly in (0.5, 1.5) after 3 steps
+    assert s.max() / s.min() < min(10.0, s_in.max() / s_in.min() / 3)
+    u, _, vh = torch.linalg.svd(g, full_matrices=False)
+    cosine = torch.nn.functional.cosine_similarity(orthogonalize(g).float().flatten(), (u @ vh).flatten(), 0)
+    assert cosine > 0.9                              # it approximates U V^T
+    with pytest.raises(ValueError, match="matrix"):
+        orthogonalize(torch.randn(2, 3, 4))
+
+
+def test_muon_sgd_groups_step_exactly_like_torch_sgd():
+    torch.manual_seed(0)
+    a, b = torch.nn.Linear(5, 3), torch.nn.Linear(5, 3)
+    b.load_state_dict(a.state_dict())
+    muon = Muon(a.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01)
+    sgd = torch.optim.SGD(b.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01)
+    for _ in range(3):
+        x = torch.randn(4, 5)
+        for model, opt in ((a, muon), (b, sgd)):
+            opt.zero_grad()
+            model(x).square().sum().backward()
+            opt.step()
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(pa, pb)
+
+
+def test_muon_step_normalises_the_filters_and_moves_them_orthogonally():
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(8, 16, 3)
+    opt = Muon([dict(params=[conv.weight], use_muon=True)], lr=0.05, momentum=0.0)
+    conv.weight.grad = torch.randn_like(conv.weight)
+    before = conv.weight.detach() * 16 ** 0.5 / conv.weight.detach().norm()
+    opt.step()
+    step = (before - conv.weight.detach()).reshape(16, -1) / 0.05
+    s = torch.linalg.svdvals(step)
+    assert s.min() > 0.3 and s.max() < 1.5
+    with pytest.raises(ValueError, match="1-d parameters"):
+        Muon([dict(params=[conv.bias], use_muon=True)], lr=0.1)
+
+
+def test_build_optimizer_muon_takes_the_conv_filters():
+    model = skiplab.create_model("cifar_resnet20")
+    config = TrainConfig.from_dict(dict(optimizer="muon", lr=0.1, muon_lr=0.2, muon_momentum=0.6,
+                                        nesterov=True, norm_bias_lr_scale=64.0))
+    opt = build_optimizer(model, config)
+    assert isinstance(opt, Muon)
+    muon = [g for g in opt.param_groups if g["use_muon"]]
+    assert len(muon) == 1 and muon[0]["lr_scale"] == pytest.approx(2.0) and muon[0]["momentum"] == 0.6
+    filters = [p for p in model.parameters() if p.dim() == 4]
+    assert {id(p) for p in muon[0]["params"]} == {id(p) for p in filters}
+    others = [p for g in opt.param_groups if not g["use_muon"] for p in g["params"]]
+    assert len(others) + len(filters) == len(list(model.parameters()))
+    assert id(model.fc.weight) in {id(p) for p in others}
+    assert [g["lr_scale"] for g in opt.param_groups] == [1.0, 1.0, 64.0, 2.0]
+
+
 # -- EMA and precision --------------------------------------------------------------------
 def test_ema_follows_the_lerp_rule_with_warmup():
     model = torch.nn.BatchNorm1d(2)
@@ -219,6 +280,19 @@ def test_precision_choice():
         assert torch.nn.Linear(4, 4)(torch.randn(2, 4)).dtype == torch.bfloat16
     with pytest.raises(ValueError, match="precision must be"):
         resolve_precision("half", cpu)
+
+
+def test_compile_auto_policy():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    long = dict(deterministic=False, total_steps=1000, image_size=32)
+    resnet, fast = skiplab.create_model("cifar_resnet20"), skiplab.create_model("cifar_fast_resnet_s")
+    assert should_compile("auto", cpu, **long, model=resnet)
+    assert not should_compile("auto", cpu, **long, model=fast)        # max-pool: eager is faster
+    assert should_compile("auto", cuda, **long, model=fast)
+    assert not should_compile("auto", cpu, **dict(long, image_size=224), model=resnet)
+    assert not should_compile("auto", cpu, **dict(long, total_steps=100), model=resnet)
+    assert not should_compile("auto", cuda, **dict(long, deterministic=True), model=resnet)
+    assert should_compile("on", cpu, **long, model=fast) and not should_compile("off", cuda, **long)
 
 
 # -- checkpoints --------------------------------------------------------------------------

@@ -71,12 +71,18 @@ class TrainConfig:
                                      "ways every two epochs (airbench) -- instead of coin flips")
     cutout: int = _f(0, "side of the cutout square in pixels (0 = none)", minimum=0)
     # -- optimisation ------------------------------------------------------------------
-    optimizer: str = _f("sgd", "sgd (with momentum/Nesterov) or adamw", choices=("sgd", "adamw"))
+    optimizer: str = _f("sgd", "sgd (with momentum/Nesterov), adamw, or muon (Muon on the conv "
+                               "filters, for nets with a norm layer after every conv; SGD with "
+                               "momentum/nesterov on the rest)", choices=("sgd", "adamw", "muon"))
     lr: float = _f(0.1, "peak learning rate (for batch_size as given; no automatic scaling)",
                    positive=True)
     momentum: float = _f(0.9, "SGD momentum", minimum=0.0)
     nesterov: bool = _f(False, "Nesterov momentum (SGD)")
     betas: list = _f([0.9, 0.999], "AdamW (beta1, beta2)")
+    muon_lr: float = _f(0.24, "muon: peak step of the conv filters relative to their norm, "
+                              "scheduled like lr (airbench94_muon: 0.24)", positive=True)
+    muon_momentum: float = _f(0.6, "muon: Nesterov momentum of the conv filters (airbench: 0.6)",
+                              minimum=0.0)
     weight_decay: float = _f(1e-4, "L2 (SGD) or decoupled (AdamW) weight decay", minimum=0.0)
     decay_norm_and_bias: bool = _f(False, "also decay norm weights and biases (1-d parameters)")
     norm_bias_lr_scale: float = _f(1.0, "lr multiplier of the norm layers' biases (airbench: 64); "

@@ -112,7 +112,8 @@ class Trainer:
         self.criterion = self.task.criterion(self.train_set)
         self.compiled = should_compile(config.compile, self.device, deterministic=config.deterministic,
                                        total_steps=self.total_steps,
-                                       image_size=self.task.image_size(self.train_set))
+                                       image_size=self.task.image_size(self.train_set),
+                                       model=self.model)
 
         # progress counters (restored by a resume)
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0

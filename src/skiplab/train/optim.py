@@ -1,5 +1,6 @@
-"""Optimisers: SGD (momentum, Nesterov) and AdamW, with no weight decay on norm weights
-and biases by default, and an optional larger learning rate for the norm layers' biases.
+"""Optimisers: SGD (momentum, Nesterov), AdamW and Muon (conv filters; SGD for the rest), with
+no weight decay on norm weights and biases by default, and an optional larger learning rate for
+the norm layers' biases.
 
 Decaying BN's scale and shift only fights the normalisation (the next layer is invariant to
 the scale), so, as in Goyal et al. 2017 §5.1 and timm, every 1-d parameter (norm weights,
@@ -16,6 +17,7 @@ import torch
 from torch import nn
 
 from .config import TrainConfig
+from .muon import Muon
 
 NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
 
@@ -46,6 +48,18 @@ def param_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias: boo
     return groups
 
 
+def muon_groups(groups: list[dict], config: TrainConfig) -> list[dict]:
+    """``groups`` with the conv filters (4-d weights) moved into a Muon group of their own."""
+    filters = [p for g in groups for p in g["params"] if p.dim() == 4]
+    ids = {id(p) for p in filters}
+    rest = [dict(g, params=[p for p in g["params"] if id(p) not in ids]) for g in groups]
+    rest = [g for g in rest if g["params"]]
+    if not filters:
+        return rest
+    return rest + [dict(params=filters, use_muon=True, weight_decay=0.0, nesterov=True,
+                        momentum=config.muon_momentum, lr_scale=config.muon_lr / config.lr)]
+
+
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     """The optimiser ``config.optimizer`` over ``model``'s trainable parameters."""
     groups = param_groups(model, config.weight_decay, config.decay_norm_and_bias,
@@ -59,4 +73,7 @@ def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimi
                                nesterov=config.nesterov and config.momentum > 0, fused=True)
     if config.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=config.lr, betas=tuple(config.betas), fused=True)
-    raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {config.optimizer!r}")
+    if config.optimizer == "muon":
+        return Muon(muon_groups(groups, config), lr=config.lr, momentum=config.momentum,
+                    nesterov=config.nesterov and config.momentum > 0)
+    raise ValueError(f"optimizer must be 'sgd', 'adamw' or 'muon', got {config.optimizer!r}")
