@@ -128,13 +128,13 @@ class CrashAt(Callback):
 @pytest.mark.slow
 @pytest.mark.parametrize("recipe", [
     dict(ema_decay=0.9, optimizer="adamw", lr=0.01, label_smoothing=0.1, grad_clip=1.0),
-    # fast_cifar's parts: Lookahead, 64x BN-bias lr, alternating flips
+    # airbench's parts: Lookahead, 64x BN-bias lr, alternating flips; then fast_cifar's Muon
     dict(lookahead_every=2, lookahead_decay=0.77, norm_bias_lr_scale=64.0, nesterov=True,
          lr=0.02, alternate_flip=True, crop_padding=2, pad_mode="reflect"),
     dict(optimizer="muon", muon_lr=0.1, nesterov=True, lr=0.02)], ids=["ema-adamw", "lookahead", "muon"])
 def test_resume_mid_epoch_is_bit_identical(tmp_path, recipe):
     """In-process version of the SIGKILL test (test_train_resume_kill.py), with EMA, AdamW,
-    label smoothing and clipping, or with fast_cifar's Lookahead: crash at step 11, resume from
+    label smoothing and clipping, with Lookahead, or with Muon: crash at step 11, resume from
     the step-9 checkpoint, end exactly where an uninterrupted run ends."""
     common = dict(deterministic=True, checkpoint_every=3, **recipe)
     reference = fit(tiny(tmp_path / "a", **common))
