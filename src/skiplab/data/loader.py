@@ -125,8 +125,12 @@ class BatchLoader:
         """The CPU generator that drives augmentation of batch ``batch`` of ``epoch``."""
         return torch.Generator().manual_seed(_seed("augment", self.seed, epoch, batch))
 
-    def _make_batch(self, indices: torch.Tensor, epoch: int, batch: int
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def make_batch(self, indices: torch.Tensor, epoch: int, batch: int
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Batch ``batch`` of ``epoch``: the dataset's ``indices`` (this rank's share) on the
+        device, normalised and augmented with :meth:`batch_generator` ``(epoch, batch)``.
+        The hook that loaders of other data override (SAR tiles, segmentation masks);
+        iteration, sharding and resume stay here."""
         images = self.dataset.images[indices]
         labels = self.dataset.labels[indices]
         non_blocking = self.device.type == "cuda"
@@ -154,7 +158,7 @@ class BatchLoader:
         bs = self.batch_size
         while self._next_batch < self.num_batches and self.epoch == epoch:
             i = self._next_batch
-            batch = self._make_batch(order[i * bs:(i + 1) * bs], epoch, i)
+            batch = self.make_batch(order[i * bs:(i + 1) * bs], epoch, i)
             self._next_batch = i + 1
             yield batch
 

@@ -298,8 +298,8 @@ class SARTileLoader(BatchLoader):
         super().__init__(dataset, batch_size, augment=augment, **kwargs)
         self.target = target
 
-    def _make_batch(self, indices: torch.Tensor, epoch: int, batch: int
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def make_batch(self, indices: torch.Tensor, epoch: int, batch: int
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.dataset.tiles[indices]
         if self.target == "clean":
             x = torch.cat([x, self.dataset.clean[indices]], dim=1)

@@ -364,8 +364,8 @@ class SegmentationLoader(BatchLoader):
     the same augmentation (a :class:`~skiplab.data.SARAugmentation`: crops and dihedral
     transforms, exact on labels) applied to both. Order, sharding and resume as BatchLoader."""
 
-    def _make_batch(self, indices: torch.Tensor, epoch: int, batch: int
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def make_batch(self, indices: torch.Tensor, epoch: int, batch: int
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
         from ..data import normalize
         x = self.dataset.images[indices].to(self.device).float().div_(255)
         x = normalize(x, self._mean, self._std)
