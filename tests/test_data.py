@@ -116,10 +116,10 @@ def _ramp(batch: int = 1, size: int = 8) -> torch.Tensor:
             ).repeat(batch, 3, 1, 1)
 
 
-def _reference(x, p, mode, oy, ox, flip):
-    """Pad then crop one sample the obvious way."""
+def _reference(x, p, mode, oy, ox, flip, size=None):
+    """Pad then crop one sample the obvious way (``size``: the crop side, default the image's)."""
     padded = F.pad(x[None], (p, p, p, p), mode="constant" if mode == "zeros" else "reflect")[0]
-    out = padded[:, oy:oy + x.shape[1], ox:ox + x.shape[2]]
+    out = padded[:, oy:oy + (size or x.shape[1]), ox:ox + (size or x.shape[2])]
     return out.flip(2) if flip else out
 
 
@@ -134,6 +134,41 @@ def test_crop_and_flip_equal_pad_then_crop_per_sample(mode):
                          bool(params.flip[b]))
         assert torch.equal(out[b], ref)
     assert params.offset_y.min() >= 0 and params.offset_y.max() <= 6
+
+
+@pytest.mark.parametrize("mode", ["zeros", "reflect"])
+def test_small_crops_equal_pad_then_crop_and_cover_every_offset(mode):
+    aug = Augmentation(crop_padding=2, pad_mode=mode, flip=True, crop_size=5, cutout=2)
+    x = torch.randn(400, 3, 8, 8)
+    params = aug.sample_params(400, 8, 8, torch.Generator().manual_seed(0))
+    params.cutout_y[:] = -9                     # cutout outside the crop: compare crops only
+    out = aug.apply(x, params)
+    assert out.shape == (400, 3, 5, 5)
+    for b in range(0, 400, 7):
+        ref = _reference(x[b], 2, mode, int(params.offset_y[b]), int(params.offset_x[b]),
+                         bool(params.flip[b]), size=5)
+        assert torch.equal(out[b], ref)
+    # every window of the 12x12 padded image: offsets 0..7 on both axes
+    assert set(params.offset_y.tolist()) == set(range(8)) == set(params.offset_x.tolist())
+    centres = aug.sample_params(400, 8, 8, torch.Generator()).cutout_x
+    assert centres.max() == 4                 # cutout centres lie in the crop
+
+
+def test_crop_size_epochs_switches_to_full_size_and_keeps_the_other_choices():
+    aug = Augmentation(crop_padding=2, crop_size=24, crop_size_epochs=3)
+    assert aug.for_epoch(2) is aug and aug.for_epoch(3) == Augmentation(crop_padding=2)
+    assert Augmentation(crop_size=24).for_epoch(50).crop_size == 24     # 0 epochs: always
+    full = Augmentation(crop_padding=2)
+    g = lambda: torch.Generator().manual_seed(5)   # noqa: E731
+    # a crop_size equal to the image size draws exactly what no crop_size draws
+    same = Augmentation(crop_padding=2, crop_size=32).sample_params(64, 32, 32, g())
+    assert torch.equal(same.offset_y, full.sample_params(64, 32, 32, g()).offset_y)
+    loader = BatchLoader(load_dataset("synthetic:shapes-40,test=10", "train"), 20, augment=aug)
+    sizes = []
+    for epoch in range(5):
+        loader.set_epoch(epoch)
+        sizes.append(next(iter(loader))[0].shape[-1])
+    assert sizes == [24, 24, 24, 32, 32]
 
 
 def test_zero_vs_reflect_padding_values():
@@ -195,6 +230,10 @@ def test_augmentation_validates():
         Augmentation(pad_mode="edge")
     with pytest.raises(ValueError, match="float batch"):
         Augmentation()(torch.zeros(2, 3, 8, 8, dtype=torch.uint8), torch.Generator())
+    with pytest.raises(ValueError, match="crop_size must be >= 0; found -1"):
+        Augmentation(crop_size=-1)
+    with pytest.raises(ValueError, match="crop_size 13 does not fit in 8x8 images padded by 2"):
+        Augmentation(crop_padding=2, crop_size=13)(torch.zeros(2, 3, 8, 8), torch.Generator())
 
 
 def test_normalize_per_channel():

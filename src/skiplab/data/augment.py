@@ -9,6 +9,9 @@ Random crop with padding, horizontal flip and cutout are applied to a whole batc
   (``pad_mode="reflect"``, as ``F.pad(mode="reflect")``). This equals padding by p and
   cropping back to H x W (He et al. 2015, Sec. 4.2: "4 pixels are padded on each side, and
   a 32x32 crop is randomly sampled from the padded image or its horizontal flip").
+  ``crop_size`` < H gives smaller crops (offsets uniform in ``[0, H + 2p - crop_size]``):
+  cheaper training steps, as in progressive resizing (fast.ai's DAWNBench runs, 2018), where
+  the first epochs see small crops and the last ones full images.
 - *flip*: with probability 1/2 the column index is reversed, folded into the same gather.
 - *cutout* (DeVries & Taylor 2017): a ``cutout x cutout`` square centred at a uniform pixel,
   clipped at the border, is set to zero.
@@ -20,7 +23,7 @@ dataset's mean colour. Random parameters are drawn on the CPU from the caller's
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import torch
@@ -32,7 +35,7 @@ PAD_MODES = ("zeros", "reflect")
 class AugmentParams:
     """Per-sample random choices of one batch (CPU tensors of length B)."""
 
-    offset_y: torch.Tensor   # int64 in [0, 2 * crop_padding]
+    offset_y: torch.Tensor   # int64 in [0, H + 2 * crop_padding - crop side]
     offset_x: torch.Tensor
     flip: torch.Tensor       # bool
     cutout_y: torch.Tensor   # int64 centre row in [0, H)
@@ -52,37 +55,63 @@ def _reflect(index: torch.Tensor, size: int) -> torch.Tensor:
 @dataclass
 class Augmentation:
     """``aug(x, generator)``: random crop (``crop_padding`` px, zero or reflect padding),
-    horizontal flip and cutout on a float batch ``[B, C, H, W]``."""
+    horizontal flip and cutout on a float batch ``[B, C, H, W]``.
+
+    ``crop_size`` (0: the image size) is the side of the crops, and so of the output;
+    ``crop_size_epochs`` (0: every epoch) limits it to the first epochs, after which crops are
+    full-size (progressive resizing; see :meth:`for_epoch`)."""
 
     crop_padding: int = 4
     pad_mode: str = "zeros"
     flip: bool = True
     cutout: int = 0
     alternate_flip: bool = False   # with flip: BatchLoader mirrors by sample and epoch parity
+    crop_size: int = 0             # side of the crops (0: the image size)
+    crop_size_epochs: int = 0      # crop_size only in the first N epochs (0: in every epoch)
 
     def __post_init__(self) -> None:
         if self.pad_mode not in PAD_MODES:
             raise ValueError(f"pad_mode must be one of {PAD_MODES}; found {self.pad_mode!r}")
-        if self.crop_padding < 0 or self.cutout < 0:
-            raise ValueError(f"crop_padding and cutout must be >= 0; found "
-                             f"{self.crop_padding} and {self.cutout}")
+        for name in ("crop_padding", "cutout", "crop_size", "crop_size_epochs"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0; found {getattr(self, name)}")
 
     @property
     def is_identity(self) -> bool:
-        return self.crop_padding == 0 and not self.flip and self.cutout == 0
+        return self.crop_padding == 0 and not self.flip and self.cutout == 0 and not self.crop_size
+
+    def for_epoch(self, epoch: int) -> "Augmentation":
+        """The augmentation of (0-based) ``epoch``: full-size crops once ``crop_size_epochs``
+        epochs have passed, this one before."""
+        if self.crop_size and self.crop_size_epochs and epoch >= self.crop_size_epochs:
+            return replace(self, crop_size=0, crop_size_epochs=0)
+        return self
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """(height, width) of the augmented images."""
+        if not self.crop_size:
+            return height, width
+        if self.crop_size > min(height, width) + 2 * self.crop_padding:
+            raise ValueError(f"crop_size {self.crop_size} does not fit in {height}x{width} images "
+                             f"padded by {self.crop_padding}")
+        return self.crop_size, self.crop_size
 
     def sample_params(self, batch: int, height: int, width: int,
                       generator: torch.Generator) -> AugmentParams:
-        """Draw the random choices for ``batch`` samples (always the same number of draws,
-        whatever is enabled, so toggling one option never changes the others' randomness)."""
-        span = 2 * self.crop_padding + 1
-        offsets = torch.randint(0, span, (2, batch), generator=generator)
+        """Draw the random choices for ``batch`` samples of ``height`` x ``width`` images (always
+        the same number of draws, whatever is enabled, so toggling one option never changes
+        the others' randomness)."""
+        out_h, out_w = self.output_size(height, width)
+        offset_y = torch.randint(0, height - out_h + 2 * self.crop_padding + 1, (batch,),
+                                 generator=generator)
+        offset_x = torch.randint(0, width - out_w + 2 * self.crop_padding + 1, (batch,),
+                                 generator=generator)
         flip = torch.rand(batch, generator=generator) < 0.5
-        centre_y = torch.randint(0, height, (batch,), generator=generator)
-        centre_x = torch.randint(0, width, (batch,), generator=generator)
+        centre_y = torch.randint(0, out_h, (batch,), generator=generator)
+        centre_x = torch.randint(0, out_w, (batch,), generator=generator)
         if not self.flip:
             flip = torch.zeros_like(flip)
-        return AugmentParams(offsets[0], offsets[1], flip, centre_y, centre_x)
+        return AugmentParams(offset_y, offset_x, flip, centre_y, centre_x)
 
     def apply(self, x: torch.Tensor, params: AugmentParams) -> torch.Tensor:
         """Apply the drawn choices to ``x`` [B, C, H, W] (float) on its own device."""
@@ -100,9 +129,10 @@ class Augmentation:
         if self.pad_mode == "reflect" and pad >= min(height, width):
             raise ValueError(f"reflect padding of {pad} px needs images larger than {pad} px; "
                              f"found {height}x{width}")
-        rows = torch.arange(height, device=dev) + (params.offset_y.to(dev) - pad)[:, None]
-        cols = torch.arange(width, device=dev) + (params.offset_x.to(dev) - pad)[:, None]
-        cols = torch.where(params.flip.to(dev)[:, None], cols.flip(1), cols)    # [B, W]
+        out_h, out_w = self.output_size(height, width)
+        rows = torch.arange(out_h, device=dev) + (params.offset_y.to(dev) - pad)[:, None]
+        cols = torch.arange(out_w, device=dev) + (params.offset_x.to(dev) - pad)[:, None]
+        cols = torch.where(params.flip.to(dev)[:, None], cols.flip(1), cols)    # [B, out_w]
         keep = None
         if pad and self.pad_mode == "zeros":
             keep = (((rows >= 0) & (rows < height))[:, :, None]
@@ -110,14 +140,14 @@ class Augmentation:
             rows, cols = rows.clamp(0, height - 1), cols.clamp(0, width - 1)
         elif pad:
             rows, cols = _reflect(rows, height), _reflect(cols, width)
-        flat = (rows[:, :, None] * width + cols[:, None, :]).view(batch, 1, height * width)
+        flat = (rows[:, :, None] * width + cols[:, None, :]).view(batch, 1, out_h * out_w)
         x = (x.reshape(batch, channels, height * width)
-             .gather(2, flat.expand(batch, channels, height * width))
-             .view(batch, channels, height, width))
+             .gather(2, flat.expand(batch, channels, out_h * out_w))
+             .view(batch, channels, out_h, out_w))
         if self.cutout:
             half = self.cutout // 2
             cy, cx = params.cutout_y.to(dev)[:, None], params.cutout_x.to(dev)[:, None]
-            ar_h, ar_w = torch.arange(height, device=dev), torch.arange(width, device=dev)
+            ar_h, ar_w = torch.arange(out_h, device=dev), torch.arange(out_w, device=dev)
             hole = ((((ar_h >= cy - half) & (ar_h < cy - half + self.cutout))[:, :, None])
                     & (((ar_w >= cx - half) & (ar_w < cx - half + self.cutout))[:, None, :]))
             keep = ~hole if keep is None else keep & ~hole

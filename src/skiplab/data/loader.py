@@ -138,14 +138,15 @@ class BatchLoader:
             images, labels = images.pin_memory(), labels.pin_memory()
         x = images.to(self.device, non_blocking=non_blocking).float().div_(255)
         x = normalize(x, self._mean, self._std)
-        if self.augment is not None and not self.augment.is_identity:
+        augment = self.augment.for_epoch(epoch) if self.augment is not None else None
+        if augment is not None and not augment.is_identity:
             _, _, height, width = x.shape
-            params = self.augment.sample_params(len(indices) * self.world_size, height, width,
-                                                self.batch_generator(epoch, batch))
+            params = augment.sample_params(len(indices) * self.world_size, height, width,
+                                           self.batch_generator(epoch, batch))
             params = params.select(slice(self.rank, None, self.world_size))
-            if self.augment.flip and self.augment.alternate_flip:
+            if augment.flip and augment.alternate_flip:
                 params.flip = self.flip_half[indices] ^ bool(epoch % 2)
-            x = self.augment.apply(x, params)
+            x = augment.apply(x, params)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, labels.to(self.device, non_blocking=non_blocking)

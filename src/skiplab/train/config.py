@@ -70,6 +70,10 @@ class TrainConfig:
                                      "epochs, the other half in odd ones, so each image is seen both "
                                      "ways every two epochs (airbench) -- instead of coin flips")
     cutout: int = _f(0, "side of the cutout square in pixels (0 = none)", minimum=0)
+    crop_size: int = _f(0, "side of the random training crops in pixels (0 = the image size); "
+                        "smaller crops make cheaper steps", minimum=0)
+    crop_size_epochs: int = _f(0, "use crop_size only in the first N epochs, full-size crops "
+                               "after (progressive resizing; 0 = every epoch)", minimum=0)
     # -- optimisation ------------------------------------------------------------------
     optimizer: str = _f("sgd", "sgd (with momentum/Nesterov), adamw, or muon (Muon on the conv "
                                "filters, for nets with a norm layer after every conv; SGD with "

@@ -145,7 +145,9 @@ class ClassifyTask(Task):
         from ..data import Augmentation
         c = self.config
         augment = (Augmentation(crop_padding=c.crop_padding, pad_mode=c.pad_mode, flip=c.flip,
-                                cutout=c.cutout, alternate_flip=c.alternate_flip) if train else None)
+                                cutout=c.cutout, alternate_flip=c.alternate_flip,
+                                crop_size=c.crop_size, crop_size_epochs=c.crop_size_epochs)
+                   if train else None)
         return BatchLoader(dataset, batch_size, shuffle=train, drop_last=train, seed=c.seed,
                            augment=augment, device=device, channels_last=c.channels_last,
                            rank=rank, world_size=world_size)
