@@ -17,10 +17,11 @@ airbench, not He's (std sqrt(2 / fan_out)). With BatchNorm after every convoluti
 scale only sets the effective learning rate (lr / |w|^2); the recipe's lr was tuned for it.
 (On CIFAR-10, 3 epochs of fast_cifar gave 82.4% with it and 82.3% with He's.)
 
-Three options follow airbench further: ``bn_momentum`` (airbench: 0.4 in PyTorch's convention,
-fast running statistics, which Lookahead needs), ``dirac_init``, which starts each stage's
-first convolution as the identity on its first input-many channels (an "implicit residual"),
-and ``learn_bn_scale=False``, which fixes every BN scale at 1 so that only the shifts learn
+Three options follow airbench further: ``bn_momentum`` (airbench: 0.4 in PyTorch's convention:
+fast running statistics that follow the weights of a short run, or Lookahead's averages),
+``dirac_init``, which starts each stage's first convolution as the identity on its first
+input-many channels (an "implicit residual"), and ``learn_bn_scale=False``, which fixes every
+BN scale at 1 so that only the shifts learn
 (on CIFAR-10, 3 epochs of fast_cifar gave 85.2% with fixed scales against 82.4% with learnt ones).
 
 ``shortcut=False`` is the plain twin: the blocks become ``GELU(BN(conv3x3(x)))``, which with
