@@ -38,7 +38,7 @@ class AugmentParams:
     offset_y: torch.Tensor   # int64 in [0, H + 2 * crop_padding - crop side]
     offset_x: torch.Tensor
     flip: torch.Tensor       # bool
-    cutout_y: torch.Tensor   # int64 centre row in [0, H)
+    cutout_y: torch.Tensor   # int64 centre row in [0, crop side)
     cutout_x: torch.Tensor
 
     def select(self, rows: torch.Tensor | slice) -> "AugmentParams":
