@@ -5,12 +5,17 @@ For CIFAR ResNet-56 (batch 128, 32x32) and ResNet-50 (batch 16, 224x224) it time
 * baseline: the identical architecture written below in plain PyTorch (torchvision-style
   code), eager fp32, NCHW, SGD -- what a straightforward training script does;
 * skiplab: ``Trainer.train_step`` with the default config (precision auto = bf16 on CPUs
-  with avx512_bf16, channels_last, ``compile: auto``), i.e. exactly the step ``fit`` runs.
+  with avx512_bf16, channels_last, ``compile: auto``, ``retain_memory``), i.e. exactly the
+  step ``fit`` runs;
+* plain+retain: the baseline script after ``retain_freed_memory()``, to show how much of
+  the speed-up the allocator setting alone accounts for.
 
-Rounds alternate the two so that load from other processes hits both alike; the speed-up
-is the median of the per-round ratios. Achieved GFLOP/s (forward + backward FLOPs counted
-by ``torch.utils.flop_counter``) is printed as a fraction of the bf16 matmul throughput
-measured in the same run. Targets on a 2-core EPYC: >= 2.5x (ResNet-56), >= 2.7x (ResNet-50).
+Each runs in its own process (the allocator setting is process-wide); rounds alternate
+them, one process running at a time, so that load from other processes hits all alike; the
+speed-up is the median of the per-round ratios. Achieved GFLOP/s (forward + backward FLOPs
+counted by ``torch.utils.flop_counter``) is printed as a fraction of the bf16 matmul
+throughput measured in the same run, and minor page faults per step as the allocator's cost.
+Targets on a 2-core EPYC: >= 2.5x (ResNet-56), >= 2.7x (ResNet-50).
 
     python benchmarks/train_throughput.py [--models resnet56 resnet50] [--rounds 5]
 """
@@ -18,6 +23,8 @@ measured in the same run. Targets on a 2-core EPYC: >= 2.5x (ResNet-56), >= 2.7x
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
+import resource
 import statistics
 import time
 
@@ -27,6 +34,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from skiplab.data import ImageDataset
 from skiplab.train import TrainConfig, Trainer
+from skiplab.train.allocator import retain_freed_memory
 
 
 # ---- plain PyTorch baselines (torchvision-style), written out independently -------------
@@ -133,60 +141,104 @@ def baseline_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor,
     opt.step()
 
 
-def time_steps(step, n: int) -> tuple[float, float]:
-    """(wall-clock, process CPU time) per step. CPU time is what load from other processes
-    distorts least; with one thread it is the cleanest comparison on a shared machine."""
+def time_steps(step, n: int) -> tuple[float, float, float]:
+    """(wall-clock, process CPU time, minor page faults) per step. CPU time is what load from
+    other processes distorts least; page faults show what the allocator costs."""
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(n):
         step()
-    return (time.perf_counter() - wall) / n, (time.process_time() - cpu) / n
+    return ((time.perf_counter() - wall) / n, (time.process_time() - cpu) / n,
+            (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / n)
 
 
-def run_case(name: str, rounds: int, steps: int, compile_mode: str = "auto") -> dict:
+def build(kind: str, name: str, compile_mode: str):
+    """The step to time and what to report of it. ``kind``: skiplab (the default Trainer step,
+    which also sets ``retain_memory``), plain (a straightforward script), plain+retain (the same
+    script after :func:`retain_freed_memory`, to show what the allocator setting alone gives)."""
     model_name, make_baseline, batch, side, classes = CASES[name]
-    # a random in-memory dataset of two batches; the compile policy sees a long run (steps)
-    images = torch.randint(0, 256, (2 * batch, 3, side, side), dtype=torch.uint8)
-    labels = torch.arange(2 * batch) % classes
-    data = ImageDataset(images, labels, [str(i) for i in range(classes)], (0.5,) * 3, (0.25,) * 3,
-                        f"random-{side}px")
-    config = TrainConfig(model=model_name, batch_size=batch, steps=10_000, eval_split="none",
-                         progress=False, out=None, lr=0.01, weight_decay=1e-4, compile=compile_mode)
-    trainer = Trainer(config, train_set=data)
-    x, y = next(iter(trainer.train_loader))
-
-    base = make_baseline().train()
-    n_base = sum(p.numel() for p in base.parameters())
-    n_skip = sum(p.numel() for p in trainer.model.parameters())
-    if n_base != n_skip:
-        raise RuntimeError(f"{name}: baseline has {n_base:,} parameters, skiplab {n_skip:,}")
-    base_opt = torch.optim.SGD(base.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
-    xb = x.contiguous()   # NCHW fp32
-
+    if kind == "skiplab":
+        # a random in-memory dataset of two batches; the compile policy sees a long run (steps)
+        images = torch.randint(0, 256, (2 * batch, 3, side, side), dtype=torch.uint8)
+        labels = torch.arange(2 * batch) % classes
+        data = ImageDataset(images, labels, [str(i) for i in range(classes)], (0.5,) * 3, (0.25,) * 3,
+                            f"random-{side}px")
+        config = TrainConfig(model=model_name, batch_size=batch, steps=10_000, eval_split="none",
+                             progress=False, out=None, lr=0.01, weight_decay=1e-4, compile=compile_mode)
+        trainer = Trainer(config, train_set=data)
+        x, y = next(iter(trainer.train_loader))
+        info = dict(params=sum(p.numel() for p in trainer.model.parameters()),
+                    precision=trainer.precision.name, channels_last=config.channels_last,
+                    compiled=trainer.compiled)
+        return lambda: trainer.train_step(x, y), info
+    if kind == "plain+retain":
+        retain_freed_memory()
+    model = make_baseline().train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+    x, y = torch.randn(batch, 3, side, side), torch.arange(batch) % classes   # NCHW fp32
     with FlopCounterMode(display=False) as counter:
-        baseline_step(base, base_opt, xb, y)
-    flops = counter.get_total_flops()
+        baseline_step(model, opt, x, y)
+    info = dict(params=sum(p.numel() for p in model.parameters()), flops=counter.get_total_flops())
+    return lambda: baseline_step(model, opt, x, y), info
 
+
+def worker(kind: str, name: str, compile_mode: str, threads: int, conn) -> None:
+    """One process per kind, so that a setting of one (the allocator's) cannot reach another.
+    Warms up, reports, then times ``n`` steps each time it is sent ``n`` (None ends it)."""
+    torch.manual_seed(0)
+    if threads:
+        torch.set_num_threads(threads)
+    step, info = build(kind, name, compile_mode)
     t = time.perf_counter()
     for _ in range(3):    # warm-up (and compilation when compile is on)
-        trainer.train_step(x, y)
-    warmup_s = time.perf_counter() - t
-    baseline_step(base, base_opt, xb, y)
+        step()
+    conn.send(dict(info, warmup_s=time.perf_counter() - t))
+    while (n := conn.recv()) is not None:
+        conn.send(time_steps(step, n))
 
-    ratios, cpu_ratios, t_base, t_skip = [], [], [], []
-    for _ in range(rounds):
-        tb, cb = time_steps(lambda: baseline_step(base, base_opt, xb, y), steps)
-        ts, cs = time_steps(lambda: trainer.train_step(x, y), steps)
-        t_base.append(tb)
-        t_skip.append(ts)
-        ratios.append(tb / ts)
-        cpu_ratios.append(cb / cs)
-    trainer.close()
-    return dict(name=name, model=model_name, batch=batch, side=side, params=n_skip,
-                precision=trainer.precision.name, channels_last=config.channels_last,
-                compiled=trainer.compiled, warmup_s=warmup_s, flops=flops,
-                base_ips=batch / statistics.median(t_base), skip_ips=batch / statistics.median(t_skip),
-                speedup=statistics.median(ratios), ratios=ratios,
-                cpu_speedup=statistics.median(cpu_ratios))
+
+KINDS = ("plain", "skiplab", "plain+retain")
+
+
+def run_case(name: str, rounds: int, steps: int, compile_mode: str = "auto", threads: int = 0) -> dict:
+    """Rounds alternate the kinds (one process each, only one running at a time)."""
+    ctx = mp.get_context("spawn")
+    procs, conns, infos = {}, {}, {}
+    try:
+        for kind in KINDS:    # started one after another: warm-ups do not overlap
+            conns[kind], child = ctx.Pipe()
+            procs[kind] = ctx.Process(target=worker, args=(kind, name, compile_mode, threads, child))
+            procs[kind].start()
+            infos[kind] = conns[kind].recv()
+        times = {kind: [] for kind in KINDS}
+        for _ in range(rounds):
+            for kind in KINDS:
+                conns[kind].send(steps)
+                times[kind].append(conns[kind].recv())
+    finally:
+        for kind, proc in procs.items():
+            if proc.is_alive():
+                conns[kind].send(None)
+            proc.join()
+    if infos["plain"]["params"] != infos["skiplab"]["params"]:
+        raise RuntimeError(f"{name}: baseline has {infos['plain']['params']:,} parameters, "
+                           f"skiplab {infos['skiplab']['params']:,}")
+    batch = CASES[name][2]
+
+    def median(kind: str, field: int) -> float:
+        return statistics.median(t[field] for t in times[kind])
+
+    def ratios(kind: str, field: int = 0) -> list[float]:
+        return [b[field] / s[field] for b, s in zip(times[kind], times["skiplab"])]
+
+    return dict(name=name, model=CASES[name][0], batch=batch, side=CASES[name][3],
+                flops=infos["plain"]["flops"], **{k: infos["skiplab"][k] for k in
+                                                   ("params", "precision", "channels_last", "compiled", "warmup_s")},
+                ips={kind: batch / median(kind, 0) for kind in KINDS},
+                faults={kind: median(kind, 2) for kind in KINDS},
+                speedup=statistics.median(ratios("plain")), ratios=ratios("plain"),
+                cpu_speedup=statistics.median(ratios("plain", 1)),
+                retain_speedup=statistics.median(ratios("plain+retain")))
 
 
 def main() -> None:
@@ -207,20 +259,24 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; matmul 2048^2: "
           f"bf16 {peak_bf16:.0f} GFLOP/s, fp32 {peak_fp32:.0f} GFLOP/s")
     targets = {"resnet56": 2.5, "resnet50": 2.7}
+    labels = {"plain": "plain PyTorch eager fp32 NCHW", "skiplab": "skiplab default step",
+              "plain+retain": "the plain script, retain_memory"}
     for name in args.models:
-        r = run_case(name, args.rounds, args.steps, args.compile)
+        r = run_case(name, args.rounds, args.steps, args.compile, args.threads)
         gflop = r["flops"] / 1e9
-        base_gf, skip_gf = gflop * r["base_ips"] / r["batch"], gflop * r["skip_ips"] / r["batch"]
         print(f"\n{r['model']} (batch {r['batch']}, {r['side']}x{r['side']}, {r['params']:,} params, "
               f"{gflop / r['batch']:.2f} GFLOP per image per train step)")
-        print(f"  plain PyTorch eager fp32 NCHW : {r['base_ips']:7.1f} img/s  {base_gf:6.1f} GFLOP/s "
-              f"({base_gf / peak_bf16:5.1%} of bf16 matmul peak)")
-        print(f"  skiplab default step          : {r['skip_ips']:7.1f} img/s  {skip_gf:6.1f} GFLOP/s "
-              f"({skip_gf / peak_bf16:5.1%} of bf16 matmul peak)  [{r['precision']}, channels_last "
-              f"{r['channels_last']}, compile {r['compiled']}, warm-up {r['warmup_s']:.0f} s]")
+        for kind in KINDS:
+            gf = gflop * r["ips"][kind] / r["batch"]
+            extra = (f"  [{r['precision']}, channels_last {r['channels_last']}, compile {r['compiled']}, "
+                     f"warm-up {r['warmup_s']:.0f} s]") if kind == "skiplab" else ""
+            print(f"  {labels[kind]:<32}: {r['ips'][kind]:7.1f} img/s  {gf:6.1f} GFLOP/s "
+                  f"({gf / peak_bf16:5.1%} of bf16 matmul peak), {r['faults'][kind]:6.0f} page faults "
+                  f"per step{extra}")
         verdict = "meets" if r["speedup"] >= targets[name] else "MISSES"
         print(f"  speed-up {r['speedup']:.2f}x (median of rounds {', '.join(f'{q:.2f}' for q in r['ratios'])}); "
-              f"{verdict} the {targets[name]}x target; by CPU time {r['cpu_speedup']:.2f}x")
+              f"{verdict} the {targets[name]}x target; by CPU time {r['cpu_speedup']:.2f}x; "
+              f"{r['retain_speedup']:.2f}x against the plain script with retain_memory")
 
 
 if __name__ == "__main__":

@@ -132,6 +132,9 @@ class TrainConfig:
     channels_last: bool = _f(True, "NHWC memory format for model and inputs")
     compile: str = _f("auto", "torch.compile: auto (where it pays, see docs/training.md), on, off",
                       choices=("auto", "on", "off"))
+    retain_memory: bool = _f(True, "keep freed memory in the process (glibc malloc) instead of "
+                                   "returning it to the OS: no page faults every step, ~20 % faster "
+                                   "CPU steps; the process keeps its peak memory")
     grad_checkpointing: bool = _f(False, "recompute stage activations in backward (less memory)")
     whiten_init: bool = _f(False, "initialise a model's patch-whitening stem from training "
                                   "images (models with init_whitening(images))")

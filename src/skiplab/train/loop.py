@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .allocator import retain_freed_memory
 from .callbacks import Callback, CallbackList
 from .checkpoint import load_checkpoint, load_model_state, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig
@@ -94,6 +95,8 @@ class Trainer:
                              f"processes ({self.dist.world_size})")
         if config.num_threads:
             torch.set_num_threads(config.num_threads)
+        if config.retain_memory:
+            retain_freed_memory()
         _seed_everything(config.seed, config.deterministic)
 
         self.task: Task = make_task(config, check_data=train_set is None)
