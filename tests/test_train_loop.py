@@ -189,6 +189,10 @@ def test_cli_train_then_eval(tmp_path, capsys):
                  "--out", str(out)]) == 0
     assert yaml.safe_load((out / "config.yaml").read_text())["lr"] == 0.1
     assert "final: epoch 1" in capsys.readouterr().out
+    with pytest.MonkeyPatch.context() as env:     # torchrun's other ranks leave it to rank 0
+        env.setenv("RANK", "1")
+        assert main(["train", "--config", str(recipe), "--epochs", "1", "--out", str(tmp_path / "r1")]) == 0
+        assert "final:" not in capsys.readouterr().out
     assert main(["eval", str(out / "checkpoints" / "last.pt")]) == 0
     text = capsys.readouterr().out
     assert "cifar_fast_resnet on synthetic:shapes-128" in text and "(32 images)" in text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import typing
 from typing import Any
@@ -106,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
     except NonFiniteLossError as err:
         print(f"skiplab train: stopped: {err}", file=sys.stderr)
         return 3
-    final = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                      for k, v in result.metrics.items())
-    print(f"final: {final}")
+    if int(os.environ.get("RANK", "0")) == 0:    # under torchrun, rank 0 speaks for all
+        final = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                          for k, v in result.metrics.items())
+        print(f"final: {final}")
     return 0
