@@ -298,7 +298,6 @@ def test_compile_auto_policy():
     assert should_compile("on", cpu, **long, model=fast) and not should_compile("off", cuda, **long)
 
 
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
 def test_retain_memory_stops_the_page_faults_of_big_tensors():
     """Without it, glibc maps every tensor above 32 MiB afresh: 10,000 page faults each
