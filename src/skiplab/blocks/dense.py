@@ -103,7 +103,8 @@ class DenseLayer(nn.Module):
     def forward(self, features: Features) -> torch.Tensor:
         inputs = [features] if isinstance(features, torch.Tensor) else list(features)
         channels = sum(t.shape[1] for t in inputs)
-        if channels != self.in_channels:
+        tracing = any(isinstance(t, torch.fx.Proxy) for t in inputs)   # symbolic_trace: no check
+        if not tracing and channels != self.in_channels:
             raise ValueError(f"{type(self).__name__} expects {self.in_channels} input channels in total, "
                              f"got {channels} (from {len(inputs)} tensor(s))")
         if self.memory_efficient and torch.is_grad_enabled() and any(t.requires_grad for t in inputs):

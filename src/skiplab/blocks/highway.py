@@ -87,7 +87,7 @@ class HighwayLayer(GatedLayer):
         self._init_gate_bias(features, gate_bias)
 
     def transform_gate(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 2 or x.shape[1] != self.features:
+        if not isinstance(x, torch.fx.Proxy) and (x.dim() != 2 or x.shape[1] != self.features):
             raise ValueError(f"{type(self).__name__} expects [B, {self.features}], got shape {tuple(x.shape)}")
         return super().transform_gate(x)
 

@@ -70,7 +70,7 @@ def shake_shake(x1: torch.Tensor, x2: torch.Tensor, training: bool, forward_mode
     _check_mode(forward_mode, FORWARD_MODES, "forward_mode")
     _check_mode(backward_mode, BACKWARD_MODES, "backward_mode")
     _check_mode(level, LEVELS, "level")
-    if x1.shape != x2.shape:
+    if not isinstance(x1, torch.fx.Proxy) and x1.shape != x2.shape:   # (fx: shape unknown)
         raise ValueError(f"shake-shake mixes two branches of the same shape, got {tuple(x1.shape)} "
                          f"and {tuple(x2.shape)}")
     if not training:

@@ -121,6 +121,8 @@ class Autoencoder(ImageToImageModel):
 
     def check_input(self, x: torch.Tensor) -> None:
         super().check_input(x)
+        if isinstance(x, torch.fx.Proxy):   # symbolic tracing: no shape to check
+            return
         self._check_divisible(tuple(x.shape[-2:]))
 
     def _check_divisible(self, size: tuple[int, int]) -> None:
@@ -275,7 +277,7 @@ class ResidualAutoencoder(Autoencoder):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Latent ``[B, latent_channels, h, w]`` -> ``[B, out_chans, 16 h, 16 w]`` (4 levels)."""
-        if z.dim() != 4 or z.shape[1] != self.latent_channels:
+        if not isinstance(z, torch.fx.Proxy) and (z.dim() != 4 or z.shape[1] != self.latent_channels):
             raise ValueError(f"{type(self).__name__}.decode expects a latent [B, {self.latent_channels}, "
                              f"h, w], got shape {tuple(z.shape)}")
         x = self.from_latent(z)

@@ -58,7 +58,12 @@ class Classifier(nn.Module):
         return max([f["reduction"] for f in self.feature_info] or [1])  # no default=: torch.compile graph-breaks on it
 
     def check_input(self, x: torch.Tensor) -> None:
-        """Raise a ValueError that says what was expected when ``x`` cannot be used."""
+        """Raise a ValueError that says what was expected when ``x`` cannot be used.
+
+        Skipped under ``torch.fx.symbolic_trace`` (``x`` is then a ``torch.fx.Proxy``, whose
+        shape is unknown): a traced graph (BN folding, quantisation) keeps no input check."""
+        if isinstance(x, torch.fx.Proxy):
+            return
         if x.dim() != 4:
             raise ValueError(f"{type(self).__name__} expects a 4-D batch [B, {self.in_chans}, H, W], "
                              f"got a tensor of shape {tuple(x.shape)}")

@@ -198,6 +198,8 @@ class MLP(Classifier):
         """Accept ``[B, in_features]`` or ``[B, C, H, W]`` with C*H*W == in_features."""
         expected = (f"[B, {self.in_features}] or images [B, {self.in_chans}, {self.default_image_size}, "
                     f"{self.default_image_size}] (any [B, ...] with {self.in_features} values per sample)")
+        if isinstance(x, torch.fx.Proxy):   # symbolic tracing: no shape to check
+            return
         if x.dim() < 2:
             raise ValueError(f"{type(self).__name__} expects {expected}, got shape {tuple(x.shape)}")
         per_sample = math.prod(x.shape[1:])

@@ -71,6 +71,11 @@ def crop_box(x: torch.Tensor, box: tuple[int, int, int, int]) -> torch.Tensor:
     return x[..., top:top + h, left:left + w]
 
 
+# Leaves of a torch.fx.symbolic_trace graph (BN folding): their padding depends on the input size.
+torch.fx.wrap("pad_to_multiple")
+torch.fx.wrap("crop_box")
+
+
 class UpStage(nn.Module):
     """Up-sample by 2 to ``out_channels``, concatenate the skip, then a double conv.
 
@@ -168,14 +173,14 @@ class SegmentationNet(ImageToImageModel):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, in_chans, H, W]`` -> class scores ``[B, num_classes, H, W]``, any H, W."""
         self.check_input(x)
-        padded, box = pad_to_multiple(x, self.reduction, self.pad_mode)
-        features = self.encoder_features(padded)
+        padding = pad_to_multiple(x, self.reduction, self.pad_mode)  # indexed, not unpacked: fx traces it
+        features = self.encoder_features(padding[0])
         by_reduction = {f["reduction"]: out for f, out in zip(self.feature_info, features)}
         y = features[-1]
         for stage, reduction in zip(self.decoder_stages, self.skip_reductions):
             skips = () if reduction is None else (by_reduction[reduction],)
             y = self.run_stage(stage, y, *skips)
-        return crop_box(self.head(y), box)
+        return crop_box(self.head(y), padding[1])
 
 
 class UNet(SegmentationNet):
