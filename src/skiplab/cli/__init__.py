@@ -14,8 +14,11 @@ import os
 import sys
 from typing import Optional, Sequence
 
+from ..deploy.extras import MissingExtraError
+
 # Subcommand modules under skiplab.cli, in the order --help lists them.
-COMMANDS = ["study", "summary", "models", "train", "eval", "data", "ablate", "reconstruct"]
+COMMANDS = ["study", "summary", "models", "train", "eval", "data", "ablate", "reconstruct",
+            "export", "quantize", "bench"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +39,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError, KeyError) as err:
+    except (ValueError, TypeError, FileNotFoundError, KeyError, MissingExtraError) as err:
         if os.environ.get("SKIPLAB_DEBUG"):
             raise
         print(f"skiplab {args.command}: error: {err}", file=sys.stderr)

@@ -12,6 +12,7 @@ examples:
   skiplab eval runs/resnet20/checkpoints/last.pt --data cifar10:../shared/data/cifar10-jpg --tta-flip
   skiplab eval weights.pt --model cifar_resnet56 --data cifar10:PATH   # a plain state dict
   skiplab eval runs/unet/checkpoints/best.pt --split val      # Dice, IoU, pixel accuracy
+  skiplab eval r20_int8.pt2 --data cifar10:PATH               # a file from skiplab quantize/export
   skiplab eval runs/ae/checkpoints/best.pt --data sar:other_scenes/  # PSNR, SSIM; its radiometry
 
 The task, model and its options, and the tile size come from the checkpoint's recorded
@@ -27,7 +28,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description="Evaluate a checkpoint written by 'skiplab train' (or a plain state dict "
                     "with --model) on a split of a dataset.",
         epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("checkpoint", metavar="CHECKPOINT", help="path to a .pt checkpoint")
+    p.add_argument("checkpoint", metavar="CHECKPOINT",
+                   help="path to a .pt checkpoint, or an .onnx/.pt2 file from skiplab export/quantize")
     p.add_argument("--data", metavar="SPEC",
                    help="cifar10:PATH, folder:PATH, synthetic[:NAME], synthetic:cells, "
                         "synthetic-sar, sar:PATH (default: the checkpoint's training data; "
@@ -51,11 +53,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..deploy.runtime import evaluate_artifact, is_artifact
     from ..train import evaluate_checkpoint
-    result = evaluate_checkpoint(args.checkpoint, args.data, args.split, model=args.model,
-                                 batch_size=args.batch_size, precision=args.precision,
-                                 device=args.device, use_ema=args.use_ema, tta_flip=args.tta_flip,
-                                 tta_translate=args.tta_translate)
+    if is_artifact(args.checkpoint):
+        result = evaluate_artifact(args.checkpoint, args.data, args.split, batch_size=args.batch_size,
+                                   tta_flip=args.tta_flip, tta_translate=args.tta_translate)
+    else:
+        result = evaluate_checkpoint(args.checkpoint, args.data, args.split, model=args.model,
+                                     batch_size=args.batch_size, precision=args.precision,
+                                     device=args.device, use_ema=args.use_ema,
+                                     tta_flip=args.tta_flip, tta_translate=args.tta_translate)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Iterable, Optional, Union
+from typing import Any, Iterable, Optional, Union
 
 import torch
 from torch import nn
@@ -59,6 +59,28 @@ def evaluate(model: nn.Module, loader: Iterable, precision: Optional[Precision] 
     return meter.result()
 
 
+def evaluation_data(recorded: dict, data: Optional[str] = None, split: str = "test", *,
+                    radiometry: Optional[dict] = None, channels_last: bool = True,
+                    source: str = "the checkpoint") -> tuple[Any, Any]:
+    """The task and the ``split`` of ``data`` a model trained with config ``recorded`` is
+    evaluated on (default data: the recorded one, with the same held-out part, so every split
+    is normalised with the statistics the model was trained with; ``radiometry``: a
+    reconstruct model's, to normalise SAR data as in training)."""
+    from ..data import Radiometry
+
+    data = data or recorded.get("data")
+    if recorded.get("model") is None or data is None:
+        raise ValueError(f"{source} records no config: pass the model name and the data spec")
+    known = {k: v for k, v in recorded.items() if k in TrainConfig.__dataclass_fields__}
+    config = TrainConfig.from_dict({**known, "data": data, "resume": False, "out": None,
+                                    "val_size": known.get("val_size", 0) if data == recorded.get("data") else 0,
+                                    "channels_last": channels_last})
+    task = make_task(config)
+    like = (SimpleNamespace(radiometry=Radiometry.from_dict(radiometry))
+            if radiometry is not None else None)
+    return task, task.load(split, like=like)
+
+
 def evaluate_checkpoint(path: Union[str, Path], data: Optional[str] = None, split: str = "test", *,
                         model: Optional[str] = None, batch_size: int = 512, precision: str = "auto",
                         device: str = "auto", use_ema: bool = True, tta_flip: bool = False,
@@ -70,24 +92,12 @@ def evaluate_checkpoint(path: Union[str, Path], data: Optional[str] = None, spli
     is a classifier); the EMA weights are used when the checkpoint has them and ``use_ema``.
     A reconstruct checkpoint normalises the data with the radiometry it was trained with.
     """
-    from ..data import Radiometry
-
     checkpoint = load_checkpoint(path)
-    recorded = checkpoint.get("config") or {}
+    recorded = dict(checkpoint.get("config") or {})
     name = model or recorded.get("model")
-    data = data or recorded.get("data")
-    if name is None or data is None:
-        raise ValueError(f"{path} records no config: pass the model name and the data spec")
-    known = {k: v for k, v in recorded.items() if k in TrainConfig.__dataclass_fields__}
-    config = TrainConfig.from_dict({**known, "data": data, "resume": False, "out": None,
-                                    # the same held-out part as in training, so every split is
-                                    # normalised with the statistics the model was trained with
-                                    "val_size": known.get("val_size", 0) if data == recorded.get("data") else 0,
-                                    "channels_last": channels_last})
-    task = make_task(config)
-    like = (SimpleNamespace(radiometry=Radiometry.from_dict(checkpoint["radiometry"]))
-            if "radiometry" in checkpoint else None)
-    dataset = task.load(split, like=like)
+    task, dataset = evaluation_data({**recorded, "model": name}, data, split,
+                                    radiometry=checkpoint.get("radiometry"),
+                                    channels_last=channels_last, source=str(path))
     kwargs = dict(recorded.get("model_kwargs") or {}) if name == recorded.get("model") else {}
     net = task.create_model(dataset, name, kwargs)
     load_model_state(net, model_state_from(checkpoint, use_ema))

@@ -1,0 +1,178 @@
+"""Static post-training int8 quantisation, calibrated on N training images, with two
+backends a user can deploy on a CPU:
+
+* ``pt2e`` -- torchao's PT2E flow (``prepare_pt2e`` / ``convert_pt2e``) with the
+  ``X86InductorQuantizer`` (per-channel symmetric int8 weights, affine uint8 activations
+  observed by histograms), then ``torch.compile`` with inductor freezing, which lowers the
+  quantize/dequantize pattern to oneDNN int8 convolutions. The model is captured with
+  ``torch.export(strict=True)``: under non-strict export the quantizer fails with "Input
+  partition has more than one output node" on blocks that call one ``nn.ReLU`` twice.
+  Written as a ``torch.export`` program (``.pt2``) of the converted graph.
+* ``onnx`` -- ONNX Runtime's ``quantize_static`` on the fp32 export: QDQ format, per-channel
+  int8 weights, uint8 activations (U8S8, the fast path of VNNI CPUs), MinMax calibration.
+
+Both follow Jacob et al. 2018 (affine int8, BN folded into the convolutions first) and
+Krishnamoorthi 2018 ("Quantizing deep convolutional networks for efficient inference",
+per-channel weights). ``auto`` builds both and keeps the faster, measured in one run.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Union
+
+import torch
+from torch import nn
+
+from .export import export_onnx, export_program, prepare
+from .extras import import_torchao_pt2e, require
+from .sidecar import write_sidecar
+from .source import ModelSource
+
+BACKENDS = ("pt2e", "onnx", "auto")
+SUFFIX = {"pt2e": ".pt2", "onnx": ".onnx"}
+
+
+@dataclass
+class Calibration:
+    """The calibration batches and where they came from."""
+
+    batches: list[torch.Tensor]
+    description: str
+
+    @property
+    def images(self) -> int:
+        return sum(len(b) for b in self.batches)
+
+
+def calibration_data(source: ModelSource, n: int, *, data: Optional[str] = None,
+                     batch_size: int = 64, seed: int = 0) -> Calibration:
+    """``n`` training images chosen at random (seeded), normalised as in training, from
+    ``data`` or the data the checkpoint recorded; standard-normal noise of the input shape
+    when the source records no data (a registered model with random weights: fine for
+    speed, meaningless for accuracy -- the description says so)."""
+    if n < 1:
+        raise ValueError(f"--calib needs at least 1 image; found {n}")
+    recorded = dict(source.meta.config)
+    if data or recorded.get("data"):
+        from ..train.evaluation import evaluation_data
+        task, dataset = evaluation_data(recorded or {"model": source.meta.model,
+                                                     "task": source.meta.task}, data, "train",
+                                        radiometry=source.meta.radiometry, channels_last=False)
+        g = torch.Generator().manual_seed(seed)
+        pick = torch.randperm(len(dataset), generator=g)[:n]
+        subset = dataset.subset(pick)
+        loader = task.loader(subset, batch_size, train=False, device=torch.device("cpu"))
+        batches = [x.contiguous() for x, _ in loader]
+        return Calibration(batches, f"{len(pick)} images of {dataset.name}")
+    batches = [source.example_input(min(batch_size, n - i), seed=seed + i)
+               for i in range(0, n, batch_size)]
+    return Calibration(batches, f"{n} standard-normal inputs (no data recorded: speed only)")
+
+
+def quantize_pt2e(source: ModelSource, calibration: Calibration, *,
+                  dynamic_hw: Optional[bool] = None) -> nn.Module:
+    """The BN-folded model, exported strictly, observed on ``calibration`` and converted to
+    a quantize/dequantize int8 graph (run it as is for the reference numerics, or through
+    :func:`compile_int8` for speed)."""
+    pt2e = import_torchao_pt2e()
+    xiq = require("torchao.quantization.pt2e.quantizer.x86_inductor_quantizer",
+                  "int8 quantisation (PT2E)")
+    dynamic_hw = source.meta.dynamic_hw if dynamic_hw is None else dynamic_hw
+    model, _ = prepare(source, fold=True)
+    program = export_program(model, source, dynamic_hw, strict=True)
+    quantizer = xiq.X86InductorQuantizer()
+    quantizer.set_global(xiq.get_default_x86_inductor_quantization_config())
+    prepared = pt2e.prepare_pt2e(program.module(), quantizer)
+    with torch.no_grad():
+        for x in calibration.batches:
+            prepared(x)
+    return pt2e.convert_pt2e(prepared)
+
+
+def compile_int8(module: nn.Module) -> nn.Module:
+    """``torch.compile`` with inductor freezing (constant weights, needed for the oneDNN int8
+    kernels), as torchao's X86InductorQuantizer tutorial prescribes."""
+    import torch._inductor.config as inductor_config
+    inductor_config.freezing = True
+    return torch.compile(module)
+
+
+def save_pt2e(quantized: nn.Module, source: ModelSource, out: Union[str, Path], *,
+              dynamic_hw: Optional[bool] = None) -> Path:
+    """The converted int8 graph as a ``torch.export`` program (``torch.export.save``)."""
+    dynamic_hw = source.meta.dynamic_hw if dynamic_hw is None else dynamic_hw
+    program = export_program(quantized, source, dynamic_hw, strict=False)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.export.save(program, str(out))
+    return out
+
+
+class _Reader:
+    """onnxruntime's CalibrationDataReader protocol over the calibration batches."""
+
+    def __init__(self, name: str, batches: list[torch.Tensor]) -> None:
+        self._items = iter([{name: b.contiguous().numpy()} for b in batches])
+
+    def get_next(self) -> Optional[dict]:
+        return next(self._items, None)
+
+    def rewind(self) -> None:  # pragma: no cover - unused by MinMax
+        pass
+
+
+def quantize_onnx(fp32_path: Union[str, Path], out: Union[str, Path],
+                  calibration: Calibration, *, per_channel: bool = True) -> Path:
+    """ONNX Runtime ``quantize_static`` of an fp32 ``.onnx`` (QDQ, U8S8, MinMax), after
+    ORT's pre-processing (symbolic shape inference and graph optimisation)."""
+    require("onnxruntime", "int8 quantisation (ONNX Runtime)")
+    from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
+                                          quant_pre_process, quantize_static)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
+        quantize_static(str(pre), str(out), _Reader("x", calibration.batches),
+                        quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.MinMax)
+    return out
+
+
+@dataclass
+class QuantizedArtifact:
+    backend: str
+    path: Path
+    module: nn.Module                 # what runs (compiled for pt2e)
+    reference: nn.Module              # what the file holds, run eagerly / in ORT
+    notes: list[str] = field(default_factory=list)
+
+
+def quantize_to(source: ModelSource, backend: str, out: Union[str, Path],
+                calibration: Calibration, *, compile: bool = True) -> QuantizedArtifact:
+    """Quantise with ``backend`` ("pt2e" or "onnx") and write ``out`` plus its sidecar."""
+    from .runtime import OrtModule
+    out = Path(out)
+    info = dict(precision="int8", backend=backend, calibration=calibration.description,
+                dynamic_hw=source.meta.dynamic_hw)
+    if backend == "pt2e":
+        quantized = quantize_pt2e(source, calibration)
+        save_pt2e(quantized, source, out)
+        write_sidecar(out, source.meta, format="pt2", exporter="torch.export (torchao PT2E)",
+                      quantizer="X86InductorQuantizer", **info)
+        return QuantizedArtifact(backend, out, compile_int8(quantized) if compile else quantized,
+                                 quantized)
+    if backend == "onnx":
+        with tempfile.TemporaryDirectory() as tmp:
+            fp32 = export_onnx(source, Path(tmp) / "fp32.onnx")
+            quantize_onnx(fp32.path, out, calibration)
+        write_sidecar(out, source.meta, format="onnx", exporter=fp32.exporter,
+                      quantizer="onnxruntime.quantize_static (QDQ, per-channel, U8S8, MinMax)",
+                      **info)
+        module = OrtModule(out)
+        return QuantizedArtifact(backend, out, module, module)
+    raise ValueError(f"backend must be one of {BACKENDS}; found {backend!r}")

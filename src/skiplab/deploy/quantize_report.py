@@ -1,0 +1,138 @@
+"""``skiplab quantize``'s whole job: calibrate, quantise with one backend or both, and report
+what int8 cost -- fp32 vs int8 accuracy on the evaluation split, top-1 agreement (the share
+of images where both predict the same class), file size and measured speed -- then write the
+artifact (for ``auto``, the faster backend's, measured in the same interleaved run)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Callable, Optional, Union
+
+import torch
+from torch import nn
+
+from .bench import state_bytes
+from .quantize import BACKENDS, SUFFIX, Calibration, QuantizedArtifact, calibration_data, quantize_to
+from .source import ModelSource
+from .timing import load_average, time_interleaved
+
+
+@torch.no_grad()
+def compare_on_split(fp32: nn.Module, int8: dict[str, nn.Module], source: ModelSource, *,
+                     data: Optional[str] = None, split: str = "test", batch_size: int = 500,
+                     limit: Optional[int] = None) -> dict:
+    """Accuracy of ``fp32`` and of each int8 module on ``split``, and each one's top-1
+    agreement with fp32 (per pixel for segmentation); a reconstruct model reports its
+    max relative output difference instead. ``limit`` evaluates the first N images only."""
+    from ..train.evaluation import evaluation_data
+    recorded = dict(source.meta.config) or {"model": source.meta.model, "task": source.meta.task}
+    task, dataset = evaluation_data(recorded, data, split, radiometry=source.meta.radiometry,
+                                    channels_last=False)
+    if limit:
+        dataset = dataset.subset(torch.arange(min(limit, len(dataset))))
+    loader = task.loader(dataset, batch_size, train=False, device=torch.device("cpu"))
+    names = ["fp32", *int8]
+    correct = dict.fromkeys(names, 0)
+    agree = dict.fromkeys(int8, 0)
+    diff = dict.fromkeys(int8, 0.0)
+    seen = 0
+    for x, y in loader:
+        x = x.contiguous()
+        ref = fp32(x).float()
+        outputs = {"fp32": ref, **{n: m(x).float() for n, m in int8.items()}}
+        for n, out in outputs.items():
+            if task.name != "reconstruct":
+                correct[n] += int((out.argmax(1) == y).sum())
+            if n != "fp32":
+                agree[n] += int((out.argmax(1) == ref.argmax(1)).sum()) if task.name != "reconstruct" else 0
+                diff[n] = max(diff[n], float((out - ref).abs().max() / ref.abs().max()))
+        seen += y.numel() if task.name == "segment" else len(x)
+    result = {"task": task.name, "data": dataset.name, "split": split, "images": len(dataset)}
+    for n in names:
+        row = {}
+        if task.name != "reconstruct":
+            row["acc"] = correct[n] / seen
+        if n != "fp32":
+            row["rel_diff"] = diff[n]
+            if task.name != "reconstruct":
+                row["agreement"] = agree[n] / seen
+        result[n] = row
+    return result
+
+
+def quantize_checkpoint(source: ModelSource, out: Union[str, Path], *, backend: str = "auto",
+                        calib: int = 512, data: Optional[str] = None, split: str = "test",
+                        eval_limit: Optional[int] = None, batch_size: int = 16,
+                        rounds: int = 3, evaluate: bool = True,
+                        progress: Callable[[str], None] = lambda s: None) -> dict:
+    """Quantise ``source`` with ``backend`` (pt2e, onnx or auto), compare, time, and write the
+    artifact to ``out`` (its suffix set by the backend kept). Returns the report."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; found {backend!r}")
+    out = Path(out)
+    progress("calibration data")
+    calibration: Calibration = calibration_data(source, calib, data=data)
+    backends = ["pt2e", "onnx"] if backend == "auto" else [backend]
+    made: dict[str, QuantizedArtifact] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for b in backends:
+            progress(f"quantising ({b})")
+            target = out.with_suffix(SUFFIX[b]) if backend != "auto" else Path(tmp) / f"int8{SUFFIX[b]}"
+            made[b] = quantize_to(source, b, target, calibration)
+        progress("timing")
+        x = source.example_input(batch_size)
+        load_start = load_average()
+        runners = {"fp32": source.model, **{b: a.module for b, a in made.items()}}
+        timings = time_interleaved(runners, {n: x for n in runners}, rounds=rounds,
+                                   progress=progress)
+        speed = {n: {"images_per_s": batch_size / t.median,
+                     "ratio": timings["fp32"].median / t.median} for n, t in timings.items()}
+        chosen = backend if backend != "auto" else min(made, key=lambda b: timings[b].median)
+        final = out.with_suffix(SUFFIX[chosen])
+        if backend == "auto":
+            from .sidecar import sidecar_path
+            final.parent.mkdir(parents=True, exist_ok=True)
+            made[chosen].path.replace(final)
+            sidecar_path(made[chosen].path).replace(sidecar_path(final))
+    report = {"model": source.meta.model, "weights": source.meta.weights, "backend": chosen,
+              "backends": backends, "out": str(final), "calibration": calibration.description,
+              "size_mb": {"fp32": state_bytes(source.model) / 1e6, chosen: final.stat().st_size / 1e6},
+              "speed": speed, "batch_size": batch_size,
+              "load_average": {"start": load_start, "end": load_average()}}
+    if evaluate:
+        progress(f"evaluating fp32 and int8 on the {split} split")
+        report["accuracy"] = compare_on_split(source.model, {b: a.reference for b, a in made.items()},
+                                              source, data=data, split=split, limit=eval_limit)
+    return report
+
+
+def format_report(report: dict) -> str:
+    lines = [f"{report['model']} ({report['weights']} weights), int8 calibrated on "
+             f"{report['calibration']}"]
+    acc = report.get("accuracy")
+    if acc:
+        lines.append(f"on {acc['data']} ({acc['split']}, {acc['images']} images):")
+        base = acc["fp32"].get("acc")
+        for name in ["fp32", *report["backends"]]:
+            row = acc[name]
+            text = f"  {name:5s}"
+            if "acc" in row:
+                text += f" accuracy {100 * row['acc']:.2f} %"
+                if name != "fp32":
+                    text += f" ({100 * (row['acc'] - base):+.2f} points)"
+            if "agreement" in row:
+                text += f", top-1 agreement with fp32 {100 * row['agreement']:.2f} %"
+            if "rel_diff" in row:
+                text += f", max relative output difference {row['rel_diff']:.2e}"
+            lines.append(text)
+    speed = ", ".join(f"{n} {s['images_per_s']:.1f} img/s ({s['ratio']:.2f}x)"
+                      for n, s in report["speed"].items())
+    load = report["load_average"]
+    lines.append(f"speed at batch {report['batch_size']}: {speed} (load average "
+                 f"{load['start']:.2f} -> {load['end']:.2f})")
+    sizes = report["size_mb"]
+    lines.append(f"size: fp32 weights {sizes['fp32']:.2f} MB, int8 file "
+                 f"{sizes[report['backend']]:.2f} MB")
+    lines.append(f"wrote {report['out']} (backend {report['backend']}) and its .json sidecar")
+    return "\n".join(lines)

@@ -1,0 +1,67 @@
+"""Interleaved timing of several ways to run one model: round after round, each variant
+runs for about ``seconds`` of back-to-back calls, in an order rotated every round, so that
+a machine whose speed drifts (shared cores, turbo, other jobs) drifts for all of them alike.
+Latencies are per call (one batch); throughput is batch size / median latency."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+Runner = Callable[[torch.Tensor], torch.Tensor]
+
+
+def load_average() -> float:
+    """The 1-minute load average (0.0 where the OS has none)."""
+    try:
+        return os.getloadavg()[0]
+    except OSError:  # pragma: no cover - not on Linux
+        return 0.0
+
+
+@dataclass
+class Timing:
+    latencies: list[float]          # seconds per call, every call of every round
+    round_medians: list[float]      # median latency of each round
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.latencies)
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def time_interleaved(runners: dict[str, Runner], inputs: dict[str, torch.Tensor], *,
+                     rounds: int = 5, seconds: float = 1.0, min_calls: int = 2,
+                     warmup: int = 2, progress: Callable[[str], None] = lambda s: None
+                     ) -> dict[str, Timing]:
+    """Time every runner on its input (see the module documentation); ``warmup`` calls each
+    first (compilation happens there)."""
+    with torch.no_grad():
+        for name, run in runners.items():
+            progress(f"warming up {name}")
+            for _ in range(warmup):
+                run(inputs[name])
+        names = list(runners)
+        lat: dict[str, list[float]] = {n: [] for n in names}
+        medians: dict[str, list[float]] = {n: [] for n in names}
+        for r in range(rounds):
+            progress(f"round {r + 1}/{rounds}")
+            order = names[r % len(names):] + names[:r % len(names)]
+            for name in order:
+                run, x, calls = runners[name], inputs[name], []
+                start = time.perf_counter()
+                while len(calls) < min_calls or time.perf_counter() - start < seconds:
+                    t0 = time.perf_counter()
+                    run(x)
+                    calls.append(time.perf_counter() - t0)
+                lat[name] += calls
+                medians[name].append(statistics.median(calls))
+    return {n: Timing(lat[n], medians[n]) for n in names}
