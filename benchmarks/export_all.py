@@ -5,7 +5,9 @@ traced one) and status: ``ok`` (parity <= 1e-5), ``PARITY`` (exported, error abo
 the one-line reason it failed. Random weights, BN-folded, a small input (32 px for CIFAR
 and MLP models, 64 px otherwise) to keep the run short.
 
-    python benchmarks/export_all.py [--pattern 'cifar_*'] [--json results.json]
+    python benchmarks/export_all.py [--pattern "cifar_*"] [--json results.json]
+
+Models run smallest graph first (a run cut short has covered the most).
 """
 
 from __future__ import annotations
@@ -27,6 +29,12 @@ def small_side(name: str) -> int | None:
     return None if name.startswith(("cifar_", "mlp_")) else 64
 
 
+def by_size(names: list[str]) -> list[str]:
+    """Smallest graphs first (number of modules), so a run cut short has covered the most."""
+    sizes = {n: sum(1 for _ in skiplab.create_model(n).modules()) for n in names}
+    return sorted(names, key=lambda n: (sizes[n], n))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pattern", default="*", help="shell pattern of model names (default: all)")
@@ -36,7 +44,7 @@ def main() -> int:
     print(f"load average at start: {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores)", flush=True)
     print(f"{'model':28s} {'exporter':12s} {'parity':>9s} {'s':>6s}  status", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        for name in skiplab.list_models(args.pattern):
+        for name in by_size(skiplab.list_models(args.pattern)):
             start = time.perf_counter()
             row = {"model": name, "exporter": "-", "parity": None}
             try:

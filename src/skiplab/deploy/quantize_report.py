@@ -64,10 +64,11 @@ def compare_on_split(fp32: nn.Module, int8: dict[str, nn.Module], source: ModelS
 def quantize_checkpoint(source: ModelSource, out: Union[str, Path], *, backend: str = "auto",
                         calib: int = 512, data: Optional[str] = None, split: str = "test",
                         eval_limit: Optional[int] = None, batch_size: int = 16,
-                        rounds: int = 3, evaluate: bool = True,
+                        rounds: int = 3, evaluate: bool = True, compile: bool = True,
                         progress: Callable[[str], None] = lambda s: None) -> dict:
     """Quantise ``source`` with ``backend`` (pt2e, onnx or auto), compare, time, and write the
-    artifact to ``out`` (its suffix set by the backend kept). Returns the report."""
+    artifact to ``out`` (its suffix set by the backend kept). Returns the report.
+    ``compile=False`` times the PT2E graph uncompiled (its reference numerics; slow)."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; found {backend!r}")
     out = Path(out)
@@ -79,7 +80,7 @@ def quantize_checkpoint(source: ModelSource, out: Union[str, Path], *, backend: 
         for b in backends:
             progress(f"quantising ({b})")
             target = out.with_suffix(SUFFIX[b]) if backend != "auto" else Path(tmp) / f"int8{SUFFIX[b]}"
-            made[b] = quantize_to(source, b, target, calibration)
+            made[b] = quantize_to(source, b, target, calibration, compile=compile)
         progress("timing")
         x = source.example_input(batch_size)
         load_start = load_average()
