@@ -63,6 +63,11 @@ class ProgramModule(nn.Module):
                              f"{str(err).splitlines()[0] if str(err) else type(err).__name__}") from err
         self.module_ = self.program.module()
 
+    def train(self, mode: bool = True) -> "ProgramModule":
+        """Only inference: a program's module refuses ``train()``/``eval()``, so they stop here."""
+        self.training = mode
+        return self
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return self.module_(x.contiguous())
