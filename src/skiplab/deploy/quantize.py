@@ -104,11 +104,26 @@ def save_pt2e(quantized: nn.Module, source: ModelSource, out: Union[str, Path], 
               dynamic_hw: Optional[bool] = None) -> Path:
     """The converted int8 graph as a ``torch.export`` program (``torch.export.save``)."""
     dynamic_hw = source.meta.dynamic_hw if dynamic_hw is None else dynamic_hw
+    drop_unused_tensors(quantized)
     program = export_program(quantized, source, dynamic_hw, strict=False)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.export.save(program, str(out))
     return out
+
+
+def drop_unused_tensors(gm: torch.fx.GraphModule) -> int:
+    """Delete the parameters and buffers no ``get_attr`` node reads (after ``convert_pt2e`` the
+    fp32 weights stay attributes beside their int8 copies, and ``torch.export`` would save
+    both); the number deleted."""
+    used = {n.target for n in gm.graph.nodes if n.op == "get_attr"}
+    dropped = 0
+    for name, _ in [*gm.named_parameters(), *gm.named_buffers()]:
+        if name not in used:
+            parent, _, attr = name.rpartition(".")
+            delattr(gm.get_submodule(parent) if parent else gm, attr)
+            dropped += 1
+    return dropped
 
 
 class _Reader:
