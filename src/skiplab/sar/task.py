@@ -10,6 +10,7 @@ figures (latent shape, compression ratio, bits per pixel at the tile size).
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -22,6 +23,7 @@ from ..train.tasks import Task, register_task
 from .load import load_sar
 from .losses import build_loss
 from .metrics import psnr, ssim_per_image
+from .radiometry import Radiometry
 from .tiles import SARAugmentation, SARTileLoader
 
 if TYPE_CHECKING:
@@ -72,6 +74,12 @@ class ReconstructTask(Task):
         return load_sar(c.data, split, val_size=c.val_size, seed=c.seed, tile=self.tile_size,
                         stride=c.tile_stride, skip_bad=c.skip_bad,
                         radiometry=None if like is None else like.radiometry)
+
+    def data_reference(self, checkpoint: dict) -> Any:
+        """The radiometry the checkpoint's model was trained with, for :meth:`load`."""
+        if "radiometry" not in checkpoint:
+            return None
+        return SimpleNamespace(radiometry=Radiometry.from_dict(checkpoint["radiometry"]))
 
     def loader(self, dataset, batch_size, *, train, device, rank=0, world_size=1):
         c = self.config

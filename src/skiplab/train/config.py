@@ -40,9 +40,9 @@ class TrainConfig:
                      choices=("auto", "cpu", "cuda"))
     num_threads: int = _f(0, "CPU threads for torch (0 = torch's default)", minimum=0)
     progress: bool = _f(True, "show a tqdm progress bar (rank 0 only)")
-    task: str = _f("classify", "what is learnt: classify (images -> class), segment (pixels -> "
-                               "class: Dice/IoU), reconstruct (autoencoder: PSNR/SSIM)",
-                   choices=("classify", "segment", "reconstruct"))
+    task: str = _f("classify", "what is learnt, a registered task (skiplab.train.list_tasks()): "
+                               "classify (images -> class), segment (pixels -> class: Dice/IoU), "
+                               "reconstruct (skiplab.sar autoencoder: PSNR/SSIM)")
     # -- model -------------------------------------------------------------------------
     model: str = _f("cifar_resnet20", "registered model name (skiplab.list_models())")
     model_kwargs: dict = _f({}, "extra keywords for create_model, e.g. {drop_path_rate: 0.1}")
@@ -190,7 +190,10 @@ class TrainConfig:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     def check(self) -> None:
-        """Checks that involve more than one field."""
+        """Checks that involve more than one field, and that ``task`` is registered."""
+        # function-level: train.tasks imports this module (TrainConfig) at its top
+        from .tasks import get_task
+        get_task(self.task)
         if self.schedule == "multistep" and not self.milestones:
             raise ValueError("schedule 'multistep' needs milestones (e.g. milestones: [32000, 48000] "
                              "with milestone_unit: step)")

@@ -70,6 +70,11 @@ class Task:
     def load(self, split: str, *, like: Any = None) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must define this method (abstract)")
 
+    def data_reference(self, checkpoint: dict) -> Any:
+        """What :meth:`load` takes as ``like`` to load data as ``checkpoint``'s model was
+        trained on it (e.g. its SAR radiometry); None: nothing beyond the config."""
+        return None
+
     def loader(self, dataset: Any, batch_size: int, *, train: bool, device: torch.device,
                rank: int = 0, world_size: int = 1) -> BatchLoader:  # pragma: no cover
         raise NotImplementedError(f"{type(self).__name__} must define this method (abstract)")
