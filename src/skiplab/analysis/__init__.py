@@ -3,10 +3,11 @@
 Each diagnostic is a plain function on a model and a batch (or a list of ``(x, y)``
 batches) returning rows (dicts of scalars) or a small dataclass with ``rows()`` /
 ``summary()``; those that make sense during training also come as a ``Callback`` for
-``skiplab.train.fit`` that writes a CSV table into the run directory.
+``skiplab.train.fit`` that writes a CSV table into the run directory (in
+:mod:`skiplab.studies.recording`, so that this package does not import train/).
 
-* gradient flow -- :func:`gradient_flow`, :class:`GradientFlowCallback`
-* residual-branch ratio ‖F(x)‖/‖x‖ -- :func:`residual_ratio`, :class:`ResidualRatioCallback`
+* gradient flow -- :func:`gradient_flow` (callback: ``skiplab.studies.GradientFlowCallback``)
+* residual-branch ratio ‖F(x)‖/‖x‖ -- :func:`residual_ratio` (``skiplab.studies.ResidualRatioCallback``)
 * activation statistics and dead ReLUs -- :func:`activation_stats`
 * lesions (Veit et al. 2016) -- :func:`lesion_study`, :func:`delete_blocks`, :func:`swap_blocks`
 * path lengths (Veit et al. 2016) -- :func:`path_length_distribution`, :func:`path_gradients`

@@ -13,7 +13,7 @@ the difficulty is one of optimisation instead. This module measures:
 * the ratio first-layer / last-layer weight-gradient norm (< 1: gradients shrink
   towards the input).
 
-:func:`gradient_flow` does this for one batch; :class:`GradientFlowCallback` records it
+:func:`gradient_flow` does this for one batch; :class:`skiplab.studies.GradientFlowCallback` records it
 every ``every`` steps of a training run. Norms are Frobenius norms of the whole tensor
 (for activations: over the whole batch, with the loss averaged over the batch).
 """

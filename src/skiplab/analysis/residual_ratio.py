@@ -12,7 +12,7 @@ ratio to the term F(x) is added to; for an identity shortcut both ratios coincid
 
 The branch F(x) is recomputed from each block's captured input with ``block.residual``
 (in evaluation mode, where that is exactly what the forward pass added), so any block
-following the ``residual(x)`` convention can be measured. :class:`ResidualRatioCallback`
+following the ``residual(x)`` convention can be measured. :class:`skiplab.studies.ResidualRatioCallback`
 measures a fixed probe batch at the start of training and after every epoch.
 """
 

@@ -177,7 +177,7 @@ def synthetic_counts(spec: DataSpec, default: int, extra: tuple[str, ...]) -> tu
 
 def holdout(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(train, val) indices: ``val_size`` of ``range(n)`` drawn by a permutation seeded with
-    ``seed``, both in stored order (as :meth:`SARTileDataset.split`)."""
+    ``seed``, both in stored order."""
     if not 0 <= val_size < n:
         raise ValueError(f"val_size must be in [0, {n}) for a training split of {n} samples; "
                          f"found {val_size}")
