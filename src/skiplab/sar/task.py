@@ -26,7 +26,7 @@ from .metrics import psnr, ssim_per_image
 from .radiometry import Radiometry
 from .tiles import SARAugmentation, SARTileLoader
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:   # the loop imports the tasks: its type for hints only
     from ..train.loop import Trainer
 
 

@@ -38,7 +38,7 @@ from ...plugins import load_plugins
 from ..config import TrainConfig
 from ..meters import Meter
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:   # the loop imports the tasks: its type for hints only
     from ..loop import Trainer
 
 

@@ -12,7 +12,7 @@ from ...models.image_to_image import ImageToImageModel
 from ..meters import ClassificationMeter, Meter
 from .base import Task, register_task
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:   # the loop imports the tasks: its type for hints only
     from ..loop import Trainer
 
 
