@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Iterable, Optional, Union
 
 import torch
@@ -66,8 +65,6 @@ def evaluation_data(recorded: dict, data: Optional[str] = None, split: str = "te
     evaluated on (default data: the recorded one, with the same held-out part, so every split
     is normalised with the statistics the model was trained with; ``radiometry``: a
     reconstruct model's, to normalise SAR data as in training)."""
-    from ..data import Radiometry
-
     data = data or recorded.get("data")
     if recorded.get("model") is None or data is None:
         raise ValueError(f"{source} records no config: pass the model name and the data spec")
@@ -76,9 +73,8 @@ def evaluation_data(recorded: dict, data: Optional[str] = None, split: str = "te
                                     "val_size": known.get("val_size", 0) if data == recorded.get("data") else 0,
                                     "channels_last": channels_last})
     task = make_task(config)
-    like = (SimpleNamespace(radiometry=Radiometry.from_dict(radiometry))
-            if radiometry is not None else None)
-    return task, task.load(split, like=like)
+    extras = {"radiometry": radiometry} if radiometry is not None else {}
+    return task, task.load(split, like=task.data_reference(extras))
 
 
 def evaluate_checkpoint(path: Union[str, Path], data: Optional[str] = None, split: str = "test", *,
