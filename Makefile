@@ -15,7 +15,7 @@ $(BIN)/activate:
 
 $(VENV)/.installed: $(BIN)/activate pyproject.toml
 	$(BIN)/pip install --quiet "$(TORCH)"
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -e ".[test]"   # test includes the deploy extra (onnx, torchao...)
 	touch $@
 
 install: $(VENV)/.installed

@@ -32,13 +32,18 @@ def input_spec(meta: SourceMeta, dynamic_hw: bool) -> dict:
 def write_sidecar(path: Union[str, Path], meta: SourceMeta, **info: Any) -> Path:
     """Write ``<path>.json`` atomically: the model's metadata plus ``info`` (format,
     exporter, precision, parity...)."""
-    from .. import __version__
+    import importlib.metadata
+
     import torch
+    try:
+        version = importlib.metadata.version("skiplab")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - run from a source tree
+        version = "unknown"
     record = {"file": Path(path).name, **to_jsonable(info),
               "input": input_spec(meta, bool(info.get("dynamic_hw", meta.dynamic_hw))),
               "normalization": {"mean": meta.mean, "std": meta.std, "scale": "0..1"},
               "classes": meta.classes, "task": meta.task, "meta": to_jsonable(meta.to_dict()),
-              "skiplab": __version__, "torch": torch.__version__}
+              "skiplab": version, "torch": torch.__version__}
     if meta.radiometry is not None:
         record["radiometry"] = to_jsonable(meta.radiometry)
     target = sidecar_path(path)
