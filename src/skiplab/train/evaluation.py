@@ -11,7 +11,7 @@ from typing import Iterable, Optional, Union
 import torch
 from torch import nn
 
-from .checkpoint import load_checkpoint, load_model_state, model_state_from
+from .checkpoint import load_checkpoint, model_from_checkpoint
 from .config import TrainConfig
 from .precision import Precision, resolve_device, resolve_precision
 from .meters import ClassificationMeter, Meter
@@ -88,9 +88,7 @@ def evaluate_checkpoint(path: Union[str, Path], data: Optional[str] = None, spli
     like = (SimpleNamespace(radiometry=Radiometry.from_dict(checkpoint["radiometry"]))
             if "radiometry" in checkpoint else None)
     dataset = task.load(split, like=like)
-    kwargs = dict(recorded.get("model_kwargs") or {}) if name == recorded.get("model") else {}
-    net = task.create_model(dataset, name, kwargs)
-    load_model_state(net, model_state_from(checkpoint, use_ema))
+    net = model_from_checkpoint(checkpoint, task, dataset, name=name, use_ema=use_ema)
     dev = resolve_device(device)
     net = net.to(dev)
     if channels_last:

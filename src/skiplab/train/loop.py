@@ -33,8 +33,10 @@ from torch import nn
 
 from .allocator import retain_freed_memory
 from .callbacks import Callback, CallbackList
-from .checkpoint import load_checkpoint, load_model_state, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import (load_checkpoint, load_model_state, model_from_checkpoint, rng_state,
+                         save_checkpoint, set_rng_state)
 from .config import TrainConfig
+from .distill import Distiller
 from .distributed import DistInfo, all_reduce_sum, barrier, cleanup, init_distributed, wrap_ddp
 from .ema import ModelEMA
 from .evaluation import evaluate
@@ -117,6 +119,9 @@ class Trainer:
                                        total_steps=self.total_steps,
                                        image_size=self.task.image_size(self.train_set),
                                        model=self.model)
+        self.distiller = (Distiller.from_config(config, self.task, self.train_set, self.device,
+                                                self.criterion, self.compiled)
+                          if config.teacher else None)   # Hinton 2015 KD (train/distill.py)
 
         # progress counters (restored by a resume)
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
@@ -158,7 +163,10 @@ class Trainer:
 
     def _build_model(self) -> nn.Module:
         c = self.config
-        model = self.task.create_model(self.train_set)
+        start = load_checkpoint(c.init_from) if c.init_from else None   # fine-tuning
+        model = (model_from_checkpoint(start, self.task, self.train_set) if start
+                 else self.task.create_model(self.train_set))
+        self.structure = start.get("structure") if start else None   # pruned widths, if any
         if c.whiten_init:
             if not hasattr(model, "init_whitening"):
                 raise ValueError(f"whiten_init: {c.model} has no init_whitening(images) method")
@@ -189,6 +197,7 @@ class Trainer:
             "epoch_time": self.epoch_time,
             "best": {"metric": self.task.best_metric, "value": self.best_value},
             **self.task.checkpoint_extras(self),
+            **({"structure": self.structure} if self.structure else {}),
         }
 
     def _zero_sums(self) -> list[float]:
@@ -343,7 +352,9 @@ class Trainer:
             group["lr"] = lr * group.get("lr_scale", 1.0)
         with self.precision.autocast():
             output = self.train_model(x)
-        loss = self.criterion(output.float(), y)
+            soft = self.distiller.teacher_logits(x) if self.distiller else None
+        loss = (self.criterion(output.float(), y) if soft is None
+                else self.distiller.loss(output.float(), soft, y))
         # one all-reduce gives the global loss and metrics and tells every rank about a NaN
         sums = all_reduce_sum(self.task.batch_sums(output, y, loss.detach()), self.dist).tolist()
         loss_sum, seen = sums[0], sums[-1]
