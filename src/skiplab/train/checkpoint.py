@@ -140,3 +140,13 @@ def model_from_checkpoint(checkpoint: Mapping[str, Any], task: Any, dataset: Any
     apply_structure(model, checkpoint.get("structure"))
     load_model_state(model, model_state_from(checkpoint, use_ema))
     return model
+
+
+def initial_model(task: Any, dataset: Any, init_from: Optional[str] = None) -> tuple[nn.Module, Optional[dict]]:
+    """A run's starting model and its pruned widths: ``task.create_model(dataset)`` (random
+    init, no structure), or with ``init_from`` the weights and ``structure`` of that checkpoint
+    (fine-tuning; the run's checkpoints keep the structure)."""
+    if not init_from:
+        return task.create_model(dataset), None
+    start = load_checkpoint(init_from)
+    return model_from_checkpoint(start, task, dataset, name=task.config.model), start.get("structure")

@@ -19,7 +19,8 @@ augmentation), in eval mode, without gradients, under the same autocast.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import contextlib
+from typing import Any, Callable, ContextManager, Optional
 
 import torch
 import torch.nn.functional as F
@@ -44,14 +45,21 @@ class Distiller:
     """The teacher of a run and the loss it adds (``config.teacher``, ``kd_*`` fields)."""
 
     def __init__(self, teacher: nn.Module, temperature: float, alpha: float,
-                 hard_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+                 hard_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                 autocast: Callable[[], ContextManager] = contextlib.nullcontext) -> None:
         self.teacher = teacher.eval().requires_grad_(False)
         self.temperature, self.alpha, self.hard_loss = temperature, alpha, hard_loss
+        self.autocast = autocast
 
     @classmethod
     def from_config(cls, config: Any, task: Any, dataset: Any, device: torch.device,
-                    hard_loss: Callable, compile: bool = False) -> "Distiller":
-        """Load ``config.teacher`` for ``dataset`` (its classes must be the student's)."""
+                    hard_loss: Callable, precision: Any = None, compile: bool = False
+                    ) -> Optional["Distiller"]:
+        """Load ``config.teacher`` for ``dataset`` (its classes must be the student's); None
+        when the config names no teacher. ``precision`` (a :class:`~skiplab.train.precision.
+        Precision`) gives the teacher the student's autocast."""
+        if not config.teacher:
+            return None
         checkpoint = load_checkpoint(config.teacher)
         if "classes" in checkpoint and list(checkpoint["classes"]) != list(dataset.classes):
             raise ValueError(f"teacher {config.teacher} was trained on classes "
@@ -62,11 +70,17 @@ class Distiller:
             teacher = teacher.to(memory_format=torch.channels_last)
         teacher = teacher.eval().requires_grad_(False)
         return cls(torch.compile(teacher) if compile else teacher, config.kd_temperature,
-                   config.kd_alpha, hard_loss)
+                   config.kd_alpha, hard_loss,
+                   precision.autocast if precision is not None else contextlib.nullcontext)
 
-    @torch.no_grad()
     def teacher_logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.teacher(x)
+        """The teacher's logits on ``x``: eval mode, no gradients, the student's autocast."""
+        with torch.no_grad(), self.autocast():
+            return self.teacher(x)
+
+    def __call__(self, x: torch.Tensor, student: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The KD loss of the ``student`` logits on the batch ``x`` with labels ``target``."""
+        return self.loss(student, self.teacher_logits(x), target)
 
     def loss(self, student: torch.Tensor, teacher: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return kd_loss(student, teacher, target, temperature=self.temperature, alpha=self.alpha,
