@@ -40,12 +40,11 @@ PRUNED_FORMAT = "skiplab.prune/1"
 
 
 def measure_throughput(models: dict[str, nn.Module], example: torch.Tensor, *, rounds: int = 5,
-                       min_seconds: float = 0.5, precision: str = "fp32",
-                       channels_last: bool = True) -> dict:
-    """Inference images/s of each model on the batch ``example``: ``rounds`` rounds, the
-    models interleaved within each round (order reversed every other round), each timed
-    for at least ``min_seconds`` after a warm-up; the median round is reported, with every
-    round and the 1-minute load average before and after."""
+                       calls: int = 3, precision: str = "fp32", channels_last: bool = True) -> dict:
+    """Inference images/s of each model on the batch ``example``, interleaved call by call:
+    in each of ``rounds`` rounds every model runs ``calls`` times, one call each in turn
+    (order reversed every other call), so a change of machine load hits all models alike.
+    Reported: the median round, every round, and the 1-minute load average before and after."""
     device = torch.device("cpu")
     prec = Precision(resolve_precision(precision, device), device)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -54,15 +53,17 @@ def measure_throughput(models: dict[str, nn.Module], example: torch.Tensor, *, r
     runs: dict[str, list[float]] = {k: [] for k in nets}
     load_before = os.getloadavg()[0]
     with torch.inference_mode(), prec.autocast():
-        for net in nets.values():
+        for net in nets.values():      # warm-up
             net(x)
-        for r in range(rounds):
-            for name in (list(nets) if r % 2 == 0 else list(nets)[::-1]):
-                n, start = 0, time.perf_counter()
-                while (elapsed := time.perf_counter() - start) < min_seconds or n < 2:
+        for _ in range(rounds):
+            spent = dict.fromkeys(nets, 0.0)
+            for c in range(calls):
+                for name in (list(nets) if c % 2 == 0 else list(nets)[::-1]):
+                    start = time.perf_counter()
                     nets[name](x)
-                    n += 1
-                runs[name].append(n * len(x) / elapsed)
+                    spent[name] += time.perf_counter() - start
+            for name, seconds in spent.items():
+                runs[name].append(calls * len(x) / seconds)
     median = {k: sorted(v)[len(v) // 2] for k, v in runs.items()}
     return {"images_per_s": median, "rounds": runs, "batch_size": len(x), "precision": prec.name,
             "channels_last": channels_last, "load_average": [load_before, os.getloadavg()[0]],
