@@ -38,7 +38,7 @@ from .sar_inference import (InferenceResult, TileGrid, _prepare, batched, blend_
 FORMAT = "skiplab.sar_latent/1"
 
 
-def _tags_to_json(tags: dict) -> dict:
+def tags_to_json(tags: dict) -> dict:
     out = {}
     for code, (datatype, count, value) in tags.items():
         if isinstance(value, bytes):
@@ -49,7 +49,7 @@ def _tags_to_json(tags: dict) -> dict:
     return out
 
 
-def _tags_from_json(tags: dict) -> dict:
+def tags_from_json(tags: dict) -> dict:
     out = {}
     for code, (datatype, count, value) in tags.items():
         if isinstance(value, dict) and "base64" in value:
@@ -89,7 +89,7 @@ def encode_scene(ae: Union[TrainedAutoencoder, PathLike], scene: Union[Raster, P
                 model_radiometry=model_radiometry.to_dict(),
                 model=ae.model_name, model_kwargs=ae.model_kwargs, weights=ae.fingerprint,
                 dtype=output_dtype(like).name, quantity=like.quantity, nodata=like.nodata,
-                tags=_tags_to_json(like.tags), source=str(like.path) if like.path else None,
+                tags=tags_to_json(like.tags), source=str(like.path) if like.path else None,
                 latent_shape=list(latents[0].shape[1:]))
     arrays = dict(latent=torch.cat(latents).numpy().astype(np.float32),
                   meta=np.array(json.dumps(meta)))
@@ -154,7 +154,7 @@ def decode_latent(ae: Union[TrainedAutoencoder, PathLike], latent_file: PathLike
     if latent.shape[0] != grid.count:
         raise ValueError(f"{latent_file}: {latent.shape[0]} latents for a grid of {grid.count} tiles")
     like = Raster(np.empty((0, 0)), np.dtype(meta["dtype"]), "npy", meta["quantity"],
-                  _tags_from_json(meta["tags"]), meta["nodata"], None)
+                  tags_from_json(meta["tags"]), meta["nodata"], None)
     n_x = len(grid.xs)
 
     def rows() -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
