@@ -7,8 +7,9 @@ mapping clips nearly every pixel to 0 or 1: the network then sees a constant ima
 
 :func:`scene_radiometry` instead takes the bounds from the scene itself: the same percentiles
 the checkpoint was fitted with (default 0.5 / 99.5 %) of ``10 log10(I)`` over the scene's
-valid, positive pixels, and an ``eps`` moved by the same offset (``eps_scene = eps_model *
-10 ** ((low_scene - low_model) / 10)``). The mapping is then *covariant with the unit*:
+valid, positive pixels, and an ``eps`` tied to the lower bound (``eps = 10 ** ((low - 60) /
+10)``: 60 dB below it, so it moves a pixel at the bound by 4e-6 dB and exact zeros land 60 dB
+under the bound, clipped to 0). The mapping is then *covariant with the unit*:
 multiplying the scene by ``k`` shifts both bounds and ``eps`` by ``10 log10 k`` dB, so the
 normalised image -- and the reconstruction, up to the factor ``k`` -- is the same (tested
 for k = 1e-4 and 1e4). The offset and scale are written into the latent file.
@@ -35,6 +36,7 @@ DEFAULT_PERCENTILES = (0.5, 99.5)
 MAX_OUTSIDE_FRACTION = 0.10
 MAX_SAMPLES = 1 << 22      # pixels used for the percentiles (strided rows of a large scene)
 MODES = ("scene", "model")
+EPS_BELOW_LOW_DB = 60.0    # the per-scene eps sits this far below the lower bound
 
 
 def _sample_rows(data, max_samples: int = MAX_SAMPLES) -> np.ndarray:
@@ -73,7 +75,7 @@ def scene_radiometry(model: Radiometry, data, *, quantity: str = "intensity",
     low, high = (float(v) for v in np.percentile(db, pct))
     if not high > low:
         low, high = low - 0.5, high + 0.5
-    eps = model.eps * 10.0 ** ((low - model.low_db) / 10.0)
+    eps = 10.0 ** ((low - EPS_BELOW_LOW_DB) / 10.0)
     return dataclasses.replace(model, low_db=low, high_db=high, eps=eps, source_dtype=None,
                                method="scene-percentile", percentiles=tuple(float(p) for p in pct))
 
