@@ -106,7 +106,7 @@ class Point:
         return out
 
 
-def _measures(out_n: np.ndarray, n: np.ndarray, clean_n: Optional[np.ndarray],
+def measures(out_n: np.ndarray, n: np.ndarray, clean_n: Optional[np.ndarray],
               radiometry: Radiometry, tile: RDTile, windows) -> dict:
     """PSNR/SSIM against the input (and the clean tile), ENL and ratio statistics."""
     o = torch.from_numpy(np.asarray(out_n, dtype=np.float32))[None, None]
@@ -150,7 +150,7 @@ def rate_distortion(checkpoints: Sequence[Union[TrainedAutoencoder, PathLike]],
         clean_n = (None if tile.clean is None else
                    r.forward(tile.clean.astype(np.float64)).astype(np.float64))
         windows = homogeneous_windows(torch.from_numpy(tile.speckled.astype(np.float64)))
-        measure = lambda out_n: _measures(out_n, n, clean_n, r, tile, windows)  # noqa: E731
+        measure = lambda out_n: measures(out_n, n, clean_n, r, tile, windows)  # noqa: E731
         if clean_n is not None:
             point("oracle: speckled input", "oracle", "uncompressed").add(
                 bpp=32.0, **measure(n))
@@ -182,5 +182,5 @@ def rate_distortion(checkpoints: Sequence[Union[TrainedAutoencoder, PathLike]],
     return list(points.values())
 
 
-__all__ = ["DEFAULT_BITS", "Point", "RDTile", "REFERENCE_RATES", "rate_distortion", "real_tiles",
+__all__ = ["DEFAULT_BITS", "Point", "RDTile", "measures", "REFERENCE_RATES", "rate_distortion", "real_tiles",
            "synthetic_tiles"]
