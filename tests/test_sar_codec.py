@@ -174,3 +174,9 @@ def test_rate_distortion_smoke(ckpt, scene):
     for r in rows.values():
         assert r["tiles"] == 1 and np.isfinite(r["bpp"]) and np.isfinite(r["psnr"])
     assert sum(r["family"] == "jpeg2000-matched" for r in rows.values()) == 2
+
+
+def test_summary_prints_measured_bpp(ckpt, capsys):
+    assert main(["summary", "sar_ae_all", "--checkpoint", str(ckpt)]) == 0
+    out = capsys.readouterr().out
+    assert "measured bpp:      2 bits" in out and "[1, 8, 16, 16]" in out
