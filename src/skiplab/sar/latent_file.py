@@ -6,7 +6,7 @@
     n bytes   zlib(JSON header)                     model name + id, scene radiometry, grid,
                                                     latent shape, bits, coder, output dtype,
                                                     units, no-data, georeferencing tags
-    8 C bytes float32 lo[C], hi[C]                  the quantiser's per-channel range
+    4 C bytes float16 lo[C], hi[C]                  the quantiser's per-channel range
     u32 m, m bytes  zlib(packbits(valid))           the no-data mask (m = 0: all valid)
     u8 coder id, rest  the entropy-coded symbols    (:mod:`skiplab.sar.entropy`)
 
@@ -112,8 +112,9 @@ def unpack(data: bytes, name: str = "latent file") -> tuple[dict, UniformQuantiz
     pos = 9 + n
     header = json.loads(zlib.decompress(data[9:pos]))
     channels = header["shape"][1]
-    quantizer = UniformQuantizer.from_bytes(header["bits"], channels, data[pos:pos + 8 * channels])
-    pos += 8 * channels
+    size = UniformQuantizer.nbytes(channels)
+    quantizer = UniformQuantizer.from_bytes(header["bits"], channels, data[pos:pos + size])
+    pos += size
     (m,) = struct.unpack_from("<I", data, pos)
     pos += 4
     h, w = header["grid"]["height"], header["grid"]["width"]
@@ -123,6 +124,17 @@ def unpack(data: bytes, name: str = "latent file") -> tuple[dict, UniformQuantiz
     pos += m
     coder = CODER_NAMES[data[pos]]
     return header, quantizer, valid, coder, data[pos + 1:]
+
+
+def _radiometry_list(r: Radiometry) -> list:
+    """The scene mapping as ``[low_db, high_db, eps, quantity, clip]`` (what decoding needs)."""
+    return [r.low_db, r.high_db, r.eps, r.quantity, r.clip]
+
+
+def header_radiometry(header: dict) -> Radiometry:
+    """The :class:`Radiometry` a latent file's scene went through."""
+    low, high, eps, quantity, clip = header["radiometry"]
+    return Radiometry(low, high, quantity, eps, clip, method="scene")
 
 
 def _as_raster(scene: Union[Raster, np.ndarray, PathLike]) -> Raster:
@@ -161,7 +173,7 @@ def encode_scene_bytes(ae: Union[TrainedAutoencoder, PathLike],
     quantizer = UniformQuantizer.fit(latent, bits)
     symbols = quantizer.quantize(latent)
     used, payload = encode_symbols(symbols, quantizer.bits, coder)
-    header = dict(model=ae.model_name, model_id=ident, radiometry=scene_ae.radiometry.to_dict(),
+    header = dict(model=ae.model_name, model_id=ident, radiometry=_radiometry_list(scene_ae.radiometry),
                   grid=grid.to_dict(), shape=list(latent.shape), bits=quantizer.bits,
                   dtype=output_dtype(raster).name, quantity=raster.quantity,
                   nodata=raster.nodata, tags=tags_to_json(raster.tags))
@@ -195,7 +207,7 @@ def _decoder(ae: Union[TrainedAutoencoder, PathLike], data: bytes, name: str):
     symbols = decode_symbols(coder, payload, tuple(header["shape"]), header["bits"])
     latent = torch.from_numpy(quantizer.dequantize(symbols))
     import dataclasses
-    scene_ae = dataclasses.replace(ae, radiometry=Radiometry.from_dict(header["radiometry"]))
+    scene_ae = dataclasses.replace(ae, radiometry=header_radiometry(header))
     like = Raster(np.empty((0, 0)), np.dtype(header["dtype"]), "npy", header["quantity"],
                   tags_from_json(header["tags"]), header["nodata"], None)
     return scene_ae, TileGrid(**header["grid"]), latent, valid, like
@@ -245,6 +257,6 @@ def is_latent_file(path: PathLike) -> bool:
         return f.read(4) == MAGIC
 
 
-__all__ = ["EncodedScene", "MAGIC", "SUFFIX", "VERSION", "decode_scene_bytes",
+__all__ = ["EncodedScene", "MAGIC", "SUFFIX", "VERSION", "decode_scene_bytes", "header_radiometry",
            "decode_scene_file", "encode_scene_bytes", "encode_scene_file", "is_latent_file",
            "model_id", "unpack"]

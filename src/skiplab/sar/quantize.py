@@ -66,7 +66,7 @@ class UniformQuantizer:
                        dtype=np.float32)
         z = z[None] if z.ndim == 3 else z
         axes = (0, 2, 3)
-        return cls(check_bits(bits), z.min(axis=axes), z.max(axis=axes))
+        return cls(check_bits(bits), _half(z.min(axis=axes), -np.inf), _half(z.max(axis=axes), np.inf))
 
     @property
     def levels(self) -> int:
@@ -93,13 +93,26 @@ class UniformQuantizer:
         return (self._shape(self.lo, q.ndim) + q * self._shape(self.step, q.ndim)).astype(np.float32)
 
     def to_bytes(self) -> bytes:
-        """``lo`` and ``hi`` as little-endian float32 (the bit count lives in the file header)."""
-        return self.lo.astype("<f4").tobytes() + self.hi.astype("<f4").tobytes()
+        """``lo`` and ``hi`` as little-endian float16 (:meth:`fit` rounds them outwards to
+        float16, so the stored range is exact and still covers every value)."""
+        return self.lo.astype("<f2").tobytes() + self.hi.astype("<f2").tobytes()
 
     @classmethod
     def from_bytes(cls, bits: int, channels: int, data: bytes) -> "UniformQuantizer":
-        values = np.frombuffer(data, dtype="<f4", count=2 * channels)
+        values = np.frombuffer(data, dtype="<f2", count=2 * channels).astype(np.float32)
         return cls(bits, values[:channels].copy(), values[channels:].copy())
+
+    @staticmethod
+    def nbytes(channels: int) -> int:
+        return 4 * channels
+
+
+def _half(values: np.ndarray, direction: float) -> np.ndarray:
+    """``values`` rounded to float16 towards ``direction`` (-inf: down, inf: up), as float32."""
+    h = np.asarray(values, dtype=np.float32).astype(np.float16)
+    wrong = (h > values) if direction < 0 else (h < values)
+    h = np.where(wrong, np.nextafter(h, np.float16(direction)), h)
+    return h.astype(np.float32)
 
 
 def empirical_entropy(symbols: np.ndarray, per_channel: bool = True) -> float:

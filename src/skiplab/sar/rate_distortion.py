@@ -40,7 +40,7 @@ from ..data.sar_tiles import cut_tiles, list_rasters
 from ..data.speckle import synthetic_scenes
 from ..deploy.sar_checkpoint import PathLike, TrainedAutoencoder, load_autoencoder
 from .codecs import RateMatch, avgpool_codec, avgpool_factor, jpeg2000_at, jpeg_at
-from .latent_file import decode_scene_bytes, encode_scene_bytes, unpack
+from .latent_file import decode_scene_bytes, encode_scene_bytes, header_radiometry, unpack
 from .scene_radiometry import scene_radiometry
 
 DEFAULT_BITS = (2, 4, 6, 8)
@@ -166,8 +166,7 @@ def rate_distortion(checkpoints: Sequence[Union[TrainedAutoencoder, PathLike]],
             for b in bits:
                 enc = encode_scene_bytes(ae, tile.speckled, bits=b, coder=coder,
                                          tile=min(tile.speckled.shape) // ae.reduction * ae.reduction)
-                header = unpack(enc.data)[0]
-                rt = Radiometry.from_dict(header["radiometry"])
+                rt = header_radiometry(unpack(enc.data)[0])
                 out_n = rt.forward(decode_scene_bytes(ae, enc.data)).astype(np.float64)
                 p = point(f"{label} b={b}", "model", f"{b} bits")
                 p.add(bpp=enc.bpp, payload_bpp=enc.payload_bpp, entropy_bpp=enc.entropy_bpp,
