@@ -142,7 +142,7 @@ def test_cli_refuses_in_one_line_and_encodes_decodes(ckpt, scene, tmp_path, caps
     assert out.shape == scene.shape and np.isfinite(out).all() and out.mean() > 1e3
 
 
-@pytest.mark.parametrize("bpp", [0.5, 1.0, 2.0])
+@pytest.mark.parametrize("bpp", [0.25, 0.5, 1.0, 2.0])
 def test_jpeg_and_jpeg2000_hit_the_requested_bpp(bpp):
     speckled = synthetic_scenes(1, 128, looks=2, seed=5)[1][0].numpy()
     n = scene_radiometry(Radiometry.fixed(-30, 0), speckled).forward(speckled.astype(np.float64))

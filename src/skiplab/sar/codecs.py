@@ -7,7 +7,8 @@ The bit rate is the length of the bytes each codec writes, header included, divi
 pixel count -- the same rule as the autoencoder's latent file.
 
 - :func:`jpeg_codec` -- baseline JPEG (ITU-T T.81) of the 8-bit image through Pillow
-  (libjpeg), grayscale, optimised Huffman tables; rate set by the integer ``quality``.
+  (libjpeg), grayscale, optimised Huffman tables; rate set by a real ``quality`` (the
+  Annex K table scaled as libjpeg does, :func:`jpeg_table`).
 - :func:`jpeg2000_codec` -- JPEG 2000 (ISO 15444-1) through Pillow's OpenJPEG, raw codestream
   (no JP2 boxes), 9/7 irreversible wavelet; rate set by the compression ratio of one quality
   layer (OpenJPEG's rate control is approximate, hence the bisection below).
@@ -65,17 +66,39 @@ def _pil_roundtrip(image: np.ndarray, **save) -> tuple[np.ndarray, int]:
     return decoded, len(data)
 
 
+# ITU-T T.81 Annex K, table K.1: the luminance quantisation table (natural order).
+_JPEG_LUMA = np.array([
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
+    14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
+    18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], dtype=np.float64)
+
+
+def jpeg_table(quality: float) -> list[int]:
+    """The Annex K luminance table scaled as libjpeg's ``jpeg_quality_scaling`` does
+    (``5000 / q`` below 50, ``200 - 2 q`` above), for a *real* quality: integer qualities
+    give libjpeg's own tables, fractional ones the tables in between, so the rate can be
+    matched more finely than integer steps allow."""
+    q = min(max(float(quality), 1.0), 100.0)
+    scale = 5000.0 / q if q < 50 else 200.0 - 2.0 * q
+    return np.clip(np.floor((_JPEG_LUMA * scale + 50.0) / 100.0), 1, 255).astype(int).tolist()
+
+
 def jpeg_codec(image: np.ndarray, quality: float) -> Coded:
-    """JPEG at integer ``quality`` (1-95)."""
-    q = int(round(quality))
-    decoded, n = _pil_roundtrip(image, format="JPEG", quality=q, optimize=True)
-    return Coded(decoded, n, q)
+    """Baseline JPEG with the luminance table of ``quality`` (real, 1-100)."""
+    decoded, n = _pil_roundtrip(image, format="JPEG", qtables=[jpeg_table(quality)],
+                                optimize=True)
+    return Coded(decoded, n, float(quality))
 
 
 def jpeg2000_codec(image: np.ndarray, ratio: float) -> Coded:
-    """JPEG 2000 at compression ``ratio`` (against the 8-bit image: bpp ~ 8 / ratio)."""
+    """JPEG 2000 at compression ``ratio`` (against the 8-bit image: bpp ~ 8 / ratio), 32x32
+    code-blocks: OpenJPEG truncates at code-block coding passes, and with the default 64x64
+    blocks a 256 px tile offers so few truncation points that the rate jumps by ~15 % at
+    0.25 bpp (measured); 32x32 blocks halve the steps at the same PSNR within 0.05 dB."""
     decoded, n = _pil_roundtrip(image, format="JPEG2000", quality_mode="rates",
-                                quality_layers=[float(ratio)], irreversible=True, no_jp2=True)
+                                quality_layers=[float(ratio)], irreversible=True, no_jp2=True,
+                                codeblock_size=(32, 32))
     return Coded(decoded, n, float(ratio))
 
 
@@ -150,8 +173,8 @@ def match_rate(codec: Callable[[np.ndarray, float], Coded], image: np.ndarray, t
 
 
 def jpeg_at(image: np.ndarray, bpp: float) -> RateMatch:
-    """JPEG rate-matched to ``bpp`` (quality 1-95)."""
-    return match_rate(jpeg_codec, image, bpp, 1, 95, integer=True, increasing=True)
+    """JPEG rate-matched to ``bpp`` (real quality 1-100)."""
+    return match_rate(jpeg_codec, image, bpp, 1.0, 100.0, increasing=True)
 
 
 def jpeg2000_at(image: np.ndarray, bpp: float) -> RateMatch:
