@@ -180,3 +180,17 @@ def test_summary_prints_measured_bpp(ckpt, capsys):
     assert main(["summary", "sar_ae_all", "--checkpoint", str(ckpt)]) == 0
     out = capsys.readouterr().out
     assert "measured bpp:      2 bits" in out and "[1, 8, 16, 16]" in out
+
+
+def test_lee_filter_smooths_homogeneous_speckle_and_keeps_the_mean():
+    from skiplab.sar.lee import lee_filter
+
+    rng = np.random.default_rng(0)
+    speckled = rng.gamma(2.0, 0.5, size=(96, 96))                # 2-look speckle on reflectivity 1
+    out = lee_filter(speckled, looks=2.0)
+    assert out.var() < speckled.var() / 5                         # homogeneous: close to the mean
+    assert out.mean() == pytest.approx(speckled.mean(), rel=0.02)
+    edge = np.where(np.arange(96) < 48, 1.0, 1000.0)[None].repeat(96, 0)
+    np.testing.assert_allclose(lee_filter(edge, looks=2.0)[:, :40], 1.0)   # no speckle: kept
+    with pytest.raises(ValueError, match="odd"):
+        lee_filter(speckled, size=4)

@@ -9,7 +9,8 @@ codes and is scored on:
 - JPEG and JPEG 2000 of the 8-bit ``n``, rate-matched per tile to the autoencoder's
   measured bpp (within 5 %, :func:`skiplab.sar.codecs.match_rate`), and on their own at
   fixed reference rates;
-- average pooling to the latent's value count, quantised to the same bits, bilinear back.
+- average pooling to the latent's value count, quantised to the same bits, bilinear back;
+- the Lee filter (7x7, looks from the ENL), uncompressed: the despeckling reference.
 
 Which question each number answers:
 
@@ -40,6 +41,7 @@ from ..data.sar_tiles import cut_tiles, list_rasters
 from ..data.speckle import synthetic_scenes
 from ..deploy.sar_checkpoint import PathLike, TrainedAutoencoder, load_autoencoder
 from .codecs import RateMatch, avgpool_codec, avgpool_factor, jpeg2000_at, jpeg_at
+from .lee import lee_filter
 from .latent_file import decode_scene_bytes, encode_scene_bytes, header_radiometry, unpack
 from .scene_radiometry import scene_radiometry
 
@@ -154,6 +156,9 @@ def rate_distortion(checkpoints: Sequence[Union[TrainedAutoencoder, PathLike]],
         if clean_n is not None:
             point("oracle: speckled input", "oracle", "uncompressed").add(
                 bpp=32.0, **measure(n))
+        lee = r.forward(lee_filter(tile.speckled)).astype(np.float64)
+        point("Lee filter 7x7 (uncompressed)", "reference", "uncompressed").add(
+            bpp=32.0, **measure(lee))
         for rate in reference_rates:
             for family, fn in (("jpeg", jpeg_at), ("jpeg2000", jpeg2000_at)):
                 match = fn(n, rate)

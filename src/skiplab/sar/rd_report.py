@@ -64,8 +64,10 @@ def plot(rows: Sequence[dict], path: Path) -> None:
     for ax, key in zip(axes[0], keys):
         groups: dict[str, list[dict]] = {}
         for r in rows:
-            if r["family"] == "oracle":
-                ax.axhline(r[key], color="grey", ls=":", label="speckled input (oracle)")
+            if r["family"] in ("oracle", "reference"):
+                if math.isfinite(r[key]):
+                    ax.axhline(r[key], color="grey" if r["family"] == "oracle" else "olive",
+                               ls=":", label=r["method"])
                 continue
             name = r["family"] if r["family"] != "model" else r["method"].rsplit(" b=", 1)[0]
             groups.setdefault(name, []).append(r)
