@@ -72,14 +72,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ("reconstruct", "reconstruct a whole SAR scene with a trained autoencoder",
          "Encode and decode a whole scene window by window with a trained SAR autoencoder, blend the "
          "windows, and write the result like the input.", RECONSTRUCT_EXAMPLE, SCENE, RASTER_OUT, True),
-        ("encode", "encode a whole SAR scene into a latent file (.npz)",
-         "Encode every window of a scene with a trained SAR autoencoder into a .npz latent file that "
-         "skiplab decode turns back into the reconstruction.", ENCODE_EXAMPLE, SCENE,
-         ("LATENT.npz", "the latent file to write"), False),
+        ("encode", "compress a whole SAR scene into a latent file (.sarl, or float32 .npz)",
+         "Encode every window of a scene with a trained SAR autoencoder into a latent file that "
+         "skiplab decode turns back into the reconstruction: a .sarl (any suffix but .npz) holds the "
+         "latents quantised to --bits and entropy-coded, and its size is the bit rate; a .npz holds "
+         "float32 latents.", ENCODE_EXAMPLE, SCENE,
+         ("LATENT", "the latent file to write (.sarl compressed; .npz float32)"), False),
         ("decode", "decode a latent file (skiplab encode) into a SAR scene",
          "Decode a latent file written by skiplab encode with the same checkpoint, blending the windows "
          "exactly as skiplab reconstruct does.", ENCODE_EXAMPLE,
-         ("latent", "LATENT.npz", "a latent file written by skiplab encode"), RASTER_OUT, True),
+         ("latent", "LATENT", "a latent file written by skiplab encode (.sarl or .npz)"), RASTER_OUT, True),
     ]
     runs = {"reconstruct": run_reconstruct, "encode": run_encode, "decode": run_decode}
     for name, short, description, epilog, (dest, metavar, what), (out_metavar, out_help), raster in commands:

@@ -16,7 +16,7 @@ Every tile is normalised by its own 0.5-99.5 % log-intensity; each model codes i
 per tile to the model's bpp (within 5 %) and also run at --rates; average pooling to the
 latent's value count is quantised to the same bits. Synthetic tiles are also scored against
 their clean reflectivity (with the speckled input as the oracle row); every tile gets ENL
-and ratio-image statistics. Writes OUT/rd.json, rd.md (table + what each number answers)
+and ratio-image statistics, and a 7x7 Lee filter is the uncompressed despeckling reference. Writes OUT/rd.json, rd.md (table + what each number answers)
 and rd.png (PSNR vs bpp).
 """
 
@@ -35,7 +35,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tile", type=int, default=256, metavar="T", help="tile side in px (default 256)")
     p.add_argument("--bits", type=int, nargs="+", default=[2, 4, 6, 8], metavar="B",
                    help="bits per latent value, one rate per value (default 2 4 6 8)")
-    p.add_argument("--coder", default="auto", help="entropy coder of the latents (default auto)")
+    p.add_argument("--coder", default="auto",
+                   choices=("auto", "raw", "zlib", "lzma", "gaussian", "laplace"),
+                   help="entropy coder of the latents (default auto: the shortest)")
     p.add_argument("--rates", type=float, nargs="*", default=[0.125, 0.25, 0.5, 1.0, 2.0],
                    metavar="BPP", help="reference rates for JPEG / JPEG 2000 alone")
     p.add_argument("--out", required=True, help="output folder (rd.json, rd.md, rd.png)")
@@ -46,6 +48,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from ..sar.quantize import check_bits
     from ..sar.rate_distortion import rate_distortion, real_tiles, synthetic_tiles
     from ..sar.rd_report import write_report
 
@@ -53,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if not args.data and args.synthetic < 1:
         raise ValueError("no tiles: give --data PATH and/or --synthetic N")
+    for b in args.bits:
+        check_bits(b)
     tiles = (real_tiles(args.data, args.tile) if args.data else []) + \
         (synthetic_tiles(args.synthetic, args.tile, args.looks) if args.synthetic > 0 else [])
     points = rate_distortion(args.checkpoints, tiles, bits=args.bits, coder=args.coder,
