@@ -21,6 +21,7 @@ units. Decoding is deterministic: the symbols come back bit-exactly, and
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import struct
@@ -206,7 +207,6 @@ def _decoder(ae: Union[TrainedAutoencoder, PathLike], data: bytes, name: str):
                          f"{model_id(ae)} -- decode with the checkpoint that encoded it")
     symbols = decode_symbols(coder, payload, tuple(header["shape"]), header["bits"])
     latent = torch.from_numpy(quantizer.dequantize(symbols))
-    import dataclasses
     scene_ae = dataclasses.replace(ae, radiometry=header_radiometry(header))
     like = Raster(np.empty((0, 0)), np.dtype(header["dtype"]), "npy", header["quantity"],
                   tags_from_json(header["tags"]), header["nodata"], None)
