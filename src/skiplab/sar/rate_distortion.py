@@ -153,9 +153,7 @@ def rate_distortion(checkpoints: Sequence[Union[TrainedAutoencoder, PathLike]],
                    r.forward(tile.clean.astype(np.float64)).astype(np.float64))
         windows = homogeneous_windows(torch.from_numpy(tile.speckled.astype(np.float64)))
         measure = lambda out_n: measures(out_n, n, clean_n, r, tile, windows)  # noqa: E731
-        if clean_n is not None:
-            point("oracle: speckled input", "oracle", "uncompressed").add(
-                bpp=32.0, **measure(n))
+        point("oracle: speckled input", "oracle", "uncompressed").add(bpp=32.0, **measure(n))
         lee = r.forward(lee_filter(tile.speckled)).astype(np.float64)
         point("Lee filter 7x7 (uncompressed)", "reference", "uncompressed").add(
             bpp=32.0, **measure(lee))
