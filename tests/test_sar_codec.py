@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from skiplab.cli import main
-from skiplab.data.sar_radiometry import Radiometry
-from skiplab.data.speckle import synthetic_scenes
-from skiplab.deploy.sar_checkpoint import load_autoencoder
-from skiplab.deploy.sar_inference import reconstruct_array
+from skiplab.sar.radiometry import Radiometry
+from skiplab.sar.speckle import synthetic_scenes
+from skiplab.sar.checkpoint import load_autoencoder
+from skiplab.sar.inference import reconstruct_array
 from skiplab.models import create_model
 from skiplab.sar.codecs import jpeg2000_at, jpeg_at
 from skiplab.sar.entropy import available_coders, decode_symbols, encode_symbols

@@ -105,7 +105,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def _setup(args: argparse.Namespace):
     import torch
 
-    from ..deploy.sar_checkpoint import load_autoencoder
+    from ..sar.checkpoint import load_autoencoder
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1; found {args.batch_size}")
@@ -117,7 +117,7 @@ def _setup(args: argparse.Namespace):
 
 
 def _finish(result, what: str) -> int:
-    from ..deploy.sar_inference import scene_summary
+    from ..sar.inference import scene_summary
 
     if result.note:
         print(f"note: {result.note}")
@@ -126,7 +126,7 @@ def _finish(result, what: str) -> int:
 
 
 def run_reconstruct(args: argparse.Namespace) -> int:
-    from ..deploy.sar_inference import reconstruct_scene
+    from ..sar.inference import reconstruct_scene
     try:
         ae = _setup(args)
         result = reconstruct_scene(ae, args.scene, args.out, tile=args.tile, overlap=args.overlap,
@@ -141,7 +141,7 @@ def run_reconstruct(args: argparse.Namespace) -> int:
 def run_encode(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..deploy.sar_latent import encode_scene
+    from ..sar.latent import encode_scene
     if Path(args.out).suffix.lower() != ".npz":
         return _encode_compressed(args)
     try:
@@ -176,7 +176,7 @@ def _encode_compressed(args: argparse.Namespace) -> int:
 
 
 def run_decode(args: argparse.Namespace) -> int:
-    from ..deploy.sar_latent import decode_latent
+    from ..sar.latent import decode_latent
     from ..sar.latent_file import decode_scene_file, is_latent_file
     if is_latent_file(args.latent):
         ae = _setup(args)

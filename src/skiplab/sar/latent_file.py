@@ -33,13 +33,13 @@ from typing import Optional, Union
 import numpy as np
 import torch
 
-from ..data.sar_io import Raster, read_raster
-from ..data.sar_radiometry import Radiometry
-from ..deploy.raster_sink import RasterSink, check_output, output_dtype
-from ..deploy.sar_checkpoint import PathLike, TrainedAutoencoder, load_autoencoder
-from ..deploy.sar_inference import (ArraySink, TileGrid, batched, blend_scene, for_scene,
+from .io import Raster, read_raster
+from .radiometry import Radiometry
+from .raster_sink import RasterSink, check_output, output_dtype
+from .checkpoint import PathLike, TrainedAutoencoder, load_autoencoder
+from .inference import (ArraySink, TileGrid, batched, blend_scene, for_scene,
                                     make_grid, run_tiles)
-from ..deploy.sar_latent import tags_from_json, tags_to_json
+from .latent import tags_from_json, tags_to_json
 from .entropy import CODER_IDS, CODER_NAMES, decode_symbols, encode_symbols
 from .quantize import UniformQuantizer, empirical_entropy
 

@@ -34,12 +34,12 @@ from typing import Callable, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from ..analysis.image_metrics import enl, homogeneous_windows, psnr, ratio_statistics, ssim_per_image
-from ..data.sar_io import read_raster
-from ..data.sar_radiometry import Radiometry
-from ..data.sar_tiles import cut_tiles, list_rasters
-from ..data.speckle import synthetic_scenes
-from ..deploy.sar_checkpoint import PathLike, TrainedAutoencoder, load_autoencoder
+from .metrics import enl, homogeneous_windows, psnr, ratio_statistics, ssim_per_image
+from .io import read_raster
+from .radiometry import Radiometry
+from .tiles import cut_tiles, list_rasters
+from .speckle import synthetic_scenes
+from .checkpoint import PathLike, TrainedAutoencoder, load_autoencoder
 from .codecs import RateMatch, avgpool_codec, avgpool_factor, jpeg2000_at, jpeg_at
 from .lee import lee_filter
 from .latent_file import decode_scene_bytes, encode_scene_bytes, header_radiometry, unpack

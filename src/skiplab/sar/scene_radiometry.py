@@ -1,6 +1,6 @@
 """Radiometry that follows the scene: a per-scene log-domain offset and scale.
 
-A checkpoint stores the :class:`~skiplab.data.sar_radiometry.Radiometry` of its training data
+A checkpoint stores the :class:`~skiplab.sar.radiometry.Radiometry` of its training data
 (bounds in dB mapped to 0 and 1). A scene in another calibration -- digital numbers around
 1e3-1e5 against linear power around 1e-2 -- lies 50 dB away from those bounds, and the fixed
 mapping clips nearly every pixel to 0 or 1: the network then sees a constant image.
@@ -27,8 +27,8 @@ from typing import Optional
 
 import numpy as np
 
-from ..data.sar_io import valid_mask
-from ..data.sar_radiometry import Radiometry
+from .io import valid_mask
+from .radiometry import Radiometry
 
 DEFAULT_PERCENTILES = (0.5, 99.5)
 #: Percentile bounds put 1 % of the training pixels outside [0, 1] by construction; a scene
