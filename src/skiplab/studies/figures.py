@@ -46,27 +46,43 @@ def smooth(values: Sequence[float], window: int) -> np.ndarray:
     return (c[idx] - c[lo]) / (idx - lo)
 
 
+def seed_band(seeds: list[dict], key: str, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(steps, mean, min, max) over seeds of a smoothed per-step curve (cut to the shortest)."""
+    n = min(len(s[key]) for s in seeds)
+    values = np.stack([smooth(s[key][:n], window) for s in seeds])
+    return np.asarray(seeds[0]["step"][:n]), values.mean(0), values.min(0), values.max(0)
+
+
 def plot_degradation(curves: dict[str, dict], families: list[str], path: Path) -> Path:
-    """He 2015 Fig. 6 layout: one column per family; training loss (top) and training
-    error in % (bottom) against steps, one line per depth (thin: smoothed per step)."""
+    """He 2015 Fig. 6 layout: one column per family; training loss (top, log scale) and
+    training error in % on the augmented batches (bottom) against steps, one line per
+    depth: the mean over seeds, the band spanning the seeds. Rows share their y-limits so
+    the families compare at a glance."""
     fig = new_figure(5.2 * len(families), 7.0)
-    axes = fig.subplots(2, len(families), squeeze=False, sharex=True)
+    axes = fig.subplots(2, len(families), squeeze=False, sharex=True, sharey="row")
     for col, family in enumerate(families):
         runs = sorted((c for c in curves.values() if c["family"] == family), key=lambda c: c["depth"])
         for i, run in enumerate(runs):
-            steps = np.asarray(run["step"])
-            window = max(1, len(steps) // 25)
-            style = dict(color=colour(family), linestyle=DEPTH_STYLES[i % len(DEPTH_STYLES)],
-                         alpha=0.35 + 0.65 * (i + 1) / len(runs), label=f"{family}-{run['depth']}")
-            axes[0, col].plot(steps, smooth(run["loss"], window), **style)
-            axes[1, col].plot(steps, 100 * (1 - smooth(run["acc"], window)), **style)
+            seeds = [s for s in run["seeds"] if s["step"]]
+            if not seeds:
+                continue
+            window = max(1, min(len(s["step"]) for s in seeds) // 25)
+            colour_ = colour(family)
+            style = dict(color=colour_, linestyle=DEPTH_STYLES[i % len(DEPTH_STYLES)],
+                         alpha=0.45 + 0.55 * (i + 1) / len(runs))
+            label = f"{family}-{run['depth']} (mean of {len(seeds)} seeds; band: their range)"
+            for row, key, scale in ((0, "loss", 1.0), (1, "error", 100.0)):
+                steps, mean, lo, hi = seed_band(seeds, key, window)
+                axes[row, col].plot(steps, scale * mean, label=label, **style)
+                axes[row, col].fill_between(steps, scale * lo, scale * hi, color=colour_, alpha=0.15, linewidth=0)
         axes[0, col].set_title(f"{family} nets")
-        axes[0, col].set_ylabel("training loss")
-        axes[1, col].set_ylabel("training error (%)")
+        axes[0, col].set_ylabel("training loss (log scale)")
+        axes[0, col].set_yscale("log")
+        axes[1, col].set_ylabel("training error on the batches (%)")
         axes[1, col].set_xlabel("step")
         for ax in axes[:, col]:
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=7)
     return save_figure(fig, path)
 
 

@@ -52,7 +52,7 @@ def run(study: "Study") -> dict:
     data = study.train_probe()
     curves, models, figures = {}, [], []
     for family in study.config.families:
-        spec = RunSpec(family, study.config.deepest)
+        spec = RunSpec(family, study.config.deepest, seed=study.config.seed)
         model = study.trained(spec)
         with study.autocast():
             with progress_callback(n1, f"1-D landscape {spec.name}") as p:
