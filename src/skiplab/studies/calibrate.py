@@ -10,6 +10,8 @@ overheads fit the budget, and written into the state: a resume, or the same comm
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from typing import Callable, Sequence
 
@@ -37,11 +39,12 @@ def time_steps(experiment: Experiment, run: Run, threads: int, repeats: int = 3)
                             checkpoint_every=0)
     timer = _StepTimes()
     train_set, _ = experiment.datasets(run)
-    trainer = Trainer(config, [timer], train_set=train_set)
-    try:
-        trainer.fit()
-    finally:
-        trainer.close()
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+        trainer = Trainer(config, [timer], train_set=train_set)
+        try:
+            trainer.fit()
+        finally:
+            trainer.close()
     gaps = sorted(b - a for a, b in zip(timer.ends, timer.ends[1:]))
     return gaps[len(gaps) // 2] if gaps else float("nan")
 

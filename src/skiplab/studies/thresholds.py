@@ -55,6 +55,12 @@ SHATTERED_IMAGES = 8
 SHATTERED_DIRECTIONS = 2
 SHATTERED_SEEDS = 5
 
+# -- the autoencoder ablation ------------------------------------------------------------------
+#: a comparison of autoencoders says something only when the best one reconstructs better than
+#: a constant image at the training mean level by this much PSNR; below it the models have
+#: learnt little beyond the mean level and their differences are differences of noise
+ABLATION_LEARNT_DB = 1.0
+
 #: every constant above with its value, for the report's "fixed before the run" table
 def table() -> list[tuple[str, object]]:
     return [(k, v) for k, v in globals().items() if k.isupper()]
