@@ -301,3 +301,34 @@ def test_landscape_verdict_needs_fewer_minima_to_agree():
     same = assess_landscape(land(1, 1, 360.0, 2e5))       # the CIFAR-10 study's case
     assert same.status == "partly" and "9x9 grid cannot resolve" in same.reasons[0]
     assert assess_landscape(land(5, 1, 2e5, 300.0)).status == "disagrees"
+
+
+@pytest.mark.slow
+def test_a_planned_study_trains_in_workers_and_on_a_scheduler(tmp_path):
+    """--plan writes every run's train.yaml; one run is trained the way a scheduler would
+    (python -m skiplab.studies.worker), the rest by two worker processes; the runner folds
+    both in and every run trains the planned steps."""
+    import subprocess
+    import sys
+    import yaml
+    out = tmp_path / "s"
+    config = StudyConfig.create(quick=True, parts="degradation", steps=4)
+    assert run_study(config, out=out, plan=True, threads=1, log=lambda *_: None) is None
+    plan = yaml.safe_load((out / "runs" / "plain-8-s0" / "train.yaml").read_text())
+    assert plan["steps"] == 4 and plan["seed"] == 0 and plan["model"] == "cifar_plain"
+    assert plan["milestones"] == [2, 3] and plan["schedule"] == "multistep"
+    done = subprocess.run([sys.executable, "-m", "skiplab.studies.worker", str(out), "plain-8-s0", "--threads", "1"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("plain-8-s0: 4 steps")
+    bad = subprocess.run([sys.executable, "-m", "skiplab.studies.worker", str(out), "plain-99-s0"],
+                         capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 2 and "no run 'plain-99-s0'" in bad.stderr and "Traceback" not in bad.stderr
+    lines: list[str] = []
+    result = run_study(None, out=out, resume=True, jobs=2, threads=1, log=lines.append)
+    assert "plain-8-s0: trained elsewhere, 4 steps" in "\n".join(lines)
+    assert "2 at a time" in "\n".join(lines)
+    state = json.loads((out / "study.json").read_text())
+    assert state["complete"] and len(state["runs"]) == 8
+    assert all(r["trained"]["steps"] == 4 for r in state["runs"].values())
+    assert result is not None and result.verdict
