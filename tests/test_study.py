@@ -59,7 +59,7 @@ def test_bad_options_are_value_errors_naming_the_option(options, message):
 def test_defaults_are_the_ten_minute_synthetic_study():
     c = StudyConfig.create()
     assert c.data == "synthetic:patterns-2k" and c.depths == (8, 20) and c.models == ("plain", "resnet")
-    assert c.parts == ("degradation", "gradients", "lesion") and c.budget == Budget("minutes", 6.0)
+    assert c.parts == ("degradation", "gradients", "lesion") and c.budget == Budget("steps", 150)
     assert c.seeds == 3 and c.seed_list == [0, 1, 2]
     real = StudyConfig.create(data="cifar10:/somewhere")
     assert real.budget == Budget("minutes", 30.0) and real.eval_images == 2000

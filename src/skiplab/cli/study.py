@@ -65,6 +65,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--budget", metavar="B",
                    help="training budget: minutes for all runs (6, 6m; default 6 on synthetic data, 30 on real "
                         "data), or per network epochs (3ep) or steps (500steps)")
+    p.add_argument("--config", metavar="YAML",
+                   help="study options from a YAML file (keys as the options: depths, models, seeds, steps, ...); "
+                        "options on the command line win")
+    p.add_argument("--train-images", type=int, metavar="N",
+                   help="train on a declared fixed subset of N training images (default 0: all of them)")
     p.add_argument("--steps", type=int, metavar="N",
                    help="training steps per run, fixed outright (the same on every machine; instead of --budget)")
     p.add_argument("--seeds", type=int, metavar="N",
@@ -98,12 +103,36 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 STUDY_OPTIONS = ("data", "depths", "models", "parts", "budget", "steps", "seeds", "without_bn", "eval_images",
-                 "precision", "seed")
+                 "precision", "seed", "train_images")
+
+
+def read_config(path: str) -> dict:
+    """Study options from a YAML mapping (keys as the options, - or _), checked by name."""
+    import yaml
+    try:
+        with open(path) as f:
+            values = yaml.safe_load(f) or {}
+    except OSError as err:
+        raise ValueError(f"--config {path}: cannot read it ({err.strerror})") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ValueError(f"--config {path} is not valid YAML{where}") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"--config {path} must hold a mapping of study options, found {type(values).__name__}")
+    values = {str(k).replace("-", "_"): v for k, v in values.items()}
+    unknown = sorted(set(values) - set(STUDY_OPTIONS))
+    if unknown:
+        raise ValueError(f"--config {path}: unknown option(s) {', '.join(unknown)}; "
+                         f"known: {', '.join(STUDY_OPTIONS)}")
+    return values
 
 
 def run(args: argparse.Namespace) -> int:
     from ..studies import StudyConfig, run_study
     given = {k: getattr(args, k) for k in STUDY_OPTIONS if getattr(args, k) is not None}
+    if args.config:
+        given = {**read_config(args.config), **given}
     if args.resume:
         if given or args.quick:
             names = ", ".join("--" + k.replace("_", "-") for k in given) + (" --quick" if args.quick else "")

@@ -27,7 +27,7 @@ from .config import StudyConfig
 from .experiment import Experiment, Run
 from .progress import inference_autocast
 from .runner import Runner, latest_unfinished, new_directory
-from .runs import RunSpec, fixed_batches, load_trained, measure_fit, study_runs, train_config
+from .runs import RunSpec, fixed_batches, load_trained, measure_fit, study_runs, subset, train_config
 from .state import jsonable
 
 STATE_FILE = "study.json"
@@ -54,9 +54,23 @@ class StudyExperiment(Experiment):
 
     # -- data -----------------------------------------------------------------------------
     def dataset(self, split: str) -> ImageDataset:
+        """A split of the study's data; "train" is the declared fixed subset of
+        ``train_images`` images (seeded by the study's first seed) when one is set."""
         if split not in self._data:
-            self._data[split] = load_dataset(self.config.data, split, seed=self.config.seed)
+            data = load_dataset(self.config.data, split, seed=self.config.seed)
+            n = self.config.train_images
+            if split == "train" and n:
+                if n < self.config.recipe.batch_size or n > len(data):
+                    raise ValueError(f"--train-images must be between one batch ({self.config.recipe.batch_size}) "
+                                     f"and the {len(data)} training images of {data.name}; got {n}")
+                data = subset(data, n, self.config.seed, "subset")
+            self._data[split] = data
         return self._data[split]
+
+    def datasets(self, run: Run):
+        """The training subset in memory when one is declared (the trainer loads the data
+        itself otherwise); the study evaluates after training, so no eval set."""
+        return (self.dataset("train"), None) if self.config.train_images else (None, None)
 
     def validate(self) -> None:
         train = self.dataset("train")
