@@ -332,3 +332,19 @@ def test_a_planned_study_trains_in_workers_and_on_a_scheduler(tmp_path):
     assert state["complete"] and len(state["runs"]) == 8
     assert all(r["trained"]["steps"] == 4 for r in state["runs"].values())
     assert result is not None and result.verdict
+
+
+def test_a_shorter_length_is_its_own_run_with_its_own_schedule():
+    from skiplab.studies.experiment import Run
+    from skiplab.studies.runs import RunSpec, study_runs, train_config
+    config = StudyConfig.create(lengths="1,0.5", parts="degradation")
+    assert config.lengths == (0.5, 1.0)
+    names = [s.name for s in study_runs(config)]
+    assert len(names) == 2 * 2 * 2 * 3 and "plain-20-L50-s2" in names and "plain-20-s2" in names
+    spec = RunSpec.from_run(Run("resnet-8-L50", 1))
+    assert (spec.family.label, spec.depth, spec.norm, spec.length, spec.seed) == ("resnet", 8, True, 0.5, 1)
+    short = train_config(spec, config, 400, None)
+    assert short.steps == 200 and short.milestones == [100, 150]
+    assert RunSpec.from_run(Run("plain-56-nobn", 0)).norm is False
+    with pytest.raises(ValueError, match="include 1"):
+        StudyConfig.create(lengths="0.5")

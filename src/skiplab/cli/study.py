@@ -72,6 +72,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="train on a declared fixed subset of N training images (default 0: all of them)")
     p.add_argument("--steps", type=int, metavar="N",
                    help="training steps per run, fixed outright (the same on every machine; instead of --budget)")
+    p.add_argument("--lengths", metavar="F,F,...",
+                   help="training lengths of the degradation runs as fractions of the steps (default 0.5,1 on real "
+                        "data: every network also trains half as long, with its own schedule; 1 on synthetic data)")
     p.add_argument("--seeds", type=int, metavar="N",
                    help="seeds per network (default 3; a verdict needs >= 3): each (network, seed) is one run")
     p.add_argument("--without-bn", choices=("init", "trained", "off"),
@@ -103,7 +106,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 STUDY_OPTIONS = ("data", "depths", "models", "parts", "budget", "steps", "seeds", "without_bn", "eval_images",
-                 "precision", "seed", "train_images")
+                 "precision", "seed", "train_images", "lengths")
 
 
 def read_config(path: str) -> dict:

@@ -66,6 +66,7 @@ def calibrate(experiment: Experiment, threads: int, jobs: int, log: Callable[[st
     log(f"timing {len(first)} networks through the training loop for the {experiment.budget} budget ...")
     start = time.perf_counter()
     seconds = {key: time_steps(experiment, run, threads) for key, run in first.items()}
-    steps = steps_for_budget(experiment.budget.value, [seconds[r.key] for r in runs], jobs)
+    share = {r.name: experiment.run_steps(r, 1000) / 1000 for r in runs}   # shorter lengths cost less
+    steps = steps_for_budget(experiment.budget.value, [seconds[r.key] * share[r.name] for r in runs], jobs)
     return steps, dict(step_seconds={k: round(v, 4) for k, v in seconds.items()}, jobs=jobs,
                        threads=threads, overhead=OVERHEAD, seconds=round(time.perf_counter() - start, 1))

@@ -10,7 +10,10 @@ interaction
 
 (deepest against shallowest depth) with its bootstrap interval over seeds and images
 (:mod:`skiplab.studies.stats`); I > 0 is He's degradation: depth costs the plain nets more
-than the residual ones. Each family's own deep − shallow difference is given beside it.
+than the residual ones. Each family's own deep − shallow difference is given beside it,
+and the same contrasts for every shorter training length (``--lengths``: separate runs with
+their own schedule), so the reader sees how the ordering depends on the length; the
+verdict is read at the full length.
 """
 
 from __future__ import annotations
@@ -26,14 +29,19 @@ if TYPE_CHECKING:  # pragma: no cover
     from .study import Study
 
 
-def contrasts(correct: dict[str, list[str]], plain: str, res: str, shallow: int, deep: int) -> dict:
+def contrasts(correct: dict[str, list[str]], plain: str, res: str, shallow: int, deep: int, suffix: str = "") -> dict:
     """Each family's deep − shallow difference and the interaction, from per-seed
-    correctness strings ``correct["<label>-<depth>"]``."""
+    correctness strings ``correct["<label>-<depth><suffix>"]``."""
     e = {k: wrong_matrix(v) for k, v in correct.items()}
-    out = {"interaction": interaction(e, f"{plain}-{deep}", f"{plain}-{shallow}", f"{res}-{deep}", f"{res}-{shallow}")}
+    n = lambda f, d: f"{f}-{d}{suffix}"  # noqa: E731
+    out = {"interaction": interaction(e, n(plain, deep), n(plain, shallow), n(res, deep), n(res, shallow))}
     for family in (plain, res):
-        out[family] = difference(e, f"{family}-{deep}", f"{family}-{shallow}")
+        out[family] = difference(e, n(family, deep), n(family, shallow))
     return out
+
+
+def length_suffix(length: float) -> str:
+    return "" if length == 1.0 else f"-L{round(100 * length)}"
 
 
 def run(study: "Study") -> dict:
@@ -44,6 +52,8 @@ def run(study: "Study") -> dict:
             continue
         summary = study.state.run_summary(spec.name)
         rows.append(summary)
+        if spec.length != 1.0:
+            continue
         steps = read_steps(study.run_dir(spec) / STEPS_FILE)
         curves.setdefault(spec.key, dict(family=spec.family.label, depth=spec.depth, seeds=[]))["seeds"].append(
             dict(step=[r["step"] for r in steps], loss=[r["loss"] for r in steps], error=[r["error"] for r in steps]))
@@ -51,6 +61,7 @@ def run(study: "Study") -> dict:
     networks = {}
     for row in rows:
         n = networks.setdefault(row["key"], dict(family=row["family"], depth=row["depth"], seeds=[],
+                                                 length=row.get("length", 1.0),
                                                  parameters=row["parameters"], train_error=[], test_error=[],
                                                  train_error_end=[], diverged=[], train_correct=[],
                                                  test_correct=[]))
@@ -69,11 +80,18 @@ def run(study: "Study") -> dict:
                shallow=shallow, deep=deep, plain=plain, residual=res, train_images=config.eval_images,
                test_images=len(study.test))
     if plain and res:
-        for split in ("train", "test"):
-            out[f"{split}_contrasts"] = contrasts({k: n[f"{split}_correct"] for k, n in networks.items()},
-                                                  plain, res, shallow, deep)
-        compared = [f"{f}-{d}" for f in (plain, res) for d in (shallow, deep)]
-        mean_train = {k: table[k]["train_error_mean_sd"][0] for k in compared}
-        out["regime"] = (smoke_run(config.quick) + enough_seeds(config.seeds)
-                         + degradation_gate(mean_train, [f"{plain}-{shallow}", f"{res}-{shallow}"], study.chance))
+        out["lengths"] = {}
+        for length in config.lengths:
+            x = length_suffix(length)
+            steps = max(1, round(length * study.state.steps))
+            entry = {f"{split}_contrasts": contrasts({k: n[f"{split}_correct"] for k, n in networks.items()},
+                                                     plain, res, shallow, deep, x) for split in ("train", "test")}
+            compared = [f"{f}-{d}{x}" for f in (plain, res) for d in (shallow, deep)]
+            mean_train = {k: table[k]["train_error_mean_sd"][0] for k in compared}
+            entry["regime"] = (smoke_run(config.quick) + enough_seeds(config.seeds)
+                               + degradation_gate(mean_train, [f"{plain}-{shallow}{x}", f"{res}-{shallow}{x}"],
+                                                  study.chance))
+            out["lengths"][str(steps)] = dict(entry, length=length)
+            if length == 1.0:
+                out.update(entry)
     return out

@@ -74,9 +74,15 @@ class Experiment(ABC):
     def steps_per_epoch(self) -> int:
         """Optimiser steps per epoch of one run (turns an epochs budget into steps)."""
 
+    def run_steps(self, run: Run, steps: int) -> int:
+        """The steps ``run`` trains when the experiment's common number is ``steps`` (all of
+        them by default; a shorter training length trains a fraction)."""
+        return steps
+
     @abstractmethod
     def train_config(self, run: Run, steps: int, run_dir: Optional[Path], threads: int):
-        """The :class:`~skiplab.train.TrainConfig` of ``run`` for ``steps`` steps."""
+        """The :class:`~skiplab.train.TrainConfig` of ``run`` for the common ``steps``
+        (it trains :meth:`run_steps` of them)."""
 
     def datasets(self, run: Run) -> tuple[Any, Any]:
         """(train_set, eval_set) in memory for ``run``, or (None, None): the trainer loads

@@ -42,7 +42,8 @@ def command_line(study: "Study") -> str:
     if c.quick:
         args.append("--quick")
     args += [f"--data {c.data}", f"--depths {','.join(map(str, c.depths))}", f"--models {','.join(c.models)}",
-             f"--parts {','.join(c.parts)}", f"--steps {study.state.steps}", f"--seed {c.seed}", f"--seeds {c.seeds}",
+             f"--parts {','.join(c.parts)}", f"--steps {study.state.steps}", f"--lengths {','.join(f'{x:g}' for x in c.lengths)}",
+             f"--seed {c.seed}", f"--seeds {c.seeds}",
              f"--without-bn {c.without_bn}", f"--eval-images {c.eval_images}"]
     return " ".join(args)
 
@@ -118,27 +119,33 @@ def published_block(doc: Document, a: Assessment) -> None:
 def degradation_section(doc: Document, res: dict, found: dict) -> None:
     from .stats import interval_text, pm
     rows = []
-    for key, n in sorted(res["networks"].items(), key=lambda kv: (kv[1]["family"], kv[1]["depth"])):
-        rows.append([key, f"{n['parameters']:,}", len(n["seeds"]), pm(n["train_error"], 100), pm(n["test_error"], 100),
+    for key, n in sorted(res["networks"].items(), key=lambda kv: (kv[1].get("length", 1.0), kv[1]["family"],
+                                                                   kv[1]["depth"])):
+        steps = max(1, round(n.get("length", 1.0) * res["steps"]))
+        rows.append([key, f"{n['parameters']:,}", steps, len(n["seeds"]), pm(n["train_error"], 100), pm(n["test_error"], 100),
                      pm(n["train_error_end"], 100), ", ".join(map(str, n["diverged"])) or "-"])
-    doc.table(["network", "parameters", "seeds", "training error % (eval mode)", "test error %",
+    doc.table(["network", "parameters", "steps", "seeds", "training error % (eval mode)", "test error %",
                "training error % (last 10% of steps, batches)", "diverged (seeds)"], rows)
     doc.paragraph(f"Mean ± standard deviation over seeds. Training error: evaluation mode on the fixed subset of "
                   f"{res['train_images']} training images; test error: the whole test split ({res['test_images']} "
-                  f"images); both after {res['steps']} steps. The last column is the training curve's end, on the "
-                  f"augmented batches with BatchNorm in training mode.")
-    for split in ("train", "test"):
-        c = res.get(f"{split}_contrasts")
-        if c:
-            p, r = res["plain"], res["residual"]
-            doc.items([f"{split} error, {p}-{res['deep']} minus {p}-{res['shallow']}: {interval_text(c[p])}",
-                       f"{split} error, {r}-{res['deep']} minus {r}-{res['shallow']}: {interval_text(c[r])}",
-                       f"**{split} error, interaction** (plain difference minus residual difference): "
-                       f"{interval_text(c['interaction'])}"])
+                  f"images). A `-L50` network trained half the steps with its own schedule (a shorter training "
+                  f"length). The last column is the training curve's end, on the augmented batches with BatchNorm "
+                  f"in training mode.")
+    p, r = res.get("plain"), res.get("residual")
+    for steps, entry in sorted(res.get("lengths", {}).items(), key=lambda kv: int(kv[0])):
+        items = []
+        for split in ("train", "test"):
+            c = entry[f"{split}_contrasts"]
+            items += [f"{split} error, {p}-{res['deep']} minus {p}-{res['shallow']}: {interval_text(c[p])}",
+                      f"{split} error, {r}-{res['deep']} minus {r}-{res['shallow']}: {interval_text(c[r])}",
+                      f"**{split} error, interaction** (plain difference minus residual difference): "
+                      f"{interval_text(c['interaction'])}"]
+        if entry["regime"]:
+            items.append("not in the paper's regime at this length: " + "; ".join(entry["regime"]))
+        doc.paragraph(f"After {int(steps):,} steps{' (the full length: the verdict)' if entry['length'] == 1.0 else ''}:")
+        doc.items(items)
     doc.paragraph("Intervals: paired bootstrap over seeds and evaluation images (the same resampled seeds and "
                   "images for every network), percentile method.")
-    if res.get("regime"):
-        doc.paragraph("**Not in the paper's regime**: " + "; ".join(res["regime"]) + ".")
     for fig in res["figures"]:
         doc.image(Path(fig), "training loss (log scale) and batch training error against steps, one column per "
                              "family (He 2015 Fig. 6 layout); lines: mean over seeds, bands: their range")

@@ -170,7 +170,8 @@ class Runner:
             if self.state.run_done(run.name):
                 continue
             trained = worker.read_trained(self.run_dir(run))
-            if trained is not None and (trained["steps"] >= steps or trained.get("diverged")):
+            if trained is not None and (trained["steps"] >= self.experiment.run_steps(run, steps)
+                                        or trained.get("diverged")):
                 self.log(f"{run.name}: trained elsewhere, {self._finish(run, trained)}")
                 continue
             todo.append(run)

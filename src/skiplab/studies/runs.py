@@ -35,10 +35,18 @@ class RunSpec:
     depth: int
     norm: bool = True
     seed: int = 0
+    length: float = 1.0     # fraction of the study's steps (a shorter training length)
+
+    @property
+    def network(self) -> str:
+        return f"{self.family.label}-{self.depth}" + ("" if self.norm else "-nobn")
 
     @property
     def key(self) -> str:
-        return f"{self.family.label}-{self.depth}" + ("" if self.norm else "-nobn")
+        return self.network + ("" if self.length == 1.0 else f"-L{round(100 * self.length)}")
+
+    def steps(self, steps: int) -> int:
+        return max(1, round(self.length * steps))
 
     @property
     def name(self) -> str:
@@ -62,7 +70,8 @@ class RunSpec:
     def from_run(cls, run: Run) -> "RunSpec":
         label, depth, *rest = run.key.split("-")
         family = next(f for f in FAMILIES.values() if f.label == label)
-        return cls(family, int(depth), norm=not rest, seed=run.seed)
+        length = next((int(r[1:]) / 100 for r in rest if r.startswith("L")), 1.0)
+        return cls(family, int(depth), norm="nobn" not in rest, seed=run.seed, length=length)
 
 
 def study_runs(config: StudyConfig) -> list[RunSpec]:
@@ -72,9 +81,10 @@ def study_runs(config: StudyConfig) -> list[RunSpec]:
     if not config.needs_training:
         return []
     depths = config.depths if "degradation" in config.parts else (config.deepest,)
+    lengths = config.lengths if "degradation" in config.parts else (1.0,)
     runs = []
     for seed in config.seed_list:
-        runs += [RunSpec(f, d, seed=seed) for f in config.families for d in depths]
+        runs += [RunSpec(f, d, seed=seed, length=x) for x in lengths for f in config.families for d in depths]
         if "gradients" in config.parts and config.without_bn == "trained":
             runs += [RunSpec(f, config.deepest, norm=False, seed=seed) for f in config.families]
     return runs
@@ -97,8 +107,10 @@ def fixed_batches(dataset: ImageDataset, n: int, seed: int, tag: str, batch_size
 
 def train_config(spec: RunSpec, config: StudyConfig, steps: int, run_dir: Optional[Path],
                  threads: int = 0) -> TrainConfig:
-    """The trainer's configuration of one run: the study's recipe, ``steps`` steps."""
+    """The trainer's configuration of one run: the study's recipe, its share of ``steps``
+    (a shorter length has its own schedule: the lr drops at 50 % and 75 % of *its* steps)."""
     r = config.recipe
+    steps = spec.steps(steps)
     return TrainConfig.from_dict(dict(
         out=str(run_dir) if run_dir else None, seed=spec.seed, model=spec.family.model,
         model_kwargs=spec.model_kwargs, data=config.data, eval_split="none", batch_size=r.batch_size,

@@ -107,6 +107,9 @@ class StudyExperiment(Experiment):
     def steps_per_epoch(self) -> int:
         return len(self.dataset("train")) // self.config.recipe.batch_size
 
+    def run_steps(self, run: Run, steps: int) -> int:
+        return RunSpec.from_run(run).steps(steps)
+
     def train_config(self, run: Run, steps: int, run_dir: Optional[Path], threads: int):
         return train_config(RunSpec.from_run(run), self.config, steps, run_dir, threads)
 
@@ -122,8 +125,8 @@ class StudyExperiment(Experiment):
         from .curves import STEPS_FILE, end_of_training, read_steps
         spec = RunSpec.from_run(run)
         model = self.load(spec, run_dir)
-        return dict(name=run.name, key=run.key, family=spec.family.key, depth=spec.depth, norm=spec.norm,
-                    seed=run.seed, steps=trained["steps"], seconds=trained["seconds"],
+        return dict(name=run.name, key=run.key, network=spec.network, family=spec.family.key, depth=spec.depth,
+                    norm=spec.norm, seed=run.seed, length=spec.length, steps=trained["steps"], seconds=trained["seconds"],
                     diverged=trained.get("diverged"), parameters=sum(p.numel() for p in model.parameters()),
                     **end_of_training(read_steps(run_dir / STEPS_FILE)),
                     **measure_fit(model, self.train_probe(), self.test_batches()))
