@@ -214,7 +214,12 @@ def landscape_section(doc: Document, res: dict, found: dict) -> None:
     doc.table(["network", "loss at the trained weights", "border loss / centre loss", "local minima on the grid",
                "highest loss on the grid"], rows)
     doc.paragraph(f"Filter-normalised directions (Li 2018 Eq. 1), α, β in [-1, 1]; {res['points_1d']} points in 1-D, "
-                  f"a {res['points_2d']}x{res['points_2d']} grid in 2-D, on {res['images']} fixed training images.")
+                  f"a {res['points_2d']}x{res['points_2d']} grid in 2-D, on {res['images']} fixed training images. "
+                  f"The contours are a qualitative comparison only; the quantitative one is Li's |λmin/λmax|:")
+    doc.table(["network", "|λmin / λmax| (mean ± sd over seeds)", "λmax per seed", "λmin per seed"],
+              [[c["model"], f"{c['ratio'][0]:.3g} ± {c['ratio'][1]:.2g}",
+                ", ".join(f"{r['lambda_max']:.3g}" for r in c["seeds"]),
+                ", ".join(f"{r['lambda_min']:.3g}" for r in c["seeds"])] for c in res.get("curvature", [])])
     for fig in res["figures"]:
         doc.image(Path(fig), fig.replace("_", " ").removesuffix(".png"))
     if "landscape" in found:
