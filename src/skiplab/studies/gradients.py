@@ -105,8 +105,7 @@ def run(study: "Study") -> dict:
         if stage == "trained":
             row["diverged"] = study.state.run_summary(spec.name).get("diverged")
         results.append(row)
-    first = study.config.seed_list[0]
-    figure = plot_gradient_flow([r for r in results if r["seed"] == first], study.path("gradient_flow.png"))
+    figure = plot_gradient_flow(results, study.path("gradient_flow.png"))
     verdicts = [v for v in (verdict_for(results, True), verdict_for(results, False)) if v]
     return dict(results=results, verdicts=verdicts, batch=len(y), figures=[figure.name],
                 classes=len(study.train.classes), slope_band=T.GRADIENT_SLOPE_BAND)

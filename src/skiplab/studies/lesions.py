@@ -116,6 +116,6 @@ def run(study: "Study") -> dict:
                                                        [[r["retained_se"] for r in rows] for rows in inner])
                      if all(inner) else None)
         models.append(first)
-    figure = plot_lesion(models, study.path("lesion.png"))
+    figure = plot_lesion(per_seed, study.path("lesion.png"))
     return dict(models=models, per_seed=per_seed, images=len(study.test), max_k=max_k, draws=draws * len(seeds),
                 figures=[figure.name])

@@ -163,10 +163,10 @@ def gradients_section(doc: Document, res: dict, found: dict) -> None:
     doc.paragraph(f"Per seed: a fixed batch of {res['batch']} training images (one per seed), training mode, fp32; "
                   f"per-element RMS of the gradient entering each block. Trend thresholds were fixed before "
                   f"measuring: a log10-slope per block (towards the output) above +{band:g} is 'vanishing' (the "
-                  f"gradient shrinks towards the input), below -{band:g} 'exploding', in between 'healthy'. "
-                  f"The figure shows the first seed.")
+                  f"gradient shrinks towards the input), below -{band:g} 'exploding', in between 'healthy'.")
     for fig in res["figures"]:
-        doc.image(Path(fig), "gradient norms per layer and per block input; dashed: at init, solid: trained")
+        doc.image(Path(fig), "per-element gradient RMS per layer and per block input (log scale); dashed: at init, "
+                             "solid: trained; lines: geometric mean over seeds, bands: their range")
     for v in res["verdicts"]:
         setting = "with" if v["norm"] else "without"
         account = {"vanishing": "supports the vanishing-gradient account",
@@ -204,7 +204,8 @@ def lesion_section(doc: Document, res: dict, found: dict) -> None:
                f"{interval_text(m['retained_single'], 1.0, '')} (seed spread and binomial error of each accuracy)"
                for m in res["models"] if m.get("retained_single")])
     for fig in res["figures"]:
-        doc.image(Path(fig), "accuracy after deleting one block (left) and k random blocks (right)")
+        doc.image(Path(fig), "test accuracy after deleting one block (left) and k random blocks (right); lines: mean "
+                             "over seeds, bands: their range (right: over draws and seeds)")
     if "lesion" in found:
         published_block(doc, found["lesion"])
 
