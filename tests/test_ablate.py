@@ -170,3 +170,11 @@ def test_bad_options_are_clear_errors(options, message):
 def test_cli_resume_refuses_other_options(tmp_path, capsys):
     assert main(["ablate", "autoencoder", "--resume", "--latent", "8", "--out", str(tmp_path)]) == 2
     assert "--resume continues an ablation with its own options" in capsys.readouterr().err
+
+
+def test_bad_data_leaves_no_state(tmp_path, capsys):
+    """Inputs are validated before the runner writes anything: --out stays free."""
+    out = tmp_path / "ae"
+    assert main(["ablate", "autoencoder", "--quick", "--data", str(tmp_path / "missing.npy"), "--out", str(out)]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert not (out / "ablation.json").exists()
