@@ -250,6 +250,7 @@ def _run(study: Study, log: Callable[[str], None]) -> StudyResult:
     log(f"study in {study.dir}/ on {config.data}: {', '.join(f.label for f in config.families)} nets "
         f"at depths {', '.join(map(str, config.depths))}, seeds {', '.join(map(str, config.seed_list))}; "
         f"parts {', '.join(config.parts)}")
+    state.data["threads"] = study.runner.threads
     start = time.perf_counter()
     if study.runs():
         study.runner.train()
