@@ -201,7 +201,7 @@ def lesion_section(doc: Document, res: dict, found: dict) -> None:
                   f"input's shape. k random deletions, k = 1..{res['max_k']}: {res['draws']} draws per k over the seeds.")
     from .stats import interval_text
     doc.items([f"{m['model']}: retained above-chance fraction after one deletion "
-               f"{interval_text(m['retained_single'], 1.0, '')} (seed spread and binomial error of each accuracy)"
+               f"{interval_text(m['retained_single'], 1.0, '', 2)} (seed spread and binomial error of each accuracy)"
                for m in res["models"] if m.get("retained_single")])
     for fig in res["figures"]:
         doc.image(Path(fig), "test accuracy after deleting one block (left) and k random blocks (right); lines: mean "

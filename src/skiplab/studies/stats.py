@@ -81,12 +81,13 @@ def pm(values: Sequence[float], scale: float = 1.0, fmt: str = ".1f") -> str:
     return f"{scale * m:{fmt}} ± {scale * s:{fmt}}"
 
 
-def interval_text(ci: Mapping[str, float], scale: float = 100.0, unit: str = " points") -> str:
+def interval_text(ci: Mapping[str, float], scale: float = 100.0, unit: str = " points", digits: int = 1) -> str:
     """'+3.1 points (95 % CI +1.2 to +5.0)'."""
     if not all(math.isfinite(ci[k]) for k in ("estimate", "low", "high")):
         return "undefined (a net at or below chance has no above-chance accuracy to keep)"
-    return (f"{scale * ci['estimate']:+.1f}{unit} ({100 * ci['confidence']:.0f} % CI "
-            f"{scale * ci['low']:+.1f} to {scale * ci['high']:+.1f})")
+    f = f"+.{digits}f"
+    return (f"{scale * ci['estimate']:{f}}{unit} ({100 * ci['confidence']:.0f} % CI "
+            f"{scale * ci['low']:{f}} to {scale * ci['high']:{f}})")
 
 
 def binomial_se(p: float, n: int) -> float:

@@ -182,7 +182,7 @@ def assess_lesion(config: StudyConfig, results: dict) -> Assessment:
     parts = []
     for m in (res, plain):
         if m is not None and m.get("retained_single"):
-            parts.append(f"{m['model']} keeps {interval_text(m['retained_single'], 1.0, '')} of its above-chance "
+            parts.append(f"{m['model']} keeps {interval_text(m['retained_single'], 1.0, '', 2)} of its above-chance "
                          f"accuracy after one deletion")
     measured = "; ".join(parts) or line
     models = [m for m in (res, plain) if m is not None]
