@@ -29,10 +29,11 @@ init seeds, with a deep-MLP control: Balduzzi 2017). Default: degradation,gradie
 A verdict (agrees / disagrees / unresolved) is given only inside the paper's regime and
 from an interval; otherwise the report says why not. --quick is a smoke run: no verdicts.
 
-Budget: minutes for all training together (the default, 6 on synthetic data, 30 on
-real data), turned ONCE into one common number of steps by timing each network through
-the training loop (stored in study.json; the report prints the --steps to reproduce it);
-or --steps N (the same on every machine), or epochs (--budget 3ep).
+Budget: --steps N (default 150 on the default synthetic data: the same on every machine),
+or minutes for all training together (--budget; 6 on other synthetic data, 30 on real
+data), turned ONCE into one common number of steps by timing each network through
+the training loop (stored in study.json; the report prints the --steps to reproduce it),
+or epochs (--budget 3ep).
 
 Scale: every (network, seed) is an independent run in runs/<network>-s<seed>/ with its own
 train.yaml. --jobs N trains N at a time (threads split between them). Across machines:
@@ -55,16 +56,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                     "a report that sets each finding beside the published one.",
         epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", metavar="SPEC",
-                   help="dataset: synthetic[:NAME] (default synthetic:patterns, no download), cifar10:PATH, "
+                   help="dataset: synthetic[:NAME] (default synthetic:patterns-2k, no download), cifar10:PATH, "
                         "cifar100:PATH, folder:PATH")
-    p.add_argument("--depths", metavar="D,D,...", help="network depths 6n+2 (default 8,20,56)")
+    p.add_argument("--depths", metavar="D,D,...", help="network depths 6n+2 (default 8,20; the shallowest and deepest are compared)")
     p.add_argument("--models", metavar="F,F,...",
                    help=f"network families: {', '.join(FAMILIES)} (default plain,resnet)")
     p.add_argument("--parts", metavar="P,P,...",
                    help=f"parts to run: {', '.join(PARTS)} (default degradation,gradients,lesion)")
     p.add_argument("--budget", metavar="B",
-                   help="training budget: minutes for all runs (6, 6m; default 6 on synthetic data, 30 on real "
-                        "data), or per network epochs (3ep) or steps (500steps)")
+                   help="training budget: minutes for all runs together (6, 6m), turned into steps once; or per "
+                        "network epochs (3ep) or steps (500steps). Default: 150 steps on the default synthetic "
+                        "data, 6 minutes on other synthetic data, 30 minutes on real data")
     p.add_argument("--config", metavar="YAML",
                    help="study options from a YAML file (keys as the options: depths, models, seeds, steps, ...); "
                         "options on the command line win")
