@@ -15,10 +15,11 @@ gradients (Balduzzi et al. 2017), with verdicts only inside each paper's regime
 from .config import FAMILIES, PARTS, Budget, Family, Recipe, StudyConfig
 from .experiment import Experiment, Run
 from .published import FINDINGS, Finding
+from .recording import GradientFlowCallback, ResidualRatioCallback, TableCallback, write_csv
 from .runner import Runner
 from .study import Study, StudyExperiment, StudyResult, run_study
 from .verdict import Assessment, assess, compute_verdict
 
 __all__ = ["FAMILIES", "PARTS", "Budget", "Family", "Recipe", "StudyConfig", "Experiment", "Run", "Runner",
            "FINDINGS", "Finding", "Study", "StudyExperiment", "StudyResult", "run_study", "Assessment", "assess",
-           "compute_verdict"]
+           "compute_verdict", "GradientFlowCallback", "ResidualRatioCallback", "TableCallback", "write_csv"]

@@ -9,8 +9,8 @@ import math
 from pathlib import Path
 from typing import Any, Optional
 
-from ..analysis import write_csv
 from ..train import Callback
+from .recording import write_csv
 
 STEPS_FILE = "steps.csv"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Iterable, Optional, Union
 
 import torch
@@ -70,8 +69,6 @@ def evaluate_checkpoint(path: Union[str, Path], data: Optional[str] = None, spli
     is a classifier); the EMA weights are used when the checkpoint has them and ``use_ema``.
     A reconstruct checkpoint normalises the data with the radiometry it was trained with.
     """
-    from ..data import Radiometry
-
     checkpoint = load_checkpoint(path)
     recorded = checkpoint.get("config") or {}
     name = model or recorded.get("model")
@@ -85,9 +82,7 @@ def evaluate_checkpoint(path: Union[str, Path], data: Optional[str] = None, spli
                                     "val_size": known.get("val_size", 0) if data == recorded.get("data") else 0,
                                     "channels_last": channels_last})
     task = make_task(config)
-    like = (SimpleNamespace(radiometry=Radiometry.from_dict(checkpoint["radiometry"]))
-            if "radiometry" in checkpoint else None)
-    dataset = task.load(split, like=like)
+    dataset = task.load(split, like=task.data_reference(checkpoint))
     kwargs = dict(recorded.get("model_kwargs") or {}) if name == recorded.get("model") else {}
     net = task.create_model(dataset, name, kwargs)
     load_model_state(net, model_state_from(checkpoint, use_ema))

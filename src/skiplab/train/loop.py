@@ -67,7 +67,7 @@ def fit(config: TrainConfig, callbacks: Iterable[Callback] = (), *, train_set=No
 
     ``train_set``/``eval_set`` (an :class:`~skiplab.data.ImageDataset`, or for the segment /
     reconstruct tasks a :class:`~skiplab.data.SegmentationDataset` /
-    :class:`~skiplab.data.SARTileDataset`) replace loading ``config.data``, for data in memory.
+    :class:`~skiplab.sar.SARTileDataset`) replace loading ``config.data``, for data in memory.
     """
     if isinstance(config, dict):
         config = TrainConfig.from_dict(config)

@@ -10,9 +10,9 @@ seeds (3 by default: the verdicts are intervals over seeds and tiles), each run 
 ``<out>/runs/<variant>-s<seed>/`` (config.yaml, metrics.csv, steps.csv,
 checkpoints/best.pt -- usable directly by ``skiplab reconstruct``). Then every variant's
 best checkpoint is evaluated in fp32 on held-out tiles and the report is written
-(:mod:`skiplab.studies.ablate_report`).
+(:mod:`skiplab.sar.ablate_report`).
 
-**Data.** Without ``data``: synthetic speckled scenes (:func:`skiplab.data.synthetic_sar_tiles`)
+**Data.** Without ``data``: synthetic speckled scenes (:func:`skiplab.sar.synthetic_sar_tiles`)
 -- training tiles from seed 0, held-out test tiles from seed 1, and the tiles that pick
 ``best.pt`` (validation) from seed 2, all with the radiometry fitted on the training tiles.
 With ``data`` (rasters or directories): tiles cut without overlap, 10% held out for test
@@ -37,8 +37,8 @@ from typing import Optional
 import torch
 
 from .ablate_config import STATE_FILE, AblationConfig, AblationData, load_data
-from .experiment import Experiment, Run
-from .runner import Runner, latest_unfinished, new_directory
+from ..studies.experiment import Experiment, Run
+from ..studies.runner import Runner, latest_unfinished, new_directory
 
 
 # ---- runs -------------------------------------------------------------------------------------
@@ -120,8 +120,8 @@ def evaluate_run(run_dir: Path, test, batch_size: int = 16) -> tuple[dict, torch
     """PSNR, SSIM (normalised domain), ENL of input and output on the input's homogeneous
     windows, ratio-image mean/variance, of ``checkpoints/best.pt`` on the test tiles in fp32;
     and the reconstructions."""
-    from ..analysis.image_metrics import reconstruction_metrics
-    from ..deploy.sar_checkpoint import load_autoencoder
+    from .checkpoint import load_autoencoder
+    from .metrics import reconstruction_metrics
     ae = load_autoencoder(run_dir / "checkpoints" / "best.pt")
     x = test.tiles
     pred = torch.cat([ae.model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
@@ -176,7 +176,7 @@ def command_line(config: AblationConfig, directory: Path) -> str:
 def curve(run_dir: Path) -> dict:
     """A run's training loss per step and validation PSNR per epoch (for the figure)."""
     from .ablate_report import read_metrics
-    from .curves import STEPS_FILE, read_steps
+    from ..studies.curves import STEPS_FILE, read_steps
     val = [(int(r["step"]), float(r["val_psnr"])) for r in read_metrics(run_dir / "metrics.csv")
            if r.get("val_psnr")]
     return {"steps": [(r["step"], r["loss"]) for r in read_steps(run_dir / STEPS_FILE)], "val": val}
@@ -208,7 +208,7 @@ def evaluate_all(config: AblationConfig, runner: Runner, tiles, key: str) -> tup
 def constant_baseline(train, tiles) -> float:
     """PSNR of a constant image at the training tiles' mean (normalised) level on ``tiles``:
     what a model that learnt only the mean level would score."""
-    from ..analysis.image_metrics import psnr
+    from .metrics import psnr
     return float(psnr(torch.full_like(tiles.tiles, float(train.tiles.mean())), tiles.tiles).mean())
 
 
@@ -219,7 +219,7 @@ def reference_rows(train, tiles, factor: int) -> dict[str, dict]:
     and ``factor``-fold average pooling upsampled bilinearly (a linear code of one value per
     ``factor``² pixels, ``factor`` = the autoencoder's stride)."""
     import torch.nn.functional as F
-    from ..analysis.image_metrics import psnr, ssim_per_image
+    from .metrics import psnr, ssim_per_image
     x = tiles.tiles
     guesses = {
         "constant image (training mean level)": torch.full_like(x, float(train.tiles.mean())),

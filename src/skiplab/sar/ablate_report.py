@@ -22,11 +22,11 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from . import thresholds as T
-from .document import Document
-from .figures import new_figure, save_figure, smooth
-from .regime import enough_seeds, smoke_run
-from .stats import difference, pm, sign
+from ..studies import thresholds as T
+from ..studies.document import Document
+from ..studies.figures import new_figure, save_figure, smooth
+from ..studies.regime import enough_seeds, smoke_run
+from ..studies.stats import difference, pm, sign
 
 COLOURS = {"sar_ae_plain": "#d62728", "sar_ae_bottleneck": "#1f77b4", "sar_ae_all": "#2ca02c",
            "sar_ae_bottleneck_cbam": "#9467bd"}
