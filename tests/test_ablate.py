@@ -65,7 +65,7 @@ def test_quick_verdict_is_computed_from_the_runs(quick):
     assert any(line.startswith("No verdict on the variants: a --quick smoke run") for line in verdict)
     assert not any("real difference" in line or "no significant difference" in line for line in verdict)
     md = (quick / "report.md").read_text()
-    assert all(line in md for line in verdict)
+    assert all(line in md for line in verdict) and "SMOKE RUN (--quick)" in md
 
 
 @pytest.mark.slow

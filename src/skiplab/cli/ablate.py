@@ -102,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
     result = run_ablation(config, out=args.out, resume=args.resume, threads=args.threads, jobs=args.jobs)
+    if args.quick:
+        print("\nSMOKE RUN (--quick): checks that everything runs; no variant is judged")
     print(f"\nreport: {result.report_html}  (and {result.report_md.name}, curves.png, grid.png)")
     print(f"runs: {result.directory}/runs/<variant>-s<seed>/checkpoints/best.pt "
           f"(wall-clock {time.perf_counter() - start:.0f} s)")

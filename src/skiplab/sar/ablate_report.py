@@ -220,6 +220,9 @@ def build_document(ctx: dict) -> Document:
     c, rows = ctx["config"], ctx["rows"]
     doc = Document("skiplab ablate autoencoder: residual connections in a SAR autoencoder")
     doc.paragraph(f"Directory `{ctx['directory']}`. Reproduce with `{ctx['command']}`.")
+    if c.quick:
+        doc.paragraph("**SMOKE RUN (--quick)**: tiny models for a few steps, to check that everything runs. "
+                      "The numbers say nothing about residual connections and no variant is judged.")
     doc.heading("Verdict")
     doc.items(ctx["verdict"], css="verdict")
     doc.heading("Results on the held-out tiles")
