@@ -15,7 +15,7 @@ import sys
 from typing import Optional, Sequence
 
 # Subcommand modules under skiplab.cli, in the order --help lists them.
-COMMANDS = ["study", "summary", "models", "train", "eval", "data", "ablate", "reconstruct",
+COMMANDS = ["study", "summary", "models", "train", "eval", "data", "ablate", "reconstruct", "sar_rd",
             "prune", "distill"]
 
 
