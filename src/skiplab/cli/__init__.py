@@ -17,8 +17,8 @@ from typing import Optional, Sequence
 from ..deploy.extras import MissingExtraError
 
 # Subcommand modules under skiplab.cli, in the order --help lists them.
-COMMANDS = ["study", "summary", "models", "train", "eval", "data", "ablate", "reconstruct",
-            "export", "quantize", "bench"]
+COMMANDS = ["study", "summary", "models", "train", "eval", "data", "ablate", "reconstruct", "sar_rd",
+            "export", "quantize", "bench", "prune", "distill"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -52,18 +52,28 @@ def _field_type(tp: Any) -> Any:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from ..train.config import TrainConfig
     p = subparsers.add_parser(
         "train", help="train a model (recipes in configs/, resumable, DDP under torchrun)",
         description="Train a registered model on a dataset. Start from a YAML recipe (--config) "
                     "and override any field with a flag.",
         epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
         argument_default=argparse.SUPPRESS)
-    p.add_argument("--config", metavar="YAML", help="recipe file (e.g. configs/he2015_cifar.yaml)")
     p.add_argument("--print-config", action="store_true",
                    help="print the resolved config and exit without training")
+    add_config_arguments(p)
+    p.set_defaults(run=run)
+    return p
+
+
+def add_config_arguments(p: argparse.ArgumentParser, skip: tuple = ()) -> None:
+    """--config YAML and one flag per TrainConfig field (except ``skip``); the parser must
+    use ``argument_default=argparse.SUPPRESS`` so that only given flags override the recipe."""
+    from ..train.config import TrainConfig
+    p.add_argument("--config", metavar="YAML", help="recipe file (e.g. configs/he2015_cifar.yaml)")
     hints = typing.get_type_hints(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
+        if f.name in skip:
+            continue
         tp = _field_type(hints[f.name])
         names = [f"--{f.name.replace('_', '-')}"]
         doc = f.metadata["doc"].replace("%", "%%")
@@ -82,8 +92,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                            metavar=None if choices else f.name.upper())
     p.add_argument("--no-compile", dest="compile", action="store_const", const="off",
                    help="same as --compile off")
-    p.set_defaults(run=run)
-    return p
 
 
 def _yaml_mapping(text: str) -> dict:
@@ -93,12 +101,20 @@ def _yaml_mapping(text: str) -> dict:
     return value
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..train import NonFiniteLossError, TrainConfig, fit
-    overrides = {k: v for k, v in vars(args).items() if k not in ("config", "print_config", "run", "command")}
+def config_from_args(args: argparse.Namespace, extra: dict = None):
+    """The TrainConfig of --config and the flags given (``extra`` overrides both)."""
+    from ..train import TrainConfig
+    from ..train.config import field_docs
+    overrides = {k: v for k, v in vars(args).items() if k in field_docs()}
+    overrides.update(extra or {})
     config_path = getattr(args, "config", None)
-    config = (TrainConfig.from_yaml(config_path, overrides) if config_path
-              else TrainConfig.from_dict(overrides))
+    return (TrainConfig.from_yaml(config_path, overrides) if config_path
+            else TrainConfig.from_dict(overrides))
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..train import NonFiniteLossError, fit
+    config = config_from_args(args)
     if getattr(args, "print_config", False):
         print(config.to_yaml(), end="")
         return 0

@@ -14,7 +14,7 @@ import os
 import random
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping, Union
+from typing import Any, Mapping, Optional, Union
 
 import numpy as np
 import torch
@@ -122,3 +122,31 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
 def _as_tuple(x: Any) -> Any:
     """random.setstate needs tuples where a round trip may have produced lists."""
     return tuple(_as_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x
+
+
+def model_from_checkpoint(checkpoint: Mapping[str, Any], task: Any, dataset: Any, *,
+                          name: Optional[str] = None, use_ema: bool = True) -> nn.Module:
+    """The trained model a checkpoint holds, sized for ``dataset``: ``task.create_model`` with
+    the recorded name and keywords (or ``name``), the recorded pruned widths applied
+    (``checkpoint["structure"]``, :func:`skiplab.models.apply_structure`), then the weights
+    (the EMA copy when there is one and ``use_ema``), loaded strictly."""
+    from ..models.structure import apply_structure
+    recorded = checkpoint.get("config") or {}
+    name = name or recorded.get("model")
+    if name is None:
+        raise ValueError("the checkpoint records no model name: pass it (--model)")
+    kwargs = dict(recorded.get("model_kwargs") or {}) if name == recorded.get("model") else {}
+    model = task.create_model(dataset, name, kwargs)
+    apply_structure(model, checkpoint.get("structure"))
+    load_model_state(model, model_state_from(checkpoint, use_ema))
+    return model
+
+
+def initial_model(task: Any, dataset: Any, init_from: Optional[str] = None) -> tuple[nn.Module, Optional[dict]]:
+    """A run's starting model and its pruned widths: ``task.create_model(dataset)`` (random
+    init, no structure), or with ``init_from`` the weights and ``structure`` of that checkpoint
+    (fine-tuning; the run's checkpoints keep the structure)."""
+    if not init_from:
+        return task.create_model(dataset), None
+    start = load_checkpoint(init_from)
+    return model_from_checkpoint(start, task, dataset, name=task.config.model), start.get("structure")

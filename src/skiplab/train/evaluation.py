@@ -10,7 +10,7 @@ from typing import Any, Iterable, Optional, Union
 import torch
 from torch import nn
 
-from .checkpoint import load_checkpoint, load_model_state, model_state_from
+from .checkpoint import load_checkpoint, model_from_checkpoint
 from .config import TrainConfig
 from .precision import Precision, resolve_device, resolve_precision
 from .meters import ClassificationMeter, Meter
@@ -94,9 +94,7 @@ def evaluate_checkpoint(path: Union[str, Path], data: Optional[str] = None, spli
     task, dataset = evaluation_data({**recorded, "model": name}, data, split,
                                     radiometry=checkpoint.get("radiometry"),
                                     channels_last=channels_last, source=str(path))
-    kwargs = dict(recorded.get("model_kwargs") or {}) if name == recorded.get("model") else {}
-    net = task.create_model(dataset, name, kwargs)
-    load_model_state(net, model_state_from(checkpoint, use_ema))
+    net = model_from_checkpoint(checkpoint, task, dataset, name=name, use_ema=use_ema)
     dev = resolve_device(device)
     net = net.to(dev)
     if channels_last:

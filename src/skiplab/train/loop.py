@@ -21,20 +21,20 @@ batch; see :class:`skiplab.data.BatchLoader`).
 from __future__ import annotations
 
 import math
-import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional
 
-import numpy as np
 import torch
 from torch import nn
 
 from .allocator import retain_freed_memory
 from .callbacks import Callback, CallbackList
-from .checkpoint import load_checkpoint, load_model_state, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import (initial_model, load_checkpoint, load_model_state, rng_state, save_checkpoint,
+                         set_rng_state)
 from .config import TrainConfig
+from .distill import Distiller   # Hinton 2015 KD
 from .distributed import DistInfo, all_reduce_sum, barrier, cleanup, init_distributed, wrap_ddp
 from .ema import ModelEMA
 from .evaluation import evaluate
@@ -43,6 +43,7 @@ from .optim import build_optimizer
 from .precision import Precision, resolve_device, resolve_precision, should_compile
 from .runlog import RunLog
 from .schedule import LRSchedule
+from .seed import seed_everything
 from .tasks import Task, make_task
 
 
@@ -97,7 +98,7 @@ class Trainer:
             torch.set_num_threads(config.num_threads)
         if config.retain_memory:
             retain_freed_memory()
-        _seed_everything(config.seed, config.deterministic)
+        seed_everything(config.seed, config.deterministic)
 
         self.task: Task = make_task(config, check_data=train_set is None)
         self._build_data(train_set, eval_set)
@@ -117,6 +118,8 @@ class Trainer:
                                        total_steps=self.total_steps,
                                        image_size=self.task.image_size(self.train_set),
                                        model=self.model)
+        self.distiller = Distiller.from_config(config, self.task, self.train_set, self.device,
+                                               self.criterion, self.precision, self.compiled)
 
         # progress counters (restored by a resume)
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
@@ -158,7 +161,7 @@ class Trainer:
 
     def _build_model(self) -> nn.Module:
         c = self.config
-        model = self.task.create_model(self.train_set)
+        model, self.structure = initial_model(self.task, self.train_set, c.init_from)
         if c.whiten_init:
             if not hasattr(model, "init_whitening"):
                 raise ValueError(f"whiten_init: {c.model} has no init_whitening(images) method")
@@ -189,6 +192,7 @@ class Trainer:
             "epoch_time": self.epoch_time,
             "best": {"metric": self.task.best_metric, "value": self.best_value},
             **self.task.checkpoint_extras(self),
+            **({"structure": self.structure} if self.structure else {}),
         }
 
     def _zero_sums(self) -> list[float]:
@@ -343,7 +347,8 @@ class Trainer:
             group["lr"] = lr * group.get("lr_scale", 1.0)
         with self.precision.autocast():
             output = self.train_model(x)
-        loss = self.criterion(output.float(), y)
+        loss = (self.distiller(x, output.float(), y) if self.distiller   # KD: train/distill.py
+                else self.criterion(output.float(), y))
         # one all-reduce gives the global loss and metrics and tells every rank about a NaN
         sums = all_reduce_sum(self.task.batch_sums(output, y, loss.detach()), self.dist).tolist()
         loss_sum, seen = sums[0], sums[-1]
@@ -388,13 +393,3 @@ def _scores(metrics: dict, split: str) -> str:
             parts.append(f"{name} {100 * value:.2f}%" if name == "acc" else f"{name} {value:.4g}")
     return f"{split} " + " ".join(parts)
 
-
-def _seed_everything(seed: int, deterministic: bool) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    if deterministic != torch.are_deterministic_algorithms_enabled():   # (the call imports inductor)
-        torch.use_deterministic_algorithms(deterministic, warn_only=True)
-    if torch.backends.cudnn.is_available():
-        torch.backends.cudnn.deterministic = deterministic
-        torch.backends.cudnn.benchmark = not deterministic
