@@ -10,12 +10,11 @@ continues from its own ``checkpoints/last.pt`` (the trainer's resume).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Optional
 
+from ..atomic import write_json
 from .config import StudyConfig
 
 STATE_FILE = "study.json"
@@ -25,14 +24,7 @@ FORMAT = "skiplab.study/1"
 def write_json_atomic(path: Path, data: dict) -> None:
     """Write ``data`` as JSON to ``path`` atomically (temporary file, fsync, rename): an
     interrupted write never leaves a broken state file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2, default=jsonable)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_json(path, data, default=jsonable)
 
 
 class StudyState:

@@ -1,8 +1,8 @@
 """Checkpoints that survive being killed, and loading that explains what does not fit.
 
-:func:`save_checkpoint` writes to a temporary file in the same directory, fsyncs it,
-renames it over the target (atomic on POSIX) and fsyncs the directory, so at any instant
-the target is either the previous complete checkpoint or the new complete one.
+:func:`save_checkpoint` writes atomically (:mod:`skiplab.atomic`: a temporary file in the
+same directory, fsynced and renamed over the target), so at any instant the target is either
+the previous complete checkpoint or the new complete one.
 :func:`load_checkpoint` uses ``torch.load(weights_only=True)`` (no arbitrary code runs);
 :func:`load_model_state` refuses a state dict of another architecture with the list of
 missing, unexpected and mis-shaped tensors.
@@ -10,9 +10,7 @@ missing, unexpected and mis-shaped tensors.
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Union
 
@@ -20,34 +18,16 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..atomic import torch_save
+
 
 class CheckpointMismatchError(ValueError):
     """A state dict does not fit the model (another architecture or configuration)."""
 
 
 def save_checkpoint(state: Mapping[str, Any], path: Union[str, Path]) -> Path:
-    """Write ``state`` to ``path`` atomically (tmp file, fsync, rename, fsync dir)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)   # mkstemp creates 0600; give the usual file mode
-        with os.fdopen(fd, "wb") as f:
-            torch.save(dict(state), f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-    return path
+    """Write ``state`` to ``path`` atomically (:func:`skiplab.atomic.torch_save`)."""
+    return torch_save(dict(state), path)
 
 
 def load_checkpoint(path: Union[str, Path], map_location: Union[str, torch.device] = "cpu") -> dict:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from pathlib import Path
 from typing import Optional
+
+from ..atomic import write_text
 
 CORE_COLUMNS = ["epoch", "step", "lr", "train_loss", "train_acc", "val_loss", "val_acc",
                 "images_per_s", "epoch_time_s"]
@@ -22,7 +23,7 @@ class RunLog:
         self.run_dir = Path(run_dir)
         self.checkpoint_dir = self.run_dir / "checkpoints"
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        _write_atomic(self.run_dir / "config.yaml", config_yaml)
+        write_text(self.run_dir / "config.yaml", config_yaml)
         self.metrics_path = self.run_dir / "metrics.csv"
         self.rows: list[dict] = []
         self.writer = None
@@ -62,7 +63,7 @@ class RunLog:
         writer.writeheader()
         for row in self.rows:
             writer.writerow({k: _fmt(v) for k, v in row.items()})
-        _write_atomic(self.metrics_path, buf.getvalue())
+        write_text(self.metrics_path, buf.getvalue())
 
     def close(self) -> None:
         if self.writer is not None:
@@ -72,8 +73,3 @@ class RunLog:
 def _fmt(value):
     return f"{value:.6g}" if isinstance(value, float) else value
 
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
