@@ -12,15 +12,24 @@ import argparse
 import importlib
 import os
 import sys
+import typing
 from typing import Optional, Sequence
 
 # Subcommand modules under skiplab.cli, in the order --help lists them.
 COMMANDS = ["study", "summary", "models", "train", "eval", "data", "ablate", "reconstruct"]
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line on stderr (exit 2), pointing at
+    ``--help`` instead of printing the usage block."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="skiplab",
         description="Residual and skip-connection networks: build, train, study and export them.",
         epilog="Run 'skiplab COMMAND --help' for a command's options and an example.")
@@ -33,7 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the console script; returns the process exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv            # the command line as given (train prints it back to resume)
     try:
         return int(args.run(args) or 0)
     except (ValueError, TypeError, FileNotFoundError, KeyError) as err:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import shlex
 import sys
 import typing
 from typing import Any
-
-import yaml
 
 EXAMPLE = """\
 examples:
@@ -87,18 +86,56 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def _yaml_mapping(text: str) -> dict:
-    value = yaml.safe_load(text)
+    from ..train.config import parse_yaml
+    try:
+        value = parse_yaml(text, "the value")
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{err} (got {text!r})") from None
     if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"expected a YAML mapping like '{{drop_path_rate: 0.1}}', got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a YAML mapping like '{{drop_path_rate: 0.1}}', "
+                                         f"got {text!r}")
     return value
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..train import NonFiniteLossError, TrainConfig, fit
-    overrides = {k: v for k, v in vars(args).items() if k not in ("config", "print_config", "run", "command")}
+NOT_CONFIG = ("config", "print_config", "run", "command", "argv")
+
+
+def resolve_config(args: argparse.Namespace):
+    """The TrainConfig of a command line: the recipe, the flags over it, a length given on the
+    command line replacing the recipe's other one (--epochs drops the recipe's steps, --steps
+    its epochs), and retain_memory on unless the recipe or a flag says otherwise."""
+    from ..train import TrainConfig
+    overrides = {k: v for k, v in vars(args).items() if k not in NOT_CONFIG}
+    if "epochs" in overrides and "steps" not in overrides:
+        overrides["steps"] = 0                    # the recipe's steps would override --epochs
     config_path = getattr(args, "config", None)
     config = (TrainConfig.from_yaml(config_path, overrides) if config_path
               else TrainConfig.from_dict(overrides))
+    if config.retain_memory is None:
+        config = config.replace(retain_memory=True)
+    return config
+
+
+def resume_command(argv: list[str], run_dir: str) -> str:
+    """The command line that continues the run in ``run_dir``: ``argv`` with ``--out`` set and
+    ``--resume`` added (under torchrun, the torchrun command)."""
+    words, skip = [], False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word in ("--out",):
+            skip = True
+        elif not (word.startswith("--out=") or word in ("--resume", "--no-resume")):
+            words.append(word)
+    words += ["--out", run_dir, "--resume"]
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    prefix = f"torchrun --nproc_per_node {world} -m skiplab" if world > 1 else "skiplab"
+    return f"{prefix} {shlex.join(words)}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..train import NonFiniteLossError, TrainingInterrupted, fit
+    config = resolve_config(args)
     if getattr(args, "print_config", False):
         print(config.to_yaml(), end="")
         return 0
@@ -107,6 +144,14 @@ def run(args: argparse.Namespace) -> int:
     except NonFiniteLossError as err:
         print(f"skiplab train: stopped: {err}", file=sys.stderr)
         return 3
+    except TrainingInterrupted as stop:
+        if int(os.environ.get("RANK", "0")) == 0:
+            print(f"skiplab train: {stop.summary}", file=sys.stderr)
+            if stop.checkpoint is not None:
+                argv = getattr(args, "argv", None) or ["train"]
+                print(f"resume with: {resume_command(argv, str(stop.checkpoint.parent.parent))}",
+                      file=sys.stderr, flush=True)
+        return stop.exit_code
     if int(os.environ.get("RANK", "0")) == 0:    # under torchrun, rank 0 speaks for all
         final = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                           for k, v in result.metrics.items())

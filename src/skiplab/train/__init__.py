@@ -1,13 +1,14 @@
 """Training: one readable loop (``fit``), recipes as YAML configs, atomic checkpoints and
-exact resume, mixed precision, EMA and DDP under torchrun. See docs/training.md."""
+exact resume, clean stops on SIGINT/SIGTERM, mixed precision, EMA and DDP under torchrun. See docs/training.md."""
 
 from .callbacks import Callback
 from .checkpoint import (CheckpointMismatchError, load_checkpoint, load_model_state, model_state_from,
                          save_checkpoint)
 from .config import TrainConfig
 from .evaluation import evaluate, evaluate_checkpoint
+from .interrupt import TrainingInterrupted
 from .loop import FitResult, NonFiniteLossError, Trainer, fit
 
 __all__ = ["Callback", "CheckpointMismatchError", "FitResult", "NonFiniteLossError", "TrainConfig",
-           "Trainer", "evaluate", "evaluate_checkpoint", "fit", "load_checkpoint",
+           "Trainer", "TrainingInterrupted", "evaluate", "evaluate_checkpoint", "fit", "load_checkpoint",
            "load_model_state", "model_state_from", "save_checkpoint"]

@@ -102,3 +102,29 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
 def _as_tuple(x: Any) -> Any:
     """random.setstate needs tuples where a round trip may have produced lists."""
     return tuple(_as_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    """Seed Python, NumPy and torch, and switch deterministic kernels on or off."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic != torch.are_deterministic_algorithms_enabled():   # (the call imports inductor)
+        torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    if torch.backends.cudnn.is_available():
+        torch.backends.cudnn.deterministic = deterministic
+        torch.backends.cudnn.benchmark = not deterministic
+
+
+RUN_IDENTITY = ("task", "model", "model_kwargs", "data", "tile_size", "batch_size", "seed", "optimizer")
+
+
+def check_same_run(state: Mapping[str, Any], config: Mapping[str, Any], defaults: Mapping[str, Any],
+                   path: Union[str, Path]) -> None:
+    """A ValueError if ``config`` differs from the checkpoint's in a field that makes it
+    another run (:data:`RUN_IDENTITY`); ``defaults`` fill fields older checkpoints lack."""
+    changed = [k for k in RUN_IDENTITY if state["config"].get(k, defaults[k]) != config[k]]
+    if changed:
+        raise ValueError(f"cannot resume {path}: the config changed in {changed} "
+                         f"(checkpoint: {[state['config'].get(k) for k in changed]}, "
+                         f"now: {[config[k] for k in changed]})")

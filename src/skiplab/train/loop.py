@@ -4,7 +4,7 @@
     for epoch ...:                     # Trainer.fit
         for x, y in train_loader:      # Trainer.train_epoch
             train_step(x, y)           # forward (autocast), loss check, backward, step, EMA, lookahead
-            maybe checkpoint
+            maybe checkpoint (every N steps, every M minutes), stop on SIGINT/SIGTERM
         evaluate, log a metrics.csv row, checkpoint last.pt (and best.pt)
 
 What is learnt -- classification, segmentation or reconstruction (``config.task``) -- is a
@@ -13,35 +13,36 @@ statistics, the evaluation metrics, the metric that picks best.pt and the checkp
 
 Everything a resumed run needs -- weights, optimiser, schedule, grad scaler, EMA, lookahead, every RNG
 state, epoch, step, the position in the epoch and the epoch's running sums -- is in the
-checkpoint, so in deterministic mode a killed and resumed run ends bit-identical to an
-uninterrupted one (the data order and augmentation are pure functions of seed, epoch and
-batch; see :class:`skiplab.data.BatchLoader`).
+checkpoint, so in deterministic mode a killed (or signalled: :mod:`skiplab.train.interrupt`)
+and resumed run ends bit-identical to an uninterrupted one (the data order and augmentation
+are pure functions of seed, epoch and batch; see :class:`skiplab.data.BatchLoader`).
 """
 
 from __future__ import annotations
 
 import math
-import random
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional
 
-import numpy as np
 import torch
 from torch import nn
 
 from .allocator import retain_freed_memory
 from .callbacks import Callback, CallbackList
-from .checkpoint import load_checkpoint, load_model_state, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import (check_same_run, load_checkpoint, load_model_state, rng_state, save_checkpoint,
+                         seed_everything, set_rng_state)
 from .config import TrainConfig
 from .distributed import DistInfo, all_reduce_sum, barrier, cleanup, init_distributed, wrap_ddp
 from .ema import ModelEMA
 from .evaluation import evaluate
+from .interrupt import StopSignals, TrainingInterrupted
 from .lookahead import Lookahead
 from .optim import build_optimizer
 from .precision import Precision, resolve_device, resolve_precision, should_compile
-from .runlog import RunLog
+from .runlog import RunLog, default_run_dir, format_scores
 from .schedule import LRSchedule
 from .tasks import Task, make_task
 
@@ -65,6 +66,12 @@ def fit(config: TrainConfig, callbacks: Iterable[Callback] = (), *, train_set=No
         eval_set=None) -> FitResult:
     """Train as ``config`` says (see :class:`TrainConfig`); works alone or under torchrun.
 
+    The run writes to ``config.out``, by default ``runs/<model>-<timestamp>/`` (``save=False``
+    keeps it in memory), and prints where. On SIGINT or SIGTERM it finishes the current step,
+    writes ``checkpoints/last.pt`` and raises :class:`TrainingInterrupted` (continue with
+    ``resume=True`` and the same ``out``); the caller's signal handlers are restored when it
+    returns. ``retain_memory`` (a process-wide allocator setting) is off unless asked for.
+
     ``train_set``/``eval_set`` (an :class:`~skiplab.data.ImageDataset`, or for the segment /
     reconstruct tasks a :class:`~skiplab.data.SegmentationDataset` /
     :class:`~skiplab.data.SARTileDataset`) replace loading ``config.data``, for data in memory.
@@ -83,6 +90,8 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, callbacks: Iterable[Callback] = (), *, train_set=None,
                  eval_set=None) -> None:
+        if config.out is None and config.save:
+            config = config.replace(out=str(default_run_dir(config.model)))
         self.config = config
         self.callbacks = CallbackList(callbacks)
         self.device = resolve_device(config.device)
@@ -97,7 +106,7 @@ class Trainer:
             torch.set_num_threads(config.num_threads)
         if config.retain_memory:
             retain_freed_memory()
-        _seed_everything(config.seed, config.deterministic)
+        seed_everything(config.seed, config.deterministic)
 
         self.task: Task = make_task(config, check_data=train_set is None)
         self._build_data(train_set, eval_set)
@@ -127,6 +136,9 @@ class Trainer:
         self._pending: dict = {}            # scalars from .log() for this epoch's row
         self.run_dir = Path(config.out) if config.out else None
         self.last_path = self.run_dir / "checkpoints" / "last.pt" if self.run_dir else None
+        self.stop = StopSignals()        # armed by fit(); its flag is read after each step
+        self._stop_votes = 0.0           # under DDP: how many ranks were signalled (all-reduced)
+        self._next_timed_save = math.inf
         resumed = self._maybe_resume()
         self.runlog = None
         if self.run_dir is not None and self.is_main:
@@ -197,6 +209,8 @@ class Trainer:
     def save(self, name: str = "last.pt") -> None:
         if self.run_dir is not None and self.is_main:
             save_checkpoint(self.state_dict(), self.run_dir / "checkpoints" / name)
+            if name == "last.pt" and self.config.checkpoint_minutes:
+                self._next_timed_save = time.monotonic() + 60 * self.config.checkpoint_minutes
 
     def _maybe_resume(self) -> bool:
         c = self.config
@@ -208,12 +222,7 @@ class Trainer:
             raise ValueError(f"{self.last_path} exists: pass resume (--resume) to continue that run, "
                              f"or choose another out directory")
         state = load_checkpoint(self.last_path, map_location=self.device)
-        changed = [k for k in ("task", "model", "model_kwargs", "data", "tile_size", "batch_size",
-                               "seed", "optimizer")
-                   if state["config"].get(k, TrainConfig().to_dict()[k]) != getattr(c, k)]
-        if changed:
-            raise ValueError(f"cannot resume {self.last_path}: the config changed in {changed} "
-                             f"(checkpoint: {[state['config'].get(k) for k in changed]})")
+        check_same_run(state, c.to_dict(), TrainConfig().to_dict(), self.last_path)
         load_model_state(self.model, state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
@@ -241,17 +250,29 @@ class Trainer:
             self.runlog.scalars(self.step, values)
 
     def fit(self) -> FitResult:
+        """Train to the end; on SIGINT/SIGTERM save last.pt after the current step and raise
+        :class:`TrainingInterrupted` (see :mod:`skiplab.train.interrupt`)."""
+        with self.stop:
+            return self._fit()
+
+    def _fit(self) -> FitResult:
         c = self.config
         if self.is_main:
             print(f"training {c.model} on {self.train_set.name} ({len(self.train_set)} images), "
                   f"{self.epochs} epochs x {self.steps_per_epoch} steps, precision {self.precision.name}, "
                   f"channels_last {c.channels_last}, compile {self.compiled}, "
                   f"{self.dist.world_size} process(es)")
+            if self.run_dir is not None:
+                print(f"outputs in {self.run_dir}/", flush=True)
+        if c.checkpoint_minutes:
+            self._next_timed_save = time.monotonic() + 60 * c.checkpoint_minutes
         self.callbacks.on_fit_start(self)
         history = list(self.runlog.rows) if self.runlog else []
         metrics: dict = dict(history[-1]) if history else {}
         while self.epoch < self.epochs and self.step < self.total_steps:
             train = self.train_epoch()
+            if self._stop_requested():
+                self._save_and_stop()
             if self.lookahead is not None:     # evaluate and checkpoint the slow weights
                 self.lookahead.sync(self.model)
             metrics = {"epoch": self.epoch + 1, "step": self.step, "lr": self.schedule(self.step - 1),
@@ -266,12 +287,27 @@ class Trainer:
             self.batch_in_epoch, self.epoch_sums, self.epoch_time = 0, self._zero_sums(), 0.0
             self._end_of_epoch_outputs(metrics)
             history.append(metrics)
+            if self._stop_requested() and self.epoch < self.epochs and self.step < self.total_steps:
+                self._save_and_stop()          # signalled during the evaluation (a finished run ends)
         self.callbacks.on_fit_end(self)
         if self.is_main and self.run_dir is not None:
             print(f"outputs in {self.run_dir}/: config.yaml, metrics.csv, TensorBoard events, "
                   f"checkpoints/last.pt, checkpoints/best.pt")
         return FitResult(metrics=metrics, history=history, run_dir=self.run_dir, model=self.model,
                          ema_model=self.ema.module if self.ema else None)
+
+    def _stop_requested(self) -> bool:
+        """Whether a signal asked to stop: under DDP whether any rank was signalled by this
+        step's all-reduce, so that every rank stops after the same step."""
+        return self._stop_votes > 0 if self.dist.enabled else self.stop.requested
+
+    def _save_and_stop(self) -> None:
+        """Write last.pt (the state after the last finished step) and raise TrainingInterrupted."""
+        self.save("last.pt")
+        signum = self.stop.signum or signal.SIGTERM     # (a DDP rank stopped by another's signal)
+        where = (f"step {self.step} (epoch {self.epoch + 1}, batch {self.batch_in_epoch} of "
+                 f"{self.steps_per_epoch})")
+        raise TrainingInterrupted(signum, self.last_path, self.step, where)
 
     def _evaluate(self) -> dict:
         """Rank 0 evaluates the whole split (the EMA weights when there are some)."""
@@ -288,8 +324,8 @@ class Trainer:
     def _end_of_epoch_outputs(self, metrics: dict) -> None:
         if not self.is_main:
             return
-        print(f"epoch {metrics['epoch']}/{self.epochs}: {_scores(metrics, 'train')}"
-              f"{' | ' + _scores(metrics, 'val') if 'val_loss' in metrics else ''} | "
+        print(f"epoch {metrics['epoch']}/{self.epochs}: {format_scores(metrics, 'train')}"
+              f"{' | ' + format_scores(metrics, 'val') if 'val_loss' in metrics else ''} | "
               f"{metrics['images_per_s']:.0f} img/s, {metrics['epoch_time_s']:.0f} s | "
               f"lr {metrics['lr']:.4g}", flush=True)
         value = metrics.get(self.task.best_metric)
@@ -327,9 +363,10 @@ class Trainer:
             if self.runlog is not None and self.step % c.log_every == 0:
                 self.runlog.scalars(self.step, {"loss": self.loss, "lr": self.schedule(self.step - 1)},
                                     prefix="step/")
-            if c.checkpoint_every and self.step % c.checkpoint_every == 0:
+            if ((c.checkpoint_every and self.step % c.checkpoint_every == 0)
+                    or time.monotonic() >= self._next_timed_save):
                 self.save("last.pt")
-            if self.step >= self.total_steps:
+            if self.step >= self.total_steps or self._stop_requested():
                 break
         if bar is not None:
             bar.close()
@@ -345,7 +382,13 @@ class Trainer:
             output = self.train_model(x)
         loss = self.criterion(output.float(), y)
         # one all-reduce gives the global loss and metrics and tells every rank about a NaN
-        sums = all_reduce_sum(self.task.batch_sums(output, y, loss.detach()), self.dist).tolist()
+        # (and, under DDP, whether any rank was asked to stop: the flag rides along)
+        local = self.task.batch_sums(output, y, loss.detach())
+        if self.dist.enabled:
+            local = torch.cat([local, local.new_tensor([float(self.stop.requested)])])
+        sums = all_reduce_sum(local, self.dist).tolist()
+        if self.dist.enabled:
+            self._stop_votes = sums.pop()
         loss_sum, seen = sums[0], sums[-1]
         if not math.isfinite(loss_sum):
             saved = f"; the last good checkpoint is {self.last_path}" if self.last_path else ""
@@ -377,24 +420,3 @@ class Trainer:
         if self.runlog is not None:
             self.runlog.close()
         cleanup(self.dist)
-
-
-def _scores(metrics: dict, split: str) -> str:
-    """'train loss 0.1234 acc 97.00% dice 0.8812': the split's columns, fractions as %."""
-    parts = []
-    for key, value in metrics.items():
-        if key.startswith(split + "_"):
-            name = key[len(split) + 1:]
-            parts.append(f"{name} {100 * value:.2f}%" if name == "acc" else f"{name} {value:.4g}")
-    return f"{split} " + " ".join(parts)
-
-
-def _seed_everything(seed: int, deterministic: bool) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    if deterministic != torch.are_deterministic_algorithms_enabled():   # (the call imports inductor)
-        torch.use_deterministic_algorithms(deterministic, warn_only=True)
-    if torch.backends.cudnn.is_available():
-        torch.backends.cudnn.deterministic = deterministic
-        torch.backends.cudnn.benchmark = not deterministic

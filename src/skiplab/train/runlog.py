@@ -5,13 +5,25 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 from ..atomic import write_text
 
 CORE_COLUMNS = ["epoch", "step", "lr", "train_loss", "train_acc", "val_loss", "val_acc",
                 "images_per_s", "epoch_time_s"]
+
+
+def default_run_dir(model: str, root: Union[str, Path] = "runs") -> Path:
+    """``runs/<model>-<YYYYmmdd-HHMMSS>`` (with ``-2``, ``-3``... if that exists): where a run
+    without ``out`` writes."""
+    base = Path(root) / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
 
 
 class RunLog:
@@ -73,3 +85,12 @@ class RunLog:
 def _fmt(value):
     return f"{value:.6g}" if isinstance(value, float) else value
 
+
+def format_scores(metrics: dict, split: str) -> str:
+    """'train loss 0.1234 acc 97.00% dice 0.8812': the split's columns, fractions as %."""
+    parts = []
+    for key, value in metrics.items():
+        if key.startswith(split + "_"):
+            name = key[len(split) + 1:]
+            parts.append(f"{name} {100 * value:.2f}%" if name == "acc" else f"{name} {value:.4g}")
+    return f"{split} " + " ".join(parts)
