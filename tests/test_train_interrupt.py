@@ -178,7 +178,7 @@ def test_sigterm_to_skiplab_train_mid_epoch_then_resume_is_bit_identical(tmp_pat
     _, err = finish(victim, 143)
     lines = err.strip().splitlines()
     assert "Traceback" not in err
-    assert lines[-2].startswith(f"skiplab train: interrupted by SIGTERM at step ")
+    assert lines[-2].startswith("skiplab train: interrupted by SIGTERM at step ")
     assert lines[-2].endswith(f"saved {last}")
     state = load_checkpoint(last)
     assert state["epoch"] == 0 and 0 < state["batch_in_epoch"] < 40     # mid-epoch 1

@@ -23,7 +23,7 @@ STEPS_PER_EPOCH = 128 // 16
 
 
 def tiny(tmp_path=None, **overrides) -> TrainConfig:
-    out = {"out": str(tmp_path / "run")} if tmp_path is not None else {}
+    out = {"out": str(tmp_path / "run")} if tmp_path is not None else {"save": False}
     return TrainConfig.from_dict({**TINY, **out, **overrides})
 
 

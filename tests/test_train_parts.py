@@ -169,7 +169,7 @@ def test_norm_bias_lr_scale_gives_bn_biases_their_own_group_and_lr():
     trainer = Trainer(TrainConfig.from_dict(dict(data="synthetic:shapes-64,test=16", model="cifar_resnet20",
                                                  batch_size=16, progress=False, compile="off",
                                                  precision="fp32", lr=0.1, schedule="constant",
-                                                 norm_bias_lr_scale=64.0)))
+                                                 norm_bias_lr_scale=64.0, save=False)))
     x, y = next(iter(trainer.train_loader))
     trainer.train_step(x, y)
     assert [g["lr"] for g in trainer.optimizer.param_groups] == pytest.approx([0.1, 0.1, 6.4])

@@ -52,9 +52,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise
         print(f"skiplab {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"skiplab {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:   # a training run inside saved its last.pt and says so
+        summary = getattr(err, "summary", None)
+        note = f": {summary}; run the command again with --resume to continue" if summary else ""
+        print(f"skiplab {args.command}: interrupted{note}", file=sys.stderr)
+        return getattr(err, "exit_code", 130)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -78,6 +78,7 @@ OPTIONS = ("data", "eval_data", "looks", "latent", "tile", "eval_tile", "budget"
 def run(args: argparse.Namespace) -> int:
     from ..studies.ablate_autoencoder import run_ablation
     from ..studies.ablate_config import AblationConfig
+    from ..train.allocator import retain_freed_memory
     given = {k: getattr(args, k) for k in OPTIONS if getattr(args, k) is not None}
     if args.widths is not None:
         try:
@@ -91,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         config = AblationConfig.create(quick=args.quick, **given)
     start = time.perf_counter()
+    retain_freed_memory()    # a command that trains: as `skiplab train` (retain_memory)
     result = run_ablation(config, out=args.out, resume=args.resume, threads=args.threads)
     print(f"\nreport: {result.report_html}  (and {result.report_md.name}, curves.png, grid.png)")
     print(f"runs: {result.directory}/runs/<variant>-s<seed>/checkpoints/best.pt "

@@ -77,6 +77,7 @@ STUDY_OPTIONS = ("data", "depths", "models", "parts", "budget", "without_bn", "e
 
 def run(args: argparse.Namespace) -> int:
     from ..studies import StudyConfig, run_study
+    from ..train.allocator import retain_freed_memory
     given = {k: getattr(args, k) for k in STUDY_OPTIONS if getattr(args, k) is not None}
     if args.resume:
         if given or args.quick:
@@ -85,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         config = None
     else:
         config = StudyConfig.create(quick=args.quick, **given)
+    retain_freed_memory()    # a command that trains: as `skiplab train` (retain_memory)
     result = run_study(config, out=args.out, resume=args.resume, threads=args.threads)
     print(f"\nreport: {result.report_html}  (and {result.report_md.name}, figures in {result.directory}/)")
     print("verdict:")

@@ -3,9 +3,9 @@
 :func:`save_checkpoint` writes atomically (:mod:`skiplab.atomic`: a temporary file in the
 same directory, fsynced and renamed over the target), so at any instant the target is either
 the previous complete checkpoint or the new complete one.
-:func:`load_checkpoint` uses ``torch.load(weights_only=True)`` (no arbitrary code runs);
-:func:`load_model_state` refuses a state dict of another architecture with the list of
-missing, unexpected and mis-shaped tensors.
+:func:`load_checkpoint` uses ``torch.load(weights_only=True)`` (no code in the file runs) and
+says in words what a file that is not a checkpoint is; :func:`load_model_state` refuses a
+state dict of another architecture in one line naming what differs.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ..atomic import torch_save
+from ..safe_load import safe_torch_load
 
 
 class CheckpointMismatchError(ValueError):
@@ -31,16 +32,12 @@ def save_checkpoint(state: Mapping[str, Any], path: Union[str, Path]) -> Path:
 
 
 def load_checkpoint(path: Union[str, Path], map_location: Union[str, torch.device] = "cpu") -> dict:
-    """Read a checkpoint with ``weights_only=True``; a clear error when it is missing or broken."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # truncated file, not a torch file, unsafe pickle
-        raise ValueError(f"cannot read checkpoint {path}: {err}") from err
+    """Read a checkpoint with ``weights_only=True`` (:func:`skiplab.safe_load.safe_torch_load`):
+    a one-line error saying what the file is when it is not a checkpoint."""
+    state = safe_torch_load(path, map_location=map_location, what="checkpoint")
     if not isinstance(state, dict):
-        raise ValueError(f"{path} is not a skiplab checkpoint (found a {type(state).__name__})")
+        raise ValueError(f"{path} is not a skiplab checkpoint (it holds a {type(state).__name__}, "
+                         f"not a dict of tensors)")
     return state
 
 
@@ -56,26 +53,32 @@ def model_state_from(checkpoint: Mapping[str, Any], use_ema: bool = True) -> dic
     raise ValueError("checkpoint holds no model weights (no 'model' entry)")
 
 
-def load_model_state(model: nn.Module, state: Mapping[str, torch.Tensor], max_listed: int = 20) -> None:
-    """``model.load_state_dict(state, strict=True)``, or a CheckpointMismatchError listing
-    every missing, unexpected and differently shaped tensor."""
+def load_model_state(model: nn.Module, state: Mapping[str, torch.Tensor], max_listed: int = 3,
+                     source: str = "the checkpoint") -> None:
+    """``model.load_state_dict(state, strict=True)``, or a one-line CheckpointMismatchError
+    naming ``source`` (e.g. the file and its model) and what differs: the number of classes
+    when the heads differ, then the tensors of another shape, missing and unexpected."""
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
-    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-              for k in own if k in state and state[k].shape != own[k].shape]
-    if missing or unexpected or shapes:
-        lines = []
-        for title, items in (("missing from the checkpoint", missing),
-                             ("not in the model", unexpected), ("shape mismatch", shapes)):
-            if items:
-                lines.append(f"  {len(items)} {title}:")
-                lines += [f"    {s}" for s in items[:max_listed]]
-                if len(items) > max_listed:
-                    lines.append(f"    ... and {len(items) - max_listed} more")
-        raise CheckpointMismatchError(f"the checkpoint does not fit {type(model).__name__} "
-                                      f"(another architecture?):\n" + "\n".join(lines))
-    model.load_state_dict(state, strict=True)
+    shaped = [k for k in own if k in state and state[k].shape != own[k].shape]
+    if not (missing or unexpected or shaped):
+        model.load_state_dict(state, strict=True)
+        return
+    parts = []
+    head = f"{getattr(model, 'classifier_name', 'fc')}.weight"
+    if head in shaped and state[head].ndim >= 1:
+        parts.append(f"the checkpoint has {state[head].shape[0]} classes, the model "
+                     f"{own[head].shape[0]}")
+    for title, items in (("of another shape", [f"{k}: checkpoint {tuple(state[k].shape)} vs model "
+                                               f"{tuple(own[k].shape)}" for k in shaped]),
+                         ("missing from the checkpoint", missing), ("not in the model", unexpected)):
+        if items:
+            more = f", ... and {len(items) - max_listed} more" if len(items) > max_listed else ""
+            parts.append(f"{len(items)} tensor{'s' * (len(items) > 1)} {title} "
+                         f"({', '.join(items[:max_listed])}{more})")
+    raise CheckpointMismatchError(f"{source} does not fit {type(model).__name__} (another "
+                                  f"architecture or size?): {'; '.join(parts)}")
 
 
 def rng_state() -> dict:

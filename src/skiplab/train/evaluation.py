@@ -59,16 +59,31 @@ def evaluate(model: nn.Module, loader: Iterable, precision: Optional[Precision] 
     return meter.result()
 
 
-def evaluate_checkpoint(path: Union[str, Path], data: Optional[str] = None, split: str = "test", *,
-                        model: Optional[str] = None, batch_size: int = 512, precision: str = "auto",
-                        device: str = "auto", use_ema: bool = True, tta_flip: bool = False,
-                        channels_last: bool = True, tta_translate: bool = False) -> dict:
-    """Evaluate the checkpoint at ``path`` on ``split`` of ``data`` with its task's metrics.
+def run_eval_split(config: TrainConfig) -> str:
+    """The split a run evaluated at the end of each epoch (``eval_split: auto`` is val when
+    the run held out a validation part, else test)."""
+    split = {"auto": "val" if config.val_size > 0 else "test", "none": "test"}
+    return split.get(config.eval_split, config.eval_split)
 
-    The task, model name, its keywords, the dataset and its tile size default to those
-    recorded in the checkpoint's config (a plain state dict needs ``model`` and ``data`` and
-    is a classifier); the EMA weights are used when the checkpoint has them and ``use_ema``.
-    A reconstruct checkpoint normalises the data with the radiometry it was trained with.
+
+def evaluate_checkpoint(path: Union[str, Path], data: Optional[str] = None,
+                        split: Optional[str] = None, *, model: Optional[str] = None,
+                        batch_size: Optional[int] = None, precision: Optional[str] = None,
+                        device: str = "auto", use_ema: bool = True,
+                        tta_flip: Optional[bool] = None, channels_last: Optional[bool] = None,
+                        tta_translate: Optional[bool] = None, skip_bad: bool = False) -> dict:
+    """Evaluate the checkpoint at ``path`` with its task's metrics, by default exactly as the
+    run's own evaluation did at the end of training.
+
+    Every argument left at None takes the run's recorded value: the split it evaluated (val
+    when it held out a validation part, else test), the evaluation batch size, precision,
+    memory format and test-time augmentation (``tta_flip``, ``tta_translate``), so a
+    checkpoint reports the figure its last metrics.csv row shows; pass False to turn the
+    augmentation off. The task, model name, its keywords, the dataset and its tile size
+    default to those recorded as well (a plain state dict needs ``model`` and ``data`` and is
+    a classifier); the EMA weights are used when the checkpoint has them and ``use_ema``. A
+    reconstruct checkpoint normalises the data with the radiometry it was trained with.
+    ``skip_bad`` leaves out images that cannot be decoded.
     """
     from ..data import Radiometry
 
@@ -77,25 +92,35 @@ def evaluate_checkpoint(path: Union[str, Path], data: Optional[str] = None, spli
     name = model or recorded.get("model")
     data = data or recorded.get("data")
     if name is None or data is None:
-        raise ValueError(f"{path} records no config: pass the model name and the data spec")
+        raise ValueError(f"{path} records no config: pass the model name and the data spec to "
+                         f"evaluate it")
     known = {k: v for k, v in recorded.items() if k in TrainConfig.__dataclass_fields__}
-    config = TrainConfig.from_dict({**known, "data": data, "resume": False, "out": None,
-                                    # the same held-out part as in training, so every split is
-                                    # normalised with the statistics the model was trained with
-                                    "val_size": known.get("val_size", 0) if data == recorded.get("data") else 0,
-                                    "channels_last": channels_last})
+    run = TrainConfig.from_dict({**known, "resume": False, "out": None, "save": False})
+    config = run.replace(data=data, skip_bad=skip_bad,
+                         # the same held-out part as in training, so every split is normalised
+                         # with the statistics the model was trained with
+                         val_size=run.val_size if data == recorded.get("data") else 0)
+    split = split or (run_eval_split(run) if data == recorded.get("data") else "test")
+    setting = {"tta_flip": tta_flip, "tta_translate": tta_translate, "precision": precision,
+               "channels_last": channels_last, "eval_batch_size": batch_size}
+    setting = {k: getattr(run, k) if v is None else v for k, v in setting.items()}
     task = make_task(config)
     like = (SimpleNamespace(radiometry=Radiometry.from_dict(checkpoint["radiometry"]))
             if "radiometry" in checkpoint else None)
     dataset = task.load(split, like=like)
     kwargs = dict(recorded.get("model_kwargs") or {}) if name == recorded.get("model") else {}
     net = task.create_model(dataset, name, kwargs)
-    load_model_state(net, model_state_from(checkpoint, use_ema))
+    source = f"{path} ({recorded['model']})" if recorded.get("model") else str(path)
+    load_model_state(net, model_state_from(checkpoint, use_ema), source=source)
     dev = resolve_device(device)
     net = net.to(dev)
-    if channels_last:
+    if setting["channels_last"]:
         net = net.to(memory_format=torch.channels_last)
-    loader = task.loader(dataset, batch_size, train=False, device=dev)
-    result = evaluate(net, loader, Precision(resolve_precision(precision, dev), dev), tta_flip,
-                      meter=task.meter(dataset), tta_translate=tta_translate)
-    return {**result, "task": task.name, "model": name, "data": dataset.name, "split": split}
+    loader = task.loader(dataset, setting["eval_batch_size"], train=False, device=dev)
+    # the function and arguments of Trainer._evaluate, so the figures are the run's own
+    result = evaluate(net, loader, Precision(resolve_precision(setting["precision"], dev), dev),
+                      setting["tta_flip"], meter=task.meter(dataset),
+                      tta_translate=setting["tta_translate"])
+    return {**result, "task": task.name, "model": name, "data": dataset.name, "split": split,
+            "tta_flip": setting["tta_flip"], "tta_translate": setting["tta_translate"],
+            "precision": setting["precision"]}
