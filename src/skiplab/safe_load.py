@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import warnings
 from pathlib import Path
 from typing import Any, Union
 
@@ -44,6 +45,11 @@ def _sniff(path: Path) -> str:
     return ""
 
 
+def _first_reason(message: str) -> str:
+    found = re.search(r"(Unsupported operand \d+|Unsupported global[^.]*)", message)
+    return found.group(1) if found else "unrecognised content"
+
+
 def describe_load_error(path: Union[str, os.PathLike], err: BaseException, what: str = "checkpoint") -> str:
     """One sentence on why ``torch.load(path, weights_only=True)`` raised ``err``."""
     path = Path(path)
@@ -52,11 +58,13 @@ def describe_load_error(path: Union[str, os.PathLike], err: BaseException, what:
     if sniffed:
         return f"{path} {sniffed}: not a {what}"
     message = " ".join(str(err).split())
+    found = re.findall(r"GLOBAL ([\w.]+)", message)
+    if isinstance(err, pickle.UnpicklingError) and found:
+        return (f"{path} holds objects that are not tensors (a pickled {found[0]}): not a {what} "
+                f"of weights; {NEVER_UNSAFE}")
     if isinstance(err, pickle.UnpicklingError) and "weights only load failed" in message.lower():
-        found = re.findall(r"GLOBAL ([\w.]+)", message)
-        holds = f"a pickled {found[0]}" if found else "pickled data torch does not accept as weights"
-        return (f"{path} holds objects that are not tensors ({holds}): not a {what} of weights; "
-                f"{NEVER_UNSAFE}")
+        return (f"{path} was not written by torch.save (a plain pickle or other data: "
+                f"{_first_reason(message)}): not a {what}; {NEVER_UNSAFE}")
     if isinstance(err, EOFError) or any(s in message for s in (
             "central directory", "unexpected EOF", "file might be corrupted", "failed reading")):
         return (f"{path} is truncated or damaged ({size} bytes; an interrupted write or copy?): "
@@ -73,7 +81,12 @@ def safe_torch_load(path: Union[str, os.PathLike], map_location: Union[str, torc
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{what} {path} does not exist")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True, **kwargs)
-    except Exception as err:  # torch raises many types for a bad file
-        raise ValueError(describe_load_error(path, err, what)) from None
+    with warnings.catch_warnings(record=True) as caught:   # (shown again if the load succeeds)
+        warnings.simplefilter("always")
+        try:
+            state = torch.load(path, map_location=map_location, weights_only=True, **kwargs)
+        except Exception as err:  # torch raises many types for a bad file
+            raise ValueError(describe_load_error(path, err, what)) from None
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return state
