@@ -16,7 +16,7 @@ examples:
       --data cifar10:../shared/data/cifar10-jpg --out runs/resnet20
   skiplab train --config configs/he2015_cifar.yaml --out runs/resnet20 --resume   # continue
   skiplab train --config configs/fast_cifar.yaml --data cifar10:PATH --out runs/fast --epochs 12
-  skiplab train --model cifar_resnet20 --data synthetic --epochs 3 --out runs/try
+  skiplab train --model cifar_resnet20 --data synthetic --epochs 3   # -> runs/cifar_resnet20-<time>/
   torchrun --nproc_per_node 2 -m skiplab train --config configs/wrn_cifar.yaml --out runs/wrn
   skiplab train --config configs/unet_cells.yaml --out runs/unet          # segmentation
   skiplab train --task segment --model unet_residual --data synthetic:cells-2k --val-size 200
@@ -39,8 +39,15 @@ Counts take a k suffix (cells-2k). --tile-size sets the image/tile side (SAR 256
 
 Every config field is a flag (batch_size: --batch-size); flags override the recipe.
 Booleans take --flag / --no-flag; lists take several values (--milestones 32000 48000);
---model-kwargs takes YAML ('{drop_path_rate: 0.1}'). The run directory gets config.yaml,
-metrics.csv, TensorBoard events and checkpoints/{last,best}.pt. See docs/training.md.
+--model-kwargs takes YAML ('{drop_path_rate: 0.1}'). A length given here replaces the
+recipe's other one (--epochs 1 on a steps recipe trains one epoch; see --print-config).
+
+The run directory (--out, default runs/<model>-<timestamp>/) gets config.yaml, metrics.csv,
+TensorBoard events and checkpoints/{last,best}.pt. last.pt is written at each epoch end,
+every --checkpoint-minutes (10) and on Ctrl-C / SIGTERM: the current step finishes, last.pt
+is saved, the exact --resume command is printed and the exit status is 130 / 143 (a second
+signal stops at once). retain_memory is on here (off for fit() from Python).
+See docs/training.md.
 """
 
 
