@@ -67,7 +67,7 @@ def load_model_state(model: nn.Module, state: Mapping[str, torch.Tensor], max_li
         return
     parts = []
     head = f"{getattr(model, 'classifier_name', 'fc')}.weight"
-    if head in shaped and state[head].ndim >= 1:
+    if head in shaped and state[head].ndim >= 1 and state[head].shape[0] != own[head].shape[0]:
         parts.append(f"the checkpoint has {state[head].shape[0]} classes, the model "
                      f"{own[head].shape[0]}")
     for title, items in (("of another shape", [f"{k}: checkpoint {tuple(state[k].shape)} vs model "

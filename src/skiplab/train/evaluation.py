@@ -118,9 +118,9 @@ def evaluate_checkpoint(path: Union[str, Path], data: Optional[str] = None,
         net = net.to(memory_format=torch.channels_last)
     loader = task.loader(dataset, setting["eval_batch_size"], train=False, device=dev)
     # the function and arguments of Trainer._evaluate, so the figures are the run's own
-    result = evaluate(net, loader, Precision(resolve_precision(setting["precision"], dev), dev),
-                      setting["tta_flip"], meter=task.meter(dataset),
+    autocast = Precision(resolve_precision(setting["precision"], dev), dev)
+    result = evaluate(net, loader, autocast, setting["tta_flip"], meter=task.meter(dataset),
                       tta_translate=setting["tta_translate"])
     return {**result, "task": task.name, "model": name, "data": dataset.name, "split": split,
             "tta_flip": setting["tta_flip"], "tta_translate": setting["tta_translate"],
-            "precision": setting["precision"]}
+            "precision": autocast.name}
