@@ -60,8 +60,8 @@ def describe_load_error(path: Union[str, os.PathLike], err: BaseException, what:
     message = " ".join(str(err).split())
     found = re.findall(r"GLOBAL ([\w.]+)", message)
     if isinstance(err, pickle.UnpicklingError) and found:
-        return (f"{path} holds objects that are not tensors (a pickled {found[0]}): not a {what} "
-                f"of weights; {NEVER_UNSAFE}")
+        return (f"{path} holds objects that are not tensors (a pickled {found[0]}): not a {what}; "
+                f"{NEVER_UNSAFE}")
     if isinstance(err, pickle.UnpicklingError) and "weights only load failed" in message.lower():
         return (f"{path} was not written by torch.save (a plain pickle or other data: "
                 f"{_first_reason(message)}): not a {what}; {NEVER_UNSAFE}")
