@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skiplab.analysis import (GradientFlowCallback, ResidualRatioCallback, activation_stats, find_units,
-                              gradient_flow, residual_ratio, weight_layers)
+from skiplab.analysis import activation_stats, find_units, gradient_flow, residual_ratio, weight_layers
+from skiplab.studies import GradientFlowCallback, ResidualRatioCallback
 from skiplab.blocks import BasicBlock, PreActBlock
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from skiplab.data import synthetic_sar_tiles
+from skiplab.sar import synthetic_sar_tiles
 from skiplab.models import create_model
 from skiplab.train.checkpoint import save_checkpoint
 

@@ -13,12 +13,12 @@ import pytest
 import torch
 
 from skiplab.cli import main
-from skiplab.data import read_raster, synthetic_sar_tiles
-from skiplab.deploy.raster_sink import RasterSink
-from skiplab.deploy.sar_checkpoint import load_autoencoder
-from skiplab.deploy.sar_inference import (Blender, TileGrid, blend_window, make_grid, reconstruct_array,
+from skiplab.sar import read_raster, synthetic_sar_tiles
+from skiplab.sar.raster_sink import RasterSink
+from skiplab.sar.checkpoint import load_autoencoder
+from skiplab.sar.inference import (Blender, TileGrid, blend_window, make_grid, reconstruct_array,
                                           reconstruct_scene)
-from skiplab.deploy.sar_latent import decode_latent, encode_scene, read_latent
+from skiplab.sar.latent import decode_latent, encode_scene, read_latent
 from skiplab.models import create_model
 from skiplab.train.checkpoint import save_checkpoint
 

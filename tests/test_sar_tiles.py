@@ -6,12 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from skiplab.data.sar_augment import (SARAugmentation, batched_crop, batched_dihedral,
-                                      dihedral, inverse_dihedral)
-from skiplab.data.sar_io import write_raster
-from skiplab.data.sar_radiometry import Radiometry
-from skiplab.data.sar_tiles import (SARTileLoader, cut_tiles, load_sar_tiles, synthetic_sar_tiles,
-                                    tile_positions)
+from skiplab.data.dihedral import batched_crop, batched_dihedral, dihedral, inverse_dihedral
+from skiplab.sar.io import write_raster
+from skiplab.sar.radiometry import Radiometry
+from skiplab.sar.tiles import (SARAugmentation, SARTileLoader, cut_tiles, load_sar_tiles,
+                               synthetic_sar_tiles, tile_positions)
 
 
 # ---- tiling ----------------------------------------------------------------------------------

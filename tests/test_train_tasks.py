@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from skiplab.cli import main
-from skiplab.data import (Radiometry, SARAugmentation, SegmentationDataset, parse_data_spec,
-                          synthetic_scenes)
-from skiplab.data.load import load_dataset, load_sar, load_segmentation
+from skiplab.data import DihedralAugmentation, SegmentationDataset, parse_data_spec
+from skiplab.data.load import load_dataset, load_segmentation
+from skiplab.sar import Radiometry, load_sar, synthetic_scenes
 from skiplab.train import TrainConfig, evaluate_checkpoint, fit, load_checkpoint
 from skiplab.train.tasks import SegmentationLoader
 from test_train_loop import Crash, CrashAt   # the classification resume test's crash
@@ -83,7 +83,7 @@ def test_sar_split_is_deterministic_and_radiometry_fitted_on_the_train_part():
 
 def test_sar_directory_split_and_a_given_radiometry(tmp_path):
     import numpy as np
-    from skiplab.data import synthetic_scene
+    from skiplab.sar import synthetic_scene
     for split, seeds in (("train", (1, 2)), ("test", (3,))):
         (tmp_path / split).mkdir()
         for seed in seeds:
@@ -107,7 +107,7 @@ def test_segmentation_loader_moves_masks_with_images():
     masks[:, 2:6, 3:12] = 1                                   # an asymmetric block
     images[masks.unsqueeze(1).bool()] = 200
     data = SegmentationDataset(images, masks, ["background", "cell"], (0.0,), (1.0,), "block")
-    loader = SegmentationLoader(data, 8, augment=SARAugmentation(dihedral=True), seed=3)
+    loader = SegmentationLoader(data, 8, augment=DihedralAugmentation(dihedral=True), seed=3)
     x, y = next(iter(loader))
     assert y.dtype == torch.int64 and y.shape == (8, 16, 16)
     assert torch.equal((x[:, 0] > 0.5).long(), y)              # still aligned

@@ -13,7 +13,7 @@ the difficulty is one of optimisation instead. This module measures:
 * the ratio first-layer / last-layer weight-gradient norm (< 1: gradients shrink
   towards the input).
 
-:func:`gradient_flow` does this for one batch; :class:`GradientFlowCallback` records it
+:func:`gradient_flow` does this for one batch; :class:`skiplab.studies.GradientFlowCallback` records it
 every ``every`` steps of a training run. Norms are Frobenius norms of the whole tensor
 (for activations: over the whole batch, with the loss averaged over the batch).
 """
@@ -29,7 +29,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from .blocks import WEIGHT_LAYERS, Unit, find_units
-from .recording import TableCallback
 
 NORM_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)
 
@@ -190,70 +189,3 @@ def gradient_flow(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
         full[i] = g
     rows = layer_rows(layers, full)
     return GradientFlow(rows, recorder.rows(), first_last_ratio(rows), float(loss.detach()))
-
-
-class GradientFlowCallback(TableCallback):
-    """Record weight-gradient norms per layer and input-gradient norms per block every
-    ``every`` optimiser steps (the first step included) into ``gradient_flow.csv``.
-
-    Rows: ``step, epoch, quantity ("weight" | "block_input"), name, depth, grad_norm``
-    (and ``weight_norm`` for weights). ``grad_first_last_ratio`` of the latest recorded
-    step is logged to the epoch's metrics. Activation gradients need module hooks: a
-    model compiled with ``torch.compile`` may not run them; weight gradients are always
-    recorded.
-    """
-
-    filename = "gradient_flow.csv"
-
-    def __init__(self, every: int = 50, include_norm: bool = False, block_inputs: bool = True,
-                 filename: Optional[str] = None) -> None:
-        super().__init__(filename)
-        if not isinstance(every, int) or every < 1:
-            raise ValueError(f"every must be a positive number of steps, got {every!r}")
-        self.every = every
-        self.include_norm = include_norm
-        self.block_inputs = block_inputs
-        self._calls = 0
-        self._layers: list[WeightLayer] = []
-        self._order: Optional[ForwardOrder] = None
-        self._recorder: Optional[BlockInputGrads] = None
-
-    def on_fit_start(self, trainer) -> None:
-        model = trainer.model
-        self._layers = weight_layers(model, self.include_norm)
-        self._order = ForwardOrder([l.module for l in self._layers])
-        if self.block_inputs:
-            self._recorder = BlockInputGrads(find_units(model))
-            self._recorder.armed = True
-
-    def on_after_backward(self, trainer) -> None:
-        record = self._calls % self.every == 0
-        self._calls += 1
-        if self._order is not None:  # the first forward has run: fix the layer order
-            self._order.remove()
-            self._layers = weight_layers(trainer.model, self.include_norm, self._order.order)
-            self._order = None
-        if record:
-            base = dict(step=int(getattr(trainer, "step", self._calls - 1)),
-                        epoch=int(getattr(trainer, "epoch", 0)))
-            rows = layer_rows(self._layers)
-            for r in rows:
-                self.rows.append(dict(base, quantity="weight", name=r["layer"], depth=r["depth"],
-                                      grad_norm=r["grad_norm"], weight_norm=r["weight_norm"]))
-            if self._recorder is not None:
-                for r in self._recorder.rows():
-                    self.rows.append(dict(base, quantity="block_input", name=r["block"],
-                                          depth=r["index"] + 1, grad_norm=r["grad_norm"]))
-            ratio = first_last_ratio(rows)
-            if math.isfinite(ratio) and hasattr(trainer, "log"):
-                trainer.log({"grad_first_last_ratio": ratio})
-        if self._recorder is not None:
-            self._recorder.norms.clear()
-            self._recorder.armed = self._calls % self.every == 0  # arm for the next step if due
-
-    def on_fit_end(self, trainer) -> None:
-        for hooks in (self._order, self._recorder):
-            if hooks is not None:
-                hooks.remove()
-        self._order = self._recorder = None
-        super().on_fit_end(trainer)

@@ -12,7 +12,7 @@ ratio to the term F(x) is added to; for an identity shortcut both ratios coincid
 
 The branch F(x) is recomputed from each block's captured input with ``block.residual``
 (in evaluation mode, where that is exactly what the forward pass added), so any block
-following the ``residual(x)`` convention can be measured. :class:`ResidualRatioCallback`
+following the ``residual(x)`` convention can be measured. :class:`skiplab.studies.ResidualRatioCallback`
 measures a fixed probe batch at the start of training and after every epoch.
 """
 
@@ -25,7 +25,6 @@ import torch
 from torch import nn
 
 from .blocks import Unit, eval_mode, find_blocks
-from .recording import TableCallback, finite_mean
 
 
 def _per_sample_norm(t: torch.Tensor) -> torch.Tensor:
@@ -96,40 +95,3 @@ def residual_ratio(model: nn.Module, x: torch.Tensor, include_plain: bool = Fals
     with eval_mode(model), torch.no_grad(), BranchCapture(units) as capture:
         model(x)
     return capture.rows()
-
-
-class ResidualRatioCallback(TableCallback):
-    """Track :func:`residual_ratio` on a fixed ``probe`` batch (inputs only) at the start of
-    training and every ``every`` epochs, into ``residual_ratio.csv`` (rows carry ``epoch``;
-    the start is epoch 0, the end of the first epoch epoch 1). The mean ratio over blocks
-    is logged as ``residual_ratio_mean``."""
-
-    filename = "residual_ratio.csv"
-
-    def __init__(self, probe: torch.Tensor, every: int = 1, filename: Optional[str] = None) -> None:
-        super().__init__(filename)
-        if not torch.is_tensor(probe):
-            raise ValueError(f"probe must be a batch of inputs (a tensor), got {type(probe).__name__}")
-        if not isinstance(every, int) or every < 1:
-            raise ValueError(f"every must be a positive number of epochs, got {every!r}")
-        self.probe = probe
-        self.every = every
-
-    def measure(self, model: nn.Module, epoch: int) -> list[dict[str, Any]]:
-        device = next(model.parameters()).device
-        rows = [dict(epoch=epoch, **r) for r in residual_ratio(model, self.probe.to(device))]
-        self.rows.extend(rows)
-        return rows
-
-    def on_fit_start(self, trainer) -> None:
-        if self.is_main(trainer) and not any(r["epoch"] == 0 for r in self.rows):
-            if int(getattr(trainer, "epoch", 0)) == 0:
-                self.measure(trainer.model, 0)
-
-    def on_epoch_end(self, trainer, metrics: dict) -> None:
-        epoch = int(getattr(trainer, "epoch", 0)) + 1
-        if self.is_main(trainer) and epoch % self.every == 0:
-            rows = self.measure(trainer.model, epoch)
-            if hasattr(trainer, "log"):
-                trainer.log({"residual_ratio_mean": finite_mean(r["ratio"] for r in rows)})
-        super().on_epoch_end(trainer, metrics)

@@ -76,8 +76,8 @@ OPTIONS = ("data", "eval_data", "looks", "latent", "tile", "eval_tile", "budget"
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..studies.ablate_autoencoder import run_ablation
-    from ..studies.ablate_config import AblationConfig
+    from ..sar.ablate_autoencoder import run_ablation
+    from ..sar.ablate_config import AblationConfig
     from ..train.allocator import retain_freed_memory
     given = {k: getattr(args, k) for k in OPTIONS if getattr(args, k) is not None}
     if args.widths is not None:

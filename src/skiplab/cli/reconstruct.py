@@ -86,7 +86,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def _setup(args: argparse.Namespace):
     import torch
 
-    from ..deploy.sar_checkpoint import load_autoencoder
+    from ..sar.checkpoint import load_autoencoder
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1; found {args.batch_size}")
@@ -98,7 +98,7 @@ def _setup(args: argparse.Namespace):
 
 
 def _finish(result, what: str) -> int:
-    from ..deploy.sar_inference import scene_summary
+    from ..sar.inference import scene_summary
 
     if result.note:
         print(f"note: {result.note}")
@@ -107,7 +107,7 @@ def _finish(result, what: str) -> int:
 
 
 def run_reconstruct(args: argparse.Namespace) -> int:
-    from ..deploy.sar_inference import reconstruct_scene
+    from ..sar.inference import reconstruct_scene
     try:
         ae = _setup(args)
         result = reconstruct_scene(ae, args.scene, args.out, tile=args.tile, overlap=args.overlap,
@@ -119,7 +119,7 @@ def run_reconstruct(args: argparse.Namespace) -> int:
 
 
 def run_encode(args: argparse.Namespace) -> int:
-    from ..deploy.sar_latent import encode_scene
+    from ..sar.latent import encode_scene
     try:
         ae = _setup(args)
         result = encode_scene(ae, args.scene, args.out, tile=args.tile, overlap=args.overlap,
@@ -134,7 +134,7 @@ def run_encode(args: argparse.Namespace) -> int:
 
 
 def run_decode(args: argparse.Namespace) -> int:
-    from ..deploy.sar_latent import decode_latent
+    from ..sar.latent import decode_latent
     try:
         ae = _setup(args)
         result = decode_latent(ae, args.latent, args.out, batch_size=args.batch_size,

@@ -6,18 +6,14 @@ deterministic, sharded, resumable batch loader.
 """
 
 from .augment import Augmentation, AugmentParams, normalize
+from .dihedral import DihedralAugmentation, DihedralParams, dihedral, inverse_dihedral
 from .dataset import (ImageDataset, RawData, channel_histogram, channel_stats, split_indices,
                       stats_from_histogram)
-from .load import SPLITS, clear_memo, default_cache_dir, load_dataset, load_source
+from .load import SPLITS, clear_memo, default_cache_dir, load_dataset, load_segmentation, load_source
 from .loader import BatchLoader
 from .segmentation import SegmentationDataset, cells_splits, generate_cells
-from .sar_augment import SARAugmentation, dihedral, inverse_dihedral
-from .sar_io import Raster, read_raster, write_raster
-from .sar_radiometry import Radiometry, amplitude_to_intensity, intensity_to_amplitude
-from .sar_tiles import (SARTileDataset, SARTileLoader, cut_tiles, load_sar_tiles,
-                        synthetic_sar_tiles, tile_positions)
-from .spec import KINDS, DataPathError, DataSpec, parse_data_spec
-from .speckle import add_speckle, gamma_speckle, synthetic_scene, synthetic_scenes
+from .spec import (DataKind, DataPathError, DataSpec, data_examples, data_kinds, parse_data_spec,
+                   register_data_kind, register_synthetic)
 
 __all__ = [
     "Augmentation", "AugmentParams", "normalize",
@@ -26,9 +22,8 @@ __all__ = [
     "SPLITS", "clear_memo", "default_cache_dir", "load_dataset", "load_source",
     "BatchLoader",
     "SegmentationDataset", "cells_splits", "generate_cells",
-    "KINDS", "DataPathError", "DataSpec", "parse_data_spec",
-    "SARAugmentation", "dihedral", "inverse_dihedral", "Raster", "read_raster", "write_raster",
-    "Radiometry", "amplitude_to_intensity", "intensity_to_amplitude", "SARTileDataset",
-    "SARTileLoader", "cut_tiles", "load_sar_tiles", "synthetic_sar_tiles", "tile_positions",
-    "add_speckle", "gamma_speckle", "synthetic_scene", "synthetic_scenes",
+    "DataKind", "DataPathError", "DataSpec", "data_examples", "data_kinds", "parse_data_spec",
+    "register_data_kind", "register_synthetic",
+    "DihedralAugmentation", "DihedralParams", "dihedral", "inverse_dihedral",
+    "load_segmentation",
 ]

@@ -2,7 +2,9 @@
 
 - :func:`load_dataset` -- classification (:class:`ImageDataset`): cifar10/100, folder, shapes;
 - :func:`load_segmentation` -- segmentation (:class:`SegmentationDataset`): synthetic:cells;
-- :func:`load_sar` -- reconstruction (:class:`SARTileDataset`): sar:PATH, synthetic:sar.
+- other kinds are loaded by the package that registers them (:func:`register_data_kind`), e.g.
+  ``skiplab.sar.load_sar`` for ``sar:PATH`` and ``synthetic:sar``, with the public helpers
+  below (:func:`check_split`, :func:`holdout`, :func:`memo`, :func:`pick_split`...).
 
 The source (CIFAR files, image folders, generator, rasters) is read once per process and
 kept for the next call, so loading train, val and test of one run decodes nothing twice.
@@ -21,7 +23,7 @@ import torch
 
 from .dataset import (ImageDataset, RawData, channel_histogram, channel_stats, split_indices,
                       stats_from_histogram)
-from .spec import DataSpec, parse_data_spec
+from .spec import DataSpec, data_examples, parse_data_spec
 
 SPLITS = ("train", "val", "test")
 _MEMO: dict[tuple, RawData] = {}
@@ -42,7 +44,7 @@ def _read_source(spec: DataSpec, skip_bad: bool, cache_dir: Optional[str],
                             with_test=with_test)
 
 
-def _fingerprint(path: Optional[Path]) -> tuple:
+def fingerprint(path: Optional[Path]) -> tuple:
     """Names, sizes and modification times of the files in ``path`` and its sub-folders
     (two levels: where the official CIFAR files live): cheap to take (no reads), and
     changes whenever one of them is replaced, edited, added or removed."""
@@ -70,7 +72,7 @@ def load_source(spec: DataSpec, skip_bad: bool = False, cache_dir: Optional[str]
             spec.kind == "folder" or (spec.path / "train").is_dir()):
         return _read_source(spec, skip_bad, cache_dir, with_test)
     key = (spec.kind, str(spec.path.resolve()) if spec.path else spec.text, spec.name,
-           tuple(sorted(spec.options.items())), skip_bad, cache_dir, _fingerprint(spec.path))
+           tuple(sorted(spec.options.items())), skip_bad, cache_dir, fingerprint(spec.path))
     if key not in _MEMO:
         raw = _read_source(spec, skip_bad, cache_dir)
         while len(_MEMO) >= _MEMO_SIZE:
@@ -104,7 +106,7 @@ def load_dataset(spec: str, split: str = "train", *, val_size: int = 0, seed: in
         raise ValueError("split 'val' needs val_size > 0 (the number of training images "
                          "to hold out)")
     parsed = parse_data_spec(spec)
-    _check_task(parsed, "classify")
+    check_task(parsed, "classify")
     raw = load_source(parsed, skip_bad=skip_bad, cache_dir=cache_dir,
                       with_test=split == "test")
     train_images, train_labels = raw.train
@@ -135,15 +137,15 @@ def load_dataset(spec: str, split: str = "train", *, val_size: int = 0, seed: in
                         f"{raw.name}/train", **skipped)
 
 
-def _check_task(spec: DataSpec, task: str) -> None:
+def check_task(spec: DataSpec, task: str) -> None:
+    """A ValueError unless ``spec`` is data for ``task``, naming the specs that are."""
     if spec.task != task:
-        examples = {"classify": "cifar10:PATH, folder:PATH or synthetic:shapes",
-                    "segment": "synthetic:cells", "reconstruct": "sar:PATH or synthetic-sar"}
         raise ValueError(f"{spec.text!r} is {spec.task} data, not {task} data (task "
-                         f"{spec.task!r}); {task} needs {examples[task]}")
+                         f"{spec.task!r}); {task} needs {' or '.join(data_examples(task))}")
 
 
-def _check_split(split: str, val_size: int) -> None:
+def check_split(split: str, val_size: int) -> None:
+    """A ValueError unless ``split`` is one of :data:`SPLITS` (val needs ``val_size`` > 0)."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}; found {split!r}")
     if split == "val" and val_size <= 0:
@@ -154,7 +156,7 @@ def _check_split(split: str, val_size: int) -> None:
 _COUNT = re.compile(r"^([a-z]+)(?:-(\d+)(k?))?$")
 
 
-def _synthetic_counts(spec: DataSpec, default: int, extra: tuple[str, ...]) -> tuple[int, int, int]:
+def synthetic_counts(spec: DataSpec, default: int, extra: tuple[str, ...]) -> tuple[int, int, int]:
     """(train count, test count, seed) of ``NAME[-N[k]]`` with options test=, seed=."""
     match = _COUNT.match(spec.name.lower())
     unknown = set(spec.options) - {"test", "seed", *extra}
@@ -173,9 +175,9 @@ def _synthetic_counts(spec: DataSpec, default: int, extra: tuple[str, ...]) -> t
     return train, test, seed
 
 
-def _holdout(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def holdout(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(train, val) indices: ``val_size`` of ``range(n)`` drawn by a permutation seeded with
-    ``seed``, both in stored order (as :meth:`SARTileDataset.split`)."""
+    ``seed``, both in stored order."""
     if not 0 <= val_size < n:
         raise ValueError(f"val_size must be in [0, {n}) for a training split of {n} samples; "
                          f"found {val_size}")
@@ -183,7 +185,8 @@ def _holdout(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tens
     return perm[val_size:].sort().values, perm[:val_size].sort().values
 
 
-def _memo(key: tuple, read: Callable[[], object]) -> object:
+def memo(key: tuple, read: Callable[[], object]) -> object:
+    """``read()``, kept for the next call with the same ``key`` (the last two sources)."""
     if key not in _MEMO:
         value = read()
         while len(_MEMO) >= _MEMO_SIZE:
@@ -192,7 +195,7 @@ def _memo(key: tuple, read: Callable[[], object]) -> object:
     return _MEMO[key]
 
 
-def _pick_split(parts: dict, split: str, val_size: int, seed: int, name: str):
+def pick_split(parts: dict, split: str, val_size: int, seed: int, name: str):
     """The requested split from ``{"train": dataset, "test": dataset or None}``."""
     if split == "test":
         if parts.get("test") is None:
@@ -201,7 +204,7 @@ def _pick_split(parts: dict, split: str, val_size: int, seed: int, name: str):
         return parts["test"]
     if not val_size:
         return parts["train"]
-    train_idx, val_idx = _holdout(len(parts["train"]), val_size, seed)
+    train_idx, val_idx = holdout(len(parts["train"]), val_size, seed)
     return parts["train"].subset(val_idx if split == "val" else train_idx,
                                  f"{parts['train'].name.rsplit('/', 1)[0]}/{split}")
 
@@ -214,10 +217,10 @@ def load_segmentation(spec: str, split: str = "train", *, val_size: int = 0, see
     properties of the generator, not fitted)."""
     from .segmentation import SegmentationDataset, generate_cells
     from .segmentation import CLASSES as CELL_CLASSES
-    _check_split(split, val_size)
+    check_split(split, val_size)
     parsed = parse_data_spec(spec)
-    _check_task(parsed, "segment")
-    train, test, data_seed = _synthetic_counts(parsed, 1000, ("boundary", "chans"))
+    check_task(parsed, "segment")
+    train, test, data_seed = synthetic_counts(parsed, 1000, ("boundary", "chans"))
     boundary = parsed.options.get("boundary", "0") not in ("0", "false", "no")
     chans = int(parsed.options.get("chans", 1))
 
@@ -231,75 +234,8 @@ def load_segmentation(spec: str, split: str = "train", *, val_size: int = 0, see
                 "test": SegmentationDataset(test_images, test_masks, classes, mean, std,
                                             f"{name}/test")}
 
-    parts = _memo(("cells", parsed.name, tuple(sorted(parsed.options.items())), size), read)
-    return _pick_split(parts, split, val_size, seed, parsed.text)
-
-
-def _sar_sources(spec: DataSpec, tile: int, stride: int, skip_bad: bool) -> dict:
-    """The train (and test) tiles of a SAR spec in a *lossless* normalisation (the exact
-    min/max of each source, no clipping), to be renormalised once the training part is known."""
-    from .sar_radiometry import Radiometry
-    from .sar_tiles import load_sar_tiles, synthetic_sar_tiles
-    if spec.kind == "synthetic":
-        train, test, seed = _synthetic_counts(spec, 200, ("looks",))
-        looks = float(spec.options.get("looks", 1))
-        lossless = Radiometry.fixed(-200.0, 200.0, clip=False, source_dtype="float32")
-        return {"train": synthetic_sar_tiles(train, tile=tile, looks=looks, seed=seed,
-                                             radiometry=lossless),
-                "test": synthetic_sar_tiles(test, tile=tile, looks=looks, seed=seed + 1,
-                                            radiometry=lossless)}
-    split_dirs = (spec.path / "train").is_dir() and (spec.path / "test").is_dir()
-    read = dict(tile=tile, stride=stride, percentiles=(0.0, 100.0), skip_bad=skip_bad)
-    if not split_dirs:
-        return {"train": load_sar_tiles(spec.path, **read), "test": None}
-    return {"train": load_sar_tiles(spec.path / "train", **read),
-            "test": load_sar_tiles(spec.path / "test", **read)}
-
-
-def _renormalise(data, radiometry, name: str):
-    """``data`` (a :class:`SARTileDataset`) mapped to physical units and back with ``radiometry``."""
-    from .sar_tiles import SARTileDataset
-
-    def convert(tiles):
-        if tiles is None:
-            return None
-        out = radiometry.forward(data.radiometry.inverse_intensity(tiles))
-        return out if data.valid is None else out.masked_fill(~data.valid, 0.0)
-
-    return SARTileDataset(convert(data.tiles), radiometry, name, data.valid, convert(data.clean),
-                          data.sources, data.positions, data.looks, data.skipped,
-                          data.skipped_files)
-
-
-def load_sar(spec: str, split: str = "train", *, val_size: int = 0, seed: int = 0,
-             tile: int = 256, stride: int = 0, radiometry=None, skip_bad: bool = False,
-             percentiles: tuple[float, float] = (0.5, 99.5)):
-    """One split of a SAR spec (``sar:PATH`` or ``synthetic:sar...``) as a
-    :class:`~skiplab.data.SARTileDataset` of ``tile`` px tiles cut every ``stride`` px
-    (0: ``tile``, no overlap). The radiometry is ``radiometry`` (e.g. the one a model was
-    trained with) or, by default, fitted at ``percentiles`` of the *training part* (without
-    the held-out val tiles) and used for every split. An overlapping stride makes val tiles
-    overlap training tiles of the same scene: keep the default for a clean hold-out."""
-    from .sar_radiometry import Radiometry
-    _check_split(split, val_size)
-    parsed = parse_data_spec(spec)
-    _check_task(parsed, "reconstruct")
-    stride = stride or tile
-    key = ("sar", parsed.text, str(parsed.path), tile, stride, skip_bad, _fingerprint(parsed.path))
-    sources = _memo(key, lambda: _sar_sources(parsed, tile, stride, skip_bad))
-    train = sources["train"]
-    train_idx = _holdout(len(train), val_size, seed)[0] if val_size else torch.arange(len(train))
-    if radiometry is not None:   # e.g. a trained model's: the data must be on its scale
-        radiometry.check_compatible(train.radiometry.source_dtype, train.radiometry.quantity)
-    else:
-        part = train.subset(train_idx)
-        radiometry = Radiometry.fit(part.intensity(), percentiles, masks=part.valid,
-                                    source_dtype=train.radiometry.source_dtype)
-    base = f"{train.name}-{tile}px" if parsed.kind == "sar" else f"{parsed.text}@{tile}px"
-    parts = {"train": _renormalise(train, radiometry, f"{base}/train"),
-             "test": None if sources["test"] is None
-             else _renormalise(sources["test"], radiometry, f"{base}/test")}
-    return _pick_split(parts, split, val_size, seed, parsed.text)
+    parts = memo(("cells", parsed.name, tuple(sorted(parsed.options.items())), size), read)
+    return pick_split(parts, split, val_size, seed, parsed.text)
 
 
 def default_cache_dir() -> Path:
@@ -307,5 +243,6 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("SKIPLAB_CACHE") or Path.home() / ".cache" / "skiplab")
 
 
-__all__ = ["load_dataset", "load_segmentation", "load_sar", "load_source", "clear_memo",
-           "default_cache_dir", "SPLITS"]
+__all__ = ["load_dataset", "load_segmentation", "load_source", "clear_memo", "default_cache_dir",
+           "SPLITS", "check_split", "check_task", "fingerprint", "holdout", "memo", "pick_split",
+           "synthetic_counts"]

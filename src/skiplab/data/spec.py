@@ -12,12 +12,12 @@ Kinds:
 - ``synthetic:cells[-N][,test=M,seed=S,boundary=1,chans=C]`` -- segmentation: N images
   (default 1000) of cell-like blobs with their masks (:mod:`skiplab.data.segmentation`),
   M test images (default N/5); ``boundary=1`` adds a class for the cells' outlines.
-- ``synthetic:sar[-N][,looks=L,test=M,seed=S]`` (or ``synthetic-sar[-N][,...]``) --
-  reconstruction: N synthetic speckled SAR tiles (default 200) of L looks (default 1),
-  M test tiles (default N/5) from a disjoint set of scenes.
-- ``sar:PATH`` -- reconstruction: a raster file or a directory of rasters (GeoTIFF/TIFF,
-  PNG, .npy; intensity) cut into tiles; ``PATH/train`` and ``PATH/test`` sub-directories,
-  if present, are the train and test splits.
+- kinds registered by domain packages (:func:`register_data_kind`,
+  :func:`register_synthetic`), e.g. :mod:`skiplab.sar`'s ``sar:PATH`` (a raster file or a
+  directory of rasters cut into tiles; ``PATH/train`` and ``PATH/test`` sub-directories, if
+  present, are the splits) and ``synthetic:sar[-N][,looks=L,test=M,seed=S]`` (alias
+  ``synthetic-sar[-N][,...]``: N synthetic speckled tiles of L looks) for ``reconstruct``.
+  A kind not registered yet loads the built-in plugins first (:mod:`skiplab.plugins`).
 
 Counts take a ``k`` suffix (``cells-2k``). Image and tile sizes are not part of the spec:
 they are the ``tile_size`` of the training config (SAR 256, cells 64 by default).
@@ -30,10 +30,57 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-PATH_KINDS = ("cifar10", "cifar100", "folder", "sar")
-KINDS = ("cifar10", "cifar100", "folder", "synthetic", "sar")
-TASKS = ("classify", "segment", "reconstruct")
-SYNTHETIC_SAR_ALIAS = "synthetic-sar"   # synthetic-sar[-N][,...] is synthetic:sar[-N][,...]
+from ..plugins import load_plugins
+
+
+@dataclass(frozen=True)
+class DataKind:
+    """A registered ``--data`` kind (``KIND:PATH``, or a ``synthetic:NAME`` generator)."""
+
+    name: str       # "cifar10", "sar", or the synthetic generator "cells"
+    task: str       # the training task its data is for
+    path: bool      # KIND:PATH (True) or a generator without a path
+    example: str    # shown in error messages, e.g. "sar:PATH"
+
+
+_KINDS: dict[str, DataKind] = {}
+_SYNTHETIC: dict[str, DataKind] = {}
+_ALIASES: dict[str, str] = {}     # "synthetic-sar" -> "synthetic:sar"
+
+
+def register_data_kind(name: str, *, task: str, path: bool = True, example: str = "") -> None:
+    """Add the ``--data`` kind ``name`` (``name:PATH`` when ``path``), data for ``task``."""
+    _KINDS[name.lower()] = DataKind(name.lower(), task, path, example or f"{name}:PATH")
+
+
+def register_synthetic(name: str, *, task: str, example: str = "",
+                       alias: Optional[str] = None) -> None:
+    """Add the generator ``synthetic:name[-N][,key=value...]`` (data for ``task``);
+    ``alias``, if given, is a prefix that stands for ``synthetic:name`` (``synthetic-sar``)."""
+    _SYNTHETIC[name.lower()] = DataKind(name.lower(), task, False, example or f"synthetic:{name}")
+    if alias:
+        _ALIASES[alias.lower()] = f"synthetic:{name.lower()}"
+
+
+def data_kinds() -> list[str]:
+    """The registered kinds (after loading the plugins)."""
+    load_plugins()
+    return list(_KINDS)
+
+
+def data_examples(task: str) -> list[str]:
+    """Example specs of the data for ``task`` (after loading the plugins)."""
+    load_plugins()
+    return [k.example for k in (*_KINDS.values(), *_SYNTHETIC.values())
+            if k.task == task and k.example]
+
+
+for _name in ("cifar10", "cifar100", "folder"):
+    register_data_kind(_name, task="classify")
+register_data_kind("synthetic", task="classify", path=False, example="synthetic")
+register_synthetic("shapes", task="classify", example="synthetic:shapes")
+register_synthetic("patterns", task="classify")
+register_synthetic("cells", task="segment")
 
 
 class DataPathError(FileNotFoundError, ValueError):
@@ -44,7 +91,7 @@ class DataPathError(FileNotFoundError, ValueError):
 class DataSpec:
     """A parsed ``--data`` string."""
 
-    kind: str                      # one of KINDS
+    kind: str                      # a registered kind (data_kinds())
     text: str                      # the string as given
     path: Optional[Path] = None    # for cifar10/cifar100/folder
     name: str = ""                 # for synthetic: the generator name, e.g. "shapes-10k"
@@ -52,12 +99,13 @@ class DataSpec:
 
     @property
     def task(self) -> str:
-        """The training task this data is for: "classify", "segment" or "reconstruct"."""
-        if self.kind == "sar" or (self.kind == "synthetic" and _base_name(self.name) == "sar"):
-            return "reconstruct"
-        if self.kind == "synthetic" and _base_name(self.name) == "cells":
-            return "segment"
-        return "classify"
+        """The training task this data is for, e.g. "classify", "segment", "reconstruct"."""
+        if self.kind != "synthetic":
+            return _KINDS[self.kind].task
+        name = _base_name(self.name)
+        if name not in _SYNTHETIC:
+            load_plugins()
+        return _SYNTHETIC[name].task if name in _SYNTHETIC else "classify"
 
 
 def _base_name(name: str) -> str:
@@ -83,17 +131,20 @@ def parse_data_spec(spec: str) -> DataSpec:
         raise ValueError(f"data spec must be a non-empty string like 'cifar10:PATH', "
                          f"'folder:PATH' or 'synthetic'; found {spec!r}")
     text = spec.strip()
-    if text.lower().startswith(SYNTHETIC_SAR_ALIAS):
-        rest = text[len(SYNTHETIC_SAR_ALIAS):]
-        text = "synthetic:sar" + ("," + rest[1:] if rest.startswith(":") else rest)
+    if text.partition(":")[0].strip().lower() not in _KINDS:
+        load_plugins()     # a kind (or alias) a domain package registers
+    for alias, target in _ALIASES.items():
+        if text.lower().startswith(alias):
+            rest = text[len(alias):]
+            text = target + ("," + rest[1:] if rest.startswith(":") else rest)
+            break
     kind, sep, arg = text.partition(":")
     kind = kind.strip().lower()
-    if kind not in KINDS:
+    if kind not in _KINDS:
+        examples = [k.example for k in (*_KINDS.values(), *_SYNTHETIC.values())]
         raise ValueError(f"unknown data kind {kind!r} in {text!r}; expected one of "
-                         f"{', '.join(KINDS)} (e.g. cifar10:PATH, folder:PATH, "
-                         f"synthetic or synthetic:shapes-10k, synthetic:cells, synthetic-sar, "
-                         f"sar:PATH)")
-    if kind == "synthetic":
+                         f"{', '.join(_KINDS)} (e.g. {', '.join(examples)})")
+    if not _KINDS[kind].path:
         name, *opts = [p.strip() for p in arg.split(",")] if arg else [""]
         return DataSpec(kind, text, name=name or "shapes", options=_parse_options(opts, text))
     if not arg.strip():

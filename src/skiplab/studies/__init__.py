@@ -8,8 +8,10 @@ al. 2016), loss landscapes (Li et al. 2018) and shattered gradients (Balduzzi et
 
 from .config import FAMILIES, PARTS, Budget, Family, Recipe, StudyConfig
 from .published import FINDINGS, Finding
+from .recording import GradientFlowCallback, ResidualRatioCallback, TableCallback, write_csv
 from .study import Study, StudyResult, run_study
 from .verdict import Assessment, assess, compute_verdict
 
 __all__ = ["FAMILIES", "PARTS", "Budget", "Family", "Recipe", "StudyConfig", "FINDINGS", "Finding", "Study",
-           "StudyResult", "run_study", "Assessment", "assess", "compute_verdict"]
+           "StudyResult", "run_study", "Assessment", "assess", "compute_verdict", "GradientFlowCallback",
+           "ResidualRatioCallback", "TableCallback", "write_csv"]

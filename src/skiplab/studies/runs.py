@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..analysis import evaluate as evaluate_batches
-from ..analysis import write_csv
+from .recording import write_csv
 from ..data import Augmentation, BatchLoader, ImageDataset
 from ..models import create_model
 from ..train import Callback, NonFiniteLossError, TrainConfig, Trainer, load_checkpoint, load_model_state

@@ -8,7 +8,9 @@ from .config import TrainConfig
 from .evaluation import evaluate, evaluate_checkpoint
 from .interrupt import TrainingInterrupted
 from .loop import FitResult, NonFiniteLossError, Trainer, fit
+from .tasks import Task, get_task, list_tasks, register_task
 
 __all__ = ["Callback", "CheckpointMismatchError", "FitResult", "NonFiniteLossError", "TrainConfig",
-           "Trainer", "TrainingInterrupted", "evaluate", "evaluate_checkpoint", "fit", "load_checkpoint",
-           "load_model_state", "model_state_from", "save_checkpoint"]
+           "Trainer", "TrainingInterrupted", "evaluate", "evaluate_checkpoint", "fit",
+           "load_checkpoint", "load_model_state", "model_state_from", "save_checkpoint", "Task",
+           "get_task", "list_tasks", "register_task"]

@@ -131,3 +131,20 @@ def check_same_run(state: Mapping[str, Any], config: Mapping[str, Any], defaults
         raise ValueError(f"cannot resume {path}: the config changed in {changed} "
                          f"(checkpoint: {[state['config'].get(k) for k in changed]}, "
                          f"now: {[config[k] for k in changed]})")
+
+
+def trainer_state(trainer: Any) -> dict:
+    """Everything a :class:`~skiplab.train.Trainer` needs to resume exactly (its checkpoint)."""
+    loader_state = dict(trainer.train_loader.state_dict(), epoch=trainer.epoch, batch=trainer.batch_in_epoch)
+    return {
+        "format": "skiplab.train/1", "config": trainer.config.to_dict(),
+        "model": trainer.model.state_dict(), "optimizer": trainer.optimizer.state_dict(),
+        "schedule": trainer.schedule.state_dict(), "scaler": trainer.scaler.state_dict(),
+        "ema": trainer.ema.state_dict() if trainer.ema else None, "rng": rng_state(),
+        "lookahead": trainer.lookahead.state_dict() if trainer.lookahead else None,
+        "step": trainer.step, "epoch": trainer.epoch, "batch_in_epoch": trainer.batch_in_epoch,
+        "loader": loader_state, "epoch_sums": list(trainer.epoch_sums),
+        "epoch_time": trainer.epoch_time,
+        "best": {"metric": trainer.task.best_metric, "value": trainer.best_value},
+        **trainer.task.checkpoint_extras(trainer),
+    }

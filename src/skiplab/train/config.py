@@ -43,9 +43,9 @@ class TrainConfig:
                      choices=("auto", "cpu", "cuda"))
     num_threads: int = _f(0, "CPU threads for torch (0 = torch's default)", minimum=0)
     progress: bool = _f(True, "show a tqdm progress bar (rank 0 only)")
-    task: str = _f("classify", "what is learnt: classify (images -> class), segment (pixels -> "
-                               "class: Dice/IoU), reconstruct (autoencoder: PSNR/SSIM)",
-                   choices=("classify", "segment", "reconstruct"))
+    task: str = _f("classify", "what is learnt, a registered task (skiplab.train.list_tasks()): "
+                               "classify (images -> class), segment (pixels -> class: Dice/IoU), "
+                               "reconstruct (skiplab.sar autoencoder: PSNR/SSIM)")
     # -- model -------------------------------------------------------------------------
     model: str = _f("cifar_resnet20", "registered model name (skiplab.list_models())")
     model_kwargs: dict = _f({}, "extra keywords for create_model, e.g. {drop_path_rate: 0.1}")
@@ -98,7 +98,7 @@ class TrainConfig:
     label_smoothing: float = _f(0.0, "label smoothing of the cross-entropy, in [0, 1)", minimum=0.0)
     loss: dict = _f({}, "segment/reconstruct: loss terms and weights; {} = the task's default: "
                         "segment {ce: 1.0, dice: 1.0}, reconstruct {l1: 1.0, ms_ssim: 0.2} "
-                        "(terms: mse, l1, ssim, ms_ssim, gamma_nll; see skiplab.train.sar_losses)")
+                        "(terms: mse, l1, ssim, ms_ssim, gamma_nll; see skiplab.sar.losses)")
     grad_clip: float = _f(0.0, "clip the global gradient norm to this (0 = no clipping)", minimum=0.0)
     ema_decay: float = _f(0.0, "decay of an exponential moving average of the weights, evaluated "
                                "instead of the raw weights (0 = no EMA; e.g. 0.999)", minimum=0.0)
@@ -199,7 +199,10 @@ class TrainConfig:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     def check(self) -> None:
-        """Checks that involve more than one field."""
+        """Checks that involve more than one field, and that ``task`` is registered."""
+        # function-level: train.tasks imports this module (TrainConfig) at its top
+        from .tasks import get_task
+        get_task(self.task)
         if self.schedule == "multistep" and not self.milestones:
             raise ValueError("schedule 'multistep' needs milestones (e.g. milestones: [32000, 48000] "
                              "with milestone_unit: step)")

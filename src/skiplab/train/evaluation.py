@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Iterable, Optional, Union
 
 import torch
@@ -85,8 +84,6 @@ def evaluate_checkpoint(path: Union[str, Path], data: Optional[str] = None,
     reconstruct checkpoint normalises the data with the radiometry it was trained with.
     ``skip_bad`` leaves out images that cannot be decoded.
     """
-    from ..data import Radiometry
-
     checkpoint = load_checkpoint(path)
     recorded = checkpoint.get("config") or {}
     name = model or recorded.get("model")
@@ -105,9 +102,7 @@ def evaluate_checkpoint(path: Union[str, Path], data: Optional[str] = None,
                "channels_last": channels_last, "eval_batch_size": batch_size}
     setting = {k: getattr(run, k) if v is None else v for k, v in setting.items()}
     task = make_task(config)
-    like = (SimpleNamespace(radiometry=Radiometry.from_dict(checkpoint["radiometry"]))
-            if "radiometry" in checkpoint else None)
-    dataset = task.load(split, like=like)
+    dataset = task.load(split, like=task.data_reference(checkpoint))
     kwargs = dict(recorded.get("model_kwargs") or {}) if name == recorded.get("model") else {}
     net = task.create_model(dataset, name, kwargs)
     source = f"{path} ({recorded['model']})" if recorded.get("model") else str(path)

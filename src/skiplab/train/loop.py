@@ -32,8 +32,8 @@ from torch import nn
 
 from .allocator import retain_freed_memory
 from .callbacks import Callback, CallbackList
-from .checkpoint import (check_same_run, load_checkpoint, load_model_state, rng_state, save_checkpoint,
-                         seed_everything, set_rng_state)
+from .checkpoint import (check_same_run, load_checkpoint, load_model_state, save_checkpoint,
+                         seed_everything, set_rng_state, trainer_state)
 from .config import TrainConfig
 from .distributed import DistInfo, all_reduce_sum, barrier, cleanup, init_distributed, wrap_ddp
 from .ema import ModelEMA
@@ -66,15 +66,13 @@ def fit(config: TrainConfig, callbacks: Iterable[Callback] = (), *, train_set=No
         eval_set=None) -> FitResult:
     """Train as ``config`` says (see :class:`TrainConfig`); works alone or under torchrun.
 
-    The run writes to ``config.out``, by default ``runs/<model>-<timestamp>/`` (``save=False``
-    keeps it in memory), and prints where. On SIGINT or SIGTERM it finishes the current step,
-    writes ``checkpoints/last.pt`` and raises :class:`TrainingInterrupted` (continue with
-    ``resume=True`` and the same ``out``); the caller's signal handlers are restored when it
-    returns. ``retain_memory`` (a process-wide allocator setting) is off unless asked for.
+    Writes to ``config.out`` (default ``runs/<model>-<timestamp>/``; ``save=False``: nothing).
+    SIGINT/SIGTERM: the step finishes, last.pt is written, :class:`TrainingInterrupted` is
+    raised and the caller's handlers are back. ``retain_memory`` is off unless asked for.
 
     ``train_set``/``eval_set`` (an :class:`~skiplab.data.ImageDataset`, or for the segment /
     reconstruct tasks a :class:`~skiplab.data.SegmentationDataset` /
-    :class:`~skiplab.data.SARTileDataset`) replace loading ``config.data``, for data in memory.
+    :class:`~skiplab.sar.SARTileDataset`) replace loading ``config.data``, for data in memory.
     """
     if isinstance(config, dict):
         config = TrainConfig.from_dict(config)
@@ -136,8 +134,7 @@ class Trainer:
         self._pending: dict = {}            # scalars from .log() for this epoch's row
         self.run_dir = Path(config.out) if config.out else None
         self.last_path = self.run_dir / "checkpoints" / "last.pt" if self.run_dir else None
-        self.stop = StopSignals()        # armed by fit(); its flag is read after each step
-        self._stop_votes = 0.0           # under DDP: how many ranks were signalled (all-reduced)
+        self.stop, self._stop_votes = StopSignals(), 0.0   # armed by fit(); DDP: ranks signalled
         self._next_timed_save = math.inf
         resumed = self._maybe_resume()
         self.runlog = None
@@ -189,19 +186,7 @@ class Trainer:
 
     # -- checkpoints --------------------------------------------------------------------
     def state_dict(self) -> dict:
-        loader_state = dict(self.train_loader.state_dict(), epoch=self.epoch, batch=self.batch_in_epoch)
-        return {
-            "format": "skiplab.train/1", "config": self.config.to_dict(),
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "schedule": self.schedule.state_dict(), "scaler": self.scaler.state_dict(),
-            "ema": self.ema.state_dict() if self.ema else None, "rng": rng_state(),
-            "lookahead": self.lookahead.state_dict() if self.lookahead else None,
-            "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-            "loader": loader_state, "epoch_sums": list(self.epoch_sums),
-            "epoch_time": self.epoch_time,
-            "best": {"metric": self.task.best_metric, "value": self.best_value},
-            **self.task.checkpoint_extras(self),
-        }
+        return trainer_state(self)
 
     def _zero_sums(self) -> list[float]:
         return [0.0] * self.task.num_sums(self.train_set)
@@ -224,13 +209,10 @@ class Trainer:
         state = load_checkpoint(self.last_path, map_location=self.device)
         check_same_run(state, c.to_dict(), TrainConfig().to_dict(), self.last_path)
         load_model_state(self.model, state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.schedule.load_state_dict(state["schedule"])
-        self.scaler.load_state_dict(state["scaler"])
-        if self.ema is not None and state["ema"] is not None:
-            self.ema.load_state_dict(state["ema"])
-        if self.lookahead is not None and state.get("lookahead") is not None:
-            self.lookahead.load_state_dict(state["lookahead"])
+        for key, part in (("optimizer", self.optimizer), ("schedule", self.schedule),
+                          ("scaler", self.scaler), ("ema", self.ema), ("lookahead", self.lookahead)):
+            if part is not None and state.get(key) is not None:
+                part.load_state_dict(state[key])
         set_rng_state(state["rng"])
         self.step, self.epoch = state["step"], state["epoch"]
         self.batch_in_epoch = state["batch_in_epoch"]
@@ -261,9 +243,8 @@ class Trainer:
             print(f"training {c.model} on {self.train_set.name} ({len(self.train_set)} images), "
                   f"{self.epochs} epochs x {self.steps_per_epoch} steps, precision {self.precision.name}, "
                   f"channels_last {c.channels_last}, compile {self.compiled}, "
-                  f"{self.dist.world_size} process(es)")
-            if self.run_dir is not None:
-                print(f"outputs in {self.run_dir}/", flush=True)
+                  f"{self.dist.world_size} process(es)"
+                  + (f"; outputs in {self.run_dir}/" if self.run_dir is not None else ""), flush=True)
         if c.checkpoint_minutes:
             self._next_timed_save = time.monotonic() + 60 * c.checkpoint_minutes
         self.callbacks.on_fit_start(self)
@@ -271,8 +252,7 @@ class Trainer:
         metrics: dict = dict(history[-1]) if history else {}
         while self.epoch < self.epochs and self.step < self.total_steps:
             train = self.train_epoch()
-            if self._stop_requested():
-                self._save_and_stop()
+            self._stop_if_signalled()
             if self.lookahead is not None:     # evaluate and checkpoint the slow weights
                 self.lookahead.sync(self.model)
             metrics = {"epoch": self.epoch + 1, "step": self.step, "lr": self.schedule(self.step - 1),
@@ -287,27 +267,25 @@ class Trainer:
             self.batch_in_epoch, self.epoch_sums, self.epoch_time = 0, self._zero_sums(), 0.0
             self._end_of_epoch_outputs(metrics)
             history.append(metrics)
-            if self._stop_requested() and self.epoch < self.epochs and self.step < self.total_steps:
-                self._save_and_stop()          # signalled during the evaluation (a finished run ends)
+            if self.epoch < self.epochs and self.step < self.total_steps:   # (a finished run ends)
+                self._stop_if_signalled()      # signalled during the evaluation
         self.callbacks.on_fit_end(self)
         if self.is_main and self.run_dir is not None:
-            print(f"outputs in {self.run_dir}/: config.yaml, metrics.csv, TensorBoard events, "
-                  f"checkpoints/last.pt, checkpoints/best.pt")
+            print(f"outputs in {self.run_dir}/: config.yaml, metrics.csv, TensorBoard events, checkpoints/")
         return FitResult(metrics=metrics, history=history, run_dir=self.run_dir, model=self.model,
                          ema_model=self.ema.module if self.ema else None)
 
     def _stop_requested(self) -> bool:
-        """Whether a signal asked to stop: under DDP whether any rank was signalled by this
-        step's all-reduce, so that every rank stops after the same step."""
+        """A signal asked to stop (under DDP: any rank's, by this step's all-reduce)."""
         return self._stop_votes > 0 if self.dist.enabled else self.stop.requested
 
-    def _save_and_stop(self) -> None:
-        """Write last.pt (the state after the last finished step) and raise TrainingInterrupted."""
-        self.save("last.pt")
-        signum = self.stop.signum or signal.SIGTERM     # (a DDP rank stopped by another's signal)
-        where = (f"step {self.step} (epoch {self.epoch + 1}, batch {self.batch_in_epoch} of "
-                 f"{self.steps_per_epoch})")
-        raise TrainingInterrupted(signum, self.last_path, self.step, where)
+    def _stop_if_signalled(self) -> None:
+        """If a signal asked to stop: write last.pt and raise TrainingInterrupted."""
+        if self._stop_requested():
+            self.save("last.pt")   # signum None: a DDP rank stopped by another rank's signal
+            raise TrainingInterrupted(self.stop.signum or signal.SIGTERM, self.last_path, self.step,
+                                      f"step {self.step} (epoch {self.epoch + 1}, batch "
+                                      f"{self.batch_in_epoch} of {self.steps_per_epoch})")
 
     def _evaluate(self) -> dict:
         """Rank 0 evaluates the whole split (the EMA weights when there are some)."""

@@ -69,26 +69,6 @@ class SegmentationMeter(Meter):
         return segmentation_summary(self.scores_)
 
 
-class ReconstructionMeter(Meter):
-    """Mean loss, PSNR and SSIM per image (normalised domain, data range 1)."""
-
-    dense = True
-
-    def __init__(self, criterion: nn.Module) -> None:
-        super().__init__()
-        self.criterion, self.psnr_sum, self.ssim_sum = criterion, 0.0, 0.0
-
-    def update(self, output: torch.Tensor, target: torch.Tensor) -> None:
-        from ..analysis.image_metrics import psnr, ssim_per_image
-        self.loss_sum += self.criterion(output, target).item() * len(target)
-        self.psnr_sum += psnr(output, target).sum().item()
-        self.ssim_sum += ssim_per_image(output, target).sum().item()
-        self.count += len(target)
-
-    def scores(self) -> dict:
-        return {"psnr": self.psnr_sum / self.count, "ssim": self.ssim_sum / self.count}
-
-
 def segmentation_summary(scores) -> dict:
     """Pixel accuracy and mean foreground Dice / IoU of a
     :class:`~skiplab.train.seg_losses.SegmentationScores`."""

@@ -11,7 +11,7 @@
 - :func:`cut_tiles` drops tiles whose no-data fraction exceeds ``max_nodata_fraction``
   (counted in ``dropped``); a scene that is entirely no-data is a ``ValueError``.
 - :class:`SARTileDataset` holds normalised log-intensity tiles ``[N, 1, T, T]`` float32 in
-  [0, 1] with the :class:`~skiplab.data.sar_radiometry.Radiometry` that maps them back to
+  [0, 1] with the :class:`~skiplab.sar.radiometry.Radiometry` that maps them back to
   physical units (save ``radiometry.to_dict()`` with the model). No-data pixels of kept tiles
   are 0 and flagged in ``valid``.
 - :class:`SARTileLoader` is the :class:`~skiplab.data.BatchLoader` (same deterministic order,
@@ -28,11 +28,14 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import torch
 
-from .loader import BatchLoader
-from .sar_augment import SARAugmentation
-from .sar_io import SUFFIXES, read_raster, valid_mask
-from .sar_radiometry import Radiometry, check_nonnegative
+from ..data import BatchLoader, DihedralAugmentation
+from .io import SUFFIXES, read_raster, valid_mask
+from .radiometry import Radiometry, check_nonnegative
 from .speckle import synthetic_scenes
+
+# Crops and the 8 dihedral transforms only move pixels, so they keep speckle statistics and
+# the calibrated level (see skiplab.data.dihedral): the SAR augmentation is that one.
+SARAugmentation = DihedralAugmentation
 
 PathLike = Union[str, Path]
 TARGETS = ("input", "clean")
@@ -268,7 +271,7 @@ def synthetic_sar_tiles(count: int, *, tile: int = 256, looks: float = 1.0, seed
                         radiometry: Optional[Radiometry] = None,
                         percentiles: tuple[float, float] = (0.5, 99.5)) -> SARTileDataset:
     """``count`` synthetic speckled intensity scenes of ``tile`` px (see
-    :func:`skiplab.data.speckle.synthetic_scene`) with their clean versions, normalised with
+    :func:`skiplab.sar.speckle.synthetic_scene`) with their clean versions, normalised with
     ``radiometry`` or one fitted at ``percentiles`` of the speckled tiles. Different seeds give
     disjoint scene sets (train on seed s, evaluate on seed s + 1)."""
     clean, speckled = synthetic_scenes(count, tile, looks=looks, seed=seed)

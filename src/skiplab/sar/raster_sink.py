@@ -1,7 +1,7 @@
 """Write a single-band raster row block by row block, for scenes larger than memory.
 
 :class:`RasterSink` creates the output in the data type, georeferencing tags and no-data
-value of a reference raster (the same rules as :func:`skiplab.data.write_raster` with
+value of a reference raster (the same rules as :func:`skiplab.sar.write_raster` with
 ``like=``) and accepts rows in order:
 
 - ``.npy``: a memory-mapped array (``numpy.lib.format.open_memmap``);
@@ -24,7 +24,7 @@ from typing import Optional, Union
 import numpy as np
 
 from ..atomic import PendingFile
-from ..data.sar_io import TIFF_SUFFIXES, Raster, _extratags, _suffix, cast_to, write_raster
+from .io import TIFF_SUFFIXES, Raster, cast_to, raster_suffix, tiff_extratags, write_raster
 
 BIGTIFF_BYTES = 2 ** 31
 
@@ -52,7 +52,7 @@ class RasterSink:
     def __init__(self, path: Union[str, Path], height: int, width: int, like: Raster, *,
                  overwrite: bool = False) -> None:
         self.path = check_output(path, overwrite, inputs=(like.path,))
-        self.suffix = _suffix(self.path)
+        self.suffix = raster_suffix(self.path)
         self.height, self.width, self.like = int(height), int(width), like
         self.dtype = output_dtype(like)
         self.overwrite = overwrite
@@ -71,7 +71,7 @@ class RasterSink:
             big = self.height * self.width * self.dtype.itemsize >= BIGTIFF_BYTES
             self.array = tifffile.memmap(self.tmp, shape=shape, dtype=self.dtype,
                                          photometric="minisblack", bigtiff=big,
-                                         extratags=_extratags(like.tags, like.nodata))
+                                         extratags=tiff_extratags(like.tags, like.nodata))
         else:
             self.array = np.zeros(shape, dtype=self.dtype)   # PNG: written at close
 

@@ -3,7 +3,7 @@
 A checkpoint written by :func:`skiplab.train.fit` for ``task="reconstruct"`` holds the run's
 ``config`` (``model``, ``model_kwargs``), the weights (``model``, and ``ema`` when an EMA was
 kept -- preferred, as evaluation used it) and the SAR normalisation
-(:meth:`skiplab.data.Radiometry.to_dict`). Without that normalisation the network's [0, 1]
+(:meth:`skiplab.sar.Radiometry.to_dict`). Without that normalisation the network's [0, 1]
 output cannot be mapped back to physical units, so such a checkpoint is refused.
 
 :func:`load_autoencoder` returns a :class:`TrainedAutoencoder`; its :meth:`check_raster`
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.sar_radiometry import Radiometry
+from .radiometry import Radiometry
 from ..models import create_model
 
 PathLike = Union[str, Path]

@@ -91,7 +91,7 @@ def valid_mask(data: np.ndarray, nodata: Optional[float] = None) -> np.ndarray:
     return valid
 
 
-def _suffix(path: Path) -> str:
+def raster_suffix(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise ValueError(f"unsupported raster format {path.suffix!r} for {path}; expected one of "
@@ -170,7 +170,7 @@ def read_raster(path: PathLike, *, mmap: bool = False) -> Raster:
     loading them (for scenes larger than memory, processed in strips); compressed TIFF, PNG
     and complex data are read into memory."""
     path = Path(path)
-    suffix = _suffix(path)
+    suffix = raster_suffix(path)
     if not path.is_file():
         raise FileNotFoundError(f"raster {path} does not exist")
     tags: dict = {}
@@ -209,7 +209,7 @@ def cast_to(data: np.ndarray, dtype: Union[str, np.dtype]) -> np.ndarray:
     return data.astype(dtype)
 
 
-def _extratags(tags: dict, nodata: Optional[float]) -> list:
+def tiff_extratags(tags: dict, nodata: Optional[float]) -> list:
     tags = dict(tags)
     if nodata is not None:
         tags[GDAL_NODATA] = (2, 0, _nodata_text(nodata))
@@ -237,7 +237,7 @@ def write_raster(path: PathLike, data: np.ndarray, *, like: Optional[Raster] = N
     Refuses to replace an existing file unless ``overwrite=True``.
     """
     path = Path(path)
-    suffix = _suffix(path)
+    suffix = raster_suffix(path)
     data = np.asarray(data)
     if data.ndim != 2:
         raise ValueError(f"expected a single-band [H, W] array to write; found shape {data.shape}")
@@ -255,7 +255,7 @@ def write_raster(path: PathLike, data: np.ndarray, *, like: Optional[Raster] = N
         if suffix in TIFF_SUFFIXES:
             import tifffile
 
-            tifffile.imwrite(tmp, out, photometric="minisblack", extratags=_extratags(tags, nodata))
+            tifffile.imwrite(tmp, out, photometric="minisblack", extratags=tiff_extratags(tags, nodata))
         elif suffix == ".png":
             from PIL import Image
 

@@ -11,7 +11,7 @@
   and the output raster's data type, quantity, no-data value and georeferencing tags.
 
 :func:`decode_latent` decodes the windows and blends them exactly as
-:func:`~skiplab.deploy.sar_inference.reconstruct_scene` does, so ``decode(encode(scene))``
+:func:`~skiplab.sar.inference.reconstruct_scene` does, so ``decode(encode(scene))``
 equals ``reconstruct(scene)`` bit for bit. Decoding with a checkpoint other than the one
 that encoded (another model, other weights or another normalisation) is a ``ValueError``.
 """
@@ -28,11 +28,11 @@ import numpy as np
 import torch
 
 from ..atomic import atomic_path
-from ..data.sar_io import Raster
-from ..data.sar_radiometry import Radiometry
+from .io import Raster
+from .radiometry import Radiometry
 from .raster_sink import RasterSink, check_output, output_dtype
-from .sar_checkpoint import PathLike, TrainedAutoencoder, load_autoencoder
-from .sar_inference import (InferenceResult, TileGrid, _prepare, batched, blend_scene,
+from .checkpoint import PathLike, TrainedAutoencoder, load_autoencoder
+from .inference import (InferenceResult, TileGrid, _prepare, batched, blend_scene,
                             check_some_valid, run_tiles)
 
 FORMAT = "skiplab.sar_latent/1"
@@ -136,7 +136,7 @@ def decode_latent(ae: Union[TrainedAutoencoder, PathLike], latent_file: PathLike
                   progress: bool = True) -> InferenceResult:
     """Decode a latent file into the raster ``out`` (format by suffix), in the data type,
     units, no-data value and georeferencing tags of the scene that was encoded."""
-    from .sar_inference import _progress
+    from .inference import _progress
 
     start = time.perf_counter()
     ae = ae if isinstance(ae, TrainedAutoencoder) else load_autoencoder(ae)

@@ -21,8 +21,8 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from .document import Document
-from .figures import new_figure, save_figure, smooth
+from ..studies.document import Document
+from ..studies.figures import new_figure, save_figure, smooth
 
 COLOURS = {"sar_ae_plain": "#d62728", "sar_ae_bottleneck": "#1f77b4", "sar_ae_all": "#2ca02c",
            "sar_ae_bottleneck_cbam": "#9467bd"}

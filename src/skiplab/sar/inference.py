@@ -7,7 +7,7 @@
 
 **Tiling.** The scene is covered by ``tile x tile`` windows every ``tile - overlap`` pixels,
 the last row and column of windows moved flush with the border
-(:func:`skiplab.data.sar_tiles.tile_origins`), so every pixel is seen by at least one
+(:func:`skiplab.sar.tiles.tile_origins`), so every pixel is seen by at least one
 window and most by two or four. The tile side must be a multiple of the model's total
 stride (16 for the four-level autoencoders). A scene smaller than the tile along an axis
 is processed with the largest smaller tile that is a multiple of the stride (printed as a
@@ -23,13 +23,13 @@ convolutions saw zero padding -- carry almost no weight wherever a neighbour cov
 and no tile grid shows; at the scene's own border the single window's value is used.
 
 **No-data.** Non-finite pixels and pixels equal to the raster's GDAL_NODATA value enter the
-network as 0 (as in training, :func:`skiplab.data.load_sar_tiles`) and are written back as
+network as 0 (as in training, :func:`skiplab.sar.load_sar_tiles`) and are written back as
 the no-data value (NaN for float rasters without one). Negative intensities are a
 ``ValueError`` naming how many; a scene that is entirely no-data too.
 
 **Strips.** The scene is read memory-mapped (uncompressed TIFF, ``.npy``) one row of tiles
 at a time; finished rows are blended and written at once through
-:class:`~skiplab.deploy.raster_sink.RasterSink`, so memory holds about ``tile`` rows of the
+:class:`~skiplab.sar.raster_sink.RasterSink`, so memory holds about ``tile`` rows of the
 scene, never all of it. Batches never span two tile rows, so a run in strips gives exactly
 the result of a run on the whole scene (``strip_tiles=None``), and decoding a latent file
 gives exactly the reconstruction.
@@ -45,9 +45,9 @@ from typing import Callable, Iterator, Optional, Union
 import numpy as np
 import torch
 
-from ..data.sar_io import Raster, read_raster, valid_mask
-from ..data.sar_tiles import tile_origins
-from .sar_checkpoint import PathLike, TrainedAutoencoder, load_autoencoder
+from .io import Raster, read_raster, valid_mask
+from .tiles import tile_origins
+from .checkpoint import PathLike, TrainedAutoencoder, load_autoencoder
 
 DEFAULT_TILE = 256
 WINDOW_FLOOR = 1e-6

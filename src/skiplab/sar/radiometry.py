@@ -49,7 +49,7 @@ def _as_float64(x: Array) -> torch.Tensor:
     if isinstance(x, np.ndarray):
         if np.iscomplexobj(x):
             raise ValueError("expected real-valued SAR data; found a complex array (convert a "
-                             "complex SLC to amplitude with numpy.abs or skiplab.data.read_raster)")
+                             "complex SLC to amplitude with numpy.abs or skiplab.sar.read_raster)")
         return torch.from_numpy(np.asarray(x, dtype=np.float64))
     if x.is_complex():
         raise ValueError("expected real-valued SAR data; found a complex tensor")

@@ -1,7 +1,7 @@
 """What ``skiplab ablate autoencoder`` runs: its configuration (checked up front), the tiles
 every run sees, and its memory on disk (``ablation.json``).
 
-See :mod:`skiplab.studies.ablate_autoencoder` for the design of the ablation.
+See :mod:`skiplab.sar.ablate_autoencoder` for the design of the ablation.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from .config import Budget
-from .state import jsonable, write_json_atomic
+from ..studies.config import Budget
+from ..studies.state import jsonable, write_json_atomic
 
 VARIANTS = ("sar_ae_plain", "sar_ae_bottleneck", "sar_ae_all", "sar_ae_bottleneck_cbam")
 STATE_FILE = "ablation.json"
@@ -125,7 +125,7 @@ class AblationData:
 
 def load_data(config: AblationConfig) -> AblationData:
     """Training, validation and test tiles (deterministic; see the module documentation)."""
-    from ..data import load_sar_tiles, synthetic_sar_tiles
+    from .tiles import load_sar_tiles, synthetic_sar_tiles
     c = config
     if c.data is None:
         train = synthetic_sar_tiles(c.train_tiles, tile=c.tile, looks=c.looks, seed=0)
@@ -144,7 +144,7 @@ def load_data(config: AblationConfig) -> AblationData:
                              f"use a smaller --tile or more scenes")
         rest, test = tiles.split(n_test, seed=0)
         train, val = rest.split(n_val, seed=1)
-        from ..data import Radiometry
+        from .radiometry import Radiometry
         radiometry = Radiometry.fit(train.intensity(), masks=train.valid,
                                     source_dtype=tiles.radiometry.source_dtype)
         train, val, test = (_renormalise(d, radiometry) for d in (train, val, test))
@@ -163,7 +163,7 @@ def load_data(config: AblationConfig) -> AblationData:
 
 
 def _renormalise(data, radiometry):
-    from ..data.load import _renormalise as renormalise
+    from .load import renormalise
     return renormalise(data, radiometry, data.name)
 
 

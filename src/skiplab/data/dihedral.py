@@ -1,5 +1,6 @@
-"""Batched augmentation that respects speckle statistics: random crops and the 8 dihedral
+"""Batched augmentation that only moves pixels: random crops and the 8 dihedral
 transforms (identity, rotations by 90/180/270 degrees, and the same after a transpose).
+Used for segmentation (exact on masks) and, as ``skiplab.sar.SARAugmentation``, for SAR.
 
 These only *move* pixels: every output pixel is one input pixel, so the speckle's marginal
 distribution (Gamma(L, 1/L) in intensity), its spatial correlation up to the symmetry, and
@@ -8,9 +9,9 @@ scaling or brightness changes would interpolate speckle (raising its apparent nu
 looks) or shift the calibrated level, and are deliberately absent.
 
 Random choices are drawn on the CPU from the caller's ``torch.Generator``
-(:meth:`SARAugmentation.sample_params`) and applied to a whole batch on its device
-(:meth:`SARAugmentation.apply`), the protocol of :class:`skiplab.data.Augmentation`, so the
-SAR loader reproduces a batch's augmentation from (seed, epoch, batch) alone.
+(:meth:`DihedralAugmentation.sample_params`) and applied to a whole batch on its device
+(:meth:`DihedralAugmentation.apply`), the protocol of :class:`skiplab.data.Augmentation`, so a
+loader reproduces a batch's augmentation from (seed, epoch, batch) alone.
 """
 
 from __future__ import annotations
@@ -77,19 +78,19 @@ def batched_crop(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, size: i
 
 
 @dataclass
-class SARParams:
+class DihedralParams:
     """Per-sample random choices of one batch (CPU tensors of length B)."""
 
     top: torch.Tensor     # int64 crop offsets
     left: torch.Tensor
     transform: torch.Tensor   # int64 dihedral index in 0..7
 
-    def select(self, rows: torch.Tensor | slice) -> "SARParams":
-        return SARParams(self.top[rows], self.left[rows], self.transform[rows])
+    def select(self, rows: torch.Tensor | slice) -> "DihedralParams":
+        return DihedralParams(self.top[rows], self.left[rows], self.transform[rows])
 
 
 @dataclass
-class SARAugmentation:
+class DihedralAugmentation:
     """``aug(x, generator)`` on a float batch [B, C, H, W]: a random ``crop x crop`` window
     (None = no crop) then one of the 8 dihedral transforms, uniformly (``dihedral=True``).
     Channels are transformed together, so stack input and target along C to keep them
@@ -110,7 +111,7 @@ class SARAugmentation:
         return (self.crop, self.crop) if self.crop is not None else (height, width)
 
     def sample_params(self, batch: int, height: int, width: int,
-                      generator: torch.Generator) -> SARParams:
+                      generator: torch.Generator) -> DihedralParams:
         """Draw the choices for ``batch`` samples (always the same draws whatever is enabled)."""
         size = self.crop if self.crop is not None else min(height, width)
         if size > height or size > width:
@@ -122,9 +123,9 @@ class SARAugmentation:
             top, left = torch.zeros_like(top), torch.zeros_like(left)
         if not self.dihedral:
             transform = torch.zeros_like(transform)
-        return SARParams(top, left, transform)
+        return DihedralParams(top, left, transform)
 
-    def apply(self, x: torch.Tensor, params: SARParams) -> torch.Tensor:
+    def apply(self, x: torch.Tensor, params: DihedralParams) -> torch.Tensor:
         if x.dim() != 4 or not x.is_floating_point():
             raise ValueError(f"augmentation expects a float batch [B, C, H, W]; found "
                              f"{x.dtype} of shape {tuple(x.shape)}")

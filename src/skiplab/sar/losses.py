@@ -1,6 +1,6 @@
 """Losses for SAR reconstruction on normalised log-intensity tiles ``[B, 1, H, W]``.
 
-* ``mse`` / ``l1`` -- on the normalised log-intensity (``skiplab.data.Radiometry``).
+* ``mse`` / ``l1`` -- on the normalised log-intensity (``skiplab.sar.Radiometry``).
 * ``ssim`` / ``ms_ssim`` -- ``1 - SSIM`` (Wang et al. 2004, Eq. 13: 11x11 Gaussian window,
   sigma 1.5, K1 = 0.01, K2 = 0.03, data range 1, valid convolution) and ``1 - MS-SSIM``
   (Wang, Simoncelli & Bovik 2003, Eq. 7: 5 scales, 2x2 average-pool between scales, exponents

@@ -2,7 +2,7 @@
 
 * :func:`psnr`, :func:`ssim_per_image` -- in the normalised log-intensity domain (data range
   1), computed with torchmetrics (SSIM: Wang et al. 2004, 11x11 Gaussian window, sigma 1.5,
-  averaged over the reflect-padded image; the SSIM *loss* in ``skiplab.train.sar_losses``
+  averaged over the reflect-padded image; the SSIM *loss* in ``skiplab.sar.losses``
   averages over valid windows only -- they differ by ~1e-3 through the border).
 * :func:`enl` -- equivalent number of looks ``ENL = mu^2 / sigma^2`` of intensity over
   homogeneous windows (given, or found automatically: :func:`homogeneous_windows`). For

@@ -9,9 +9,9 @@ seeds (>= 2: the seed-to-seed spread is what tells a difference from noise), eac
 ``<out>/runs/<variant>-s<seed>/`` (config.yaml, metrics.csv, steps.csv,
 checkpoints/best.pt -- usable directly by ``skiplab reconstruct``). Then every variant's
 best checkpoint is evaluated in fp32 on held-out tiles and the report is written
-(:mod:`skiplab.studies.ablate_report`).
+(:mod:`skiplab.sar.ablate_report`).
 
-**Data.** Without ``data``: synthetic speckled scenes (:func:`skiplab.data.synthetic_sar_tiles`)
+**Data.** Without ``data``: synthetic speckled scenes (:func:`skiplab.sar.synthetic_sar_tiles`)
 -- training tiles from seed 0, held-out test tiles from seed 1, and the tiles that pick
 ``best.pt`` (validation) from seed 2, all with the radiometry fitted on the training tiles.
 With ``data`` (rasters or directories): tiles cut without overlap, 10% held out for test
@@ -68,7 +68,7 @@ def time_training_step(config: AblationConfig, variant: str, train, repeats: int
     ``repeats`` steps after a warm-up step."""
     from ..models import create_model
     from ..train.precision import Precision, resolve_precision
-    from ..train.tasks import ReconstructTask
+    from .task import ReconstructTask
     torch.manual_seed(0)
     cfg = train_config(config, variant, 0, 10, Path("unused"), 0).replace(out=None, resume=False)
     task = ReconstructTask(cfg)
@@ -150,8 +150,8 @@ def evaluate_run(run_dir: Path, test, batch_size: int = 16) -> tuple[dict, torch
     """PSNR, SSIM (normalised domain), ENL of input and output on the input's homogeneous
     windows, ratio-image mean/variance, of ``checkpoints/best.pt`` on the test tiles in fp32;
     and the reconstructions."""
-    from ..analysis.image_metrics import reconstruction_metrics
-    from ..deploy.sar_checkpoint import load_autoencoder
+    from .metrics import reconstruction_metrics
+    from .checkpoint import load_autoencoder
     ae = load_autoencoder(run_dir / "checkpoints" / "best.pt")
     x = test.tiles
     pred = torch.cat([ae.model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
@@ -273,7 +273,7 @@ def evaluate_all(config: AblationConfig, state: AblationState, tiles, key: str
 def constant_baseline(train, tiles) -> float:
     """PSNR of a constant image at the training tiles' mean (normalised) level on ``tiles``:
     what a model that learnt only the mean level would score."""
-    from ..analysis.image_metrics import psnr
+    from .metrics import psnr
     return float(psnr(torch.full_like(tiles.tiles, float(train.tiles.mean())), tiles.tiles).mean())
 
 
@@ -284,7 +284,7 @@ def reference_rows(train, tiles, factor: int) -> dict[str, dict]:
     and ``factor``-fold average pooling upsampled bilinearly (a linear code of one value per
     ``factor``² pixels, ``factor`` = the autoencoder's stride)."""
     import torch.nn.functional as F
-    from ..analysis.image_metrics import psnr, ssim_per_image
+    from .metrics import psnr, ssim_per_image
     x = tiles.tiles
     guesses = {
         "constant image (training mean level)": torch.full_like(x, float(train.tiles.mean())),
@@ -300,7 +300,7 @@ def run_ablation(config: Optional[AblationConfig] = None, *, out=None, resume: b
                  threads: int = 0, log=print) -> AblationResult:
     """Train, evaluate and report (see the module documentation)."""
     from .ablate_report import compute_verdict, write_report
-    from .runs import choose_threads
+    from ..studies.runs import choose_threads
     state = _open_state(config, out, resume)
     c, directory = state.config, state.dir
     threads = choose_threads(threads)

@@ -1,0 +1,161 @@
+"""The package layering of skiplab, checked on the source with ``ast``.
+
+Imports run one way: blocks <- models <- data <- train <- analysis <- studies / deploy / sar
+<- cli (DESIGN.md). Each module's imports -- top-level and inside functions alike -- must
+name only packages its own package may use (:data:`ALLOWED`), never another package's
+private (``_underscore``) names; the core never imports the SAR package; no module grows
+past :data:`MAX_LINES` lines (the exceptions below hold today's count and may only shrink).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "skiplab"
+CORE = ("blocks", "models", "data", "train", "analysis")
+
+# package (or top-level module) -> the skiplab packages it may import, besides itself.
+# leaf utilities that import nothing of skiplab (atomic writes, safe torch.load): usable by all
+_UTILITIES = {"atomic", "safe_load"}
+_BELOW_TRAIN = {"blocks", "models", "data", "plugins"} | _UTILITIES
+ALLOWED: dict[str, set[str]] = {
+    "plugins": set(),       # names domain packages by string; imports none of skiplab
+    "atomic": set(),
+    "safe_load": set(),
+    "blocks": set(),
+    "models": {"blocks"} | _UTILITIES,
+    "data": {"blocks", "models", "plugins"} | _UTILITIES,
+    "train": _BELOW_TRAIN,
+    "analysis": _BELOW_TRAIN | {"train"},
+    "summary": {"blocks", "models"} | _UTILITIES,
+    "studies": _BELOW_TRAIN | {"train", "analysis", "summary"},
+    "deploy": _BELOW_TRAIN | {"train", "analysis", "summary"},
+    "sar": _BELOW_TRAIN | {"train", "analysis", "summary", "studies", "deploy"},
+    "cli": _BELOW_TRAIN | {"train", "analysis", "summary", "studies", "deploy", "sar", "__init__"},
+    "__init__": {"models"},
+    "__main__": {"cli"},
+}
+
+MAX_LINES = 400
+# Modules over MAX_LINES today, with their line count: they may shrink, never grow.
+LONG_MODULES: dict[str, int] = {}
+
+
+def modules() -> list[Path]:
+    return sorted(SRC.rglob("*.py"))
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(SRC.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def package_of(module: str) -> str:
+    """``skiplab.data.load`` -> ``data``; ``skiplab.summary`` -> ``summary``; ``skiplab`` ->
+    ``__init__``."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def imports(path: Path) -> list[tuple[int, str, list[str]]]:
+    """(line, absolute module, imported names) of every skiplab import in ``path``."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    here = module_name(path)
+    base = here.split(".") if path.name == "__init__.py" else here.split(".")[:-1]
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] == "skiplab":
+                    found.append((node.lineno, alias.name, []))
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                root = base[:len(base) - node.level + 1]
+                target = ".".join(root + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            if target.split(".")[0] != "skiplab":
+                continue
+            names = [a.name for a in node.names]
+            if target == "skiplab" or (node.level and not node.module):
+                # ``from . import sar`` / ``from .. import __version__``: the names are modules
+                # or attributes of the package itself
+                for name in names:
+                    sub = f"{target}.{name}"
+                    found.append((node.lineno, sub if (SRC.parent / sub.replace(".", "/")).exists()
+                                  or (SRC.parent / (sub.replace(".", "/") + ".py")).exists()
+                                  else target, [name]))
+                continue
+            found.append((node.lineno, target, names))
+    return found
+
+
+def rel(path: Path) -> str:
+    return str(path.relative_to(SRC.parent))
+
+
+def test_the_table_covers_every_package():
+    packages = {package_of(module_name(p)) for p in modules()}
+    assert packages <= set(ALLOWED), f"add {sorted(packages - set(ALLOWED))} to ALLOWED"
+
+
+def test_imports_run_one_way():
+    bad = []
+    for path in modules():
+        mine = package_of(module_name(path))
+        for line, target, _ in imports(path):
+            theirs = package_of(target)
+            if theirs != mine and theirs not in ALLOWED[mine]:
+                bad.append(f"{rel(path)}:{line}: {mine} imports {target} ({theirs} may not be "
+                           f"imported by {mine})")
+    assert not bad, "imports against the layering:\n" + "\n".join(bad)
+
+
+def test_no_private_names_across_packages():
+    bad = []
+    for path in modules():
+        mine = package_of(module_name(path))
+        for line, target, names in imports(path):
+            private = [n for n in names if n.startswith("_") and not n.startswith("__")]
+            private += [p for p in target.split(".") if p.startswith("_") and p != "__init__"]
+            if private and package_of(target) != mine:
+                bad.append(f"{rel(path)}:{line}: {', '.join(private)} from {target}")
+    assert not bad, "private names imported from another package:\n" + "\n".join(bad)
+
+
+def test_core_does_not_import_sar():
+    bad = [f"{rel(p)}:{line}: {target}" for p in modules()
+           if package_of(module_name(p)) in CORE
+           for line, target, _ in imports(p) if package_of(target) == "sar"]
+    assert not bad, "core packages importing skiplab.sar:\n" + "\n".join(bad)
+
+
+def test_no_module_over_the_line_limit():
+    over, grown = [], []
+    for path in modules():
+        lines = len(path.read_text().splitlines())
+        limit = LONG_MODULES.get(rel(path), MAX_LINES)
+        if lines > limit:
+            (grown if rel(path) in LONG_MODULES else over).append(f"{rel(path)}: {lines} lines")
+    assert not over and not grown, (f"modules over {MAX_LINES} lines: {over}; "
+                                    f"listed long modules that grew: {grown}")
+
+
+@pytest.mark.parametrize("source, expected", [
+    ("from ...sar.io import read_raster\n", "skiplab.sar.io"),
+    ("from ... import sar\n", "skiplab.sar"),
+    ("from ..loop import Trainer\n", "skiplab.train.loop"),
+    ("import skiplab.sar.tiles\n", "skiplab.sar.tiles"),
+    ("def f():\n    from ...sar import load_sar\n", "skiplab.sar"),
+])
+def test_the_checker_sees_imports(monkeypatch, source, expected):
+    """The parser resolves relative, absolute and function-level imports (so the checks above
+    can fail), here as if in skiplab/train/tasks/base.py."""
+    path = SRC / "train" / "tasks" / "base.py"
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: source)
+    assert [target for _, target, _ in imports(path)] == [expected]
