@@ -61,8 +61,11 @@ def test_quick_verdict_is_computed_from_the_runs(quick):
     assert f"**`{best}`**, PSNR {psnr[best]:.2f} dB" in verdict[0]
     assert any("Residual connections:" in line for line in verdict)
     assert all(re.search(r"\d", line) for line in verdict)
+    # a smoke run judges nothing
+    assert any(line.startswith("No verdict on the variants: a --quick smoke run") for line in verdict)
+    assert not any("real difference" in line or "no significant difference" in line for line in verdict)
     md = (quick / "report.md").read_text()
-    assert all(line in md for line in verdict)
+    assert all(line in md for line in verdict) and "SMOKE RUN (--quick)" in md
 
 
 @pytest.mark.slow
@@ -95,48 +98,61 @@ def test_resume_retrains_only_unfinished_runs_on_real_scenes(sar_real, tmp_path)
         path.unlink() if path.is_file() else path.rmdir()
     lines = []
     again = run_ablation(None, out=tmp_path / "ae", resume=True, threads=1, log=lines.append)
-    assert [line for line in lines if line.startswith("[")] == ["[4/4] sar_ae_bottleneck, seed 1: 3 steps"]
+    assert [line.split(",")[0] for line in lines if line.startswith("[")] == ["[4/4] sar_ae_bottleneck-s1: 3 steps"]
     assert kept.stat().st_mtime_ns == before and (redo / "checkpoints" / "best.pt").is_file()
     assert json.loads(state_path.read_text())["complete"] and again.rows.keys() == first.rows.keys()
     with pytest.raises(ValueError, match="already holds an ablation"):
         run_ablation(config, out=tmp_path / "ae", threads=1)
 
 
-def test_compare_calls_a_difference_only_when_the_gap_beats_the_spread():
-    c = compare([20.0, 20.2], [19.0, 19.1])
-    assert c["significant"] and c["gap"] == pytest.approx(1.05) and c["spread"] == pytest.approx(0.2)
-    c = compare([20.0, 20.6], [19.9, 20.1])       # overlapping seeds
-    assert c["significant"] is False and c["gap"] == pytest.approx(0.3) and c["spread"] == pytest.approx(0.6)
-    c = compare([18.22, 18.34], [15.1, 17.6])      # disjoint, but one variant's spread covers the gap
-    assert c["significant"] is False and c["gap"] == pytest.approx(1.93)
-    assert compare([15.1, 17.6], [18.22, 18.34])["gap"] == pytest.approx(-1.93)
+def _tiles(mean: float, seeds: int = 3, tiles: int = 16) -> list[list[float]]:
+    """Per-seed, per-tile PSNR around ``mean`` (a fixed pattern of tile noise, +-0.05 dB per seed)."""
+    noise = np.random.default_rng(0).normal(0, 0.3, tiles)
+    noise -= noise.mean()
+    return [list(mean + 0.05 * (s - 1) + noise) for s in range(seeds)]
 
 
-def _rows(psnr: dict) -> dict:
-    return {v: dict(psnr_seeds=p, ssim_seeds=[0.5, 0.5], params=1000 + 10 * i, macs=2e6, seconds_seeds=[10, 12],
-                    ratio_mean_seeds=[1.01, 0.99], enl_output_seeds=[3.0, 3.2], enl_input=2.0)
+def test_compare_is_a_paired_interval_over_seeds_and_tiles():
+    c = compare(_tiles(20.0), _tiles(19.0))
+    assert c["significant"] and c["gap"] == pytest.approx(1.0) and c["low"] > 0.9 and c["high"] < 1.1
+    c = compare(_tiles(20.0), _tiles(20.0))
+    assert not c["significant"] and c["gap"] == pytest.approx(0.0)
+    assert compare(_tiles(19.0), _tiles(20.0))["gap"] == pytest.approx(-1.0)
+
+
+def _rows(psnr: dict, seeds: int = 3) -> dict:
+    return {v: dict(psnr_per_image_seeds=_tiles(p, seeds), psnr_seeds=[float(np.mean(t)) for t in _tiles(p, seeds)],
+                    ssim_seeds=[0.5] * seeds, params=1000 + 10 * i, macs=2e6, seconds_seeds=[10, 12, 11][:seeds],
+                    ratio_mean_seeds=[1.01, 0.99, 1.0][:seeds], enl_output_seeds=[3.0, 3.2, 3.1][:seeds], enl_input=2.0)
             for i, (v, p) in enumerate(psnr.items())}
 
 
-def test_verdict_says_no_significant_difference_when_spread_covers_gap():
-    rows = _rows({"sar_ae_plain": [20.0, 20.5], "sar_ae_bottleneck": [20.1, 20.6],
-                  "sar_ae_all": [19.0, 19.2], "sar_ae_bottleneck_cbam": [20.0, 20.2]})
-    verdict = compute_verdict(rows, seeds=2)
-    assert "**`sar_ae_bottleneck`**, PSNR 20.35 dB (seeds 20.10-20.60)" in verdict[0]
-    assert verdict[1] == ("Runner-up: `sar_ae_bottleneck` vs `sar_ae_plain`: +0.10 dB PSNR -- **no "
-                          "significant difference** (the seed-to-seed spread, 0.50 dB, covers the gap; "
-                          "seeds 20.10-20.60 vs 20.00-20.50).")
-    assert "make no measurable difference" in verdict[2]
-    assert "+1.0% vs plain" in verdict[4] and "1.00x plain's time" in verdict[4]
+def test_verdict_says_no_significant_difference_when_the_interval_contains_zero():
+    rows = _rows({"sar_ae_plain": 20.3, "sar_ae_bottleneck": 20.3, "sar_ae_all": 19.1, "sar_ae_bottleneck_cbam": 20.1})
+    verdict = compute_verdict(rows, seeds=3, baseline=15.0)
+    assert verdict[2].startswith("Runner-up: `sar_ae_plain` vs `sar_ae_bottleneck`: +0.00 dB PSNR -- **no "
+                                 "significant difference** (95 % CI")
+    assert verdict[3].startswith("Residual connections: `sar_ae_bottleneck` vs `sar_ae_plain`")
+    assert verdict[3].endswith("residual connections make no measurable difference at this budget.")
 
 
-def test_verdict_names_a_real_win():
-    rows = _rows({"sar_ae_plain": [18.0, 18.1], "sar_ae_all": [19.0, 19.3]})
-    verdict = compute_verdict(rows, seeds=2)
-    assert verdict[1].startswith("It wins: `sar_ae_all` vs `sar_ae_plain`: +1.10 dB PSNR, larger than")
-    assert "residual connections help" in verdict[2]
-    assert "`sar_ae_all` is +4.15 dB." in compute_verdict(rows, 2, baseline=15.0)[1]
-    assert "no better than that" in compute_verdict(rows, 2, baseline=19.5)[1]
+def test_verdict_names_a_real_win_with_its_interval():
+    rows = _rows({"sar_ae_plain": 18.0, "sar_ae_all": 19.1})
+    verdict = compute_verdict(rows, seeds=3, baseline=15.0)
+    assert verdict[2].startswith("It wins: `sar_ae_all` vs `sar_ae_plain`: +1.10 dB PSNR (95 % CI +1.")
+    assert "residual connections help" in verdict[3]
+    assert "`sar_ae_all` is +4.10 dB." in verdict[1]
+
+
+def test_the_ablation_gates_withhold_the_verdict():
+    rows = _rows({"sar_ae_plain": 18.0, "sar_ae_all": 19.1})
+    near_constant = compute_verdict(rows, seeds=3, baseline=18.6)
+    assert near_constant[2].startswith("No verdict on the variants: the best variant is only +0.50 dB")
+    assert not any("wins" in line or "help" in line for line in near_constant)
+    smoke = compute_verdict(_rows({"sar_ae_plain": 18.0, "sar_ae_all": 19.1}, seeds=2), seeds=2, quick=True,
+                            baseline=15.0)
+    assert "smoke run" in smoke[2] and "2 seed(s)" in smoke[2]
+    assert not any("real difference" in line or "no significant" in line for line in smoke)
 
 
 @pytest.mark.parametrize("options, message", [
@@ -154,3 +170,11 @@ def test_bad_options_are_clear_errors(options, message):
 def test_cli_resume_refuses_other_options(tmp_path, capsys):
     assert main(["ablate", "autoencoder", "--resume", "--latent", "8", "--out", str(tmp_path)]) == 2
     assert "--resume continues an ablation with its own options" in capsys.readouterr().err
+
+
+def test_bad_data_leaves_no_state(tmp_path, capsys):
+    """Inputs are validated before the runner writes anything: --out stays free."""
+    out = tmp_path / "ae"
+    assert main(["ablate", "autoencoder", "--quick", "--data", str(tmp_path / "missing.npy"), "--out", str(out)]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert not (out / "ablation.json").exists()

@@ -200,3 +200,26 @@ def test_diagnostic_plots_write_pngs(tmp_path):
              plot_autocorrelation({"linear": [1.0, 1.0, 1.0]}, tmp_path / "auto.png")]
     for p in paths:
         assert p.read_bytes()[:8] == PNG
+
+
+def test_hessian_extremes_match_the_explicit_hessian():
+    """Power iteration on Hessian-vector products against torch's full Hessian of a small model."""
+    import torch.nn.functional as F
+    from skiplab.analysis.hessian import hessian_extremes
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Tanh(), torch.nn.Linear(3, 2))
+    x, y = torch.randn(32, 3), torch.randint(0, 2, (32,))
+    params = [p.detach().clone() for p in model.parameters()]
+
+    def loss(*ps):
+        h = torch.tanh(x @ ps[0].T + ps[1])
+        return F.cross_entropy(h @ ps[2].T + ps[3], y)
+    blocks = torch.autograd.functional.hessian(loss, tuple(params))
+    n = [p.numel() for p in params]
+    full = torch.cat([torch.cat([blocks[i][j].reshape(n[i], n[j]) for j in range(4)], 1) for i in range(4)], 0)
+    ev = torch.linalg.eigvalsh(full)
+    top = ev[ev.abs().argmax()].item()
+    found = hessian_extremes(model, [(x, y)], iters=500, tol=1e-10)
+    assert found["lambda_max"] == pytest.approx(top, rel=1e-3)
+    assert found["lambda_min"] == pytest.approx(ev.min().item(), abs=2e-3 * abs(top))
+    assert all(torch.equal(a, b) for a, b in zip(params, model.parameters()))

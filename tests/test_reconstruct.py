@@ -127,8 +127,12 @@ def test_integer_dtype_kept_and_normalisation_mismatch_refused(trained, ae, tmp_
     scene = np.random.default_rng(1).integers(1, 4000, size=(64, 64)).astype(np.uint16)
     np.save(tmp_path / "dn.npy", scene)
     with pytest.raises(ValueError, match="fitted on float32 intensity rasters; this raster is uint16"):
-        reconstruct_scene(ae, tmp_path / "dn.npy", tmp_path / "out.npy", progress=False)
+        reconstruct_scene(ae, tmp_path / "dn.npy", tmp_path / "out.npy", progress=False,
+                          radiometry="model")
     assert not (tmp_path / "out.npy").exists()
+    # the per-scene normalisation (the default) serves digital numbers with a float-trained model
+    reconstruct_scene(ae, tmp_path / "dn.npy", tmp_path / "out.npy", progress=False)
+    assert read_raster(tmp_path / "out.npy").dtype == np.uint16
     radiometry = dict(data.radiometry.to_dict(), source_dtype="uint16", low_db=0.0, high_db=40.0)
     dn_ckpt = _save(tmp_path / "dn.pt", model, radiometry)
     reconstruct_scene(dn_ckpt, tmp_path / "dn.npy", tmp_path / "out.png", progress=False)

@@ -8,20 +8,23 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from skiplab.cli import main
 from skiplab.studies import Budget, StudyConfig, compute_verdict, run_study
 from skiplab.studies.document import Document
-from skiplab.studies.runs import end_of_training, steps_for_budget
-from skiplab.studies.verdict import assess_degradation, assess_lesion
+from skiplab.studies.calibrate import steps_for_budget
+from skiplab.studies.curves import end_of_training
+from skiplab.studies.verdict import NOT_IN_REGIME, assess, assess_degradation
 
 ALL_PARTS = "degradation,gradients,lesion,landscape,shattered"
 SECTION_HEADINGS = ["## Verdict", "## Published result and this measurement, side by side", "## Set-up",
                     "## 1. Degradation", "## 2. Gradient flow", "## 3. Lesions", "## 4. Loss landscape",
                     "## 5. Shattered gradients", "## Files"]
-FIGURES = ["degradation.png", "gradient_flow.png", "lesion.png", "landscape_1d.png", "landscape_plain-14.png",
-           "landscape_resnet-14.png", "shattered.png"]
+FIGURES = ["degradation.png", "gradient_flow.png", "lesion.png", "landscape_1d.png", "landscape_plain-14-s0.png",
+           "landscape_resnet-14-s0.png", "shattered.png"]
+RUNS = [f"{f}-{d}-s{s}" for s in (0, 1) for f in ("plain", "resnet") for d in (8, 14)]
 
 
 # -- options ---------------------------------------------------------------------------------
@@ -44,6 +47,9 @@ def test_budget_parses_minutes_epochs_and_steps(text, kind, value):
     (dict(without_bn="sometimes"), "--without-bn"),
     (dict(eval_images=4), "--eval-images"),
     (dict(seed=-1), "--seed"),
+    (dict(seeds=0), "--seeds"),
+    (dict(steps=0), "--steps"),
+    (dict(steps=10, budget="5m"), "not both"),
 ])
 def test_bad_options_are_value_errors_naming_the_option(options, message):
     with pytest.raises(ValueError, match=message):
@@ -52,15 +58,18 @@ def test_bad_options_are_value_errors_naming_the_option(options, message):
 
 def test_defaults_are_the_ten_minute_synthetic_study():
     c = StudyConfig.create()
-    assert c.data == "synthetic:patterns" and c.depths == (8, 20, 56) and c.models == ("plain", "resnet")
-    assert c.parts == ("degradation", "gradients", "lesion") and c.budget == Budget("minutes", 6.0)
+    assert c.data == "synthetic:patterns-2k" and c.depths == (8, 20) and c.models == ("plain", "resnet")
+    assert c.parts == ("degradation", "gradients", "lesion") and c.budget == Budget("steps", 150)
+    assert c.seeds == 3 and c.seed_list == [0, 1, 2]
     real = StudyConfig.create(data="cifar10:/somewhere")
-    assert real.budget == Budget("minutes", 30.0) and real.eval_images == 1000
-    # only the short default synthetic study warms up (and says so in the report's recipe)
-    assert c.recipe.warmup_steps == 50 and "warm-up from lr 0.01 over the first 50 steps" in c.recipe.describe()
-    assert real.recipe.warmup_steps == 0 and "warm-up" not in real.recipe.describe()
+    assert real.budget == Budget("minutes", 30.0) and real.eval_images == 2000
+    # He 2015's recipe for every net: lr / 10 at 50 % and 75 % of the steps, no warm-up
+    assert c.recipe.warmup_steps == 0 and c.recipe.milestones(400) == [200, 300]
+    assert "lr / 10 at 50 % and 75 % of the steps" in c.recipe.describe() and "warm-up" not in c.recipe.describe()
+    assert StudyConfig.create(steps=123).budget == Budget("steps", 123)
     # parts run in their canonical order whatever order they are given in
     assert StudyConfig.create(parts="lesion,degradation").parts == ("degradation", "lesion")
+    assert StudyConfig.from_dict(c.to_dict()) == c
 
 
 def test_cli_errors_are_clear(tmp_path, capsys):
@@ -84,63 +93,97 @@ def test_help_has_examples(capsys):
 
 # -- the arithmetic of budget and verdict ------------------------------------------------
 def test_minutes_budget_gives_equal_steps_that_fit():
-    config = StudyConfig.create(budget="6m")
-    seconds = {"plain-8": 0.05, "plain-56": 0.5, "resnet-8": 0.05, "resnet-56": 0.5}
-    steps = steps_for_budget(config, seconds, steps_per_epoch=78, eval_images_per_epoch=2400)
-    total = steps * sum(seconds.values())
-    epochs = -(-steps // 78)
-    evals = epochs * 2400 / 128 / 3 * sum(seconds.values())
-    assert total + evals <= 360 and total + evals > 330
+    seconds = [0.05, 0.5, 0.05, 0.5] * 3             # four networks, three seeds
+    steps = steps_for_budget(6, seconds, jobs=1, overhead=0.25)
+    assert steps * sum(seconds) <= 360 * 0.75 < (steps + 1) * sum(seconds)
+    assert steps_for_budget(6, seconds, jobs=2, overhead=0.25) in (2 * steps, 2 * steps + 1)
 
 
 def test_end_of_training_is_the_mean_of_the_last_tenth():
-    rows = [dict(step=i, loss=float(i), acc=0.5) for i in range(1, 101)]
+    rows = [dict(step=i, loss=float(i), error=0.5) for i in range(1, 101)]
     end = end_of_training(rows)
     assert end["train_loss_end"] == pytest.approx(sum(range(91, 101)) / 10)
     assert end["train_error_end"] == pytest.approx(0.5)
 
 
-def _degradation(losses: dict) -> dict:
-    rows = {}
-    for (family, depth), loss in losses.items():
-        rows.setdefault(family, []).append(dict(name=f"{family}-{depth}", depth=depth, train_loss_end=loss,
-                                                train_error_end=loss / 10, diverged=None))
-    from skiplab.studies.degradation import compare
-    comparisons = {}
-    for family, runs in rows.items():
-        runs.sort(key=lambda r: r["depth"])
-        comparisons[family] = dict(compare(runs[-1], runs[-2]), losses={r["depth"]: r["train_loss_end"] for r in runs})
-    return dict(comparisons=comparisons, steps=500)
+def _correct(error: float, images: int = 400) -> str:
+    """A correctness string with exactly ``error`` of the images wrong."""
+    wrong = round(error * images)
+    return "0" * wrong + "1" * (images - wrong)
 
 
-def test_verdict_is_computed_from_the_numbers():
-    config = StudyConfig.create(parts="degradation,lesion")
-    lesion = dict(models=[
-        dict(model="plain-56", shortcut="none", mean_drop=0.61, max_drop=0.8, chance=0.1, mean_lesioned_accuracy=0.12,
-             baseline=dict(accuracy=0.73)),
-        dict(model="resnet-56", shortcut="identity", mean_drop=0.004, max_drop=0.02, chance=0.1,
-             mean_lesioned_accuracy=0.9, baseline=dict(accuracy=0.904))])
-    results = dict(degradation=_degradation({("plain", 20): 0.4, ("plain", 56): 0.92,
-                                             ("resnet", 20): 0.3, ("resnet", 56): 0.25}), lesion=lesion)
-    lines = compute_verdict(config, results)
-    assert len(lines) == 3
-    assert lines[0].startswith("plain-56 ends with 2.30x the training loss of plain-20")
-    assert lines[1].startswith("resnet-56 ends with 0.83x the training loss of resnet-20")
-    assert "resnet-56 costs 0.4 points" in lines[2] and "plain-56 costs 61.0" in lines[2]
-    assert [a.status for a in assess_degradation(config, results)] == ["agrees", "agrees"]
-    assert assess_lesion(results).status == "agrees"
-    # a net barely above chance has nothing to lose: the lesion study says nothing about it
-    lesion["models"][0]["baseline"]["accuracy"] = 0.19
-    weak = assess_lesion(results)
-    assert weak.status == "inconclusive" and "plain-56 (19.0%)" in weak.reasons[0]
-    # the opposite measurement gives the opposite verdict, with reasons
-    results["degradation"] = _degradation({("plain", 20): 0.9, ("plain", 56): 0.5,
-                                           ("resnet", 20): 0.2, ("resnet", 56): 0.3})
-    lines = compute_verdict(config, results)
-    assert "0.56x" in lines[0] and "1.50x" in lines[1]
-    plain, residual = assess_degradation(config, results)
-    assert plain.status == residual.status == "disagrees"
-    assert any("500 steps" in r for r in residual.reasons)
+def _results(errors: dict, seeds: int = 3, lesion: dict | None = None) -> dict:
+    """Degradation results from constructed per-(network, seed) training errors."""
+    from skiplab.studies.degradation import contrasts
+    from skiplab.studies.regime import degradation_gate, enough_seeds
+    correct = {k: [_correct(e + 0.01 * s) for s in range(seeds)] for k, e in errors.items()}
+    deg = dict(plain="plain", residual="resnet", shallow=20, deep=56, steps=500, classes=10,
+               train_contrasts=contrasts(correct, "plain", "resnet", 20, 56))
+    deg["regime"] = enough_seeds(seeds) + degradation_gate(errors, ["plain-20", "resnet-20"], 0.1)
+    return dict(degradation=deg, **({"lesion": lesion} if lesion else {}))
+
+
+def test_the_interaction_of_constructed_numbers():
+    from skiplab.studies.stats import interaction, wrong_matrix
+    e = {k: wrong_matrix([_correct(v)] * 3) for k, v in
+         dict(pd=0.30, ps=0.10, rd=0.04, rs=0.06).items()}
+    ci = interaction(e, "pd", "ps", "rd", "rs")
+    assert ci["estimate"] == pytest.approx((0.30 - 0.10) - (0.04 - 0.06))
+    assert ci["low"] < ci["estimate"] < ci["high"] and ci["low"] > 0.15
+    # the same numbers with no contrast: the interval straddles zero
+    flat = {k: wrong_matrix([_correct(0.1)] * 3) for k in ("pd", "ps", "rd", "rs")}
+    same = interaction(flat, "pd", "ps", "rd", "rs")
+    assert same["estimate"] == 0 and same["low"] <= 0 <= same["high"]
+
+
+def test_degradation_verdict_is_the_sign_of_the_interaction_interval():
+    config = StudyConfig.create(parts="degradation")
+    he = _results({"plain-20": 0.05, "plain-56": 0.12, "resnet-20": 0.05, "resnet-56": 0.03})
+    assert [a.status for a in assess_degradation(config, he)] == ["agrees", "agrees", "agrees"]
+    line = compute_verdict(config, he)[0]
+    assert "interaction (plain minus residual) +9.0 points" in line and line.endswith("agrees")
+    against = _results({"plain-20": 0.05, "plain-56": 0.03, "resnet-20": 0.05, "resnet-56": 0.12})
+    assert [a.status for a in assess_degradation(config, against)] == ["disagrees"] * 3
+    equal = _results({"plain-20": 0.05, "plain-56": 0.05, "resnet-20": 0.05, "resnet-56": 0.05})
+    assert assess_degradation(config, equal)[0].status == "unresolved"
+
+
+def test_a_regime_gate_withholds_the_verdict():
+    config = StudyConfig.create(parts="degradation")
+    # the shallow nets do not fit their training set: no verdict, whatever the contrast
+    loose = _results({"plain-20": 0.40, "plain-56": 0.70, "resnet-20": 0.40, "resnet-56": 0.35})
+    found = assess_degradation(config, loose)
+    assert {a.status for a in found} == {NOT_IN_REGIME}
+    assert "plain-20 40.0%" in found[0].reasons[0] and "near chance" not in found[0].reasons[0]
+    line = compute_verdict(config, loose)[0]
+    assert f"no verdict, {NOT_IN_REGIME}" in line and "agrees" not in line
+    # a compared net at chance (90% error on 10 classes) is out of the regime too
+    dead = _results({"plain-20": 0.05, "plain-56": 0.85, "resnet-20": 0.05, "resnet-56": 0.03})
+    assert "plain-56 85.0%" in assess_degradation(config, dead)[0].reasons[0]
+    # two seeds are too few for any verdict
+    two = _results({"plain-20": 0.05, "plain-56": 0.12, "resnet-20": 0.05, "resnet-56": 0.03}, seeds=2)
+    assert "2 seed(s)" in assess_degradation(config, two)[0].reasons[0]
+
+
+def test_centred_correlation_of_known_gradients():
+    from skiplab.analysis.shattered import gradient_autocorrelation
+    rng = np.random.default_rng(0)
+    t = np.linspace(-2, 2, 256)
+    smooth = np.stack([np.sin(t), np.cos(0.5 * t)], axis=1)       # gradient of a smooth map along a line
+    assert gradient_autocorrelation(smooth, 4, centered=True)[1] > 0.99
+    noise = rng.standard_normal((256, 50))                           # white noise
+    assert abs(gradient_autocorrelation(noise, 4, centered=True)[1]) < 0.05
+    linear = np.tile(rng.standard_normal(50), (256, 1)) + 1e-9 * t[:, None]   # a linear map: constant gradient
+    assert gradient_autocorrelation(linear, 4, centered=False)[1] == pytest.approx(1.0)
+
+
+def test_shattered_rates_are_fitted_from_the_depths():
+    from skiplab.studies.shattered import fit_rates
+    depths = [8, 14, 20]
+    fit = fit_rates(depths, [2.0 ** -d for d in depths])
+    assert fit["per_layer_log2"] == pytest.approx(1.0)
+    fit = fit_rates(depths, [d ** -0.5 for d in depths])
+    assert fit["power"] == pytest.approx(0.5)
 
 
 def test_html_embeds_images_and_escapes_text(tmp_path):
@@ -160,7 +203,7 @@ def test_html_embeds_images_and_escapes_text(tmp_path):
 def quick_study(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("study") / "quick"
     code = main(["study", "--quick", "--depths", "8,14", "--parts", ALL_PARTS, "--eval-images", "32",
-                 "--out", str(out)])
+                 "--out", str(out), "--threads", "1"])
     assert code == 0
     return out
 
@@ -175,28 +218,31 @@ def test_quick_study_writes_a_report_with_every_section(quick_study):
         assert f"]({fig})" in md
     html = (quick_study / "report.html").read_text()
     assert html.count("data:image/png;base64,") == len(FIGURES) and "src=\"" + FIGURES[0] not in html
-    for name in ("plain-8", "plain-14", "resnet-8", "resnet-14"):
+    for name in RUNS:
         run = quick_study / "runs" / name
-        assert (run / "checkpoints" / "last.pt").is_file() and (run / "steps.csv").is_file()
+        for f in ("checkpoints/last.pt", "steps.csv", "train.yaml", "trained.json"):
+            assert (run / f).is_file(), run / f
     state = json.loads((quick_study / "study.json").read_text())
-    assert state["complete"] and state["steps"] == 6
-    assert all(r["summary"]["steps"] == 6 for r in state["runs"].values())
+    assert state["complete"] and state["steps"] == 6 and sorted(state["runs"]) == sorted(RUNS)
+    assert all(r["trained"]["steps"] == 6 for r in state["runs"].values())
     for part in ALL_PARTS.split(","):
         assert state["parts"][part] == "done" and (quick_study / "results" / f"{part}.json").is_file()
+    assert "--steps 6" in md and "fixed in `skiplab.studies.thresholds` before this run" in md
 
 
 @pytest.mark.slow
-def test_quick_study_verdict_has_numbers_from_the_results(quick_study, capsys):
+def test_quick_report_is_a_smoke_run_without_verdicts(quick_study):
     md = (quick_study / "report.md").read_text()
+    assert "SMOKE RUN (--quick)" in md
+    assert not re.search(r"\*\*(Agrees|Disagrees|Partly agrees|Unresolved)", md)
+    table = md.split("## Published result")[1].split("## Set-up")[0]
+    assert "**agrees**" not in table and "**disagrees**" not in table and "**partly**" not in table
     verdict = md.split("## Verdict")[1].split("##")[0].strip().splitlines()
-    assert len(verdict) == 3
-    assert all(re.search(r"\d+\.\d", line) for line in verdict)
+    assert verdict and all(re.search(r"\d+\.\d", line) for line in verdict)
+    assert all("no verdict (smoke run)" in line for line in verdict[:2])
     deg = json.loads((quick_study / "results" / "degradation.json").read_text())
-    c = deg["comparisons"]["plain"]
-    assert f"{c['ratio']:.2f}x the training loss of plain-8" in verdict[0]
-    lesion = json.loads((quick_study / "results" / "lesion.json").read_text())
-    resnet = next(m for m in lesion["models"] if m["model"] == "resnet-14")
-    assert f"costs {100 * resnet['mean_drop']:.1f} points" in verdict[2]
+    c = deg["train_contrasts"]["interaction"]
+    assert f"interaction (plain minus residual) {100 * c['estimate']:+.1f} points" in verdict[0]
 
 
 @pytest.mark.slow
@@ -205,17 +251,17 @@ def test_resume_skips_finished_runs_and_parts(quick_study, capsys):
     state_path = quick_study / "study.json"
     state = json.loads(state_path.read_text())
     # pretend the study was killed during the last run and before the lesion part
-    del state["runs"]["resnet-14"]
+    del state["runs"]["resnet-14-s1"]
+    (quick_study / "runs" / "resnet-14-s1" / "trained.json").unlink()
     state["parts"].pop("lesion")
     state["complete"] = False
     state_path.write_text(json.dumps(state))
-    kept = quick_study / "runs" / "plain-14" / "checkpoints" / "last.pt"
+    kept = quick_study / "runs" / "plain-14-s0" / "checkpoints" / "last.pt"
     before = kept.stat().st_mtime_ns
     assert main(["study", "--resume", "--out", str(quick_study)]) == 0
     out = capsys.readouterr().out
-    for name in ("plain-8", "plain-14", "resnet-8"):
-        assert f"{name}: finished earlier, skipped" in out
-    assert "resnet-14: training loss" in out            # the unfinished run was completed
+    assert "7 finished earlier, skipped" in out
+    assert "[8/8] resnet-14-s1: 6 steps" in out            # the unfinished run was completed
     for part in ("degradation", "gradients", "landscape", "shattered"):
         assert f"{part}: finished earlier, skipped" in out
     assert "lesion: done" in out
@@ -227,6 +273,13 @@ def test_resume_skips_finished_runs_and_parts(quick_study, capsys):
 def test_a_new_study_refuses_an_existing_directory(quick_study, capsys):
     assert main(["study", "--quick", "--out", str(quick_study)]) == 2
     assert "--resume" in capsys.readouterr().err
+
+
+def test_bad_data_leaves_no_state(tmp_path, capsys):
+    out = tmp_path / "s"
+    assert main(["study", "--quick", "--data", f"cifar10:{tmp_path / 'missing'}", "--out", str(out)]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert not (out / "study.json").exists()
 
 
 def test_resume_without_a_study_says_so(tmp_path, monkeypatch):
@@ -248,3 +301,50 @@ def test_landscape_verdict_needs_fewer_minima_to_agree():
     same = assess_landscape(land(1, 1, 360.0, 2e5))       # the CIFAR-10 study's case
     assert same.status == "partly" and "9x9 grid cannot resolve" in same.reasons[0]
     assert assess_landscape(land(5, 1, 2e5, 300.0)).status == "disagrees"
+
+
+@pytest.mark.slow
+def test_a_planned_study_trains_in_workers_and_on_a_scheduler(tmp_path):
+    """--plan writes every run's train.yaml; one run is trained the way a scheduler would
+    (python -m skiplab.studies.worker), the rest by two worker processes; the runner folds
+    both in and every run trains the planned steps."""
+    import subprocess
+    import sys
+    import yaml
+    out = tmp_path / "s"
+    config = StudyConfig.create(quick=True, parts="degradation", steps=4, seeds=1)
+    assert run_study(config, out=out, plan=True, threads=1, log=lambda *_: None) is None
+    plan = yaml.safe_load((out / "runs" / "plain-8-s0" / "train.yaml").read_text())
+    assert plan["steps"] == 4 and plan["seed"] == 0 and plan["model"] == "cifar_plain"
+    assert plan["milestones"] == [2, 3] and plan["schedule"] == "multistep"
+    done = subprocess.run([sys.executable, "-m", "skiplab.studies.worker", str(out), "plain-8-s0", "--threads", "1"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("plain-8-s0: 4 steps")
+    bad = subprocess.run([sys.executable, "-m", "skiplab.studies.worker", str(out), "plain-99-s0"],
+                         capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 2 and "no run 'plain-99-s0'" in bad.stderr and "Traceback" not in bad.stderr
+    lines: list[str] = []
+    result = run_study(None, out=out, resume=True, jobs=2, threads=1, log=lines.append)
+    assert "plain-8-s0: trained elsewhere, 4 steps" in "\n".join(lines)
+    assert "2 at a time" in "\n".join(lines)
+    state = json.loads((out / "study.json").read_text())
+    assert state["complete"] and len(state["runs"]) == 4
+    assert all(r["trained"]["steps"] == 4 for r in state["runs"].values())
+    assert result is not None and result.verdict
+
+
+def test_a_shorter_length_is_its_own_run_with_its_own_schedule():
+    from skiplab.studies.experiment import Run
+    from skiplab.studies.runs import RunSpec, study_runs, train_config
+    config = StudyConfig.create(lengths="1,0.5", parts="degradation")
+    assert config.lengths == (0.5, 1.0)
+    names = [s.name for s in study_runs(config)]
+    assert len(names) == 2 * 2 * 2 * 3 and "plain-20-L50-s2" in names and "plain-20-s2" in names
+    spec = RunSpec.from_run(Run("resnet-8-L50", 1))
+    assert (spec.family.label, spec.depth, spec.norm, spec.length, spec.seed) == ("resnet", 8, True, 0.5, 1)
+    short = train_config(spec, config, 400, None)
+    assert short.steps == 200 and short.milestones == [100, 150]
+    assert RunSpec.from_run(Run("plain-56-nobn", 0)).norm is False
+    with pytest.raises(ValueError, match="include 1"):
+        StudyConfig.create(lengths="0.5")

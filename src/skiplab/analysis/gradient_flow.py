@@ -101,14 +101,19 @@ class BlockInputGrads:
         self.units = units
         self.armed = True
         self.norms: dict[str, float] = {}
+        self.sizes: dict[str, int] = {}
         self._handles = [u.module.register_forward_pre_hook(self._hook_for(u.name)) for u in units]
 
     def _hook_for(self, name: str):
         def pre_hook(_module, inputs):
             x = inputs[0] if inputs else None
             if self.armed and torch.is_tensor(x) and x.requires_grad and torch.is_grad_enabled():
-                x.register_hook(lambda g: self.norms.__setitem__(name, float(g.detach().float().norm())))
+                x.register_hook(lambda g: self._store(name, g))
         return pre_hook
+
+    def _store(self, name: str, g: torch.Tensor) -> None:
+        self.norms[name] = float(g.detach().float().norm())
+        self.sizes[name] = g.numel()
 
     def remove(self) -> None:
         for h in self._handles:
@@ -116,7 +121,10 @@ class BlockInputGrads:
         self._handles = []
 
     def rows(self) -> list[dict[str, Any]]:
-        return [dict(block=u.name, index=u.index, kind=u.kind, grad_norm=self.norms[u.name])
+        """One row per block: the Frobenius norm of dL/d(input) and its per-element RMS
+        (norm / sqrt(numel): comparable between stages of different tensor sizes)."""
+        return [dict(block=u.name, index=u.index, kind=u.kind, grad_norm=self.norms[u.name],
+                     grad_rms=self.norms[u.name] / math.sqrt(self.sizes[u.name]))
                 for u in self.units if u.name in self.norms]
 
 

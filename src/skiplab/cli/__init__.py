@@ -16,7 +16,7 @@ import typing
 from typing import Optional, Sequence
 
 # Subcommand modules under skiplab.cli, in the order --help lists them.
-COMMANDS = ["study", "summary", "models", "train", "eval", "data", "ablate", "reconstruct"]
+COMMANDS = ["study", "summary", "models", "train", "eval", "data", "ablate", "reconstruct", "sar_rd"]
 
 
 class OneLineErrorParser(argparse.ArgumentParser):

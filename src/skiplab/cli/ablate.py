@@ -9,28 +9,32 @@ import time
 
 EXAMPLE = """\
 examples:
-  skiplab ablate autoencoder                          # synthetic SAR, 2 seeds, about 12 minutes
+  skiplab ablate autoencoder                          # synthetic SAR, 3 seeds, about 12 minutes
   skiplab ablate autoencoder --data scenes/ --tile 128 --budget 30 --seeds 3
   skiplab ablate autoencoder --eval-data ../shared/data/sar-real --eval-tile 256
   skiplab ablate autoencoder --budget 300steps --latent 32
   skiplab ablate autoencoder --resume --out runs/ablate-ae-20250101-120000
-  skiplab ablate autoencoder --quick                  # seconds: a smoke run
+  skiplab ablate autoencoder --quick                  # seconds: a smoke run, no verdict
 
 Trains sar_ae_plain (no residual connection), sar_ae_bottleneck (residual blocks at the
 coarsest level), sar_ae_all (everywhere) and sar_ae_bottleneck_cbam (bottleneck + CBAM) on
 the same tiles with the same recipe, steps and seeds, evaluates each best.pt on held-out
 tiles, and writes report.html (self-contained), report.md, curves.png and grid.png: a table
 (parameters, MACs, train time, PSNR, SSIM, ENL, ratio mean, compression), training curves,
-input / reconstruction / error maps, and which variant wins by how much -- or "no significant
-difference" when the seed-to-seed spread covers the gap.
+input / reconstruction / error maps, and which variant wins by how much, as a paired PSNR
+difference with a bootstrap interval over seeds and tiles -- or "no significant difference"
+when the interval contains 0. No verdict in a --quick smoke run, with fewer than 3 seeds, or
+when the best variant is within 1 dB of a constant image.
 
 Without --data: synthetic speckled scenes (--looks). With --data: tiles of the rasters,
 10% held out for the test and 5% for validation. --eval-data: also test on other scenes
 (e.g. real ones, --eval-tile px tiles), normalised with the training radiometry -- a second
 table, verdict and grid in the report.
 
-Each run is runs/<variant>-s<seed>/ under the output directory (config.yaml, metrics.csv,
-checkpoints/best.pt): use the winner directly with `skiplab reconstruct`.
+Each run is runs/<variant>-s<seed>/ under the output directory (train.yaml, config.yaml,
+metrics.csv, steps.csv, checkpoints/best.pt): use the winner directly with `skiplab
+reconstruct`. It runs on the same experiment runner as `skiplab study`: --jobs N trains N
+runs at a time, and `python -m skiplab.studies.worker DIR RUN` trains one run elsewhere.
 """
 
 
@@ -56,13 +60,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     a.add_argument("--budget", metavar="B",
                    help="minutes for all training runs together (default 8), turned into one common number "
                         "of steps by timing each variant; or steps per run (300steps)")
-    a.add_argument("--seeds", type=int, metavar="N", help="seeds per variant, >= 2 (default 2)")
+    a.add_argument("--seeds", type=int, metavar="N",
+                   help="seeds per variant, >= 2 (default 3; a verdict needs >= 3)")
     a.add_argument("--batch-size", type=int, metavar="B", help="batch size (default 16)")
     a.add_argument("--lr", type=float, help="AdamW learning rate (default 0.005)")
     a.add_argument("--precision", choices=("auto", "bf16", "fp32"),
                    help="training precision (default auto: bf16 where the CPU has it); evaluation is fp32")
+    a.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="runs trained at once, each in its own worker process (default 1)")
     a.add_argument("--threads", type=int, default=0, metavar="N",
-                   help="torch CPU threads (default 0: 1 on a busy machine, else torch's default)")
+                   help="torch CPU threads per run (default 0: the cores split between the jobs; 1 on a busy "
+                        "machine)")
     a.add_argument("--out", metavar="DIR", help="output directory (default runs/ablate-ae-<timestamp>)")
     a.add_argument("--resume", action="store_true",
                    help="continue an interrupted ablation (--out DIR, or the latest unfinished one): finished "
@@ -92,8 +100,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         config = AblationConfig.create(quick=args.quick, **given)
     start = time.perf_counter()
+    if args.jobs < 1:
+        raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
     retain_freed_memory()    # a command that trains: as `skiplab train` (retain_memory)
-    result = run_ablation(config, out=args.out, resume=args.resume, threads=args.threads)
+    result = run_ablation(config, out=args.out, resume=args.resume, threads=args.threads, jobs=args.jobs)
+    if args.quick:
+        print("\nSMOKE RUN (--quick): checks that everything runs; no variant is judged")
     print(f"\nreport: {result.report_html}  (and {result.report_md.name}, curves.png, grid.png)")
     print(f"runs: {result.directory}/runs/<variant>-s<seed>/checkpoints/best.pt "
           f"(wall-clock {time.perf_counter() - start:.0f} s)")

@@ -27,12 +27,18 @@ uses the largest smaller tile that is a multiple of the model's stride (16).
 
 ENCODE_EXAMPLE = f"""\
 example:
-  skiplab encode best.pt scene.tif --out scene.latent.npz
-  skiplab decode best.pt scene.latent.npz --out scene_ae.tif   # identical to skiplab reconstruct
+  skiplab encode best.pt scene.tif --out scene.sarl --bits 6      # the compressed scene
+  skiplab decode best.pt scene.sarl --out scene_ae.tif
+  skiplab encode best.pt scene.tif --out scene.latent.npz         # float32 latents, unquantised
 
-The .npz holds the latent of every window (float32 [N, C, T/16, T/16]), the tile grid, the
-normalisation, the model name, keywords and a fingerprint of its weights, and what the
-decoded raster needs (data type, units, no-data, georeferencing tags).
+A .sarl file (any suffix but .npz) is the compressed scene: the latent of every window
+quantised to --bits per value (per-channel range), entropy-coded (--coder: raw, zlib, lzma,
+gaussian/laplace through constriction, or auto = the shortest), after a header with the
+model id, the scene's radiometry (per-scene offset and scale by default), the quantiser,
+the tile grid and what the decoded raster needs (data type, units, no-data, georeferencing
+tags). Its size is the bit rate: encode prints bits per pixel of the whole file and the
+empirical entropy of the symbols. A .npz holds float32 latents [N, C, T/16, T/16]; decoding
+it is identical to skiplab reconstruct.
 
 {FORMATS}"""
 
@@ -47,6 +53,11 @@ def _common(p: argparse.ArgumentParser, tiling: bool = True) -> None:
         p.add_argument("--overlap", type=int, metavar="O",
                        help="pixels shared by neighbouring windows, at most T/2 (default T/4)")
     p.add_argument("--batch-size", type=int, default=8, metavar="B", help="windows per forward (default 8)")
+    if tiling:
+        p.add_argument("--radiometry", choices=("scene", "model"), default="scene",
+                       help="normalise by the scene's own 0.5-99.5%% log-intensity (scene, default: "
+                            "any calibration) or by the checkpoint's fixed bounds (model: refused "
+                            "when >10%% of the scene lies outside them)")
     p.add_argument("--threads", type=int, default=0, metavar="N", help="torch CPU threads (default: torch's)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -61,14 +72,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ("reconstruct", "reconstruct a whole SAR scene with a trained autoencoder",
          "Encode and decode a whole scene window by window with a trained SAR autoencoder, blend the "
          "windows, and write the result like the input.", RECONSTRUCT_EXAMPLE, SCENE, RASTER_OUT, True),
-        ("encode", "encode a whole SAR scene into a latent file (.npz)",
-         "Encode every window of a scene with a trained SAR autoencoder into a .npz latent file that "
-         "skiplab decode turns back into the reconstruction.", ENCODE_EXAMPLE, SCENE,
-         ("LATENT.npz", "the latent file to write"), False),
+        ("encode", "compress a whole SAR scene into a latent file (.sarl, or float32 .npz)",
+         "Encode every window of a scene with a trained SAR autoencoder into a latent file that "
+         "skiplab decode turns back into the reconstruction: a .sarl (any suffix but .npz) holds the "
+         "latents quantised to --bits and entropy-coded, and its size is the bit rate; a .npz holds "
+         "float32 latents.", ENCODE_EXAMPLE, SCENE,
+         ("LATENT", "the latent file to write (.sarl compressed; .npz float32)"), False),
         ("decode", "decode a latent file (skiplab encode) into a SAR scene",
          "Decode a latent file written by skiplab encode with the same checkpoint, blending the windows "
          "exactly as skiplab reconstruct does.", ENCODE_EXAMPLE,
-         ("latent", "LATENT.npz", "a latent file written by skiplab encode"), RASTER_OUT, True),
+         ("latent", "LATENT", "a latent file written by skiplab encode (.sarl or .npz)"), RASTER_OUT, True),
     ]
     runs = {"reconstruct": run_reconstruct, "encode": run_encode, "decode": run_decode}
     for name, short, description, epilog, (dest, metavar, what), (out_metavar, out_help), raster in commands:
@@ -77,6 +90,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         _common(p, tiling=name != "decode")
         p.add_argument(dest, metavar=metavar, help=what)
         p.add_argument("--out", required=True, metavar=out_metavar, help=out_help)
+        if name == "encode":
+            p.add_argument("--bits", type=int, default=8, metavar="B",
+                           help="bits per latent value, 1-16 (default 8; ignored for .npz)")
+            p.add_argument("--coder", default="auto",
+                           choices=("auto", "raw", "zlib", "lzma", "gaussian", "laplace"),
+                           help="entropy coder of the symbols (default auto: the shortest)")
         if raster:
             p.add_argument("--strip-tiles", type=int, default=1, metavar="N",
                            help="window rows held in memory before finished rows are written (default 1)")
@@ -112,19 +131,24 @@ def run_reconstruct(args: argparse.Namespace) -> int:
         ae = _setup(args)
         result = reconstruct_scene(ae, args.scene, args.out, tile=args.tile, overlap=args.overlap,
                                    batch_size=args.batch_size, strip_tiles=args.strip_tiles,
-                                   overwrite=args.overwrite, progress=not args.no_progress)
+                                   overwrite=args.overwrite, progress=not args.no_progress,
+                                   radiometry=args.radiometry)
     except FileExistsError as err:
         raise ValueError(str(err)) from None
     return _finish(result, "wrote")
 
 
 def run_encode(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from ..sar.latent import encode_scene
+    if Path(args.out).suffix.lower() != ".npz":
+        return _encode_compressed(args)
     try:
         ae = _setup(args)
         result = encode_scene(ae, args.scene, args.out, tile=args.tile, overlap=args.overlap,
                               batch_size=args.batch_size, overwrite=args.overwrite,
-                              progress=not args.no_progress)
+                              progress=not args.no_progress, radiometry=args.radiometry)
     except FileExistsError as err:
         raise ValueError(str(err)) from None
     ratio = ae.model.compression_ratio(result.grid.tile)
@@ -133,8 +157,36 @@ def run_encode(args: argparse.Namespace) -> int:
     return _finish(result, "wrote")
 
 
+def _encode_compressed(args: argparse.Namespace) -> int:
+    from ..sar.latent_file import encode_scene_file
+    try:
+        ae = _setup(args)
+        encoded = encode_scene_file(ae, args.scene, args.out, bits=args.bits, coder=args.coder,
+                                    radiometry=args.radiometry, tile=args.tile,
+                                    overlap=args.overlap, batch_size=args.batch_size,
+                                    overwrite=args.overwrite, progress=not args.no_progress)
+    except FileExistsError as err:
+        raise ValueError(str(err)) from None
+    if encoded.note:
+        print(f"note: {encoded.note}")
+    g = encoded.grid
+    print(f"wrote {encoded.path}: {g.height}x{g.width} px from {g.count} tiles of {g.tile} px, "
+          f"{encoded.summary()}")
+    return 0
+
+
 def run_decode(args: argparse.Namespace) -> int:
     from ..sar.latent import decode_latent
+    from ..sar.latent_file import decode_scene_file, is_latent_file
+    if is_latent_file(args.latent):
+        ae = _setup(args)
+        try:
+            path, grid = decode_scene_file(ae, args.latent, args.out, batch_size=args.batch_size,
+                                           strip_tiles=args.strip_tiles, overwrite=args.overwrite)
+        except FileExistsError as err:
+            raise ValueError(str(err)) from None
+        print(f"wrote {path}: {grid.height}x{grid.width} px from {grid.count} tiles of {grid.tile} px")
+        return 0
     try:
         ae = _setup(args)
         result = decode_latent(ae, args.latent, args.out, batch_size=args.batch_size,

@@ -6,7 +6,9 @@ import argparse
 
 EXAMPLE = """\
 examples:
-  skiplab study                                   # synthetic data, no download, under 10 minutes
+  skiplab study                                   # synthetic data, 3 seeds, no download, under 10 minutes
+  skiplab study --steps 400                       # the same steps on any machine (no timing)
+  skiplab study --seeds 5 --jobs 2                # 5 seeds, two runs at a time in worker processes
   skiplab study --data cifar10:../shared/data/cifar10-jpg --budget 30 --without-bn trained
   skiplab study --depths 20,32,44,56 --budget 3ep # He 2015 Fig. 6 depths, 3 epochs each
   skiplab study --models plain,resnet,highway --parts degradation,lesion
@@ -14,20 +16,34 @@ examples:
   skiplab study --quick                           # tiny smoke run (seconds)
   skiplab study --resume                          # continue the latest interrupted study
   skiplab study --resume --out runs/study-20250101-120000
+  skiplab study --plan --steps 2000 --out runs/big  # write each run's config; train them elsewhere
 
 Parts: degradation (plain vs residual nets at each depth, same recipe and steps: He 2015
-Fig. 6), gradients (per-layer gradient norms of the deepest pair at init and trained;
+Fig. 6; the headline is the interaction [e(plain-deep) - e(plain-shallow)] - [e(res-deep)
+- e(res-shallow)] with its bootstrap interval over seeds and images), gradients (per-element
+RMS of dL/dx per block of the deepest pair at init and trained, fitted log-slope;
 --without-bn adds the same nets without BatchNorm), lesion (delete blocks of the deepest
-trained pair: Veit 2016), landscape (1-D/2-D loss slices: Li 2018), shattered (input-
-gradient autocorrelation: Balduzzi 2017). Default: degradation,gradients,lesion.
+trained nets, whole test split, every seed: Veit 2016), landscape (1-D/2-D loss slices: Li
+2018), shattered (centred input-gradient correlation, several images, directions and
+init seeds, with a deep-MLP control: Balduzzi 2017). Default: degradation,gradients,lesion.
+A verdict (agrees / disagrees / unresolved) is given only inside the paper's regime and
+from an interval; otherwise the report says why not. --quick is a smoke run: no verdicts.
 
-Budget: minutes for all training together (the default, 6 on synthetic data, 30 on
-real data), turned into one common number of steps by timing each network; or epochs
-(3ep) or steps (500steps) per network. Every network gets the same steps and recipe.
+Budget: --steps N (default 150 on the default synthetic data: the same on every machine),
+or minutes for all training together (--budget; 6 on other synthetic data, 30 on real
+data), turned ONCE into one common number of steps by timing each network through
+the training loop (stored in study.json; the report prints the --steps to reproduce it),
+or epochs (--budget 3ep).
+
+Scale: every (network, seed) is an independent run in runs/<network>-s<seed>/ with its own
+train.yaml. --jobs N trains N at a time (threads split between them). Across machines:
+`skiplab study --plan ... --out DIR`, then on any node
+`python -m skiplab.studies.worker DIR <network>-s<seed>` per run (a scheduler array job),
+then `skiplab study --resume --out DIR` to measure and report.
 
 Writes runs/study-<timestamp>/: report.html (self-contained), report.md, the PNG
-figures, study.json, results/*.json and runs/<network>/ (each a resumable training
-run). Prints the directory and a three-line verdict in numbers.
+figures, study.json, results/*.json and runs/<network>-s<seed>/ (each a resumable
+training run). Prints the directory and the verdict lines in numbers.
 """
 
 
@@ -40,16 +56,29 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                     "a report that sets each finding beside the published one.",
         epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", metavar="SPEC",
-                   help="dataset: synthetic[:NAME] (default synthetic:patterns, no download), cifar10:PATH, "
+                   help="dataset: synthetic[:NAME] (default synthetic:patterns-2k, no download), cifar10:PATH, "
                         "cifar100:PATH, folder:PATH")
-    p.add_argument("--depths", metavar="D,D,...", help="network depths 6n+2 (default 8,20,56)")
+    p.add_argument("--depths", metavar="D,D,...", help="network depths 6n+2 (default 8,20; the shallowest and deepest are compared)")
     p.add_argument("--models", metavar="F,F,...",
                    help=f"network families: {', '.join(FAMILIES)} (default plain,resnet)")
     p.add_argument("--parts", metavar="P,P,...",
                    help=f"parts to run: {', '.join(PARTS)} (default degradation,gradients,lesion)")
     p.add_argument("--budget", metavar="B",
-                   help="training budget: minutes for all runs (6, 6m; default 6 on synthetic data, 30 on real "
-                        "data), or per network epochs (3ep) or steps (500steps)")
+                   help="training budget: minutes for all runs together (6, 6m), turned into steps once; or per "
+                        "network epochs (3ep) or steps (500steps). Default: 150 steps on the default synthetic "
+                        "data, 6 minutes on other synthetic data, 30 minutes on real data")
+    p.add_argument("--config", metavar="YAML",
+                   help="study options from a YAML file (keys as the options: depths, models, seeds, steps, ...); "
+                        "options on the command line win")
+    p.add_argument("--train-images", type=int, metavar="N",
+                   help="train on a declared fixed subset of N training images (default 0: all of them)")
+    p.add_argument("--steps", type=int, metavar="N",
+                   help="training steps per run, fixed outright (the same on every machine; instead of --budget)")
+    p.add_argument("--lengths", metavar="F,F,...",
+                   help="training lengths of the degradation runs as fractions of the steps (default 0.5,1 on real "
+                        "data: every network also trains half as long, with its own schedule; 1 on synthetic data)")
+    p.add_argument("--seeds", type=int, metavar="N",
+                   help="seeds per network (default 3; a verdict needs >= 3): each (network, seed) is one run")
     p.add_argument("--without-bn", choices=("init", "trained", "off"),
                    help="the gradients part's nets without BatchNorm: measured at init only (default), also "
                         "trained (two more runs of the deepest depth), or not at all")
@@ -58,27 +87,58 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         "1000 real, 64 quick)")
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"),
                    help="training and evaluation precision (default auto: bf16 where the CPU has it)")
-    p.add_argument("--seed", type=int, metavar="N", help="seed of initialisation, data order, subsets (default 0)")
+    p.add_argument("--seed", type=int, metavar="N",
+                   help="first seed (default 0): the runs use seeds N .. N+seeds-1; it also fixes the measurement subsets")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="runs trained at once, each in its own worker process (default 1)")
     p.add_argument("--threads", type=int, default=0, metavar="N",
-                   help="torch CPU threads (default 0: automatic -- 1 when the machine is busy, where threads of "
-                        "several processes slow each other down, else torch's default)")
+                   help="torch CPU threads per run (default 0: automatic -- the cores split between the jobs, "
+                        "1 when the machine is busy, where threads of several processes slow each other down)")
+    p.add_argument("--plan", action="store_true",
+                   help="only fix the steps and write each run's train.yaml (for a scheduler; see above)")
     p.add_argument("--out", metavar="DIR", help="study directory (default runs/study-<timestamp>)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted study (--out DIR, or the latest unfinished one under runs/): "
                         "finished runs and parts are not redone; it keeps its own options")
     p.add_argument("--quick", action="store_true",
-                   help="tiny smoke study: 500 synthetic images, depths 8,14,20, 6 steps, batch 32")
+                   help="tiny smoke study: 500 synthetic images, depths 8,14, 2 seeds, 6 steps, batch 32; "
+                        "no verdicts")
     p.set_defaults(run=run)
     return p
 
 
-STUDY_OPTIONS = ("data", "depths", "models", "parts", "budget", "without_bn", "eval_images", "precision", "seed")
+STUDY_OPTIONS = ("data", "depths", "models", "parts", "budget", "steps", "seeds", "without_bn", "eval_images",
+                 "precision", "seed", "train_images", "lengths")
+
+
+def read_config(path: str) -> dict:
+    """Study options from a YAML mapping (keys as the options, - or _), checked by name."""
+    import yaml
+    try:
+        with open(path) as f:
+            values = yaml.safe_load(f) or {}
+    except OSError as err:
+        raise ValueError(f"--config {path}: cannot read it ({err.strerror})") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ValueError(f"--config {path} is not valid YAML{where}") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"--config {path} must hold a mapping of study options, found {type(values).__name__}")
+    values = {str(k).replace("-", "_"): v for k, v in values.items()}
+    unknown = sorted(set(values) - set(STUDY_OPTIONS))
+    if unknown:
+        raise ValueError(f"--config {path}: unknown option(s) {', '.join(unknown)}; "
+                         f"known: {', '.join(STUDY_OPTIONS)}")
+    return values
 
 
 def run(args: argparse.Namespace) -> int:
     from ..studies import StudyConfig, run_study
     from ..train.allocator import retain_freed_memory
     given = {k: getattr(args, k) for k in STUDY_OPTIONS if getattr(args, k) is not None}
+    if args.config:
+        given = {**read_config(args.config), **given}
     if args.resume:
         if given or args.quick:
             names = ", ".join("--" + k.replace("_", "-") for k in given) + (" --quick" if args.quick else "")
@@ -86,8 +146,15 @@ def run(args: argparse.Namespace) -> int:
         config = None
     else:
         config = StudyConfig.create(quick=args.quick, **given)
+    if args.jobs < 1:
+        raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
     retain_freed_memory()    # a command that trains: as `skiplab train` (retain_memory)
-    result = run_study(config, out=args.out, resume=args.resume, threads=args.threads)
+    result = run_study(config, out=args.out, resume=args.resume, threads=args.threads, jobs=args.jobs,
+                       plan=args.plan)
+    if result is None:
+        return 0
+    if result.quick:
+        print("\nSMOKE RUN (--quick): checks that everything runs; no claim is judged")
     print(f"\nreport: {result.report_html}  (and {result.report_md.name}, figures in {result.directory}/)")
     print("verdict:")
     for line in result.verdict:

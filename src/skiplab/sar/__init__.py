@@ -13,6 +13,12 @@ package that plugs into the core through its registries.
 * metrics -- :mod:`~skiplab.sar.metrics` (PSNR, SSIM, ENL, ratio image, compression);
 * whole-scene inference and latent files -- :mod:`~skiplab.sar.checkpoint`,
   :mod:`~skiplab.sar.inference`, :mod:`~skiplab.sar.latent`;
+* radiometry that follows the scene -- :mod:`~skiplab.sar.scene_radiometry`;
+* the codec (imported on demand) -- :mod:`~skiplab.sar.quantize` (uniform latent quantiser,
+  ``LatentQuantizer``), :mod:`~skiplab.sar.entropy` (zlib, lzma, ANS via constriction),
+  :mod:`~skiplab.sar.latent_file` (the ``.sarl`` compressed scene), :mod:`~skiplab.sar.codecs`
+  (JPEG, JPEG 2000, average pooling at matched bpp), :mod:`~skiplab.sar.rate_distortion`
+  and :mod:`~skiplab.sar.rd_report` (``skiplab sar-rd``);
 * the residual-placement ablation -- :mod:`~skiplab.sar.ablate_autoencoder` (not imported
   here: ``from skiplab.sar.ablate_autoencoder import run_ablation``).
 

@@ -6,20 +6,16 @@ See :mod:`skiplab.sar.ablate_autoencoder` for the design of the ablation.
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 from ..studies.config import Budget
-from ..studies.state import jsonable, write_json_atomic
 
 VARIANTS = ("sar_ae_plain", "sar_ae_bottleneck", "sar_ae_all", "sar_ae_bottleneck_cbam")
 STATE_FILE = "ablation.json"
-FORMAT = "skiplab.ablate_autoencoder/1"
 
 
 @dataclass
@@ -35,7 +31,7 @@ class AblationConfig:
     tile: int = 64                            # training tile side
     eval_tile: Optional[int] = None           # eval_data tile side (default: tile)
     budget: str = "8"                         # minutes for all runs, or "Nsteps"
-    seeds: int = 2
+    seeds: int = 3
     batch_size: int = 16
     lr: float = 5e-3
     weight_decay: float = 1e-4
@@ -53,7 +49,7 @@ class AblationConfig:
         values: dict[str, Any] = {}
         if quick:
             values = dict(widths=(8, 8, 16, 16), latent=4, tile=32, budget="3steps", batch_size=4,
-                          train_tiles=16, test_tiles=4, val_tiles=4)
+                          train_tiles=16, test_tiles=4, val_tiles=4, seeds=2)
         values.update({k: v for k, v in given.items() if v is not None})
         config = cls(quick=quick, **values)
         config.check()
@@ -165,34 +161,3 @@ def load_data(config: AblationConfig) -> AblationData:
 def _renormalise(data, radiometry):
     from .load import renormalise
     return renormalise(data, radiometry, data.name)
-
-
-# ---- state ------------------------------------------------------------------------------------
-class AblationState:
-    """``<out>/ablation.json``: config, steps, finished runs and timings (saved atomically)."""
-
-    def __init__(self, directory: Path, config: AblationConfig, data: Optional[dict] = None) -> None:
-        self.dir, self.config = Path(directory), config
-        self.data = data or {"format": FORMAT, "config": config.to_dict(), "steps": None,
-                             "calibration": {}, "runs": {}, "timings": {}, "complete": False,
-                             "created": time.strftime("%Y-%m-%d %H:%M:%S")}
-
-    @classmethod
-    def load(cls, directory: Path) -> "AblationState":
-        path = Path(directory) / STATE_FILE
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} does not exist: nothing to resume in {directory}")
-        data = json.loads(path.read_text())
-        if data.get("format") != FORMAT:
-            raise ValueError(f"{path} has format {data.get('format')!r}; expected {FORMAT!r}")
-        return cls(Path(directory), AblationConfig.from_dict(data["config"]), data)
-
-    def save(self) -> None:
-        write_json_atomic(self.dir / STATE_FILE, self.data)
-
-    def add_time(self, what: str, seconds: float) -> None:
-        """Add to the training time (runs add up over resumes); other steps are redone on a
-        resume, so their time is replaced."""
-        before = self.data["timings"].get(what, 0.0) if what == "training" else 0.0
-        self.data["timings"][what] = round(before + seconds, 1)
-        self.save()

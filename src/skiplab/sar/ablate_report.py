@@ -2,12 +2,13 @@
 training curves and the reconstruction grid, as ``report.md`` (PNGs beside it) and a
 self-contained ``report.html`` (the study's :class:`~skiplab.studies.document.Document`).
 
-**When is a difference real?** Every variant is trained with the same seeds; a variant
-beats another when the gap of their mean scores is larger than the seed-to-seed spread (the
-larger of the two ranges, max - min over seeds) and all its seeds score above all the
-other's. Otherwise the report says "no significant difference": the spread covers the gap.
-With two seeds this is a coarse test -- it cannot call small gaps -- and the report says
-how many seeds.
+**When is a difference real?** Every variant is trained with the same seeds and evaluated on
+the same tiles, so two variants are compared by their paired PSNR difference with a
+bootstrap interval over seeds and tiles (:func:`skiplab.studies.stats.difference`): a
+real difference when the interval excludes 0, otherwise "no significant difference". No
+verdict at all in a ``--quick`` smoke run, with fewer than ``MIN_SEEDS_FOR_VERDICT`` seeds,
+or when the best variant is within ``ABLATION_LEARNT_DB`` of a constant image (thresholds in
+:mod:`skiplab.studies.thresholds`, fixed before any run).
 """
 
 from __future__ import annotations
@@ -21,8 +22,11 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from ..studies import thresholds as T
 from ..studies.document import Document
 from ..studies.figures import new_figure, save_figure, smooth
+from ..studies.regime import enough_seeds, smoke_run
+from ..studies.stats import difference, pm, sign
 
 COLOURS = {"sar_ae_plain": "#d62728", "sar_ae_bottleneck": "#1f77b4", "sar_ae_all": "#2ca02c",
            "sar_ae_bottleneck_cbam": "#9467bd"}
@@ -38,60 +42,69 @@ def seed_range(values: Sequence[float]) -> tuple[float, float, float]:
     return float(v.mean()), float(v.min()), float(v.max())
 
 
-def compare(a: Sequence[float], b: Sequence[float]) -> dict:
-    """``a`` against ``b`` (per-seed scores, higher is better): the gap of the means, the
-    seed-to-seed spread (the larger of the two ranges, max - min), both ranges, and whether
-    the difference is real: the gap exceeds the spread and the seed ranges are disjoint."""
-    (ma, la, ha), (mb, lb, hb) = seed_range(a), seed_range(b)
-    gap, spread = ma - mb, max(ha - la, hb - lb)
-    return dict(gap=gap, spread=spread, significant=abs(gap) > spread and (la > hb or ha < lb),
-                ranges=((la, ha), (lb, hb)))
+def compare(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]]) -> dict:
+    """``a`` against ``b``: per-seed, per-tile scores ([seeds][tiles], higher is better, the
+    same seeds and tiles). The paired difference of the means with its bootstrap interval;
+    ``significant`` when the interval excludes 0."""
+    ci = difference({"a": np.asarray(a, np.float64), "b": np.asarray(b, np.float64)}, "a", "b")
+    return dict(ci, gap=ci["estimate"], significant=sign(ci) != "unresolved")
 
 
-def _difference(name_a: str, name_b: str, c: dict, unit: str = " dB", fmt: str = ".2f") -> str:
-    (la, ha), (lb, hb) = c["ranges"]
-    seeds = f"seeds {la:{fmt}}-{ha:{fmt}} vs {lb:{fmt}}-{hb:{fmt}}"
-    gap = f"{c['gap']:+{fmt}}{unit}"
+def _difference(name_a: str, name_b: str, c: dict, unit: str = " dB") -> str:
+    ci = f"{100 * c['confidence']:.0f} % CI {c['low']:+.2f} to {c['high']:+.2f}{unit}"
     if c["significant"]:
-        return (f"`{name_a}` vs `{name_b}`: {gap} PSNR, larger than the seed-to-seed spread "
-                f"({c['spread']:{fmt}}{unit}; {seeds}) -- a real difference")
-    return (f"`{name_a}` vs `{name_b}`: {gap} PSNR -- **no significant difference** (the "
-            f"seed-to-seed spread, {c['spread']:{fmt}}{unit}, covers the gap; {seeds})")
+        return f"`{name_a}` vs `{name_b}`: {c['gap']:+.2f}{unit} PSNR ({ci}) -- a real difference"
+    return (f"`{name_a}` vs `{name_b}`: {c['gap']:+.2f}{unit} PSNR -- **no significant difference** ({ci} "
+            f"contains 0)")
+
+
+def gate(seeds: int, quick: bool, lift: Optional[float]) -> list[str]:
+    """Why the comparison cannot give a verdict (empty: it can)."""
+    reasons = smoke_run(quick) + enough_seeds(seeds)
+    if lift is not None and lift < T.ABLATION_LEARNT_DB:
+        reasons.append(f"the best variant is only {lift:+.2f} dB above a constant image at the training mean "
+                       f"level (the gate: {T.ABLATION_LEARNT_DB:g} dB): the models have learnt little beyond "
+                       f"the mean level -- raise --budget")
+    return reasons
 
 
 def compute_verdict(rows: dict[str, dict], seeds: int, where: str = "the held-out tiles",
-                    baseline: Optional[float] = None) -> list[str]:
-    """The verdict lines from each variant's per-seed PSNR/SSIM and its costs (see the
-    module documentation), and against ``baseline`` (the PSNR of a constant image at the
-    training mean) when given; every number computed, nothing assumed."""
-    psnr = {v: r["psnr_seeds"] for v, r in rows.items()}
-    ranked = sorted(psnr, key=lambda v: -np.mean(psnr[v]))
+                    baseline: Optional[float] = None, quick: bool = False) -> list[str]:
+    """The verdict lines from each variant's per-seed, per-tile PSNR and its costs (see the
+    module documentation), against ``baseline`` (the PSNR of a constant image at the training
+    mean) when given; every number computed, nothing assumed."""
+    psnr = {v: r["psnr_per_image_seeds"] for v, r in rows.items()}
+    seed_psnr = {v: r["psnr_seeds"] for v, r in rows.items()}
+    ranked = sorted(psnr, key=lambda v: -np.mean(seed_psnr[v]))
     best, runner = ranked[0], ranked[1]
-    m, lo, hi = seed_range(psnr[best])
+    m, lo, hi = seed_range(seed_psnr[best])
     lines = [f"Best on {where}: **`{best}`**, PSNR {m:.2f} dB (seeds {lo:.2f}-{hi:.2f}), "
              f"SSIM {np.mean(rows[best]['ssim_seeds']):.3f}, over {seeds} seeds."]
+    lift = None
     if baseline is not None:
         lift = m - baseline
         lines.append(f"Against a constant image at the training tiles' mean level (PSNR {baseline:.2f} dB): "
-                     f"`{best}` is {lift:+.2f} dB" + (
-                         "." if lift >= 1.0 else
-                         f" -- {'no better than' if lift < 0 else 'barely better than'} that: at this budget the "
-                         f"models have learnt little beyond the mean level, so the comparison says little about "
-                         f"reconstruction quality; raise --budget."))
-    c = compare(psnr[best], psnr[runner])
-    lines.append(("It wins: " if c["significant"] else "Runner-up: ") + _difference(best, runner, c) + ".")
+                     f"`{best}` is {lift:+.2f} dB.")
+    reasons = gate(seeds, quick, lift)
+    if reasons:
+        lines.append("No verdict on the variants: " + "; ".join(reasons) + ".")
+        differences = [("Runner-up", best, runner)]
+    else:
+        differences = [("It wins" if compare(psnr[best], psnr[runner])["significant"] else "Runner-up", best, runner)]
     residual = [v for v in ranked if v != "sar_ae_plain"]
     if "sar_ae_plain" in psnr and residual:
-        top = residual[0]
-        c = compare(psnr[top], psnr["sar_ae_plain"])
-        if c["significant"]:
-            worth = "residual connections help" if c["gap"] > 0 else "residual connections hurt"
-        else:
-            worth = "residual connections make no measurable difference at this budget"
-        lines.append(f"Residual connections: {_difference(top, 'sar_ae_plain', c)}; {worth}.")
+        differences.append(("Residual connections", residual[0], "sar_ae_plain"))
     if "sar_ae_bottleneck_cbam" in psnr and "sar_ae_bottleneck" in psnr:
-        c = compare(psnr["sar_ae_bottleneck_cbam"], psnr["sar_ae_bottleneck"])
-        lines.append(f"Attention: {_difference('sar_ae_bottleneck_cbam', 'sar_ae_bottleneck', c)}.")
+        differences.append(("Attention", "sar_ae_bottleneck_cbam", "sar_ae_bottleneck"))
+    for label, a, b in differences:
+        c = compare(psnr[a], psnr[b])
+        text = _difference(a, b, c)
+        if reasons:   # numbers only, no call
+            text = f"`{a}` vs `{b}`: {c['gap']:+.2f} dB PSNR ({100 * c['confidence']:.0f} % CI {c['low']:+.2f} to {c['high']:+.2f})"
+        elif label == "Residual connections":
+            text += "; " + (("residual connections help" if c["gap"] > 0 else "residual connections hurt")
+                            if c["significant"] else "residual connections make no measurable difference at this budget")
+        lines.append(f"{label}: {text}.")
     if "sar_ae_plain" in rows and best != "sar_ae_plain":
         p = rows["sar_ae_plain"]
         b = rows[best]
@@ -114,20 +127,29 @@ def read_metrics(path: Path) -> list[dict]:
 
 
 def plot_curves(curves: dict[str, dict[int, dict]], path: Path) -> Path:
-    """Training loss per step (smoothed; one line per seed) and validation PSNR per epoch."""
+    """Training loss per step (smoothed, log scale; line: mean over seeds, band: their range)
+    and validation PSNR per epoch (line: mean over seeds, band: their range)."""
     fig = new_figure(11.0, 4.0)
     ax_loss, ax_psnr = fig.subplots(1, 2)
     for variant, seeds in curves.items():
-        for i, (seed, c) in enumerate(sorted(seeds.items())):
-            label = variant if i == 0 else None
-            style = dict(color=COLOURS.get(variant, "#7f7f7f"), alpha=0.9 if i == 0 else 0.45,
-                         linestyle="-" if i == 0 else "--", label=label)
-            if c["steps"]:
-                steps, loss = zip(*c["steps"])
-                ax_loss.plot(steps, smooth(loss, max(1, len(loss) // 20)), **style)
-            if c["val"]:
-                ax_psnr.plot(*zip(*c["val"]), marker="o", markersize=3, **style)
-    ax_loss.set(xlabel="step", ylabel="training loss (smoothed)", title="training loss")
+        colour = COLOURS.get(variant, "#7f7f7f")
+        runs = [c for _, c in sorted(seeds.items())]
+        label = f"{variant} ({len(runs)} seeds)"
+        losses = [np.asarray([v for _, v in c["steps"]]) for c in runs if c["steps"]]
+        if losses:
+            n = min(len(v) for v in losses)
+            steps = [s for s, _ in runs[0]["steps"]][:n]
+            sm = np.stack([smooth(v[:n], max(1, n // 20)) for v in losses])
+            ax_loss.plot(steps, sm.mean(0), color=colour, label=label)
+            ax_loss.fill_between(steps, sm.min(0), sm.max(0), color=colour, alpha=0.15, linewidth=0)
+        vals = [c["val"] for c in runs if c["val"]]
+        if vals:
+            n = min(len(v) for v in vals)
+            steps = [s for s, _ in vals[0][:n]]
+            ps = np.asarray([[p for _, p in v[:n]] for v in vals])
+            ax_psnr.plot(steps, ps.mean(0), marker="o", markersize=3, color=colour, label=label)
+            ax_psnr.fill_between(steps, ps.min(0), ps.max(0), color=colour, alpha=0.15, linewidth=0)
+    ax_loss.set(xlabel="step", ylabel="training loss (smoothed, log scale)", title="training loss", yscale="log")
     ax_psnr.set(xlabel="step", ylabel="PSNR (dB)", title="validation PSNR (picks best.pt)")
     for ax in (ax_loss, ax_psnr):
         ax.grid(alpha=0.3)
@@ -161,8 +183,7 @@ def plot_grid(inputs: torch.Tensor, recons: dict[str, torch.Tensor], path: Path)
 
 # ---- the document ---------------------------------------------------------------------------------
 def _pm(values: Sequence[float], fmt: str) -> str:
-    m, lo, hi = seed_range(values)
-    return f"{m:{fmt}} ± {(hi - lo) / 2:{fmt}}"
+    return pm(values, 1.0, fmt)
 
 
 def results_table(doc: Document, rows: dict, c, references: Optional[dict] = None) -> None:
@@ -181,7 +202,7 @@ def results_table(doc: Document, rows: dict, c, references: Optional[dict] = Non
     doc.table(["variant", "residual connections", "parameters", f"MACs ({c.tile}² tile)", "train time / run",
                "PSNR (dB)", "SSIM", "ENL (output)", "ratio median", "compression"], table)
     some = next(iter(rows.values()))
-    doc.paragraph(f"Mean ± half the seed range over {c.seeds} seeds ({', '.join(map(str, range(c.seeds)))}); "
+    doc.paragraph(f"Mean ± standard deviation over {c.seeds} seeds ({', '.join(map(str, range(c.seeds)))}); "
                   f"each seed's model is its `best.pt` (lowest validation loss), evaluated in fp32 on "
                   f"{some['test_tiles']} test tiles. PSNR and SSIM are in the normalised log-intensity domain "
                   f"(data range 1) against the speckled input -- the autoencoder's target. ENL: equivalent number "
@@ -199,6 +220,9 @@ def build_document(ctx: dict) -> Document:
     c, rows = ctx["config"], ctx["rows"]
     doc = Document("skiplab ablate autoencoder: residual connections in a SAR autoencoder")
     doc.paragraph(f"Directory `{ctx['directory']}`. Reproduce with `{ctx['command']}`.")
+    if c.quick:
+        doc.paragraph("**SMOKE RUN (--quick)**: tiny models for a few steps, to check that everything runs. "
+                      "The numbers say nothing about residual connections and no variant is judged.")
     doc.heading("Verdict")
     doc.items(ctx["verdict"], css="verdict")
     doc.heading("Results on the held-out tiles")
@@ -212,7 +236,8 @@ def build_document(ctx: dict) -> Document:
         doc.image(ctx["figures"]["grid_extra"], "other scenes: input, then each variant's reconstruction (seed 0) "
                                                 "and |error| (normalised log-intensity, one colour scale)")
     doc.heading("Training curves")
-    doc.image(ctx["figures"]["curves"], "training loss per step and validation PSNR, solid: seed 0, dashed: other seeds")
+    doc.image(ctx["figures"]["curves"], "training loss per step and validation PSNR; lines: mean over seeds, "
+                                        "bands: their range")
     doc.heading("Reconstructions")
     doc.image(ctx["figures"]["grid"], "test tiles: input, then each variant's reconstruction (seed 0) and "
                                       "|error| (normalised log-intensity, one colour scale)")

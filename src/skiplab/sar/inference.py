@@ -303,9 +303,28 @@ def reconstruct_rows(ae: TrainedAutoencoder, raster: Raster, grid: TileGrid, bat
             yield y, out, valid
 
 
-def _prepare(ae, scene, tile, overlap) -> tuple[TrainedAutoencoder, Raster, TileGrid, Optional[str]]:
+def for_scene(ae: TrainedAutoencoder, raster: Raster, radiometry: str = "scene"
+              ) -> TrainedAutoencoder:
+    """``ae`` with the mapping the scene goes through (issue 15, section 0): per-scene bounds
+    (``"scene"``) or the checkpoint's fixed ones (``"model"``, refused in one line when most
+    of the scene lies outside them); see :mod:`skiplab.sar.scene_radiometry`."""
+    import dataclasses
+
+    from .scene_radiometry import resolve_radiometry
+
+    if radiometry == "model":          # the data type first: the more specific message
+        ae.check_raster("float32" if raster.dtype.kind == "c" else raster.dtype.name, None)
+    mapping = resolve_radiometry(ae.radiometry, raster.data, radiometry,
+                                 quantity=raster.quantity or ae.radiometry.quantity,
+                                 nodata=raster.nodata, name=str(raster.path or "the scene"))
+    return ae if mapping is ae.radiometry else dataclasses.replace(ae, radiometry=mapping)
+
+
+def _prepare(ae, scene, tile, overlap, radiometry: str = "scene"
+             ) -> tuple[TrainedAutoencoder, Raster, TileGrid, Optional[str]]:
     ae = _as_autoencoder(ae)
     raster = _as_raster(scene)
+    ae = for_scene(ae, raster, radiometry)
     grid, note = make_grid(*raster.shape, ae.reduction, tile, overlap)
     return ae, raster, grid, note
 
@@ -313,10 +332,11 @@ def _prepare(ae, scene, tile, overlap) -> tuple[TrainedAutoencoder, Raster, Tile
 def reconstruct_array(ae: Union[TrainedAutoencoder, PathLike], scene: Union[np.ndarray, Raster],
                       *, tile: Optional[int] = None, overlap: Optional[int] = None,
                       batch_size: int = 8, strip_tiles: Optional[int] = 1,
-                      progress: bool = False) -> np.ndarray:
-    """The blended reconstruction of an in-memory scene (physical units, float64)."""
+                      progress: bool = False, radiometry: str = "scene") -> np.ndarray:
+    """The blended reconstruction of an in-memory scene (physical units, float64);
+    ``radiometry``: "scene" (per-scene normalisation) or "model" (the checkpoint's)."""
     raster = scene if isinstance(scene, Raster) else Raster(np.asarray(scene), np.asarray(scene).dtype, "npy")
-    ae, raster, grid, _ = _prepare(ae, raster, tile, overlap)
+    ae, raster, grid, _ = _prepare(ae, raster, tile, overlap, radiometry)
     sink = ArraySink()
     rows = reconstruct_rows(ae, raster, grid, batch_size, progress)
     blend_scene(ae, raster, grid, rows, sink, strip_tiles=strip_tiles, nodata=raster.nodata,
@@ -327,14 +347,14 @@ def reconstruct_array(ae: Union[TrainedAutoencoder, PathLike], scene: Union[np.n
 def reconstruct_scene(ae: Union[TrainedAutoencoder, PathLike], scene: Union[Raster, PathLike],
                       out: PathLike, *, tile: Optional[int] = None, overlap: Optional[int] = None,
                       batch_size: int = 8, strip_tiles: Optional[int] = 1, overwrite: bool = False,
-                      progress: bool = True) -> InferenceResult:
+                      progress: bool = True, radiometry: str = "scene") -> InferenceResult:
     """Reconstruct a whole scene file into ``out`` (format by suffix) in the input's units,
     data type, georeferencing tags and no-data value, streaming strips of ``strip_tiles``
-    window rows (None: the whole scene at once)."""
+    window rows (None: the whole scene at once); ``radiometry`` as :func:`for_scene`."""
     from .raster_sink import RasterSink
 
     start = time.perf_counter()
-    ae, raster, grid, note = _prepare(ae, scene, tile, overlap)
+    ae, raster, grid, note = _prepare(ae, scene, tile, overlap, radiometry)
     with RasterSink(out, grid.height, grid.width, raster, overwrite=overwrite) as sink:
         rows = reconstruct_rows(ae, raster, grid, batch_size, progress)
         invalid = blend_scene(ae, raster, grid, rows, sink, strip_tiles=strip_tiles,
@@ -355,5 +375,5 @@ def scene_summary(result: InferenceResult) -> str:
 
 
 __all__ = ["ArraySink", "Blender", "InferenceResult", "SceneReader", "TileGrid", "blend_scene",
-           "blend_window", "make_grid", "reconstruct_array", "reconstruct_scene", "run_tiles",
+           "blend_window", "for_scene", "make_grid", "reconstruct_array", "reconstruct_scene", "run_tiles",
            "scene_summary"]

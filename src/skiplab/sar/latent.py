@@ -19,6 +19,7 @@ that encoded (another model, other weights or another normalisation) is a ``Valu
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -38,7 +39,7 @@ from .inference import (InferenceResult, TileGrid, _prepare, batched, blend_scen
 FORMAT = "skiplab.sar_latent/1"
 
 
-def _tags_to_json(tags: dict) -> dict:
+def tags_to_json(tags: dict) -> dict:
     out = {}
     for code, (datatype, count, value) in tags.items():
         if isinstance(value, bytes):
@@ -49,7 +50,7 @@ def _tags_to_json(tags: dict) -> dict:
     return out
 
 
-def _tags_from_json(tags: dict) -> dict:
+def tags_from_json(tags: dict) -> dict:
     out = {}
     for code, (datatype, count, value) in tags.items():
         if isinstance(value, dict) and "base64" in value:
@@ -62,14 +63,16 @@ def _tags_from_json(tags: dict) -> dict:
 
 def encode_scene(ae: Union[TrainedAutoencoder, PathLike], scene: Union[Raster, PathLike],
                  out: PathLike, *, tile: Optional[int] = None, overlap: Optional[int] = None,
-                 batch_size: int = 8, overwrite: bool = False, progress: bool = True
-                 ) -> InferenceResult:
-    """Encode every window of a scene into the latent file ``out`` (``.npz``)."""
+                 batch_size: int = 8, overwrite: bool = False, progress: bool = True,
+                 radiometry: str = "scene") -> InferenceResult:
+    """Encode every window of a scene into the float32 latent file ``out`` (``.npz``);
+    the quantised, entropy-coded file is :func:`skiplab.sar.latent_file.encode_scene_file`."""
     start = time.perf_counter()
     out = Path(out)
     if out.suffix.lower() != ".npz":
         raise ValueError(f"a latent file is a .npz; found {out.name!r}")
-    ae, raster, grid, note = _prepare(ae, scene, tile, overlap)
+    model_radiometry = (ae if isinstance(ae, TrainedAutoencoder) else load_autoencoder(ae)).radiometry
+    ae, raster, grid, note = _prepare(ae, scene, tile, overlap, radiometry)
     check_output(out, overwrite, inputs=(raster.path,))
     latents: list[torch.Tensor] = []
     valid_rows: list[np.ndarray] = []
@@ -84,9 +87,10 @@ def encode_scene(ae: Union[TrainedAutoencoder, PathLike], scene: Union[Raster, P
     check_some_valid(int((~valid).sum()), grid)
     like = raster
     meta = dict(format=FORMAT, grid=grid.to_dict(), radiometry=ae.radiometry.to_dict(),
+                model_radiometry=model_radiometry.to_dict(),
                 model=ae.model_name, model_kwargs=ae.model_kwargs, weights=ae.fingerprint,
                 dtype=output_dtype(like).name, quantity=like.quantity, nodata=like.nodata,
-                tags=_tags_to_json(like.tags), source=str(like.path) if like.path else None,
+                tags=tags_to_json(like.tags), source=str(like.path) if like.path else None,
                 latent_shape=list(latents[0].shape[1:]))
     arrays = dict(latent=torch.cat(latents).numpy().astype(np.float32),
                   meta=np.array(json.dumps(meta)))
@@ -121,8 +125,9 @@ def check_same_model(ae: TrainedAutoencoder, meta: dict, path: Path) -> None:
     """``ValueError`` unless ``ae`` is the model, weights and normalisation that encoded."""
     found = dict(model=ae.model_name, model_kwargs=ae.model_kwargs, weights=ae.fingerprint,
                  radiometry=ae.radiometry.to_dict())
-    want = {k: meta[k] for k in found}
-    want["radiometry"] = Radiometry.from_dict(want["radiometry"]).to_dict()
+    want = {k: meta[k] for k in found if k != "radiometry"}
+    want["radiometry"] = Radiometry.from_dict(meta.get("model_radiometry", meta["radiometry"])
+                                              ).to_dict()
     differ = [k for k in found if json.dumps(found[k], sort_keys=True, default=str)
               != json.dumps(want[k], sort_keys=True, default=str)]
     if differ:
@@ -143,11 +148,12 @@ def decode_latent(ae: Union[TrainedAutoencoder, PathLike], latent_file: PathLike
     latent_file = Path(latent_file)
     latent, meta, valid = read_latent(latent_file)
     check_same_model(ae, meta, latent_file)
+    ae = dataclasses.replace(ae, radiometry=Radiometry.from_dict(meta["radiometry"]))  # the scene's
     grid = TileGrid(**meta["grid"])
     if latent.shape[0] != grid.count:
         raise ValueError(f"{latent_file}: {latent.shape[0]} latents for a grid of {grid.count} tiles")
     like = Raster(np.empty((0, 0)), np.dtype(meta["dtype"]), "npy", meta["quantity"],
-                  _tags_from_json(meta["tags"]), meta["nodata"], None)
+                  tags_from_json(meta["tags"]), meta["nodata"], None)
     n_x = len(grid.xs)
 
     def rows() -> Iterator[tuple[int, np.ndarray, np.ndarray]]:

@@ -1,41 +1,47 @@
 """The degradation experiment (He et al. 2015 §4.2, Fig. 6): plain and residual nets of
-growing depth, trained with the same recipe for the same number of steps.
+growing depth, trained with the same recipe for the same number of steps, over seeds.
 
-The study trains the runs (:mod:`skiplab.studies.runs`); this part gathers what they
-measured -- the end-of-training loss and error, losses in evaluation mode on fixed
-training and test images -- draws the training curves, and compares each family's
-deepest net with the next shallower one.
+Measured as He measured it: the training *error* (here in evaluation mode, on the study's
+fixed training subset) and the test error (the whole test split) of every network and
+seed. He's finding is a contrast between the families, so the headline is the
+interaction
+
+    I = [e(plain-deep) − e(plain-shallow)] − [e(res-deep) − e(res-shallow)]
+
+(deepest against shallowest depth) with its bootstrap interval over seeds and images
+(:mod:`skiplab.studies.stats`); I > 0 is He's degradation: depth costs the plain nets more
+than the residual ones. Each family's own deep − shallow difference is given beside it,
+and the same contrasts for every shorter training length (``--lengths``: separate runs with
+their own schedule), so the reader sees how the ordering depends on the length; the
+verdict is read at the full length.
 """
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
+from .curves import STEPS_FILE, read_steps
 from .figures import plot_degradation
-from .runs import STEPS_FILE, read_steps
+from .regime import degradation_gate, enough_seeds, smoke_run
+from .stats import difference, interaction, mean_spread, wrong_matrix
 
 if TYPE_CHECKING:  # pragma: no cover
     from .study import Study
 
-# a deeper net "ends higher/lower" when its loss differs by more than this factor
-SAME_LOSS_TOLERANCE = 0.05
+
+def contrasts(correct: dict[str, list[str]], plain: str, res: str, shallow: int, deep: int, suffix: str = "") -> dict:
+    """Each family's deep − shallow difference and the interaction, from per-seed
+    correctness strings ``correct["<label>-<depth><suffix>"]``."""
+    e = {k: wrong_matrix(v) for k, v in correct.items()}
+    n = lambda f, d: f"{f}-{d}{suffix}"  # noqa: E731
+    out = {"interaction": interaction(e, n(plain, deep), n(plain, shallow), n(res, deep), n(res, shallow))}
+    for family in (plain, res):
+        out[family] = difference(e, n(family, deep), n(family, shallow))
+    return out
 
 
-def compare(deep: dict, shallow: dict) -> dict:
-    """How the deeper run ended against the shallower one, on the end-of-training loss."""
-    ratio = deep["train_loss_end"] / shallow["train_loss_end"] if shallow["train_loss_end"] > 0 else math.nan
-    if not math.isfinite(ratio) or deep.get("diverged"):
-        outcome = "diverged" if deep.get("diverged") else "undefined"
-    elif ratio > 1 + SAME_LOSS_TOLERANCE:
-        outcome = "higher"
-    elif ratio < 1 - SAME_LOSS_TOLERANCE:
-        outcome = "lower"
-    else:
-        outcome = "same"
-    return dict(deep=deep["name"], shallow=shallow["name"], deep_loss=deep["train_loss_end"],
-                shallow_loss=shallow["train_loss_end"], ratio=ratio, outcome=outcome,
-                deep_error=deep["train_error_end"], shallow_error=shallow["train_error_end"])
+def length_suffix(length: float) -> str:
+    return "" if length == 1.0 else f"-L{round(100 * length)}"
 
 
 def run(study: "Study") -> dict:
@@ -46,26 +52,46 @@ def run(study: "Study") -> dict:
             continue
         summary = study.state.run_summary(spec.name)
         rows.append(summary)
+        if spec.length != 1.0:
+            continue
         steps = read_steps(study.run_dir(spec) / STEPS_FILE)
-        curves[spec.name] = dict(family=spec.family.label, depth=spec.depth, step=[r["step"] for r in steps],
-                                 loss=[r["loss"] for r in steps], acc=[r["acc"] for r in steps])
+        curves.setdefault(spec.key, dict(family=spec.family.label, depth=spec.depth, seeds=[]))["seeds"].append(
+            dict(step=[r["step"] for r in steps], loss=[r["loss"] for r in steps], error=[r["error"] for r in steps]))
     figure = plot_degradation(curves, [f.label for f in config.families], study.path("degradation.png"))
-    comparisons = {}
-    for family in config.families:
-        runs = sorted((r for r in rows if r["family"] == family.key), key=lambda r: r["depth"])
-        if len(runs) >= 2:
-            comparisons[family.key] = dict(compare(runs[-1], runs[-2]),
-                                           losses={r["depth"]: r["train_loss_end"] for r in runs},
-                                           monotonic=_monotonic([r["train_loss_end"] for r in runs]))
-    return dict(rows=rows, comparisons=comparisons, figures=[figure.name], steps=study.state.steps,
-                classes=len(study.train.classes))
-
-
-def _monotonic(values: list[float]) -> str:
-    """"rising", "falling" or "mixed": the end-of-training loss against depth."""
-    pairs = list(zip(values, values[1:]))
-    if all(b > a for a, b in pairs):
-        return "rising"
-    if all(b < a for a, b in pairs):
-        return "falling"
-    return "mixed"
+    networks = {}
+    for row in rows:
+        n = networks.setdefault(row["key"], dict(family=row["family"], depth=row["depth"], seeds=[],
+                                                 length=row.get("length", 1.0),
+                                                 parameters=row["parameters"], train_error=[], test_error=[],
+                                                 train_error_end=[], diverged=[], train_correct=[],
+                                                 test_correct=[]))
+        n["seeds"].append(row["seed"])
+        for k in ("train_error", "test_error", "train_error_end", "train_correct", "test_correct"):
+            n[k].append(row[k])
+        if row.get("diverged"):
+            n["diverged"].append(row["seed"])
+    table = {k: dict({x: v for x, v in n.items() if not x.endswith("_correct")},
+                     train_error_mean_sd=mean_spread(n["train_error"]), test_error_mean_sd=mean_spread(n["test_error"]))
+             for k, n in networks.items()}
+    plain = next((f.label for f in config.families if f.is_plain), None)
+    res = next((f.label for f in config.families if f.is_residual), None)
+    shallow, deep = config.shallowest, config.deepest
+    out = dict(networks=table, figures=[figure.name], steps=study.state.steps, classes=len(study.train.classes),
+               shallow=shallow, deep=deep, plain=plain, residual=res, train_images=config.eval_images,
+               test_images=len(study.test))
+    if plain and res:
+        out["lengths"] = {}
+        for length in config.lengths:
+            x = length_suffix(length)
+            steps = max(1, round(length * study.state.steps))
+            entry = {f"{split}_contrasts": contrasts({k: n[f"{split}_correct"] for k, n in networks.items()},
+                                                     plain, res, shallow, deep, x) for split in ("train", "test")}
+            compared = [f"{f}-{d}{x}" for f in (plain, res) for d in (shallow, deep)]
+            mean_train = {k: table[k]["train_error_mean_sd"][0] for k in compared}
+            entry["regime"] = (smoke_run(config.quick) + enough_seeds(config.seeds)
+                               + degradation_gate(mean_train, [f"{plain}-{shallow}{x}", f"{res}-{shallow}{x}"],
+                                                  study.chance))
+            out["lengths"][str(steps)] = dict(entry, length=length)
+            if length == 1.0:
+                out.update(entry)
+    return out

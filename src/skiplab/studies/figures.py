@@ -46,50 +46,74 @@ def smooth(values: Sequence[float], window: int) -> np.ndarray:
     return (c[idx] - c[lo]) / (idx - lo)
 
 
+def seed_band(seeds: list[dict], key: str, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(steps, mean, min, max) over seeds of a smoothed per-step curve (cut to the shortest)."""
+    n = min(len(s[key]) for s in seeds)
+    values = np.stack([smooth(s[key][:n], window) for s in seeds])
+    return np.asarray(seeds[0]["step"][:n]), values.mean(0), values.min(0), values.max(0)
+
+
 def plot_degradation(curves: dict[str, dict], families: list[str], path: Path) -> Path:
-    """He 2015 Fig. 6 layout: one column per family; training loss (top) and training
-    error in % (bottom) against steps, one line per depth (thin: smoothed per step)."""
+    """He 2015 Fig. 6 layout: one column per family; training loss (top, log scale) and
+    training error in % on the augmented batches (bottom) against steps, one line per
+    depth: the mean over seeds, the band spanning the seeds. Rows share their y-limits so
+    the families compare at a glance."""
     fig = new_figure(5.2 * len(families), 7.0)
-    axes = fig.subplots(2, len(families), squeeze=False, sharex=True)
+    axes = fig.subplots(2, len(families), squeeze=False, sharex=True, sharey="row")
     for col, family in enumerate(families):
         runs = sorted((c for c in curves.values() if c["family"] == family), key=lambda c: c["depth"])
         for i, run in enumerate(runs):
-            steps = np.asarray(run["step"])
-            window = max(1, len(steps) // 25)
-            style = dict(color=colour(family), linestyle=DEPTH_STYLES[i % len(DEPTH_STYLES)],
-                         alpha=0.35 + 0.65 * (i + 1) / len(runs), label=f"{family}-{run['depth']}")
-            axes[0, col].plot(steps, smooth(run["loss"], window), **style)
-            axes[1, col].plot(steps, 100 * (1 - smooth(run["acc"], window)), **style)
+            seeds = [s for s in run["seeds"] if s["step"]]
+            if not seeds:
+                continue
+            window = max(1, min(len(s["step"]) for s in seeds) // 25)
+            colour_ = colour(family)
+            style = dict(color=colour_, linestyle=DEPTH_STYLES[i % len(DEPTH_STYLES)],
+                         alpha=0.45 + 0.55 * (i + 1) / len(runs))
+            label = f"{family}-{run['depth']} (mean of {len(seeds)} seeds; band: their range)"
+            for row, key, scale in ((0, "loss", 1.0), (1, "error", 100.0)):
+                steps, mean, lo, hi = seed_band(seeds, key, window)
+                axes[row, col].plot(steps, scale * mean, label=label, **style)
+                axes[row, col].fill_between(steps, scale * lo, scale * hi, color=colour_, alpha=0.15, linewidth=0)
         axes[0, col].set_title(f"{family} nets")
-        axes[0, col].set_ylabel("training loss")
-        axes[1, col].set_ylabel("training error (%)")
+        axes[0, col].set_ylabel("training loss (log scale)")
+        axes[0, col].set_yscale("log")
+        axes[1, col].set_ylabel("training error on the batches (%)")
         axes[1, col].set_xlabel("step")
         for ax in axes[:, col]:
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=7)
     return save_figure(fig, path)
 
 
 def plot_gradient_flow(results: list[dict], path: Path) -> Path:
-    """Per-layer weight-gradient norms (top) and the gradient reaching each block's input
-    (bottom) against depth; one column per BatchNorm setting; dashed = at
-    initialisation, solid = after training."""
+    """Per-element RMS of each layer's weight gradient (top) and of dL/dx entering each block
+    (bottom) against depth, log scale; one column per BatchNorm setting (shared y-limits
+    per row); dashed = at initialisation, solid = after training; line: geometric mean over
+    seeds, band: their range."""
     settings = [s for s in (True, False) if any(r["norm"] == s for r in results)]
     fig = new_figure(5.5 * len(settings), 7.0)
-    axes = fig.subplots(2, len(settings), squeeze=False)
+    axes = fig.subplots(2, len(settings), squeeze=False, sharey="row")
     for col, norm in enumerate(settings):
-        for r in (r for r in results if r["norm"] == norm):
-            style = dict(color=colour(r["family"]), linestyle="--" if r["stage"] == "init" else "-",
-                         label=f"{r['model']} {'at init' if r['stage'] == 'init' else 'trained'}")
-            layers = _positive(np.asarray(r["layers"], dtype=np.float64).reshape(-1, 2))
-            blocks = _positive(np.asarray(r["blocks"], dtype=np.float64).reshape(-1, 2))
-            axes[0, col].plot(layers[:, 0], layers[:, 1], marker=".", markersize=3, **style)
-            axes[1, col].plot(blocks[:, 0] + 1, blocks[:, 1], marker=".", markersize=3, **style)
+        groups: dict[tuple, list[dict]] = {}
+        for r in results:
+            if r["norm"] == norm:
+                groups.setdefault((r.get("key", r["model"]), r["stage"]), []).append(r)
+        for (key, stage), rows in groups.items():
+            style = dict(color=colour(rows[0]["family"]), linestyle="--" if stage == "init" else "-",
+                         label=f"{key} {'at init' if stage == 'init' else 'trained'} ({len(rows)} seeds)")
+            for row, field in ((0, "layers"), (1, "blocks")):
+                curves = [np.asarray(r[field], dtype=np.float64).reshape(-1, 2) for r in rows]
+                n = min(len(c) for c in curves)
+                x = curves[0][:n, 0] + (1 if field == "blocks" else 0)
+                y = np.stack([np.clip(c[:n, 1], 1e-30, None) for c in curves])
+                axes[row, col].plot(x, np.exp(np.log(y).mean(0)), marker=".", markersize=3, **style)
+                axes[row, col].fill_between(x, y.min(0), y.max(0), color=style["color"], alpha=0.15, linewidth=0)
         axes[0, col].set_title("with BatchNorm" if norm else "without BatchNorm")
         axes[0, col].set_xlabel("layer (1 = first conv)")
-        axes[0, col].set_ylabel("‖∂L/∂W‖ of the layer")
+        axes[0, col].set_ylabel("RMS of ∂L/∂W per element")
         axes[1, col].set_xlabel("block (1 = first)")
-        axes[1, col].set_ylabel("‖∂L/∂x‖ entering the block")
+        axes[1, col].set_ylabel("RMS of ∂L/∂x entering the block")
         for ax in axes[:, col]:
             ax.set_yscale("log")
             ax.grid(alpha=0.3)
@@ -102,31 +126,36 @@ def _positive(points: np.ndarray) -> np.ndarray:
     return points[points[:, 1] > 0]
 
 
-def plot_lesion(models: list[dict], path: Path) -> Path:
-    """Veit 2016 Fig. 3 and 5a: accuracy after deleting each single block (left, the
-    baseline dashed) and after deleting k random blocks (right, mean and range)."""
+def plot_lesion(per_seed: list[dict], path: Path) -> Path:
+    """Veit 2016 Fig. 3 and 5a: test accuracy after deleting each single block (left) and
+    after deleting k random blocks (right); lines: mean over seeds (and draws), bands: their
+    range, dashed: nothing deleted; both panels share the y-axis."""
     fig = new_figure(11.0, 4.2)
-    left, right = fig.subplots(1, 2)
-    for m in models:
-        c = colour(m["family"])
-        single = m["single"]
-        left.plot([r["index"] + 1 for r in single], [100 * r["accuracy"] for r in single], marker="o",
-                  markersize=3, color=c, label=m["model"])
-        left.axhline(100 * m["baseline"]["accuracy"], color=c, linestyle="--", linewidth=1)
-        ks = sorted({r["k"] for r in m["random"]})
+    left, right = fig.subplots(1, 2, sharey=True)
+    for key in dict.fromkeys(m["key"] for m in per_seed):
+        runs = [m for m in per_seed if m["key"] == key]
+        c = colour(runs[0]["family"])
+        label = f"{key} ({len(runs)} seeds)"
+        blocks = [r["index"] + 1 for r in runs[0]["single"]]
+        acc = np.array([[100 * r["accuracy"] for r in m["single"]] for m in runs])
+        left.plot(blocks, acc.mean(0), marker="o", markersize=3, color=c, label=label)
+        left.fill_between(blocks, acc.min(0), acc.max(0), color=c, alpha=0.2, linewidth=0)
+        base = 100 * np.mean([m["baseline"]["accuracy"] for m in runs])
+        left.axhline(base, color=c, linestyle="--", linewidth=1)
+        rows = [r for m in runs for r in m["random"]]
+        ks = sorted({r["k"] for r in rows})
         if ks:
-            acc = [[100 * r["accuracy"] for r in m["random"] if r["k"] == k] for k in ks]
-            right.plot([0] + ks, [100 * m["baseline"]["accuracy"]] + [np.mean(a) for a in acc], marker="o",
-                       color=c, label=m["model"])
-            right.fill_between(ks, [min(a) for a in acc], [max(a) for a in acc], color=c, alpha=0.2)
+            by_k = [[100 * r["accuracy"] for r in rows if r["k"] == k] for k in ks]
+            right.plot([0] + ks, [base] + [float(np.mean(a)) for a in by_k], marker="o", color=c, label=label)
+            right.fill_between(ks, [min(a) for a in by_k], [max(a) for a in by_k], color=c, alpha=0.2, linewidth=0)
     for ax in (left, right):
-        ax.axhline(100 * models[0]["chance"], color="grey", linestyle=":", linewidth=1, label="chance")
-        ax.set_ylabel("test accuracy (%)")
+        ax.axhline(100 * per_seed[0]["chance"], color="grey", linestyle=":", linewidth=1, label="chance")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
+    left.set_ylabel("test accuracy (%)")
     left.set_xlabel("deleted block (dashed: nothing deleted)")
     left.set_title("delete one block")
-    right.set_xlabel("k blocks deleted at random")
+    right.set_xlabel("k blocks deleted at random (band: all draws and seeds)")
     from matplotlib.ticker import MaxNLocator
     right.xaxis.set_major_locator(MaxNLocator(integer=True))
     right.set_title("delete k random blocks")

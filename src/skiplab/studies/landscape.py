@@ -1,4 +1,6 @@
-"""Loss-landscape slices (Li et al. 2018) around the deepest trained nets of each family.
+"""Loss-landscape slices (Li et al. 2018) around the deepest trained nets of each family,
+and Li's quantitative check: |λmin / λmax| of the Hessian at the trained weights
+(Hessian-vector products, :mod:`skiplab.analysis.hessian`) for every seed.
 
 1-D and 2-D slices along filter-normalised random directions (Li 2018 Eq. 1), evaluated
 on the study's fixed training images. Two numbers summarise a 2-D slice: the mean loss
@@ -15,8 +17,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..analysis import landscape_1d, landscape_2d, plot_contour, plot_landscape_1d
+from ..analysis.hessian import hessian_extremes
 from .progress import progress_callback
-from .runs import RunSpec
+from .runs import RunSpec, fixed_batches
+from .stats import mean_spread
 
 if TYPE_CHECKING:  # pragma: no cover
     from .study import Study
@@ -26,7 +30,7 @@ CONTOUR_MAX_LOSS = 10.0   # losses above are clipped in the contour plots
 
 def grid_sizes(study: "Study") -> tuple[int, int]:
     """(points of the 1-D slice, points per axis of the 2-D slice)."""
-    return (5, 3) if study.config.quick else (21, 9)
+    return (5, 3) if study.config.quick else (25, 25)
 
 
 def local_minima(loss: np.ndarray) -> int:
@@ -49,10 +53,21 @@ def border_rise(loss: np.ndarray) -> float:
 
 def run(study: "Study") -> dict:
     n1, n2 = grid_sizes(study)
-    data = study.train_probe()
+    images = 64 if study.config.quick else 2000
+    data = fixed_batches(study.train, images, study.config.seed, "landscape")
+    curvature = []
+    for family in study.config.families:
+        ratios = []
+        for seed in study.config.seed_list:
+            spec = RunSpec(family, study.config.deepest, seed=seed)
+            h = hessian_extremes(study.trained(spec).float(), data, iters=3 if study.config.quick else 20, seed=seed)
+            ratios.append(dict(h, seed=seed))
+        curvature.append(dict(model=RunSpec(family, study.config.deepest).network, family=family.label,
+                              shortcut=family.shortcut, seeds=ratios,
+                              ratio=mean_spread([r["ratio"] for r in ratios])))
     curves, models, figures = {}, [], []
     for family in study.config.families:
-        spec = RunSpec(family, study.config.deepest)
+        spec = RunSpec(family, study.config.deepest, seed=study.config.seed)
         model = study.trained(spec)
         with study.autocast():
             with progress_callback(n1, f"1-D landscape {spec.name}") as p:
@@ -69,4 +84,5 @@ def run(study: "Study") -> dict:
                            local_minima=local_minima(plane.loss), line=line.rows(),
                            max_loss=float(plane.loss.max())))
     figures.insert(0, plot_landscape_1d(curves, study.path("landscape_1d.png")).name)
-    return dict(models=models, points_1d=n1, points_2d=n2, images=study.config.eval_images, figures=figures)
+    return dict(models=models, curvature=curvature, points_1d=n1, points_2d=n2, images=sum(len(y) for _, y in data),
+                figures=figures)

@@ -1,11 +1,15 @@
-"""The lesion study (Veit, Wilber & Belongie 2016) on the deepest trained nets of each family.
+"""The lesion study (Veit, Wilber & Belongie 2016) on the deepest trained nets of each
+family, every seed, on the whole test split.
 
 Deleting a residual block keeps only its shortcut; deleting a block of a plain net (a
-pair of conv layers, the twin of a residual block) replaces it by the identity, which
-is possible where the block keeps the shape of its input (see
-:mod:`skiplab.analysis.lesion`). Measured on a fixed set of test images: the accuracy
-with each single block deleted (Veit Fig. 3) and with k random non-downsampling blocks
-deleted at once (Veit Fig. 5a).
+pair of conv layers, the twin of a residual block) replaces it by the identity, where the
+block keeps the shape of its input (see :mod:`skiplab.analysis.lesion`). Measured: the
+accuracy with each single block deleted (Veit Fig. 3) and with k = 1..10 random
+non-downsampling blocks deleted at once, at least ``LESION_DRAWS`` draws per k over the
+seeds (Veit Fig. 5a). The number compared with Veit is the *retained above-chance
+fraction* (acc − chance) / (baseline − chance): 1 = nothing lost, 0 = down to chance.
+Its interval combines the seed-to-seed spread with each accuracy's binomial error on
+the test images (normal approximation).
 """
 
 from __future__ import annotations
@@ -13,28 +17,48 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from ..analysis import delete_blocks, evaluate, lesion_random
 from ..analysis.lesion import is_deletable, lesion_units
+from . import thresholds as T
 from .figures import plot_lesion
 from .progress import bar
 from .runs import RunSpec
+from .stats import binomial_se
 
 if TYPE_CHECKING:  # pragma: no cover
     from .study import Study
 
 
-def lesion_settings(study: "Study") -> tuple[int, int]:
-    """(largest k of the random deletions, draws per k), by the study's scale."""
-    config = study.config
-    if config.quick:
-        return 2, 1
-    return (4, 2) if config.data.startswith("synthetic") else (6, 2)
+def retained(accuracy: float, baseline: float, chance: float) -> float:
+    """(acc − chance) / (baseline − chance): the share of the above-chance accuracy kept."""
+    return (accuracy - chance) / (baseline - chance) if baseline > chance else math.nan
 
 
-def lesion_model(study: "Study", spec: RunSpec) -> dict:
+def retained_interval(values: list[list[float]], ses: list[list[float]], confidence: float = T.CONFIDENCE) -> dict:
+    """Mean retained fraction over seeds (each the mean over its blocks), with an interval
+    from the between-seed variance plus the binomial variance of the accuracies."""
+    per_seed = np.array([np.mean(v) for v in values])
+    n = len(per_seed)
+    binom = np.mean([np.mean(np.square(s)) / len(s) for s in ses])   # variance of a seed's block mean
+    between = per_seed.var(ddof=1) / n if n > 1 else 0.0
+    half = _z(confidence) * math.sqrt(between + binom / n)
+    mean = float(per_seed.mean())
+    return dict(estimate=mean, low=mean - half, high=mean + half, per_seed=per_seed.tolist(), seeds=n,
+                confidence=confidence)
+
+
+def _z(confidence: float) -> float:
+    from statistics import NormalDist
+    return NormalDist().inv_cdf(0.5 + confidence / 2)
+
+
+def lesion_model(study: "Study", spec: RunSpec, draws: int, max_k: int) -> dict:
     model = study.trained(spec)
     data = study.test_probe()
-    max_k, draws = lesion_settings(study)
+    n = sum(len(y) for _, y in data)
+    chance = study.chance
     with study.autocast():
         units = lesion_units(model, data)
         deletable = [u for u in units if is_deletable(u)]
@@ -48,25 +72,50 @@ def lesion_model(study: "Study", spec: RunSpec) -> dict:
             with delete_blocks([u]):
                 res = evaluate(model, data)
             single.append(dict(u.row(), accuracy=res["accuracy"], loss=res["loss"],
-                               accuracy_drop=baseline["accuracy"] - res["accuracy"]))
+                               accuracy_drop=baseline["accuracy"] - res["accuracy"],
+                               retained=retained(res["accuracy"], baseline["accuracy"], chance),
+                               retained_se=binomial_se(res["accuracy"], n) / max(baseline["accuracy"] - chance, 1e-9)))
             progress.update()
         random_rows = []
         for k in ks:
-            random_rows += lesion_random(model, data, [k], draws=draws, seed=study.config.seed + k, units=units)
+            random_rows += lesion_random(model, data, [k], draws=draws, seed=spec.seed * 1000 + k, units=units)
             progress.update()
         progress.close()
-    inner = [r["accuracy_drop"] for r in single if not r["downsampling"]]
+    for r in random_rows:
+        r["retained"] = retained(r["accuracy"], baseline["accuracy"], chance)
+    inner = [r for r in single if not r["downsampling"]]
     mean = lambda v: sum(v) / len(v) if v else math.nan  # noqa: E731
-    return dict(model=spec.name, family=spec.family.label, shortcut=spec.family.shortcut, depth=spec.depth,
-                baseline=baseline, single=single, random=random_rows, units=len(units),
-                deletable=len(deletable), chance=1 / len(study.test.classes),
-                mean_drop=mean(inner), max_drop=max(inner, default=math.nan),
-                mean_lesioned_accuracy=mean([r["accuracy"] for r in single if not r["downsampling"]]))
+    return dict(model=spec.name, key=spec.key, seed=spec.seed, family=spec.family.label,
+                shortcut=spec.family.shortcut, depth=spec.depth, baseline=baseline, single=single,
+                random=random_rows, units=len(units), deletable=len(deletable), chance=chance, images=n,
+                mean_drop=mean([r["accuracy_drop"] for r in inner]),
+                max_drop=max((r["accuracy_drop"] for r in inner), default=math.nan),
+                mean_lesioned_accuracy=mean([r["accuracy"] for r in inner]))
 
 
 def run(study: "Study") -> dict:
-    models = [lesion_model(study, RunSpec(f, study.config.deepest)) for f in study.config.families]
-    figure = plot_lesion(models, study.path("lesion.png"))
-    max_k, draws = lesion_settings(study)
-    return dict(models=models, images=study.config.eval_images, max_k=max_k, draws=draws,
+    config = study.config
+    seeds = config.seed_list
+    draws = 1 if config.quick else math.ceil(T.LESION_DRAWS / len(seeds))
+    max_k = 2 if config.quick else T.LESION_MAX_K
+    per_seed = [lesion_model(study, RunSpec(f, config.deepest, seed=s), draws, max_k)
+                for f in config.families for s in seeds]
+    models = []
+    for family in config.families:
+        runs = [m for m in per_seed if m["family"] == family.label]
+        inner = [[r for r in m["single"] if not r["downsampling"]] for m in runs]
+        first = dict(runs[0])
+        first.update(model=runs[0]["key"], seeds=[m["seed"] for m in runs],
+                     mean_drop=float(np.mean([m["mean_drop"] for m in runs])),
+                     max_drop=float(np.max([m["max_drop"] for m in runs])),
+                     mean_lesioned_accuracy=float(np.mean([m["mean_lesioned_accuracy"] for m in runs])),
+                     baseline=dict(accuracy=float(np.mean([m["baseline"]["accuracy"] for m in runs])),
+                                   per_seed=[m["baseline"]["accuracy"] for m in runs]),
+                     random=[dict(r, seed=m["seed"]) for m in runs for r in m["random"]],
+                     retained_single=retained_interval([[r["retained"] for r in rows] for rows in inner],
+                                                       [[r["retained_se"] for r in rows] for rows in inner])
+                     if all(inner) else None)
+        models.append(first)
+    figure = plot_lesion(per_seed, study.path("lesion.png"))
+    return dict(models=models, per_seed=per_seed, images=len(study.test), max_k=max_k, draws=draws * len(seeds),
                 figures=[figure.name])

@@ -27,6 +27,14 @@ BALDUZZI_2017 = ("Balduzzi, Frean, Leary, Lewis, Ma & McWilliams 2017, The Shatt
                  "If resnets are the answer, then what is the question? (ICML 2017)")
 
 FINDINGS = {
+    "degradation": Finding(
+        "degradation", HE_2015, "He et al. 2015", "§4.2, Fig. 6, Table 6",
+        "depth costs plain nets more than residual nets: [e(plain-deep) - e(plain-shallow)] - "
+        "[e(res-deep) - e(res-shallow)] > 0",
+        "He's finding is the contrast between the families: from 20 to 56 layers the plain nets' training "
+        "and test error rise (Fig. 6 left) while the residual nets' fall (Fig. 6 middle; test error 8.75% -> "
+        "6.97%, Table 6), so the interaction of depth and shortcut is positive. Either family alone "
+        "getting worse (or better) with depth is not the finding."),
     "degradation_plain": Finding(
         "degradation", HE_2015, "He et al. 2015", "§4.2, Fig. 6 (left)",
         "deeper plain nets train worse: plain-56 has higher training error than plain-20, from the first "

@@ -42,7 +42,8 @@ def command_line(study: "Study") -> str:
     if c.quick:
         args.append("--quick")
     args += [f"--data {c.data}", f"--depths {','.join(map(str, c.depths))}", f"--models {','.join(c.models)}",
-             f"--parts {','.join(c.parts)}", f"--budget {c.budget.flag()}", f"--seed {c.seed}",
+             f"--parts {','.join(c.parts)}", f"--steps {study.state.steps}", f"--lengths {','.join(f'{x:g}' for x in c.lengths)}",
+             f"--seed {c.seed}", f"--seeds {c.seeds}",
              f"--without-bn {c.without_bn}", f"--eval-images {c.eval_images}"]
     return " ".join(args)
 
@@ -70,17 +71,22 @@ def setup_section(doc: Document, study: "Study") -> None:
                       f"(--precision {c.precision}); gradients in fp32"),
         ("initialisation", "He et al. 2015 (Kaiming normal convolutions, BatchNorm scale 1: no zero-initialised "
                            "residual branches)"),
-        ("seed", str(c.seed)),
+        ("seeds", f"{c.seeds} ({', '.join(map(str, c.seed_list))}): initialisation and batch order of every "
+                  f"network; the data and the measurement images are the same for all"),
         ("machine", f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                     f"{s.get('threads', '?')} torch thread(s), torch {torch.__version__}"),
         ("wall-clock", ", ".join(f"{k} {v:.0f} s" for k, v in s.get("timings", {}).items()) or "-"),
+        ("machine load", f"1/5/15-minute load average {cal.get('load_average') or '?'} when the steps were fixed "
+                         f"(the CPU is shared: wall-clock figures depend on it, the steps do not)"),
     ]
     if "step_seconds" in cal:
         rows.append(("step time (budget)", ", ".join(f"{k} {v:.3f} s" for k, v in cal["step_seconds"].items())))
     doc.table(["", ""], rows)
     if c.budget.kind == "minutes":
-        doc.paragraph("Every network trains for the same number of steps: the minutes budget was turned into "
-                      "steps by timing one training step of each network on this machine.")
+        doc.paragraph(f"Every network trains for the same number of steps: the minutes budget was turned into "
+                      f"steps once, by timing each network through the training loop on this machine, and "
+                      f"stored in `study.json`. To train exactly these steps elsewhere: `--steps {steps}`.")
+    thresholds_section(doc)
     if steps and steps < HE_2015_STEPS:
         doc.paragraph(f"He et al. 2015 trained every CIFAR net for {HE_2015_STEPS:,} steps; this study trains "
                       f"{steps:,} ({100 * steps / HE_2015_STEPS:.2g}% of that), with the same schedule compressed "
@@ -88,48 +94,79 @@ def setup_section(doc: Document, study: "Study") -> None:
                       f"final accuracies.")
 
 
+def thresholds_section(doc: Document) -> None:
+    from . import thresholds
+    doc.paragraph("Thresholds, gates and interval settings were fixed in `skiplab.studies.thresholds` before this "
+                  "run (each with its reason there) and are not tuned to any result: "
+                  + ", ".join(f"`{k}` = {v}" for k, v in thresholds.table()) + ".")
+
+
 def published_block(doc: Document, a: Assessment) -> None:
     f = FINDINGS[a.key]
     doc.paragraph(f"**Published** ({f.citation}, {f.where}): {f.detail}")
-    verdict = {"agrees": "**Agrees** with the published result.",
-               "disagrees": "**Disagrees** with the published result.",
+    verdict = {"agrees": "**Agrees** with the published result (the interval excludes the opposite).",
+               "disagrees": "**Disagrees** with the published result (the interval excludes it).",
                "partly": "**Partly agrees** with the published result.",
-               "inconclusive": "**Inconclusive**: this measurement cannot confirm or contradict the published result.",
+               "unresolved": "**Unresolved**: the interval cannot tell.",
+               "not in the paper's regime": "**No verdict: not in the paper's regime.**",
                "not measured": "**Not measured.**"}[a.status]
     doc.paragraph(f"**Measured here**: {a.measured}. {verdict}")
     if a.reasons:
-        doc.items([f"likely reason: {r}" for r in a.reasons])
+        lead = "why" if a.status == "not in the paper's regime" else "likely reason"
+        doc.items([f"{lead}: {r}" for r in a.reasons])
 
 
 def degradation_section(doc: Document, res: dict, found: dict) -> None:
+    from .stats import interval_text, pm
     rows = []
-    for r in sorted(res["rows"], key=lambda r: (r["family"], r["depth"])):
-        time = f"diverged at step {r['diverged']['step']}" if r.get("diverged") else f"{r['seconds']:.0f} s"
-        rows.append([r["name"], f"{r['parameters']:,}", r["steps"], r["train_loss_end"], pct(r["train_error_end"]),
-                     r["train_loss_eval"], pct(r["test_acc"]), time])
-    doc.table(["network", "parameters", "steps", "training loss (end)", "training error (end)",
-               "train loss (eval mode)", "test accuracy", "time"], rows)
-    doc.paragraph("Training loss and error at the end are the mean over the last 10% of the steps (the training "
-                  "curve's end, as He 2015 plot it, with augmentation and BatchNorm in training mode); the eval-mode "
-                  "loss is on the fixed training images.")
+    for key, n in sorted(res["networks"].items(), key=lambda kv: (kv[1].get("length", 1.0), kv[1]["family"],
+                                                                   kv[1]["depth"])):
+        steps = max(1, round(n.get("length", 1.0) * res["steps"]))
+        rows.append([key, f"{n['parameters']:,}", steps, len(n["seeds"]), pm(n["train_error"], 100), pm(n["test_error"], 100),
+                     pm(n["train_error_end"], 100), ", ".join(map(str, n["diverged"])) or "-"])
+    doc.table(["network", "parameters", "steps", "seeds", "training error % (eval mode)", "test error %",
+               "training error % (last 10% of steps, batches)", "diverged (seeds)"], rows)
+    doc.paragraph(f"Mean ± standard deviation over seeds. Training error: evaluation mode on the fixed subset of "
+                  f"{res['train_images']} training images; test error: the whole test split ({res['test_images']} "
+                  f"images). A `-L50` network trained half the steps with its own schedule (a shorter training "
+                  f"length). The last column is the training curve's end, on the augmented batches with BatchNorm "
+                  f"in training mode.")
+    p, r = res.get("plain"), res.get("residual")
+    for steps, entry in sorted(res.get("lengths", {}).items(), key=lambda kv: int(kv[0])):
+        items = []
+        for split in ("train", "test"):
+            c = entry[f"{split}_contrasts"]
+            items += [f"{split} error, {p}-{res['deep']} minus {p}-{res['shallow']}: {interval_text(c[p])}",
+                      f"{split} error, {r}-{res['deep']} minus {r}-{res['shallow']}: {interval_text(c[r])}",
+                      f"**{split} error, interaction** (plain difference minus residual difference): "
+                      f"{interval_text(c['interaction'])}"]
+        if entry["regime"]:
+            items.append("not in the paper's regime at this length: " + "; ".join(entry["regime"]))
+        doc.paragraph(f"After {int(steps):,} steps{' (the full length: the verdict)' if entry['length'] == 1.0 else ''}:")
+        doc.items(items)
+    doc.paragraph("Intervals: paired bootstrap over seeds and evaluation images (the same resampled seeds and "
+                  "images for every network), percentile method.")
     for fig in res["figures"]:
-        doc.image(Path(fig), "training loss and error against steps, one column per family (He 2015 Fig. 6 layout)")
-    for key in ("degradation_plain", "degradation_residual"):
+        doc.image(Path(fig), "training loss (log scale) and batch training error against steps, one column per "
+                             "family (He 2015 Fig. 6 layout); lines: mean over seeds, bands: their range")
+    for key in ("degradation", "degradation_plain", "degradation_residual"):
         if key in found:
             published_block(doc, found[key])
 
 
 def gradients_section(doc: Document, res: dict, found: dict) -> None:
-    lo, hi = res["healthy_range"]
+    band = res["slope_band"]
     rows = [[r["model"], "yes" if r["norm"] else "no", r["stage"] + (" (diverged)" if r.get("diverged") else ""),
-             r["loss"], r["block_ratio"], r["trend"], r["first_last_ratio"]] for r in res["results"]]
-    doc.table(["network", "BatchNorm", "weights", "loss", "‖∂L/∂x‖ first block / last block", "trend",
-               "‖∂L/∂W‖ first layer / last layer"], rows)
-    doc.paragraph(f"One fixed batch of {res['batch']} training images, training mode, fp32. Trend thresholds were "
-                  f"fixed before measuring: a first/last block ratio below {lo:g} is 'vanishing', above {hi:g} "
-                  f"'exploding', in between 'healthy'.")
+             r["loss"], r["block_ratio"], r["slope"], r["trend"]] for r in res["results"]]
+    doc.table(["network", "BatchNorm", "weights", "loss", "RMS ∂L/∂x first block / last block",
+               "fitted log10-slope per block", "trend"], rows)
+    doc.paragraph(f"Per seed: a fixed batch of {res['batch']} training images (one per seed), training mode, fp32; "
+                  f"per-element RMS of the gradient entering each block. Trend thresholds were fixed before "
+                  f"measuring: a log10-slope per block (towards the output) above +{band:g} is 'vanishing' (the "
+                  f"gradient shrinks towards the input), below -{band:g} 'exploding', in between 'healthy'.")
     for fig in res["figures"]:
-        doc.image(Path(fig), "gradient norms per layer and per block input; dashed: at init, solid: trained")
+        doc.image(Path(fig), "per-element gradient RMS per layer and per block input (log scale); dashed: at init, "
+                             "solid: trained; lines: geometric mean over seeds, bands: their range")
     for v in res["verdicts"]:
         setting = "with" if v["norm"] else "without"
         account = {"vanishing": "supports the vanishing-gradient account",
@@ -140,8 +177,9 @@ def gradients_section(doc: Document, res: dict, found: dict) -> None:
         note = (f" Note: {v['model']} did not learn (its loss after training, {stuck[0]['loss']:.2f}, is at chance "
                 f"level), so 'after training' is close to 'at initialisation' for it.") if stuck else ""
         doc.paragraph(f"**{setting} BatchNorm**: {v['model']}'s gradient is "
-                      + ", ".join(f"{t} ({s})" for s, t in v["trends"].items()) + f" -- the measurement {account}."
-                      + note)
+                      + ", ".join(f"{t} ({s}: slope {v['slopes'][s][0]:+.3f} ± {v['slopes'][s][1]:.3f} over "
+                                  f"{v['seeds']} seeds)" for s, t in v["trends"].items())
+                      + f" -- the measurement {account}." + note)
     if "gradients" in found:
         published_block(doc, found["gradients"])
 
@@ -157,12 +195,17 @@ def lesion_section(doc: Document, res: dict, found: dict) -> None:
                      f"{100 * m['max_drop']:.1f}", pct(m["mean_lesioned_accuracy"]), by_k or "-"])
     doc.table(["network", "accuracy", "deletable blocks", "mean drop, one block (points)", "worst drop",
                "mean accuracy, one block deleted", "accuracy with k random blocks deleted"], rows)
-    doc.paragraph(f"On {res['images']} fixed test images; drops exclude the downsampling blocks (Veit 2016 report "
-                  f"them apart). A residual block is deleted by keeping only its shortcut; a plain block (a pair of "
-                  f"conv layers) by replacing it with the identity where it keeps its input's shape. "
-                  f"k random deletions: {res['draws']} draws per k.")
+    doc.paragraph(f"On the whole test split ({res['images']} images), every seed; drops exclude the downsampling "
+                  f"blocks (Veit 2016 report them apart). A residual block is deleted by keeping only its shortcut; "
+                  f"a plain block (a pair of conv layers) by replacing it with the identity where it keeps its "
+                  f"input's shape. k random deletions, k = 1..{res['max_k']}: {res['draws']} draws per k over the seeds.")
+    from .stats import interval_text
+    doc.items([f"{m['model']}: retained above-chance fraction after one deletion "
+               f"{interval_text(m['retained_single'], 1.0, '', 2)} (seed spread and binomial error of each accuracy)"
+               for m in res["models"] if m.get("retained_single")])
     for fig in res["figures"]:
-        doc.image(Path(fig), "accuracy after deleting one block (left) and k random blocks (right)")
+        doc.image(Path(fig), "test accuracy after deleting one block (left) and k random blocks (right); lines: mean "
+                             "over seeds, bands: their range (right: over draws and seeds)")
     if "lesion" in found:
         published_block(doc, found["lesion"])
 
@@ -172,7 +215,12 @@ def landscape_section(doc: Document, res: dict, found: dict) -> None:
     doc.table(["network", "loss at the trained weights", "border loss / centre loss", "local minima on the grid",
                "highest loss on the grid"], rows)
     doc.paragraph(f"Filter-normalised directions (Li 2018 Eq. 1), α, β in [-1, 1]; {res['points_1d']} points in 1-D, "
-                  f"a {res['points_2d']}x{res['points_2d']} grid in 2-D, on {res['images']} fixed training images.")
+                  f"a {res['points_2d']}x{res['points_2d']} grid in 2-D, on {res['images']} fixed training images. "
+                  f"The contours are a qualitative comparison only; the quantitative one is Li's |λmin/λmax|:")
+    doc.table(["network", "|λmin / λmax| (mean ± sd over seeds)", "λmax per seed", "λmin per seed"],
+              [[c["model"], f"{c['ratio'][0]:.3g} ± {c['ratio'][1]:.2g}",
+                ", ".join(f"{r['lambda_max']:.3g}" for r in c["seeds"]),
+                ", ".join(f"{r['lambda_min']:.3g}" for r in c["seeds"])] for c in res.get("curvature", [])])
     for fig in res["figures"]:
         doc.image(Path(fig), fig.replace("_", " ").removesuffix(".png"))
     if "landscape" in found:
@@ -180,12 +228,21 @@ def landscape_section(doc: Document, res: dict, found: dict) -> None:
 
 
 def shattered_section(doc: Document, res: dict, found: dict) -> None:
-    rows = [[r["model"], r["stage"], r["lag1"], r["correlation_length"]] for r in res["results"]]
-    doc.table(["network", "weights", "autocorrelation at lag 1", "lags until below 0.5"], rows)
-    doc.paragraph(f"Gradient of one output with respect to the input at {res['points']} points along a line through a "
-                  f"test image (radius {res['radius']:g} normalised-pixel units, random direction).")
+    rows = [[r["model"], f"{r['lag1']:.3f} ± {r['lag1_sd']:.3f}", len(r["lag1_seeds"])] for r in res["results"]]
+    rows += [[f"control: {c['model']} (1-D input)", f"{c['lag1'][0]:.3f} ± {c['lag1'][1]:.3f}", c["seeds"]]
+             for c in res.get("control", [])]
+    doc.table(["network (at init)", "centred correlation R(1), mean ± sd over seeds", "init seeds"], rows)
+    fits = res.get("fits", {})
+    doc.items([f"{family}: fitted R(1) ∝ 2^(-{f['per_layer_log2']:.3f} L) (Balduzzi, plain nets: 2^(-L)); "
+               f"R(1) ∝ L^(-{f['power']:.2f}) (Balduzzi, ResNets: L^(-1/2))" for family, f in fits.items()])
+    doc.paragraph(f"Centred correlation (Balduzzi's) of the input gradient of one output between neighbouring points "
+                  f"of {res['points']} along a line through a test image (radius {res['radius']:g} normalised-pixel "
+                  f"units, random direction of unit RMS per pixel), averaged over {res['images']} images x "
+                  f"{res['directions']} directions per init seed. The MLP control is Balduzzi Fig. 1's set-up "
+                  f"(24 layers of 200 rectifiers with BatchNorm, 1-D input): the plain one must shatter.")
     for fig in res["figures"]:
-        doc.image(Path(fig), "autocorrelation of input gradients against lag")
+        doc.image(Path(fig), "centred autocorrelation of input gradients against lag (mean over images, directions "
+                             "and seeds)")
     if "shattered" in found:
         published_block(doc, found["shattered"])
 
@@ -198,6 +255,9 @@ def build_document(study: "Study", results: dict, verdict: list[str]) -> Documen
     doc = Document("skiplab study: what skip connections do, measured")
     doc.paragraph(f"Study directory `{study.dir}`, started {study.state.data['created']}. Reproduce with "
                   f"`{command_line(study)}`.")
+    if study.config.quick:
+        doc.paragraph("**SMOKE RUN (--quick)**: a few steps on a tiny task to check that everything runs. "
+                      "The numbers below say nothing about skip connections and no claim is judged.")
     doc.heading("Verdict")
     doc.items(verdict, css="verdict")
     assessments = assess(study.config, results)

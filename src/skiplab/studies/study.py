@@ -1,14 +1,14 @@
-"""``run_study``: train the networks, run the measurement parts, write the report.
+"""``run_study``: train the networks on the runner, run the measurement parts, write the report.
 
     result = run_study(StudyConfig.create())            # the default ten-minute study
     print(result.directory, *result.verdict, sep="\\n")
 
-Order: (1) fix the common number of training steps (a minutes budget is turned into
-steps by timing every network), (2) train every run that is not finished (each in
-``<study>/runs/<name>/``, resumable), (3) run each part that is not finished and store
-its numbers in ``<study>/results/<part>.json``, (4) compute the verdict and write
-``report.md``, ``report.html`` and the figures. ``study.json`` records what is done, so
-``resume=True`` redoes nothing that finished.
+Order: (1) the runner fixes the common number of training steps (``--steps`` outright, or a
+minutes budget timed through the training loop, once, into ``study.json``), (2) it trains
+every (network, seed) run that is not finished (``<study>/runs/<network>-s<seed>/``, each
+resumable, ``--jobs`` at a time), (3) each part that is not finished runs and stores its
+numbers in ``<study>/results/<part>.json``, (4) the verdict (intervals, regime gates) and
+``report.md``, ``report.html`` and the figures. ``resume=True`` redoes nothing that finished.
 """
 
 from __future__ import annotations
@@ -23,76 +23,172 @@ import torch
 from torch import nn
 
 from ..data import ImageDataset, load_dataset
-from . import degradation, gradients, landscape, lesions, shattered
 from .config import StudyConfig
+from .experiment import Experiment, Run
 from .progress import inference_autocast
-from .report import write_report
-from .runs import (RunSpec, choose_threads, fixed_batches, load_trained, steps_for_budget, study_runs,
-                   time_training_step, train_run)
-from .state import STATE_FILE, StudyState, jsonable
-from .verdict import compute_verdict
+from .runner import Runner, latest_unfinished, new_directory
+from .runs import RunSpec, fixed_batches, load_trained, measure_fit, study_runs, subset, train_config
+from .state import jsonable
 
-PART_MODULES = {"degradation": degradation, "gradients": gradients, "lesion": lesions,
-                "landscape": landscape, "shattered": shattered}
+STATE_FILE = "study.json"
+
+
+class StudyExperiment(Experiment):
+    """The skip-connection study as an experiment of the runner: its runs are every family
+    at every depth and seed (see :func:`~skiplab.studies.runs.study_runs`)."""
+
+    state_file = STATE_FILE
+    what = "a study"
+
+    def __init__(self, config: StudyConfig) -> None:
+        self.config = config
+        self._data: dict[str, ImageDataset] = {}
+        self._probes: dict[str, list] = {}
+
+    def to_dict(self) -> dict:
+        return self.config.to_dict()
+
+    @classmethod
+    def from_dict(cls, config: dict) -> "StudyExperiment":
+        return cls(StudyConfig.from_dict(config))
+
+    # -- data -----------------------------------------------------------------------------
+    def dataset(self, split: str) -> ImageDataset:
+        """A split of the study's data; "train" is the declared fixed subset of
+        ``train_images`` images (seeded by the study's first seed) when one is set."""
+        if split not in self._data:
+            data = load_dataset(self.config.data, split, seed=self.config.seed)
+            n = self.config.train_images
+            if split == "train" and n:
+                if n < self.config.recipe.batch_size or n > len(data):
+                    raise ValueError(f"--train-images must be between one batch ({self.config.recipe.batch_size}) "
+                                     f"and the {len(data)} training images of {data.name}; got {n}")
+                data = subset(data, n, self.config.seed, "subset")
+            self._data[split] = data
+        return self._data[split]
+
+    def datasets(self, run: Run):
+        """The training subset in memory when one is declared (the trainer loads the data
+        itself otherwise); the study evaluates after training, so no eval set."""
+        return (self.dataset("train"), None) if self.config.train_images else (None, None)
+
+    def validate(self) -> None:
+        train = self.dataset("train")
+        self.dataset("test")
+        if len(train) < self.config.recipe.batch_size:
+            raise ValueError(f"{train.name} has {len(train)} images, fewer than one batch of "
+                             f"{self.config.recipe.batch_size}")
+
+    def train_probe(self) -> list:
+        """The fixed, unaugmented training subset (``eval_images``) for training error."""
+        if "train" not in self._probes:
+            self._probes["train"] = fixed_batches(self.dataset("train"), self.config.eval_images,
+                                                  self.config.seed, "train")
+        return self._probes["train"]
+
+    def test_batches(self) -> list:
+        """The whole test split, unaugmented."""
+        if "test" not in self._probes:
+            test = self.dataset("test")
+            self._probes["test"] = fixed_batches(test, len(test), self.config.seed + 1, "test")
+        return self._probes["test"]
+
+    # -- runs -------------------------------------------------------------------------------
+    def specs(self) -> list[RunSpec]:
+        return study_runs(self.config)
+
+    def runs(self) -> list[Run]:
+        return [s.run for s in self.specs()]
+
+    @property
+    def budget(self):
+        return self.config.budget
+
+    def steps_per_epoch(self) -> int:
+        return len(self.dataset("train")) // self.config.recipe.batch_size
+
+    def run_steps(self, run: Run, steps: int) -> int:
+        return RunSpec.from_run(run).steps(steps)
+
+    def train_config(self, run: Run, steps: int, run_dir: Optional[Path], threads: int):
+        return train_config(RunSpec.from_run(run), self.config, steps, run_dir, threads)
+
+    def build(self, spec: RunSpec) -> nn.Module:
+        train = self.dataset("train")
+        return spec.build(len(train.classes), train.images.shape[1])
+
+    def load(self, spec: RunSpec, run_dir: Path) -> nn.Module:
+        train = self.dataset("train")
+        return load_trained(spec, run_dir, len(train.classes), train.images.shape[1])
+
+    def summarise(self, run: Run, run_dir: Path, trained: dict) -> dict:
+        from .curves import STEPS_FILE, end_of_training, read_steps
+        spec = RunSpec.from_run(run)
+        model = self.load(spec, run_dir)
+        return dict(name=run.name, key=run.key, network=spec.network, family=spec.family.key, depth=spec.depth,
+                    norm=spec.norm, seed=run.seed, length=spec.length, steps=trained["steps"], seconds=trained["seconds"],
+                    diverged=trained.get("diverged"), parameters=sum(p.numel() for p in model.parameters()),
+                    **end_of_training(read_steps(run_dir / STEPS_FILE)),
+                    **measure_fit(model, self.train_probe(), self.test_batches()))
 
 
 class Study:
-    """One study directory: its configuration, state, data and trained networks."""
+    """What the measurement parts see: the configuration, data, state and networks."""
 
-    def __init__(self, config: StudyConfig, directory: Path, state: StudyState, threads: int = 0) -> None:
-        self.config, self.dir, self.state = config, Path(directory), state
-        self.threads = threads
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
+        self.experiment: StudyExperiment = runner.experiment  # type: ignore[assignment]
+        self.config: StudyConfig = self.experiment.config
+        self.state = runner.state
+        self.dir = runner.dir
         self._models: dict[str, nn.Module] = {}
-        self._probes: dict[str, list] = {}
 
-    # -- data ---------------------------------------------------------------------------
     @property
     def train(self) -> ImageDataset:
-        return load_dataset(self.config.data, "train", seed=self.config.seed)
+        return self.experiment.dataset("train")
 
     @property
     def test(self) -> ImageDataset:
-        return load_dataset(self.config.data, "test", seed=self.config.seed)
+        return self.experiment.dataset("test")
+
+    @property
+    def chance(self) -> float:
+        return 1 / len(self.train.classes)
 
     def train_probe(self) -> list:
-        """Fixed, unaugmented training images for measurements (``eval_images`` of them)."""
-        if "train" not in self._probes:
-            self._probes["train"] = fixed_batches(self.train, self.config.eval_images, self.config.seed, "train")
-        return self._probes["train"]
+        return self.experiment.train_probe()
 
     def test_probe(self) -> list:
-        """Fixed test images for measurements (``eval_images`` of them)."""
-        if "test" not in self._probes:
-            self._probes["test"] = fixed_batches(self.test, self.config.eval_images, self.config.seed + 1, "test")
-        return self._probes["test"]
+        """The whole test split (lesions are measured on all of it, as Veit did)."""
+        return self.experiment.test_batches()
 
-    def gradient_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """One fixed batch of training images (at most 128) for the gradient measurements."""
-        x, y = self.train_probe()[0]
-        return x[:128], y[:128]
+    def gradient_batch(self, index: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """A fixed batch of training images (at most 128) for the gradient measurements."""
+        x = torch.cat([b[0] for b in self.train_probe()])
+        y = torch.cat([b[1] for b in self.train_probe()])
+        lo = (index * 128) % max(1, len(y) - 127) if len(y) > 128 else 0
+        return x[lo:lo + 128], y[lo:lo + 128]
 
-    # -- networks -----------------------------------------------------------------------
     def runs(self) -> list[RunSpec]:
-        return study_runs(self.config)
+        return self.experiment.specs()
 
     def has_trained_runs(self) -> bool:
         return bool(self.runs())
 
     def run_dir(self, spec: RunSpec) -> Path:
-        return self.dir / "runs" / spec.name
+        return self.runner.run_dir(spec.run)
 
     def fresh(self, spec: RunSpec) -> nn.Module:
-        """``spec`` at initialisation, seeded with the study's seed."""
-        torch.manual_seed(self.config.seed)
-        return spec.build(len(self.train.classes), self.train.images.shape[1]).eval()
+        """``spec`` at initialisation, seeded with its seed."""
+        torch.manual_seed(spec.seed)
+        return self.experiment.build(spec).eval()
 
     def trained(self, spec: RunSpec) -> nn.Module:
         """The trained network of a finished run (kept in memory once loaded)."""
         if spec.name not in self._models:
             if not self.state.run_done(spec.name):
                 raise ValueError(f"run {spec.name} is not trained; the study trains it before the parts")
-            self._models[spec.name] = load_trained(spec, self.run_dir(spec), len(self.train.classes),
-                                                   self.train.images.shape[1])
+            self._models[spec.name] = self.experiment.load(spec, self.run_dir(spec))
         return self._models[spec.name]
 
     def path(self, name: str) -> Path:
@@ -100,55 +196,6 @@ class Study:
 
     def autocast(self):
         return inference_autocast(self.config.precision)
-
-    # -- training -----------------------------------------------------------------------
-    def fix_steps(self, log: Callable[[str], None]) -> int:
-        """The common number of training steps, decided once and stored in the state."""
-        if self.state.steps is not None:
-            return self.state.steps
-        config, train = self.config, self.train
-        steps_per_epoch = len(train) // config.recipe.batch_size
-        if steps_per_epoch == 0:
-            raise ValueError(f"{train.name} has {len(train)} images, fewer than one batch of "
-                             f"{config.recipe.batch_size}")
-        calibration: dict = {}
-        if config.budget.kind == "steps":
-            steps = int(config.budget.value)
-        elif config.budget.kind == "epochs":
-            steps = int(config.budget.value) * steps_per_epoch
-        else:
-            log(f"timing one training step of each of the {len(self.runs())} networks for the "
-                f"{config.budget} budget ...")
-            start = time.perf_counter()
-            seconds = {spec.name: time_training_step(spec, train, config) for spec in self.runs()}
-            steps = steps_for_budget(config, seconds, steps_per_epoch, len(self.test) + config.eval_images)
-            calibration = dict(step_seconds={k: round(v, 4) for k, v in seconds.items()},
-                               seconds=round(time.perf_counter() - start, 1))
-        calibration["steps_per_epoch"] = steps_per_epoch
-        self.state.set_steps(steps, calibration)
-        return steps
-
-    def train_all(self, log: Callable[[str], None]) -> None:
-        runs = self.runs()
-        if not runs:
-            return
-        steps = self.fix_steps(log)
-        log(f"training {len(runs)} networks for {steps} steps each "
-            f"({steps / self.state.data['calibration']['steps_per_epoch']:.2f} epochs): "
-            f"{', '.join(r.name for r in runs)}")
-        for i, spec in enumerate(runs, 1):
-            if self.state.run_done(spec.name):
-                log(f"[{i}/{len(runs)}] {spec.name}: finished earlier, skipped")
-                continue
-            start = time.perf_counter()
-            model, summary = train_run(spec, self.config, steps, self.run_dir(spec), self.train_probe(),
-                                       self.test_probe(), self.threads)
-            self._models[spec.name] = model
-            self.state.finish_run(spec.name, summary)
-            self.state.add_time("training", time.perf_counter() - start)
-            status = f"diverged at step {summary['diverged']['step']}" if summary["diverged"] else \
-                f"training loss {summary['train_loss_end']:.3f}, test accuracy {100 * summary['test_acc']:.1f}%"
-            log(f"[{i}/{len(runs)}] {spec.name}: {status} ({summary['seconds']:.0f} s)")
 
 
 @dataclass
@@ -158,70 +205,55 @@ class StudyResult:
     report_md: Path
     report_html: Path
     results: dict
+    quick: bool = False
 
 
-def new_study_dir(root: Path = Path("runs")) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    path, n = root / f"study-{stamp}", 1
-    while path.exists():
-        n += 1
-        path = root / f"study-{stamp}-{n}"
-    return path
-
-
-def latest_unfinished(root: Path = Path("runs")) -> Path:
-    """The most recent study under ``root`` that did not complete (for a bare --resume)."""
-    candidates = sorted(root.glob(f"study-*/{STATE_FILE}"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for path in candidates:
-        if not json.loads(path.read_text()).get("complete"):
-            return path.parent
-    raise FileNotFoundError(f"no unfinished study under {root}/ to resume; pass --out STUDY_DIR")
-
-
-def open_study(config: Optional[StudyConfig], out: Optional[str | Path], resume: bool, threads: int = 0) -> Study:
+def open_study(config: Optional[StudyConfig], out: Optional[str | Path], resume: bool, threads: int = 0,
+               jobs: int = 1, log: Callable[[str], None] = print) -> Runner:
     """A new study in ``out`` (default runs/study-<timestamp>) or the one to resume."""
     if resume:
-        directory = Path(out) if out is not None else latest_unfinished()
-        state = StudyState.load(directory)
-        if config is not None and state.config.differences(config):
-            raise ValueError(f"cannot resume {directory} with other options: "
-                             f"{', '.join(state.config.differences(config))} differ from the study's")
-        return Study(state.config, directory, state, threads)
-    if config is None:
-        raise ValueError("a new study needs a StudyConfig")
-    directory = Path(out) if out is not None else new_study_dir()
-    if (directory / STATE_FILE).exists():
-        raise ValueError(f"{directory} already holds a study: pass --resume to continue it, "
-                         f"or choose another --out")
-    state = StudyState(directory, config)
-    state.save()
-    return Study(config, directory, state, threads)
+        directory = Path(out) if out is not None else latest_unfinished("study", STATE_FILE, "a study")
+    else:
+        directory = Path(out) if out is not None else new_directory("study")
+    experiment = StudyExperiment(config) if config is not None else None
+    return Runner.open(experiment, directory, resume, threads=threads, jobs=jobs, log=log,
+                       experiment_type=StudyExperiment)
 
 
 def run_study(config: Optional[StudyConfig] = None, out: Optional[str | Path] = None, resume: bool = False,
-              log: Callable[[str], None] = print, threads: int = 0) -> StudyResult:
+              log: Callable[[str], None] = print, threads: int = 0, jobs: int = 1,
+              plan: bool = False) -> Optional[StudyResult]:
     """Run (or continue) a study and write its report; see the module docstring.
-    ``threads``: torch CPU threads, 0 = automatic (see :func:`~skiplab.studies.runs.choose_threads`)."""
-    threads = choose_threads(threads)
-    study = open_study(config if config is not None or resume else StudyConfig.create(), out, resume, threads)
-    config, state = study.config, study.state
+    ``threads``: torch CPU threads per run (0 = automatic); ``jobs``: runs trained at once in
+    worker processes; ``plan``: only fix the steps and write each run's ``train.yaml``."""
+    runner = open_study(config if config is not None or resume else StudyConfig.create(), out, resume,
+                        threads, jobs, log)
     previous_threads = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(runner.threads)
     try:
-        return _run(study, log)
+        if plan:
+            paths = runner.plan()
+            log(f"planned {len(paths)} runs of {runner.state.steps} steps in {runner.dir}/runs/")
+            return None
+        return _run(Study(runner), log)
     finally:
         torch.set_num_threads(previous_threads)
 
 
 def _run(study: Study, log: Callable[[str], None]) -> StudyResult:
+    from . import degradation, gradients, landscape, lesions, shattered
+    from .report import write_report
+    from .verdict import compute_verdict
+    modules = {"degradation": degradation, "gradients": gradients, "lesion": lesions,
+               "landscape": landscape, "shattered": shattered}
     config, state = study.config, study.state
     log(f"study in {study.dir}/ on {config.data}: {', '.join(f.label for f in config.families)} nets "
-        f"at depths {', '.join(map(str, config.depths))}; parts {', '.join(config.parts)}; "
-        f"{study.threads or torch.get_num_threads()} thread(s)")
-    state.data["threads"] = study.threads or torch.get_num_threads()
+        f"at depths {', '.join(map(str, config.depths))}, seeds {', '.join(map(str, config.seed_list))}; "
+        f"parts {', '.join(config.parts)}")
+    state.data["threads"] = study.runner.threads
     start = time.perf_counter()
-    study.train_all(log)
+    if study.runs():
+        study.runner.train()
     results = {}
     results_dir = study.path("results")
     for part in config.parts:
@@ -231,7 +263,7 @@ def _run(study: Study, log: Callable[[str], None]) -> StudyResult:
             log(f"{part}: finished earlier, skipped")
             continue
         t0 = time.perf_counter()
-        results[part] = json.loads(json.dumps(PART_MODULES[part].run(study), default=jsonable))
+        results[part] = json.loads(json.dumps(modules[part].run(study), default=jsonable))
         results_dir.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(results[part], indent=1))
         state.finish_part(part, time.perf_counter() - t0)
@@ -240,4 +272,4 @@ def _run(study: Study, log: Callable[[str], None]) -> StudyResult:
     verdict = compute_verdict(config, results)
     md, html = write_report(study, results, verdict)
     state.finish()
-    return StudyResult(study.dir, verdict, md, html, results)
+    return StudyResult(study.dir, verdict, md, html, results, config.quick)

@@ -1,10 +1,12 @@
 """The study's verdict in numbers, and each finding set beside the published one.
 
-:func:`compute_verdict` gives three lines computed from the measurements (never from
-expectations): the deeper plain net against the shallower, the deeper residual net
-against the shallower, and the cost of deleting one block. :func:`assess` says for each
-claim of :mod:`~skiplab.studies.published` whether the measurement agrees, with the
-likely reasons where it does not.
+:func:`compute_verdict` gives the verdict lines computed from the measurements (never from
+expectations): He 2015's degradation as the interaction of depth and family with its
+interval, then the lesion and gradient numbers. :func:`assess` says for each claim of
+:mod:`~skiplab.studies.published` whether the measurement agrees -- only inside the
+paper's regime (:mod:`~skiplab.studies.regime`); outside it the status is "not in the
+paper's regime" and the reasons say why, in numbers. A ``--quick`` smoke run gets no
+agree/disagree at all.
 """
 
 from __future__ import annotations
@@ -13,34 +15,24 @@ import math
 from dataclasses import dataclass, field
 from typing import Optional
 
+from . import thresholds as T
 from .config import StudyConfig
+from .regime import enough_seeds, lesion_gate, smoke_run
+from .stats import interval_text, sign
 
-LESION_SMALL = 0.05          # a ResNet's single deletion "costs little": < 5 points on average
-LESION_COLLAPSE_MARGIN = 0.10  # a plain net "collapses": lesioned accuracy within 10 points of chance
-LESION_INFORMATIVE = 0.20      # a lesion says something only of a net 20+ points above chance
+NOT_IN_REGIME = "not in the paper's regime"
 
 
 @dataclass
 class Assessment:
     key: str                 # FINDINGS key
     measured: str            # one line, with numbers
-    status: str              # "agrees", "disagrees", "partly", "not measured"
+    status: str              # "agrees", "disagrees", "unresolved", "partly", NOT_IN_REGIME, "not measured"
     reasons: list[str] = field(default_factory=list)
 
 
-def _pick(comparisons: dict, config: StudyConfig, plain: bool) -> Optional[dict]:
-    for family in config.families:
-        if (family.is_plain if plain else family.is_residual) and family.key in comparisons:
-            return comparisons[family.key]
-    return None
-
-
-def _loss_line(c: dict) -> str:
-    if c["outcome"] == "diverged":
-        return f"{c['deep']} diverged (its loss became non-finite) while {c['shallow']} trained"
-    rel = {"higher": "", "lower": "", "same": ": the same within 5%"}[c["outcome"]]
-    return (f"{c['deep']} ends with {c['ratio']:.2f}x the training loss of {c['shallow']} "
-            f"({c['deep_loss']:.3f} vs {c['shallow_loss']:.3f}{rel})")
+def gated(key: str, measured: str, reasons: list[str]) -> Assessment:
+    return Assessment(key, measured, NOT_IN_REGIME, reasons)
 
 
 def _lesion_line(lesion: dict) -> Optional[str]:
@@ -62,31 +54,47 @@ def _gradient_line(grads: dict) -> Optional[str]:
         return None
     ratios = " and ".join(f"{r:.3g}x ({'at init' if stage == 'init' else stage}: {v['trends'][stage]})"
                           for stage, r in v["ratios"].items())
-    return (f"with BatchNorm, the gradient reaching the first block of {v['model']} is {ratios} the one "
-            f"reaching its last block")
+    return (f"with BatchNorm, the per-element RMS of the gradient reaching the first block of {v['model']} is "
+            f"{ratios} the one reaching its last block")
+
+
+def degradation_line(deg: dict, split: str = "train") -> Optional[str]:
+    c = deg.get(f"{split}_contrasts")
+    if not c:
+        return None
+    p, r, s, d = deg["plain"], deg["residual"], deg["shallow"], deg["deep"]
+    what = "training error (eval mode)" if split == "train" else "test error"
+    return (f"{what}: depth {s}->{d} costs {p} nets {interval_text(c[p])} and {r} nets "
+            f"{interval_text(c[r])}; interaction (plain minus residual) {interval_text(c['interaction'])}, "
+            f"over {c['interaction']['seeds']} seeds")
 
 
 def compute_verdict(config: StudyConfig, results: dict) -> list[str]:
-    """Three lines in numbers from the parts' results (fewer only if fewer parts ran)."""
+    """The verdict lines in numbers from the parts' results, each ending with its status
+    (or why there is none)."""
     lines = []
-    comparisons = results.get("degradation", {}).get("comparisons", {})
-    for plain in (True, False):
-        c = _pick(comparisons, config, plain)
-        if c is not None:
-            lines.append(_loss_line(c))
+
+    def status_of(a: Assessment) -> str:
+        if config.quick:
+            return "no verdict (smoke run)"
+        return a.status if a.status != NOT_IN_REGIME else f"no verdict, {NOT_IN_REGIME}: {'; '.join(a.reasons)}"
+    deg = results.get("degradation")
+    if deg and deg.get("train_contrasts"):
+        status = status_of(assess_degradation(config, results)[0])
+        lines.append(f"degradation (He 2015): {degradation_line(deg)} -- {status}")
     if "lesion" in results:
         line = _lesion_line(results["lesion"])
         if line:
-            lines.append(line)
+            status = status_of(assess_lesion(config, results))
+            lines.append(f"lesions (Veit 2016): {line} -- {status}")
     if len(lines) < 3 and "gradients" in results:
         line = _gradient_line(results["gradients"])
         if line:
-            lines.append(line)
+            lines.append(f"gradient flow: {line}")
     if len(lines) < 3 and "shattered" in results:
-        init = [r for r in results["shattered"]["results"] if r["stage"] == "init" and r["depth"] == config.deepest]
-        if init:
-            lines.append("input-gradient autocorrelation at lag 1, depth "
-                         f"{config.deepest} at init: " + ", ".join(f"{r['model']} {r['lag1']:.2f}" for r in init))
+        line = results["shattered"].get("line")
+        if line:
+            lines.append(f"shattered gradients: {line}")
     return lines[:3]
 
 
@@ -106,41 +114,33 @@ def _data_reason(config: StudyConfig) -> Optional[str]:
 
 
 def assess_degradation(config: StudyConfig, results: dict) -> list[Assessment]:
+    """The interaction (He's contrast), then each family's own depth effect, on the
+    eval-mode training error; verdicts from the sign of each interval, inside the regime."""
     deg = results.get("degradation")
+    keys = ("degradation", "degradation_plain", "degradation_residual")
+    if not deg or not deg.get("train_contrasts"):
+        return [Assessment(k, "not measured", "not measured") for k in keys]
+    c = deg["train_contrasts"]
+    p, r, s, d = deg["plain"], deg["residual"], deg["shallow"], deg["deep"]
+    measured = {
+        "degradation": f"[e({p}-{d}) - e({p}-{s})] - [e({r}-{d}) - e({r}-{s})] = {interval_text(c['interaction'])}",
+        "degradation_plain": f"e({p}-{d}) - e({p}-{s}) = {interval_text(c[p])}",
+        "degradation_residual": f"e({r}-{d}) - e({r}-{s}) = {interval_text(c[r])}",
+    }
+    if deg.get("regime"):
+        return [gated(k, measured[k], deg["regime"]) for k in keys]
+    want = {"degradation": "positive", "degradation_plain": "positive", "degradation_residual": "negative"}
+    ci = {"degradation": c["interaction"], "degradation_plain": c[p], "degradation_residual": c[r]}
     out = []
-    for key, plain in (("degradation_plain", True), ("degradation_residual", False)):
-        c = _pick(deg["comparisons"], config, plain) if deg else None
-        if c is None:
-            out.append(Assessment(key, "not measured", "not measured"))
-            continue
-        want = "higher" if plain else "lower"
-        status = "agrees" if c["outcome"] == want else "disagrees"
-        if c["outcome"] == "same":
-            status = "partly" if plain else "disagrees"
-        reasons = []
-        if status != "agrees":
-            reasons.append(_budget_reason(results))
-            chance_loss = math.log(deg.get("classes", 10))
-            if all(v > 0.9 * chance_loss for v in c["losses"].values()):
-                reasons.insert(0, f"no net learned much: every end-of-training loss is within 10% of chance "
-                                  f"level (ln {deg.get('classes', 10)} = {chance_loss:.2f}); the budget was too small "
-                                  f"on this machine at the time -- rerun with a larger --budget")
-            if all(v < 0.05 for v in c["losses"].values()):
-                reasons.append("every net fits the training set (loss < 0.05): there is no room left for "
-                               "depth to make a difference")
-            reason = _data_reason(config)
-            if reason:
-                reasons.append(reason)
-            if not plain and c["outcome"] == "higher":
-                start = (f"warms every net up linearly over only {config.recipe.warmup_steps} steps"
-                         if config.recipe.warmup_steps else "starts every net at 0.1 with no warm-up")
-                reasons.append("the start: He 2015 (§4.2) found lr 0.1 'slightly too large to start converging' "
-                               f"for ResNet-110 and warmed it up at 0.01; this recipe {start}, which costs the "
-                               "deepest nets most in a short run")
-            if c["outcome"] == "diverged":
-                reasons = ["the deeper net diverged under the shared recipe (lr too large for it)"]
-        losses = ", ".join(f"{d}: {v:.3f}" for d, v in c["losses"].items())
-        out.append(Assessment(key, f"{_loss_line(c)}; end-of-training loss by depth {losses}", status, reasons))
+    for k in keys:
+        got = sign(ci[k])
+        if got == "unresolved":
+            out.append(Assessment(k, measured[k], "unresolved",
+                                  [f"the {100 * ci[k]['confidence']:.0f} % interval contains 0: these seeds and "
+                                   f"images cannot tell the sign (more --seeds, or a longer run)"]))
+        else:
+            out.append(Assessment(k, measured[k], "agrees" if got == want[k] else "disagrees",
+                                  [] if got == want[k] else [_budget_reason(results)]))
     return out
 
 
@@ -170,35 +170,42 @@ def assess_gradients(results: dict) -> Assessment:
                        "numbers for their 'healthy norms'"])
 
 
-def assess_lesion(results: dict) -> Assessment:
+def assess_lesion(config: StudyConfig, results: dict) -> Assessment:
+    """Veit 2016 Fig. 3 as intervals of the retained above-chance fraction after one
+    deletion: a ResNet keeps most of it, a plain net falls to chance."""
     lesion = results.get("lesion")
     if not lesion:
         return Assessment("lesion", "not measured", "not measured")
     res = next((m for m in lesion["models"] if m["shortcut"] == "identity"), None)
     plain = next((m for m in lesion["models"] if m["shortcut"] == "none"), None)
-    small = res is not None and res["mean_drop"] < LESION_SMALL
-    collapse = plain is not None and plain["mean_lesioned_accuracy"] <= plain["chance"] + LESION_COLLAPSE_MARGIN
-    status = "agrees" if small and collapse else ("partly" if small or collapse else "disagrees")
-    weak = [m for m in (res, plain) if m is not None
-            and m["baseline"]["accuracy"] - m["chance"] < LESION_INFORMATIVE]
-    if weak:
-        names = ", ".join(f"{m['model']} ({100 * m['baseline']['accuracy']:.1f}%)" for m in weak)
-        return Assessment("lesion", _lesion_line(lesion) or "not measured", "inconclusive",
-                          [f"{names} {'is' if len(weak) == 1 else 'are'} less than {100 * LESION_INFORMATIVE:.0f} "
-                           f"points above chance ({100 * weak[0]['chance']:.0f}%): a barely trained net has little "
-                           f"accuracy to lose, so neither a small nor a collapsing drop means much -- train longer "
-                           f"(Veit lesioned fully trained nets)"])
-    reasons = []
-    if res is not None and not small:
-        reasons.append(f"{res['model']} loses {100 * res['mean_drop']:.1f} points per deleted block: a briefly "
-                       "trained ResNet's blocks may not yet make the small, ensemble-like corrections of Veit's "
-                       "fully trained ResNet-110")
-    if plain is not None and not collapse:
-        reasons.append(f"{plain['model']} keeps {100 * plain['mean_lesioned_accuracy']:.1f}% on average (chance "
-                       f"{100 * plain['chance']:.0f}%): Veit deleted single layers of a VGG net, here a block "
-                       "is deleted only where it keeps its input's shape, and a shallow plain net's "
-                       "blocks matter less")
-    return Assessment("lesion", _lesion_line(lesion) or "not measured", status, reasons)
+    line = _lesion_line(lesion) or "not measured"
+    parts = []
+    for m in (res, plain):
+        if m is not None and m.get("retained_single"):
+            parts.append(f"{m['model']} keeps {interval_text(m['retained_single'], 1.0, '', 2)} of its above-chance "
+                         f"accuracy after one deletion")
+    measured = "; ".join(parts) or line
+    models = [m for m in (res, plain) if m is not None]
+    reasons = smoke_run(config.quick) + enough_seeds(config.seeds) + lesion_gate(
+        {m["model"]: m["baseline"]["accuracy"] for m in models}, models[0]["chance"] if models else 0.1)
+    if reasons:
+        return gated("lesion", measured, reasons)
+    small = res is not None and res["retained_single"]["low"] > T.LESION_RETAINED_SMALL
+    not_small = res is not None and res["retained_single"]["high"] < T.LESION_RETAINED_SMALL
+    collapse = plain is not None and plain["retained_single"]["high"] < T.LESION_RETAINED_COLLAPSE
+    no_collapse = plain is not None and plain["retained_single"]["low"] > T.LESION_RETAINED_COLLAPSE
+    if small and collapse:
+        return Assessment("lesion", measured, "agrees")
+    if not_small and no_collapse:
+        return Assessment("lesion", measured, "disagrees",
+                          ["Veit lesioned fully trained 110-layer nets and single layers of a VGG net; here a "
+                           "block of a briefly trained, shallower net"])
+    if small or collapse:
+        return Assessment("lesion", measured, "partly",
+                          [f"one of the two holds: ResNet retains > {T.LESION_RETAINED_SMALL:g} "
+                           f"({'yes' if small else 'no'}), plain retains < {T.LESION_RETAINED_COLLAPSE:g} "
+                           f"({'yes' if collapse else 'no'})"])
+    return Assessment("lesion", measured, "unresolved", ["the intervals straddle the thresholds"])
 
 
 def assess_landscape(results: dict) -> Assessment:
@@ -249,17 +256,29 @@ def assess_shattered(config: StudyConfig, results: dict) -> Assessment:
     return Assessment("shattered", line, status, reasons)
 
 
+NO_INTERVAL = ("measured without an interval over seeds: skiplab states a verdict only as a paired "
+               "difference with its interval, which this part does not compute yet -- the numbers are shown, "
+               "the comparison is left to the reader")
+
+
+def without_interval(a: Assessment, quick: bool) -> Assessment:
+    """Parts whose measurement has no interval yet give numbers, not agree/disagree."""
+    if a.status == "not measured":
+        return a
+    return gated(a.key, a.measured, smoke_run(quick) or [NO_INTERVAL])
+
+
 def assess(config: StudyConfig, results: dict) -> list[Assessment]:
     """Every claim of :data:`FINDINGS` of the parts that ran, with the measurement beside it."""
     out = []
     if "degradation" in config.parts:
         out += assess_degradation(config, results)
     if "gradients" in config.parts:
-        out.append(assess_gradients(results))
+        out.append(without_interval(assess_gradients(results), config.quick))
     if "lesion" in config.parts:
-        out.append(assess_lesion(results))
+        out.append(assess_lesion(config, results))
     if "landscape" in config.parts:
-        out.append(assess_landscape(results))
+        out.append(without_interval(assess_landscape(results), config.quick))
     if "shattered" in config.parts:
-        out.append(assess_shattered(config, results))
+        out.append(without_interval(assess_shattered(config, results), config.quick))
     return out
