@@ -17,13 +17,14 @@ from .init import init_weights
 from .preact import PreActBlock, PreActBottleneck
 from .pyramid import PyramidBasicBlock, PyramidBottleneck, pyramid_widths
 from .residual import ResidualBlock
-from .shortcut import ProjectionShortcut, ZeroPadShortcut, make_shortcut
+from .shortcut import ProjectionShortcut, SelectionShortcut, ZeroPadShortcut, make_shortcut
 from .shake_shake import ShakeShakeBlock, shake_shake
 from .updown import ResidualDownBlock, ResidualUpBlock
 
 __all__ = [
     "BasicBlock", "Bottleneck", "CBAM", "DropPath", "PreActBlock", "PreActBottleneck",
-    "ProjectionShortcut", "ResidualBlock", "SEModule", "ZeroPadShortcut", "conv1x1", "conv3x3",
+    "ProjectionShortcut", "ResidualBlock", "SEModule", "SelectionShortcut", "ZeroPadShortcut",
+    "conv1x1", "conv3x3",
     "drop_path_rates", "get_attn", "init_weights", "make_shortcut",
     "PyramidBasicBlock", "PyramidBottleneck", "pyramid_widths", "ShakeShakeBlock", "shake_shake",
     "ResidualDownBlock", "ResidualUpBlock",

@@ -9,6 +9,9 @@ W_s when the shape changes:
   identity elsewhere; torchvision's ``downsample``.
 * **C** -- projection on every block.
 
+:class:`SelectionShortcut` is option A written as a fixed 0/1 strided 1x1 convolution
+(the same function), the form channel pruning (:mod:`skiplab.deploy.prune`) can cut.
+
 ``make_shortcut`` returns ``None`` for the identity, as torchvision's ``downsample``.
 """
 
@@ -37,6 +40,7 @@ class ZeroPadShortcut(nn.Module):
         if out_channels < in_channels:
             raise ValueError(f"option-A shortcut can only add channels: in={in_channels} > out={out_channels}")
         self.stride = stride
+        self.in_channels = in_channels
         self.pad = out_channels - in_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -48,6 +52,45 @@ class ZeroPadShortcut(nn.Module):
 
     def extra_repr(self) -> str:
         return f"stride={self.stride}, pad_channels={self.pad}"
+
+
+class SelectionShortcut(nn.Module):
+    """Option A as a fixed linear map: ``conv1x1(x, W, stride)`` with a 0/1 buffer ``W``.
+
+    ``W[o, i] = 1`` where output channel ``o`` carries input channel ``i``, 0 elsewhere, so
+    :meth:`from_zero_pad` gives exactly :class:`ZeroPadShortcut`'s output (identity on the
+    first ``in`` channels, zeros after). Unlike the zero padding, rows and columns of ``W``
+    can be removed independently, which is what channel pruning of the blocks on either
+    side needs. ``W`` is a buffer: it is saved but never trained or decayed.
+    """
+
+    def __init__(self, weight: torch.Tensor, stride: int = 1) -> None:
+        super().__init__()
+        check_stride(stride)
+        if weight.dim() != 4 or weight.shape[2:] != (1, 1):
+            raise ValueError(f"selection weight must be [out, in, 1, 1], got {tuple(weight.shape)}")
+        self.stride = stride
+        self.register_buffer("weight", weight.detach().clone().float())
+
+    @classmethod
+    def from_zero_pad(cls, shortcut: ZeroPadShortcut) -> "SelectionShortcut":
+        out_channels = shortcut.in_channels + shortcut.pad
+        weight = torch.eye(out_channels, shortcut.in_channels).view(out_channels, -1, 1, 1)
+        return cls(weight, shortcut.stride)
+
+    @property
+    def in_channels(self) -> int:
+        return self.weight.shape[1]
+
+    @property
+    def out_channels(self) -> int:
+        return self.weight.shape[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight.to(x.dtype), stride=self.stride)
+
+    def extra_repr(self) -> str:
+        return f"{self.in_channels}, {self.out_channels}, stride={self.stride}"
 
 
 class ProjectionShortcut(nn.Sequential):

@@ -16,7 +16,8 @@ import typing
 from typing import Optional, Sequence
 
 # Subcommand modules under skiplab.cli, in the order --help lists them.
-COMMANDS = ["study", "summary", "models", "train", "eval", "data", "ablate", "reconstruct", "sar_rd"]
+COMMANDS = ["study", "summary", "models", "train", "eval", "data", "ablate", "reconstruct", "sar_rd",
+            "prune", "distill"]
 
 
 class OneLineErrorParser(argparse.ArgumentParser):

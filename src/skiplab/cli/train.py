@@ -8,7 +8,7 @@ import os
 import shlex
 import sys
 import typing
-from typing import Any
+from typing import Any, Optional
 
 EXAMPLE = """\
 examples:
@@ -58,18 +58,28 @@ def _field_type(tp: Any) -> Any:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from ..train.config import TrainConfig
     p = subparsers.add_parser(
         "train", help="train a model (recipes in configs/, resumable, DDP under torchrun)",
         description="Train a registered model on a dataset. Start from a YAML recipe (--config) "
                     "and override any field with a flag.",
         epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
         argument_default=argparse.SUPPRESS)
-    p.add_argument("--config", metavar="YAML", help="recipe file (e.g. configs/he2015_cifar.yaml)")
     p.add_argument("--print-config", action="store_true",
                    help="print the resolved config and exit without training")
+    add_config_arguments(p)
+    p.set_defaults(run=run)
+    return p
+
+
+def add_config_arguments(p: argparse.ArgumentParser, skip: tuple = ()) -> None:
+    """--config YAML and one flag per TrainConfig field (except ``skip``); the parser must
+    use ``argument_default=argparse.SUPPRESS`` so that only given flags override the recipe."""
+    from ..train.config import TrainConfig
+    p.add_argument("--config", metavar="YAML", help="recipe file (e.g. configs/he2015_cifar.yaml)")
     hints = typing.get_type_hints(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
+        if f.name in skip:
+            continue
         tp = _field_type(hints[f.name])
         names = [f"--{f.name.replace('_', '-')}"]
         doc = f.metadata["doc"].replace("%", "%%")
@@ -88,8 +98,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                            metavar=None if choices else f.name.upper())
     p.add_argument("--no-compile", dest="compile", action="store_const", const="off",
                    help="same as --compile off")
-    p.set_defaults(run=run)
-    return p
 
 
 def _yaml_mapping(text: str) -> dict:
@@ -107,12 +115,15 @@ def _yaml_mapping(text: str) -> dict:
 NOT_CONFIG = ("config", "print_config", "run", "command", "argv")
 
 
-def resolve_config(args: argparse.Namespace):
-    """The TrainConfig of a command line: the recipe, the flags over it, a length given on the
-    command line replacing the recipe's other one (--epochs drops the recipe's steps, --steps
-    its epochs), and retain_memory on unless the recipe or a flag says otherwise."""
+def resolve_config(args: argparse.Namespace, extra: Optional[dict] = None):
+    """The TrainConfig of a command line: the recipe, the flags over it (``extra`` over both),
+    a length given on the command line replacing the recipe's other one (--epochs drops the
+    recipe's steps, --steps its epochs), and retain_memory on unless the recipe or a flag says
+    otherwise."""
     from ..train import TrainConfig
-    overrides = {k: v for k, v in vars(args).items() if k not in NOT_CONFIG}
+    overrides = {k: v for k, v in vars(args).items()
+                 if k not in NOT_CONFIG and k in TrainConfig.__dataclass_fields__}
+    overrides.update(extra or {})
     if "epochs" in overrides and "steps" not in overrides:
         overrides["steps"] = 0                    # the recipe's steps would override --epochs
     config_path = getattr(args, "config", None)

@@ -2,6 +2,7 @@
 
 from .base import Classifier, FeatureExtractor
 from .registry import create_model, is_model, list_models, model_options, register_model
+from .structure import apply_structure, model_structure, use_selection_shortcuts
 from .weights import LoadReport, load_weights
 
 # Importing a family registers its models.
@@ -15,4 +16,5 @@ from . import pyramidnet, shake_shake  # noqa: E402,F401
 from . import autoencoder, unet  # noqa: E402,F401
 
 __all__ = ["Classifier", "FeatureExtractor", "create_model", "is_model", "list_models",
-           "model_options", "register_model", "LoadReport", "load_weights"]
+           "model_options", "register_model", "LoadReport", "load_weights", "apply_structure",
+           "model_structure", "use_selection_shortcuts"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Any, Mapping, Union
+from typing import Any, Mapping, Optional, Union
 
 import numpy as np
 import torch
@@ -107,18 +107,6 @@ def _as_tuple(x: Any) -> Any:
     return tuple(_as_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x
 
 
-def seed_everything(seed: int, deterministic: bool) -> None:
-    """Seed Python, NumPy and torch, and switch deterministic kernels on or off."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    if deterministic != torch.are_deterministic_algorithms_enabled():   # (the call imports inductor)
-        torch.use_deterministic_algorithms(deterministic, warn_only=True)
-    if torch.backends.cudnn.is_available():
-        torch.backends.cudnn.deterministic = deterministic
-        torch.backends.cudnn.benchmark = not deterministic
-
-
 RUN_IDENTITY = ("task", "model", "model_kwargs", "data", "tile_size", "batch_size", "seed", "optimizer")
 
 
@@ -147,4 +135,50 @@ def trainer_state(trainer: Any) -> dict:
         "epoch_time": trainer.epoch_time,
         "best": {"metric": trainer.task.best_metric, "value": trainer.best_value},
         **trainer.task.checkpoint_extras(trainer),
+        **({"structure": trainer.structure} if getattr(trainer, "structure", None) else {}),
     }
+
+
+def restore_trainer_state(trainer: Any, state: Mapping[str, Any]) -> None:
+    """The inverse of :func:`trainer_state`: weights, optimiser, schedule, scaler, EMA,
+    Lookahead, random generators and progress counters (the loader's position is the
+    trainer's to restore, when its loader exists)."""
+    load_model_state(trainer.model, state["model"])
+    for key in ("optimizer", "schedule", "scaler", "ema", "lookahead"):
+        part = getattr(trainer, key)
+        if part is not None and state.get(key) is not None:
+            part.load_state_dict(state[key])
+    set_rng_state(state["rng"])
+    trainer.step, trainer.epoch = state["step"], state["epoch"]
+    trainer.batch_in_epoch = state["batch_in_epoch"]
+    trainer.epoch_sums, trainer.epoch_time = list(state["epoch_sums"]), state["epoch_time"]
+    trainer.best_value = state["best"]["value"] if "best" in state else state["best_acc"]
+
+def model_from_checkpoint(checkpoint: Mapping[str, Any], task: Any, dataset: Any, *,
+                          name: Optional[str] = None, use_ema: bool = True,
+                          source: Optional[str] = None) -> nn.Module:
+    """The trained model a checkpoint holds, sized for ``dataset``: ``task.create_model`` with
+    the recorded name and keywords (or ``name``), the recorded pruned widths applied
+    (``checkpoint["structure"]``, :func:`skiplab.models.apply_structure`), then the weights
+    (the EMA copy when there is one and ``use_ema``), loaded strictly; ``source`` names
+    the checkpoint in a mismatch error."""
+    from ..models.structure import apply_structure
+    recorded = checkpoint.get("config") or {}
+    name = name or recorded.get("model")
+    if name is None:
+        raise ValueError("the checkpoint records no model name: pass it (--model)")
+    kwargs = dict(recorded.get("model_kwargs") or {}) if name == recorded.get("model") else {}
+    model = task.create_model(dataset, name, kwargs)
+    apply_structure(model, checkpoint.get("structure"))
+    load_model_state(model, model_state_from(checkpoint, use_ema), source=source)
+    return model
+
+
+def initial_model(task: Any, dataset: Any, init_from: Optional[str] = None) -> tuple[nn.Module, Optional[dict]]:
+    """A run's starting model and its pruned widths: ``task.create_model(dataset)`` (random
+    init, no structure), or with ``init_from`` the weights and ``structure`` of that checkpoint
+    (fine-tuning; the run's checkpoints keep the structure)."""
+    if not init_from:
+        return task.create_model(dataset), None
+    start = load_checkpoint(init_from)
+    return model_from_checkpoint(start, task, dataset, name=task.config.model), start.get("structure")

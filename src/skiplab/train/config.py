@@ -49,6 +49,15 @@ class TrainConfig:
     # -- model -------------------------------------------------------------------------
     model: str = _f("cifar_resnet20", "registered model name (skiplab.list_models())")
     model_kwargs: dict = _f({}, "extra keywords for create_model, e.g. {drop_path_rate: 0.1}")
+    init_from: Optional[str] = _f(None, "start from this checkpoint's weights -- and its pruned "
+                                        "widths, if any -- instead of a random init (fine-tuning)")
+    # -- knowledge distillation (Hinton et al. 2015; skiplab.train.distill) --------------
+    teacher: Optional[str] = _f(None, "classify: checkpoint of a teacher whose softened outputs "
+                                      "the model also learns (None = no distillation)")
+    kd_temperature: float = _f(4.0, "distillation temperature T: softmax(logits / T)",
+                               positive=True)
+    kd_alpha: float = _f(0.9, "weight of the distillation term: alpha * T^2 * KL + (1 - alpha) "
+                              "* cross-entropy, alpha in [0, 1]", minimum=0.0)
     # -- data --------------------------------------------------------------------------
     data: str = _f("synthetic", "dataset spec: cifar10:PATH, cifar100:PATH, folder:PATH, "
                                 "synthetic[:NAME] (classify); synthetic:cells[-N] (segment); "
@@ -215,6 +224,10 @@ class TrainConfig:
         for key in ("label_smoothing", "ema_decay", "error_warmup_until", "lookahead_decay"):
             if not getattr(self, key) < 1:
                 raise ValueError(f"{key} must be in [0, 1), got {getattr(self, key)}")
+        if self.kd_alpha > 1:
+            raise ValueError(f"kd_alpha must be in [0, 1], got {self.kd_alpha}")
+        if self.teacher is not None and self.task != "classify":
+            raise ValueError(f"teacher: distillation is for task 'classify', not {self.task!r}")
         if self.resume and self.out is None:
             raise ValueError("resume needs out: the run directory holding checkpoints/last.pt")
         if self.out is not None and not self.save:

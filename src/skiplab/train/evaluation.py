@@ -10,7 +10,7 @@ from typing import Iterable, Optional, Union
 import torch
 from torch import nn
 
-from .checkpoint import load_checkpoint, load_model_state, model_state_from
+from .checkpoint import load_checkpoint, model_from_checkpoint
 from .config import TrainConfig
 from .precision import Precision, resolve_device, resolve_precision
 from .meters import ClassificationMeter, Meter
@@ -103,10 +103,9 @@ def evaluate_checkpoint(path: Union[str, Path], data: Optional[str] = None,
     setting = {k: getattr(run, k) if v is None else v for k, v in setting.items()}
     task = make_task(config)
     dataset = task.load(split, like=task.data_reference(checkpoint))
-    kwargs = dict(recorded.get("model_kwargs") or {}) if name == recorded.get("model") else {}
-    net = task.create_model(dataset, name, kwargs)
     source = f"{path} ({recorded['model']})" if recorded.get("model") else str(path)
-    load_model_state(net, model_state_from(checkpoint, use_ema), source=source)
+    net = model_from_checkpoint(checkpoint, task, dataset, name=name, use_ema=use_ema,
+                                source=source)
     dev = resolve_device(device)
     net = net.to(dev)
     if setting["channels_last"]:

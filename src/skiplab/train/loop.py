@@ -32,9 +32,10 @@ from torch import nn
 
 from .allocator import retain_freed_memory
 from .callbacks import Callback, CallbackList
-from .checkpoint import (check_same_run, load_checkpoint, load_model_state, save_checkpoint,
-                         seed_everything, set_rng_state, trainer_state)
+from .checkpoint import (check_same_run, initial_model, load_checkpoint, restore_trainer_state,
+                         save_checkpoint, trainer_state)
 from .config import TrainConfig
+from .distill import Distiller   # Hinton 2015 KD
 from .distributed import DistInfo, all_reduce_sum, barrier, cleanup, init_distributed, wrap_ddp
 from .ema import ModelEMA
 from .evaluation import evaluate
@@ -44,6 +45,7 @@ from .optim import build_optimizer
 from .precision import Precision, resolve_device, resolve_precision, should_compile
 from .runlog import RunLog, default_run_dir, format_scores
 from .schedule import LRSchedule
+from .seed import seed_everything
 from .tasks import Task, make_task
 
 
@@ -124,6 +126,8 @@ class Trainer:
                                        total_steps=self.total_steps,
                                        image_size=self.task.image_size(self.train_set),
                                        model=self.model)
+        self.distiller = Distiller.from_config(config, self.task, self.train_set, self.device,
+                                               self.criterion, self.precision, self.compiled)
 
         # progress counters (restored by a resume)
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
@@ -167,7 +171,7 @@ class Trainer:
 
     def _build_model(self) -> nn.Module:
         c = self.config
-        model = self.task.create_model(self.train_set)
+        model, self.structure = initial_model(self.task, self.train_set, c.init_from)
         if c.whiten_init:
             if not hasattr(model, "init_whitening"):
                 raise ValueError(f"whiten_init: {c.model} has no init_whitening(images) method")
@@ -208,16 +212,7 @@ class Trainer:
                              f"or choose another out directory")
         state = load_checkpoint(self.last_path, map_location=self.device)
         check_same_run(state, c.to_dict(), TrainConfig().to_dict(), self.last_path)
-        load_model_state(self.model, state["model"])
-        for key, part in (("optimizer", self.optimizer), ("schedule", self.schedule),
-                          ("scaler", self.scaler), ("ema", self.ema), ("lookahead", self.lookahead)):
-            if part is not None and state.get(key) is not None:
-                part.load_state_dict(state[key])
-        set_rng_state(state["rng"])
-        self.step, self.epoch = state["step"], state["epoch"]
-        self.batch_in_epoch = state["batch_in_epoch"]
-        self.epoch_sums, self.epoch_time = list(state["epoch_sums"]), state["epoch_time"]
-        self.best_value = state["best"]["value"] if "best" in state else state["best_acc"]
+        restore_trainer_state(self, state)
         self._loader_state = state["loader"]
         if self.is_main:
             print(f"resumed {self.last_path}: epoch {self.epoch}, batch {self.batch_in_epoch}, "
@@ -358,7 +353,8 @@ class Trainer:
             group["lr"] = lr * group.get("lr_scale", 1.0)
         with self.precision.autocast():
             output = self.train_model(x)
-        loss = self.criterion(output.float(), y)
+        loss = (self.distiller(x, output.float(), y) if self.distiller   # KD: train/distill.py
+                else self.criterion(output.float(), y))
         # one all-reduce gives the global loss and metrics and tells every rank about a NaN
         # (and, under DDP, whether any rank was asked to stop: the flag rides along)
         local = self.task.batch_sums(output, y, loss.detach())
