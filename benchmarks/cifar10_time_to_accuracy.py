@@ -45,17 +45,17 @@ def main() -> None:
 
     import yaml
 
-    from skiplab.cli.train import add_parser
-    from skiplab.train import TrainConfig, fit
+    from skiplab.cli.train import NOT_CONFIG, add_parser, resolve_config
+    from skiplab.train import fit
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command")
     add_parser(sub)   # every recipe field as a flag, exactly as `skiplab train`
     args = parser.parse_args(["train", "--config", str(REPO / "configs" / "fast_cifar.yaml")] + argv)
-    overrides = {k: v for k, v in vars(args).items()
-                 if k not in ("config", "print_config", "run", "command")}
-    overrides.setdefault("data", f"cifar10:{REPO.parent / 'shared' / 'data' / 'cifar10-jpg'}")
-    config = TrainConfig.from_yaml(args.config, overrides)
+    if not hasattr(args, "data"):
+        args.data = f"cifar10:{REPO.parent / 'shared' / 'data' / 'cifar10-jpg'}"
+    overrides = {k: v for k, v in vars(args).items() if k not in NOT_CONFIG}
+    config = resolve_config(args)   # as `skiplab train`: retain_memory on, --epochs drops steps
     if getattr(args, "print_config", False):
         print(config.to_yaml(), end="")
         return

@@ -164,7 +164,8 @@ def build(kind: str, name: str, compile_mode: str):
         data = ImageDataset(images, labels, [str(i) for i in range(classes)], (0.5,) * 3, (0.25,) * 3,
                             f"random-{side}px")
         config = TrainConfig(model=model_name, batch_size=batch, steps=10_000, eval_split="none",
-                             progress=False, out=None, lr=0.01, weight_decay=1e-4, compile=compile_mode)
+                             progress=False, save=False, lr=0.01, weight_decay=1e-4,
+                             compile=compile_mode, retain_memory=True)
         trainer = Trainer(config, train_set=data)
         x, y = next(iter(trainer.train_loader))
         info = dict(params=sum(p.numel() for p in trainer.model.parameters()),

@@ -195,30 +195,60 @@ def _member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile
     return info
 
 
-@pytest.mark.parametrize("member", [
-    _member("../escape.txt"),
-    _member("cifar-10-batches-py/../../escape.txt"),
-    _member("/tmp/absolute-escape.txt"),
-    _member("cifar-10-batches-py/link", tarfile.SYMTYPE, "../../outside"),
-    _member("cifar-10-batches-py/abs-link", tarfile.SYMTYPE, "/etc/passwd"),
-    _member("cifar-10-batches-py/hard", tarfile.LNKTYPE, "../outside"),
-    _member("cifar-10-batches-py/fifo", tarfile.FIFOTYPE),
-], ids=["dotdot", "nested-dotdot", "absolute", "symlink-out", "symlink-abs", "hardlink-out",
-        "fifo"])
-def test_extraction_refuses_members_escaping_dest(tmp_path, member):
-    archive = _tar_with(tmp_path / "bad.tar.gz", [_member("cifar-10-batches-py/ok.txt"), member])
+REFUSED = {
+    "dotdot": [_member("../escape.txt")],
+    "nested-dotdot": [_member("cifar-10-batches-py/../../escape.txt")],
+    "absolute": [_member("/tmp/absolute-escape.txt")],
+    "symlink-out": [_member("cifar-10-batches-py/link", tarfile.SYMTYPE, "../../outside")],
+    "symlink-abs": [_member("cifar-10-batches-py/abs-link", tarfile.SYMTYPE, "/etc/passwd")],
+    "symlink-inside": [_member("cifar-10-batches-py/b.txt", tarfile.SYMTYPE, "ok.txt")],
+    "hardlink-out": [_member("cifar-10-batches-py/hard", tarfile.LNKTYPE, "../outside")],
+    "hardlink-inside": [_member("cifar-10-batches-py/hard", tarfile.LNKTYPE,
+                                "cifar-10-batches-py/ok.txt")],
+    # each link stays inside dest on its own; together a/ is dest's parent
+    "symlink-chain": [_member("d", tarfile.DIRTYPE), _member("b", tarfile.SYMTYPE, "d/.."),
+                      _member("a", tarfile.SYMTYPE, "b/.."), _member("a/evil")],
+    "fifo": [_member("cifar-10-batches-py/fifo", tarfile.FIFOTYPE)],
+    "char-device": [_member("cifar-10-batches-py/null", tarfile.CHRTYPE)],
+    "block-device": [_member("cifar-10-batches-py/sda", tarfile.BLKTYPE)],
+}
+
+
+@pytest.mark.parametrize("fallback", [False, True], ids=["data-filter", "no-data-filter"])
+@pytest.mark.parametrize("case", list(REFUSED))
+def test_extraction_refuses_links_devices_and_escapes_writing_nothing(tmp_path, monkeypatch,
+                                                                      case, fallback):
+    if fallback:   # a Python without tarfile.data_filter
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    archive = _tar_with(tmp_path / "bad.tar.gz", [_member("cifar-10-batches-py/ok.txt"),
+                                                  *REFUSED[case], _member("z/last.txt")])
     dest = tmp_path / "dest"
     with pytest.raises(ValueError, match="refusing to extract"):
         safe_extract(archive, dest)
-    assert not (dest / "cifar-10-batches-py" / "ok.txt").exists()  # all-or-nothing
-    assert not (tmp_path / "escape.txt").exists()
+    assert not dest.exists()            # every member was checked before anything was written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.tar.gz"]
 
 
-def test_extraction_allows_links_inside_dest(tmp_path):
+@pytest.mark.parametrize("fallback", [False, True], ids=["data-filter", "no-data-filter"])
+def test_extraction_writes_files_and_folders(tmp_path, monkeypatch, fallback):
+    if fallback:
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
     archive = _tar_with(tmp_path / "ok.tar.gz", [
-        _member("d/a.txt"), _member("d/b.txt", tarfile.SYMTYPE, "a.txt")])
-    safe_extract(archive, tmp_path / "dest")
-    assert (tmp_path / "dest" / "d" / "b.txt").read_bytes() == b"x"
+        _member("d", tarfile.DIRTYPE), _member("d/a.txt"), _member("./d/e/b.txt")])
+    names = safe_extract(archive, tmp_path / "dest")
+    assert names == ["d", "d/a.txt", "./d/e/b.txt"]
+    assert (tmp_path / "dest" / "d" / "a.txt").read_bytes() == b"x"
+    assert (tmp_path / "dest" / "d" / "e" / "b.txt").read_bytes() == b"x"
+
+
+def test_extraction_refuses_a_path_through_a_link_already_on_disk(tmp_path):
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "a").symlink_to(tmp_path)           # e.g. left by an earlier, other archive
+    archive = _tar_with(tmp_path / "x.tar.gz", [_member("a/evil")])
+    with pytest.raises(ValueError, match="refusing to extract.*through a link on disk"):
+        safe_extract(archive, dest)
+    assert not (tmp_path / "evil").exists()
 
 
 # ---- image folders ----------------------------------------------------------------------------

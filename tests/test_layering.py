@@ -18,15 +18,19 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "skiplab"
 CORE = ("blocks", "models", "data", "train", "analysis")
 
 # package (or top-level module) -> the skiplab packages it may import, besides itself.
-_BELOW_TRAIN = {"blocks", "models", "data", "plugins"}
+# leaf utilities that import nothing of skiplab (atomic writes, safe torch.load): usable by all
+_UTILITIES = {"atomic", "safe_load"}
+_BELOW_TRAIN = {"blocks", "models", "data", "plugins"} | _UTILITIES
 ALLOWED: dict[str, set[str]] = {
     "plugins": set(),       # names domain packages by string; imports none of skiplab
+    "atomic": set(),
+    "safe_load": set(),
     "blocks": set(),
-    "models": {"blocks"},
-    "data": {"blocks", "models", "plugins"},
+    "models": {"blocks"} | _UTILITIES,
+    "data": {"blocks", "models", "plugins"} | _UTILITIES,
     "train": _BELOW_TRAIN,
     "analysis": _BELOW_TRAIN | {"train"},
-    "summary": {"blocks", "models"},
+    "summary": {"blocks", "models"} | _UTILITIES,
     "studies": _BELOW_TRAIN | {"train", "analysis", "summary"},
     "deploy": _BELOW_TRAIN | {"train", "analysis", "summary"},
     "sar": _BELOW_TRAIN | {"train", "analysis", "summary", "studies", "deploy"},

@@ -92,11 +92,13 @@ def test_options_and_json_round_trip():
     assert d["rows"][-1]["output_shape"] == [1, 7] and d["input_size"] == [1, 64, 64]
     assert d["published"] is None  # the published count describes the default options only
     assert d["total_params"] == 11_689_512 - 9408 + 3136 - 513_000 + 512 * 7 + 7
+    # the channels of input_size build the model (as `skiplab summary --input-size 1 64 64`)
+    assert summarize("resnet18", input_size=(1, 64, 64), num_classes=7).total_params == d["total_params"]
 
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(input_size=(3, 16, 16)), "at least 32x32"),
-    (dict(input_size=(1, 64, 64)), "in_chans=3"),
+    (dict(input_size=(1, 64, 64), in_chans=3), "in_chans=3"),
     (dict(input_size=(3, 64)), "three positive integers"),
     (dict(batch=0), "batch must be >= 1"),
 ])

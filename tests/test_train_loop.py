@@ -4,15 +4,22 @@ exact resume in-process, the train/eval CLI."""
 from __future__ import annotations
 
 import csv
+import json
 import math
+from pathlib import Path
+
+import numpy as np
 
 import pytest
 import torch
 import yaml
 
 from skiplab.cli import main
+from skiplab.models import create_model
 from skiplab.train import (Callback, CheckpointMismatchError, NonFiniteLossError, TrainConfig,
-                           evaluate_checkpoint, fit, load_checkpoint)
+                           evaluate_checkpoint, fit, load_checkpoint, save_checkpoint)
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 # 8 steps per epoch; fp32 NCHW is the fastest path for a net this small
 TINY = dict(data="synthetic:shapes-128,test=32", model="cifar_fast_resnet",
@@ -23,7 +30,7 @@ STEPS_PER_EPOCH = 128 // 16
 
 
 def tiny(tmp_path=None, **overrides) -> TrainConfig:
-    out = {"out": str(tmp_path / "run")} if tmp_path is not None else {}
+    out = {"out": str(tmp_path / "run")} if tmp_path is not None else {"save": False}
     return TrainConfig.from_dict({**TINY, **out, **overrides})
 
 
@@ -195,7 +202,7 @@ def test_cli_train_then_eval(tmp_path, capsys):
         assert "final:" not in capsys.readouterr().out
     assert main(["eval", str(out / "checkpoints" / "last.pt")]) == 0
     text = capsys.readouterr().out
-    assert "cifar_fast_resnet on synthetic:shapes-128" in text and "(32 images)" in text
+    assert "cifar_fast_resnet on synthetic:shapes-128" in text and "(test split, 32 images" in text
     result = evaluate_checkpoint(out / "checkpoints" / "last.pt")
     assert 0 <= result["acc"] <= 1 and result["images"] == 32
 
@@ -210,3 +217,46 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "does not fit CifarResNet" in err and "missing from the checkpoint" in err
     with pytest.raises(CheckpointMismatchError):
         evaluate_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt", model="cifar_resnet20")
+
+
+# -- eval as the run evaluated; command-line lengths; --skip-bad -----------------------------
+def test_eval_reproduces_the_runs_final_evaluation_with_its_tta(tmp_path, capsys):
+    result = fit(tiny(tmp_path, epochs=1, val_size=32, tta_flip=True, tta_translate=True))
+    ckpt = tmp_path / "run" / "checkpoints" / "last.pt"
+    scores = evaluate_checkpoint(ckpt)
+    assert scores["split"] == "val" and scores["tta_flip"] and scores["tta_translate"]
+    assert (scores["loss"], scores["acc"]) == (result.metrics["val_loss"], result.metrics["val_acc"])
+    plain = evaluate_checkpoint(ckpt, tta_flip=False, tta_translate=False)
+    assert plain["loss"] != scores["loss"]
+    capsys.readouterr()
+    assert main(["eval", str(ckpt), "--no-tta", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["loss"] == plain["loss"] and not shown["tta_flip"] and not shown["tta_translate"]
+
+
+def test_a_length_on_the_command_line_replaces_the_recipes_other(capsys):
+    recipe = str(CONFIGS / "he2015_cifar.yaml")                 # a steps recipe (64,000)
+    assert main(["train", "--config", recipe, "--epochs", "1", "--print-config"]) == 0
+    shown = yaml.safe_load(capsys.readouterr().out)
+    assert (shown["epochs"], shown["steps"]) == (1, 0) and shown["retain_memory"] is True
+    assert main(["train", "--config", recipe, "--steps", "50", "--print-config"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["steps"] == 50
+
+
+def test_eval_skip_bad(tmp_path, capsys):
+    from PIL import Image
+    for c in ("a", "b"):
+        (tmp_path / "imgs" / c).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(np.full((32, 32, 3), 60 * i, np.uint8)).save(tmp_path / "imgs" / c / f"{i}.png")
+    (tmp_path / "imgs" / "b" / "bad.png").write_bytes(b"not a png")
+    kwargs = {"widths": [8, 16, 16]}
+    save_checkpoint({"config": {"model": "cifar_fast_resnet", "model_kwargs": kwargs, "precision": "fp32",
+                                "data": f"folder:{tmp_path / 'imgs'}", "channels_last": False},
+                     "model": create_model("cifar_fast_resnet", num_classes=2, **kwargs).state_dict()},
+                    tmp_path / "ck.pt")
+    args = ["eval", str(tmp_path / "ck.pt"), "--split", "train", "--json"]
+    assert main(args) == 2
+    assert "--skip-bad" in capsys.readouterr().err
+    assert main([*args, "--skip-bad"]) == 0
+    assert json.loads(capsys.readouterr().out)["images"] == 4

@@ -40,7 +40,7 @@ def keep_torch_threads():
 
 
 def config(tmp_path=None, base=RECONSTRUCT, **overrides) -> TrainConfig:
-    out = {"out": str(tmp_path / "run")} if tmp_path is not None else {}
+    out = {"out": str(tmp_path / "run")} if tmp_path is not None else {"save": False}
     return TrainConfig.from_dict({**base, **out, **overrides})
 
 
@@ -204,9 +204,9 @@ def test_reconstruct_resume_mid_epoch_is_bit_identical(tmp_path):
 
 # ---- what does not fit -------------------------------------------------------------------------
 @pytest.mark.parametrize("overrides, message", [
-    (dict(base=SEGMENT, data="synthetic:shapes-128"), r"task 'segment' cannot train on .*classify data"),
-    (dict(base=SEGMENT, task="classify"), r"task 'classify' cannot train on .*segment data"),
-    (dict(data=CELLS), r"task 'reconstruct' cannot train on .*segment data"),
+    (dict(base=SEGMENT, data="synthetic:shapes-128"), r"task 'segment' cannot use .*classify data"),
+    (dict(base=SEGMENT, task="classify"), r"task 'classify' cannot use .*segment data"),
+    (dict(data=CELLS), r"task 'reconstruct' cannot use .*segment data"),
     (dict(model="unet", model_kwargs={}), r"task 'reconstruct' needs an autoencoder .* UNet"),
     (dict(base=SEGMENT, model="sar_ae_all", model_kwargs=AE), r"segmentation model .*ResidualAutoencoder"),
     (dict(loss={"l2": 1.0}), r"unknown loss 'l2'"),

@@ -255,7 +255,8 @@ def summarize(model_or_name: Union[str, nn.Module], input_size: Optional[Sequenc
 
     Args:
         input_size: ``(C, H, W)``; default ``model.default_input_size`` (224 for the
-            ImageNet models, 32 for CIFAR).
+            ImageNet models, 32 for CIFAR). A model given by name is built with
+            ``in_chans=C`` unless ``in_chans`` is among ``model_kwargs``.
         batch: batch of the measured forward / training step.
 
     Raises ValueError when the input cannot go through the model (wrong channels, too
@@ -267,6 +268,8 @@ def summarize(model_or_name: Union[str, nn.Module], input_size: Optional[Sequenc
     if batch < 1:
         raise ValueError(f"batch must be >= 1, got {batch}")
     if isinstance(model_or_name, str):
+        if input_size is not None and "in_chans" not in model_kwargs:
+            model_kwargs["in_chans"] = int(input_size[0])   # built for the input it is given
         name, model = model_or_name, create_model(model_or_name, **model_kwargs)
     elif model_kwargs:
         raise ValueError(f"model options {sorted(model_kwargs)} only apply when the model is given by name")

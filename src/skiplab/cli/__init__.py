@@ -12,6 +12,7 @@ import argparse
 import importlib
 import os
 import sys
+import typing
 from typing import Optional, Sequence
 
 from ..deploy.extras import MissingExtraError
@@ -21,9 +22,17 @@ COMMANDS = ["study", "summary", "models", "train", "eval", "data", "ablate", "re
             "export", "quantize", "bench", "prune", "distill"]
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line on stderr (exit 2), pointing at
+    ``--help`` instead of printing the usage block."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="skiplab",
         description="Residual and skip-connection networks: build, train, study and export them.",
         epilog="Run 'skiplab COMMAND --help' for a command's options and an example.")
@@ -36,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the console script; returns the process exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv            # the command line as given (train prints it back to resume)
     try:
         return int(args.run(args) or 0)
     except (ValueError, TypeError, FileNotFoundError, KeyError, MissingExtraError) as err:
@@ -44,9 +55,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise
         print(f"skiplab {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"skiplab {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:   # a training run inside saved its last.pt and says so
+        summary = getattr(err, "summary", None)
+        note = f": {summary}; run the command again with --resume to continue" if summary else ""
+        print(f"skiplab {args.command}: interrupted{note}", file=sys.stderr)
+        return getattr(err, "exit_code", 130)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -86,6 +86,7 @@ OPTIONS = ("data", "eval_data", "looks", "latent", "tile", "eval_tile", "budget"
 def run(args: argparse.Namespace) -> int:
     from ..sar.ablate_autoencoder import run_ablation
     from ..sar.ablate_config import AblationConfig
+    from ..train.allocator import retain_freed_memory
     given = {k: getattr(args, k) for k in OPTIONS if getattr(args, k) is not None}
     if args.widths is not None:
         try:
@@ -101,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     if args.jobs < 1:
         raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
+    retain_freed_memory()    # a command that trains: as `skiplab train` (retain_memory)
     result = run_ablation(config, out=args.out, resume=args.resume, threads=args.threads, jobs=args.jobs)
     if args.quick:
         print("\nSMOKE RUN (--quick): checks that everything runs; no variant is judged")

@@ -21,6 +21,10 @@ or train/ + test/ image folders), folder:PATH (PATH/CLASS/*.jpg or PATH/train + 
 synthetic or synthetic:NAME (e.g. synthetic:shapes-2k,seed=1; NAME is shapes, the
 10-class 32x32 shape task, or patterns, the 8-class 16x16 texture task, each with an
 optional size -N or -Nk).
+
+download extracts only regular files and folders: an archive holding a link (symbolic or
+hard), a device or FIFO, an absolute path or '..' is refused whole, before anything is
+written.
 """
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .train import add_config_arguments, config_from_args
+from .train import add_config_arguments, resolve_config
 
 EXAMPLE = """\
 examples:
@@ -50,7 +50,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     from ..deploy.distill import distill_compare, format_comparison
-    config = config_from_args(args, {"teacher": args.teacher, "model": args.model})
+    config = resolve_config(args, {"teacher": args.teacher, "model": args.model})
     if config.out is None:
         print("skiplab distill: error: --out DIR is required (where the runs go)", file=sys.stderr)
         return 2

@@ -135,6 +135,7 @@ def read_config(path: str) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from ..studies import StudyConfig, run_study
+    from ..train.allocator import retain_freed_memory
     given = {k: getattr(args, k) for k in STUDY_OPTIONS if getattr(args, k) is not None}
     if args.config:
         given = {**read_config(args.config), **given}
@@ -147,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
         config = StudyConfig.create(quick=args.quick, **given)
     if args.jobs < 1:
         raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
+    retain_freed_memory()    # a command that trains: as `skiplab train` (retain_memory)
     result = run_study(config, out=args.out, resume=args.resume, threads=args.threads, jobs=args.jobs,
                        plan=args.plan)
     if result is None:

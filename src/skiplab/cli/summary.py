@@ -30,11 +30,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", metavar="MODEL", help="registered model name (see 'skiplab models')")
     p.add_argument("--input-size", nargs=3, type=int, metavar=("C", "H", "W"),
-                   help="input size (default: the model's, 3 224 224 for ImageNet models, 3 32 32 for CIFAR)")
+                   help="input size (default: the model's, 3 224 224 for ImageNet models, 3 32 32 "
+                        "for CIFAR); the model is built with C input channels")
     p.add_argument("--batch", type=int, default=1, metavar="N",
                    help="batch of the measured forward and training step (default: 1)")
     p.add_argument("--num-classes", type=int, metavar="N", help="classifier outputs (default: the model's)")
-    p.add_argument("--in-chans", type=int, metavar="N", help="input channels of the model (default: 3)")
+    p.add_argument("--in-chans", type=int, metavar="N",
+                   help="input channels of the model (default: C of --input-size, else 3)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--checkpoint", metavar="CKPT",
                    help="a trained SAR autoencoder checkpoint of MODEL: also print the measured bits "

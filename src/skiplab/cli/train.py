@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import shlex
 import sys
 import typing
-from typing import Any
-
-import yaml
+from typing import Any, Optional
 
 EXAMPLE = """\
 examples:
@@ -17,7 +16,7 @@ examples:
       --data cifar10:../shared/data/cifar10-jpg --out runs/resnet20
   skiplab train --config configs/he2015_cifar.yaml --out runs/resnet20 --resume   # continue
   skiplab train --config configs/fast_cifar.yaml --data cifar10:PATH --out runs/fast --epochs 12
-  skiplab train --model cifar_resnet20 --data synthetic --epochs 3 --out runs/try
+  skiplab train --model cifar_resnet20 --data synthetic --epochs 3   # -> runs/cifar_resnet20-<time>/
   torchrun --nproc_per_node 2 -m skiplab train --config configs/wrn_cifar.yaml --out runs/wrn
   skiplab train --config configs/unet_cells.yaml --out runs/unet          # segmentation
   skiplab train --task segment --model unet_residual --data synthetic:cells-2k --val-size 200
@@ -40,8 +39,15 @@ Counts take a k suffix (cells-2k). --tile-size sets the image/tile side (SAR 256
 
 Every config field is a flag (batch_size: --batch-size); flags override the recipe.
 Booleans take --flag / --no-flag; lists take several values (--milestones 32000 48000);
---model-kwargs takes YAML ('{drop_path_rate: 0.1}'). The run directory gets config.yaml,
-metrics.csv, TensorBoard events and checkpoints/{last,best}.pt. See docs/training.md.
+--model-kwargs takes YAML ('{drop_path_rate: 0.1}'). A length given here replaces the
+recipe's other one (--epochs 1 on a steps recipe trains one epoch; see --print-config).
+
+The run directory (--out, default runs/<model>-<timestamp>/) gets config.yaml, metrics.csv,
+TensorBoard events and checkpoints/{last,best}.pt. last.pt is written at each epoch end,
+every --checkpoint-minutes (10) and on Ctrl-C / SIGTERM: the current step finishes, last.pt
+is saved, the exact --resume command is printed and the exit status is 130 / 143 (a second
+signal stops at once). retain_memory is on here (off for fit() from Python).
+See docs/training.md.
 """
 
 
@@ -95,26 +101,59 @@ def add_config_arguments(p: argparse.ArgumentParser, skip: tuple = ()) -> None:
 
 
 def _yaml_mapping(text: str) -> dict:
-    value = yaml.safe_load(text)
+    from ..train.config import parse_yaml
+    try:
+        value = parse_yaml(text, "the value")
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{err} (got {text!r})") from None
     if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"expected a YAML mapping like '{{drop_path_rate: 0.1}}', got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a YAML mapping like '{{drop_path_rate: 0.1}}', "
+                                         f"got {text!r}")
     return value
 
 
-def config_from_args(args: argparse.Namespace, extra: dict = None):
-    """The TrainConfig of --config and the flags given (``extra`` overrides both)."""
+NOT_CONFIG = ("config", "print_config", "run", "command", "argv")
+
+
+def resolve_config(args: argparse.Namespace, extra: Optional[dict] = None):
+    """The TrainConfig of a command line: the recipe, the flags over it (``extra`` over both),
+    a length given on the command line replacing the recipe's other one (--epochs drops the
+    recipe's steps, --steps its epochs), and retain_memory on unless the recipe or a flag says
+    otherwise."""
     from ..train import TrainConfig
-    from ..train.config import field_docs
-    overrides = {k: v for k, v in vars(args).items() if k in field_docs()}
+    overrides = {k: v for k, v in vars(args).items()
+                 if k not in NOT_CONFIG and k in TrainConfig.__dataclass_fields__}
     overrides.update(extra or {})
+    if "epochs" in overrides and "steps" not in overrides:
+        overrides["steps"] = 0                    # the recipe's steps would override --epochs
     config_path = getattr(args, "config", None)
-    return (TrainConfig.from_yaml(config_path, overrides) if config_path
-            else TrainConfig.from_dict(overrides))
+    config = (TrainConfig.from_yaml(config_path, overrides) if config_path
+              else TrainConfig.from_dict(overrides))
+    if config.retain_memory is None:
+        config = config.replace(retain_memory=True)
+    return config
+
+
+def resume_command(argv: list[str], run_dir: str) -> str:
+    """The command line that continues the run in ``run_dir``: ``argv`` with ``--out`` set and
+    ``--resume`` added (under torchrun, the torchrun command)."""
+    words, skip = [], False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word in ("--out",):
+            skip = True
+        elif not (word.startswith("--out=") or word in ("--resume", "--no-resume")):
+            words.append(word)
+    words += ["--out", run_dir, "--resume"]
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    prefix = f"torchrun --nproc_per_node {world} -m skiplab" if world > 1 else "skiplab"
+    return f"{prefix} {shlex.join(words)}"
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..train import NonFiniteLossError, fit
-    config = config_from_args(args)
+    from ..train import NonFiniteLossError, TrainingInterrupted, fit
+    config = resolve_config(args)
     if getattr(args, "print_config", False):
         print(config.to_yaml(), end="")
         return 0
@@ -123,6 +162,14 @@ def run(args: argparse.Namespace) -> int:
     except NonFiniteLossError as err:
         print(f"skiplab train: stopped: {err}", file=sys.stderr)
         return 3
+    except TrainingInterrupted as stop:
+        if int(os.environ.get("RANK", "0")) == 0:
+            print(f"skiplab train: {stop.summary}", file=sys.stderr)
+            if stop.checkpoint is not None:
+                argv = getattr(args, "argv", None) or ["train"]
+                print(f"resume with: {resume_command(argv, str(stop.checkpoint.parent.parent))}",
+                      file=sys.stderr, flush=True)
+        return stop.exit_code
     if int(os.environ.get("RANK", "0")) == 0:    # under torchrun, rank 0 speaks for all
         final = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                           for k, v in result.metrics.items())

@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Optional
 
 import torch
+
+from ..atomic import torch_save
 
 CACHE_VERSION = 2  # bump when the stored layout or decoding changes
 
@@ -39,23 +40,13 @@ def load_cached(path: Path) -> Optional[dict]:
 
 
 def save_cached(path: Path, entry: dict) -> bool:
-    """Write ``entry`` atomically (temporary file, fsync, rename). Returns False (and leaves
-    no partial file) when the cache directory is not writable: caching is an optimisation."""
-    entry = dict(entry, version=CACHE_VERSION)
+    """Write ``entry`` atomically (:func:`skiplab.atomic.torch_save`). Returns False (and
+    leaves no partial file) when the cache directory is not writable: caching is an
+    optimisation."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    except OSError:
-        return False
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(entry, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        torch_save(dict(entry, version=CACHE_VERSION), path)
         return True
     except OSError:
-        Path(tmp).unlink(missing_ok=True)
         return False
 
 

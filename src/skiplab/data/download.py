@@ -2,11 +2,12 @@
 and extract it safely.
 
 The source is the official URL by default, or any URL urllib opens (``file://`` included)
-or a local path. The archive is streamed to ``DIR/NAME.part`` while its MD5 is computed and
-renamed into place only if the MD5 matches; a mismatch fails naming the expected and the
-found digest. Extraction first checks every member and refuses the whole archive if any
-would land outside DIR (absolute paths, ``..``), is a link pointing outside DIR, or is a
-device/FIFO -- nothing is written before all members pass.
+or a local path. The archive is streamed to a temporary file beside ``DIR/NAME`` while its MD5 is
+computed and renamed into place only if the MD5 matches; a mismatch fails naming the expected and the
+found digest. Extraction first checks every member and refuses the whole archive if any is
+not a regular file or folder (links of either kind, devices, FIFOs: CIFAR archives hold
+none, and a chain of links inside DIR can still lead out of it) or would land outside DIR
+(absolute paths, ``..``) -- nothing is written before all members pass.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
+
+from ..atomic import atomic_open
 
 ARCHIVE_BASE_URL = "https://www.cs.toronto.edu/~kriz/"
 
@@ -73,26 +76,22 @@ def _open_source(source: str):
 
 def fetch(source: str, dest: Path, md5: str,
           progress: Optional[Callable[[int, Optional[int]], None]] = None) -> Path:
-    """Stream ``source`` to ``dest`` verifying its MD5; the file appears only if it matches."""
-    part = dest.with_name(dest.name + ".part")
+    """Stream ``source`` to ``dest`` verifying its MD5; the file appears only if it matches
+    (written through :func:`skiplab.atomic.atomic_open`)."""
     h = hashlib.md5()
     stream, total = _open_source(source)
     done = 0
-    try:
-        with stream, open(part, "wb") as out:
-            for block in iter(lambda: stream.read(1 << 20), b""):
-                out.write(block)
-                h.update(block)
-                done += len(block)
-                if progress:
-                    progress(done, total)
+    with stream, atomic_open(dest, "wb") as out:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            out.write(block)
+            h.update(block)
+            done += len(block)
+            if progress:
+                progress(done, total)
         found = h.hexdigest()
         if found != md5.lower():
             raise ValueError(f"MD5 mismatch for {source}: expected {md5.lower()}, found {found} "
                              f"({done} bytes); the archive is corrupt or not the official one")
-        os.replace(part, dest)
-    finally:
-        part.unlink(missing_ok=True)
     return dest
 
 
@@ -104,35 +103,67 @@ def _inside(base: Path, target: Path) -> bool:
         return False
 
 
+def _kind(member: tarfile.TarInfo) -> str:
+    return ("a symbolic link" if member.issym() else "a hard link" if member.islnk() else
+            "a device" if member.isdev() else "a FIFO" if member.isfifo() else
+            f"an entry of type {member.type!r}")
+
+
 def check_members(tar: tarfile.TarFile, dest: Path) -> list[tarfile.TarInfo]:
-    """Every member, after checking none escapes ``dest``; raises ValueError naming the first
-    offending member otherwise."""
+    """Every member of ``tar`` after checking all of them, or a ValueError naming the first
+    that is refused: a link (symbolic or hard -- even one pointing inside ``dest``, since a
+    chain of links can lead out and CIFAR archives hold none), a device or FIFO, or a path
+    that is absolute, holds ``..`` or would land outside ``dest`` (also through a link already
+    on disk). Nothing is written here."""
     base = dest.resolve()
     members = tar.getmembers()
     for m in members:
-        target = (base / m.name).resolve()
-        if os.path.isabs(m.name) or ".." in Path(m.name).parts or not _inside(base, target):
-            raise ValueError(f"refusing to extract {m.name!r}: it would be written outside "
-                             f"{str(dest)!r}")
-        if m.issym() or m.islnk():
-            link_base = target.parent if m.issym() else base
-            link = (link_base / m.linkname).resolve()
-            if os.path.isabs(m.linkname) or not _inside(base, link):
-                raise ValueError(f"refusing to extract {m.name!r}: a link to {m.linkname!r} "
-                                 f"outside {str(dest)!r}")
-        elif not (m.isfile() or m.isdir()):
-            raise ValueError(f"refusing to extract {m.name!r}: not a regular file or folder")
+        if not (m.isfile() or m.isdir()):
+            raise ValueError(f"refusing to extract the archive: {m.name!r} is {_kind(m)} "
+                             f"(only regular files and folders are extracted)")
+        if os.path.isabs(m.name) or ".." in Path(m.name).parts:
+            raise ValueError(f"refusing to extract the archive: {m.name!r} would be written "
+                             f"outside {str(dest)!r}")
+        if not _inside(base, (base / m.name).resolve()):
+            raise ValueError(f"refusing to extract the archive: {m.name!r} would be written "
+                             f"outside {str(dest)!r} (through a link on disk)")
     return members
 
 
+def extract_members(tar: tarfile.TarFile, members: list[tarfile.TarInfo], dest: Path) -> None:
+    """Write checked regular files and folders under ``dest`` (never following a link at
+    the final component; modes: folders 0755, files 0644 or 0755 when executable). Used
+    where ``tarfile`` has no ``data`` filter; a second guard beside :func:`check_members`."""
+    base = dest.resolve()
+    for m in members:
+        target = base / m.name
+        if not _inside(base, target.parent.resolve()):
+            raise ValueError(f"refusing to extract {m.name!r}: outside {str(dest)!r}")
+        if m.isdir():
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        mode = 0o755 if m.mode & 0o100 else 0o644
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0),
+                     mode)
+        with os.fdopen(fd, "wb") as out, tar.extractfile(m) as src:
+            for block in iter(lambda: src.read(1 << 20), b""):
+                out.write(block)
+
+
 def safe_extract(archive: Path, dest: Path) -> list[str]:
-    """Extract ``archive`` into ``dest`` after :func:`check_members`; returns member names."""
+    """Extract ``archive`` into ``dest`` after :func:`check_members` has accepted every
+    member; returns member names. Uses tarfile's ``data`` filter where the Python has it
+    (3.12+, and security releases of 3.8-3.11), else :func:`extract_members` -- never the
+    ``fully_trusted`` behaviour."""
     try:
         with tarfile.open(archive, "r:*") as tar:
             members = check_members(tar, dest)
             dest.mkdir(parents=True, exist_ok=True)
-            kwargs = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-            tar.extractall(dest, members=members, **kwargs)
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(dest, members=members, filter="data")
+            else:   # a Python without extraction filters
+                extract_members(tar, members, dest)
     except tarfile.TarError as err:
         raise ValueError(f"cannot read archive {str(archive)!r}: {err}") from None
     return [m.name for m in members]
@@ -182,5 +213,5 @@ def copy_progress_bar(desc: str) -> Callable[[int, Optional[int]], None]:
     return update
 
 
-__all__ = ["download", "fetch", "safe_extract", "check_members", "file_md5", "ARCHIVES",
+__all__ = ["download", "fetch", "safe_extract", "check_members", "extract_members", "file_md5", "ARCHIVES",
            "copy_progress_bar"]

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..atomic import write_text
 from .cache import cache_file, cache_root, load_cached, save_cached
 from .dataset import RawData, channel_histogram
 
@@ -119,10 +120,7 @@ def resolve_content_key(root: Path, scan: FolderScan, cache_dir: Optional[str] =
             pass
     key = content_key(root, scan.files, scan.classes)
     try:
-        memo.parent.mkdir(parents=True, exist_ok=True)
-        tmp = memo.with_name(f"{memo.name}.{os.getpid()}.tmp")
-        tmp.write_text(key)
-        os.replace(tmp, memo)
+        write_text(memo, key)
     except OSError:
         pass  # an unwritable cache only costs the re-hash next time
     return key

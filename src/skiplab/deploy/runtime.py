@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Optional, Union
 
 import torch
@@ -93,21 +94,32 @@ def load_runnable(name_or_path: Union[str, Path], **kwargs) -> ModelSource:
     return load_source(name_or_path, **kwargs)
 
 
-def evaluate_artifact(path: Union[str, Path], data: Optional[str] = None, split: str = "test", *,
-                      batch_size: int = 512, tta_flip: bool = False,
-                      tta_translate: bool = False) -> dict:
+def evaluate_artifact(path: Union[str, Path], data: Optional[str] = None,
+                      split: Optional[str] = None, *, batch_size: Optional[int] = None,
+                      tta_flip: Optional[bool] = None, tta_translate: Optional[bool] = None,
+                      skip_bad: bool = False) -> dict:
     """``skiplab eval`` of an artifact: the task's metrics on ``split`` of ``data`` (default:
-    the data its checkpoint was trained on), inputs normalised as in training."""
+    the data its checkpoint was trained on), inputs normalised as in training. Arguments left
+    at None take the recorded run's values, as :func:`skiplab.train.evaluate_checkpoint` does
+    (its evaluation split, batch size and test-time augmentation)."""
     from ..train import evaluate
-    from ..train.evaluation import evaluation_data
+    from ..train.evaluation import evaluation_data, run_eval_split
     source = load_artifact(path)
     meta = source.meta
     recorded = dict(meta.config) or {"task": meta.task, "model": meta.model,
                                      "model_kwargs": meta.model_kwargs}
+    same_data = data is None or data == recorded.get("data")
+    run = SimpleNamespace(val_size=recorded.get("val_size", 0),
+                          eval_split=recorded.get("eval_split", "auto"))
+    split = split or (run_eval_split(run) if same_data and meta.config else "test")
+    batch_size = batch_size or recorded.get("eval_batch_size", 512)
+    tta_flip = recorded.get("tta_flip", False) if tta_flip is None else tta_flip
+    tta_translate = recorded.get("tta_translate", False) if tta_translate is None else tta_translate
     task, dataset = evaluation_data(recorded, data, split, radiometry=meta.radiometry,
-                                    channels_last=False, source=str(path))
+                                    channels_last=False, source=str(path), skip_bad=skip_bad)
     loader = task.loader(dataset, batch_size, train=False, device=torch.device("cpu"))
     result = evaluate(source.model, loader, None, tta_flip, meter=task.meter(dataset),
                       tta_translate=tta_translate)
     return {**result, "task": task.name, "model": f"{meta.model} [{Path(path).name}]",
-            "data": dataset.name, "split": split}
+            "data": dataset.name, "split": split, "tta_flip": tta_flip,
+            "tta_translate": tta_translate, "precision": Path(path).suffix.lstrip(".") + " artifact"}

@@ -29,6 +29,8 @@ from typing import Any, Mapping, Union
 import torch
 from torch import nn
 
+from ..safe_load import safe_torch_load
+
 StateDict = Mapping[str, torch.Tensor]
 WeightSource = Union[StateDict, str, "os.PathLike[str]"]
 
@@ -78,11 +80,7 @@ def _read_file(path: str) -> Any:
         except ImportError as err:
             raise ValueError(f"{path} is a safetensors file: `pip install safetensors` to read it") from err
         return load_file(path, device="cpu")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # pickle errors differ between torch versions
-        raise ValueError(f"{path} could not be read as weights with torch.load(weights_only=True): "
-                         f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from err
+    return safe_torch_load(path, map_location="cpu", what="weights file")
 
 
 def _is_state_dict(obj: Mapping) -> bool:

@@ -27,6 +27,8 @@ from typing import Optional, Union
 
 import numpy as np
 
+from ..atomic import atomic_path
+
 PathLike = Union[str, Path]
 TIFF_SUFFIXES = (".tif", ".tiff")
 SUFFIXES = TIFF_SUFFIXES + (".png", ".npy")
@@ -246,21 +248,19 @@ def write_raster(path: PathLike, data: np.ndarray, *, like: Optional[Raster] = N
     out = cast_to(data, dtype if dtype is not None else data.dtype)
     tags = like.tags if (tags is None and like is not None) else (tags or {})
     nodata = like.nodata if (nodata is None and like is not None) else nodata
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial{suffix}")
-    if suffix in TIFF_SUFFIXES:
-        import tifffile
+    if suffix == ".png" and out.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"PNG holds only uint8 or uint16 pixels; found {out.dtype} -- write "
+                         f".tif or .npy to keep floating-point values")
+    with atomic_path(path, suffix) as tmp:
+        if suffix in TIFF_SUFFIXES:
+            import tifffile
 
-        tifffile.imwrite(tmp, out, photometric="minisblack", extratags=tiff_extratags(tags, nodata))
-    elif suffix == ".png":
-        if out.dtype not in (np.uint8, np.uint16):
-            raise ValueError(f"PNG holds only uint8 or uint16 pixels; found {out.dtype} -- write "
-                             f".tif or .npy to keep floating-point values")
-        from PIL import Image
+            tifffile.imwrite(tmp, out, photometric="minisblack", extratags=tiff_extratags(tags, nodata))
+        elif suffix == ".png":
+            from PIL import Image
 
-        Image.fromarray(out).save(tmp, format="PNG")
-    else:
-        with open(tmp, "wb") as fh:
-            np.save(fh, out, allow_pickle=False)
-    tmp.replace(path)
+            Image.fromarray(out).save(tmp, format="PNG")
+        else:
+            with open(tmp, "wb") as fh:
+                np.save(fh, out, allow_pickle=False)
     return path

@@ -28,6 +28,7 @@ from typing import Iterator, Optional, Union
 import numpy as np
 import torch
 
+from ..atomic import atomic_path
 from .io import Raster
 from .radiometry import Radiometry
 from .raster_sink import RasterSink, check_output, output_dtype
@@ -95,10 +96,8 @@ def encode_scene(ae: Union[TrainedAutoencoder, PathLike], scene: Union[Raster, P
                   meta=np.array(json.dumps(meta)))
     if not valid.all():
         arrays["valid"] = np.packbits(valid, axis=None)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.partial.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(out)
+    with atomic_path(out, ".npz") as tmp:
+        np.savez(tmp, **arrays)
     return InferenceResult(out, grid, int((~valid).sum()), time.perf_counter() - start, note)
 
 

@@ -33,6 +33,7 @@ from typing import Optional, Union
 import numpy as np
 import torch
 
+from ..atomic import write_bytes
 from .io import Raster, read_raster
 from .radiometry import Radiometry
 from .raster_sink import RasterSink, check_output, output_dtype
@@ -190,10 +191,7 @@ def encode_scene_file(ae: Union[TrainedAutoencoder, PathLike], scene: Union[Rast
     raster = _as_raster(scene)
     check_output(out, overwrite, inputs=(raster.path,))
     encoded = encode_scene_bytes(ae, raster, **kwargs)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.partial")
-    tmp.write_bytes(encoded.data)
-    tmp.replace(out)
+    write_bytes(out, encoded.data)
     encoded.path = out
     return encoded
 

@@ -23,6 +23,7 @@ from typing import Optional, Union
 
 import numpy as np
 
+from ..atomic import PendingFile
 from .io import TIFF_SUFFIXES, Raster, cast_to, raster_suffix, tiff_extratags, write_raster
 
 BIGTIFF_BYTES = 2 ** 31
@@ -56,10 +57,12 @@ class RasterSink:
         self.dtype = output_dtype(like)
         self.overwrite = overwrite
         self.rows_written = 0
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.with_name(f".{self.path.name}.partial{self.suffix}")
         self.array: Optional[np.ndarray] = None
+        self.pending: Optional[PendingFile] = None     # the file that becomes path at close()
         shape = (self.height, self.width)
+        if self.suffix != ".png":
+            self.pending = PendingFile(self.path, self.suffix)
+            self.tmp = self.pending.tmp
         if self.suffix == ".npy":
             self.array = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=self.dtype, shape=shape)
         elif self.suffix in TIFF_SUFFIXES:
@@ -88,18 +91,19 @@ class RasterSink:
         if self.rows_written != self.height:
             self.abort()
             raise ValueError(f"{self.path}: {self.rows_written} of {self.height} rows written")
-        if self.suffix == ".png":
+        if self.pending is None:    # PNG
             write_raster(self.path, self.array, like=self.like, overwrite=self.overwrite)
         else:
             self.array.flush()
             self.array = None
-            self.tmp.replace(self.path)
+            self.pending.commit()
         return self.path
 
     def abort(self) -> None:
         """Drop the partial file (the target is left as it was)."""
         self.array = None
-        self.tmp.unlink(missing_ok=True)
+        if self.pending is not None:
+            self.pending.abort()
 
     def __enter__(self) -> "RasterSink":
         return self

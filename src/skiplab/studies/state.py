@@ -12,11 +12,11 @@ each phase. Written only by the main process; a worker reports through its run d
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Optional
+
+from ..atomic import write_json
 
 FORMAT = "skiplab.experiment/2"
 
@@ -24,18 +24,7 @@ FORMAT = "skiplab.experiment/2"
 def write_json_atomic(path: Path, data: dict) -> None:
     """Write ``data`` as JSON to ``path`` atomically (temporary file, fsync, rename): an
     interrupted write never leaves a broken state file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, default=jsonable)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_json(path, data, indent=1, default=jsonable)
 
 
 def read_json(path: Path, what: str) -> dict:

@@ -1,18 +1,16 @@
 """Checkpoints that survive being killed, and loading that explains what does not fit.
 
-:func:`save_checkpoint` writes to a temporary file in the same directory, fsyncs it,
-renames it over the target (atomic on POSIX) and fsyncs the directory, so at any instant
-the target is either the previous complete checkpoint or the new complete one.
-:func:`load_checkpoint` uses ``torch.load(weights_only=True)`` (no arbitrary code runs);
-:func:`load_model_state` refuses a state dict of another architecture with the list of
-missing, unexpected and mis-shaped tensors.
+:func:`save_checkpoint` writes atomically (:mod:`skiplab.atomic`: a temporary file in the
+same directory, fsynced and renamed over the target), so at any instant the target is either
+the previous complete checkpoint or the new complete one.
+:func:`load_checkpoint` uses ``torch.load(weights_only=True)`` (no code in the file runs) and
+says in words what a file that is not a checkpoint is; :func:`load_model_state` refuses a
+state dict of another architecture in one line naming what differs.
 """
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
@@ -20,47 +18,26 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..atomic import torch_save
+from ..safe_load import safe_torch_load
+
 
 class CheckpointMismatchError(ValueError):
     """A state dict does not fit the model (another architecture or configuration)."""
 
 
 def save_checkpoint(state: Mapping[str, Any], path: Union[str, Path]) -> Path:
-    """Write ``state`` to ``path`` atomically (tmp file, fsync, rename, fsync dir)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)   # mkstemp creates 0600; give the usual file mode
-        with os.fdopen(fd, "wb") as f:
-            torch.save(dict(state), f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-    return path
+    """Write ``state`` to ``path`` atomically (:func:`skiplab.atomic.torch_save`)."""
+    return torch_save(dict(state), path)
 
 
 def load_checkpoint(path: Union[str, Path], map_location: Union[str, torch.device] = "cpu") -> dict:
-    """Read a checkpoint with ``weights_only=True``; a clear error when it is missing or broken."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # truncated file, not a torch file, unsafe pickle
-        raise ValueError(f"cannot read checkpoint {path}: {err}") from err
+    """Read a checkpoint with ``weights_only=True`` (:func:`skiplab.safe_load.safe_torch_load`):
+    a one-line error saying what the file is when it is not a checkpoint."""
+    state = safe_torch_load(path, map_location=map_location, what="checkpoint")
     if not isinstance(state, dict):
-        raise ValueError(f"{path} is not a skiplab checkpoint (found a {type(state).__name__})")
+        raise ValueError(f"{path} is not a skiplab checkpoint (it holds a {type(state).__name__}, "
+                         f"not a dict of tensors)")
     return state
 
 
@@ -76,26 +53,32 @@ def model_state_from(checkpoint: Mapping[str, Any], use_ema: bool = True) -> dic
     raise ValueError("checkpoint holds no model weights (no 'model' entry)")
 
 
-def load_model_state(model: nn.Module, state: Mapping[str, torch.Tensor], max_listed: int = 20) -> None:
-    """``model.load_state_dict(state, strict=True)``, or a CheckpointMismatchError listing
-    every missing, unexpected and differently shaped tensor."""
+def load_model_state(model: nn.Module, state: Mapping[str, torch.Tensor], max_listed: int = 3,
+                     source: str = "the checkpoint") -> None:
+    """``model.load_state_dict(state, strict=True)``, or a one-line CheckpointMismatchError
+    naming ``source`` (e.g. the file and its model) and what differs: the number of classes
+    when the heads differ, then the tensors of another shape, missing and unexpected."""
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
-    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-              for k in own if k in state and state[k].shape != own[k].shape]
-    if missing or unexpected or shapes:
-        lines = []
-        for title, items in (("missing from the checkpoint", missing),
-                             ("not in the model", unexpected), ("shape mismatch", shapes)):
-            if items:
-                lines.append(f"  {len(items)} {title}:")
-                lines += [f"    {s}" for s in items[:max_listed]]
-                if len(items) > max_listed:
-                    lines.append(f"    ... and {len(items) - max_listed} more")
-        raise CheckpointMismatchError(f"the checkpoint does not fit {type(model).__name__} "
-                                      f"(another architecture?):\n" + "\n".join(lines))
-    model.load_state_dict(state, strict=True)
+    shaped = [k for k in own if k in state and state[k].shape != own[k].shape]
+    if not (missing or unexpected or shaped):
+        model.load_state_dict(state, strict=True)
+        return
+    parts = []
+    head = f"{getattr(model, 'classifier_name', 'fc')}.weight"
+    if head in shaped and state[head].ndim >= 1 and state[head].shape[0] != own[head].shape[0]:
+        parts.append(f"the checkpoint has {state[head].shape[0]} classes, the model "
+                     f"{own[head].shape[0]}")
+    for title, items in (("of another shape", [f"{k}: checkpoint {tuple(state[k].shape)} vs model "
+                                               f"{tuple(own[k].shape)}" for k in shaped]),
+                         ("missing from the checkpoint", missing), ("not in the model", unexpected)):
+        if items:
+            more = f", ... and {len(items) - max_listed} more" if len(items) > max_listed else ""
+            parts.append(f"{len(items)} tensor{'s' * (len(items) > 1)} {title} "
+                         f"({', '.join(items[:max_listed])}{more})")
+    raise CheckpointMismatchError(f"{source} does not fit {type(model).__name__} (another "
+                                  f"architecture or size?): {'; '.join(parts)}")
 
 
 def rng_state() -> dict:
@@ -124,12 +107,61 @@ def _as_tuple(x: Any) -> Any:
     return tuple(_as_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x
 
 
+RUN_IDENTITY = ("task", "model", "model_kwargs", "data", "tile_size", "batch_size", "seed", "optimizer")
+
+
+def check_same_run(state: Mapping[str, Any], config: Mapping[str, Any], defaults: Mapping[str, Any],
+                   path: Union[str, Path]) -> None:
+    """A ValueError if ``config`` differs from the checkpoint's in a field that makes it
+    another run (:data:`RUN_IDENTITY`); ``defaults`` fill fields older checkpoints lack."""
+    changed = [k for k in RUN_IDENTITY if state["config"].get(k, defaults[k]) != config[k]]
+    if changed:
+        raise ValueError(f"cannot resume {path}: the config changed in {changed} "
+                         f"(checkpoint: {[state['config'].get(k) for k in changed]}, "
+                         f"now: {[config[k] for k in changed]})")
+
+
+def trainer_state(trainer: Any) -> dict:
+    """Everything a :class:`~skiplab.train.Trainer` needs to resume exactly (its checkpoint)."""
+    loader_state = dict(trainer.train_loader.state_dict(), epoch=trainer.epoch, batch=trainer.batch_in_epoch)
+    return {
+        "format": "skiplab.train/1", "config": trainer.config.to_dict(),
+        "model": trainer.model.state_dict(), "optimizer": trainer.optimizer.state_dict(),
+        "schedule": trainer.schedule.state_dict(), "scaler": trainer.scaler.state_dict(),
+        "ema": trainer.ema.state_dict() if trainer.ema else None, "rng": rng_state(),
+        "lookahead": trainer.lookahead.state_dict() if trainer.lookahead else None,
+        "step": trainer.step, "epoch": trainer.epoch, "batch_in_epoch": trainer.batch_in_epoch,
+        "loader": loader_state, "epoch_sums": list(trainer.epoch_sums),
+        "epoch_time": trainer.epoch_time,
+        "best": {"metric": trainer.task.best_metric, "value": trainer.best_value},
+        **trainer.task.checkpoint_extras(trainer),
+        **({"structure": trainer.structure} if getattr(trainer, "structure", None) else {}),
+    }
+
+
+def restore_trainer_state(trainer: Any, state: Mapping[str, Any]) -> None:
+    """The inverse of :func:`trainer_state`: weights, optimiser, schedule, scaler, EMA,
+    Lookahead, random generators and progress counters (the loader's position is the
+    trainer's to restore, when its loader exists)."""
+    load_model_state(trainer.model, state["model"])
+    for key in ("optimizer", "schedule", "scaler", "ema", "lookahead"):
+        part = getattr(trainer, key)
+        if part is not None and state.get(key) is not None:
+            part.load_state_dict(state[key])
+    set_rng_state(state["rng"])
+    trainer.step, trainer.epoch = state["step"], state["epoch"]
+    trainer.batch_in_epoch = state["batch_in_epoch"]
+    trainer.epoch_sums, trainer.epoch_time = list(state["epoch_sums"]), state["epoch_time"]
+    trainer.best_value = state["best"]["value"] if "best" in state else state["best_acc"]
+
 def model_from_checkpoint(checkpoint: Mapping[str, Any], task: Any, dataset: Any, *,
-                          name: Optional[str] = None, use_ema: bool = True) -> nn.Module:
+                          name: Optional[str] = None, use_ema: bool = True,
+                          source: Optional[str] = None) -> nn.Module:
     """The trained model a checkpoint holds, sized for ``dataset``: ``task.create_model`` with
     the recorded name and keywords (or ``name``), the recorded pruned widths applied
     (``checkpoint["structure"]``, :func:`skiplab.models.apply_structure`), then the weights
-    (the EMA copy when there is one and ``use_ema``), loaded strictly."""
+    (the EMA copy when there is one and ``use_ema``), loaded strictly; ``source`` names
+    the checkpoint in a mismatch error."""
     from ..models.structure import apply_structure
     recorded = checkpoint.get("config") or {}
     name = name or recorded.get("model")
@@ -138,7 +170,7 @@ def model_from_checkpoint(checkpoint: Mapping[str, Any], task: Any, dataset: Any
     kwargs = dict(recorded.get("model_kwargs") or {}) if name == recorded.get("model") else {}
     model = task.create_model(dataset, name, kwargs)
     apply_structure(model, checkpoint.get("structure"))
-    load_model_state(model, model_state_from(checkpoint, use_ema))
+    load_model_state(model, model_state_from(checkpoint, use_ema), source=source)
     return model
 
 

@@ -13,7 +13,7 @@ import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Iterable, Mapping, Optional, Union
 
 import yaml
 
@@ -32,7 +32,10 @@ class TrainConfig:
     """Everything a training run needs; ``TrainConfig()`` is a small valid run on synthetic data."""
 
     # -- run ---------------------------------------------------------------------------
-    out: Optional[str] = _f(None, "run directory (runs/NAME); None writes nothing to disk")
+    out: Optional[str] = _f(None, "run directory; None: runs/<model>-<timestamp>/ (unless save is "
+                                  "false)")
+    save: bool = _f(True, "write the run directory (config.yaml, metrics.csv, TensorBoard, "
+                          "checkpoints); false keeps the run in memory only")
     seed: int = _f(0, "seed of model init, data order and augmentation", minimum=0)
     deterministic: bool = _f(False, "bit-reproducible run: deterministic kernels, no compile")
     resume: bool = _f(False, "continue from OUT/checkpoints/last.pt if it exists")
@@ -141,9 +144,11 @@ class TrainConfig:
     channels_last: bool = _f(True, "NHWC memory format for model and inputs")
     compile: str = _f("auto", "torch.compile: auto (where it pays, see docs/training.md), on, off",
                       choices=("auto", "on", "off"))
-    retain_memory: bool = _f(True, "keep freed memory in the process (glibc malloc) instead of "
-                                   "returning it to the OS: no page faults every step, ~20 % faster "
-                                   "CPU steps; the process keeps its peak memory")
+    retain_memory: Optional[bool] = _f(None, "keep freed memory in the process (glibc malloc) "
+                                             "instead of returning it to the OS: no page faults "
+                                             "every step, ~20 % faster CPU steps; the process "
+                                             "keeps its peak memory. None: on under the skiplab "
+                                             "command, off for fit() from Python (process-wide)")
     grad_checkpointing: bool = _f(False, "recompute stage activations in backward (less memory)")
     whiten_init: bool = _f(False, "initialise a model's patch-whitening stem from training "
                                   "images (models with init_whitening(images))")
@@ -151,8 +156,11 @@ class TrainConfig:
     tta_translate: bool = _f(False, "classify: also average over the image shifted by one pixel "
                                     "up-left and down-right (weights 1/2, 1/4, 1/4; airbench's level 2)")
     # -- outputs -----------------------------------------------------------------------
-    checkpoint_every: int = _f(0, "also write last.pt every N steps (0 = at epoch ends only)",
-                               minimum=0)
+    checkpoint_every: int = _f(0, "also write last.pt every N steps (0 = off)", minimum=0)
+    checkpoint_minutes: float = _f(10.0, "also write last.pt when this many minutes of training "
+                                         "passed since it was last written, so a kill loses at "
+                                         "most that (0 = off; last.pt is always written at epoch "
+                                         "ends and on SIGINT/SIGTERM)", minimum=0.0)
     eval_every: int = _f(1, "evaluate every N epochs (and always after the last)", positive=True)
     best_metric: str = _f("auto", "metrics.csv column that picks best.pt (higher is better, "
                                   "*loss lower); auto = val_acc (classify), val_dice (segment), "
@@ -168,9 +176,10 @@ class TrainConfig:
         known = {f.name: f for f in dataclasses.fields(cls)}
         for key in values:
             if key not in known:
-                close = difflib.get_close_matches(str(key), known, n=3, cutoff=0.5)
-                hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-                raise ValueError(f"unknown config key {key!r}{hint} (valid keys: {', '.join(known)})")
+                close = suggest_keys(str(key), known)
+                hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+                raise ValueError(f"unknown config key {key!r}{hint} (every key with its meaning: "
+                                 f"skiplab train --help)")
         hints = typing.get_type_hints(cls)
         checked = {k: _check_value(k, v, hints[k], known[k].metadata) for k, v in values.items()}
         config = cls(**checked)
@@ -184,7 +193,7 @@ class TrainConfig:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"config file {path} does not exist")
-        values = yaml.safe_load(path.read_text()) or {}
+        values = parse_yaml(path.read_text(), f"config file {path}") or {}
         if not isinstance(values, dict):
             raise ValueError(f"{path} must hold a mapping of config keys, found {type(values).__name__}")
         return cls.from_dict({**values, **(overrides or {})})
@@ -221,6 +230,56 @@ class TrainConfig:
             raise ValueError(f"teacher: distillation is for task 'classify', not {self.task!r}")
         if self.resume and self.out is None:
             raise ValueError("resume needs out: the run directory holding checkpoints/last.pt")
+        if self.out is not None and not self.save:
+            raise ValueError(f"out {self.out!r} with save false: a run that saves nothing has no "
+                             f"run directory (drop one of them)")
+
+
+# names other tools use for a field, for the suggestions of an unknown key
+ALIASES = {
+    "learning_rate": "lr", "base_lr": "lr", "lr_rate": "lr", "num_epochs": "epochs",
+    "n_epochs": "epochs", "max_epochs": "epochs", "epoch": "epochs", "max_steps": "steps",
+    "num_steps": "steps", "iterations": "steps", "iters": "steps", "max_iters": "steps",
+    "wd": "weight_decay", "l2": "weight_decay", "bs": "batch_size", "batch": "batch_size",
+    "optim": "optimizer", "optimiser": "optimizer", "scheduler": "schedule",
+    "lr_schedule": "schedule", "lr_scheduler": "schedule", "arch": "model", "network": "model",
+    "dataset": "data", "data_dir": "data", "output_dir": "out", "output": "out", "outdir": "out",
+    "run_dir": "out", "log_dir": "out", "threads": "num_threads", "amp": "precision",
+    "dtype": "precision", "mixed_precision": "precision", "warmup": "warmup_epochs",
+    "clip_grad": "grad_clip", "max_grad_norm": "grad_clip", "clip_grad_norm": "grad_clip",
+    "ema": "ema_decay", "smoothing": "label_smoothing", "lr_milestones": "milestones",
+    "lr_steps": "milestones", "lr_decay": "gamma", "image_size": "tile_size",
+    "checkpoint_interval": "checkpoint_every", "save_every": "checkpoint_every",
+    "eval_interval": "eval_every", "val_every": "eval_every", "workers": "num_threads",
+}
+
+
+def suggest_keys(key: str, names: Iterable[str], n: int = 3) -> list[str]:
+    """Field names close to ``key``, by spelling or through :data:`ALIASES`
+    (``lerning_rate`` -> ``lr``)."""
+    names = list(names)
+    norm = key.lower().replace("-", "_")
+    candidates = {name: name for name in names}
+    candidates.update({alias: name for alias, name in ALIASES.items() if name in names})
+    found: list[str] = []
+    for match in difflib.get_close_matches(norm, candidates, n=2 * n, cutoff=0.6):
+        if candidates[match] not in found:
+            found.append(candidates[match])
+    return found[:n]
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """``yaml.safe_load(text)``, or a one-line ValueError naming ``source`` (a file or a
+    flag), the line and column (1-based) and what the parser expected there."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        context = f" ({err.context})" if err.context else ""
+        raise ValueError(f"{source} is not valid YAML{where}: {err.problem}{context}") from None
+    except yaml.YAMLError as err:
+        raise ValueError(f"{source} is not valid YAML: {' '.join(str(err).split())}") from None
 
 
 def field_docs() -> dict[str, str]:

@@ -60,7 +60,7 @@ def evaluate(model: nn.Module, loader: Iterable, precision: Optional[Precision] 
 
 def evaluation_data(recorded: dict, data: Optional[str] = None, split: str = "test", *,
                     radiometry: Optional[dict] = None, channels_last: bool = True,
-                    source: str = "the checkpoint") -> tuple[Any, Any]:
+                    source: str = "the checkpoint", skip_bad: bool = False) -> tuple[Any, Any]:
     """The task and the ``split`` of ``data`` a model trained with config ``recorded`` is
     evaluated on (default data: the recorded one, with the same held-out part, so every split
     is normalised with the statistics the model was trained with; ``radiometry``: a
@@ -71,35 +71,69 @@ def evaluation_data(recorded: dict, data: Optional[str] = None, split: str = "te
     known = {k: v for k, v in recorded.items() if k in TrainConfig.__dataclass_fields__}
     config = TrainConfig.from_dict({**known, "data": data, "resume": False, "out": None,
                                     "val_size": known.get("val_size", 0) if data == recorded.get("data") else 0,
-                                    "channels_last": channels_last})
+                                    "channels_last": channels_last, "skip_bad": skip_bad})
     task = make_task(config)
     extras = {"radiometry": radiometry} if radiometry is not None else {}
     return task, task.load(split, like=task.data_reference(extras))
 
 
-def evaluate_checkpoint(path: Union[str, Path], data: Optional[str] = None, split: str = "test", *,
-                        model: Optional[str] = None, batch_size: int = 512, precision: str = "auto",
-                        device: str = "auto", use_ema: bool = True, tta_flip: bool = False,
-                        channels_last: bool = True, tta_translate: bool = False) -> dict:
-    """Evaluate the checkpoint at ``path`` on ``split`` of ``data`` with its task's metrics.
+def run_eval_split(config: TrainConfig) -> str:
+    """The split a run evaluated at the end of each epoch (``eval_split: auto`` is val when
+    the run held out a validation part, else test)."""
+    split = {"auto": "val" if config.val_size > 0 else "test", "none": "test"}
+    return split.get(config.eval_split, config.eval_split)
 
-    The task, model name, its keywords, the dataset and its tile size default to those
-    recorded in the checkpoint's config (a plain state dict needs ``model`` and ``data`` and
-    is a classifier); the EMA weights are used when the checkpoint has them and ``use_ema``.
-    A reconstruct checkpoint normalises the data with the radiometry it was trained with.
+
+def evaluate_checkpoint(path: Union[str, Path], data: Optional[str] = None,
+                        split: Optional[str] = None, *, model: Optional[str] = None,
+                        batch_size: Optional[int] = None, precision: Optional[str] = None,
+                        device: str = "auto", use_ema: bool = True,
+                        tta_flip: Optional[bool] = None, channels_last: Optional[bool] = None,
+                        tta_translate: Optional[bool] = None, skip_bad: bool = False) -> dict:
+    """Evaluate the checkpoint at ``path`` with its task's metrics, by default exactly as the
+    run's own evaluation did at the end of training.
+
+    Every argument left at None takes the run's recorded value: the split it evaluated (val
+    when it held out a validation part, else test), the evaluation batch size, precision,
+    memory format and test-time augmentation (``tta_flip``, ``tta_translate``), so a
+    checkpoint reports the figure its last metrics.csv row shows; pass False to turn the
+    augmentation off. The task, model name, its keywords, the dataset and its tile size
+    default to those recorded as well (a plain state dict needs ``model`` and ``data`` and is
+    a classifier); the EMA weights are used when the checkpoint has them and ``use_ema``. A
+    reconstruct checkpoint normalises the data with the radiometry it was trained with.
+    ``skip_bad`` leaves out images that cannot be decoded.
     """
     checkpoint = load_checkpoint(path)
     recorded = dict(checkpoint.get("config") or {})
     name = model or recorded.get("model")
-    task, dataset = evaluation_data({**recorded, "model": name}, data, split,
-                                    radiometry=checkpoint.get("radiometry"),
-                                    channels_last=channels_last, source=str(path))
-    net = model_from_checkpoint(checkpoint, task, dataset, name=name, use_ema=use_ema)
+    data = data or recorded.get("data")
+    if name is None or data is None:
+        raise ValueError(f"{path} records no config: pass the model name and the data spec to "
+                         f"evaluate it")
+    known = {k: v for k, v in recorded.items() if k in TrainConfig.__dataclass_fields__}
+    run = TrainConfig.from_dict({**known, "resume": False, "out": None, "save": False})
+    config = run.replace(data=data, skip_bad=skip_bad,
+                         # the same held-out part as in training, so every split is normalised
+                         # with the statistics the model was trained with
+                         val_size=run.val_size if data == recorded.get("data") else 0)
+    split = split or (run_eval_split(run) if data == recorded.get("data") else "test")
+    setting = {"tta_flip": tta_flip, "tta_translate": tta_translate, "precision": precision,
+               "channels_last": channels_last, "eval_batch_size": batch_size}
+    setting = {k: getattr(run, k) if v is None else v for k, v in setting.items()}
+    task = make_task(config)
+    dataset = task.load(split, like=task.data_reference(checkpoint))
+    source = f"{path} ({recorded['model']})" if recorded.get("model") else str(path)
+    net = model_from_checkpoint(checkpoint, task, dataset, name=name, use_ema=use_ema,
+                                source=source)
     dev = resolve_device(device)
     net = net.to(dev)
-    if channels_last:
+    if setting["channels_last"]:
         net = net.to(memory_format=torch.channels_last)
-    loader = task.loader(dataset, batch_size, train=False, device=dev)
-    result = evaluate(net, loader, Precision(resolve_precision(precision, dev), dev), tta_flip,
-                      meter=task.meter(dataset), tta_translate=tta_translate)
-    return {**result, "task": task.name, "model": name, "data": dataset.name, "split": split}
+    loader = task.loader(dataset, setting["eval_batch_size"], train=False, device=dev)
+    # the function and arguments of Trainer._evaluate, so the figures are the run's own
+    autocast = Precision(resolve_precision(setting["precision"], dev), dev)
+    result = evaluate(net, loader, autocast, setting["tta_flip"], meter=task.meter(dataset),
+                      tta_translate=setting["tta_translate"])
+    return {**result, "task": task.name, "model": name, "data": dataset.name, "split": split,
+            "tta_flip": setting["tta_flip"], "tta_translate": setting["tta_translate"],
+            "precision": autocast.name}

@@ -4,7 +4,7 @@
     for epoch ...:                     # Trainer.fit
         for x, y in train_loader:      # Trainer.train_epoch
             train_step(x, y)           # forward (autocast), loss check, backward, step, EMA, lookahead
-            maybe checkpoint
+            maybe checkpoint (every N steps, every M minutes), stop on SIGINT/SIGTERM
         evaluate, log a metrics.csv row, checkpoint last.pt (and best.pt)
 
 What is learnt -- classification, segmentation or reconstruction (``config.task``) -- is a
@@ -13,14 +13,15 @@ statistics, the evaluation metrics, the metric that picks best.pt and the checkp
 
 Everything a resumed run needs -- weights, optimiser, schedule, grad scaler, EMA, lookahead, every RNG
 state, epoch, step, the position in the epoch and the epoch's running sums -- is in the
-checkpoint, so in deterministic mode a killed and resumed run ends bit-identical to an
-uninterrupted one (the data order and augmentation are pure functions of seed, epoch and
-batch; see :class:`skiplab.data.BatchLoader`).
+checkpoint, so in deterministic mode a killed (or signalled: :mod:`skiplab.train.interrupt`)
+and resumed run ends bit-identical to an uninterrupted one (the data order and augmentation
+are pure functions of seed, epoch and batch; see :class:`skiplab.data.BatchLoader`).
 """
 
 from __future__ import annotations
 
 import math
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,17 +32,18 @@ from torch import nn
 
 from .allocator import retain_freed_memory
 from .callbacks import Callback, CallbackList
-from .checkpoint import (initial_model, load_checkpoint, load_model_state, rng_state, save_checkpoint,
-                         set_rng_state)
+from .checkpoint import (check_same_run, initial_model, load_checkpoint, restore_trainer_state,
+                         save_checkpoint, trainer_state)
 from .config import TrainConfig
 from .distill import Distiller   # Hinton 2015 KD
 from .distributed import DistInfo, all_reduce_sum, barrier, cleanup, init_distributed, wrap_ddp
 from .ema import ModelEMA
 from .evaluation import evaluate
+from .interrupt import StopSignals, TrainingInterrupted
 from .lookahead import Lookahead
 from .optim import build_optimizer
 from .precision import Precision, resolve_device, resolve_precision, should_compile
-from .runlog import RunLog
+from .runlog import RunLog, default_run_dir, format_scores
 from .schedule import LRSchedule
 from .seed import seed_everything
 from .tasks import Task, make_task
@@ -66,6 +68,10 @@ def fit(config: TrainConfig, callbacks: Iterable[Callback] = (), *, train_set=No
         eval_set=None) -> FitResult:
     """Train as ``config`` says (see :class:`TrainConfig`); works alone or under torchrun.
 
+    Writes to ``config.out`` (default ``runs/<model>-<timestamp>/``; ``save=False``: nothing).
+    SIGINT/SIGTERM: the step finishes, last.pt is written, :class:`TrainingInterrupted` is
+    raised and the caller's handlers are back. ``retain_memory`` is off unless asked for.
+
     ``train_set``/``eval_set`` (an :class:`~skiplab.data.ImageDataset`, or for the segment /
     reconstruct tasks a :class:`~skiplab.data.SegmentationDataset` /
     :class:`~skiplab.sar.SARTileDataset`) replace loading ``config.data``, for data in memory.
@@ -84,6 +90,8 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, callbacks: Iterable[Callback] = (), *, train_set=None,
                  eval_set=None) -> None:
+        if config.out is None and config.save:
+            config = config.replace(out=str(default_run_dir(config.model)))
         self.config = config
         self.callbacks = CallbackList(callbacks)
         self.device = resolve_device(config.device)
@@ -130,6 +138,8 @@ class Trainer:
         self._pending: dict = {}            # scalars from .log() for this epoch's row
         self.run_dir = Path(config.out) if config.out else None
         self.last_path = self.run_dir / "checkpoints" / "last.pt" if self.run_dir else None
+        self.stop, self._stop_votes = StopSignals(), 0.0   # armed by fit(); DDP: ranks signalled
+        self._next_timed_save = math.inf
         resumed = self._maybe_resume()
         self.runlog = None
         if self.run_dir is not None and self.is_main:
@@ -180,20 +190,7 @@ class Trainer:
 
     # -- checkpoints --------------------------------------------------------------------
     def state_dict(self) -> dict:
-        loader_state = dict(self.train_loader.state_dict(), epoch=self.epoch, batch=self.batch_in_epoch)
-        return {
-            "format": "skiplab.train/1", "config": self.config.to_dict(),
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "schedule": self.schedule.state_dict(), "scaler": self.scaler.state_dict(),
-            "ema": self.ema.state_dict() if self.ema else None, "rng": rng_state(),
-            "lookahead": self.lookahead.state_dict() if self.lookahead else None,
-            "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-            "loader": loader_state, "epoch_sums": list(self.epoch_sums),
-            "epoch_time": self.epoch_time,
-            "best": {"metric": self.task.best_metric, "value": self.best_value},
-            **self.task.checkpoint_extras(self),
-            **({"structure": self.structure} if self.structure else {}),
-        }
+        return trainer_state(self)
 
     def _zero_sums(self) -> list[float]:
         return [0.0] * self.task.num_sums(self.train_set)
@@ -201,6 +198,8 @@ class Trainer:
     def save(self, name: str = "last.pt") -> None:
         if self.run_dir is not None and self.is_main:
             save_checkpoint(self.state_dict(), self.run_dir / "checkpoints" / name)
+            if name == "last.pt" and self.config.checkpoint_minutes:
+                self._next_timed_save = time.monotonic() + 60 * self.config.checkpoint_minutes
 
     def _maybe_resume(self) -> bool:
         c = self.config
@@ -212,25 +211,8 @@ class Trainer:
             raise ValueError(f"{self.last_path} exists: pass resume (--resume) to continue that run, "
                              f"or choose another out directory")
         state = load_checkpoint(self.last_path, map_location=self.device)
-        changed = [k for k in ("task", "model", "model_kwargs", "data", "tile_size", "batch_size",
-                               "seed", "optimizer")
-                   if state["config"].get(k, TrainConfig().to_dict()[k]) != getattr(c, k)]
-        if changed:
-            raise ValueError(f"cannot resume {self.last_path}: the config changed in {changed} "
-                             f"(checkpoint: {[state['config'].get(k) for k in changed]})")
-        load_model_state(self.model, state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.schedule.load_state_dict(state["schedule"])
-        self.scaler.load_state_dict(state["scaler"])
-        if self.ema is not None and state["ema"] is not None:
-            self.ema.load_state_dict(state["ema"])
-        if self.lookahead is not None and state.get("lookahead") is not None:
-            self.lookahead.load_state_dict(state["lookahead"])
-        set_rng_state(state["rng"])
-        self.step, self.epoch = state["step"], state["epoch"]
-        self.batch_in_epoch = state["batch_in_epoch"]
-        self.epoch_sums, self.epoch_time = list(state["epoch_sums"]), state["epoch_time"]
-        self.best_value = state["best"]["value"] if "best" in state else state["best_acc"]
+        check_same_run(state, c.to_dict(), TrainConfig().to_dict(), self.last_path)
+        restore_trainer_state(self, state)
         self._loader_state = state["loader"]
         if self.is_main:
             print(f"resumed {self.last_path}: epoch {self.epoch}, batch {self.batch_in_epoch}, "
@@ -245,17 +227,27 @@ class Trainer:
             self.runlog.scalars(self.step, values)
 
     def fit(self) -> FitResult:
+        """Train to the end; on SIGINT/SIGTERM save last.pt after the current step and raise
+        :class:`TrainingInterrupted` (see :mod:`skiplab.train.interrupt`)."""
+        with self.stop:
+            return self._fit()
+
+    def _fit(self) -> FitResult:
         c = self.config
         if self.is_main:
             print(f"training {c.model} on {self.train_set.name} ({len(self.train_set)} images), "
                   f"{self.epochs} epochs x {self.steps_per_epoch} steps, precision {self.precision.name}, "
                   f"channels_last {c.channels_last}, compile {self.compiled}, "
-                  f"{self.dist.world_size} process(es)")
+                  f"{self.dist.world_size} process(es)"
+                  + (f"; outputs in {self.run_dir}/" if self.run_dir is not None else ""), flush=True)
+        if c.checkpoint_minutes:
+            self._next_timed_save = time.monotonic() + 60 * c.checkpoint_minutes
         self.callbacks.on_fit_start(self)
         history = list(self.runlog.rows) if self.runlog else []
         metrics: dict = dict(history[-1]) if history else {}
         while self.epoch < self.epochs and self.step < self.total_steps:
             train = self.train_epoch()
+            self._stop_if_signalled()
             if self.lookahead is not None:     # evaluate and checkpoint the slow weights
                 self.lookahead.sync(self.model)
             metrics = {"epoch": self.epoch + 1, "step": self.step, "lr": self.schedule(self.step - 1),
@@ -270,12 +262,25 @@ class Trainer:
             self.batch_in_epoch, self.epoch_sums, self.epoch_time = 0, self._zero_sums(), 0.0
             self._end_of_epoch_outputs(metrics)
             history.append(metrics)
+            if self.epoch < self.epochs and self.step < self.total_steps:   # (a finished run ends)
+                self._stop_if_signalled()      # signalled during the evaluation
         self.callbacks.on_fit_end(self)
         if self.is_main and self.run_dir is not None:
-            print(f"outputs in {self.run_dir}/: config.yaml, metrics.csv, TensorBoard events, "
-                  f"checkpoints/last.pt, checkpoints/best.pt")
+            print(f"outputs in {self.run_dir}/: config.yaml, metrics.csv, TensorBoard events, checkpoints/")
         return FitResult(metrics=metrics, history=history, run_dir=self.run_dir, model=self.model,
                          ema_model=self.ema.module if self.ema else None)
+
+    def _stop_requested(self) -> bool:
+        """A signal asked to stop (under DDP: any rank's, by this step's all-reduce)."""
+        return self._stop_votes > 0 if self.dist.enabled else self.stop.requested
+
+    def _stop_if_signalled(self) -> None:
+        """If a signal asked to stop: write last.pt and raise TrainingInterrupted."""
+        if self._stop_requested():
+            self.save("last.pt")   # signum None: a DDP rank stopped by another rank's signal
+            raise TrainingInterrupted(self.stop.signum or signal.SIGTERM, self.last_path, self.step,
+                                      f"step {self.step} (epoch {self.epoch + 1}, batch "
+                                      f"{self.batch_in_epoch} of {self.steps_per_epoch})")
 
     def _evaluate(self) -> dict:
         """Rank 0 evaluates the whole split (the EMA weights when there are some)."""
@@ -292,8 +297,8 @@ class Trainer:
     def _end_of_epoch_outputs(self, metrics: dict) -> None:
         if not self.is_main:
             return
-        print(f"epoch {metrics['epoch']}/{self.epochs}: {_scores(metrics, 'train')}"
-              f"{' | ' + _scores(metrics, 'val') if 'val_loss' in metrics else ''} | "
+        print(f"epoch {metrics['epoch']}/{self.epochs}: {format_scores(metrics, 'train')}"
+              f"{' | ' + format_scores(metrics, 'val') if 'val_loss' in metrics else ''} | "
               f"{metrics['images_per_s']:.0f} img/s, {metrics['epoch_time_s']:.0f} s | "
               f"lr {metrics['lr']:.4g}", flush=True)
         value = metrics.get(self.task.best_metric)
@@ -331,9 +336,10 @@ class Trainer:
             if self.runlog is not None and self.step % c.log_every == 0:
                 self.runlog.scalars(self.step, {"loss": self.loss, "lr": self.schedule(self.step - 1)},
                                     prefix="step/")
-            if c.checkpoint_every and self.step % c.checkpoint_every == 0:
+            if ((c.checkpoint_every and self.step % c.checkpoint_every == 0)
+                    or time.monotonic() >= self._next_timed_save):
                 self.save("last.pt")
-            if self.step >= self.total_steps:
+            if self.step >= self.total_steps or self._stop_requested():
                 break
         if bar is not None:
             bar.close()
@@ -350,7 +356,13 @@ class Trainer:
         loss = (self.distiller(x, output.float(), y) if self.distiller   # KD: train/distill.py
                 else self.criterion(output.float(), y))
         # one all-reduce gives the global loss and metrics and tells every rank about a NaN
-        sums = all_reduce_sum(self.task.batch_sums(output, y, loss.detach()), self.dist).tolist()
+        # (and, under DDP, whether any rank was asked to stop: the flag rides along)
+        local = self.task.batch_sums(output, y, loss.detach())
+        if self.dist.enabled:
+            local = torch.cat([local, local.new_tensor([float(self.stop.requested)])])
+        sums = all_reduce_sum(local, self.dist).tolist()
+        if self.dist.enabled:
+            self._stop_votes = sums.pop()
         loss_sum, seen = sums[0], sums[-1]
         if not math.isfinite(loss_sum):
             saved = f"; the last good checkpoint is {self.last_path}" if self.last_path else ""
@@ -382,14 +394,3 @@ class Trainer:
         if self.runlog is not None:
             self.runlog.close()
         cleanup(self.dist)
-
-
-def _scores(metrics: dict, split: str) -> str:
-    """'train loss 0.1234 acc 97.00% dice 0.8812': the split's columns, fractions as %."""
-    parts = []
-    for key, value in metrics.items():
-        if key.startswith(split + "_"):
-            name = key[len(split) + 1:]
-            parts.append(f"{name} {100 * value:.2f}%" if name == "acc" else f"{name} {value:.4g}")
-    return f"{split} " + " ".join(parts)
-

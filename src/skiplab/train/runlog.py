@@ -5,12 +5,25 @@ from __future__ import annotations
 
 import csv
 import io
-import os
+import time
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
+
+from ..atomic import write_text
 
 CORE_COLUMNS = ["epoch", "step", "lr", "train_loss", "train_acc", "val_loss", "val_acc",
                 "images_per_s", "epoch_time_s"]
+
+
+def default_run_dir(model: str, root: Union[str, Path] = "runs") -> Path:
+    """``runs/<model>-<YYYYmmdd-HHMMSS>`` (with ``-2``, ``-3``... if that exists): where a run
+    without ``out`` writes."""
+    base = Path(root) / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
 
 
 class RunLog:
@@ -22,7 +35,7 @@ class RunLog:
         self.run_dir = Path(run_dir)
         self.checkpoint_dir = self.run_dir / "checkpoints"
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        _write_atomic(self.run_dir / "config.yaml", config_yaml)
+        write_text(self.run_dir / "config.yaml", config_yaml)
         self.metrics_path = self.run_dir / "metrics.csv"
         self.rows: list[dict] = []
         self.writer = None
@@ -62,7 +75,7 @@ class RunLog:
         writer.writeheader()
         for row in self.rows:
             writer.writerow({k: _fmt(v) for k, v in row.items()})
-        _write_atomic(self.metrics_path, buf.getvalue())
+        write_text(self.metrics_path, buf.getvalue())
 
     def close(self) -> None:
         if self.writer is not None:
@@ -73,7 +86,11 @@ def _fmt(value):
     return f"{value:.6g}" if isinstance(value, float) else value
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def format_scores(metrics: dict, split: str) -> str:
+    """'train loss 0.1234 acc 97.00% dice 0.8812': the split's columns, fractions as %."""
+    parts = []
+    for key, value in metrics.items():
+        if key.startswith(split + "_"):
+            name = key[len(split) + 1:]
+            parts.append(f"{name} {100 * value:.2f}%" if name == "acc" else f"{name} {value:.4g}")
+    return f"{split} " + " ".join(parts)

@@ -64,7 +64,7 @@ class Task:
     def check_data(self, spec: str) -> None:
         found = parse_data_spec(spec).task
         if found != self.name:
-            raise ValueError(f"task {self.name!r} cannot train on {spec!r}: that is {found} data "
+            raise ValueError(f"task {self.name!r} cannot use {spec!r}: that is {found} data "
                              f"(use task {found!r}, or {self.name} data: {self.examples})")
 
     def load(self, split: str, *, like: Any = None) -> Any:  # pragma: no cover - abstract
