@@ -1,6 +1,6 @@
 """Evidence for issue 13 §4-5: structured pruning and knowledge distillation on CIFAR-10.
 
-Starts from the checkpoints that ``/work/evidence/run_deploy_models.sh`` trains into
+Starts from the checkpoints that ``benchmarks/deploy_models.sh`` trains into
 ``--models`` (He 2015 recipe shortened to 7820 steps = 20 epochs of 50k images, lr / 10 at
 3910 and 5865, evaluated on test): ``resnet56_A``, ``resnet56_B`` (option A / B ResNet-56)
 and the scratch students ``resnet20_s{0,1,2}``. A model whose run has no ``DONE`` file
@@ -22,7 +22,7 @@ Targets, fixed before the run (issue 13 §7): MACs >= 2.0x fewer; accuracy drop 
 points vs the unpruned net; measured speed-up >= 1.5x (fp32, batch 256); KD - scratch
 >= +0.5 points (mean of 3 seeds).
 
-    python benchmarks/deploy_compress.py [--models /work/evidence/deploy] [--out DIR]
+    python benchmarks/deploy_compress.py [--models runs/deploy-models] [--out DIR]
         [--finetune 10] [--only prune|distill] [--no-control]
 """
 
@@ -150,8 +150,8 @@ def table(results: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", type=Path, default=Path("/work/evidence/deploy"))
-    parser.add_argument("--out", type=Path, default=Path("/work/evidence/deploy/compress"))
+    parser.add_argument("--models", type=Path, default=Path("runs/deploy-models"))
+    parser.add_argument("--out", type=Path, default=Path("runs/deploy-models/compress"))
     parser.add_argument("--finetune", type=float, default=10.0, help="fine-tune epochs (default 10)")
     parser.add_argument("--only", choices=("prune", "distill"))
     parser.add_argument("--no-control", dest="control", action="store_false")
