@@ -249,6 +249,21 @@ def run_tiles(ae: TrainedAutoencoder, raster: Raster, grid: TileGrid,
     return reader
 
 
+def encode_tiles(ae: TrainedAutoencoder, raster: Raster, grid: TileGrid, batch_size: int, *,
+                 progress: bool = True) -> tuple[torch.Tensor, np.ndarray]:
+    """The latents of every window of the scene, in grid order ([n, C, h, w]), and the
+    scene's valid-pixel mask (rows as the windows cover them, cropped to the scene)."""
+    latents: list[torch.Tensor] = []
+    valid_rows: list[np.ndarray] = []
+
+    def step(y: int, tiles: torch.Tensor, valid: np.ndarray) -> None:
+        latents.append(batched(ae.encode, tiles, batch_size))
+        keep = grid.ys[grid.ys.index(y) + 1] - y if y != grid.ys[-1] else grid.height - y
+        valid_rows.append(valid[:keep])
+
+    run_tiles(ae, raster, grid, step, desc="encode", progress=progress)
+    return torch.cat(latents), np.concatenate(valid_rows)
+
 def blend_scene(ae: TrainedAutoencoder, raster: Raster, grid: TileGrid,
                 rows: Iterator[tuple[int, np.ndarray, np.ndarray]], sink, *,
                 strip_tiles: Optional[int] = 1, nodata: Optional[float] = None,

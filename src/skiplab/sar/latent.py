@@ -34,7 +34,7 @@ from .radiometry import Radiometry
 from .raster_sink import RasterSink, check_output, output_dtype
 from .checkpoint import PathLike, TrainedAutoencoder, load_autoencoder
 from .inference import (InferenceResult, TileGrid, _prepare, batched, blend_scene,
-                            check_some_valid, run_tiles)
+                            check_some_valid, encode_tiles)
 
 FORMAT = "skiplab.sar_latent/1"
 
@@ -74,16 +74,7 @@ def encode_scene(ae: Union[TrainedAutoencoder, PathLike], scene: Union[Raster, P
     model_radiometry = (ae if isinstance(ae, TrainedAutoencoder) else load_autoencoder(ae)).radiometry
     ae, raster, grid, note = _prepare(ae, scene, tile, overlap, radiometry)
     check_output(out, overwrite, inputs=(raster.path,))
-    latents: list[torch.Tensor] = []
-    valid_rows: list[np.ndarray] = []
-
-    def step(y: int, tiles: torch.Tensor, valid: np.ndarray) -> None:
-        latents.append(batched(ae.encode, tiles, batch_size))
-        keep = grid.ys[grid.ys.index(y) + 1] - y if y != grid.ys[-1] else grid.height - y
-        valid_rows.append(valid[:keep])
-
-    run_tiles(ae, raster, grid, step, desc="encode", progress=progress)
-    valid = np.concatenate(valid_rows)
+    latent, valid = encode_tiles(ae, raster, grid, batch_size, progress=progress)
     check_some_valid(int((~valid).sum()), grid)
     like = raster
     meta = dict(format=FORMAT, grid=grid.to_dict(), radiometry=ae.radiometry.to_dict(),
@@ -91,8 +82,8 @@ def encode_scene(ae: Union[TrainedAutoencoder, PathLike], scene: Union[Raster, P
                 model=ae.model_name, model_kwargs=ae.model_kwargs, weights=ae.fingerprint,
                 dtype=output_dtype(like).name, quantity=like.quantity, nodata=like.nodata,
                 tags=tags_to_json(like.tags), source=str(like.path) if like.path else None,
-                latent_shape=list(latents[0].shape[1:]))
-    arrays = dict(latent=torch.cat(latents).numpy().astype(np.float32),
+                latent_shape=list(latent.shape[1:]))
+    arrays = dict(latent=latent.numpy().astype(np.float32),
                   meta=np.array(json.dumps(meta)))
     if not valid.all():
         arrays["valid"] = np.packbits(valid, axis=None)

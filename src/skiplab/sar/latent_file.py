@@ -38,8 +38,8 @@ from .io import Raster, read_raster
 from .radiometry import Radiometry
 from .raster_sink import RasterSink, check_output, output_dtype
 from .checkpoint import PathLike, TrainedAutoencoder, load_autoencoder
-from .inference import (ArraySink, TileGrid, batched, blend_scene, for_scene,
-                                    make_grid, run_tiles)
+from .inference import (ArraySink, TileGrid, batched, blend_scene, encode_tiles, for_scene,
+                                    make_grid)
 from .latent import tags_from_json, tags_to_json
 from .entropy import CODER_IDS, CODER_NAMES, decode_symbols, encode_symbols
 from .quantize import UniformQuantizer, empirical_entropy
@@ -158,17 +158,8 @@ def encode_scene_bytes(ae: Union[TrainedAutoencoder, PathLike],
     raster = _as_raster(scene)
     grid, note = make_grid(*raster.shape, ae.reduction, tile, overlap)
     scene_ae = for_scene(ae, raster, radiometry)
-    latents: list[torch.Tensor] = []
-    valid_rows: list[np.ndarray] = []
-
-    def step(y: int, tiles: torch.Tensor, valid: np.ndarray) -> None:
-        latents.append(batched(scene_ae.encode, tiles, batch_size))
-        keep = grid.ys[grid.ys.index(y) + 1] - y if y != grid.ys[-1] else grid.height - y
-        valid_rows.append(valid[:keep])
-
-    run_tiles(scene_ae, raster, grid, step, desc="encode", progress=progress)
-    latent = torch.cat(latents).numpy().astype(np.float32)
-    valid = np.concatenate(valid_rows)
+    latent, valid = encode_tiles(scene_ae, raster, grid, batch_size, progress=progress)
+    latent = latent.numpy().astype(np.float32)
     if not valid.any():
         raise ValueError(f"every pixel is no-data (no-data fraction 100% of {grid.height}x"
                          f"{grid.width}): nothing to encode")
