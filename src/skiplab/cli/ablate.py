@@ -76,11 +76,35 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="continue an interrupted ablation (--out DIR, or the latest unfinished one): finished "
                         "runs are skipped, an unfinished one continues from its last.pt")
     a.add_argument("--quick", action="store_true", help="tiny smoke run: 32 px tiles, tiny widths, 3 steps")
+    c = a.add_argument_group("codec (sar_codec_* variants) and held-out evidence")
+    c.add_argument("--variants", metavar="V,V",
+                   help="variants to train (default: the four sar_codec_*; sar_ae_* are the unquantised ones)")
+    c.add_argument("--train-bits", metavar="LO,HI",
+                   help="bit depths of the latent drawn per training batch (default 2,8; one value: fixed)")
+    c.add_argument("--eval-bits", type=int, metavar="B", help="bit depth of validation (default 6)")
+    c.add_argument("--rd-bits", metavar="B,B,B",
+                   help="bits per latent value of the rate-distortion evaluation (default 2,4,6)")
+    c.add_argument("--rate-weight", type=float, metavar="LAMBDA",
+                   help="lambda of loss = D + lambda * R, R in bits per pixel under the factorised prior "
+                        "(default 0: no rate term)")
+    c.add_argument("--loss", metavar="JSON", help='loss terms, e.g. \'{"mse": 1}\' (default: l1 + 0.2 ms_ssim)')
+    c.add_argument("--holdout", choices=("site",),
+                   help="leave-one-site-out cross-validation over --data: train on the other sites' scenes "
+                        "+ synthetic ones, code the held-out site's scenes against JPEG 2000 / JPEG at the "
+                        "measured bpp and avg-pool at the latent's value count (report + rd.png)")
+    c.add_argument("--synthetic", type=int, metavar="N", help="synthetic training scenes per fold (default 8)")
     a.set_defaults(run=run)
 
 
 OPTIONS = ("data", "eval_data", "looks", "latent", "tile", "eval_tile", "budget", "seeds", "batch_size",
-           "lr", "precision")
+           "lr", "precision", "eval_bits", "rate_weight", "holdout", "synthetic")
+
+
+def _ints(text: str, name: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(w) for w in text.split(","))
+    except ValueError:
+        raise ValueError(f"--{name} must be comma-separated integers; found {text!r}") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,10 +113,20 @@ def run(args: argparse.Namespace) -> int:
     from ..train.allocator import retain_freed_memory
     given = {k: getattr(args, k) for k in OPTIONS if getattr(args, k) is not None}
     if args.widths is not None:
+        given["widths"] = _ints(args.widths, "widths")
+    if args.rd_bits is not None:
+        given["rd_bits"] = _ints(args.rd_bits, "rd-bits")
+    if args.train_bits is not None:
+        bits = _ints(args.train_bits, "train-bits")
+        given["train_bits"] = (bits[0], bits[-1])
+    if args.variants is not None:
+        given["variants"] = tuple(v.strip() for v in args.variants.split(",") if v.strip())
+    if args.loss is not None:
+        import json
         try:
-            given["widths"] = tuple(int(w) for w in args.widths.split(","))
+            given["loss"] = json.loads(args.loss)
         except ValueError:
-            raise ValueError(f"--widths must be comma-separated integers; found {args.widths!r}") from None
+            raise ValueError(f"--loss must be a JSON object such as '{{\"mse\": 1}}'; found {args.loss!r}") from None
     if args.resume:
         if given or args.quick:
             raise ValueError("--resume continues an ablation with its own options; pass only --out")

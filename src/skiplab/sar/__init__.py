@@ -22,7 +22,9 @@ package that plugs into the core through its registries.
 * the residual-placement ablation -- :mod:`~skiplab.sar.ablate_autoencoder` (not imported
   here: ``from skiplab.sar.ablate_autoencoder import run_ablation``).
 
-The architectures (``sar_ae_*``, U-Nets) are in :mod:`skiplab.models`. The core finds this
+The architectures (``sar_ae_*``, U-Nets) are in :mod:`skiplab.models`; the codec models
+``sar_codec_*`` (quantiser in the loop, rate term) in :mod:`~skiplab.sar.codec_model`,
+registered on import. The core finds this
 package by itself when a task or data kind is missing (:mod:`skiplab.plugins`), so
 ``fit(TrainConfig(task="reconstruct", data="sar:PATH"))`` works without importing it first.
 
@@ -32,6 +34,7 @@ package by itself when a task or data kind is missing (:mod:`skiplab.plugins`), 
 """
 
 from .checkpoint import TrainedAutoencoder, load_autoencoder
+from .codec_model import QuantizedAutoencoder
 from .inference import InferenceResult, TileGrid, make_grid, reconstruct_array, reconstruct_scene
 from .io import Raster, read_raster, write_raster
 from .latent import decode_latent, encode_scene, read_latent
@@ -47,7 +50,7 @@ from .tiles import (SARAugmentation, SARTileDataset, SARTileLoader, cut_tiles, l
                     synthetic_sar_tiles, tile_positions)
 
 __all__ = [
-    "TrainedAutoencoder", "load_autoencoder",
+    "TrainedAutoencoder", "load_autoencoder", "QuantizedAutoencoder",
     "InferenceResult", "TileGrid", "make_grid", "reconstruct_array", "reconstruct_scene",
     "Raster", "read_raster", "write_raster",
     "decode_latent", "encode_scene", "read_latent",

@@ -36,7 +36,7 @@ from typing import Optional
 
 import torch
 
-from .ablate_config import STATE_FILE, AblationConfig, AblationData, load_data
+from .ablate_config import STATE_FILE, VARIANTS, AblationConfig, AblationData, load_data
 from ..studies.experiment import Experiment, Run
 from ..studies.runner import Runner, latest_unfinished, new_directory
 
@@ -44,6 +44,17 @@ from ..studies.runner import Runner, latest_unfinished, new_directory
 # ---- runs -------------------------------------------------------------------------------------
 def run_name(variant: str, seed: int) -> str:
     return Run(variant, seed).name
+
+
+def fold_key(variant: str, fold: int) -> str:
+    """The run key of ``variant`` trained on fold ``fold`` (held-out evaluation)."""
+    return f"{variant}-f{fold}"
+
+
+def split_key(key: str) -> tuple[str, Optional[int]]:
+    """(variant, fold or None) of a run key."""
+    head, _, tail = key.rpartition("-f")
+    return (head, int(tail)) if head and tail.isdigit() else (key, None)
 
 
 def train_config(config: AblationConfig, variant: str, seed: int, steps: int, run_dir: Optional[Path],
@@ -54,10 +65,10 @@ def train_config(config: AblationConfig, variant: str, seed: int, steps: int, ru
     c = config
     return TrainConfig.from_dict(dict(
         task="reconstruct", out=str(run_dir) if run_dir else None, seed=seed, model=variant,
-        model_kwargs=c.model_kwargs, data=c.data_spec, tile_size=c.tile, eval_split="test",
+        model_kwargs=c.kwargs_for(variant), data=c.data_spec, tile_size=c.tile, eval_split="test",
         batch_size=c.batch_size, eval_batch_size=32, optimizer="adamw", lr=c.lr,
         weight_decay=c.weight_decay, schedule="cosine", warmup_steps=max(1, steps // 10), steps=steps,
-        loss=c.loss, precision=c.precision, compile="off", flip=True, progress=False,
+        loss=c.loss_for(variant), precision=c.precision, compile="off", flip=True, progress=False,
         checkpoint_every=max(steps // 5, 10), log_every=max(steps // 50, 1), num_threads=threads,
         tensorboard=not c.quick))
 
@@ -72,6 +83,7 @@ class AutoencoderAblation(Experiment):
     def __init__(self, config: AblationConfig) -> None:
         self.config = config
         self._data: Optional[AblationData] = None
+        self._folds: Optional[list] = None
 
     def to_dict(self) -> dict:
         return self.config.to_dict()
@@ -86,23 +98,43 @@ class AutoencoderAblation(Experiment):
             self._data = load_data(self.config)
         return self._data
 
+    @property
+    def folds(self) -> list:
+        """The held-out folds (``holdout``), see :mod:`skiplab.sar.holdout`."""
+        if self._folds is None:
+            from .holdout import make_folds
+            c = self.config
+            self._folds = make_folds(c.data, tile=c.tile, synthetic=c.synthetic, looks=c.looks)
+        return self._folds
+
     def validate(self) -> None:
-        self.data   # loads the rasters: a bad path or too few tiles fails before any state is written
+        if self.config.holdout:
+            self.folds
+        else:
+            self.data   # loads the rasters: a bad path or too few tiles fails before any state is written
 
     def runs(self) -> list[Run]:
-        return [Run(v, s) for s in range(self.config.seeds) for v in self.config.variants]
+        c = self.config
+        if c.holdout:
+            return [Run(fold_key(v, f.index), s) for s in range(c.seeds) for f in self.folds
+                    for v in c.variants]
+        return [Run(v, s) for s in range(c.seeds) for v in c.variants]
 
     @property
     def budget(self):
         return self.config.parsed_budget
 
     def steps_per_epoch(self) -> int:
-        return max(1, len(self.data.train) // self.config.batch_size)
+        train = self.folds[0].train if self.config.holdout else self.data.train
+        return max(1, len(train) // self.config.batch_size)
 
     def train_config(self, run: Run, steps: int, run_dir: Optional[Path], threads: int):
-        return train_config(self.config, run.key, run.seed, steps, run_dir, threads)
+        return train_config(self.config, split_key(run.key)[0], run.seed, steps, run_dir, threads)
 
     def datasets(self, run: Run):
+        if self.config.holdout:
+            fold = self.folds[split_key(run.key)[1]]
+            return fold.train, fold.val
         return self.data.train, self.data.val
 
     def summarise(self, run: Run, run_dir: Path, trained: dict) -> dict:
@@ -136,7 +168,7 @@ def model_cost(config: AblationConfig, variant: str) -> dict:
     """Parameters, MACs of one forward of a training tile, and the compression figures."""
     from ..models import create_model
     from ..summary import summarize
-    model = create_model(variant, in_chans=1, **config.model_kwargs)
+    model = create_model(variant, in_chans=1, **config.kwargs_for(variant))
     size = (1, config.tile, config.tile)
     return dict(params=sum(p.numel() for p in model.parameters()),
                 macs=summarize(model, size).macs,
@@ -166,7 +198,18 @@ def command_line(config: AblationConfig, directory: Path) -> str:
         args.append(f"--looks {c.looks:g}")
     if c.eval_data:
         args.append("--eval-data " + " ".join(c.eval_data))
-    args += [f"--latent {c.latent}", f"--widths {','.join(map(str, c.widths))}", f"--tile {c.tile}"]
+    if c.holdout:
+        args.append(f"--holdout {c.holdout} --synthetic {c.synthetic}")
+    if tuple(c.variants) != VARIANTS:
+        args.append("--variants " + ",".join(c.variants))
+    if any(c.is_codec(v) for v in c.variants):
+        args.append(f"--train-bits {c.train_bits[0]},{c.train_bits[1]} --eval-bits {c.eval_bits} "
+                    f"--rd-bits {','.join(map(str, c.rd_bits))} --rate-weight {c.rate_weight:g}")
+    if c.loss:
+        import json
+        args.append(f"--loss '{json.dumps(c.loss)}'")
+    args += [f"--latent {c.latent}", f"--widths {','.join(map(str, c.widths))}", f"--tile {c.tile}",
+             f"--lr {c.lr:g}", f"--batch-size {c.batch_size}"]
     if c.eval_tile:
         args.append(f"--eval-tile {c.eval_tile}")
     args += [f"--budget {c.budget}", f"--seeds {c.seeds}", f"--out {directory}"]
@@ -246,6 +289,9 @@ def run_ablation(config: Optional[AblationConfig] = None, *, out=None, resume: b
     ablation: AutoencoderAblation = runner.experiment  # type: ignore[assignment]
     c, state = ablation.config, runner.state
     torch.set_num_threads(runner.threads)
+    if c.holdout:
+        from .codec_eval import run_holdout
+        return run_holdout(runner, ablation, command_line(c, directory), log=log)
     start = time.perf_counter()
     data = ablation.data
     log(f"ablation in {directory}: {data.description}")

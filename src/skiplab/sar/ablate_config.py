@@ -14,7 +14,11 @@ from typing import Any, Optional
 
 from ..studies.config import Budget
 
-VARIANTS = ("sar_ae_plain", "sar_ae_bottleneck", "sar_ae_all", "sar_ae_bottleneck_cbam")
+AE_VARIANTS = ("sar_ae_plain", "sar_ae_bottleneck", "sar_ae_all", "sar_ae_bottleneck_cbam")
+CODEC_VARIANTS = ("sar_codec_plain", "sar_codec_bottleneck", "sar_codec_all", "sar_codec_bottleneck_cbam")
+VARIANTS = CODEC_VARIANTS            # the default: the quantised, rate-trained codecs
+KNOWN_VARIANTS = AE_VARIANTS + CODEC_VARIANTS
+HOLDOUTS = ("site",)
 STATE_FILE = "ablation.json"
 
 
@@ -42,6 +46,14 @@ class AblationConfig:
     loss: dict = field(default_factory=dict)  # {} = the reconstruct task's default
     variants: tuple[str, ...] = VARIANTS
     quick: bool = False
+    # -- the codec (sar_codec_* variants) --
+    train_bits: tuple[int, int] = (2, 8)      # bit depths drawn per training batch
+    eval_bits: int = 6                        # depth of validation (and of best.pt's choice)
+    rate_weight: float = 0.0                  # lambda of D + lambda * R (0: no rate term)
+    rd_bits: tuple[int, ...] = (2, 4, 6)      # the rates of the evaluation: bits per latent value
+    # -- held-out scenes --
+    holdout: Optional[str] = None             # "site": leave-one-site-out folds over --data
+    synthetic: int = 8                        # synthetic training scenes per fold (holdout)
 
     @classmethod
     def create(cls, *, quick: bool = False, **given: Any) -> "AblationConfig":
@@ -58,8 +70,9 @@ class AblationConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "AblationConfig":
         d = dict(d)
-        for key in ("widths", "variants"):
-            d[key] = tuple(d[key])
+        for key in ("widths", "variants", "train_bits", "rd_bits"):
+            if key in d:
+                d[key] = tuple(d[key])
         return cls(**d)
 
     def to_dict(self) -> dict:
@@ -70,10 +83,23 @@ class AblationConfig:
         if self.seeds < 2:
             raise ValueError(f"--seeds must be >= 2 (the seed-to-seed spread decides whether a "
                              f"difference is real); found {self.seeds}")
-        unknown = [v for v in self.variants if v not in VARIANTS]
+        unknown = [v for v in self.variants if v not in KNOWN_VARIANTS]
         if unknown or len(self.variants) < 2:
-            raise ValueError(f"variants must be two or more of {', '.join(VARIANTS)}; found "
+            raise ValueError(f"variants must be two or more of {', '.join(KNOWN_VARIANTS)}; found "
                              f"{list(self.variants)}")
+        if self.holdout is not None:
+            if self.holdout not in HOLDOUTS:
+                raise ValueError(f"--holdout must be one of {', '.join(HOLDOUTS)}; found {self.holdout!r}")
+            if not self.data:
+                raise ValueError("--holdout site needs --data (real scenes of two or more sites)")
+            if any(v not in CODEC_VARIANTS for v in self.variants):
+                raise ValueError("--holdout evaluates rate-distortion: use sar_codec_* variants")
+        low, high = self.train_bits
+        if not 1 <= low <= high <= 16 or not all(1 <= b <= 16 for b in self.rd_bits) or not self.rd_bits:
+            raise ValueError(f"bits must be integers in 1..16 (train_bits low <= high); found "
+                             f"train_bits {self.train_bits}, rd_bits {self.rd_bits}")
+        if not (self.rate_weight >= 0 and math.isfinite(self.rate_weight)):
+            raise ValueError(f"--rate-weight must be a finite number >= 0; found {self.rate_weight}")
         for name in ("latent", "tile", "batch_size", "train_tiles", "test_tiles", "val_tiles"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1; found {getattr(self, name)}")
@@ -97,6 +123,23 @@ class AblationConfig:
     @property
     def model_kwargs(self) -> dict:
         return {"latent_channels": self.latent, "widths": list(self.widths)}
+
+    def is_codec(self, variant: str) -> bool:
+        return variant in CODEC_VARIANTS
+
+    def kwargs_for(self, variant: str) -> dict:
+        """``create_model`` keywords of ``variant`` (the codecs add their bit depths)."""
+        if not self.is_codec(variant):
+            return self.model_kwargs
+        return dict(self.model_kwargs, train_bits=list(self.train_bits), eval_bits=self.eval_bits)
+
+    def loss_for(self, variant: str) -> dict:
+        """The loss terms of ``variant``: ``loss`` (or the task's default), plus the rate term
+        ``rate_weight * R`` for a codec when ``rate_weight`` > 0."""
+        terms = dict(self.loss)
+        if self.is_codec(variant) and self.rate_weight > 0:
+            terms = dict(terms or {"mse": 1.0}, rate=self.rate_weight)
+        return terms
 
     @property
     def data_spec(self) -> str:

@@ -42,6 +42,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .rate_model import take_rate
+
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 DB_PER_NEPER = 10.0 / math.log(10.0)
 
@@ -209,7 +211,7 @@ class _PixelLoss(nn.Module):
         return self.fn.__name__
 
 
-LOSSES = ("mse", "l1", "ssim", "ms_ssim", "gamma_nll")
+LOSSES = ("mse", "l1", "ssim", "ms_ssim", "gamma_nll", "rate")
 
 
 def make_loss(name: str, *, radiometry=None, looks: Optional[float] = None, **kwargs) -> nn.Module:
@@ -227,12 +229,33 @@ def make_loss(name: str, *, radiometry=None, looks: Optional[float] = None, **kw
         if not 1 <= scales <= len(MS_SSIM_WEIGHTS):
             raise ValueError(f"ms_ssim scales must be in 1..{len(MS_SSIM_WEIGHTS)}; found {scales}")
         return _PerImageLoss(ms_ssim, weights=MS_SSIM_WEIGHTS[:scales], **kwargs)
+    if name == "rate":
+        if kwargs:
+            raise ValueError(f"the rate loss takes no options; found {sorted(kwargs)}")
+        return RateLoss()
     if name == "gamma_nll":
         if looks is None or radiometry is None:
             raise ValueError("the gamma_nll loss needs the number of looks and the tiles' "
                              "radiometry (build_loss(config, looks=L, radiometry=dataset.radiometry))")
         return GammaNLLLoss(looks, radiometry, **kwargs)
     raise ValueError(f"unknown loss {name!r}; expected one of {LOSSES}")
+
+
+class RateLoss(nn.Module):
+    """The rate term ``R`` of ``D + lambda * R`` (Ballé et al. 2017): the mean bits per pixel
+    of the latent under the codec model's prior, recorded by the forward pass that produced
+    ``pred`` (:class:`skiplab.sar.codec_model.QuantizedAutoencoder`); 0 before any forward
+    (the loss is built before the model runs). The reconstruct task refuses this term for a
+    model without a prior."""
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        rate = take_rate()
+        if rate is None:
+            return pred.new_zeros(())
+        if rate.shape[0] != pred.shape[0]:
+            raise ValueError(f"the recorded rate is of {rate.shape[0]} images, the batch has "
+                             f"{pred.shape[0]}: the rate term must follow a codec forward")
+        return rate.float().mean()
 
 
 class WeightedLoss(nn.Module):

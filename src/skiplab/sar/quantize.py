@@ -23,6 +23,7 @@ percentiles) or learnt (``learn_range=True``: ``lo`` and ``hi`` are parameters).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import torch
@@ -172,16 +173,21 @@ class LatentQuantizer(nn.Module):
         self.lo.copy_(lo)
         self.hi.copy_(torch.maximum(hi, lo + 1e-6))
 
-    def step(self) -> torch.Tensor:
-        return ((self.hi - self.lo).clamp_min(1e-6) / ((1 << self.bits) - 1)).view(1, -1, 1, 1)
+    def step(self, bits: Optional[int] = None) -> torch.Tensor:
+        """The per-channel step [1, C, 1, 1] at ``bits`` (default: the quantiser's own)."""
+        levels = 1 << (self.bits if bits is None else check_bits(bits))
+        return ((self.hi - self.lo).clamp_min(1e-6) / (levels - 1)).view(1, -1, 1, 1)
 
     def symbols(self, z: torch.Tensor) -> torch.Tensor:
         """Integer symbols (float tensor holding integers) of ``z``, hard-rounded."""
         lo = self.lo.view(1, -1, 1, 1)
         return torch.round((z - lo) / self.step()).clamp(0, (1 << self.bits) - 1)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        lo, step = self.lo.view(1, -1, 1, 1), self.step()
+    def forward(self, z: torch.Tensor, bits: Optional[int] = None) -> torch.Tensor:
+        """``z`` relaxed (train) or quantised (eval) on the grid of ``bits`` bits (default:
+        the quantiser's own; a variable-rate codec draws it per batch while training)."""
+        bits = self.bits if bits is None else check_bits(bits)
+        lo, step = self.lo.view(1, -1, 1, 1), self.step(bits)
         u = (z - lo) / step
         if self.training and self.mode == "noise":
             u = u + torch.empty_like(u).uniform_(-0.5, 0.5)
@@ -189,7 +195,7 @@ class LatentQuantizer(nn.Module):
             u = _RoundSTE.apply(u)
         else:
             u = torch.round(u)
-        return lo + u.clamp(0, (1 << self.bits) - 1) * step
+        return lo + u.clamp(0, (1 << bits) - 1) * step
 
     def to_uniform(self) -> UniformQuantizer:
         return UniformQuantizer(self.bits, self.lo.detach().cpu().numpy(),

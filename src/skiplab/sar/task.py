@@ -20,6 +20,7 @@ from ..models.autoencoder import Autoencoder
 from ..train.config import TrainConfig
 from ..train.meters import Meter
 from ..train.tasks import Task, register_task
+from .codec_model import QuantizedAutoencoder
 from .load import load_sar
 from .losses import build_loss
 from .metrics import psnr, ssim_per_image
@@ -97,12 +98,17 @@ class ReconstructTask(Task):
     def check_model_class(self, name, cls):
         if not (isinstance(cls, type) and issubclass(cls, Autoencoder)):
             raise ValueError(f"task 'reconstruct' needs an autoencoder (sar_ae, sar_ae_plain, "
-                             f"sar_ae_bottleneck, sar_ae_all, sar_ae_bottleneck_cbam); "
+                             f"sar_ae_bottleneck, sar_ae_all, sar_ae_bottleneck_cbam, "
+                             f"sar_codec_*); "
                              f"{name} is a {getattr(cls, '__name__', cls)}")
 
     def create_model(self, dataset, name=None, kwargs=None):
         model = super().create_model(dataset, name, kwargs)
         model.latent_shape(dataset.tile_size)   # the tile must be a multiple of its stride
+        rate = (self.config.loss or {}).get("rate", 0)
+        if rate and not isinstance(model, QuantizedAutoencoder):
+            raise ValueError(f"loss term 'rate' needs a codec model with a quantiser and a prior "
+                             f"(sar_codec_*); {name or self.config.model} has none")
         return model
 
     def default_loss(self) -> dict:
@@ -141,4 +147,6 @@ class ReconstructTask(Task):
         return {"radiometry": data.radiometry.to_dict(), "looks": data.looks, "tile_size": tile,
                 "compression": {"latent_shape": list(model.latent_shape(tile)),
                                 "compression_ratio": model.compression_ratio(tile),
-                                "bits_per_pixel": model.bits_per_pixel(tile)}}
+                                "bits_per_pixel": model.bits_per_pixel(tile),
+                                **({"latent_bits": model.eval_bits, "train_bits": list(model.train_bits)}
+                                   if isinstance(model, QuantizedAutoencoder) else {})}}
