@@ -148,19 +148,46 @@ class AutoencoderAblation(Experiment):
 
 # ---- evaluation -------------------------------------------------------------------------------
 @torch.no_grad()
+def coded_tiles(model, x: torch.Tensor, bits: int, batch_size: int = 16) -> tuple[torch.Tensor, float]:
+    """A codec model's reconstructions of tiles ``x`` through its written code, and the
+    measured rate: the latents of all tiles quantised to ``bits`` (one range per channel,
+    :class:`~skiplab.sar.quantize.UniformQuantizer`), entropy-coded (the shortest coder,
+    :func:`~skiplab.sar.entropy.encode_symbols`) and decoded; bpp = (payload + range + coder
+    id bytes) x 8 / pixels -- the latent file without its per-scene header."""
+    from .entropy import decode_symbols, encode_symbols
+    from .quantize import UniformQuantizer
+    z = torch.cat([model.encode(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+    quantizer = UniformQuantizer.fit(z, bits)
+    symbols = quantizer.quantize(z.numpy())
+    coder, payload = encode_symbols(symbols, bits)
+    z_hat = torch.from_numpy(quantizer.dequantize(decode_symbols(coder, payload, symbols.shape, bits)))
+    pred = torch.cat([model.decode(z_hat[i:i + batch_size]) for i in range(0, len(z_hat), batch_size)])
+    nbytes = len(payload) + UniformQuantizer.nbytes(z.shape[1]) + 1
+    return pred, 8.0 * nbytes / x[:, 0].numel()
+
+
+@torch.no_grad()
 def evaluate_run(run_dir: Path, test, batch_size: int = 16) -> tuple[dict, torch.Tensor]:
     """PSNR, SSIM (normalised domain), ENL of input and output on the input's homogeneous
     windows, ratio-image mean/variance, of ``checkpoints/best.pt`` on the test tiles in fp32;
-    and the reconstructions."""
+    and the reconstructions. A codec (``sar_codec_*``) reconstructs through its entropy-coded
+    latent at its ``eval_bits`` and ``bpp`` is that code's measured rate; an unquantised
+    autoencoder's ``bpp`` is its float32 latent's (no entropy coding: not a codec rate)."""
     from .checkpoint import load_autoencoder
+    from .codec_model import QuantizedAutoencoder
     from .metrics import reconstruction_metrics
     ae = load_autoencoder(run_dir / "checkpoints" / "best.pt")
     x = test.tiles
-    pred = torch.cat([ae.model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+    if isinstance(ae.model, QuantizedAutoencoder):
+        pred, bpp = coded_tiles(ae.model, x, ae.model.eval_bits, batch_size)
+    else:
+        pred = torch.cat([ae.model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+        bpp = float(ae.model.bits_per_pixel(x.shape[-1]))
     metrics = reconstruction_metrics(pred, x, test.radiometry,
                                      enl_size=min(16, x.shape[-1] // 4))
     per_image = metrics.pop("per_image")
     metrics["psnr_per_image"] = per_image["psnr"]
+    metrics["bpp"] = bpp
     return metrics, pred
 
 
@@ -237,7 +264,7 @@ def evaluate_all(config: AblationConfig, runner: Runner, tiles, key: str) -> tup
             metrics, pred = evaluate_run(runner.dir / "runs" / run_name(variant, seed), tiles)
             run[key] = metrics
             row.setdefault("psnr_per_image_seeds", []).append(metrics["psnr_per_image"])
-            for name in ("psnr", "ssim", "enl_output", "ratio_mean", "ratio_median"):
+            for name in ("psnr", "ssim", "enl_output", "ratio_mean", "ratio_median", "bpp"):
                 row.setdefault(f"{name}_seeds", []).append(metrics[name])
             row.setdefault("seconds_seeds", []).append(run["summary"]["seconds"])
             row["enl_input"] = metrics["enl_input"]

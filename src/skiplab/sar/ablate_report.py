@@ -28,9 +28,14 @@ from ..studies.figures import new_figure, save_figure, smooth
 from ..studies.regime import enough_seeds, smoke_run
 from ..studies.stats import difference, pm, sign
 
-COLOURS = {"sar_ae_plain": "#d62728", "sar_ae_bottleneck": "#1f77b4", "sar_ae_all": "#2ca02c",
+COLOURS = {"sar_codec_plain": "#d62728", "sar_codec_bottleneck": "#1f77b4", "sar_codec_all": "#2ca02c",
+           "sar_codec_bottleneck_cbam": "#9467bd",
+           "sar_ae_plain": "#d62728", "sar_ae_bottleneck": "#1f77b4", "sar_ae_all": "#2ca02c",
            "sar_ae_bottleneck_cbam": "#9467bd"}
-WHERE = {"sar_ae_plain": "none", "sar_ae_bottleneck": "coarsest level (stride-1 blocks)",
+WHERE = {"sar_codec_plain": "none", "sar_codec_bottleneck": "coarsest level (stride-1 blocks)",
+         "sar_codec_all": "every block (projections on down/up)",
+         "sar_codec_bottleneck_cbam": "coarsest level, CBAM on the branches",
+         "sar_ae_plain": "none", "sar_ae_bottleneck": "coarsest level (stride-1 blocks)",
          "sar_ae_all": "every block (projections on down/up)",
          "sar_ae_bottleneck_cbam": "coarsest level, CBAM on the branches"}
 
@@ -58,6 +63,14 @@ def _difference(name_a: str, name_b: str, c: dict, unit: str = " dB") -> str:
             f"contains 0)")
 
 
+def did_not_train(seed_psnr: dict[str, Sequence[float]], baseline: Optional[float]) -> list[str]:
+    """The variants whose mean PSNR is within ``DID_NOT_TRAIN_DB`` of the constant image's
+    ``baseline`` (none without a baseline): reported as "did not train", never ranked."""
+    if baseline is None:
+        return []
+    return [v for v, p in seed_psnr.items() if float(np.mean(p)) - baseline < T.DID_NOT_TRAIN_DB]
+
+
 def gate(seeds: int, quick: bool, lift: Optional[float]) -> list[str]:
     """Why the comparison cannot give a verdict (empty: it can)."""
     reasons = smoke_run(quick) + enough_seeds(seeds)
@@ -75,11 +88,19 @@ def compute_verdict(rows: dict[str, dict], seeds: int, where: str = "the held-ou
     mean) when given; every number computed, nothing assumed."""
     psnr = {v: r["psnr_per_image_seeds"] for v, r in rows.items()}
     seed_psnr = {v: r["psnr_seeds"] for v, r in rows.items()}
-    ranked = sorted(psnr, key=lambda v: -np.mean(seed_psnr[v]))
+    untrained = did_not_train(seed_psnr, baseline)
+    lines = [f"`{v}` **did not train**: {np.mean(seed_psnr[v]) - baseline:+.2f} dB above a constant image at "
+             f"the training mean level (gate {T.DID_NOT_TRAIN_DB:g} dB); not ranked." for v in untrained]
+    pool = [v for v in psnr if v not in untrained]
+    if len(pool) < 2:
+        return lines + [f"{len(pool)} variant(s) trained: nothing to rank or compare -- raise --budget."]
+    ranked = sorted(pool, key=lambda v: -np.mean(seed_psnr[v]))
     best, runner = ranked[0], ranked[1]
     m, lo, hi = seed_range(seed_psnr[best])
-    lines = [f"Best on {where}: **`{best}`**, PSNR {m:.2f} dB (seeds {lo:.2f}-{hi:.2f}), "
-             f"SSIM {np.mean(rows[best]['ssim_seeds']):.3f}, over {seeds} seeds."]
+    lines.append(f"Best on {where}: **`{best}`**, PSNR {m:.2f} dB (seeds {lo:.2f}-{hi:.2f}), "
+                 f"SSIM {np.mean(rows[best]['ssim_seeds']):.3f}"
+                 + (f", {np.mean(rows[best]['bpp_seeds']):.3f} bpp measured" if rows[best].get("bpp_seeds") else "")
+                 + f", over {seeds} seeds.")
     lift = None
     if baseline is not None:
         lift = m - baseline
@@ -91,11 +112,13 @@ def compute_verdict(rows: dict[str, dict], seeds: int, where: str = "the held-ou
         differences = [("Runner-up", best, runner)]
     else:
         differences = [("It wins" if compare(psnr[best], psnr[runner])["significant"] else "Runner-up", best, runner)]
-    residual = [v for v in ranked if v != "sar_ae_plain"]
-    if "sar_ae_plain" in psnr and residual:
-        differences.append(("Residual connections", residual[0], "sar_ae_plain"))
-    if "sar_ae_bottleneck_cbam" in psnr and "sar_ae_bottleneck" in psnr:
-        differences.append(("Attention", "sar_ae_bottleneck_cbam", "sar_ae_bottleneck"))
+    plain = next((v for v in pool if v.endswith("_plain")), None)
+    residual = [v for v in ranked if v != plain]
+    if plain and residual:
+        differences.append(("Residual connections", residual[0], plain))
+    for family in ("sar_ae", "sar_codec"):
+        if f"{family}_bottleneck_cbam" in pool and f"{family}_bottleneck" in pool:
+            differences.append(("Attention", f"{family}_bottleneck_cbam", f"{family}_bottleneck"))
     for label, a, b in differences:
         c = compare(psnr[a], psnr[b])
         text = _difference(a, b, c)
@@ -105,8 +128,8 @@ def compute_verdict(rows: dict[str, dict], seeds: int, where: str = "the held-ou
             text += "; " + (("residual connections help" if c["gap"] > 0 else "residual connections hurt")
                             if c["significant"] else "residual connections make no measurable difference at this budget")
         lines.append(f"{label}: {text}.")
-    if "sar_ae_plain" in rows and best != "sar_ae_plain":
-        p = rows["sar_ae_plain"]
+    if plain and best != plain:
+        p = rows[plain]
         b = rows[best]
         lines.append(f"Cost of `{best}`: {b['params']:,} parameters ({100 * (b['params'] / p['params'] - 1):+.1f}% "
                      f"vs plain), {b['macs'] / 1e6:.1f} M MACs per tile ({100 * (b['macs'] / p['macs'] - 1):+.1f}%), "
@@ -195,12 +218,13 @@ def results_table(doc: Document, rows: dict, c, references: Optional[dict] = Non
                       f"{np.mean(r['seconds_seeds']):.0f} s", _pm(r["psnr_seeds"], ".2f"),
                       _pm(r["ssim_seeds"], ".3f"), _pm(r["enl_output_seeds"], ".1f"),
                       _pm(r.get("ratio_median_seeds", r["ratio_mean_seeds"]), ".3f"),
+                      _pm(r["bpp_seeds"], ".3f") if r.get("bpp_seeds") else "-",
                       f"{r['compression']:g}x ({r['bits_per_pixel']:g} bpp)"])
     for name, r in (references or {}).items():
         table.append([f"*reference: {name}*", "", "", "", "", f"{r['psnr']:.2f}", f"{r['ssim']:.3f}",
-                      "", "", ""])
+                      "", "", r.get("bpp", ""), ""])
     doc.table(["variant", "residual connections", "parameters", f"MACs ({c.tile}² tile)", "train time / run",
-               "PSNR (dB)", "SSIM", "ENL (output)", "ratio median", "compression"], table)
+               "PSNR (dB)", "SSIM", "ENL (output)", "ratio median", "bpp (measured)", "float latent"], table)
     some = next(iter(rows.values()))
     doc.paragraph(f"Mean ± standard deviation over {c.seeds} seeds ({', '.join(map(str, range(c.seeds)))}); "
                   f"each seed's model is its `best.pt` (lowest validation loss), evaluated in fp32 on "
@@ -211,7 +235,10 @@ def results_table(doc: Document, rows: dict, c, references: Optional[dict] = Non
                   f"despeckler is pure speckle, mean 1 -- Oliver & Quegan 1998 -- and median 0.84 for 2 looks; the "
                   f"mean of the ratio is left out here because a few near-zero output pixels dominate it). "
                   f"Reference rows: simple non-learnt reconstructions of the same tiles. "
-                  f"Compression: float32 input bits over float32 latent bits.")
+                  f"bpp (measured): a codec's (sar_codec_*) latents of all test tiles at {c.eval_bits} bits per value, "
+                  f"entropy-coded, bytes x 8 / pixels, and PSNR/SSIM are of the decoded code; an unquantised "
+                  f"sar_ae_* has no coded rate (its float32 latent's bpp is given). Float latent: float32 input "
+                  f"bits over float32 latent bits.")
 
 
 def build_document(ctx: dict) -> Document:
