@@ -44,7 +44,7 @@ def test_quick_ablation_writes_runs_and_report(quick):
     for variant in VARIANTS:   # one table row per variant: params, MACs, time, PSNR +- spread, ...
         row = next(line for line in md.splitlines() if line.startswith(f"| `{variant}` |"))
         assert re.search(r"\| [\d,]+ \| [\d.]+ M \| \d+ s \| [\d.]+ ± [\d.]+ \|", row), row
-        assert row.endswith("| 64x (0.5 bpp) |")
+        assert re.search(r"\| 0\.\d+ ± 0\.\d+ \| 64x \(0.5 bpp\) \|$", row), row   # measured bpp
     assert "![training loss" in md and "(curves.png)" in md and "(grid.png)" in md
     for png in ("curves.png", "grid.png"):
         assert (quick / png).read_bytes()[:4] == b"\x89PNG"
@@ -57,20 +57,22 @@ def test_quick_verdict_is_computed_from_the_runs(quick):
     state = json.loads((quick / "ablation.json").read_text())
     verdict = state["results"]["verdict"]
     psnr = {v: np.mean([state["runs"][f"{v}-s{s}"]["test"]["psnr"] for s in (0, 1)]) for v in VARIANTS}
-    best = max(psnr, key=psnr.get)
-    assert f"**`{best}`**, PSNR {psnr[best]:.2f} dB" in verdict[0]
-    assert any("Residual connections:" in line for line in verdict)
+    # 3 steps: every variant is within 0.5 dB of the constant image -> "did not train", none ranked
+    for v in VARIANTS:
+        assert any(line.startswith(f"`{v}` **did not train**") for line in verdict)
+    assert verdict[-1] == "0 variant(s) trained: nothing to rank or compare -- raise --budget."
     assert all(re.search(r"\d", line) for line in verdict)
-    # a smoke run judges nothing
-    assert any(line.startswith("No verdict on the variants: a --quick smoke run") for line in verdict)
     assert not any("real difference" in line or "no significant difference" in line for line in verdict)
+    for v in VARIANTS:   # the measured bpp of the coded test tiles is in every row
+        row = state["runs"][f"{v}-s0"]["test"]
+        assert 0 < row["bpp"] < 16 * 6 / 256 * 1.5 and np.isfinite(psnr[v])
     md = (quick / "report.md").read_text()
     assert all(line in md for line in verdict) and "SMOKE RUN (--quick)" in md
 
 
 @pytest.mark.slow
 def test_winner_checkpoint_is_usable_by_reconstruct(quick):
-    ae = load_autoencoder(quick / "runs" / "sar_ae_all-s0" / "checkpoints" / "best.pt")
+    ae = load_autoencoder(quick / "runs" / "sar_codec_all-s0" / "checkpoints" / "best.pt")
     assert ae.tile == 32 and ae.looks == 2.0
     out = reconstruct_array(ae, np.full((48, 64), 0.01, dtype=np.float32), tile=32)
     assert out.shape == (48, 64) and np.isfinite(out).all()
@@ -84,21 +86,21 @@ def test_resume_retrains_only_unfinished_runs_on_real_scenes(sar_real, tmp_path)
     md = first.report_md.read_text()
     assert "384 tiles of 32 px from 6 raster(s)" in md and "38 held-out test tiles" in md
     assert "## On other scenes" in md and "4 tiles of 128 px from 1 other scene(s)" in md
-    assert first.extra_verdict[0].startswith("Best on the other scenes: **`")
+    assert first.extra_verdict[0].startswith(("Best on the other scenes: **`", "`sar_codec_"))
     assert (tmp_path / "ae" / "grid_extra.png").is_file()
     state_path = tmp_path / "ae" / "ablation.json"
     state = json.loads(state_path.read_text())
-    kept = tmp_path / "ae" / "runs" / "sar_ae_plain-s0" / "checkpoints" / "best.pt"
+    kept = tmp_path / "ae" / "runs" / "sar_codec_plain-s0" / "checkpoints" / "best.pt"
     before = kept.stat().st_mtime_ns
-    del state["runs"]["sar_ae_bottleneck-s1"]
+    del state["runs"]["sar_codec_bottleneck-s1"]
     state["complete"] = False
     state_path.write_text(json.dumps(state))
-    redo = tmp_path / "ae" / "runs" / "sar_ae_bottleneck-s1"
+    redo = tmp_path / "ae" / "runs" / "sar_codec_bottleneck-s1"
     for path in sorted(redo.rglob("*"), reverse=True):
         path.unlink() if path.is_file() else path.rmdir()
     lines = []
     again = run_ablation(None, out=tmp_path / "ae", resume=True, threads=1, log=lines.append)
-    assert [line.split(",")[0] for line in lines if line.startswith("[")] == ["[4/4] sar_ae_bottleneck-s1: 3 steps"]
+    assert [line.split(",")[0] for line in lines if line.startswith("[")] == ["[4/4] sar_codec_bottleneck-s1: 3 steps"]
     assert kept.stat().st_mtime_ns == before and (redo / "checkpoints" / "best.pt").is_file()
     assert json.loads(state_path.read_text())["complete"] and again.rows.keys() == first.rows.keys()
     with pytest.raises(ValueError, match="already holds an ablation"):
@@ -145,9 +147,9 @@ def test_verdict_names_a_real_win_with_its_interval():
 
 
 def test_the_ablation_gates_withhold_the_verdict():
-    rows = _rows({"sar_ae_plain": 18.0, "sar_ae_all": 19.1})
-    near_constant = compute_verdict(rows, seeds=3, baseline=18.6)
-    assert near_constant[2].startswith("No verdict on the variants: the best variant is only +0.50 dB")
+    rows = _rows({"sar_ae_plain": 18.0, "sar_ae_all": 18.3})
+    near_constant = compute_verdict(rows, seeds=3, baseline=17.45)
+    assert near_constant[2].startswith("No verdict on the variants: the best variant is only +0.85 dB")
     assert not any("wins" in line or "help" in line for line in near_constant)
     smoke = compute_verdict(_rows({"sar_ae_plain": 18.0, "sar_ae_all": 19.1}, seeds=2), seeds=2, quick=True,
                             baseline=15.0)
@@ -155,11 +157,28 @@ def test_the_ablation_gates_withhold_the_verdict():
     assert not any("real difference" in line or "no significant" in line for line in smoke)
 
 
+def test_a_variant_near_the_constant_image_did_not_train_and_is_not_ranked():
+    rows = _rows({"sar_codec_plain": 15.3, "sar_codec_bottleneck": 18.9, "sar_codec_all": 19.1})
+    verdict = compute_verdict(rows, seeds=3, baseline=15.0)
+    assert verdict[0].startswith("`sar_codec_plain` **did not train**: +0.30 dB above a constant image")
+    assert verdict[1].startswith("Best on the held-out tiles: **`sar_codec_all`**")
+    assert not any("Residual connections" in line or "`sar_codec_plain` vs" in line for line in verdict[1:])
+    just_above = compute_verdict(_rows({"sar_codec_plain": 15.6, "sar_codec_all": 19.1}), seeds=3, baseline=15.0)
+    assert not any("did not train" in line for line in just_above)
+    assert any(line.startswith("Residual connections: `sar_codec_all` vs `sar_codec_plain`") for line in just_above)
+    alone = compute_verdict(_rows({"sar_codec_plain": 15.1, "sar_codec_all": 19.1}), seeds=3, baseline=15.0)
+    assert alone[-1] == "1 variant(s) trained: nothing to rank or compare -- raise --budget."
+
+
 @pytest.mark.parametrize("options, message", [
     (dict(seeds=1), "must be >= 2"),
     (dict(tile=40), "multiple of the autoencoder's total stride 16"),
     (dict(budget="3ep"), "minutes .* or steps per run"),
     (dict(variants=("sar_ae_plain",)), "two or more"),
+    (dict(holdout="site"), "needs --data"),
+    (dict(holdout="site", data=["x"], variants=("sar_ae_plain", "sar_codec_all")), "sar_codec_"),
+    (dict(train_bits=(6, 2)), "bits must be"),
+    (dict(rate_weight=-1.0), "rate-weight"),
     (dict(looks=0.0), "looks must be"),
 ])
 def test_bad_options_are_clear_errors(options, message):
