@@ -15,26 +15,42 @@ examples:
   skiplab ablate autoencoder --budget 300steps --latent 32
   skiplab ablate autoencoder --resume --out runs/ablate-ae-20250101-120000
   skiplab ablate autoencoder --quick                  # seconds: a smoke run, no verdict
+  skiplab ablate autoencoder --data ../shared/data/sar-real --holdout site \\
+      --variants sar_codec_plain,sar_codec_all --budget 1000steps --out runs/codec-evidence
 
-Trains sar_ae_plain (no residual connection), sar_ae_bottleneck (residual blocks at the
-coarsest level), sar_ae_all (everywhere) and sar_ae_bottleneck_cbam (bottleneck + CBAM) on
-the same tiles with the same recipe, steps and seeds, evaluates each best.pt on held-out
-tiles, and writes report.html (self-contained), report.md, curves.png and grid.png: a table
-(parameters, MACs, train time, PSNR, SSIM, ENL, ratio mean, compression), training curves,
-input / reconstruction / error maps, and which variant wins by how much, as a paired PSNR
-difference with a bootstrap interval over seeds and tiles -- or "no significant difference"
-when the interval contains 0. No verdict in a --quick smoke run, with fewer than 3 seeds, or
-when the best variant is within 1 dB of a constant image.
+Trains the SAR codecs sar_codec_plain (no residual connection), sar_codec_bottleneck
+(residual blocks at the coarsest level), sar_codec_all (everywhere) and
+sar_codec_bottleneck_cbam (bottleneck + CBAM) -- autoencoders with the latent quantiser in the
+loop (uniform noise at a bit depth drawn from --train-bits per batch) and a factorised Laplace
+prior whose rate enters the loss with --rate-weight (loss = MSE + lambda * bpp) -- or the
+unquantised sar_ae_* (--variants), on the same tiles with the same recipe, steps and seeds.
+Each best.pt is evaluated on held-out tiles through its entropy-coded latent, and
+report.html (self-contained), report.md, curves.png and grid.png give a table (parameters,
+MACs, train time, PSNR, SSIM, ENL, ratio median, measured bpp), training curves, input /
+reconstruction / error maps, and which variant wins by how much, as a paired PSNR difference
+with a bootstrap interval over seeds and tiles -- or "no significant difference" when the
+interval contains 0. A variant within 0.5 dB of a constant image "did not train" and is not
+ranked; no verdict in a --quick smoke run, with fewer than 3 seeds, or when the best variant
+is within 1 dB of a constant image.
 
 Without --data: synthetic speckled scenes (--looks). With --data: tiles of the rasters,
 10% held out for the test and 5% for validation. --eval-data: also test on other scenes
 (e.g. real ones, --eval-tile px tiles), normalised with the training radiometry -- a second
 table, verdict and grid in the report.
 
-Each run is runs/<variant>-s<seed>/ under the output directory (train.yaml, config.yaml,
-metrics.csv, steps.csv, checkpoints/best.pt): use the winner directly with `skiplab
-reconstruct`. It runs on the same experiment runner as `skiplab study`: --jobs N trains N
-runs at a time, and `python -m skiplab.studies.worker DIR RUN` trains one run elsewhere.
+--holdout site: the codec evidence. Leave-one-site-out folds over --data (scenes of one site
+= one file name without its _chN/_hh suffix): train on the other sites' scenes + --synthetic
+scenes, each normalised per scene, and code every scene of the held-out site at each of
+--rd-bits through the real latent file; on the same scenes, JPEG 2000 and JPEG rate-matched
+to the file's measured bpp and average pooling at the latent's value count. report.md and
+rd.png: the rate-distortion table and plot, paired intervals over seeds and scenes, and
+whether the best variant beats JPEG 2000 at >= 2 of the rates.
+
+Each run is runs/<variant>[-f<fold>]-s<seed>/ under the output directory (train.yaml,
+config.yaml, metrics.csv, steps.csv, checkpoints/best.pt): use the winner directly with
+`skiplab reconstruct` or `skiplab encode`. It runs on the same experiment runner as `skiplab
+study`: --jobs N trains N runs at a time, and `python -m skiplab.studies.worker DIR RUN`
+trains one run elsewhere.
 """
 
 
@@ -63,7 +79,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     a.add_argument("--seeds", type=int, metavar="N",
                    help="seeds per variant, >= 2 (default 3; a verdict needs >= 3)")
     a.add_argument("--batch-size", type=int, metavar="B", help="batch size (default 16)")
-    a.add_argument("--lr", type=float, help="AdamW learning rate (default 0.005)")
+    a.add_argument("--lr", type=float, help="AdamW learning rate (default 0.002)")
     a.add_argument("--precision", choices=("auto", "bf16", "fp32"),
                    help="training precision (default auto: bf16 where the CPU has it); evaluation is fp32")
     a.add_argument("--jobs", type=int, default=1, metavar="N",
@@ -80,14 +96,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--variants", metavar="V,V",
                    help="variants to train (default: the four sar_codec_*; sar_ae_* are the unquantised ones)")
     c.add_argument("--train-bits", metavar="LO,HI",
-                   help="bit depths of the latent drawn per training batch (default 2,8; one value: fixed)")
-    c.add_argument("--eval-bits", type=int, metavar="B", help="bit depth of validation (default 6)")
+                   help="bit depths of the latent drawn per training batch (default 2,6; one value: fixed)")
+    c.add_argument("--eval-bits", type=int, metavar="B",
+                   help="bit depth of validation and of the test table without --holdout (default 4)")
     c.add_argument("--rd-bits", metavar="B,B,B",
                    help="bits per latent value of the rate-distortion evaluation (default 2,4,6)")
     c.add_argument("--rate-weight", type=float, metavar="LAMBDA",
                    help="lambda of loss = D + lambda * R, R in bits per pixel under the factorised prior "
-                        "(default 0: no rate term)")
-    c.add_argument("--loss", metavar="JSON", help='loss terms, e.g. \'{"mse": 1}\' (default: l1 + 0.2 ms_ssim)')
+                        "(default 0.002; 0: no rate term)")
+    c.add_argument("--loss", metavar="JSON", help='loss terms, e.g. \'{"l1": 1, "ms_ssim": 0.2}\' (default: {"mse": 1}, '
+                        'the distortion PSNR measures)')
     c.add_argument("--holdout", choices=("site",),
                    help="leave-one-site-out cross-validation over --data: train on the other sites' scenes "
                         "+ synthetic ones, code the held-out site's scenes against JPEG 2000 / JPEG at the "
@@ -140,8 +158,9 @@ def run(args: argparse.Namespace) -> int:
     result = run_ablation(config, out=args.out, resume=args.resume, threads=args.threads, jobs=args.jobs)
     if args.quick:
         print("\nSMOKE RUN (--quick): checks that everything runs; no variant is judged")
-    print(f"\nreport: {result.report_html}  (and {result.report_md.name}, curves.png, grid.png)")
-    print(f"runs: {result.directory}/runs/<variant>-s<seed>/checkpoints/best.pt "
+    figures = "rd.png" if (result.directory / "rd.png").is_file() else "curves.png, grid.png"
+    print(f"\nreport: {result.report_html}  (and {result.report_md.name}, {figures})")
+    print(f"runs: {result.directory}/runs/<variant>{'-f<fold>' if 'rd' in figures else ''}-s<seed>/checkpoints/best.pt "
           f"(wall-clock {time.perf_counter() - start:.0f} s)")
     print("verdict:")
     for line in result.verdict:

@@ -37,19 +37,19 @@ class AblationConfig:
     budget: str = "8"                         # minutes for all runs, or "Nsteps"
     seeds: int = 3
     batch_size: int = 16
-    lr: float = 5e-3
+    lr: float = 2e-3
     weight_decay: float = 1e-4
     train_tiles: int = 400                    # synthetic
     test_tiles: int = 32                      # synthetic
     val_tiles: int = 16                       # synthetic
     precision: str = "auto"
-    loss: dict = field(default_factory=dict)  # {} = the reconstruct task's default
+    loss: dict = field(default_factory=lambda: {"mse": 1.0})   # {} = the reconstruct task's default
     variants: tuple[str, ...] = VARIANTS
     quick: bool = False
     # -- the codec (sar_codec_* variants) --
-    train_bits: tuple[int, int] = (2, 8)      # bit depths drawn per training batch
-    eval_bits: int = 6                        # depth of validation (and of best.pt's choice)
-    rate_weight: float = 0.0                  # lambda of D + lambda * R (0: no rate term)
+    train_bits: tuple[int, int] = (2, 6)      # bit depths drawn per training batch
+    eval_bits: int = 4                        # depth of validation (and of best.pt's choice)
+    rate_weight: float = 0.002                # lambda of D + lambda * R (0: no rate term)
     rd_bits: tuple[int, ...] = (2, 4, 6)      # the rates of the evaluation: bits per latent value
     # -- held-out scenes --
     holdout: Optional[str] = None             # "site": leave-one-site-out folds over --data
