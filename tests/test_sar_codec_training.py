@@ -125,6 +125,9 @@ def test_folds_hold_out_whole_sites(tmp_path):
     # + 1 synthetic 64 px scene (7 x 7); validation: the last 16 rows, 4 tiles per scene
     assert len(folds[0].train) == 2 * 35 + 49 and len(folds[0].val) == 2 * 4
     assert 0 <= float(folds[0].train.tiles.min()) and float(folds[0].train.tiles.max()) <= 1
+    from skiplab.sar.holdout import all_scenes
+    train, val = all_scenes([str(tmp_path / "s")], tile=16, synthetic=0)
+    assert len(train) == 4 * 35 and len(val) == 4 * 4          # every site, no test scene
     with pytest.raises(ValueError, match="at least two sites"):
         make_folds([str(tmp_path / "s" / "alpha_ch0.npy")], tile=16)
 
