@@ -70,7 +70,8 @@ DID_NOT_TRAIN_DB = 0.5
 #: PLATEAU_FRACTION of its evaluations beats the best before them by less than PLATEAU_GAIN_DB:
 #: a quarter of the training adding under 0.1 dB is a gain below the seed-to-seed spread of
 #: these models (0.1-0.3 dB measured on 64 px SAR tiles), so more of the same steps would not
-#: change a ranking
+#: change a ranking. Caveat: under a cosine schedule the learning rate of the last quarter is
+#: small, so the criterion says "converged for this schedule", not "no longer run would gain"
 PLATEAU_FRACTION = 0.25
 PLATEAU_GAIN_DB = 0.1
 
