@@ -92,6 +92,7 @@ def run_holdout(runner, ablation, command: str, log: Callable[[str], None] = pri
     runner.train()
     t0 = time.perf_counter()
     evaluations = state.data.setdefault("holdout", {})
+    evaluated = False
     for v in c.variants:
         for f in folds:
             for s in range(c.seeds):
@@ -102,12 +103,15 @@ def run_holdout(runner, ablation, command: str, log: Callable[[str], None] = pri
                 result = evaluate_fold_run(run_dir / "checkpoints" / "best.pt", f, c.rd_bits)
                 result["plateau"] = plateau(val_curve(run_dir))
                 evaluations[name] = result
+                evaluated = True
                 state.save()
                 log(f"evaluated {name} on {f.test_site}")
     if "reference_curves" not in state.data:
         state.data["reference_curves"] = reference_curves(folds, log)
+        evaluated = True
         state.save()
-    state.data["timings"]["evaluation"] = round(time.perf_counter() - t0, 1)
+    if evaluated:    # a resume that only rewrites the report keeps the measured time
+        state.data["timings"]["evaluation"] = round(time.perf_counter() - t0, 1)
     md, html, verdict, rows = write_codec_report(dict(
         config=c, folds=[dict(index=f.index, site=f.test_site, description=f.description,
                               scenes=[t.name for t in f.test]) for f in folds],

@@ -234,7 +234,9 @@ def write_codec_report(ctx: dict) -> tuple[Path, Path, list[str], list[dict]]:
         (n, f"{ctx['val_curves'][n][0]:.2f} -> {ctx['val_curves'][n][-1]:.2f}" if ctx["val_curves"].get(n) else "-",
          "yes" if p["reached"] else "no", f"{p['gain']:+.3f} dB") for n, p in sorted(plateaus.items())])
     doc.heading("Reproduce")
-    doc.code(ctx["command"] + "\n# interrupted? the same command with --resume --out DIR continues it")
+    out = str(ctx["directory"])
+    doc.code(ctx["command"] + f"\n# interrupted? continue it (finished runs and evaluations are kept):\n"
+             f"skiplab ablate autoencoder --resume --out {out}")
     doc.table(["", ""], [
         ("machine", f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                     f"{ctx.get('threads') or 'default'} torch thread(s), torch {torch.__version__}"),
