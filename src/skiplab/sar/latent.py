@@ -83,7 +83,8 @@ def encode_scene(ae: Union[TrainedAutoencoder, PathLike, None], scene: Union[Ras
     meta = dict(format=FORMAT, grid=grid.to_dict(), radiometry=ae.radiometry.to_dict(),
                 model_radiometry=model_radiometry.to_dict(),
                 model=ae.model_name, model_kwargs=ae.model_kwargs, weights=ae.fingerprint,
-                **written_by(ae), dtype=output_dtype(like).name, quantity=like.quantity, nodata=like.nodata,
+                **written_by(ae), dtype=output_dtype(like).name, quantity=like.quantity,
+                nodata=like.nodata,
                 tags=tags_to_json(like.tags), source=str(like.path) if like.path else None,
                 latent_shape=list(latent.shape[1:]))
     arrays = dict(latent=latent.numpy().astype(np.float32),
