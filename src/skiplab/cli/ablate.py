@@ -9,7 +9,7 @@ import time
 
 EXAMPLE = """\
 examples:
-  skiplab ablate autoencoder                          # synthetic SAR, 3 seeds, about 12 minutes
+  skiplab ablate autoencoder                          # synthetic SAR, 3 seeds, about 12 minutes (budget 14)
   skiplab ablate autoencoder --data scenes/ --tile 128 --budget 30 --seeds 3
   skiplab ablate autoencoder --eval-data ../shared/data/sar-real --eval-tile 256
   skiplab ablate autoencoder --budget 300steps --latent 32
@@ -74,7 +74,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     a.add_argument("--tile", type=int, metavar="T", help="training tile side, multiple of 16 (default 64)")
     a.add_argument("--eval-tile", type=int, metavar="T", help="tile side for --eval-data (default: --tile)")
     a.add_argument("--budget", metavar="B",
-                   help="minutes for all training runs together (default 8), turned into one common number "
+                   help="minutes for all training runs together (default 14), turned into one common number "
                         "of steps by timing each variant; or steps per run (300steps)")
     a.add_argument("--seeds", type=int, metavar="N",
                    help="seeds per variant, >= 2 (default 3; a verdict needs >= 3)")
