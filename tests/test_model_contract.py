@@ -27,7 +27,9 @@ from torch import nn
 
 from skiplab.blocks import DropPath
 from skiplab.models import Classifier, FeatureExtractor, create_model, list_models, model_options
+from skiplab.plugins import load_plugins
 
+load_plugins()            # the domain packages' models (skiplab.sar: sar_codec_*) are covered too
 MODELS = list_models()
 GIANT = 40_000_000  # parameters: shapes on the meta device only
 _FAMILIES: dict[frozenset, str] = {}  # module-tree signature -> the model checked numerically
@@ -222,8 +224,9 @@ def test_forward_backward_reaches_the_first_layer(built):
     x = small_batch(model)
     out, grads = train_step(model, x)
     assert tuple(out.shape) == expected_output_shape(model, x) and torch.isfinite(out).all()
+    auxiliary = getattr(model, "auxiliary_parameter_names", set)()   # trained by a rate term only
     for name, p in model.named_parameters():
-        if p.requires_grad:
+        if p.requires_grad and name not in auxiliary:
             assert p.grad is not None, f"{name} got no gradient"
             assert torch.isfinite(p.grad).all(), f"{name} has a non-finite gradient"
     assert first_trainable_layer(model).weight.grad.abs().sum() > 0, "no gradient reaches the first layer"

@@ -31,6 +31,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..plugins import load_plugins
+    load_plugins()     # the domain packages register their models too (skiplab.sar: sar_codec_*)
     rows = model_table(args.pattern)
     if not rows:
         raise ValueError(f"no registered model matches {args.pattern!r}; 'skiplab models' lists them all")

@@ -64,6 +64,12 @@ class QuantizedAutoencoder(ResidualAutoencoder):
                                          init_range=(-self.bound, self.bound))
         self.prior = LaplacePrior(self.latent_channels)
 
+    def auxiliary_parameter_names(self) -> set[str]:
+        """Parameters the output does not depend on, trained only by the ``rate`` loss term:
+        the prior's (as CompressAI's ``aux_parameters``). A loss on the output alone leaves
+        them without a gradient."""
+        return {f"prior.{name}" for name, _ in self.prior.named_parameters()}
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The bounded latent ``bound * tanh(a(x) / bound)`` [B, C, H/r, W/r], unquantised."""
         z = super().encode(x)
