@@ -195,3 +195,15 @@ def test_holdout_ablation_reports_measured_bpp_and_resumes(tmp_path):
     assert not any(line.startswith("[") for line in lines)     # nothing retrained
     assert kept.stat().st_mtime_ns == before and json.loads(state_path.read_text())["complete"]
     assert [r["psnr"] for r in again.rows] == pytest.approx([r["psnr"] for r in first.rows])
+
+
+def test_a_stale_rate_from_another_forward_is_not_taken_by_the_loss_check():
+    from skiplab.sar.rate_model import record_rate
+    from skiplab.sar.task import ReconstructTask
+    from skiplab.sar import synthetic_sar_tiles
+    from skiplab.train import TrainConfig
+    record_rate(torch.ones(5))        # e.g. a codec evaluated earlier in this thread
+    config = TrainConfig.from_dict(dict(task="reconstruct", model="sar_codec_all", data="synthetic-sar",
+                                        loss={"mse": 1.0, "rate": 0.1}, tile_size=16))
+    ReconstructTask(config).criterion(synthetic_sar_tiles(2, tile=16, looks=2, seed=0))
+    assert take_rate() is None

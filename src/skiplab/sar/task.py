@@ -25,6 +25,7 @@ from .load import load_sar
 from .losses import build_loss
 from .metrics import psnr, ssim_per_image
 from .radiometry import Radiometry
+from .rate_model import take_rate
 from .tiles import SARAugmentation, SARTileLoader
 
 if TYPE_CHECKING:   # the loop imports the tasks: its type for hints only
@@ -121,6 +122,7 @@ class ReconstructTask(Task):
         terms = self.config.loss or self.default_loss()
         loss = build_loss(terms, radiometry=dataset.radiometry, looks=dataset.looks)
         tile = torch.full((1, 1, dataset.tile_size, dataset.tile_size), 0.5)
+        take_rate()         # a rate left by an earlier forward is not this trial's
         try:                # fail now, not at the first step, on a term the tiles cannot take
             loss(tile, tile)
         except ValueError as err:
