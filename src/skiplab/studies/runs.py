@@ -22,6 +22,7 @@ from ..data import BatchLoader, ImageDataset
 from ..models import create_model
 from ..train import TrainConfig, load_checkpoint, load_model_state
 from ..train.checkpoint import model_state_from
+from . import thresholds as T
 from .config import FAMILIES, Family, StudyConfig
 from .experiment import Run
 from .worker import DIVERGED_FILE
@@ -91,12 +92,15 @@ def study_runs(config: StudyConfig) -> list[RunSpec]:
 
 
 def subset(dataset: ImageDataset, n: int, seed: int, tag: str) -> ImageDataset:
-    """A fixed random subset of ``n`` images (seeded; image folders are sorted by class)."""
-    n = min(n, len(dataset))
-    g = torch.Generator().manual_seed(seed)
-    idx = torch.randperm(len(dataset), generator=g)[:n]
-    return ImageDataset(dataset.images[idx], dataset.labels[idx], dataset.classes, dataset.mean,
-                        dataset.std, f"{dataset.name}[{tag} {n}]")
+    """A fixed random subset of ``n`` images (seeded; image folders are sorted by class) --
+    the draw the trainer makes for ``train_subset``."""
+    return dataset.random_subset(min(n, len(dataset)), seed, tag)
+
+
+def snapshot_steps(steps: int) -> list[int]:
+    """The steps at which a run of ``steps`` keeps a snapshot (``checkpoints/step-N.pt``) for
+    the gradient measurements during training (``GRADIENT_SNAPSHOTS`` of the steps)."""
+    return sorted({s for s in (round(f * steps) for f in T.GRADIENT_SNAPSHOTS) if 0 < s < steps})
 
 
 def fixed_batches(dataset: ImageDataset, n: int, seed: int, tag: str, batch_size: int = 256
@@ -120,7 +124,8 @@ def train_config(spec: RunSpec, config: StudyConfig, steps: int, run_dir: Option
         warmup_steps=r.warmup_steps, steps=steps,
         grad_clip=0.0 if spec.norm else r.no_bn_grad_clip, precision=config.precision, compile="off",
         checkpoint_every=max(steps // 10, 50), log_every=max(steps // 50, 1), num_threads=threads,
-        tensorboard=False, progress=False))
+        keep_steps=snapshot_steps(steps), step_log=True, train_subset=config.train_images,
+        train_subset_seed=config.seed, tensorboard=False, progress=False))
 
 
 @torch.no_grad()
@@ -142,12 +147,15 @@ def measure_fit(model: nn.Module, train_probe: list, test_batches: list) -> dict
                 train_correct=train, test_correct=test)
 
 
-def load_trained(spec: RunSpec, run_dir: Path, num_classes: int, in_chans: int) -> nn.Module:
+def load_trained(spec: RunSpec, run_dir: Path, num_classes: int, in_chans: int,
+                 step: Optional[int] = None) -> nn.Module:
     """The final weights of a finished run (its last checkpoint, or its last finite
-    weights when it diverged), in evaluation mode."""
+    weights when it diverged) -- or its snapshot at ``step`` -- in evaluation mode."""
     model = spec.build(num_classes, in_chans)
     diverged = run_dir / DIVERGED_FILE
-    if diverged.is_file():
+    if step is not None:
+        state = model_state_from(load_checkpoint(run_dir / "checkpoints" / f"step-{step}.pt"))
+    elif diverged.is_file():
         state = torch.load(diverged, map_location="cpu", weights_only=True)
     else:
         state = model_state_from(load_checkpoint(run_dir / "checkpoints" / "last.pt"))

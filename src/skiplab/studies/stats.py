@@ -11,7 +11,7 @@ the two-stage bootstrap of Davison & Hinkley 1997 §3.8, and gives the percentil
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -49,6 +49,36 @@ def bootstrap_contrast(errors: Mapping[str, np.ndarray], weights: Mapping[str, f
                 seeds=int(n_seeds), images=int(n_images), confidence=confidence)
 
 
+def bootstrap_function(values: Mapping[str, np.ndarray], statistic: Callable[[Mapping[str, float]], float],
+                       resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED,
+                       confidence: float = CONFIDENCE) -> dict:
+    """Any statistic of the per-group means and its interval, by the same two-stage paired
+    bootstrap as :func:`bootstrap_contrast` (seeds, then items, the same draws for every group).
+
+    ``values[g]``: [seeds, items] measurements of group g (e.g. R(1) of one net at one depth
+    per init seed and image-direction pair); ``statistic`` maps {group: mean} to a number
+    (e.g. a fitted decay rate). ``per_seed``: the statistic of each seed's item means."""
+    names = list(values)
+    stack = np.stack([np.asarray(values[n], np.float64) for n in names])   # [groups, seeds, items]
+    n_seeds, n_items = stack.shape[1:]
+
+    def of(means: np.ndarray) -> float:
+        return float(statistic(dict(zip(names, means.tolist()))))
+    estimate = of(stack.mean(axis=(1, 2)))
+    per_seed = [of(stack[:, s].mean(axis=1)) for s in range(n_seeds)]
+    rng = np.random.default_rng(seed)
+    draws = np.empty(resamples)
+    for b in range(resamples):
+        s = rng.integers(0, n_seeds, n_seeds)
+        i = rng.integers(0, n_items, n_items)
+        draws[b] = of(stack[:, s][:, :, i].mean(axis=(1, 2)))
+    draws = draws[np.isfinite(draws)]
+    alpha = (1 - confidence) / 2
+    lo, hi = np.quantile(draws, [alpha, 1 - alpha]) if len(draws) else (math.nan, math.nan)
+    return dict(estimate=estimate, per_seed=per_seed, low=float(lo), high=float(hi), seeds=int(n_seeds),
+                images=int(n_items), confidence=confidence)
+
+
 def interaction(e: Mapping[str, np.ndarray], plain_deep: str, plain_shallow: str, res_deep: str,
                 res_shallow: str, **kw) -> dict:
     """He 2015's contrast: [e(plain-deep) − e(plain-shallow)] − [e(res-deep) − e(res-shallow)]."""
@@ -60,11 +90,12 @@ def difference(e: Mapping[str, np.ndarray], a: str, b: str, **kw) -> dict:
     return bootstrap_contrast(e, {a: 1.0, b: -1.0}, **kw)
 
 
-def sign(interval: Mapping[str, float]) -> str:
-    """"positive" / "negative" when the interval excludes 0, else "unresolved"."""
-    if interval["low"] > 0:
+def sign(interval: Mapping[str, float], margin: float = 0.0) -> str:
+    """"positive" / "negative" when the interval lies above ``margin`` / below ``-margin``,
+    else "unresolved"."""
+    if interval["low"] > margin:
         return "positive"
-    if interval["high"] < 0:
+    if interval["high"] < -margin:
         return "negative"
     return "unresolved"
 

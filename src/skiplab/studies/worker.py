@@ -57,16 +57,16 @@ def train(experiment: Experiment, run: Run, steps: int, run_dir: Path, threads: 
     config = experiment.train_config(run, steps, run_dir, threads)
     config = config.replace(resume=(run_dir / "checkpoints" / "last.pt").exists())
     train_set, eval_set = experiment.datasets(run)
-    steplog = StepLog()
+    steplog = None if config.step_log else StepLog()    # the trainer writes steps.csv itself
     start = time.perf_counter()
     with open(run_dir / "train.log", "a") as log, contextlib.redirect_stdout(log):
-        trainer = Trainer(config, [steplog], train_set=train_set, eval_set=eval_set)
+        trainer = Trainer(config, [steplog] if steplog else [], train_set=train_set, eval_set=eval_set)
         diverged, metrics = None, {}
         try:
             metrics = trainer.fit().metrics
         except NonFiniteLossError as err:
             diverged = dict(step=trainer.step, message=str(err).split(":")[0])
-            steplog.save()
+            trainer.callbacks.on_fit_end(trainer)      # the step curve up to the divergence
             torch.save(trainer.model.state_dict(), run_dir / DIVERGED_FILE)
         finally:
             trainer.close()
