@@ -249,7 +249,7 @@ def shattered_section(doc: Document, res: dict, found: dict) -> None:
                     ci(iv[f"{f}_power"]), "0.5 (ResNet)" if f == res["residual"] else "-"]
                    for f in (res["plain"], res["residual"])])
         doc.paragraph(f"Plain minus residual rate a: {ci(iv['difference'])}. Intervals: paired bootstrap over init "
-                      f"seeds and (image, direction) pairs; R(1) at or below 0 counts as 0.001 in the fits.")
+                      f"seeds and (image, direction) pairs; R(1) at or below 0 (fully shattered) counts as 1e-9 in the fits.")
     doc.paragraph(f"Centred correlation (Balduzzi's) of the input gradient of one output between neighbouring points "
                   f"of {res['points']} along a line through a test image (radius {res['radius']:g} normalised-pixel "
                   f"units, random direction of unit RMS per pixel), averaged over {res['images']} images x "

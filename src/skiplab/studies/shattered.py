@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
 RADIUS = 2.0
 
 
-R_FLOOR = 1e-3   # R(1) at or below 0 (fully shattered) counts as this, so a log-rate stays defined
+R_FLOOR = 1e-9   # R(1) at or below 0 (fully shattered) counts as this, so a log-rate stays defined
 
 
 def fit_rates(depths: list[int], lag1: list[float]) -> dict:
