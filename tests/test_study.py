@@ -141,7 +141,8 @@ def test_degradation_verdict_is_the_sign_of_the_interaction_interval():
     he = _results({"plain-20": 0.05, "plain-56": 0.12, "resnet-20": 0.05, "resnet-56": 0.03})
     assert [a.status for a in assess_degradation(config, he)] == ["agrees", "agrees", "agrees"]
     line = compute_verdict(config, he)[0]
-    assert "interaction (plain minus residual) +9.0 points" in line and line.endswith("agrees")
+    assert "interaction (plain minus residual) +9.0 points" in line and "-- agrees [" in line
+    assert line.endswith("[deeper ResNets train better or no worse: agrees]")
     against = _results({"plain-20": 0.05, "plain-56": 0.03, "resnet-20": 0.05, "resnet-56": 0.12})
     assert [a.status for a in assess_degradation(config, against)] == ["disagrees"] * 3
     equal = _results({"plain-20": 0.05, "plain-56": 0.05, "resnet-20": 0.05, "resnet-56": 0.05})

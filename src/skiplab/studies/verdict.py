@@ -2,7 +2,8 @@
 
 :func:`compute_verdict` gives the verdict lines computed from the measurements (never from
 expectations): He 2015's degradation as the interaction of depth and family with its
-interval, then the lesion and gradient numbers. :func:`assess` says for each claim of
+interval, then the lesions, gradient flow, loss landscape and shattered gradients, each a
+paired difference or fitted quantity with its interval. :func:`assess` says for each claim of
 :mod:`~skiplab.studies.published` whether the measurement agrees -- only inside the
 paper's regime (:mod:`~skiplab.studies.regime`); outside it the status is "not in the
 paper's regime" and the reasons say why, in numbers. A ``--quick`` smoke run gets no
@@ -11,7 +12,6 @@ agree/disagree at all.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -87,8 +87,9 @@ def compute_verdict(config: StudyConfig, results: dict) -> list[str]:
         return a.status if a.status != NOT_IN_REGIME else f"no verdict, {NOT_IN_REGIME}: {'; '.join(a.reasons)}"
     deg = results.get("degradation")
     if deg and deg.get("train_contrasts"):
-        status = status_of(assess_degradation(config, results)[0])
-        lines.append(f"degradation (He 2015): {degradation_line(deg)} -- {status}")
+        found = assess_degradation(config, results)
+        lines.append(f"degradation (He 2015): {degradation_line(deg)} -- {status_of(found[0])} "
+                     f"[deeper ResNets train better or no worse: {status_of(found[2])}]")
     if "lesion" in results:
         line = _lesion_line(results["lesion"])
         if line:
