@@ -158,14 +158,14 @@ def degradation_section(doc: Document, res: dict, found: dict) -> None:
 
 
 def gradients_section(doc: Document, res: dict, found: dict) -> None:
-    from .stats import interval_text, pm
+    from .stats import interval_text, mean_spread, pm
     band = res["slope_band"]
     groups: dict[tuple, list[dict]] = {}
     for r in res["results"]:
         groups.setdefault((r["key"], r["norm"], r["stage"]), []).append(r)
     rows = [[key, "yes" if norm else "no", stage, pm([r["loss"] for r in g], 1.0, ".3f"),
              f"{math.exp(sum(math.log(r['block_ratio']) for r in g) / len(g)):.3g}",
-             pm([r["slope"] for r in g], 1.0, "+.3f"), len({r["seed"] for r in g})]
+             "{:+.3f} ± {:.3f}".format(*mean_spread([r["slope"] for r in g])), len({r["seed"] for r in g})]
             for (key, norm, stage), g in groups.items()]
     doc.table(["network", "BatchNorm", "weights", "loss", "RMS ∂L/∂x first block / last block (geometric mean)",
                "fitted log10-slope per block (mean ± sd over seeds and batches)", "seeds"], rows)
