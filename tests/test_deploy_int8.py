@@ -86,10 +86,13 @@ def test_onnx_int8_agrees_with_fp32(trained, tmp_path):
     x, _ = blob_task(256, 1)
     calib = Calibration(list(blob_task(128, 2)[0].split(32)), "128 task images")
     fp32 = export_onnx(trained, tmp_path / "fp32.onnx")
-    path = quantize_onnx(fp32.path, tmp_path / "int8.onnx", calib)
-    with torch.no_grad():
-        assert agreement(OrtModule(path)(x), trained.model(x)) >= 0.97
-    assert path.stat().st_size < fp32.path.stat().st_size
+    for method in ("percentile", "minmax"):
+        path = quantize_onnx(fp32.path, tmp_path / f"int8-{method}.onnx", calib, method=method)
+        with torch.no_grad():
+            assert agreement(OrtModule(path)(x), trained.model(x)) >= 0.97, method
+        assert path.stat().st_size < fp32.path.stat().st_size
+    with pytest.raises(ValueError, match="percentile, minmax, entropy; found 'kl'"):
+        quantize_onnx(fp32.path, tmp_path / "bad.onnx", calib, method="kl")
 
 
 @pytest.fixture(scope="module")

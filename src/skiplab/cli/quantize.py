@@ -16,7 +16,8 @@ examples:
 
 Calibrates on N training images (random, seeded) of the checkpoint's data (or --data),
 quantises -- pt2e: torchao PT2E + X86InductorQuantizer, run through torch.compile; onnx:
-ONNX Runtime quantize_static, QDQ, per-channel weights -- then prints fp32 vs int8 accuracy on
+ONNX Runtime quantize_static, QDQ, per-channel weights, activation ranges at the 99.999th
+percentile -- then prints fp32 vs int8 accuracy on
 the evaluation split, top-1 agreement, file sizes and speed (interleaved with eager fp32, load
 average recorded). auto builds both and keeps the faster. Writes PATH.pt2 or PATH.onnx plus a
 .json sidecar. Needs the deploy extra: pip install 'skiplab[deploy]'.
@@ -31,6 +32,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--out", required=True, metavar="PATH", help="output file; its suffix is set by the backend")
     p.add_argument("--backend", default="auto", choices=("pt2e", "onnx", "auto"), help="default: auto")
     p.add_argument("--calib", type=int, default=512, metavar="N", help="calibration images (default: 512)")
+    p.add_argument("--onnx-calibration", default="percentile", choices=("percentile", "minmax", "entropy"),
+                   help="activation ranges of the onnx backend: 99.999th percentile (default), "
+                        "min/max or entropy (KL)")
     p.add_argument("--data", metavar="SPEC", help="data spec (default: the checkpoint's)")
     p.add_argument("--split", default="test", choices=("train", "val", "test"),
                    help="evaluation split (default: test)")
@@ -51,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     report = quantize_checkpoint(source, args.out, backend=args.backend, calib=args.calib,
                                  data=args.data, split=args.split, eval_limit=args.eval_limit,
                                  batch_size=args.batch_size, rounds=args.rounds,
-                                 evaluate=args.evaluate,
+                                 evaluate=args.evaluate, onnx_calibration=args.onnx_calibration,
                                  progress=lambda s: print(f"  {s} ...", file=sys.stderr, flush=True))
     print(format_report(report))
     if args.json:

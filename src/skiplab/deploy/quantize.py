@@ -9,7 +9,14 @@ backends a user can deploy on a CPU:
   partition has more than one output node" on blocks that call one ``nn.ReLU`` twice.
   Written as a ``torch.export`` program (``.pt2``) of the converted graph.
 * ``onnx`` -- ONNX Runtime's ``quantize_static`` on the fp32 export: QDQ format, per-channel
-  int8 weights, uint8 activations (U8S8, the fast path of VNNI CPUs), MinMax calibration.
+  int8 weights, uint8 activations (U8S8, the fast path of VNNI CPUs). Activation ranges by
+  default from the 99.999th percentile of a histogram of the calibration activations (Wu et
+  al. 2020, "Integer quantization for deep learning inference", sec. 4.2 and Table 3:
+  percentile calibration matches or beats max calibration on every CNN they test, because one
+  outlier activation no longer stretches the whole int8 grid); ``minmax`` and ``entropy``
+  (TensorRT's KL-divergence rule) on request. Measured on the trained fast_cifar net (CIFAR-10
+  test, 5,000 images, 512 calibration images): top-1 agreement with fp32 98.66 % with MinMax,
+  99.12 % with the percentile (README, "int8").
 
 Both follow Jacob et al. 2018 (affine int8, BN folded into the convolutions first) and
 Krishnamoorthi 2018 ("Quantizing deep convolutional networks for efficient inference",
@@ -18,6 +25,8 @@ per-channel weights). ``auto`` builds both and keeps the faster, measured in one
 
 from __future__ import annotations
 
+import contextlib
+import io
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +41,8 @@ from .sidecar import write_sidecar
 from .source import ModelSource
 
 BACKENDS = ("pt2e", "onnx", "auto")
+#: ONNX Runtime's activation calibration rules (``--onnx-calibration``)
+ONNX_CALIBRATIONS = ("percentile", "minmax", "entropy")
 SUFFIX = {"pt2e": ".pt2", "onnx": ".onnx"}
 
 
@@ -140,21 +151,29 @@ class _Reader:
 
 
 def quantize_onnx(fp32_path: Union[str, Path], out: Union[str, Path],
-                  calibration: Calibration, *, per_channel: bool = True) -> Path:
-    """ONNX Runtime ``quantize_static`` of an fp32 ``.onnx`` (QDQ, U8S8, MinMax), after
-    ORT's pre-processing (symbolic shape inference and graph optimisation)."""
+                  calibration: Calibration, *, per_channel: bool = True,
+                  method: str = "percentile") -> Path:
+    """ONNX Runtime ``quantize_static`` of an fp32 ``.onnx`` (QDQ, U8S8, activation ranges
+    by ``method``: percentile 99.999, minmax or entropy), after ORT's pre-processing (graph
+    optimisation)."""
     require("onnxruntime", "int8 quantisation (ONNX Runtime)")
     from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
                                           quant_pre_process, quantize_static)
+    if method not in ONNX_CALIBRATIONS:
+        raise ValueError(f"ONNX calibration must be one of {', '.join(ONNX_CALIBRATIONS)}; found {method!r}")
+    rule = {"percentile": dict(calibrate_method=CalibrationMethod.Percentile,
+                               extra_options={"CalibPercentile": 99.999}),
+            "minmax": dict(calibrate_method=CalibrationMethod.MinMax),
+            "entropy": dict(calibrate_method=CalibrationMethod.Entropy)}[method]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
-        quantize_static(str(pre), str(out), _Reader("x", calibration.batches),
-                        quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.MinMax)
+        with contextlib.redirect_stdout(io.StringIO()):   # ORT prints its histogram steps
+            quantize_static(str(pre), str(out), _Reader("x", calibration.batches),
+                            quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, **rule)
     return out
 
 
@@ -168,7 +187,8 @@ class QuantizedArtifact:
 
 
 def quantize_to(source: ModelSource, backend: str, out: Union[str, Path],
-                calibration: Calibration, *, compile: bool = True) -> QuantizedArtifact:
+                calibration: Calibration, *, compile: bool = True,
+                onnx_calibration: str = "percentile") -> QuantizedArtifact:
     """Quantise with ``backend`` ("pt2e" or "onnx") and write ``out`` plus its sidecar."""
     from .runtime import OrtModule
     out = Path(out)
@@ -184,9 +204,9 @@ def quantize_to(source: ModelSource, backend: str, out: Union[str, Path],
     if backend == "onnx":
         with tempfile.TemporaryDirectory() as tmp:
             fp32 = export_onnx(source, Path(tmp) / "fp32.onnx")
-            quantize_onnx(fp32.path, out, calibration)
+            quantize_onnx(fp32.path, out, calibration, method=onnx_calibration)
         write_sidecar(out, source.meta, format="onnx", exporter=fp32.exporter,
-                      quantizer="onnxruntime.quantize_static (QDQ, per-channel, U8S8, MinMax)",
+                      quantizer=f"onnxruntime.quantize_static (QDQ, per-channel, U8S8, {onnx_calibration})",
                       **info)
         module = OrtModule(out)
         return QuantizedArtifact(backend, out, module, module)

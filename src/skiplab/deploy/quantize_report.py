@@ -65,6 +65,7 @@ def quantize_checkpoint(source: ModelSource, out: Union[str, Path], *, backend: 
                         calib: int = 512, data: Optional[str] = None, split: str = "test",
                         eval_limit: Optional[int] = None, batch_size: int = 16,
                         rounds: int = 3, evaluate: bool = True, compile: bool = True,
+                        onnx_calibration: str = "percentile",
                         progress: Callable[[str], None] = lambda s: None) -> dict:
     """Quantise ``source`` with ``backend`` (pt2e, onnx or auto), compare, time, and write the
     artifact to ``out`` (its suffix set by the backend kept). Returns the report.
@@ -80,7 +81,8 @@ def quantize_checkpoint(source: ModelSource, out: Union[str, Path], *, backend: 
         for b in backends:
             progress(f"quantising ({b})")
             target = out.with_suffix(SUFFIX[b]) if backend != "auto" else Path(tmp) / f"int8{SUFFIX[b]}"
-            made[b] = quantize_to(source, b, target, calibration, compile=compile)
+            made[b] = quantize_to(source, b, target, calibration, compile=compile,
+                                  onnx_calibration=onnx_calibration)
         progress("timing")
         x = source.example_input(batch_size)
         load_start = load_average()
@@ -98,6 +100,7 @@ def quantize_checkpoint(source: ModelSource, out: Union[str, Path], *, backend: 
             sidecar_path(made[chosen].path).replace(sidecar_path(final))
     report = {"model": source.meta.model, "weights": source.meta.weights, "backend": chosen,
               "backends": backends, "out": str(final), "calibration": calibration.description,
+              "onnx_calibration": onnx_calibration if "onnx" in backends else None,
               "size_mb": {"fp32": state_bytes(source.model) / 1e6, chosen: final.stat().st_size / 1e6},
               "speed": speed, "batch_size": batch_size,
               "load_average": {"start": load_start, "end": load_average()}}
