@@ -482,3 +482,13 @@ def test_a_shorter_length_is_its_own_run_with_its_own_schedule():
     assert RunSpec.from_run(Run("plain-56-nobn", 0)).norm is False
     with pytest.raises(ValueError, match="include 1"):
         StudyConfig.create(lengths="0.5")
+
+
+def test_only_resnet_110_gets_hes_error_gated_warm_up():
+    from skiplab.studies.runs import RunSpec, train_config
+    from skiplab.studies.config import FAMILIES
+    config = StudyConfig.create(depths="20,110", parts="degradation")
+    warm = train_config(RunSpec(FAMILIES["resnet"], 110), config, 400, None)
+    assert warm.error_warmup_lr == 0.01 and warm.error_warmup_until == 0.8 and warm.lr == 0.1
+    for spec in (RunSpec(FAMILIES["plain"], 110), RunSpec(FAMILIES["resnet"], 20)):
+        assert train_config(spec, config, 400, None).error_warmup_lr == 0.0

@@ -58,7 +58,9 @@ def setup_section(doc: Document, study: "Study") -> None:
                  f"{len(study.train.classes)} classes"),
         ("networks", ", ".join(f"{f.label} (`{f.model}`)" for f in c.families) + " at depths "
                      + ", ".join(map(str, c.depths))),
-        ("recipe (all nets)", c.recipe.describe()),
+        ("recipe (all nets)", c.recipe.describe() + ("; residual nets of 110+ layers: lr 0.01 until the training "
+                                                     "error is below 80 % (He 2015's ResNet-110 warm-up)"
+                                                     if c.deepest >= 110 else "")),
         *([("recipe without BatchNorm", f"the same with lr {c.recipe.no_bn_lr:g} and the gradient norm clipped at "
                                         f"{c.recipe.no_bn_grad_clip:g} (both nets without BN; at lr 0.1 a 56-layer "
                                         f"ResNet without BN starts with a loss of thousands)")]

@@ -5,8 +5,8 @@ updates, not equal time), each an independent run of the experiment runner.
 The recipe is He 2015 §4.2's: SGD momentum 0.9, weight decay 1e-4, lr 0.1, the lr
 divided by 10 at 50 % and 75 % of the steps (He: at 32k and 48k of 64k), 4-pixel crops
 and flips, He's initialisation with option-A (zero-padding) shortcuts and no zero-
-initialised residual branches; no warm-up (He warmed up only ResNet-110, which a study
-does not train by default).
+initialised residual branches; no warm-up except He's own for ResNet-110 (lr 0.01 until the
+training error falls below 80 %, :func:`he_warmup_lr`).
 """
 
 from __future__ import annotations
@@ -109,6 +109,17 @@ def fixed_batches(dataset: ImageDataset, n: int, seed: int, tag: str, batch_size
     return list(BatchLoader(subset(dataset, n, seed, tag), batch_size, shuffle=False, drop_last=False))
 
 
+#: He 2015 §4.2: "for the 110-layer ResNet ... we use 0.01 to warm up the training until the
+#: training error is below 80% (about 400 iterations), and then go back to 0.1" -- the only net
+#: He warmed up; the study does the same for residual nets of 110 layers or more, and no other
+HE_WARMUP_LR, HE_WARMUP_DEPTH = 0.01, 110
+
+
+def he_warmup_lr(spec: RunSpec) -> float:
+    """The error-gated warm-up lr of He's ResNet-110 (0: none) for ``spec``."""
+    return HE_WARMUP_LR if spec.family.is_residual and spec.depth >= HE_WARMUP_DEPTH and spec.norm else 0.0
+
+
 def train_config(spec: RunSpec, config: StudyConfig, steps: int, run_dir: Optional[Path],
                  threads: int = 0) -> TrainConfig:
     """The trainer's configuration of one run: the study's recipe, its share of ``steps``
@@ -121,7 +132,7 @@ def train_config(spec: RunSpec, config: StudyConfig, steps: int, run_dir: Option
         crop_padding=r.crop_padding, flip=r.flip,
         lr=r.lr if spec.norm else r.no_bn_lr, momentum=r.momentum, weight_decay=r.weight_decay,
         schedule=r.schedule, milestones=r.milestones(steps), milestone_unit="step",
-        warmup_steps=r.warmup_steps, steps=steps,
+        warmup_steps=r.warmup_steps, steps=steps, error_warmup_lr=he_warmup_lr(spec),
         grad_clip=0.0 if spec.norm else r.no_bn_grad_clip, precision=config.precision, compile="off",
         checkpoint_every=max(steps // 10, 50), log_every=max(steps // 50, 1), num_threads=threads,
         keep_steps=snapshot_steps(steps), step_log=True, train_subset=config.train_images,
