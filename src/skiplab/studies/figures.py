@@ -138,23 +138,24 @@ def plot_lesion(per_seed: list[dict], path: Path) -> Path:
     for key in dict.fromkeys(m["key"] for m in per_seed):
         runs = [m for m in per_seed if m["key"] == key]
         c = colour(runs[0]["family"])
-        label = f"{key} ({len(runs)} seeds)"
+        label = f"{key} (mean of {len(runs)} seeds; band: their range)"
         blocks = [r["index"] + 1 for r in runs[0]["single"]]
         acc = np.array([[100 * r["accuracy"] for r in m["single"]] for m in runs])
         left.plot(blocks, acc.mean(0), marker="o", markersize=3, color=c, label=label)
         left.fill_between(blocks, acc.min(0), acc.max(0), color=c, alpha=0.2, linewidth=0)
         base = 100 * np.mean([m["baseline"]["accuracy"] for m in runs])
-        left.axhline(base, color=c, linestyle="--", linewidth=1)
+        left.axhline(base, color=c, linestyle="--", linewidth=1, label=f"{key}, nothing deleted")
         rows = [r for m in runs for r in m["random"]]
         ks = sorted({r["k"] for r in rows})
         if ks:
             by_k = [[100 * r["accuracy"] for r in rows if r["k"] == k] for k in ks]
-            right.plot([0] + ks, [base] + [float(np.mean(a)) for a in by_k], marker="o", color=c, label=label)
+            right.plot([0] + ks, [base] + [float(np.mean(a)) for a in by_k], marker="o", color=c,
+                       label=f"{key} (mean of the draws over {len(runs)} seeds; band: their range)")
             right.fill_between(ks, [min(a) for a in by_k], [max(a) for a in by_k], color=c, alpha=0.2, linewidth=0)
     for ax in (left, right):
         ax.axhline(100 * per_seed[0]["chance"], color="grey", linestyle=":", linewidth=1, label="chance")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
     left.set_ylabel("test accuracy (%)")
     left.set_xlabel("deleted block (dashed: nothing deleted)")
     left.set_title("delete one block")

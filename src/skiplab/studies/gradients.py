@@ -102,7 +102,7 @@ def run(study: "Study") -> dict:
     batches = 2 if config.quick else T.GRADIENT_BATCHES
     data = [study.gradient_batch(b) for b in range(batches)]
     settings = [True] + ([False] if config.without_bn != "off" else [])
-    results, regime_errors = [], {}
+    results, regime_errors, missing = [], {}, []
     for seed in config.seed_list:
         for family in config.families:
             for norm in settings:
@@ -112,6 +112,9 @@ def run(study: "Study") -> dict:
                     if stage == "init":
                         model = study.fresh(spec)
                     elif step is not None:
+                        if not (study.run_dir(spec) / "checkpoints" / f"step-{step}.pt").is_file():
+                            missing.append(f"{spec.name} has no snapshot at step {step} (it diverged before)")
+                            continue
                         model = study.snapshot(spec, step)
                     else:
                         model = study.trained(spec)
@@ -136,6 +139,6 @@ def run(study: "Study") -> dict:
                 verdicts.append(dict(c, norm=norm, plain_model=p, residual_model=r))
     errors = {k: float(np.mean(v)) for k, v in regime_errors.items() if not k.endswith("-nobn")}
     regime = (smoke_run(config.quick) + enough_seeds(config.seeds)
-              + above_chance_gate(errors, study.chance))
+              + above_chance_gate(errors, study.chance) + [m for m in missing if "-nobn" not in m])
     return dict(results=results, verdicts=verdicts, regime=regime, batch=len(data[0][1]), batches=batches,
                 figures=[figure.name], classes=len(study.train.classes), slope_band=T.GRADIENT_SLOPE_BAND)
