@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 # torch first and alone, pinned to the CPU build range (never a CUDA build).
 TORCH  := torch>=2.4,<2.14
 
-.PHONY: demo test install clean
+.PHONY: demo test install clean sar-default-model
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,15 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+# Ship a SAR autoencoder as the packaged default model (issue 15, section 5): strip it to
+# what inference needs, check <= 10 MB, measure it on the real scenes, and write
+# src/skiplab/sar/weights/sar_ae_default.pt and its card sar_ae_default.json.
+#   make sar-default-model CHECKPOINT=runs/sar-default/checkpoints/best.pt [DTYPE=bfloat16]
+DTYPE ?= float32
+sar-default-model: install
+	@test -n "$(CHECKPOINT)" || { echo "make sar-default-model: set CHECKPOINT=path/to/best.pt" >&2; exit 2; }
+	$(BIN)/python benchmarks/sar_default_model.py ship "$(CHECKPOINT)" --dtype $(DTYPE)
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

@@ -12,11 +12,21 @@ data type, no-data value and georeferencing tags. Existing files are never repla
 without --overwrite.
 """
 
+MODEL = """\
+Without --checkpoint the packaged default SAR autoencoder is used (skiplab.sar.
+load_default_model(); its card, src/skiplab/sar/weights/sar_ae_default.json, records its
+training and its measured figures); --checkpoint (or a checkpoint given before SCENE, the
+older form) uses your own sar_ae_* checkpoint instead.
+"""
+
 RECONSTRUCT_EXAMPLE = f"""\
 examples:
-  skiplab reconstruct runs/ablate-ae/sar_ae_all-s0/checkpoints/best.pt scene.tif --out scene_ae.tif
-  skiplab reconstruct best.pt scene.npy --out scene_ae.npy --tile 256 --overlap 64 --overwrite
+  skiplab reconstruct scene.tif --out scene_ae.tif               # the packaged default model
+  skiplab reconstruct scene.tif --out scene_ae.tif \\
+      --checkpoint runs/ablate-ae/sar_ae_all-s0/checkpoints/best.pt
+  skiplab reconstruct scene.npy --out scene_ae.npy --tile 256 --overlap 64 --overwrite
 
+{MODEL}
 The scene is covered by TILE x TILE windows overlapping by OVERLAP pixels; each window's
 reconstruction is weighted by a smooth window (sin^2 ramps over the overlap) and the weighted
 average is taken, so no tile grid shows. Large scenes are read memory-mapped and written
@@ -26,10 +36,17 @@ uses the largest smaller tile that is a multiple of the model's stride (16).
 {FORMATS}"""
 
 ENCODE_EXAMPLE = f"""\
-example:
-  skiplab encode best.pt scene.tif --out scene.sarl --bits 6      # the compressed scene
-  skiplab decode best.pt scene.sarl --out scene_ae.tif
-  skiplab encode best.pt scene.tif --out scene.latent.npz         # float32 latents, unquantised
+examples:
+  skiplab encode scene.tif --out scene.sarl --bits 6       # the compressed scene, default model
+  skiplab decode scene.sarl --out scene_ae.tif             # picks the model the file names
+  skiplab encode scene.tif --out scene.sarl --checkpoint best.pt     # your own model...
+  skiplab decode scene.sarl --out scene_ae.tif --checkpoint best.pt  # ...decodes its files
+  skiplab encode scene.tif --out scene.latent.npz          # float32 latents, unquantised
+
+{MODEL}
+The latent file names the model that wrote it (name, architecture, SHA-256 of the weights):
+decode uses the packaged model for its files, and refuses in one line, naming the model
+expected, a file written by a checkpoint that is not given or does not match.
 
 A .sarl file (any suffix but .npz) is the compressed scene: the latent of every window
 quantised to --bits per value (per-channel range), entropy-coded (--coder: raw, zlib, lzma,
@@ -44,9 +61,9 @@ it is identical to skiplab reconstruct.
 
 
 def _common(p: argparse.ArgumentParser, tiling: bool = True) -> None:
-    p.add_argument("checkpoint", metavar="CHECKPOINT",
+    p.add_argument("--checkpoint", metavar="CKPT",
                    help="a sar_ae_* checkpoint written by skiplab train / skiplab ablate autoencoder "
-                        "(checkpoints/best.pt)")
+                        "(checkpoints/best.pt); default: the packaged SAR autoencoder")
     if tiling:
         p.add_argument("--tile", type=int, metavar="T",
                        help="window side in pixels, a multiple of 16 (default 256)")
@@ -79,8 +96,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
          "float32 latents.", ENCODE_EXAMPLE, SCENE,
          ("LATENT", "the latent file to write (.sarl compressed; .npz float32)"), False),
         ("decode", "decode a latent file (skiplab encode) into a SAR scene",
-         "Decode a latent file written by skiplab encode with the same checkpoint, blending the windows "
-         "exactly as skiplab reconstruct does.", ENCODE_EXAMPLE,
+         "Decode a latent file written by skiplab encode with the model that wrote it (the packaged "
+         "default model, or --checkpoint), blending the windows exactly as skiplab reconstruct does.", ENCODE_EXAMPLE,
          ("latent", "LATENT", "a latent file written by skiplab encode (.sarl or .npz)"), RASTER_OUT, True),
     ]
     runs = {"reconstruct": run_reconstruct, "encode": run_encode, "decode": run_decode}
@@ -88,6 +105,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         p = subparsers.add_parser(name, help=short, description=description, epilog=epilog,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
         _common(p, tiling=name != "decode")
+        p.add_argument("old_checkpoint", nargs="?", metavar="CHECKPOINT",
+                       help="the older form of --checkpoint (a checkpoint before the input)")
         p.add_argument(dest, metavar=metavar, help=what)
         p.add_argument("--out", required=True, metavar=out_metavar, help=out_help)
         if name == "encode":
@@ -102,23 +121,36 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         p.set_defaults(run=runs[name])
 
 
-def _setup(args: argparse.Namespace):
+def _inputs(args: argparse.Namespace) -> None:
+    """The checkpoint of the older form ``CHECKPOINT INPUT`` into ``args.checkpoint``."""
+    if args.old_checkpoint is None:
+        return
+    if args.checkpoint is not None:
+        raise ValueError(f"two checkpoints given ({args.old_checkpoint} and --checkpoint "
+                         f"{args.checkpoint}); give one")
+    args.checkpoint = args.old_checkpoint
+
+
+def _setup(args: argparse.Namespace, load: bool = True):
     import torch
 
-    from ..sar.checkpoint import load_autoencoder
+    from ..sar.default_model import resolve_autoencoder
 
+    _inputs(args)
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1; found {args.batch_size}")
     if getattr(args, "strip_tiles", 1) < 1:
         raise ValueError(f"--strip-tiles must be >= 1; found {args.strip_tiles}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    return load_autoencoder(args.checkpoint)
+    return resolve_autoencoder(args.checkpoint) if load else args.checkpoint
 
 
-def _finish(result, what: str) -> int:
+def _finish(result, what: str, ae=None) -> int:
     from ..sar.inference import scene_summary
 
+    if ae is not None:
+        print(f"model: {ae.label}")
     if result.note:
         print(f"note: {result.note}")
     print(f"{what} {scene_summary(result)}")
@@ -135,7 +167,7 @@ def run_reconstruct(args: argparse.Namespace) -> int:
                                    radiometry=args.radiometry)
     except FileExistsError as err:
         raise ValueError(str(err)) from None
-    return _finish(result, "wrote")
+    return _finish(result, "wrote", ae)
 
 
 def run_encode(args: argparse.Namespace) -> int:
@@ -154,7 +186,7 @@ def run_encode(args: argparse.Namespace) -> int:
     ratio = ae.model.compression_ratio(result.grid.tile)
     print(f"latent: {ae.latent_channels} channels per {ae.reduction}x{ae.reduction} px "
           f"({ratio:g}x smaller than float32 pixels per window)")
-    return _finish(result, "wrote")
+    return _finish(result, "wrote", ae)
 
 
 def _encode_compressed(args: argparse.Namespace) -> int:
@@ -167,6 +199,7 @@ def _encode_compressed(args: argparse.Namespace) -> int:
                                     overwrite=args.overwrite, progress=not args.no_progress)
     except FileExistsError as err:
         raise ValueError(str(err)) from None
+    print(f"model: {ae.label}")
     if encoded.note:
         print(f"note: {encoded.note}")
     g = encoded.grid
@@ -176,10 +209,11 @@ def _encode_compressed(args: argparse.Namespace) -> int:
 
 
 def run_decode(args: argparse.Namespace) -> int:
+    """Decode with --checkpoint, or with the packaged model when it wrote the file."""
     from ..sar.latent import decode_latent
     from ..sar.latent_file import decode_scene_file, is_latent_file
+    ae = _setup(args, load=False)
     if is_latent_file(args.latent):
-        ae = _setup(args)
         try:
             path, grid = decode_scene_file(ae, args.latent, args.out, batch_size=args.batch_size,
                                            strip_tiles=args.strip_tiles, overwrite=args.overwrite)
@@ -188,7 +222,6 @@ def run_decode(args: argparse.Namespace) -> int:
         print(f"wrote {path}: {grid.height}x{grid.width} px from {grid.count} tiles of {grid.tile} px")
         return 0
     try:
-        ae = _setup(args)
         result = decode_latent(ae, args.latent, args.out, batch_size=args.batch_size,
                                strip_tiles=args.strip_tiles, overwrite=args.overwrite,
                                progress=not args.no_progress)

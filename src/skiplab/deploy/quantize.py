@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,10 +171,18 @@ def quantize_onnx(fp32_path: Union[str, Path], out: Union[str, Path],
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
-        with contextlib.redirect_stdout(io.StringIO()):   # ORT prints its histogram steps
-            quantize_static(str(pre), str(out), _Reader("x", calibration.batches),
-                            quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, **rule)
+        # ORT prints its histogram steps to stdout and warns on the root logger for every
+        # rank-1 weight it leaves per-tensor (BN after a pool): neither is the user's concern
+        root = logging.getLogger()
+        level, root.level = root.level, logging.ERROR
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                quantize_static(str(pre), str(out), _Reader("x", calibration.batches),
+                                quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                                **rule)
+        finally:
+            root.level = level
     return out
 
 

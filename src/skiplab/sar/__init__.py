@@ -13,6 +13,9 @@ package that plugs into the core through its registries.
 * metrics -- :mod:`~skiplab.sar.metrics` (PSNR, SSIM, ENL, ratio image, compression);
 * whole-scene inference and latent files -- :mod:`~skiplab.sar.checkpoint`,
   :mod:`~skiplab.sar.inference`, :mod:`~skiplab.sar.latent`;
+* the packaged default autoencoder -- :mod:`~skiplab.sar.default_model`
+  (``load_default_model()``, its card ``default_model_card()``), shipped by
+  :mod:`~skiplab.sar.model_card`;
 * radiometry that follows the scene -- :mod:`~skiplab.sar.scene_radiometry`;
 * the codec (imported on demand) -- :mod:`~skiplab.sar.quantize` (uniform latent quantiser,
   ``LatentQuantizer``), :mod:`~skiplab.sar.entropy` (zlib, lzma, ANS via constriction),
@@ -26,12 +29,14 @@ The architectures (``sar_ae_*``, U-Nets) are in :mod:`skiplab.models`. The core 
 package by itself when a task or data kind is missing (:mod:`skiplab.plugins`), so
 ``fit(TrainConfig(task="reconstruct", data="sar:PATH"))`` works without importing it first.
 
-    from skiplab.sar import load_autoencoder, reconstruct_scene
-    ae = load_autoencoder("runs/ae/checkpoints/best.pt")
+    from skiplab.sar import load_autoencoder, load_default_model, reconstruct_scene
+    reconstruct_scene(load_default_model(), "scene.tif", "scene_ae.tif")    # packaged model
+    ae = load_autoencoder("runs/ae/checkpoints/best.pt")                      # your own
     reconstruct_scene(ae, "scene.tif", "scene_ae.tif")
 """
 
 from .checkpoint import TrainedAutoencoder, load_autoencoder
+from .default_model import default_model_card, load_default_model
 from .inference import InferenceResult, TileGrid, make_grid, reconstruct_array, reconstruct_scene
 from .io import Raster, read_raster, write_raster
 from .latent import decode_latent, encode_scene, read_latent
@@ -47,7 +52,7 @@ from .tiles import (SARAugmentation, SARTileDataset, SARTileLoader, cut_tiles, l
                     synthetic_sar_tiles, tile_positions)
 
 __all__ = [
-    "TrainedAutoencoder", "load_autoencoder",
+    "TrainedAutoencoder", "load_autoencoder", "default_model_card", "load_default_model",
     "InferenceResult", "TileGrid", "make_grid", "reconstruct_array", "reconstruct_scene",
     "Raster", "read_raster", "write_raster",
     "decode_latent", "encode_scene", "read_latent",

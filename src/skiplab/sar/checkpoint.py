@@ -34,15 +34,21 @@ def _find_radiometry(state: Mapping[str, Any]) -> Optional[dict]:
     return value if isinstance(value, Mapping) else None
 
 
-def weights_fingerprint(model: nn.Module) -> str:
-    """A short hash of every tensor of ``model``'s state dict (names, shapes and values): a
-    latent file records it so that it is decoded with the weights that encoded it."""
-    digest = hashlib.blake2b(digest_size=8)
+def weights_sha256(model: nn.Module) -> str:
+    """SHA-256 (hex) of every tensor of ``model``'s state dict -- names, shapes, dtypes and
+    values, in state-dict order: the identity of the weights, whatever file they came from
+    (a latent file records it, so that it is decoded with the weights that encoded it)."""
+    digest = hashlib.sha256()
     for name, tensor in model.state_dict().items():
         t = tensor.detach().cpu().contiguous()
         digest.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
         digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return digest.hexdigest()
+
+
+def weights_fingerprint(model: nn.Module) -> str:
+    """The short form (16 hex digits) of :func:`weights_sha256`."""
+    return weights_sha256(model)[:16]
 
 
 @dataclass
@@ -51,7 +57,8 @@ class TrainedAutoencoder:
 
     ``tile``: the tile size the model was trained on and ``looks`` the speckle looks of the
     training data (None where the checkpoint does not say); ``extra``: the checkpoint's
-    ``compression`` figures, if any."""
+    ``compression`` figures, if any; ``name``: a packaged model's name (the checkpoint's
+    ``name`` entry) or the checkpoint path; ``weights_sha256``: :func:`weights_sha256`."""
 
     model: nn.Module
     radiometry: Radiometry
@@ -62,6 +69,15 @@ class TrainedAutoencoder:
     looks: Optional[float] = None
     fingerprint: str = ""
     extra: dict = field(default_factory=dict)
+    name: str = ""
+    weights_sha256: str = ""
+
+    @property
+    def label(self) -> str:
+        """Who this model is, in one phrase: its name (a packaged model's, or the checkpoint
+        path), architecture and the start of its weights' SHA-256."""
+        name = self.name or (str(self.path) if self.path else self.model_name)
+        return f"{name} ({self.model_name}, weights sha256 {self.weights_sha256[:16]})"
 
     @property
     def reduction(self) -> int:
@@ -122,7 +138,8 @@ def load_autoencoder(path: PathLike, *, use_ema: bool = True) -> TrainedAutoenco
     tile = state.get("tile_size") or config.get("tile_size")
     looks = state.get("looks")
     extra = {k: state[k] for k in ("compression",) if k in state}
+    sha = weights_sha256(model)
     return TrainedAutoencoder(model, Radiometry.from_dict(radiometry), name, kwargs, path,
                               int(tile) if tile else None,
                               float(looks) if looks is not None else None,
-                              weights_fingerprint(model), extra)
+                              sha[:16], extra, str(state.get("name") or path), sha)

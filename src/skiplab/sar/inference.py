@@ -47,7 +47,7 @@ import torch
 
 from .io import Raster, read_raster, valid_mask
 from .tiles import tile_origins
-from .checkpoint import PathLike, TrainedAutoencoder, load_autoencoder
+from .checkpoint import PathLike, TrainedAutoencoder
 
 DEFAULT_TILE = 256
 WINDOW_FLOOR = 1e-6
@@ -228,8 +228,10 @@ def _progress(total: int, desc: str, enabled: bool):
                 dynamic_ncols=True)
 
 
-def _as_autoencoder(ae: Union[TrainedAutoencoder, PathLike]) -> TrainedAutoencoder:
-    return ae if isinstance(ae, TrainedAutoencoder) else load_autoencoder(ae)
+def _as_autoencoder(ae: Union[TrainedAutoencoder, PathLike, None]) -> TrainedAutoencoder:
+    """``ae`` itself, a checkpoint path's model, or (None) the packaged default model."""
+    from .default_model import resolve_autoencoder
+    return ae if isinstance(ae, TrainedAutoencoder) else resolve_autoencoder(ae)
 
 
 def _as_raster(scene: Union[Raster, PathLike]) -> Raster:

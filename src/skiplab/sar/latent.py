@@ -7,7 +7,8 @@
 - ``valid``: the scene's valid-pixel mask, bit-packed (``numpy.packbits``), when it has
   no-data pixels;
 - ``meta``: one JSON string -- the format tag, the tile grid (scene height and width, tile,
-  overlap), the radiometry, the model name, its keywords and a fingerprint of its weights,
+  overlap), the radiometry, the model (architecture, keywords, name, the SHA-256 of its
+  weights and their short fingerprint),
   and the output raster's data type, quantity, no-data value and georeferencing tags.
 
 :func:`decode_latent` decodes the windows and blends them exactly as
@@ -32,7 +33,8 @@ from ..atomic import atomic_path
 from .io import Raster
 from .radiometry import Radiometry
 from .raster_sink import RasterSink, check_output, output_dtype
-from .checkpoint import PathLike, TrainedAutoencoder, load_autoencoder
+from .checkpoint import PathLike, TrainedAutoencoder
+from .default_model import mismatch_message, model_for_latent, resolve_autoencoder, written_by
 from .inference import (InferenceResult, TileGrid, _prepare, batched, blend_scene,
                             check_some_valid, encode_tiles)
 
@@ -61,7 +63,7 @@ def tags_from_json(tags: dict) -> dict:
     return out
 
 
-def encode_scene(ae: Union[TrainedAutoencoder, PathLike], scene: Union[Raster, PathLike],
+def encode_scene(ae: Union[TrainedAutoencoder, PathLike, None], scene: Union[Raster, PathLike],
                  out: PathLike, *, tile: Optional[int] = None, overlap: Optional[int] = None,
                  batch_size: int = 8, overwrite: bool = False, progress: bool = True,
                  radiometry: str = "scene") -> InferenceResult:
@@ -71,7 +73,8 @@ def encode_scene(ae: Union[TrainedAutoencoder, PathLike], scene: Union[Raster, P
     out = Path(out)
     if out.suffix.lower() != ".npz":
         raise ValueError(f"a latent file is a .npz; found {out.name!r}")
-    model_radiometry = (ae if isinstance(ae, TrainedAutoencoder) else load_autoencoder(ae)).radiometry
+    ae = ae if isinstance(ae, TrainedAutoencoder) else resolve_autoencoder(ae)
+    model_radiometry = ae.radiometry
     ae, raster, grid, note = _prepare(ae, scene, tile, overlap, radiometry)
     check_output(out, overwrite, inputs=(raster.path,))
     latent, valid = encode_tiles(ae, raster, grid, batch_size, progress=progress)
@@ -80,7 +83,8 @@ def encode_scene(ae: Union[TrainedAutoencoder, PathLike], scene: Union[Raster, P
     meta = dict(format=FORMAT, grid=grid.to_dict(), radiometry=ae.radiometry.to_dict(),
                 model_radiometry=model_radiometry.to_dict(),
                 model=ae.model_name, model_kwargs=ae.model_kwargs, weights=ae.fingerprint,
-                dtype=output_dtype(like).name, quantity=like.quantity, nodata=like.nodata,
+                **written_by(ae), dtype=output_dtype(like).name, quantity=like.quantity,
+                nodata=like.nodata,
                 tags=tags_to_json(like.tags), source=str(like.path) if like.path else None,
                 latent_shape=list(latent.shape[1:]))
     arrays = dict(latent=latent.numpy().astype(np.float32),
@@ -122,22 +126,22 @@ def check_same_model(ae: TrainedAutoencoder, meta: dict, path: Path) -> None:
     differ = [k for k in found if json.dumps(found[k], sort_keys=True, default=str)
               != json.dumps(want[k], sort_keys=True, default=str)]
     if differ:
-        raise ValueError(f"{path} was encoded by {meta['model']} (weights {meta['weights']}); the "
-                         f"checkpoint {ae.path} differs in {', '.join(differ)} -- decode with the "
-                         f"checkpoint that encoded it")
+        raise ValueError(f"{mismatch_message(meta, ae, str(path))} (it differs in "
+                         f"{', '.join(differ)})")
 
 
-def decode_latent(ae: Union[TrainedAutoencoder, PathLike], latent_file: PathLike, out: PathLike, *,
+def decode_latent(ae: Union[TrainedAutoencoder, PathLike, None], latent_file: PathLike, out: PathLike, *,
                   batch_size: int = 8, strip_tiles: Optional[int] = 1, overwrite: bool = False,
                   progress: bool = True) -> InferenceResult:
     """Decode a latent file into the raster ``out`` (format by suffix), in the data type,
-    units, no-data value and georeferencing tags of the scene that was encoded."""
+    units, no-data value and georeferencing tags of the scene that was encoded; ``ae`` None:
+    the packaged default model, when it wrote the file."""
     from .inference import _progress
 
     start = time.perf_counter()
-    ae = ae if isinstance(ae, TrainedAutoencoder) else load_autoencoder(ae)
     latent_file = Path(latent_file)
     latent, meta, valid = read_latent(latent_file)
+    ae = model_for_latent(meta, ae, str(latent_file))
     check_same_model(ae, meta, latent_file)
     ae = dataclasses.replace(ae, radiometry=Radiometry.from_dict(meta["radiometry"]))  # the scene's
     grid = TileGrid(**meta["grid"])

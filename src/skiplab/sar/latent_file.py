@@ -11,9 +11,11 @@
     u8 coder id, rest  the entropy-coded symbols    (:mod:`skiplab.sar.entropy`)
 
 Its size is the bit rate: :attr:`EncodedScene.bpp` = file bits / scene pixels, everything
-included. The *model id* is a hash of the model's name, keywords, weights and training
-radiometry: decoding with another checkpoint is refused (and a packaged default model can
-be looked up by it). The *radiometry* is the one the scene went through -- per scene by
+included. The header names the model that wrote the file (``model_name``: the packaged
+model's name or the checkpoint path; ``weights_sha256``) and its *model id*, a hash of the
+architecture, keywords, weights and training radiometry: decoding with another checkpoint is
+refused in one line naming the model expected, and without a checkpoint the packaged default
+model decodes the files it wrote (:mod:`skiplab.sar.default_model`). The *radiometry* is the one the scene went through -- per scene by
 default (:mod:`skiplab.sar.scene_radiometry`) -- so the decoder maps back to the scene's own
 units. Decoding is deterministic: the symbols come back bit-exactly, and
 ``decode(encode(scene))`` equals reconstructing the scene with the dequantised latent.
@@ -37,9 +39,10 @@ from ..atomic import write_bytes
 from .io import Raster, read_raster
 from .radiometry import Radiometry
 from .raster_sink import RasterSink, check_output, output_dtype
-from .checkpoint import PathLike, TrainedAutoencoder, load_autoencoder
+from .checkpoint import PathLike, TrainedAutoencoder
 from .inference import (ArraySink, TileGrid, batched, blend_scene, encode_tiles, for_scene,
                                     make_grid)
+from .default_model import mismatch_message, model_for_latent, resolve_autoencoder, written_by
 from .latent import tags_from_json, tags_to_json
 from .entropy import CODER_IDS, CODER_NAMES, decode_symbols, encode_symbols
 from .quantize import UniformQuantizer, empirical_entropy
@@ -147,13 +150,14 @@ def _as_raster(scene: Union[Raster, np.ndarray, PathLike]) -> Raster:
     return read_raster(scene, mmap=True)
 
 
-def encode_scene_bytes(ae: Union[TrainedAutoencoder, PathLike],
+def encode_scene_bytes(ae: Union[TrainedAutoencoder, PathLike, None],
                        scene: Union[Raster, np.ndarray, PathLike], *, bits: int = 8,
                        coder: str = "auto", radiometry: str = "scene", tile: Optional[int] = None,
                        overlap: Optional[int] = None, batch_size: int = 8,
                        progress: bool = False) -> EncodedScene:
-    """Encode a scene (file, :class:`Raster` or array) into latent-file bytes."""
-    ae = ae if isinstance(ae, TrainedAutoencoder) else load_autoencoder(ae)
+    """Encode a scene (file, :class:`Raster` or array) into latent-file bytes with ``ae`` (a
+    model, a checkpoint path, or None: the packaged default model)."""
+    ae = ae if isinstance(ae, TrainedAutoencoder) else resolve_autoencoder(ae)
     ident = model_id(ae)
     raster = _as_raster(scene)
     grid, note = make_grid(*raster.shape, ae.reduction, tile, overlap)
@@ -166,7 +170,7 @@ def encode_scene_bytes(ae: Union[TrainedAutoencoder, PathLike],
     quantizer = UniformQuantizer.fit(latent, bits)
     symbols = quantizer.quantize(latent)
     used, payload = encode_symbols(symbols, quantizer.bits, coder)
-    header = dict(model=ae.model_name, model_id=ident, radiometry=_radiometry_list(scene_ae.radiometry),
+    header = dict(model=ae.model_name, model_id=ident, **written_by(ae), radiometry=_radiometry_list(scene_ae.radiometry),
                   grid=grid.to_dict(), shape=list(latent.shape), bits=quantizer.bits,
                   dtype=output_dtype(raster).name, quantity=raster.quantity,
                   nodata=raster.nodata, tags=tags_to_json(raster.tags))
@@ -175,7 +179,7 @@ def encode_scene_bytes(ae: Union[TrainedAutoencoder, PathLike],
                         empirical_entropy(symbols), used, quantizer.bits, grid=grid, note=note)
 
 
-def encode_scene_file(ae: Union[TrainedAutoencoder, PathLike], scene: Union[Raster, PathLike],
+def encode_scene_file(ae: Union[TrainedAutoencoder, PathLike, None], scene: Union[Raster, PathLike],
                       out: PathLike, *, overwrite: bool = False, **kwargs) -> EncodedScene:
     """:func:`encode_scene_bytes` written atomically to ``out`` (``.sarl``)."""
     out = Path(out)
@@ -187,13 +191,11 @@ def encode_scene_file(ae: Union[TrainedAutoencoder, PathLike], scene: Union[Rast
     return encoded
 
 
-def _decoder(ae: Union[TrainedAutoencoder, PathLike], data: bytes, name: str):
-    ae = ae if isinstance(ae, TrainedAutoencoder) else load_autoencoder(ae)
+def _decoder(ae: Union[TrainedAutoencoder, PathLike, None], data: bytes, name: str):
     header, quantizer, valid, coder, payload = unpack(data, name)
+    ae = model_for_latent(header, ae, name)
     if header["model_id"] != model_id(ae):
-        raise ValueError(f"{name} was encoded by {header['model']} (model id "
-                         f"{header['model_id']}); the checkpoint {ae.path} is model id "
-                         f"{model_id(ae)} -- decode with the checkpoint that encoded it")
+        raise ValueError(mismatch_message(header, ae, name))
     symbols = decode_symbols(coder, payload, tuple(header["shape"]), header["bits"])
     latent = torch.from_numpy(quantizer.dequantize(symbols))
     scene_ae = dataclasses.replace(ae, radiometry=header_radiometry(header))
@@ -216,20 +218,22 @@ def _decode_into(scene_ae, grid, latent, valid, like, sink, batch_size, strip_ti
                        integer=getattr(sink, "dtype", np.dtype(np.float64)).kind in "iu")
 
 
-def decode_scene_bytes(ae: Union[TrainedAutoencoder, PathLike], data: bytes, *,
+def decode_scene_bytes(ae: Union[TrainedAutoencoder, PathLike, None], data: bytes, *,
                        batch_size: int = 8) -> np.ndarray:
-    """The decoded scene (physical units, float64) of latent-file bytes."""
+    """The decoded scene (physical units, float64) of latent-file bytes; ``ae`` None: the
+    packaged default model, when it wrote them (:func:`~skiplab.sar.default_model.model_for_latent`)."""
     scene_ae, grid, latent, valid, like = _decoder(ae, data, "latent data")
     sink = ArraySink()
     _decode_into(scene_ae, grid, latent, valid, like, sink, batch_size, 1)
     return sink.result()
 
 
-def decode_scene_file(ae: Union[TrainedAutoencoder, PathLike], latent_file: PathLike,
+def decode_scene_file(ae: Union[TrainedAutoencoder, PathLike, None], latent_file: PathLike,
                       out: PathLike, *, batch_size: int = 8, strip_tiles: int = 1,
                       overwrite: bool = False) -> tuple[Path, TileGrid]:
     """Decode a ``.sarl`` file into the raster ``out`` (format by suffix), in the data type,
-    units, no-data value and georeferencing tags of the scene that was encoded."""
+    units, no-data value and georeferencing tags of the scene that was encoded; ``ae`` None:
+    the packaged default model, when it wrote the file."""
     latent_file = Path(latent_file)
     if not latent_file.is_file():
         raise FileNotFoundError(f"latent file {latent_file} does not exist")
