@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..train.precision import resolve_precision
+from . import thresholds as T
 from .document import Document
 from .published import FINDINGS
 from .verdict import Assessment, assess
@@ -256,7 +257,9 @@ def shattered_section(doc: Document, res: dict, found: dict) -> None:
                   f"of {res['points']} along a line through a test image (radius {res['radius']:g} normalised-pixel "
                   f"units, random direction of unit RMS per pixel), averaged over {res['images']} images x "
                   f"{res['directions']} directions per init seed. The MLP control is Balduzzi Fig. 1's set-up "
-                  f"(24 layers of 200 rectifiers with BatchNorm, 1-D input): the plain one must shatter.")
+                  f"(24 layers of 200 rectifiers with BatchNorm, 1-D input) and the gate: the plain one must shatter "
+                  f"(R(1) below {T.SHATTERED_CONTROL_PLAIN_MAX:g}) and the residual one must not (above "
+                  f"{T.SHATTERED_CONTROL_RESIDUAL_MIN:g}), or no verdict is given.")
     for fig in res["figures"]:
         doc.image(Path(fig), "centred autocorrelation of input gradients against lag (mean over images, directions "
                              "and seeds)")
