@@ -23,12 +23,10 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from .curves import STEPS_FILE, read_steps
 from .figures import plot_degradation
 from .regime import convergence_gate, degradation_gate, enough_seeds, smoke_run
-from .stats import difference, interaction, mean_spread, wrong_matrix
+from .stats import difference, interaction, mean_spread, nan_mean, wrong_matrix
 
 if TYPE_CHECKING:  # pragma: no cover
     from .study import Study
@@ -100,9 +98,7 @@ def run(study: "Study") -> dict:
             # the residual row ("deeper ResNets train better or no worse") speaks of converged nets
             converged = [f"{res}-{d}{x}" for d in (shallow, deep)]
             entry["residual_regime"] = entry["regime"] + convergence_gate(
-                {k: mean_train[k] for k in converged},
-                {k: float(np.nanmean(table[k]["loss_plateau_drop"])) if np.isfinite(table[k]["loss_plateau_drop"]).any()
-                 else math.nan for k in converged})
+                {k: mean_train[k] for k in converged}, {k: nan_mean(table[k]["loss_plateau_drop"]) for k in converged})
             out["lengths"][str(steps)] = dict(entry, length=length)
             if length == 1.0:
                 out.update(entry)

@@ -28,7 +28,7 @@ from . import thresholds as T
 from .progress import progress_callback
 from .regime import above_chance_gate, convergence_gate, enough_seeds, smoke_run
 from .runs import RunSpec, fixed_batches
-from .stats import bootstrap_contrast, mean_spread
+from .stats import bootstrap_contrast, mean_spread, nan_mean
 
 if TYPE_CHECKING:  # pragma: no cover
     from .study import Study
@@ -82,7 +82,7 @@ def regime(study: "Study") -> list[str]:
     for spec in specs:
         by_net.setdefault(spec.network, []).append(study.state.run_summary(spec.name))
     errors = {k: float(np.mean([r["train_error"] for r in v])) for k, v in by_net.items()}
-    drops = {k: float(np.mean([r.get("loss_plateau_drop", math.nan) for r in v])) for k, v in by_net.items()}
+    drops = {k: nan_mean([r.get("loss_plateau_drop", math.nan) for r in v]) for k, v in by_net.items()}
     return (smoke_run(config.quick) + enough_seeds(config.seeds) + above_chance_gate(errors, study.chance)
             + convergence_gate({}, drops))
 

@@ -230,7 +230,7 @@ def landscape_section(doc: Document, res: dict, found: dict) -> None:
                 ", ".join(f"{r['lambda_min']:.3g}" for r in c["seeds"])] for c in res.get("curvature", [])])
     if res.get("contrast"):
         from .stats import interval_text
-        doc.paragraph(f"Plain minus residual |λmin/λmax|, paired over seeds: {interval_text(res['contrast'], 1.0, '', 3)} "
+        doc.paragraph(f"Plain minus residual |λmin/λmax|, paired over seeds: {interval_text(res['contrast'], 1.0, '', None)} "
                       f"(bootstrap over seeds; Li's claim agrees when it lies above +{res['margin']:g}).")
     for fig in res["figures"]:
         doc.image(Path(fig), fig.replace("_", " ").removesuffix(".png"))

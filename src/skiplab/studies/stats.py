@@ -11,7 +11,7 @@ the two-stage bootstrap of Davison & Hinkley 1997 §3.8, and gives the percentil
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -106,17 +106,25 @@ def mean_spread(values: Sequence[float]) -> tuple[float, float]:
     return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
 
 
+def nan_mean(values: Sequence[float]) -> float:
+    """Mean of the finite values (NaN when there are none: e.g. no step curve)."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if len(v) else math.nan
+
+
 def pm(values: Sequence[float], scale: float = 1.0, fmt: str = ".1f") -> str:
     """'12.3 ± 0.4' (mean ± standard deviation over seeds, times ``scale``)."""
     m, s = mean_spread(values)
     return f"{scale * m:{fmt}} ± {scale * s:{fmt}}"
 
 
-def interval_text(ci: Mapping[str, float], scale: float = 100.0, unit: str = " points", digits: int = 1) -> str:
-    """'+3.1 points (95 % CI +1.2 to +5.0)'."""
+def interval_text(ci: Mapping[str, float], scale: float = 100.0, unit: str = " points",
+                  digits: Optional[int] = 1) -> str:
+    """'+3.1 points (95 % CI +1.2 to +5.0)'; ``digits=None``: three significant digits."""
     if not all(math.isfinite(ci[k]) for k in ("estimate", "low", "high")):
         return "undefined (a net at or below chance has no above-chance accuracy to keep)"
-    f = f"+.{digits}f"
+    f = f"+.{digits}f" if digits is not None else "+.3g"
     return (f"{scale * ci['estimate']:{f}}{unit} ({100 * ci['confidence']:.0f} % CI "
             f"{scale * ci['low']:{f}} to {scale * ci['high']:{f}})")
 

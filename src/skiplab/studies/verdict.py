@@ -245,7 +245,7 @@ def assess_landscape(config: StudyConfig, results: dict) -> Assessment:
                          for m in land["models"])
     c = land.get("contrast")
     measured = (f"|λmin/λmax| of the Hessian at the trained weights (mean ± sd over seeds) {nets}"
-                + (f"; plain minus residual {interval_text(c, 1.0, '', 3)}" if c else "")
+                + (f"; plain minus residual {interval_text(c, 1.0, '', None)}" if c else "")
                 + f" (contours, qualitative only: {contours})")
     if c is None:
         return Assessment("landscape", measured, "not measured", ["needs a plain and a residual family"])
