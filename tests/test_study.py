@@ -141,7 +141,8 @@ def test_degradation_verdict_is_the_sign_of_the_interaction_interval():
     he = _results({"plain-20": 0.05, "plain-56": 0.12, "resnet-20": 0.05, "resnet-56": 0.03})
     assert [a.status for a in assess_degradation(config, he)] == ["agrees", "agrees", "agrees"]
     line = compute_verdict(config, he)[0]
-    assert "interaction (plain minus residual) +9.0 points" in line and line.endswith("agrees")
+    assert "interaction (plain minus residual) +9.0 points" in line and "-- agrees [" in line
+    assert line.endswith("[deeper ResNets train better or no worse: agrees]")
     against = _results({"plain-20": 0.05, "plain-56": 0.03, "resnet-20": 0.05, "resnet-56": 0.12})
     assert [a.status for a in assess_degradation(config, against)] == ["disagrees"] * 3
     equal = _results({"plain-20": 0.05, "plain-56": 0.05, "resnet-20": 0.05, "resnet-56": 0.05})
@@ -239,7 +240,7 @@ def test_quick_report_is_a_smoke_run_without_verdicts(quick_study):
     assert "**agrees**" not in table and "**disagrees**" not in table and "**partly**" not in table
     verdict = md.split("## Verdict")[1].split("##")[0].strip().splitlines()
     assert verdict and all(re.search(r"\d+\.\d", line) for line in verdict)
-    assert all("no verdict (smoke run)" in line for line in verdict[:2])
+    assert len(verdict) == 5 and all("no verdict (smoke run)" in line for line in verdict)
     deg = json.loads((quick_study / "results" / "degradation.json").read_text())
     c = deg["train_contrasts"]["interaction"]
     assert f"interaction (plain minus residual) {100 * c['estimate']:+.1f} points" in verdict[0]
@@ -253,6 +254,7 @@ def test_resume_skips_finished_runs_and_parts(quick_study, capsys):
     # pretend the study was killed during the last run and before the lesion part
     del state["runs"]["resnet-14-s1"]
     (quick_study / "runs" / "resnet-14-s1" / "trained.json").unlink()
+    (quick_study / "runs" / "resnet-14-s1" / "checkpoints" / "last.pt").unlink()   # killed before its checkpoint
     state["parts"].pop("lesion")
     state["complete"] = False
     state_path.write_text(json.dumps(state))
@@ -289,18 +291,134 @@ def test_resume_without_a_study_says_so(tmp_path, monkeypatch):
     assert not os.path.exists(tmp_path / "runs")
 
 
-def test_landscape_verdict_needs_fewer_minima_to_agree():
+def _landscape(plain_ratios, res_ratios, regime=()):
+    curv = [dict(model=m, shortcut=sc, ratio=(float(np.mean(r)), float(np.std(r))), seeds=[dict(ratio=x) for x in r])
+            for m, sc, r in (("plain-56", "none", plain_ratios), ("resnet-56", "identity", res_ratios))]
+    from skiplab.studies.landscape import curvature_contrast
+    models = [dict(model=f"{c['model']}-s0", shortcut=c["shortcut"], local_minima=1, border_rise=2.0) for c in curv]
+    return {"landscape": dict(curvature=curv, contrast=curvature_contrast(curv), regime=list(regime), margin=0.01,
+                              images=2000, models=models)}
+
+
+def test_landscape_verdict_is_the_paired_hessian_ratio_interval():
     from skiplab.studies.verdict import assess_landscape
+    config = StudyConfig.create(parts="landscape")
+    he = _landscape([0.30, 0.35, 0.28], [0.02, 0.03, 0.01])
+    c = he["landscape"]["contrast"]
+    assert c["estimate"] == pytest.approx(np.mean([0.28, 0.32, 0.27])) and c["low"] > 0.01
+    assert assess_landscape(config, he).status == "agrees"
+    assert assess_landscape(config, _landscape([0.02, 0.03, 0.01], [0.30, 0.35, 0.28])).status == "disagrees"
+    assert assess_landscape(config, _landscape([0.05, 0.02, 0.03], [0.03, 0.04, 0.02])).status == "unresolved"
+    gated = assess_landscape(config, _landscape([0.30, 0.35, 0.28], [0.02, 0.03, 0.01], ["still falling"]))
+    assert gated.status == NOT_IN_REGIME and gated.reasons == ["still falling"]
 
-    def land(res_minima, plain_minima, res_rise, plain_rise):
-        return {"landscape": {"points_2d": 9, "models": [
-            dict(model="resnet-56", shortcut="identity", local_minima=res_minima, border_rise=res_rise),
-            dict(model="plain-56", shortcut="none", local_minima=plain_minima, border_rise=plain_rise)]}}
 
-    assert assess_landscape(land(1, 6, 300.0, 2e5)).status == "agrees"
-    same = assess_landscape(land(1, 1, 360.0, 2e5))       # the CIFAR-10 study's case
-    assert same.status == "partly" and "9x9 grid cannot resolve" in same.reasons[0]
-    assert assess_landscape(land(5, 1, 2e5, 300.0)).status == "disagrees"
+def _gradients(plain_slope, res_slope, regime=(), seeds=3, batches=4):
+    """Gradient results from constructed per-(seed, batch) slopes at two stages."""
+    from skiplab.studies.gradients import contrasts
+    rng = np.random.default_rng(0)
+    rows = [dict(key=k, seed=s, batch=b, stage=st, slope=m + 0.005 * rng.standard_normal())
+            for st in ("init", "trained") for k, m in (("plain-56", plain_slope), ("resnet-56", res_slope))
+            for s in range(seeds) for b in range(batches)]
+    verdicts = [dict(contrasts(rows, "plain-56", "resnet-56", st), norm=True, plain_model="plain-56",
+                     residual_model="resnet-56") for st in ("init", "trained")]
+    return {"gradients": dict(verdicts=verdicts, regime=list(regime), slope_band=0.05)}
+
+
+def test_gradient_verdict_is_the_paired_slope_difference_against_the_band():
+    from skiplab.studies.verdict import assess_gradients
+    config = StudyConfig.create(parts="gradients")
+    healthy = _gradients(-0.02, -0.01)
+    v = healthy["gradients"]["verdicts"][0]
+    assert v["difference"]["estimate"] == pytest.approx(-0.01, abs=0.003)
+    assert v["difference"]["seeds"] == 3 and v["difference"]["images"] == 4
+    assert assess_gradients(config, healthy).status == "agrees"
+    vanishing = assess_gradients(config, _gradients(0.20, 0.0))
+    assert vanishing.status == "disagrees" and "vanishing-gradient account" in vanishing.reasons[0]
+    assert assess_gradients(config, _gradients(0.05, 0.0)).status == "unresolved"   # on the band
+    exploding = assess_gradients(config, _gradients(-0.2, 0.0))
+    assert exploding.status == "agrees" and "grows towards the input" in exploding.reasons[0]
+    gated = assess_gradients(config, _gradients(0.20, 0.0, regime=["a --quick smoke run"]))
+    assert gated.status == NOT_IN_REGIME
+
+
+def test_shattered_verdict_is_the_paired_rate_difference_with_the_control_as_gate():
+    from skiplab.studies.shattered import control_gate, rate_intervals
+    from skiplab.studies.verdict import assess_shattered
+    rng = np.random.default_rng(0)
+    depths = [8, 14, 20]
+    # Balduzzi's rates: plain R(1) = 2^-(L/8), residual L^-1/2, measured with noise over 5 seeds x 24 items
+    values = {(f, d): np.clip(r + 0.01 * rng.standard_normal((5, 24)), 1e-3, None)
+              for f, fn in (("plain", lambda d: 2.0 ** (-d / 8)), ("resnet", lambda d: d ** -0.5))
+              for d in depths for r in [fn(d)]}
+    iv = rate_intervals(values, "plain", "resnet", depths)
+    assert iv["plain_per_layer_log2"]["estimate"] == pytest.approx(1 / 8, rel=0.05)
+    assert iv["resnet_power"]["estimate"] == pytest.approx(0.5, rel=0.05)
+    assert iv["difference"]["low"] > 0
+    control = [dict(model="mlp_plain-24", lag1=(0.06, 0.01)), dict(model="mlp_residual-24", lag1=(0.83, 0.02))]
+    assert control_gate(control, quick=False, seeds=5) == []
+    sh = dict(intervals=iv, plain="plain", residual="resnet", regime=[])
+    config = StudyConfig.create(parts="shattered")
+    assert assess_shattered(config, {"shattered": sh}).status == "agrees"
+    swapped = {"plain": "resnet", "resnet": "plain"}
+    against = rate_intervals({(swapped[f], d): v for (f, d), v in values.items()}, "plain", "resnet", depths)
+    assert assess_shattered(config, {"shattered": dict(sh, intervals=against)}).status == "disagrees"
+    # a failed positive control withholds the verdict
+    broken = [dict(model="mlp_plain-24", lag1=(0.7, 0.01)), dict(model="mlp_residual-24", lag1=(0.83, 0.02))]
+    reasons = control_gate(broken, quick=False, seeds=5)
+    assert reasons and "positive control failed" in reasons[0]
+    assert assess_shattered(config, {"shattered": dict(sh, regime=reasons)}).status == NOT_IN_REGIME
+    assert control_gate(control, quick=True, seeds=2)        # a smoke run, too few seeds
+
+
+def test_the_convergence_gate_withholds_the_residual_row_only():
+    from skiplab.studies.regime import convergence_gate
+    config = StudyConfig.create(parts="degradation")
+    errors = {"plain-20": 0.05, "plain-56": 0.40, "resnet-20": 0.05, "resnet-56": 0.25}
+    res = _results(errors)
+    deg = res["degradation"]
+    deg["residual_regime"] = deg["regime"] + convergence_gate({"resnet-20": 0.05, "resnet-56": 0.25},
+                                                               {"resnet-20": 0.01, "resnet-56": 0.35})
+    found = {a.key: a for a in assess_degradation(config, res)}
+    assert found["degradation"].status == "agrees" and found["degradation_plain"].status == "agrees"
+    residual = found["degradation_residual"]
+    assert residual.status == NOT_IN_REGIME
+    assert "resnet-56 25.0%" in residual.reasons[0] and "resnet-56 35%" in residual.reasons[1]
+    assert convergence_gate({"resnet-56": 0.02}, {"resnet-56": 0.05}) == []
+    assert convergence_gate({}, {"resnet-56": float("nan")}) == []      # no curve: the error level decides
+
+
+def test_plateau_drop_is_how_much_the_loss_still_falls_at_the_end():
+    from skiplab.studies.curves import plateau_drop
+    flat = [dict(step=i, loss=0.1, error=0.0) for i in range(1, 201)]
+    assert plateau_drop(flat)["loss_plateau_drop"] == pytest.approx(0.0)
+    falling = [dict(step=i, loss=1.0 / i, error=0.0) for i in range(1, 201)]
+    drop = plateau_drop(falling)["loss_plateau_drop"]
+    expected = 1 - np.mean(1 / np.arange(181, 201)) / np.mean(1 / np.arange(161, 181))
+    assert drop == pytest.approx(expected)
+
+
+def test_centred_correlation_through_a_model_of_known_gradient():
+    import torch
+    from skiplab.analysis.shattered import shattered_gradients
+
+    class Quadratic(torch.nn.Module):        # f(x) = |x|^2 / 2: its gradient x is a linear map of x
+        def forward(self, x):
+            return 0.5 * x.flatten(1).pow(2).sum(1)
+
+    class Noise(torch.nn.Module):            # f(x) = <x, G(x)> with G a fixed random field per point: white noise
+        def forward(self, x):
+            g = torch.Generator().manual_seed(0)
+            field = torch.randn(x.shape, generator=g)
+            return (x * field).flatten(1).sum(1)
+    x0 = torch.randn(3, 8, 8)
+    smooth = shattered_gradients(Quadratic(), x0, n_points=64, radius=2.0, centered=True, max_lag=2)
+    assert smooth.summary()["lag1"] > 0.95
+    white = shattered_gradients(Noise(), x0, n_points=64, radius=2.0, centered=True, max_lag=2)
+    assert abs(white.summary()["lag1"]) < 0.1
+    linear = shattered_gradients(torch.nn.Sequential(torch.nn.Flatten(1), torch.nn.Linear(192, 1)).eval(),
+                                 x0, n_points=64, centered=False, max_lag=2, output_index=0)
+    assert linear.summary()["lag1"] == pytest.approx(1.0)
 
 
 @pytest.mark.slow
@@ -311,12 +429,27 @@ def test_a_planned_study_trains_in_workers_and_on_a_scheduler(tmp_path):
     import subprocess
     import sys
     import yaml
+    import torch
+    from skiplab.studies.study import StudyExperiment
+    from skiplab.studies.experiment import Run
+    from skiplab.studies import worker
     out = tmp_path / "s"
-    config = StudyConfig.create(quick=True, parts="degradation", steps=4, seeds=1)
+    config = StudyConfig.create(quick=True, parts="degradation", steps=4, seeds=1, train_images=96)
     assert run_study(config, out=out, plan=True, threads=1, log=lambda *_: None) is None
     plan = yaml.safe_load((out / "runs" / "plain-8-s0" / "train.yaml").read_text())
     assert plan["steps"] == 4 and plan["seed"] == 0 and plan["model"] == "cifar_plain"
     assert plan["milestones"] == [2, 3] and plan["schedule"] == "multistep"
+    assert plan["train_subset"] == 96 and plan["step_log"] and plan["keep_steps"] == [2]
+    # one run is `skiplab train --config <its train.yaml>` (a scheduler's job on another machine) ...
+    assert main(["train", "--config", str(out / "runs" / "resnet-8-s0" / "train.yaml")]) == 0
+    by_train = out / "runs" / "resnet-8-s0"
+    assert (by_train / "steps.csv").is_file() and (by_train / "checkpoints" / "step-2.pt").is_file()
+    # ... and it is the same run the runner's worker trains: the same weights
+    again = worker.train(StudyExperiment(config), Run("resnet-8", 0), 4, tmp_path / "again", threads=1)
+    assert again["steps"] == 4
+    a = torch.load(by_train / "checkpoints" / "last.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "again" / "checkpoints" / "last.pt", weights_only=False)["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     done = subprocess.run([sys.executable, "-m", "skiplab.studies.worker", str(out), "plain-8-s0", "--threads", "1"],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
@@ -327,6 +460,7 @@ def test_a_planned_study_trains_in_workers_and_on_a_scheduler(tmp_path):
     lines: list[str] = []
     result = run_study(None, out=out, resume=True, jobs=2, threads=1, log=lines.append)
     assert "plain-8-s0: trained elsewhere, 4 steps" in "\n".join(lines)
+    assert "resnet-8-s0: trained elsewhere, 4 steps" in "\n".join(lines)
     assert "2 at a time" in "\n".join(lines)
     state = json.loads((out / "study.json").read_text())
     assert state["complete"] and len(state["runs"]) == 4
@@ -348,3 +482,13 @@ def test_a_shorter_length_is_its_own_run_with_its_own_schedule():
     assert RunSpec.from_run(Run("plain-56-nobn", 0)).norm is False
     with pytest.raises(ValueError, match="include 1"):
         StudyConfig.create(lengths="0.5")
+
+
+def test_only_resnet_110_gets_hes_error_gated_warm_up():
+    from skiplab.studies.runs import RunSpec, train_config
+    from skiplab.studies.config import FAMILIES
+    config = StudyConfig.create(depths="20,110", parts="degradation")
+    warm = train_config(RunSpec(FAMILIES["resnet"], 110), config, 400, None)
+    assert warm.error_warmup_lr == 0.01 and warm.error_warmup_until == 0.8 and warm.lr == 0.1
+    for spec in (RunSpec(FAMILIES["plain"], 110), RunSpec(FAMILIES["resnet"], 20)):
+        assert train_config(spec, config, 400, None).error_warmup_lr == 0.0

@@ -189,22 +189,28 @@ def plot_landscape_1d(curves: dict[str, Landscape], path: str | Path, title: str
 
 
 def plot_contour(land: Landscape, path: str | Path, title: str = "", levels: int = 20,
-                 vmax: Optional[float] = None) -> Path:
-    """Contour plot of a 2-D landscape (Li 2018 Fig. 5); losses above ``vmax`` are clipped.
+                 vmax: Optional[float] = None, vmin: Optional[float] = None) -> Path:
+    """Contour plot of a 2-D landscape (Li 2018 Fig. 5) with its colour bar; losses above
+    ``vmax`` are clipped. Give the same ``vmin``/``vmax`` to landscapes that are compared,
+    so equal colours mean equal losses.
 
     When the losses span more than two decades (far from the minimum they explode) the
     ``levels`` contour levels are spaced logarithmically, so the basin stays visible."""
     if land.betas is None:
         raise ValueError("plot_contour needs a 2-D landscape (landscape_2d), got a 1-D one")
     loss = np.clip(land.loss, None, vmax) if vmax is not None else land.loss
-    lo, hi = float(np.nanmin(loss)), float(np.nanmax(loss))
+    lo = float(np.nanmin(loss)) if vmin is None else vmin
+    hi = float(np.nanmax(loss)) if vmax is None else vmax
     log = lo > 0 and hi / lo > 100
-    from matplotlib.colors import LogNorm
-    fig, (ax,) = new_figure(5, 4.5)
-    cs = ax.contour(land.alphas, land.betas, loss, levels=np.geomspace(lo, hi, levels) if log else levels,
-                    cmap="viridis", norm=LogNorm(lo, hi) if log else None)
+    from matplotlib.colors import LogNorm, Normalize
+    fig, (ax,) = new_figure(5.6, 4.5)
+    cs = ax.contour(land.alphas, land.betas, loss,
+                    levels=np.geomspace(lo, hi, levels) if log else np.linspace(lo, hi, levels),
+                    cmap="viridis", norm=LogNorm(lo, hi) if log else Normalize(lo, hi))
     ax.clabel(cs, inline=True, fontsize=7, fmt="%.3g")
-    ax.plot([0], [0], marker="*", color="red", markersize=10)
+    fig.colorbar(cs, ax=ax, label="loss" + (" (log scale)" if log else ""))
+    ax.plot([0], [0], marker="*", color="red", markersize=10, linestyle="none", label="the trained weights")
+    ax.legend(loc="upper right", fontsize=7)
     ax.set_xlabel("α")
     ax.set_ylabel("β")
     ax.set_title(title or "loss contours (Li et al. 2018)")

@@ -21,11 +21,13 @@ examples:
 Parts: degradation (plain vs residual nets at each depth, same recipe and steps: He 2015
 Fig. 6; the headline is the interaction [e(plain-deep) - e(plain-shallow)] - [e(res-deep)
 - e(res-shallow)] with its bootstrap interval over seeds and images), gradients (per-element
-RMS of dL/dx per block of the deepest pair at init and trained, fitted log-slope;
---without-bn adds the same nets without BatchNorm), lesion (delete blocks of the deepest
-trained nets, whole test split, every seed: Veit 2016), landscape (1-D/2-D loss slices: Li
-2018), shattered (centred input-gradient correlation, several images, directions and
-init seeds, with a deep-MLP control: Balduzzi 2017). Default: degradation,gradients,lesion.
+RMS of dL/dx per block of the deepest pair at init, mid-training and trained; the fitted
+log-slope, plain minus residual, over seeds and batches: He 2015 §4.1; --without-bn adds
+the same nets without BatchNorm), lesion (delete blocks of the deepest trained nets, whole
+test split, every seed: Veit 2016), landscape (|lmin/lmax| of the Hessian per seed, plain
+minus residual, and qualitative 1-D/2-D slices: Li 2018), shattered (centred input-gradient
+correlation, 8 images x 3 directions x 5 init seeds per depth, fitted decay rates beside
+Balduzzi's, a deep-MLP control as gate: Balduzzi 2017). Default: degradation,gradients,lesion.
 A verdict (agrees / disagrees / unresolved) is given only inside the paper's regime and
 from an interval; otherwise the report says why not. --quick is a smoke run: no verdicts.
 
@@ -37,9 +39,10 @@ or epochs (--budget 3ep).
 
 Scale: every (network, seed) is an independent run in runs/<network>-s<seed>/ with its own
 train.yaml. --jobs N trains N at a time (threads split between them). Across machines:
-`skiplab study --plan ... --out DIR`, then on any node
-`python -m skiplab.studies.worker DIR <network>-s<seed>` per run (a scheduler array job),
-then `skiplab study --resume --out DIR` to measure and report.
+`skiplab study --plan ... --out DIR`, then on any node one
+`skiplab train --config DIR/runs/<network>-s<seed>/train.yaml` per run (a scheduler array
+job; the same weights as the runner's; or `python -m skiplab.studies.worker DIR
+<network>-s<seed>`), then `skiplab study --resume --out DIR` to measure and report.
 
 Writes runs/study-<timestamp>/: report.html (self-contained), report.md, the PNG
 figures, study.json, results/*.json and runs/<network>-s<seed>/ (each a resumable

@@ -71,6 +71,14 @@ class ImageDataset:
                             self.mean, self.std, name or self.name, self.skipped,
                             self.skipped_files)
 
+    def random_subset(self, n: int, seed: int, tag: str = "subset") -> "ImageDataset":
+        """A fixed random subset of ``n`` samples (a permutation seeded with ``seed``; image
+        folders are sorted by class, so the first ``n`` would not do), named ``name[tag n]``."""
+        if not 0 < n <= len(self):
+            raise ValueError(f"a subset needs between 1 and the {len(self)} images of {self.name}; got {n}")
+        idx = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n]
+        return self.subset(idx, f"{self.name}[{tag} {n}]")
+
     def __repr__(self) -> str:
         c, h, w = self.images.shape[1:]
         return (f"ImageDataset({self.name!r}, {len(self)} images {c}x{h}x{w}, "

@@ -8,8 +8,8 @@ raises a ``ValueError`` naming the bad option before anything is trained.
 The training recipe is the same for every network of a study and is He et al. 2015
 §4.2's: SGD, momentum 0.9, weight decay 1e-4, lr 0.1, 4-pixel crops and flips, the lr
 divided by 10 at 50 % and 75 % of the steps (He: 32k and 48k of 64k), no warm-up (He
-warmed up only ResNet-110). Every network trains ``seeds`` times (>= 3 by default: the
-verdicts are intervals over seeds).
+warmed up only ResNet-110: lr 0.01 until the training error is below 80 %, as here).
+Every network trains ``seeds`` times (>= 3 by default: the verdicts are intervals over seeds).
 
 The default study's task is ``synthetic:patterns-2k`` (a declared fixed subset: 2,000
 16x16 textures of 8 classes, tested on 2,000 more). Its size and the depths were chosen

@@ -1,64 +1,14 @@
-"""Step curves: every training step's loss, error on its batch and lr, in ``steps.csv`` of
-the run directory -- the curves of every report (He 2015 Fig. 6 plots training error per
-iteration; the per-epoch ``metrics.csv`` is too coarse for a few hundred steps)."""
+"""Step curves of the runs (``steps.csv``, written by :class:`skiplab.train.steplog.StepLog`)
+and the end of a training curve -- the curves of every report."""
 
 from __future__ import annotations
 
-import csv
 import math
-from pathlib import Path
-from typing import Any, Optional
 
-from ..train import Callback
-from .recording import write_csv
+from . import thresholds as T
+from ..train.steplog import STEPS_FILE, StepLog, read_steps
 
-STEPS_FILE = "steps.csv"
-
-
-class StepLog(Callback):
-    """Records each step's loss, its batch's training error (classification; NaN for tasks
-    without one) and the lr into ``steps.csv``; keeps the rows of an interrupted run that a
-    resume continues."""
-
-    def __init__(self) -> None:
-        self.rows: list[dict[str, Any]] = []
-        self._prev: list[float] = []
-        self.path: Optional[Path] = None
-
-    def on_fit_start(self, trainer) -> None:
-        if trainer.run_dir is not None:
-            self.path = Path(trainer.run_dir) / STEPS_FILE
-            self.rows = [r for r in read_steps(self.path) if r["step"] <= trainer.step]
-        self._prev = list(trainer.epoch_sums)
-
-    def on_step_end(self, trainer) -> None:
-        sums = list(trainer.epoch_sums)
-        prev = self._prev if len(self._prev) == len(sums) and sums[-1] > self._prev[-1] else [0.0] * len(sums)
-        delta = [a - b for a, b in zip(sums, prev)]
-        error = trainer.task.train_error(delta) if delta[-1] > 0 else None
-        self.rows.append(dict(step=trainer.step, epoch=trainer.epoch + 1, loss=trainer.loss,
-                              error=math.nan if error is None else float(error),
-                              lr=trainer.schedule(trainer.step - 1)))
-        self._prev = sums
-
-    def save(self) -> None:
-        if self.path is not None and self.rows:
-            write_csv(self.rows, self.path)
-
-    def on_epoch_end(self, trainer, metrics: dict) -> None:
-        self.save()
-
-    def on_fit_end(self, trainer) -> None:
-        self.save()
-
-
-def read_steps(path: Path) -> list[dict[str, float]]:
-    """The rows of a ``steps.csv`` (empty when the file does not exist)."""
-    if not Path(path).is_file():
-        return []
-    with open(path, newline="") as f:
-        return [dict(step=int(r["step"]), epoch=int(r["epoch"]), loss=float(r["loss"]),
-                     error=float(r["error"]), lr=float(r["lr"])) for r in csv.DictReader(f)]
+__all__ = ["STEPS_FILE", "StepLog", "read_steps", "end_of_training", "plateau_drop"]
 
 
 def end_of_training(rows: list[dict[str, float]], fraction: float = 0.1) -> dict[str, float]:
@@ -68,4 +18,16 @@ def end_of_training(rows: list[dict[str, float]], fraction: float = 0.1) -> dict
         return dict(train_loss_end=math.nan, train_error_end=math.nan)
     tail = rows[-max(5, int(len(rows) * fraction)):]
     return dict(train_loss_end=sum(r["loss"] for r in tail) / len(tail),
-                train_error_end=sum(r["error"] for r in tail) / len(tail))
+                train_error_end=sum(r["error"] for r in tail) / len(tail),
+                **plateau_drop(rows))
+
+
+def plateau_drop(rows: list[dict[str, float]], window: float = T.PLATEAU_WINDOW) -> dict[str, float]:
+    """How fast the training loss still falls at the end: 1 - (mean batch loss over the last
+    ``window`` of the steps) / (mean over the ``window`` before it); near 0 on a plateau."""
+    n = max(5, int(len(rows) * window))
+    if len(rows) < 2 * n:
+        return dict(loss_plateau_drop=math.nan)
+    last = sum(r["loss"] for r in rows[-n:]) / n
+    before = sum(r["loss"] for r in rows[-2 * n:-n]) / n
+    return dict(loss_plateau_drop=1 - last / before if before > 0 else math.nan)

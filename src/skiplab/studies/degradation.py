@@ -13,17 +13,20 @@ interaction
 than the residual ones. Each family's own deep − shallow difference is given beside it,
 and the same contrasts for every shorter training length (``--lengths``: separate runs with
 their own schedule), so the reader sees how the ordering depends on the length; the
-verdict is read at the full length.
+verdict is read at the full length. The residual row ("deeper ResNets train better or no
+worse") is a claim about converged nets and has its own gate
+(:func:`~skiplab.studies.regime.convergence_gate`).
 """
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from .curves import STEPS_FILE, read_steps
 from .figures import plot_degradation
-from .regime import degradation_gate, enough_seeds, smoke_run
-from .stats import difference, interaction, mean_spread, wrong_matrix
+from .regime import convergence_gate, degradation_gate, enough_seeds, smoke_run
+from .stats import difference, interaction, mean_spread, nan_mean, wrong_matrix
 
 if TYPE_CHECKING:  # pragma: no cover
     from .study import Study
@@ -63,11 +66,12 @@ def run(study: "Study") -> dict:
         n = networks.setdefault(row["key"], dict(family=row["family"], depth=row["depth"], seeds=[],
                                                  length=row.get("length", 1.0),
                                                  parameters=row["parameters"], train_error=[], test_error=[],
-                                                 train_error_end=[], diverged=[], train_correct=[],
-                                                 test_correct=[]))
+                                                 train_error_end=[], loss_plateau_drop=[], diverged=[],
+                                                 train_correct=[], test_correct=[]))
         n["seeds"].append(row["seed"])
         for k in ("train_error", "test_error", "train_error_end", "train_correct", "test_correct"):
             n[k].append(row[k])
+        n["loss_plateau_drop"].append(row.get("loss_plateau_drop", math.nan))
         if row.get("diverged"):
             n["diverged"].append(row["seed"])
     table = {k: dict({x: v for x, v in n.items() if not x.endswith("_correct")},
@@ -91,6 +95,10 @@ def run(study: "Study") -> dict:
             entry["regime"] = (smoke_run(config.quick) + enough_seeds(config.seeds)
                                + degradation_gate(mean_train, [f"{plain}-{shallow}{x}", f"{res}-{shallow}{x}"],
                                                   study.chance))
+            # the residual row ("deeper ResNets train better or no worse") speaks of converged nets
+            converged = [f"{res}-{d}{x}" for d in (shallow, deep)]
+            entry["residual_regime"] = entry["regime"] + convergence_gate(
+                {k: mean_train[k] for k in converged}, {k: nan_mean(table[k]["loss_plateau_drop"]) for k in converged})
             out["lengths"][str(steps)] = dict(entry, length=length)
             if length == 1.0:
                 out.update(entry)

@@ -89,8 +89,8 @@ def plot_degradation(curves: dict[str, dict], families: list[str], path: Path) -
 def plot_gradient_flow(results: list[dict], path: Path) -> Path:
     """Per-element RMS of each layer's weight gradient (top) and of dL/dx entering each block
     (bottom) against depth, log scale; one column per BatchNorm setting (shared y-limits
-    per row); dashed = at initialisation, solid = after training; line: geometric mean over
-    seeds, band: their range."""
+    per row); dashed = at initialisation, dotted = snapshots during training, solid = after
+    training; line: geometric mean over seeds and batches, band: their range."""
     settings = [s for s in (True, False) if any(r["norm"] == s for r in results)]
     fig = new_figure(5.5 * len(settings), 7.0)
     axes = fig.subplots(2, len(settings), squeeze=False, sharey="row")
@@ -100,8 +100,11 @@ def plot_gradient_flow(results: list[dict], path: Path) -> Path:
             if r["norm"] == norm:
                 groups.setdefault((r.get("key", r["model"]), r["stage"]), []).append(r)
         for (key, stage), rows in groups.items():
-            style = dict(color=colour(rows[0]["family"]), linestyle="--" if stage == "init" else "-",
-                         label=f"{key} {'at init' if stage == 'init' else 'trained'} ({len(rows)} seeds)")
+            seeds, batches = len({r.get("seed") for r in rows}), len({r.get("batch", 0) for r in rows})
+            style = dict(color=colour(rows[0]["family"]),
+                         linestyle="--" if stage == "init" else "-" if stage == "trained" else ":",
+                         label=f"{key} {'at init' if stage == 'init' else stage} (mean of {seeds} seeds x "
+                               f"{batches} batches; band: their range)")
             for row, field in ((0, "layers"), (1, "blocks")):
                 curves = [np.asarray(r[field], dtype=np.float64).reshape(-1, 2) for r in rows]
                 n = min(len(c) for c in curves)
@@ -135,23 +138,24 @@ def plot_lesion(per_seed: list[dict], path: Path) -> Path:
     for key in dict.fromkeys(m["key"] for m in per_seed):
         runs = [m for m in per_seed if m["key"] == key]
         c = colour(runs[0]["family"])
-        label = f"{key} ({len(runs)} seeds)"
+        label = f"{key} (mean of {len(runs)} seeds; band: their range)"
         blocks = [r["index"] + 1 for r in runs[0]["single"]]
         acc = np.array([[100 * r["accuracy"] for r in m["single"]] for m in runs])
         left.plot(blocks, acc.mean(0), marker="o", markersize=3, color=c, label=label)
         left.fill_between(blocks, acc.min(0), acc.max(0), color=c, alpha=0.2, linewidth=0)
         base = 100 * np.mean([m["baseline"]["accuracy"] for m in runs])
-        left.axhline(base, color=c, linestyle="--", linewidth=1)
+        left.axhline(base, color=c, linestyle="--", linewidth=1, label=f"{key}, nothing deleted")
         rows = [r for m in runs for r in m["random"]]
         ks = sorted({r["k"] for r in rows})
         if ks:
             by_k = [[100 * r["accuracy"] for r in rows if r["k"] == k] for k in ks]
-            right.plot([0] + ks, [base] + [float(np.mean(a)) for a in by_k], marker="o", color=c, label=label)
+            right.plot([0] + ks, [base] + [float(np.mean(a)) for a in by_k], marker="o", color=c,
+                       label=f"{key} (mean of the draws over {len(runs)} seeds; band: their range)")
             right.fill_between(ks, [min(a) for a in by_k], [max(a) for a in by_k], color=c, alpha=0.2, linewidth=0)
     for ax in (left, right):
         ax.axhline(100 * per_seed[0]["chance"], color="grey", linestyle=":", linewidth=1, label="chance")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
     left.set_ylabel("test accuracy (%)")
     left.set_xlabel("deleted block (dashed: nothing deleted)")
     left.set_title("delete one block")
@@ -163,22 +167,26 @@ def plot_lesion(per_seed: list[dict], path: Path) -> Path:
 
 
 def plot_autocorrelation(results: list[dict], path: Path) -> Path:
-    """Balduzzi 2017 Fig. 1-style: autocorrelation of input gradients against the lag, at
-    initialisation; one panel per family, one line per depth."""
+    """Balduzzi 2017 Fig. 1-style: centred autocorrelation of input gradients against the lag,
+    at initialisation; one panel per family (shared y-axis), one line per depth: the mean over
+    init seeds, the band spanning the seeds."""
     families = list(dict.fromkeys(r["family"] for r in results))
     fig = new_figure(5.0 * len(families), 3.8)
-    axes = fig.subplots(1, len(families), squeeze=False)[0]
+    axes = fig.subplots(1, len(families), squeeze=False, sharey=True)[0]
     for ax, family in zip(axes, families):
         runs = sorted((r for r in results if r["family"] == family), key=lambda r: (r["stage"], r["depth"]))
         for i, r in enumerate(runs):
-            ax.plot(np.arange(len(r["autocorrelation"])), r["autocorrelation"], color=colour(family),
-                    linestyle=DEPTH_STYLES[i % len(DEPTH_STYLES)] if r["stage"] == "init" else "-",
-                    linewidth=2.2 if r["stage"] != "init" else 1.2, alpha=0.4 + 0.6 * (i + 1) / len(runs),
-                    label=f"{r['model']}{'' if r['stage'] == 'init' else ' trained'}")
-        ax.axhline(0, color="grey", linewidth=0.8)
+            lags = np.arange(len(r["autocorrelation"]))
+            seeds = np.asarray(r.get("autocorrelation_seeds") or [r["autocorrelation"]], dtype=np.float64)
+            style = dict(color=colour(family), linestyle=DEPTH_STYLES[i % len(DEPTH_STYLES)],
+                         alpha=0.4 + 0.6 * (i + 1) / len(runs))
+            ax.plot(lags, r["autocorrelation"], linewidth=1.4,
+                    label=f"{r['model']} (mean of {len(seeds)} init seeds; band: their range)", **style)
+            ax.fill_between(lags, seeds.min(0), seeds.max(0), color=colour(family), alpha=0.12, linewidth=0)
+        ax.axhline(0, color="grey", linewidth=0.8, label="0 (white noise)")
         ax.set_xlabel("lag (points along the input line)")
-        ax.set_ylabel("gradient autocorrelation")
+        ax.set_ylabel("centred gradient autocorrelation")
         ax.set_title(f"{family} nets")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
     return save_figure(fig, path)

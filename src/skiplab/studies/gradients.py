@@ -1,25 +1,31 @@
-"""Gradient flow of the deepest plain and residual nets, at initialisation and after
-training, with and without BatchNorm -- the two accounts of the degradation problem.
+"""Gradient flow of the deepest plain and residual nets, at initialisation, at snapshots
+during training and after it, with and without BatchNorm -- the two accounts of the
+degradation problem.
 
 The vanishing-gradient account predicts that in a deep plain net the gradient reaching
 the first layers has decayed; He et al. 2015 (§4.1) argue that with BatchNorm the
 backward signals "exhibit healthy norms" and the difficulty is one of optimisation.
-Each net is measured for every seed (at initialisation: a fresh net of that seed; trained:
-that seed's run) on a fixed batch of training images (a different one per seed), in
+Each net is measured for every seed (at initialisation: a fresh net of that seed; during
+training: that seed's degradation run at its kept snapshots ``checkpoints/step-N.pt``,
+``GRADIENT_SNAPSHOTS`` of the steps; trained: its final weights) on ``GRADIENT_BATCHES``
+fixed batches of training images (the same for every net and seed: a crossed design), in
 training mode (as in a training step: BatchNorm uses the batch statistics), in fp32, on a
-copy of the model so nothing of the trained net changes. The quantity is the per-element
-RMS of dL/dx entering each block (a Frobenius norm would grow with the tensor's size,
-which differs between stages); the headline is its fitted log10-slope per block (least
-squares over all blocks) and the first/last block ratio, mean ± sd over seeds. A slope
-below -``GRADIENT_SLOPE_BAND`` is "vanishing", above +band "exploding" (thresholds in
-:mod:`skiplab.studies.thresholds`).
+copy of the model. The quantity is the per-element RMS of dL/dx entering each block (a
+Frobenius norm would grow with the tensor's size, which differs between stages), and per
+(net, seed, batch) its fitted log10-slope per block towards the output (least squares
+over all blocks): above +``GRADIENT_SLOPE_BAND`` the gradient shrinks towards the input
+("vanishing"), below -band it grows ("exploding").
+
+The claim is the paired difference slope(plain) - slope(residual) at each stage, with its
+bootstrap interval over seeds and batches (:func:`~skiplab.studies.stats.bootstrap_contrast`):
+the vanishing-gradient account predicts it above the band; He's "healthy norms" below it.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -27,18 +33,20 @@ import torch
 from ..analysis import gradient_flow
 from . import thresholds as T
 from .figures import plot_gradient_flow
-from .runs import RunSpec
-from .stats import loglinear_slope, mean_spread
+from .regime import above_chance_gate, enough_seeds, smoke_run
+from .runs import RunSpec, snapshot_steps
+from .stats import bootstrap_contrast, loglinear_slope
 
 if TYPE_CHECKING:  # pragma: no cover
     from .study import Study
 
+
 def classify(slope: float) -> str:
-    """The trend of a fitted log10-slope per block (towards the output: the gradient at the
-    input side is larger when the slope is negative)."""
+    """The trend of a fitted log10-slope per block towards the output (a positive slope: the
+    gradient is smaller at the input side)."""
     if not math.isfinite(slope):
         return "undefined"
-    if slope > T.GRADIENT_SLOPE_BAND:       # grows towards the output = decays towards the input
+    if slope > T.GRADIENT_SLOPE_BAND:
         return "vanishing"
     if slope < -T.GRADIENT_SLOPE_BAND:
         return "exploding"
@@ -46,7 +54,7 @@ def classify(slope: float) -> str:
 
 
 def measure(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
-    """Per-layer and per-block gradient norms of one training-mode step on a copy of ``model``."""
+    """Per-layer and per-block gradient RMS of one training-mode step on a copy of ``model``."""
     net = copy.deepcopy(model).float().train()
     flow = gradient_flow(net, x, y)
     main = [r for r in flow.layers if not r["shortcut"]]
@@ -58,54 +66,79 @@ def measure(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
                 layers=[(r["depth"], r["grad_norm"] / math.sqrt(r["numel"])) for r in main], blocks=blocks)
 
 
-def verdict_for(results: list[dict], norm: bool) -> Optional[dict]:
-    """Which account the plain net's measurement supports, for one BatchNorm setting."""
-    plain = [r for r in results if r["norm"] == norm and r["shortcut"] == "none"]
-    if not plain:
-        return None
-    stages = list(dict.fromkeys(r["stage"] for r in plain))
-    slopes = {s: mean_spread([r["slope"] for r in plain if r["stage"] == s]) for s in stages}
-    ratios = {s: float(np.exp(np.mean([np.log(r["block_ratio"]) for r in plain if r["stage"] == s])))
-              for s in stages}
-    trends = {s: classify(slopes[s][0]) for s in stages}
-    values = set(trends.values())
-    if values == {"vanishing"}:
-        account = "vanishing"
-    elif "vanishing" in values:
-        account = "mixed"
-    else:
-        account = "not-vanishing"
-    return dict(norm=norm, model=plain[0]["key"], trends=trends, account=account, ratios=ratios,
-                slopes=slopes, seeds=len({r["seed"] for r in plain}))
+def stage_name(step: int) -> str:
+    return f"step {step}"
 
 
-def conditions(study: "Study") -> list[tuple[RunSpec, str]]:
-    """(network, "init" | "trained") pairs to measure, deepest depth of every family."""
-    config = study.config
-    out = []
-    for seed in config.seed_list:
-        for family in config.families:
-            settings = [True] + ([False] if config.without_bn != "off" else [])
-            for norm in settings:
-                spec = RunSpec(family, config.deepest, norm, seed)
-                out.append((spec, "init"))
-                if norm or config.without_bn == "trained":
-                    out.append((spec, "trained"))
+def stages(study: "Study") -> list[tuple[str, int | None]]:
+    """(stage, step) measured on each run: init, the kept snapshots, the end ("trained")."""
+    return ([("init", None)] + [(stage_name(s), s) for s in snapshot_steps(study.state.steps)]
+            + [("trained", None)])
+
+
+def slope_matrix(results: list[dict], key: str, stage: str) -> np.ndarray:
+    """[seeds, batches] fitted slopes of network ``key`` at ``stage``."""
+    rows = [r for r in results if r["key"] == key and r["stage"] == stage]
+    seeds, batches = sorted({r["seed"] for r in rows}), sorted({r["batch"] for r in rows})
+    out = np.full((len(seeds), len(batches)), math.nan)
+    for r in rows:
+        out[seeds.index(r["seed"]), batches.index(r["batch"])] = r["slope"]
     return out
 
 
+def contrasts(results: list[dict], plain: str, res: str, stage: str) -> dict | None:
+    """The plain and residual slopes and their paired difference, with intervals over seeds
+    and batches (None when a measurement is missing or not finite)."""
+    a, b = slope_matrix(results, plain, stage), slope_matrix(results, res, stage)
+    if a.size == 0 or a.shape != b.shape or not (np.isfinite(a).all() and np.isfinite(b).all()):
+        return None
+    return dict(stage=stage, plain=bootstrap_contrast({plain: a}, {plain: 1.0}),
+                residual=bootstrap_contrast({res: b}, {res: 1.0}),
+                difference=bootstrap_contrast({plain: a, res: b}, {plain: 1.0, res: -1.0}))
+
+
 def run(study: "Study") -> dict:
-    results = []
-    for spec, stage in conditions(study):
-        x, y = study.gradient_batch(spec.seed - study.config.seed)
-        model = study.fresh(spec) if stage == "init" else study.trained(spec)
-        row = dict(model=spec.name, key=spec.key, seed=spec.seed, family=spec.family.label,
-                   shortcut=spec.family.shortcut, depth=spec.depth, norm=spec.norm, stage=stage,
-                   **measure(model, x, y))
-        if stage == "trained":
-            row["diverged"] = study.state.run_summary(spec.name).get("diverged")
-        results.append(row)
+    config = study.config
+    batches = 2 if config.quick else T.GRADIENT_BATCHES
+    data = [study.gradient_batch(b) for b in range(batches)]
+    settings = [True] + ([False] if config.without_bn != "off" else [])
+    results, regime_errors, missing = [], {}, []
+    for seed in config.seed_list:
+        for family in config.families:
+            for norm in settings:
+                spec = RunSpec(family, config.deepest, norm, seed)
+                trained = norm or config.without_bn == "trained"
+                for stage, step in (stages(study) if trained else [("init", None)]):
+                    if stage == "init":
+                        model = study.fresh(spec)
+                    elif step is not None:
+                        if not (study.run_dir(spec) / "checkpoints" / f"step-{step}.pt").is_file():
+                            missing.append(f"{spec.name} has no snapshot at step {step} (it diverged before)")
+                            continue
+                        model = study.snapshot(spec, step)
+                    else:
+                        model = study.trained(spec)
+                        regime_errors.setdefault(spec.network, []).append(
+                            study.state.run_summary(spec.name)["train_error"])
+                    for b, (x, y) in enumerate(data):
+                        results.append(dict(model=spec.name, key=spec.network, seed=seed, batch=b,
+                                            family=family.label, shortcut=family.shortcut, depth=spec.depth,
+                                            norm=norm, stage=stage, step=step, **measure(model, x, y)))
     figure = plot_gradient_flow(results, study.path("gradient_flow.png"))
-    verdicts = [v for v in (verdict_for(results, True), verdict_for(results, False)) if v]
-    return dict(results=results, verdicts=verdicts, batch=len(y), figures=[figure.name],
-                classes=len(study.train.classes), slope_band=T.GRADIENT_SLOPE_BAND)
+    plain = next((f for f in config.families if f.is_plain), None)
+    res = next((f for f in config.families if f.is_residual), None)
+    verdicts = []
+    for norm in settings:
+        if plain is None or res is None:
+            break
+        suffix = "" if norm else "-nobn"
+        p, r = f"{plain.label}-{config.deepest}{suffix}", f"{res.label}-{config.deepest}{suffix}"
+        for stage in dict.fromkeys(x["stage"] for x in results if x["norm"] == norm):
+            c = contrasts(results, p, r, stage)
+            if c is not None:
+                verdicts.append(dict(c, norm=norm, plain_model=p, residual_model=r))
+    errors = {k: float(np.mean(v)) for k, v in regime_errors.items() if not k.endswith("-nobn")}
+    regime = (smoke_run(config.quick) + enough_seeds(config.seeds)
+              + above_chance_gate(errors, study.chance) + [m for m in missing if "-nobn" not in m])
+    return dict(results=results, verdicts=verdicts, regime=regime, batch=len(data[0][1]), batches=batches,
+                figures=[figure.name], classes=len(study.train.classes), slope_band=T.GRADIENT_SLOPE_BAND)

@@ -7,20 +7,28 @@ on the study's fixed training images. Two numbers summarise a 2-D slice: the mea
 on the border of the grid over the loss at its centre (how fast the loss rises around
 the trained weights), and the number of grid points lower than all their neighbours
 (local minima: Li 2018's "chaotic" landscapes of deep plain nets have many, the
-"convex-looking" ones of ResNets one).
+"convex-looking" ones of ResNets one). These are a qualitative comparison only.
+
+The verdict is Li's quantitative check: the paired difference |λmin/λmax|(plain) −
+|λmin/λmax|(residual) of the deepest nets over seeds, with its bootstrap interval, inside
+Li's regime (trained nets, at a levelled-off training loss; thresholds in
+:mod:`skiplab.studies.thresholds`).
 """
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..analysis import landscape_1d, landscape_2d, plot_contour, plot_landscape_1d
 from ..analysis.hessian import hessian_extremes
+from . import thresholds as T
 from .progress import progress_callback
+from .regime import above_chance_gate, convergence_gate, enough_seeds, smoke_run
 from .runs import RunSpec, fixed_batches
-from .stats import mean_spread
+from .stats import bootstrap_contrast, mean_spread, nan_mean
 
 if TYPE_CHECKING:  # pragma: no cover
     from .study import Study
@@ -51,21 +59,50 @@ def border_rise(loss: np.ndarray) -> float:
     return float(border.mean() / loss[loss.shape[0] // 2, loss.shape[1] // 2])
 
 
+def curvature_contrast(curvature: list[dict]) -> dict | None:
+    """|λmin/λmax|(plain) − |λmin/λmax|(residual), paired over seeds, with its bootstrap
+    interval (one value per seed: the Hessian is measured once on the fixed images)."""
+    plain = next((c for c in curvature if c["shortcut"] == "none"), None)
+    res = next((c for c in curvature if c["shortcut"] == "identity"), None)
+    if plain is None or res is None:
+        return None
+    a = np.array([[r["ratio"] for r in plain["seeds"]]]).T
+    b = np.array([[r["ratio"] for r in res["seeds"]]]).T
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        return None
+    return bootstrap_contrast({plain["model"]: a, res["model"]: b}, {plain["model"]: 1.0, res["model"]: -1.0})
+
+
+def regime(study: "Study") -> list[str]:
+    """Li's regime: trained nets (above chance) at a minimum of the training loss (its curve
+    has levelled off), measured with enough seeds; never a smoke run."""
+    config = study.config
+    specs = [RunSpec(f, config.deepest, seed=s) for f in config.families for s in config.seed_list]
+    by_net: dict[str, list[dict]] = {}
+    for spec in specs:
+        by_net.setdefault(spec.network, []).append(study.state.run_summary(spec.name))
+    errors = {k: float(np.mean([r["train_error"] for r in v])) for k, v in by_net.items()}
+    drops = {k: nan_mean([r.get("loss_plateau_drop", math.nan) for r in v]) for k, v in by_net.items()}
+    return (smoke_run(config.quick) + enough_seeds(config.seeds) + above_chance_gate(errors, study.chance)
+            + convergence_gate({}, drops))
+
+
 def run(study: "Study") -> dict:
     n1, n2 = grid_sizes(study)
-    images = 64 if study.config.quick else 2000
+    images = 64 if study.config.quick else T.LANDSCAPE_IMAGES
     data = fixed_batches(study.train, images, study.config.seed, "landscape")
     curvature = []
     for family in study.config.families:
         ratios = []
         for seed in study.config.seed_list:
             spec = RunSpec(family, study.config.deepest, seed=seed)
-            h = hessian_extremes(study.trained(spec).float(), data, iters=3 if study.config.quick else 20, seed=seed)
+            h = hessian_extremes(study.trained(spec).float(), data,
+                                 iters=3 if study.config.quick else T.HESSIAN_ITERATIONS, seed=seed)
             ratios.append(dict(h, seed=seed))
         curvature.append(dict(model=RunSpec(family, study.config.deepest).network, family=family.label,
                               shortcut=family.shortcut, seeds=ratios,
                               ratio=mean_spread([r["ratio"] for r in ratios])))
-    curves, models, figures = {}, [], []
+    curves, models, figures, planes = {}, [], [], []
     for family in study.config.families:
         spec = RunSpec(family, study.config.deepest, seed=study.config.seed)
         model = study.trained(spec)
@@ -76,13 +113,18 @@ def run(study: "Study") -> dict:
                 grid = np.linspace(-1, 1, n2)
                 plane = landscape_2d(model, data, grid, grid, seed=study.config.seed, progress=p)
         curves[spec.name] = line
-        path = plot_contour(plane, study.path(f"landscape_{spec.name}.png"),
-                            title=f"{spec.name}: loss around the trained weights", vmax=CONTOUR_MAX_LOSS)
-        figures.append(path.name)
+        planes.append((spec, plane))
         models.append(dict(model=spec.name, family=family.label, shortcut=family.shortcut,
                            origin_loss=plane.value_at_origin(), border_rise=border_rise(plane.loss),
                            local_minima=local_minima(plane.loss), line=line.rows(),
                            max_loss=float(plane.loss.max())))
+    # one colour scale for every family's contours: equal colours are equal losses
+    low = min(float(np.nanmin(p.loss)) for _, p in planes)
+    high = max(min(CONTOUR_MAX_LOSS, max(float(np.nanmax(p.loss)) for _, p in planes)), 1.001 * low + 1e-9)
+    for spec, plane in planes:
+        figures.append(plot_contour(plane, study.path(f"landscape_{spec.name}.png"), vmin=low, vmax=high,
+                                    title=f"{spec.name}: loss around the trained weights").name)
     figures.insert(0, plot_landscape_1d(curves, study.path("landscape_1d.png")).name)
-    return dict(models=models, curvature=curvature, points_1d=n1, points_2d=n2, images=sum(len(y) for _, y in data),
-                figures=figures)
+    return dict(models=models, curvature=curvature, contrast=curvature_contrast(curvature), regime=regime(study),
+                margin=T.LANDSCAPE_RATIO_MARGIN, points_1d=n1, points_2d=n2,
+                images=sum(len(y) for _, y in data), figures=figures)

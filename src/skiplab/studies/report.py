@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..train.precision import resolve_precision
+from . import thresholds as T
 from .document import Document
 from .published import FINDINGS
 from .verdict import Assessment, assess
@@ -58,7 +59,9 @@ def setup_section(doc: Document, study: "Study") -> None:
                  f"{len(study.train.classes)} classes"),
         ("networks", ", ".join(f"{f.label} (`{f.model}`)" for f in c.families) + " at depths "
                      + ", ".join(map(str, c.depths))),
-        ("recipe (all nets)", c.recipe.describe()),
+        ("recipe (all nets)", c.recipe.describe() + ("; residual nets of 110+ layers: lr 0.01 until the training "
+                                                     "error is below 80 % (He 2015's ResNet-110 warm-up)"
+                                                     if c.deepest >= 110 else "")),
         *([("recipe without BatchNorm", f"the same with lr {c.recipe.no_bn_lr:g} and the gradient norm clipped at "
                                         f"{c.recipe.no_bn_grad_clip:g} (both nets without BN; at lr 0.1 a 56-layer "
                                         f"ResNet without BN starts with a loss of thousands)")]
@@ -142,6 +145,9 @@ def degradation_section(doc: Document, res: dict, found: dict) -> None:
                       f"{interval_text(c['interaction'])}"]
         if entry["regime"]:
             items.append("not in the paper's regime at this length: " + "; ".join(entry["regime"]))
+        elif entry.get("residual_regime"):
+            items.append("the residual row (converged nets) is not in the paper's regime at this length: "
+                         + "; ".join(entry["residual_regime"]))
         doc.paragraph(f"After {int(steps):,} steps{' (the full length: the verdict)' if entry['length'] == 1.0 else ''}:")
         doc.items(items)
     doc.paragraph("Intervals: paired bootstrap over seeds and evaluation images (the same resampled seeds and "
@@ -155,31 +161,32 @@ def degradation_section(doc: Document, res: dict, found: dict) -> None:
 
 
 def gradients_section(doc: Document, res: dict, found: dict) -> None:
+    from .stats import interval_text, mean_spread, pm
     band = res["slope_band"]
-    rows = [[r["model"], "yes" if r["norm"] else "no", r["stage"] + (" (diverged)" if r.get("diverged") else ""),
-             r["loss"], r["block_ratio"], r["slope"], r["trend"]] for r in res["results"]]
-    doc.table(["network", "BatchNorm", "weights", "loss", "RMS ∂L/∂x first block / last block",
-               "fitted log10-slope per block", "trend"], rows)
-    doc.paragraph(f"Per seed: a fixed batch of {res['batch']} training images (one per seed), training mode, fp32; "
-                  f"per-element RMS of the gradient entering each block. Trend thresholds were fixed before "
-                  f"measuring: a log10-slope per block (towards the output) above +{band:g} is 'vanishing' (the "
-                  f"gradient shrinks towards the input), below -{band:g} 'exploding', in between 'healthy'.")
+    groups: dict[tuple, list[dict]] = {}
+    for r in res["results"]:
+        groups.setdefault((r["key"], r["norm"], r["stage"]), []).append(r)
+    rows = [[key, "yes" if norm else "no", stage, pm([r["loss"] for r in g], 1.0, ".3f"),
+             f"{math.exp(sum(math.log(r['block_ratio']) for r in g) / len(g)):.3g}",
+             "{:+.3f} ± {:.3f}".format(*mean_spread([r["slope"] for r in g])), len({r["seed"] for r in g})]
+            for (key, norm, stage), g in groups.items()]
+    doc.table(["network", "BatchNorm", "weights", "loss", "RMS ∂L/∂x first block / last block (geometric mean)",
+               "fitted log10-slope per block (mean ± sd over seeds and batches)", "seeds"], rows)
+    ci = lambda c: interval_text(c, 1.0, "", 3)  # noqa: E731
+    doc.table(["BatchNorm", "weights", "plain slope", "residual slope", "plain minus residual"],
+              [["yes" if v["norm"] else "no", v["stage"], ci(v["plain"]), ci(v["residual"]), ci(v["difference"])]
+               for v in res["verdicts"]])
+    doc.paragraph(f"{res.get('batches', 1)} fixed batches of {res['batch']} training images (the same for every net "
+                  f"and seed), training mode, fp32; per-element RMS of the gradient entering each block, and per net, "
+                  f"seed and batch its least-squares log10-slope against the block index (towards the output). "
+                  f"'step N' is the run's snapshot at that step, 'trained' its end. Intervals: paired bootstrap over "
+                  f"seeds and batches. Fixed before measuring: a slope above +{band:g} is 'vanishing' (the gradient "
+                  f"shrinks towards the input), below -{band:g} 'exploding'; He's 'healthy norms' agree when the "
+                  f"plain-minus-residual interval lies below +{band:g} at every stage with BatchNorm.")
     for fig in res["figures"]:
         doc.image(Path(fig), "per-element gradient RMS per layer and per block input (log scale); dashed: at init, "
-                             "solid: trained; lines: geometric mean over seeds, bands: their range")
-    for v in res["verdicts"]:
-        setting = "with" if v["norm"] else "without"
-        account = {"vanishing": "supports the vanishing-gradient account",
-                   "not-vanishing": "does not support the vanishing-gradient account (the gradient does not decay)",
-                   "mixed": "is mixed (vanishing at one stage, not at the other)"}[v["account"]]
-        stuck = [r for r in res["results"] if r["model"] == v["model"] and r["stage"] == "trained"
-                 and r["loss"] > 0.95 * math.log(res.get("classes", 10))]
-        note = (f" Note: {v['model']} did not learn (its loss after training, {stuck[0]['loss']:.2f}, is at chance "
-                f"level), so 'after training' is close to 'at initialisation' for it.") if stuck else ""
-        doc.paragraph(f"**{setting} BatchNorm**: {v['model']}'s gradient is "
-                      + ", ".join(f"{t} ({s}: slope {v['slopes'][s][0]:+.3f} ± {v['slopes'][s][1]:.3f} over "
-                                  f"{v['seeds']} seeds)" for s, t in v["trends"].items())
-                      + f" -- the measurement {account}." + note)
+                             "dotted: snapshots during training, solid: trained; lines: geometric mean over seeds "
+                             "and batches, bands: their range")
     if "gradients" in found:
         published_block(doc, found["gradients"])
 
@@ -221,6 +228,10 @@ def landscape_section(doc: Document, res: dict, found: dict) -> None:
               [[c["model"], f"{c['ratio'][0]:.3g} ± {c['ratio'][1]:.2g}",
                 ", ".join(f"{r['lambda_max']:.3g}" for r in c["seeds"]),
                 ", ".join(f"{r['lambda_min']:.3g}" for r in c["seeds"])] for c in res.get("curvature", [])])
+    if res.get("contrast"):
+        from .stats import interval_text
+        doc.paragraph(f"Plain minus residual |λmin/λmax|, paired over seeds: {interval_text(res['contrast'], 1.0, '', None)} "
+                      f"(bootstrap over seeds; Li's claim agrees when it lies above +{res['margin']:g}).")
     for fig in res["figures"]:
         doc.image(Path(fig), fig.replace("_", " ").removesuffix(".png"))
     if "landscape" in found:
@@ -232,14 +243,23 @@ def shattered_section(doc: Document, res: dict, found: dict) -> None:
     rows += [[f"control: {c['model']} (1-D input)", f"{c['lag1'][0]:.3f} ± {c['lag1'][1]:.3f}", c["seeds"]]
              for c in res.get("control", [])]
     doc.table(["network (at init)", "centred correlation R(1), mean ± sd over seeds", "init seeds"], rows)
-    fits = res.get("fits", {})
-    doc.items([f"{family}: fitted R(1) ∝ 2^(-{f['per_layer_log2']:.3f} L) (Balduzzi, plain nets: 2^(-L)); "
-               f"R(1) ∝ L^(-{f['power']:.2f}) (Balduzzi, ResNets: L^(-1/2))" for family, f in fits.items()])
+    iv = res.get("intervals")
+    if iv:
+        from .stats import interval_text
+        ci = lambda c: interval_text(c, 1.0, "", 3)  # noqa: E731
+        doc.table(["family", "rate a in R(1) ∝ 2^(-aL)", "Balduzzi", "power b in R(1) ∝ L^(-b)", "Balduzzi"],
+                  [[f, ci(iv[f"{f}_per_layer_log2"]), "1 (plain)" if f == res["plain"] else "-",
+                    ci(iv[f"{f}_power"]), "0.5 (ResNet)" if f == res["residual"] else "-"]
+                   for f in (res["plain"], res["residual"])])
+        doc.paragraph(f"Plain minus residual rate a: {ci(iv['difference'])}. Intervals: paired bootstrap over init "
+                      f"seeds and (image, direction) pairs; R(1) at or below 0 (fully shattered) counts as 1e-9 in the fits.")
     doc.paragraph(f"Centred correlation (Balduzzi's) of the input gradient of one output between neighbouring points "
                   f"of {res['points']} along a line through a test image (radius {res['radius']:g} normalised-pixel "
                   f"units, random direction of unit RMS per pixel), averaged over {res['images']} images x "
                   f"{res['directions']} directions per init seed. The MLP control is Balduzzi Fig. 1's set-up "
-                  f"(24 layers of 200 rectifiers with BatchNorm, 1-D input): the plain one must shatter.")
+                  f"(24 layers of 200 rectifiers with BatchNorm, 1-D input) and the gate: the plain one must shatter "
+                  f"(R(1) below {T.SHATTERED_CONTROL_PLAIN_MAX:g}) and the residual one must not (above "
+                  f"{T.SHATTERED_CONTROL_RESIDUAL_MIN:g}), or no verdict is given.")
     for fig in res["figures"]:
         doc.image(Path(fig), "centred autocorrelation of input gradients against lag (mean over images, directions "
                              "and seeds)")

@@ -10,9 +10,10 @@ Every run is an independent :class:`~skiplab.train.Trainer` run in
 starts), ``steps.csv`` (the step curve), checkpoints and ``trained.json``; a killed
 experiment continues with ``--resume`` and loses at most the steps since each unfinished
 run's last checkpoint. With ``jobs > 1`` the runs train in that many worker processes
-(``spawn``), the CPU threads split between them; to spread them over machines, hand each
-run to a scheduler as ``python -m skiplab.studies.worker DIR RUN`` (see
-:mod:`skiplab.studies.worker`) and finish with ``--resume``.
+(``spawn``), the CPU threads split between them; to spread them over machines, fix the steps
+with :meth:`Runner.plan`, hand each run to a scheduler as ``skiplab train --config
+DIR/runs/<name>/train.yaml`` (or ``python -m skiplab.studies.worker DIR RUN``, see
+:mod:`skiplab.studies.worker`) and finish with ``--resume``, which folds the trained runs in.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ updates, not equal time), each an independent run of the experiment runner.
 The recipe is He 2015 §4.2's: SGD momentum 0.9, weight decay 1e-4, lr 0.1, the lr
 divided by 10 at 50 % and 75 % of the steps (He: at 32k and 48k of 64k), 4-pixel crops
 and flips, He's initialisation with option-A (zero-padding) shortcuts and no zero-
-initialised residual branches; no warm-up (He warmed up only ResNet-110, which a study
-does not train by default).
+initialised residual branches; no warm-up except He's own for ResNet-110 (lr 0.01 until the
+training error falls below 80 %, :func:`he_warmup_lr`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from ..data import BatchLoader, ImageDataset
 from ..models import create_model
 from ..train import TrainConfig, load_checkpoint, load_model_state
 from ..train.checkpoint import model_state_from
+from . import thresholds as T
 from .config import FAMILIES, Family, StudyConfig
 from .experiment import Run
 from .worker import DIVERGED_FILE
@@ -91,18 +92,32 @@ def study_runs(config: StudyConfig) -> list[RunSpec]:
 
 
 def subset(dataset: ImageDataset, n: int, seed: int, tag: str) -> ImageDataset:
-    """A fixed random subset of ``n`` images (seeded; image folders are sorted by class)."""
-    n = min(n, len(dataset))
-    g = torch.Generator().manual_seed(seed)
-    idx = torch.randperm(len(dataset), generator=g)[:n]
-    return ImageDataset(dataset.images[idx], dataset.labels[idx], dataset.classes, dataset.mean,
-                        dataset.std, f"{dataset.name}[{tag} {n}]")
+    """A fixed random subset of ``n`` images (seeded; image folders are sorted by class) --
+    the draw the trainer makes for ``train_subset``."""
+    return dataset.random_subset(min(n, len(dataset)), seed, tag)
+
+
+def snapshot_steps(steps: int) -> list[int]:
+    """The steps at which a run of ``steps`` keeps a snapshot (``checkpoints/step-N.pt``) for
+    the gradient measurements during training (``GRADIENT_SNAPSHOTS`` of the steps)."""
+    return sorted({s for s in (round(f * steps) for f in T.GRADIENT_SNAPSHOTS) if 0 < s < steps})
 
 
 def fixed_batches(dataset: ImageDataset, n: int, seed: int, tag: str, batch_size: int = 256
                   ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """The same normalised, unaugmented ``(x, y)`` batches every time (for measurements)."""
     return list(BatchLoader(subset(dataset, n, seed, tag), batch_size, shuffle=False, drop_last=False))
+
+
+#: He 2015 §4.2: "for the 110-layer ResNet ... we use 0.01 to warm up the training until the
+#: training error is below 80% (about 400 iterations), and then go back to 0.1" -- the only net
+#: He warmed up; the study does the same for residual nets of 110 layers or more, and no other
+HE_WARMUP_LR, HE_WARMUP_DEPTH = 0.01, 110
+
+
+def he_warmup_lr(spec: RunSpec) -> float:
+    """The error-gated warm-up lr of He's ResNet-110 (0: none) for ``spec``."""
+    return HE_WARMUP_LR if spec.family.is_residual and spec.depth >= HE_WARMUP_DEPTH and spec.norm else 0.0
 
 
 def train_config(spec: RunSpec, config: StudyConfig, steps: int, run_dir: Optional[Path],
@@ -117,10 +132,11 @@ def train_config(spec: RunSpec, config: StudyConfig, steps: int, run_dir: Option
         crop_padding=r.crop_padding, flip=r.flip,
         lr=r.lr if spec.norm else r.no_bn_lr, momentum=r.momentum, weight_decay=r.weight_decay,
         schedule=r.schedule, milestones=r.milestones(steps), milestone_unit="step",
-        warmup_steps=r.warmup_steps, steps=steps,
+        warmup_steps=r.warmup_steps, steps=steps, error_warmup_lr=he_warmup_lr(spec),
         grad_clip=0.0 if spec.norm else r.no_bn_grad_clip, precision=config.precision, compile="off",
         checkpoint_every=max(steps // 10, 50), log_every=max(steps // 50, 1), num_threads=threads,
-        tensorboard=False, progress=False))
+        keep_steps=snapshot_steps(steps), step_log=True, train_subset=config.train_images,
+        train_subset_seed=config.seed, tensorboard=False, progress=False))
 
 
 @torch.no_grad()
@@ -142,12 +158,15 @@ def measure_fit(model: nn.Module, train_probe: list, test_batches: list) -> dict
                 train_correct=train, test_correct=test)
 
 
-def load_trained(spec: RunSpec, run_dir: Path, num_classes: int, in_chans: int) -> nn.Module:
+def load_trained(spec: RunSpec, run_dir: Path, num_classes: int, in_chans: int,
+                 step: Optional[int] = None) -> nn.Module:
     """The final weights of a finished run (its last checkpoint, or its last finite
-    weights when it diverged), in evaluation mode."""
+    weights when it diverged) -- or its snapshot at ``step`` -- in evaluation mode."""
     model = spec.build(num_classes, in_chans)
     diverged = run_dir / DIVERGED_FILE
-    if diverged.is_file():
+    if step is not None:
+        state = model_state_from(load_checkpoint(run_dir / "checkpoints" / f"step-{step}.pt"))
+    elif diverged.is_file():
         state = torch.load(diverged, map_location="cpu", weights_only=True)
     else:
         state = model_state_from(load_checkpoint(run_dir / "checkpoints" / "last.pt"))

@@ -9,7 +9,12 @@ per pixel (t in [-r, r]) × ``SHATTERED_SEEDS`` initialisation seeds per depth; 
 uses the statistics of the line's points (Balduzzi's set-up). The decay with depth is
 fitted per family -- plain nets as R(1) ∝ 2^(−a·L) (Balduzzi: a = 1), residual nets as
 R(1) ∝ L^(−b) (Balduzzi: b = 1/2) -- and printed beside Balduzzi's rates. Control: 1-D
-inputs to 24-layer MLPs of width 200 (Balduzzi Fig. 1's nets), plain against residual.
+inputs to 24-layer MLPs of width 200 (Balduzzi Fig. 1's nets), plain against residual; it
+is the regime gate (it must shatter the plain MLP and not the residual one).
+
+The verdict is the paired difference of the per-layer rates a, plain minus residual, with
+its bootstrap interval over init seeds and (image, direction) pairs
+(:func:`~skiplab.studies.stats.bootstrap_function`): above 0 agrees with Balduzzi.
 """
 
 from __future__ import annotations
@@ -25,8 +30,9 @@ from ..models import create_model
 from . import thresholds as T
 from .figures import plot_autocorrelation
 from .progress import bar
+from .regime import enough_seeds, smoke_run
 from .runs import RunSpec
-from .stats import mean_spread
+from .stats import bootstrap_function, mean_spread
 
 if TYPE_CHECKING:  # pragma: no cover
     from .study import Study
@@ -34,16 +40,47 @@ if TYPE_CHECKING:  # pragma: no cover
 RADIUS = 2.0
 
 
+R_FLOOR = 1e-9   # R(1) at or below 0 (fully shattered) counts as this, so a log-rate stays defined
+
+
 def fit_rates(depths: list[int], lag1: list[float]) -> dict:
-    """(a, b): R(1) ∝ 2^(−a·L) and R(1) ∝ L^(−b), least squares on the positive values."""
+    """(a, b): R(1) ∝ 2^(−a·L) and R(1) ∝ L^(−b), least squares on log R(1) (values floored
+    at ``R_FLOOR``: a floored fit is a lower bound on the rate)."""
     d = np.asarray(depths, np.float64)
-    r = np.asarray(lag1, np.float64)
-    keep = r > 0
-    if keep.sum() < 2:
+    r = np.maximum(np.asarray(lag1, np.float64), R_FLOOR)
+    if len(d) < 2 or not np.isfinite(r).all():
         return dict(per_layer_log2=math.nan, power=math.nan)
-    a = -np.polyfit(d[keep], np.log2(r[keep]), 1)[0]
-    b = -np.polyfit(np.log(d[keep]), np.log(r[keep]), 1)[0]
+    a = -np.polyfit(d, np.log2(r), 1)[0]
+    b = -np.polyfit(np.log(d), np.log(r), 1)[0]
     return dict(per_layer_log2=float(a), power=float(b))
+
+
+def rate_intervals(values: dict[tuple[str, int], np.ndarray], plain: str, res: str, depths: list[int]) -> dict:
+    """Each family's fitted rates and the paired difference of the per-layer rates a (plain
+    minus residual), with bootstrap intervals over init seeds and (image, direction) pairs."""
+    groups = {f"{f}-{d}": values[(f, d)] for f in (plain, res) for d in depths}
+
+    def rate(family: str, kind: str):
+        return lambda m: fit_rates(depths, [m[f"{family}-{d}"] for d in depths])[kind]
+    out = {f"{f}_{k}": bootstrap_function(groups, rate(f, k)) for f in (plain, res)
+           for k in ("per_layer_log2", "power")}
+    out["difference"] = bootstrap_function(groups, lambda m: rate(plain, "per_layer_log2")(m)
+                                           - rate(res, "per_layer_log2")(m))
+    return out
+
+
+def control_gate(control: list[dict], quick: bool, seeds: int) -> list[str]:
+    """Balduzzi's regime, checked on the positive control (the MLPs of his Fig. 1)."""
+    reasons = smoke_run(quick) + enough_seeds(seeds)
+    got = {c["model"].split("-")[0]: c["lag1"][0] for c in control}
+    if not got.get("mlp_plain", 1.0) < T.SHATTERED_CONTROL_PLAIN_MAX:
+        reasons.append(f"the positive control failed: the 24-layer plain MLP's R(1) is {got.get('mlp_plain'):.2f}, "
+                       f"not below {T.SHATTERED_CONTROL_PLAIN_MAX:g} (Balduzzi Fig. 1: white noise)")
+    if not got.get("mlp_residual", 0.0) > T.SHATTERED_CONTROL_RESIDUAL_MIN:
+        reasons.append(f"the positive control failed: the 24-layer residual MLP's R(1) is "
+                       f"{got.get('mlp_residual'):.2f}, not above {T.SHATTERED_CONTROL_RESIDUAL_MIN:g} "
+                       f"(Balduzzi Fig. 1: brown noise)")
+    return reasons
 
 
 def mlp_control(seeds: int, n_points: int) -> list[dict]:
@@ -85,6 +122,7 @@ def run(study: "Study") -> dict:
         n = per_net.setdefault(spec.key, dict(model=spec.key, family=spec.family.label, shortcut=spec.family.shortcut,
                                               depth=spec.depth, stage="init", lag1_seeds=[], curves=[]))
         n["lag1_seeds"].append(float(np.mean(values)))
+        n.setdefault("lag1_items", []).append(values)
         n["curves"].append(np.mean(curves, axis=0))
         progress.update()
     progress.close()
@@ -92,14 +130,23 @@ def run(study: "Study") -> dict:
     for n in per_net.values():
         m, s = mean_spread(n["lag1_seeds"])
         results.append(dict(model=n["model"], family=n["family"], shortcut=n["shortcut"], depth=n["depth"],
-                            stage="init", lag1=m, lag1_sd=s, lag1_seeds=n["lag1_seeds"],
-                            autocorrelation=np.mean(n["curves"], axis=0).tolist()))
+                            stage="init", lag1=m, lag1_sd=s, lag1_seeds=n["lag1_seeds"], lag1_items=n["lag1_items"],
+                            autocorrelation=np.mean(n["curves"], axis=0).tolist(),
+                            autocorrelation_seeds=[c.tolist() for c in n["curves"]]))
     fits = {}
     for family in config.families:
         rows = sorted((r for r in results if r["family"] == family.label), key=lambda r: r["depth"])
         fits[family.label] = fit_rates([r["depth"] for r in rows], [r["lag1"] for r in rows])
     control = mlp_control(seeds, n_points)
+    plain = next((f.label for f in config.families if f.is_plain), None)
+    res = next((f.label for f in config.families if f.is_residual), None)
+    intervals = None
+    if plain and res:
+        values = {(r["family"], r["depth"]): np.asarray(r["lag1_items"]) for r in results}
+        intervals = rate_intervals(values, plain, res, list(config.depths))
     figure = plot_autocorrelation(results, study.path("shattered.png"))
     line = ", ".join(f"{r['model']} R(1) {r['lag1']:.2f} ± {r['lag1_sd']:.2f}" for r in results)
-    return dict(results=results, fits=fits, control=control, points=n_points, radius=RADIUS, images=images,
-                directions=directions, seeds=seeds, figures=[figure.name], line=f"centred, at init: {line}")
+    return dict(results=results, fits=fits, intervals=intervals, plain=plain, residual=res,
+                regime=control_gate(control, quick, seeds), control=control, points=n_points, radius=RADIUS,
+                images=images, directions=directions, seeds=seeds, figures=[figure.name],
+                line=f"centred, at init: {line}")

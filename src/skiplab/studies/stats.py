@@ -11,7 +11,7 @@ the two-stage bootstrap of Davison & Hinkley 1997 §3.8, and gives the percentil
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -49,6 +49,36 @@ def bootstrap_contrast(errors: Mapping[str, np.ndarray], weights: Mapping[str, f
                 seeds=int(n_seeds), images=int(n_images), confidence=confidence)
 
 
+def bootstrap_function(values: Mapping[str, np.ndarray], statistic: Callable[[Mapping[str, float]], float],
+                       resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED,
+                       confidence: float = CONFIDENCE) -> dict:
+    """Any statistic of the per-group means and its interval, by the same two-stage paired
+    bootstrap as :func:`bootstrap_contrast` (seeds, then items, the same draws for every group).
+
+    ``values[g]``: [seeds, items] measurements of group g (e.g. R(1) of one net at one depth
+    per init seed and image-direction pair); ``statistic`` maps {group: mean} to a number
+    (e.g. a fitted decay rate). ``per_seed``: the statistic of each seed's item means."""
+    names = list(values)
+    stack = np.stack([np.asarray(values[n], np.float64) for n in names])   # [groups, seeds, items]
+    n_seeds, n_items = stack.shape[1:]
+
+    def of(means: np.ndarray) -> float:
+        return float(statistic(dict(zip(names, means.tolist()))))
+    estimate = of(stack.mean(axis=(1, 2)))
+    per_seed = [of(stack[:, s].mean(axis=1)) for s in range(n_seeds)]
+    rng = np.random.default_rng(seed)
+    draws = np.empty(resamples)
+    for b in range(resamples):
+        s = rng.integers(0, n_seeds, n_seeds)
+        i = rng.integers(0, n_items, n_items)
+        draws[b] = of(stack[:, s][:, :, i].mean(axis=(1, 2)))
+    draws = draws[np.isfinite(draws)]
+    alpha = (1 - confidence) / 2
+    lo, hi = np.quantile(draws, [alpha, 1 - alpha]) if len(draws) else (math.nan, math.nan)
+    return dict(estimate=estimate, per_seed=per_seed, low=float(lo), high=float(hi), seeds=int(n_seeds),
+                images=int(n_items), confidence=confidence)
+
+
 def interaction(e: Mapping[str, np.ndarray], plain_deep: str, plain_shallow: str, res_deep: str,
                 res_shallow: str, **kw) -> dict:
     """He 2015's contrast: [e(plain-deep) − e(plain-shallow)] − [e(res-deep) − e(res-shallow)]."""
@@ -60,11 +90,12 @@ def difference(e: Mapping[str, np.ndarray], a: str, b: str, **kw) -> dict:
     return bootstrap_contrast(e, {a: 1.0, b: -1.0}, **kw)
 
 
-def sign(interval: Mapping[str, float]) -> str:
-    """"positive" / "negative" when the interval excludes 0, else "unresolved"."""
-    if interval["low"] > 0:
+def sign(interval: Mapping[str, float], margin: float = 0.0) -> str:
+    """"positive" / "negative" when the interval lies above ``margin`` / below ``-margin``,
+    else "unresolved"."""
+    if interval["low"] > margin:
         return "positive"
-    if interval["high"] < 0:
+    if interval["high"] < -margin:
         return "negative"
     return "unresolved"
 
@@ -75,17 +106,25 @@ def mean_spread(values: Sequence[float]) -> tuple[float, float]:
     return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
 
 
+def nan_mean(values: Sequence[float]) -> float:
+    """Mean of the finite values (NaN when there are none: e.g. no step curve)."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if len(v) else math.nan
+
+
 def pm(values: Sequence[float], scale: float = 1.0, fmt: str = ".1f") -> str:
     """'12.3 ± 0.4' (mean ± standard deviation over seeds, times ``scale``)."""
     m, s = mean_spread(values)
     return f"{scale * m:{fmt}} ± {scale * s:{fmt}}"
 
 
-def interval_text(ci: Mapping[str, float], scale: float = 100.0, unit: str = " points", digits: int = 1) -> str:
-    """'+3.1 points (95 % CI +1.2 to +5.0)'."""
+def interval_text(ci: Mapping[str, float], scale: float = 100.0, unit: str = " points",
+                  digits: Optional[int] = 1) -> str:
+    """'+3.1 points (95 % CI +1.2 to +5.0)'; ``digits=None``: three significant digits."""
     if not all(math.isfinite(ci[k]) for k in ("estimate", "low", "high")):
         return "undefined (a net at or below chance has no above-chance accuracy to keep)"
-    f = f"+.{digits}f"
+    f = f"+.{digits}f" if digits is not None else "+.3g"
     return (f"{scale * ci['estimate']:{f}}{unit} ({100 * ci['confidence']:.0f} % CI "
             f"{scale * ci['low']:{f}} to {scale * ci['high']:{f}})")
 

@@ -68,9 +68,10 @@ class StudyExperiment(Experiment):
         return self._data[split]
 
     def datasets(self, run: Run):
-        """The training subset in memory when one is declared (the trainer loads the data
-        itself otherwise); the study evaluates after training, so no eval set."""
-        return (self.dataset("train"), None) if self.config.train_images else (None, None)
+        """None: the trainer loads the data itself, a declared subset included
+        (``train_subset`` in the run's ``train.yaml``), so ``skiplab train --config`` trains
+        the same run; the study evaluates after training, so no eval set."""
+        return None, None
 
     def validate(self) -> None:
         train = self.dataset("train")
@@ -117,9 +118,9 @@ class StudyExperiment(Experiment):
         train = self.dataset("train")
         return spec.build(len(train.classes), train.images.shape[1])
 
-    def load(self, spec: RunSpec, run_dir: Path) -> nn.Module:
+    def load(self, spec: RunSpec, run_dir: Path, step: Optional[int] = None) -> nn.Module:
         train = self.dataset("train")
-        return load_trained(spec, run_dir, len(train.classes), train.images.shape[1])
+        return load_trained(spec, run_dir, len(train.classes), train.images.shape[1], step)
 
     def summarise(self, run: Run, run_dir: Path, trained: dict) -> dict:
         from .curves import STEPS_FILE, end_of_training, read_steps
@@ -182,6 +183,10 @@ class Study:
         """``spec`` at initialisation, seeded with its seed."""
         torch.manual_seed(spec.seed)
         return self.experiment.build(spec).eval()
+
+    def snapshot(self, spec: RunSpec, step: int) -> nn.Module:
+        """The weights of a finished run at ``step`` (a kept ``checkpoints/step-N.pt``)."""
+        return self.experiment.load(spec, self.run_dir(spec), step)
 
     def trained(self, spec: RunSpec) -> nn.Module:
         """The trained network of a finished run (kept in memory once loaded)."""

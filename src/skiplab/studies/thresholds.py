@@ -24,6 +24,17 @@ MIN_SEEDS_FOR_VERDICT = 3
 #: with a few per cent training error (Fig. 6); a shallow net above 15 % is under-trained, and
 #: then "the deeper net is worse" says only that it needs more steps
 SHALLOW_TRAIN_ERROR_MAX = 0.15
+#: claims about a deep net's final error ("deeper ResNets train better or no worse", He Fig. 6
+#: middle, Table 6) are about converged nets: He's ResNet-56 ends near 0 % training error
+#: after 64k steps. The deepest residual net must fit its training subset as well as the
+#: shallow references must (the same 15 %), and its training loss must have levelled off: the
+#: mean batch loss over the last PLATEAU_WINDOW of the steps at most PLATEAU_MAX_DROP (20 %)
+#: below the mean over the window before -- a net still descending faster has not converged,
+#: and "the deeper net is worse" would only say that it is slower. Set in session 7, before
+#: the CIFAR-10 evidence run, from He's curves, not from any result of that run.
+DEEP_TRAIN_ERROR_MAX = 0.15
+PLATEAU_WINDOW = 0.10
+PLATEAU_MAX_DROP = 0.20
 #: every compared net's training error at least this far below chance error: He's worst net
 #: (plain-110, > 60 % error) was still far from chance (90 %); a net at chance did not train
 #: (dead start, divergence) and its error measures the failure, not depth
@@ -44,16 +55,48 @@ LESION_MAX_K = 10
 LESION_DRAWS = 10
 
 # -- gradient flow ----------------------------------------------------------------------------
-#: per-layer decay of the per-element RMS of dL/dx towards the input: the vanishing-gradient
+#: per-block decay of the per-element RMS of dL/dx towards the input: the vanishing-gradient
 #: account predicts an exponential decay; "vanishing" when the fitted log10-slope per block
-#: is below -0.05 (a factor 10 lost over 20 blocks) with its interval, "exploding" above +0.05
+#: (towards the output) is above +0.05 (a factor 10 lost over 20 blocks), "exploding" below
+#: -0.05. The claim (He 2015 §4.1, "healthy norms with BN") is judged on the paired
+#: difference slope(plain) - slope(residual): its interval below +0.05 -- the plain net loses
+#: no more than the band per block beyond what the residual net loses -- agrees; above it
+#: disagrees (set in session 7, before the CIFAR-10 evidence run)
 GRADIENT_SLOPE_BAND = 0.05
+#: fixed batches of training images per seed for the gradient measurements (the interval is
+#: over seeds and these batches): one batch of 128 measures its own sampling noise, not the net
+GRADIENT_BATCHES = 4
+#: fractions of the steps at which each degradation run keeps a snapshot of its weights
+#: (checkpoints/step-N.pt) for the gradient measurements during training, beside the end
+GRADIENT_SNAPSHOTS = (0.5,)
+
+# -- loss landscape (Li et al. 2018) -----------------------------------------------------------
+#: Li's quantitative check is |lambda_min / lambda_max| of the Hessian at the trained weights, on
+#: at least this many training images (Li §6 use the training set; the issue: >= 2,000)
+LANDSCAPE_IMAGES = 2000
+#: the claim "skip connections keep the landscape convex-looking" agrees when the paired
+#: difference |lmin/lmax|(plain) - |lmin/lmax|(residual) over seeds has an interval above this
+#: margin, disagrees when below minus it. Li Fig. 7 colours ratios from 0 to ~0.5; a margin of
+#: 0.01 is well inside that scale and above the power iteration's tolerance (1e-3 relative)
+LANDSCAPE_RATIO_MARGIN = 0.01
+#: power-iteration steps per eigenvalue (Hessian-vector products); each stops at a relative change
+#: of 1e-3 earlier
+HESSIAN_ITERATIONS = 20
 
 # -- shattered gradients (Balduzzi et al. 2017) ------------------------------------------------
 #: images, directions per image and init seeds per depth of the correlation estimate
 SHATTERED_IMAGES = 8
-SHATTERED_DIRECTIONS = 2
+SHATTERED_DIRECTIONS = 3
 SHATTERED_SEEDS = 5
+#: Balduzzi's regime is set by the positive control: the plain 24-layer MLP of his Fig. 1 must
+#: shatter (centred R(1) below 0.3: nearly white noise) and the residual one must not (above
+#: 0.5: brown noise); if the control fails the estimator, not the nets, is under test and no
+#: verdict is given. The claim "depth shatters plain nets faster than residual nets" is judged
+#: on the paired difference of the fitted per-layer decay rates a (R(1) ~ 2^(-a L)), plain minus
+#: residual: interval above 0 agrees, below 0 disagrees (set in session 7, before the CIFAR-10
+#: evidence run)
+SHATTERED_CONTROL_PLAIN_MAX = 0.3
+SHATTERED_CONTROL_RESIDUAL_MIN = 0.5
 
 # -- the autoencoder ablation ------------------------------------------------------------------
 #: a comparison of autoencoders says something only when the best one reconstructs better than

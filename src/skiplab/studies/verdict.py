@@ -2,7 +2,8 @@
 
 :func:`compute_verdict` gives the verdict lines computed from the measurements (never from
 expectations): He 2015's degradation as the interaction of depth and family with its
-interval, then the lesion and gradient numbers. :func:`assess` says for each claim of
+interval, then the lesions, gradient flow, loss landscape and shattered gradients, each a
+paired difference or fitted quantity with its interval. :func:`assess` says for each claim of
 :mod:`~skiplab.studies.published` whether the measurement agrees -- only inside the
 paper's regime (:mod:`~skiplab.studies.regime`); outside it the status is "not in the
 paper's regime" and the reasons say why, in numbers. A ``--quick`` smoke run gets no
@@ -11,7 +12,6 @@ agree/disagree at all.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -48,14 +48,21 @@ def _lesion_line(lesion: dict) -> Optional[str]:
     return "; ".join(parts) or None
 
 
+def slope_text(ci: dict) -> str:
+    return interval_text(ci, 1.0, "", 3)
+
+
 def _gradient_line(grads: dict) -> Optional[str]:
-    v = next((v for v in grads["verdicts"] if v["norm"]), None)
-    if v is None:
+    """The plain − residual slope difference per stage, with BatchNorm."""
+    rows = [v for v in grads.get("verdicts", []) if v.get("norm") and "difference" in v]
+    if not rows:
         return None
-    ratios = " and ".join(f"{r:.3g}x ({'at init' if stage == 'init' else stage}: {v['trends'][stage]})"
-                          for stage, r in v["ratios"].items())
-    return (f"with BatchNorm, the per-element RMS of the gradient reaching the first block of {v['model']} is "
-            f"{ratios} the one reaching its last block")
+    v = rows[0]
+    stages = "; ".join(f"{'at init' if r['stage'] == 'init' else r['stage'] if r['stage'] != 'trained' else 'trained'}: "
+                       f"{slope_text(r['difference'])}" for r in rows)
+    return (f"fitted log10-slope per block (towards the output) of the per-element RMS of dL/dx, "
+            f"{v['plain_model']} minus {v['residual_model']}, over {v['difference']['seeds']} seeds x "
+            f"{v['difference']['images']} batches -- {stages}")
 
 
 def degradation_line(deg: dict, split: str = "train") -> Optional[str]:
@@ -80,22 +87,22 @@ def compute_verdict(config: StudyConfig, results: dict) -> list[str]:
         return a.status if a.status != NOT_IN_REGIME else f"no verdict, {NOT_IN_REGIME}: {'; '.join(a.reasons)}"
     deg = results.get("degradation")
     if deg and deg.get("train_contrasts"):
-        status = status_of(assess_degradation(config, results)[0])
-        lines.append(f"degradation (He 2015): {degradation_line(deg)} -- {status}")
+        found = assess_degradation(config, results)
+        lines.append(f"degradation (He 2015): {degradation_line(deg)} -- {status_of(found[0])} "
+                     f"[deeper ResNets train better or no worse: {status_of(found[2])}]")
     if "lesion" in results:
         line = _lesion_line(results["lesion"])
         if line:
             status = status_of(assess_lesion(config, results))
             lines.append(f"lesions (Veit 2016): {line} -- {status}")
-    if len(lines) < 3 and "gradients" in results:
-        line = _gradient_line(results["gradients"])
-        if line:
-            lines.append(f"gradient flow: {line}")
-    if len(lines) < 3 and "shattered" in results:
-        line = results["shattered"].get("line")
-        if line:
-            lines.append(f"shattered gradients: {line}")
-    return lines[:3]
+    for key, title, judge in (("gradients", "gradient flow (He 2015 §4.1)", assess_gradients),
+                              ("landscape", "loss landscape (Li 2018)", assess_landscape),
+                              ("shattered", "shattered gradients (Balduzzi 2017)", assess_shattered)):
+        if key in results:
+            a = judge(config, results)
+            if a.status != "not measured":
+                lines.append(f"{title}: {a.measured} -- {status_of(a)}")
+    return lines
 
 
 # -- beside the papers -----------------------------------------------------------------------
@@ -127,12 +134,15 @@ def assess_degradation(config: StudyConfig, results: dict) -> list[Assessment]:
         "degradation_plain": f"e({p}-{d}) - e({p}-{s}) = {interval_text(c[p])}",
         "degradation_residual": f"e({r}-{d}) - e({r}-{s}) = {interval_text(c[r])}",
     }
-    if deg.get("regime"):
-        return [gated(k, measured[k], deg["regime"]) for k in keys]
+    regime = {k: deg.get("regime") or [] for k in keys}
+    regime["degradation_residual"] = deg.get("residual_regime", regime["degradation_residual"])
     want = {"degradation": "positive", "degradation_plain": "positive", "degradation_residual": "negative"}
     ci = {"degradation": c["interaction"], "degradation_plain": c[p], "degradation_residual": c[r]}
     out = []
     for k in keys:
+        if regime[k]:
+            out.append(gated(k, measured[k], regime[k]))
+            continue
         got = sign(ci[k])
         if got == "unresolved":
             out.append(Assessment(k, measured[k], "unresolved",
@@ -144,30 +154,45 @@ def assess_degradation(config: StudyConfig, results: dict) -> list[Assessment]:
     return out
 
 
-def assess_gradients(results: dict) -> Assessment:
+def judge_interval(key: str, measured: str, ci: dict, margin: float = 0.0, want: str = "positive",
+                   why_not: Optional[list[str]] = None) -> Assessment:
+    """agrees / disagrees / unresolved from where ``ci`` lies against ±``margin``."""
+    got = sign(ci, margin)
+    if got == "unresolved":
+        return Assessment(key, measured, "unresolved",
+                          [f"the {100 * ci['confidence']:.0f} % interval reaches into [-{margin:g}, +{margin:g}]: "
+                           f"these seeds cannot tell (more --seeds, or a longer run)" if margin else
+                           f"the {100 * ci['confidence']:.0f} % interval contains 0: these seeds cannot tell"])
+    return Assessment(key, measured, "agrees" if got == want else "disagrees",
+                      [] if got == want else list(why_not or []))
+
+
+def assess_gradients(config: StudyConfig, results: dict) -> Assessment:
+    """He 2015 §4.1 ("healthy norms with BN"): the plain net's gradient does not decay towards
+    the input beyond the residual net's, at init and during training -- the upper end of the
+    interval of slope(plain) − slope(residual) below +``GRADIENT_SLOPE_BAND`` at every stage."""
     grads = results.get("gradients")
-    v = next((v for v in grads["verdicts"] if v["norm"]), None) if grads else None
-    if v is None:
+    line = _gradient_line(grads) if grads else None
+    if line is None:
         return Assessment("gradients", "not measured", "not measured")
-    line = _gradient_line(grads)
-    trends = set(v["trends"].values())
-    if trends == {"healthy"}:
-        return Assessment("gradients", line + ": no decay, as He 2015 report", "agrees")
-    if "vanishing" in trends:
-        return Assessment("gradients", line + ": the gradient decays towards the input, as the vanishing-"
-                          "gradient account predicts", "disagrees",
-                          ["He 2015 give no numbers for their 'healthy norms'; this is one batch, and whole-"
-                           "tensor norms, whose size differs between stages (16x32x32 against 64x8x8 "
-                           "activations) -- see the per-layer figure"])
-    when = {"init": "at initialisation", "trained": "after training"}
-    exploding = [when[s] for s, t in v["trends"].items() if t == "exploding"]
-    healthy = [when[s] for s, t in v["trends"].items() if t == "healthy"]
-    return Assessment("gradients", line + ": the gradient does not decay towards the input at any stage (against "
-                      f"the vanishing-gradient account); it grows towards the input {' and '.join(exploding)}, so "
-                      f"He's 'healthy norms' hold {' and '.join(healthy) if healthy else 'at no stage measured'}",
-                      "partly",
-                      ["BatchNorm's gradient explosion in deep plain nets (Yang et al. 2019); He 2015 give no "
-                       "numbers for their 'healthy norms'"])
+    if grads.get("regime"):
+        return gated("gradients", line, grads["regime"])
+    band = grads["slope_band"]
+    rows = [v for v in grads["verdicts"] if v["norm"]]
+    vanishing = [v["stage"] for v in rows if v["difference"]["low"] > band]
+    healthy = [v["stage"] for v in rows if v["difference"]["high"] < band]
+    exploding = [v["stage"] for v in rows if v["plain"]["high"] < -band]
+    note = ([f"the plain net's own gradient grows towards the input ({', '.join(exploding)}): BatchNorm's "
+             f"gradient explosion in deep plain nets (Yang et al. 2019), not vanishing"] if exploding else [])
+    if vanishing:
+        return Assessment("gradients", line, "disagrees",
+                          [f"the plain net loses more than {band:g} log10 per block beyond the residual net at "
+                           f"{', '.join(vanishing)}: the vanishing-gradient account"] + note)
+    if len(healthy) == len(rows):
+        return Assessment("gradients", line, "agrees", note)
+    return Assessment("gradients", line, "unresolved",
+                      [f"at {', '.join(v['stage'] for v in rows if v['stage'] not in healthy)} the interval reaches "
+                       f"above +{band:g}: these seeds and batches cannot tell"] + note)
 
 
 def assess_lesion(config: StudyConfig, results: dict) -> Assessment:
@@ -208,64 +233,48 @@ def assess_lesion(config: StudyConfig, results: dict) -> Assessment:
     return Assessment("lesion", measured, "unresolved", ["the intervals straddle the thresholds"])
 
 
-def assess_landscape(results: dict) -> Assessment:
+def assess_landscape(config: StudyConfig, results: dict) -> Assessment:
+    """Li 2018's quantitative check: |λmin/λmax| at the trained weights is larger for the plain
+    net than for the residual one -- the paired difference over seeds above the margin."""
     land = results.get("landscape")
     if not land:
         return Assessment("landscape", "not measured", "not measured")
-    res = next((m for m in land["models"] if m["shortcut"] == "identity"), None)
-    plain = next((m for m in land["models"] if m["shortcut"] == "none"), None)
-    line = "; ".join(f"{m['model']}: {m['local_minima']} local minima on the 2-D grid, border loss "
-                     f"{m['border_rise']:.1f}x the centre's" for m in (res, plain) if m)
-    if res is None or plain is None:
-        return Assessment("landscape", line, "partly", ["only one of the two families was measured"])
-    fewer, same = res["local_minima"] < plain["local_minima"], res["local_minima"] == plain["local_minima"]
-    flatter = res["border_rise"] <= plain["border_rise"]
-    rougher = res["local_minima"] > plain["local_minima"] and not flatter
-    status = "agrees" if fewer and flatter else ("disagrees" if rougher else "partly")
-    coarse = ("a coarse grid on a few hundred images, and a short training, resolve less than "
-              "Li 2018's 51x51 grids around fully trained nets")
-    reasons = [] if status == "agrees" else [coarse]
-    if same and flatter:   # smoother around the minimum, but no sign of the chaotic surface
-        reasons = [f"the residual net's surroundings are flatter (border loss {res['border_rise']:.3g}x "
-                   f"against {plain['border_rise']:.3g}x the centre's), but the grid shows as many local "
-                   f"minima for both nets: Li 2018's chaotic plain-56 surface appears on 51x51 grids, "
-                   f"which a {land.get('points_2d', '?')}x{land.get('points_2d', '?')} grid cannot resolve"]
-    return Assessment("landscape", line, status, reasons)
+    curv = {c["shortcut"]: c for c in land.get("curvature", [])}
+    nets = "; ".join(f"{c['model']} {c['ratio'][0]:.3g} ± {c['ratio'][1]:.2g}" for c in curv.values())
+    contours = "; ".join(f"{m['model']} {m['local_minima']} local minima, border {m['border_rise']:.3g}x the centre"
+                         for m in land["models"])
+    c = land.get("contrast")
+    measured = (f"|λmin/λmax| of the Hessian at the trained weights (mean ± sd over seeds) {nets}"
+                + (f"; plain minus residual {interval_text(c, 1.0, '', None)}" if c else "")
+                + f" (contours, qualitative only: {contours})")
+    if c is None:
+        return Assessment("landscape", measured, "not measured", ["needs a plain and a residual family"])
+    if land.get("regime") is None or land["regime"]:
+        return gated("landscape", measured, land.get("regime") or ["measured before intervals were computed"])
+    return judge_interval("landscape", measured, c, land["margin"], "positive",
+                          [f"the residual net's Hessian is the less convex one at its trained weights, on "
+                           f"{land['images']} training images"])
 
 
 def assess_shattered(config: StudyConfig, results: dict) -> Assessment:
+    """Balduzzi 2017: depth decorrelates a plain net's input gradients faster than a residual
+    net's -- the paired difference of the fitted per-layer rates a (R(1) ∝ 2^(−aL)) above 0."""
     sh = results.get("shattered")
     if not sh:
         return Assessment("shattered", "not measured", "not measured")
-    init = {(r["family"], r["depth"]): r["lag1"] for r in sh["results"] if r["stage"] == "init"}
-    plain = [f for f in config.families if f.is_plain]
-    res = [f for f in config.families if f.is_residual]
-    if not plain or not res:
-        return Assessment("shattered", "needs a plain and a residual family", "not measured")
-    p, r = plain[0].label, res[0].label
-    d0, d1 = min(config.depths), config.deepest
-    line = (f"R(1) at init: {p}-{d0} {init[(p, d0)]:.2f} -> {p}-{d1} {init[(p, d1)]:.2f}; "
-            f"{r}-{d0} {init[(r, d0)]:.2f} -> {r}-{d1} {init[(r, d1)]:.2f}")
-    plain_drop = init[(p, d0)] - init[(p, d1)]
-    res_drop = init[(r, d0)] - init[(r, d1)]
-    agrees = init[(p, d1)] < init[(r, d1)] and plain_drop > res_drop
-    status = "agrees" if agrees else ("partly" if init[(p, d1)] < init[(r, d1)] else "disagrees")
-    reasons = [] if agrees else ["images are 3072-dimensional inputs and the nets convolutional, where "
-                                 "Balduzzi's Fig. 1 uses 1-D inputs to fully-connected nets; the line's "
-                                 "radius and resolution decide how much of the shattering is visible"]
-    return Assessment("shattered", line, status, reasons)
-
-
-NO_INTERVAL = ("measured without an interval over seeds: skiplab states a verdict only as a paired "
-               "difference with its interval, which this part does not compute yet -- the numbers are shown, "
-               "the comparison is left to the reader")
-
-
-def without_interval(a: Assessment, quick: bool) -> Assessment:
-    """Parts whose measurement has no interval yet give numbers, not agree/disagree."""
-    if a.status == "not measured":
-        return a
-    return gated(a.key, a.measured, smoke_run(quick) or [NO_INTERVAL])
+    iv, p, r = sh.get("intervals"), sh.get("plain"), sh.get("residual")
+    if not iv:
+        return Assessment("shattered", sh.get("line", "not measured"), "not measured",
+                          ["needs a plain and a residual family"])
+    rate = lambda ci: interval_text(ci, 1.0, "", 3)  # noqa: E731
+    measured = (f"centred R(1) at init, fitted per-layer rate a in R(1) ∝ 2^(-aL): {p} {rate(iv[f'{p}_per_layer_log2'])} "
+                f"(Balduzzi, plain: 1), {r} {rate(iv[f'{r}_per_layer_log2'])}; power b in R(1) ∝ L^(-b): {r} "
+                f"{rate(iv[f'{r}_power'])} (Balduzzi, ResNets: 0.5); a({p}) - a({r}) {rate(iv['difference'])}")
+    if sh.get("regime") is None or sh["regime"]:
+        return gated("shattered", measured, sh.get("regime") or ["measured before intervals were computed"])
+    return judge_interval("shattered", measured, iv["difference"], 0.0, "positive",
+                          ["images are 3072-dimensional inputs to convolutional nets, where Balduzzi's Fig. 1 "
+                           "uses 1-D inputs to fully-connected nets (the control above shows the estimator works)"])
 
 
 def assess(config: StudyConfig, results: dict) -> list[Assessment]:
@@ -274,11 +283,11 @@ def assess(config: StudyConfig, results: dict) -> list[Assessment]:
     if "degradation" in config.parts:
         out += assess_degradation(config, results)
     if "gradients" in config.parts:
-        out.append(without_interval(assess_gradients(results), config.quick))
+        out.append(assess_gradients(config, results))
     if "lesion" in config.parts:
         out.append(assess_lesion(config, results))
     if "landscape" in config.parts:
-        out.append(without_interval(assess_landscape(results), config.quick))
+        out.append(assess_landscape(config, results))
     if "shattered" in config.parts:
-        out.append(without_interval(assess_shattered(config, results), config.quick))
+        out.append(assess_shattered(config, results))
     return out

@@ -7,8 +7,10 @@ reads the experiment's state (its class, configuration and the fixed number of s
 trains ``RUN_NAME`` with :class:`~skiplab.train.Trainer` (resuming from the run's
 ``checkpoints/last.pt`` when there is one) and writes ``runs/<name>/trained.json``; the
 next ``--resume`` of the experiment picks it up. The run's own ``train.yaml`` (written by
-the runner) is the same configuration for ``skiplab train --config`` where the run reads
-its data from disk. Training output goes to ``runs/<name>/train.log``.
+the runner) is the same run for ``skiplab train --config runs/<name>/train.yaml`` where the
+run reads its data from disk (every study run does: a declared subset is ``train_subset``
+in it, the step curve ``step_log``, the gradient snapshots ``keep_steps``); the runner folds
+such a run in from its ``checkpoints/last.pt``. Training output goes to ``runs/<name>/train.log``.
 """
 
 from __future__ import annotations
@@ -57,16 +59,16 @@ def train(experiment: Experiment, run: Run, steps: int, run_dir: Path, threads: 
     config = experiment.train_config(run, steps, run_dir, threads)
     config = config.replace(resume=(run_dir / "checkpoints" / "last.pt").exists())
     train_set, eval_set = experiment.datasets(run)
-    steplog = StepLog()
+    steplog = None if config.step_log else StepLog()    # the trainer writes steps.csv itself
     start = time.perf_counter()
     with open(run_dir / "train.log", "a") as log, contextlib.redirect_stdout(log):
-        trainer = Trainer(config, [steplog], train_set=train_set, eval_set=eval_set)
+        trainer = Trainer(config, [steplog] if steplog else [], train_set=train_set, eval_set=eval_set)
         diverged, metrics = None, {}
         try:
             metrics = trainer.fit().metrics
         except NonFiniteLossError as err:
             diverged = dict(step=trainer.step, message=str(err).split(":")[0])
-            steplog.save()
+            trainer.callbacks.on_fit_end(trainer)      # the step curve up to the divergence
             torch.save(trainer.model.state_dict(), run_dir / DIVERGED_FILE)
         finally:
             trainer.close()
@@ -77,8 +79,22 @@ def train(experiment: Experiment, run: Run, steps: int, run_dir: Path, threads: 
 
 
 def read_trained(run_dir: Path) -> dict | None:
+    """What ``trained.json`` holds -- or, for a run trained by ``skiplab train --config
+    runs/<name>/train.yaml`` (which writes no ``trained.json``), the same read from its
+    ``checkpoints/last.pt`` (written into ``trained.json`` so it is read once)."""
     path = Path(run_dir) / TRAINED_FILE
-    return read_json(path, "a run") if path.is_file() else None
+    if path.is_file():
+        return read_json(path, "a run")
+    last = Path(run_dir) / "checkpoints" / "last.pt"
+    if not last.is_file():
+        return None
+    from ..train import load_checkpoint
+    state = load_checkpoint(last)
+    trained = dict(steps=int(state["step"]), seconds=float("nan"), diverged=None, metrics={},
+                   trained_by="skiplab train")     # its wall-clock is in its own train log
+    if state.get("config", {}).get("steps") and trained["steps"] >= state["config"]["steps"]:
+        write_json_atomic(path, trained)
+    return trained
 
 
 def train_from_state(state_path: str, name: str, threads: int = 0) -> dict:

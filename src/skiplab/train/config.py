@@ -71,6 +71,10 @@ class TrainConfig:
                        minimum=0)
     eval_split: str = _f("auto", "split evaluated each epoch: auto (val if val_size > 0 else test), "
                                  "val, test, none", choices=("auto", "val", "test", "none"))
+    train_subset: int = _f(0, "classify: train on a fixed random subset of this many training "
+                              "images, drawn with train_subset_seed (0 = all); normalised with the "
+                              "whole split's statistics", minimum=0)
+    train_subset_seed: int = _f(0, "seed of the train_subset draw", minimum=0)
     skip_bad: bool = _f(False, "skip (and count) unreadable images instead of failing")
     cache_dir: Optional[str] = _f(None, "where decoded image tensors are cached (None: data default)")
     batch_size: int = _f(128, "global batch size (split evenly over processes)", positive=True)
@@ -157,6 +161,8 @@ class TrainConfig:
                                     "up-left and down-right (weights 1/2, 1/4, 1/4; airbench's level 2)")
     # -- outputs -----------------------------------------------------------------------
     checkpoint_every: int = _f(0, "also write last.pt every N steps (0 = off)", minimum=0)
+    keep_steps: list = _f([], "also keep the checkpoint of these steps as checkpoints/step-N.pt")
+    step_log: bool = _f(False, "write every step's loss, batch error and lr to steps.csv")
     checkpoint_minutes: float = _f(10.0, "also write last.pt when this many minutes of training "
                                          "passed since it was last written, so a kill loses at "
                                          "most that (0 = off; last.pt is always written at epoch "
@@ -215,6 +221,8 @@ class TrainConfig:
         if self.schedule == "multistep" and not self.milestones:
             raise ValueError("schedule 'multistep' needs milestones (e.g. milestones: [32000, 48000] "
                              "with milestone_unit: step)")
+        if any(not isinstance(m, int) or m <= 0 for m in self.keep_steps):
+            raise ValueError(f"keep_steps must be positive integers, got {self.keep_steps}")
         if any(not isinstance(m, int) or m <= 0 for m in self.milestones):
             raise ValueError(f"milestones must be positive integers, got {self.milestones}")
         if list(self.milestones) != sorted(self.milestones):

@@ -4,7 +4,7 @@
     for epoch ...:                     # Trainer.fit
         for x, y in train_loader:      # Trainer.train_epoch
             train_step(x, y)           # forward (autocast), loss check, backward, step, EMA, lookahead
-            maybe checkpoint (every N steps, every M minutes), stop on SIGINT/SIGTERM
+            maybe checkpoint (every N steps, every M minutes, keep_steps), stop on SIGINT/SIGTERM
         evaluate, log a metrics.csv row, checkpoint last.pt (and best.pt)
 
 What is learnt -- classification, segmentation or reconstruction (``config.task``) -- is a
@@ -46,6 +46,7 @@ from .precision import Precision, resolve_device, resolve_precision, should_comp
 from .runlog import RunLog, default_run_dir, format_scores
 from .schedule import LRSchedule
 from .seed import seed_everything
+from .steplog import StepLog
 from .tasks import Task, make_task
 
 
@@ -72,9 +73,8 @@ def fit(config: TrainConfig, callbacks: Iterable[Callback] = (), *, train_set=No
     SIGINT/SIGTERM: the step finishes, last.pt is written, :class:`TrainingInterrupted` is
     raised and the caller's handlers are back. ``retain_memory`` is off unless asked for.
 
-    ``train_set``/``eval_set`` (an :class:`~skiplab.data.ImageDataset`, or for the segment /
-    reconstruct tasks a :class:`~skiplab.data.SegmentationDataset` /
-    :class:`~skiplab.sar.SARTileDataset`) replace loading ``config.data``, for data in memory.
+    ``train_set``/``eval_set`` (an :class:`~skiplab.data.ImageDataset`, a :class:`~skiplab.data.SegmentationDataset`
+    or :class:`~skiplab.sar.SARTileDataset`) replace loading ``config.data``, for data in memory.
     """
     if isinstance(config, dict):
         config = TrainConfig.from_dict(config)
@@ -93,7 +93,7 @@ class Trainer:
         if config.out is None and config.save:
             config = config.replace(out=str(default_run_dir(config.model)))
         self.config = config
-        self.callbacks = CallbackList(callbacks)
+        self.callbacks = CallbackList([*callbacks, StepLog()] if config.step_log else callbacks)
         self.device = resolve_device(config.device)
         self.dist: DistInfo = init_distributed(self.device.type)
         if self.device.type == "cuda":
@@ -155,6 +155,8 @@ class Trainer:
     def _build_data(self, train_set, eval_set) -> None:
         c, task = self.config, self.task
         self.train_set = train_set if train_set is not None else task.load("train")
+        if c.train_subset and train_set is None:
+            self.train_set = self.train_set.random_subset(c.train_subset, c.train_subset_seed)
         self.train_loader = task.loader(self.train_set, c.batch_size // self.dist.world_size,
                                         train=True, device=self.device, rank=self.dist.rank,
                                         world_size=self.dist.world_size)
@@ -339,6 +341,8 @@ class Trainer:
             if ((c.checkpoint_every and self.step % c.checkpoint_every == 0)
                     or time.monotonic() >= self._next_timed_save):
                 self.save("last.pt")
+            if self.step in c.keep_steps:
+                self.save(f"step-{self.step}.pt")
             if self.step >= self.total_steps or self._stop_requested():
                 break
         if bar is not None:
