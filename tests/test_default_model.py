@@ -114,6 +114,9 @@ def test_cli_round_trip_and_model_mismatch(sar_real, user_checkpoint, tmp_path, 
     assert main(["encode", scene, "--out", str(tmp_path / "d.sarl"), "--bits", "6", *quiet]) == 0
     assert DEFAULT_NAME in capsys.readouterr().out
     assert main(["decode", str(tmp_path / "d.sarl"), "--out", str(tmp_path / "d.npy")]) == 0
+    # without --bits: the depth the packaged codec was validated at (its eval_bits, 4)
+    assert main(["encode", scene, "--out", str(tmp_path / "e.sarl"), *quiet]) == 0
+    assert "(4-bit symbols" in capsys.readouterr().out
     assert np.isfinite(np.load(tmp_path / "d.npy")).all()
     # a file of the packaged model given a user's checkpoint: refused, pointing at the default
     assert main(["decode", str(tmp_path / "d.sarl"), "--out", str(tmp_path / "x.npy"),

@@ -110,8 +110,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument(dest, metavar=metavar, help=what)
         p.add_argument("--out", required=True, metavar=out_metavar, help=out_help)
         if name == "encode":
-            p.add_argument("--bits", type=int, default=8, metavar="B",
-                           help="bits per latent value, 1-16 (default 8; ignored for .npz)")
+            p.add_argument("--bits", type=int, default=None, metavar="B",
+                           help="bits per latent value, 1-16 (default: the depth a sar_codec_* "
+                                "model was validated at, 8 for other models; ignored for .npz)")
             p.add_argument("--coder", default="auto",
                            choices=("auto", "raw", "zlib", "lzma", "gaussian", "laplace"),
                            help="entropy coder of the symbols (default auto: the shortest)")
@@ -193,7 +194,8 @@ def _encode_compressed(args: argparse.Namespace) -> int:
     from ..sar.latent_file import encode_scene_file
     try:
         ae = _setup(args)
-        encoded = encode_scene_file(ae, args.scene, args.out, bits=args.bits, coder=args.coder,
+        bits = args.bits if args.bits is not None else getattr(ae.model, "eval_bits", 8)
+        encoded = encode_scene_file(ae, args.scene, args.out, bits=bits, coder=args.coder,
                                     radiometry=args.radiometry, tile=args.tile,
                                     overlap=args.overlap, batch_size=args.batch_size,
                                     overwrite=args.overwrite, progress=not args.no_progress)
