@@ -293,14 +293,20 @@ class ResidualAutoencoder(Autoencoder):
                 f"widths={self.widths}, output={self.output!r}")
 
 
-def _sar_ae(variant: Optional[str], kwargs: dict[str, Any]) -> ResidualAutoencoder:
+def build_variant(cls: type, family: str, variant: Optional[str], kwargs: dict[str, Any]) -> nn.Module:
+    """``cls(**kwargs)`` with ``variant`` pinned, as the registry's ``<family>_<variant>``
+    functions build it: a conflicting ``variant=`` keyword is refused in one line."""
     if variant is not None:
         given = kwargs.pop("variant", variant)
         if given != variant:
-            raise ValueError(f"sar_ae_{variant} is the {variant!r} variant, got variant={given!r}; "
-                             f"use sar_ae with variant={given!r}")
+            raise ValueError(f"{family}_{variant} is the {variant!r} variant, got variant={given!r}; "
+                             f"use {family} with variant={given!r}")
         kwargs["variant"] = variant
-    return ResidualAutoencoder(**kwargs)
+    return cls(**kwargs)
+
+
+def _sar_ae(variant: Optional[str], kwargs: dict[str, Any]) -> ResidualAutoencoder:
+    return build_variant(ResidualAutoencoder, "sar_ae", variant, kwargs)
 
 
 @register_model

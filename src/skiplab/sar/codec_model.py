@@ -31,7 +31,7 @@ from typing import Any, Optional, Sequence
 
 import torch
 
-from ..models.autoencoder import ResidualAutoencoder
+from ..models.autoencoder import ResidualAutoencoder, build_variant
 from ..models.registry import register_model
 from .quantize import LatentQuantizer, check_bits
 from .rate_model import LaplacePrior, record_rate
@@ -102,13 +102,7 @@ class QuantizedAutoencoder(ResidualAutoencoder):
 
 
 def _codec(variant: Optional[str], kwargs: dict[str, Any]) -> QuantizedAutoencoder:
-    if variant is not None:
-        given = kwargs.pop("variant", variant)
-        if given != variant:
-            raise ValueError(f"sar_codec_{variant} is the {variant!r} variant, got variant={given!r}; "
-                             f"use sar_codec with variant={given!r}")
-        kwargs["variant"] = variant
-    return QuantizedAutoencoder(**kwargs)
+    return build_variant(QuantizedAutoencoder, "sar_codec", variant, kwargs)
 
 
 @register_model
