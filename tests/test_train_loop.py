@@ -260,3 +260,22 @@ def test_eval_skip_bad(tmp_path, capsys):
     assert "--skip-bad" in capsys.readouterr().err
     assert main([*args, "--skip-bad"]) == 0
     assert json.loads(capsys.readouterr().out)["images"] == 4
+
+
+def test_stripped_checkpoint_evaluates_the_same_and_refuses_resume(tmp_path):
+    """strip_training_state drops the optimiser and RNG state, keeps what eval reads (same
+    accuracy), is smaller, and --resume on it fails with a one-line reason."""
+    from skiplab.train import strip_training_state
+    fit(tiny(tmp_path, epochs=1))
+    full = tmp_path / "run" / "checkpoints" / "last.pt"
+    stripped = tmp_path / "stripped" / "checkpoints" / "last.pt"
+    save_checkpoint(strip_training_state(load_checkpoint(full)), stripped)
+    state = load_checkpoint(stripped)
+    assert state["stripped"] and "optimizer" not in state and "rng" not in state
+    assert stripped.stat().st_size < full.stat().st_size
+    assert evaluate_checkpoint(stripped)["loss"] == evaluate_checkpoint(full)["loss"]
+    (tmp_path / "run" / "checkpoints" / "last.pt").write_bytes(stripped.read_bytes())
+    with pytest.raises(ValueError, match="stripped checkpoint"):
+        fit(tiny(tmp_path, epochs=2, resume=True))
+    with pytest.raises(ValueError, match="no 'model'"):
+        strip_training_state({"config": {}})
