@@ -99,6 +99,18 @@ def test_minutes_budget_gives_equal_steps_that_fit():
     assert steps_for_budget(6, seconds, jobs=2, overhead=0.25) in (2 * steps, 2 * steps + 1)
 
 
+def test_runs_split_the_cores_and_measurements_take_them_all(monkeypatch):
+    from skiplab.studies.runner import Runner, choose_threads
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    monkeypatch.setattr("os.getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert choose_threads(0, jobs=2) == 2 and choose_threads(3, jobs=2) == 3
+    monkeypatch.setattr("os.getloadavg", lambda: (4.0, 0.0, 0.0))     # busy: one thread per run
+    assert choose_threads(0, jobs=1) == 1
+    runner = Runner.__new__(Runner)
+    runner.threads, runner.jobs = 1, 2
+    assert runner.measure_threads == 2
+
+
 def test_end_of_training_is_the_mean_of_the_last_tenth():
     rows = [dict(step=i, loss=float(i), error=0.5) for i in range(1, 101)]
     end = end_of_training(rows)

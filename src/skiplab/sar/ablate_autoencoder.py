@@ -323,6 +323,7 @@ def run_ablation(config: Optional[AblationConfig] = None, *, out=None, resume: b
     data = ablation.data
     log(f"ablation in {directory}: {data.description}")
     runner.train()
+    torch.set_num_threads(runner.measure_threads)
     steps = state.steps
     curves = {v: {s: curve(directory / "runs" / run_name(v, s)) for s in range(c.seeds)} for v in c.variants}
     t0 = time.perf_counter()

@@ -91,6 +91,12 @@ class Runner:
     def dir(self) -> Path:
         return self.state.dir
 
+    @property
+    def measure_threads(self) -> int:
+        """Torch threads for the measurements after training: every thread the ``jobs``
+        shared (measured in one process, they would otherwise leave cores idle)."""
+        return self.threads * self.jobs
+
     # -- opening --------------------------------------------------------------------------
     @classmethod
     def open(cls, experiment: Optional[Experiment], directory: Path, resume: bool, *, threads: int = 0,

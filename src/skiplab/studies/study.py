@@ -259,6 +259,7 @@ def _run(study: Study, log: Callable[[str], None]) -> StudyResult:
     start = time.perf_counter()
     if study.runs():
         study.runner.train()
+    torch.set_num_threads(study.runner.measure_threads)
     results = {}
     results_dir = study.path("results")
     for part in config.parts:
