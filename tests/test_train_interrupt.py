@@ -199,3 +199,13 @@ def test_sigterm_to_skiplab_train_mid_epoch_then_resume_is_bit_identical(tmp_pat
     rows_a = (tmp_path / "a" / "metrics.csv").read_text().splitlines()
     rows_b = (tmp_path / "b" / "metrics.csv").read_text().splitlines()
     assert [r.split(",")[:7] for r in rows_a] == [r.split(",")[:7] for r in rows_b]
+
+
+def test_interruption_crosses_process_boundaries():
+    """A --jobs worker's TrainingInterrupted reaches the parent intact (it was unpicklable,
+    which broke the whole process pool on SIGTERM)."""
+    import pickle
+    from skiplab.train import TrainingInterrupted
+    err = TrainingInterrupted(15, Path("run/checkpoints/last.pt"), 7, "step 7")
+    back = pickle.loads(pickle.dumps(err))
+    assert (back.summary, back.exit_code, back.step) == (err.summary, 143, 7)

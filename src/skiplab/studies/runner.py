@@ -18,9 +18,13 @@ DIR/runs/<name>/train.yaml`` (or ``python -m skiplab.studies.worker DIR RUN``, s
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable, Optional
@@ -75,6 +79,31 @@ def latest_unfinished(prefix: str, state_file: str, what: str, root: Path = Path
         except ValueError:
             continue
     raise FileNotFoundError(f"no unfinished {what.split()[-1]} under {root}/ to resume; pass --out DIR")
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """While the parent waits for its workers, SIGTERM raises KeyboardInterrupt as SIGINT
+    does (instead of killing it silently), so it can wait for them to save and say so."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class RunsInterrupted(KeyboardInterrupt):
+    """Training stopped because a worker process died; every finished run is kept, and
+    ``--resume`` continues the others from their last checkpoints."""
+
+    def __init__(self, summary: str) -> None:
+        self.summary, self.exit_code = summary, 130
+        super().__init__(summary)
 
 
 class Runner:
@@ -194,11 +223,23 @@ class Runner:
                 trained = worker.train(self.experiment, run, steps, self.run_dir(run), self.threads)
                 self.log(f"[{i}/{len(runs)}] {run.name}: {self._finish(run, trained)}")
         else:
-            with ProcessPoolExecutor(max_workers=self.jobs, mp_context=get_context("spawn")) as pool:
+            with ProcessPoolExecutor(max_workers=self.jobs, mp_context=get_context("spawn")) as pool, \
+                    _sigterm_interrupts():
                 futures = {pool.submit(worker.train_from_state, str(self.state.path), run.name, self.threads): run
                            for run in todo}
-                for i, future in enumerate(as_completed(futures), done + 1):
-                    run = futures[future]
-                    self.log(f"[{i}/{len(runs)}] {run.name}: {self._finish(run, future.result())}")
+                try:
+                    for i, future in enumerate(as_completed(futures), done + 1):
+                        run = futures[future]
+                        self.log(f"[{i}/{len(runs)}] {run.name}: {self._finish(run, future.result())}")
+                except BaseException as err:        # a stopped worker or a signal: start no further run
+                    pool.shutdown(wait=True, cancel_futures=True)    # the workers save their last.pt
+                    if isinstance(err, BrokenProcessPool):
+                        raise RunsInterrupted(f"a worker process died before its run finished "
+                                              f"(killed, or out of memory); finished runs are kept in "
+                                              f"{self.dir}") from err
+                    if type(err) is KeyboardInterrupt:
+                        raise RunsInterrupted(f"stopped by a signal; each run in progress saved its "
+                                              f"last checkpoint in {self.dir}") from err
+                    raise
         if todo:
             self.state.add_time("training", time.perf_counter() - start)

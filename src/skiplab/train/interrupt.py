@@ -29,7 +29,7 @@ class TrainingInterrupted(KeyboardInterrupt):
     nothing to disk). ``exit_code`` is the shell's convention, 128 + the signal number."""
 
     def __init__(self, signum: int, checkpoint: Optional[Path], step: int, where: str) -> None:
-        self.signum, self.checkpoint, self.step = signum, checkpoint, step
+        self.signum, self.checkpoint, self.step, self.where = signum, checkpoint, step, where
         self.exit_code = 128 + signum
         self.signal_name = signal.Signals(signum).name
         self.summary = (f"interrupted by {self.signal_name} at {where}; "
@@ -37,6 +37,10 @@ class TrainingInterrupted(KeyboardInterrupt):
                            "nothing saved (save is off)"))
         super().__init__(self.summary + (f" (continue with resume=True and out="
                                          f"{str(checkpoint.parent.parent)!r})" if checkpoint else ""))
+
+    def __reduce__(self):
+        """Rebuilt from its arguments, so it crosses from a worker process (``--jobs``)."""
+        return type(self), (self.signum, self.checkpoint, self.step, self.where)
 
 
 class StopSignals:
