@@ -17,15 +17,14 @@ runs are read back from their ``metrics.csv``.
 from __future__ import annotations
 
 import csv
-import json
 import math
-import os
 import statistics
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
 import yaml
 
+from ..atomic import write_json
 from ..train import TrainConfig, fit
 
 # two-sided 95 % Student-t quantiles t_{0.975, df}, df = 1..30 (normal beyond)
@@ -125,9 +124,7 @@ def distill_compare(config: TrainConfig, seeds: Sequence[int], out: Union[str, P
                                          if k != "n"},
                       pairs=len(kd))
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / ".distill_report.json.tmp"
-    tmp.write_text(json.dumps(report, indent=2))
-    os.replace(tmp, out / "distill_report.json")
+    write_json(out / "distill_report.json", report)
     return report
 
 

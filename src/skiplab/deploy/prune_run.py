@@ -22,7 +22,6 @@ read back, an interrupted fine-tune resumes from its ``last.pt``.
 from __future__ import annotations
 
 import copy
-import json
 import os
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Optional, Union
 import torch
 from torch import nn
 
+from ..atomic import write_json
 from ..train import TrainConfig, evaluate, fit, load_checkpoint, model_from_checkpoint, save_checkpoint
 from ..train.precision import Precision, resolve_precision
 from ..train.tasks import make_task
@@ -172,9 +172,7 @@ def prune_checkpoint(path: Union[str, Path], out: Union[str, Path], *, speedup: 
         "acc_drop_points": 100 * (acc0 - acc), "measured_speedup": ips["pruned"] / ips["unpruned"],
         "bench": bench, "history": history,
     }
-    tmp = out / ".prune_report.json.tmp"
-    tmp.write_text(json.dumps(report, indent=2))
-    os.replace(tmp, out / "prune_report.json")
+    write_json(out / "prune_report.json", report)
     return report
 
 

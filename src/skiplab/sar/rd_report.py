@@ -4,11 +4,11 @@ on one plot; a second panel against the clean reflectivity when the tiles have i
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Sequence
 
+from ..atomic import write_json
 from .codecs import RATE_TOLERANCE
 from .rate_distortion import Point
 
@@ -95,9 +95,8 @@ def write_report(points: Sequence[Point], out: Path, *, command: str = "",
     out.mkdir(parents=True, exist_ok=True)
     rows = [p.row() for p in points]
     paths = dict(json=out / "rd.json", md=out / "rd.md", png=out / "rd.png")
-    paths["json"].write_text(json.dumps(dict(command=command, tiles=list(tiles), rows=rows),
-                                        indent=1, default=str))
-    md = [f"# Rate-distortion: SAR autoencoders vs JPEG, JPEG 2000, average pooling", "",
+    write_json(paths["json"], dict(command=command, tiles=list(tiles), rows=rows), indent=1, default=str)
+    md = ["# Rate-distortion: SAR autoencoders vs JPEG, JPEG 2000, average pooling", "",
           f"`{command}`" if command else "", "",
           f"Tiles ({len(tiles)}): {', '.join(tiles)}", "", table(rows), "",
           "What each number answers:", "", QUESTIONS.format(tol=RATE_TOLERANCE), "",

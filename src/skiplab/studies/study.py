@@ -22,6 +22,7 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
+from ..atomic import write_json
 from ..data import ImageDataset, load_dataset
 from .config import StudyConfig
 from .experiment import Experiment, Run
@@ -271,7 +272,7 @@ def _run(study: Study, log: Callable[[str], None]) -> StudyResult:
         t0 = time.perf_counter()
         results[part] = json.loads(json.dumps(modules[part].run(study), default=jsonable))
         results_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(results[part], indent=1))
+        write_json(path, results[part], indent=1)
         state.finish_part(part, time.perf_counter() - t0)
         log(f"{part}: done ({time.perf_counter() - t0:.0f} s)")
     state.add_time("total", time.perf_counter() - start)
