@@ -35,6 +35,7 @@ from pathlib import Path
 
 import torch
 
+from skiplab.atomic import write_json
 from skiplab.deploy.distill import distill_compare, final_metric
 from skiplab.deploy.prune_run import measure_throughput, prune_checkpoint
 from skiplab.train import TrainConfig, fit, load_checkpoint, model_from_checkpoint
@@ -165,9 +166,7 @@ def main() -> None:
     if args.only in (None, "distill"):
         results["distill"] = distill_evidence(args.models, args.out)
     results["load_average_end"] = os.getloadavg()
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=2))
-    os.replace(tmp, path)
+    write_json(path, results)
     print(table(results))
     print(f"results in {path}")
 
