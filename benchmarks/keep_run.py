@@ -24,11 +24,13 @@ def keep_run(run: Path, dest: Path) -> Path:
     if not (run / "DONE").exists() or not (run / "checkpoints" / "last.pt").exists():
         raise SystemExit(f"keep_run: expected a finished run (DONE and checkpoints/last.pt) in {run}")
     (dest / "checkpoints").mkdir(parents=True, exist_ok=True)
-    for name in ("config.yaml", "metrics.csv", "DONE"):
+    for name in ("config.yaml", "metrics.csv"):
         if (run / name).exists():
             shutil.copyfile(run / name, dest / name)
-    return save_checkpoint(strip_training_state(load_checkpoint(run / "checkpoints" / "last.pt")),
+    path = save_checkpoint(strip_training_state(load_checkpoint(run / "checkpoints" / "last.pt")),
                            dest / "checkpoints" / "last.pt")
+    shutil.copyfile(run / "DONE", dest / "DONE")  # last: a kept run is complete or not kept
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
