@@ -37,7 +37,16 @@ class SignalAt(Callback):
                 os.kill(os.getpid(), self.signum)
 
 
-def test_stop_signals_set_a_flag_then_defer_to_the_previous_handler():
+@pytest.fixture
+def sigint_default():
+    """Python's own SIGINT handler for the test: a shell that starts a job in the background
+    (``cmd &``, ``nohup``) hands it SIGINT ignored, and StopSignals defers to that."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_stop_signals_set_a_flag_then_defer_to_the_previous_handler(sigint_default):
     seen = []
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
     try:
@@ -54,7 +63,7 @@ def test_stop_signals_set_a_flag_then_defer_to_the_previous_handler():
         signal.signal(signal.SIGTERM, previous)
 
 
-def test_a_second_sigint_raises_keyboard_interrupt_at_once():
+def test_a_second_sigint_raises_keyboard_interrupt_at_once(sigint_default):
     with pytest.raises(KeyboardInterrupt) as info, StopSignals():
         os.kill(os.getpid(), signal.SIGINT)
         os.kill(os.getpid(), signal.SIGINT)
