@@ -146,6 +146,28 @@ def test_no_module_over_the_line_limit():
                                     f"listed long modules that grew: {grown}")
 
 
+def renames_and_temp_files(tree: ast.AST) -> list[tuple[int, str]]:
+    """Calls of ``os.replace``/``os.rename``/``tempfile.mkstemp`` (the makings of a hand-rolled
+    atomic write) in a parsed module."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                and isinstance(node.func.value, ast.Name):
+            call = f"{node.func.value.id}.{node.func.attr}"
+            if call in ("os.replace", "os.rename", "tempfile.mkstemp", "tempfile.NamedTemporaryFile"):
+                found.append((node.lineno, call))
+    return found
+
+
+def test_one_atomic_writer():
+    """Files are replaced atomically in one place, ``skiplab.atomic`` (fsync, the usual file
+    mode, cleanup on error); a second hand-rolled copy wrote 0600 sidecars."""
+    bad = [f"{rel(p)}:{line}: {call}" for p in modules() if rel(p) != "skiplab/atomic.py"
+           for line, call in renames_and_temp_files(ast.parse(p.read_text()))]
+    assert not bad, "atomic writes outside skiplab.atomic:\n" + "\n".join(bad)
+    assert renames_and_temp_files(ast.parse("import os\nos.replace(a, b)\n")) == [(2, "os.replace")]
+
+
 @pytest.mark.parametrize("source, expected", [
     ("from ...sar.io import read_raster\n", "skiplab.sar.io"),
     ("from ... import sar\n", "skiplab.sar"),

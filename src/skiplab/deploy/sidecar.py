@@ -7,11 +7,10 @@ task, the SAR radiometry of a reconstruct checkpoint -- and how the file was mad
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Optional, Union
 
+from ..atomic import write_json
 from .source import SourceMeta, to_jsonable
 
 SUFFIX = ".json"
@@ -46,12 +45,7 @@ def write_sidecar(path: Union[str, Path], meta: SourceMeta, **info: Any) -> Path
               "skiplab": version, "torch": torch.__version__}
     if meta.radiometry is not None:
         record["radiometry"] = to_jsonable(meta.radiometry)
-    target = sidecar_path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(record, f, indent=2)
-    os.replace(tmp, target)
-    return target
+    return write_json(sidecar_path(path), record)
 
 
 def read_sidecar(path: Union[str, Path]) -> Optional[dict]:
