@@ -13,6 +13,8 @@ cosine with the checkpoint's recipe. Beside it, the simplest alternatives: the u
 net fine-tuned with the same budget (``--no-control`` skips it) and ResNet-20 from scratch
 (3.1x fewer MACs, the queue's seed 0-2 runs). Speed: images/s of unpruned vs pruned at
 batch 256 in fp32 and bf16, interleaved rounds, load average recorded.
+``--round-to 8`` adds a variant whose pruned widths are multiples of 8 (vector kernels
+prefer them), kept beside the unrounded one as ``A_r8`` / ``B_r8`` with the same control.
 
 Distillation: ResNet-56 (option A) teacher -> ResNet-20 student with exactly the scratch
 runs' config (``config.yaml`` of ``resnet20_s{seed}``) plus the teacher, T = 4, alpha =
@@ -23,7 +25,7 @@ points vs the unpruned net; measured speed-up >= 1.5x (fp32, batch 256); KD - sc
 >= +0.5 points (mean of 3 seeds).
 
     python benchmarks/deploy_compress.py [--models runs/deploy-models] [--out DIR]
-        [--finetune 10] [--only prune|distill] [--no-control]
+        [--finetune 10] [--only prune|distill] [--no-control] [--options A B] [--round-to N]
 """
 
 from __future__ import annotations
@@ -73,17 +75,21 @@ def bf16_speed(ckpt: Path, pruned: Path) -> dict:
     return measure_throughput(nets, torch.randn(256, 3, 32, 32), precision="bf16")
 
 
-def prune_evidence(models: Path, out: Path, finetune: float, control: bool) -> dict:
+def prune_evidence(models: Path, out: Path, finetune: float, control: bool,
+                   options: tuple = ("A", "B"), round_to: int | None = None) -> dict:
+    """One entry per option, keyed ``A``/``B`` (or ``A_r8`` with ``round_to=8``)."""
     results = {}
     scratch20 = [final_metric(models / f"resnet20_s{s}") for s in SEEDS if done(models / f"resnet20_s{s}")]
-    for option in ("A", "B"):
+    suffix = f"_r{round_to}" if round_to else ""
+    for option in options:
         run = models / f"resnet56_{option}"
         if not done(run):
-            results[option] = {"status": f"pending: {run} not finished"}
+            results[option + suffix] = {"status": f"pending: {run} not finished"}
             continue
         ckpt = run / "checkpoints" / "last.pt"
-        report = prune_checkpoint(ckpt, out / f"prune_{option}", speedup=MAC_TARGET,
-                                  finetune_epochs=finetune, lr=0.01, progress=False)
+        report = prune_checkpoint(ckpt, out / f"prune_{option}{suffix}", speedup=MAC_TARGET,
+                                  finetune_epochs=finetune, lr=0.01, round_to=round_to,
+                                  progress=False)
         entry = {k: report[k] for k in ("before", "after", "mac_reduction", "param_reduction",
                                         "acc_drop_points", "measured_speedup", "settings")}
         entry["load_average"] = report["bench"]["load_average"]
@@ -98,7 +104,7 @@ def prune_evidence(models: Path, out: Path, finetune: float, control: bool) -> d
             "macs": report["mac_reduction"] >= MAC_TARGET,
             "accuracy": report["acc_drop_points"] <= DROP_MAX,
             "speed": report["measured_speedup"] >= SPEED_MIN}
-        results[option] = entry
+        results[option + suffix] = entry
     return results
 
 
@@ -156,13 +162,18 @@ def main() -> None:
     parser.add_argument("--finetune", type=float, default=10.0, help="fine-tune epochs (default 10)")
     parser.add_argument("--only", choices=("prune", "distill"))
     parser.add_argument("--no-control", dest="control", action="store_false")
+    parser.add_argument("--options", nargs="+", choices=("A", "B"), default=["A", "B"],
+                        help="ResNet-56 shortcut options to prune (default: A B)")
+    parser.add_argument("--round-to", type=int, help="prune to channel multiples of N; the "
+                        "results are kept beside the unrounded ones as A_rN / B_rN")
     parser.add_argument("--resume", action="store_true", help="accepted for symmetry: always resumes")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "compress_results.json"
     results = json.loads(path.read_text()) if path.exists() else {}
     if args.only in (None, "prune"):
-        results["prune"] = prune_evidence(args.models, args.out, args.finetune, args.control)
+        results["prune"] = {**results.get("prune", {}), **prune_evidence(
+            args.models, args.out, args.finetune, args.control, tuple(args.options), args.round_to)}
     if args.only in (None, "distill"):
         results["distill"] = distill_evidence(args.models, args.out)
     results["load_average_end"] = os.getloadavg()
