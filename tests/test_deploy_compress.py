@@ -154,6 +154,11 @@ def test_cli_prune_then_eval_then_distill(teacher, tmp_path, capsys):
     assert report["history"][0]["finetune_steps"] == 2      # half of 128 images / batch 32
     ft = load_checkpoint(tmp_path / "pruned" / "step1" / "finetune" / "checkpoints" / "last.pt")
     assert ft["structure"] == load_checkpoint(tmp_path / "pruned" / "step1" / "pruned.pt")["structure"]
+    # the same --out with other settings is refused in one line, not read back as this run
+    assert main(["prune", str(teacher), "--target-macs", "2", "--finetune", "0.5",
+                 "--out", str(tmp_path / "pruned"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "another pruning run" in err[0] and "speedup 1.5 there, 2.0 here" in err[0]
     assert main(["eval", str(tmp_path / "pruned" / "pruned.pt"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["acc"] == pytest.approx(report["after"]["acc"])
 

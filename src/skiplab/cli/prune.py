@@ -21,7 +21,8 @@ Every layer joined through a residual addition loses the same channels; option-A
 around them prune independently. Fine-tuning runs 'skiplab train' with the checkpoint's
 recorded recipe (data, optimiser, augmentation), a cosine schedule from --lr, for
 --finetune epochs (fractions allowed). Re-running the same command continues where it
-stopped. Outputs: OUT/pruned.pt, OUT/prune_report.json, OUT/step*/ (pruned.pt, finetune/).
+stopped; other settings on the same OUT are refused. Outputs: OUT/pruned.pt,
+OUT/prune_report.json, OUT/prune_run.json, OUT/step*/ (pruned.pt, finetune/).
 Needs the deploy extra: pip install 'skiplab[deploy]'.
 """
 

@@ -16,12 +16,14 @@ unpruned and the pruned net on the same batch, measured in interleaved rounds
 Outputs (``out``): ``step{k}/pruned.pt`` and ``step{k}/finetune/`` (a normal run
 directory) per step, ``pruned.pt`` -- the final model, loadable by ``skiplab eval`` and the
 deploy commands -- and ``prune_report.json``. Re-running continues: finished steps are
-read back, an interrupted fine-tune resumes from its ``last.pt``.
+read back, an interrupted fine-tune resumes from its ``last.pt``. ``prune_run.json`` records
+the checkpoint and settings, and a re-run with other ones is refused rather than continued.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import os
 import time
 from pathlib import Path
@@ -84,6 +86,25 @@ def _accuracy(model: nn.Module, task, dataset, precision: str, batch_size: int) 
     return evaluate(model, loader, prec, meter=task.meter(dataset))["acc"]
 
 
+def _claim(out: Path, settings: dict, checkpoint: str) -> None:
+    """Record in ``out/prune_run.json`` which checkpoint and settings the run in ``out`` is
+    for, and refuse to continue one that another checkpoint or other settings started:
+    its finished steps would otherwise be read back as this run's."""
+    record, path = {"checkpoint": checkpoint, "settings": settings}, out / "prune_run.json"
+    previous = (json.loads(path.read_text()) if path.exists() else
+                json.loads((out / "prune_report.json").read_text())
+                if (out / "prune_report.json").exists() else None)
+    if previous is not None:
+        changed = [f"{k} {previous['settings'].get(k)!r} there, {v!r} here"
+                   for k, v in settings.items() if previous["settings"].get(k) != v]
+        if Path(previous["checkpoint"]).resolve() != Path(checkpoint).resolve():
+            changed.insert(0, f"checkpoint {previous['checkpoint']} there, {checkpoint} here")
+        if changed:
+            raise ValueError(f"{out} holds another pruning run ({'; '.join(changed)}): give a "
+                             f"new --out, or the same arguments to continue it")
+    write_json(path, record)
+
+
 def prune_checkpoint(path: Union[str, Path], out: Union[str, Path], *, speedup: float = 2.0,
                      finetune_epochs: float = 0.0, lr: float = 0.01, steps: int = 1,
                      importance: str = "l2", round_to: Optional[int] = None,
@@ -121,6 +142,10 @@ def prune_checkpoint(path: Union[str, Path], out: Union[str, Path], *, speedup: 
     print(f"unpruned: {macs0 / 1e6:.1f} M MACs, {params0 / 1e6:.3f} M parameters, "
           f"accuracy {100 * acc0:.2f}% ({eval_set.name})", flush=True)
 
+    settings = {"speedup": speedup, "importance": importance, "round_to": round_to,
+                "global_pruning": global_pruning, "steps": steps,
+                "finetune_epochs": finetune_epochs, "lr": lr, "seed": seed}
+    _claim(out, settings, str(path))
     model, history = copy.deepcopy(original), []
     steps_per_epoch = len(train_set) // config.batch_size
     for k in range(1, steps + 1):
@@ -162,9 +187,7 @@ def prune_checkpoint(path: Union[str, Path], out: Union[str, Path], *, speedup: 
     ips = bench["images_per_s"]
     report = {
         "checkpoint": str(path), "pruned": str(out / "pruned.pt"), "data": eval_set.name,
-        "settings": {"speedup": speedup, "importance": importance, "round_to": round_to,
-                     "global_pruning": global_pruning, "steps": steps,
-                     "finetune_epochs": finetune_epochs, "lr": lr, "seed": seed},
+        "settings": settings,
         "before": {"macs": macs0, "params": params0, "acc": acc0,
                    "images_per_s": ips["unpruned"]},
         "after": {"macs": macs, "params": params, "acc": acc, "images_per_s": ips["pruned"]},
