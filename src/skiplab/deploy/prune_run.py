@@ -119,7 +119,11 @@ def prune_checkpoint(path: Union[str, Path], out: Union[str, Path], *, speedup: 
     if finetune_epochs < 0:
         raise ValueError(f"finetune epochs must be >= 0, got {finetune_epochs}")
     out = Path(out)
+    settings = {"speedup": speedup, "importance": importance, "round_to": round_to,
+                "global_pruning": global_pruning, "steps": steps,
+                "finetune_epochs": finetune_epochs, "lr": lr, "seed": seed}
     checkpoint = load_checkpoint(path)
+    _claim(out, settings, str(path))
     recorded = {k: v for k, v in (checkpoint.get("config") or {}).items()
                 if k in TrainConfig.__dataclass_fields__}
     if not recorded.get("model"):
@@ -142,10 +146,6 @@ def prune_checkpoint(path: Union[str, Path], out: Union[str, Path], *, speedup: 
     print(f"unpruned: {macs0 / 1e6:.1f} M MACs, {params0 / 1e6:.3f} M parameters, "
           f"accuracy {100 * acc0:.2f}% ({eval_set.name})", flush=True)
 
-    settings = {"speedup": speedup, "importance": importance, "round_to": round_to,
-                "global_pruning": global_pruning, "steps": steps,
-                "finetune_epochs": finetune_epochs, "lr": lr, "seed": seed}
-    _claim(out, settings, str(path))
     model, history = copy.deepcopy(original), []
     steps_per_epoch = len(train_set) // config.batch_size
     for k in range(1, steps + 1):
