@@ -161,6 +161,10 @@ def test_cli_prune_then_eval_then_distill(teacher, tmp_path, capsys):
     assert len(err) == 1 and "another pruning run" in err[0] and "speedup 1.5 there, 2.0 here" in err[0]
     assert main(["eval", str(tmp_path / "pruned" / "pruned.pt"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["acc"] == pytest.approx(report["after"]["acc"])
+    # the pruned net is a source like any checkpoint: it exports with the pruned widths
+    assert main(["export", str(tmp_path / "pruned" / "pruned.pt"), "--format", "pt2",
+                 "--out", str(tmp_path / "pruned.pt2")]) == 0
+    assert "parity max relative error" in capsys.readouterr().out
 
     # distil the (pruned) teacher into a student, beside the same student from scratch
     assert main(["distill", "--teacher", str(tmp_path / "pruned" / "pruned.pt"),

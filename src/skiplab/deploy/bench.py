@@ -30,7 +30,7 @@ from .fold import fold_batchnorm
 from .quantize import calibration_data, compile_int8, quantize_onnx, quantize_pt2e, save_pt2e
 from .runtime import OrtModule, ProgramModule, is_artifact, load_artifact
 from .source import ModelSource, describe, load_source
-from .timing import Runner, load_average, time_interleaved
+from .timing import Runner, load_average, load_note, time_interleaved
 
 VARIANTS = ("eager_fp32", "channels_last", "bf16", "compiled_bf16", "bn_folded", "ort_fp32",
             "ort_int8", "pt2e_int8", "artifact")
@@ -192,9 +192,6 @@ def format_table(result: dict) -> str:
     for name, reason in result["skipped"].items():
         lines.append(f"{name:15s} skipped: {reason}")
     load = result["load_average"]
-    flag = (f"  ** above the {result['cores']} cores: other jobs shared the CPU, absolute "
-            f"figures are low; the ratios were measured in the same rounds **"
-            if result["overloaded"] else "")
-    lines.append(f"load average {load['start']:.2f} -> {load['end']:.2f} "
-                 f"({result['cores']} cores, {result['threads']} threads){flag}")
+    lines.append(f"{result['threads']} torch threads; "
+                 + load_note(load["start"], load["end"], result["cores"]))
     return "\n".join(lines)

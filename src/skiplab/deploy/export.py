@@ -20,7 +20,7 @@ from typing import Callable, Optional, Union
 import torch
 from torch import nn
 
-from .extras import require
+from .extras import quiet, require
 from .fold import FoldReport, fold_batchnorm
 from .sidecar import write_sidecar
 from .source import ModelSource
@@ -146,9 +146,7 @@ def _opset(onnx, path: Path) -> int:
 
 def _onnx_export(model: nn.Module, x: torch.Tensor, out: Path, exporter: str,
                  source: ModelSource, dynamic_hw: bool, opset: Optional[int]) -> None:
-    import warnings
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
+    with quiet("torch.onnx"), torch.no_grad():
         if exporter == "dynamo":
             program = torch.onnx.export(model, (x,), dynamo=True, input_names=["x"],
                                         output_names=["y"], opset_version=opset,

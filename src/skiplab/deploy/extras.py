@@ -4,9 +4,13 @@ onnxscript, torchao. skiplab imports without it; a function that needs it calls
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
+import logging
+import warnings
 from types import ModuleType
+from typing import Iterator
 
 EXTRA = "deploy"
 
@@ -32,20 +36,27 @@ def require(module: str, purpose: str) -> ModuleType:
                                 f"pip install 'skiplab[{EXTRA}]' ({err})") from None
 
 
-def import_torchao_pt2e() -> ModuleType:
-    """torchao's PT2E quantisation module; importing it also registers the quantized ops a
-    saved int8 ``.pt2`` program calls. torchao's loader warnings about CUDA-only kernels
-    are silenced (this is a CPU build)."""
-    import logging
-    import warnings
-    quiet = [logging.getLogger(n) for n in ("torchao", "root")]
-    levels = [lg.level for lg in quiet]
-    for lg in quiet:
+@contextlib.contextmanager
+def quiet(*loggers: str) -> Iterator[None]:
+    """For the span of the block, the named loggers ("root" for the root logger) at ERROR
+    and Python warnings ignored: the deployment libraries warn about what is not the
+    user's concern (CUDA-only kernels on a CPU build, torchvision ops the exporter would
+    register, deprecations inside their own code)."""
+    chosen = [logging.getLogger(n) for n in loggers]
+    levels = [lg.level for lg in chosen]
+    for lg in chosen:
         lg.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return require("torchao.quantization.pt2e.quantize_pt2e", "int8 quantisation (PT2E)")
+            yield
     finally:
-        for lg, level in zip(quiet, levels):
+        for lg, level in zip(chosen, levels):
             lg.setLevel(level)
+
+
+def import_torchao_pt2e() -> ModuleType:
+    """torchao's PT2E quantisation module; importing it also registers the quantized ops a
+    saved int8 ``.pt2`` program calls (its loader's chatter silenced by :func:`quiet`)."""
+    with quiet("torchao", "root", "torch"):
+        return require("torchao.quantization.pt2e.quantize_pt2e", "int8 quantisation (PT2E)")

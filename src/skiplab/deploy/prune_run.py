@@ -25,7 +25,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import time
 from pathlib import Path
 from typing import Optional, Union
 
@@ -37,39 +36,28 @@ from ..train import TrainConfig, evaluate, fit, load_checkpoint, model_from_chec
 from ..train.precision import Precision, resolve_precision
 from ..train.tasks import make_task
 from .prune import count_macs, prune_to_macs
+from .timing import load_average, load_note, time_interleaved
 
 PRUNED_FORMAT = "skiplab.prune/1"
 
 
 def measure_throughput(models: dict[str, nn.Module], example: torch.Tensor, *, rounds: int = 5,
                        calls: int = 3, precision: str = "fp32", channels_last: bool = True) -> dict:
-    """Inference images/s of each model on the batch ``example``, interleaved call by call:
-    in each of ``rounds`` rounds every model runs ``calls`` times, one call each in turn
-    (order reversed every other call), so a change of machine load hits all models alike.
-    Reported: the median round, every round, and the 1-minute load average before and after."""
-    device = torch.device("cpu")
-    prec = Precision(resolve_precision(precision, device), device)
+    """Inference images/s of each model on the batch ``example``, timed in interleaved rounds
+    by :func:`skiplab.deploy.timing.time_interleaved` (at least ``calls`` calls per model and
+    round). Reported: images/s of the median call, of every round's median, and the
+    1-minute load average before and after."""
+    prec = Precision(resolve_precision(precision, torch.device("cpu")), torch.device("cpu"))
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     x = example.contiguous(memory_format=fmt)
     nets = {k: copy.deepcopy(m).eval().to(memory_format=fmt) for k, m in models.items()}
-    runs: dict[str, list[float]] = {k: [] for k in nets}
-    load_before = os.getloadavg()[0]
+    load_before = load_average()
     with torch.inference_mode(), prec.autocast():
-        for net in nets.values():      # warm-up
-            net(x)
-        for _ in range(rounds):
-            spent = dict.fromkeys(nets, 0.0)
-            for c in range(calls):
-                for name in (list(nets) if c % 2 == 0 else list(nets)[::-1]):
-                    start = time.perf_counter()
-                    nets[name](x)
-                    spent[name] += time.perf_counter() - start
-            for name, seconds in spent.items():
-                runs[name].append(calls * len(x) / seconds)
-    median = {k: sorted(v)[len(v) // 2] for k, v in runs.items()}
-    return {"images_per_s": median, "rounds": runs, "batch_size": len(x), "precision": prec.name,
-            "channels_last": channels_last, "load_average": [load_before, os.getloadavg()[0]],
-            "cpu_count": os.cpu_count()}
+        timings = time_interleaved(nets, dict.fromkeys(nets, x), rounds=rounds, min_calls=calls)
+    return {"images_per_s": {k: len(x) / t.median for k, t in timings.items()},
+            "rounds": {k: [len(x) / m for m in t.round_medians] for k, t in timings.items()},
+            "batch_size": len(x), "precision": prec.name, "channels_last": channels_last,
+            "load_average": [load_before, load_average()], "cpu_count": os.cpu_count() or 1}
 
 
 def _save_model(path: Path, model: nn.Module, config: TrainConfig, extras: dict, **info) -> None:
@@ -224,7 +212,5 @@ def format_report(report: dict) -> str:
     width = max(len(r[0]) for r in rows)
     lines = [f"{'':{width}}  {'unpruned':>10}  {'pruned':>10}  change",
              *(f"{r[0]:{width}}  {r[1]:>10}  {r[2]:>10}  {r[3]}" for r in rows)]
-    load = report["bench"]["load_average"]
-    lines.append(f"load average {load[0]:.1f} -> {load[1]:.1f} on {report['bench']['cpu_count']} cores"
-                 + ("  (busy machine: speed figures are noisy)" if max(load) > report["bench"]["cpu_count"] else ""))
+    lines.append(load_note(*report["bench"]["load_average"], report["bench"]["cpu_count"]))
     return "\n".join(lines)

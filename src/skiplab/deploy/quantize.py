@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import logging
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +36,7 @@ import torch
 from torch import nn
 
 from .export import export_onnx, export_program, prepare
-from .extras import import_torchao_pt2e, require
+from .extras import import_torchao_pt2e, quiet, require
 from .sidecar import write_sidecar
 from .source import ModelSource
 
@@ -97,11 +96,11 @@ def quantize_pt2e(source: ModelSource, calibration: Calibration, *,
     program = export_program(model, source, dynamic_hw, strict=True)
     quantizer = xiq.X86InductorQuantizer()
     quantizer.set_global(xiq.get_default_x86_inductor_quantization_config())
-    prepared = pt2e.prepare_pt2e(program.module(), quantizer)
-    with torch.no_grad():
+    with quiet("torchao"), torch.no_grad():
+        prepared = pt2e.prepare_pt2e(program.module(), quantizer)
         for x in calibration.batches:
             prepared(x)
-    return pt2e.convert_pt2e(prepared)
+        return pt2e.convert_pt2e(prepared)
 
 
 def compile_int8(module: nn.Module) -> nn.Module:
@@ -173,16 +172,11 @@ def quantize_onnx(fp32_path: Union[str, Path], out: Union[str, Path],
         quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
         # ORT prints its histogram steps to stdout and warns on the root logger for every
         # rank-1 weight it leaves per-tensor (BN after a pool): neither is the user's concern
-        root = logging.getLogger()
-        level, root.level = root.level, logging.ERROR
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):
-                quantize_static(str(pre), str(out), _Reader("x", calibration.batches),
-                                quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                                **rule)
-        finally:
-            root.level = level
+        with quiet("root"), contextlib.redirect_stdout(io.StringIO()):
+            quantize_static(str(pre), str(out), _Reader("x", calibration.batches),
+                            quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            **rule)
     return out
 
 

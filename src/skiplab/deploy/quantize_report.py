@@ -5,6 +5,7 @@ artifact (for ``auto``, the faster backend's, measured in the same interleaved r
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 from typing import Callable, Optional, Union
@@ -15,7 +16,7 @@ from torch import nn
 from .bench import state_bytes
 from .quantize import BACKENDS, SUFFIX, Calibration, QuantizedArtifact, calibration_data, quantize_to
 from .source import ModelSource
-from .timing import load_average, time_interleaved
+from .timing import load_average, load_note, time_interleaved
 
 
 @torch.no_grad()
@@ -103,7 +104,8 @@ def quantize_checkpoint(source: ModelSource, out: Union[str, Path], *, backend: 
               "onnx_calibration": onnx_calibration if "onnx" in backends else None,
               "size_mb": {"fp32": state_bytes(source.model) / 1e6, chosen: final.stat().st_size / 1e6},
               "speed": speed, "batch_size": batch_size,
-              "load_average": {"start": load_start, "end": load_average()}}
+              "load_average": {"start": load_start, "end": load_average()},
+              "cores": os.cpu_count() or 1}
     if evaluate:
         progress(f"evaluating fp32 and int8 on the {split} split")
         report["accuracy"] = compare_on_split(source.model, {b: a.reference for b, a in made.items()},
@@ -133,8 +135,8 @@ def format_report(report: dict) -> str:
     speed = ", ".join(f"{n} {s['images_per_s']:.1f} img/s ({s['ratio']:.2f}x)"
                       for n, s in report["speed"].items())
     load = report["load_average"]
-    lines.append(f"speed at batch {report['batch_size']}: {speed} (load average "
-                 f"{load['start']:.2f} -> {load['end']:.2f})")
+    lines.append(f"speed at batch {report['batch_size']}: {speed}")
+    lines.append(load_note(load["start"], load["end"], report.get("cores", 1)))
     sizes = report["size_mb"]
     lines.append(f"size: fp32 weights {sizes['fp32']:.2f} MB, int8 file "
                  f"{sizes[report['backend']]:.2f} MB")

@@ -12,7 +12,7 @@ from typing import Optional, Union
 import torch
 from torch import nn
 
-from .extras import import_torchao_pt2e, require, has
+from .extras import import_torchao_pt2e, quiet, require, has
 from .sidecar import read_sidecar
 from .source import ModelSource, SourceMeta, load_source
 
@@ -58,7 +58,8 @@ class ProgramModule(nn.Module):
         if has("torchao"):
             import_torchao_pt2e()   # registers the quantized ops an int8 program calls
         try:
-            self.program = torch.export.load(str(path))
+            with quiet("torch"):
+                self.program = torch.export.load(str(path))
         except Exception as err:
             raise ValueError(f"cannot load torch.export program {path}: "
                              f"{str(err).splitlines()[0] if str(err) else type(err).__name__}") from err

@@ -19,7 +19,7 @@ from typing import Any, Optional, Union
 import torch
 from torch import nn
 
-from ..models import create_model
+from ..models import apply_structure, create_model
 from ..models.image_to_image import ImageToImageModel
 from ..models.registry import is_model
 from ..train import load_checkpoint, load_model_state, model_state_from
@@ -130,6 +130,7 @@ def load_source(name_or_path: Union[str, Path], *, num_classes: Optional[int] = 
                       or _first_conv_in_chans(state) or 3)
     torch.manual_seed(seed)
     model = create_model(name, **kwargs)
+    apply_structure(model, checkpoint.get("structure"))   # the pruned widths, if any
     load_model_state(model, state)
     model.eval()
     meta = SourceMeta(

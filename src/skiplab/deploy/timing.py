@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
@@ -22,6 +23,16 @@ def load_average() -> float:
         return os.getloadavg()[0]
     except OSError:  # pragma: no cover - not on Linux
         return 0.0
+
+
+def load_note(start: float, end: float, cores: int) -> str:
+    """``load average 3.10 -> 3.48 on 2 cores``, flagged when either figure is above the
+    core count: other jobs shared the CPU, so absolute speeds are low and only the ratios,
+    measured in the same rounds, carry."""
+    busy = max(start, end) > cores
+    return (f"load average {start:.2f} -> {end:.2f} on {cores} cores"
+            + (" ** busy machine: absolute speeds are low; the ratios were measured in the "
+               "same rounds **" if busy else ""))
 
 
 @dataclass
@@ -43,12 +54,14 @@ def time_interleaved(runners: dict[str, Runner], inputs: dict[str, torch.Tensor]
                      warmup: int = 2, progress: Callable[[str], None] = lambda s: None
                      ) -> dict[str, Timing]:
     """Time every runner on its input (see the module documentation); ``warmup`` calls each
-    first (compilation happens there)."""
+    first (compilation happens there, and the compilers' own warnings are silenced)."""
     with torch.no_grad():
         for name, run in runners.items():
             progress(f"warming up {name}")
-            for _ in range(warmup):
-                run(inputs[name])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                for _ in range(warmup):
+                    run(inputs[name])
         names = list(runners)
         lat: dict[str, list[float]] = {n: [] for n in names}
         medians: dict[str, list[float]] = {n: [] for n in names}
