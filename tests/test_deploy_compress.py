@@ -151,6 +151,8 @@ def test_cli_prune_then_eval_then_distill(teacher, tmp_path, capsys):
     assert "MACs (M)" in text and "images/s" in text
     report = json.loads((tmp_path / "pruned" / "prune_report.json").read_text())
     assert report["mac_reduction"] >= 1.5 and report["after"]["images_per_s"] > 0
+    low, high = report["acc_drop_interval"]
+    assert low <= report["acc_drop_points"] <= high
     assert report["history"][0]["finetune_steps"] == 2      # half of 128 images / batch 32
     ft = load_checkpoint(tmp_path / "pruned" / "step1" / "finetune" / "checkpoints" / "last.pt")
     assert ft["structure"] == load_checkpoint(tmp_path / "pruned" / "step1" / "pruned.pt")["structure"]
@@ -191,3 +193,14 @@ def test_cli_prune_reports_bad_input_in_one_line(tmp_path, capsys):
     assert main(["prune", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "does not exist" in err[0]
+
+
+def test_paired_drop_is_the_mean_difference_with_a_normal_interval():
+    from skiplab.deploy.prune_run import paired_drop
+    before = torch.tensor([True] * 8 + [False] * 2)     # 80 %
+    after = torch.tensor([True] * 6 + [False] * 4)      # 60 %: two images lost, none gained
+    low, high = paired_drop(before, after)
+    d = torch.tensor([0.0] * 6 + [100.0] * 2 + [0.0] * 2)
+    half = 1.96 * d.std().item() / 10 ** 0.5
+    assert (low, high) == pytest.approx((20 - half, 20 + half))
+    assert paired_drop(before, before) == pytest.approx([0.0, 0.0])

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from ..atomic import write_json
-from ..train import TrainConfig, evaluate, fit, load_checkpoint, model_from_checkpoint, save_checkpoint
+from ..train import TrainConfig, fit, load_checkpoint, model_from_checkpoint, save_checkpoint
 from ..train.precision import Precision, resolve_precision
 from ..train.tasks import make_task
 from .prune import count_macs, prune_to_macs
@@ -67,11 +67,26 @@ def _save_model(path: Path, model: nn.Module, config: TrainConfig, extras: dict,
                      "structure": model_structure(model), **extras, **info}, path)
 
 
-def _accuracy(model: nn.Module, task, dataset, precision: str, batch_size: int) -> float:
+def _correct(model: nn.Module, task, dataset, precision: str, batch_size: int) -> torch.Tensor:
+    """Per-image top-1 correctness on ``dataset`` (its mean is ``skiplab eval``'s accuracy)."""
     device = torch.device("cpu")
-    loader = task.loader(dataset, batch_size, train=False, device=device)
     prec = Precision(resolve_precision(precision, device), device)
-    return evaluate(model, loader, prec, meter=task.meter(dataset))["acc"]
+    model.eval()
+    hits = []
+    with torch.no_grad():
+        for x, y in task.loader(dataset, batch_size, train=False, device=device):
+            with prec.autocast():
+                hits.append(model(x).float().argmax(1) == y)
+    return torch.cat(hits)
+
+
+def paired_drop(before: torch.Tensor, after: torch.Tensor, z: float = 1.96) -> list[float]:
+    """The accuracy drop in points and its 95 % interval over the evaluation images, from
+    the per-image differences of correctness (paired: the same images score both nets). It
+    measures test-set sampling only, not the spread over pruning or training seeds."""
+    d = 100 * (before.float() - after.float())
+    half = z * d.std().item() / len(d) ** 0.5
+    return [d.mean().item() - half, d.mean().item() + half]
 
 
 def _claim(out: Path, settings: dict, checkpoint: str) -> None:
@@ -130,7 +145,8 @@ def prune_checkpoint(path: Union[str, Path], out: Union[str, Path], *, speedup: 
     original = model_from_checkpoint(checkpoint, task, train_set).float().eval()
     example = torch.zeros(1, *train_set.images.shape[1:])
     macs0, params0 = count_macs(original, example)
-    acc0 = _accuracy(original, task, eval_set, eval_precision, config.eval_batch_size)
+    correct0 = _correct(original, task, eval_set, eval_precision, config.eval_batch_size)
+    acc0 = correct0.float().mean().item()
     print(f"unpruned: {macs0 / 1e6:.1f} M MACs, {params0 / 1e6:.3f} M parameters, "
           f"accuracy {100 * acc0:.2f}% ({eval_set.name})", flush=True)
 
@@ -167,7 +183,8 @@ def prune_checkpoint(path: Union[str, Path], out: Union[str, Path], *, speedup: 
         history.append(entry)
     model = model.float().eval().to(memory_format=torch.contiguous_format)
     macs, params = count_macs(model, example)
-    acc = _accuracy(model, task, eval_set, eval_precision, config.eval_batch_size)
+    correct = _correct(model, task, eval_set, eval_precision, config.eval_batch_size)
+    acc = correct.float().mean().item()
     _save_model(out / "pruned.pt", model, config, extras, source=str(path))
     bench = measure_throughput({"unpruned": original, "pruned": model},
                                torch.randn(bench_batch, *example.shape[1:]), rounds=bench_rounds,
@@ -180,7 +197,8 @@ def prune_checkpoint(path: Union[str, Path], out: Union[str, Path], *, speedup: 
                    "images_per_s": ips["unpruned"]},
         "after": {"macs": macs, "params": params, "acc": acc, "images_per_s": ips["pruned"]},
         "mac_reduction": macs0 / macs, "param_reduction": params0 / params,
-        "acc_drop_points": 100 * (acc0 - acc), "measured_speedup": ips["pruned"] / ips["unpruned"],
+        "acc_drop_points": 100 * (acc0 - acc),
+        "acc_drop_interval": paired_drop(correct0, correct), "measured_speedup": ips["pruned"] / ips["unpruned"],
         "bench": bench, "history": history,
     }
     write_json(out / "prune_report.json", report)
@@ -206,7 +224,10 @@ def format_report(report: dict) -> str:
             ("parameters (M)", f"{b['params'] / 1e6:.3f}", f"{a['params'] / 1e6:.3f}",
              f"{report['param_reduction']:.2f}x fewer"),
             ("accuracy (%)", f"{100 * b['acc']:.2f}", f"{100 * a['acc']:.2f}",
-             f"{-report['acc_drop_points']:+.2f} points"),
+             f"{-report['acc_drop_points']:+.2f} points" + (
+                 " (95 % interval over the images {:+.2f} to {:+.2f})".format(
+                     *(-v for v in report["acc_drop_interval"][::-1]))
+                 if "acc_drop_interval" in report else "")),
             (f"images/s (batch {report['bench']['batch_size']}, {report['bench']['precision']})",
              f"{b['images_per_s']:.0f}", f"{a['images_per_s']:.0f}", f"{report['measured_speedup']:.2f}x")]
     width = max(len(r[0]) for r in rows)
