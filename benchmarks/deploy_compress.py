@@ -91,7 +91,8 @@ def prune_evidence(models: Path, out: Path, finetune: float, control: bool,
                                   finetune_epochs=finetune, lr=0.01, round_to=round_to,
                                   progress=False)
         entry = {k: report[k] for k in ("before", "after", "mac_reduction", "param_reduction",
-                                        "acc_drop_points", "measured_speedup", "settings")}
+                                        "acc_drop_points", "acc_drop_interval",
+                                        "measured_speedup", "settings")}
         entry["load_average"] = report["bench"]["load_average"]
         bf16 = bf16_speed(ckpt, Path(report["pruned"]))
         entry["bf16_speedup"] = bf16["images_per_s"]["pruned"] / bf16["images_per_s"]["unpruned"]
@@ -136,7 +137,8 @@ def table(results: dict) -> str:
             f"({r['before']['macs'] / 1e6:.1f} -> {r['after']['macs'] / 1e6:.1f} M) | {v['macs']} |",
             f"| ResNet-56 {option}: accuracy after {r['settings']['finetune_epochs']:g} epochs "
             f"fine-tune | drop <= {DROP_MAX} | {pct(r['before']['acc'])} -> {pct(r['after']['acc'])} % "
-            f"({-r['acc_drop_points']:+.2f}); unpruned + same fine-tune {pct(r.get('control_acc'))} %; "
+            f"({-r['acc_drop_points']:+.2f}; paired 95 % interval over the test images "
+            f"{-r['acc_drop_interval'][1]:+.2f} to {-r['acc_drop_interval'][0]:+.2f}); unpruned + same fine-tune {pct(r.get('control_acc'))} %; "
             f"ResNet-20 scratch {', '.join(pct(a) for a in r['resnet20_scratch_acc']) or '-'} % "
             f"| {v['accuracy']} |",
             f"| ResNet-56 {option}: speed fp32 batch 256 | >= {SPEED_MIN}x | "
