@@ -132,13 +132,15 @@ def table(results: dict) -> str:
             lines.append(f"| ResNet-56 option {option} pruning | | {r['status']} | pending |")
             continue
         v = r["verdict"]
+        low, high = r.get("acc_drop_interval") or (None, None)
+        interval = ("" if low is None else
+                    f"; paired 95 % interval over the test images {-high:+.2f} to {-low:+.2f}")
         lines += [
             f"| ResNet-56 {option}: MACs | >= {MAC_TARGET}x fewer | {r['mac_reduction']:.2f}x "
             f"({r['before']['macs'] / 1e6:.1f} -> {r['after']['macs'] / 1e6:.1f} M) | {v['macs']} |",
             f"| ResNet-56 {option}: accuracy after {r['settings']['finetune_epochs']:g} epochs "
             f"fine-tune | drop <= {DROP_MAX} | {pct(r['before']['acc'])} -> {pct(r['after']['acc'])} % "
-            f"({-r['acc_drop_points']:+.2f}; paired 95 % interval over the test images "
-            f"{-r['acc_drop_interval'][1]:+.2f} to {-r['acc_drop_interval'][0]:+.2f}); unpruned + same fine-tune {pct(r.get('control_acc'))} %; "
+            f"({-r['acc_drop_points']:+.2f}{interval}); unpruned + same fine-tune {pct(r.get('control_acc'))} %; "
             f"ResNet-20 scratch {', '.join(pct(a) for a in r['resnet20_scratch_acc']) or '-'} % "
             f"| {v['accuracy']} |",
             f"| ResNet-56 {option}: speed fp32 batch 256 | >= {SPEED_MIN}x | "
