@@ -224,10 +224,8 @@ def format_report(report: dict) -> str:
             ("parameters (M)", f"{b['params'] / 1e6:.3f}", f"{a['params'] / 1e6:.3f}",
              f"{report['param_reduction']:.2f}x fewer"),
             ("accuracy (%)", f"{100 * b['acc']:.2f}", f"{100 * a['acc']:.2f}",
-             f"{-report['acc_drop_points']:+.2f} points" + (
-                 " (95 % interval over the images {:+.2f} to {:+.2f})".format(
-                     *(-v for v in report["acc_drop_interval"][::-1]))
-                 if "acc_drop_interval" in report else "")),
+             f"{-report['acc_drop_points']:+.2f} points (95 % interval over the images "
+             f"{-report['acc_drop_interval'][1]:+.2f} to {-report['acc_drop_interval'][0]:+.2f})"),
             (f"images/s (batch {report['bench']['batch_size']}, {report['bench']['precision']})",
              f"{b['images_per_s']:.0f}", f"{a['images_per_s']:.0f}", f"{report['measured_speedup']:.2f}x")]
     width = max(len(r[0]) for r in rows)

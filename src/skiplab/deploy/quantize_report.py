@@ -136,7 +136,7 @@ def format_report(report: dict) -> str:
                       for n, s in report["speed"].items())
     load = report["load_average"]
     lines.append(f"speed at batch {report['batch_size']}: {speed}")
-    lines.append(load_note(load["start"], load["end"], report.get("cores", 1)))
+    lines.append(load_note(load["start"], load["end"], report["cores"]))
     sizes = report["size_mb"]
     lines.append(f"size: fp32 weights {sizes['fp32']:.2f} MB, int8 file "
                  f"{sizes[report['backend']]:.2f} MB")
