@@ -274,3 +274,12 @@ def test_sdpa_matches_the_explicit_softmax():
     weights = F.softmax(q @ k.transpose(-2, -1) / 2.0, dim=-1)
     expected = attn.proj((weights @ v).transpose(1, 2).reshape(b, n, c))
     torch.testing.assert_close(attn(x), expected)
+
+
+@pytest.mark.parametrize("name, residual", [("cifar_mobilenet_v2", 10), ("cifar_mobilenet_v2_noskip", 0)])
+def test_analysis_finds_the_inverted_residuals(name, residual):
+    """The diagnostics (lesions, residual ratios) see each block, and which ones add their input."""
+    from skiplab.analysis.blocks import find_units
+    units = find_units(create_model(name), torch.randn(1, 3, 32, 32))
+    assert len(units) == 17 and all(isinstance(u.module, InvertedResidual) for u in units)
+    assert sum(u.kind == "residual" for u in units) == residual

@@ -76,14 +76,19 @@ class InvertedResidual(nn.Module):
         self.conv = nn.Sequential(*layers)
         self.drop_path = maybe_drop_path(drop_path if self.use_res_connect else 0.0)
 
+    @property
+    def has_shortcut(self) -> bool:
+        """Whether the block adds its input (the attribute :mod:`skiplab.analysis` reads)."""
+        return self.use_res_connect
+
     def residual(self, x: torch.Tensor) -> torch.Tensor:
         """The branch F(x): expansion, depthwise filter, linear bottleneck."""
         return self.conv(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.use_res_connect:
-            return x + self.drop_path(self.conv(x))
-        return self.conv(x)
+            return x + self.drop_path(self.residual(x))
+        return self.residual(x)
 
     def zero_init_last(self) -> None:
         """γ = 0 on the last BN (Goyal et al. 2017) where the block adds its input, so the
