@@ -20,13 +20,21 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
 import skiplab
 from skiplab.deploy.export import PARITY_FP32, export_onnx
 from skiplab.deploy.source import load_source
 
 
 def small_side(name: str) -> int | None:
-    return None if name.startswith(("cifar_", "mlp_")) else 64
+    """64 px, or the model's own size for CIFAR and MLP models and for models that accept
+    one size only (a ViT's position embedding fixes it)."""
+    if name.startswith(("cifar_", "mlp_")):
+        return None
+    with torch.device("meta"):
+        model = skiplab.create_model(name)
+    return None if getattr(model, "min_input_size", 1) > 64 else 64
 
 
 def by_size(names: list[str]) -> list[str]:

@@ -129,6 +129,12 @@ def built(request) -> Built:
     return Built(request.param)
 
 
+def channels(feature_map: torch.Tensor) -> int:
+    """Channels of a feature map: dim 1 of images ``[B, C, H, W]`` and vectors ``[B, C]``,
+    the last of a transformer's tokens ``[B, N, C]``."""
+    return feature_map.shape[-1] if feature_map.dim() == 3 else feature_map.shape[1]
+
+
 def small_batch(model: nn.Module, n: int = 2) -> torch.Tensor:
     size = small_size(model)
     return torch.randn(n, model.in_chans, size, size)
@@ -166,7 +172,7 @@ def test_feature_info_matches_the_feature_maps_in_forward_order(built):
     reductions = [f["reduction"] for f in info]
     assert reductions == sorted(reductions)
     for f, out in zip(info, built.feature_maps):
-        assert out.shape[0] == 2 and out.shape[1] == f["num_chs"], (f, tuple(out.shape))
+        assert out.shape[0] == 2 and channels(out) == f["num_chs"], (f, tuple(out.shape))
         if out.dim() == 4:  # size / reduction, give or take the rounding of unpadded layers
             low, high = (built.size - 1) // f["reduction"], math.ceil(built.size / f["reduction"])
             assert all(low <= s <= high for s in out.shape[2:]), (f, tuple(out.shape), built.size)
@@ -276,7 +282,7 @@ def test_in_chans_1_and_features_only(built):
     extractor = FeatureExtractor(copy.deepcopy(built.model)).eval()
     with torch.no_grad():
         maps = extractor(small_batch(built.model))
-    assert [m.shape[1] for m in maps] == [f["num_chs"] for f in built.model.feature_info]
+    assert [channels(m) for m in maps] == [f["num_chs"] for f in built.model.feature_info]
     assert [tuple(m.shape) for m in maps] == [tuple(m.shape) for m in built.feature_maps]
 
 

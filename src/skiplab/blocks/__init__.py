@@ -2,8 +2,9 @@
 
 Every block maps ``[B, in_channels, H, W]`` to ``[B, out_channels, H/stride, W/stride]``
 and is built as ``Block(in_channels, out_channels, stride=1, ...)``; the dense modules
-(output width fixed by the growth rate) and the highway layers (shape-preserving) say
-how they differ in their module docs.
+(output width fixed by the growth rate), the highway layers (shape-preserving) and the
+transformer blocks (tokens ``[B, N, C]`` rather than images) say how they differ in their
+module docs.
 """
 
 from .attention import CBAM, SEModule, get_attn
@@ -14,11 +15,13 @@ from .dense import DenseBlock, DenseLayer, Transition
 from .drop_path import DropPath, drop_path_rates
 from .highway import ConvHighwayLayer, HighwayLayer
 from .init import init_weights
+from .inverted_residual import ConvNormAct, InvertedResidual, PlainInvertedResidual
 from .preact import PreActBlock, PreActBottleneck
 from .pyramid import PyramidBasicBlock, PyramidBottleneck, pyramid_widths
 from .residual import ResidualBlock
 from .shortcut import ProjectionShortcut, SelectionShortcut, ZeroPadShortcut, make_shortcut
 from .shake_shake import ShakeShakeBlock, shake_shake
+from .transformer import PlainTransformerBlock, TransformerBlock
 from .updown import ResidualDownBlock, ResidualUpBlock
 
 __all__ = [
@@ -29,4 +32,6 @@ __all__ = [
     "PyramidBasicBlock", "PyramidBottleneck", "pyramid_widths", "ShakeShakeBlock", "shake_shake",
     "ResidualDownBlock", "ResidualUpBlock",
     "DenseBlock", "DenseLayer", "Transition", "ConvHighwayLayer", "HighwayLayer",
+    "ConvNormAct", "InvertedResidual", "PlainInvertedResidual", "PlainTransformerBlock",
+    "TransformerBlock",
 ]

@@ -14,6 +14,7 @@ from . import fast_resnet  # noqa: E402,F401
 from . import highway, mlp  # noqa: E402,F401
 from . import pyramidnet, shake_shake  # noqa: E402,F401
 from . import autoencoder, unet  # noqa: E402,F401
+from . import mobilenet, vit  # noqa: E402,F401
 
 __all__ = ["Classifier", "FeatureExtractor", "create_model", "is_model", "list_models",
            "model_options", "register_model", "LoadReport", "load_weights", "apply_structure",

@@ -62,6 +62,7 @@ PUBLISHED: dict[str, tuple[int, int, str]] = {
     "densenet161": exact(28_681_000),
     "densenet169": exact(14_149_480),
     "densenet201": exact(20_013_928),
+    "mobilenet_v2": exact(3_504_872),
     # timm, exact (tests/fixtures/torchvision_reference.json.gz records them from timm 1.0)
     "seresnet50": exact(28_088_024, "timm seresnet50"),
     "cbam_resnet50": paper_figure("28.09", CBAM_PAPER),
@@ -70,6 +71,8 @@ PUBLISHED: dict[str, tuple[int, int, str]] = {
     "preact_resnet50": exact(25_549_352, "timm resnetv2_50"),
     "preact_resnet101": exact(44_541_480, "timm resnetv2_101"),
     "preact_resnet152": exact(60_185_128, "timm resnetv2_152"),
+    # not in the fixture: checked against timm itself by tests/test_zoo.py where timm imports
+    "vit_tiny_patch16_224": exact(5_717_416, "timm vit_tiny_patch16_224"),
     # CIFAR, the papers' rounded figures
     "cifar_resnet20": paper_figure("0.27", HE2015),
     "cifar_resnet32": paper_figure("0.46", HE2015),
