@@ -19,7 +19,7 @@ from skiplab.sar.latent_file import decode_scene_bytes, encode_scene_bytes, unpa
 from skiplab.sar.model_card import ship_model
 from skiplab.sar.scene_radiometry import scene_radiometry
 from skiplab.sar.speckle import synthetic_scene
-from skiplab.studies.thresholds import ABLATION_LEARNT_DB
+from skiplab.evidence.thresholds import ABLATION_LEARNT_DB
 from skiplab.train.checkpoint import save_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -13,7 +13,7 @@ import pytest
 
 from skiplab.cli import main
 from skiplab.studies import Budget, StudyConfig, compute_verdict, run_study
-from skiplab.studies.document import Document
+from skiplab.evidence.document import Document
 from skiplab.studies.calibrate import steps_for_budget
 from skiplab.studies.curves import end_of_training
 from skiplab.studies.verdict import NOT_IN_REGIME, assess, assess_degradation
@@ -136,7 +136,7 @@ def _results(errors: dict, seeds: int = 3, lesion: dict | None = None) -> dict:
 
 
 def test_the_interaction_of_constructed_numbers():
-    from skiplab.studies.stats import interaction, wrong_matrix
+    from skiplab.evidence.stats import interaction, wrong_matrix
     e = {k: wrong_matrix([_correct(v)] * 3) for k, v in
          dict(pd=0.30, ps=0.10, rd=0.04, rs=0.06).items()}
     ci = interaction(e, "pd", "ps", "rd", "rs")
@@ -240,7 +240,7 @@ def test_quick_study_writes_a_report_with_every_section(quick_study):
     assert all(r["trained"]["steps"] == 6 for r in state["runs"].values())
     for part in ALL_PARTS.split(","):
         assert state["parts"][part] == "done" and (quick_study / "results" / f"{part}.json").is_file()
-    assert "--steps 6" in md and "fixed in `skiplab.studies.thresholds` before this run" in md
+    assert "--steps 6" in md and "fixed in `skiplab.evidence.thresholds` before this run" in md
 
 
 @pytest.mark.slow
