@@ -25,8 +25,8 @@ import torch
 from ..evidence import thresholds as T
 from ..evidence.document import Document
 from ..evidence.figures import new_figure, save_figure, smooth
-from ..studies.regime import enough_seeds, smoke_run
 from ..evidence.stats import difference, pm, sign
+from ..studies.regime import enough_seeds, smoke_run
 
 COLOURS = {"sar_codec_plain": "#d62728", "sar_codec_bottleneck": "#1f77b4", "sar_codec_all": "#2ca02c",
            "sar_codec_bottleneck_cbam": "#9467bd",

@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import platform
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
@@ -30,8 +29,8 @@ import torch
 from ..evidence import thresholds as T
 from ..evidence.document import Document
 from ..evidence.figures import new_figure, save_figure
-from ..studies.regime import enough_seeds, smoke_run
 from ..evidence.stats import difference, pm, sign
+from ..studies.regime import enough_seeds, smoke_run
 
 REFERENCES = {"jpeg2000-matched": "JPEG 2000", "jpeg-matched": "JPEG", "avgpool": "avg-pool + bilinear"}
 COLOURS = ("#d62728", "#2ca02c", "#1f77b4", "#9467bd")

@@ -23,10 +23,10 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from ..evidence.stats import difference, interaction, mean_spread, nan_mean, wrong_matrix
 from .curves import STEPS_FILE, read_steps
 from .figures import plot_degradation
 from .regime import convergence_gate, degradation_gate, enough_seeds, smoke_run
-from ..evidence.stats import difference, interaction, mean_spread, nan_mean, wrong_matrix
 
 if TYPE_CHECKING:  # pragma: no cover
     from .study import Study

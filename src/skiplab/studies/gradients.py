@@ -34,10 +34,10 @@ import torch
 
 from ..analysis import gradient_flow
 from ..evidence import thresholds as T
+from ..evidence.stats import contrast, loglinear_slope
 from .figures import plot_gradient_flow
 from .regime import above_chance_gate, enough_seeds, smoke_run
 from .runs import RunSpec, snapshot_steps
-from ..evidence.stats import contrast, loglinear_slope
 
 if TYPE_CHECKING:  # pragma: no cover
     from .study import Study

@@ -25,10 +25,10 @@ import numpy as np
 from ..analysis import landscape_1d, landscape_2d, plot_contour, plot_landscape_1d
 from ..analysis.hessian import hessian_extremes
 from ..evidence import thresholds as T
+from ..evidence.stats import contrast, mean_spread, nan_mean
 from .progress import progress_callback
 from .regime import above_chance_gate, convergence_gate, enough_seeds, smoke_run
 from .runs import RunSpec, fixed_batches
-from ..evidence.stats import contrast, mean_spread, nan_mean
 
 if TYPE_CHECKING:  # pragma: no cover
     from .study import Study

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ..train.precision import resolve_precision
 from ..evidence import thresholds as T
 from ..evidence.document import Document
+from ..train.precision import resolve_precision
 from .published import FINDINGS
 from .verdict import Assessment, assess
 

@@ -31,10 +31,10 @@ import numpy as np
 import torch
 
 from ..analysis import shattered_gradients
-from ..models import create_model
 from ..evidence import thresholds as T
 from ..evidence.intervals import seed_interval_with_sampling
 from ..evidence.stats import mean_spread, seed_function
+from ..models import create_model
 from .figures import plot_autocorrelation
 from .progress import bar
 from .regime import enough_seeds, smoke_run

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from ..evidence import thresholds as T
+from ..evidence.stats import interval_text, sign
 from .config import StudyConfig
 from .regime import enough_seeds, lesion_gate, smoke_run
-from ..evidence.stats import interval_text, sign
 
 NOT_IN_REGIME = "not in the paper's regime"
 
