@@ -205,3 +205,13 @@ def test_paired_drop_is_the_mean_difference_with_a_t_interval_over_the_images():
     half = t_quantile(0.975, 9) * d.std().item() / 10 ** 0.5
     assert (low, high) == pytest.approx((20 - half, 20 + half))
     assert paired_drop(before, before) == pytest.approx([0.0, 0.0])
+
+
+def test_distill_paired_difference_is_the_seed_t_interval():
+    from skiplab.deploy.distill import paired_difference
+    from skiplab.evidence import seed_interval
+    d = paired_difference([81.82, 81.92, 81.64], [81.96, 81.68, 81.70])
+    assert d["diffs"] == pytest.approx([-0.14, 0.24, -0.06])
+    assert (d["low"], d["high"]) == pytest.approx(seed_interval(d["diffs"])) and d["n"] == 3
+    assert d["low"] == pytest.approx(0.0133 - 4.3027 * 0.2003 / 3 ** 0.5, abs=1e-3)
+    assert paired_difference([1.0], [0.5])["low"] is None
