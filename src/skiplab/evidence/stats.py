@@ -118,11 +118,13 @@ def pm(values: Sequence[float], scale: float = 1.0, fmt: str = ".1f") -> str:
 
 
 def interval_text(ci: Mapping[str, float], scale: float = 100.0, unit: str = " points",
-                  digits: Optional[int] = 1) -> str:
-    """'+3.1 points (95 % CI +1.2 to +5.0)'; ``digits=None``: three significant digits."""
+                  digits: Optional[int] = 1, undefined: str = "a net at or below chance has no above-chance "
+                  "accuracy to keep") -> str:
+    """'+3.1 points (95 % CI +1.2 to +5.0)'; ``digits=None``: three significant digits;
+    ``undefined``: why, when the estimate is not a number."""
     f = f"+.{digits}f" if digits is not None else "+.3g"
     if not math.isfinite(ci["estimate"]):
-        return "undefined (a net at or below chance has no above-chance accuracy to keep)"
+        return f"undefined ({undefined})"
     if not (math.isfinite(ci["low"]) and math.isfinite(ci["high"])):
         return f"{scale * ci['estimate']:{f}}{unit} (no interval: one seed)"
     return (f"{scale * ci['estimate']:{f}}{unit} ({100 * ci['confidence']:.0f} % CI "

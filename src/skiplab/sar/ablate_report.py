@@ -1,6 +1,6 @@
 """The report of ``skiplab ablate autoencoder``: the verdict in numbers, the table, the
 training curves and the reconstruction grid, as ``report.md`` (PNGs beside it) and a
-self-contained ``report.html`` (the study's :class:`~skiplab.studies.document.Document`).
+self-contained ``report.html`` (the :class:`~skiplab.evidence.document.Document` of every report).
 
 **When is a difference real?** Every variant is trained with the same seeds and evaluated on
 the same tiles, so two variants are compared by their paired PSNR difference with a

@@ -253,13 +253,14 @@ def shattered_section(doc: Document, res: dict, found: dict) -> None:
         g = lambda v: f"{v:.3g}"  # noqa: E731
         doc.table(["family", "depths fitted", "depths at the floor", "a (2^-aL)", "b (L^-b)",
                    "RSS exponential", "RSS power law", "better fit"],
-                  [[f, ", ".join(map(str, x.get("depths", []))) or "-", ", ".join(map(str, x.get("at_floor", []))) or "-",
+                  [[f, ", ".join(map(str, x.get("depths", []))) or "-",
+                    ", ".join(map(str, x.get("at_floor", []))) or "-",
                     g(x["per_layer_log2"]), g(x["power"]), g(x.get("rss_exponential", float("nan"))),
                     g(x.get("rss_power", float("nan"))), x.get("better", "undetermined")] for f, x in fits.items()])
     iv = res.get("intervals")
     if iv:
         from ..evidence.stats import interval_text
-        ci = lambda c: interval_text(c, 1.0, "", 3)  # noqa: E731
+        ci = lambda c: interval_text(c, 1.0, "", 3, "fewer than two depths above the floor")  # noqa: E731
         doc.table(["family", "rate a in R(1) ∝ 2^(-aL)", "Balduzzi", "power b in R(1) ∝ L^(-b)", "Balduzzi"],
                   [[f, ci(iv[f"{f}_per_layer_log2"]), "1 (plain)" if f == res["plain"] else "-",
                     ci(iv[f"{f}_power"]), "0.5 (ResNet)" if f == res["residual"] else "-"]

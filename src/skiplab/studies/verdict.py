@@ -286,7 +286,7 @@ def assess_shattered(config: StudyConfig, results: dict) -> Assessment:
     if not iv:
         return Assessment("shattered", sh.get("line", "not measured"), "not measured",
                           ["needs a plain and a residual family"])
-    rate = lambda ci: interval_text(ci, 1.0, "", 3)  # noqa: E731
+    rate = lambda ci: interval_text(ci, 1.0, "", 3, "fewer than two depths above the white-noise floor")  # noqa: E731
     measured = (f"centred R(1) at init, fitted per-layer rate a in R(1) ∝ 2^(-aL): {p} {rate(iv[f'{p}_per_layer_log2'])} "
                 f"(Balduzzi, plain: 1), {r} {rate(iv[f'{r}_per_layer_log2'])}; power b in R(1) ∝ L^(-b): {r} "
                 f"{rate(iv[f'{r}_power'])} (Balduzzi, ResNets: 0.5); a({p}) - a({r}) {rate(iv['difference'])}")
