@@ -227,7 +227,7 @@ def write_codec_report(ctx: dict) -> tuple[Path, Path, list[str], list[dict]]:
         f"raw/zlib/lzma/ANS-Gaussian/ANS-Laplace (its id in the file)",
         f"{c.seeds} seeds per variant and fold; thresholds: " + ", ".join(
             f"{k} = {getattr(T, k)}" for k in ("DID_NOT_TRAIN_DB", "PLATEAU_FRACTION", "PLATEAU_GAIN_DB",
-                                               "CONFIDENCE", "BOOTSTRAP_RESAMPLES"))])
+                                               "CONFIDENCE", "MIN_SEEDS_FOR_VERDICT"))])
     doc.heading("Runs")
     doc.table(["run", "val PSNR (first -> last)", "plateau", "gain in last quarter"], [
         (n, f"{ctx['val_curves'][n][0]:.2f} -> {ctx['val_curves'][n][-1]:.2f}" if ctx["val_curves"].get(n) else "-",
