@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from skiplab.cli import main
+from skiplab.evidence.thresholds import ABLATION_LEARNT_DB
 from skiplab.models import create_model
 from skiplab.sar import default_model_card, load_default_model, reconstruct_array
 from skiplab.sar.default_model import DEFAULT_CARD, DEFAULT_NAME, DEFAULT_WEIGHTS, MAX_BYTES
@@ -19,7 +20,6 @@ from skiplab.sar.latent_file import decode_scene_bytes, encode_scene_bytes, unpa
 from skiplab.sar.model_card import ship_model
 from skiplab.sar.scene_radiometry import scene_radiometry
 from skiplab.sar.speckle import synthetic_scene
-from skiplab.studies.thresholds import ABLATION_LEARNT_DB
 from skiplab.train.checkpoint import save_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -195,12 +195,23 @@ def test_cli_prune_reports_bad_input_in_one_line(tmp_path, capsys):
     assert len(err) == 1 and "does not exist" in err[0]
 
 
-def test_paired_drop_is_the_mean_difference_with_a_normal_interval():
+def test_paired_drop_is_the_mean_difference_with_a_t_interval_over_the_images():
     from skiplab.deploy.prune_run import paired_drop
+    from skiplab.evidence import t_quantile
     before = torch.tensor([True] * 8 + [False] * 2)     # 80 %
     after = torch.tensor([True] * 6 + [False] * 4)      # 60 %: two images lost, none gained
     low, high = paired_drop(before, after)
     d = torch.tensor([0.0] * 6 + [100.0] * 2 + [0.0] * 2)
-    half = 1.96 * d.std().item() / 10 ** 0.5
+    half = t_quantile(0.975, 9) * d.std().item() / 10 ** 0.5
     assert (low, high) == pytest.approx((20 - half, 20 + half))
     assert paired_drop(before, before) == pytest.approx([0.0, 0.0])
+
+
+def test_distill_paired_difference_is_the_seed_t_interval():
+    from skiplab.deploy.distill import paired_difference
+    from skiplab.evidence import seed_interval
+    d = paired_difference([81.82, 81.92, 81.64], [81.96, 81.68, 81.70])
+    assert d["diffs"] == pytest.approx([-0.14, 0.24, -0.06])
+    assert (d["low"], d["high"]) == pytest.approx(seed_interval(d["diffs"])) and d["n"] == 3
+    assert d["low"] == pytest.approx(0.0133 - 4.3027 * 0.2003 / 3 ** 0.5, abs=1e-3)
+    assert paired_difference([1.0], [0.5])["low"] is None

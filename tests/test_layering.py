@@ -1,7 +1,7 @@
 """The package layering of skiplab, checked on the source with ``ast``.
 
-Imports run one way: blocks <- models <- data <- train <- analysis <- studies / deploy / sar
-<- cli (DESIGN.md). Each module's imports -- top-level and inside functions alike -- must
+Imports run one way: blocks <- models <- data <- train <- analysis <- evidence <- studies /
+deploy / sar <- cli (DESIGN.md). Each module's imports -- top-level and inside functions alike -- must
 name only packages its own package may use (:data:`ALLOWED`), never another package's
 private (``_underscore``) names; the core never imports the SAR package; no module grows
 past :data:`MAX_LINES` lines (the exceptions below hold today's count and may only shrink).
@@ -31,10 +31,12 @@ ALLOWED: dict[str, set[str]] = {
     "train": _BELOW_TRAIN,
     "analysis": _BELOW_TRAIN | {"train"},
     "summary": {"blocks", "models"} | _UTILITIES,
-    "studies": _BELOW_TRAIN | {"train", "analysis", "summary"},
-    "deploy": _BELOW_TRAIN | {"train", "analysis", "summary"},
-    "sar": _BELOW_TRAIN | {"train", "analysis", "summary", "studies", "deploy"},
-    "cli": _BELOW_TRAIN | {"train", "analysis", "summary", "studies", "deploy", "sar", "__init__"},
+    # the evidence toolkit (intervals, thresholds, report document, figures): below every report
+    "evidence": _BELOW_TRAIN | {"train", "analysis"},
+    "studies": _BELOW_TRAIN | {"train", "analysis", "summary", "evidence"},
+    "deploy": _BELOW_TRAIN | {"train", "analysis", "summary", "evidence"},
+    "sar": _BELOW_TRAIN | {"train", "analysis", "summary", "evidence", "studies", "deploy"},
+    "cli": _BELOW_TRAIN | {"train", "analysis", "summary", "evidence", "studies", "deploy", "sar", "__init__"},
     "__init__": {"models"},
     "__main__": {"cli"},
 }
@@ -181,3 +183,61 @@ def test_the_checker_sees_imports(monkeypatch, source, expected):
     path = SRC / "train" / "tasks" / "base.py"
     monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: source)
     assert [target for _, target, _ in imports(path)] == [expected]
+
+
+# -- one evidence toolkit ----------------------------------------------------------------------
+REPORTERS = ("studies", "deploy", "sar")
+
+
+def own_intervals(source: str) -> list[tuple[int, str]]:
+    """The makings of a hand-rolled interval in a module's source: a normal quantile typed in
+    (1.96, 1.645, 2.576), a t table (a list of Student quantiles such as 12.706, 4.303), a
+    quantile of bootstrap draws, an inverse normal CDF, or a bootstrap resampling loop."""
+    tree = ast.parse(source)
+    found = []
+    quantiles = {1.96, 1.645, 2.576, 12.706, 4.303, 3.182, 2.776}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, float) and node.value in quantiles:
+            found.append((node.lineno, f"the quantile {node.value} typed in"))
+        elif isinstance(node, ast.Call):
+            f = node.func
+            name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
+            base = f.value.id if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) else ""
+            if name in ("inv_cdf", "ppf", "icdf", "NormalDist"):
+                found.append((node.lineno, f"{name}(): a distribution quantile outside skiplab.evidence"))
+            # a data quantile (a radiometric range, a colour scale) is fine; a quantile of
+            # resampled statistics is a percentile interval
+            first = node.args[0].id.lower() if node.args and isinstance(node.args[0], ast.Name) else ""
+            if name in ("quantile", "percentile") and any(w in first for w in ("draw", "boot", "resampl")):
+                found.append((node.lineno, f"{base}.{name}({first}): a percentile interval outside skiplab.evidence"))
+        elif isinstance(node, ast.Name) and "bootstrap" in node.id.lower():
+            found.append((node.lineno, f"{node.id}: a bootstrap outside skiplab.evidence"))
+        elif isinstance(node, ast.FunctionDef) and ("bootstrap" in node.name or node.name.endswith("_ci")):
+            found.append((node.lineno, f"def {node.name}: an interval outside skiplab.evidence"))
+    return found
+
+
+def test_reports_define_no_interval_of_their_own():
+    """Every interval in the studies, the deployment reports and the SAR package comes from
+    skiplab.evidence (one method whose coverage is checked by simulation)."""
+    bad = [f"{rel(p)}:{line}: {what}" for p in modules() if package_of(module_name(p)) in REPORTERS
+           for line, what in own_intervals(p.read_text())]
+    assert not bad, "intervals computed outside skiplab.evidence:\n" + "\n".join(bad)
+
+
+@pytest.mark.parametrize("source", [
+    "half = 1.96 * se\n",
+    "T = [12.706, 4.303, 3.182]\n",
+    "lo, hi = np.quantile(draws, [0.025, 0.975])\n",
+    "from statistics import NormalDist\nz = NormalDist().inv_cdf(0.975)\n",
+    "def bootstrap_mean(x):\n    return x\n",
+])
+def test_the_interval_checker_sees_hand_rolled_intervals(source):
+    assert own_intervals(source)
+
+
+def test_evidence_imports_nothing_above_it():
+    bad = [f"{rel(p)}:{line}: {target}" for p in modules() if package_of(module_name(p)) == "evidence"
+           for line, target, _ in imports(p) if package_of(target) in ("studies", "deploy", "sar", "cli")]
+    assert not bad, "skiplab.evidence importing a package above it:\n" + "\n".join(bad)
+    assert (SRC / "evidence" / "thresholds.py").is_file() and not (SRC / "studies" / "thresholds.py").exists()

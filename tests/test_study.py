@@ -4,6 +4,7 @@ redoes nothing that finished, and the verdict is computed from the measurements.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from pathlib import Path
@@ -12,8 +13,8 @@ import numpy as np
 import pytest
 
 from skiplab.cli import main
+from skiplab.evidence.document import Document
 from skiplab.studies import Budget, StudyConfig, compute_verdict, run_study
-from skiplab.studies.document import Document
 from skiplab.studies.calibrate import steps_for_budget
 from skiplab.studies.curves import end_of_training
 from skiplab.studies.verdict import NOT_IN_REGIME, assess, assess_degradation
@@ -136,7 +137,7 @@ def _results(errors: dict, seeds: int = 3, lesion: dict | None = None) -> dict:
 
 
 def test_the_interaction_of_constructed_numbers():
-    from skiplab.studies.stats import interaction, wrong_matrix
+    from skiplab.evidence.stats import interaction, wrong_matrix
     e = {k: wrong_matrix([_correct(v)] * 3) for k, v in
          dict(pd=0.30, ps=0.10, rd=0.04, rs=0.06).items()}
     ci = interaction(e, "pd", "ps", "rd", "rs")
@@ -194,9 +195,59 @@ def test_shattered_rates_are_fitted_from_the_depths():
     from skiplab.studies.shattered import fit_rates
     depths = [8, 14, 20]
     fit = fit_rates(depths, [2.0 ** -d for d in depths])
-    assert fit["per_layer_log2"] == pytest.approx(1.0)
+    assert fit["per_layer_log2"] == pytest.approx(1.0) and fit["better"] == "exponential"
     fit = fit_rates(depths, [d ** -0.5 for d in depths])
-    assert fit["power"] == pytest.approx(0.5)
+    assert fit["power"] == pytest.approx(0.5) and fit["better"] == "power law"
+    # two depths fit either law exactly: no comparison; a value at or below the floor: no rate
+    assert fit_rates([8, 20], [0.5, 0.2])["better"] == "undetermined"
+    assert math.isnan(fit_rates(depths, [0.5, 0.2, -0.01])["per_layer_log2"])
+    floor = -0.01
+    shifted = fit_rates(depths, [2.0 ** -d + floor for d in depths], floor)
+    assert shifted["per_layer_log2"] == pytest.approx(1.0)
+
+
+def _floored_values(rng, n_points=128):
+    """R(1) items [5 seeds, 24 items] per (family, depth), above the white-noise floor -1/(N-1):
+    the plain family's excess decays as 2^-(L/8) and is white noise (at the floor) at 110
+    layers; the residual family's excess as L^-1/2."""
+    from skiplab.studies.shattered import white_noise_floor
+    floor = white_noise_floor(n_points)
+    depths = [8, 20, 56, 110]
+    truth = {("plain", d): floor + (0.0 if d == 110 else 2.0 ** (-d / 8)) for d in depths}
+    truth.update({("resnet", d): floor + d ** -0.5 for d in depths})
+    return depths, floor, {k: v + 0.002 * rng.standard_normal((5, 24)) for k, v in truth.items()}
+
+
+def test_shattered_depths_at_the_white_noise_floor_are_reported_and_left_out():
+    from skiplab.studies.shattered import at_floor, fitted_depths, rate_intervals, white_noise_floor
+    assert white_noise_floor(128) == pytest.approx(-1 / 127)
+    depths, floor, values = _floored_values(np.random.default_rng(0))
+    assert at_floor(values[("plain", 110)], floor)["at_floor"]
+    assert not at_floor(values[("plain", 56)], floor)["at_floor"]
+    assert fitted_depths(values, "plain", depths, floor) == [8, 20, 56]
+    iv = rate_intervals(values, "plain", "resnet", depths, floor)
+    assert iv["fitted_depths"] == {"plain": [8, 20, 56], "resnet": depths}
+    assert iv["plain_per_layer_log2"]["estimate"] == pytest.approx(1 / 8, rel=0.05)
+    assert iv["resnet_power"]["estimate"] == pytest.approx(0.5, rel=0.05)
+    assert len(iv["difference"]["per_seed"]) == 5
+
+
+def test_the_shattered_fit_does_not_move_with_the_floor_handling_constant():
+    """The level of the at-the-floor decision (SHATTERED_FLOOR_CONFIDENCE) from 0.80 to 0.99
+    leaves the fitted rates unchanged: no constant decides a rate (R_FLOOR = 1e-9 used to set
+    the fully shattered depths' log-rate, and with it the plain net's rate)."""
+    from skiplab.studies.shattered import rate_intervals
+    depths, floor, values = _floored_values(np.random.default_rng(1))
+    fits = [rate_intervals(values, "plain", "resnet", depths, floor, confidence=c) for c in (0.80, 0.95, 0.99)]
+    for key in ("plain_per_layer_log2", "plain_power", "resnet_per_layer_log2", "resnet_power", "difference"):
+        assert {round(f[key]["estimate"], 12) for f in fits} == {round(fits[0][key]["estimate"], 12)}
+    assert all(f["fitted_depths"]["plain"] == [8, 20, 56] for f in fits)
+
+
+def test_the_shattered_part_measures_four_depths_per_family():
+    full = StudyConfig.create(parts="shattered")
+    assert len(full.shattered_depths) >= 4 and {8, 20, 56, 110} <= set(full.shattered_depths)
+    assert StudyConfig.create(parts="shattered", quick=True).shattered_depths == (8, 14)
 
 
 def test_html_embeds_images_and_escapes_text(tmp_path):
@@ -240,7 +291,7 @@ def test_quick_study_writes_a_report_with_every_section(quick_study):
     assert all(r["trained"]["steps"] == 6 for r in state["runs"].values())
     for part in ALL_PARTS.split(","):
         assert state["parts"][part] == "done" and (quick_study / "results" / f"{part}.json").is_file()
-    assert "--steps 6" in md and "fixed in `skiplab.studies.thresholds` before this run" in md
+    assert "--steps 6" in md and "fixed in `skiplab.evidence.thresholds` before this run" in md
 
 
 @pytest.mark.slow
@@ -349,9 +400,54 @@ def test_gradient_verdict_is_the_paired_slope_difference_against_the_band():
     assert vanishing.status == "disagrees" and "vanishing-gradient account" in vanishing.reasons[0]
     assert assess_gradients(config, _gradients(0.05, 0.0)).status == "unresolved"   # on the band
     exploding = assess_gradients(config, _gradients(-0.2, 0.0))
-    assert exploding.status == "agrees" and "grows towards the input" in exploding.reasons[0]
+    assert exploding.status == "disagrees" and "exploding at init, trained" in exploding.reasons[0]
+    # the plain net's own gradient outside the band disagrees even when the residual net's does too
+    both = assess_gradients(config, _gradients(-0.2, -0.2))
+    assert both.status == "disagrees" and "grows towards the input" in both.reasons[0]
     gated = assess_gradients(config, _gradients(0.20, 0.0, regime=["a --quick smoke run"]))
     assert gated.status == NOT_IN_REGIME
+
+
+def _profile_rows(key: str, profile, seeds=3, batches=4, rng=None):
+    """Per-(seed, batch) rows whose slope is fitted, as :func:`measure` fits it, from a
+    per-block gradient RMS profile (block 0 at the input)."""
+    from skiplab.evidence.stats import loglinear_slope
+    rng = rng or np.random.default_rng(0)
+    rows = []
+    for st in ("init", "trained"):
+        for s in range(seeds):
+            for b in range(batches):
+                noisy = np.asarray(profile) * np.exp(0.02 * rng.standard_normal(len(profile)))
+                rows.append(dict(key=key, seed=s, batch=b, stage=st,
+                                 slope=loglinear_slope(range(len(profile)), noisy)))
+    return rows
+
+
+def test_an_exploding_gradient_profile_gets_a_disagreeing_verdict():
+    """A plain net whose per-block gradient RMS grows 4000x towards the input (27 blocks, as in
+    a 56-layer CIFAR net) against a residual net with a flat profile: He's "healthy norms" does
+    not hold and the rule says so, in the other direction from vanishing."""
+    from skiplab.studies.gradients import classify, contrasts
+    from skiplab.studies.verdict import assess_gradients, gradient_stage
+    blocks = 27
+    exploding = 4000.0 ** ((blocks - 1 - np.arange(blocks)) / (blocks - 1))     # 4000 at the input, 1 at the output
+    flat = np.ones(blocks)
+    rows = _profile_rows("plain-56", exploding) + _profile_rows("resnet-56", flat)
+    verdicts = [dict(contrasts(rows, "plain-56", "resnet-56", st), norm=True, plain_model="plain-56",
+                     residual_model="resnet-56") for st in ("init", "trained")]
+    slope = verdicts[0]["plain"]["estimate"]
+    assert slope == pytest.approx(-math.log10(4000) / (blocks - 1), abs=0.01) and classify(slope) == "exploding"
+    assert gradient_stage(verdicts[0], 0.05) == "exploding"
+    found = assess_gradients(StudyConfig.create(parts="gradients"),
+                             {"gradients": dict(verdicts=verdicts, regime=[], slope_band=0.05)})
+    assert found.status == "disagrees" and "exploding" in found.reasons[0]
+    # the same profile the other way round (shrinking 4000x towards the input) is vanishing
+    rows = _profile_rows("plain-56", exploding[::-1]) + _profile_rows("resnet-56", flat)
+    verdicts = [dict(contrasts(rows, "plain-56", "resnet-56", st), norm=True, plain_model="plain-56",
+                     residual_model="resnet-56") for st in ("init", "trained")]
+    found = assess_gradients(StudyConfig.create(parts="gradients"),
+                             {"gradients": dict(verdicts=verdicts, regime=[], slope_band=0.05)})
+    assert found.status == "disagrees" and "vanishing" in found.reasons[0]
 
 
 def test_shattered_verdict_is_the_paired_rate_difference_with_the_control_as_gate():

@@ -28,7 +28,7 @@ Each best.pt is evaluated on held-out tiles through its entropy-coded latent, an
 report.html (self-contained), report.md, curves.png and grid.png give a table (parameters,
 MACs, train time, PSNR, SSIM, ENL, ratio median, measured bpp), training curves, input /
 reconstruction / error maps, and which variant wins by how much, as a paired PSNR difference
-with a bootstrap interval over seeds and tiles -- or "no significant difference" when the
+with a t interval over seeds (tiles' error added) -- or "no significant difference" when the
 interval contains 0. A variant within 0.5 dB of a constant image "did not train" and is not
 ranked; no verdict in a --quick smoke run, with fewer than 3 seeds, or when the best variant
 is within 1 dB of a constant image.

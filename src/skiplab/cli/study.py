@@ -20,7 +20,7 @@ examples:
 
 Parts: degradation (plain vs residual nets at each depth, same recipe and steps: He 2015
 Fig. 6; the headline is the interaction [e(plain-deep) - e(plain-shallow)] - [e(res-deep)
-- e(res-shallow)] with its bootstrap interval over seeds and images), gradients (per-element
+- e(res-shallow)] with its t interval over seeds and images), gradients (per-element
 RMS of dL/dx per block of the deepest pair at init, mid-training and trained; the fitted
 log-slope, plain minus residual, over seeds and batches: He 2015 §4.1; --without-bn adds
 the same nets without BatchNorm), lesion (delete blocks of the deepest trained nets, whole

@@ -17,7 +17,6 @@ runs are read back from their ``metrics.csv``.
 from __future__ import annotations
 
 import csv
-import math
 import statistics
 from pathlib import Path
 from typing import Optional, Sequence, Union
@@ -25,28 +24,25 @@ from typing import Optional, Sequence, Union
 import yaml
 
 from ..atomic import write_json
+from ..evidence import seed_interval
 from ..train import TrainConfig, fit
 
-# two-sided 95 % Student-t quantiles t_{0.975, df}, df = 1..30 (normal beyond)
-_T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
-         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
-         2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
 # config fields that may differ between a KD run and its scratch twin
 BOOKKEEPING = ("out", "resume", "progress", "teacher", "kd_temperature", "kd_alpha", "tensorboard",
                "num_threads", "checkpoint_every", "log_every")
 
 
 def paired_difference(treated: Sequence[float], control: Sequence[float]) -> dict:
-    """Mean of ``treated[i] - control[i]`` with its 95 % t-interval (None for one pair)."""
+    """Mean of ``treated[i] - control[i]`` with its 95 % t interval over seeds
+    (:func:`skiplab.evidence.seed_interval`; None for one pair)."""
     if len(treated) != len(control) or not treated:
         raise ValueError(f"need paired values, got {len(treated)} and {len(control)}")
     diffs = [a - b for a, b in zip(treated, control)]
     mean = statistics.fmean(diffs)
     if len(diffs) < 2:
         return {"mean": mean, "low": None, "high": None, "n": 1, "diffs": diffs}
-    df = len(diffs) - 1
-    half = (_T975[df - 1] if df <= len(_T975) else 1.96) * statistics.stdev(diffs) / math.sqrt(len(diffs))
-    return {"mean": mean, "low": mean - half, "high": mean + half, "n": len(diffs), "diffs": diffs}
+    low, high = seed_interval(diffs)
+    return {"mean": mean, "low": low, "high": high, "n": len(diffs), "diffs": diffs}
 
 
 def final_metric(run_dir: Union[str, Path], metric: str = "val_acc") -> Optional[float]:

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from ..atomic import write_json
+from ..evidence import paired_item_interval
 from ..train import TrainConfig, fit, load_checkpoint, model_from_checkpoint, save_checkpoint
 from ..train.precision import Precision, resolve_precision
 from ..train.tasks import make_task
@@ -80,13 +81,12 @@ def _correct(model: nn.Module, task, dataset, precision: str, batch_size: int) -
     return torch.cat(hits)
 
 
-def paired_drop(before: torch.Tensor, after: torch.Tensor, z: float = 1.96) -> list[float]:
+def paired_drop(before: torch.Tensor, after: torch.Tensor) -> list[float]:
     """The accuracy drop in points and its 95 % interval over the evaluation images, from
-    the per-image differences of correctness (paired: the same images score both nets). It
+    the per-image differences of correctness (paired: the same images score both nets;
+    :func:`skiplab.evidence.paired_item_interval`, a t interval over the images). It
     measures test-set sampling only, not the spread over pruning or training seeds."""
-    d = 100 * (before.float() - after.float())
-    half = z * d.std().item() / len(d) ** 0.5
-    return [d.mean().item() - half, d.mean().item() + half]
+    return list(paired_item_interval(100 * before.double().cpu().numpy(), 100 * after.double().cpu().numpy()))
 
 
 def _claim(out: Path, settings: dict, checkpoint: str) -> None:

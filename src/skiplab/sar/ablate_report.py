@@ -1,14 +1,14 @@
 """The report of ``skiplab ablate autoencoder``: the verdict in numbers, the table, the
 training curves and the reconstruction grid, as ``report.md`` (PNGs beside it) and a
-self-contained ``report.html`` (the study's :class:`~skiplab.studies.document.Document`).
+self-contained ``report.html`` (the :class:`~skiplab.evidence.document.Document` of every report).
 
 **When is a difference real?** Every variant is trained with the same seeds and evaluated on
 the same tiles, so two variants are compared by their paired PSNR difference with a
-bootstrap interval over seeds and tiles (:func:`skiplab.studies.stats.difference`): a
+t interval over seeds with the tiles' sampling error added (:func:`skiplab.evidence.stats.difference`): a
 real difference when the interval excludes 0, otherwise "no significant difference". No
 verdict at all in a ``--quick`` smoke run, with fewer than ``MIN_SEEDS_FOR_VERDICT`` seeds,
 or when the best variant is within ``ABLATION_LEARNT_DB`` of a constant image (thresholds in
-:mod:`skiplab.studies.thresholds`, fixed before any run).
+:mod:`skiplab.evidence.thresholds`, fixed before any run).
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from ..studies import thresholds as T
-from ..studies.document import Document
-from ..studies.figures import new_figure, save_figure, smooth
+from ..evidence import thresholds as T
+from ..evidence.document import Document
+from ..evidence.figures import new_figure, save_figure, smooth
+from ..evidence.stats import difference, pm, sign
 from ..studies.regime import enough_seeds, smoke_run
-from ..studies.stats import difference, pm, sign
 
 COLOURS = {"sar_codec_plain": "#d62728", "sar_codec_bottleneck": "#1f77b4", "sar_codec_all": "#2ca02c",
            "sar_codec_bottleneck_cbam": "#9467bd",
@@ -49,7 +49,7 @@ def seed_range(values: Sequence[float]) -> tuple[float, float, float]:
 
 def compare(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]]) -> dict:
     """``a`` against ``b``: per-seed, per-tile scores ([seeds][tiles], higher is better, the
-    same seeds and tiles). The paired difference of the means with its bootstrap interval;
+    same seeds and tiles). The paired difference of the means with its seed-level t interval;
     ``significant`` when the interval excludes 0."""
     ci = difference({"a": np.asarray(a, np.float64), "b": np.asarray(b, np.float64)}, "a", "b")
     return dict(ci, gap=ci["estimate"], significant=sign(ci) != "unresolved")

@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..studies.thresholds import PLATEAU_FRACTION, PLATEAU_GAIN_DB
+from ..evidence.thresholds import PLATEAU_FRACTION, PLATEAU_GAIN_DB
 from .rate_distortion import REFERENCE_RATES, rate_distortion
 
 MEASURES = ("psnr", "ssim", "bpp")

@@ -6,13 +6,13 @@ that many bits stores the scene, speckle included -- the compression question. b
 measured: the bytes of the written latent file (header, quantiser range and entropy-coded
 symbols) over the scene's pixels; JPEG / JPEG 2000 bytes likewise (their headers included).
 
-**Verdicts** (thresholds in :mod:`skiplab.studies.thresholds`, fixed before the run):
+**Verdicts** (thresholds in :mod:`skiplab.evidence.thresholds`, fixed before the run):
 
 - a variant whose PSNR at its highest rate is within ``DID_NOT_TRAIN_DB`` of a constant
   image at the training mean level *did not train*: reported, never ranked;
 - "beats X at a rate": the paired difference (variant - X, X rate-matched to the variant's
-  own measured bpp on every scene and seed) has a bootstrap interval over seeds and held-out
-  scenes above 0 (:func:`skiplab.studies.stats.difference`); below 0: "loses"; else
+  own measured bpp on every scene and seed) has a t interval over seeds (the held-out
+  scenes' sampling error added) above 0 (:func:`skiplab.evidence.stats.difference`); below 0: "loses"; else
   "no significant difference";
 - no verdict in a ``--quick`` run or with fewer than ``MIN_SEEDS_FOR_VERDICT`` seeds.
 """
@@ -22,16 +22,15 @@ from __future__ import annotations
 import os
 import platform
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
 
-from ..studies import thresholds as T
-from ..studies.document import Document
-from ..studies.figures import new_figure, save_figure
+from ..evidence import thresholds as T
+from ..evidence.document import Document
+from ..evidence.figures import new_figure, save_figure
+from ..evidence.stats import difference, pm, sign
 from ..studies.regime import enough_seeds, smoke_run
-from ..studies.stats import difference, pm, sign
 
 REFERENCES = {"jpeg2000-matched": "JPEG 2000", "jpeg-matched": "JPEG", "avgpool": "avg-pool + bilinear"}
 COLOURS = ("#d62728", "#2ca02c", "#1f77b4", "#9467bd")
@@ -209,8 +208,8 @@ def write_codec_report(ctx: dict) -> tuple[Path, Path, list[str], list[dict]]:
     doc.paragraph("Every number is on real scenes the model never saw (its fold held their whole site out), "
                   "in the normalised log domain, PSNR/SSIM against the input. Mean ± standard deviation over "
                   "seeds of the per-scene mean; differences are paired (same scene, same seed; the reference "
-                  "codec rate-matched to the variant's measured bpp within 5 %) with 95 % bootstrap intervals "
-                  "over seeds and scenes.")
+                  "codec rate-matched to the variant's measured bpp within 5 %) with 95 % t intervals "
+                  "over seeds, the scenes' sampling error added.")
     flat = results_table(doc, rows)
     some = next(iter(rows.values()), None)
     if some is not None:
@@ -228,7 +227,7 @@ def write_codec_report(ctx: dict) -> tuple[Path, Path, list[str], list[dict]]:
         f"raw/zlib/lzma/ANS-Gaussian/ANS-Laplace (its id in the file)",
         f"{c.seeds} seeds per variant and fold; thresholds: " + ", ".join(
             f"{k} = {getattr(T, k)}" for k in ("DID_NOT_TRAIN_DB", "PLATEAU_FRACTION", "PLATEAU_GAIN_DB",
-                                               "CONFIDENCE", "BOOTSTRAP_RESAMPLES"))])
+                                               "CONFIDENCE", "MIN_SEEDS_FOR_VERDICT"))])
     doc.heading("Runs")
     doc.table(["run", "val PSNR (first -> last)", "plateau", "gain in last quarter"], [
         (n, f"{ctx['val_curves'][n][0]:.2f} -> {ctx['val_curves'][n][-1]:.2f}" if ctx["val_curves"].get(n) else "-",

@@ -9,7 +9,7 @@ resume, the worker processes and the step curves; an :class:`Experiment` says wh
 experiment (He et al. 2015) as the interaction of depth and shortcut with its interval,
 gradient flow, lesions (Veit et al. 2016), loss landscapes (Li et al. 2018) and shattered
 gradients (Balduzzi et al. 2017), with verdicts only inside each paper's regime
-(:mod:`~skiplab.studies.regime`, thresholds fixed in :mod:`~skiplab.studies.thresholds`).
+(:mod:`~skiplab.studies.regime`, thresholds fixed in :mod:`~skiplab.evidence.thresholds`).
 """
 
 from .config import FAMILIES, PARTS, Budget, Family, Recipe, StudyConfig

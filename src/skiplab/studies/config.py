@@ -263,6 +263,13 @@ class StudyConfig:
         return list(range(self.seed, self.seed + self.seeds))
 
     @property
+    def shattered_depths(self) -> tuple:
+        """The shattered-gradients part's depths (measured at init): ``SHATTERED_DEPTHS`` with
+        the study's own; a --quick smoke run keeps the study's."""
+        from ..evidence.thresholds import SHATTERED_DEPTHS
+        return self.depths if self.quick else tuple(sorted(set(self.depths) | set(SHATTERED_DEPTHS)))
+
+    @property
     def shallowest(self) -> int:
         return min(self.depths)
 

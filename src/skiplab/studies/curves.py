@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from . import thresholds as T
+from ..evidence import thresholds as T
 from ..train.steplog import STEPS_FILE, StepLog, read_steps
 
 __all__ = ["STEPS_FILE", "StepLog", "read_steps", "end_of_training", "plateau_drop"]

@@ -8,8 +8,8 @@ interaction
 
     I = [e(plain-deep) − e(plain-shallow)] − [e(res-deep) − e(res-shallow)]
 
-(deepest against shallowest depth) with its bootstrap interval over seeds and images
-(:mod:`skiplab.studies.stats`); I > 0 is He's degradation: depth costs the plain nets more
+(deepest against shallowest depth) with its t interval over seeds, the images' sampling error added
+(:mod:`skiplab.evidence.stats`); I > 0 is He's degradation: depth costs the plain nets more
 than the residual ones. Each family's own deep − shallow difference is given beside it,
 and the same contrasts for every shorter training length (``--lengths``: separate runs with
 their own schedule), so the reader sees how the ordering depends on the length; the
@@ -23,10 +23,10 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from ..evidence.stats import difference, interaction, mean_spread, nan_mean, wrong_matrix
 from .curves import STEPS_FILE, read_steps
 from .figures import plot_degradation
 from .regime import convergence_gate, degradation_gate, enough_seeds, smoke_run
-from .stats import difference, interaction, mean_spread, nan_mean, wrong_matrix
 
 if TYPE_CHECKING:  # pragma: no cover
     from .study import Study

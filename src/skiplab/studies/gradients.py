@@ -17,8 +17,10 @@ over all blocks): above +``GRADIENT_SLOPE_BAND`` the gradient shrinks towards th
 ("vanishing"), below -band it grows ("exploding").
 
 The claim is the paired difference slope(plain) - slope(residual) at each stage, with its
-bootstrap interval over seeds and batches (:func:`~skiplab.studies.stats.bootstrap_contrast`):
-the vanishing-gradient account predicts it above the band; He's "healthy norms" below it.
+t interval over seeds with the batches' sampling error added (:func:`~skiplab.evidence.stats.contrast`):
+the vanishing-gradient account predicts it above the band, BatchNorm's gradient explosion
+(Yang et al. 2019) below it, He's "healthy norms" inside; the verdict reads the plain net's
+own slope against the same two-sided band (:func:`~skiplab.studies.verdict.gradient_stage`).
 """
 
 from __future__ import annotations
@@ -31,11 +33,11 @@ import numpy as np
 import torch
 
 from ..analysis import gradient_flow
-from . import thresholds as T
+from ..evidence import thresholds as T
+from ..evidence.stats import contrast, loglinear_slope
 from .figures import plot_gradient_flow
 from .regime import above_chance_gate, enough_seeds, smoke_run
 from .runs import RunSpec, snapshot_steps
-from .stats import bootstrap_contrast, loglinear_slope
 
 if TYPE_CHECKING:  # pragma: no cover
     from .study import Study
@@ -92,9 +94,9 @@ def contrasts(results: list[dict], plain: str, res: str, stage: str) -> dict | N
     a, b = slope_matrix(results, plain, stage), slope_matrix(results, res, stage)
     if a.size == 0 or a.shape != b.shape or not (np.isfinite(a).all() and np.isfinite(b).all()):
         return None
-    return dict(stage=stage, plain=bootstrap_contrast({plain: a}, {plain: 1.0}),
-                residual=bootstrap_contrast({res: b}, {res: 1.0}),
-                difference=bootstrap_contrast({plain: a, res: b}, {plain: 1.0, res: -1.0}))
+    return dict(stage=stage, plain=contrast({plain: a}, {plain: 1.0}),
+                residual=contrast({res: b}, {res: 1.0}),
+                difference=contrast({plain: a, res: b}, {plain: 1.0, res: -1.0}))
 
 
 def run(study: "Study") -> dict:

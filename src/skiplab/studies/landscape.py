@@ -10,9 +10,9 @@ the trained weights), and the number of grid points lower than all their neighbo
 "convex-looking" ones of ResNets one). These are a qualitative comparison only.
 
 The verdict is Li's quantitative check: the paired difference |λmin/λmax|(plain) −
-|λmin/λmax|(residual) of the deepest nets over seeds, with its bootstrap interval, inside
+|λmin/λmax|(residual) of the deepest nets over seeds, with its t interval over seeds, inside
 Li's regime (trained nets, at a levelled-off training loss; thresholds in
-:mod:`skiplab.studies.thresholds`).
+:mod:`skiplab.evidence.thresholds`).
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ import numpy as np
 
 from ..analysis import landscape_1d, landscape_2d, plot_contour, plot_landscape_1d
 from ..analysis.hessian import hessian_extremes
-from . import thresholds as T
+from ..evidence import thresholds as T
+from ..evidence.stats import contrast, mean_spread, nan_mean
 from .progress import progress_callback
 from .regime import above_chance_gate, convergence_gate, enough_seeds, smoke_run
 from .runs import RunSpec, fixed_batches
-from .stats import bootstrap_contrast, mean_spread, nan_mean
 
 if TYPE_CHECKING:  # pragma: no cover
     from .study import Study
@@ -60,7 +60,7 @@ def border_rise(loss: np.ndarray) -> float:
 
 
 def curvature_contrast(curvature: list[dict]) -> dict | None:
-    """|λmin/λmax|(plain) − |λmin/λmax|(residual), paired over seeds, with its bootstrap
+    """|λmin/λmax|(plain) − |λmin/λmax|(residual), paired over seeds, with its t
     interval (one value per seed: the Hessian is measured once on the fixed images)."""
     plain = next((c for c in curvature if c["shortcut"] == "none"), None)
     res = next((c for c in curvature if c["shortcut"] == "identity"), None)
@@ -70,7 +70,7 @@ def curvature_contrast(curvature: list[dict]) -> dict | None:
     b = np.array([[r["ratio"] for r in res["seeds"]]]).T
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
         return None
-    return bootstrap_contrast({plain["model"]: a, res["model"]: b}, {plain["model"]: 1.0, res["model"]: -1.0})
+    return contrast({plain["model"]: a, res["model"]: b}, {plain["model"]: 1.0, res["model"]: -1.0})
 
 
 def regime(study: "Study") -> list[str]:

@@ -8,8 +8,8 @@ accuracy with each single block deleted (Veit Fig. 3) and with k = 1..10 random
 non-downsampling blocks deleted at once, at least ``LESION_DRAWS`` draws per k over the
 seeds (Veit Fig. 5a). The number compared with Veit is the *retained above-chance
 fraction* (acc − chance) / (baseline − chance): 1 = nothing lost, 0 = down to chance.
-Its interval combines the seed-to-seed spread with each accuracy's binomial error on
-the test images (normal approximation).
+Its interval is the t interval over seeds with each accuracy's binomial error on the
+shared test images added (:mod:`skiplab.evidence`).
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ import numpy as np
 
 from ..analysis import delete_blocks, evaluate, lesion_random
 from ..analysis.lesion import is_deletable, lesion_units
-from . import thresholds as T
+from ..evidence import thresholds as T
+from ..evidence.intervals import binomial_se, seed_interval_with_sampling
 from .figures import plot_lesion
 from .progress import bar
 from .runs import RunSpec
-from .stats import binomial_se
 
 if TYPE_CHECKING:  # pragma: no cover
     from .study import Study
@@ -37,21 +37,14 @@ def retained(accuracy: float, baseline: float, chance: float) -> float:
 
 
 def retained_interval(values: list[list[float]], ses: list[list[float]], confidence: float = T.CONFIDENCE) -> dict:
-    """Mean retained fraction over seeds (each the mean over its blocks), with an interval
-    from the between-seed variance plus the binomial variance of the accuracies."""
-    per_seed = np.array([np.mean(v) for v in values])
-    n = len(per_seed)
-    binom = np.mean([np.mean(np.square(s)) / len(s) for s in ses])   # variance of a seed's block mean
-    between = per_seed.var(ddof=1) / n if n > 1 else 0.0
-    half = _z(confidence) * math.sqrt(between + binom / n)
-    mean = float(per_seed.mean())
-    return dict(estimate=mean, low=mean - half, high=mean + half, per_seed=per_seed.tolist(), seeds=n,
-                confidence=confidence)
-
-
-def _z(confidence: float) -> float:
-    from statistics import NormalDist
-    return NormalDist().inv_cdf(0.5 + confidence / 2)
+    """Mean retained fraction over seeds (each the mean over its blocks), with the t interval
+    over seeds plus the binomial error of the accuracies on the shared test images
+    (:func:`~skiplab.evidence.intervals.seed_interval_with_sampling`). The blocks of a seed
+    are scored on the same images, so a seed's block mean is given the mean of its blocks'
+    standard errors (their errors fully correlated: the conservative bound)."""
+    per_seed = [float(np.mean(v)) for v in values]
+    within = [float(np.mean(s)) for s in ses]
+    return seed_interval_with_sampling(per_seed, within, confidence)
 
 
 def lesion_model(study: "Study", spec: RunSpec, draws: int, max_k: int) -> dict:

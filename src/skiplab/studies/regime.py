@@ -2,7 +2,7 @@
 
 Each gate returns the reasons it fails (empty: the run is in the regime), in numbers, so
 the report can say "not in the paper's regime: <why>" instead of agree/disagree. The
-thresholds live in :mod:`skiplab.studies.thresholds`.
+thresholds live in :mod:`skiplab.evidence.thresholds`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Mapping, Sequence
 
-from . import thresholds as T
+from ..evidence import thresholds as T
 
 
 def smoke_run(quick: bool) -> list[str]:

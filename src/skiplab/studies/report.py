@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from ..evidence import thresholds as T
+from ..evidence.document import Document
 from ..train.precision import resolve_precision
-from . import thresholds as T
-from .document import Document
 from .published import FINDINGS
 from .verdict import Assessment, assess
 
@@ -98,8 +98,8 @@ def setup_section(doc: Document, study: "Study") -> None:
 
 
 def thresholds_section(doc: Document) -> None:
-    from . import thresholds
-    doc.paragraph("Thresholds, gates and interval settings were fixed in `skiplab.studies.thresholds` before this "
+    from ..evidence import thresholds
+    doc.paragraph("Thresholds, gates and interval settings were fixed in `skiplab.evidence.thresholds` before this "
                   "run (each with its reason there) and are not tuned to any result: "
                   + ", ".join(f"`{k}` = {v}" for k, v in thresholds.table()) + ".")
 
@@ -120,7 +120,7 @@ def published_block(doc: Document, a: Assessment) -> None:
 
 
 def degradation_section(doc: Document, res: dict, found: dict) -> None:
-    from .stats import interval_text, pm
+    from ..evidence.stats import interval_text, pm
     rows = []
     for key, n in sorted(res["networks"].items(), key=lambda kv: (kv[1].get("length", 1.0), kv[1]["family"],
                                                                    kv[1]["depth"])):
@@ -150,8 +150,9 @@ def degradation_section(doc: Document, res: dict, found: dict) -> None:
                          + "; ".join(entry["residual_regime"]))
         doc.paragraph(f"After {int(steps):,} steps{' (the full length: the verdict)' if entry['length'] == 1.0 else ''}:")
         doc.items(items)
-    doc.paragraph("Intervals: paired bootstrap over seeds and evaluation images (the same resampled seeds and "
-                  "images for every network), percentile method.")
+    doc.paragraph("Intervals: the t interval over seeds (n - 1 df) of the per-seed contrasts, with the shared "
+                  "evaluation images' sampling error (the per-image paired contrast's standard error) added; "
+                  "the per-seed values are in results.json.")
     for fig in res["figures"]:
         doc.image(Path(fig), "training loss (log scale) and batch training error against steps, one column per "
                              "family (He 2015 Fig. 6 layout); lines: mean over seeds, bands: their range")
@@ -161,7 +162,7 @@ def degradation_section(doc: Document, res: dict, found: dict) -> None:
 
 
 def gradients_section(doc: Document, res: dict, found: dict) -> None:
-    from .stats import interval_text, mean_spread, pm
+    from ..evidence.stats import interval_text, mean_spread, pm
     band = res["slope_band"]
     groups: dict[tuple, list[dict]] = {}
     for r in res["results"]:
@@ -179,10 +180,11 @@ def gradients_section(doc: Document, res: dict, found: dict) -> None:
     doc.paragraph(f"{res.get('batches', 1)} fixed batches of {res['batch']} training images (the same for every net "
                   f"and seed), training mode, fp32; per-element RMS of the gradient entering each block, and per net, "
                   f"seed and batch its least-squares log10-slope against the block index (towards the output). "
-                  f"'step N' is the run's snapshot at that step, 'trained' its end. Intervals: paired bootstrap over "
-                  f"seeds and batches. Fixed before measuring: a slope above +{band:g} is 'vanishing' (the gradient "
+                  f"'step N' is the run's snapshot at that step, 'trained' its end. Intervals: t over seeds with "
+                  f"the batches' sampling error added. Fixed before measuring: a slope above +{band:g} is 'vanishing' (the gradient "
                   f"shrinks towards the input), below -{band:g} 'exploding'; He's 'healthy norms' agree when the "
-                  f"plain-minus-residual interval lies below +{band:g} at every stage with BatchNorm.")
+                  f"intervals of the plain net's slope and of plain minus residual both lie inside ±{band:g} at "
+                  f"every stage with BatchNorm, and disagree when either lies wholly outside, on either side.")
     for fig in res["figures"]:
         doc.image(Path(fig), "per-element gradient RMS per layer and per block input (log scale); dashed: at init, "
                              "dotted: snapshots during training, solid: trained; lines: geometric mean over seeds "
@@ -206,7 +208,7 @@ def lesion_section(doc: Document, res: dict, found: dict) -> None:
                   f"blocks (Veit 2016 report them apart). A residual block is deleted by keeping only its shortcut; "
                   f"a plain block (a pair of conv layers) by replacing it with the identity where it keeps its "
                   f"input's shape. k random deletions, k = 1..{res['max_k']}: {res['draws']} draws per k over the seeds.")
-    from .stats import interval_text
+    from ..evidence.stats import interval_text
     doc.items([f"{m['model']}: retained above-chance fraction after one deletion "
                f"{interval_text(m['retained_single'], 1.0, '', 2)} (seed spread and binomial error of each accuracy)"
                for m in res["models"] if m.get("retained_single")])
@@ -229,9 +231,9 @@ def landscape_section(doc: Document, res: dict, found: dict) -> None:
                 ", ".join(f"{r['lambda_max']:.3g}" for r in c["seeds"]),
                 ", ".join(f"{r['lambda_min']:.3g}" for r in c["seeds"])] for c in res.get("curvature", [])])
     if res.get("contrast"):
-        from .stats import interval_text
+        from ..evidence.stats import interval_text
         doc.paragraph(f"Plain minus residual |λmin/λmax|, paired over seeds: {interval_text(res['contrast'], 1.0, '', None)} "
-                      f"(bootstrap over seeds; Li's claim agrees when it lies above +{res['margin']:g}).")
+                      f"(t interval over seeds; Li's claim agrees when it lies above +{res['margin']:g}).")
     for fig in res["figures"]:
         doc.image(Path(fig), fig.replace("_", " ").removesuffix(".png"))
     if "landscape" in found:
@@ -239,20 +241,35 @@ def landscape_section(doc: Document, res: dict, found: dict) -> None:
 
 
 def shattered_section(doc: Document, res: dict, found: dict) -> None:
-    rows = [[r["model"], f"{r['lag1']:.3f} ± {r['lag1_sd']:.3f}", len(r["lag1_seeds"])] for r in res["results"]]
-    rows += [[f"control: {c['model']} (1-D input)", f"{c['lag1'][0]:.3f} ± {c['lag1'][1]:.3f}", c["seeds"]]
+    floor = res.get("floor", 0.0)
+    rows = [[r["model"], f"{r['lag1']:.3f} ± {r['lag1_sd']:.3f}", len(r["lag1_seeds"]),
+             "at the floor" if r.get("at_floor") else "above"] for r in res["results"]]
+    rows += [[f"control: {c['model']} (1-D input)", f"{c['lag1'][0]:.3f} ± {c['lag1'][1]:.3f}", c["seeds"], "-"]
              for c in res.get("control", [])]
-    doc.table(["network (at init)", "centred correlation R(1), mean ± sd over seeds", "init seeds"], rows)
+    doc.table(["network (at init)", "centred correlation R(1), mean ± sd over seeds", "init seeds",
+               f"against the white-noise floor {floor:+.4f}"], rows)
+    fits = res.get("fits") or {}
+    if fits:
+        g = lambda v: f"{v:.3g}"  # noqa: E731
+        doc.table(["family", "depths fitted", "depths at the floor", "a (2^-aL)", "b (L^-b)",
+                   "RSS exponential", "RSS power law", "better fit"],
+                  [[f, ", ".join(map(str, x.get("depths", []))) or "-",
+                    ", ".join(map(str, x.get("at_floor", []))) or "-",
+                    g(x["per_layer_log2"]), g(x["power"]), g(x.get("rss_exponential", float("nan"))),
+                    g(x.get("rss_power", float("nan"))), x.get("better", "undetermined")] for f, x in fits.items()])
     iv = res.get("intervals")
     if iv:
-        from .stats import interval_text
-        ci = lambda c: interval_text(c, 1.0, "", 3)  # noqa: E731
+        from ..evidence.stats import interval_text
+        ci = lambda c: interval_text(c, 1.0, "", 3, "fewer than two depths above the floor")  # noqa: E731
         doc.table(["family", "rate a in R(1) ∝ 2^(-aL)", "Balduzzi", "power b in R(1) ∝ L^(-b)", "Balduzzi"],
                   [[f, ci(iv[f"{f}_per_layer_log2"]), "1 (plain)" if f == res["plain"] else "-",
                     ci(iv[f"{f}_power"]), "0.5 (ResNet)" if f == res["residual"] else "-"]
                    for f in (res["plain"], res["residual"])])
-        doc.paragraph(f"Plain minus residual rate a: {ci(iv['difference'])}. Intervals: paired bootstrap over init "
-                      f"seeds and (image, direction) pairs; R(1) at or below 0 (fully shattered) counts as 1e-9 in the fits.")
+        doc.paragraph(f"Plain minus residual rate a: {ci(iv['difference'])}. Intervals: t over init seeds (n - 1 "
+                      f"df) with the (image, direction) pairs' sampling error added (a jackknife within each seed). "
+                      f"The fits are of R(1) minus the white-noise floor -1/(N-1) = {floor:+.4f} on the depths "
+                      f"above it; a depth whose R(1) interval reaches the floor is fully shattered at this "
+                      f"resolution and is left out, so a family's rate rests only on the depths listed.")
     doc.paragraph(f"Centred correlation (Balduzzi's) of the input gradient of one output between neighbouring points "
                   f"of {res['points']} along a line through a test image (radius {res['radius']:g} normalised-pixel "
                   f"units, random direction of unit RMS per pixel), averaged over {res['images']} images x "

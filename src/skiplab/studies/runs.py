@@ -19,10 +19,10 @@ import torch
 from torch import nn
 
 from ..data import BatchLoader, ImageDataset
+from ..evidence import thresholds as T
 from ..models import create_model
 from ..train import TrainConfig, load_checkpoint, load_model_state
 from ..train.checkpoint import model_state_from
-from . import thresholds as T
 from .config import FAMILIES, Family, StudyConfig
 from .experiment import Run
 from .worker import DIVERGED_FILE

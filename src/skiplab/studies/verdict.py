@@ -15,10 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from . import thresholds as T
+from ..evidence import thresholds as T
+from ..evidence.stats import interval_text, sign
 from .config import StudyConfig
 from .regime import enough_seeds, lesion_gate, smoke_run
-from .stats import interval_text, sign
 
 NOT_IN_REGIME = "not in the paper's regime"
 
@@ -167,10 +167,26 @@ def judge_interval(key: str, measured: str, ci: dict, margin: float = 0.0, want:
                       [] if got == want else list(why_not or []))
 
 
+def gradient_stage(v: dict, band: float) -> str:
+    """One stage against the two-sided band: "vanishing" / "exploding" when the plain net's
+    own slope interval, or that of its difference from the residual net, lies wholly above
+    +``band`` / below -``band``; "healthy" when both lie inside (-band, +band); else
+    "unresolved"."""
+    cis = (v["plain"], v["difference"])
+    if any(c["low"] > band for c in cis):
+        return "vanishing"
+    if any(c["high"] < -band for c in cis):
+        return "exploding"
+    if all(-band < c["low"] and c["high"] < band for c in cis):
+        return "healthy"
+    return "unresolved"
+
+
 def assess_gradients(config: StudyConfig, results: dict) -> Assessment:
-    """He 2015 §4.1 ("healthy norms with BN"): the plain net's gradient does not decay towards
-    the input beyond the residual net's, at init and during training -- the upper end of the
-    interval of slope(plain) − slope(residual) below +``GRADIENT_SLOPE_BAND`` at every stage."""
+    """He 2015 §4.1 ("healthy norms with BN") against a two-sided band: at every stage with
+    BatchNorm the plain net's gradient neither shrinks nor grows towards the input by more
+    than ``GRADIENT_SLOPE_BAND`` log10 per block, on its own and beyond the residual net's
+    (:func:`gradient_stage`). A stage outside the band on either side disagrees."""
     grads = results.get("gradients")
     line = _gradient_line(grads) if grads else None
     if line is None:
@@ -179,20 +195,24 @@ def assess_gradients(config: StudyConfig, results: dict) -> Assessment:
         return gated("gradients", line, grads["regime"])
     band = grads["slope_band"]
     rows = [v for v in grads["verdicts"] if v["norm"]]
-    vanishing = [v["stage"] for v in rows if v["difference"]["low"] > band]
-    healthy = [v["stage"] for v in rows if v["difference"]["high"] < band]
-    exploding = [v["stage"] for v in rows if v["plain"]["high"] < -band]
-    note = ([f"the plain net's own gradient grows towards the input ({', '.join(exploding)}): BatchNorm's "
-             f"gradient explosion in deep plain nets (Yang et al. 2019), not vanishing"] if exploding else [])
-    if vanishing:
-        return Assessment("gradients", line, "disagrees",
-                          [f"the plain net loses more than {band:g} log10 per block beyond the residual net at "
-                           f"{', '.join(vanishing)}: the vanishing-gradient account"] + note)
-    if len(healthy) == len(rows):
-        return Assessment("gradients", line, "agrees", note)
+    found = {v["stage"]: gradient_stage(v, band) for v in rows}
+    by = {k: [st for st, got in found.items() if got == k] for k in ("vanishing", "exploding", "unresolved")}
+    reasons = []
+    if by["vanishing"]:
+        reasons.append(f"vanishing at {', '.join(by['vanishing'])}: the plain net's gradient shrinks towards the "
+                       f"input by more than {band:g} log10 per block (on its own or beyond the residual net): "
+                       f"the vanishing-gradient account")
+    if by["exploding"]:
+        reasons.append(f"exploding at {', '.join(by['exploding'])}: the plain net's gradient grows towards the "
+                       f"input by more than {band:g} log10 per block (on its own or beyond the residual net): "
+                       f"BatchNorm's gradient explosion in deep plain nets (Yang et al. 2019), not healthy norms")
+    if reasons:
+        return Assessment("gradients", line, "disagrees", reasons)
+    if not by["unresolved"]:
+        return Assessment("gradients", line, "agrees")
     return Assessment("gradients", line, "unresolved",
-                      [f"at {', '.join(v['stage'] for v in rows if v['stage'] not in healthy)} the interval reaches "
-                       f"above +{band:g}: these seeds and batches cannot tell"] + note)
+                      [f"at {', '.join(by['unresolved'])} an interval reaches beyond ±{band:g}: these seeds and "
+                       f"batches cannot tell"])
 
 
 def assess_lesion(config: StudyConfig, results: dict) -> Assessment:
@@ -266,7 +286,7 @@ def assess_shattered(config: StudyConfig, results: dict) -> Assessment:
     if not iv:
         return Assessment("shattered", sh.get("line", "not measured"), "not measured",
                           ["needs a plain and a residual family"])
-    rate = lambda ci: interval_text(ci, 1.0, "", 3)  # noqa: E731
+    rate = lambda ci: interval_text(ci, 1.0, "", 3, "fewer than two depths above the white-noise floor")  # noqa: E731
     measured = (f"centred R(1) at init, fitted per-layer rate a in R(1) ∝ 2^(-aL): {p} {rate(iv[f'{p}_per_layer_log2'])} "
                 f"(Balduzzi, plain: 1), {r} {rate(iv[f'{r}_per_layer_log2'])}; power b in R(1) ∝ L^(-b): {r} "
                 f"{rate(iv[f'{r}_power'])} (Balduzzi, ResNets: 0.5); a({p}) - a({r}) {rate(iv['difference'])}")

@@ -1,5 +1,7 @@
 """Every threshold, gate and stopping rule of skiplab's experiments, each with its reason.
 
+The studies, the deployment reports and the SAR evidence all read them from here.
+
 They were fixed before the evidence runs they judge and are never changed because a
 verdict came out one way or the other (a report quotes this module and says so). A
 verdict is a statement about a paired difference and its confidence interval; a gate
@@ -11,12 +13,10 @@ from __future__ import annotations
 # -- intervals ----------------------------------------------------------------------------
 #: two-sided confidence level of every interval: the usual 95 %
 CONFIDENCE = 0.95
-#: bootstrap resamples: the percentile interval's end points move by < 0.1 point at 2,000
-BOOTSTRAP_RESAMPLES = 2000
-#: the bootstrap's own seed, fixed so a report is reproducible to the digit
-BOOTSTRAP_SEED = 0
-#: fewest seeds for any verdict: with 1-2 seeds a bootstrap over seeds has no spread to
-#: resample and an interval would describe only the evaluation images
+#: fewest seeds for any verdict: with 1-2 seeds the t interval over seeds has 0-1 degrees of
+#: freedom (t_0.975,1 = 12.7) and the signs of 3 seeds are the least that can all agree with
+#: a one-sided sign-test p of 0.125 (skiplab.evidence.sign_test_p); below 3 a verdict would
+#: describe the evaluation images, not the networks
 MIN_SEEDS_FOR_VERDICT = 3
 
 # -- regime gates: degradation (He et al. 2015 §4.2, Fig. 6) --------------------------------
@@ -55,13 +55,15 @@ LESION_MAX_K = 10
 LESION_DRAWS = 10
 
 # -- gradient flow ----------------------------------------------------------------------------
-#: per-block decay of the per-element RMS of dL/dx towards the input: the vanishing-gradient
-#: account predicts an exponential decay; "vanishing" when the fitted log10-slope per block
-#: (towards the output) is above +0.05 (a factor 10 lost over 20 blocks), "exploding" below
-#: -0.05. The claim (He 2015 §4.1, "healthy norms with BN") is judged on the paired
-#: difference slope(plain) - slope(residual): its interval below +0.05 -- the plain net loses
-#: no more than the band per block beyond what the residual net loses -- agrees; above it
-#: disagrees (set in session 7, before the CIFAR-10 evidence run)
+#: a two-sided band on the per-block trend of the per-element RMS of dL/dx: the fitted
+#: log10-slope per block towards the output is "vanishing" above +0.05 (a factor 10 lost
+#: towards the input over 20 blocks), "exploding" below -0.05 (a factor 10 gained), "healthy"
+#: inside. He 2015 §4.1 ("healthy norms with BN") agrees at a stage when the intervals of the
+#: plain net's own slope and of the paired difference slope(plain) - slope(residual) both lie
+#: inside (-0.05, +0.05); it disagrees -- "vanishing" or "exploding" -- when either interval lies
+#: wholly beyond one side (a deep plain BN net can explode, Yang et al. 2019); else unresolved.
+#: The band (set in session 7, before the CIFAR-10 evidence run) is the same on both sides: a
+#: factor 10 over 20 blocks either way is the change a reader would call unhealthy
 GRADIENT_SLOPE_BAND = 0.05
 #: fixed batches of training images per seed for the gradient measurements (the interval is
 #: over seeds and these batches): one batch of 128 measures its own sampling noise, not the net
@@ -97,6 +99,19 @@ SHATTERED_SEEDS = 5
 #: evidence run)
 SHATTERED_CONTROL_PLAIN_MAX = 0.3
 SHATTERED_CONTROL_RESIDUAL_MIN = 0.5
+#: white noise gives a centred R(1) of about -1/(N-1) on N line points (the estimator's floor,
+#: not 0); a depth whose R(1) interval over seeds (with the items' sampling error) reaches that
+#: floor is reported "at the floor" and left out of the rate fits: its log-rate is undefined. The
+#: interval's level is the usual CONFIDENCE; the fits do not depend on it when depths are either
+#: clearly above or at the floor (tests/test_study.py moves it from 0.80 to 0.99)
+SHATTERED_FLOOR_CONFIDENCE = 0.95
+#: fewest depths above the floor for comparing the exponential (2^-aL) with the power-law (L^-b)
+#: fit of a family: two points fit either exactly, a third is the first that can tell them apart
+SHATTERED_MIN_FIT_DEPTHS = 3
+#: the depths of the shattered-gradients part (measured at initialisation, so cheap): four per
+#: family, from 8 to 110 layers, so that each family's fit has >= 3 depths even when one reaches
+#: the floor
+SHATTERED_DEPTHS = (8, 20, 56, 110)
 
 # -- the autoencoder ablation ------------------------------------------------------------------
 #: a comparison of autoencoders says something only when the best one reconstructs better than
