@@ -55,8 +55,8 @@ PathLike = Union[str, Path]
 
 # Files that are not checkpoints but programs, by suffix: "module:function" returning a
 # Trained, imported on use (the deployment stack sits above this module and is optional).
-ARTIFACT_READERS = {".pt2": "skiplab.deploy.runtime:read_artifact",
-                    ".onnx": "skiplab.deploy.runtime:read_artifact"}
+ARTIFACT_READERS = {".pt2": "skiplab.deploy.runtime:load_artifact",
+                    ".onnx": "skiplab.deploy.runtime:load_artifact"}
 
 
 @dataclass

@@ -142,8 +142,14 @@ def model_from_checkpoint(checkpoint: Mapping[str, Any], task: Any, dataset: Any
     from ..models.registry import get_model_fn
     import typing
     task.check_model_class(name or recorded, typing.get_type_hints(get_model_fn(name or recorded)).get("return"))
-    trained = load_trained(checkpoint, model=name, model_kwargs=task.model_kwargs(dataset),
-                           use_ema=use_ema, source=source)
+    sizes = task.model_kwargs(dataset)
+    trained = load_trained(checkpoint, model=name, model_kwargs=sizes, use_ema=use_ema, source=source)
+    differ = [f"{k}={trained.meta.model_kwargs[k]}, the data {v}" for k, v in sizes.items()
+              if trained.meta.model_kwargs.get(k, v) != v]
+    if differ:
+        raise CheckpointMismatchError(f"{source or 'the checkpoint'} does not fit "
+                                      f"{getattr(dataset, 'name', 'the data')}: the model has "
+                                      f"{'; '.join(differ)}")
     return trained.model.train()
 
 
