@@ -11,6 +11,7 @@ state dict of another architecture in one line naming what differs.
 from __future__ import annotations
 
 import random
+import typing
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
@@ -139,10 +140,11 @@ def model_from_checkpoint(checkpoint: Mapping[str, Any], task: Any, dataset: Any
     recorded = (checkpoint.get("config") or {}).get("model")
     if (name or recorded) is None:
         raise ValueError("the checkpoint records no model name: pass it (--model)")
-    from ..models.registry import get_model_fn
-    import typing
-    task.check_model_class(name or recorded, typing.get_type_hints(get_model_fn(name or recorded)).get("return"))
-    sizes = task.model_kwargs(dataset)
+    if hasattr(task, "check_model_class"):
+        from ..models.registry import get_model_fn
+        task.check_model_class(name or recorded,
+                               typing.get_type_hints(get_model_fn(name or recorded)).get("return"))
+    sizes = task.model_kwargs(dataset) if hasattr(task, "model_kwargs") else {}
     trained = load_trained(checkpoint, model=name, model_kwargs=sizes, use_ema=use_ema, source=source)
     differ = [f"{k}={trained.meta.model_kwargs[k]}, the data {v}" for k, v in sizes.items()
               if trained.meta.model_kwargs.get(k, v) != v]
