@@ -192,3 +192,9 @@ def test_list_models_is_the_same_whatever_was_imported_and_import_is_light():
     assert out == f"{here} True"
     assert fresh("import skiplab; print(type(skiplab.create_model('sar_codec_all')).__name__)") \
         == "QuantizedAutoencoder"
+
+
+def test_help_imports_no_torch():
+    """``skiplab --help`` builds every subcommand's parser without importing torch (fast)."""
+    assert fresh("import sys; from skiplab.cli import build_parser; build_parser(); "
+                 "print(sorted(m for m in ('torch', 'numpy') if m in sys.modules))") == "[]"
