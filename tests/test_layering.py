@@ -18,16 +18,20 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "skiplab"
 CORE = ("blocks", "models", "data", "train", "analysis")
 
 # package (or top-level module) -> the skiplab packages it may import, besides itself.
-# leaf utilities that import nothing of skiplab (atomic writes, safe torch.load): usable by all
-_UTILITIES = {"atomic", "safe_load"}
-_BELOW_TRAIN = {"blocks", "models", "data", "plugins"} | _UTILITIES
+# leaf utilities that import nothing of skiplab (atomic writes, safe torch.load, the error
+# types, the plugin list): usable by all
+_UTILITIES = {"atomic", "safe_load", "errors", "plugins"}
+# the one loader from a file to a model sits on models (and is used by everything above)
+_BELOW_TRAIN = {"blocks", "models", "data", "trained"} | _UTILITIES
 ALLOWED: dict[str, set[str]] = {
     "plugins": set(),       # names domain packages by string; imports none of skiplab
     "atomic": set(),
     "safe_load": set(),
+    "errors": set(),
     "blocks": set(),
     "models": {"blocks"} | _UTILITIES,
-    "data": {"blocks", "models", "plugins"} | _UTILITIES,
+    "trained": {"blocks", "models", "__init__"} | _UTILITIES,
+    "data": {"blocks", "models"} | _UTILITIES,
     "train": _BELOW_TRAIN,
     "analysis": _BELOW_TRAIN | {"train"},
     "summary": {"blocks", "models"} | _UTILITIES,
@@ -37,7 +41,8 @@ ALLOWED: dict[str, set[str]] = {
     "deploy": _BELOW_TRAIN | {"train", "analysis", "summary", "evidence"},
     "sar": _BELOW_TRAIN | {"train", "analysis", "summary", "evidence", "studies", "deploy"},
     "cli": _BELOW_TRAIN | {"train", "analysis", "summary", "evidence", "studies", "deploy", "sar", "__init__"},
-    "__init__": {"models"},
+    # the public facade: its names are imported lazily, on first use (PEP 562)
+    "__init__": {"models", "trained", "train", "errors"},
     "__main__": {"cli"},
 }
 

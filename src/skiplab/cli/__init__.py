@@ -3,7 +3,14 @@
 Each subcommand is one module in this package with two functions:
 ``add_parser(subparsers)`` (which calls ``parser.set_defaults(run=run)``) and
 ``run(args) -> int``. The work itself lives in importable library functions; these
-modules only parse arguments and print.
+modules only parse arguments and print; each imports what its work needs inside ``run``, so
+``skiplab --help`` imports argparse and these modules, not torch.
+
+Errors: a :class:`~skiplab.errors.SkiplabError` (a user's mistake, said in one sentence) is
+printed in one line and the command exits with 2; so are ``ValueError`` and
+``FileNotFoundError``, which the data, config and raster readers still raise for bad inputs
+(the one-line cases of tests/test_cli_errors.py). Anything else is a bug and keeps its
+traceback. ``SKIPLAB_DEBUG=1`` shows the traceback of a one-line error too.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import sys
 import typing
 from typing import Optional, Sequence
 
-from ..deploy.extras import MissingExtraError
+from ..errors import SkiplabError
 
 # Subcommand modules under skiplab.cli, in the order --help lists them.
 COMMANDS = ["study", "summary", "models", "train", "eval", "data", "ablate", "reconstruct", "sar_rd",
@@ -50,7 +57,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args.argv = argv            # the command line as given (train prints it back to resume)
     try:
         return int(args.run(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError, KeyError, MissingExtraError) as err:
+    except (SkiplabError, ValueError, FileNotFoundError) as err:
         if os.environ.get("SKIPLAB_DEBUG"):
             raise
         print(f"skiplab {args.command}: error: {err}", file=sys.stderr)

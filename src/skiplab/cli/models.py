@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..models.published import model_table, model_table_markdown
-
 EXAMPLE = """\
 examples:
   skiplab models                       # every model
@@ -31,8 +29,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..plugins import load_plugins
-    load_plugins()     # the domain packages register their models too (skiplab.sar: sar_codec_*)
+    from ..models.published import model_table, model_table_markdown
     rows = model_table(args.pattern)
     if not rows:
         raise ValueError(f"no registered model matches {args.pattern!r}; 'skiplab models' lists them all")

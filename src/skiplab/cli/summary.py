@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..summary import summarize
-
 EXAMPLE = """\
 examples:
   skiplab summary resnet50                       # 25,557,032 parameters, 4.09 GMACs at 224x224
@@ -47,6 +45,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..summary import summarize
     kwargs = {}
     if args.num_classes is not None:
         kwargs["num_classes"] = args.num_classes

@@ -15,8 +15,7 @@ from typing import Iterator
 EXTRA = "deploy"
 
 
-class MissingExtraError(RuntimeError):
-    """A package of the ``skiplab[deploy]`` extra is not installed."""
+from ..errors import MissingExtraError   # (re-exported: it was defined here)
 
 
 def has(module: str) -> bool:

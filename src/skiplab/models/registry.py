@@ -17,6 +17,9 @@ from typing import Any, Callable
 
 from torch import nn
 
+from ..errors import ModelOptionError, UnknownModelError
+from ..plugins import load_plugins
+
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 
 
@@ -31,11 +34,16 @@ def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
 
 
 def list_models(pattern: str = "*") -> list[str]:
-    """Sorted names of the registered models matching a shell-style ``pattern``."""
+    """Sorted names of the registered models matching a shell-style ``pattern``, those of the
+    domain plugins included (:func:`skiplab.plugins.load_plugins`, imported on the first call:
+    the list does not depend on what the caller imported before)."""
+    load_plugins()
     return sorted(n for n in _MODELS if fnmatch.fnmatchcase(n, pattern))
 
 
 def is_model(name: str) -> bool:
+    if name not in _MODELS:
+        load_plugins()      # a domain package's model (e.g. sar_codec_*), not imported yet
     return name in _MODELS
 
 
@@ -62,7 +70,9 @@ def model_options(name: str) -> list[str]:
 
 def get_model_fn(name: str) -> Callable[..., nn.Module]:
     if name not in _MODELS:
-        raise ValueError(f"unknown model {name!r}{_closest(name, _MODELS)} "
+        load_plugins()      # a domain package's model (e.g. sar_codec_*), not imported yet
+    if name not in _MODELS:
+        raise UnknownModelError(f"unknown model {name!r}{_closest(name, _MODELS)} "
                          f"(skiplab.list_models() lists all {len(_MODELS)})")
     return _MODELS[name]
 
@@ -79,7 +89,7 @@ def create_model(name: str, *, features_only: bool = False, **kwargs: Any) -> nn
     valid = set(model_options(name))
     for key in kwargs:
         if key not in valid:
-            raise TypeError(f"{name} has no option {key!r}{_closest(key, valid)} "
+            raise ModelOptionError(f"{name} has no option {key!r}{_closest(key, valid)} "
                             f"(valid options: {', '.join(sorted(valid))})")
     try:
         model = fn(**kwargs)
@@ -89,8 +99,10 @@ def create_model(name: str, *, features_only: bool = False, **kwargs: Any) -> nn
             raise
         generic = [m for m in _MODELS if m != name and name.startswith(m.rstrip("_"))]
         hint = f"; the generic {generic[0]!r} lets you choose it" if generic else ""
-        raise TypeError(f"{name} fixes {fixed[1]!r} itself, so it cannot be passed{hint}") from None
+        raise ModelOptionError(f"{name} fixes {fixed[1]!r} itself, so it cannot be passed{hint}") from None
     if features_only:
         from .base import FeatureExtractor
         model = FeatureExtractor(model)
+    # the call that rebuilds it: a checkpoint records it (skiplab.trained.checkpoint_header)
+    model.skiplab_arch = {"name": name, "kwargs": {**kwargs, **({"features_only": True} if features_only else {})}}
     return model

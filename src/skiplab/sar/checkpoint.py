@@ -16,22 +16,15 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+from typing import Optional, Union
 
 import numpy as np
 import torch
 from torch import nn
 
 from .radiometry import Radiometry
-from ..models import create_model
 
 PathLike = Union[str, Path]
-
-
-def _find_radiometry(state: Mapping[str, Any]) -> Optional[dict]:
-    """The radiometry dict of a checkpoint (the reconstruct task writes it at the top level)."""
-    value = state.get("radiometry")
-    return value if isinstance(value, Mapping) else None
 
 
 def weights_sha256(model: nn.Module) -> str:
@@ -107,39 +100,28 @@ class TrainedAutoencoder:
 
 
 def load_autoencoder(path: PathLike, *, use_ema: bool = True) -> TrainedAutoencoder:
-    """Build the checkpoint's autoencoder, load its weights (the EMA copy when present and
-    ``use_ema``) and its radiometry; a clear ``ValueError`` for a checkpoint of a model that
-    has no ``encode``/``decode`` or that lacks the radiometry."""
-    from ..train.checkpoint import load_checkpoint, load_model_state, model_state_from
+    """The checkpoint's autoencoder (:func:`skiplab.load_trained`: its recorded architecture,
+    the EMA weights when present and ``use_ema``) with its radiometry; a clear ``ValueError``
+    for a checkpoint of a model that has no ``encode``/``decode`` or that lacks the radiometry."""
+    from ..errors import CheckpointError
+    from ..trained import load_trained
 
     path = Path(path)
-    state = load_checkpoint(path)
-    config = state.get("config")
-    if not isinstance(config, Mapping) or "model" not in config:
-        raise ValueError(f"{path} has no training config (config.model): not a checkpoint written "
-                         f"by skiplab train")
-    name, kwargs = str(config["model"]), dict(config.get("model_kwargs") or {})
-    radiometry = _find_radiometry(state)
-    if radiometry is None:
-        raise ValueError(f"{path} holds no SAR radiometry (the normalisation of the training "
-                         f"data), so its [0, 1] output cannot be mapped back to physical units; "
-                         f"train it with task 'reconstruct' on SAR data (skiplab train --task "
-                         f"reconstruct)")
-    kwargs.setdefault("in_chans", 1)
-    model = create_model(name, **kwargs)
+    model, meta = load_trained(path, use_ema=use_ema)
+    if meta.radiometry is None:
+        raise CheckpointError(f"{path} holds no SAR radiometry (the normalisation of the training "
+                              f"data), so its [0, 1] output cannot be mapped back to physical "
+                              f"units; train it with task 'reconstruct' on SAR data (skiplab train "
+                              f"--task reconstruct)")
     if not (hasattr(model, "encode") and hasattr(model, "decode")):
-        raise ValueError(f"{path}: {name} is not an autoencoder (no encode/decode); skiplab "
-                         f"reconstruct needs a sar_ae_* checkpoint")
+        raise CheckpointError(f"{path}: {meta.model} is not an autoencoder (no encode/decode); "
+                              f"skiplab reconstruct needs a sar_ae_* checkpoint")
     if getattr(model, "in_chans", 1) != 1:
-        raise ValueError(f"{path}: {name} takes {model.in_chans} input channels; SAR scenes "
-                         f"are single-channel")
-    load_model_state(model, model_state_from(state, use_ema))
-    model.eval()
-    tile = state.get("tile_size") or config.get("tile_size")
-    looks = state.get("looks")
-    extra = {k: state[k] for k in ("compression",) if k in state}
+        raise CheckpointError(f"{path}: {meta.model} takes {model.in_chans} input channels; SAR "
+                              f"scenes are single-channel")
     sha = weights_sha256(model)
-    return TrainedAutoencoder(model, Radiometry.from_dict(radiometry), name, kwargs, path,
-                              int(tile) if tile else None,
-                              float(looks) if looks is not None else None,
-                              sha[:16], extra, str(state.get("name") or path), sha)
+    return TrainedAutoencoder(model, Radiometry.from_dict(meta.radiometry), meta.model,
+                              dict(meta.model_kwargs), path, meta.tile_size,
+                              float(meta.looks) if meta.looks is not None else None,
+                              sha[:16], {k: v for k, v in meta.extras.items() if k == "compression"},
+                              meta.name or str(path), sha)

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from ..atomic import write_bytes
+from ..trained import checkpoint_header
 from .checkpoint import PathLike, TrainedAutoencoder, load_autoencoder
 from .default_model import DEFAULT_NAME, DEFAULT_WEIGHTS, MAX_BYTES
 from .io import read_raster
@@ -52,7 +53,7 @@ def strip_checkpoint(checkpoint: PathLike, *, name: str = DEFAULT_NAME,
     ae = load_autoencoder(checkpoint)
     weights = {k: (v.detach().to(DTYPES[dtype]) if v.is_floating_point() else v.detach()).clone()
                for k, v in ae.model.state_dict().items()}
-    return {"format": FORMAT, "name": name,
+    return {"format": FORMAT, **checkpoint_header(ae.model), "name": name,
             "config": {"model": ae.model_name, "model_kwargs": ae.model_kwargs,
                        "tile_size": ae.tile},
             "model": weights, "radiometry": ae.radiometry.to_dict(), "looks": ae.looks,

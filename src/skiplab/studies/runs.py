@@ -21,8 +21,8 @@ from torch import nn
 from ..data import BatchLoader, ImageDataset
 from ..evidence import thresholds as T
 from ..models import create_model
-from ..train import TrainConfig, load_checkpoint, load_model_state
-from ..train.checkpoint import model_state_from
+from ..train import TrainConfig
+from ..trained import load_trained as read_model
 from .config import FAMILIES, Family, StudyConfig
 from .experiment import Run
 from .worker import DIVERGED_FILE
@@ -161,14 +161,14 @@ def measure_fit(model: nn.Module, train_probe: list, test_batches: list) -> dict
 def load_trained(spec: RunSpec, run_dir: Path, num_classes: int, in_chans: int,
                  step: Optional[int] = None) -> nn.Module:
     """The final weights of a finished run (its last checkpoint, or its last finite
-    weights when it diverged) -- or its snapshot at ``step`` -- in evaluation mode."""
-    model = spec.build(num_classes, in_chans)
+    weights when it diverged) -- or its snapshot at ``step`` -- in evaluation mode, read by
+    :func:`skiplab.load_trained` as ``spec``'s architecture."""
     diverged = run_dir / DIVERGED_FILE
     if step is not None:
-        state = model_state_from(load_checkpoint(run_dir / "checkpoints" / f"step-{step}.pt"))
+        path = run_dir / "checkpoints" / f"step-{step}.pt"
     elif diverged.is_file():
-        state = torch.load(diverged, map_location="cpu", weights_only=True)
+        path = diverged         # a plain state dict: the architecture is the spec's
     else:
-        state = model_state_from(load_checkpoint(run_dir / "checkpoints" / "last.pt"))
-    load_model_state(model, state)
-    return model.eval()
+        path = run_dir / "checkpoints" / "last.pt"
+    sizes = dict(num_classes=num_classes, in_chans=in_chans, **spec.model_kwargs)
+    return read_model(path, model=spec.family.model, model_kwargs=sizes).model

@@ -11,6 +11,7 @@ state dict of another architecture in one line naming what differs.
 from __future__ import annotations
 
 import random
+import typing
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
@@ -19,11 +20,10 @@ import torch
 from torch import nn
 
 from ..atomic import torch_save
-from ..safe_load import safe_torch_load
+from ..trained import checkpoint_header, load_model_state, model_state_from, read_checkpoint, load_trained
 
 
-class CheckpointMismatchError(ValueError):
-    """A state dict does not fit the model (another architecture or configuration)."""
+from ..errors import CheckpointMismatchError   # (re-exported: it was defined here)
 
 
 def save_checkpoint(state: Mapping[str, Any], path: Union[str, Path]) -> Path:
@@ -32,53 +32,9 @@ def save_checkpoint(state: Mapping[str, Any], path: Union[str, Path]) -> Path:
 
 
 def load_checkpoint(path: Union[str, Path], map_location: Union[str, torch.device] = "cpu") -> dict:
-    """Read a checkpoint with ``weights_only=True`` (:func:`skiplab.safe_load.safe_torch_load`):
-    a one-line error saying what the file is when it is not a checkpoint."""
-    state = safe_torch_load(path, map_location=map_location, what="checkpoint")
-    if not isinstance(state, dict):
-        raise ValueError(f"{path} is not a skiplab checkpoint (it holds a {type(state).__name__}, "
-                         f"not a dict of tensors)")
-    return state
-
-
-def model_state_from(checkpoint: Mapping[str, Any], use_ema: bool = True) -> dict:
-    """The model weights in a checkpoint: the EMA copy when there is one and ``use_ema``,
-    else ``model``; a plain state dict (tensor values) is returned as it is."""
-    if use_ema and checkpoint.get("ema") is not None:
-        return checkpoint["ema"]["module"]
-    if "model" in checkpoint:
-        return checkpoint["model"]
-    if checkpoint and all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
-        return dict(checkpoint)
-    raise ValueError("checkpoint holds no model weights (no 'model' entry)")
-
-
-def load_model_state(model: nn.Module, state: Mapping[str, torch.Tensor], max_listed: int = 3,
-                     source: str = "the checkpoint") -> None:
-    """``model.load_state_dict(state, strict=True)``, or a one-line CheckpointMismatchError
-    naming ``source`` (e.g. the file and its model) and what differs: the number of classes
-    when the heads differ, then the tensors of another shape, missing and unexpected."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shaped = [k for k in own if k in state and state[k].shape != own[k].shape]
-    if not (missing or unexpected or shaped):
-        model.load_state_dict(state, strict=True)
-        return
-    parts = []
-    head = f"{getattr(model, 'classifier_name', 'fc')}.weight"
-    if head in shaped and state[head].ndim >= 1 and state[head].shape[0] != own[head].shape[0]:
-        parts.append(f"the checkpoint has {state[head].shape[0]} classes, the model "
-                     f"{own[head].shape[0]}")
-    for title, items in (("of another shape", [f"{k}: checkpoint {tuple(state[k].shape)} vs model "
-                                               f"{tuple(own[k].shape)}" for k in shaped]),
-                         ("missing from the checkpoint", missing), ("not in the model", unexpected)):
-        if items:
-            more = f", ... and {len(items) - max_listed} more" if len(items) > max_listed else ""
-            parts.append(f"{len(items)} tensor{'s' * (len(items) > 1)} {title} "
-                         f"({', '.join(items[:max_listed])}{more})")
-    raise CheckpointMismatchError(f"{source} does not fit {type(model).__name__} (another "
-                                  f"architecture or size?): {'; '.join(parts)}")
+    """:func:`skiplab.trained.read_checkpoint`: read safely, the format version checked and
+    an older file migrated to the current schema."""
+    return read_checkpoint(path, map_location)
 
 
 def rng_state() -> dict:
@@ -125,7 +81,8 @@ def trainer_state(trainer: Any) -> dict:
     """Everything a :class:`~skiplab.train.Trainer` needs to resume exactly (its checkpoint)."""
     loader_state = dict(trainer.train_loader.state_dict(), epoch=trainer.epoch, batch=trainer.batch_in_epoch)
     return {
-        "format": "skiplab.train/1", "config": trainer.config.to_dict(),
+        "format": "skiplab.train/1", **checkpoint_header(trainer.model),
+        "config": trainer.config.to_dict(),
         "model": trainer.model.state_dict(), "optimizer": trainer.optimizer.state_dict(),
         "schedule": trainer.schedule.state_dict(), "scaler": trainer.scaler.state_dict(),
         "ema": trainer.ema.state_dict() if trainer.ema else None, "rng": rng_state(),
@@ -175,21 +132,27 @@ def strip_training_state(checkpoint: Mapping[str, Any]) -> dict:
 def model_from_checkpoint(checkpoint: Mapping[str, Any], task: Any, dataset: Any, *,
                           name: Optional[str] = None, use_ema: bool = True,
                           source: Optional[str] = None) -> nn.Module:
-    """The trained model a checkpoint holds, sized for ``dataset``: ``task.create_model`` with
-    the recorded name and keywords (or ``name``), the recorded pruned widths applied
-    (``checkpoint["structure"]``, :func:`skiplab.models.apply_structure`), then the weights
-    (the EMA copy when there is one and ``use_ema``), loaded strictly; ``source`` names
-    the checkpoint in a mismatch error."""
-    from ..models.structure import apply_structure
-    recorded = checkpoint.get("config") or {}
-    name = name or recorded.get("model")
-    if name is None:
+    """The trained model a checkpoint holds (:func:`skiplab.load_trained`: the recorded
+    architecture, pruned widths and weights, the EMA copy when there is one and ``use_ema``),
+    in training mode; ``name`` replaces the recorded architecture, ``dataset`` sizes what the
+    checkpoint does not record (a plain state dict) and the task checks the model's kind;
+    ``source`` names the checkpoint in a mismatch error."""
+    recorded = (checkpoint.get("config") or {}).get("model")
+    if (name or recorded) is None:
         raise ValueError("the checkpoint records no model name: pass it (--model)")
-    kwargs = dict(recorded.get("model_kwargs") or {}) if name == recorded.get("model") else {}
-    model = task.create_model(dataset, name, kwargs)
-    apply_structure(model, checkpoint.get("structure"))
-    load_model_state(model, model_state_from(checkpoint, use_ema), source=source)
-    return model
+    if hasattr(task, "check_model_class"):
+        from ..models.registry import get_model_fn
+        task.check_model_class(name or recorded,
+                               typing.get_type_hints(get_model_fn(name or recorded)).get("return"))
+    sizes = task.model_kwargs(dataset) if hasattr(task, "model_kwargs") else {}
+    trained = load_trained(checkpoint, model=name, model_kwargs=sizes, use_ema=use_ema, source=source)
+    differ = [f"{k}={trained.meta.model_kwargs[k]}, the data {v}" for k, v in sizes.items()
+              if trained.meta.model_kwargs.get(k, v) != v]
+    if differ:
+        raise CheckpointMismatchError(f"{source or 'the checkpoint'} does not fit "
+                                      f"{getattr(dataset, 'name', 'the data')}: the model has "
+                                      f"{'; '.join(differ)}")
+    return trained.model.train()
 
 
 def initial_model(task: Any, dataset: Any, init_from: Optional[str] = None) -> tuple[nn.Module, Optional[dict]]:

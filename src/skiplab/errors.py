@@ -1,0 +1,43 @@
+"""The errors skiplab raises for a user's mistake, as opposed to a bug.
+
+Every one derives from :class:`SkiplabError`; the ``skiplab`` command prints such an error in
+one line (``skiplab CMD: error: ...``) and exits with status 2, while any other exception keeps
+its traceback (a bug should be seen, not summarised). Each subclass also derives from the
+built-in type older code caught (``ValueError``, ``TypeError``, ``RuntimeError``), so
+``except ValueError`` keeps working.
+
+This module imports nothing of skiplab, so every package may use it.
+"""
+
+from __future__ import annotations
+
+__all__ = ["SkiplabError", "CheckpointError", "CheckpointVersionError", "CheckpointMismatchError",
+           "UnknownModelError", "ModelOptionError", "MissingExtraError"]
+
+
+class SkiplabError(Exception):
+    """A user error: a bad input, file or option, said in one sentence."""
+
+
+class CheckpointError(SkiplabError, ValueError):
+    """A file that is not a checkpoint skiplab can rebuild a model from."""
+
+
+class CheckpointVersionError(CheckpointError):
+    """A checkpoint written in a format version this skiplab does not know (a newer one)."""
+
+
+class CheckpointMismatchError(CheckpointError):
+    """A state dict does not fit the model (another architecture or configuration)."""
+
+
+class UnknownModelError(SkiplabError, ValueError):
+    """A model name that is not registered."""
+
+
+class ModelOptionError(SkiplabError, TypeError):
+    """A keyword that the model does not take."""
+
+
+class MissingExtraError(SkiplabError, RuntimeError):
+    """A package of an optional extra (e.g. ``skiplab[deploy]``) is not installed."""
