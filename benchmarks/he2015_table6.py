@@ -71,6 +71,25 @@ def is_finished(run_dir: Path, steps: int) -> bool:
     return last.is_file() and load_checkpoint(last).get("step", 0) >= steps
 
 
+def keep(run_dir: Path, dest: Path, data: str) -> Path:
+    """Copy a finished run where git can hold it: config.yaml, metrics.csv, its log and
+    checkpoints/last.pt stripped to what inference needs, with ``data`` recorded as the
+    run's data spec (the same images, where this machine has them)."""
+    from skiplab.atomic import write_text
+    from skiplab.train import load_checkpoint, save_checkpoint, strip_training_state
+    from skiplab.train.config import TrainConfig
+    state = strip_training_state(load_checkpoint(run_dir / "checkpoints" / "last.pt"))
+    state["config"] = {**state["config"], "data": data}
+    (dest / "checkpoints").mkdir(parents=True, exist_ok=True)
+    save_checkpoint(state, dest / "checkpoints" / "last.pt")
+    write_text(dest / "config.yaml", TrainConfig.from_dict(state["config"]).to_yaml())
+    write_text(dest / "metrics.csv", (run_dir / "metrics.csv").read_text())
+    log = run_dir.with_name(run_dir.name + ".log")
+    if log.is_file():
+        write_text(dest / "train.log", log.read_text())
+    return dest
+
+
 def start_mps() -> bool:
     """Start the CUDA Multi-Process Service for this command's runs; False where it is absent."""
     for key, sub in (("CUDA_MPS_PIPE_DIRECTORY", "pipe"), ("CUDA_MPS_LOG_DIRECTORY", "log")):
@@ -109,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=0, help="runs at once (0: all on CUDA, 1 on CPU)")
     parser.add_argument("--mps", action="store_true", help="start CUDA MPS where available")
     parser.add_argument("--no-report", action="store_true", help="train only")
+    parser.add_argument("--report-only", action="store_true", help="measure and report the runs in OUT")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="copy the finished runs, stripped, to KEEP/<net>[_s<seed>]/ and report there")
     args = parser.parse_args(argv)
     import torch
     if args.device == "auto":
@@ -118,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.data:
         configs = {r: c.replace(data=args.data) for r, c in configs.items()}
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.report_only:
+        return report(args, runs, configs)
     from skiplab.train.resident import load_resident_data
     load_resident_data(next(iter(configs.values())))   # decode (and cache) the images once
     todo = [r for r in runs if not is_finished(args.out / f"{r[0]}_s{r[1]}", configs[r].steps)]
@@ -172,10 +196,21 @@ def main(argv: list[str] | None = None) -> int:
     if stopping:
         print(f"stopped; run the same command again to resume (outputs in {args.out}/)")
         return 130
-    if not args.no_report:
-        from skiplab.studies.he2015 import write_report
-        report = write_report([args.out / f"{n}_s{s}" for n, s in runs], args.out)
-        print(f"report: {report}")
+    return 0 if args.no_report else report(args, runs, configs)
+
+
+def report(args: argparse.Namespace, runs: list, configs: dict) -> int:
+    """Keep the runs (``--keep``) and write the report beside them."""
+    from skiplab.studies.he2015 import write_report
+    dirs = [args.out / f"{n}_s{s}" for n, s in runs]
+    where = args.out
+    if args.keep:
+        recorded = args.data or next(iter(configs.values())).data
+        dirs = [keep(d, args.keep / (n if s == 0 else f"{n}_s{s}"), recorded)
+                for d, (n, s) in zip(dirs, runs)]
+        where = args.keep
+    path = write_report(dirs, where, data=args.data)
+    print(f"report: {path}")
     return 0
 
 

@@ -95,7 +95,7 @@ def test_he2015_recipe_is_the_paper_setup():
     c = TrainConfig.from_yaml(CONFIGS / "he2015_cifar.yaml")
     assert (c.batch_size, c.lr, c.momentum, c.weight_decay, c.steps) == (128, 0.1, 0.9, 1e-4, 64000)
     assert (c.schedule, c.milestones, c.milestone_unit, c.gamma) == ("multistep", [32000, 48000], "step", 0.1)
-    assert (c.crop_padding, c.flip, c.val_size) == (4, True, 5000)
+    assert (c.crop_padding, c.flip, c.val_size, c.eval_split) == (4, True, 0, "test")
 
 
 # -- schedules ----------------------------------------------------------------------------

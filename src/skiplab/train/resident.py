@@ -35,6 +35,7 @@ from torch import nn
 
 from ..data import Augmentation, ImageDataset
 from ..data.augment import normalize
+from ..trained import checkpoint_header
 from .checkpoint import load_checkpoint, load_model_state, save_checkpoint
 from .config import TrainConfig
 from .evaluation import evaluate
@@ -109,9 +110,13 @@ class ResidentEpochs:
 
 
 def fit_resident(config: TrainConfig, train_set: ImageDataset, eval_set: ImageDataset, *,
-                 out: Union[str, Path], resume: bool = True, log=print) -> ResidentResult:
+                 out: Union[str, Path], resume: bool = True, pause_at: Optional[int] = None,
+                 log=print) -> ResidentResult:
     """Train ``config`` with ``train_set`` resident on the device; evaluate ``eval_set`` after
-    every ``config.eval_every`` epochs; write the run to ``out`` (see the module doc)."""
+    every ``config.eval_every`` epochs; write the run to ``out`` (see the module doc).
+
+    ``pause_at``: return after that many steps, last.pt written, as a signal would (a
+    time-boxed slot); the same call without it continues to ``config.steps``."""
     config.check()
     device = resolve_device(config.device)
     precision = Precision(resolve_precision(config.precision, device), device)
@@ -165,7 +170,8 @@ def fit_resident(config: TrainConfig, train_set: ImageDataset, eval_set: ImageDa
 
     def checkpoint() -> None:
         save_checkpoint({
-            "format": RESIDENT_FORMAT, "trainer": "resident", "config": config.to_dict(),
+            "format": RESIDENT_FORMAT, **checkpoint_header(model), "trainer": "resident",
+            "config": config.to_dict(),
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "step": step, "epoch": step // epochs.steps_per_epoch, "batch_in_epoch": batch_in_epoch,
             "epoch_sums": sums.cpu(), "epoch_time": epoch_time,
@@ -173,14 +179,15 @@ def fit_resident(config: TrainConfig, train_set: ImageDataset, eval_set: ImageDa
             "std": list(train_set.std)}, last)
 
     row: dict = {}
+    end = min(total, pause_at) if pause_at else total
     model.train()
     with StopSignals() as stop:
-        while step < total and not stop.requested:
+        while step < end and not stop.requested:
             epoch = step // epochs.steps_per_epoch
             x_epoch, y_epoch = epochs.epoch(epoch)
             started = time.perf_counter()
             for b in range(batch_in_epoch, epochs.steps_per_epoch):
-                if step >= total or stop.requested:
+                if step >= end or stop.requested:
                     break
                 for group in optimizer.param_groups:
                     group["lr"] = schedule(step)
@@ -193,7 +200,7 @@ def fit_resident(config: TrainConfig, train_set: ImageDataset, eval_set: ImageDa
                 step, batch_in_epoch = step + 1, b + 1
             epoch_time += time.perf_counter() - started
             if batch_in_epoch < epochs.steps_per_epoch and step < total:
-                break                                   # stopped inside the epoch
+                break                                   # stopped or paused inside the epoch
             row = epoch_row(epoch + 1, step, schedule(step - 1), sums, epoch_time, config)
             if (epoch + 1) % config.eval_every == 0 or step >= total:
                 scores = evaluate(model, eval_batches, precision)
