@@ -7,6 +7,8 @@ trained by the paper's recipe (``configs/he2015_cifar.yaml``), many runs sharing
     python benchmarks/he2015_table6.py --nets resnet20 resnet56 plain20 plain56
     # a few steps on the CPU: the same code path (the test suite runs this)
     python benchmarks/he2015_table6.py --device cpu --steps 20 --nets resnet20 plain20
+    # keep finished runs, stripped, where git can hold them, and report there
+    python benchmarks/he2015_table6.py --report-only --out runs/he2015-table6 --keep docs/evidence/he2015
 
 Each run is ``OUT/<net>_s<seed>/`` with the standard layout (config.yaml, metrics.csv,
 checkpoints/last.pt), trained by :func:`skiplab.train.resident.fit_resident` (the data and
@@ -202,7 +204,9 @@ def main(argv: list[str] | None = None) -> int:
 def report(args: argparse.Namespace, runs: list, configs: dict) -> int:
     """Keep the runs (``--keep``) and write the report beside them."""
     from skiplab.studies.he2015 import write_report
-    dirs = [args.out / f"{n}_s{s}" for n, s in runs]
+    # a run is OUT/<net>_s<seed>, or a kept one OUT/<net> (seed 0)
+    dirs = [args.out / f"{n}_s{s}" if s or (args.out / f"{n}_s{s}").is_dir() else args.out / n
+            for n, s in runs]
     where = args.out
     if args.keep:
         recorded = args.data or next(iter(configs.values())).data
