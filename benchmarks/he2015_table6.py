@@ -76,12 +76,13 @@ def is_finished(run_dir: Path, steps: int) -> bool:
 def keep(run_dir: Path, dest: Path, data: str) -> Path:
     """Copy a finished run where git can hold it: config.yaml, metrics.csv, its log and
     checkpoints/last.pt stripped to what inference needs, with ``data`` recorded as the
-    run's data spec (the same images, where this machine has them)."""
+    run's data spec (the same images, where this machine has them) and ``device: auto``
+    (so fine-tuning it runs wherever it is read)."""
     from skiplab.atomic import write_text
     from skiplab.train import load_checkpoint, save_checkpoint, strip_training_state
     from skiplab.train.config import TrainConfig
     state = strip_training_state(load_checkpoint(run_dir / "checkpoints" / "last.pt"))
-    state["config"] = {**state["config"], "data": data}
+    state["config"] = {**state["config"], "data": data, "device": "auto"}
     (dest / "checkpoints").mkdir(parents=True, exist_ok=True)
     save_checkpoint(state, dest / "checkpoints" / "last.pt")
     write_text(dest / "config.yaml", TrainConfig.from_dict(state["config"]).to_yaml())
