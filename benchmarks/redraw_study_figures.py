@@ -14,7 +14,11 @@ import argparse
 import json
 from pathlib import Path
 
-from skiplab.studies.figures import plot_autocorrelation, plot_gradient_flow, plot_lesion
+from skiplab.studies.figures import (
+    plot_autocorrelation,
+    plot_gradient_flow,
+    plot_lesion,
+)
 from skiplab.studies.shattered import white_noise_floor
 
 

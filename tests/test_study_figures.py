@@ -39,7 +39,7 @@ def test_lesion_figure_marks_blocks_that_cannot_be_deleted(captured, tmp_path):
     per_seed = [lesion_seed("plain-20", "plain", s, 0.5 + 0.1 * s, skip={3, 6}) for s in range(3)]
     per_seed += [lesion_seed("resnet-20", "resnet", s, 0.7, skip=set()) for s in range(3)]
     figures.plot_lesion(per_seed, tmp_path / "lesion.png")
-    left, right = captured[-1].axes
+    left, _ = captured[-1].axes
     texts = " ".join(legend_texts(left))
     assert "plain-20: no point at blocks 4, 7" in texts and "resnet-20: no point" not in texts
     assert "points: each seed" in texts and "band" not in texts
