@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from skiplab.cli import main
-from skiplab.sar.checkpoint import load_autoencoder
-from skiplab.sar.inference import reconstruct_array
-from skiplab.sar.ablate_autoencoder import run_ablation
-from skiplab.sar.ablate_config import VARIANTS, AblationConfig
-from skiplab.sar.ablate_report import compare, compute_verdict
+from skiplab.sar.model.checkpoint import load_autoencoder
+from skiplab.sar.inference.scene import reconstruct_array
+from skiplab.sar.ablation.experiment import run_ablation
+from skiplab.sar.ablation.config import VARIANTS, AblationConfig
+from skiplab.sar.ablation.report import compare, compute_verdict
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
