@@ -1,6 +1,6 @@
 """skiplab.sar: everything SAR (single-channel synthetic aperture radar intensity), in one
 package that plugs into the core through its registries. Its sub-packages, one idea each,
-from the bottom up:
+from the bottom up (one exception: the ``.sarl`` file codes whole scenes through inference):
 
 * :mod:`~skiplab.sar.raster` -- a scene on disk and in physical units: rasters (GeoTIFF/TIFF,
   PNG, .npy; tags and no-data kept; written strip by strip), radiometry (intensity/amplitude/dB,
