@@ -39,7 +39,7 @@ def prepare_data(out: Path, real: Path, synthetic: int, test: int, looks: float,
     inference, whatever each scene's calibration; the checkpoint's fixed radiometry is that
     common range (the real scenes' calibration, linear power)."""
     from skiplab.sar import Radiometry, read_raster, synthetic_scene
-    from skiplab.sar.scene_radiometry import scene_db_values, scene_radiometry
+    from skiplab.sar.raster.scene_radiometry import scene_db_values, scene_radiometry
 
     scenes = {p.stem: read_raster(p).data.astype(np.float64) for p in sorted(real.glob("*.npy"))}
     if not scenes:
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{args.out}/test ({args.test} synthetic); common range {info['common_db'][0]:.2f} to "
               f"{info['common_db'][1]:.2f} dB")
         return 0
-    from skiplab.sar.model_card import ship_model
+    from skiplab.sar.model.card import ship_model
     try:
         card = ship_model(args.checkpoint, out=args.out, scenes=args.real, dtype=args.dtype,
                           bits=args.bits, train_command=args.train_command,
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sar_default_model: {err}", file=sys.stderr)
         return 2
     print(json.dumps(card["measured"]["summary"], indent=1))
-    from skiplab.sar.default_model import DEFAULT_WEIGHTS
+    from skiplab.sar.model.default import DEFAULT_WEIGHTS
     out = args.out or DEFAULT_WEIGHTS
     print(f"wrote {out} ({card['size_bytes'] / 1e6:.2f} MB, sha256 {card['sha256'][:16]}...) "
           f"and its card {out.with_suffix('.json')}")

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from skiplab.cli import main
-from skiplab.sar.checkpoint import load_autoencoder
-from skiplab.sar.inference import reconstruct_array
-from skiplab.sar.ablate_autoencoder import run_ablation
-from skiplab.sar.ablate_config import VARIANTS, AblationConfig
-from skiplab.sar.ablate_report import compare, compute_verdict
+from skiplab.sar.model.checkpoint import load_autoencoder
+from skiplab.sar.inference.scene import reconstruct_array
+from skiplab.sar.ablation.experiment import run_ablation
+from skiplab.sar.ablation.config import VARIANTS, AblationConfig
+from skiplab.sar.ablation.report import compare, compute_verdict
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -197,3 +197,17 @@ def test_bad_data_leaves_no_state(tmp_path, capsys):
     assert main(["ablate", "autoencoder", "--quick", "--data", str(tmp_path / "missing.npy"), "--out", str(out)]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
     assert not (out / "ablation.json").exists()
+
+
+def test_state_files_naming_the_module_before_the_split_still_resolve():
+    """``ablation.json`` files written before skiplab.sar had sub-packages (such as
+    docs/studies/sar/ablation.json) name ``skiplab.sar.ablate_autoencoder``: they still resume."""
+    import json
+    from pathlib import Path
+
+    from skiplab.sar.ablation.experiment import AutoencoderAblation
+    from skiplab.studies.experiment import experiment_class
+
+    stored = json.loads((Path(__file__).resolve().parents[1] / "docs/studies/sar/ablation.json").read_text())
+    assert experiment_class(stored["experiment"]) is AutoencoderAblation
+    assert AutoencoderAblation.dotted() == "skiplab.sar.ablation.experiment:AutoencoderAblation"

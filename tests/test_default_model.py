@@ -15,11 +15,11 @@ from skiplab.cli import main
 from skiplab.evidence.thresholds import ABLATION_LEARNT_DB
 from skiplab.models import create_model
 from skiplab.sar import default_model_card, load_default_model, reconstruct_array
-from skiplab.sar.default_model import DEFAULT_CARD, DEFAULT_NAME, DEFAULT_WEIGHTS, MAX_BYTES
-from skiplab.sar.latent_file import decode_scene_bytes, encode_scene_bytes, unpack
-from skiplab.sar.model_card import ship_model
-from skiplab.sar.scene_radiometry import scene_radiometry
-from skiplab.sar.speckle import synthetic_scene
+from skiplab.sar.model.default import DEFAULT_CARD, DEFAULT_NAME, DEFAULT_WEIGHTS, MAX_BYTES
+from skiplab.sar.codec.latent_file import decode_scene_bytes, encode_scene_bytes, unpack
+from skiplab.sar.model.card import ship_model
+from skiplab.sar.raster.scene_radiometry import scene_radiometry
+from skiplab.sar.raster.speckle import synthetic_scene
 from skiplab.train.checkpoint import save_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -33,7 +33,7 @@ def default():
 
 def _psnr_normalised(out: np.ndarray, scene: np.ndarray) -> float:
     """PSNR (dB) in the scene's own normalised log domain: the measure of the model card."""
-    from skiplab.sar.radiometry import Radiometry
+    from skiplab.sar.raster.radiometry import Radiometry
 
     r = scene_radiometry(Radiometry.fixed(-30.0, 10.0), scene)
     a, b = np.asarray(r.forward(out), np.float64), np.asarray(r.forward(scene), np.float64)

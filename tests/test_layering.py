@@ -176,10 +176,10 @@ def test_one_atomic_writer():
 
 
 @pytest.mark.parametrize("source, expected", [
-    ("from ...sar.io import read_raster\n", "skiplab.sar.io"),
+    ("from ...sar.raster.io import read_raster\n", "skiplab.sar.raster.io"),
     ("from ... import sar\n", "skiplab.sar"),
     ("from ..loop import Trainer\n", "skiplab.train.loop"),
-    ("import skiplab.sar.tiles\n", "skiplab.sar.tiles"),
+    ("import skiplab.sar.training.tiles\n", "skiplab.sar.training.tiles"),
     ("def f():\n    from ...sar import load_sar\n", "skiplab.sar"),
 ])
 def test_the_checker_sees_imports(monkeypatch, source, expected):

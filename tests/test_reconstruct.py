@@ -14,11 +14,11 @@ import torch
 
 from skiplab.cli import main
 from skiplab.sar import read_raster, synthetic_sar_tiles
-from skiplab.sar.raster_sink import RasterSink
-from skiplab.sar.checkpoint import load_autoencoder
-from skiplab.sar.inference import (Blender, TileGrid, blend_window, make_grid, reconstruct_array,
-                                          reconstruct_scene)
-from skiplab.sar.latent import decode_latent, encode_scene, read_latent
+from skiplab.sar.raster.sink import RasterSink
+from skiplab.sar.model.checkpoint import load_autoencoder
+from skiplab.sar.inference.grid import Blender, TileGrid, blend_window, make_grid
+from skiplab.sar.inference.scene import reconstruct_array, reconstruct_scene
+from skiplab.sar.inference.latent import decode_latent, encode_scene, read_latent
 from skiplab.models import create_model
 from skiplab.train.checkpoint import save_checkpoint
 

@@ -20,7 +20,7 @@ def fresh(code: str) -> str:
 
 def test_builtin_tasks_and_kinds_are_registered():
     assert {"classify", "segment", "reconstruct"} <= set(list_tasks())
-    assert get_task("reconstruct").__module__ == "skiplab.sar.task"
+    assert get_task("reconstruct").__module__ == "skiplab.sar.training.task"
     assert {"cifar10", "cifar100", "folder", "synthetic", "sar"} <= set(data_kinds())
     assert "sar:PATH" in data_examples("reconstruct")
     assert "synthetic:cells" in data_examples("segment")

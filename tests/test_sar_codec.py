@@ -11,17 +11,17 @@ import pytest
 import torch
 
 from skiplab.cli import main
-from skiplab.sar.radiometry import Radiometry
-from skiplab.sar.speckle import synthetic_scenes
-from skiplab.sar.checkpoint import load_autoencoder
-from skiplab.sar.inference import reconstruct_array
+from skiplab.sar.raster.radiometry import Radiometry
+from skiplab.sar.raster.speckle import synthetic_scenes
+from skiplab.sar.model.checkpoint import load_autoencoder
+from skiplab.sar.inference.scene import reconstruct_array
 from skiplab.models import create_model
-from skiplab.sar.codecs import jpeg2000_at, jpeg_at
-from skiplab.sar.entropy import available_coders, decode_symbols, encode_symbols
-from skiplab.sar.latent_file import decode_scene_bytes, encode_scene_bytes, unpack
-from skiplab.sar.quantize import LatentQuantizer, UniformQuantizer, empirical_entropy
-from skiplab.sar.rate_distortion import RDTile, measures, rate_distortion
-from skiplab.sar.scene_radiometry import check_in_range, scene_radiometry
+from skiplab.sar.rate_distortion.codecs import jpeg2000_at, jpeg_at
+from skiplab.sar.codec.entropy import available_coders, decode_symbols, encode_symbols
+from skiplab.sar.codec.latent_file import decode_scene_bytes, encode_scene_bytes, unpack
+from skiplab.sar.codec.quantize import LatentQuantizer, UniformQuantizer, empirical_entropy
+from skiplab.sar.rate_distortion.measure import RDTile, measures, rate_distortion
+from skiplab.sar.raster.scene_radiometry import check_in_range, scene_radiometry
 from skiplab.train.checkpoint import save_checkpoint
 
 KWARGS = dict(latent_channels=8, widths=(8, 8, 16, 16))
@@ -185,7 +185,7 @@ def test_summary_prints_measured_bpp(ckpt, capsys):
 
 
 def test_lee_filter_smooths_homogeneous_speckle_and_keeps_the_mean():
-    from skiplab.sar.lee import lee_filter
+    from skiplab.sar.rate_distortion.lee import lee_filter
 
     rng = np.random.default_rng(0)
     speckled = rng.gamma(2.0, 0.5, size=(96, 96))                # 2-look speckle on reflectivity 1

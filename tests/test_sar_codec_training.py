@@ -12,12 +12,12 @@ import pytest
 import torch
 
 from skiplab.models import create_model
-from skiplab.sar.codec_eval import plateau
-from skiplab.sar.codec_model import QuantizedAutoencoder
-from skiplab.sar.codec_report import summarise, verdict_lines
-from skiplab.sar.holdout import make_folds, site_of
-from skiplab.sar.losses import build_loss
-from skiplab.sar.rate_model import LaplacePrior, take_rate
+from skiplab.sar.ablation.codec_eval import plateau
+from skiplab.sar.codec.model import QuantizedAutoencoder
+from skiplab.sar.ablation.codec_report import summarise, verdict_lines
+from skiplab.sar.ablation.holdout import make_folds, site_of
+from skiplab.sar.training.losses import build_loss
+from skiplab.sar.codec.rate_model import LaplacePrior, take_rate
 
 KW = dict(in_chans=1, latent_channels=4, widths=[8, 8], train_bits=(2, 6), eval_bits=3)
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -90,7 +90,7 @@ def test_reconstruct_task_refuses_a_rate_term_without_a_prior(tmp_path):
 def test_a_codec_trains_and_its_checkpoint_encodes_a_scene(tmp_path):
     from skiplab.train import TrainConfig, fit
     from skiplab.sar import load_autoencoder, synthetic_sar_tiles
-    from skiplab.sar.latent_file import decode_scene_bytes, encode_scene_bytes
+    from skiplab.sar.codec.latent_file import decode_scene_bytes, encode_scene_bytes
     tiles = synthetic_sar_tiles(8, tile=16, looks=2, seed=0)
     config = TrainConfig.from_dict(dict(
         task="reconstruct", model="sar_codec_all", data="synthetic-sar", steps=4, batch_size=4, lr=1e-3,
@@ -108,7 +108,7 @@ def test_a_codec_trains_and_its_checkpoint_encodes_a_scene(tmp_path):
 
 # ---- held-out folds, gates, the evidence table and resume ----------------------------------
 def _scenes(root, size=64):
-    from skiplab.sar.speckle import synthetic_scenes
+    from skiplab.sar.raster.speckle import synthetic_scenes
     root.mkdir()
     _, speckled = synthetic_scenes(4, size, looks=2, seed=7)
     for i, name in enumerate(("alpha_ch0", "alpha_ch1", "beta_hh", "beta_vv")):
@@ -125,7 +125,7 @@ def test_folds_hold_out_whole_sites(tmp_path):
     # + 1 synthetic 64 px scene (7 x 7); validation: the last 16 rows, 4 tiles per scene
     assert len(folds[0].train) == 2 * 35 + 49 and len(folds[0].val) == 2 * 4
     assert 0 <= float(folds[0].train.tiles.min()) and float(folds[0].train.tiles.max()) <= 1
-    from skiplab.sar.holdout import all_scenes
+    from skiplab.sar.ablation.holdout import all_scenes
     train, val = all_scenes([str(tmp_path / "s")], tile=16, synthetic=0)
     assert len(train) == 4 * 35 and len(val) == 4 * 4          # every site, no test scene
     with pytest.raises(ValueError, match="at least two sites"):
@@ -151,7 +151,7 @@ def _evaluation(model_db: float, jp2_db: float, scenes: int = 3, seed: int = 0) 
 
 
 def test_the_evidence_gates_rank_only_trained_variants_and_count_wins():
-    from skiplab.sar.codec_report import collect
+    from skiplab.sar.ablation.codec_report import collect
     evaluations = {}
     for f in (0, 1):
         for s in range(3):
@@ -172,8 +172,8 @@ def test_the_evidence_gates_rank_only_trained_variants_and_count_wins():
 
 @pytest.mark.slow
 def test_holdout_ablation_reports_measured_bpp_and_resumes(tmp_path):
-    from skiplab.sar.ablate_autoencoder import run_ablation
-    from skiplab.sar.ablate_config import AblationConfig
+    from skiplab.sar.ablation.experiment import run_ablation
+    from skiplab.sar.ablation.config import AblationConfig
     config = AblationConfig.create(quick=True, data=[str(_scenes(tmp_path / "s"))], holdout="site", synthetic=1,
                                    variants=("sar_codec_plain", "sar_codec_all"), widths=(8, 8), tile=16,
                                    rd_bits=(2, 4), budget="2steps")
@@ -198,8 +198,8 @@ def test_holdout_ablation_reports_measured_bpp_and_resumes(tmp_path):
 
 
 def test_a_stale_rate_from_another_forward_is_not_taken_by_the_loss_check():
-    from skiplab.sar.rate_model import record_rate
-    from skiplab.sar.task import ReconstructTask
+    from skiplab.sar.codec.rate_model import record_rate
+    from skiplab.sar.training.task import ReconstructTask
     from skiplab.sar import synthetic_sar_tiles
     from skiplab.train import TrainConfig
     record_rate(torch.ones(5))        # e.g. a codec evaluated earlier in this thread

@@ -7,7 +7,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from skiplab.sar.io import GDAL_NODATA, read_raster, write_raster
+from skiplab.sar.raster.io import GDAL_NODATA, read_raster, write_raster
 
 GEO = {
     33550: (12, 3, (10.0, 10.0, 0.0)),

@@ -10,9 +10,9 @@ import torch
 from torchmetrics.functional.image import (multiscale_structural_similarity_index_measure,
                                            structural_similarity_index_measure)
 
-from skiplab.sar.radiometry import Radiometry
-from skiplab.sar.speckle import gamma_speckle
-from skiplab.sar.losses import (MS_SSIM_WEIGHTS, GammaNLLLoss, build_loss,
+from skiplab.sar.raster.radiometry import Radiometry
+from skiplab.sar.raster.speckle import gamma_speckle
+from skiplab.sar.training.losses import (MS_SSIM_WEIGHTS, GammaNLLLoss, build_loss,
                                       debias_log_prediction, gamma_nll, log_speckle_bias,
                                       log_speckle_bias_db, ms_ssim, ssim)
 

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from skiplab.sar.metrics import (bits_per_pixel, compression_ratio, enl,
+from skiplab.sar.training.metrics import (bits_per_pixel, compression_ratio, enl,
                                             enl_per_image, homogeneous_windows, psnr,
                                             ratio_statistics, reconstruction_metrics,
                                             ssim_per_image)
-from skiplab.sar.radiometry import Radiometry
-from skiplab.sar.speckle import add_speckle, gamma_speckle, synthetic_scene
+from skiplab.sar.raster.radiometry import Radiometry
+from skiplab.sar.raster.speckle import add_speckle, gamma_speckle, synthetic_scene
 
 # ENL found by enl() with its defaults (16 px windows, 5 % most homogeneous) on the real
 # scenes; the README quotes ~2.7 looks for AIRSAR and ~2 for PiSAR.

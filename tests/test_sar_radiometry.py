@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from skiplab.sar.radiometry import (Radiometry, amplitude_to_intensity, from_db,
+from skiplab.sar.raster.radiometry import (Radiometry, amplitude_to_intensity, from_db,
                                          intensity_to_amplitude, to_db)
 
 

@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from skiplab.sar.speckle import (add_amplitude_speckle, add_speckle, gamma_speckle,
+from skiplab.sar.raster.speckle import (add_amplitude_speckle, add_speckle, gamma_speckle,
                                   synthetic_scene, synthetic_scenes)
-from skiplab.sar.metrics import enl
+from skiplab.sar.training.metrics import enl
 
 
 @pytest.mark.parametrize("looks", [1, 2, 2.7, 4])

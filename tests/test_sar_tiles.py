@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from skiplab.data.dihedral import batched_crop, batched_dihedral, dihedral, inverse_dihedral
-from skiplab.sar.io import write_raster
-from skiplab.sar.radiometry import Radiometry
-from skiplab.sar.tiles import (SARAugmentation, SARTileLoader, cut_tiles, load_sar_tiles,
+from skiplab.sar.raster.io import write_raster
+from skiplab.sar.raster.radiometry import Radiometry
+from skiplab.sar.training.tiles import (SARAugmentation, SARTileLoader, cut_tiles, load_sar_tiles,
                                synthetic_sar_tiles, tile_positions)
 
 

@@ -126,8 +126,8 @@ def _ints(text: str, name: str) -> tuple[int, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..sar.ablate_autoencoder import run_ablation
-    from ..sar.ablate_config import AblationConfig
+    from ..sar.ablation.experiment import run_ablation
+    from ..sar.ablation.config import AblationConfig
     from ..train.allocator import retain_freed_memory
     given = {k: getattr(args, k) for k in OPTIONS if getattr(args, k) is not None}
     if args.widths is not None:

@@ -135,7 +135,7 @@ def _inputs(args: argparse.Namespace) -> None:
 def _setup(args: argparse.Namespace, load: bool = True):
     import torch
 
-    from ..sar.default_model import resolve_autoencoder
+    from ..sar.model.default import resolve_autoencoder
 
     _inputs(args)
     if args.batch_size < 1:
@@ -148,7 +148,7 @@ def _setup(args: argparse.Namespace, load: bool = True):
 
 
 def _finish(result, what: str, ae=None) -> int:
-    from ..sar.inference import scene_summary
+    from ..sar.inference.scene import scene_summary
 
     if ae is not None:
         print(f"model: {ae.label}")
@@ -159,7 +159,7 @@ def _finish(result, what: str, ae=None) -> int:
 
 
 def run_reconstruct(args: argparse.Namespace) -> int:
-    from ..sar.inference import reconstruct_scene
+    from ..sar.inference.scene import reconstruct_scene
     try:
         ae = _setup(args)
         result = reconstruct_scene(ae, args.scene, args.out, tile=args.tile, overlap=args.overlap,
@@ -174,7 +174,7 @@ def run_reconstruct(args: argparse.Namespace) -> int:
 def run_encode(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..sar.latent import encode_scene
+    from ..sar.inference.latent import encode_scene
     if Path(args.out).suffix.lower() != ".npz":
         return _encode_compressed(args)
     try:
@@ -191,7 +191,7 @@ def run_encode(args: argparse.Namespace) -> int:
 
 
 def _encode_compressed(args: argparse.Namespace) -> int:
-    from ..sar.latent_file import encode_scene_file
+    from ..sar.codec.latent_file import encode_scene_file
     try:
         ae = _setup(args)
         bits = args.bits if args.bits is not None else getattr(ae.model, "eval_bits", 8)
@@ -212,8 +212,8 @@ def _encode_compressed(args: argparse.Namespace) -> int:
 
 def run_decode(args: argparse.Namespace) -> int:
     """Decode with --checkpoint, or with the packaged model when it wrote the file."""
-    from ..sar.latent import decode_latent
-    from ..sar.latent_file import decode_scene_file, is_latent_file
+    from ..sar.inference.latent import decode_latent
+    from ..sar.codec.latent_file import decode_scene_file, is_latent_file
     ae = _setup(args, load=False)
     if is_latent_file(args.latent):
         try:

@@ -1,5 +1,5 @@
 """``skiplab sar-rd``: rate-distortion of SAR autoencoders against JPEG, JPEG 2000 and
-average pooling, on the same tiles, at measured bit rates (:mod:`skiplab.sar.rate_distortion`)."""
+average pooling, on the same tiles, at measured bit rates (:mod:`skiplab.sar.rate_distortion.measure`)."""
 
 from __future__ import annotations
 
@@ -48,9 +48,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..sar.quantize import check_bits
-    from ..sar.rate_distortion import rate_distortion, real_tiles, synthetic_tiles
-    from ..sar.rd_report import write_report
+    from ..sar.codec.quantize import check_bits
+    from ..sar.rate_distortion.measure import rate_distortion, real_tiles, synthetic_tiles
+    from ..sar.rate_distortion.report import write_report
 
     if args.threads:
         torch.set_num_threads(args.threads)

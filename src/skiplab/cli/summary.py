@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _load(model: str, checkpoint: str):
-    from ..sar.checkpoint import load_autoencoder
+    from ..sar.model.checkpoint import load_autoencoder
 
     ae = load_autoencoder(checkpoint)
     if ae.model_name != model:
@@ -79,8 +79,8 @@ def _load(model: str, checkpoint: str):
 
 def _measured_bpp(ae) -> dict:
     """Bits per pixel of the latent file a checkpoint writes for one held-out synthetic tile."""
-    from ..sar.speckle import synthetic_scenes
-    from ..sar.latent_file import encode_scene_bytes
+    from ..sar.raster.speckle import synthetic_scenes
+    from ..sar.codec.latent_file import encode_scene_bytes
 
     tile = synthetic_scenes(1, 256, looks=2.0, seed=1)[1][0].numpy()
     return {b: encode_scene_bytes(ae, tile, bits=b).bpp for b in (2, 4, 8)}

@@ -1,35 +1,33 @@
 """skiplab.sar: everything SAR (single-channel synthetic aperture radar intensity), in one
-package that plugs into the core through its registries.
+package that plugs into the core through its registries. Its sub-packages, one idea each,
+from the bottom up (one exception: the ``.sarl`` file codes whole scenes through inference):
 
-* rasters -- :mod:`~skiplab.sar.io` (GeoTIFF/TIFF, PNG, .npy; tags and no-data kept),
-  :mod:`~skiplab.sar.raster_sink` (rasters written strip by strip);
-* radiometry -- :mod:`~skiplab.sar.radiometry` (intensity/amplitude/dB, the normalised
-  log-intensity a model sees and its inverse);
-* speckle and synthetic scenes -- :mod:`~skiplab.sar.speckle`;
-* tiles, augmentation, loaders and data specs -- :mod:`~skiplab.sar.tiles`,
-  :mod:`~skiplab.sar.load` (registers ``sar:PATH`` and ``synthetic:sar`` / ``synthetic-sar``);
-* losses -- :mod:`~skiplab.sar.losses` (L1, MSE, SSIM, MS-SSIM, Gamma NLL);
-* the ``reconstruct`` task -- :mod:`~skiplab.sar.task` (registered on import);
-* metrics -- :mod:`~skiplab.sar.metrics` (PSNR, SSIM, ENL, ratio image, compression);
-* whole-scene inference and latent files -- :mod:`~skiplab.sar.checkpoint`,
-  :mod:`~skiplab.sar.inference`, :mod:`~skiplab.sar.latent`;
-* the packaged default autoencoder -- :mod:`~skiplab.sar.default_model`
-  (``load_default_model()``, its card ``default_model_card()``), shipped by
-  :mod:`~skiplab.sar.model_card`;
-* radiometry that follows the scene -- :mod:`~skiplab.sar.scene_radiometry`;
-* the codec (imported on demand) -- :mod:`~skiplab.sar.quantize` (uniform latent quantiser,
-  ``LatentQuantizer``), :mod:`~skiplab.sar.entropy` (zlib, lzma, ANS via constriction),
-  :mod:`~skiplab.sar.latent_file` (the ``.sarl`` compressed scene), :mod:`~skiplab.sar.codecs`
-  (JPEG, JPEG 2000, average pooling at matched bpp), :mod:`~skiplab.sar.rate_distortion`
-  and :mod:`~skiplab.sar.rd_report` (``skiplab sar-rd``);
-* the residual-placement ablation -- :mod:`~skiplab.sar.ablate_autoencoder` (not imported
-  here: ``from skiplab.sar.ablate_autoencoder import run_ablation``).
+* :mod:`~skiplab.sar.raster` -- a scene on disk and in physical units: rasters (GeoTIFF/TIFF,
+  PNG, .npy; tags and no-data kept; written strip by strip), radiometry (intensity/amplitude/dB,
+  the normalised log-intensity a model sees and its inverse; per scene), speckle and
+  synthetic scenes;
+* :mod:`~skiplab.sar.codec` -- the codec: the latent quantiser, the rate model (a factorised
+  Laplace prior), the codec models ``sar_codec_*`` (registered on import), entropy coders
+  (zlib, lzma, ANS via constriction) and the ``.sarl`` compressed scene;
+* :mod:`~skiplab.sar.training` -- tiles, augmentation and loaders, the data specs ``sar:PATH``
+  and ``synthetic:sar`` / ``synthetic-sar`` (registered on import), losses (L1, MSE, SSIM,
+  MS-SSIM, Gamma NLL, rate), metrics (PSNR, SSIM, ENL, ratio image, compression) and the
+  ``reconstruct`` task (registered on import);
+* :mod:`~skiplab.sar.model` -- a trained autoencoder loaded from its checkpoint, the packaged
+  default model (``load_default_model()``, its card ``default_model_card()``) and shipping
+  another;
+* :mod:`~skiplab.sar.inference` -- whole scenes: the tile grid and its blending,
+  reconstruction streamed in strips, the float latent file (``encode_scene``, ``decode_latent``);
+* :mod:`~skiplab.sar.rate_distortion` -- JPEG, JPEG 2000, average pooling and the Lee filter
+  against the autoencoders at measured bit rates (``skiplab sar-rd``);
+* :mod:`~skiplab.sar.ablation` -- the residual-placement ablation and its held-out codec
+  evidence (``skiplab ablate autoencoder``; not imported here:
+  ``from skiplab.sar.ablation.experiment import run_ablation``).
 
-The architectures (``sar_ae_*``, U-Nets) are in :mod:`skiplab.models`; the codec models
-``sar_codec_*`` (quantiser in the loop, rate term) in :mod:`~skiplab.sar.codec_model`,
-registered on import. The core finds this
-package by itself when a task or data kind is missing (:mod:`skiplab.plugins`), so
+The architectures (``sar_ae_*``, U-Nets) are in :mod:`skiplab.models`. The core finds this
+package by itself when a task, data kind or model is missing (:mod:`skiplab.plugins`), so
 ``fit(TrainConfig(task="reconstruct", data="sar:PATH"))`` works without importing it first.
+The sub-packages' ``__init__`` modules import nothing; the names below are the public API.
 
     from skiplab.sar import load_autoencoder, load_default_model, reconstruct_scene
     reconstruct_scene(load_default_model(), "scene.tif", "scene_ae.tif")    # packaged model
@@ -37,22 +35,23 @@ package by itself when a task or data kind is missing (:mod:`skiplab.plugins`), 
     reconstruct_scene(ae, "scene.tif", "scene_ae.tif")
 """
 
-from .checkpoint import TrainedAutoencoder, load_autoencoder
-from .codec_model import QuantizedAutoencoder
-from .default_model import default_model_card, load_default_model
-from .inference import InferenceResult, TileGrid, make_grid, reconstruct_array, reconstruct_scene
-from .io import Raster, read_raster, write_raster
-from .latent import decode_latent, encode_scene, read_latent
-from .load import load_sar, renormalise
-from .losses import build_loss
-from .metrics import (ENLResult, RatioStats, bits_per_pixel, compression_ratio, enl, enl_per_image,
-                      homogeneous_windows, psnr, ratio_statistics, reconstruction_metrics,
-                      ssim_per_image)
-from .radiometry import Radiometry, amplitude_to_intensity, intensity_to_amplitude
-from .speckle import add_speckle, gamma_speckle, synthetic_scene, synthetic_scenes
-from .task import ReconstructionMeter, ReconstructTask
-from .tiles import (SARAugmentation, SARTileDataset, SARTileLoader, cut_tiles, load_sar_tiles,
-                    synthetic_sar_tiles, tile_positions)
+from .codec.model import QuantizedAutoencoder
+from .inference.grid import TileGrid, make_grid
+from .inference.latent import decode_latent, encode_scene, read_latent
+from .inference.scene import InferenceResult, reconstruct_array, reconstruct_scene
+from .model.checkpoint import TrainedAutoencoder, load_autoencoder
+from .model.default import default_model_card, load_default_model
+from .raster.io import Raster, read_raster, write_raster
+from .raster.radiometry import Radiometry, amplitude_to_intensity, intensity_to_amplitude
+from .raster.speckle import add_speckle, gamma_speckle, synthetic_scene, synthetic_scenes
+from .training.load import load_sar, renormalise
+from .training.losses import build_loss
+from .training.metrics import (ENLResult, RatioStats, bits_per_pixel, compression_ratio, enl,
+                               enl_per_image, homogeneous_windows, psnr, ratio_statistics,
+                               reconstruction_metrics, ssim_per_image)
+from .training.task import ReconstructionMeter, ReconstructTask
+from .training.tiles import (SARAugmentation, SARTileDataset, SARTileLoader, cut_tiles,
+                             load_sar_tiles, synthetic_sar_tiles, tile_positions)
 
 __all__ = [
     "TrainedAutoencoder", "load_autoencoder", "default_model_card", "load_default_model",

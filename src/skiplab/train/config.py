@@ -111,7 +111,7 @@ class TrainConfig:
     label_smoothing: float = _f(0.0, "label smoothing of the cross-entropy, in [0, 1)", minimum=0.0)
     loss: dict = _f({}, "segment/reconstruct: loss terms and weights; {} = the task's default: "
                         "segment {ce: 1.0, dice: 1.0}, reconstruct {l1: 1.0, ms_ssim: 0.2} "
-                        "(terms: mse, l1, ssim, ms_ssim, gamma_nll; see skiplab.sar.losses)")
+                        "(terms: mse, l1, ssim, ms_ssim, gamma_nll; see skiplab.sar.training.losses)")
     grad_clip: float = _f(0.0, "clip the global gradient norm to this (0 = no clipping)", minimum=0.0)
     ema_decay: float = _f(0.0, "decay of an exponential moving average of the weights, evaluated "
                                "instead of the raw weights (0 = no EMA; e.g. 0.999)", minimum=0.0)
