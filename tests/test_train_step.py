@@ -145,3 +145,32 @@ def test_confusion_counts_without_checks_match_the_checked_ones():
     target[0, 0, :3] = 255
     assert torch.equal(confusion_counts(logits, target, 4, ignore_index=255, check=False),
                        confusion_counts(logits, target, 4, ignore_index=255))
+
+
+# ---- task options: owned by tasks, given flat (old recipes) or grouped ------------------------
+def test_task_options_grouped_or_flat_are_the_same_config():
+    flat = TrainConfig.from_dict({"teacher": "t.pt", "kd_alpha": 0.5, "label_smoothing": 0.1})
+    grouped = TrainConfig.from_dict({"task_options": {"teacher": "t.pt", "kd_alpha": 0.5,
+                                                      "label_smoothing": 0.1}})
+    assert flat == grouped and grouped.kd_alpha == 0.5
+    options = grouped.task_options()
+    assert options["kd_alpha"] == 0.5 and options["label_smoothing"] == 0.1
+    assert "lr" not in options and "tile_size" not in options
+    assert "kd_alpha" not in TrainConfig().task_options()          # no teacher: no distill options
+    assert set(TrainConfig(task="segment").task_options("segment")) == {"tile_size", "loss"}
+    assert ClassifyTask(grouped).options == options
+    with pytest.raises(ValueError, match=r"task_options key 'lr' is a general key"):
+        TrainConfig.from_dict({"task_options": {"lr": 0.1}})
+    with pytest.raises(ValueError, match=r"kd_alpha is given twice"):
+        TrainConfig.from_dict({"kd_alpha": 0.4, "task_options": {"kd_alpha": 0.5}})
+
+
+def test_options_of_another_task_are_refused():
+    from skiplab.train.tasks import make_task
+    with pytest.raises(ValueError, match=r"alternate_flip, tta_translate: classification options, "
+                                         r"not for task 'segment'"):
+        make_task(TrainConfig(task="segment", data="synthetic:cells", tta_translate=True,
+                              alternate_flip=True))
+    with pytest.raises(ValueError, match=r"tile_stride: options of task reconstruct, not for "
+                                         r"task 'classify'"):
+        make_task(TrainConfig(tile_stride=8))

@@ -49,7 +49,7 @@ from torch import nn
 from ...data import BatchLoader, parse_data_spec
 from ...models.registry import create_model, get_model_fn
 from ...plugins import load_plugins
-from ..config import TrainConfig
+from ..config import TrainConfig, foreign_options, option_owners
 from ..meters import Meter
 
 if TYPE_CHECKING:   # the loop imports the tasks: its type for hints only
@@ -73,6 +73,11 @@ class Task:
             raise ValueError(f"best_metric {self.best_metric!r} is not a {self.name} metric; "
                              f"expected auto or one of {', '.join(allowed)}")
         self.higher_is_better = not self.best_metric.endswith("loss")
+
+    @property
+    def options(self) -> dict:
+        """The config options this task owns, with their values (:meth:`TrainConfig.task_options`)."""
+        return self.config.task_options(self.name)
 
     # -- data --------------------------------------------------------------------------------
     def check_data(self, spec: str) -> None:
@@ -226,13 +231,13 @@ def make_task(config: TrainConfig, *, check_data: bool = True) -> Task:
     task = get_task(config.task)(config)
     if check_data:
         task.check_data(config.data)
-    if config.task != "classify":
-        used = [k for k in ("label_smoothing", "cutout", "whiten_init", "error_warmup_lr")
-                if getattr(config, k)]
-        if used:
-            raise ValueError(f"{', '.join(used)}: classification options, not for task "
-                             f"{config.task!r}")
-    elif config.loss:
+    if config.task == "classify" and config.loss:
         raise ValueError("loss: classification uses cross-entropy (set label_smoothing); "
                          "loss terms are for task segment or reconstruct")
+    used = foreign_options(config)     # set options that other tasks own (config.option_owners)
+    if used:
+        owners = sorted({o for k in used for o in option_owners()[k]})
+        what = ("classification options" if owners == ["classify"]
+                else f"options of task {' / '.join(owners)}")
+        raise ValueError(f"{', '.join(used)}: {what}, not for task {config.task!r}")
     return task
