@@ -174,3 +174,10 @@ def test_options_of_another_task_are_refused():
     with pytest.raises(ValueError, match=r"tile_stride: options of task reconstruct, not for "
                                          r"task 'classify'"):
         make_task(TrainConfig(tile_stride=8))
+
+
+def test_a_flag_overrides_a_grouped_option_of_the_recipe(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("task_options: {kd_alpha: 0.5, label_smoothing: 0.1}\nlr: 0.2\n")
+    config = TrainConfig.from_yaml(recipe, {"kd_alpha": 0.7})
+    assert (config.kd_alpha, config.label_smoothing, config.lr) == (0.7, 0.1, 0.2)

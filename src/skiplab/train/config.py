@@ -1,4 +1,12 @@
-"""The training configuration: one flat dataclass, every field documented.
+"""The training configuration: one dataclass, every field documented.
+
+General fields (run, model, data, optimisation, schedule, precision, outputs) belong to every
+run; a task's own options -- ``classify``'s augmentation, label smoothing, error-gated
+warm-up, whitening and test-time shifts, ``segment``/``reconstruct``'s tiles and loss terms,
+and ``distill``'s teacher, temperature and weight -- say so in their field's ``owner``
+(:func:`option_owners`; :meth:`TrainConfig.task_options`, ``Task.options``). A recipe may
+give them flat (as older recipes do) or grouped under ``task_options:``; an option of
+another task than the run's is refused (``make_task``).
 
 A recipe is a YAML file of these fields (``configs/*.yaml``); command-line flags of the
 same names override it (``--epochs 30 --lr 0.2``). :func:`TrainConfig.from_dict` checks
@@ -207,7 +215,8 @@ class TrainConfig:
         values = parse_yaml(path.read_text(), f"config file {path}") or {}
         if not isinstance(values, dict):
             raise ValueError(f"{path} must hold a mapping of config keys, found {type(values).__name__}")
-        return cls.from_dict({**values, **(overrides or {})})
+        values = _flatten_task_options(values, {f.name: f for f in dataclasses.fields(cls)})
+        return cls.from_dict({**values, **(overrides or {})})   # flags override grouped keys too
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return type(self).from_dict({**self.to_dict(), **changes})
