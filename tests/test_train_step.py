@@ -181,3 +181,22 @@ def test_a_flag_overrides_a_grouped_option_of_the_recipe(tmp_path):
     recipe.write_text("task_options: {kd_alpha: 0.5, label_smoothing: 0.1}\nlr: 0.2\n")
     config = TrainConfig.from_yaml(recipe, {"kd_alpha": 0.7})
     assert (config.kd_alpha, config.label_smoothing, config.lr) == (0.7, 0.1, 0.2)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (host syncs are a GPU cost)")
+@pytest.mark.parametrize("task", ["classify", "segment"])
+def test_the_cuda_step_does_not_sync_with_the_host_between_logs(task):
+    data = {"classify": {}, "segment": dict(task="segment", data="synthetic:cells-64",
+                                            model="unet", model_kwargs={})}[task]
+    trainer = Trainer(tiny(device="cuda", precision="bf16", log_every=1000, deterministic=False,
+                           **data))
+    batches = list(trainer.train_loader)[:4]
+    trainer.train_step(*batches[0])            # first-step allocations, lazy inits
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for x, y in batches[1:]:
+            trainer.train_step(x, y)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert trainer.sums.unsynced == 4 and math.isfinite(trainer.loss)
