@@ -3,7 +3,8 @@
 Subclass :class:`Callback` and override what you need; pass instances to
 ``fit(config, callbacks=[...])``. Each hook receives the trainer, which exposes
 ``.model`` (the unwrapped ``nn.Module``), ``.step`` (optimiser steps done), ``.epoch``,
-``.loss`` (last loss, a float), ``.run_dir`` (``Path`` or ``None``), ``.optimizer``,
+``.loss`` (last loss, a float; reading it syncs with the device, see
+:mod:`skiplab.train.stepsums`), ``.run_dir`` (``Path`` or ``None``), ``.optimizer``,
 ``.is_main`` (rank 0) and ``.log(dict)``, which adds scalars to the current epoch's
 ``metrics.csv`` row and to TensorBoard.
 """
@@ -27,6 +28,12 @@ class Callback:
 
     def on_step_end(self, trainer: "Trainer") -> None:
         """Each step, after the optimiser step (``trainer.step`` already counts it)."""
+
+    def on_steps(self, trainer: "Trainer", steps: list) -> None:
+        """At each sync with the device (every ``log_every`` steps, before checkpoints, at
+        epoch ends): a :class:`~skiplab.train.stepsums.StepRecord` per step since the last
+        one (step, epoch, batch, lr, the task's batch sums, loss, loss terms) -- per-step
+        values without a host sync per step."""
 
     def on_epoch_end(self, trainer: "Trainer", metrics: dict) -> None:
         """Each epoch, after evaluation; ``metrics`` is the row about to be written."""
@@ -55,6 +62,10 @@ class CallbackList(Callback):
     def on_step_end(self, trainer):
         for cb in self.callbacks:
             cb.on_step_end(trainer)
+
+    def on_steps(self, trainer, steps):
+        for cb in self.callbacks:
+            cb.on_steps(trainer, steps)
 
     def on_epoch_end(self, trainer, metrics):
         for cb in self.callbacks:

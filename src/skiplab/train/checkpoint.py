@@ -88,7 +88,8 @@ def trainer_state(trainer: Any) -> dict:
         "ema": trainer.ema.state_dict() if trainer.ema else None, "rng": rng_state(),
         "lookahead": trainer.lookahead.state_dict() if trainer.lookahead else None,
         "step": trainer.step, "epoch": trainer.epoch, "batch_in_epoch": trainer.batch_in_epoch,
-        "loader": loader_state, "epoch_sums": list(trainer.epoch_sums),
+        "loader": loader_state, "epoch_sums": list(trainer.epoch_sums),   # (syncs)
+        "epoch_terms": dict(trainer.sums.host_terms),
         "epoch_time": trainer.epoch_time,
         "best": {"metric": trainer.task.best_metric, "value": trainer.best_value},
         **trainer.task.checkpoint_extras(trainer),
@@ -111,11 +112,25 @@ def restore_trainer_state(trainer: Any, state: Mapping[str, Any]) -> None:
     set_rng_state(state["rng"])
     trainer.step, trainer.epoch = state["step"], state["epoch"]
     trainer.batch_in_epoch = state["batch_in_epoch"]
-    trainer.epoch_sums, trainer.epoch_time = list(state["epoch_sums"]), state["epoch_time"]
+    trainer.sums.load(state["epoch_sums"], state.get("epoch_terms"))   # (a StepSums)
+    trainer.epoch_time = state["epoch_time"]
     trainer.best_value = state["best"]["value"] if "best" in state else state["best_acc"]
 
 
+def restore_weights(trainer: Any, path: Optional[Path]) -> Optional[int]:
+    """Load the weights (and EMA) of the checkpoint ``path`` into ``trainer``, if it exists;
+    its step, or None (after a non-finite loss: the last finite weights)."""
+    if path is None or not Path(path).exists():
+        return None
+    state = load_checkpoint(path, map_location=trainer.device)
+    load_model_state(trainer.model, state["model"])
+    if trainer.ema is not None and state.get("ema") is not None:
+        trainer.ema.load_state_dict(state["ema"])
+    return int(state["step"])
+
+
 TRAINING_ONLY = ("optimizer", "schedule", "scaler", "rng", "lookahead", "loader", "epoch_sums",
+                 "epoch_terms",
                  "batch_in_epoch", "epoch_time")
 
 

@@ -1,4 +1,12 @@
-"""The training configuration: one flat dataclass, every field documented.
+"""The training configuration: one dataclass, every field documented.
+
+General fields (run, model, data, optimisation, schedule, precision, outputs) belong to every
+run; a task's own options -- ``classify``'s augmentation, label smoothing, error-gated
+warm-up, whitening and test-time shifts, ``segment``/``reconstruct``'s tiles and loss terms,
+and ``distill``'s teacher, temperature and weight -- say so in their field's ``owner``
+(:func:`option_owners`; :meth:`TrainConfig.task_options`, ``Task.options``). A recipe may
+give them flat (as older recipes do) or grouped under ``task_options:``; an option of
+another task than the run's is refused (``make_task``).
 
 A recipe is a YAML file of these fields (``configs/*.yaml``); command-line flags of the
 same names override it (``--epochs 30 --lr 0.2``). :func:`TrainConfig.from_dict` checks
@@ -19,9 +27,11 @@ import yaml
 
 
 def _f(default: Any, doc: str, *, choices: tuple = (), minimum: float | None = None,
-       positive: bool = False) -> Any:
-    """A config field with its documentation and constraints (read by validation, --help)."""
-    meta = dict(doc=doc, choices=choices, minimum=minimum, positive=positive)
+       positive: bool = False, owner: str = "") -> Any:
+    """A config field with its documentation and constraints (read by validation, --help);
+    ``owner``: the task(s) whose option it is (comma-separated; "" = a general field)."""
+    meta = dict(doc=doc, choices=choices, minimum=minimum, positive=positive,
+                owner=tuple(o for o in owner.split(",") if o))
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -53,43 +63,43 @@ class TrainConfig:
                                         "widths, if any -- instead of a random init (fine-tuning)")
     # -- knowledge distillation (Hinton et al. 2015; skiplab.train.distill) --------------
     teacher: Optional[str] = _f(None, "classify: checkpoint of a teacher whose softened outputs "
-                                      "the model also learns (None = no distillation)")
+                                      "the model also learns (None = no distillation)", owner="distill")
     kd_temperature: float = _f(4.0, "distillation temperature T: softmax(logits / T)",
-                               positive=True)
+                               positive=True, owner="distill")
     kd_alpha: float = _f(0.9, "weight of the distillation term: alpha * T^2 * KL + (1 - alpha) "
-                              "* cross-entropy, alpha in [0, 1]", minimum=0.0)
+                              "* cross-entropy, alpha in [0, 1]", minimum=0.0, owner="distill")
     # -- data --------------------------------------------------------------------------
     data: str = _f("synthetic", "dataset spec: cifar10:PATH, cifar100:PATH, folder:PATH, "
                                 "synthetic[:NAME] (classify); synthetic:cells[-N] (segment); "
                                 "sar:PATH, synthetic-sar[-N][,looks=L] (reconstruct)")
     tile_size: int = _f(0, "segment/reconstruct: image side in px -- SAR scenes are cut into "
                            "tiles of it, synthetic images made at it (0 = 256 SAR, 64 cells)",
-                        minimum=0)
+                        minimum=0, owner="segment,reconstruct")
     tile_stride: int = _f(0, "reconstruct: step between tiles cut from a SAR scene (0 = "
-                             "tile_size, no overlap)", minimum=0)
+                             "tile_size, no overlap)", minimum=0, owner="reconstruct")
     val_size: int = _f(0, "images held out of train for validation (He 2015: 5000); 0 = none",
                        minimum=0)
     eval_split: str = _f("auto", "split evaluated each epoch: auto (val if val_size > 0 else test), "
                                  "val, test, none", choices=("auto", "val", "test", "none"))
     train_subset: int = _f(0, "classify: train on a fixed random subset of this many training "
                               "images, drawn with train_subset_seed (0 = all); normalised with the "
-                              "whole split's statistics", minimum=0)
-    train_subset_seed: int = _f(0, "seed of the train_subset draw", minimum=0)
+                              "whole split's statistics", minimum=0, owner="classify")
+    train_subset_seed: int = _f(0, "seed of the train_subset draw", minimum=0, owner="classify")
     skip_bad: bool = _f(False, "skip (and count) unreadable images instead of failing")
     cache_dir: Optional[str] = _f(None, "where decoded image tensors are cached (None: data default)")
     batch_size: int = _f(128, "global batch size (split evenly over processes)", positive=True)
     eval_batch_size: int = _f(512, "batch size of evaluation", positive=True)
-    crop_padding: int = _f(4, "random-crop padding in pixels (0 = no crop)", minimum=0)
-    pad_mode: str = _f("zeros", "padding of the random crop", choices=("zeros", "reflect"))
+    crop_padding: int = _f(4, "random-crop padding in pixels (0 = no crop)", minimum=0, owner="classify")
+    pad_mode: str = _f("zeros", "padding of the random crop", choices=("zeros", "reflect"), owner="classify")
     flip: bool = _f(True, "random horizontal flips")
     alternate_flip: bool = _f(False, "flips: a fixed random half of the images is mirrored in even "
                                      "epochs, the other half in odd ones, so each image is seen both "
-                                     "ways every two epochs (airbench) -- instead of coin flips")
-    cutout: int = _f(0, "side of the cutout square in pixels (0 = none)", minimum=0)
+                                     "ways every two epochs (airbench) -- instead of coin flips", owner="classify")
+    cutout: int = _f(0, "side of the cutout square in pixels (0 = none)", minimum=0, owner="classify")
     crop_size: int = _f(0, "side of the random training crops in pixels (0 = the image size); "
-                        "smaller crops make cheaper steps", minimum=0)
+                        "smaller crops make cheaper steps", minimum=0, owner="classify")
     crop_size_epochs: int = _f(0, "use crop_size only in the first N epochs, full-size crops "
-                               "after (progressive resizing; 0 = every epoch)", minimum=0)
+                               "after (progressive resizing; 0 = every epoch)", minimum=0, owner="classify")
     # -- optimisation ------------------------------------------------------------------
     optimizer: str = _f("sgd", "sgd (with momentum/Nesterov), adamw, or muon (Muon on the conv "
                                "filters, for nets with a norm layer after every conv; SGD with "
@@ -108,10 +118,10 @@ class TrainConfig:
     norm_bias_lr_scale: float = _f(1.0, "lr multiplier of the norm layers' biases (airbench: 64); "
                                         "their weight decay is divided by it, so the decay per step "
                                         "stays that of the other parameters", positive=True)
-    label_smoothing: float = _f(0.0, "label smoothing of the cross-entropy, in [0, 1)", minimum=0.0)
+    label_smoothing: float = _f(0.0, "label smoothing of the cross-entropy, in [0, 1)", minimum=0.0, owner="classify")
     loss: dict = _f({}, "segment/reconstruct: loss terms and weights; {} = the task's default: "
                         "segment {ce: 1.0, dice: 1.0}, reconstruct {l1: 1.0, ms_ssim: 0.2} "
-                        "(terms: mse, l1, ssim, ms_ssim, gamma_nll; see skiplab.sar.training.losses)")
+                        "(terms: mse, l1, ssim, ms_ssim, gamma_nll; see skiplab.sar.training.losses)", owner="segment,reconstruct")
     grad_clip: float = _f(0.0, "clip the global gradient norm to this (0 = no clipping)", minimum=0.0)
     ema_decay: float = _f(0.0, "decay of an exponential moving average of the weights, evaluated "
                                "instead of the raw weights (0 = no EMA; e.g. 0.999)", minimum=0.0)
@@ -139,9 +149,9 @@ class TrainConfig:
                                     "warmup_start_factor (He 2016: 0.01 for 400 iterations)",
                           choices=("linear", "constant"))
     error_warmup_lr: float = _f(0.0, "He 2015 (ResNet-110): use this lr until the running training "
-                                     "error falls below error_warmup_until (0 = off)", minimum=0.0)
+                                     "error falls below error_warmup_until (0 = off)", minimum=0.0, owner="classify")
     error_warmup_until: float = _f(0.8, "training error that ends the error-gated warm-up",
-                                   minimum=0.0)
+                                   minimum=0.0, owner="classify")
     # -- precision and speed -----------------------------------------------------------
     precision: str = _f("auto", "auto (bf16 where supported, else fp16+scaler on CUDA, fp32 on "
                                 "CPU), bf16, fp16, fp32", choices=("auto", "bf16", "fp16", "fp32"))
@@ -155,10 +165,10 @@ class TrainConfig:
                                              "command, off for fit() from Python (process-wide)")
     grad_checkpointing: bool = _f(False, "recompute stage activations in backward (less memory)")
     whiten_init: bool = _f(False, "initialise a model's patch-whitening stem from training "
-                                  "images (models with init_whitening(images))")
+                                  "images (models with init_whitening(images))", owner="classify")
     tta_flip: bool = _f(False, "evaluate on the mean of the image's and its mirror's logits")
     tta_translate: bool = _f(False, "classify: also average over the image shifted by one pixel "
-                                    "up-left and down-right (weights 1/2, 1/4, 1/4; airbench's level 2)")
+                                    "up-left and down-right (weights 1/2, 1/4, 1/4; airbench's level 2)", owner="classify")
     # -- outputs -----------------------------------------------------------------------
     checkpoint_every: int = _f(0, "also write last.pt every N steps (0 = off)", minimum=0)
     keep_steps: list = _f([], "also keep the checkpoint of these steps as checkpoints/step-N.pt")
@@ -178,8 +188,11 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "TrainConfig":
         """Build and validate; unknown keys, wrong types and out-of-range values raise a
-        ValueError that names the key and what it accepts."""
+        ValueError that names the key and what it accepts. A task's options may also be
+        given grouped, ``task_options: {kd_alpha: 0.5, label_smoothing: 0.1}`` (the flat
+        keys of older recipes are the same options)."""
         known = {f.name: f for f in dataclasses.fields(cls)}
+        values = _flatten_task_options(values, known)
         for key in values:
             if key not in known:
                 close = suggest_keys(str(key), known)
@@ -202,7 +215,8 @@ class TrainConfig:
         values = parse_yaml(path.read_text(), f"config file {path}") or {}
         if not isinstance(values, dict):
             raise ValueError(f"{path} must hold a mapping of config keys, found {type(values).__name__}")
-        return cls.from_dict({**values, **(overrides or {})})
+        values = _flatten_task_options(values, {f.name: f for f in dataclasses.fields(cls)})
+        return cls.from_dict({**values, **(overrides or {})})   # flags override grouped keys too
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return type(self).from_dict({**self.to_dict(), **changes})
@@ -212,6 +226,13 @@ class TrainConfig:
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def task_options(self, task: Optional[str] = None) -> dict[str, Any]:
+        """The options ``task`` (default ``self.task``) owns, with their values; a run with
+        a teacher also has the ``distill`` task's (:func:`option_owners`)."""
+        task = task or self.task
+        owners = {task} | ({"distill"} if self.teacher and task == self.task else set())
+        return {k: getattr(self, k) for k, own in option_owners().items() if owners & set(own)}
 
     def check(self) -> None:
         """Checks that involve more than one field, and that ``task`` is registered."""
@@ -241,6 +262,42 @@ class TrainConfig:
         if self.out is not None and not self.save:
             raise ValueError(f"out {self.out!r} with save false: a run that saves nothing has no "
                              f"run directory (drop one of them)")
+
+
+def option_owners() -> dict[str, tuple[str, ...]]:
+    """Task option -> the tasks that own it (``distill``: the task around a classifier that a
+    ``teacher`` adds); every other field is general."""
+    return {f.name: f.metadata["owner"] for f in dataclasses.fields(TrainConfig)
+            if f.metadata["owner"]}
+
+
+def foreign_options(config: "TrainConfig") -> list[str]:
+    """Options set (from an off default) that belong to other tasks than ``config.task``."""
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    return [k for k, own in option_owners().items()
+            if config.task not in own and "distill" not in own and getattr(config, k)
+            and not fields[k].default]
+
+
+def _flatten_task_options(values: Mapping[str, Any], known: Mapping[str, Any]) -> dict:
+    """``values`` with a ``task_options`` mapping merged into its flat keys."""
+    values = dict(values)
+    grouped = values.pop("task_options", None)
+    if grouped is None:
+        return values
+    if not isinstance(grouped, Mapping):
+        raise ValueError(f"task_options must be a mapping of task options, got {grouped!r}")
+    owners = option_owners()
+    for key, value in grouped.items():
+        if key not in owners:
+            what = "a general key: put it at the top level" if key in known else "unknown"
+            raise ValueError(f"task_options key {key!r} is {what} (task options: "
+                             f"{', '.join(owners)})")
+        if key in values and values[key] != value:
+            raise ValueError(f"{key} is given twice, {values[key]!r} and task_options "
+                             f"{value!r}")
+        values[key] = value
+    return values
 
 
 # names other tools use for a field, for the suggestions of an unknown key

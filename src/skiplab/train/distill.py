@@ -12,21 +12,38 @@ criterion (label smoothing included). Defaults T = 4, alpha = 0.9 are RepDistill
 (Tian et al. 2020) CIFAR settings.
 
 Any classification recipe distils by setting ``teacher`` (a checkpoint), ``kd_temperature``
-and ``kd_alpha`` in its :class:`~skiplab.train.TrainConfig`: the loop asks
-:class:`Distiller` for the teacher's logits on the very batch the student sees (same
-augmentation), in eval mode, without gradients, under the same autocast.
+and ``kd_alpha`` in its :class:`~skiplab.train.TrainConfig`: the trainer wraps the run's task
+in a :class:`DistillTask`, which runs the wrapped task's step, then the teacher on the very
+batch the student saw (same augmentation; eval mode, no gradients, the same autocast), and
+adds the ``kd`` term to the wrapped task's dict: ``loss`` becomes the mix above, ``terms``
+holds ``ce`` (the wrapped task's loss) and ``kd`` (T^2 KL, unweighted), so metrics.csv gets
+``train_ce`` and ``train_kd`` columns. The loop knows nothing of distillation.
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, ContextManager, Optional
+from typing import Any, Callable, ContextManager
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .checkpoint import load_checkpoint, model_from_checkpoint
+from .tasks.base import TaskWrapper
+
+
+def kd_soft(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    """KL( softmax(teacher / T) || softmax(student / T) ), summed over classes, batch mean."""
+    log_p_student = F.log_softmax(student.float() / temperature, dim=1)
+    log_p_teacher = F.log_softmax(teacher.float() / temperature, dim=1)
+    return F.kl_div(log_p_student, log_p_teacher, reduction="batchmean", log_target=True)
+
+
+def kd_combine(soft: torch.Tensor, hard: torch.Tensor, *, temperature: float, alpha: float
+               ) -> torch.Tensor:
+    """``alpha * T^2 * soft + (1 - alpha) * hard`` (in that order of operations)."""
+    return alpha * temperature ** 2 * soft + (1 - alpha) * hard
 
 
 def kd_loss(student: torch.Tensor, teacher: torch.Tensor, target: torch.Tensor, *,
@@ -35,53 +52,66 @@ def kd_loss(student: torch.Tensor, teacher: torch.Tensor, target: torch.Tensor, 
             ) -> torch.Tensor:
     """Hinton 2015 KD loss of ``student`` logits against ``teacher`` logits and labels (see
     the module documentation); ``alpha = 0`` is the hard loss alone."""
-    log_p_student = F.log_softmax(student.float() / temperature, dim=1)
-    log_p_teacher = F.log_softmax(teacher.float() / temperature, dim=1)
-    soft = F.kl_div(log_p_student, log_p_teacher, reduction="batchmean", log_target=True)
-    return alpha * temperature ** 2 * soft + (1 - alpha) * hard_loss(student, target)
+    return kd_combine(kd_soft(student, teacher, temperature), hard_loss(student, target),
+                      temperature=temperature, alpha=alpha)
 
 
-class Distiller:
-    """The teacher of a run and the loss it adds (``config.teacher``, ``kd_*`` fields)."""
+def load_teacher(path: str, task: Any, dataset: Any, device: torch.device, *,
+                 channels_last: bool = False, compile: bool = False) -> nn.Module:
+    """The teacher checkpoint ``path`` as a frozen eval-mode model for ``dataset`` (its
+    classes must be the student's), on ``device``, compiled if asked."""
+    checkpoint = load_checkpoint(path)
+    if "classes" in checkpoint and list(checkpoint["classes"]) != list(dataset.classes):
+        raise ValueError(f"teacher {path} was trained on classes "
+                         f"{list(checkpoint['classes'])[:5]}..., the data has "
+                         f"{list(dataset.classes)[:5]}...")
+    teacher = model_from_checkpoint(checkpoint, task, dataset).to(device)
+    if channels_last:
+        teacher = teacher.to(memory_format=torch.channels_last)
+    teacher = teacher.eval().requires_grad_(False)
+    return torch.compile(teacher) if compile else teacher
 
-    def __init__(self, teacher: nn.Module, temperature: float, alpha: float,
-                 hard_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-                 autocast: Callable[[], ContextManager] = contextlib.nullcontext) -> None:
-        self.teacher = teacher.eval().requires_grad_(False)
-        self.temperature, self.alpha, self.hard_loss = temperature, alpha, hard_loss
-        self.autocast = autocast
+
+class DistillTask(TaskWrapper):
+    """A classification task with a teacher (see the module documentation): ``inner``'s
+    step plus the KD term, ``temperature`` T and ``alpha`` as in :func:`kd_loss`. The
+    teacher is given, or loaded from ``teacher_path`` by :meth:`prepare`."""
+
+    def __init__(self, inner: Any, temperature: float = 4.0, alpha: float = 0.9, *,
+                 teacher: nn.Module | None = None, teacher_path: str | None = None) -> None:
+        super().__init__(inner)
+        self.temperature, self.alpha = temperature, alpha
+        self.teacher = None if teacher is None else teacher.eval().requires_grad_(False)
+        self.teacher_path = teacher_path
 
     @classmethod
-    def from_config(cls, config: Any, task: Any, dataset: Any, device: torch.device,
-                    hard_loss: Callable, precision: Any = None, compile: bool = False
-                    ) -> Optional["Distiller"]:
-        """Load ``config.teacher`` for ``dataset`` (its classes must be the student's); None
-        when the config names no teacher. ``precision`` (a :class:`~skiplab.train.precision.
-        Precision`) gives the teacher the student's autocast."""
+    def wrap(cls, task: Any, config: Any) -> Any:
+        """``task`` in a DistillTask when ``config.teacher`` names one, else ``task``."""
         if not config.teacher:
-            return None
-        checkpoint = load_checkpoint(config.teacher)
-        if "classes" in checkpoint and list(checkpoint["classes"]) != list(dataset.classes):
-            raise ValueError(f"teacher {config.teacher} was trained on classes "
-                             f"{list(checkpoint['classes'])[:5]}..., the data has "
-                             f"{list(dataset.classes)[:5]}...")
-        teacher = model_from_checkpoint(checkpoint, task, dataset).to(device)
-        if config.channels_last:
-            teacher = teacher.to(memory_format=torch.channels_last)
-        teacher = teacher.eval().requires_grad_(False)
-        return cls(torch.compile(teacher) if compile else teacher, config.kd_temperature,
-                   config.kd_alpha, hard_loss,
-                   precision.autocast if precision is not None else contextlib.nullcontext)
+            return task
+        return cls(task, config.kd_temperature, config.kd_alpha, teacher_path=config.teacher)
 
-    def teacher_logits(self, x: torch.Tensor) -> torch.Tensor:
+    def prepare(self, trainer: Any) -> None:
+        self.inner.prepare(trainer)
+        if self.teacher is None:
+            self.teacher = load_teacher(self.teacher_path, self.inner, trainer.train_set,
+                                        trainer.device, channels_last=trainer.config.channels_last,
+                                        compile=trainer.compiled)
+
+    def teacher_logits(self, x: torch.Tensor,
+                       autocast: Callable[[], ContextManager] = contextlib.nullcontext
+                       ) -> torch.Tensor:
         """The teacher's logits on ``x``: eval mode, no gradients, the student's autocast."""
-        with torch.no_grad(), self.autocast():
+        with torch.no_grad(), autocast():
             return self.teacher(x)
 
-    def __call__(self, x: torch.Tensor, student: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """The KD loss of the ``student`` logits on the batch ``x`` with labels ``target``."""
-        return self.loss(student, self.teacher_logits(x), target)
-
-    def loss(self, student: torch.Tensor, teacher: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return kd_loss(student, teacher, target, temperature=self.temperature, alpha=self.alpha,
-                       hard_loss=self.hard_loss)
+    def forward(self, model: nn.Module, batch: Any,
+                autocast: Callable[[], ContextManager] = contextlib.nullcontext) -> dict:
+        out = self.inner.forward(model, batch, autocast)
+        hard = out["loss"]
+        soft = kd_soft(out["output"].float(), self.teacher_logits(batch[0], autocast),
+                       self.temperature)
+        loss = kd_combine(soft, hard, temperature=self.temperature, alpha=self.alpha)
+        terms = dict(out.get("terms") or {"ce": hard})
+        terms["kd"] = self.temperature ** 2 * soft.detach()
+        return {**out, "loss": loss, "terms": terms}

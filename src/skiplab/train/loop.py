@@ -3,13 +3,18 @@
     trainer = Trainer(config)          # task, data, model, optimiser, schedule, precision, resume
     for epoch ...:                     # Trainer.fit
         for x, y in train_loader:      # Trainer.train_epoch
-            train_step(x, y)           # forward (autocast), loss check, backward, step, EMA, lookahead
-            maybe checkpoint (every N steps, every M minutes, keep_steps), stop on SIGINT/SIGTERM
+            train_step(x, y)           # task.forward (autocast), backward, step, EMA, lookahead
+            maybe sync, checkpoint (every N steps, every M minutes, keep_steps), stop on signals
         evaluate, log a metrics.csv row, checkpoint last.pt (and best.pt)
 
 What is learnt -- classification, segmentation or reconstruction (``config.task``) -- is a
-:class:`~skiplab.train.tasks.Task`: it supplies the data and loaders, the loss, the batch
-statistics, the evaluation metrics, the metric that picks best.pt and the checkpoint's extras.
+:class:`~skiplab.train.tasks.Task`: it supplies the data and loaders, the step's computation
+(``task.forward(model, batch, autocast) -> {"loss", "terms", "output", "target"}``), the
+batch statistics, the evaluation metrics, the metric that picks best.pt and the checkpoint's
+extras. Distillation is a task around the run's task (:class:`~skiplab.train.distill.DistillTask`).
+
+The step syncs with the host only when it logs (:meth:`Trainer.sync`; when, and how a
+non-finite loss is caught there with last.pt kept finite: :mod:`skiplab.train.stepsums`).
 
 Everything a resumed run needs -- weights, optimiser, schedule, grad scaler, EMA, lookahead, every RNG
 state, epoch, step, the position in the epoch and the epoch's running sums -- is in the
@@ -32,10 +37,10 @@ from torch import nn
 
 from .allocator import retain_freed_memory
 from .callbacks import Callback, CallbackList
-from .checkpoint import (check_same_run, initial_model, load_checkpoint, restore_trainer_state,
+from .checkpoint import (check_same_run, load_checkpoint, restore_trainer_state, restore_weights,
                          save_checkpoint, trainer_state)
 from .config import TrainConfig
-from .distill import Distiller   # Hinton 2015 KD
+from .distill import DistillTask   # Hinton 2015 KD: a task around the run's task
 from .distributed import DistInfo, all_reduce_sum, barrier, cleanup, init_distributed, wrap_ddp
 from .ema import ModelEMA
 from .evaluation import evaluate
@@ -47,11 +52,9 @@ from .runlog import RunLog, default_run_dir, format_scores
 from .schedule import LRSchedule
 from .seed import seed_everything
 from .steplog import StepLog
+from .setup import build_data, build_model
+from .stepsums import NonFiniteLossError, StepRecord, StepSums
 from .tasks import Task, make_task
-
-
-class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or infinite; training stopped before the step that would apply it."""
 
 
 @dataclass
@@ -108,9 +111,9 @@ class Trainer:
             retain_freed_memory()
         seed_everything(config.seed, config.deterministic)
 
-        self.task: Task = make_task(config, check_data=train_set is None)
-        self._build_data(train_set, eval_set)
-        self.model = self._build_model()
+        self.task: Task = DistillTask.wrap(make_task(config, check_data=train_set is None), config)
+        build_data(self, train_set, eval_set)       # train_set/loader, eval_set/loader
+        self.model, self.structure = build_model(self)
         self.optimizer = build_optimizer(self.model, config)
         self.steps_per_epoch = len(self.train_loader)
         self.total_steps = config.steps or config.epochs * self.steps_per_epoch
@@ -121,19 +124,17 @@ class Trainer:
         self.ema = ModelEMA(self.model, config.ema_decay) if config.ema_decay > 0 else None
         self.lookahead = (Lookahead(self.model, config.lookahead_every, config.lookahead_decay,
                                     self.total_steps) if config.lookahead_every else None)
-        self.criterion = self.task.criterion(self.train_set)
         self.compiled = should_compile(config.compile, self.device, deterministic=config.deterministic,
                                        total_steps=self.total_steps,
                                        image_size=self.task.image_size(self.train_set),
                                        model=self.model)
-        self.distiller = Distiller.from_config(config, self.task, self.train_set, self.device,
-                                               self.criterion, self.precision, self.compiled)
+        self.task.prepare(self)             # the criterion; a teacher (distillation)
 
         # progress counters (restored by a resume)
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
-        self.loss = float("nan")
+        self._loss = float("nan")           # the last synced step's loss (.loss syncs)
         self.best_value = -math.inf if self.task.higher_is_better else math.inf  # of task.best_metric
-        self.epoch_sums = self._zero_sums()  # the task's batch_sums over the epoch so far
+        self.sums = StepSums(self.task.num_sums(self.train_set), self.device)  # the epoch's, on device
         self.epoch_time = 0.0
         self._pending: dict = {}            # scalars from .log() for this epoch's row
         self.run_dir = Path(config.out) if config.out else None
@@ -151,53 +152,28 @@ class Trainer:
         ddp_model = wrap_ddp(self.model, self.dist, self.device)
         self.train_model = torch.compile(ddp_model) if self.compiled else ddp_model
 
-    # -- set-up -------------------------------------------------------------------------
-    def _build_data(self, train_set, eval_set) -> None:
-        c, task = self.config, self.task
-        self.train_set = train_set if train_set is not None else task.load("train")
-        if c.train_subset and train_set is None:
-            self.train_set = self.train_set.random_subset(c.train_subset, c.train_subset_seed)
-        self.train_loader = task.loader(self.train_set, c.batch_size // self.dist.world_size,
-                                        train=True, device=self.device, rank=self.dist.rank,
-                                        world_size=self.dist.world_size)
-        if len(self.train_loader) == 0:
-            raise ValueError(f"batch_size {c.batch_size} is larger than the training set "
-                             f"({len(self.train_set)} images): no full batch per epoch")
-        split = {"auto": "val" if c.val_size > 0 else "test"}.get(c.eval_split, c.eval_split)
-        self.eval_loader = None
-        if split != "none" and (eval_set is not None or train_set is None):
-            self.eval_set = (eval_set if eval_set is not None
-                             else task.load(split, like=self.train_set))   # e.g. its radiometry
-            self.eval_loader = task.loader(self.eval_set, c.eval_batch_size, train=False,
-                                           device=self.device)
-
-    def _build_model(self) -> nn.Module:
-        c = self.config
-        model, self.structure = initial_model(self.task, self.train_set, c.init_from)
-        if c.whiten_init:
-            if not hasattr(model, "init_whitening"):
-                raise ValueError(f"whiten_init: {c.model} has no init_whitening(images) method")
-            images = self.train_set.images[:5000].float() / 255
-            mean = torch.tensor(self.train_set.mean).view(1, -1, 1, 1)
-            std = torch.tensor(self.train_set.std).view(1, -1, 1, 1)
-            model.init_whitening((images - mean) / std)
-        if c.grad_checkpointing:
-            if not hasattr(model, "set_grad_checkpointing"):
-                raise ValueError(f"grad_checkpointing: {c.model} has no set_grad_checkpointing")
-            model.set_grad_checkpointing(True)
-        model = model.to(self.device)
-        if c.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        return model
-
     # -- checkpoints --------------------------------------------------------------------
     def state_dict(self) -> dict:
         return trainer_state(self)
 
-    def _zero_sums(self) -> list[float]:
-        return [0.0] * self.task.num_sums(self.train_set)
+    @property
+    def epoch_sums(self) -> list[float]:
+        """The task's batch sums over the epoch so far (syncs)."""
+        self.sync()
+        return list(self.sums.host)
+
+    @epoch_sums.setter
+    def epoch_sums(self, values) -> None:
+        self.sums.load(values)
+
+    @property
+    def loss(self) -> float:
+        """The last step's loss (syncs: reading it every step syncs every step)."""
+        self.sync()
+        return self._loss
 
     def save(self, name: str = "last.pt") -> None:
+        self.sync()    # every checkpoint follows a sync that found every loss finite
         if self.run_dir is not None and self.is_main:
             save_checkpoint(self.state_dict(), self.run_dir / "checkpoints" / name)
             if name == "last.pt" and self.config.checkpoint_minutes:
@@ -261,7 +237,8 @@ class Trainer:
             metrics.update(self._pending)          # scalars callbacks passed to .log()
             self._pending = {}
             self.epoch += 1
-            self.batch_in_epoch, self.epoch_sums, self.epoch_time = 0, self._zero_sums(), 0.0
+            self.batch_in_epoch, self.epoch_time = 0, 0.0
+            self.sums.reset()
             self._end_of_epoch_outputs(metrics)
             history.append(metrics)
             if self.epoch < self.epochs and self.step < self.total_steps:   # (a finished run ends)
@@ -332,10 +309,11 @@ class Trainer:
             self.epoch_time = time.perf_counter() - start
             if bar is not None:
                 bar.update(1)
-                shown = {k[6:]: f"{v:.3f}" for k, v in self.task.train_metrics(self.epoch_sums).items()}
-                bar.set_postfix(shown, img_s=f"{self.epoch_sums[-1] / self.epoch_time:.0f}",
-                                refresh=False)
-            if self.runlog is not None and self.step % c.log_every == 0:
+                if self.sums.unsynced == 0:      # the postfix shows the last sync's sums
+                    shown = {k[6:]: f"{v:.3f}" for k, v in self.task.train_metrics(self.sums.host).items()}
+                    bar.set_postfix(shown, img_s=f"{self.sums.host[-1] / self.epoch_time:.0f}",
+                                    refresh=False)
+            if self.runlog is not None and self.step % c.log_every == 0:   # synced at this step
                 self.runlog.scalars(self.step, {"loss": self.loss, "lr": self.schedule(self.step - 1)},
                                     prefix="step/")
             if ((c.checkpoint_every and self.step % c.checkpoint_every == 0)
@@ -347,34 +325,29 @@ class Trainer:
                 break
         if bar is not None:
             bar.close()
-        seen = self.epoch_sums[-1]
-        return {**self.task.train_metrics(self.epoch_sums),
-                "images_per_s": seen / max(self.epoch_time, 1e-9), "epoch_time_s": self.epoch_time}
+        self.sync()
+        return {**self.sums.metrics(self.task.train_metrics),
+                "images_per_s": self.sums.host[-1] / max(self.epoch_time, 1e-9),
+                "epoch_time_s": self.epoch_time}
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """One step: the task's forward (under autocast), backward, optimiser step, EMA,
+        Lookahead; its statistics stay on the device until the next :meth:`sync`."""
         lr = self.schedule(self.step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)
-        with self.precision.autocast():
-            output = self.train_model(x)
-        loss = (self.distiller(x, output.float(), y) if self.distiller   # KD: train/distill.py
-                else self.criterion(output.float(), y))
-        # one all-reduce gives the global loss and metrics and tells every rank about a NaN
-        # (and, under DDP, whether any rank was asked to stop: the flag rides along)
-        local = self.task.batch_sums(output, y, loss.detach())
+        out = self.task.forward(self.train_model, (x, y), self.precision.autocast)
+        terms = out.get("terms") if len(out.get("terms") or ()) > 1 else {}   # one: the loss
+        local = self.task.step_sums(out)   # [loss x n, ..., n]; then term x n for several
+        if terms:
+            local = torch.cat([local, torch.stack([t.detach().float() for t in terms.values()])
+                               * local[-1]])
+        # one all-reduce: the global sums and (DDP) the ranks asked to stop; no host sync here
         if self.dist.enabled:
             local = torch.cat([local, local.new_tensor([float(self.stop.requested)])])
-        sums = all_reduce_sum(local, self.dist).tolist()
-        if self.dist.enabled:
-            self._stop_votes = sums.pop()
-        loss_sum, seen = sums[0], sums[-1]
-        if not math.isfinite(loss_sum):
-            saved = f"; the last good checkpoint is {self.last_path}" if self.last_path else ""
-            raise NonFiniteLossError(f"loss is {loss_sum / seen} at step {self.step} (epoch "
-                                     f"{self.epoch + 1}, batch {self.batch_in_epoch + 1}) with lr "
-                                     f"{lr:.6g}: training stopped before applying it{saved}. "
-                                     f"Lower the lr, add warm-up or grad_clip, or use fp32.")
-        self.scaler.scale(loss).backward()
+        self.sums.add(all_reduce_sum(local, self.dist), step=self.step + 1, epoch=self.epoch + 1,
+                      batch=self.batch_in_epoch + 1, lr=lr, term_names=terms)
+        self.scaler.scale(out["loss"]).backward()
         self.scaler.unscale_(self.optimizer)      # true gradients for callbacks and clipping
         self.callbacks.on_after_backward(self)
         if self.config.grad_clip:
@@ -387,12 +360,39 @@ class Trainer:
         self.step += 1
         if self.lookahead is not None:
             self.lookahead.step(self.model, self.step)
-        self.loss = loss_sum / seen
-        self.epoch_sums = [a + b for a, b in zip(self.epoch_sums, sums)]
-        error = self.task.train_error(sums)
-        if error is not None:
-            self.schedule.observe_train_error(error)
+        if self.step % self.config.log_every == 0 or not self.schedule.error_warmup_done:
+            self.sync()    # (the error-gated warm-up needs each step's error for the next lr)
         self.callbacks.on_step_end(self)
+
+    def sync(self) -> None:
+        """Bring the steps since the last sync to the host (one transfer): epoch sums, last
+        loss, the schedule's error, the callbacks' :meth:`~Callback.on_steps`; a non-finite
+        loss raises :class:`NonFiniteLossError` (see the module documentation)."""
+        records = self.sums.sync()
+        if not records:
+            return
+        bad = next((r for r in records if not r.finite), None)
+        good = records if bad is None else records[:records.index(bad)]
+        for error in (self.task.train_error(r.sums) for r in good):
+            if error is not None:
+                self.schedule.observe_train_error(error)
+        if good:
+            self._loss = good[-1].loss
+            self.callbacks.on_steps(self, good)
+        if self.dist.enabled:
+            self._stop_votes = records[-1].vote
+        if bad is not None:
+            self._diverged(bad)
+
+    def _diverged(self, bad: StepRecord) -> None:
+        found_at, self.step = self.step, bad.step - 1    # the step the loss was for
+        last_good = restore_weights(self, self.last_path)  # the last finite ones, if saved
+        saved = f"; the last good checkpoint is {self.last_path}" if last_good is not None else ""
+        raise NonFiniteLossError(
+            f"loss is {bad.loss} at step {self.step} (epoch {bad.epoch}, batch {bad.batch}) with "
+            f"lr {bad.lr:.6g}: training stopped (found at the sync after step {found_at}; no "
+            f"checkpoint written since){saved}. Lower the lr, add warm-up or grad_clip, or use "
+            f"fp32.", step=self.step, last_good=last_good)
 
     def close(self) -> None:
         if self.runlog is not None:

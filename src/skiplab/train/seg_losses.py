@@ -39,8 +39,13 @@ def _check(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return target.long()
 
 
-def _valid(target: torch.Tensor, num_classes: int, ignore_index: Optional[int]) -> torch.Tensor:
+def _valid(target: torch.Tensor, num_classes: int, ignore_index: Optional[int],
+           check: bool = True) -> torch.Tensor:
+    """The mask of counted pixels; ``check``: a ValueError on labels outside the classes
+    (a host sync: a training step, whose labels were checked once, passes False)."""
     valid = torch.ones_like(target, dtype=torch.bool) if ignore_index is None else target != ignore_index
+    if not check:
+        return valid
     labels = target[valid]
     if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
         raise ValueError(f"target labels must lie in [0, {num_classes}) (or be ignore_index="
@@ -49,16 +54,24 @@ def _valid(target: torch.Tensor, num_classes: int, ignore_index: Optional[int]) 
 
 
 def confusion_counts(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
-                     ignore_index: Optional[int] = None) -> torch.Tensor:
+                     ignore_index: Optional[int] = None, check: bool = True) -> torch.Tensor:
     """Per-class ``[num_classes, 3]`` counts (true positives, false positives, false negatives)
     of hard predictions ``pred`` ``[B, H, W]`` (class indices; logits ``[B, K, H, W]`` are
-    arg-maxed) against ``target`` ``[B, H, W]``."""
+    arg-maxed) against ``target`` ``[B, H, W]``. ``check``: ValueErrors on labels out of
+    range (host syncs); without it no step waits for the host (labels must be in range)."""
     if pred.dim() == 4:
         if pred.shape[1] != num_classes:
             raise ValueError(f"logits have {pred.shape[1]} channels but num_classes={num_classes}")
         pred = pred.argmax(1)
     target = _check(pred, target)
-    valid = _valid(target, num_classes, ignore_index)
+    valid = _valid(target, num_classes, ignore_index, check)
+    if not check:        # no boolean indexing, no bincount (both wait for the host on CUDA)
+        k2 = num_classes ** 2
+        idx = torch.where(valid, target * num_classes + pred.long(), k2).flatten()
+        flat = torch.zeros(k2 + 1, dtype=torch.long, device=idx.device)
+        matrix = flat.index_add_(0, idx, torch.ones_like(idx))[:k2].view(num_classes, num_classes)
+        tp = matrix.diagonal()
+        return torch.stack([tp, matrix.sum(0) - tp, matrix.sum(1) - tp], dim=1)
     p, t = pred[valid].long(), target[valid]
     if p.numel() and (int(p.min()) < 0 or int(p.max()) >= num_classes):
         raise ValueError(f"predicted labels must lie in [0, {num_classes}); "
@@ -143,7 +156,8 @@ def iou_score(logits_or_pred: torch.Tensor, target: torch.Tensor, num_classes: i
 
 
 def soft_dice(logits: torch.Tensor, target: torch.Tensor, ignore_index: Optional[int] = None,
-              include_background: bool = False, smooth: float = 1e-5) -> torch.Tensor:
+              include_background: bool = False, smooth: float = 1e-5, check: bool = True
+              ) -> torch.Tensor:
     """Mean over classes of the soft Dice 2 sum(p g) / (sum(p) + sum(g)), p the softmax
     probabilities, g the one-hot target, sums over the batch and pixels (differentiable).
     Class 0 is the background, left out unless ``include_background``."""
@@ -151,7 +165,7 @@ def soft_dice(logits: torch.Tensor, target: torch.Tensor, ignore_index: Optional
         raise ValueError(f"logits must be [B, K, H, W], got shape {tuple(logits.shape)}")
     num_classes = logits.shape[1]
     target = _check(logits, target)
-    valid = _valid(target, num_classes, ignore_index)
+    valid = _valid(target, num_classes, ignore_index, check)
     probs = logits.float().softmax(1) * valid.unsqueeze(1)
     onehot = F.one_hot(torch.where(valid, target, 0), num_classes).permute(0, 3, 1, 2) * valid.unsqueeze(1)
     dims = (0, 2, 3)
@@ -171,12 +185,15 @@ class DiceCELoss(nn.Module):
         class_weights: optional per-class weights of the cross-entropy.
         ignore_index: label of pixels to ignore (None: every pixel counts).
         include_background: the soft Dice also averages over class 0.
+        check: a ValueError on labels out of range (a host sync each call; a training step
+            whose data were checked once sets it False).
     """
 
     def __init__(self, ce_weight: float = 1.0, dice_weight: float = 1.0,
                  class_weights: Optional[torch.Tensor] = None, ignore_index: Optional[int] = None,
-                 include_background: bool = False, smooth: float = 1e-5) -> None:
+                 include_background: bool = False, smooth: float = 1e-5, check: bool = True) -> None:
         super().__init__()
+        self.check = check
         if ce_weight < 0 or dice_weight < 0 or ce_weight + dice_weight == 0:
             raise ValueError(f"ce_weight and dice_weight must be >= 0 and not both 0, "
                              f"got {ce_weight} and {dice_weight}")
@@ -187,14 +204,15 @@ class DiceCELoss(nn.Module):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         target = _check(logits, target)
-        _valid(target, logits.shape[1], self.ignore_index)
+        _valid(target, logits.shape[1], self.ignore_index, self.check)
         loss = logits.new_zeros((), dtype=torch.float32)
         if self.ce_weight:
             ce = F.cross_entropy(logits.float(), target, weight=self.class_weights,
                                  ignore_index=-100 if self.ignore_index is None else self.ignore_index)
             loss = loss + self.ce_weight * ce
         if self.dice_weight:
-            dice = soft_dice(logits, target, self.ignore_index, self.include_background, self.smooth)
+            dice = soft_dice(logits, target, self.ignore_index, self.include_background, self.smooth,
+                             self.check)
             loss = loss + self.dice_weight * (1 - dice)
         return loss
 

@@ -15,9 +15,22 @@ reconstruct   sar:PATH, synthetic-sar    ``loss`` terms      loss, psnr (+ ssim 
 (skiplab.sar)                            (sar.losses)        val)
 ============  =========================  ==================  ========================  ==========
 
-A training step's statistics (:meth:`Task.batch_sums`) are sums over the batch, all-reduced
-over processes and added up over the epoch; the first is loss x samples and the last the
-number of samples, so the loop reads the mean loss and throughput of any task from them.
+A task owns the training step's computation: :meth:`Task.forward` ``(model, batch, autocast)``
+returns a dict -- ``loss`` (the total to backpropagate), ``terms`` (named loss terms, e.g.
+``ce``, ``kd``, ``rate``, ``distortion``: 0-d tensors) and the outputs its metrics need
+(``output``, ``target``) -- and the loop only runs autocast, backward, the optimiser step,
+schedule, EMA and accumulation. The default :meth:`Task.forward` is the model under autocast
+and :meth:`Task.criterion` on its float32 output, so a task that defines only ``criterion``
+and ``batch_sums`` (like ``reconstruct``) trains as it always did. A wrapper task
+(:class:`TaskWrapper`; distillation: :class:`skiplab.train.distill.DistillTask`) adds terms
+to the dict of the task it wraps.
+
+A training step's statistics (:meth:`Task.step_sums`, by default :meth:`Task.batch_sums`)
+are sums over the batch, all-reduced over processes and added up over the epoch on the
+device (:mod:`skiplab.train.stepsums`; the host reads them only when it logs); the first is
+loss x samples and the last the number of samples, so the loop reads the mean loss and
+throughput of any task from them. When a task returns more than one term, the epoch's mean
+of each is a ``train_<term>`` column too.
 Evaluation accumulates the task's :class:`~skiplab.train.meters.Meter` over a loader.
 
 A task adds what its checkpoint needs (:meth:`Task.checkpoint_extras`): the classes and
@@ -26,8 +39,9 @@ normalisation by default, the radiometry and compression figures for ``reconstru
 
 from __future__ import annotations
 
+import contextlib
 import typing
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Optional
 
 import torch
 from torch import nn
@@ -35,7 +49,7 @@ from torch import nn
 from ...data import BatchLoader, parse_data_spec
 from ...models.registry import create_model, get_model_fn
 from ...plugins import load_plugins
-from ..config import TrainConfig
+from ..config import TrainConfig, foreign_options, option_owners
 from ..meters import Meter
 
 if TYPE_CHECKING:   # the loop imports the tasks: its type for hints only
@@ -59,6 +73,11 @@ class Task:
             raise ValueError(f"best_metric {self.best_metric!r} is not a {self.name} metric; "
                              f"expected auto or one of {', '.join(allowed)}")
         self.higher_is_better = not self.best_metric.endswith("loss")
+
+    @property
+    def options(self) -> dict:
+        """The config options this task owns, with their values (:meth:`TrainConfig.task_options`)."""
+        return self.config.task_options(self.name)
 
     # -- data --------------------------------------------------------------------------------
     def check_data(self, spec: str) -> None:
@@ -99,6 +118,28 @@ class Task:
         """Side of the training images (decides ``compile: auto``)."""
         return dataset.image_size[-1]
 
+    # -- the training step ----------------------------------------------------------------------
+    def prepare(self, trainer: "Trainer") -> None:
+        """Once, before the first step, with the trainer's data, model, device and precision
+        built: build what :meth:`forward` needs (by default the criterion of the training set)."""
+        self.train_criterion = self.criterion(trainer.train_set)
+
+    def forward(self, model: nn.Module, batch: Any,
+                autocast: Callable[[], ContextManager] = contextlib.nullcontext) -> dict:
+        """One training batch through ``model``: ``{"loss", "terms", "output", "target"}``
+        (see the module documentation). The default: the model under ``autocast``, then
+        :meth:`criterion` on its float32 output; ``terms`` is empty (the loss is one term)."""
+        x, target = batch
+        with autocast():
+            output = model(x)
+        loss = self.train_criterion(output.float(), target)
+        return {"loss": loss, "terms": {}, "output": output, "target": target}
+
+    def step_sums(self, out: dict) -> torch.Tensor:
+        """The statistics of one step's :meth:`forward` dict (float32, 1-d, on the device; no
+        host sync): :meth:`batch_sums` of its output, target and detached loss."""
+        return self.batch_sums(out["output"], out["target"], out["loss"].detach())
+
     # -- loss and metrics ----------------------------------------------------------------------
     def criterion(self, dataset: Any) -> nn.Module:  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must define this method (abstract)")
@@ -129,6 +170,30 @@ class Task:
         """What the checkpoint holds beyond weights and training state."""
         data = trainer.train_set
         return {"classes": list(data.classes), "mean": list(data.mean), "std": list(data.std)}
+
+
+class TaskWrapper:
+    """A task around another (``inner``): every attribute is the inner task's unless the
+    wrapper defines it; by default :meth:`forward` and :meth:`prepare` are the inner's too.
+    A wrapper changes the step by adding terms to the inner task's dict (e.g. distillation)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "inner":       # not set yet (copy, unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def prepare(self, trainer: "Trainer") -> None:
+        self.inner.prepare(trainer)
+
+    def forward(self, model: nn.Module, batch: Any,
+                autocast: Callable[[], ContextManager] = contextlib.nullcontext) -> dict:
+        return self.inner.forward(model, batch, autocast)
+
+    def step_sums(self, out: dict) -> torch.Tensor:
+        return self.inner.step_sums(out)
 
 
 _TASKS: dict[str, type[Task]] = {}
@@ -166,13 +231,13 @@ def make_task(config: TrainConfig, *, check_data: bool = True) -> Task:
     task = get_task(config.task)(config)
     if check_data:
         task.check_data(config.data)
-    if config.task != "classify":
-        used = [k for k in ("label_smoothing", "cutout", "whiten_init", "error_warmup_lr")
-                if getattr(config, k)]
-        if used:
-            raise ValueError(f"{', '.join(used)}: classification options, not for task "
-                             f"{config.task!r}")
-    elif config.loss:
+    if config.task == "classify" and config.loss:
         raise ValueError("loss: classification uses cross-entropy (set label_smoothing); "
                          "loss terms are for task segment or reconstruct")
+    used = foreign_options(config)     # set options that other tasks own (config.option_owners)
+    if used:
+        owners = sorted({o for k in used for o in option_owners()[k]})
+        what = ("classification options" if owners == ["classify"]
+                else f"options of task {' / '.join(owners)}")
+        raise ValueError(f"{', '.join(used)}: {what}, not for task {config.task!r}")
     return task

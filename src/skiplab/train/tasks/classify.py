@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -46,6 +47,11 @@ class ClassifyTask(Task):
 
     def criterion(self, dataset: Any) -> nn.Module:
         return nn.CrossEntropyLoss(label_smoothing=self.config.label_smoothing)
+
+    def forward(self, model, batch, autocast=contextlib.nullcontext):
+        out = super().forward(model, batch, autocast)
+        out["terms"] = {"ce": out["loss"]}       # distillation adds "kd" (train/distill.py)
+        return out
 
     def num_sums(self, dataset):
         return 3

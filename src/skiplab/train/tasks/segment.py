@@ -53,11 +53,21 @@ class SegmentTask(Task):
         return DiceCELoss(ce_weight=float(terms.get("ce", 0.0)),
                           dice_weight=float(terms.get("dice", 0.0)))
 
+    def prepare(self, trainer):
+        """The masks are checked once here; the step's loss and counts then run without a
+        host sync (the dihedral augmentation keeps labels exact)."""
+        masks, k = trainer.train_set.masks, trainer.train_set.num_classes
+        if masks.numel() and (int(masks.min()) < 0 or int(masks.max()) >= k):
+            raise ValueError(f"segmentation masks must hold labels in [0, {k}); found "
+                             f"[{int(masks.min())}, {int(masks.max())}]")
+        self.train_criterion = self.criterion(trainer.train_set)
+        self.train_criterion.check = False
+
     def num_sums(self, dataset):
         return 2 + 3 * dataset.num_classes
 
     def batch_sums(self, logits, masks, loss):   # [loss x n, tp per class, fp..., fn..., n]
-        counts = confusion_counts(logits.detach(), masks, logits.shape[1])   # [K, 3]
+        counts = confusion_counts(logits.detach(), masks, logits.shape[1], check=False)  # [K, 3]
         n = torch.tensor([float(len(masks))], device=loss.device)
         return torch.cat([(loss.float() * len(masks)).view(1), counts.T.reshape(-1).float(), n])
 
