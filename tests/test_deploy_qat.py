@@ -53,7 +53,7 @@ def test_qat_artifact_loads_and_evaluates_like_ptq(checkpoint, tmp_path, capsys)
         row = acc[name]
         assert 0 <= row["agreement"] <= 1
         assert row["delta_acc"] == pytest.approx(row["acc"] - acc["fp32"]["acc"])
-    model, meta = skiplab.load_trained(out)
+    model, _ = skiplab.load_trained(out)
     with torch.no_grad():
         assert model(torch.randn(3, 3, 32, 32)).shape == (3, 10)
     assert main(["eval", str(out), "--json"]) == 0
