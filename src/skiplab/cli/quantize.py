@@ -1,5 +1,6 @@
 """``skiplab quantize CHECKPOINT --backend pt2e|onnx|auto --calib N --out PATH``: static
-post-training int8 with a report of what it cost."""
+post-training int8 with a report of what it cost; ``--qat --steps N``: quantisation-aware
+training on the PT2E path, reported beside the post-training int8 of the same net."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ The PTQ (pt2e) int8 of the same net is built and reported beside it: change in t
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("quantize", help="int8 post-training quantisation (PT2E or ONNX Runtime)",
+    p = subparsers.add_parser("quantize", help="int8 quantisation: post-training (PT2E or ONNX Runtime) or --qat",
                               description="Quantise a checkpoint to int8 and report the cost.",
                               epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("source", metavar="CHECKPOINT", help="a skiplab train checkpoint (or a model name: speed only)")
