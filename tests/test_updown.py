@@ -140,7 +140,7 @@ def test_attention_and_activation_options():
 
 @pytest.mark.parametrize("make, match", [
     (lambda: ResidualDownBlock(3, 4, stride=3), "stride"),
-    (lambda: ResidualDownBlock(3, 4, norm="layer"), "norm"),
+    (lambda: ResidualDownBlock(3, 4, norm="instance"), "norm"),   # ("layer" is GroupNorm(1, C))
     (lambda: ResidualDownBlock(3, 4, act="swishy"), "activation"),
     (lambda: ResidualUpBlock(3, 4, scale=4), "scale"),
     (lambda: ResidualUpBlock(3, 4, mode="pixelshuffle"), "mode"),

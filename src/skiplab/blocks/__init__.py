@@ -4,7 +4,8 @@ Every block maps ``[B, in_channels, H, W]`` to ``[B, out_channels, H/stride, W/s
 and is built as ``Block(in_channels, out_channels, stride=1, ...)``; the dense modules
 (output width fixed by the growth rate), the highway layers (shape-preserving) and the
 transformer blocks (tokens ``[B, N, C]`` rather than images) say how they differ in their
-module docs.
+module docs. Every convolutional block takes ``norm`` ("batch", "group", "layer", "none") and
+``act`` ("relu", "gelu", "silu"...), defaults BatchNorm and ReLU (:mod:`.norm`).
 """
 
 from .attention import CBAM, SEModule, get_attn
@@ -15,6 +16,7 @@ from .dense import DenseBlock, DenseLayer, Transition
 from .drop_path import DropPath, drop_path_rates
 from .highway import ConvHighwayLayer, HighwayLayer
 from .init import init_weights
+from .norm import ACTIVATIONS, NORMS, group_count, make_act, make_norm, norm_layer
 from .inverted_residual import ConvNormAct, InvertedResidual, PlainInvertedResidual
 from .preact import PreActBlock, PreActBottleneck
 from .pyramid import PyramidBasicBlock, PyramidBottleneck, pyramid_widths
@@ -33,5 +35,5 @@ __all__ = [
     "ResidualDownBlock", "ResidualUpBlock",
     "DenseBlock", "DenseLayer", "Transition", "ConvHighwayLayer", "HighwayLayer",
     "ConvNormAct", "InvertedResidual", "PlainInvertedResidual", "PlainTransformerBlock",
-    "TransformerBlock",
+    "TransformerBlock", "ACTIVATIONS", "NORMS", "group_count", "make_act", "make_norm", "norm_layer",
 ]

@@ -10,12 +10,12 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
-from torch import nn
 
 from .attention import AttnLayer, make_attn
 from .conv import check_stride, conv3x3
 from .drop_path import maybe_drop_path
-from .residual import ResidualBlock, norm_layer
+from .norm import ActLayer, Norm, make_act, norm_layer, zero_norm_
+from .residual import ResidualBlock
 
 
 class BasicBlock(ResidualBlock):
@@ -28,25 +28,29 @@ class BasicBlock(ResidualBlock):
             the plain block with no shortcut at all.
         attn_layer: attention on the branch before the addition ("se", "cbam", a callable).
         drop_path: stochastic-depth probability of the branch.
-        norm: ``False`` replaces BatchNorm by the identity (for studies of BN's role).
+        norm: "batch" (default, or ``True``), "group", "layer" or "none" (``False``: the
+            identity, for studies of BN's role); see :mod:`skiplab.blocks.norm`.
+        act: activation ("relu" default, "gelu", "silu", ... or a factory).
+        norm_groups: most groups of a "group" norm (the largest divisor of the width not above it).
     """
 
     expansion = 1
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1,
                  shortcut: Optional[str] = "B", attn_layer: AttnLayer = None,
-                 drop_path: float = 0.0, norm: bool = True) -> None:
+                 drop_path: float = 0.0, norm: Norm = True, act: ActLayer = "relu",
+                 norm_groups: int = 32) -> None:
         super().__init__()
         check_stride(stride)
-        bn = norm_layer(norm)
+        bn = norm_layer(norm, norm_groups)
         self.conv1 = conv3x3(in_channels, out_channels, stride)
         self.bn1 = bn(out_channels)
-        self.relu = nn.ReLU(inplace=True)
+        self.relu = make_act(act, inplace=True)
         self.conv2 = conv3x3(out_channels, out_channels)
         self.bn2 = bn(out_channels)
         self.se = make_attn(attn_layer, out_channels)
         self.drop_path = maybe_drop_path(drop_path)
-        self._init_shortcut(in_channels, out_channels, stride, shortcut, norm)
+        self._init_shortcut(in_channels, out_channels, stride, shortcut, norm, norm_groups)
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
         """The residual branch F(x) (before the addition and the last ReLU)."""
@@ -54,6 +58,5 @@ class BasicBlock(ResidualBlock):
         return self.se(self.bn2(self.conv2(out)))
 
     def zero_init_last(self) -> None:
-        """γ = 0 on the branch's last BN (Goyal et al. 2017): the block starts as relu(W_s x)."""
-        if isinstance(self.bn2, nn.BatchNorm2d):
-            nn.init.zeros_(self.bn2.weight)
+        """γ = 0 on the branch's last norm (Goyal et al. 2017): the block starts as relu(W_s x)."""
+        zero_norm_(self.bn2)

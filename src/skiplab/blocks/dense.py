@@ -20,7 +20,9 @@ instead of taking it:
   ``[B, out, H // 2, W // 2]``, the only place where a DenseNet downsamples.
 
 Parameter names are torchvision's (``denselayer1.norm1/conv1/norm2/conv2``,
-``transition1.norm/conv``), so its state dicts load unchanged.
+``transition1.norm/conv``), so its state dicts load unchanged. Every module takes
+``norm`` ("batch" default, "group", "layer", "none"; see :mod:`skiplab.blocks.norm`),
+``act`` ("relu" default, "gelu", "silu"...) and ``norm_groups``.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .conv import conv1x1, conv3x3
+from .norm import ActLayer, Norm, make_act, make_norm
 
 Features = Union[torch.Tensor, Sequence[torch.Tensor]]
 
@@ -60,7 +63,8 @@ class DenseLayer(nn.Module):
     """
 
     def __init__(self, in_channels: int, growth_rate: int, bn_size: int = 4, drop_rate: float = 0.0,
-                 memory_efficient: bool = False) -> None:
+                 memory_efficient: bool = False, norm: Norm = True, act: ActLayer = "relu",
+                 norm_groups: int = 32) -> None:
         super().__init__()
         if growth_rate < 1 or bn_size < 1:
             raise ValueError(f"growth_rate and bn_size must be >= 1, got {growth_rate} and {bn_size}")
@@ -68,11 +72,11 @@ class DenseLayer(nn.Module):
             raise ValueError(f"drop_rate must be in [0, 1), got {drop_rate}")
         self.in_channels = in_channels
         self.out_channels = growth_rate
-        self.norm1 = nn.BatchNorm2d(in_channels)
-        self.relu1 = nn.ReLU(inplace=True)
+        self.norm1 = make_norm(norm, in_channels, norm_groups)
+        self.relu1 = make_act(act, inplace=True)
         self.conv1 = conv1x1(in_channels, bn_size * growth_rate)
-        self.norm2 = nn.BatchNorm2d(bn_size * growth_rate)
-        self.relu2 = nn.ReLU(inplace=True)
+        self.norm2 = make_norm(norm, bn_size * growth_rate, norm_groups)
+        self.relu2 = make_act(act, inplace=True)
         self.conv2 = conv3x3(bn_size * growth_rate, growth_rate)
         self.drop_rate = float(drop_rate)
         self.memory_efficient = memory_efficient
@@ -80,7 +84,7 @@ class DenseLayer(nn.Module):
 
     def _norm1(self, x: torch.Tensor) -> torch.Tensor:
         bn = self.norm1
-        if self._recomputing and bn.training:
+        if self._recomputing and bn.training and isinstance(bn, nn.BatchNorm2d):
             # Same output as bn(x) in training mode (batch statistics), but the running-stat
             # update goes to throwaway copies: the forward pass has already made it once.
             # (The copies also keep the saved-tensor count equal to the forward's.)
@@ -123,13 +127,15 @@ class DenseBlock(nn.ModuleDict):
     input and all new features, ``in_channels + num_layers * growth_rate`` channels."""
 
     def __init__(self, in_channels: int, num_layers: int, growth_rate: int, bn_size: int = 4,
-                 drop_rate: float = 0.0, memory_efficient: bool = False) -> None:
+                 drop_rate: float = 0.0, memory_efficient: bool = False, norm: Norm = True,
+                 act: ActLayer = "relu", norm_groups: int = 32) -> None:
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"a dense block needs at least one layer, got num_layers={num_layers}")
         self.in_channels = in_channels
         for i in range(num_layers):
-            layer = DenseLayer(in_channels + i * growth_rate, growth_rate, bn_size, drop_rate, memory_efficient)
+            layer = DenseLayer(in_channels + i * growth_rate, growth_rate, bn_size, drop_rate, memory_efficient,
+                               norm=norm, act=act, norm_groups=norm_groups)
             self.add_module(f"denselayer{i + 1}", layer)
         self.out_channels = in_channels + num_layers * growth_rate
 
@@ -150,10 +156,11 @@ class Transition(nn.Sequential):
     For DenseNet-BC, ``out_channels = compressed_channels(in_channels, 0.5)``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, norm: Norm = True, act: ActLayer = "relu",
+                 norm_groups: int = 32) -> None:
         super().__init__()
-        self.add_module("norm", nn.BatchNorm2d(in_channels))
-        self.add_module("relu", nn.ReLU(inplace=True))
+        self.add_module("norm", make_norm(norm, in_channels, norm_groups))
+        self.add_module("relu", make_act(act, inplace=True))
         self.add_module("conv", conv1x1(in_channels, out_channels))
         self.add_module("pool", nn.AvgPool2d(kernel_size=2, stride=2))
         self.in_channels = in_channels

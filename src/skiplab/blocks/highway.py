@@ -30,7 +30,7 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-from .residual import norm_layer
+from .norm import ActLayer, Norm, has_norm, make_act, norm_layer
 
 DEFAULT_GATE_BIAS = -2.0
 
@@ -99,11 +99,16 @@ class ConvHighwayLayer(GatedLayer):
         in_channels, out_channels, stride: must keep the shape (``in == out``, stride 1).
         gate_bias: initial b_T.
         kernel_size: of both the transform and the gate convolutions (odd, 'same' padding).
-        norm: BatchNorm in H (``False``: H = relu(conv(x) + b_H), the paper's pre-BN form).
+        norm: the norm in H: "batch" (default, or ``True``), "group", "layer" or "none"
+            (``False``: H = relu(conv(x) + b_H), the paper's pre-BN form); see
+            :mod:`skiplab.blocks.norm`.
+        act: the activation of H ("relu" default, "gelu", "silu", ...).
+        norm_groups: most groups of a "group" norm.
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1,
-                 gate_bias: float = DEFAULT_GATE_BIAS, kernel_size: int = 3, norm: bool = True) -> None:
+                 gate_bias: float = DEFAULT_GATE_BIAS, kernel_size: int = 3, norm: Norm = True,
+                 act: ActLayer = "relu", norm_groups: int = 32) -> None:
         super().__init__()
         if in_channels != out_channels or stride != 1:
             raise ValueError("a highway layer keeps its shape (y mixes H(x) with x): it needs "
@@ -113,7 +118,7 @@ class ConvHighwayLayer(GatedLayer):
             raise ValueError(f"kernel_size must be odd for 'same' padding, got {kernel_size}")
         channels, padding = in_channels, kernel_size // 2
         # b_H only without BN (a BN's shift replaces it)
-        h_conv = nn.Conv2d(channels, channels, kernel_size, padding=padding, bias=not norm)
-        self.transform = nn.Sequential(h_conv, norm_layer(norm)(channels), nn.ReLU(inplace=True))
+        h_conv = nn.Conv2d(channels, channels, kernel_size, padding=padding, bias=not has_norm(norm))
+        self.transform = nn.Sequential(h_conv, norm_layer(norm, norm_groups)(channels), make_act(act, inplace=True))
         self.gate = nn.Conv2d(channels, channels, kernel_size, padding=padding, bias=False)
         self._init_gate_bias(channels, gate_bias)

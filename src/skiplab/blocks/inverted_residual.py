@@ -25,19 +25,21 @@ from torch import nn
 
 from .conv import check_stride
 from .drop_path import maybe_drop_path
+from .norm import ActLayer, Norm, make_act, make_norm, zero_norm_
 
 
 class ConvNormAct(nn.Sequential):
     """Conv (no bias), BatchNorm, ReLU6: torchvision's ``Conv2dNormActivation`` with
-    MobileNetV2's defaults, whose children are named ``0``, ``1``, ``2``."""
+    MobileNetV2's defaults, whose children are named ``0``, ``1``, ``2``. ``norm`` and ``act``
+    choose others (see :mod:`skiplab.blocks.norm`)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
-                 groups: int = 1) -> None:
+                 groups: int = 1, norm: Norm = True, act: ActLayer = "relu6", norm_groups: int = 32) -> None:
         padding = (kernel_size - 1) // 2
         super().__init__(
             nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, groups=groups, bias=False),
-            nn.BatchNorm2d(out_channels),
-            nn.ReLU6(inplace=True),
+            make_norm(norm, out_channels, norm_groups),
+            make_act(act, inplace=True),
         )
         self.out_channels = out_channels
 
@@ -51,10 +53,17 @@ class InvertedResidual(nn.Module):
         skip: ``False`` never adds the input (the no-skip twin of a study).
         drop_path: stochastic-depth probability of the branch where it is added to the
             skip (Huang et al. 2016); it has no effect on blocks without one.
+        norm: "batch" (default, or ``True``), "group", "layer" or "none"; see
+            :mod:`skiplab.blocks.norm`.
+        act: activation after the expansion and the depthwise conv ("relu6" default, the
+            paper's; "relu", "gelu", "silu"...). The projection stays linear.
+        norm_groups: most groups of a "group" norm (a depthwise layer of C channels gets
+            the largest divisor of C not above it).
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1, expand_ratio: float = 6,
-                 skip: bool = True, drop_path: float = 0.0) -> None:
+                 skip: bool = True, drop_path: float = 0.0, norm: Norm = True, act: ActLayer = "relu6",
+                 norm_groups: int = 32) -> None:
         super().__init__()
         check_stride(stride)
         if expand_ratio <= 0:
@@ -65,13 +74,14 @@ class InvertedResidual(nn.Module):
         self.skip = skip
         # torchvision's name: whether this block adds its input
         self.use_res_connect = skip and stride == 1 and in_channels == out_channels
+        opts = dict(norm=norm, act=act, norm_groups=norm_groups)
         layers: list[nn.Module] = []
         if expand_ratio != 1:
-            layers.append(ConvNormAct(in_channels, hidden, kernel_size=1))           # expand (pw)
+            layers.append(ConvNormAct(in_channels, hidden, kernel_size=1, **opts))   # expand (pw)
         layers += [
-            ConvNormAct(hidden, hidden, stride=stride, groups=hidden),                # depthwise
+            ConvNormAct(hidden, hidden, stride=stride, groups=hidden, **opts),        # depthwise
             nn.Conv2d(hidden, out_channels, kernel_size=1, bias=False),               # pw-linear
-            nn.BatchNorm2d(out_channels),
+            make_norm(norm, out_channels, norm_groups),
         ]
         self.conv = nn.Sequential(*layers)
         self.drop_path = maybe_drop_path(drop_path if self.use_res_connect else 0.0)
@@ -95,7 +105,7 @@ class InvertedResidual(nn.Module):
         block starts as the identity; blocks without a skip keep their BN (they would
         output 0 and pass no gradient)."""
         if self.use_res_connect:
-            nn.init.zeros_(self.conv[-1].weight)
+            zero_norm_(self.conv[-1])
 
     def extra_repr(self) -> str:
         return f"use_res_connect={self.use_res_connect}"
@@ -106,5 +116,7 @@ class PlainInvertedResidual(InvertedResidual):
     counts, and y = F(x) always."""
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1, expand_ratio: float = 6,
-                 drop_path: float = 0.0) -> None:
-        super().__init__(in_channels, out_channels, stride, expand_ratio, skip=False, drop_path=drop_path)
+                 drop_path: float = 0.0, norm: Norm = True, act: ActLayer = "relu6",
+                 norm_groups: int = 32) -> None:
+        super().__init__(in_channels, out_channels, stride, expand_ratio, skip=False, drop_path=drop_path,
+                         norm=norm, act=act, norm_groups=norm_groups)

@@ -18,7 +18,7 @@ from .attention import AttnLayer, make_attn
 from .bottleneck import bottleneck_width
 from .conv import check_groups, check_stride, conv1x1, conv3x3
 from .drop_path import maybe_drop_path
-from .residual import norm_layer
+from .norm import ActLayer, Norm, make_act, norm_layer
 from .shortcut import make_shortcut
 
 
@@ -63,12 +63,13 @@ class PreActBlock(PreActResidualBlock):
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1,
                  shortcut: Optional[str] = "B", attn_layer: AttnLayer = None,
-                 drop_path: float = 0.0, norm: bool = True, dropout: float = 0.0) -> None:
+                 drop_path: float = 0.0, norm: Norm = True, dropout: float = 0.0,
+                 act: ActLayer = "relu", norm_groups: int = 32) -> None:
         super().__init__()
         check_stride(stride)
-        bn = norm_layer(norm)
+        bn = norm_layer(norm, norm_groups)
         self.bn1 = bn(in_channels)
-        self.relu = nn.ReLU(inplace=False)
+        self.relu = make_act(act, inplace=False)
         self.conv1 = conv3x3(in_channels, out_channels, stride)
         self.bn2 = bn(out_channels)
         self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()  # Dropout checks 0 <= p <= 1
@@ -95,14 +96,15 @@ class PreActBottleneck(PreActResidualBlock):
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1, groups: int = 1,
                  base_width: int = 64, shortcut: Optional[str] = "B", attn_layer: AttnLayer = None,
-                 drop_path: float = 0.0, norm: bool = True) -> None:
+                 drop_path: float = 0.0, norm: Norm = True, act: ActLayer = "relu",
+                 norm_groups: int = 32) -> None:
         super().__init__()
         check_stride(stride)
         width = bottleneck_width(out_channels, self.expansion, groups, base_width)
         check_groups(width, groups, "bottleneck width")
-        bn = norm_layer(norm)
+        bn = norm_layer(norm, norm_groups)
         self.bn1 = bn(in_channels)
-        self.relu = nn.ReLU(inplace=False)
+        self.relu = make_act(act, inplace=False)
         self.conv1 = conv1x1(in_channels, width)
         self.bn2 = bn(width)
         self.conv2 = conv3x3(width, width, stride, groups)

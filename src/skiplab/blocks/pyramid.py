@@ -24,7 +24,8 @@ from torch import nn
 from .attention import AttnLayer, make_attn
 from .conv import check_stride, conv1x1, conv3x3
 from .drop_path import maybe_drop_path
-from .residual import ResidualBlock, norm_layer
+from .norm import ActLayer, Norm, make_act, norm_layer, zero_norm_
+from .residual import ResidualBlock
 from .shortcut import ZeroPadShortcut
 
 WIDTH_ROUNDINGS = ("floor", "round")
@@ -82,9 +83,9 @@ class PyramidResidualBlock(ResidualBlock):
     last_bn: str = ""  # name of the branch's last BatchNorm, zeroed by ``zero_init_last``
 
     def _init_shortcut(self, in_channels: int, out_channels: int, stride: int,
-                       shortcut: Optional[str], norm: bool) -> None:
+                       shortcut: Optional[str], norm: Norm, norm_groups: int = 32) -> None:
         if shortcut != "A":
-            return super()._init_shortcut(in_channels, out_channels, stride, shortcut, norm)
+            return super()._init_shortcut(in_channels, out_channels, stride, shortcut, norm, norm_groups)
         self.has_shortcut = True
         same_shape = stride == 1 and in_channels == out_channels
         self.downsample = None if same_shape else PoolPadShortcut(in_channels, out_channels, stride)
@@ -94,10 +95,8 @@ class PyramidResidualBlock(ResidualBlock):
         return out + self.shortcut(x) if self.has_shortcut else out
 
     def zero_init_last(self) -> None:
-        """γ = 0 on the branch's last BN: a fresh unit is its (zero-padded) shortcut."""
-        bn = getattr(self, self.last_bn)
-        if isinstance(bn, nn.BatchNorm2d):
-            nn.init.zeros_(bn.weight)
+        """γ = 0 on the branch's last norm: a fresh unit is its (zero-padded) shortcut."""
+        zero_norm_(getattr(self, self.last_bn))
 
 
 class PyramidBasicBlock(PyramidResidualBlock):
@@ -110,7 +109,10 @@ class PyramidBasicBlock(PyramidResidualBlock):
             ``None`` for the plain unit.
         attn_layer: attention on the branch before the addition ("se", "cbam", a callable).
         drop_path: stochastic-depth probability of the branch (the shortcut always stays).
-        norm: ``False`` replaces BatchNorm by the identity.
+        norm: "batch" (default, or ``True``), "group", "layer" or "none" (``False``: the
+            identity, for studies of BN's role); see :mod:`skiplab.blocks.norm`.
+        act: activation ("relu" default, "gelu", "silu", ... or a factory).
+        norm_groups: most groups of a "group" norm (the largest divisor of the width not above it).
     """
 
     expansion = 1
@@ -118,19 +120,20 @@ class PyramidBasicBlock(PyramidResidualBlock):
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1,
                  shortcut: Optional[str] = "A", attn_layer: AttnLayer = None,
-                 drop_path: float = 0.0, norm: bool = True) -> None:
+                 drop_path: float = 0.0, norm: Norm = True, act: ActLayer = "relu",
+                 norm_groups: int = 32) -> None:
         super().__init__()
         check_stride(stride)
-        bn = norm_layer(norm)
+        bn = norm_layer(norm, norm_groups)
         self.bn1 = bn(in_channels)
         self.conv1 = conv3x3(in_channels, out_channels, stride)
         self.bn2 = bn(out_channels)
-        self.relu = nn.ReLU(inplace=True)
+        self.relu = make_act(act, inplace=True)
         self.conv2 = conv3x3(out_channels, out_channels)
         self.bn3 = bn(out_channels)
         self.se = make_attn(attn_layer, out_channels)
         self.drop_path = maybe_drop_path(drop_path)
-        self._init_shortcut(in_channels, out_channels, stride, shortcut, norm)
+        self._init_shortcut(in_channels, out_channels, stride, shortcut, norm, norm_groups)
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
         """F(x), the residual branch."""
@@ -150,14 +153,15 @@ class PyramidBottleneck(PyramidResidualBlock):
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1,
                  shortcut: Optional[str] = "A", attn_layer: AttnLayer = None,
-                 drop_path: float = 0.0, norm: bool = True) -> None:
+                 drop_path: float = 0.0, norm: Norm = True, act: ActLayer = "relu",
+                 norm_groups: int = 32) -> None:
         super().__init__()
         check_stride(stride)
         if out_channels % self.expansion:
             raise ValueError(f"a pyramidal bottleneck's out_channels must be a multiple of "
                              f"{self.expansion}, got {out_channels}")
         width = out_channels // self.expansion
-        bn = norm_layer(norm)
+        bn = norm_layer(norm, norm_groups)
         self.bn1 = bn(in_channels)
         self.conv1 = conv1x1(in_channels, width)
         self.bn2 = bn(width)
@@ -165,10 +169,10 @@ class PyramidBottleneck(PyramidResidualBlock):
         self.bn3 = bn(width)
         self.conv3 = conv1x1(width, out_channels)
         self.bn4 = bn(out_channels)
-        self.relu = nn.ReLU(inplace=True)
+        self.relu = make_act(act, inplace=True)
         self.se = make_attn(attn_layer, out_channels)
         self.drop_path = maybe_drop_path(drop_path)
-        self._init_shortcut(in_channels, out_channels, stride, shortcut, norm)
+        self._init_shortcut(in_channels, out_channels, stride, shortcut, norm, norm_groups)
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
         """F(x), the residual branch."""

@@ -12,6 +12,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from .norm import Norm, norm_layer  # noqa: F401  (norm_layer: re-exported, its old home)
 from .shortcut import make_shortcut
 
 
@@ -19,9 +20,9 @@ class ResidualBlock(nn.Module):
     """Base of the post-activation blocks: the shortcut, the addition and the last ReLU."""
 
     def _init_shortcut(self, in_channels: int, out_channels: int, stride: int,
-                       shortcut: Optional[str], norm: bool) -> None:
+                       shortcut: Optional[str], norm: Norm, norm_groups: int = 32) -> None:
         self.has_shortcut = shortcut is not None
-        self.downsample = (make_shortcut(in_channels, out_channels, stride, shortcut, norm)
+        self.downsample = (make_shortcut(in_channels, out_channels, stride, shortcut, norm, norm_groups)
                            if self.has_shortcut else None)
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
@@ -37,7 +38,3 @@ class ResidualBlock(nn.Module):
             out = out + self.shortcut(x)
         return self.relu(out)
 
-
-def norm_layer(norm: bool):
-    """BatchNorm2d, or a factory of identities when ``norm=False``."""
-    return nn.BatchNorm2d if norm else (lambda channels: nn.Identity())

@@ -27,7 +27,7 @@ from torch import nn
 from .attention import AttnLayer, make_attn
 from .conv import check_stride, conv1x1, conv3x3
 from .drop_path import maybe_drop_path
-from .residual import norm_layer
+from .norm import ActLayer, Norm, make_act, norm_layer, zero_norm_
 
 FORWARD_MODES = ("shake", "even")
 BACKWARD_MODES = ("shake", "keep", "even")
@@ -89,7 +89,8 @@ class ShiftedPoolShortcut(nn.Module):
     as the author's code, so that with ``stride=2`` the second flow sees the odd pixels.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, norm: bool = True) -> None:
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, norm: Norm = True,
+                 act: ActLayer = "relu", norm_groups: int = 32) -> None:
         super().__init__()
         check_stride(stride)
         if out_channels % 2:
@@ -98,10 +99,11 @@ class ShiftedPoolShortcut(nn.Module):
         self.stride = stride
         self.conv1 = conv1x1(in_channels, out_channels // 2)
         self.conv2 = conv1x1(in_channels, out_channels // 2)
-        self.bn = norm_layer(norm)(out_channels)
+        self.bn = norm_layer(norm, norm_groups)(out_channels)
+        self.relu = make_act(act, inplace=False)  # x is also the input of both branches
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu(x)
+        x = self.relu(x)
         s = self.stride
         shifted = F.pad(x, (1, -1, 1, -1))  # right and down by one pixel, same size
         return self.bn(torch.cat([self.conv1(x[:, :, ::s, ::s]), self.conv2(shifted[:, :, ::s, ::s])], 1))
@@ -110,14 +112,15 @@ class ShiftedPoolShortcut(nn.Module):
         return f"stride={self.stride}"
 
 
-def shake_branch(in_channels: int, out_channels: int, stride: int, norm: bool) -> nn.Sequential:
+def shake_branch(in_channels: int, out_channels: int, stride: int, norm: Norm,
+                 act: ActLayer = "relu", norm_groups: int = 32) -> nn.Sequential:
     """One residual branch of §2.2: ReLU-conv3x3(stride)-BN-ReLU-conv3x3-BN."""
-    bn = norm_layer(norm)
+    bn = norm_layer(norm, norm_groups)
     return nn.Sequential(OrderedDict([
-        ("relu1", nn.ReLU(inplace=False)),  # the input is shared with the other branch and the shortcut
+        ("relu1", make_act(act, inplace=False)),  # the input is shared with the other branch and the shortcut
         ("conv1", conv3x3(in_channels, out_channels, stride)),
         ("bn1", bn(out_channels)),
-        ("relu2", nn.ReLU(inplace=True)),
+        ("relu2", make_act(act, inplace=True)),
         ("conv2", conv3x3(out_channels, out_channels)),
         ("bn2", bn(out_channels)),
     ]))
@@ -135,28 +138,32 @@ class ShakeShakeBlock(nn.Module):
             best CIFAR-10 setting, "Shake-Shake-Image", is the default.
         attn_layer: attention on the mixed branch before the addition.
         drop_path: stochastic-depth probability of the mixed branch.
-        norm: ``False`` replaces BatchNorm by the identity.
+        norm: "batch" (default, or ``True``), "group", "layer" or "none" (``False``); see
+            :mod:`skiplab.blocks.norm`.
+        act: activation of the branches and the shortcut ("relu" default, "gelu", "silu"...).
+        norm_groups: most groups of a "group" norm.
     """
 
     expansion = 1
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1,
                  shake_forward: str = "shake", shake_backward: str = "shake", shake_level: str = "image",
-                 attn_layer: AttnLayer = None, drop_path: float = 0.0, norm: bool = True) -> None:
+                 attn_layer: AttnLayer = None, drop_path: float = 0.0, norm: Norm = True,
+                 act: ActLayer = "relu", norm_groups: int = 32) -> None:
         super().__init__()
         check_stride(stride)
         _check_mode(shake_forward, FORWARD_MODES, "shake_forward")
         _check_mode(shake_backward, BACKWARD_MODES, "shake_backward")
         _check_mode(shake_level, LEVELS, "shake_level")
         self.forward_mode, self.backward_mode, self.level = shake_forward, shake_backward, shake_level
-        self.branch1 = shake_branch(in_channels, out_channels, stride, norm)
-        self.branch2 = shake_branch(in_channels, out_channels, stride, norm)
+        self.branch1 = shake_branch(in_channels, out_channels, stride, norm, act, norm_groups)
+        self.branch2 = shake_branch(in_channels, out_channels, stride, norm, act, norm_groups)
         self.se = make_attn(attn_layer, out_channels)
         self.drop_path = maybe_drop_path(drop_path)
         self.has_shortcut = True
         self.downsample: Optional[nn.Module] = (
             None if stride == 1 and in_channels == out_channels
-            else ShiftedPoolShortcut(in_channels, out_channels, stride, norm))
+            else ShiftedPoolShortcut(in_channels, out_channels, stride, norm, act, norm_groups))
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
         """The mixed branch alpha F1(x) + (1 - alpha) F2(x) (0.5 each in eval mode)."""
@@ -172,10 +179,9 @@ class ShakeShakeBlock(nn.Module):
         return self.drop_path(self.residual(x)) + self.shortcut(x)
 
     def zero_init_last(self) -> None:
-        """γ = 0 on both branches' last BN: a fresh block is its shortcut."""
+        """γ = 0 on both branches' last norm: a fresh block is its shortcut."""
         for branch in (self.branch1, self.branch2):
-            if isinstance(branch.bn2, nn.BatchNorm2d):
-                nn.init.zeros_(branch.bn2.weight)
+            zero_norm_(branch.bn2)
 
     def extra_repr(self) -> str:
         return f"forward={self.forward_mode!r}, backward={self.backward_mode!r}, level={self.level!r}"

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .conv import check_stride, conv1x1
+from .norm import DEFAULT_NORM_GROUPS, Norm, has_norm, make_norm
 
 SHORTCUT_KINDS = ("A", "B", "C")
 
@@ -97,20 +98,22 @@ class ProjectionShortcut(nn.Sequential):
     """Options B/C: W_s x as a strided 1x1 convolution followed by BatchNorm.
 
     A ``Sequential`` of (conv, bn), so parameters are named ``downsample.0.weight`` and
-    ``downsample.1.*`` as in torchvision. ``norm=False`` drops the BN (for pre-activation
-    blocks, whose input is already normalised).
+    ``downsample.1.*`` as in torchvision. ``norm=False`` (or "none") drops the BN (for
+    pre-activation blocks, whose input is already normalised); "group"/"layer" put that
+    norm in its place (see :mod:`skiplab.blocks.norm`).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, norm: bool = True) -> None:
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, norm: Norm = True,
+                 norm_groups: int = DEFAULT_NORM_GROUPS) -> None:
         check_stride(stride)
         layers = [conv1x1(in_channels, out_channels, stride)]
-        if norm:
-            layers.append(nn.BatchNorm2d(out_channels))
+        if has_norm(norm):
+            layers.append(make_norm(norm, out_channels, norm_groups))
         super().__init__(*layers)
 
 
 def make_shortcut(in_channels: int, out_channels: int, stride: int = 1, kind: str = "B",
-                  norm: bool = True) -> Optional[nn.Module]:
+                  norm: Norm = True, norm_groups: int = DEFAULT_NORM_GROUPS) -> Optional[nn.Module]:
     """The shortcut W_s for a block mapping ``in_channels`` to ``out_channels`` at ``stride``.
 
     Returns ``None`` where W_s is the identity (shape unchanged and kind A or B).
@@ -120,9 +123,9 @@ def make_shortcut(in_channels: int, out_channels: int, stride: int = 1, kind: st
     check_stride(stride)
     same_shape = stride == 1 and in_channels == out_channels
     if kind == "C":
-        return ProjectionShortcut(in_channels, out_channels, stride, norm)
+        return ProjectionShortcut(in_channels, out_channels, stride, norm, norm_groups)
     if same_shape:
         return None
     if kind == "A":
         return ZeroPadShortcut(in_channels, out_channels, stride)
-    return ProjectionShortcut(in_channels, out_channels, stride, norm)
+    return ProjectionShortcut(in_channels, out_channels, stride, norm, norm_groups)

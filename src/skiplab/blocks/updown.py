@@ -12,8 +12,9 @@ Eq. 2, y = F(x) + W_s x):
   or an upsampling followed by a conv1x1 (+ norm);
 
 and y = act(F(x) + W_s x). Unlike CompressAI there is no GDN; ``norm`` chooses BatchNorm,
-GroupNorm or none -- single-image statistics (SAR tiles) can avoid per-batch or per-image
-normalisation altogether, in which case the convolutions carry a bias.
+GroupNorm, "layer" (GroupNorm with one group) or none -- single-image statistics (SAR
+tiles) can avoid per-batch or per-image normalisation altogether, in which case the
+convolutions carry a bias. See :mod:`skiplab.blocks.norm` for the choices.
 
 ``residual=False`` builds the *plain* block of the same branch layers, y = act(F(x)),
 for ablations: it has no shortcut, hence none of the projection's parameters.
@@ -21,7 +22,7 @@ for ablations: it has no shortcut, hence none of the projection's parameters.
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Union
+from typing import Optional
 
 import torch
 from torch import nn
@@ -29,45 +30,21 @@ from torch import nn
 from .attention import AttnLayer, make_attn
 from .conv import check_stride
 from .drop_path import maybe_drop_path
+from .norm import NORMS, ActLayer, make_act
+from .norm import make_norm as _make_norm
 from .residual import ResidualBlock
 
-NORMS = ("batch", "group", "none")
 UP_MODES = ("transpose", "upsample")
 INTERPOLATIONS = ("nearest", "bilinear")
-_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
-    "relu": lambda: nn.ReLU(inplace=True),
-    "leaky_relu": lambda: nn.LeakyReLU(0.01, inplace=True),
-    "gelu": nn.GELU,
-    "silu": lambda: nn.SiLU(inplace=True),
-    "elu": lambda: nn.ELU(inplace=True),
-    "prelu": nn.PReLU,
-    "identity": nn.Identity,
-}
-ActLayer = Union[str, Callable[[], nn.Module]]
 
 
 def make_norm(norm: str, channels: int, groups: int = 32) -> nn.Module:
     """``"batch"`` -> BatchNorm2d, ``"group"`` -> GroupNorm with the largest divisor of
-    ``channels`` not above ``groups`` (Wu & He 2018 use 32), ``"none"`` -> identity."""
-    if norm == "batch":
-        return nn.BatchNorm2d(channels)
-    if norm == "group":
-        if groups < 1:
-            raise ValueError(f"norm_groups must be >= 1, got {groups}")
-        return nn.GroupNorm(max(g for g in range(1, min(groups, channels) + 1) if channels % g == 0), channels)
-    if norm == "none":
-        return nn.Identity()
-    raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
-
-
-def make_act(act: ActLayer) -> nn.Module:
-    """An activation module from a name (``relu``, ``leaky_relu``, ``gelu``, ``silu``, ``elu``,
-    ``prelu``, ``identity``) or a zero-argument factory such as ``nn.Mish``."""
-    if callable(act):
-        return act()
-    if isinstance(act, str) and act.lower() in _ACTIVATIONS:
-        return _ACTIVATIONS[act.lower()]()
-    raise ValueError(f"unknown activation {act!r}; expected one of {sorted(_ACTIVATIONS)} or a callable")
+    ``channels`` not above ``groups`` (Wu & He 2018 use 32), ``"layer"`` -> GroupNorm(1, C),
+    ``"none"`` -> identity (:func:`skiplab.blocks.norm.make_norm`; names only here)."""
+    if not isinstance(norm, str):  # True/False are the other blocks' spellings, not these
+        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")  # noqa: TRY004
+    return _make_norm(norm, channels, groups)
 
 
 def check_scale(scale: int) -> None:

@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from .bench import state_bytes
-from .quantize import BACKENDS, SUFFIX, Calibration, QuantizedArtifact, calibration_data, quantize_to
+from .quantize import (BACKENDS, SUFFIX, Calibration, QATOptions, QuantizedArtifact, calibration_data,
+                       quantize_to)
 from .source import ModelSource
 from .timing import load_average, load_note, time_interleaved
 
@@ -58,6 +59,7 @@ def compare_on_split(fp32: nn.Module, int8: dict[str, nn.Module], source: ModelS
             row["rel_diff"] = diff[n]
             if task.name != "reconstruct":
                 row["agreement"] = agree[n] / seen
+                row["delta_acc"] = row["acc"] - correct["fp32"] / seen   # int8 - fp32 top-1
         result[n] = row
     return result
 
@@ -66,24 +68,34 @@ def quantize_checkpoint(source: ModelSource, out: Union[str, Path], *, backend: 
                         calib: int = 512, data: Optional[str] = None, split: str = "test",
                         eval_limit: Optional[int] = None, batch_size: int = 16,
                         rounds: int = 3, evaluate: bool = True, compile: bool = True,
-                        onnx_calibration: str = "percentile",
+                        onnx_calibration: str = "percentile", qat: Optional[QATOptions] = None,
                         progress: Callable[[str], None] = lambda s: None) -> dict:
     """Quantise ``source`` with ``backend`` (pt2e, onnx or auto), compare, time, and write the
     artifact to ``out`` (its suffix set by the backend kept). Returns the report.
-    ``compile=False`` times the PT2E graph uncompiled (its reference numerics; slow)."""
+    ``compile=False`` times the PT2E graph uncompiled (its reference numerics; slow).
+    ``qat`` (PT2E only): also fine-tune with quantisation-aware training; the QAT artifact is
+    written, reported beside the PTQ one (``pt2e``) of the same net."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; found {backend!r}")
+    if qat is not None and backend == "onnx":
+        raise ValueError("--qat runs on the PT2E path: use --backend pt2e (or auto)")
     out = Path(out)
     progress("calibration data")
     calibration: Calibration = calibration_data(source, calib, data=data)
-    backends = ["pt2e", "onnx"] if backend == "auto" else [backend]
+    if qat is not None:
+        backend = "qat"
+        backends = ["pt2e", "qat"]
+    else:
+        backends = ["pt2e", "onnx"] if backend == "auto" else [backend]
     made: dict[str, QuantizedArtifact] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for b in backends:
             progress(f"quantising ({b})")
-            target = out.with_suffix(SUFFIX[b]) if backend != "auto" else Path(tmp) / f"int8{SUFFIX[b]}"
+            target = (out.with_suffix(SUFFIX[b]) if backend == b
+                      else Path(tmp) / f"int8-{b}{SUFFIX[b]}")
             made[b] = quantize_to(source, b, target, calibration, compile=compile,
-                                  onnx_calibration=onnx_calibration)
+                                  onnx_calibration=onnx_calibration, qat=qat, data=data,
+                                  progress=progress)
         progress("timing")
         x = source.example_input(batch_size)
         load_start = load_average()
@@ -106,6 +118,14 @@ def quantize_checkpoint(source: ModelSource, out: Union[str, Path], *, backend: 
               "speed": speed, "batch_size": batch_size,
               "load_average": {"start": load_start, "end": load_average()},
               "cores": os.cpu_count() or 1}
+    if qat is not None:
+        losses = made["qat"].losses
+        tenth = max(1, len(losses) // 10)
+        report["qat"] = {"description": made["qat"].notes[0], "steps": qat.steps, "lr": qat.lr,
+                         "batch_size": qat.batch_size, "momentum": qat.momentum,
+                         "weight_decay": qat.weight_decay, "freeze_observers": qat.freeze_observers,
+                         "loss_first_tenth": sum(losses[:tenth]) / tenth,
+                         "loss_last_tenth": sum(losses[-tenth:]) / tenth}
     if evaluate:
         progress(f"evaluating fp32 and int8 on the {split} split")
         report["accuracy"] = compare_on_split(source.model, {b: a.reference for b, a in made.items()},
@@ -116,6 +136,10 @@ def quantize_checkpoint(source: ModelSource, out: Union[str, Path], *, backend: 
 def format_report(report: dict) -> str:
     lines = [f"{report['model']} ({report['weights']} weights), int8 calibrated on "
              f"{report['calibration']}"]
+    if report.get("qat"):
+        q = report["qat"]
+        lines.append(f"qat: {q['description']}; training loss {q['loss_first_tenth']:.4f} (first tenth) "
+                     f"-> {q['loss_last_tenth']:.4f} (last tenth)")
     acc = report.get("accuracy")
     if acc:
         lines.append(f"on {acc['data']} ({acc['split']}, {acc['images']} images):")

@@ -26,8 +26,8 @@ from torch import nn
 
 from ..blocks import BasicBlock, conv3x3, drop_path_rates, init_weights
 from ..blocks.attention import AttnLayer
+from ..blocks.norm import ActLayer, Norm, check_act, make_act, norm_layer
 from ..blocks.preact import PreActResidualBlock
-from ..blocks.residual import norm_layer
 from .base import Classifier
 from .registry import register_model
 
@@ -66,7 +66,11 @@ class CifarResNet(Classifier):
         in_chans: input channels (1 for SAR or grayscale).
         shortcut: "A" (zero-pad), "B" (projection where the shape changes), "C" (always
             projection) -- see :mod:`skiplab.blocks.shortcut` -- or ``None``: the plain net.
-        norm: ``False`` builds the net without any BatchNorm (for studies of BN's role).
+        norm: "batch" (default, or ``True``), "group", "layer", or "none" (``False``: the
+            net without any BatchNorm, for studies of BN's role); see :mod:`skiplab.blocks.norm`.
+        act: "relu" (default), "gelu", "silu"... everywhere the net has a ReLU.
+        norm_groups: most groups of a "group" norm (the largest divisor of each width not
+            above it: 16 groups of one channel at width 16, 32 at widths 32 and 64).
         attn_layer: "se" or "cbam" on every block's residual branch.
         drop_path_rate: stochastic depth of the last block, decayed linearly (Huang 2016).
         zero_init_residual: zero the last scale of every residual branch (Goyal 2017), so
@@ -81,8 +85,9 @@ class CifarResNet(Classifier):
 
     def __init__(self, block: BlockFactory, layers: Sequence[int], widths: Sequence[int],
                  stem_width: int, num_classes: int = 10, in_chans: int = 3,
-                 shortcut: Optional[str] = "A", norm: bool = True, attn_layer: AttnLayer = None,
-                 drop_path_rate: float = 0.0, zero_init_residual: bool = True) -> None:
+                 shortcut: Optional[str] = "A", norm: Norm = True, attn_layer: AttnLayer = None,
+                 drop_path_rate: float = 0.0, zero_init_residual: bool = True, act: ActLayer = "relu",
+                 norm_groups: int = 32) -> None:
         super().__init__()
         if len(layers) != 3 or len(widths) != 3:
             raise ValueError(f"a CIFAR ResNet has 3 stages: layers and widths need 3 entries each, "
@@ -91,11 +96,17 @@ class CifarResNet(Classifier):
             raise ValueError(f"every stage needs at least one block, got layers={tuple(layers)}")
         self.in_chans = in_chans
         self.preact = is_preact(block)
-        bn = norm_layer(norm)
+        check_act(act)
+        bn = norm_layer(norm, norm_groups)
+        # passed to the blocks only where they differ from the defaults, so a block factory
+        # without these options (a user's partial) keeps working
+        norm_act = dict(norm=norm)
+        if act != "relu" or norm_groups != 32:
+            norm_act.update(act=act, norm_groups=norm_groups)
         self.conv1 = conv3x3(in_chans, stem_width)
         if not self.preact:
             self.bn1 = bn(stem_width)
-            self.relu = nn.ReLU(inplace=True)
+            self.relu = make_act(act, inplace=True)
 
         rates = iter(drop_path_rates(drop_path_rate, sum(layers)))
         channels = stem_width
@@ -104,13 +115,13 @@ class CifarResNet(Classifier):
             for j in range(n):
                 stride = 2 if (i > 0 and j == 0) else 1
                 blocks.append(block(channels, width, stride, shortcut=shortcut, attn_layer=attn_layer,
-                                    drop_path=next(rates), norm=norm))
+                                    drop_path=next(rates), **norm_act))
                 channels = width
             self.add_module(f"layer{i + 1}", nn.Sequential(*blocks))
             self.feature_info.append(dict(num_chs=width, reduction=2 ** i, module=f"layer{i + 1}"))
         if self.preact:
             self.bn_final = bn(channels)
-            self.relu_final = nn.ReLU(inplace=True)
+            self.relu_final = make_act(act, inplace=True)
             self.feature_info[-1]["module"] = "relu_final"  # the last stage's map, normalised
         self.num_features = channels
         self.reset_classifier(num_classes)

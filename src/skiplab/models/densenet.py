@@ -26,6 +26,7 @@ from torch import nn
 
 from ..blocks import init_weights
 from ..blocks.dense import DenseBlock, Transition, compressed_channels
+from ..blocks.norm import ActLayer, Norm, check_act, make_act, make_norm
 from .base import Classifier
 from .registry import register_model
 
@@ -43,6 +44,9 @@ class DenseNet(Classifier):
         stem: ``"imagenet"`` (7x7/2 conv, BN, ReLU, 3x3/2 max-pool) or ``"cifar"``
             (one 3x3 conv, no downsampling).
         memory_efficient: checkpoint each dense layer's bottleneck (same results, less memory).
+        norm: "batch" (default), "group", "layer" or "none" everywhere (see
+            :mod:`skiplab.blocks.norm`); act: "relu" (default), "gelu", "silu"...;
+            norm_groups: most groups of a "group" norm.
         num_classes, in_chans: classifier outputs and input channels.
         zero_init_residual: accepted for a uniform interface; no effect (no residual branch).
     """
@@ -53,8 +57,11 @@ class DenseNet(Classifier):
     def __init__(self, block_config: Sequence[int], growth_rate: int = 32, num_init_features: int = 64,
                  bn_size: int = 4, compression: float = 0.5, drop_rate: float = 0.0, stem: str = "imagenet",
                  memory_efficient: bool = False, num_classes: int = 1000, in_chans: int = 3,
-                 zero_init_residual: bool = False) -> None:
+                 zero_init_residual: bool = False, norm: Norm = "batch", act: ActLayer = "relu",
+                 norm_groups: int = 32) -> None:
         super().__init__()
+        check_act(act)
+        opts = dict(norm=norm, act=act, norm_groups=norm_groups)
         if stem not in ("imagenet", "cifar"):
             raise ValueError(f"stem must be 'imagenet' or 'cifar', got {stem!r}")
         if not block_config:
@@ -65,8 +72,8 @@ class DenseNet(Classifier):
         if stem == "imagenet":
             self.features.add_module("conv0", nn.Conv2d(in_chans, num_init_features, kernel_size=7, stride=2,
                                                         padding=3, bias=False))
-            self.features.add_module("norm0", nn.BatchNorm2d(num_init_features))
-            self.features.add_module("relu0", nn.ReLU(inplace=True))
+            self.features.add_module("norm0", make_norm(norm, num_init_features, norm_groups))
+            self.features.add_module("relu0", make_act(act, inplace=True))
             self.features.add_module("pool0", nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
             self.feature_info.append(dict(num_chs=num_init_features, reduction=2, module="features.relu0"))
             reduction = 4
@@ -78,18 +85,18 @@ class DenseNet(Classifier):
 
         channels = num_init_features
         for i, num_layers in enumerate(block_config):
-            block = DenseBlock(channels, num_layers, growth_rate, bn_size, drop_rate, memory_efficient)
+            block = DenseBlock(channels, num_layers, growth_rate, bn_size, drop_rate, memory_efficient, **opts)
             self.features.add_module(f"denseblock{i + 1}", block)
             channels = block.out_channels
             if i == len(block_config) - 1:
                 break
             self.feature_info.append(dict(num_chs=channels, reduction=reduction, module=f"features.denseblock{i + 1}"))
             out = compressed_channels(channels, compression)
-            self.features.add_module(f"transition{i + 1}", Transition(channels, out))
+            self.features.add_module(f"transition{i + 1}", Transition(channels, out, **opts))
             channels, reduction = out, reduction * 2
-        self.features.add_module(f"norm{len(block_config) + 1}", nn.BatchNorm2d(channels))
+        self.features.add_module(f"norm{len(block_config) + 1}", make_norm(norm, channels, norm_groups))
         # parameter-free, so torchvision's state dict (which applies F.relu) still matches
-        self.features.add_module(f"relu{len(block_config) + 1}", nn.ReLU(inplace=True))
+        self.features.add_module(f"relu{len(block_config) + 1}", make_act(act, inplace=True))
         self.feature_info.append(dict(num_chs=channels, reduction=reduction,
                                       module=f"features.relu{len(block_config) + 1}"))
         self.num_features = channels

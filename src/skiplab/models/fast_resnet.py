@@ -39,6 +39,15 @@ import torch
 from torch import nn
 
 from ..blocks import conv3x3, init_weights
+from ..blocks.norm import (
+    ActLayer,
+    Norm,
+    check_act,
+    is_norm,
+    make_act,
+    make_norm,
+    zero_norm_,
+)
 from .base import Classifier
 from .registry import register_model
 
@@ -53,12 +62,13 @@ class GELUResidual(nn.Module):
 
     downsample = None
 
-    def __init__(self, channels: int, shortcut: bool = True) -> None:
+    def __init__(self, channels: int, shortcut: bool = True, norm: Norm = "batch", act: ActLayer = "gelu",
+                 norm_groups: int = 32) -> None:
         super().__init__()
         self.has_shortcut = shortcut
         self.conv = conv3x3(channels, channels)
-        self.bn = nn.BatchNorm2d(channels)
-        self.act = nn.GELU()
+        self.bn = make_norm(norm, channels, norm_groups)
+        self.act = make_act(act, inplace=False)
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.bn(self.conv(x)))
@@ -67,7 +77,7 @@ class GELUResidual(nn.Module):
         return x
 
     def zero_init_last(self) -> None:
-        nn.init.zeros_(self.bn.weight)
+        zero_norm_(self.bn)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.residual(x) if self.has_shortcut else self.residual(x)
@@ -87,6 +97,10 @@ class FastResNet(Classifier):
         learn_bn_scale: ``False`` fixes every BN scale at 1 (airbench); the residual blocks then
             cannot start at zero, so ``zero_init_residual`` is ignored.
         shortcut: ``False`` drops the blocks' identity shortcuts (the plain twin).
+        norm: "batch" (default), "group", "layer" or "none" (see :mod:`skiplab.blocks.norm`);
+            ``bn_momentum`` applies to BatchNorm, ``learn_bn_scale`` to any affine norm.
+        act: "gelu" (default, airbench's), "relu", "silu"...
+        norm_groups: most groups of a "group" norm.
     """
 
     default_image_size = 32
@@ -94,8 +108,10 @@ class FastResNet(Classifier):
     def __init__(self, widths: Sequence[int] = (64, 256, 256), blocks: int = 1, num_classes: int = 10,
                  in_chans: int = 3, logit_scale: float = 1 / 9, zero_init_residual: bool = True,
                  bn_momentum: float = 0.1, dirac_init: bool = False, learn_bn_scale: bool = True,
-                 shortcut: bool = True) -> None:
+                 shortcut: bool = True, norm: Norm = "batch", act: ActLayer = "gelu",
+                 norm_groups: int = 32) -> None:
         super().__init__()
+        check_act(act)
         if len(widths) != 3 or any(w < 1 for w in widths):
             raise ValueError(f"widths must be three positive channel counts, got {tuple(widths)}")
         if blocks < 0:
@@ -107,11 +123,12 @@ class FastResNet(Classifier):
         whiten_width = 2 * in_chans * 4
         self.conv1 = nn.Conv2d(in_chans, whiten_width, kernel_size=2, padding=0, bias=True)
         self.conv1.weight.requires_grad_(False)   # fixed by init_whitening
-        self.act1 = nn.GELU()
+        self.act1 = make_act(act, inplace=False)
         channels = whiten_width
         for i, width in enumerate(widths):
-            stage = nn.Sequential(conv3x3(channels, width), nn.MaxPool2d(2), nn.BatchNorm2d(width),
-                                  nn.GELU(), *[GELUResidual(width, shortcut) for _ in range(blocks)])
+            stage = nn.Sequential(conv3x3(channels, width), nn.MaxPool2d(2), make_norm(norm, width, norm_groups),
+                                  make_act(act, inplace=False),
+                                  *[GELUResidual(width, shortcut, norm, act, norm_groups) for _ in range(blocks)])
             self.add_module(f"layer{i + 1}", stage)
             self.feature_info.append(dict(num_chs=width, reduction=2 ** (i + 1), module=f"layer{i + 1}"))
             channels = width
@@ -120,8 +137,9 @@ class FastResNet(Classifier):
         self.reset_classifier(num_classes)
         init_weights(self, zero_init_residual and learn_bn_scale)
         for module in self.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                module.momentum = bn_momentum
+            if is_norm(module) and module.weight is not None:
+                if isinstance(module, nn.BatchNorm2d):
+                    module.momentum = bn_momentum
                 module.weight.requires_grad_(learn_bn_scale)
             elif isinstance(module, nn.Conv2d) and module is not self.conv1:
                 module.reset_parameters()       # PyTorch's default (see the module docstring)

@@ -27,7 +27,7 @@ from torch import nn
 
 from ..blocks import conv3x3
 from ..blocks.highway import DEFAULT_GATE_BIAS, ConvHighwayLayer
-from ..blocks.residual import norm_layer
+from ..blocks.norm import ActLayer, Norm, make_act, norm_layer
 from .cifar_resnet import CifarResNet, blocks_from_depth
 from .registry import register_model
 
@@ -35,21 +35,24 @@ from .registry import register_model
 class StageProjection(nn.Sequential):
     """conv3x3 (strided) - BN - ReLU: changes width and resolution between highway stages."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, norm: bool = True) -> None:
-        super().__init__(conv3x3(in_channels, out_channels, stride), norm_layer(norm)(out_channels),
-                         nn.ReLU(inplace=True))
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, norm: Norm = True,
+                 act: ActLayer = "relu", norm_groups: int = 32) -> None:
+        super().__init__(conv3x3(in_channels, out_channels, stride), norm_layer(norm, norm_groups)(out_channels),
+                         make_act(act, inplace=True))
 
 
 def highway_unit(in_channels: int, out_channels: int, stride: int = 1, *, gate_bias: float,
-                 kernel_size: int, norm: bool = True, shortcut: Optional[str] = None,
-                 attn_layer=None, drop_path: float = 0.0) -> nn.Module:
+                 kernel_size: int, norm: Norm = True, shortcut: Optional[str] = None,
+                 attn_layer=None, drop_path: float = 0.0, act: ActLayer = "relu",
+                 norm_groups: int = 32) -> nn.Module:
     """One layer of a highway stage: a :class:`StageProjection` where the shape changes,
     a :class:`ConvHighwayLayer` elsewhere (the stage builder's block factory)."""
     if shortcut is not None or attn_layer is not None or drop_path:
         raise ValueError("highway layers take no shortcut, attention or drop-path")
     if in_channels != out_channels or stride != 1:
-        return StageProjection(in_channels, out_channels, stride, norm)
-    return ConvHighwayLayer(in_channels, out_channels, gate_bias=gate_bias, kernel_size=kernel_size, norm=norm)
+        return StageProjection(in_channels, out_channels, stride, norm, act, norm_groups)
+    return ConvHighwayLayer(in_channels, out_channels, gate_bias=gate_bias, kernel_size=kernel_size, norm=norm,
+                            act=act, norm_groups=norm_groups)
 
 
 class CifarHighway(CifarResNet):
@@ -61,17 +64,22 @@ class CifarHighway(CifarResNet):
         widths: channels of the three stages (16, 32, 64 as the CIFAR ResNets).
         gate_bias: initial transform-gate bias b_T (Srivastava 2015: -1 to -3).
         kernel_size: of the transform and gate convolutions.
-        norm: BatchNorm in the stem, projections and H.
+        norm: the norm in the stem, projections and H: "batch" (default, or ``True``),
+            "group", "layer" or "none" (``False``); see :mod:`skiplab.blocks.norm`.
+        act: "relu" (default), "gelu", "silu"... in the stem, projections and H.
+        norm_groups: most groups of a "group" norm.
         num_classes, in_chans: classifier outputs and input channels.
         zero_init_residual: accepted for a uniform interface; no effect (see module doc).
     """
 
     def __init__(self, layers: Sequence[int], widths: Sequence[int] = (16, 32, 64), num_classes: int = 10,
                  in_chans: int = 3, gate_bias: float = DEFAULT_GATE_BIAS, kernel_size: int = 3,
-                 norm: bool = True, zero_init_residual: bool = False) -> None:
+                 norm: Norm = True, zero_init_residual: bool = False, act: ActLayer = "relu",
+                 norm_groups: int = 32) -> None:
         unit = partial(highway_unit, gate_bias=gate_bias, kernel_size=kernel_size)
         super().__init__(unit, layers, widths, widths[0], num_classes=num_classes, in_chans=in_chans,
-                         shortcut=None, norm=norm, zero_init_residual=False)
+                         shortcut=None, norm=norm, zero_init_residual=False, act=act,
+                         norm_groups=norm_groups)
         self.gate_bias = gate_bias
 
 

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from ..blocks import ConvNormAct, InvertedResidual, drop_path_rates, init_weights
+from ..blocks.norm import ActLayer, Norm, check_act
 from .base import Classifier
 from .registry import register_model
 
@@ -66,6 +67,10 @@ class MobileNetV2(Classifier):
         drop_path_rate: stochastic depth of the last block with a skip, decayed linearly
             over the blocks with one (Huang et al. 2016); a no-skip net rejects it.
         zero_init_residual: γ = 0 on the last BN of each block with a skip (Goyal 2017).
+        norm: "batch" (default), "group", "layer" or "none" everywhere (see
+            :mod:`skiplab.blocks.norm`; a depthwise layer of C channels gets the largest
+            divisor of C not above ``norm_groups`` groups).
+        act: "relu6" (default, the paper's), "relu", "gelu", "silu"...
     """
 
     first_conv = "features.0.0"
@@ -73,8 +78,11 @@ class MobileNetV2(Classifier):
 
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, width_mult: float = 1.0,
                  round_nearest: int = 8, stem: str = "imagenet", skip: bool = True, dropout: float = 0.2,
-                 drop_path_rate: float = 0.0, zero_init_residual: bool = False) -> None:
+                 drop_path_rate: float = 0.0, zero_init_residual: bool = False, norm: Norm = "batch",
+                 act: ActLayer = "relu6", norm_groups: int = 32) -> None:
         super().__init__()
+        check_act(act)
+        opts = dict(norm=norm, act=act, norm_groups=norm_groups)
         if stem not in STEMS:
             raise ValueError(f"stem must be 'imagenet' or 'cifar', got {stem!r}")
         if width_mult <= 0:
@@ -101,15 +109,15 @@ class MobileNetV2(Classifier):
         with_skip = [skip and stride == 1 and cin == cout for cin, cout, stride, _ in plan]
         rates = iter(drop_path_rates(drop_path_rate, max(1, sum(with_skip))))
 
-        layers: list[nn.Module] = [ConvNormAct(in_chans, plan[0][0], stride=stem_stride)]
+        layers: list[nn.Module] = [ConvNormAct(in_chans, plan[0][0], stride=stem_stride, **opts)]
         reduction = stem_stride
         for (cin, cout, stride, t), has_skip in zip(plan, with_skip):
             if stride == 2:  # the map before each downsampling is a stage's output
                 self._add_feature(len(layers) - 1, cin, reduction)
                 reduction *= 2
             layers.append(InvertedResidual(cin, cout, stride, expand_ratio=t, skip=skip,
-                                           drop_path=next(rates) if has_skip else 0.0))
-        layers.append(ConvNormAct(channels, self.num_features, kernel_size=1))
+                                           drop_path=next(rates) if has_skip else 0.0, **opts))
+        layers.append(ConvNormAct(channels, self.num_features, kernel_size=1, **opts))
         self._add_feature(len(layers) - 1, self.num_features, reduction)
         self.features = nn.Sequential(*layers)
         init_weights(self, zero_init_residual and skip)

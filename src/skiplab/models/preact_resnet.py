@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from ..blocks import PreActBlock, PreActBottleneck
+from ..blocks.norm import make_act, make_norm
 from .registry import register_model
 from .resnet import STEM_CHANNELS, ResNet, stage_depths
 
@@ -45,8 +46,8 @@ class PreActResNet(ResNet):
         self.feature_info.append(dict(num_chs=STEM_CHANNELS, reduction=2, module="conv1"))
 
     def build_final(self) -> None:
-        self.final_bn = nn.BatchNorm2d(self.num_features)
-        self.final_relu = nn.ReLU(inplace=True)
+        self.final_bn = make_norm(self._norm, self.num_features, self._norm_groups)
+        self.final_relu = make_act(self._act, inplace=True)
         # the last stage's map is un-normalised: features are read after the final BN-ReLU
         self.feature_info[-1] = dict(self.feature_info[-1], module="final_relu")
 

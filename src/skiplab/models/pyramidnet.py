@@ -19,6 +19,7 @@ from torch import nn
 
 from ..blocks import conv3x3, drop_path_rates, init_weights
 from ..blocks.attention import AttnLayer
+from ..blocks.norm import ActLayer, Norm, check_act, make_act, norm_layer, resolve_norm
 from ..blocks.pyramid import PyramidBasicBlock, PyramidBottleneck, pyramid_widths
 from .base import Classifier
 from .cifar_resnet import blocks_from_depth
@@ -37,6 +38,10 @@ class CifarStagedNet(Classifier):
         stem_width: output channels of the stem.
         final_norm: put a BN before the final ReLU (PyramidNet) or not (Shake-Shake).
         block_kwargs: options passed to every unit.
+        norm: "batch" (default), "group", "layer" or "none" in the stem, the units and the
+            final norm (see :mod:`skiplab.blocks.norm`).
+        act: "relu" (default), "gelu", "silu"... in the units and before the pool.
+        norm_groups: most groups of a "group" norm.
         num_classes, in_chans, drop_path_rate, zero_init_residual: as every classifier.
     """
 
@@ -44,14 +49,19 @@ class CifarStagedNet(Classifier):
 
     def __init__(self, block: BlockFactory, widths: Sequence[Sequence[int]], stem_width: int,
                  final_norm: bool, block_kwargs: dict[str, Any], num_classes: int = 10,
-                 in_chans: int = 3, drop_path_rate: float = 0.0, zero_init_residual: bool = True) -> None:
+                 in_chans: int = 3, drop_path_rate: float = 0.0, zero_init_residual: bool = True,
+                 norm: Norm = "batch", act: ActLayer = "relu", norm_groups: int = 32) -> None:
         super().__init__()
+        check_act(act)
+        bn = norm_layer(norm, norm_groups)
+        if resolve_norm(norm) != "batch" or act != "relu" or norm_groups != 32:
+            block_kwargs = dict(block_kwargs, norm=norm, act=act, norm_groups=norm_groups)
         if len(widths) != 3 or any(len(w) < 1 for w in widths):
             raise ValueError(f"a CIFAR net has 3 stages of at least one unit, got widths per stage "
                              f"{[len(w) for w in widths]}")
         self.in_chans = in_chans
         self.conv1 = conv3x3(in_chans, stem_width)
-        self.bn1 = nn.BatchNorm2d(stem_width)
+        self.bn1 = bn(stem_width)
         rates = iter(drop_path_rates(drop_path_rate, sum(len(w) for w in widths)))
         channels = stem_width
         for i, stage_widths in enumerate(widths):
@@ -62,8 +72,8 @@ class CifarStagedNet(Classifier):
                 channels = width
             self.add_module(f"layer{i + 1}", nn.Sequential(*units))
             self.feature_info.append(dict(num_chs=channels, reduction=2 ** i, module=f"layer{i + 1}"))
-        self.bn_final = nn.BatchNorm2d(channels) if final_norm else nn.Identity()
-        self.relu_final = nn.ReLU(inplace=True)
+        self.bn_final = bn(channels) if final_norm else nn.Identity()
+        self.relu_final = make_act(act, inplace=True)
         self.feature_info[-1]["module"] = "relu_final"  # the last stage's map, activated
         self.num_features = channels
         self.reset_classifier(num_classes)
@@ -93,13 +103,15 @@ class PyramidNet(CifarStagedNet):
         shortcut: "A" (pooled zero-padded identity, the paper's), "B"/"C" (projections,
             Fig. 5) or ``None`` for the plain net.
         attn_layer: "se" or "cbam" on every unit's branch.
+        norm, act, norm_groups: as :class:`CifarStagedNet`.
         num_classes, in_chans, drop_path_rate, zero_init_residual: as every classifier.
     """
 
     def __init__(self, depth: int = 110, alpha: float = 48, bottleneck: bool = False,
                  num_classes: int = 10, in_chans: int = 3, width_rounding: str = "floor",
                  shortcut: Optional[str] = "A", attn_layer: AttnLayer = None,
-                 drop_path_rate: float = 0.0, zero_init_residual: bool = True) -> None:
+                 drop_path_rate: float = 0.0, zero_init_residual: bool = True, norm: Norm = "batch",
+                 act: ActLayer = "relu", norm_groups: int = 32) -> None:
         block = PyramidBottleneck if bottleneck else PyramidBasicBlock
         n = blocks_from_depth(depth, 3 if bottleneck else 2, 2)
         widths = [w * block.expansion for w in pyramid_widths(alpha, 3 * n, 16, width_rounding)]
@@ -107,7 +119,8 @@ class PyramidNet(CifarStagedNet):
         super().__init__(block, [widths[:n], widths[n:2 * n], widths[2 * n:]], 16, True,
                          dict(shortcut=shortcut, attn_layer=attn_layer), num_classes=num_classes,
                          in_chans=in_chans, drop_path_rate=drop_path_rate,
-                         zero_init_residual=zero_init_residual and shortcut is not None)
+                         zero_init_residual=zero_init_residual and shortcut is not None,
+                         norm=norm, act=act, norm_groups=norm_groups)
 
 
 @register_model

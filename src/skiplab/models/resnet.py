@@ -18,6 +18,7 @@ from torch import nn
 
 from ..blocks import BasicBlock, Bottleneck, drop_path_rates, init_weights
 from ..blocks.attention import AttnLayer
+from ..blocks.norm import ActLayer, Norm, check_act, make_act, make_norm, resolve_norm
 from .base import Classifier
 from .registry import register_model
 
@@ -36,9 +37,10 @@ def stage_depths(depth: int) -> tuple[int, ...]:
 
 
 def block_options(block: BlockType, groups: int, width_per_group: int, shortcut: str,
-                  attn_layer: AttnLayer) -> dict[str, Any]:
-    """Keyword arguments for every ``block`` of a ResNet; groups/width only for bottlenecks."""
-    options: dict[str, Any] = dict(shortcut=shortcut, attn_layer=attn_layer)
+                  attn_layer: AttnLayer, **norm_act: Any) -> dict[str, Any]:
+    """Keyword arguments for every ``block`` of a ResNet; groups/width only for bottlenecks.
+    ``norm_act`` (``norm``, ``act``, ``norm_groups``) is passed on where given."""
+    options: dict[str, Any] = dict(shortcut=shortcut, attn_layer=attn_layer, **norm_act)
     if "base_width" in inspect.signature(block).parameters:
         options.update(groups=groups, base_width=width_per_group)
     elif groups != 1 or width_per_group != 64:
@@ -85,6 +87,11 @@ class ResNet(Classifier):
         attn_layer: "se" or "cbam" on every block's residual branch.
         drop_path_rate: stochastic depth of the last block, decayed linearly (Huang 2016).
         zero_init_residual: γ = 0 on each block's last BN (Goyal 2017).
+        norm: "batch" (default), "group", "layer" or "none" in every block and the stem
+            (see :mod:`skiplab.blocks.norm`; GroupNorm takes the largest divisor of the width
+            not above ``norm_groups``).
+        act: "relu" (default), "gelu", "silu"... everywhere the net has a ReLU.
+        norm_groups: most groups of a "group" norm (32).
 
     Subclasses change the stem and what follows the last stage by overriding
     ``build_stem``/``forward_stem`` and ``build_final``/``forward_final``.
@@ -93,12 +100,17 @@ class ResNet(Classifier):
     def __init__(self, block: BlockType, layers: Sequence[int], num_classes: int = 1000,
                  in_chans: int = 3, groups: int = 1, width_per_group: int = 64,
                  shortcut: str = "B", attn_layer: AttnLayer = None, drop_path_rate: float = 0.0,
-                 zero_init_residual: bool = True) -> None:
+                 zero_init_residual: bool = True, norm: Norm = "batch", act: ActLayer = "relu",
+                 norm_groups: int = 32) -> None:
         super().__init__()
+        check_act(act)
         self.in_chans = in_chans
+        self._norm, self._act, self._norm_groups = resolve_norm(norm), act, norm_groups
         self.conv1 = nn.Conv2d(in_chans, STEM_CHANNELS, kernel_size=7, stride=2, padding=3, bias=False)
         self.build_stem()
-        options = block_options(block, groups, width_per_group, shortcut, attn_layer)
+        norm_act = {} if (self._norm, act, norm_groups) == ("batch", "relu", 32) else \
+            dict(norm=self._norm, act=act, norm_groups=norm_groups)
+        options = block_options(block, groups, width_per_group, shortcut, attn_layer, **norm_act)
         self.num_features = add_stages(self, block, layers, STEM_CHANNELS, drop_path_rate, **options)
         self.build_final()
         self.reset_classifier(num_classes)
@@ -106,8 +118,8 @@ class ResNet(Classifier):
 
     def build_stem(self) -> None:
         """The layers after ``conv1``: BN, ReLU and the 3x3/2 max-pool."""
-        self.bn1 = nn.BatchNorm2d(STEM_CHANNELS)
-        self.relu = nn.ReLU(inplace=True)
+        self.bn1 = make_norm(self._norm, STEM_CHANNELS, self._norm_groups)
+        self.relu = make_act(self._act, inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         self.feature_info.append(dict(num_chs=STEM_CHANNELS, reduction=2, module="relu"))
 

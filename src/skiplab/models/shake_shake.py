@@ -9,6 +9,7 @@ code. The skeleton is :class:`~skiplab.models.pyramidnet.CifarStagedNet`.
 from __future__ import annotations
 
 from ..blocks.attention import AttnLayer
+from ..blocks.norm import ActLayer, Norm
 from ..blocks.shake_shake import ShakeShakeBlock
 from .cifar_resnet import blocks_from_depth
 from .pyramidnet import CifarStagedNet
@@ -24,13 +25,15 @@ class ShakeShakeNet(CifarStagedNet):
         shake_forward, shake_backward, shake_level: the variant of Table 1 (default
             Shake-Shake-Image, the paper's CIFAR-10 setting).
         attn_layer: "se" or "cbam" on every block's mixed branch.
+        norm, act, norm_groups: as :class:`~skiplab.models.pyramidnet.CifarStagedNet`.
         num_classes, in_chans, drop_path_rate, zero_init_residual: as every classifier.
     """
 
     def __init__(self, depth: int = 26, width: int = 96, num_classes: int = 10, in_chans: int = 3,
                  shake_forward: str = "shake", shake_backward: str = "shake",
                  shake_level: str = "image", attn_layer: AttnLayer = None,
-                 drop_path_rate: float = 0.0, zero_init_residual: bool = True) -> None:
+                 drop_path_rate: float = 0.0, zero_init_residual: bool = True, norm: Norm = "batch",
+                 act: ActLayer = "relu", norm_groups: int = 32) -> None:
         n = blocks_from_depth(depth, 2, 2)
         if width < 1 or width % 2:
             raise ValueError(f"width must be a positive even number (the downsampling shortcut "
@@ -41,7 +44,7 @@ class ShakeShakeNet(CifarStagedNet):
                        shake_level=shake_level, attn_layer=attn_layer)
         super().__init__(ShakeShakeBlock, widths, 16, False, options, num_classes=num_classes,
                          in_chans=in_chans, drop_path_rate=drop_path_rate,
-                         zero_init_residual=zero_init_residual)
+                         zero_init_residual=zero_init_residual, norm=norm, act=act, norm_groups=norm_groups)
 
 
 @register_model

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..blocks import drop_path_rates, init_weights
+from ..blocks.norm import ActLayer, check_act
 from ..blocks.updown import ResidualDownBlock, make_norm
 from .image_to_image import ImageToImageModel, check_widths
 from .registry import create_model, register_model
@@ -191,7 +192,8 @@ class UNet(SegmentationNet):
         depth: number of 2x2 poolings (4 in the paper: total stride 16).
         base_width: channels of the first stage (64), doubled at each pooling.
         residual: each double conv a residual block (``unet_residual``).
-        norm: "batch", "group" or "none"; up_mode: "transpose" or "bilinear".
+        norm: "batch", "group", "layer" or "none" (see :mod:`skiplab.blocks.norm`);
+        act: "relu" (default), "gelu", "silu"...; up_mode: "transpose" or "bilinear".
         pad_mode: "reflect", "replicate" or "zeros", for inputs the stride does not divide.
         drop_path_rate: stochastic depth of the residual blocks, growing linearly along the
             forward path (Huang et al. 2016, Eq. 4).
@@ -202,8 +204,9 @@ class UNet(SegmentationNet):
     def __init__(self, num_classes: int = 2, in_chans: int = 1, depth: int = 4, base_width: int = 64,
                  residual: bool = False, norm: str = "batch", up_mode: str = "transpose",
                  pad_mode: str = "reflect", drop_path_rate: float = 0.0,
-                 zero_init_residual: bool = True) -> None:
+                 zero_init_residual: bool = True, act: ActLayer = "relu") -> None:
         super().__init__(num_classes, in_chans, pad_mode)
+        check_act(act)
         if not isinstance(depth, int) or depth < 1:
             raise ValueError(f"depth must be a positive integer (number of poolings), got {depth!r}")
         widths = check_widths([base_width * 2 ** i for i in range(depth + 1)], "base_width")
@@ -213,7 +216,7 @@ class UNet(SegmentationNet):
         self.residual = residual
         # forward order: depth + 1 encoder blocks, then depth decoder blocks
         rates = drop_path_rates(drop_path_rate, 2 * depth + 1)
-        kwargs = [dict(norm=norm, residual=residual, drop_path=rate) for rate in rates]
+        kwargs = [dict(norm=norm, act=act, residual=residual, drop_path=rate) for rate in rates]
         channels = in_chans
         for i, width in enumerate(widths):
             block = ResidualDownBlock(channels, width, stride=1, **kwargs[i])
@@ -246,27 +249,33 @@ class ResNetUNet(SegmentationNet):
         decoder_widths: channels of the up-stages, coarsest first; as many as the
             poolings of the encoder (5 for a ResNet's stride 32).
         residual_decoder: the decoder's double convs as residual blocks.
-        drop_path_rate, zero_init_residual: passed to the encoder.
+        drop_path_rate, zero_init_residual: passed to the encoder; so are ``norm`` and
+            ``act`` where they are not the defaults ("batch", "relu").
         Other arguments as :class:`UNet`.
     """
 
     def __init__(self, encoder: str = "resnet18", num_classes: int = 2, in_chans: int = 1,
                  decoder_widths: Sequence[int] = (256, 128, 64, 32, 16), residual_decoder: bool = False,
                  norm: str = "batch", up_mode: str = "transpose", pad_mode: str = "reflect",
-                 drop_path_rate: float = 0.0, zero_init_residual: bool = True) -> None:
+                 drop_path_rate: float = 0.0, zero_init_residual: bool = True, act: ActLayer = "relu") -> None:
         super().__init__(num_classes, in_chans, pad_mode)
+        check_act(act)
         widths = check_widths(decoder_widths, "decoder_widths")
         make_norm(norm, 1)
         kwargs = dict(in_chans=in_chans, zero_init_residual=zero_init_residual)
         if drop_path_rate:
             kwargs["drop_path_rate"] = drop_path_rate
+        if norm != "batch":
+            kwargs["norm"] = norm
+        if act != "relu":
+            kwargs["act"] = act
         self.encoder = create_model(encoder, features_only=True, **kwargs)
         for info in self.encoder.feature_info:
             r = info["reduction"]
             if r < 1 or r & (r - 1):
                 raise ValueError(f"{encoder}'s feature reductions must be powers of 2, got {r}")
             self.feature_info.append(dict(info, module=f"encoder.model.{info['module']}"))
-        block_kwargs = [dict(norm=norm, residual=residual_decoder)] * len(widths)
+        block_kwargs = [dict(norm=norm, act=act, residual=residual_decoder)] * len(widths)
         self.build_decoder(widths, up_mode, block_kwargs)
         self.reset_classifier(num_classes)
         decoder = [m for name, m in self.named_children() if name.startswith("dec") or name == "head"]
