@@ -24,6 +24,7 @@ demo: install
 	$(BIN)/skiplab study
 
 test: install
+	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # Ship a SAR autoencoder as the packaged default model: strip it to

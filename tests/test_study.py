@@ -17,7 +17,7 @@ from skiplab.evidence.document import Document
 from skiplab.studies import Budget, StudyConfig, compute_verdict, run_study
 from skiplab.studies.calibrate import steps_for_budget
 from skiplab.studies.curves import end_of_training
-from skiplab.studies.verdict import NOT_IN_REGIME, assess, assess_degradation
+from skiplab.studies.verdict import NOT_IN_REGIME, assess_degradation
 
 ALL_PARTS = "degradation,gradients,lesion,landscape,shattered"
 SECTION_HEADINGS = ["## Verdict", "## Published result and this measurement, side by side", "## Set-up",

@@ -3,7 +3,6 @@ Lookahead, precision choice and checkpoint files (whole runs: see test_train_loo
 
 from __future__ import annotations
 
-import math
 import resource
 import sys
 from pathlib import Path

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional, Sequence, Union
 

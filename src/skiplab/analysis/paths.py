@@ -29,7 +29,7 @@ import contextlib
 import math
 import random
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F

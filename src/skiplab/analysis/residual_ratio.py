@@ -19,7 +19,7 @@ measures a fixed probe batch at the start of training and after every epoch.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from torch import nn

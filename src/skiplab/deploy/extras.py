@@ -15,7 +15,7 @@ from typing import Iterator
 EXTRA = "deploy"
 
 
-from ..errors import MissingExtraError   # (re-exported: it was defined here)
+from ..errors import MissingExtraError  # noqa: E402,F401 (re-exported: it was defined here)
 
 
 def has(module: str) -> bool:

@@ -23,7 +23,6 @@ intervals of the evaluation images, and says that they describe these images, no
 from __future__ import annotations
 
 import csv
-import json
 import re
 from pathlib import Path
 from typing import Optional, Sequence

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..atomic import torch_save
-from ..trained import checkpoint_header, load_model_state, model_state_from, read_checkpoint, load_trained
+from ..trained import checkpoint_header, load_model_state, model_state_from, read_checkpoint, load_trained  # noqa: F401 (model_state_from: re-exported by skiplab.train)
 
 
 from ..errors import CheckpointMismatchError   # (re-exported: it was defined here)

@@ -243,7 +243,7 @@ def load_sar_tiles(source: Union[PathLike, Sequence[PathLike]], *, tile: int = 2
                               max_nodata_fraction=max_nodata_fraction, name=str(path))
             filled = np.where(scene.valid, scene.tiles, 0).astype(np.float32)
             check_nonnegative(filled, f"{path}: {quantity}")
-        except ValueError as err:
+        except ValueError:
             if not skip_bad:
                 raise
             bad.append(str(path))
