@@ -111,7 +111,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 STUDY_OPTIONS = ("data", "depths", "models", "parts", "budget", "steps", "seeds", "without_bn", "eval_images",
-                 "precision", "seed", "train_images", "lengths")
+                 "precision", "seed", "train_images", "lengths", "runs", "contour_images")
 
 
 def read_config(path: str) -> dict:
@@ -139,7 +139,7 @@ def read_config(path: str) -> dict:
 def run(args: argparse.Namespace) -> int:
     from ..studies import StudyConfig, run_study
     from ..train.allocator import retain_freed_memory
-    given = {k: getattr(args, k) for k in STUDY_OPTIONS if getattr(args, k) is not None}
+    given = {k: getattr(args, k) for k in STUDY_OPTIONS if getattr(args, k, None) is not None}
     if args.config:
         given = {**read_config(args.config), **given}
     if args.resume:

@@ -86,12 +86,29 @@ def lesion_model(study: "Study", spec: RunSpec, draws: int, max_k: int) -> dict:
                 mean_lesioned_accuracy=mean([r["accuracy"] for r in inner]))
 
 
+def kept(study: "Study", spec: RunSpec, draws: int, max_k: int) -> dict:
+    """:func:`lesion_model`, kept per net in ``results/lesion-<run>.json`` as soon as it is
+    measured: an interrupted lesion part resumes at the next net."""
+    import json
+    from ..atomic import write_json
+    from .state import jsonable
+    path = study.path("results") / f"lesion-{spec.name}.json"
+    if path.is_file():
+        found = json.loads(path.read_text())
+        if found.get("draws") == draws and found.get("max_k") == max_k:
+            return found["result"]
+    result = json.loads(json.dumps(lesion_model(study, spec, draws, max_k), default=jsonable))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, dict(draws=draws, max_k=max_k, result=result), indent=1)
+    return result
+
+
 def run(study: "Study") -> dict:
     config = study.config
     seeds = config.seed_list
     draws = 1 if config.quick else math.ceil(T.LESION_DRAWS / len(seeds))
     max_k = 2 if config.quick else T.LESION_MAX_K
-    per_seed = [lesion_model(study, RunSpec(f, config.deepest, seed=s), draws, max_k)
+    per_seed = [kept(study, RunSpec(f, config.deepest, seed=s), draws, max_k)
                 for f in config.families for s in seeds]
     models = []
     for family in config.families:
