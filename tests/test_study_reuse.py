@@ -58,6 +58,7 @@ def test_a_study_of_existing_runs_trains_nothing(elsewhere, tmp_path, monkeypatc
     assert state["steps"] == 2 and state["calibration"]["reused_runs"]    # the runs' own steps
     assert {r["trained"]["trained_by"].split(":")[0] for r in state["runs"].values()} == {"reused"}
     assert state["runs"]["resnet-14-s0"]["summary"]["reused"] == runs["resnet-14-s0"]
+    assert (out / "results" / "lesion-resnet-14-s0.evaluations.jsonl").is_file()
     lesion = json.loads((out / "results" / "lesion.json").read_text())
     assert {m["model"] for m in lesion["per_seed"]} == {"plain-14-s0", "resnet-14-s0"}
     grads = json.loads((out / "results" / "gradients.json").read_text())
@@ -98,3 +99,29 @@ def test_the_yaml_config_takes_runs(tmp_path):
     assert read_config(str(path)) == {"runs": {"resnet-56-s0": "a/b"}, "contour_images": 1000}
     shipped = read_config(str(Path(__file__).parents[1] / "configs" / "study_he2015_trained.yaml"))
     assert set(shipped["runs"]) == {"resnet-20-s0", "resnet-56-s0", "plain-20-s0", "plain-56-s0"}
+
+
+def test_lesion_evaluations_are_kept_and_not_measured_twice(tmp_path, monkeypatch):
+    """Each lesioned evaluation is appended as it is measured; an interrupted part reads them back."""
+    import torch
+    from skiplab.analysis.lesion import lesion_random, lesion_units
+    from skiplab.models import create_model
+    from skiplab.studies import lesions
+    torch.manual_seed(0)
+    model = create_model("cifar_resnet", depth=14, num_classes=4, in_chans=3).eval()
+    data = [(torch.randn(8, 3, 16, 16), torch.randint(0, 4, (8,)))]
+    units = lesion_units(model, data)
+    calls = []
+    real = lesions.evaluate
+    monkeypatch.setattr(lesions, "evaluate", lambda m, d: calls.append(1) or real(m, d))
+    path = tmp_path / "evaluations.jsonl"
+    first = lesion_random(model, data, [1, 2], draws=3, seed=5, units=units,
+                          measure=lesions.Evaluations(path, model, data))
+    measured = len(calls)
+    assert 1 <= measured <= 6 and len(path.read_text().splitlines()) == measured
+    with open(path, "a") as f:
+        f.write('{"key": "cut sh')                                  # a line cut short by a kill
+    again = lesion_random(model, data, [1, 2], draws=3, seed=5, units=units,
+                          measure=lesions.Evaluations(path, model, data))
+    assert again == first and len(calls) == measured                 # nothing measured again
+    assert lesion_random(model, data, [1, 2], draws=3, seed=5, units=units) == first

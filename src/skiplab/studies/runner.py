@@ -246,6 +246,10 @@ class Runner:
                 continue
             todo.append(run)
         done = len(runs) - len(todo)
+        if not todo:
+            self.log(f"nothing to train: {'every run' if len(runs) > 1 else 'the run'} finished earlier "
+                     f"or reused ({len(runs)})")
+            return
         self.log(f"training {len(runs)} runs for {steps} steps each ({steps / per_epoch:.2f} epochs), "
                  f"{self.jobs} at a time, {self.threads} thread(s) each"
                  + (f"; {done} finished earlier or reused, skipped" if done else ""))
