@@ -6,7 +6,8 @@
 Order: (1) the runner fixes the common number of training steps (``--steps`` outright, or a
 minutes budget timed through the training loop, once, into ``study.json``), (2) it trains
 every (network, seed) run that is not finished (``<study>/runs/<network>-s<seed>/``, each
-resumable, ``--jobs`` at a time), (3) each part that is not finished runs and stores its
+resumable, ``--jobs`` at a time) -- a run that the configuration's ``runs:`` names is reused
+from its own directory or checkpoint and never trained, (3) each part that is not finished runs and stores its
 numbers in ``<study>/results/<part>.json``, (4) the verdict (intervals, regime gates) and
 ``report.md``, ``report.html`` and the figures. ``resume=True`` redoes nothing that finished.
 """
