@@ -26,7 +26,7 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
-# Ship a SAR autoencoder as the packaged default model (issue 15, section 5): strip it to
+# Ship a SAR autoencoder as the packaged default model: strip it to
 # what inference needs, check <= 10 MB, measure it on the real scenes, and write
 # src/skiplab/sar/weights/sar_ae_default.pt and its card sar_ae_default.json.
 #   make sar-default-model CHECKPOINT=runs/sar-default/checkpoints/best.pt [DTYPE=bfloat16]

@@ -1,4 +1,4 @@
-"""Evidence for issue 13 §4-5: structured pruning and knowledge distillation on CIFAR-10.
+"""Evidence: structured pruning and knowledge distillation on CIFAR-10.
 
 Starts from the checkpoints that ``benchmarks/deploy_models.sh`` trains into
 ``--models`` (He 2015 recipe shortened to 7820 steps = 20 epochs of 50k images, lr / 10 at
@@ -20,8 +20,8 @@ Distillation: ResNet-56 (option A) teacher -> ResNet-20 student with exactly the
 runs' config (``config.yaml`` of ``resnet20_s{seed}``) plus the teacher, T = 4, alpha =
 0.9, seeds 0-2; paired difference of final test accuracy vs the scratch runs.
 
-Targets, fixed before the run (issue 13 §7): MACs >= 2.0x fewer; accuracy drop <= 0.3
-points vs the unpruned net; measured speed-up >= 1.5x (fp32, batch 256); KD - scratch
+Targets, fixed before the run: MACs >= 2.0x fewer; accuracy change >= -0.3 points vs
+the unpruned net; measured speed-up >= 1.5x (fp32, batch 256); KD - scratch
 >= +0.5 points (mean of 3 seeds).
 
     python benchmarks/deploy_compress.py [--models runs/deploy-models] [--out DIR]

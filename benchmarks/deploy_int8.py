@@ -1,4 +1,4 @@
-"""Section 7's int8 speed targets, as ratios to eager fp32 NCHW measured in the same run
+"""The int8 speed targets, as ratios to eager fp32 NCHW measured in the same run
 (variants interleaved over rounds by :func:`skiplab.deploy.bench`), load average recorded:
 
 * ResNet-50, batch 16, 224x224: skiplab int8 >= 5.0x eager fp32, and no slower than the best

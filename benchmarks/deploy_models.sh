@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Trains the CIFAR-10 checkpoints that the deployment targets start from (issue 13, section 7):
+# Trains the CIFAR-10 checkpoints that the deployment targets start from:
 # cifar_resnet56 option A (teacher, pruning, int8), cifar_resnet20 seeds 0-2 (the scratch
 # students that the distilled ones pair with), cifar_resnet56 option B (pruning) and fast_cifar.
 # He 2015's recipe shortened to 7,820 steps (20 epochs of all 50k training images), lr /10 at
@@ -34,6 +34,6 @@ for s in 0 1 2; do
   run resnet20_s$s $SK train $HE --model cifar_resnet20 --seed $s --out "$OUT/resnet20_s$s" --resume
 done
 run resnet56_B $SK train $HE --model cifar_resnet56 --model-kwargs '{shortcut: B}' --out "$OUT/resnet56_B" --resume
-# last: its int8 figures are already in the README (session 7); it is the int8 check's second net
+# last: it is the net the int8 calibration rule was chosen on (2026-12-02), the int8 check's second net
 run fast_cifar .venv/bin/python benchmarks/cifar10_time_to_accuracy.py --nproc 2 --out "$OUT/fast_cifar"
 echo "all done $(date)"

@@ -7,6 +7,8 @@ trained by the paper's recipe (``configs/he2015_cifar.yaml``), many runs sharing
     python benchmarks/he2015_table6.py --nets resnet20 resnet56 plain20 plain56
     # a few steps on the CPU: the same code path (the test suite runs this)
     python benchmarks/he2015_table6.py --device cpu --steps 20 --nets resnet20 plain20
+    # keep finished runs, stripped, where git can hold them, and report there
+    python benchmarks/he2015_table6.py --report-only --out runs/he2015-table6 --keep docs/evidence/he2015
 
 Each run is ``OUT/<net>_s<seed>/`` with the standard layout (config.yaml, metrics.csv,
 checkpoints/last.pt), trained by :func:`skiplab.train.resident.fit_resident` (the data and
@@ -74,12 +76,13 @@ def is_finished(run_dir: Path, steps: int) -> bool:
 def keep(run_dir: Path, dest: Path, data: str) -> Path:
     """Copy a finished run where git can hold it: config.yaml, metrics.csv, its log and
     checkpoints/last.pt stripped to what inference needs, with ``data`` recorded as the
-    run's data spec (the same images, where this machine has them)."""
+    run's data spec (the same images, where this machine has them) and ``device: auto``
+    (so fine-tuning it runs wherever it is read)."""
     from skiplab.atomic import write_text
     from skiplab.train import load_checkpoint, save_checkpoint, strip_training_state
     from skiplab.train.config import TrainConfig
     state = strip_training_state(load_checkpoint(run_dir / "checkpoints" / "last.pt"))
-    state["config"] = {**state["config"], "data": data}
+    state["config"] = {**state["config"], "data": data, "device": "auto"}
     (dest / "checkpoints").mkdir(parents=True, exist_ok=True)
     save_checkpoint(state, dest / "checkpoints" / "last.pt")
     write_text(dest / "config.yaml", TrainConfig.from_dict(state["config"]).to_yaml())
@@ -202,7 +205,9 @@ def main(argv: list[str] | None = None) -> int:
 def report(args: argparse.Namespace, runs: list, configs: dict) -> int:
     """Keep the runs (``--keep``) and write the report beside them."""
     from skiplab.studies.he2015 import write_report
-    dirs = [args.out / f"{n}_s{s}" for n, s in runs]
+    # a run is OUT/<net>_s<seed>, or a kept one OUT/<net> (seed 0)
+    dirs = [args.out / f"{n}_s{s}" if s or (args.out / f"{n}_s{s}").is_dir() else args.out / n
+            for n, s in runs]
     where = args.out
     if args.keep:
         recorded = args.data or next(iter(configs.values())).data

@@ -2,7 +2,7 @@
 ``DONE`` and ``checkpoints/last.pt`` without the training-only state
 (:func:`skiplab.train.strip_training_state`: no optimiser, ~half the size).
 
-Evidence runs outlive a session that way: the machine that trains them may be gone before
+Evidence runs outlive the machine that way: the machine that trains them may be gone before
 the next step (pruning, distillation, int8) reads them. The kept directory has the layout
 ``benchmarks/deploy_compress.py --models`` and ``skiplab eval/quantize/prune`` expect.
 

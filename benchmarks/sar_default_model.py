@@ -1,4 +1,4 @@
-"""Build, measure and ship skiplab's default SAR autoencoder (issue 15, section 5).
+"""Build, measure and ship skiplab's default SAR autoencoder.
 
 Three steps; the last one is all it takes to swap in another checkpoint::
 

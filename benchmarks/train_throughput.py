@@ -1,6 +1,6 @@
 """Training-step throughput: skiplab's default step against plain PyTorch, in one run.
 
-For CIFAR ResNet-56 (batch 128, 32x32) and ResNet-50 (batch 16, 224x224) it times
+For CIFAR ResNet-20 and ResNet-56 (batch 128, 32x32) and ResNet-50 (batch 16, 224x224) it times
 
 * baseline: the identical architecture written below in plain PyTorch (torchvision-style
   code), eager fp32, NCHW, SGD -- what a straightforward training script does;
@@ -17,7 +17,7 @@ counted by ``torch.utils.flop_counter``) is printed as a fraction of the bf16 ma
 throughput measured in the same run, and minor page faults per step as the allocator's cost.
 Targets on a 2-core EPYC: >= 2.5x (ResNet-56), >= 2.7x (ResNet-50).
 
-    python benchmarks/train_throughput.py [--models resnet56 resnet50] [--rounds 5]
+    python benchmarks/train_throughput.py [--models resnet20 resnet56 resnet50] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -115,6 +115,7 @@ class ResNet50(nn.Module):
 
 
 CASES = {  # name: (skiplab model, baseline factory, batch, image side, classes)
+    "resnet20": ("cifar_resnet20", lambda: CifarResNet(3, 10), 128, 32, 10),
     "resnet56": ("cifar_resnet56", lambda: CifarResNet(9, 10), 128, 32, 10),
     "resnet50": ("resnet50", lambda: ResNet50(1000), 16, 224, 1000),
 }

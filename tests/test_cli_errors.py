@@ -1,7 +1,7 @@
 """Every bad input through the real command (a subprocess): exit status 2, exactly one line on
 stderr saying what was expected and found, no traceback, and every input file unchanged.
 
-The table holds the inputs issue 14 found wanting (YAML errors, unknown keys, checkpoints that
+The table holds the inputs a review found wanting (YAML errors, unknown keys, checkpoints that
 are not checkpoints, architecture mismatches, eval's --skip-bad) and those that were already
 right (wrong channels, too-small input, unknown model, corrupt image, empty folder, NaN scene,
 multi-band raster, existing output, pickle payload), so none of them regresses.
@@ -77,7 +77,7 @@ def inputs(tmp_path_factory) -> Path:
 
 # (id, arguments with {d} for the inputs folder, what stderr must say)
 CASES = [
-    # -- found wanting by the issue ------------------------------------------------------------
+    # -- found wanting by the review -----------------------------------------------------------
     ("config-not-yaml", "train --config {d}/bad.yaml",
      "bad.yaml is not valid YAML at line 3, column 6"),
     ("model-kwargs-not-yaml", "train --model-kwargs {{drop_path_rate:",

@@ -1,4 +1,4 @@
-"""The packaged default SAR autoencoder (issue 15, sections 5 and 7): it loads, reconstructs
+"""The packaged default SAR autoencoder: it loads, reconstructs
 a real scene, serves any calibration, and encode -> decode needs no checkpoint; a latent file
 of another model is refused in one line (exit 2). Also the shipping step (strip, size,
 card) on a tiny checkpoint."""

@@ -174,3 +174,16 @@ def test_missing_extra_is_one_line(monkeypatch, capsys, tmp_path):
     assert main(["export", "cifar_resnet20", "--out", str(tmp_path / "x.onnx")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "skiplab[deploy]" in err
+
+
+def test_report_prints_the_change_with_its_sign():
+    """The accuracy line gives int8 − fp32 with its sign (a loss is negative), never a 'drop'."""
+    from skiplab.deploy.quantize_report import format_report
+    base = dict(model="cifar_resnet20", weights="checkpoint", calibration="512 images", backend="onnx",
+                backends=["pt2e", "onnx"], speed={"fp32": dict(images_per_s=100.0, ratio=1.0)}, batch_size=16,
+                load_average=dict(start=1.0, end=1.0), cores=2, size_mb={"fp32": 1.1, "onnx": 0.35}, out="x.onnx",
+                accuracy=dict(data="cifar10:test", split="test", images=5000, fp32=dict(acc=0.8200),
+                              pt2e=dict(acc=0.8182, agreement=0.9884), onnx=dict(acc=0.8228, agreement=0.99)))
+    text = format_report(base)
+    assert "change (int8 − fp32) -0.18 points" in text and "change (int8 − fp32) +0.28 points" in text
+    assert "drop" not in text.lower()

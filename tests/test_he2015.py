@@ -87,7 +87,7 @@ def test_table6_command_runs_on_cpu_and_reports(tmp_path, monkeypatch):
     assert (tmp_path / "kept" / "fig6.png").stat().st_size > 10_000
     kept = tmp_path / "kept" / "resnet20" / "checkpoints" / "last.pt"
     state = torch.load(kept, weights_only=True)
-    assert state["stripped"] and "optimizer" not in state
+    assert state["stripped"] and "optimizer" not in state and state["config"]["device"] == "auto"
     # a second call finds every run finished and trains nothing
     before = (out / "resnet20_s0" / "metrics.csv").read_text()
     assert he2015_table6.main(["--device", "cpu", "--steps", "8", "--nets", "resnet20",
@@ -102,7 +102,7 @@ def test_kept_full_length_checkpoints_load(net):
     assert meta.model == f"cifar_{net}" and meta.num_classes == 10
     assert meta.config["steps"] == 64000 and recipe_deviations(meta.config) == []
     state = torch.load(path, weights_only=True)
-    assert state["stripped"] and state["step"] == 64000
+    assert state["stripped"] and state["step"] == 64000 and meta.config["device"] == "auto"
     assert (KEPT / net / "metrics.csv").read_text().splitlines()[-1].startswith("165,64000,")
 
 

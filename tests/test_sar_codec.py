@@ -1,4 +1,4 @@
-"""The SAR codec (issue 15, sections 0-2): per-scene radiometry, latent quantisation,
+"""The SAR codec: per-scene radiometry, latent quantisation,
 entropy coding and the latent file, standard codecs at matched bpp, rate-distortion.
 
 A tiny sar_ae_all (untrained weights are enough: the tests check the codec's arithmetic,

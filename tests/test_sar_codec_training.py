@@ -1,4 +1,4 @@
-"""The SAR codec trained as learnt codecs are (issue 15 sec. 3-4): the quantiser in the loop,
+"""The SAR codec trained as learnt codecs are: the quantiser in the loop,
 the factorised prior's rate term, the held-out folds, the plateau and "did not train" gates,
 measured bpp in the evidence table, and resume of the held-out ablation. Tiny models and
 scenes: seconds."""

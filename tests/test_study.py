@@ -292,6 +292,8 @@ def test_quick_study_writes_a_report_with_every_section(quick_study):
     for part in ALL_PARTS.split(","):
         assert state["parts"][part] == "done" and (quick_study / "results" / f"{part}.json").is_file()
     assert "--steps 6" in md and "fixed in `skiplab.evidence.thresholds` before this run" in md
+    test_images = json.loads((quick_study / "results" / "degradation.json").read_text())["test_images"]
+    assert f"32 fixed training images and the whole test split ({test_images} images)" in md
 
 
 @pytest.mark.slow

@@ -17,9 +17,10 @@ examples:
 Calibrates on N training images (random, seeded) of the checkpoint's data (or --data),
 quantises -- pt2e: torchao PT2E + X86InductorQuantizer, run through torch.compile; onnx:
 ONNX Runtime quantize_static, QDQ, per-channel weights, activation ranges at the 99.999th
-percentile -- then prints fp32 vs int8 accuracy on
-the evaluation split, top-1 agreement, file sizes and speed (interleaved with eager fp32, load
-average recorded). auto builds both and keeps the faster. Writes PATH.pt2 or PATH.onnx plus a
+percentile -- then prints fp32 and int8 accuracy on
+the evaluation split with the change (int8 - fp32, in points, with its sign: negative is a
+loss), top-1 agreement, file sizes and speed (interleaved with eager fp32, load average
+recorded). auto builds both and keeps the faster. Writes PATH.pt2 or PATH.onnx plus a
 .json sidecar. Needs the deploy extra: pip install 'skiplab[deploy]'.
 """
 

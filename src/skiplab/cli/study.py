@@ -90,8 +90,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="the gradients part's nets without BatchNorm: measured at init only (default), also "
                         "trained (two more runs of the deepest depth), or not at all")
     p.add_argument("--eval-images", type=int, metavar="N",
-                   help="fixed training and test images for the measurements (default 256 synthetic, "
-                        "1000 real, 64 quick)")
+                   help="fixed training images for the measurements; test measurements use the whole test "
+                        "split (default 1000 on synthetic data, 2000 on real data, 64 with --quick)")
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"),
                    help="training and evaluation precision (default auto: bf16 where the CPU has it)")
     p.add_argument("--seed", type=int, metavar="N",

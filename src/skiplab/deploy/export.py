@@ -7,7 +7,7 @@ traced one.
 
 Parity is the normwise relative error ``max|y - y_ref| / max|y_ref|`` (the largest error
 relative to the largest output magnitude, so that near-zero logits do not blow it up); the
-issue's bar is 1e-5 in fp32.
+bar is 1e-5 in fp32.
 """
 
 from __future__ import annotations

@@ -125,8 +125,8 @@ def format_report(report: dict) -> str:
             text = f"  {name:5s}"
             if "acc" in row:
                 text += f" accuracy {100 * row['acc']:.2f} %"
-                if name != "fp32":
-                    text += f" ({100 * (row['acc'] - base):+.2f} points)"
+                if name != "fp32":   # a change with its sign: negative is a loss, never a "drop"
+                    text += f", change (int8 − fp32) {100 * (row['acc'] - base):+.2f} points"
             if "agreement" in row:
                 text += f", top-1 agreement with fp32 {100 * row['agreement']:.2f} %"
             if "rel_diff" in row:

@@ -30,8 +30,8 @@ SHALLOW_TRAIN_ERROR_MAX = 0.15
 #: shallow references must (the same 15 %), and its training loss must have levelled off: the
 #: mean batch loss over the last PLATEAU_WINDOW of the steps at most PLATEAU_MAX_DROP (20 %)
 #: below the mean over the window before -- a net still descending faster has not converged,
-#: and "the deeper net is worse" would only say that it is slower. Set in session 7, before
-#: the CIFAR-10 evidence run, from He's curves, not from any result of that run.
+#: and "the deeper net is worse" would only say that it is slower. Set on 2026-12-02 (commit
+#: 92794ab), before the CIFAR-10 evidence run, from He's curves, not from any result of that run.
 DEEP_TRAIN_ERROR_MAX = 0.15
 PLATEAU_WINDOW = 0.10
 PLATEAU_MAX_DROP = 0.20
@@ -62,7 +62,8 @@ LESION_DRAWS = 10
 #: plain net's own slope and of the paired difference slope(plain) - slope(residual) both lie
 #: inside (-0.05, +0.05); it disagrees -- "vanishing" or "exploding" -- when either interval lies
 #: wholly beyond one side (a deep plain BN net can explode, Yang et al. 2019); else unresolved.
-#: The band (set in session 7, before the CIFAR-10 evidence run) is the same on both sides: a
+#: The band (set on 2026-12-02, commit 92794ab, before the CIFAR-10 evidence run; two-sided
+#: since 2026-12-04, commit 7f49a3d) is the same on both sides: a
 #: factor 10 over 20 blocks either way is the change a reader would call unhealthy
 GRADIENT_SLOPE_BAND = 0.05
 #: fixed batches of training images per seed for the gradient measurements (the interval is
@@ -74,7 +75,7 @@ GRADIENT_SNAPSHOTS = (0.5,)
 
 # -- loss landscape (Li et al. 2018) -----------------------------------------------------------
 #: Li's quantitative check is |lambda_min / lambda_max| of the Hessian at the trained weights, on
-#: at least this many training images (Li §6 use the training set; the issue: >= 2,000)
+#: at least this many training images (Li §6 use the whole training set; skiplab uses at least 2,000)
 LANDSCAPE_IMAGES = 2000
 #: the claim "skip connections keep the landscape convex-looking" agrees when the paired
 #: difference |lmin/lmax|(plain) - |lmin/lmax|(residual) over seeds has an interval above this
@@ -95,8 +96,8 @@ SHATTERED_SEEDS = 5
 #: 0.5: brown noise); if the control fails the estimator, not the nets, is under test and no
 #: verdict is given. The claim "depth shatters plain nets faster than residual nets" is judged
 #: on the paired difference of the fitted per-layer decay rates a (R(1) ~ 2^(-a L)), plain minus
-#: residual: interval above 0 agrees, below 0 disagrees (set in session 7, before the CIFAR-10
-#: evidence run)
+#: residual: interval above 0 agrees, below 0 disagrees (set on 2026-12-02, commit 92794ab,
+#: before the CIFAR-10 evidence run)
 SHATTERED_CONTROL_PLAIN_MAX = 0.3
 SHATTERED_CONTROL_RESIDUAL_MIN = 0.5
 #: white noise gives a centred R(1) of about -1/(N-1) on N line points (the estimator's floor,
@@ -121,8 +122,8 @@ ABLATION_LEARNT_DB = 1.0
 
 # -- the SAR codec evidence (skiplab ablate autoencoder --holdout) ------------------------------
 #: a variant whose held-out PSNR (at its highest rate, mean over seeds and scenes) is within
-#: this of a constant image at the training mean level "did not train" and is not ranked: the
-#: issue's gate (a flat grey output scored 15.04 dB against 14.97 for the constant)
+#: this of a constant image at the training mean level "did not train" and is not ranked (a
+#: flat grey output once scored 15.04 dB against 14.97 for the constant)
 DID_NOT_TRAIN_DB = 0.5
 #: a run has reached its validation plateau when the best validation PSNR of the last
 #: PLATEAU_FRACTION of its evaluations beats the best before them by less than PLATEAU_GAIN_DB:

@@ -68,8 +68,8 @@ def setup_section(doc: Document, study: "Study") -> None:
           if c.without_bn == "trained" and "gradients" in c.parts else []),
         ("budget", f"{c.budget} -> {steps} steps per network" +
                    (f" ({steps / cal['steps_per_epoch']:.2f} epochs)" if steps and cal.get("steps_per_epoch") else "")),
-        ("measurements on", f"{c.eval_images} fixed training and {c.eval_images} fixed test images "
-                            f"(unaugmented, evaluation mode)"),
+        ("measurements on", f"{min(c.eval_images, len(study.train))} fixed training images and the whole test "
+                            f"split ({len(study.test)} images), unaugmented, in evaluation mode"),
         ("precision", f"training and evaluation {resolve_precision(c.precision, torch.device('cpu'))} "
                       f"(--precision {c.precision}); gradients in fp32"),
         ("initialisation", "He et al. 2015 (Kaiming normal convolutions, BatchNorm scale 1: no zero-initialised "
@@ -117,6 +117,18 @@ def published_block(doc: Document, a: Assessment) -> None:
     if a.reasons:
         lead = "why" if a.status == "not in the paper's regime" else "likely reason"
         doc.items([f"{lead}: {r}" for r in a.reasons])
+
+
+def lesion_gaps(per_seed: list[dict]) -> str:
+    """'; plain-20 has no point at blocks 4, 7 (...)' for nets with blocks that cannot be deleted."""
+    gaps = {}
+    for m in per_seed:
+        done = {r["index"] for r in m.get("single", [])}
+        gaps.setdefault(m["key"], [i + 1 for i in range(int(m.get("units") or 0)) if i not in done])
+    text = "; ".join(f"{k} has no point at block{'s' if len(v) > 1 else ''} {', '.join(map(str, v))}"
+                     for k, v in gaps.items() if v)
+    return (f"; {text}: a plain block that changes the shape has no identity to fall back on, so it cannot be "
+            f"deleted") if text else ""
 
 
 def degradation_section(doc: Document, res: dict, found: dict) -> None:
@@ -186,9 +198,11 @@ def gradients_section(doc: Document, res: dict, found: dict) -> None:
                   f"intervals of the plain net's slope and of plain minus residual both lie inside ±{band:g} at "
                   f"every stage with BatchNorm, and disagree when either lies wholly outside, on either side.")
     for fig in res["figures"]:
-        doc.image(Path(fig), "per-element gradient RMS per layer and per block input (log scale); dashed: at init, "
-                             "dotted: snapshots during training, solid: trained; lines: geometric mean over seeds "
-                             "and batches, bands: their range")
+        doc.image(Path(fig), "per-element gradient RMS per layer and per block input (log scale), from the output "
+                             "(left) to the input (right): a line rising to the right grows towards the input "
+                             "(exploding), a falling one vanishes; dashed: at init, dotted: snapshots during "
+                             "training, solid: trained; lines: geometric mean over seeds and batches, bands: their "
+                             "range, points: each seed")
     if "gradients" in found:
         published_block(doc, found["gradients"])
 
@@ -214,7 +228,8 @@ def lesion_section(doc: Document, res: dict, found: dict) -> None:
                for m in res["models"] if m.get("retained_single")])
     for fig in res["figures"]:
         doc.image(Path(fig), "test accuracy after deleting one block (left) and k random blocks (right); lines: mean "
-                             "over seeds, bands: their range (right: over draws and seeds)")
+                             "over seeds (right: and draws), points: each seed (right: each draw), at 0: each "
+                             "seed's accuracy with nothing deleted" + lesion_gaps(res.get("per_seed", [])))
     if "lesion" in found:
         published_block(doc, found["lesion"])
 
@@ -279,7 +294,9 @@ def shattered_section(doc: Document, res: dict, found: dict) -> None:
                   f"{T.SHATTERED_CONTROL_RESIDUAL_MIN:g}), or no verdict is given.")
     for fig in res["figures"]:
         doc.image(Path(fig), "centred autocorrelation of input gradients against lag (mean over images, directions "
-                             "and seeds)")
+                             "and seeds; band: the seeds' range, points: each seed); grey: white noise, "
+                             f"{res.get('floor', -1 / (res['points'] - 1)):.4f} = −1/(N−1) on N = {res['points']} "
+                             "line points, not 0")
     if "shattered" in found:
         published_block(doc, found["shattered"])
 

@@ -198,7 +198,7 @@ def run(study: "Study") -> dict:
     if plain and res:
         values = {(r["family"], r["depth"]): np.asarray(r["lag1_items"]) for r in results}
         intervals = rate_intervals(values, plain, res, depths, floor)
-    figure = plot_autocorrelation(results, study.path("shattered.png"))
+    figure = plot_autocorrelation(results, study.path("shattered.png"), floor=floor)
     line = ", ".join(f"{r['model']} R(1) {r['lag1']:.2f} ± {r['lag1_sd']:.2f}" for r in results)
     return dict(results=results, fits=fits, intervals=intervals, plain=plain, residual=res,
                 regime=control_gate(control, quick, seeds), control=control, points=n_points, radius=RADIUS,
