@@ -35,6 +35,7 @@ from skiplab.evidence import thresholds as T  # noqa: E402
 from skiplab.evidence.intervals import mean_interval, wilson_interval  # noqa: E402
 from skiplab.studies.config import StudyConfig, existing_checkpoint  # noqa: E402
 from skiplab.studies.regime import enough_seeds  # noqa: E402
+from skiplab.studies.verdict import gradient_stage  # noqa: E402
 
 NETS = {"resnet-56-s0": "ResNet-56", "plain-56-s0": "plain-56"}
 
@@ -170,7 +171,13 @@ def gradient_summary(grads: dict) -> dict:
         if a and len(a) == len(b):
             d = [x["slope"] - y["slope"] for x, y in zip(a, b)]
             ci = mean_interval(d)
-            diffs.append(dict(stage=stage, differences=d, mean=float(np.mean(d)), interval_over_batches=list(ci)))
+            own = next(r for r in rows if r["net"] == "plain-56" and r["stage"] == stage)["interval_over_batches"]
+            # the study's two-sided rule (plain's own slope and plain - residual against the band), on
+            # the within-run intervals
+            reading = gradient_stage(dict(plain=dict(low=own[0], high=own[1]), difference=dict(low=ci[0], high=ci[1])),
+                                     band)
+            diffs.append(dict(stage=stage, differences=d, mean=float(np.mean(d)), interval_over_batches=list(ci),
+                              stage_reading=reading))
     return dict(band=band, rows=rows, plain_minus_residual=diffs)
 
 
@@ -306,10 +313,14 @@ def main(argv=None) -> int:
             L.append(f"| {r['net']} | {r['stage']} | {', '.join(f'{s:+.4f}' for s in r['slopes'])} | {r['mean']:+.4f} | "
                      f"[{r['interval_over_batches'][0]:+.4f}, {r['interval_over_batches'][1]:+.4f}] | {r['band_reading']} | "
                      f"{r['first_last_ratio']:.3g} |")
-        L += ["", "| stage | slope(plain-56) − slope(resnet-56), per batch | mean | t interval over batches |", "|---|---|---:|---|"]
+        L += ["", "The study's two-sided rule (`studies.verdict.gradient_stage`: the plain net's own slope interval and "
+              "the plain − residual interval both inside the band = healthy; either wholly beyond one side = vanishing "
+              "or exploding), applied to these within-run intervals -- what the rule would read, not a verdict:", "",
+              "| stage | slope(plain-56) − slope(resnet-56), per batch | mean | t interval over batches | rule reads |",
+              "|---|---|---:|---|---|"]
         for d in grads["plain_minus_residual"]:
             L.append(f"| {d['stage']} | {', '.join(f'{x:+.4f}' for x in d['differences'])} | {d['mean']:+.4f} | "
-                     f"[{d['interval_over_batches'][0]:+.4f}, {d['interval_over_batches'][1]:+.4f}] |")
+                     f"[{d['interval_over_batches'][0]:+.4f}, {d['interval_over_batches'][1]:+.4f}] | {d['stage_reading']} |")
         L.append("")
         if "gradient_flow.png" in figures:
             L += ["![gradient flow](gradient_flow.png)", ""]
