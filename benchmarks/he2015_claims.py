@@ -65,7 +65,7 @@ def lesion_replay(config: StudyConfig, name: str, path: Path, images: int) -> di
     from skiplab.studies.experiment import Run
     spec = RunSpec.from_run(Run(name.rsplit("-s", 1)[0], int(name.rsplit("-s", 1)[1])))
     import skiplab
-    model = skiplab.load_trained(existing_checkpoint(config.runs[name]))[0].eval()
+    model = skiplab.load_trained(existing_checkpoint(config.runs[name])).model.eval()
     example = [(torch.zeros(2, 3, 32, 32), torch.zeros(2, dtype=torch.long))]
     units = lesion_units(model, example)
     kept = Evaluations(path, model, example)
@@ -276,7 +276,11 @@ def main(argv=None) -> int:
                 v = [r["retained"] for r in inner]
                 L += [f"Single deletions, {len(inner)} of {les['candidates']} non-downsampling blocks measured: retained "
                       f"fraction mean {np.mean(v):.3f}, min {min(v):.3f} ({inner[int(np.argmin(v))]['block']}), "
-                      f"max {max(v):.3f}."
+                      f"max {max(v):.3f}; Wilson intervals wholly above `LESION_RETAINED_SMALL` = "
+                      f"{T.LESION_RETAINED_SMALL} ('costs little'): "
+                      f"{sum(r['retained_wilson'][0] > T.LESION_RETAINED_SMALL for r in inner)}, wholly below "
+                      f"`LESION_RETAINED_COLLAPSE` = {T.LESION_RETAINED_COLLAPSE} ('collapses'): "
+                      f"{sum(r['retained_wilson'][1] < T.LESION_RETAINED_COLLAPSE for r in inner)} of {len(inner)}."
                       + (f" Downsampling blocks: " + ", ".join(f"{r['block']} {r['retained']:.3f}" for r in down) + "."
                          if down else ""), ""]
             L += ["| block | downsampling | accuracy | Wilson 95 % | retained | retained (Wilson) |", "|---|---|---:|---|---:|---|"]
@@ -286,13 +290,15 @@ def main(argv=None) -> int:
                          f"{r['retained_wilson'][1]:.3f}] |")
             L.append("")
         L += ["| k | draws measured | retained: mean | min – max | sd | t interval over draws |", "|---:|---:|---:|---|---:|---|"]
+        left = [r["k"] for r in les["random"] if not r["draws_done"]]
         for r in les["random"]:
             if not r["draws_done"]:
-                L.append(f"| {r['k']} | 0 of {r['draws']} | not measured | | | |")
                 continue
             ti = r.get("t_interval_over_draws")
             L.append(f"| {r['k']} | {r['draws_done']} of {r['draws']} | {r['mean']:.3f} | {r['min']:.3f} – {r['max']:.3f} | "
                      f"{r.get('sd', math.nan):.3f} | " + (f"[{ti[0]:.3f}, {ti[1]:.3f}]" if ti else "n/a") + " |")
+        if left:
+            L.append(f"| {left[0]}–{left[-1]} | 0 of {T.LESION_DRAWS} each | not measured yet | | | |")
         L.append("")
     if lf:
         L += [f"![lesions]({lf})", ""]
