@@ -299,6 +299,10 @@ def main(argv=None) -> int:
                      f"{r.get('sd', math.nan):.3f} | " + (f"[{ti[0]:.3f}, {ti[1]:.3f}]" if ti else "n/a") + " |")
         if left:
             L.append(f"| {left[0]}–{left[-1]} | 0 of {T.LESION_DRAWS} each | not measured yet | | | |")
+        if any(0 < r["draws_done"] < r["draws"] for r in les["random"]):
+            L += ["", "A row with fewer draws than planned holds the draws whose evaluation exists, which is not a random "
+                  "subset of the draws: for k = 1 they are the draws that coincide with a single deletion measured "
+                  "so far (the earliest blocks)."]
         L.append("")
     if lf:
         L += [f"![lesions]({lf})", ""]
