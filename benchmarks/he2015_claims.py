@@ -118,17 +118,19 @@ def lesion_figure(lesions: dict, out: Path) -> str | None:
     if not shown:
         return None
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for name, les in shown.items():
-        label = NETS.get(name, name)
+    for i, (name, les) in enumerate(shown.items()):
+        label, colour = NETS.get(name, name), f"C{i}"
         xs = [r["index"] for r in les["single"]]
         axes[0].errorbar(xs, [r["retained"] for r in les["single"]],
                          yerr=np.array([[r["retained"] - r["retained_wilson"][0] for r in les["single"]],
                                         [r["retained_wilson"][1] - r["retained"] for r in les["single"]]]),
-                         fmt="o", ms=4, capsize=2, label=label)
+                         fmt="o", ms=4, capsize=2, label=label, color=colour)
         for r in les["random"]:
-            axes[1].scatter([r["k"]] * len(r["rows"]), [x["retained"] for x in r["rows"]], s=10, alpha=0.5)
+            axes[1].scatter([r["k"]] * len(r["rows"]), [x["retained"] for x in r["rows"]], s=10, alpha=0.5,
+                            color=colour)
         ks = [r["k"] for r in les["random"] if r.get("mean") is not None]
-        axes[1].plot(ks, [r["mean"] for r in les["random"] if r.get("mean") is not None], "-", label=label)
+        axes[1].plot(ks, [r["mean"] for r in les["random"] if r.get("mean") is not None], "-o", ms=3, label=label,
+                     color=colour)
     for ax in axes:
         ax.axhline(1.0, color="grey", lw=0.5)
         ax.axhline(0.0, color="grey", lw=0.5, ls="--")
@@ -137,6 +139,7 @@ def lesion_figure(lesions: dict, out: Path) -> str | None:
     axes[0].set_xlabel("deleted block (index in forward order)")
     axes[0].set_title("single deletions (Veit Fig. 3); Wilson 95 %")
     axes[1].set_xlabel("k random blocks deleted")
+    axes[1].set_xlim(0.5, T.LESION_MAX_K + 0.5)
     axes[1].set_title("k random deletions (Veit Fig. 5a): draws and their mean")
     fig.tight_layout()
     fig.savefig(out / "lesion.png", dpi=110)
