@@ -303,9 +303,10 @@ def main(argv=None) -> int:
         if left:
             L.append(f"| {left[0]}–{left[-1]} | 0 of {T.LESION_DRAWS} each | not measured yet | | | |")
         if any(0 < r["draws_done"] < r["draws"] for r in les["random"]):
-            L += ["", "A row with fewer draws than planned holds the draws whose evaluation exists, which is not a random "
-                  "subset of the draws: for k = 1 they are the draws that coincide with a single deletion measured "
-                  "so far (the earliest blocks)."]
+            L += ["", "A row with fewer draws than planned holds the draws measured before the run stopped: the first "
+                  "draws in the part's seeded order, except that a draw repeating an evaluation already kept (k = 1 "
+                  "draws are single deletions) is read from it, so a partial k = 1 row favours the blocks measured "
+                  "first."]
         L.append("")
     if lf:
         L += [f"![lesions]({lf})", ""]
