@@ -222,4 +222,7 @@ def test_hessian_extremes_match_the_explicit_hessian():
     found = hessian_extremes(model, [(x, y)], iters=500, tol=1e-10)
     assert found["lambda_max"] == pytest.approx(top, rel=1e-3)
     assert found["lambda_min"] == pytest.approx(ev.min().item(), abs=2e-3 * abs(top))
+    loose = hessian_extremes(model, [(x, y)], iters=500, tol=1e-4)
+    assert loose["converged"] and loose["lambda_max_products"] < 500 and loose["lambda_max_change"] <= 1e-4
+    assert not hessian_extremes(model, [(x, y)], iters=2, tol=1e-10)["converged"]     # said, not hidden
     assert all(torch.equal(a, b) for a, b in zip(params, model.parameters()))

@@ -45,27 +45,37 @@ def _normalise(v: list[torch.Tensor]) -> list[torch.Tensor]:
     return [t / norm for t in v] if norm > 0 else v
 
 
-def _power(model, data, iters: int, shift: float, seed: int, tol: float) -> float:
+def _power(model, data, iters: int, shift: float, seed: int, tol: float) -> tuple[float, int, float]:
+    """(eigenvalue, Hessian-vector products used, last relative change of the estimate)."""
     g = torch.Generator().manual_seed(seed)
     params = [p for p in model.parameters() if p.requires_grad]
     v = _normalise([torch.randn(p.shape, generator=g).to(p) for p in params])
-    value = 0.0
+    value, change, used = 0.0, math.inf, 0
     for _ in range(iters):
         hv = hessian_vector_product(model, data, v)
+        used += 1
         hv = [h - shift * t for h, t in zip(hv, v)]
         new = sum(float((h * t).sum()) for h, t in zip(hv, v))     # Rayleigh quotient
         v = _normalise(hv)
-        if abs(new - value) <= tol * max(abs(new), 1e-12):
-            value = new
-            break
+        change = abs(new - value) / max(abs(new), 1e-12)
         value = new
-    return value + shift
+        if change <= tol:
+            break
+    return value + shift, used, change
 
 
 def hessian_extremes(model: nn.Module, data: Any, iters: int = 20, seed: int = 0, tol: float = 1e-3,
                      lambda_max: Optional[float] = None) -> dict[str, float]:
     """``lambda_max``, ``lambda_min`` and ``ratio`` = |λmin / λmax| of the loss Hessian on
-    ``data`` (power iteration, at most ``iters`` Hessian-vector products each)."""
-    top = _power(model, data, iters, 0.0, seed, tol) if lambda_max is None else lambda_max
-    low = _power(model, data, iters, top, seed + 1, tol)
-    return dict(lambda_max=top, lambda_min=low, ratio=abs(low / top) if top else math.nan)
+    ``data`` (power iteration, at most ``iters`` Hessian-vector products each), with each
+    estimate's products used, its last relative change and whether that is within ``tol``
+    (an estimate that did not converge is a bound, not the eigenvalue)."""
+    if lambda_max is None:
+        top, top_used, top_change = _power(model, data, iters, 0.0, seed, tol)
+    else:
+        top, top_used, top_change = lambda_max, 0, 0.0
+    low, low_used, low_change = _power(model, data, iters, top, seed + 1, tol)
+    return dict(lambda_max=top, lambda_min=low, ratio=abs(low / top) if top else math.nan,
+                lambda_max_products=top_used, lambda_min_products=low_used,
+                lambda_max_change=top_change, lambda_min_change=low_change,
+                converged=bool(top_change <= tol and low_change <= tol), tol=tol)

@@ -130,9 +130,13 @@ def lesion_single(model: nn.Module, data: Any, units: Optional[Sequence[Unit]] =
 
 
 def lesion_random(model: nn.Module, data: Any, k_values: Iterable[int], draws: int = 5, seed: int = 0,
-                  include_downsampling: bool = False, units: Optional[Sequence[Unit]] = None
+                  include_downsampling: bool = False, units: Optional[Sequence[Unit]] = None,
+                  measure: Optional[Callable[[list[Unit]], dict[str, float]]] = None
                   ) -> list[dict[str, Any]]:
     """Delete ``k`` random deletable units at once, ``draws`` times for each k.
+
+    ``measure(chosen)`` scores the model with ``chosen`` deleted (default: :func:`evaluate`
+    on ``data`` inside :func:`delete_blocks`); a caller may keep or look up its results.
 
     Downsampling blocks are left out unless ``include_downsampling``: deleting one costs
     far more than deleting any other block (Veit 2016 §4.1), which would swamp the
@@ -149,8 +153,11 @@ def lesion_random(model: nn.Module, data: Any, k_values: Iterable[int], draws: i
             raise ValueError(f"cannot delete k={k} units: {len(pool)} are candidates")
         for draw in range(draws):
             chosen = sorted(rng.sample(pool, k), key=lambda u: u.index)
-            with delete_blocks(chosen):
-                res = evaluate(model, data)
+            if measure is not None:
+                res = measure(chosen)
+            else:
+                with delete_blocks(chosen):
+                    res = evaluate(model, data)
             rows.append(dict(k=k, draw=draw, deleted=" ".join(u.name for u in chosen), **res))
     return rows
 

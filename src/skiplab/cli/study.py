@@ -17,6 +17,7 @@ examples:
   skiplab study --resume                          # continue the latest interrupted study
   skiplab study --resume --out runs/study-20250101-120000
   skiplab study --plan --steps 2000 --out runs/big  # write each run's config; train them elsewhere
+  skiplab study --config configs/study_he2015_trained.yaml   # measure runs that exist (runs:), train none
 
 Parts: degradation (plain vs residual nets at each depth, same recipe and steps: He 2015
 Fig. 6; the headline is the interaction [e(plain-deep) - e(plain-shallow)] - [e(res-deep)
@@ -43,6 +44,9 @@ train.yaml. --jobs N trains N at a time (threads split between them). Across mac
 `skiplab train --config DIR/runs/<network>-s<seed>/train.yaml` per run (a scheduler array
 job; the same weights as the runner's; or `python -m skiplab.studies.worker DIR
 <network>-s<seed>`), then `skiplab study --resume --out DIR` to measure and report.
+Runs that already exist: a --config YAML's `runs:` maps run names (resnet-56-s0: family,
+depth, seed) to their run directories or checkpoints; the study reuses them as finished
+runs (their steps are their checkpoints') and trains only the runs it does not name.
 
 Writes runs/study-<timestamp>/: report.html (self-contained), report.md, the PNG
 figures, study.json, results/*.json and runs/<network>-s<seed>/ (each a resumable
@@ -111,7 +115,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 STUDY_OPTIONS = ("data", "depths", "models", "parts", "budget", "steps", "seeds", "without_bn", "eval_images",
-                 "precision", "seed", "train_images", "lengths")
+                 "precision", "seed", "train_images", "lengths", "runs", "contour_images")
 
 
 def read_config(path: str) -> dict:
@@ -139,7 +143,7 @@ def read_config(path: str) -> dict:
 def run(args: argparse.Namespace) -> int:
     from ..studies import StudyConfig, run_study
     from ..train.allocator import retain_freed_memory
-    given = {k: getattr(args, k) for k in STUDY_OPTIONS if getattr(args, k) is not None}
+    given = {k: getattr(args, k) for k in STUDY_OPTIONS if getattr(args, k, None) is not None}
     if args.config:
         given = {**read_config(args.config), **given}
     if args.resume:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
@@ -130,6 +131,36 @@ def parse_parts(text: str | Sequence) -> tuple[str, ...]:
     return tuple(p for p in PARTS if p in parts)   # run in the canonical order
 
 
+RUN_NAME = re.compile(r"([a-z]+)-(\d+)-s(\d+)")
+
+
+def existing_checkpoint(path: str | Path) -> Path:
+    """The checkpoint a ``runs:`` entry names: the file itself, or a run directory's
+    ``checkpoints/last.pt``."""
+    path = Path(path)
+    return path / "checkpoints" / "last.pt" if path.is_dir() else path
+
+
+def parse_runs(runs: Any) -> dict:
+    """``runs:`` -- run name (``<family label>-<depth>-s<seed>``, as the study names its runs:
+    ``resnet-56-s0``) -> a run directory or checkpoint file that exists; each reused, not trained."""
+    if not isinstance(runs, dict):
+        raise ValueError(f"runs must map run names (resnet-56-s0) to run directories or checkpoints, "
+                         f"got {type(runs).__name__}")
+    labels = {f.label for f in FAMILIES.values()}
+    out = {}
+    for name, path in runs.items():
+        match = RUN_NAME.fullmatch(str(name))
+        if not match or match.group(1) not in labels:
+            raise ValueError(f"runs: {name!r} is not a run name <family>-<depth>-s<seed> with a family of "
+                             f"{', '.join(sorted(labels))} (e.g. resnet-56-s0)")
+        if not existing_checkpoint(str(path)).is_file():
+            raise ValueError(f"runs: {name}: {path} is neither a checkpoint file nor a run directory "
+                             f"with checkpoints/last.pt")
+        out[str(name)] = str(path)
+    return out
+
+
 def parse_lengths(text: str | Sequence) -> tuple[float, ...]:
     """Training lengths as fractions of the steps, e.g. "0.5,1": at most 1, the full length included."""
     items = parse_list(text if isinstance(text, str) else [str(x) for x in text], "--lengths")
@@ -192,13 +223,19 @@ class StudyConfig:
     train_images: int = 0      # a declared fixed subset of the training split (0 = all of it)
     lengths: tuple = (1.0,)    # training lengths as fractions of the steps (He Fig. 6 reads ~2)
     recipe: Recipe = field(default_factory=Recipe)
+    #: runs trained before, reused instead of trained: run name (``resnet-56-s0``: family label,
+    #: depth, seed) -> its run directory (holding ``checkpoints/last.pt``) or a checkpoint file
+    runs: dict = field(default_factory=dict)
+    #: training images of the 2-D loss-landscape contour (0: the Hessian's LANDSCAPE_IMAGES)
+    contour_images: int = 0
 
     @classmethod
     def create(cls, *, data: Optional[str] = None, depths: Any = None, models: Any = None,
                parts: Any = None, budget: Any = None, seed: Optional[int] = None,
                seeds: Optional[int] = None, steps: Optional[int] = None, quick: bool = False, without_bn: Optional[str] = None,
                eval_images: Optional[int] = None, precision: Optional[str] = None,
-               train_images: Optional[int] = None, lengths: Any = None) -> "StudyConfig":
+               train_images: Optional[int] = None, lengths: Any = None, runs: Optional[dict] = None,
+               contour_images: Optional[int] = None) -> "StudyConfig":
         """Check every option and fill the defaults of the study's scale (None = default)."""
         synthetic = data is None or data.startswith("synthetic")
         if data is None:
@@ -249,9 +286,15 @@ class StudyConfig:
         # synthetic study keeps one length to stay within ten minutes on a 2-core CPU (--lengths 0.5,1)
         lengths = parse_lengths(lengths if lengths is not None else ("1" if quick or synthetic else "0.5,1"))
         recipe = Recipe(batch_size=32) if quick else Recipe()
+        runs = parse_runs(runs or {})
+        contour_images = 0 if contour_images is None else contour_images
+        if not isinstance(contour_images, int) or contour_images < 0:
+            raise ValueError(f"--contour-images must be an integer >= 0 (0 = as many as the Hessian), "
+                             f"got {contour_images!r}")
         return cls(data=data, depths=depths, models=models, parts=parts, budget=budget, seed=seed, seeds=seeds,
                    quick=quick, without_bn=without_bn, eval_images=eval_images, precision=precision,
-                   train_images=train_images, lengths=lengths, recipe=recipe)
+                   train_images=train_images, lengths=lengths, recipe=recipe, runs=runs,
+                   contour_images=contour_images)
 
     # -- what the study trains ------------------------------------------------------------
     @property
@@ -294,6 +337,8 @@ class StudyConfig:
         d = dict(d)
         d["depths"], d["models"], d["parts"] = tuple(d["depths"]), tuple(d["models"]), tuple(d["parts"])
         d["lengths"] = tuple(d.get("lengths", (1.0,)))
+        d["runs"] = dict(d.get("runs") or {})
+        d["contour_images"] = int(d.get("contour_images", 0))
         d["budget"] = Budget(**d["budget"])
         d["recipe"] = Recipe(**{**d["recipe"], "schedule_drops": tuple(d["recipe"]["schedule_drops"])})
         return cls(**d)

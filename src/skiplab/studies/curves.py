@@ -8,7 +8,21 @@ import math
 from ..evidence import thresholds as T
 from ..train.steplog import STEPS_FILE, StepLog, read_steps
 
-__all__ = ["STEPS_FILE", "StepLog", "read_steps", "end_of_training", "plateau_drop"]
+__all__ = ["STEPS_FILE", "StepLog", "read_steps", "read_epochs", "end_of_training", "plateau_drop"]
+
+
+def read_epochs(path) -> list[dict[str, float]]:
+    """The per-epoch rows of a ``metrics.csv`` (written by ``skiplab train``) as step-curve rows
+    (``loss`` = the epoch's mean training loss, ``error`` = 1 - its training accuracy): the curve
+    of a run trained without a step log. Empty when the file does not exist."""
+    import csv
+    from pathlib import Path
+    if not Path(path).is_file():
+        return []
+    with open(path, newline="") as f:
+        return [dict(step=int(r["step"]), epoch=int(r["epoch"]), loss=float(r["train_loss"]),
+                     error=1 - float(r["train_acc"]), lr=float(r["lr"])) for r in csv.DictReader(f)
+                if r.get("train_loss") not in (None, "")]
 
 
 def end_of_training(rows: list[dict[str, float]], fraction: float = 0.1) -> dict[str, float]:

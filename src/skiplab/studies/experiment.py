@@ -84,6 +84,12 @@ class Experiment(ABC):
         """The :class:`~skiplab.train.TrainConfig` of ``run`` for the common ``steps``
         (it trains :meth:`run_steps` of them)."""
 
+    def existing(self, run: Run) -> Optional[Path]:
+        """The checkpoint of ``run`` trained before, outside this experiment, to reuse instead
+        of training it (None: the runner trains it). A reused run is summarised and measured
+        like a trained one; its directory is the checkpoint's run directory."""
+        return None
+
     def datasets(self, run: Run) -> tuple[Any, Any]:
         """(train_set, eval_set) in memory for ``run``, or (None, None): the trainer loads
         ``config.data`` itself (then ``skiplab train --config`` can run it alone)."""

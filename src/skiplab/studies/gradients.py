@@ -115,7 +115,8 @@ def run(study: "Study") -> dict:
                         model = study.fresh(spec)
                     elif step is not None:
                         if not (study.run_dir(spec) / "checkpoints" / f"step-{step}.pt").is_file():
-                            missing.append(f"{spec.name} has no snapshot at step {step} (it diverged before)")
+                            missing.append(f"{spec.name} has no snapshot at step {step} (it diverged before, "
+                                           f"or a reused run kept none)")
                             continue
                         model = study.snapshot(spec, step)
                     else:

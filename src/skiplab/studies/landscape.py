@@ -91,6 +91,9 @@ def run(study: "Study") -> dict:
     n1, n2 = grid_sizes(study)
     images = 64 if study.config.quick else T.LANDSCAPE_IMAGES
     data = fixed_batches(study.train, images, study.config.seed, "landscape")
+    # the contour may use fewer images (its own fixed draw): it evaluates 625 losses per net
+    contour = (fixed_batches(study.train, study.config.contour_images, study.config.seed, "landscape")
+               if study.config.contour_images and not study.config.quick else data)
     curvature = []
     for family in study.config.families:
         ratios = []
@@ -108,10 +111,10 @@ def run(study: "Study") -> dict:
         model = study.trained(spec)
         with study.autocast():
             with progress_callback(n1, f"1-D landscape {spec.name}") as p:
-                line = landscape_1d(model, data, np.linspace(-1, 1, n1), seed=study.config.seed, progress=p)
+                line = landscape_1d(model, contour, np.linspace(-1, 1, n1), seed=study.config.seed, progress=p)
             with progress_callback(n2 * n2, f"2-D landscape {spec.name}") as p:
                 grid = np.linspace(-1, 1, n2)
-                plane = landscape_2d(model, data, grid, grid, seed=study.config.seed, progress=p)
+                plane = landscape_2d(model, contour, grid, grid, seed=study.config.seed, progress=p)
         curves[spec.name] = line
         planes.append((spec, plane))
         models.append(dict(model=spec.name, family=family.label, shortcut=family.shortcut,
@@ -127,4 +130,5 @@ def run(study: "Study") -> dict:
     figures.insert(0, plot_landscape_1d(curves, study.path("landscape_1d.png")).name)
     return dict(models=models, curvature=curvature, contrast=curvature_contrast(curvature), regime=regime(study),
                 margin=T.LANDSCAPE_RATIO_MARGIN, points_1d=n1, points_2d=n2,
-                images=sum(len(y) for _, y in data), figures=figures)
+                images=sum(len(y) for _, y in data), contour_images=sum(len(y) for _, y in contour),
+                figures=figures)

@@ -47,23 +47,53 @@ def retained_interval(values: list[list[float]], ses: list[list[float]], confide
     return seed_interval_with_sampling(per_seed, within, confidence)
 
 
+class Evaluations:
+    """Each lesioned evaluation of one net, appended to a JSON-lines file as soon as it is
+    measured (key: the deleted blocks) and read back instead of measured again: an interrupted
+    lesion part resumes at the next evaluation, not at the next net."""
+
+    def __init__(self, path, model, data) -> None:
+        import json
+        from pathlib import Path
+        self.path, self.model, self.data = Path(path), model, data
+        self.done: dict[str, dict] = {}
+        if self.path.is_file():
+            for line in self.path.read_text().splitlines():
+                try:
+                    row = json.loads(line)
+                except ValueError:          # a line cut short by a kill
+                    continue
+                self.done[row["key"]] = row["result"]
+
+    def __call__(self, units) -> dict:
+        import json
+        key = " ".join(u.name for u in units) or "(none)"
+        if key not in self.done:
+            with delete_blocks(units):
+                self.done[key] = evaluate(self.model, self.data)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a") as f:
+                f.write(json.dumps(dict(key=key, result=self.done[key])) + "\n")
+        return self.done[key]
+
+
 def lesion_model(study: "Study", spec: RunSpec, draws: int, max_k: int) -> dict:
     model = study.trained(spec)
     data = study.test_probe()
     n = sum(len(y) for _, y in data)
     chance = study.chance
+    measure = Evaluations(study.path("results") / f"lesion-{spec.name}.evaluations.jsonl", model, data)
     with study.autocast():
         units = lesion_units(model, data)
         deletable = [u for u in units if is_deletable(u)]
         candidates = [u for u in deletable if not u.downsampling]
         ks = list(range(1, min(max_k, len(candidates)) + 1))
         progress = bar(1 + len(deletable) + len(ks), f"lesions {spec.name}")
-        baseline = evaluate(model, data)
+        baseline = measure([])
         progress.update()
         single = []
         for u in deletable:
-            with delete_blocks([u]):
-                res = evaluate(model, data)
+            res = measure([u])
             single.append(dict(u.row(), accuracy=res["accuracy"], loss=res["loss"],
                                accuracy_drop=baseline["accuracy"] - res["accuracy"],
                                retained=retained(res["accuracy"], baseline["accuracy"], chance),
@@ -71,7 +101,8 @@ def lesion_model(study: "Study", spec: RunSpec, draws: int, max_k: int) -> dict:
             progress.update()
         random_rows = []
         for k in ks:
-            random_rows += lesion_random(model, data, [k], draws=draws, seed=spec.seed * 1000 + k, units=units)
+            random_rows += lesion_random(model, data, [k], draws=draws, seed=spec.seed * 1000 + k, units=units,
+                                         measure=measure)
             progress.update()
         progress.close()
     for r in random_rows:
@@ -86,13 +117,33 @@ def lesion_model(study: "Study", spec: RunSpec, draws: int, max_k: int) -> dict:
                 mean_lesioned_accuracy=mean([r["accuracy"] for r in inner]))
 
 
+def kept(study: "Study", spec: RunSpec, draws: int, max_k: int) -> dict:
+    """:func:`lesion_model`, kept per net in ``results/lesion-<run>.json`` as soon as it is
+    measured: an interrupted lesion part resumes at the next net."""
+    import json
+    from ..atomic import write_json
+    from .state import jsonable
+    path = study.path("results") / f"lesion-{spec.name}.json"
+    if path.is_file():
+        found = json.loads(path.read_text())
+        if found.get("draws") == draws and found.get("max_k") == max_k:
+            return found["result"]
+    result = json.loads(json.dumps(lesion_model(study, spec, draws, max_k), default=jsonable))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, dict(draws=draws, max_k=max_k, result=result), indent=1)
+    return result
+
+
 def run(study: "Study") -> dict:
     config = study.config
     seeds = config.seed_list
     draws = 1 if config.quick else math.ceil(T.LESION_DRAWS / len(seeds))
     max_k = 2 if config.quick else T.LESION_MAX_K
-    per_seed = [lesion_model(study, RunSpec(f, config.deepest, seed=s), draws, max_k)
-                for f in config.families for s in seeds]
+    # the residual nets first: they carry Veit's claim (an interrupted part keeps them)
+    order = sorted(config.families, key=lambda f: not f.is_residual)
+    measured = {(f.key, s): kept(study, RunSpec(f, config.deepest, seed=s), draws, max_k)
+                for f in order for s in seeds}
+    per_seed = [measured[f.key, s] for f in config.families for s in seeds]
     models = []
     for family in config.families:
         runs = [m for m in per_seed if m["family"] == family.label]

@@ -165,7 +165,17 @@ class Runner:
         budget = self.experiment.budget
         per_epoch = self.experiment.steps_per_epoch()
         calibration: dict = {"steps_per_epoch": per_epoch}
-        if budget.kind == "steps":
+        runs = self.experiment.runs()
+        reused = [self.experiment.existing(r) for r in runs]
+        if runs and all(p is not None for p in reused):
+            # every run is reused: the steps are theirs, whatever the budget says (timing a
+            # minutes budget would train)
+            steps = max(worker.checkpoint_trained(Path(p))[0]["steps"] for p in reused)
+            calibration["reused_runs"] = True
+            if budget.kind == "steps" and int(budget.value) != steps:
+                self.log(f"every run is reused: the study's steps are theirs ({steps}), not the budget's "
+                         f"{int(budget.value)}")
+        elif budget.kind == "steps":
             steps = int(budget.value)
         elif budget.kind == "epochs":
             steps = int(budget.value) * per_epoch
@@ -178,7 +188,26 @@ class Runner:
 
     # -- training -------------------------------------------------------------------------
     def run_dir(self, run: Run) -> Path:
+        """``<dir>/runs/<name>/`` -- or, for a run reused from elsewhere, its own directory."""
+        existing = self.experiment.existing(run)
+        if existing is not None:
+            existing = Path(existing)
+            return existing.parent.parent if existing.parent.name == "checkpoints" else existing.parent
         return self.dir / "runs" / run.name
+
+    def reuse(self, run: Run) -> Optional[str]:
+        """Fold in a run trained before (:meth:`Experiment.existing`) without training it; its
+        trained steps are its checkpoint's. Returns the log line, or None when not reused."""
+        existing = self.experiment.existing(run)
+        if existing is None:
+            return None
+        if not self.state.run_done(run.name):
+            trained, _ = worker.checkpoint_trained(Path(existing), trained_by=f"reused: {existing}")
+            self._finish(run, trained)
+        trained = self.state.data["runs"][run.name]["trained"]
+        steps = self.experiment.run_steps(run, self.state.steps) if self.state.steps else None
+        other = f"; the study's recipe has {steps}" if steps is not None and steps != trained["steps"] else ""
+        return f"{run.name}: reused {existing} ({trained['steps']} steps{other}), not trained"
 
     def summary(self, run: Run) -> dict:
         return self.state.run_summary(run.name)
@@ -194,15 +223,20 @@ class Runner:
         """Fix the steps and write every run's ``train.yaml`` without training (for a scheduler)."""
         steps = self.fix_steps()
         return [worker.write_run_config(self.experiment, r, steps, self.run_dir(r), self.threads)
-                for r in self.experiment.runs()]
+                for r in self.experiment.runs() if self.experiment.existing(r) is None]
 
     def train(self) -> None:
         """Train every run that is not finished; fold in runs a scheduler trained."""
         runs = self.experiment.runs()
         steps = self.fix_steps()
         per_epoch = self.state.data["calibration"].get("steps_per_epoch") or 1
-        todo = []
+        todo, reused = [], 0
         for run in runs:
+            line = self.reuse(run)
+            if line is not None:
+                self.log(line)
+                reused += 1
+                continue
             if self.state.run_done(run.name):
                 continue
             trained = worker.read_trained(self.run_dir(run))
@@ -212,9 +246,13 @@ class Runner:
                 continue
             todo.append(run)
         done = len(runs) - len(todo)
+        if not todo:
+            self.log(f"nothing to train: {'every run' if len(runs) > 1 else 'the run'} finished earlier "
+                     f"or reused ({len(runs)})")
+            return
         self.log(f"training {len(runs)} runs for {steps} steps each ({steps / per_epoch:.2f} epochs), "
                  f"{self.jobs} at a time, {self.threads} thread(s) each"
-                 + (f"; {done} finished earlier, skipped" if done else ""))
+                 + (f"; {done} finished earlier or reused, skipped" if done else ""))
         for run in todo:
             worker.write_run_config(self.experiment, run, steps, self.run_dir(run), self.threads)
         start = time.perf_counter()

@@ -159,12 +159,15 @@ def measure_fit(model: nn.Module, train_probe: list, test_batches: list) -> dict
 
 
 def load_trained(spec: RunSpec, run_dir: Path, num_classes: int, in_chans: int,
-                 step: Optional[int] = None) -> nn.Module:
+                 step: Optional[int] = None, path: Optional[Path] = None) -> nn.Module:
     """The final weights of a finished run (its last checkpoint, or its last finite
-    weights when it diverged) -- or its snapshot at ``step`` -- in evaluation mode, read by
-    :func:`skiplab.load_trained` as ``spec``'s architecture."""
+    weights when it diverged) -- or its snapshot at ``step``, or the checkpoint ``path`` of a
+    reused run -- in evaluation mode, read by :func:`skiplab.load_trained` as ``spec``'s
+    architecture (a checkpoint of another architecture fails to load)."""
     diverged = run_dir / DIVERGED_FILE
-    if step is not None:
+    if path is not None:
+        pass
+    elif step is not None:
         path = run_dir / "checkpoints" / f"step-{step}.pt"
     elif diverged.is_file():
         path = diverged         # a plain state dict: the architecture is the spec's

@@ -6,7 +6,8 @@
 Order: (1) the runner fixes the common number of training steps (``--steps`` outright, or a
 minutes budget timed through the training loop, once, into ``study.json``), (2) it trains
 every (network, seed) run that is not finished (``<study>/runs/<network>-s<seed>/``, each
-resumable, ``--jobs`` at a time), (3) each part that is not finished runs and stores its
+resumable, ``--jobs`` at a time) -- a run that the configuration's ``runs:`` names is reused
+from its own directory or checkpoint and never trained, (3) each part that is not finished runs and stores its
 numbers in ``<study>/results/<part>.json``, (4) the verdict (intervals, regime gates) and
 ``report.md``, ``report.html`` and the figures. ``resume=True`` redoes nothing that finished.
 """
@@ -24,7 +25,7 @@ from torch import nn
 
 from ..atomic import write_json
 from ..data import ImageDataset, load_dataset
-from .config import StudyConfig
+from .config import StudyConfig, existing_checkpoint
 from .experiment import Experiment, Run
 from .progress import inference_autocast
 from .runner import Runner, latest_unfinished, new_directory
@@ -102,6 +103,12 @@ class StudyExperiment(Experiment):
     def runs(self) -> list[Run]:
         return [s.run for s in self.specs()]
 
+    def existing(self, run: Run) -> Optional[Path]:
+        """The checkpoint the study's ``runs:`` mapping names for ``run`` (reused, never
+        retrained), or None."""
+        path = self.config.runs.get(run.name)
+        return existing_checkpoint(path) if path is not None else None
+
     @property
     def budget(self):
         return self.config.budget
@@ -121,16 +128,19 @@ class StudyExperiment(Experiment):
 
     def load(self, spec: RunSpec, run_dir: Path, step: Optional[int] = None) -> nn.Module:
         train = self.dataset("train")
-        return load_trained(spec, run_dir, len(train.classes), train.images.shape[1], step)
+        existing = self.existing(spec.run) if step is None else None
+        return load_trained(spec, run_dir, len(train.classes), train.images.shape[1], step, path=existing)
 
     def summarise(self, run: Run, run_dir: Path, trained: dict) -> dict:
-        from .curves import STEPS_FILE, end_of_training, read_steps
+        from .curves import STEPS_FILE, end_of_training, read_epochs, read_steps
         spec = RunSpec.from_run(run)
         model = self.load(spec, run_dir)
+        # a reused run trained by `skiplab train` keeps its curve per epoch (metrics.csv) only
+        curve = read_steps(run_dir / STEPS_FILE) or read_epochs(run_dir / "metrics.csv")
         return dict(name=run.name, key=run.key, network=spec.network, family=spec.family.key, depth=spec.depth,
                     norm=spec.norm, seed=run.seed, length=spec.length, steps=trained["steps"], seconds=trained["seconds"],
                     diverged=trained.get("diverged"), parameters=sum(p.numel() for p in model.parameters()),
-                    **end_of_training(read_steps(run_dir / STEPS_FILE)),
+                    **end_of_training(curve), reused=self.config.runs.get(run.name),
                     **measure_fit(model, self.train_probe(), self.test_batches()))
 
 

@@ -88,13 +88,20 @@ def read_trained(run_dir: Path) -> dict | None:
     last = Path(run_dir) / "checkpoints" / "last.pt"
     if not last.is_file():
         return None
-    from ..train import load_checkpoint
-    state = load_checkpoint(last)
-    trained = dict(steps=int(state["step"]), seconds=float("nan"), diverged=None, metrics={},
-                   trained_by="skiplab train")     # its wall-clock is in its own train log
+    trained, state = checkpoint_trained(last)
     if state.get("config", {}).get("steps") and trained["steps"] >= state["config"]["steps"]:
         write_json_atomic(path, trained)
     return trained
+
+
+def checkpoint_trained(path: Path, trained_by: str = "skiplab train") -> tuple[dict, dict]:
+    """(what ``trained.json`` would hold, the checkpoint) of the run that wrote checkpoint
+    ``path``; nothing is written."""
+    from ..train import load_checkpoint
+    state = load_checkpoint(path)
+    trained = dict(steps=int(state["step"]), seconds=float("nan"), diverged=None, metrics={},
+                   trained_by=trained_by)     # its wall-clock is in its own train log
+    return trained, state
 
 
 def train_from_state(state_path: str, name: str, threads: int = 0) -> dict:
