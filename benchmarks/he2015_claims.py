@@ -284,7 +284,7 @@ def main(argv=None) -> int:
                       f"{sum(r['retained_wilson'][0] > T.LESION_RETAINED_SMALL for r in inner)}, wholly below "
                       f"`LESION_RETAINED_COLLAPSE` = {T.LESION_RETAINED_COLLAPSE} ('collapses'): "
                       f"{sum(r['retained_wilson'][1] < T.LESION_RETAINED_COLLAPSE for r in inner)} of {len(inner)}."
-                      + (f" Downsampling blocks: " + ", ".join(f"{r['block']} {r['retained']:.3f}" for r in down) + "."
+                      + (" Downsampling blocks: " + ", ".join(f"{r['block']} {r['retained']:.3f}" for r in down) + "."
                          if down else ""), ""]
             L += ["| block | downsampling | accuracy | Wilson 95 % | retained | retained (Wilson) |", "|---|---|---:|---|---:|---|"]
             for r in les["single"]:
