@@ -327,7 +327,7 @@ def test_resume_skips_finished_runs_and_parts(quick_study, capsys):
     before = kept.stat().st_mtime_ns
     assert main(["study", "--resume", "--out", str(quick_study)]) == 0
     out = capsys.readouterr().out
-    assert "7 finished earlier, skipped" in out
+    assert "7 finished earlier or reused, skipped" in out
     assert "[8/8] resnet-14-s1: 6 steps" in out            # the unfinished run was completed
     for part in ("degradation", "gradients", "landscape", "shattered"):
         assert f"{part}: finished earlier, skipped" in out
