@@ -61,8 +61,9 @@ def test_defaults_are_the_ten_minute_synthetic_study():
     c = StudyConfig.create()
     assert c.data == "synthetic:patterns-2k" and c.depths == (8, 20) and c.models == ("plain", "resnet")
     assert c.parts == ("degradation", "gradients", "lesion") and c.budget == Budget("steps", 150)
-    assert c.seeds == 3 and c.seed_list == [0, 1, 2]
+    assert c.seeds == 5 and c.seed_list == [0, 1, 2, 3, 4]
     real = StudyConfig.create(data="cifar10:/somewhere")
+    assert real.seeds == 3
     assert real.budget == Budget("minutes", 30.0) and real.eval_images == 2000
     # He 2015's recipe for every net: lr / 10 at 50 % and 75 % of the steps, no warm-up
     assert c.recipe.warmup_steps == 0 and c.recipe.milestones(400) == [200, 300]
@@ -581,7 +582,7 @@ def test_a_planned_study_trains_in_workers_and_on_a_scheduler(tmp_path):
 def test_a_shorter_length_is_its_own_run_with_its_own_schedule():
     from skiplab.studies.experiment import Run
     from skiplab.studies.runs import RunSpec, study_runs, train_config
-    config = StudyConfig.create(lengths="1,0.5", parts="degradation")
+    config = StudyConfig.create(lengths="1,0.5", parts="degradation", seeds=3)
     assert config.lengths == (0.5, 1.0)
     names = [s.name for s in study_runs(config)]
     assert len(names) == 2 * 2 * 2 * 3 and "plain-20-L50-s2" in names and "plain-20-s2" in names

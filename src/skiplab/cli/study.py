@@ -6,7 +6,7 @@ import argparse
 
 EXAMPLE = """\
 examples:
-  skiplab study                                   # synthetic data, 3 seeds, no download, under 10 minutes
+  skiplab study                                   # synthetic data, 5 seeds, no download, under 10 minutes
   skiplab study --steps 400                       # the same steps on any machine (no timing)
   skiplab study --seeds 5 --jobs 2                # 5 seeds, two runs at a time in worker processes
   skiplab study --data cifar10:../shared/data/cifar10-jpg --budget 30 --without-bn trained
@@ -85,7 +85,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="training lengths of the degradation runs as fractions of the steps (default 0.5,1 on real "
                         "data: every network also trains half as long, with its own schedule; 1 on synthetic data)")
     p.add_argument("--seeds", type=int, metavar="N",
-                   help="seeds per network (default 3; a verdict needs >= 3): each (network, seed) is one run")
+                   help="seeds per network (default 5 on synthetic data, 3 on real data; a verdict needs >= 3): each (network, seed) is one run")
     p.add_argument("--without-bn", choices=("init", "trained", "off"),
                    help="the gradients part's nets without BatchNorm: measured at init only (default), also "
                         "trained (two more runs of the deepest depth), or not at all")
