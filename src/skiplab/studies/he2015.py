@@ -36,6 +36,7 @@ from ..evidence.document import Document
 from ..evidence.figures import colour, new_figure, save_figure
 from ..train.config import TrainConfig
 from ..train.evaluation import evaluate
+from ..train.resident import device_batches
 from ..trained import load_trained
 
 #: He 2015 Table 6, CIFAR-10 test error (%) of the ResNets (ResNet-110: best of 5 runs; its
@@ -74,17 +75,10 @@ def train_subset(dataset: ImageDataset, n: int, seed: int) -> ImageDataset:
                         dataset.std, f"{dataset.name}[{n} fixed]")
 
 
-def batches(dataset: ImageDataset, size: int = 500):
-    from ..data.augment import normalize
-    for s in range(0, len(dataset), size):
-        x = normalize(dataset.images[s:s + size].float() / 255, dataset.mean, dataset.std)
-        yield x.contiguous(memory_format=torch.channels_last), dataset.labels[s:s + size]
-
-
 def error_with_interval(model, dataset: ImageDataset) -> dict:
     """Error rate of ``model`` (eval mode, fp32) on ``dataset`` and its Wilson interval."""
     with torch.inference_mode():
-        scores = evaluate(model, batches(dataset))
+        scores = evaluate(model, device_batches(dataset, torch.device("cpu"), 500))
     n = len(dataset)
     wrong = round((1 - scores["acc"]) * n)
     low, high = wilson_interval(wrong, n)

@@ -38,7 +38,7 @@ from ..data.augment import normalize
 from ..trained import checkpoint_header
 from .checkpoint import load_checkpoint, load_model_state, save_checkpoint
 from .config import TrainConfig
-from .evaluation import evaluate
+from .evaluation import evaluate, run_eval_split
 from .interrupt import StopSignals
 from .optim import build_optimizer
 from .precision import Precision, resolve_device, resolve_precision, should_compile
@@ -201,7 +201,7 @@ def fit_resident(config: TrainConfig, train_set: ImageDataset, eval_set: ImageDa
             epoch_time += time.perf_counter() - started
             if batch_in_epoch < epochs.steps_per_epoch and step < total:
                 break                                   # stopped or paused inside the epoch
-            row = epoch_row(epoch + 1, step, schedule(step - 1), sums, epoch_time, config)
+            row = epoch_row(epoch + 1, step, schedule(step - 1), sums, epoch_time)
             if (epoch + 1) % config.eval_every == 0 or step >= total:
                 scores = evaluate(model, eval_batches, precision)
                 row.update(val_loss=scores["loss"], val_acc=scores["acc"])
@@ -221,8 +221,7 @@ def fit_resident(config: TrainConfig, train_set: ImageDataset, eval_set: ImageDa
     return ResidentResult(metrics=row, step=step, finished=step >= total, run_dir=out, model=model)
 
 
-def epoch_row(epoch: int, step: int, lr: float, sums: torch.Tensor, seconds: float,
-              config: TrainConfig) -> dict:
+def epoch_row(epoch: int, step: int, lr: float, sums: torch.Tensor, seconds: float) -> dict:
     """One metrics.csv row from the epoch's device-side sums (the one host sync)."""
     loss_sum, correct, n = sums.tolist()
     n = max(n, 1.0)
@@ -231,11 +230,8 @@ def epoch_row(epoch: int, step: int, lr: float, sums: torch.Tensor, seconds: flo
             "epoch_time_s": seconds}
 
 
-def load_resident_data(config: TrainConfig, eval_split: Optional[str] = None
-                       ) -> tuple[ImageDataset, ImageDataset]:
-    """The training split and the evaluated split (``config.eval_split``, or test) of
+def load_resident_data(config: TrainConfig) -> tuple[ImageDataset, ImageDataset]:
+    """The training split and the split the run evaluates (:func:`run_eval_split`) of
     ``config.data``, through the task's loader (the same images and statistics as ``fit``)."""
     task = make_task(config)
-    split = eval_split or ("val" if config.eval_split in ("auto", "val") and config.val_size
-                           else "test")
-    return task.load("train"), task.load(split)
+    return task.load("train"), task.load(run_eval_split(config))
