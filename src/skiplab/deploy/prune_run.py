@@ -33,7 +33,7 @@ from torch import nn
 
 from ..atomic import write_json
 from ..evidence import paired_item_interval
-from ..train import TrainConfig, fit, load_checkpoint, model_from_checkpoint, save_checkpoint
+from ..train import TrainConfig, evaluate, fit, load_checkpoint, model_from_checkpoint, save_checkpoint
 from ..train.precision import Precision, resolve_precision
 from ..train.tasks import make_task
 from .prune import count_macs, prune_to_macs
@@ -72,13 +72,8 @@ def _correct(model: nn.Module, task, dataset, precision: str, batch_size: int) -
     """Per-image top-1 correctness on ``dataset`` (its mean is ``skiplab eval``'s accuracy)."""
     device = torch.device("cpu")
     prec = Precision(resolve_precision(precision, device), device)
-    model.eval()
-    hits = []
-    with torch.no_grad():
-        for x, y in task.loader(dataset, batch_size, train=False, device=device):
-            with prec.autocast():
-                hits.append(model(x).float().argmax(1) == y)
-    return torch.cat(hits)
+    loader = task.loader(dataset, batch_size, train=False, device=device)
+    return evaluate(model, loader, prec, meter=task.meter(dataset), per_image=True)["correct"]
 
 
 def paired_drop(before: torch.Tensor, after: torch.Tensor) -> list[float]:
