@@ -17,7 +17,7 @@ from .bench import state_bytes
 from .quantize import (BACKENDS, SUFFIX, Calibration, QATOptions, QuantizedArtifact, calibration_data,
                        quantize_to)
 from .source import ModelSource
-from .timing import load_average, load_note, time_interleaved
+from .timing import load_average, load_note, speed_ratio, time_interleaved
 
 
 def compare_on_split(fp32: nn.Module, int8: dict[str, nn.Module], source: ModelSource, *,
@@ -97,8 +97,8 @@ def quantize_checkpoint(source: ModelSource, out: Union[str, Path], *, backend: 
         runners = {"fp32": source.model, **{b: a.module for b, a in made.items()}}
         timings = time_interleaved(runners, {n: x for n in runners}, rounds=rounds,
                                    progress=progress)
-        speed = {n: {"images_per_s": batch_size / t.median,
-                     "ratio": timings["fp32"].median / t.median} for n, t in timings.items()}
+        speed = {n: {"images_per_s": batch_size / t.median, **speed_ratio(timings["fp32"], t)}
+                 for n, t in timings.items()}
         chosen = backend if backend != "auto" else min(made, key=lambda b: timings[b].median)
         final = out.with_suffix(SUFFIX[chosen])
         if backend == "auto":
@@ -111,7 +111,8 @@ def quantize_checkpoint(source: ModelSource, out: Union[str, Path], *, backend: 
               "onnx_calibration": onnx_calibration if "onnx" in backends else None,
               "size_mb": {"fp32": state_bytes(source.model) / 1e6, chosen: final.stat().st_size / 1e6},
               "speed": speed, "batch_size": batch_size,
-              "load_average": {"start": load_start, "end": load_average()},
+              "load_average": {"start": load_start, "end": load_average(),
+                               "rounds": timings["fp32"].round_loads},
               "cores": os.cpu_count() or 1}
     if qat is not None:
         losses = made["qat"].losses
@@ -155,7 +156,7 @@ def format_report(report: dict) -> str:
                       for n, s in report["speed"].items())
     load = report["load_average"]
     lines.append(f"speed at batch {report['batch_size']}: {speed}")
-    lines.append(load_note(load["start"], load["end"], report["cores"]))
+    lines.append(load_note(load["start"], load["end"], report["cores"], max(load.get("rounds") or [0.0])))
     sizes = report["size_mb"]
     lines.append(f"size: fp32 weights {sizes['fp32']:.2f} MB, int8 file "
                  f"{sizes[report['backend']]:.2f} MB")
