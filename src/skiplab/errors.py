@@ -12,7 +12,7 @@ This module imports nothing of skiplab, so every package may use it.
 from __future__ import annotations
 
 __all__ = ["SkiplabError", "CheckpointError", "CheckpointVersionError", "CheckpointMismatchError",
-           "UnknownModelError", "ModelOptionError", "MissingExtraError"]
+           "DataMismatchError", "UnknownModelError", "ModelOptionError", "MissingExtraError"]
 
 
 class SkiplabError(Exception):
@@ -29,6 +29,10 @@ class CheckpointVersionError(CheckpointError):
 
 class CheckpointMismatchError(CheckpointError):
     """A state dict does not fit the model (another architecture or configuration)."""
+
+
+class DataMismatchError(SkiplabError, ValueError):
+    """Data that do not fit a model: e.g. a classifier of 10 classes evaluated on 2 or 100."""
 
 
 class UnknownModelError(SkiplabError, ValueError):

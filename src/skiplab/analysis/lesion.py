@@ -35,7 +35,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import Unit, batches_of, branch_method, eval_mode, find_units, override
+from ..train.evaluation import evaluate as evaluate_loop
+from ..train.meters import ClassificationMeter
+from .blocks import Unit, batches_of, branch_method, find_units, override
 
 
 def _zero_branch(t: torch.Tensor, *args, **kwargs) -> torch.Tensor:
@@ -93,15 +95,10 @@ def evaluate(model: nn.Module, data: Any,
              loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy
              ) -> dict[str, float]:
     """Mean loss and accuracy (fraction in [0, 1]) of ``model`` on ``data`` (``(x, y)`` pairs),
-    in evaluation mode without gradients."""
-    total_loss, correct, seen = 0.0, 0, 0
-    with eval_mode(model), torch.no_grad():
-        for x, y in batches_of(data):
-            logits = model(x)
-            total_loss += float(loss_fn(logits.float(), y)) * len(y)
-            correct += int((logits.argmax(1) == y).sum())
-            seen += len(y)
-    return dict(loss=total_loss / seen, accuracy=correct / seen)
+    in evaluation mode without gradients: :func:`skiplab.train.evaluate`, the one evaluation
+    loop, with ``loss_fn``'s batch means weighted by the batch sizes."""
+    scores = evaluate_loop(model, batches_of(data), meter=ClassificationMeter(loss_fn=loss_fn))
+    return dict(loss=scores["loss"], accuracy=scores["acc"])
 
 
 def lesion_units(model: nn.Module, data: Any) -> list[Unit]:

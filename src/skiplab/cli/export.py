@@ -39,13 +39,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..deploy.export import export
+    from ..deploy.export import export, export_format
     from ..deploy.source import describe, load_source
+    fmt = export_format(args.out, args.format)
     source = load_source(args.source, image_size=args.image_size, num_classes=args.num_classes,
                          in_chans=args.in_chans)
     print(f"exporting {describe(source.meta)}")
     kwargs = dict(fold=args.fold)
-    fmt = args.format or args.out.rsplit(".", 1)[-1]
     if fmt == "onnx":
         kwargs.update(exporter=args.exporter, opset=args.opset)
     result = export(source, args.out, fmt, **kwargs)

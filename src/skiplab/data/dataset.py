@@ -4,7 +4,7 @@ per-channel statistics of the training split, plus the deterministic train/val s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 import torch
@@ -155,9 +155,3 @@ def split_indices(labels: torch.Tensor, val_size: int, seed: int
     key = (rank + 0.5) / counts[shuffled]
     order = perm[np.argsort(key, kind="stable")]
     return torch.from_numpy(np.sort(order[val_size:])), torch.from_numpy(np.sort(order[:val_size]))
-
-
-def stack_split(parts: Sequence[tuple[torch.Tensor, torch.Tensor]]
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Concatenate (images, labels) pairs, e.g. the five CIFAR training batches."""
-    return (torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]))

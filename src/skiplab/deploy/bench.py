@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import io
 import os
-import statistics
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ from .fold import fold_batchnorm
 from .quantize import calibration_data, compile_int8, quantize_onnx, quantize_pt2e, save_pt2e
 from .runtime import OrtModule, ProgramModule, is_artifact, load_artifact
 from .source import ModelSource, describe, load_source
-from .timing import Runner, load_average, load_note, time_interleaved
+from .timing import Runner, load_average, load_note, speed_ratio, time_interleaved
 
 VARIANTS = ("eager_fp32", "channels_last", "bf16", "compiled_bf16", "bn_folded", "ort_fp32",
             "ort_int8", "pt2e_int8", "artifact")
@@ -163,19 +162,18 @@ def bench(target: str, *, variants: Optional[Sequence[str]] = None, batch_size: 
     rows = []
     for name, b in built.items():
         t = timings[name]
-        ratios = [e / v for e, v in zip(base.round_medians, t.round_medians)]
         rows.append({"variant": name, "images_per_s": batch_size / t.median,
                      "p50_ms": 1000 * t.percentile(50), "p90_ms": 1000 * t.percentile(90),
-                     "ratio": statistics.median(ratios), "ratio_min": min(ratios),
-                     "ratio_max": max(ratios), "rel_diff": diffs[name],
+                     **speed_ratio(base, t), "rel_diff": diffs[name],
                      "size_mb": None if b.size_bytes is None else b.size_bytes / 1e6,
                      "calls": len(t.latencies), "note": b.note})
     cores = os.cpu_count() or 1
     return {"model": describe(source.meta), "target": str(target), "batch_size": batch_size,
             "input_shape": list(x.shape), "rounds": rounds, "seconds_per_round": seconds,
             "torch": torch.__version__, "threads": torch.get_num_threads(), "cores": cores,
-            "load_average": {"start": load_start, "end": load_end},
-            "overloaded": max(load_start, load_end) > cores, "variants": rows, "skipped": skipped}
+            "load_average": {"start": load_start, "end": load_end, "rounds": base.round_loads},
+            "overloaded": max(load_start, load_end, *base.round_loads) > cores, "variants": rows,
+            "skipped": skipped}
 
 
 def format_table(result: dict) -> str:
@@ -193,5 +191,5 @@ def format_table(result: dict) -> str:
         lines.append(f"{name:15s} skipped: {reason}")
     load = result["load_average"]
     lines.append(f"{result['threads']} torch threads; "
-                 + load_note(load["start"], load["end"], result["cores"]))
+                 + load_note(load["start"], load["end"], result["cores"], max(load.get("rounds") or [0.0])))
     return "\n".join(lines)

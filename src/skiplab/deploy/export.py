@@ -192,13 +192,25 @@ def export_pt2(source: ModelSource, out: Union[str, Path], *, fold: bool = True,
     return ExportResult(out, "pt2", "torch.export", parity, seconds, sidecar, report)
 
 
+def export_format(out: Union[str, Path], fmt: Optional[str] = None) -> str:
+    """The format to write ``out`` in: ``fmt``, or the suffix of ``out``; a ValueError when
+    the two disagree (``skiplab eval`` and ``bench`` choose the runtime by the suffix, so a
+    ``.pt2`` program named ``.onnx`` could not be read back)."""
+    suffix = Path(out).suffix.lstrip(".")
+    fmt = fmt or suffix
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)} (or an --out ending in .onnx/.pt2); "
+                         f"found {fmt!r}")
+    if suffix != fmt:
+        raise ValueError(f"--out {out} must end in .{fmt} for format {fmt} (found "
+                         f"{'.' + suffix if suffix else 'no suffix'}): skiplab eval and bench read a "
+                         f"file by its suffix; name it {Path(out).with_suffix('.' + fmt)}")
+    return fmt
+
+
 def export(source: ModelSource, out: Union[str, Path], fmt: Optional[str] = None,
            **kwargs) -> ExportResult:
-    """:func:`export_onnx` or :func:`export_pt2`, by ``fmt`` or the suffix of ``out``."""
-    fmt = fmt or Path(out).suffix.lstrip(".")
-    if fmt == "onnx":
-        return export_onnx(source, out, **kwargs)
-    if fmt == "pt2":
-        return export_pt2(source, out, **kwargs)
-    raise ValueError(f"format must be one of {FORMATS} (or an --out ending in .onnx/.pt2); "
-                     f"found {fmt!r}")
+    """:func:`export_onnx` or :func:`export_pt2`, by ``fmt`` or the suffix of ``out`` (which
+    must agree, :func:`export_format`)."""
+    fmt = export_format(out, fmt)
+    return export_onnx(source, out, **kwargs) if fmt == "onnx" else export_pt2(source, out, **kwargs)

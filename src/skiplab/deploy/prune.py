@@ -32,7 +32,6 @@ pruned network with ``weights_only=True`` loading.
 
 from __future__ import annotations
 
-import copy
 from typing import Callable, Optional, Sequence
 
 import torch
@@ -158,9 +157,3 @@ def prune_to_macs(model: nn.Module, example: torch.Tensor, speedup: float, *,
     return {"macs_before": macs0, "macs_after": macs, "params_before": params0,
             "params_after": params, "mac_reduction": macs0 / macs, "pruning_steps": steps,
             "structure": model_structure(model)}
-
-
-def pruned_copy(model: nn.Module, example: torch.Tensor, speedup: float, **kwargs) -> tuple[nn.Module, dict]:
-    """:func:`prune_to_macs` on a deep copy: ``(pruned, report)``; ``model`` is untouched."""
-    pruned = copy.deepcopy(model)
-    return pruned, prune_to_macs(pruned, example, speedup, **kwargs)

@@ -33,11 +33,11 @@ from torch import nn
 
 from ..atomic import write_json
 from ..evidence import paired_item_interval
-from ..train import TrainConfig, fit, load_checkpoint, model_from_checkpoint, save_checkpoint
+from ..train import TrainConfig, evaluate, fit, load_checkpoint, model_from_checkpoint, save_checkpoint
 from ..train.precision import Precision, resolve_precision
 from ..train.tasks import make_task
 from .prune import count_macs, prune_to_macs
-from .timing import load_average, load_note, time_interleaved
+from .timing import load_average, load_note, speed_ratio, time_interleaved
 
 PRUNED_FORMAT = "skiplab.prune/1"
 
@@ -46,8 +46,9 @@ def measure_throughput(models: dict[str, nn.Module], example: torch.Tensor, *, r
                        calls: int = 3, precision: str = "fp32", channels_last: bool = True) -> dict:
     """Inference images/s of each model on the batch ``example``, timed in interleaved rounds
     by :func:`skiplab.deploy.timing.time_interleaved` (at least ``calls`` calls per model and
-    round). Reported: images/s of the median call, of every round's median, and the
-    1-minute load average before and after."""
+    round). Reported: images/s of the median call, of every round's median, each
+    model's speed ratio to the first from the same rounds, and the 1-minute load average
+    before and after."""
     prec = Precision(resolve_precision(precision, torch.device("cpu")), torch.device("cpu"))
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     x = example.contiguous(memory_format=fmt)
@@ -57,6 +58,7 @@ def measure_throughput(models: dict[str, nn.Module], example: torch.Tensor, *, r
         timings = time_interleaved(nets, dict.fromkeys(nets, x), rounds=rounds, min_calls=calls)
     return {"images_per_s": {k: len(x) / t.median for k, t in timings.items()},
             "rounds": {k: [len(x) / m for m in t.round_medians] for k, t in timings.items()},
+            "ratios": {k: speed_ratio(timings[next(iter(nets))], t) for k, t in timings.items()},
             "batch_size": len(x), "precision": prec.name, "channels_last": channels_last,
             "load_average": [load_before, load_average()], "cpu_count": os.cpu_count() or 1}
 
@@ -72,13 +74,8 @@ def _correct(model: nn.Module, task, dataset, precision: str, batch_size: int) -
     """Per-image top-1 correctness on ``dataset`` (its mean is ``skiplab eval``'s accuracy)."""
     device = torch.device("cpu")
     prec = Precision(resolve_precision(precision, device), device)
-    model.eval()
-    hits = []
-    with torch.no_grad():
-        for x, y in task.loader(dataset, batch_size, train=False, device=device):
-            with prec.autocast():
-                hits.append(model(x).float().argmax(1) == y)
-    return torch.cat(hits)
+    loader = task.loader(dataset, batch_size, train=False, device=device)
+    return evaluate(model, loader, prec, meter=task.meter(dataset), per_image=True)["correct"]
 
 
 def paired_drop(before: torch.Tensor, after: torch.Tensor) -> list[float]:
@@ -198,7 +195,7 @@ def prune_checkpoint(path: Union[str, Path], out: Union[str, Path], *, speedup: 
         "after": {"macs": macs, "params": params, "acc": acc, "images_per_s": ips["pruned"]},
         "mac_reduction": macs0 / macs, "param_reduction": params0 / params,
         "acc_drop_points": 100 * (acc0 - acc),
-        "acc_drop_interval": paired_drop(correct0, correct), "measured_speedup": ips["pruned"] / ips["unpruned"],
+        "acc_drop_interval": paired_drop(correct0, correct), "measured_speedup": bench["ratios"]["pruned"]["ratio"],
         "bench": bench, "history": history,
     }
     write_json(out / "prune_report.json", report)

@@ -232,10 +232,11 @@ def quantize_qat_pt2e(source: ModelSource, options: Optional[QATOptions] = None,
 
 def compile_int8(module: nn.Module) -> nn.Module:
     """``torch.compile`` with inductor freezing (constant weights, needed for the oneDNN int8
-    kernels), as torchao's X86InductorQuantizer tutorial prescribes."""
-    import torch._inductor.config as inductor_config
-    inductor_config.freezing = True
-    return torch.compile(module)
+    kernels), as torchao's X86InductorQuantizer tutorial prescribes -- for this compile only
+    (``options``: inductor applies them to this module's graphs and leaves the process-wide
+    ``torch._inductor.config.freezing`` as it was, so a ``compiled_bf16`` timed beside it runs
+    without freezing)."""
+    return torch.compile(module, options={"freezing": True})
 
 
 def save_pt2e(quantized: nn.Module, source: ModelSource, out: Union[str, Path], *,

@@ -17,16 +17,18 @@ from .bench import state_bytes
 from .quantize import (BACKENDS, SUFFIX, Calibration, QATOptions, QuantizedArtifact, calibration_data,
                        quantize_to)
 from .source import ModelSource
-from .timing import load_average, load_note, time_interleaved
+from .timing import load_average, load_note, speed_ratio, time_interleaved
 
 
-@torch.no_grad()
 def compare_on_split(fp32: nn.Module, int8: dict[str, nn.Module], source: ModelSource, *,
                      data: Optional[str] = None, split: str = "test", batch_size: int = 500,
                      limit: Optional[int] = None) -> dict:
-    """Accuracy of ``fp32`` and of each int8 module on ``split``, and each one's top-1
-    agreement with fp32 (per pixel for segmentation); a reconstruct model reports its
-    max relative output difference instead. ``limit`` evaluates the first N images only."""
+    """Accuracy of ``fp32`` and of each int8 module on ``split`` (the one evaluation loop,
+    :func:`skiplab.train.evaluate`: the figure ``skiplab eval`` gives), and each int8 module's
+    top-1 agreement with fp32 (the share of images -- of pixels for segmentation -- where both
+    predict the same class) and max relative output difference; a reconstruct model reports
+    the difference only. ``limit`` evaluates the first N images only."""
+    from ..train import evaluate
     from ..train.evaluation import evaluation_data
     recorded = dict(source.meta.config) or {"model": source.meta.model, "task": source.meta.task}
     task, dataset = evaluation_data(recorded, data, split, radiometry=source.meta.radiometry,
@@ -34,33 +36,26 @@ def compare_on_split(fp32: nn.Module, int8: dict[str, nn.Module], source: ModelS
     if limit:
         dataset = dataset.subset(torch.arange(min(limit, len(dataset))))
     loader = task.loader(dataset, batch_size, train=False, device=torch.device("cpu"))
-    names = ["fp32", *int8]
-    correct = dict.fromkeys(names, 0)
-    agree = dict.fromkeys(int8, 0)
-    diff = dict.fromkeys(int8, 0.0)
-    seen = 0
-    for x, y in loader:
-        x = x.contiguous()
-        ref = fp32(x).float()
-        outputs = {"fp32": ref, **{n: m(x).float() for n, m in int8.items()}}
-        for n, out in outputs.items():
-            if task.name != "reconstruct":
-                correct[n] += int((out.argmax(1) == y).sum())
-            if n != "fp32":
-                agree[n] += int((out.argmax(1) == ref.argmax(1)).sum()) if task.name != "reconstruct" else 0
-                diff[n] = max(diff[n], float((out - ref).abs().max() / ref.abs().max()))
-        seen += y.numel() if task.name == "segment" else len(x)
-    result = {"task": task.name, "data": dataset.name, "split": split, "images": len(dataset)}
-    for n in names:
-        row = {}
+    reference: list[torch.Tensor] = []
+    result = {"task": task.name, "data": dataset.name, "split": split, "images": len(dataset),
+              "fp32": evaluate(fp32, loader, meter=task.meter(dataset),
+                               on_batch=lambda out, y: reference.append(out))}
+    for name, module in int8.items():
+        compared = {"agree": 0, "seen": 0, "diff": 0.0, "batch": iter(reference)}
+
+        def compare(out: torch.Tensor, y: torch.Tensor, c: dict = compared) -> None:
+            ref = next(c["batch"])
+            c["agree"] += int((out.argmax(1) == ref.argmax(1)).sum())
+            c["seen"] += y.numel() if task.name == "segment" else len(out)
+            c["diff"] = max(c["diff"], float((out - ref).abs().max() / ref.abs().max()))
+        result[name] = evaluate(module, loader, meter=task.meter(dataset), on_batch=compare)
+        result[name]["rel_diff"] = compared["diff"]
         if task.name != "reconstruct":
-            row["acc"] = correct[n] / seen
-        if n != "fp32":
-            row["rel_diff"] = diff[n]
-            if task.name != "reconstruct":
-                row["agreement"] = agree[n] / seen
-                row["delta_acc"] = row["acc"] - correct["fp32"] / seen   # int8 - fp32 top-1
-        result[n] = row
+            result[name]["agreement"] = compared["agree"] / compared["seen"]
+            result[name]["delta_acc"] = result[name]["acc"] - result["fp32"]["acc"]   # int8 - fp32 top-1
+    for name in ("fp32", *int8):
+        keep = ("acc", "rel_diff", "agreement", "delta_acc") if task.name != "reconstruct" else ("rel_diff",)
+        result[name] = {k: v for k, v in result[name].items() if k in keep}
     return result
 
 
@@ -102,8 +97,8 @@ def quantize_checkpoint(source: ModelSource, out: Union[str, Path], *, backend: 
         runners = {"fp32": source.model, **{b: a.module for b, a in made.items()}}
         timings = time_interleaved(runners, {n: x for n in runners}, rounds=rounds,
                                    progress=progress)
-        speed = {n: {"images_per_s": batch_size / t.median,
-                     "ratio": timings["fp32"].median / t.median} for n, t in timings.items()}
+        speed = {n: {"images_per_s": batch_size / t.median, **speed_ratio(timings["fp32"], t)}
+                 for n, t in timings.items()}
         chosen = backend if backend != "auto" else min(made, key=lambda b: timings[b].median)
         final = out.with_suffix(SUFFIX[chosen])
         if backend == "auto":
@@ -116,7 +111,8 @@ def quantize_checkpoint(source: ModelSource, out: Union[str, Path], *, backend: 
               "onnx_calibration": onnx_calibration if "onnx" in backends else None,
               "size_mb": {"fp32": state_bytes(source.model) / 1e6, chosen: final.stat().st_size / 1e6},
               "speed": speed, "batch_size": batch_size,
-              "load_average": {"start": load_start, "end": load_average()},
+              "load_average": {"start": load_start, "end": load_average(),
+                               "rounds": timings["fp32"].round_loads},
               "cores": os.cpu_count() or 1}
     if qat is not None:
         losses = made["qat"].losses
@@ -160,7 +156,7 @@ def format_report(report: dict) -> str:
                       for n, s in report["speed"].items())
     load = report["load_average"]
     lines.append(f"speed at batch {report['batch_size']}: {speed}")
-    lines.append(load_note(load["start"], load["end"], report["cores"]))
+    lines.append(load_note(load["start"], load["end"], report["cores"], max(load.get("rounds") or [0.0])))
     sizes = report["size_mb"]
     lines.append(f"size: fp32 weights {sizes['fp32']:.2f} MB, int8 file "
                  f"{sizes[report['backend']]:.2f} MB")

@@ -119,8 +119,9 @@ def evaluate_artifact(path: Union[str, Path], data: Optional[str] = None,
     task, dataset = evaluation_data(recorded, data, split, radiometry=meta.radiometry,
                                     channels_last=False, source=str(path), skip_bad=skip_bad)
     loader = task.loader(dataset, batch_size, train=False, device=torch.device("cpu"))
-    result = evaluate(source.model, loader, None, tta_flip, meter=task.meter(dataset),
-                      tta_translate=tta_translate)
+    meter = task.meter(dataset)
+    meter.source = f"{path} ({meta.model})"      # a class mismatch names the file
+    result = evaluate(source.model, loader, None, tta_flip, meter=meter, tta_translate=tta_translate)
     return {**result, "task": task.name, "model": f"{meta.model} [{Path(path).name}]",
             "data": dataset.name, "split": split, "tta_flip": tta_flip,
             "tta_translate": tta_translate, "precision": Path(path).suffix.lstrip(".") + " artifact"}

@@ -9,7 +9,7 @@ import os
 import statistics
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -25,12 +25,14 @@ def load_average() -> float:
         return 0.0
 
 
-def load_note(start: float, end: float, cores: int) -> str:
-    """``load average 3.10 -> 3.48 on 2 cores``, flagged when either figure is above the
-    core count: other jobs shared the CPU, so absolute speeds are low and only the ratios,
-    measured in the same rounds, carry."""
-    busy = max(start, end) > cores
-    return (f"load average {start:.2f} -> {end:.2f} on {cores} cores"
+def load_note(start: float, end: float, cores: int, peak: float = 0.0) -> str:
+    """``load average 3.10 -> 3.48 on 2 cores`` (and the ``peak`` as a timing round began,
+    when higher), flagged when any figure is above the core count: other jobs shared the CPU,
+    so absolute speeds are low and only the ratios, measured in the same rounds, carry."""
+    busy = max(start, end, peak) > cores
+    return (f"load average {start:.2f} -> {end:.2f}"
+            + (f" (up to {peak:.2f} during the rounds)" if peak > max(start, end) else "")
+            + f" on {cores} cores"
             + (" ** busy machine: absolute speeds are low; the ratios were measured in the "
                "same rounds **" if busy else ""))
 
@@ -39,6 +41,7 @@ def load_note(start: float, end: float, cores: int) -> str:
 class Timing:
     latencies: list[float]          # seconds per call, every call of every round
     round_medians: list[float]      # median latency of each round
+    round_loads: list[float] = field(default_factory=list)   # load average as each round began
 
     @property
     def median(self) -> float:
@@ -47,6 +50,15 @@ class Timing:
     def percentile(self, q: float) -> float:
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def speed_ratio(baseline: Timing, other: Timing) -> dict[str, float]:
+    """How many times faster ``other`` ran than ``baseline``, from the same rounds: the ratio
+    of their median latencies in each round, and the median, min and max of those ratios (a
+    stall in one round moves one ratio, not the figure; two medians taken over different
+    stretches of time would not be comparable)."""
+    ratios = [b / o for b, o in zip(baseline.round_medians, other.round_medians)]
+    return {"ratio": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios)}
 
 
 def time_interleaved(runners: dict[str, Runner], inputs: dict[str, torch.Tensor], *,
@@ -65,8 +77,10 @@ def time_interleaved(runners: dict[str, Runner], inputs: dict[str, torch.Tensor]
         names = list(runners)
         lat: dict[str, list[float]] = {n: [] for n in names}
         medians: dict[str, list[float]] = {n: [] for n in names}
+        loads: list[float] = []
         for r in range(rounds):
             progress(f"round {r + 1}/{rounds}")
+            loads.append(load_average())
             order = names[r % len(names):] + names[:r % len(names)]
             for name in order:
                 run, x, calls = runners[name], inputs[name], []
@@ -77,4 +91,4 @@ def time_interleaved(runners: dict[str, Runner], inputs: dict[str, torch.Tensor]
                     calls.append(time.perf_counter() - t0)
                 lat[name] += calls
                 medians[name].append(statistics.median(calls))
-    return {n: Timing(lat[n], medians[n]) for n in names}
+    return {n: Timing(lat[n], medians[n], loads) for n in names}

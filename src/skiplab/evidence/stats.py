@@ -12,6 +12,7 @@ within each seed. Every result keeps its per-seed values.
 
 from __future__ import annotations
 
+import base64
 import math
 from typing import Callable, Mapping, Optional, Sequence
 
@@ -20,13 +21,31 @@ import numpy as np
 from .intervals import binomial_se, seed_interval_with_sampling
 from .thresholds import CONFIDENCE
 
-__all__ = ["wrong_matrix", "contrast", "seed_function", "interaction", "difference", "sign", "mean_spread",
+__all__ = ["pack_correct", "unpack_correct", "wrong_matrix", "contrast", "seed_function", "interaction", "difference", "sign", "mean_spread",
            "nan_mean", "pm", "interval_text", "binomial_se", "loglinear_slope"]
 
 
-def wrong_matrix(correct: Sequence[str]) -> np.ndarray:
-    """[seeds, images] 0/1 errors from per-seed '1'/'0' correctness strings."""
-    return np.array([[c == "0" for c in s] for s in correct], dtype=np.float64)
+def pack_correct(correct: Sequence[bool]) -> dict:
+    """Per-image correctness (a bool tensor or array, e.g. ``evaluate(..., per_image=True)
+    ["correct"]``) stored packed for JSON: ``{"images": n, "packbits": base64}``, one bit an
+    image (:func:`numpy.packbits`, big-endian bit order)."""
+    bits = np.asarray(correct, dtype=bool).ravel()
+    return {"images": int(bits.size), "packbits": base64.b64encode(np.packbits(bits)).decode("ascii")}
+
+
+def unpack_correct(stored: "dict | str") -> np.ndarray:
+    """The bool array :func:`pack_correct` stored; a '1'/'0' string (how earlier versions kept
+    it) is read as well."""
+    if isinstance(stored, str):
+        return np.frombuffer(stored.encode("ascii"), dtype=np.uint8) == ord("1")
+    bits = np.frombuffer(base64.b64decode(stored["packbits"]), dtype=np.uint8)
+    return np.unpackbits(bits, count=stored["images"]).astype(bool)
+
+
+def wrong_matrix(correct: Sequence["dict | str"]) -> np.ndarray:
+    """[seeds, images] 0/1 errors from per-seed correctness (:func:`pack_correct`'s form, or
+    '1'/'0' strings)."""
+    return np.array([~unpack_correct(c) for c in correct], dtype=np.float64)
 
 
 def contrast(errors: Mapping[str, np.ndarray], weights: Mapping[str, float],

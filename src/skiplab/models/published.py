@@ -16,8 +16,9 @@ must have ``count ± tolerance`` parameters.
 
 from __future__ import annotations
 
+import contextlib
 from decimal import Decimal
-from typing import Any, Optional, Union
+from typing import Any, Iterator, Optional, Union
 
 import torch
 from torch import nn
@@ -130,35 +131,52 @@ def matches_published(name: str, ours: int) -> Optional[bool]:
     return None if entry is None else abs(ours - entry["count"]) <= entry["tolerance"]
 
 
+@contextlib.contextmanager
+def no_weight_init() -> Iterator[None]:
+    """``torch.nn.init``'s in-place initialisers as no-ops inside the block (as transformers'
+    ``no_init_weights``): a model built on the meta device only to be counted needs the shapes,
+    and drawing its random weights there is most of the time of building it."""
+    initialisers = {n: f for n, f in vars(nn.init).items()
+                    if n.endswith("_") and not n.startswith("_") and callable(f)}
+    try:
+        for name in initialisers:
+            setattr(nn.init, name, lambda tensor, *args, **kwargs: tensor)
+        yield
+    finally:
+        for name, f in initialisers.items():
+            setattr(nn.init, name, f)
+
+
 def count_parameters(model_or_name: Union[str, nn.Module], **kwargs: Any) -> int:
     """Parameters of a model or of the registered model ``name`` (built on the meta device,
-    so no memory is allocated and no weights are initialised: fast even for the giants)."""
+    its weights left uninitialised, so no memory is allocated: fast even for the giants)."""
     if isinstance(model_or_name, nn.Module):
         return sum(p.numel() for p in model_or_name.parameters())
     from .registry import create_model
     try:
-        with torch.device("meta"):
+        with torch.device("meta"), no_weight_init():
             model = create_model(model_or_name, **kwargs)
     except (NotImplementedError, RuntimeError):  # a model whose constructor needs real data
         model = create_model(model_or_name, **kwargs)
     return sum(p.numel() for p in model.parameters())
 
 
-def model_table(pattern: str = "*") -> list[dict[str, Any]]:
-    """One dict per registered model matching ``pattern``: ``name``, ``params`` (default
-    options), ``published``, ``tolerance``, ``source`` and ``check`` ("ok", "FAIL" or "")."""
-    from .registry import list_models
+def model_row(name: str) -> dict[str, Any]:
+    """The row of the registered model ``name``: ``name``, ``params`` (default options),
+    ``published``, ``tolerance``, ``source`` and ``check`` ("ok", "FAIL", "ref" or "")."""
+    params = count_parameters(name)
+    pub = published_entry(name) or {}
+    check = "" if not pub else ("ok" if abs(params - pub["count"]) <= pub["tolerance"] else "FAIL")
+    if check == "FAIL" and name in DEVIATIONS and params == REFERENCE.get(name, (None,))[0]:
+        check = "ref"  # the paper's figure is off; ours equals the exact reference count
+    return dict(name=name, params=params, published=pub.get("count"),
+                tolerance=pub.get("tolerance"), source=pub.get("source"), check=check)
 
-    rows = []
-    for name in list_models(pattern):
-        params = count_parameters(name)
-        pub = published_entry(name) or {}
-        check = "" if not pub else ("ok" if abs(params - pub["count"]) <= pub["tolerance"] else "FAIL")
-        if check == "FAIL" and name in DEVIATIONS and params == REFERENCE.get(name, (None,))[0]:
-            check = "ref"  # the paper's figure is off; ours equals the exact reference count
-        rows.append(dict(name=name, params=params, published=pub.get("count"),
-                         tolerance=pub.get("tolerance"), source=pub.get("source"), check=check))
-    return rows
+
+def model_table(pattern: str = "*") -> list[dict[str, Any]]:
+    """:func:`model_row` of every registered model matching ``pattern``."""
+    from .registry import list_models
+    return [model_row(name) for name in list_models(pattern)]
 
 
 def model_table_markdown(rows: list[dict[str, Any]]) -> str:

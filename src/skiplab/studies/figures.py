@@ -103,11 +103,6 @@ def plot_gradient_flow(results: list[dict], path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def _positive(points: np.ndarray) -> np.ndarray:
-    """(x, y) points with y <= 0 dropped (a log axis cannot show them)."""
-    return points[points[:, 1] > 0]
-
-
 def _ranges(numbers: list[int]) -> str:
     """1-based block numbers as text: "4, 7" or "10, 19"."""
     return ", ".join(str(n) for n in numbers)

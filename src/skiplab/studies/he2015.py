@@ -78,9 +78,9 @@ def train_subset(dataset: ImageDataset, n: int, seed: int) -> ImageDataset:
 def error_with_interval(model, dataset: ImageDataset) -> dict:
     """Error rate of ``model`` (eval mode, fp32) on ``dataset`` and its Wilson interval."""
     with torch.inference_mode():
-        scores = evaluate(model, device_batches(dataset, torch.device("cpu"), 500))
+        correct = evaluate(model, device_batches(dataset, torch.device("cpu"), 500), per_image=True)["correct"]
     n = len(dataset)
-    wrong = round((1 - scores["acc"]) * n)
+    wrong = int((~correct).sum())
     low, high = wilson_interval(wrong, n)
     return {"error": wrong / n, "low": low, "high": high, "wrong": wrong, "images": n}
 

@@ -20,8 +20,9 @@ from torch import nn
 
 from ..data import BatchLoader, ImageDataset
 from ..evidence import thresholds as T
+from ..evidence.stats import pack_correct
 from ..models import create_model
-from ..train import TrainConfig
+from ..train import TrainConfig, evaluate
 from ..trained import load_trained as read_model
 from .config import FAMILIES, Family, StudyConfig
 from .experiment import Run
@@ -139,23 +140,15 @@ def train_config(spec: RunSpec, config: StudyConfig, steps: int, run_dir: Option
         train_subset_seed=config.seed, tensorboard=False, progress=False))
 
 
-@torch.no_grad()
-def correct_per_image(model: nn.Module, batches: list) -> str:
-    """'1'/'0' per image: whether ``model`` (evaluation mode, fp32) classifies it right --
-    kept per image so intervals can resample the evaluation images."""
-    model.eval()
-    out = []
-    for x, y in batches:
-        out.append((model(x).argmax(1) == y).to(torch.uint8))
-    return "".join(map(str, torch.cat(out).tolist()))
-
-
 def measure_fit(model: nn.Module, train_probe: list, test_batches: list) -> dict:
-    """He 2015 Fig. 6's two errors: training error in evaluation mode on the fixed training
-    subset, and test error on the whole test split; per image and as fractions."""
-    train, test = correct_per_image(model, train_probe), correct_per_image(model, test_batches)
-    return dict(train_error=1 - train.count("1") / len(train), test_error=1 - test.count("1") / len(test),
-                train_correct=train, test_correct=test)
+    """He 2015 Fig. 6's two errors: training error in evaluation mode (fp32) on the fixed
+    training subset, and test error on the whole test split; as fractions and per image
+    (packed, :func:`~skiplab.evidence.stats.pack_correct`), so that intervals can resample
+    the evaluation images."""
+    train = evaluate(model, train_probe, per_image=True)["correct"]
+    test = evaluate(model, test_batches, per_image=True)["correct"]
+    return dict(train_error=1 - train.sum().item() / len(train), test_error=1 - test.sum().item() / len(test),
+                train_correct=pack_correct(train), test_correct=pack_correct(test))
 
 
 def load_trained(spec: RunSpec, run_dir: Path, num_classes: int, in_chans: int,

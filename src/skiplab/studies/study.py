@@ -184,9 +184,6 @@ class Study:
     def runs(self) -> list[RunSpec]:
         return self.experiment.specs()
 
-    def has_trained_runs(self) -> bool:
-        return bool(self.runs())
-
     def run_dir(self, spec: RunSpec) -> Path:
         return self.runner.run_dir(spec.run)
 

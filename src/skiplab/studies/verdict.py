@@ -113,13 +113,6 @@ def _budget_reason(results: dict) -> str:
             "the short training budget")
 
 
-def _data_reason(config: StudyConfig) -> Optional[str]:
-    if config.data.startswith("synthetic"):
-        return (f"the data: the synthetic task ({config.data}) is not CIFAR-10; a task that every depth can fit leaves "
-                "no room for a deeper net to fit it better (or worse)")
-    return None
-
-
 def assess_degradation(config: StudyConfig, results: dict) -> list[Assessment]:
     """The interaction (He's contrast), then each family's own depth effect, on the
     eval-mode training error; verdicts from the sign of each interval, inside the regime."""

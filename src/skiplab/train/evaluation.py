@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Any, Iterable, Optional, Union
+from typing import Any, Callable, Iterable, Optional, Union
 
 import torch
 from torch import nn
@@ -27,14 +27,24 @@ def _shift(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: Iterable, precision: Optional[Precision] = None,
              tta_flip: bool = False, meter: Optional[Meter] = None,
-             tta_translate: bool = False) -> dict:
-    """The metrics ``meter`` (a task's, :meth:`Task.meter`; default: mean cross-entropy and
-    accuracy) accumulates over ``loader``, with ``model`` in eval mode: ``{"loss", ...,
-    "images"}``. ``tta_flip`` averages the outputs of each image and of its mirror image
-    (mirrored back for image outputs). ``tta_translate`` (classifiers only) averages that with
-    the same for the image shifted one pixel up-left and down-right, weighted 1/2, 1/4, 1/4
-    (airbench's test-time augmentation)."""
+             tta_translate: bool = False, *, per_image: bool = False,
+             on_batch: Optional[Callable[[torch.Tensor, torch.Tensor], None]] = None) -> dict:
+    """The one evaluation loop: the metrics ``meter`` (a task's, :meth:`Task.meter`; default:
+    mean cross-entropy and accuracy, classes checked against the labels) accumulates over
+    ``loader``, with ``model`` in eval mode (every module's own flag restored afterwards):
+    ``{"loss", ..., "images"}``. ``model`` is any ``nn.Module``: a trained network, or an
+    exported ``.pt2`` program or ONNX Runtime session behind
+    :func:`skiplab.deploy.load_artifact`.
+
+    ``per_image`` (classifiers) adds ``"correct"`` (bool, one per image, in loader order) and
+    ``"predicted"`` (int32 class indices). ``tta_flip`` averages the outputs of each image and
+    of its mirror image (mirrored back for image outputs). ``tta_translate`` (classifiers only)
+    averages that with the same for the image shifted one pixel up-left and down-right,
+    weighted 1/2, 1/4, 1/4 (airbench's test-time augmentation). ``on_batch(output, target)``
+    sees each batch's float32 outputs (e.g. to compare two models on the same images)."""
     meter = meter if meter is not None else ClassificationMeter()
+    if per_image:
+        meter.keep_per_image()
     if tta_translate and meter.dense:
         raise ValueError("tta_translate is for classifiers: shifted dense outputs do not line up "
                          "with the target")
@@ -46,15 +56,23 @@ def evaluate(model: nn.Module, loader: Iterable, precision: Optional[Precision] 
             output = 0.5 * (output + (mirrored.flip(3) if meter.dense else mirrored))
         return output
 
-    was_training = model.training
-    model.eval()
-    for x, y in loader:
-        with precision.autocast() if precision is not None else contextlib.nullcontext():
-            output = predict(x)
-            if tta_translate:
-                output = 0.5 * output + 0.25 * (predict(_shift(x, 1, 1)) + predict(_shift(x, -1, -1)))
-        meter.update(output.float(), y)
-    model.train(was_training)
+    # eval mode by the modules' own flags, as nn.Module.eval() sets them: a PT2E int8 graph
+    # refuses eval() (an exported model has no train mode to leave)
+    flags = [(m, m.training) for m in model.modules()]
+    for m, _ in flags:
+        m.training = False
+    try:
+        for x, y in loader:
+            with precision.autocast() if precision is not None else contextlib.nullcontext():
+                output = predict(x)
+                if tta_translate:
+                    output = 0.5 * output + 0.25 * (predict(_shift(x, 1, 1)) + predict(_shift(x, -1, -1)))
+            meter.update(output.float(), y)
+            if on_batch is not None:
+                on_batch(output.float(), y)
+    finally:
+        for m, flag in flags:
+            m.training = flag
     return meter.result()
 
 

@@ -39,11 +39,6 @@ def weights_sha256(model: nn.Module) -> str:
     return digest.hexdigest()
 
 
-def weights_fingerprint(model: nn.Module) -> str:
-    """The short form (16 hex digits) of :func:`weights_sha256`."""
-    return weights_sha256(model)[:16]
-
-
 @dataclass
 class TrainedAutoencoder:
     """A model with ``encode``/``decode`` in evaluation mode, and what inference needs.

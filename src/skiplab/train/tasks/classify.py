@@ -68,7 +68,7 @@ class ClassifyTask(Task):
         return 1 - sums[1] / sums[2]
 
     def meter(self, dataset: Any) -> Meter:
-        return ClassificationMeter()
+        return ClassificationMeter(dataset.num_classes, data=dataset.name)
 
     def checkpoint_extras(self, trainer: "Trainer") -> dict:
         return {**super().checkpoint_extras(trainer), "best_acc": trainer.best_value}
