@@ -35,6 +35,7 @@ The sub-packages' ``__init__`` modules import nothing; the names below are the p
     reconstruct_scene(ae, "scene.tif", "scene_ae.tif")
 """
 
+from .codec.hyperprior import HyperpriorCodec
 from .codec.model import QuantizedAutoencoder
 from .inference.grid import TileGrid, make_grid
 from .inference.latent import decode_latent, encode_scene, read_latent
@@ -49,13 +50,14 @@ from .training.losses import build_loss
 from .training.metrics import (ENLResult, RatioStats, bits_per_pixel, compression_ratio, enl,
                                enl_per_image, homogeneous_windows, psnr, ratio_statistics,
                                reconstruction_metrics, ssim_per_image)
+from .training.compress_task import CompressTask
 from .training.task import ReconstructionMeter, ReconstructTask
 from .training.tiles import (SARAugmentation, SARTileDataset, SARTileLoader, cut_tiles,
                              load_sar_tiles, synthetic_sar_tiles, tile_positions)
 
 __all__ = [
     "TrainedAutoencoder", "load_autoencoder", "default_model_card", "load_default_model",
-    "QuantizedAutoencoder",
+    "QuantizedAutoencoder", "HyperpriorCodec", "CompressTask",
     "InferenceResult", "TileGrid", "make_grid", "reconstruct_array", "reconstruct_scene",
     "Raster", "read_raster", "write_raster",
     "decode_latent", "encode_scene", "read_latent",
