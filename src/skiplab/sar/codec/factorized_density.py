@@ -47,7 +47,7 @@ class FactorizedDensity(nn.Module):
             self.biases.append(nn.Parameter(torch.rand(channels, dims[k + 1], 1) - 0.5))
             if k < len(filters):
                 self.factors.append(nn.Parameter(torch.zeros(channels, dims[k + 1], 1)))
-        self.register_buffer("pmf", torch.zeros(0, dtype=torch.float64), persistent=True)
+        self.register_buffer("pmf", torch.zeros(channels, 2 * Z_RANGE + 1, dtype=torch.float64))
 
     @property
     def channels(self) -> int:
@@ -79,20 +79,14 @@ class FactorizedDensity(nn.Module):
         """Compute and keep the coding table: [C, 2R+1] bin masses at -R..R (float64)."""
         support = torch.arange(-Z_RANGE, Z_RANGE + 1, dtype=torch.float64)
         values = support.view(1, 1, -1).expand(self.channels, 1, -1)
-        self.pmf = self._bin_mass(values).reshape(self.channels, -1).clamp_min(0.0)
+        self.pmf.copy_(self._bin_mass(values).reshape(self.channels, -1).clamp_min(0.0))
         return self.pmf
 
     def pmf_table(self) -> torch.Tensor:
-        """The coding table (:meth:`update_pmf` if not computed yet)."""
-        if self.pmf.numel() != self.channels * (2 * Z_RANGE + 1):
+        """The coding table (:meth:`update_pmf` if not computed yet: all zeros)."""
+        if not bool(self.pmf.any()):
             return self.update_pmf()
         return self.pmf
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        key = prefix + "pmf"
-        if key in state_dict:                 # the buffer's size follows the stored table
-            self.pmf = torch.empty_like(state_dict[key])
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 __all__ = ["FactorizedDensity", "LIKELIHOOD_BOUND", "Z_RANGE"]
