@@ -23,6 +23,8 @@ import math
 import torch
 from torch import nn
 
+from .lower_bound import lower_bound
+
 SCALE_MIN, SCALE_MAX, SCALE_LEVELS = 0.11, 256.0, 64
 LIKELIHOOD_BOUND = 1e-9
 #: y symbols are coded in [-Y_RANGE, Y_RANGE]
@@ -34,9 +36,6 @@ def scale_table() -> torch.Tensor:
     return torch.exp(torch.linspace(math.log(SCALE_MIN), math.log(SCALE_MAX), SCALE_LEVELS,
                                     dtype=torch.float64))
 
-
-def _lower_bound(x: torch.Tensor, bound: float) -> torch.Tensor:
-    return x + (x.clamp_min(bound) - x).detach()
 
 
 def _std_normal_cdf(x: torch.Tensor) -> torch.Tensor:
@@ -62,7 +61,7 @@ class GaussianConditional(nn.Module):
         y, scales = y.float(), scales.float()
         if not self.training:
             scales = self.table[self.scale_index(scales)]
-        scales = _lower_bound(scales, SCALE_MIN)
+        scales = lower_bound(scales, SCALE_MIN)
         values = (y - means.float() if means is not None else y).abs()
         upper = _std_normal_cdf((0.5 - values) / scales)
         lower = _std_normal_cdf((-0.5 - values) / scales)

@@ -14,12 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .lower_bound import lower_bound
+
 _PEDESTAL = 2.0 ** -18
 
-
-def _lower_bound(x: torch.Tensor, bound: float) -> torch.Tensor:
-    """max(x, bound) whose gradient still pulls values below the bound back up."""
-    return x + (x.clamp_min(bound) - x).detach()
 
 
 class GDN(nn.Module):
@@ -36,8 +34,8 @@ class GDN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = x.shape[1]
-        beta = _lower_bound(self.beta, self.beta_bound) ** 2 - _PEDESTAL
-        gamma = (_lower_bound(self.gamma, self.gamma_bound) ** 2 - _PEDESTAL).view(c, c, 1, 1)
+        beta = lower_bound(self.beta, self.beta_bound) ** 2 - _PEDESTAL
+        gamma = (lower_bound(self.gamma, self.gamma_bound) ** 2 - _PEDESTAL).view(c, c, 1, 1)
         norm = torch.sqrt(F.conv2d(x * x, gamma, beta))
         return x * norm if self.inverse else x / norm
 

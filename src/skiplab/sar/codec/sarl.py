@@ -186,11 +186,16 @@ def unpack(data: bytes, name: str = "the file") -> tuple[dict, np.ndarray, np.nd
     return header, valid, words
 
 
-def decode_bytes(data: bytes, checkpoint: Optional[PathLike] = None, name: str = "the file"
-                 ) -> tuple[np.ndarray, dict]:
-    """The decoded scene (intensity, float64, gain applied; no-data as NaN) and the header."""
+def decode_bytes(data: bytes, checkpoint: Optional[PathLike] = None, name: str = "the file", *,
+                 codec: Optional[Codec] = None) -> tuple[np.ndarray, dict]:
+    """The decoded scene (intensity, float64, gain applied; no-data as NaN) and the header;
+    the codec is ``codec`` (in memory), else ``checkpoint``'s, else the shipped one the file
+    names -- refused in one line when its id is not the file's."""
     header, valid, words = unpack(data, name)
-    codec = codec_for_file(header["codec"], header["codec_id"], checkpoint, name)
+    if codec is not None and codec.ident != header["codec_id"]:
+        raise ValueError(f"{name} was written by the codec {header['codec']} (id "
+                         f"{header['codec_id']}), not by {codec.name} (id {codec.ident})")
+    codec = codec or codec_for_file(header["codec"], header["codec_id"], checkpoint, name)
     radiometry = _radiometry(header["radiometry"])
     h, w = header["height"], header["width"]
     boxes = coding_tiles(h, w, header["tile"])

@@ -60,9 +60,11 @@ def hyper_analysis(n: int, m: int) -> nn.Sequential:
 
 
 def hyper_synthesis(n: int, m: int, outputs: int = 1) -> nn.Sequential:
-    """``h_s``: z -> ``outputs`` x ``m`` channels (the scales; or means and scales)."""
-    return nn.Sequential(deconv(n, n), nn.ReLU(inplace=True), deconv(n, n), nn.ReLU(inplace=True),
-                         conv(n, outputs * m, 3, 1))
+    """``h_s``: z -> ``outputs`` x ``m`` channels: the scales (ending in a ReLU, as Ballé
+    2018), or means and scales (no final ReLU: the means are signed; Minnen et al. 2018)."""
+    layers = [deconv(n, n), nn.ReLU(inplace=True), deconv(n, n), nn.ReLU(inplace=True),
+              conv(n, outputs * m, 3, 1)]
+    return nn.Sequential(*layers, *([nn.ReLU(inplace=True)] if outputs == 1 else []))
 
 
 def _check(transform: str) -> bool:
