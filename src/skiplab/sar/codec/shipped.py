@@ -1,11 +1,12 @@
 """The hyperprior codecs that ship with skiplab, one per quality level, and how a ``.sarl``
 file finds the codec that wrote it.
 
-``src/skiplab/sar/weights/sar_hyperprior_q{Q}.pt`` (Q = 1 ... N, low to high rate, as
+``src/skiplab/sar/weights/sar_hyperprior_q{Q}.pt.xz`` (Q = 1 ... N, low to high rate, as
 CompressAI's quality levels) are stripped checkpoints (float16 weights, the z coding table
-in float64) of :class:`~skiplab.sar.codec.hyperprior.HyperpriorCodec` models trained for
+in float64; LZMA-compressed so that all levels together stay under 10 MB) of :class:`~skiplab.sar.codec.hyperprior.HyperpriorCodec` models trained for
 increasing lambda; ``sar_hyperprior.json`` beside them is their card (training command,
-data, lambda per level). They are read by :func:`skiplab.load_trained` like any checkpoint.
+data, lambda per level). Decompressed, they are read by :func:`skiplab.load_trained` like any
+checkpoint.
 
 A codec is named in a file by its ``name`` (``sar_hyperprior_q2`` or a checkpoint path) and
 its *id* (16 hex digits of a hash over its architecture and weights): decoding with another
@@ -15,7 +16,9 @@ model is refused in one line naming the one expected.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import lzma
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
@@ -28,6 +31,7 @@ from .hyperprior import HyperpriorCodec
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 PREFIX = "sar_hyperprior_q"
+SUFFIX = ".pt.xz"
 CARD = WEIGHTS_DIR / "sar_hyperprior.json"
 #: all shipped codecs together stay below this (a wheel stays small)
 MAX_TOTAL_BYTES = 10 * 1000 * 1000
@@ -61,15 +65,20 @@ def codec_id(model: HyperpriorCodec) -> str:
 
 def quality_levels() -> list[int]:
     """The shipped quality levels, ascending (empty when none is installed)."""
-    found = (p.stem[len(PREFIX):] for p in WEIGHTS_DIR.glob(f"{PREFIX}*.pt"))
+    found = (p.name[len(PREFIX):-len(SUFFIX)] for p in WEIGHTS_DIR.glob(f"{PREFIX}*{SUFFIX}"))
     return sorted(int(q) for q in found if q.isdigit())
 
 
 def load_codec(path: PathLike, name: Optional[str] = None, quality: int = 0) -> Codec:
-    """A codec from a checkpoint of the ``compress`` task (or a shipped file)."""
+    """A codec from a checkpoint of the ``compress`` task (or a shipped ``.pt.xz`` file)."""
     from ...trained import load_trained    # the one road from a file to a model
 
-    model = load_trained(path).model
+    if str(path).endswith(SUFFIX):
+        with lzma.open(path, "rb") as f:
+            checkpoint = torch.load(io.BytesIO(f.read()), map_location="cpu", weights_only=True)
+        model = load_trained(checkpoint, source=str(path)).model
+    else:
+        model = load_trained(path).model
     if not isinstance(model, HyperpriorCodec):
         raise CodecNotFoundError(f"{path} holds a {type(model).__name__}, not a hyperprior "
                                  f"codec (sar_hyperprior_*, trained with --task compress)")
@@ -85,7 +94,7 @@ def load_quality(quality: int) -> Codec:
         raise CodecNotFoundError(f"quality must be one of the shipped levels ({have}); got "
                                  f"{quality}")
     name = f"{PREFIX}{quality}"
-    return load_codec(WEIGHTS_DIR / f"{name}.pt", name, quality)
+    return load_codec(WEIGHTS_DIR / f"{name}{SUFFIX}", name, quality)
 
 
 def codec_for_file(name: str, ident: str, given: Optional[PathLike] = None,
@@ -116,13 +125,12 @@ def ship(checkpoint: PathLike, quality: int, out_dir: PathLike = WEIGHTS_DIR) ->
     model = load_trained(checkpoint).model
     model.update()
     state = {k: (v if k.endswith("pmf") else v.half()) for k, v in model.state_dict().items()}
-    import io
     buffer = io.BytesIO()
     torch.save({"format": "skiplab.sar_codec/1", "format_version": 2, "arch": source["arch"],
                 "model": state, "codec": source.get("codec"), "tile_size": source.get("tile_size"),
                 "radiometry": source.get("radiometry"), "config": source.get("config")}, buffer)
-    path = Path(out_dir) / f"{PREFIX}{quality}.pt"
-    write_bytes(path, buffer.getvalue())
+    path = Path(out_dir) / f"{PREFIX}{quality}{SUFFIX}"
+    write_bytes(path, lzma.compress(buffer.getvalue(), preset=9 | lzma.PRESET_EXTREME))
     return path
 
 
