@@ -19,10 +19,11 @@ from skiplab.sar.codec.ans import decode_tiles, encode_tiles  # noqa: E402
 from skiplab.sar.codec.factorized_density import Z_RANGE  # noqa: E402
 from skiplab.sar.codec.gaussian_conditional import scale_table  # noqa: E402
 from skiplab.sar.codec.hyperprior import HyperpriorCodec, Symbols  # noqa: E402
-from skiplab.sar.codec.sarl import (CorruptSceneFileError, decode_bytes, encode_scene,  # noqa: E402
-                                    unpack)
+from skiplab.sar.codec.sarl import (CorruptSceneFileError, coding_tiles, decode_bytes,  # noqa: E402
+                                    encode_scene, unpack, z_shapes)
 from skiplab.sar.codec.shipped import load_codec, load_quality, quality_levels  # noqa: E402
 from skiplab.sar.rate_distortion.bjontegaard import bd_psnr, bd_rate  # noqa: E402
+from skiplab.sar.raster.radiometry import Radiometry  # noqa: E402
 from skiplab.sar.raster.speckle import gamma_speckle  # noqa: E402
 
 
@@ -52,14 +53,13 @@ def test_round_trip_through_the_file_is_bit_exact(tiny_checkpoint):
     encoded = encode_scene(codec, scene, tile=128)
     header, valid, words = unpack(encoded.data)
     assert valid.all() and encoded.bpp == 8 * len(encoded.data) / scene.size
-    tiles = decode_tiles(words, codec.model.z_density.pmf_table(),
-                         [tuple(s) for s in header["z_shapes"]], codec.model.m,
-                         lambda z: codec.model.scale_index(z)[0])
-    padded = np.pad(scene, ((0, 56), (0, 56)), mode="edge")   # 200x136 -> 256x192, as encoded
-    from skiplab.sar.codec.sarl import REFERENCE, coding_tiles
-    from skiplab.sar.raster.scene_radiometry import scene_radiometry
-    n = scene_radiometry(REFERENCE, scene).forward(padded).astype(np.float32)
-    for got, (ty, tx, th, tw) in zip(tiles, coding_tiles(*scene.shape, 128)):
+    boxes = coding_tiles(*scene.shape, 128)
+    tiles = decode_tiles(words, codec.model.z_density.pmf_table(), z_shapes(boxes),
+                         codec.model.m, lambda z: codec.model.scale_index(z)[0])
+    low, high, eps = header["radiometry"]
+    n = Radiometry(low, high, "intensity", eps, True).forward(scene).astype(np.float32)
+    n = np.pad(n, ((0, 56), (0, 56)), mode="edge")           # 200x136 -> 256x192, as encoded
+    for got, (ty, tx, th, tw) in zip(tiles, boxes):
         want = codec.model.compress(torch.from_numpy(n[ty:ty + th, tx:tx + tw].copy())[None, None])
         assert torch.equal(got.y, want.y) and torch.equal(got.z, want.z)
         assert torch.equal(got.index, want.index)
@@ -124,7 +124,7 @@ def test_damaged_files_are_refused_in_one_line(tiny_checkpoint, tmp_path):
     flipped = bytearray(data)
     flipped[len(data) // 2] ^= 0x10
     cases = {"empty": (b"", "is empty"), "truncated": (data[:-7], "checksum"),
-             "flipped": (bytes(flipped), "checksum"), "header": (data[:6], "truncated"),
+             "flipped": (bytes(flipped), "checksum"), "header": (data[:4], "truncated"),
              "foreign": (b"GIF89a" + data[6:], "not a .sarl")}
     for name, (content, expected) in cases.items():
         path = tmp_path / f"{name}.sarl"
