@@ -166,7 +166,7 @@ def encode_scene(codec: Codec, scene: Union[Raster, np.ndarray, PathLike], *,
         raise ValueError("every pixel is no-data: nothing to encode")
     fitted = scene_radiometry(REFERENCE, data, nodata=raster.nodata)   # as the file stores it:
     radiometry = _radiometry([_f32(fitted.low_db), _f32(fitted.high_db), _f32(fitted.eps)])
-    n = radiometry.forward(np.where(valid, data, np.nan)).astype(np.float32)
+    n = radiometry.forward(np.where(valid, data, np.median(data[valid]))).astype(np.float32)
     n[~valid] = float(np.mean(n[valid]))
     padded, boxes = _padded(n), coding_tiles(*data.shape, tile)
     symbols = [codec.model.compress(torch.from_numpy(
