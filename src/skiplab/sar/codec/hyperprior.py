@@ -110,29 +110,34 @@ class HyperpriorCodec(nn.Module):
         return CodecOutput(x_hat=x_hat, likelihoods={"y": y_likelihood, "z": z_likelihood})
 
     @torch.no_grad()
-    def compress(self, x: torch.Tensor) -> Symbols:
-        """The symbols of ``x`` [B, 1, H, W] (H, W multiples of 64), in eval arithmetic."""
+    def compress(self, x: torch.Tensor, step: float = 1.0) -> Symbols:
+        """The symbols of ``x`` [B, 1, H, W] (H, W multiples of 64), in eval arithmetic.
+        ``step`` != 1 quantises y with that step instead of the unit one the model was
+        trained for (its scales divided by it): a coarser or finer rate from the same model
+        (quantisation-step scaling, as in Choi et al., ICCV 2019), off the trained trade-off."""
         y = self.g_a(x.float())
         z = self.h_a(torch.abs(y))
         z_sym = torch.round(z).clamp_(-Z_RANGE, Z_RANGE)
         scales, means = self._scales_means(z_sym)
         centred = y if means is None else y - means
-        y_sym = torch.round(centred).clamp_(-Y_RANGE, Y_RANGE)
+        y_sym = torch.round(centred / step).clamp_(-Y_RANGE, Y_RANGE)
         return Symbols(y_sym.to(torch.int32), z_sym.to(torch.int32),
-                       self.y_conditional.scale_index(scales))
+                       self.y_conditional.scale_index(scales / step))
 
     @torch.no_grad()
-    def scale_index(self, z_sym: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    def scale_index(self, z_sym: torch.Tensor, step: float = 1.0
+                    ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
         """The scale indexes (and means) of y given the z symbols -- what the decoder needs
         before it can decode y."""
         scales, means = self._scales_means(z_sym.float())
-        return self.y_conditional.scale_index(scales), means
+        return self.y_conditional.scale_index(scales / step), means
 
     @torch.no_grad()
-    def decompress(self, y_sym: torch.Tensor, means: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def decompress(self, y_sym: torch.Tensor, means: Optional[torch.Tensor] = None,
+                   step: float = 1.0) -> torch.Tensor:
         """x^ [B, 1, H, W] from the y symbols (plus the means of a mean-scale model)."""
-        y_hat = y_sym.float() if means is None else y_sym.float() + means
-        return self.g_s(y_hat)
+        y_hat = y_sym.float() * step
+        return self.g_s(y_hat if means is None else y_hat + means)
 
     def update(self) -> None:
         """Compute the z coding table (call after training, before saving for coding)."""

@@ -4,8 +4,9 @@
 
     b"SKLT"  u8 version (2)               magic, format version
     u8 k, k bytes, 8 bytes, u8            codec name, codec id, quality level
-    f32 low, high, eps, gain              the scene radiometry (dB bounds of the normalised
-                                          log-intensity, eps) and the radiometric gain
+    f32 low, high, eps, gain, step        the scene radiometry (dB bounds of the normalised
+                                          log-intensity, eps), the radiometric gain and the
+                                          quantisation step of y (1: the trained one)
     u32 H, u32 W, u16 tile                scene size, coding tile
     u16 j, j bytes  zlib(JSON)            what the decoded raster needs beyond a float32
                                           intensity .npy (dtype, units, no-data, tags; j = 0)
@@ -103,7 +104,7 @@ def _padded(n: np.ndarray) -> np.ndarray:
     return np.pad(n, ((0, -h % REDUCTION), (0, -w % REDUCTION)), mode="edge")
 
 
-_FIXED = struct.Struct("<8sBffffIIH")
+_FIXED = struct.Struct("<8sBfffffIIH")
 _RASTER_DEFAULTS = {"dtype": "float32", "quantity": None, "nodata": None, "tags": {}}
 
 
@@ -120,7 +121,8 @@ def _pack_header(header: dict) -> bytes:
     extra_bytes = zlib.compress(json.dumps(extra, separators=(",", ":")).encode(), 9) if extra else b""
     return b"".join([struct.pack("<B", len(name)), name,
                      _FIXED.pack(bytes.fromhex(header["codec_id"]), header["quality"], low, high,
-                                 eps, header["gain"], header["height"], header["width"],
+                                 eps, header["gain"], header["step"], header["height"],
+                                 header["width"],
                                  header["tile"]),
                      struct.pack("<H", len(extra_bytes)), extra_bytes])
 
@@ -129,12 +131,13 @@ def _unpack_header(data: bytes, pos: int) -> tuple[dict, int]:
     (k,) = struct.unpack_from("<B", data, pos)
     name = data[pos + 1:pos + 1 + k].decode()
     pos += 1 + k
-    ident, quality, low, high, eps, gain, h, w, tile = _FIXED.unpack_from(data, pos)
+    ident, quality, low, high, eps, gain, step, h, w, tile = _FIXED.unpack_from(data, pos)
     pos += _FIXED.size
     (j,) = struct.unpack_from("<H", data, pos)
     extra = json.loads(zlib.decompress(data[pos + 2:pos + 2 + j])) if j else {}
     header = dict(codec=name, codec_id=ident.hex(), quality=quality, radiometry=[low, high, eps],
-                  gain=gain, height=h, width=w, tile=tile, **{**_RASTER_DEFAULTS, **extra})
+                  gain=gain, step=step, height=h, width=w, tile=tile,
+                  **{**_RASTER_DEFAULTS, **extra})
     return header, pos + 2 + j
 
 
@@ -144,12 +147,12 @@ def _radiometry(values: list) -> Radiometry:
 
 
 def _intensity(codec: Codec, y_tiles: list, boxes: list, radiometry: Radiometry,
-               shape: tuple[int, int]) -> np.ndarray:
+               shape: tuple[int, int], step: float) -> np.ndarray:
     """The decoded scene's intensity (before the gain) from each tile's y symbols."""
     h, w = shape
     n = np.zeros((-(-h // REDUCTION) * REDUCTION, -(-w // REDUCTION) * REDUCTION), np.float32)
     for y_sym, (ty, tx, th, tw) in zip(y_tiles, boxes):
-        n[ty:ty + th, tx:tx + tw] = codec.model.decompress(y_sym)[0, 0].numpy()
+        n[ty:ty + th, tx:tx + tw] = codec.model.decompress(y_sym, step=step)[0, 0].numpy()
     return radiometry.inverse_intensity(np.clip(n[:h, :w].astype(np.float64), 0.0, 1.0))
 
 
@@ -168,16 +171,16 @@ def encode_scene(codec: Codec, scene: Union[Raster, np.ndarray, PathLike], *,
     radiometry = _radiometry([_f32(fitted.low_db), _f32(fitted.high_db), _f32(fitted.eps)])
     n = radiometry.forward(np.where(valid, data, np.median(data[valid]))).astype(np.float32)
     n[~valid] = float(np.mean(n[valid]))
-    padded, boxes = _padded(n), coding_tiles(*data.shape, tile)
+    padded, boxes, step = _padded(n), coding_tiles(*data.shape, tile), _f32(codec.step)
     symbols = [codec.model.compress(torch.from_numpy(
-        np.ascontiguousarray(padded[ty:ty + th, tx:tx + tw]))[None, None])
+        np.ascontiguousarray(padded[ty:ty + th, tx:tx + tw]))[None, None], step)
         for ty, tx, th, tw in boxes]
     words = encode_tiles(symbols, codec.model.z_density.pmf_table())
-    out = _intensity(codec, [s.y for s in symbols], boxes, radiometry, data.shape)
+    out = _intensity(codec, [s.y for s in symbols], boxes, radiometry, data.shape, step)
     gain = _f32(np.mean(data[valid]) / max(np.mean(out[valid]), 1e-300))
     header = dict(codec=codec.name, codec_id=codec.ident, quality=codec.quality,
                   radiometry=[radiometry.low_db, radiometry.high_db, radiometry.eps],
-                  height=data.shape[0], width=data.shape[1], tile=tile, gain=gain,
+                  height=data.shape[0], width=data.shape[1], tile=tile, gain=gain, step=step,
                   dtype=np.dtype(raster.dtype).name, quantity=raster.quantity,
                   nodata=raster.nodata, tags=tags_to_json(raster.tags))
     mask = b"" if valid.all() else zlib.compress(np.packbits(valid, axis=None).tobytes(), 9)
@@ -241,11 +244,12 @@ def decode_bytes(data: bytes, checkpoint: Optional[PathLike] = None, name: str =
     try:
         tiles = decode_tiles(words, codec.model.z_density.pmf_table(),
                              z_shapes(boxes), codec.model.m,
-                             lambda z: codec.model.scale_index(z)[0])
+                             lambda z: codec.model.scale_index(z, header["step"])[0])
     except (RuntimeError, ValueError, AssertionError) as err:
         raise CorruptSceneFileError(f"{name} is corrupt: the entropy-coded stream does not "
                                     f"decode ({err})") from None
-    out = _intensity(codec, [t.y for t in tiles], boxes, radiometry, (h, w)) * header["gain"]
+    out = _intensity(codec, [t.y for t in tiles], boxes, radiometry, (h, w),
+                     header["step"]) * header["gain"]
     return np.where(valid, out, np.nan), header
 
 

@@ -45,12 +45,14 @@ class CodecNotFoundError(SkiplabError, ValueError):
 @dataclass
 class Codec:
     """A hyperprior codec ready to code: its ``model`` (eval mode, coding table computed),
-    ``name`` and ``ident`` (what a ``.sarl`` header records) and ``quality`` (0: not shipped)."""
+    ``name`` and ``ident`` (what a ``.sarl`` header records), ``quality`` (0: not shipped) and
+    the quantisation ``step`` of y it encodes with (a file records its own)."""
 
     model: HyperpriorCodec
     name: str
     ident: str
     quality: int = 0
+    step: float = 1.0
 
 
 def codec_id(model: HyperpriorCodec) -> str:
@@ -63,13 +65,18 @@ def codec_id(model: HyperpriorCodec) -> str:
     return digest.hexdigest()
 
 
+def shipped_card() -> dict:
+    """The card of the shipped levels (``{}`` when none is installed)."""
+    return json.loads(CARD.read_text()) if CARD.is_file() else {}
+
+
 def quality_levels() -> list[int]:
     """The shipped quality levels, ascending (empty when none is installed)."""
-    found = (p.name[len(PREFIX):-len(SUFFIX)] for p in WEIGHTS_DIR.glob(f"{PREFIX}*{SUFFIX}"))
-    return sorted(int(q) for q in found if q.isdigit())
+    return sorted(int(q) for q in shipped_card().get("levels", {}))
 
 
-def load_codec(path: PathLike, name: Optional[str] = None, quality: int = 0) -> Codec:
+def load_codec(path: PathLike, name: Optional[str] = None, quality: int = 0,
+               step: float = 1.0) -> Codec:
     """A codec from a checkpoint of the ``compress`` task (or a shipped ``.pt.xz`` file)."""
     from ...trained import load_trained    # the one road from a file to a model
 
@@ -83,7 +90,7 @@ def load_codec(path: PathLike, name: Optional[str] = None, quality: int = 0) -> 
         raise CodecNotFoundError(f"{path} holds a {type(model).__name__}, not a hyperprior "
                                  f"codec (sar_hyperprior_*, trained with --task compress)")
     model.eval().update()
-    return Codec(model, name or str(path), codec_id(model), quality)
+    return Codec(model, name or str(path), codec_id(model), quality, step)
 
 
 def load_quality(quality: int) -> Codec:
@@ -93,8 +100,9 @@ def load_quality(quality: int) -> Codec:
         have = f"1..{levels[-1]}" if levels else "none installed"
         raise CodecNotFoundError(f"quality must be one of the shipped levels ({have}); got "
                                  f"{quality}")
-    name = f"{PREFIX}{quality}"
-    return load_codec(WEIGHTS_DIR / f"{name}{SUFFIX}", name, quality)
+    level = shipped_card()["levels"][str(quality)]
+    return load_codec(WEIGHTS_DIR / level["weights"], f"{PREFIX}{quality}", quality,
+                      float(level.get("step", 1.0)))
 
 
 def codec_for_file(name: str, ident: str, given: Optional[PathLike] = None,
@@ -116,9 +124,10 @@ def codec_for_file(name: str, ident: str, given: Optional[PathLike] = None,
     return codec
 
 
-def ship(checkpoint: PathLike, quality: int, out_dir: PathLike = WEIGHTS_DIR) -> Path:
-    """Write ``checkpoint``'s codec as the shipped level ``quality``: float16 weights (the
-    coding table in float64), the architecture; returns the path."""
+def ship(checkpoint: PathLike, tag: str, out_dir: PathLike = WEIGHTS_DIR) -> Path:
+    """Write ``checkpoint``'s codec as ``sar_hyperprior_<tag>.pt.xz``: float16 weights (the
+    coding table in float64) and the architecture; returns the path (the card's levels name
+    it)."""
     from ...trained import load_trained, read_checkpoint
 
     source = read_checkpoint(checkpoint)
@@ -129,10 +138,10 @@ def ship(checkpoint: PathLike, quality: int, out_dir: PathLike = WEIGHTS_DIR) ->
     torch.save({"format": "skiplab.sar_codec/1", "format_version": 2, "arch": source["arch"],
                 "model": state, "codec": source.get("codec"), "tile_size": source.get("tile_size"),
                 "radiometry": source.get("radiometry"), "config": source.get("config")}, buffer)
-    path = Path(out_dir) / f"{PREFIX}{quality}{SUFFIX}"
+    path = Path(out_dir) / f"sar_hyperprior_{tag}{SUFFIX}"
     write_bytes(path, lzma.compress(buffer.getvalue(), preset=9 | lzma.PRESET_EXTREME))
     return path
 
 
 __all__ = ["Codec", "CodecNotFoundError", "MAX_TOTAL_BYTES", "codec_for_file", "codec_id",
-           "load_codec", "load_quality", "quality_levels", "ship"]
+           "load_codec", "load_quality", "quality_levels", "ship", "shipped_card"]

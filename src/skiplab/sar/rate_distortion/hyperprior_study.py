@@ -181,7 +181,7 @@ def _fmt_interval(entry: dict, scale: float = 1.0, unit: str = "") -> str:
             f"{len(entry['per_site'])} sites [{lo * scale:+.2f}, {hi * scale:+.2f}])")
 
 
-def report(summary: dict, lambdas: Sequence[str]) -> str:
+def report(summary: dict, settings: Sequence[str]) -> str:
     """The markdown tables of ``summary`` (numbers only; the reading is docs/studies/sar)."""
     lines = ["# Hyperprior SAR codec: held-out rate-distortion and radiometry", ""]
     for key, entry in sorted(summary["over_sites"].items()):
@@ -190,10 +190,10 @@ def report(summary: dict, lambdas: Sequence[str]) -> str:
     for fold, site in summary["sites"].items():
         c = site["curves"]
         lines += ["", f"## Held-out site: {site['held_out']} (trained on the other site)", "",
-                  "| lambda | bpp | PSNR | SSIM | JPEG 2000 bpp | JPEG 2000 PSNR | JPEG 2000 SSIM "
+                  "| lambda@step | bpp | PSNR | SSIM | JPEG 2000 bpp | JPEG 2000 PSNR | JPEG 2000 SSIM "
                   "| JPEG bpp | JPEG PSNR | codec - JPEG 2000 (dB) |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
-        for i, lam in enumerate(lambdas):
+        for i, lam in enumerate(settings):
             j2, jp = c["jpeg2000@codec"], c["jpeg@codec"]
             lines.append(f"| {lam} | {c['codec']['bpp'][i]:.4f} | {c['codec']['psnr'][i]:.2f} | "
                          f"{c['codec']['ssim'][i]:.3f} | {j2['bpp'][i]:.4f} | {j2['psnr'][i]:.2f} | "
@@ -204,10 +204,10 @@ def report(summary: dict, lambdas: Sequence[str]) -> str:
             for b, p, s in zip(c[family]["bpp"], c[family]["psnr"], c[family]["ssim"]):
                 lines.append(f"| {family} | {b:.4f} | {p:.2f} | {s:.3f} |")
         lines += ["", f"Radiometry (input ENL {site['input_enl']:.2f}):", "",
-                  "| lambda | mean ratio codec | mean ratio JPEG 2000 | ENL codec | ENL JPEG 2000 "
+                  "| lambda@step | mean ratio codec | mean ratio JPEG 2000 | ENL codec | ENL JPEG 2000 "
                   "| ratio-image mean codec / JPEG 2000 | ratio-image median codec / JPEG 2000 |",
                   "|---|---|---|---|---|---|---|"]
-        for lam, label in zip(lambdas, site["labels"]):
+        for lam, label in zip(settings, site["labels"]):
             r = site["radiometry"][label]
             lines.append(f"| {lam} | {r['codec']['mean_ratio']:.3f} | {r['jpeg2000']['mean_ratio']:.3f} "
                          f"| {r['codec']['enl']:.1f} | {r['jpeg2000']['enl']:.1f} | "
@@ -216,22 +216,27 @@ def report(summary: dict, lambdas: Sequence[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_study(runs: Path, data: Path, out: Path, lambdas: Sequence[str],
+def run_study(runs: Path, data: Path, out: Path, settings: Sequence[str],
               folds: Sequence[str] = ("sf", "tsukuba"), transform: str = "gdn") -> dict:
-    """Score every fold's codecs (``RUNS/<fold>-<transform>-<lambda>/checkpoints/last.pt``) on
-    that fold's held-out scenes (``DATA/<fold>/test``); write JSON, report and figure."""
+    """Score every fold's codecs on that fold's held-out scenes (``DATA/<fold>/test``); a
+    setting ``LAMBDA@STEP`` is the codec ``RUNS/<fold>-<transform>-<LAMBDA>/checkpoints/last.pt``
+    coding with quantisation step STEP; write JSON, report and figure."""
     scores = {}
     for fold in folds:
-        codecs = [(lam, load_codec(runs / f"{fold}-{transform}-{lam}" / "checkpoints" / "last.pt"))
-                  for lam in lambdas]
+        codecs = []
+        for setting in settings:
+            lam, _, step = setting.partition("@")
+            codec = load_codec(runs / f"{fold}-{transform}-{lam}" / "checkpoints" / "last.pt")
+            codec.step = float(step or 1.0)
+            codecs.append((setting, codec))
         scenes = sorted((data / fold / "test").glob("*.npy"))
         scores[fold] = [score_scene(p, codecs) for p in scenes]
         print(f"fold {fold}: scored {len(scenes)} held-out scenes", flush=True)
     summary = summarise(scores)
     out.mkdir(parents=True, exist_ok=True)
-    write_text(out / "rd.json", json.dumps({"lambdas": list(lambdas), "scenes": scores,
+    write_text(out / "rd.json", json.dumps({"settings": list(settings), "scenes": scores,
                                             **summary}, indent=1))
-    write_text(out / "report.md", report(summary, lambdas))
+    write_text(out / "report.md", report(summary, settings))
     figure(summary, out / "rd.png")
     return summary
 
@@ -241,9 +246,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--runs", type=Path, required=True, help="folder of the training runs")
     p.add_argument("--data", type=Path, required=True, help="folder of <fold>/test scenes")
     p.add_argument("--out", type=Path, required=True, help="where rd.json, report.md, rd.png go")
-    p.add_argument("--lambdas", default="0.000125,0.00025,0.0005,0.001")
+    p.add_argument("--settings", default="0.000125,0.00025,0.0005,0.001",
+                   help="comma-separated LAMBDA or LAMBDA@STEP (quantisation step of y)")
     args = p.parse_args(argv)
-    run_study(args.runs, args.data, args.out, args.lambdas.split(","))
+    run_study(args.runs, args.data, args.out, args.settings.split(","))
     print(f"outputs in {args.out}: rd.json, report.md, rd.png")
     return 0
 
