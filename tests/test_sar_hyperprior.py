@@ -47,20 +47,24 @@ def _scene(seed: int = 0, size: tuple[int, int] = (200, 136), looks: float = 1.0
     return (reflectivity * gamma_speckle(reflectivity.shape, looks, generator=g)).double().numpy()
 
 
-def test_round_trip_through_the_file_is_bit_exact(tiny_checkpoint):
+@pytest.mark.parametrize("step", [1.0, 0.625])
+def test_round_trip_through_the_file_is_bit_exact(tiny_checkpoint, step):
     codec = load_codec(tiny_checkpoint)
+    codec.step = step                       # 1: the trained quantiser; else step scaling
     scene = _scene()
     encoded = encode_scene(codec, scene, tile=128)
     header, valid, words = unpack(encoded.data)
     assert valid.all() and encoded.bpp == 8 * len(encoded.data) / scene.size
     boxes = coding_tiles(*scene.shape, 128)
     tiles = decode_tiles(words, codec.model.z_density.pmf_table(), z_shapes(boxes),
-                         codec.model.m, lambda z: codec.model.scale_index(z)[0])
+                         codec.model.m, lambda z: codec.model.scale_index(z, step)[0])
+    assert header["step"] == step
     low, high, eps = header["radiometry"]
     n = Radiometry(low, high, "intensity", eps, True).forward(scene).astype(np.float32)
     n = np.pad(n, ((0, 56), (0, 56)), mode="edge")           # 200x136 -> 256x192, as encoded
     for got, (ty, tx, th, tw) in zip(tiles, boxes):
-        want = codec.model.compress(torch.from_numpy(n[ty:ty + th, tx:tx + tw].copy())[None, None])
+        want = codec.model.compress(torch.from_numpy(n[ty:ty + th, tx:tx + tw].copy())[None, None],
+                                    step)
         assert torch.equal(got.y, want.y) and torch.equal(got.z, want.z)
         assert torch.equal(got.index, want.index)
     first, _ = decode_bytes(encoded.data, tiny_checkpoint)
