@@ -61,7 +61,11 @@ class Symbols:
 
 
 class HyperpriorCodec(nn.Module):
-    """Scale (``mean_scale=False``) or mean-scale hyperprior codec (see the module)."""
+    """Scale (``mean_scale=False``) or mean-scale hyperprior codec (see the module). Not an
+    image-to-image model: ``forward`` returns x^ *and* the likelihoods (CompressAI's
+    convention), so the image-model contract of the registry does not apply to it."""
+
+    image_model_contract = False
 
     def __init__(self, n: int = 64, m: int = 96, transform: str = "gdn", mean_scale: bool = False,
                  in_chans: int = 1, lmbda: Optional[float] = None) -> None:
