@@ -4,6 +4,8 @@ autoencoder applied to whole scenes (tiled, blended, streamed in strips)."""
 from __future__ import annotations
 
 import argparse
+import struct
+import zlib
 
 FORMATS = """\
 Formats follow the suffix: .tif/.tiff (GeoTIFF tags kept), .png (8/16-bit), .npy. The output
@@ -37,11 +39,22 @@ uses the largest smaller tile that is a multiple of the model's stride (16).
 
 ENCODE_EXAMPLE = f"""\
 examples:
+  skiplab encode scene.tif --out scene.sarl --quality 2     # the hyperprior codec, level 2
+  skiplab decode scene.sarl --out scene_dec.tif             # finds the codec from the file
+  skiplab encode scene.tif --out scene.sarl --quality 0 --checkpoint runs/codec/checkpoints/last.pt
   skiplab encode scene.tif --out scene.sarl --bits 6       # the compressed scene, default model
   skiplab decode scene.sarl --out scene_ae.tif             # picks the model the file names
   skiplab encode scene.tif --out scene.sarl --checkpoint best.pt     # your own model...
   skiplab decode scene.sarl --out scene_ae.tif --checkpoint best.pt  # ...decodes its files
   skiplab encode scene.tif --out scene.latent.npz          # float32 latents, unquantised
+
+--quality Q (1 = lowest rate ... N, the shipped levels of skiplab.sar.codec.shipped) codes
+the scene with a hyperprior codec (scale hyperprior, ANS through constriction) into a .sarl
+file of format version 2: the scene's normalised log-intensity in tiles of --tile px (a
+multiple of 64, default 512), the codec's name and id, the scene radiometry and a gain that
+keeps the scene's mean intensity, and a CRC-32 of the whole file (an empty, truncated or
+altered file is refused in one line). With --checkpoint, that checkpoint of --task compress
+is the codec (give --quality 0). Without --quality, the quantised-autoencoder path below.
 
 {MODEL}
 The latent file names the model that wrote it (name, architecture, SHA-256 of the weights):
@@ -110,6 +123,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument(dest, metavar=metavar, help=what)
         p.add_argument("--out", required=True, metavar=out_metavar, help=out_help)
         if name == "encode":
+            p.add_argument("--quality", type=int, default=None, metavar="Q",
+                           help="code with the shipped hyperprior codec of level Q (1 = lowest "
+                                "rate), or with --checkpoint's codec when Q is 0; a .sarl of "
+                                "format version 2 (--tile: coding tile, default 512)")
             p.add_argument("--bits", type=int, default=None, metavar="B",
                            help="bits per latent value, 1-16 (default: the depth a sar_codec_* "
                                 "model was validated at, 8 for other models; ignored for .npz)")
@@ -175,6 +192,8 @@ def run_encode(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..sar.inference.latent import encode_scene
+    if args.quality is not None:
+        return _encode_hyperprior(args)
     if Path(args.out).suffix.lower() != ".npz":
         return _encode_compressed(args)
     try:
@@ -188,6 +207,22 @@ def run_encode(args: argparse.Namespace) -> int:
     print(f"latent: {ae.latent_channels} channels per {ae.reduction}x{ae.reduction} px "
           f"({ratio:g}x smaller than float32 pixels per window)")
     return _finish(result, "wrote", ae)
+
+
+def _encode_hyperprior(args: argparse.Namespace) -> int:
+    from ..sar.codec.sarl import CODING_TILE, encode_file
+    from ..sar.codec.shipped import load_codec, load_quality
+    _setup(args, load=False)
+    if args.quality == 0 and args.checkpoint is None:
+        raise ValueError("--quality 0 means the codec of --checkpoint; give one (or Q >= 1)")
+    codec = load_codec(args.checkpoint) if args.quality == 0 else load_quality(args.quality)
+    encoded = encode_file(codec, args.scene, args.out, tile=args.tile or CODING_TILE,
+                          overwrite=args.overwrite)
+    print(f"codec: {codec.name} (id {codec.ident})")
+    print(f"wrote {encoded.path}: {encoded.height}x{encoded.width} px, {len(encoded.data)} bytes "
+          f"= {encoded.bpp:.4f} bpp (payload {encoded.payload_bpp:.4f} bpp), mean-intensity "
+          f"gain {encoded.gain:.4f}")
+    return 0
 
 
 def _encode_compressed(args: argparse.Namespace) -> int:
@@ -211,18 +246,47 @@ def _encode_compressed(args: argparse.Namespace) -> int:
 
 
 def run_decode(args: argparse.Namespace) -> int:
-    """Decode with --checkpoint, or with the packaged model when it wrote the file."""
-    from ..sar.inference.latent import decode_latent
-    from ..sar.codec.latent_file import decode_scene_file, is_latent_file
+    """Decode with --checkpoint, or with the model or codec the file names: a .sarl of
+    version 2 (hyperprior codec), of version 1 (quantised autoencoder), or a float .npz."""
+    from pathlib import Path
+
+    from ..sar.codec.sarl import VERSION, CorruptSceneFileError, decode_file, file_version
     ae = _setup(args, load=False)
-    if is_latent_file(args.latent):
-        try:
-            path, grid = decode_scene_file(ae, args.latent, args.out, batch_size=args.batch_size,
-                                           strip_tiles=args.strip_tiles, overwrite=args.overwrite)
-        except FileExistsError as err:
-            raise ValueError(str(err)) from None
-        print(f"wrote {path}: {grid.height}x{grid.width} px from {grid.count} tiles of {grid.tile} px")
-        return 0
+    if Path(args.latent).suffix.lower() != ".npz":
+        if not Path(args.latent).is_file():
+            raise FileNotFoundError(f"compressed scene {args.latent} does not exist")
+        with open(args.latent, "rb") as f:
+            start = f.read(9)
+        if start[:4] != b"PK\x03\x04":       # not a .npz: a .sarl of some version
+            version = file_version(start if len(start) == 9 else Path(args.latent).read_bytes(),
+                                   str(args.latent))
+            if version == VERSION:
+                path, header = decode_file(args.latent, args.out, checkpoint=ae,
+                                           overwrite=args.overwrite)
+                print(f"codec: {header['codec']} (id {header['codec_id']})")
+                print(f"wrote {path}: {header['height']}x{header['width']} px")
+                return 0
+            try:
+                return _decode_legacy(args, ae)
+            except (struct.error, zlib.error, EOFError, IndexError, KeyError) as err:
+                raise CorruptSceneFileError(f"{args.latent} is corrupt: {err}") from None
+    return _decode_latent(args, ae)
+
+
+def _decode_legacy(args: argparse.Namespace, ae) -> int:
+    from ..sar.codec.latent_file import decode_scene_file
+    try:
+        path, grid = decode_scene_file(ae, args.latent, args.out, batch_size=args.batch_size,
+                                       strip_tiles=args.strip_tiles, overwrite=args.overwrite)
+    except FileExistsError as err:
+        raise ValueError(str(err)) from None
+    print(f"wrote {path}: {grid.height}x{grid.width} px from {grid.count} tiles of {grid.tile} px")
+    return 0
+
+
+def _decode_latent(args: argparse.Namespace, ae) -> int:
+    """A float32 .npz latent file (skiplab encode --out X.npz)."""
+    from ..sar.inference.latent import decode_latent
     try:
         result = decode_latent(ae, args.latent, args.out, batch_size=args.batch_size,
                                strip_tiles=args.strip_tiles, overwrite=args.overwrite,
