@@ -156,5 +156,11 @@ def torch_save(obj: Any, path: PathLike) -> Path:
     import torch
 
     with atomic_open(path, "wb") as f:
-        torch.save(obj, f)
+        try:
+            torch.save(obj, f)
+        except RuntimeError as err:   # torch's zip writer reports a failed write (a full
+            cause = err.__context__    # disk) as "unexpected pos": raise the write's OSError
+            if isinstance(cause, OSError):
+                raise OSError(cause.errno, cause.strerror, str(path)) from None
+            raise
     return Path(path)

@@ -12,7 +12,7 @@ This module imports nothing of skiplab, so every package may use it.
 from __future__ import annotations
 
 __all__ = ["SkiplabError", "CheckpointError", "CheckpointVersionError", "CheckpointMismatchError",
-           "UnknownModelError", "ModelOptionError", "MissingExtraError"]
+           "UnknownModelError", "ModelOptionError", "MissingExtraError", "OutputError"]
 
 
 class SkiplabError(Exception):
@@ -41,3 +41,8 @@ class ModelOptionError(SkiplabError, TypeError):
 
 class MissingExtraError(SkiplabError, RuntimeError):
     """A package of an optional extra (e.g. ``skiplab[deploy]``) is not installed."""
+
+
+class OutputError(SkiplabError, OSError):
+    """An output that cannot be written: a file where a directory is expected, a directory
+    that cannot be written in, a full disk. Nothing the user had is changed."""

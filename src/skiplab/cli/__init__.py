@@ -9,7 +9,9 @@ modules only parse arguments and print; each imports what its work needs inside 
 Errors: a :class:`~skiplab.errors.SkiplabError` (a user's mistake, said in one sentence) is
 printed in one line and the command exits with 2; so are ``ValueError`` and
 ``FileNotFoundError``, which the data, config and raster readers still raise for bad inputs
-(the one-line cases of tests/test_cli_errors.py). Anything else is a bug and keeps its
+(the one-line cases of tests/test_cli_errors.py); so is an ``OSError`` of the file system
+(a full disk, a read-only directory: :data:`skiplab.writable.WRITE_ERRNOS`), which is the
+machine's state, not a bug (tests/test_faults.py). Anything else is a bug and keeps its
 traceback. ``SKIPLAB_DEBUG=1`` shows the traceback of a one-line error too.
 """
 
@@ -61,6 +63,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if os.environ.get("SKIPLAB_DEBUG"):
             raise
         print(f"skiplab {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        from ..writable import WRITE_ERRNOS, describe_os_error
+        if err.errno not in WRITE_ERRNOS or os.environ.get("SKIPLAB_DEBUG"):
+            raise
+        print(f"skiplab {args.command}: error: {describe_os_error(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:   # a training run inside saved its last.pt and says so
         summary = getattr(err, "summary", None)
