@@ -181,4 +181,7 @@ def initial_model(task: Any, dataset: Any, init_from: Optional[str] = None) -> t
     if not init_from:
         return task.create_model(dataset), None
     start = load_checkpoint(init_from)
-    return model_from_checkpoint(start, task, dataset, name=task.config.model), start.get("structure")
+    recorded = (start.get("config") or {}).get("model")
+    source = f"init_from {init_from}" + (f" ({recorded})" if recorded else "")
+    return (model_from_checkpoint(start, task, dataset, name=task.config.model, source=source),
+            start.get("structure"))
