@@ -72,7 +72,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     except KeyboardInterrupt as err:   # a training run inside saved its last.pt and says so
         summary = getattr(err, "summary", None)
-        note = f": {summary}; run the command again with --resume to continue" if summary else ""
+        resume = getattr(err, "resume_command", None)   # an experiment's (cli/resume.py)
+        note = (f": {summary}" if summary else "") + (
+            f"; continue with: {resume}" if resume else
+            "; run the command again with --resume to continue" if summary else "")
         print(f"skiplab {args.command}: interrupted{note}", file=sys.stderr)
         return getattr(err, "exit_code", 130)
 
