@@ -12,7 +12,8 @@ This module imports nothing of skiplab, so every package may use it.
 from __future__ import annotations
 
 __all__ = ["SkiplabError", "CheckpointError", "CheckpointVersionError", "CheckpointMismatchError",
-           "UnknownModelError", "ModelOptionError", "MissingExtraError", "OutputError"]
+           "UnknownModelError", "ModelOptionError", "MissingExtraError", "OutputError",
+           "ConversionWarning"]
 
 
 class SkiplabError(Exception):
@@ -46,3 +47,9 @@ class MissingExtraError(SkiplabError, RuntimeError):
 class OutputError(SkiplabError, OSError):
     """An output that cannot be written: a file where a directory is expected, a directory
     that cannot be written in, a full disk. Nothing the user had is changed."""
+
+
+class ConversionWarning(UserWarning):
+    """Input that was converted to what skiplab works on (a complex SLC read as amplitude,
+    greyscale or RGBA images made RGB): not an error, but never done without a word. The
+    ``skiplab`` command prints it in one line (``skiplab CMD: warning: ...``)."""

@@ -52,11 +52,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warnings(command: str) -> None:
+    """A :class:`~skiplab.errors.ConversionWarning` (what skiplab converted in the input) is
+    one line on stderr, ``skiplab CMD: warning: ...``; other warnings keep Python's form."""
+    import warnings
+
+    from ..errors import ConversionWarning
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, ConversionWarning):
+            print(f"skiplab {command}: warning: {message}", file=sys.stderr, flush=True)
+        else:
+            default(message, category, filename, lineno, file, line)
+    warnings.showwarning = show
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv            # the command line as given (train prints it back to resume)
+    _one_line_warnings(args.command)
     try:
         return int(args.run(args) or 0)
     except (SkiplabError, ValueError, FileNotFoundError) as err:

@@ -299,7 +299,8 @@ class Trainer:
         if self.is_main and c.progress:
             from tqdm.auto import tqdm
             bar = tqdm(total=self.steps_per_epoch, initial=self.batch_in_epoch, leave=False,
-                       desc=f"epoch {self.epoch + 1}/{self.epochs}", unit="batch", dynamic_ncols=True)
+                       desc=f"epoch {self.epoch + 1}/{self.epochs}", unit="batch", dynamic_ncols=True,
+                       disable=None)      # a terminal only: no redraws in a redirected log
         start = time.perf_counter() - self.epoch_time
         for x, y in self.train_loader:
             self.train_step(x, y)
