@@ -90,9 +90,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt as err:   # a training run inside saved its last.pt and says so
         summary = getattr(err, "summary", None)
         resume = getattr(err, "resume_command", None)   # an experiment's (cli/resume.py)
+        advice = getattr(args, "resume_advice", "run the command again with --resume to continue")
         note = (f": {summary}" if summary else "") + (
-            f"; continue with: {resume}" if resume else
-            "; run the command again with --resume to continue" if summary else "")
+            f"; continue with: {resume}" if resume else f"; {advice}" if summary else "")
         print(f"skiplab {args.command}: interrupted{note}", file=sys.stderr)
         return getattr(err, "exit_code", 130)
 
