@@ -123,9 +123,14 @@ def atomic_open(path: PathLike, mode: str = "wb", **kwargs: Any) -> Iterator[IO]
     if not mode.startswith(("w", "x")):
         raise ValueError(f"atomic_open writes a new file: mode must start with 'w', got {mode!r}")
     with PendingFile(path) as pending:
-        with open(pending.tmp, mode.replace("x", "w"), **kwargs) as f:
-            yield f
-            f.flush()
+        try:
+            with open(pending.tmp, mode.replace("x", "w"), **kwargs) as f:
+                yield f
+                f.flush()
+        except OSError as err:     # a full disk: name the file the caller wrote
+            if err.filename is not None or err.errno is None:
+                raise
+            raise OSError(err.errno, err.strerror, str(path)) from None
 
 
 def write_bytes(path: PathLike, data: bytes) -> Path:

@@ -68,11 +68,13 @@ class Calibration:
 
 
 def calibration_data(source: ModelSource, n: int, *, data: Optional[str] = None,
-                     batch_size: int = 64, seed: int = 0) -> Calibration:
+                     batch_size: int = 64, seed: int = 0, cap: bool = False) -> Calibration:
     """``n`` training images chosen at random (seeded), normalised as in training, from
     ``data`` or the data the checkpoint recorded; standard-normal noise of the input shape
     when the source records no data (a registered model with random weights: fine for
-    speed, meaningless for accuracy -- the description says so)."""
+    speed, meaningless for accuracy -- the description says so). More images than the
+    training split holds are refused in one line (``cap=True``: all of them are used), more
+    than :data:`MAX_NOISE_INPUTS` random inputs always."""
     if n < 1:
         raise ValueError(f"--calib needs at least 1 image; found {n}")
     recorded = dict(source.meta.config)
@@ -81,7 +83,7 @@ def calibration_data(source: ModelSource, n: int, *, data: Optional[str] = None,
         task, dataset = evaluation_data(recorded or {"model": source.meta.model,
                                                      "task": source.meta.task}, data, "train",
                                         radiometry=source.meta.radiometry, channels_last=False)
-        if n > len(dataset):
+        if n > len(dataset) and not cap:
             raise ValueError(f"--calib {n}: {dataset.name} has {len(dataset)} training images; "
                              f"pass at most {len(dataset)}")
         g = torch.Generator().manual_seed(seed)
