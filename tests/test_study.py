@@ -603,3 +603,37 @@ def test_only_resnet_110_gets_hes_error_gated_warm_up():
     assert warm.error_warmup_lr == 0.01 and warm.error_warmup_until == 0.8 and warm.lr == 0.1
     for spec in (RunSpec(FAMILIES["plain"], 110), RunSpec(FAMILIES["resnet"], 20)):
         assert train_config(spec, config, 400, None).error_warmup_lr == 0.0
+
+
+@pytest.mark.slow
+def test_restate_recomputes_a_finished_study_from_its_kept_measurements(quick_study, tmp_path, capsys):
+    """A copy without the runs (no checkpoint to load): the parts computed from kept
+    measurements come out as they were under the same rules, and the report says it was restated."""
+    import shutil
+    copy = tmp_path / "restated"
+    shutil.copytree(quick_study, copy, ignore=shutil.ignore_patterns("runs"))
+    before = {p: json.loads((quick_study / "results" / f"{p}.json").read_text()) for p in ("degradation", "lesion")}
+    grads = json.loads((quick_study / "results" / "gradients.json").read_text())
+    assert main(["study", "--restate", "--out", str(copy)]) == 0
+    out = capsys.readouterr().out
+    assert "degradation: restated" in out and "landscape: needs the trained weights" in out
+    after = {p: json.loads((copy / "results" / f"{p}.json").read_text()) for p in ("degradation", "lesion")}
+    assert after["degradation"]["train_contrasts"] == before["degradation"]["train_contrasts"]
+    assert after["degradation"]["networks"] == before["degradation"]["networks"]
+    assert [m["retained_single"] for m in after["lesion"]["models"]] == \
+           [m["retained_single"] for m in before["lesion"]["models"]]
+    restated_grads = json.loads((copy / "results" / "gradients.json").read_text())
+    assert restated_grads["verdicts"] == grads["verdicts"] and restated_grads["regime"] == grads["regime"]
+    assert not (copy / "runs").exists()
+    assert "| restated |" in (copy / "report.md").read_text()
+
+
+def test_restate_refuses_an_unfinished_study(quick_study, tmp_path, capsys):
+    import shutil
+    copy = tmp_path / "unfinished"
+    shutil.copytree(quick_study, copy, ignore=shutil.ignore_patterns("runs"))
+    state = json.loads((copy / "study.json").read_text())
+    state["complete"] = False
+    (copy / "study.json").write_text(json.dumps(state))
+    assert main(["study", "--restate", "--out", str(copy)]) == 2
+    assert "not a finished study" in capsys.readouterr().err

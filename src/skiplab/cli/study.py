@@ -17,6 +17,7 @@ examples:
   skiplab study --resume                          # continue the latest interrupted study
   skiplab study --resume --out runs/study-20250101-120000
   skiplab study --plan --steps 2000 --out runs/big  # write each run's config; train them elsewhere
+  skiplab study --restate --out docs/studies/cifar10  # a finished study's numbers under the current rules
   skiplab study --config configs/study_he2015_trained.yaml   # measure runs that exist (runs:), train none
 
 Parts: degradation (plain vs residual nets at each depth, same recipe and steps: He 2015
@@ -108,6 +109,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="continue an interrupted study (--out DIR, or the latest unfinished one under runs/): "
                         "finished runs and parts are not redone; it keeps its own options (options given "
                         "again must be the same)")
+    p.add_argument("--restate", action="store_true",
+                   help="recompute the summaries, intervals, verdicts and report of the finished study in --out DIR "
+                        "under the current rules from the measurements it kept (no training; shattered gradients, "
+                        "measured at init, are measured again)")
     p.add_argument("--quick", action="store_true",
                    help="tiny smoke study: 500 synthetic images, depths 8,14, 2 seeds, 6 steps, batch 32; "
                         "no verdicts")
@@ -149,6 +154,16 @@ def run(args: argparse.Namespace) -> int:
     given = {k: getattr(args, k) for k in STUDY_OPTIONS if getattr(args, k, None) is not None}
     if args.config:
         given = {**read_config(args.config), **given}
+    if args.restate:
+        if given or args.quick or args.resume or not args.out:
+            raise ValueError("--restate takes only --out DIR (a finished study) and --threads")
+        from ..studies.restate import restate_study
+        result = restate_study(args.out)
+        print(f"\nreport: {result.report_html}  (and {result.report_md.name}, figures in {result.directory}/)")
+        print("verdict:")
+        for line in result.verdict:
+            print(f"  {line}")
+        return 0
     # --resume alone keeps the study's own options; given again, they must be the same
     config = None if args.resume and not (given or args.quick) else StudyConfig.create(quick=args.quick, **given)
     if args.jobs < 1:

@@ -48,19 +48,27 @@ def length_suffix(length: float) -> str:
 
 
 def run(study: "Study") -> dict:
-    config = study.config
-    rows, curves = [], {}
+    curves = {}
     for spec in study.runs():
-        if not spec.norm:
-            continue
-        summary = study.state.run_summary(spec.name)
-        rows.append(summary)
-        if spec.length != 1.0:
+        if not spec.norm or spec.length != 1.0:
             continue
         steps = read_steps(study.run_dir(spec) / STEPS_FILE)
         curves.setdefault(spec.key, dict(family=spec.family.label, depth=spec.depth, seeds=[]))["seeds"].append(
             dict(step=[r["step"] for r in steps], loss=[r["loss"] for r in steps], error=[r["error"] for r in steps]))
-    figure = plot_degradation(curves, [f.label for f in config.families], study.path("degradation.png"))
+    return summarise(study, curves)
+
+
+def summarise(study: "Study", curves: dict | None) -> dict:
+    """The part's result from the runs' summaries kept in the study state (per-seed errors and
+    per-image correctness): tables, contrasts with their intervals and the regime, and the
+    figure from the step ``curves`` (``None``: the runs' step logs are gone, the figure that
+    is there is kept). Re-run on a finished study (:mod:`~skiplab.studies.restate`) it
+    restates the numbers under the current rules."""
+    config = study.config
+    rows = [study.state.run_summary(spec.name) for spec in study.runs() if spec.norm]
+    name = "degradation.png"
+    if curves is not None:
+        name = plot_degradation(curves, [f.label for f in config.families], study.path(name)).name
     networks = {}
     for row in rows:
         n = networks.setdefault(row["key"], dict(family=row["family"], depth=row["depth"], seeds=[],
@@ -80,7 +88,7 @@ def run(study: "Study") -> dict:
     plain = next((f.label for f in config.families if f.is_plain), None)
     res = next((f.label for f in config.families if f.is_residual), None)
     shallow, deep = config.shallowest, config.deepest
-    out = dict(networks=table, figures=[figure.name], steps=study.state.steps, classes=len(study.train.classes),
+    out = dict(networks=table, figures=[name], steps=study.state.steps, classes=len(study.train.classes),
                shallow=shallow, deep=deep, plain=plain, residual=res, train_images=config.eval_images,
                test_images=len(study.test))
     if plain and res:

@@ -103,11 +103,10 @@ def run(study: "Study") -> dict:
     config = study.config
     batches = 2 if config.quick else T.GRADIENT_BATCHES
     data = [study.gradient_batch(b) for b in range(batches)]
-    settings = [True] + ([False] if config.without_bn != "off" else [])
-    results, regime_errors, missing = [], {}, []
+    results, missing = [], []
     for seed in config.seed_list:
         for family in config.families:
-            for norm in settings:
+            for norm in bn_settings(study):
                 spec = RunSpec(family, config.deepest, norm, seed)
                 trained = norm or config.without_bn == "trained"
                 for stage, step in (stages(study) if trained else [("init", None)]):
@@ -121,17 +120,28 @@ def run(study: "Study") -> dict:
                         model = study.snapshot(spec, step)
                     else:
                         model = study.trained(spec)
-                        regime_errors.setdefault(spec.network, []).append(
-                            study.state.run_summary(spec.name)["train_error"])
                     for b, (x, y) in enumerate(data):
                         results.append(dict(model=spec.name, key=spec.network, seed=seed, batch=b,
                                             family=family.label, shortcut=family.shortcut, depth=spec.depth,
                                             norm=norm, stage=stage, step=step, **measure(model, x, y)))
+    return summarise(study, results, missing, batch=len(data[0][1]), batches=batches)
+
+
+def bn_settings(study: "Study") -> list[bool]:
+    """With BatchNorm always; without it unless ``--without-bn off``."""
+    return [True] + ([False] if study.config.without_bn != "off" else [])
+
+
+def summarise(study: "Study", results: list[dict], missing: list[str], batch: int, batches: int) -> dict:
+    """The part's result from its per-(net, seed, batch, stage) measurements: the figure, the
+    plain − residual contrasts at every stage and the regime. Re-run on kept measurements
+    (:mod:`~skiplab.studies.restate`) it restates them under the current rules."""
+    config = study.config
     figure = plot_gradient_flow(results, study.path("gradient_flow.png"))
     plain = next((f for f in config.families if f.is_plain), None)
     res = next((f for f in config.families if f.is_residual), None)
     verdicts = []
-    for norm in settings:
+    for norm in bn_settings(study):
         if plain is None or res is None:
             break
         suffix = "" if norm else "-nobn"
@@ -140,8 +150,14 @@ def run(study: "Study") -> dict:
             c = contrasts(results, p, r, stage)
             if c is not None:
                 verdicts.append(dict(c, norm=norm, plain_model=p, residual_model=r))
-    errors = {k: float(np.mean(v)) for k, v in regime_errors.items() if not k.endswith("-nobn")}
+    trained = {x["model"] for x in results if x["stage"] == "trained" and x["norm"]}
+    errors: dict[str, list[float]] = {}
+    for name in sorted(trained):
+        summary = study.state.run_summary(name)
+        errors.setdefault(summary["network"], []).append(float(summary["train_error"]))
     regime = (smoke_run(config.quick) + enough_seeds(config.seeds)
-              + above_chance_gate(errors, study.chance) + [m for m in missing if "-nobn" not in m])
-    return dict(results=results, verdicts=verdicts, regime=regime, batch=len(data[0][1]), batches=batches,
-                figures=[figure.name], classes=len(study.train.classes), slope_band=T.GRADIENT_SLOPE_BAND)
+              + above_chance_gate({k: float(np.mean(v)) for k, v in errors.items()}, study.chance)
+              + [m for m in missing if "-nobn" not in m])
+    return dict(results=results, verdicts=verdicts, regime=regime, batch=batch, batches=batches,
+                figures=[figure.name], classes=len(study.train.classes), slope_band=T.GRADIENT_SLOPE_BAND,
+                missing=missing)

@@ -144,6 +144,14 @@ def run(study: "Study") -> dict:
     measured = {(f.key, s): kept(study, RunSpec(f, config.deepest, seed=s), draws, max_k)
                 for f in order for s in seeds}
     per_seed = [measured[f.key, s] for f in config.families for s in seeds]
+    return summarise(study, per_seed, draws * len(seeds), max_k)
+
+
+def summarise(study: "Study", per_seed: list[dict], draws: int, max_k: int) -> dict:
+    """The part's result from each net's kept lesion measurements: per family the retained
+    fraction's interval over seeds, and the figure. Re-run on a finished study
+    (:mod:`~skiplab.studies.restate`) it restates them under the current rules."""
+    config = study.config
     models = []
     for family in config.families:
         runs = [m for m in per_seed if m["family"] == family.label]
@@ -161,5 +169,5 @@ def run(study: "Study") -> dict:
                      if all(inner) else None)
         models.append(first)
     figure = plot_lesion(per_seed, study.path("lesion.png"))
-    return dict(models=models, per_seed=per_seed, images=len(study.test), max_k=max_k, draws=draws * len(seeds),
+    return dict(models=models, per_seed=per_seed, images=len(study.test), max_k=max_k, draws=draws,
                 figures=[figure.name])

@@ -82,6 +82,11 @@ def setup_section(doc: Document, study: "Study") -> None:
         ("machine load", f"1/5/15-minute load average {cal.get('load_average') or '?'} when the steps were fixed "
                          f"(the CPU is shared: wall-clock figures depend on it, the steps do not)"),
     ]
+    if s.get("restated"):
+        r = s["restated"]
+        rows.append(("restated", f"{r['at']} (commit {r.get('commit') or '?'}): every summary, interval and "
+                                 f"verdict recomputed under that commit's rules from the measurements this study "
+                                 f"kept; shattered gradients (at initialisation) measured again; nothing trained"))
     if "step_seconds" in cal:
         rows.append(("step time (budget)", ", ".join(f"{k} {v:.3f} s" for k, v in cal["step_seconds"].items())))
     doc.table(["", ""], rows)
