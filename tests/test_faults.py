@@ -31,6 +31,7 @@ from skiplab.models import create_model
 from skiplab.train.checkpoint import save_checkpoint
 
 SHAPES = "synthetic:shapes-64,test=16"          # 64 training images, 10 classes
+TIMEOUT = 900      # seconds per command: generous, a loaded 2-core machine is slow to import torch
 TRAIN = ["train", "--model", "cifar_resnet20", "--data", SHAPES, "--batch-size", "16",
          "--compile", "off", "--precision", "fp32", "--no-tensorboard"]
 
@@ -146,7 +147,7 @@ def driven(inputs, tmp_path_factory) -> dict:
         words = shlex.split(args.format(d=inputs))
         lines.append(words + (TRAIN[1:] if words[0] == "train" else []))
     proc = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(lines)], capture_output=True,
-                          text=True, timeout=300, cwd=work, env=env(work))
+                          text=True, timeout=TIMEOUT, cwd=work, env=env(work))
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads(proc.stdout.strip().splitlines()[-1])
     return {"results": dict(zip([c[0] for c in CASES], results)), "work": work,
@@ -186,7 +187,7 @@ def test_read_only_directory(tmp_path):
                               (["reconstruct", str(tmp_path / "scene.npy"), "--out", str(ro / "x.npy")],
                                "reconstruct")):
             proc = subprocess.run([sys.executable, "-m", "skiplab", *args], capture_output=True,
-                                  text=True, timeout=120, cwd=tmp_path, env=env(tmp_path))
+                                  text=True, timeout=TIMEOUT, cwd=tmp_path, env=env(tmp_path))
             one_line_error(proc.returncode, proc.stderr, command, "cannot write in")
         assert list(ro.iterdir()) == []
     finally:
@@ -206,7 +207,7 @@ def test_a_disk_that_fills_during_reconstruct_is_one_line_and_leaves_no_partial(
     (tmp_path / "out").mkdir()
     proc = subprocess.run([sys.executable, "-m", "skiplab", "reconstruct", str(tmp_path / "big.npy"),
                            "--out", str(tmp_path / "out" / "big_ae.npy"), "--tile", "64"],
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env(tmp_path),
+                          capture_output=True, text=True, timeout=TIMEOUT, cwd=tmp_path, env=env(tmp_path),
                           preexec_fn=_fsize_limit(256 * 1024))
     one_line_error(proc.returncode, proc.stderr, "reconstruct", "big_ae.npy: File too large")
     assert list((tmp_path / "out").iterdir()) == []        # no hidden .partial file
@@ -250,7 +251,7 @@ sys.exit(main(sys.argv[1:]))
 def test_a_full_disk_while_a_checkpoint_is_written_keeps_the_previous_one(tmp_path):
     run = tmp_path / "run"
     proc = subprocess.run([sys.executable, "-c", FULL_DISK, *TRAIN, "--steps", "4", "--checkpoint-every", "2",
-                           "--out", str(run)], capture_output=True, text=True, timeout=180, cwd=tmp_path,
+                           "--out", str(run)], capture_output=True, text=True, timeout=TIMEOUT, cwd=tmp_path,
                           env=dict(env(tmp_path), FULL_FROM_CHECKPOINT="2"))
     one_line_error(proc.returncode, proc.stderr, "train",
                    f"cannot write {run}/checkpoints/last.pt: No space left on device; its previous "
@@ -263,7 +264,7 @@ def test_a_full_disk_while_a_checkpoint_is_written_keeps_the_previous_one(tmp_pa
 @pytest.mark.slow
 def test_train_start_line_and_no_bar_in_a_redirected_log(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "skiplab", *TRAIN, "--steps", "2", "--out", "run"],
-                          capture_output=True, text=True, timeout=180, cwd=tmp_path, env=env(tmp_path))
+                          capture_output=True, text=True, timeout=TIMEOUT, cwd=tmp_path, env=env(tmp_path))
     assert proc.returncode == 0, proc.stderr
     assert "2 steps (4 per epoch)" in proc.stdout and "epochs x" not in proc.stdout, proc.stdout
     assert "\r" not in proc.stderr and "batch/s" not in proc.stderr, proc.stderr
@@ -280,20 +281,20 @@ def test_an_interrupted_study_resumes_as_printed(tmp_path):
         if line.startswith("[2/2]"):      # (the measurements take seconds: no race)
             proc.send_signal(signal.SIGINT)
             break
-    out, err = proc.communicate(timeout=120)
+    out, err = proc.communicate(timeout=TIMEOUT)
     assert proc.returncode == 130, (out, err)
     last = err.strip().splitlines()[-1]
     assert last == "skiplab study: interrupted; continue with: skiplab study --resume --out st", err
     assert not (tmp_path / "st" / "results" / "lesion.json").exists()
     # other options are refused in one line; the same ones continue the study
     other = subprocess.run([sys.executable, "-m", "skiplab", *args, "--seeds", "2", "--resume"],
-                           capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env(tmp_path))
+                           capture_output=True, text=True, timeout=TIMEOUT, cwd=tmp_path, env=env(tmp_path))
     one_line_error(other.returncode, other.stderr, "study", "cannot resume st with other options: seeds differ")
     same = subprocess.run([sys.executable, "-m", "skiplab", *args, "--resume"], capture_output=True,
-                          text=True, timeout=180, cwd=tmp_path, env=env(tmp_path))
+                          text=True, timeout=TIMEOUT, cwd=tmp_path, env=env(tmp_path))
     assert same.returncode == 0, same.stderr
     assert "lesion: done" in same.stdout and (tmp_path / "st" / "report.html").is_file()
     printed = shlex.split(re.sub(r"^.*continue with: skiplab ", "", last))
     again = subprocess.run([sys.executable, "-m", "skiplab", *printed], capture_output=True, text=True,
-                           timeout=120, cwd=tmp_path, env=env(tmp_path))
+                           timeout=TIMEOUT, cwd=tmp_path, env=env(tmp_path))
     assert again.returncode == 0, again.stderr
