@@ -186,9 +186,15 @@ def test_bad_options_are_clear_errors(options, message):
         AblationConfig.create(**options)
 
 
-def test_cli_resume_refuses_other_options(tmp_path, capsys):
-    assert main(["ablate", "autoencoder", "--resume", "--latent", "8", "--out", str(tmp_path)]) == 2
-    assert "--resume continues an ablation with its own options" in capsys.readouterr().err
+def test_cli_resume_checks_the_options_given_again(tmp_path, capsys):
+    """--resume with the options given again (the same command plus --resume) is checked
+    against the stored ones: other options are refused in one line naming them."""
+    from skiplab.sar.ablation.experiment import AutoencoderAblation
+    from skiplab.studies.runner import Runner
+    Runner.open(AutoencoderAblation(AblationConfig.create(quick=True)), tmp_path, resume=False)
+    assert main(["ablate", "autoencoder", "--resume", "--quick", "--latent", "8", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot resume" in err and "with other options: latent" in err, err
 
 
 def test_bad_data_leaves_no_state(tmp_path, capsys):

@@ -20,7 +20,7 @@ CORE = ("blocks", "models", "data", "train", "analysis")
 # package (or top-level module) -> the skiplab packages it may import, besides itself.
 # leaf utilities that import nothing of skiplab (atomic writes, safe torch.load, the error
 # types, the plugin list): usable by all
-_UTILITIES = {"atomic", "safe_load", "errors", "plugins"}
+_UTILITIES = {"atomic", "safe_load", "errors", "plugins", "writable"}
 # the one loader from a file to a model sits on models (and is used by everything above)
 _BELOW_TRAIN = {"blocks", "models", "data", "trained"} | _UTILITIES
 ALLOWED: dict[str, set[str]] = {
@@ -28,6 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "atomic": set(),
     "safe_load": set(),
     "errors": set(),
+    "writable": {"errors"},   # outputs checked before the work, write failures in one line
     "blocks": set(),
     "models": {"blocks"} | _UTILITIES,
     "trained": {"blocks", "models", "__init__"} | _UTILITIES,

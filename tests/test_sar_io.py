@@ -7,6 +7,7 @@ import pytest
 import tifffile
 from PIL import Image
 
+from skiplab.errors import ConversionWarning
 from skiplab.sar.raster.io import GDAL_NODATA, read_raster, write_raster
 
 GEO = {
@@ -59,7 +60,8 @@ def test_complex_slc_is_read_as_amplitude(tmp_path):
     tifffile.imwrite(tmp_path / "slc.tif", slc)
     np.save(tmp_path / "slc.npy", slc)
     for name in ("slc.tif", "slc.npy"):
-        raster = read_raster(tmp_path / name)
+        with pytest.warns(ConversionWarning, match="complex SLC .* read as amplitude"):  # said
+            raster = read_raster(tmp_path / name)
         assert raster.quantity == "amplitude" and raster.dtype == np.complex64
         assert raster.data.dtype == np.float32
         np.testing.assert_allclose(raster.data, np.abs(slc), rtol=1e-6)

@@ -123,9 +123,14 @@ def atomic_open(path: PathLike, mode: str = "wb", **kwargs: Any) -> Iterator[IO]
     if not mode.startswith(("w", "x")):
         raise ValueError(f"atomic_open writes a new file: mode must start with 'w', got {mode!r}")
     with PendingFile(path) as pending:
-        with open(pending.tmp, mode.replace("x", "w"), **kwargs) as f:
-            yield f
-            f.flush()
+        try:
+            with open(pending.tmp, mode.replace("x", "w"), **kwargs) as f:
+                yield f
+                f.flush()
+        except OSError as err:     # a full disk: name the file the caller wrote
+            if err.filename is not None or err.errno is None:
+                raise
+            raise OSError(err.errno, err.strerror, str(path)) from None
 
 
 def write_bytes(path: PathLike, data: bytes) -> Path:
@@ -156,5 +161,11 @@ def torch_save(obj: Any, path: PathLike) -> Path:
     import torch
 
     with atomic_open(path, "wb") as f:
-        torch.save(obj, f)
+        try:
+            torch.save(obj, f)
+        except RuntimeError as err:   # torch's zip writer reports a failed write (a full
+            cause = err.__context__    # disk) as "unexpected pos": raise the write's OSError
+            if isinstance(cause, OSError):
+                raise OSError(cause.errno, cause.strerror, str(path)) from None
+            raise
     return Path(path)

@@ -12,7 +12,8 @@ This module imports nothing of skiplab, so every package may use it.
 from __future__ import annotations
 
 __all__ = ["SkiplabError", "CheckpointError", "CheckpointVersionError", "CheckpointMismatchError",
-           "DataMismatchError", "UnknownModelError", "ModelOptionError", "MissingExtraError"]
+           "DataMismatchError", "UnknownModelError", "ModelOptionError", "MissingExtraError", "OutputError",
+           "ConversionWarning"]
 
 
 class SkiplabError(Exception):
@@ -45,3 +46,14 @@ class ModelOptionError(SkiplabError, TypeError):
 
 class MissingExtraError(SkiplabError, RuntimeError):
     """A package of an optional extra (e.g. ``skiplab[deploy]``) is not installed."""
+
+
+class OutputError(SkiplabError, OSError):
+    """An output that cannot be written: a file where a directory is expected, a directory
+    that cannot be written in, a full disk. Nothing the user had is changed."""
+
+
+class ConversionWarning(UserWarning):
+    """Input that was converted to what skiplab works on (a complex SLC read as amplitude,
+    greyscale or RGBA images made RGB): not an error, but never done without a word. The
+    ``skiplab`` command prints it in one line (``skiplab CMD: warning: ...``)."""

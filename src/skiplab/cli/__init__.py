@@ -9,7 +9,9 @@ modules only parse arguments and print; each imports what its work needs inside 
 Errors: a :class:`~skiplab.errors.SkiplabError` (a user's mistake, said in one sentence) is
 printed in one line and the command exits with 2; so are ``ValueError`` and
 ``FileNotFoundError``, which the data, config and raster readers still raise for bad inputs
-(the one-line cases of tests/test_cli_errors.py). Anything else is a bug and keeps its
+(the one-line cases of tests/test_cli_errors.py); so is an ``OSError`` of the file system
+(a full disk, a read-only directory: :data:`skiplab.writable.WRITE_ERRNOS`), which is the
+machine's state, not a bug (tests/test_faults.py). Anything else is a bug and keeps its
 traceback. ``SKIPLAB_DEBUG=1`` shows the traceback of a one-line error too.
 """
 
@@ -50,11 +52,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warnings(command: str) -> None:
+    """A :class:`~skiplab.errors.ConversionWarning` (what skiplab converted in the input) is
+    one line on stderr, ``skiplab CMD: warning: ...``; other warnings keep Python's form."""
+    import warnings
+
+    from ..errors import ConversionWarning
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, ConversionWarning):
+            print(f"skiplab {command}: warning: {message}", file=sys.stderr, flush=True)
+        else:
+            default(message, category, filename, lineno, file, line)
+    warnings.showwarning = show
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv            # the command line as given (train prints it back to resume)
+    _one_line_warnings(args.command)
     try:
         return int(args.run(args) or 0)
     except (SkiplabError, ValueError, FileNotFoundError) as err:
@@ -62,9 +81,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise
         print(f"skiplab {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:
+        from ..writable import WRITE_ERRNOS, describe_os_error
+        if err.errno not in WRITE_ERRNOS or os.environ.get("SKIPLAB_DEBUG"):
+            raise
+        print(f"skiplab {args.command}: error: {describe_os_error(err)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt as err:   # a training run inside saved its last.pt and says so
         summary = getattr(err, "summary", None)
-        note = f": {summary}; run the command again with --resume to continue" if summary else ""
+        resume = getattr(err, "resume_command", None)   # an experiment's (cli/resume.py)
+        advice = getattr(args, "resume_advice", "run the command again with --resume to continue")
+        note = (f": {summary}" if summary else "") + (
+            f"; continue with: {resume}" if resume else f"; {advice}" if summary else "")
         print(f"skiplab {args.command}: interrupted{note}", file=sys.stderr)
         return getattr(err, "exit_code", 130)
 

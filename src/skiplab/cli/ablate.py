@@ -90,7 +90,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     a.add_argument("--out", metavar="DIR", help="output directory (default runs/ablate-ae-<timestamp>)")
     a.add_argument("--resume", action="store_true",
                    help="continue an interrupted ablation (--out DIR, or the latest unfinished one): finished "
-                        "runs are skipped, an unfinished one continues from its last.pt")
+                        "runs are skipped, an unfinished one continues from its last.pt; options given again "
+                        "must be the same)")
     a.add_argument("--quick", action="store_true", help="tiny smoke run: 32 px tiles, tiny widths, 3 steps")
     c = a.add_argument_group("codec (sar_codec_* variants) and held-out evidence")
     c.add_argument("--variants", metavar="V,V",
@@ -127,8 +128,9 @@ def _ints(text: str, name: str) -> tuple[int, ...]:
 
 def run(args: argparse.Namespace) -> int:
     from ..sar.ablation.experiment import run_ablation
-    from ..sar.ablation.config import AblationConfig
+    from ..sar.ablation.config import STATE_FILE, AblationConfig
     from ..train.allocator import retain_freed_memory
+    from .resume import experiment_directory, resume_hint
     given = {k: getattr(args, k) for k in OPTIONS if getattr(args, k) is not None}
     if args.widths is not None:
         given["widths"] = _ints(args.widths, "widths")
@@ -145,17 +147,16 @@ def run(args: argparse.Namespace) -> int:
             given["loss"] = json.loads(args.loss)
         except ValueError:
             raise ValueError(f"--loss must be a JSON object such as '{{\"mse\": 1}}'; found {args.loss!r}") from None
-    if args.resume:
-        if given or args.quick:
-            raise ValueError("--resume continues an ablation with its own options; pass only --out")
-        config = None
-    else:
-        config = AblationConfig.create(quick=args.quick, **given)
+    # --resume alone keeps the ablation's own options; given again, they must be the same
+    config = None if args.resume and not (given or args.quick) else AblationConfig.create(quick=args.quick, **given)
     start = time.perf_counter()
     if args.jobs < 1:
         raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
     retain_freed_memory()    # a command that trains: as `skiplab train` (retain_memory)
-    result = run_ablation(config, out=args.out, resume=args.resume, threads=args.threads, jobs=args.jobs)
+    directory = experiment_directory(args.out, args.resume, "ablate-ae", STATE_FILE, "an ablation")
+    with resume_hint("ablate autoencoder", directory, STATE_FILE):
+        result = run_ablation(config, out=directory, resume=args.resume, threads=args.threads,
+                              jobs=args.jobs)
     if args.quick:
         print("\nSMOKE RUN (--quick): checks that everything runs; no variant is judged")
     figures = "rd.png" if (result.directory / "rd.png").is_file() else "curves.png, grid.png"

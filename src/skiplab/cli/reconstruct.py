@@ -136,7 +136,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         if raster:
             p.add_argument("--strip-tiles", type=int, default=1, metavar="N",
                            help="window rows held in memory before finished rows are written (default 1)")
-        p.set_defaults(run=runs[name])
+        p.set_defaults(run=_writing(runs[name]))
+
+
+def _writing(run):
+    """``run`` with a failed write of --out (a full disk) said in one line, naming it."""
+    def run_writing(args: argparse.Namespace) -> int:
+        from ..writable import output_errors
+        with output_errors(args.out):
+            return run(args)
+    return run_writing
 
 
 def _inputs(args: argparse.Namespace) -> None:
@@ -153,8 +162,10 @@ def _setup(args: argparse.Namespace, load: bool = True):
     import torch
 
     from ..sar.model.default import resolve_autoencoder
+    from ..writable import check_output_file
 
     _inputs(args)
+    check_output_file(args.out)    # before any work: a directory, a read-only place
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1; found {args.batch_size}")
     if getattr(args, "strip_tiles", 1) < 1:

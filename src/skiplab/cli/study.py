@@ -107,7 +107,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--out", metavar="DIR", help="study directory (default runs/study-<timestamp>)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted study (--out DIR, or the latest unfinished one under runs/): "
-                        "finished runs and parts are not redone; it keeps its own options")
+                        "finished runs and parts are not redone; it keeps its own options (options given "
+                        "again must be the same)")
     p.add_argument("--restate", action="store_true",
                    help="recompute the summaries, intervals, verdicts and report of the finished study in --out DIR "
                         "under the current rules from the measurements it kept (no training; shattered gradients, "
@@ -147,6 +148,8 @@ def read_config(path: str) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from ..studies import StudyConfig, run_study
+    from ..studies.study import STATE_FILE
+    from .resume import experiment_directory, resume_hint
     from ..train.allocator import retain_freed_memory
     given = {k: getattr(args, k) for k in STUDY_OPTIONS if getattr(args, k, None) is not None}
     if args.config:
@@ -161,18 +164,15 @@ def run(args: argparse.Namespace) -> int:
         for line in result.verdict:
             print(f"  {line}")
         return 0
-    if args.resume:
-        if given or args.quick:
-            names = ", ".join("--" + k.replace("_", "-") for k in given) + (" --quick" if args.quick else "")
-            raise ValueError(f"--resume continues a study with its own options; drop {names.strip(', ')}")
-        config = None
-    else:
-        config = StudyConfig.create(quick=args.quick, **given)
+    # --resume alone keeps the study's own options; given again, they must be the same
+    config = None if args.resume and not (given or args.quick) else StudyConfig.create(quick=args.quick, **given)
     if args.jobs < 1:
         raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
     retain_freed_memory()    # a command that trains: as `skiplab train` (retain_memory)
-    result = run_study(config, out=args.out, resume=args.resume, threads=args.threads, jobs=args.jobs,
-                       plan=args.plan)
+    directory = experiment_directory(args.out, args.resume, "study", STATE_FILE, "a study")
+    with resume_hint("study", directory, STATE_FILE):
+        result = run_study(config, out=directory, resume=args.resume, threads=args.threads,
+                           jobs=args.jobs, plan=args.plan)
     if result is None:
         return 0
     if result.quick:

@@ -206,7 +206,8 @@ def copy_progress_bar(desc: str) -> Callable[[int, Optional[int]], None]:
     def update(done: int, total: Optional[int]) -> None:
         nonlocal bar
         if bar is None:
-            bar = tqdm(total=total, unit="B", unit_scale=True, desc=desc, leave=True)
+            bar = tqdm(total=total, unit="B", unit_scale=True, desc=desc, leave=True,
+                       disable=None)      # a terminal only
         bar.update(done - bar.n)
         if total is not None and done >= total:
             bar.close()

@@ -7,7 +7,8 @@ is remembered under the files' (size, mtime, inode) fingerprint, so a second loa
 unchanged folder only lists and stats the files (CIFAR-10's 55k JPEGs: about a second)
 instead of re-reading them; ``verify=True`` re-reads anyway.
 All images must have the same size. They become RGB, or one channel when every image is
-grayscale. Undecodable files fail with their name, or are skipped and counted.
+grayscale; greyscale images among colour ones and dropped alpha channels are said in a
+:class:`~skiplab.errors.ConversionWarning` (one line from the ``skiplab`` command). Undecodable files fail with their name, or are skipped and counted.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +27,14 @@ import torch
 from PIL import Image
 
 from ..atomic import write_text
+from ..errors import ConversionWarning
 from .cache import cache_file, cache_root, load_cached, save_cached
 from .dataset import RawData, channel_histogram
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
                     ".pgm", ".pbm")
 GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F", "P;L")
+ALPHA_MODES = ("LA", "La", "RGBA", "RGBa", "PA")
 TEST_FOLDERS = ("test", "val")
 _LOADED: dict[Path, "FolderImages"] = {}  # in-process memo: cache file -> decoded folder
 
@@ -45,6 +49,7 @@ class FolderImages:
     bad_files: list[str]            # relative paths that could not be decoded
     bad_reasons: list[str]
     hist: torch.Tensor              # per-channel histogram [C, 256] (channel_histogram)
+    converted: str = ""             # what decoding changed (grey to RGB, alpha dropped), or ""
 
 
 @dataclass
@@ -126,18 +131,31 @@ def resolve_content_key(root: Path, scan: FolderScan, cache_dir: Optional[str] =
     return key
 
 
-def _decode(path: Path) -> tuple[np.ndarray, bool]:
-    """RGB array [H, W, 3] and whether the file is grayscale. Raises on a bad file."""
+def _decode(path: Path) -> tuple[np.ndarray, bool, bool]:
+    """RGB array [H, W, 3], whether the file is grayscale and whether it had an alpha channel
+    (dropped). Raises on a bad file."""
     with open(path, "rb") as fh:
         data = fh.read()
     with Image.open(io.BytesIO(data)) as img:
-        gray = img.mode in GRAY_MODES
-        return np.asarray(img.convert("RGB")), gray
+        alpha = img.mode in ALPHA_MODES or "transparency" in img.info
+        return np.asarray(img.convert("RGB")), img.mode in GRAY_MODES, alpha
+
+
+def conversion_note(gray: int, alpha: int, total: int, channels: int) -> str:
+    """What decoding changed, in words ("" when nothing): greyscale images repeated to RGB
+    in a folder of colour images, alpha channels dropped."""
+    done = []
+    if gray and channels == 3:
+        done.append(f"{gray} greyscale image(s) repeated to 3 channels")
+    if alpha:
+        done.append(f"{alpha} image(s) with transparency had it dropped")
+    return f"{' and '.join(done)} (of {total})" if done else ""
 
 
 def decode_folder(root: Path, files: list[tuple[str, int]], workers: Optional[int] = None
-                  ) -> tuple[torch.Tensor, torch.Tensor, list[int], list[str]]:
-    """Decode every file: (images [N_ok, C, H, W], labels, indices of bad files, reasons)."""
+                  ) -> tuple[torch.Tensor, torch.Tensor, list[int], list[str], str]:
+    """Decode every file: (images [N_ok, C, H, W], labels, indices of bad files, reasons,
+    what was converted: :func:`conversion_note`)."""
     workers = workers or min(8, os.cpu_count() or 1)
 
     def work(i: int):
@@ -155,7 +173,7 @@ def decode_folder(root: Path, files: list[tuple[str, int]], workers: Optional[in
     reasons = [f"{type(results[i]).__name__}: {results[i]}" for i in bad]
     if not good:
         return (torch.empty(0, 3, 0, 0, dtype=torch.uint8), torch.empty(0, dtype=torch.int64),
-                bad, reasons)
+                bad, reasons, "")
     shape = results[good[0]][0].shape
     for i in good:
         if results[i][0].shape != shape:
@@ -168,7 +186,9 @@ def decode_folder(root: Path, files: list[tuple[str, int]], workers: Optional[in
     if all(results[i][1] for i in good):
         images = images[:, :1]
     labels = torch.tensor([files[i][1] for i in good], dtype=torch.int64)
-    return images.contiguous(), labels, bad, reasons
+    converted = conversion_note(sum(results[i][1] for i in good), sum(results[i][2] for i in good),
+                                len(good), images.shape[1])
+    return images.contiguous(), labels, bad, reasons, converted
 
 
 def _check_bad(result: FolderImages, root: Path, skip_bad: bool) -> FolderImages:
@@ -197,18 +217,21 @@ def load_image_folder(root: Path, *, skip_bad: bool = False, cache_dir: Optional
             return _check_bad(_LOADED[path], root, skip_bad)
         entry = load_cached(path)
     if entry is None:
-        images, labels, bad, reasons = decode_folder(root, files)
+        images, labels, bad, reasons, converted = decode_folder(root, files)
         bad_files = [files[i][0] for i in bad]
         if len(labels):
             entry = dict(images=images, labels=labels, classes=classes, bad_files=bad_files,
-                         bad_reasons=reasons, hist=channel_histogram(images))
+                         bad_reasons=reasons, hist=channel_histogram(images), converted=converted)
             if path is not None:
                 save_cached(path, entry)
         else:
             raise ValueError(f"none of the {len(files)} images in {str(root)!r} could be "
                              f"decoded; first: {bad_files[0]!r} ({reasons[0]})")
     result = FolderImages(entry["images"], entry["labels"], list(entry["classes"]),
-                          list(entry["bad_files"]), list(entry["bad_reasons"]), entry["hist"])
+                          list(entry["bad_files"]), list(entry["bad_reasons"]), entry["hist"],
+                          str(entry.get("converted", "")))
+    if result.converted:
+        warnings.warn(ConversionWarning(f"{root}: {result.converted}"), stacklevel=2)
     if path is not None:  # keep the last few in memory: train, val and test of one run
         while len(_LOADED) >= 4:
             _LOADED.pop(next(iter(_LOADED)))

@@ -82,7 +82,7 @@ def build_variant(name: str, source: ModelSource, workdir: Path, calib_images: i
     if name == "ort_fp32":
         path = export_onnx(source, workdir / "fp32.onnx").path
         return Built(OrtModule(path), size_bytes=path.stat().st_size)
-    calibration = calibration_data(source, calib_images)
+    calibration = calibration_data(source, calib_images, cap=True)   # at most the split
     if name == "ort_int8":
         fp32 = workdir / "fp32.onnx"
         if not fp32.exists():

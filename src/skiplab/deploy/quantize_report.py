@@ -75,8 +75,8 @@ def quantize_checkpoint(source: ModelSource, out: Union[str, Path], *, backend: 
     if qat is not None and backend == "onnx":
         raise ValueError("--qat runs on the PT2E path: use --backend pt2e (or auto)")
     out = Path(out)
-    progress("calibration data")
     calibration: Calibration = calibration_data(source, calib, data=data)
+    progress(f"calibrating on {calibration.description}")
     if qat is not None:
         backend = "qat"
         backends = ["pt2e", "qat"]

@@ -24,11 +24,15 @@ from ..trained import checkpoint_header, load_model_state, model_state_from, rea
 
 
 from ..errors import CheckpointMismatchError   # (re-exported: it was defined here)
+from ..writable import output_errors
 
 
 def save_checkpoint(state: Mapping[str, Any], path: Union[str, Path]) -> Path:
-    """Write ``state`` to ``path`` atomically (:func:`skiplab.atomic.torch_save`)."""
-    return torch_save(dict(state), path)
+    """Write ``state`` to ``path`` atomically (:func:`skiplab.atomic.torch_save`); a failed
+    write (a full disk) is an :class:`~skiplab.errors.OutputError` naming the file, and the
+    previous checkpoint there is kept."""
+    with output_errors(path):
+        return torch_save(dict(state), path)
 
 
 def load_checkpoint(path: Union[str, Path], map_location: Union[str, torch.device] = "cpu") -> dict:
@@ -177,4 +181,7 @@ def initial_model(task: Any, dataset: Any, init_from: Optional[str] = None) -> t
     if not init_from:
         return task.create_model(dataset), None
     start = load_checkpoint(init_from)
-    return model_from_checkpoint(start, task, dataset, name=task.config.model), start.get("structure")
+    recorded = (start.get("config") or {}).get("model")
+    source = f"init_from {init_from}" + (f" ({recorded})" if recorded else "")
+    return (model_from_checkpoint(start, task, dataset, name=task.config.model, source=source),
+            start.get("structure"))

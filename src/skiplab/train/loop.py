@@ -48,7 +48,7 @@ from .interrupt import StopSignals, TrainingInterrupted
 from .lookahead import Lookahead
 from .optim import build_optimizer
 from .precision import Precision, resolve_device, resolve_precision, should_compile
-from .runlog import RunLog, default_run_dir, format_scores
+from .runlog import RunLog, format_scores, resolve_run_dir, run_length
 from .schedule import LRSchedule
 from .seed import seed_everything
 from .steplog import StepLog
@@ -93,9 +93,7 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, callbacks: Iterable[Callback] = (), *, train_set=None,
                  eval_set=None) -> None:
-        if config.out is None and config.save:
-            config = config.replace(out=str(default_run_dir(config.model)))
-        self.config = config
+        self.config = config = resolve_run_dir(config)   # checked writable before any work
         self.callbacks = CallbackList([*callbacks, StepLog()] if config.step_log else callbacks)
         self.device = resolve_device(config.device)
         self.dist: DistInfo = init_distributed(self.device.type)
@@ -214,7 +212,7 @@ class Trainer:
         c = self.config
         if self.is_main:
             print(f"training {c.model} on {self.train_set.name} ({len(self.train_set)} images), "
-                  f"{self.epochs} epochs x {self.steps_per_epoch} steps, precision {self.precision.name}, "
+                  f"{run_length(self.total_steps, self.epochs, self.steps_per_epoch)}, precision {self.precision.name}, "
                   f"channels_last {c.channels_last}, compile {self.compiled}, "
                   f"{self.dist.world_size} process(es)"
                   + (f"; outputs in {self.run_dir}/" if self.run_dir is not None else ""), flush=True)
@@ -301,7 +299,8 @@ class Trainer:
         if self.is_main and c.progress:
             from tqdm.auto import tqdm
             bar = tqdm(total=self.steps_per_epoch, initial=self.batch_in_epoch, leave=False,
-                       desc=f"epoch {self.epoch + 1}/{self.epochs}", unit="batch", dynamic_ncols=True)
+                       desc=f"epoch {self.epoch + 1}/{self.epochs}", unit="batch", dynamic_ncols=True,
+                       disable=None)      # a terminal only: no redraws in a redirected log
         start = time.perf_counter() - self.epoch_time
         for x, y in self.train_loader:
             self.train_step(x, y)

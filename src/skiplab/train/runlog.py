@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 from ..atomic import write_text
+from ..writable import check_output_dir
 
 CORE_COLUMNS = ["epoch", "step", "lr", "train_loss", "train_acc", "val_loss", "val_acc",
                 "images_per_s", "epoch_time_s"]
@@ -24,6 +25,23 @@ def default_run_dir(model: str, root: Union[str, Path] = "runs") -> Path:
         n += 1
         path = base.with_name(f"{base.name}-{n}")
     return path
+
+
+def resolve_run_dir(config):
+    """``config`` with its ``out`` set (:func:`default_run_dir` when saving without one) and
+    checked writable before any work (a file there or a read-only place: one line)."""
+    if config.out is None and config.save:
+        config = config.replace(out=str(default_run_dir(config.model)))
+    if config.out is not None:
+        check_output_dir(config.out)
+    return config
+
+
+def run_length(total_steps: int, epochs: int, per_epoch: int) -> str:
+    """"3 epochs x 78 steps", or "2 steps (78 per epoch)" when the run ends mid-epoch."""
+    if total_steps == epochs * per_epoch:
+        return f"{epochs} epoch{'s' if epochs != 1 else ''} x {per_epoch} steps"
+    return f"{total_steps} steps ({per_epoch} per epoch)"
 
 
 class RunLog:

@@ -75,7 +75,8 @@ class TileGrid:
 def make_grid(height: int, width: int, reduction: int, tile: Optional[int] = None,
               overlap: Optional[int] = None) -> tuple[TileGrid, Optional[str]]:
     """The tile grid for a scene and a model of total stride ``reduction``, and a note when
-    the tile had to shrink to fit the scene. Default tile 256, overlap tile / 4."""
+    the tile (and the overlap with it) had to shrink to fit the scene. Default tile 256,
+    overlap tile / 4; an overlap above tile / 2 is refused."""
     tile = DEFAULT_TILE if tile is None else int(tile)
     if tile < reduction or tile % reduction:
         raise ValueError(f"the tile must be a multiple of the model's total stride {reduction} "
@@ -84,17 +85,19 @@ def make_grid(height: int, width: int, reduction: int, tile: Optional[int] = Non
     if side < reduction:
         raise ValueError(f"the scene is {height}x{width} px: smaller than the model's minimum "
                          f"input {reduction}x{reduction} (its total stride); pad the scene")
+    if overlap is not None and not 0 <= overlap <= tile // 2:
+        raise ValueError(f"the overlap must be in [0, tile/2 = {tile // 2}] for {tile} px tiles; "
+                         f"found {overlap}")
     note = None
     if side < tile:
         fitted = side // reduction * reduction
         note = (f"the scene ({height}x{width}) is smaller than the {tile} px tile: using "
                 f"{fitted} px tiles")
+        if overlap is not None and overlap > fitted // 2:
+            note += f", overlap {fitted // 2} (half the tile) instead of {overlap}"
+            overlap = fitted // 2
         tile = fitted
     overlap = tile // 4 if overlap is None else int(overlap)
-    if overlap > tile // 2:
-        overlap = tile // 2
-    if overlap < 0:
-        raise ValueError(f"overlap must be >= 0; found {overlap}")
     return TileGrid(int(height), int(width), tile, overlap), note
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+import zipfile
 from pathlib import Path
 from typing import Iterator, Optional, Union
 
@@ -75,11 +76,26 @@ def encode_scene(ae: Union[TrainedAutoencoder, PathLike, None], scene: Union[Ras
     return InferenceResult(out, grid, int((~valid).sum()), time.perf_counter() - start, note)
 
 
+def _kind_of_file(path: Path) -> str:
+    """What a file that is not a latent file looks like, by its first bytes."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    kinds = {b"\x93NUMPY": "a NumPy array (.npy; a scene? reconstruct or encode it)",
+             b"II*\x00": "a TIFF image (a scene? reconstruct or encode it)",
+             b"MM\x00*": "a TIFF image (a scene? reconstruct or encode it)",
+             b"\x89PNG": "a PNG image (a scene? reconstruct or encode it)"}
+    found = next((kind for magic, kind in kinds.items() if head.startswith(magic)), None)
+    return found or ("an empty file" if not head else "a file of another kind")
+
+
 def read_latent(path: PathLike) -> tuple[np.ndarray, dict, np.ndarray]:
     """``(latent [N, C, h, w], meta, valid [H, W])`` of a latent file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"latent file {path} does not exist")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path} is not a latent file: expected a .sarl or .npz written by "
+                         f"skiplab encode; found {_kind_of_file(path)}")
     try:
         with np.load(path, allow_pickle=False) as f:
             latent, meta = f["latent"], json.loads(str(f["meta"]))

@@ -7,10 +7,10 @@
 
 The tile grid and its blending are in :mod:`skiplab.sar.inference.grid`.
 
-**No-data.** Non-finite pixels and pixels equal to the raster's GDAL_NODATA value enter the
+**No-data.** NaN pixels and pixels equal to the raster's GDAL_NODATA value enter the
 network as 0 (as in training, :func:`skiplab.sar.load_sar_tiles`) and are written back as
-the no-data value (NaN for float rasters without one). Negative intensities are a
-``ValueError`` naming how many; a scene that is entirely no-data too.
+the no-data value (NaN for float rasters without one). Infinite and negative intensities are
+a ``ValueError`` naming how many; a scene that is entirely no-data too.
 
 **Strips.** The scene is read memory-mapped (uncompressed TIFF, ``.npy``) one row of tiles
 at a time; finished rows are blended and written at once through
@@ -60,6 +60,14 @@ class SceneReader:
     def row(self, grid: TileGrid, y: int) -> tuple[torch.Tensor, np.ndarray]:
         """The tiles of the window row at ``y``: [n_x, 1, T, T] and the rows' valid mask."""
         block = np.asarray(self.raster.data[y:y + grid.tile])
+        name = self.raster.path or "scene"
+        infinite = np.isinf(block)
+        if self.raster.nodata is not None:
+            infinite &= block != self.raster.nodata
+        if infinite.any():     # NaN and the no-data value are no-data; infinity is bad data
+            raise ValueError(f"{name}, rows {y}-{y + grid.tile}: values must be finite and >= 0; "
+                             f"found {int(infinite.sum())} infinite pixel(s) (mark them as NaN or "
+                             f"the no-data value to pass them through)")
         valid = valid_mask(block, self.raster.nodata)
         values = np.where(valid, block, 0)
         if self.square:
@@ -67,7 +75,6 @@ class SceneReader:
         try:
             normalised = self.ae.radiometry.forward(np.asarray(values, dtype=np.float64))
         except ValueError as err:
-            name = self.raster.path or "scene"
             raise ValueError(f"{name}, rows {y}-{y + grid.tile}: {err}") from None
         normalised = np.where(valid, normalised, 0).astype(np.float32)
         tiles = np.stack([normalised[:, x:x + grid.tile] for x in grid.xs])[:, None]
@@ -94,9 +101,11 @@ def _output_values(ae: TrainedAutoencoder, normalised: np.ndarray, valid: np.nda
 
 
 def progress_bar(total: int, desc: str, enabled: bool):
+    """A tqdm bar on stderr when ``enabled`` and stderr is a terminal (redirected to a log,
+    its redraws would be noise)."""
     from tqdm.auto import tqdm
-    return tqdm(total=total, desc=desc, unit="tile", disable=not enabled, leave=False,
-                dynamic_ncols=True)
+    return tqdm(total=total, desc=desc, unit="tile", disable=None if enabled else True,
+                leave=False, dynamic_ncols=True)
 
 
 def _as_autoencoder(ae: Union[TrainedAutoencoder, PathLike, None]) -> TrainedAutoencoder:

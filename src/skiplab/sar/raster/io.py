@@ -22,6 +22,7 @@ pick the band first (for SLC stored as two I/Q bands, combine them into a comple
 from __future__ import annotations
 
 import base64
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
@@ -29,6 +30,7 @@ from typing import Optional, Union
 import numpy as np
 
 from ...atomic import atomic_path
+from ...errors import ConversionWarning
 
 PathLike = Union[str, Path]
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -192,6 +194,10 @@ def read_raster(path: PathLike, *, mmap: bool = False) -> Raster:
     array = _single_band(array, path)
     stored = array.dtype
     array, quantity = _from_complex(array)
+    if stored.kind == "c":
+        warnings.warn(ConversionWarning(f"{path}: a complex SLC ({stored}) read as amplitude |z|; "
+                                        f"phase dropped, the output is float32 amplitude"),
+                      stacklevel=2)
     if array.dtype == np.bool_:
         array = array.astype(np.uint8)
     if not mmap:

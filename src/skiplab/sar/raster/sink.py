@@ -10,14 +10,18 @@ value of a reference raster (the same rules as :func:`skiplab.sar.write_raster` 
 - ``.png``: rows are collected in memory and written by ``write_raster`` at the end (PNG
   cannot be written incrementally; it holds 8/16-bit scenes, which are small).
 
-The file is built under a temporary name beside the target and renamed over it only by
-:meth:`RasterSink.close`, so an interrupted run leaves no half-written output, and an
+The file is built under a temporary name beside the target, its disk space allocated at
+once (a full disk is an ``OSError`` when the sink opens, not a SIGBUS of the memory map
+later), and renamed over it only by :meth:`RasterSink.close`, so an interrupted or failed run
+leaves no half-written output, and an
 existing file is refused unless ``overwrite=True`` -- checked when the sink is opened,
 before any work is done.
 """
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 from typing import Optional, Union
 
@@ -41,6 +45,21 @@ def check_output(path: Union[str, Path], overwrite: bool, *, inputs: tuple = ())
     return path
 
 
+def reserve(path: Union[str, Path]) -> None:
+    """Allocate the disk blocks of the (sparse) file at ``path`` now: a memory-mapped file
+    whose pages find the disk full dies of SIGBUS, an allocation fails with ENOSPC."""
+    if not hasattr(os, "posix_fallocate"):     # (not on macOS or Windows)
+        return
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+    except OSError as err:
+        if err.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            raise                  # (a file system without fallocate keeps its sparse file)
+    finally:
+        os.close(fd)
+
+
 def output_dtype(like: Raster) -> np.dtype:
     """The data type written back: the reference's, float32 amplitude for a complex SLC."""
     return np.dtype(np.float32) if like.dtype.kind == "c" else np.dtype(like.dtype)
@@ -60,20 +79,26 @@ class RasterSink:
         self.array: Optional[np.ndarray] = None
         self.pending: Optional[PendingFile] = None     # the file that becomes path at close()
         shape = (self.height, self.width)
-        if self.suffix != ".png":
-            self.pending = PendingFile(self.path, self.suffix)
-            self.tmp = self.pending.tmp
-        if self.suffix == ".npy":
-            self.array = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=self.dtype, shape=shape)
-        elif self.suffix in TIFF_SUFFIXES:
-            import tifffile
-
-            big = self.height * self.width * self.dtype.itemsize >= BIGTIFF_BYTES
-            self.array = tifffile.memmap(self.tmp, shape=shape, dtype=self.dtype,
-                                         photometric="minisblack", bigtiff=big,
-                                         extratags=tiff_extratags(like.tags, like.nodata))
-        else:
+        if self.suffix == ".png":
             self.array = np.zeros(shape, dtype=self.dtype)   # PNG: written at close
+            return
+        self.pending = PendingFile(self.path, self.suffix)
+        self.tmp = self.pending.tmp
+        try:
+            if self.suffix == ".npy":
+                self.array = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=self.dtype,
+                                                       shape=shape)
+            elif self.suffix in TIFF_SUFFIXES:
+                import tifffile
+
+                big = self.height * self.width * self.dtype.itemsize >= BIGTIFF_BYTES
+                self.array = tifffile.memmap(self.tmp, shape=shape, dtype=self.dtype,
+                                             photometric="minisblack", bigtiff=big,
+                                             extratags=tiff_extratags(like.tags, like.nodata))
+            reserve(self.tmp)
+        except OSError as err:      # a full disk: said now, in one line, before any work
+            self.abort()
+            raise OSError(err.errno, err.strerror, str(self.path)) from None
 
     def write(self, rows: np.ndarray) -> None:
         """Append ``rows`` [h, width] (any float type; cast to the output type: integers
