@@ -59,11 +59,9 @@ class TrainConfig:
     # -- model -------------------------------------------------------------------------
     model: str = _f("cifar_resnet20", "registered model name (skiplab.list_models())")
     model_kwargs: dict = _f({}, "extra keywords for create_model, e.g. {drop_path_rate: 0.1}")
-    init_from: Optional[str] = _f(None, "start from these weights instead of a random init "
-                                        "(fine-tuning): a skiplab checkpoint (with its pruned widths, "
-                                        "if any) or a torchvision/timm state-dict file; a stem for "
-                                        "other channels is adapted (1 channel: the RGB kernels summed) "
-                                        "and a head for another class count started afresh")
+    init_from: Optional[str] = _f(None, "start from these weights (fine-tuning): a skiplab checkpoint "
+                                        "(its pruned widths too) or a torchvision/timm state dict; stem "
+                                        "channels adapted, a head of other classes started afresh")
     # -- transfer learning (skiplab.train.transfer) ------------------------------------
     freeze: list = _f([], "parameters kept fixed: stem, stageN (model.stages, 1-based), backbone "
                           "(all but the classifier: feature extraction) or name patterns "
@@ -263,13 +261,11 @@ class TrainConfig:
         for key in ("label_smoothing", "ema_decay", "error_warmup_until", "lookahead_decay"):
             if not getattr(self, key) < 1:
                 raise ValueError(f"{key} must be in [0, 1), got {getattr(self, key)}")
-        if any(not isinstance(m, str) or not m for m in self.freeze):
-            raise ValueError(f"freeze must be names (stem, stage1, backbone, patterns), got {self.freeze}")
-        if self.layer_decay > 1:
-            raise ValueError(f"layer_decay must be in (0, 1], got {self.layer_decay}")
+        if any(not isinstance(m, str) or not m for m in self.freeze) or self.layer_decay > 1:
+            raise ValueError(f"freeze must be names (stem, stage1, backbone, patterns) and layer_decay "
+                             f"in (0, 1], got {self.freeze} and {self.layer_decay}")
         if self.layer_decay != 1 and self.optimizer == "muon":
-            raise ValueError("layer_decay does not combine with optimizer 'muon' (its conv filters "
-                             "have a step size of their own): use sgd or adamw")
+            raise ValueError("layer_decay does not combine with optimizer 'muon': use sgd or adamw")
         if self.kd_alpha > 1:
             raise ValueError(f"kd_alpha must be in [0, 1], got {self.kd_alpha}")
         if self.teacher is not None and self.task != "classify":
