@@ -214,9 +214,11 @@ def load_transferred(model: nn.Module, state: Mapping[str, torch.Tensor], source
     drop = any(k in state and state[k].shape != own[k].shape for k in head_keys)
     try:
         report = load_weights(model, state, strict=True, drop_classifier=drop)
-    except ValueError as err:
+    except ValueError as err:      # its first line names the model, its last suggests strict=False
+        lines = [line.strip() for line in str(err).splitlines()]
+        what = "; ".join(lines[1:-1] if len(lines) > 2 else lines)
         raise CheckpointMismatchError(f"init_from {source} does not fit {type(model).__name__}: "
-                                      f"{' '.join(str(err).split())}") from None
+                                      f"{what}") from None
     parts = [f"init_from {source}: {len(report.loaded)} tensors loaded"]
     stem = getattr(model, "first_conv", "")
     for key in report.adapted:
