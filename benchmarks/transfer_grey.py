@@ -94,9 +94,14 @@ def run(strategy: str, seed: int, steps: int, train: ImageDataset, held: ImageDa
 
 
 def summary(runs: list[dict], seeds: list[int]) -> dict:
+    """Per-strategy top-1 and the paired differences over the seeds every strategy has run."""
+    seeds = [k for k in seeds if all(any(r["strategy"] == s and r["seed"] == k for r in runs)
+                                     for s in STRATEGIES)]
     acc = {s: [next(r["val_acc"] for r in runs if r["strategy"] == s and r["seed"] == k) for k in seeds]
            for s in STRATEGIES}
-    out = {"accuracy": {s: dict(mean=sum(v) / len(v), per_seed=v, interval=seed_interval(v))
+    if not seeds:
+        return {"seeds": [], "accuracy": {}, "paired": {}}
+    out = {"seeds": seeds, "accuracy": {s: dict(mean=sum(v) / len(v), per_seed=v, interval=seed_interval(v))
                         for s, v in acc.items()}, "paired": {}}
     pairs = [(s, "scratch") for s in STRATEGIES if s != "scratch"] + [("layer_decay", "full"),
                                                                        ("features", "full")]
@@ -115,6 +120,7 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--per-class", type=int, default=50)
     p.add_argument("--eval-per-class", type=int, default=300)
+    p.add_argument("--summarise", action="store_true", help="summarise the runs done, run none")
     args = p.parse_args()
     out = Path(args.out)
     path = out / "results.json"
@@ -124,9 +130,10 @@ def main() -> None:
                  eval_per_class=args.eval_per_class, strategies=STRATEGIES,
                  seeds=list(range(args.seeds)))
     runs = [r for r in done.get("runs", []) if done.get("setup") == setup]
-    train, held = grey_animals(args.data, args.per_class, args.eval_per_class)
-    print(f"target: {train.name} / {held.name}, grey mean {train.mean[0]:.3f} std {train.std[0]:.3f}")
-    for seed in setup["seeds"]:
+    if not args.summarise:
+        train, held = grey_animals(args.data, args.per_class, args.eval_per_class)
+        print(f"target: {train.name} / {held.name}, grey mean {train.mean[0]:.3f} std {train.std[0]:.3f}")
+    for seed in [] if args.summarise else setup["seeds"]:
         for strategy in STRATEGIES:
             if any(r["strategy"] == strategy and r["seed"] == seed for r in runs):
                 continue

@@ -35,6 +35,7 @@ The no-skip nets have no claim in the paper: their numbers are reported, not jud
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import time
 from pathlib import Path
@@ -118,6 +119,29 @@ def verdicts(grads: dict, depths: list[int], seeds: list[int]) -> list[dict]:
     return out
 
 
+def plot(result: dict, out: Path) -> list[Path]:
+    """Fig. 3's view: the per-layer gradient norm (mean over seeds) of each variant, one line
+    per depth; one PNG per initialisation."""
+    from skiplab.evidence.figures import DEPTH_STYLES, new_figure, save_figure
+    paths = []
+    for init, entry in result["runs"].items():
+        fig = new_figure(10, 3.2)
+        for i, variant in enumerate(VARIANTS):
+            ax = fig.add_subplot(1, len(VARIANTS), i + 1)
+            for k, depth in enumerate(result["depths"]):
+                g = np.array(entry["gradients"][variant][str(depth)]).mean(0)
+                ax.plot(range(1, depth + 1), g, DEPTH_STYLES[k % len(DEPTH_STYLES)], label=f"L = {depth}")
+            ax.set_yscale("log")
+            ax.set_title(f"{variant}{'-LN' if variant != 'noskip' else ' (pre-norm, no skip)'}")
+            ax.set_xlabel("layer l")
+            if i == 0:
+                ax.set_ylabel(r"$\|\partial L / \partial W^{2,l}\|_F$ at init")
+                ax.legend(fontsize=8)
+        fig.suptitle(f"cifar_vit width {result['width']}, {init} init, mean of {len(result['seeds'])} seeds")
+        paths.append(save_figure(fig, out / f"gradients_at_init_{init}.png"))
+    return paths
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default="/work/shared/data/cifar10-jpg")
@@ -127,7 +151,12 @@ def main() -> None:
     p.add_argument("--width", type=int, default=64)
     p.add_argument("--images", type=int, default=64)
     p.add_argument("--init", nargs="+", default=["xavier", "timm"], choices=("xavier", "timm"))
+    p.add_argument("--plot-only", action="store_true", help="redraw the figures from OUT's JSON")
     args = p.parse_args()
+    out = Path(args.out)
+    if args.plot_only:
+        print(plot(json.loads((out / "gradients_at_init.json").read_text()), out))
+        return
     torch.set_num_threads(1)
     train = load_dataset(f"cifar10:{args.data}", "train")
     pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:args.images]
@@ -156,9 +185,8 @@ def main() -> None:
         for verdict in entry.get("verdicts", []):
             lo, hi = verdict["interval"]
             print(f"  {verdict['claim']}: {verdict['mean']:+.3f} [{lo:+.3f}, {hi:+.3f}] -> {verdict['verdict']}")
-    out = Path(args.out)
     write_json(out / "gradients_at_init.json", result, indent=1)
-    print(f"wrote {out / 'gradients_at_init.json'}")
+    print(f"wrote {out / 'gradients_at_init.json'} and {plot(result, out)}")
 
 
 if __name__ == "__main__":

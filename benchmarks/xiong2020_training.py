@@ -76,8 +76,8 @@ def run(variant: str, depth: int, warmup: bool, seed: int, args, train, held) ->
 
 def verdicts(runs: list[dict], depths: list[int], seeds: list[int]) -> list[dict]:
     def get(variant, depth, warmup, key):
-        return [next(r[key] for r in runs if (r["variant"], r["depth"], r["warmup"], r["seed"])
-                     == (variant, depth, warmup, s)) for s in seeds]
+        return [r[key] for s in seeds for r in runs
+                if (r["variant"], r["depth"], r["warmup"], r["seed"]) == (variant, depth, warmup, s)]
 
     margin = thresholds.XIONG_LOSS_MARGIN
     out = []
@@ -85,6 +85,10 @@ def verdicts(runs: list[dict], depths: list[int], seeds: list[int]) -> list[dict
         for variant, claim, band in (("post", "needs the warm-up", (margin, np.inf)),
                                      ("pre", "trains without the warm-up", (-np.inf, margin))):
             without, with_ = get(variant, depth, False, "final_loss"), get(variant, depth, True, "final_loss")
+            if len(without) != len(seeds) or len(with_) != len(seeds):
+                out.append(dict(claim=f"{variant}-LN {claim}, depth {depth}", in_regime=False,
+                                verdict=f"incomplete ({min(len(without), len(with_))} of {len(seeds)} seeds)"))
+                continue
             ci = paired_seed_interval(without, with_)
             trained = float(np.mean(get(variant, depth, True, "val_acc")))
             gate = trained >= thresholds.XIONG_TRAINED_MIN_ACC and len(seeds) >= thresholds.MIN_SEEDS_FOR_VERDICT
@@ -106,6 +110,11 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=120)
     p.add_argument("--width", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--summarise", action="store_true", help="summarise the runs done, run none")
+    p.add_argument("--run-depths", type=int, nargs="+", help="run only these of --depths (another "
+                   "process may run the others into another --out: --merge its training.json)")
+    p.add_argument("--merge", nargs="+", default=[], help="training.json files of the same setup "
+                   "whose runs join this one's")
     args = p.parse_args()
     torch.set_num_threads(1)
     train = load_dataset(f"cifar10:{args.data}", "train").random_subset(5000, 0)
@@ -119,26 +128,45 @@ def main() -> None:
     path = Path(args.out) / "training.json"
     done = json.loads(path.read_text()) if path.is_file() else {}
     runs = [r for r in done.get("runs", []) if done.get("setup") == setup]
-    for seed in setup["seeds"]:
-        for depth in args.depths:
-            for variant in VARIANTS:
-                for warmup in (False, True):
-                    if any((r["variant"], r["depth"], r["warmup"], r["seed"]) == (variant, depth, warmup, seed)
-                           for r in runs):
-                        continue
-                    r = run(variant, depth, warmup, seed, args, train, held)
-                    runs.append(r)
-                    print(f"{variant:6s} L={depth} warm-up {'on ' if warmup else 'off'} seed {seed}: "
-                          f"final loss {r['final_loss']:.3f}, top-1 {100 * r['val_acc']:.1f} % "
-                          f"({r['seconds']:.0f} s)", flush=True)
-                    write_json(path, dict(setup=setup, runs=runs), indent=1)
-    table = {f"{v} L={d} warm-up {'on' if w else 'off'}":
-             dict(final_loss=seed_interval([r["final_loss"] for r in runs if (r["variant"], r["depth"], r["warmup"]) == (v, d, w)]),
-                  top1=[r["val_acc"] for r in runs if (r["variant"], r["depth"], r["warmup"]) == (v, d, w)])
-             for d in args.depths for v in VARIANTS for w in (False, True)}
+    for other in map(lambda f: json.loads(Path(f).read_text()), args.merge):
+        if other.get("setup") != setup:
+            raise SystemExit("--merge: a training.json of another setup")
+        key = lambda r: (r["variant"], r["depth"], r["warmup"], r["seed"])  # noqa: E731
+        runs += [r for r in other["runs"] if key(r) not in {key(q) for q in runs}]
+    # the judged comparisons first (pre and post, each depth, every seed), the no-skip nets last,
+    # so a run cut short holds whole sets of seeds
+    order = [(v, d, w, s) for group in (("pre", "post"), ("noskip",)) for d in args.depths
+             for s in setup["seeds"] for v in group for w in (False, True)]
+    order = [o for o in order if not args.run_depths or o[1] in args.run_depths]
+    for variant, depth, warmup, seed in [] if args.summarise else order:
+        if any((r["variant"], r["depth"], r["warmup"], r["seed"]) == (variant, depth, warmup, seed)
+               for r in runs):
+            continue
+        r = run(variant, depth, warmup, seed, args, train, held)
+        runs.append(r)
+        print(f"{variant:6s} L={depth} warm-up {'on ' if warmup else 'off'} seed {seed}: "
+              f"final loss {r['final_loss']:.3f}, top-1 {100 * r['val_acc']:.1f} % "
+              f"({r['seconds']:.0f} s)", flush=True)
+        write_json(path, dict(setup=setup, runs=runs), indent=1)
+    table = {}
+    for d in args.depths:
+        for v in VARIANTS:
+            for w in (False, True):
+                cell = [r for r in runs if (r["variant"], r["depth"], r["warmup"]) == (v, d, w)]
+                if cell:
+                    losses = [r["final_loss"] for r in cell]
+                    table[f"{v} L={d} warm-up {'on' if w else 'off'}"] = dict(
+                        seeds=[r["seed"] for r in cell], final_loss=losses, mean_loss=float(np.mean(losses)),
+                        loss_interval=seed_interval(losses), top1=[r["val_acc"] for r in cell])
     result = dict(setup=setup, runs=runs, table=table, verdicts=verdicts(runs, args.depths, setup["seeds"]))
     write_json(path, result, indent=1)
+    for name, cell in table.items():
+        print(f"{name:22s} final loss {cell['mean_loss']:.3f} (seeds {cell['seeds']}), top-1 "
+              f"{[round(100 * a, 1) for a in cell['top1']]}")
     for v in result["verdicts"]:
+        if "interval" not in v:
+            print(f"{v['claim']}: {v['verdict']}")
+            continue
         lo, hi = v["interval"]
         print(f"{v['claim']}: {v['mean']:+.3f} [{lo:+.3f}, {hi:+.3f}] (warm-up top-1 "
               f"{100 * v['warmup_top1']:.1f} %) -> {v['verdict']}")
