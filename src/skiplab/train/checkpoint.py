@@ -24,7 +24,7 @@ from ..trained import checkpoint_header, load_model_state, model_state_from, rea
 
 
 from ..errors import CheckpointMismatchError   # (re-exported: it was defined here)
-from ..models.weights import read_state_dict
+from ..models.weights import load_weights, read_state_dict
 
 
 def save_checkpoint(state: Mapping[str, Any], path: Union[str, Path]) -> Path:
@@ -207,7 +207,6 @@ def initial_model(task: Any, dataset: Any, init_from: Optional[str] = None,
 def load_transferred(model: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> str:
     """Load ``state`` into ``model`` adapting the stem's channels and dropping a head of
     another size (:func:`skiplab.models.load_weights`, strict otherwise); one line saying so."""
-    from ..models.weights import load_weights
     own = model.state_dict()
     head = getattr(model, "classifier_name", "") or ""
     head_keys = [k for k in own if head and k.startswith(head + ".")]
