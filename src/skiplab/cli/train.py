@@ -19,6 +19,10 @@ examples:
   skiplab train --model cifar_resnet20 --data synthetic:patterns --epochs 3   # -> runs/cifar_resnet20-<time>/
       # (no download: 8 texture classes; measured 89.3 % test accuracy after 3 epochs, chance 12.5 %)
   torchrun --nproc_per_node 2 -m skiplab train --config configs/wrn_cifar.yaml --out runs/wrn
+  skiplab train --model cifar_resnet20 --data folder:grey/ --init-from runs/resnet20/checkpoints/last.pt \\
+      --layer-decay 0.75 --steps 300 --lr 0.02   # fine-tune: grey stem adapted, new head
+  skiplab train ... --init-from resnet50.pth --freeze backbone   # feature extraction (head only)
+  skiplab train ... --init-from CKPT --freeze stem stage1        # frozen BatchNorm stays in eval
   skiplab train --config configs/unet_cells.yaml --out runs/unet          # segmentation
   skiplab train --task segment --model unet_residual --data synthetic:cells-2k --val-size 200
   skiplab train --config configs/sar_ae.yaml --data sar:scenes/ --val-size 64 --out runs/ae
@@ -91,8 +95,9 @@ def add_config_arguments(p: argparse.ArgumentParser, skip: tuple = ()) -> None:
         if tp is bool:
             p.add_argument(*names, dest=f.name, action=argparse.BooleanOptionalAction, help=help_text)
         elif tp is list:
-            item = float if f.name == "betas" else int
-            p.add_argument(*names, dest=f.name, nargs="+", type=item, metavar="N", help=help_text)
+            item = {"betas": float, "freeze": str}.get(f.name, int)
+            p.add_argument(*names, dest=f.name, nargs="+", type=item,
+                           metavar="NAME" if item is str else "N", help=help_text)
         elif tp is dict:
             p.add_argument(*names, dest=f.name, type=_yaml_mapping, metavar="YAML", help=help_text)
         else:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 import typing
 from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Callable, Mapping, Optional, Union
 
 import numpy as np
 import torch
@@ -24,6 +24,7 @@ from ..trained import checkpoint_header, load_model_state, model_state_from, rea
 
 
 from ..errors import CheckpointMismatchError   # (re-exported: it was defined here)
+from ..models.weights import load_weights, read_state_dict
 from ..writable import output_errors
 
 
@@ -174,14 +175,65 @@ def model_from_checkpoint(checkpoint: Mapping[str, Any], task: Any, dataset: Any
     return trained.model.train()
 
 
-def initial_model(task: Any, dataset: Any, init_from: Optional[str] = None) -> tuple[nn.Module, Optional[dict]]:
+def initial_model(task: Any, dataset: Any, init_from: Optional[str] = None,
+                  log: Optional[Callable[[str], None]] = None) -> tuple[nn.Module, Optional[dict]]:
     """A run's starting model and its pruned widths: ``task.create_model(dataset)`` (random
-    init, no structure), or with ``init_from`` the weights and ``structure`` of that checkpoint
-    (fine-tuning; the run's checkpoints keep the structure)."""
+    init, no structure), or with ``init_from`` the weights of that file (fine-tuning):
+
+    * a skiplab checkpoint made for data of this shape: its model, weights and ``structure``
+      (the run's checkpoints keep the structure);
+    * otherwise -- a skiplab checkpoint of other data, or a torchvision/timm state-dict file --
+      a fresh model for ``dataset`` takes the weights that fit (:func:`skiplab.models.load_weights`):
+      a stem for another number of channels adapted (1: the RGB kernels summed, timm's
+      ``adapt_input_conv``), a head for another class count dropped and started afresh; every
+      other mismatch is an error. ``log`` gets one line saying what was adapted.
+    """
     if not init_from:
         return task.create_model(dataset), None
     start = load_checkpoint(init_from)
     recorded = (start.get("config") or {}).get("model")
-    source = f"init_from {init_from}" + (f" ({recorded})" if recorded else "")
-    return (model_from_checkpoint(start, task, dataset, name=task.config.model, source=source),
-            start.get("structure"))
+    named = f"{init_from}" + (f" ({recorded})" if recorded else "")
+    source = f"init_from {named}"
+    if "model" in start and (start.get("arch") or {}).get("name"):
+        try:
+            return model_from_checkpoint(start, task, dataset, name=task.config.model,
+                                         source=source), start.get("structure")
+        except CheckpointMismatchError:
+            if start.get("structure"):
+                raise
+        state = dict(load_trained(start, model=task.config.model, source=init_from).model.state_dict())
+    else:
+        state = read_state_dict(init_from)
+    model = task.create_model(dataset)
+    report = load_transferred(model, state, named)
+    if log is not None:
+        log(report)
+    return model, None
+
+
+def load_transferred(model: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> str:
+    """Load ``state`` into ``model`` adapting the stem's channels and dropping a head of
+    another size (:func:`skiplab.models.load_weights`, strict otherwise); one line saying so."""
+    own = model.state_dict()
+    head = getattr(model, "classifier_name", "") or ""
+    head_keys = [k for k in own if head and k.startswith(head + ".")]
+    drop = any(k in state and state[k].shape != own[k].shape for k in head_keys)
+    try:
+        report = load_weights(model, state, strict=True, drop_classifier=drop)
+    except ValueError as err:      # its first line names the model, its last suggests strict=False
+        lines = [line.strip() for line in str(err).splitlines()]
+        what = "; ".join(lines[1:-1] if len(lines) > 2 else lines)
+        raise CheckpointMismatchError(f"init_from {source} does not fit {type(model).__name__}: "
+                                      f"{what}") from None
+    parts = [f"init_from {source}: {len(report.loaded)} tensors loaded"]
+    stem = getattr(model, "first_conv", "")
+    for key in report.adapted:
+        parts.append(f"stem {key} adapted {state[key].shape[1]} -> {own[key].shape[1]} channels"
+                     + (" (RGB kernels summed)" if own[key].shape[1] == 1 else " (kernels repeated, rescaled)"))
+    if report.dropped:
+        weight = next((k for k in report.dropped if k.endswith("weight")), report.dropped[0])
+        parts.append(f"head {head} ({state[weight].shape[0]} classes) dropped, a fresh "
+                     f"{own[weight].shape[0]}-way head initialised")
+    if not report.adapted and not report.dropped:
+        parts.append(f"nothing adapted ({stem or 'stem'} and {head or 'head'} fit)")
+    return "; ".join(parts)

@@ -59,8 +59,16 @@ class TrainConfig:
     # -- model -------------------------------------------------------------------------
     model: str = _f("cifar_resnet20", "registered model name (skiplab.list_models())")
     model_kwargs: dict = _f({}, "extra keywords for create_model, e.g. {drop_path_rate: 0.1}")
-    init_from: Optional[str] = _f(None, "start from this checkpoint's weights -- and its pruned "
-                                        "widths, if any -- instead of a random init (fine-tuning)")
+    init_from: Optional[str] = _f(None, "start from these weights (fine-tuning): a skiplab checkpoint "
+                                        "(its pruned widths too) or a torchvision/timm state dict; stem "
+                                        "channels adapted, a head of other classes started afresh")
+    # -- transfer learning (skiplab.train.transfer) ------------------------------------
+    freeze: list = _f([], "parameters kept fixed: stem, stageN (model.stages, 1-based), backbone "
+                          "(all but the classifier: feature extraction) or name patterns "
+                          "('layer1', 'blocks.[0-5].*'); frozen BatchNorm stays in eval mode")
+    layer_decay: float = _f(1.0, "layer-wise lr decay (BEiT, timm): lr x layer_decay^(L+1-id), id 0 "
+                                 "the stem, 1..L the blocks, L+1 the head; 1 = off (e.g. 0.75)",
+                            positive=True)
     # -- knowledge distillation (Hinton et al. 2015; skiplab.train.distill) --------------
     teacher: Optional[str] = _f(None, "classify: checkpoint of a teacher whose softened outputs "
                                       "the model also learns (None = no distillation)", owner="distill")
@@ -253,6 +261,11 @@ class TrainConfig:
         for key in ("label_smoothing", "ema_decay", "error_warmup_until", "lookahead_decay"):
             if not getattr(self, key) < 1:
                 raise ValueError(f"{key} must be in [0, 1), got {getattr(self, key)}")
+        if any(not isinstance(m, str) or not m for m in self.freeze) or self.layer_decay > 1:
+            raise ValueError(f"freeze must be names (stem, stage1, backbone, patterns) and layer_decay "
+                             f"in (0, 1], got {self.freeze} and {self.layer_decay}")
+        if self.layer_decay != 1 and self.optimizer == "muon":
+            raise ValueError("layer_decay does not combine with optimizer 'muon': use sgd or adamw")
         if self.kd_alpha > 1:
             raise ValueError(f"kd_alpha must be in [0, 1], got {self.kd_alpha}")
         if self.teacher is not None and self.task != "classify":

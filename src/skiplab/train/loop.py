@@ -52,7 +52,7 @@ from .runlog import RunLog, format_scores, resolve_run_dir, run_length
 from .schedule import LRSchedule
 from .seed import seed_everything
 from .steplog import StepLog
-from .setup import build_data, build_model
+from .setup import build_data, build_model, train_mode
 from .stepsums import NonFiniteLossError, StepRecord, StepSums
 from .tasks import Task, make_task
 
@@ -111,7 +111,7 @@ class Trainer:
 
         self.task: Task = DistillTask.wrap(make_task(config, check_data=train_set is None), config)
         build_data(self, train_set, eval_set)       # train_set/loader, eval_set/loader
-        self.model, self.structure = build_model(self)
+        self.model, self.structure = build_model(self)   # and frozen_norms (freeze)
         self.optimizer = build_optimizer(self.model, config)
         self.steps_per_epoch = len(self.train_loader)
         self.total_steps = config.steps or config.epochs * self.steps_per_epoch
@@ -291,7 +291,7 @@ class Trainer:
 
     def train_epoch(self) -> dict:
         c = self.config
-        self.train_model.train()
+        train_mode(self)                   # frozen BatchNorm stays in eval mode
         self.train_loader.set_epoch(self.epoch)
         if self.batch_in_epoch:
             self.train_loader.load_state_dict(self._loader_state)

@@ -9,6 +9,10 @@ biases) goes into a group with ``weight_decay = 0`` unless ``decay_norm_and_bias
 ``norm_bias_lr_scale`` (airbench, Jordan 2024: 64) puts the norm layers' biases in a group of
 their own whose ``lr_scale`` the training loop multiplies into the scheduled lr; their weight
 decay is divided by the same factor, so the decay per step (lr x weight decay) is unchanged.
+
+``layer_decay`` splits every group by layer and multiplies its ``lr_scale`` by the layer's
+factor (:func:`skiplab.train.transfer.layer_decay_groups`); frozen parameters
+(``freeze``) have ``requires_grad = False`` and are in no group.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from torch import nn
 
 from .config import TrainConfig
 from .muon import Muon
+from .transfer import layer_decay_groups
 
 NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
 
@@ -64,6 +69,8 @@ def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimi
     """The optimiser ``config.optimizer`` over ``model``'s trainable parameters."""
     groups = param_groups(model, config.weight_decay, config.decay_norm_and_bias,
                           config.norm_bias_lr_scale)
+    if config.layer_decay != 1:
+        groups = layer_decay_groups(groups, model, config.layer_decay)
     if not any(g["params"] for g in groups):
         raise ValueError(f"{type(model).__name__} has no trainable parameters")
     # fused: one kernel updates all parameters (CPU and CUDA); 3x cheaper than torch's

@@ -118,6 +118,9 @@ def fit_resident(config: TrainConfig, train_set: ImageDataset, eval_set: ImageDa
     ``pause_at``: return after that many steps, last.pt written, as a signal would (a
     time-boxed slot); the same call without it continues to ``config.steps``."""
     config.check()
+    if config.freeze or config.layer_decay != 1:
+        raise ValueError("fit_resident trains every parameter at one learning rate: freeze and "
+                         "layer_decay need fit()")
     device = resolve_device(config.device)
     precision = Precision(resolve_precision(config.precision, device), device)
     seed_everything(config.seed, config.deterministic)

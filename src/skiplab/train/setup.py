@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from .checkpoint import initial_model
+from .transfer import freeze, frozen_norms, keep_frozen_norms_eval
 
 
 def build_data(trainer, train_set, eval_set) -> None:
@@ -32,9 +33,11 @@ def build_data(trainer, train_set, eval_set) -> None:
 
 
 def build_model(trainer) -> tuple[nn.Module, Any]:
-    """The trainer's model (random, or ``init_from``) on its device, and its pruned structure."""
+    """The trainer's model (random, or ``init_from``; ``freeze`` applied) on its device, and
+    its pruned structure; sets ``trainer.frozen_norms`` (see :func:`train_mode`)."""
     c = trainer.config
-    model, structure = initial_model(trainer.task, trainer.train_set, c.init_from)
+    model, structure = initial_model(trainer.task, trainer.train_set, c.init_from,
+                                     log=print if trainer.is_main else None)
     if c.whiten_init:
         if not hasattr(model, "init_whitening"):
             raise ValueError(f"whiten_init: {c.model} has no init_whitening(images) method")
@@ -46,7 +49,22 @@ def build_model(trainer) -> tuple[nn.Module, Any]:
         if not hasattr(model, "set_grad_checkpointing"):
             raise ValueError(f"grad_checkpointing: {c.model} has no set_grad_checkpointing")
         model.set_grad_checkpointing(True)
+    if c.freeze:
+        frozen = freeze(model, c.freeze)
+        if trainer.is_main:
+            total = sum(p.numel() for p in model.parameters())
+            fixed = sum(p.numel() for n, p in model.named_parameters() if n in set(frozen))
+            print(f"freeze {' '.join(c.freeze)}: {len(frozen)} tensors, {fixed:,} of {total:,} "
+                  f"parameters fixed; their BatchNorm statistics too")
+    trainer.frozen_norms = frozen_norms(model)
     model = model.to(trainer.device)
     if c.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model, structure
+
+
+def train_mode(trainer) -> None:
+    """The trainer's model in training mode, but for the BatchNorm layers that ``freeze``
+    fixed: they stay in eval mode, so their running statistics stay the pretrained ones."""
+    trainer.train_model.train()
+    keep_frozen_norms_eval(trainer.frozen_norms)
