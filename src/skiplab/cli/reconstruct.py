@@ -256,6 +256,10 @@ def _encode_compressed(args: argparse.Namespace) -> int:
     return 0
 
 
+#: first bytes of rasters (TIFF, PNG) that a user may pass to decode instead of a latent file
+RASTER_MAGIC = (b"II*\x00", b"MM\x00*", b"\x89PNG")
+
+
 def run_decode(args: argparse.Namespace) -> int:
     """Decode with --checkpoint, or with the model or codec the file names: a .sarl of
     version 2 (hyperprior codec), of version 1 (quantised autoencoder), or a float .npz."""
@@ -268,6 +272,8 @@ def run_decode(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"compressed scene {args.latent} does not exist")
         with open(args.latent, "rb") as f:
             start = f.read(9)
+        if start[:6] == b"\x93NUMPY" or start[:4] in RASTER_MAGIC:
+            return _decode_latent(args, ae)   # a scene given to decode: the latent reader says so
         if start[:4] != b"PK\x03\x04":       # not a .npz: a .sarl of some version
             version = file_version(start if len(start) == 9 else Path(args.latent).read_bytes(),
                                    str(args.latent))
