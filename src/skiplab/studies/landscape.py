@@ -103,12 +103,10 @@ class KeptPoints(MutableMapping):
     JSON-lines file as it is set and read back on the next run (a line cut short is skipped)."""
 
     def __init__(self, path: Path) -> None:
-        self.path, self.points = Path(path), {}
+        self.path, self.points, self.cut = Path(path), {}, False
         if self.path.is_file():
             text = self.path.read_text()
-            if text and not text.endswith("\n"):       # cut short: the next line starts afresh
-                with open(self.path, "a") as f:
-                    f.write("\n")
+            self.cut = bool(text) and not text.endswith("\n")   # the next line must start afresh
             for line in text.splitlines():
                 try:
                     row = json.loads(line)
@@ -123,7 +121,8 @@ class KeptPoints(MutableMapping):
         self.points[tuple(point)] = result
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a") as f:
-            f.write(json.dumps(dict(point=list(point), result=result)) + "\n")
+            f.write("\n" * self.cut + json.dumps(dict(point=list(point), result=result)) + "\n")
+        self.cut = False
 
     def __delitem__(self, point: tuple) -> None:
         raise TypeError("kept landscape points are never deleted")
