@@ -3,7 +3,8 @@
 Li et al. 2018's |λmin/λmax| needs tens of Hessian-vector products (HVPs) of the training loss on
 >= 2,000 images (:mod:`skiplab.analysis.hessian`). This times one HVP on ``--images`` images
 (BatchNorm in evaluation mode, fp32) for each variant and prints its time and its ratio against
-the baseline measured in the same run (reverse-over-reverse, NCHW, one chunk):
+the baseline measured in the same run (reverse-over-reverse, NCHW, one chunk), in wall and in CPU
+seconds (on a shared machine the CPU seconds are the steadier measure):
 
 - ``reverse``: Pearlmutter's double backward (grad of g·v, ``create_graph=True``);
 - ``forward``: forward-over-reverse, ``torch.func.jvp`` of ``torch.func.grad`` (no graph of
@@ -51,21 +52,23 @@ def main(argv=None) -> int:
                 (f"forward+cl chunk {half}", "forward", True, half)]
     if args.only:
         variants = [t for t in variants if t[0] in args.only]
-    base, reference = None, None
+    base = base_cpu = reference = None
     for name, mode, cl, chunk in variants:
         m = model.to(memory_format=torch.channels_last) if cl else model.to(memory_format=torch.contiguous_format)
         data = [(x.contiguous(memory_format=torch.channels_last) if cl else x.contiguous(), y)]
-        times = []
+        times, cpus = [], []
         for _ in range(args.repeats):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             hv = hessian_vector_product(m, data, v, mode=mode, chunk=chunk)
             times.append(time.perf_counter() - t0)
-        t = min(times)
+            cpus.append(time.process_time() - c0)
+        t, cpu = min(times), min(cpus)
         flat = torch.cat([h.flatten() for h in hv])
         if reference is None:
-            reference, base = flat, t
+            reference, base, base_cpu = flat, t, cpu
         err = float((flat - reference).norm() / reference.norm())
-        print(f"{name:24s} {t:8.2f} s  {base / t:5.2f}x  rel. diff from the first {err:.1e}", flush=True)
+        print(f"{name:24s} {t:8.2f} s wall ({base / t:5.2f}x)  {cpu:8.2f} s CPU ({base_cpu / cpu:5.2f}x)  "
+              f"rel. diff from the first {err:.1e}", flush=True)
     return 0
 
 

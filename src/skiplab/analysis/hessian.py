@@ -121,14 +121,30 @@ def _flat(tensors: list[torch.Tensor]) -> torch.Tensor:
     return torch.cat([t.reshape(-1) for t in tensors])
 
 
+def channels_last_copy(model: nn.Module, data: Any) -> tuple[nn.Module, list]:
+    """A copy of ``model`` and of ``data``'s images in the channels-last memory format (the
+    caller's model is not touched). On CPU the channels-last convolution kernels give an HVP of
+    a CIFAR ResNet-56 ~2x faster in CPU time and, measured against fp64, a relative error of
+    6e-7 where the default layout's double backward gives 1.2e-3 (benchmarks/hessian_speed.py)."""
+    import copy
+    fmt = torch.channels_last
+    moved = copy.deepcopy(model).to(memory_format=fmt)
+    return moved, [(x.contiguous(memory_format=fmt) if x.dim() == 4 else x, y) for x, y in batches_of(data)]
+
+
 def hessian_extremes(model: nn.Module, data: Any, steps: int = 40, seed: int = 0, tol: float = 1e-3,
-                     mode: str = "forward", chunk: Optional[int] = None) -> dict[str, Any]:
-    """``lambda_max``, ``lambda_min`` and ``ratio`` = |λmin / λmax| of the loss Hessian on
+                     mode: str = "forward", chunk: Optional[int] = None,
+                     channels_last: bool = True) -> dict[str, Any]:
+    """``lambda_max``, ``lambda_min`` (the largest and smallest eigenvalue, Li 2018 §6) and
+    ``ratio`` = |λmin / λmax| of the loss Hessian on
     ``data``: the extreme Ritz values of one Lanczos run of at most ``steps`` Hessian-vector
     products from a seeded Gaussian start. With them: ``products`` used, each value's residual
-    bound (an eigenvalue of H lies within it) and whether both bounds are within ``tol`` ×
-    |λmax| (``converged``; an estimate that did not converge lies inside the spectrum: λmax
-    from below, λmin from above)."""
+    bound (an eigenvalue of H lies within it) and whether both bounds are within ``tol`` × the
+    larger of |λmax|, |λmin| (``converged``; an estimate that did not converge lies inside the spectrum: λmax
+    from below, λmin from above). ``channels_last``: the products run on a channels-last copy
+    (:func:`channels_last_copy`)."""
+    if channels_last:
+        model, data = channels_last_copy(model, data)
     params = [p for p in model.parameters() if p.requires_grad]
     shapes = [p.shape for p in params]
     sizes = [p.numel() for p in params]
@@ -142,10 +158,8 @@ def hessian_extremes(model: nn.Module, data: Any, steps: int = 40, seed: int = 0
     found = lanczos(matvec, start, steps, tol)
     low, top = found["ritz"][0], found["ritz"][-1]
     low_res, top_res = found["residuals"][0], found["residuals"][-1]
-    if abs(low) > abs(top):         # λmax is the eigenvalue of largest magnitude (Li 2018)
-        low, top, low_res, top_res = top, low, top_res, low_res
-    scale = abs(top)
+    scale = max(abs(low), abs(top))
     return dict(lambda_max=top, lambda_min=low, ratio=abs(low / top) if top else math.nan,
                 products=found["products"], lambda_max_residual=top_res, lambda_min_residual=low_res,
                 converged=bool(max(low_res, top_res) <= tol * scale), tol=tol, method="lanczos", mode=mode,
-                images=sum(len(y) for _, y in batches_of(data)))
+                channels_last=channels_last, images=sum(len(y) for _, y in batches_of(data)))
