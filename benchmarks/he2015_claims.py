@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -36,6 +37,7 @@ from skiplab.evidence.intervals import mean_interval, wilson_interval  # noqa: E
 from skiplab.studies.config import StudyConfig, existing_checkpoint  # noqa: E402
 from skiplab.studies.regime import enough_seeds  # noqa: E402
 from skiplab.studies.verdict import gradient_stage  # noqa: E402
+from skiplab.train.precision import resolve_precision  # noqa: E402
 
 NETS = {"resnet-56-s0": "ResNet-56", "plain-56-s0": "plain-56"}
 
@@ -147,6 +149,35 @@ def lesion_figure(lesions: dict, out: Path) -> str | None:
     return "lesion.png"
 
 
+# -- loss landscape ---------------------------------------------------------------------------
+def landscape_kept(results_dir: Path, names: list[str], out: Path) -> dict:
+    """What the landscape part has kept so far per net -- its Hessian eigenvalues
+    (results/hessian-<run>.json) and its 1-D and 2-D points -- and, for each complete 2-D grid,
+    the contour figure (one colour scale for all nets, as the part draws them)."""
+    from skiplab.analysis.landscape import Landscape, plot_contour
+    from skiplab.studies.landscape import CONTOUR_MAX_LOSS, KeptPoints, border_rise, local_minima
+    found, planes = {}, {}
+    for name in names:
+        h = results_dir / f"hessian-{name}.json"
+        points = KeptPoints(results_dir / f"landscape-{name}.points.jsonl")
+        found[name] = dict(hessian=json.loads(h.read_text()) if h.is_file() else None, points_2d=len(points),
+                           points_1d=len(KeptPoints(results_dir / f"landscape-{name}.line.jsonl")))
+        axis = sorted({a for a, _ in points})
+        if len(axis) >= 2 and len(points) == len(axis) ** 2:
+            loss = np.array([[points[a, b]["loss"] for a in axis] for b in axis])
+            acc = np.array([[points[a, b]["accuracy"] for a in axis] for b in axis])
+            planes[name] = Landscape(np.array(axis), loss, acc, np.array(axis))
+            found[name].update(grid=len(axis), origin_loss=planes[name].value_at_origin(),
+                               border_rise=border_rise(loss), local_minima=local_minima(loss), max_loss=float(loss.max()))
+    if planes:
+        low = min(float(p.loss.min()) for p in planes.values())
+        high = max(min(CONTOUR_MAX_LOSS, max(float(p.loss.max()) for p in planes.values())), 1.001 * low + 1e-9)
+        for name, plane in planes.items():
+            found[name]["figure"] = plot_contour(plane, out / f"landscape_{name}.png", vmin=low, vmax=high,
+                                                 title=f"{NETS.get(name, name)}: loss around the trained weights").name
+    return found
+
+
 # -- gradient flow --------------------------------------------------------------------------
 def gradient_summary(grads: dict) -> dict:
     """Per net and stage: the fitted log10-slope per block towards the output of each fixed
@@ -215,7 +246,9 @@ def main(argv=None) -> int:
                for name in NETS if name in config.runs}
     grads = gradient_summary(parts["gradients"]) if "gradients" in parts else None
     landscape = parts.get("landscape")
+    kept_landscape = landscape_kept(results_dir, [n for n in NETS if n in config.runs], out)
     gate = enough_seeds(config.seeds)
+    precision = resolve_precision(config.precision, torch.device("cpu"))
     figures = []
     lf = lesion_figure(lesions, out)
     if lf:
@@ -226,6 +259,7 @@ def main(argv=None) -> int:
             figures.append(f)
     raw = dict(config=state["config"], timings=state["timings"], runs=runs, lesions=lesions,
                gradients=dict(summary=grads, raw=parts.get("gradients")), landscape=landscape,
+               landscape_kept=kept_landscape, precision=precision,
                regime=gate, figures=figures, thresholds=dict(T.table()))
     (out / "results.json").write_text(json.dumps(raw, indent=1, default=float))
 
@@ -252,8 +286,8 @@ def main(argv=None) -> int:
                  f"{pct(r['train_error_eval_mode'], 2)} % {ci_pct(r['train_error_wilson'])} | "
                  f"{pct(r['loss_plateau_drop'])} % |")
     L += ["", "## 1. Lesions (Veit et al. 2016)", "",
-          "Whole test split (5,000 images), bf16 autocast inference (the study's precision), BatchNorm in "
-          "evaluation mode. Deleting a residual block keeps its shortcut only (the branch outputs zero); a "
+          f"Whole test split ({images:,} images), the study's precision `{config.precision}` (resolved on the CPU "
+          f"that wrote this report: {precision}), BatchNorm in evaluation mode. Deleting a residual block keeps its shortcut only (the branch outputs zero); a "
           "downsampling block keeps its option-A zero-padding shortcut. Deleting a block of the plain net (its pair "
           "of conv layers, the twin of a residual block) replaces it by the identity, which only fits where the "
           "block keeps the shape of its input: the plain net's downsampling blocks cannot be deleted and are left "
@@ -263,6 +297,36 @@ def main(argv=None) -> int:
           "interval with acc_0 held fixed (acc_0's own interval is given beside it). Over the draws: their mean, "
           "min–max, standard deviation and the t interval of the mean over the draws (which k-subsets were drawn; "
           "one net, so not the spread over seeds).", ""]
+    measured = {name: les for name, les in lesions.items() if les is not None}
+    if measured:
+        L += ["### Retained above-chance fraction against k, both nets", "",
+              "k = 1 is the mean over the single deletions of the non-downsampling blocks (every one, not a draw); "
+              "k ≥ 2 is the mean over the random draws measured so far, with the t interval over those draws "
+              "(`skiplab.evidence.intervals.mean_interval`: which k blocks were drawn) and the widest Wilson 95 % "
+              "half-width of one draw (the sampling of the 5,000 test images, shared by every draw). One seed per "
+              "net: these are readings of one trained net each, not a verdict over seeds.", "",
+              "| k | " + " | ".join(f"{NETS[n]}: mean | t interval over draws | draws | Wilson half-width" for n in measured)
+              + " |", "|---:|" + "---:|---|---:|---:|" * len(measured)]
+        for k in range(1, T.LESION_MAX_K + 1):
+            cells = []
+            for les in measured.values():
+                if k == 1:
+                    rows = [r for r in les["single"] if not r["downsampling"]]
+                    values = [r["retained"] for r in rows]
+                    count = f"{len(rows)} blocks"
+                else:
+                    rows = next((r["rows"] for r in les["random"] if r["k"] == k), [])
+                    values = [r["retained"] for r in rows]
+                    count = f"{len(rows)} of {T.LESION_DRAWS}"
+                if not values:
+                    cells.append("not measured | | 0 | ")
+                    continue
+                ti = mean_interval(values) if len(values) > 1 else None
+                half = max((r["retained_wilson"][1] - r["retained_wilson"][0]) / 2 for r in rows)
+                cells.append(f"{np.mean(values):.3f} | " + (f"[{ti[0]:.3f}, {ti[1]:.3f}]" if ti else "n/a (one draw)")
+                             + f" | {count} | ±{half:.3f}")
+            L.append(f"| {k} | " + " | ".join(cells) + " |")
+        L.append("")
     for name, les in lesions.items():
         label = NETS[name]
         if les is None:
@@ -338,20 +402,34 @@ def main(argv=None) -> int:
         L.append("")
         if "gradient_flow.png" in figures:
             L += ["![gradient flow](gradient_flow.png)", ""]
-    L += ["## 3. Loss landscape (Li et al. 2018)", ""]
-    if landscape is None:
-        L += ["Not measured yet: the study's landscape part (|λmin/λmax| of the training-loss Hessian at the trained "
-              f"weights on {T.LANDSCAPE_IMAGES:,} training images, BatchNorm in evaluation mode, fp32, power iteration "
-              f"with at most {T.HESSIAN_ITERATIONS} Hessian-vector products per eigenvalue, λmin by power iteration on "
-              f"H − λmax I; a 25×25 contour on {config.contour_images or T.LANDSCAPE_IMAGES:,} images along "
-              "filter-normalised random directions) runs after the lesions with `--resume`.", ""]
-    else:
-        L += ["| net | λmax | λmin | abs(λmin/λmax) | products (max, min) | converged |", "|---|---:|---:|---:|---|---|"]
-        for c in landscape["curvature"]:
-            for s in c["seeds"]:
-                L.append(f"| {c['model']} | {s['lambda_max']:.4g} | {s['lambda_min']:.4g} | {s['ratio']:.4f} | "
-                         f"{s.get('lambda_max_products', '?')}, {s.get('lambda_min_products', '?')} | {s.get('converged', '?')} |")
-        L += [""] + [f"![{f}]({f})" for f in landscape.get("figures", []) if f in figures] + [""]
+    L += ["## 3. Loss landscape (Li et al. 2018)", "",
+          "Hessian of the training loss at the trained weights on the study's fixed "
+          f"{T.LANDSCAPE_IMAGES:,} training images (`LANDSCAPE_IMAGES`), BatchNorm in evaluation mode, fp32 (|λmin| "
+          "can be orders of magnitude below λmax, Li 2018 Fig. 7; bf16's ~4e-3 relative error per product, "
+          "relative to λmax, would be of that size). Both ends of the spectrum from one Lanczos run with full reorthogonalisation on "
+          "forward-over-reverse Hessian-vector products (`skiplab.analysis.hessian`), at most "
+          f"{2 * T.HESSIAN_ITERATIONS} products per net; each Ritz value's residual bound says how far an "
+          "eigenvalue of H can be from it, and an unconverged λmin is an upper bound on the true one (Lanczos "
+          "approaches the ends from inside). The contour: 25×25 points in [−1, 1]² along two filter-normalised "
+          f"random directions (Li 2018 Eq. 1, zero on biases and BatchNorm), each the mean loss on "
+          f"{config.contour_images or T.LANDSCAPE_IMAGES:,} fixed training images without autograd; qualitative.", "",
+          "| net | images | products | λmax (residual) | λmin (residual) | abs(λmin/λmax) | converged | contour points |",
+          "|---|---:|---:|---|---|---:|---|---:|"]
+    for name, k in kept_landscape.items():
+        h = k["hessian"]
+        if h is None:
+            L.append(f"| {NETS[name]} | not measured yet | | | | | | {k['points_2d']} of 625 |")
+            continue
+        L.append(f"| {NETS[name]} | {h['images']:,} | {h['products']} | {h['lambda_max']:.4g} (±{h['lambda_max_residual']:.2g}) | "
+                 f"{h['lambda_min']:.4g} (±{h['lambda_min_residual']:.2g}) | {h['ratio']:.4f} | {h['converged']} "
+                 f"(tol {h['tol']:g}) | {k['points_2d']} of 625 |")
+    L.append("")
+    for name, k in kept_landscape.items():
+        if "figure" in k:
+            figures.append(k["figure"])
+            L += [f"{NETS[name]}: loss at the centre {k['origin_loss']:.3f}, mean on the border / centre "
+                  f"{k['border_rise']:.1f}, local minima on the grid {k['local_minima']}.", "",
+                  f"![{k['figure']}]({k['figure']})", ""]
     L += ["## Not measured here", "",
           "- Shattered gradients (Balduzzi 2017) are measured at initialisation, so need no trained net; left out.",
           "- Degradation (He 2015 Fig. 6 / Table 6) of these nets is reported by `studies.he2015` "

@@ -75,6 +75,27 @@ def test_landscape_value_at_origin_is_the_models_loss_and_weights_come_back():
         landscape_1d(net, data, alphas=[0.0])
 
 
+def test_kept_landscape_points_are_read_back_not_measured_again(tmp_path):
+    """A 2-D slice cut short resumes from the points kept in its JSON-lines file."""
+    from skiplab.studies.landscape import KeptPoints
+    net = small_net("A")
+    data = [batch()]
+    grid = [-1.0, 0.0, 1.0]
+    whole = landscape_2d(net, data, grid, grid)
+    path = tmp_path / "points.jsonl"
+    first = KeptPoints(path)
+    landscape_2d(net, data, grid, grid[:2], cache=first)                # 6 of the 9 points
+    with open(path, "a") as f:
+        f.write('{"point": [9.0, ')                                   # a line cut short by a kill
+    calls = []
+    handle = net.register_forward_hook(lambda *_: calls.append(1))
+    again = landscape_2d(net, data, grid, grid, cache=KeptPoints(path))
+    handle.remove()
+    assert len(calls) == 3 and len(KeptPoints(path)) == 9                # only the 3 missing points measured
+    np.testing.assert_allclose(again.loss, whole.loss, rtol=1e-6)
+    assert again.value_at_origin() == whole.value_at_origin()
+
+
 def test_landscape_inside_bf16_autocast_follows_the_moved_weights():
     """Autocast caches each weight's bf16 copy for as long as its context is open; the
     landscape must not keep evaluating the first grid point (a bug the CIFAR study hit)."""
@@ -202,10 +223,9 @@ def test_diagnostic_plots_write_pngs(tmp_path):
         assert p.read_bytes()[:8] == PNG
 
 
-def test_hessian_extremes_match_the_explicit_hessian():
-    """Power iteration on Hessian-vector products against torch's full Hessian of a small model."""
+def _tiny_hessian():
+    """A small tanh net, its data and its full Hessian (torch.autograd.functional.hessian)."""
     import torch.nn.functional as F
-    from skiplab.analysis.hessian import hessian_extremes
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Tanh(), torch.nn.Linear(3, 2))
     x, y = torch.randn(32, 3), torch.randint(0, 2, (32,))
@@ -217,12 +237,62 @@ def test_hessian_extremes_match_the_explicit_hessian():
     blocks = torch.autograd.functional.hessian(loss, tuple(params))
     n = [p.numel() for p in params]
     full = torch.cat([torch.cat([blocks[i][j].reshape(n[i], n[j]) for j in range(4)], 1) for i in range(4)], 0)
+    return model, x, y, params, full
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_hessian_vector_products_equal_the_explicit_hessian_times_the_vector(mode):
+    from skiplab.analysis.hessian import hessian_vector_product
+    model, x, y, params, full = _tiny_hessian()
+    v = [torch.randn(p.shape) for p in params]
+    flat = torch.cat([t.reshape(-1) for t in v])
+    for chunk in (None, 5):      # chunks of 5 images (the last one shorter) weigh each image equally
+        hv = hessian_vector_product(model, [(x[:20], y[:20]), (x[20:], y[20:])], v, mode=mode, chunk=chunk)
+        assert torch.allclose(torch.cat([h.reshape(-1) for h in hv]), full @ flat, atol=1e-5)
+    assert all(torch.equal(a, b) for a, b in zip(params, model.parameters()))
+
+
+def test_hessian_extremes_of_a_conv_net_in_channels_last_match_the_explicit_hessian():
+    from torch.func import functional_call, hessian
+    from skiplab.analysis.hessian import hessian_extremes
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Conv2d(2, 2, 3), nn.BatchNorm2d(2), nn.Tanh(), nn.Flatten(), nn.Linear(8, 3)).eval()
+    model[1].running_mean.uniform_(-0.5, 0.5)
+    x, y = torch.randn(6, 2, 4, 4), torch.randint(0, 3, (6,))
+    named = dict(model.named_parameters())
+    buffers = dict(model.named_buffers())
+    flat0 = torch.cat([p.detach().reshape(-1) for p in named.values()])
+    shapes = [(n, p.shape, p.numel()) for n, p in named.items()]
+
+    def loss(flat):
+        ps, i = {}, 0
+        for n, s, k in shapes:
+            ps[n], i = flat[i:i + k].view(s), i + k
+        return torch.nn.functional.cross_entropy(functional_call(model, (ps, buffers), (x,)), y)
+    ev = torch.linalg.eigvalsh(hessian(loss)(flat0))
+    found = hessian_extremes(model, [(x, y)], steps=len(ev), tol=1e-6)
+    assert found["channels_last"] and found["lambda_max"] == pytest.approx(ev.max().item(), rel=1e-4)
+    assert found["lambda_min"] == pytest.approx(ev.min().item(), abs=1e-4 * ev.abs().max().item())
+    assert next(model.parameters()).is_contiguous()                   # the caller's model is not converted
+
+
+def test_hessian_extremes_match_the_explicit_hessian():
+    """Lanczos on Hessian-vector products against torch's full Hessian of a small model: both
+    ends of the spectrum from one run, its residual bounds true, non-convergence said."""
+    from skiplab.analysis.hessian import hessian_extremes
+    model, x, y, params, full = _tiny_hessian()
     ev = torch.linalg.eigvalsh(full)
-    top = ev[ev.abs().argmax()].item()
-    found = hessian_extremes(model, [(x, y)], iters=500, tol=1e-10)
-    assert found["lambda_max"] == pytest.approx(top, rel=1e-3)
-    assert found["lambda_min"] == pytest.approx(ev.min().item(), abs=2e-3 * abs(top))
-    loose = hessian_extremes(model, [(x, y)], iters=500, tol=1e-4)
-    assert loose["converged"] and loose["lambda_max_products"] < 500 and loose["lambda_max_change"] <= 1e-4
-    assert not hessian_extremes(model, [(x, y)], iters=2, tol=1e-10)["converged"]     # said, not hidden
+    top = ev.max().item()
+    assert ev.min() < 0 < ev.max()         # indefinite: λmin needs the spectrum's lower end
+    found = hessian_extremes(model, [(x, y)], steps=40, tol=1e-6)
+    assert found["lambda_max"] == pytest.approx(top, rel=1e-4)
+    assert found["lambda_min"] == pytest.approx(ev.min().item(), abs=1e-4 * abs(top))
+    assert found["converged"] and found["products"] <= len(ev) and found["images"] == 32
+    early = hessian_extremes(model, [(x, y)], steps=4, tol=1e-10)
+    assert not early["converged"] and early["products"] == 4        # said, not hidden
+    # Ritz values lie inside the spectrum and within their residual bound of an eigenvalue
+    assert ev.min().item() - 1e-6 <= early["lambda_min"] and early["lambda_max"] <= ev.max().item() + 1e-6
+    for value, bound in ((early["lambda_max"], early["lambda_max_residual"]),
+                         (early["lambda_min"], early["lambda_min_residual"])):
+        assert (ev - value).abs().min().item() <= bound + 1e-6
     assert all(torch.equal(a, b) for a, b in zip(params, model.parameters()))

@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, MutableMapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -125,19 +125,34 @@ def _grid(values: Optional[Sequence[float]], default_points: int) -> np.ndarray:
     return grid
 
 
+def _measure(model: nn.Module, batches: list, move: Callable[..., None], point: tuple[float, ...],
+             cache: Optional[MutableMapping]) -> dict[str, float]:
+    """The loss and accuracy at ``point``: from ``cache`` when it holds it, else measured
+    (and put into it)."""
+    if cache is not None and point in cache:
+        return cache[point]
+    move(*point)
+    res = evaluate(model, batches)
+    if cache is not None:
+        cache[point] = res
+    return res
+
+
 def landscape_1d(model: nn.Module, data: Any, alphas: Optional[Sequence[float]] = None,
                  direction: Optional[Direction] = None, seed: int = 0,
-                 progress: Optional[Callable[[int, int], None]] = None) -> Landscape:
+                 progress: Optional[Callable[[int, int], None]] = None,
+                 cache: Optional[MutableMapping] = None) -> Landscape:
     """f(α) = L(θ* + α δ) for α in ``alphas`` (default 21 points in [-1, 1]) on ``data``.
-    ``progress(done, total)`` is called after each point."""
+    ``progress(done, total)`` is called after each point. ``cache``: a mapping from the point
+    ``(α,)`` to its ``dict(loss, accuracy)``; points it holds are read, not measured, and
+    measured ones are put into it (a persistent mapping makes the slice resumable)."""
     batches = batches_of(data)
     alphas = _grid(alphas, 21)
     direction = direction if direction is not None else filter_normalized_direction(model, seed)
     loss, acc = np.zeros(len(alphas)), np.zeros(len(alphas))
     with perturbed(model, [direction]) as move:
         for i, a in enumerate(alphas):
-            move(a)
-            res = evaluate(model, batches)
+            res = _measure(model, batches, move, (float(a),), cache)
             loss[i], acc[i] = res["loss"], res["accuracy"]
             if progress:
                 progress(i + 1, len(alphas))
@@ -146,9 +161,12 @@ def landscape_1d(model: nn.Module, data: Any, alphas: Optional[Sequence[float]] 
 
 def landscape_2d(model: nn.Module, data: Any, alphas: Optional[Sequence[float]] = None,
                  betas: Optional[Sequence[float]] = None, directions: Optional[tuple[Direction, Direction]] = None,
-                 seed: int = 0, progress: Optional[Callable[[int, int], None]] = None) -> Landscape:
+                 seed: int = 0, progress: Optional[Callable[[int, int], None]] = None,
+                 cache: Optional[MutableMapping] = None) -> Landscape:
     """f(α, β) = L(θ* + α δ + β η) on the grid ``alphas`` x ``betas`` (default 11 x 11 in
-    [-1, 1]^2). Directions default to two filter-normalised ones (seeds ``seed``, ``seed+1``)."""
+    [-1, 1]^2). Directions default to two filter-normalised ones (seeds ``seed``, ``seed+1``).
+    Each point is one pass over ``data`` without autograd; ``cache`` as in :func:`landscape_1d`,
+    keyed ``(α, β)``."""
     batches = batches_of(data)
     alphas, betas = _grid(alphas, 11), _grid(betas, 11)
     if directions is None:
@@ -159,8 +177,7 @@ def landscape_2d(model: nn.Module, data: Any, alphas: Optional[Sequence[float]] 
     with perturbed(model, list(directions)) as move:
         for j, b in enumerate(betas):
             for i, a in enumerate(alphas):
-                move(a, b)
-                res = evaluate(model, batches)
+                res = _measure(model, batches, move, (float(a), float(b)), cache)
                 loss[j, i], acc[j, i] = res["loss"], res["accuracy"]
                 done += 1
                 if progress:

@@ -80,10 +80,11 @@ LANDSCAPE_IMAGES = 2000
 #: the claim "skip connections keep the landscape convex-looking" agrees when the paired
 #: difference |lmin/lmax|(plain) - |lmin/lmax|(residual) over seeds has an interval above this
 #: margin, disagrees when below minus it. Li Fig. 7 colours ratios from 0 to ~0.5; a margin of
-#: 0.01 is well inside that scale and above the power iteration's tolerance (1e-3 relative)
+#: 0.01 is well inside that scale and above the eigenvalues' tolerance (1e-3 of the larger |λ|)
 LANDSCAPE_RATIO_MARGIN = 0.01
-#: power-iteration steps per eigenvalue (Hessian-vector products); each stops at a relative change
-#: of 1e-3 earlier
+#: Hessian-vector products per eigenvalue (Li's recipe: a power iteration for each end); the
+#: study's one Lanczos run gets both ends for at most twice this, and stops earlier once both
+#: residual bounds are within 1e-3 of the larger |λ|
 HESSIAN_ITERATIONS = 20
 
 # -- shattered gradients (Balduzzi et al. 2017) ------------------------------------------------

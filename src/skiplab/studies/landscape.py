@@ -9,6 +9,13 @@ the trained weights), and the number of grid points lower than all their neighbo
 (local minima: Li 2018's "chaotic" landscapes of deep plain nets have many, the
 "convex-looking" ones of ResNets one). These are a qualitative comparison only.
 
+The Hessian's extreme eigenvalues come from one Lanczos run per net (at most
+2 × ``HESSIAN_ITERATIONS`` Hessian-vector products, the budget of Li's two power iterations),
+fp32, BatchNorm in evaluation mode. Every measurement is kept as soon as it is made, so an
+interrupted part resumes: each net's eigenvalues in ``results/hessian-<run>.json``, each
+landscape point in ``results/landscape-<run>.line.jsonl`` (1-D) and
+``results/landscape-<run>.points.jsonl`` (2-D).
+
 The verdict is Li's quantitative check: the paired difference |λmin/λmax|(plain) −
 |λmin/λmax|(residual) of the deepest nets over seeds, with its t interval over seeds, inside
 Li's regime (trained nets, at a levelled-off training loss; thresholds in
@@ -17,13 +24,17 @@ Li's regime (trained nets, at a levelled-off training loss; thresholds in
 
 from __future__ import annotations
 
+import json
 import math
-from typing import TYPE_CHECKING
+from collections.abc import MutableMapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
 from ..analysis import landscape_1d, landscape_2d, plot_contour, plot_landscape_1d
-from ..analysis.hessian import hessian_extremes
+from ..analysis.hessian import channels_last_copy, hessian_extremes
+from ..atomic import write_json
 from ..evidence import thresholds as T
 from ..evidence.stats import contrast, mean_spread, nan_mean
 from .progress import progress_callback
@@ -87,6 +98,60 @@ def regime(study: "Study") -> list[str]:
             + convergence_gate({}, drops))
 
 
+class KeptPoints(MutableMapping):
+    """Landscape points (tuples of coordinates) -> ``dict(loss, accuracy)``, each appended to a
+    JSON-lines file as it is set and read back on the next run (a line cut short is skipped)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.points, self.cut = Path(path), {}, False
+        if self.path.is_file():
+            text = self.path.read_text()
+            self.cut = bool(text) and not text.endswith("\n")   # the next line must start afresh
+            for line in text.splitlines():
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    continue
+                self.points[tuple(row["point"])] = row["result"]
+
+    def __getitem__(self, point: tuple) -> dict:
+        return self.points[tuple(point)]
+
+    def __setitem__(self, point: tuple, result: dict) -> None:
+        self.points[tuple(point)] = result
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a") as f:
+            f.write("\n" * self.cut + json.dumps(dict(point=list(point), result=result)) + "\n")
+        self.cut = False
+
+    def __delitem__(self, point: tuple) -> None:
+        raise TypeError("kept landscape points are never deleted")
+
+    def __iter__(self) -> Iterator[tuple]:
+        return iter(self.points)
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+
+def kept_hessian(study: "Study", spec: RunSpec, data: list, steps: int) -> dict:
+    """:func:`hessian_extremes` of one trained net, kept in ``results/hessian-<run>.json``
+    (read back when it was measured with the same images and budget)."""
+    path = study.path("results") / f"hessian-{spec.name}.json"
+    images = sum(len(y) for _, y in data)
+    if path.is_file():
+        found = json.loads(path.read_text())
+        if found.get("images") == images and found.get("steps") == steps:
+            return found
+    import time
+    wall = time.perf_counter()
+    h = hessian_extremes(study.trained(spec).float(), data, steps=steps, seed=spec.seed)
+    h.update(steps=steps, seconds=round(time.perf_counter() - wall, 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, h, indent=1)
+    return h
+
+
 def run(study: "Study") -> dict:
     n1, n2 = grid_sizes(study)
     images = 64 if study.config.quick else T.LANDSCAPE_IMAGES
@@ -99,8 +164,7 @@ def run(study: "Study") -> dict:
         ratios = []
         for seed in study.config.seed_list:
             spec = RunSpec(family, study.config.deepest, seed=seed)
-            h = hessian_extremes(study.trained(spec).float(), data,
-                                 iters=3 if study.config.quick else T.HESSIAN_ITERATIONS, seed=seed)
+            h = kept_hessian(study, spec, data, 4 if study.config.quick else 2 * T.HESSIAN_ITERATIONS)
             ratios.append(dict(h, seed=seed))
         curvature.append(dict(model=RunSpec(family, study.config.deepest).network, family=family.label,
                               shortcut=family.shortcut, seeds=ratios,
@@ -108,13 +172,16 @@ def run(study: "Study") -> dict:
     curves, models, figures, planes = {}, [], [], []
     for family in study.config.families:
         spec = RunSpec(family, study.config.deepest, seed=study.config.seed)
-        model = study.trained(spec)
+        # a channels-last copy: ~15 % less CPU time per evaluation, the same losses to ~1e-7
+        model, contour_cl = channels_last_copy(study.trained(spec), contour)
         with study.autocast():
             with progress_callback(n1, f"1-D landscape {spec.name}") as p:
-                line = landscape_1d(model, contour, np.linspace(-1, 1, n1), seed=study.config.seed, progress=p)
+                line = landscape_1d(model, contour_cl, np.linspace(-1, 1, n1), seed=study.config.seed, progress=p,
+                                    cache=KeptPoints(study.path("results") / f"landscape-{spec.name}.line.jsonl"))
             with progress_callback(n2 * n2, f"2-D landscape {spec.name}") as p:
                 grid = np.linspace(-1, 1, n2)
-                plane = landscape_2d(model, contour, grid, grid, seed=study.config.seed, progress=p)
+                plane = landscape_2d(model, contour_cl, grid, grid, seed=study.config.seed, progress=p,
+                                     cache=KeptPoints(study.path("results") / f"landscape-{spec.name}.points.jsonl"))
         curves[spec.name] = line
         planes.append((spec, plane))
         models.append(dict(model=spec.name, family=family.label, shortcut=family.shortcut,
