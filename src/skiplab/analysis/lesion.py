@@ -35,8 +35,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..train.evaluation import evaluate as evaluate_loop
-from ..train.meters import ClassificationMeter
 from .blocks import Unit, batches_of, branch_method, find_units, override
 
 
@@ -97,6 +95,8 @@ def evaluate(model: nn.Module, data: Any,
     """Mean loss and accuracy (fraction in [0, 1]) of ``model`` on ``data`` (``(x, y)`` pairs),
     in evaluation mode without gradients: :func:`skiplab.train.evaluate`, the one evaluation
     loop, with ``loss_fn``'s batch means weighted by the batch sizes."""
+    from ..train.evaluation import evaluate as evaluate_loop   # train's loop, loaded when first used
+    from ..train.meters import ClassificationMeter
     scores = evaluate_loop(model, batches_of(data), meter=ClassificationMeter(loss_fn=loss_fn))
     return dict(loss=scores["loss"], accuracy=scores["acc"])
 

@@ -201,7 +201,7 @@ def initial_model(task: Any, dataset: Any, init_from: Optional[str] = None,
         except CheckpointMismatchError:
             if start.get("structure"):
                 raise
-        state = dict(load_trained(start, model=task.config.model, source=init_from).model.state_dict())
+        state = dict(load_trained(start, model=task.config.model, source=source).model.state_dict())
     else:
         state = read_state_dict(init_from)
     model = task.create_model(dataset)
