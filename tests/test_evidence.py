@@ -139,3 +139,11 @@ def test_sign_test_says_what_three_seeds_can_show():
     assert sign_test_p(5, 5) == pytest.approx(1 / 32)
     assert sign_test_p(4, 5) == pytest.approx(6 / 32)
     assert seeds_needed(0.05) == 5
+
+
+def test_a_report_counts_its_intervals_and_names_its_headline():
+    from skiplab.evidence import count_intervals, multiplicity_note
+    results = {"a": {"low": 0, "high": 1, "nested": [{"low": 1, "high": 2}, {"low": 3}]}, "b": [1, 2]}
+    assert count_intervals(results) == 2
+    note = multiplicity_note(["the interaction"], 40)
+    assert "the interaction" in note and "40 intervals" in note and "about 2.0 of them" in note

@@ -38,7 +38,7 @@ from __future__ import annotations
 import functools
 import math
 from statistics import NormalDist
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -251,3 +251,25 @@ def seeds_needed(p: float = 0.05) -> int:
     while 0.5 ** n >= p:
         n += 1
     return n
+
+
+def count_intervals(results: Any) -> int:
+    """How many intervals a report's results hold: every mapping with both ``low`` and
+    ``high`` (nested anywhere in dicts and lists). A report states it beside its headline
+    contrasts, because at 95 % each, about one in twenty intervals misses by chance alone."""
+    if isinstance(results, dict):
+        own = int("low" in results and "high" in results)
+        return own + sum(count_intervals(v) for v in results.values())
+    if isinstance(results, (list, tuple)):
+        return sum(count_intervals(v) for v in results)
+    return 0
+
+
+def multiplicity_note(headline: list[str], intervals: int, confidence: float = 0.95) -> str:
+    """One paragraph: the headline contrasts the verdicts read (named before the run, in the
+    code that computes them) and how many intervals the report holds in all."""
+    chance = intervals * (1 - confidence)
+    return (f"Headline contrasts, fixed before the run: {'; '.join(headline)}. The verdicts read these "
+            f"only. This report holds {intervals} intervals at {100 * confidence:.0f} % in all: even if "
+            f"every effect were zero, about {chance:.1f} of them would exclude 0 by chance, so an "
+            f"interval outside the headline ones is a description, not a finding.")

@@ -15,6 +15,7 @@ import torch
 
 from ..evidence import thresholds as T
 from ..evidence.document import Document
+from ..evidence.intervals import count_intervals, multiplicity_note
 from ..train.precision import resolve_precision
 from .published import FINDINGS
 from .verdict import Assessment, assess
@@ -306,6 +307,15 @@ def shattered_section(doc: Document, res: dict, found: dict) -> None:
         published_block(doc, found["shattered"])
 
 
+#: the contrast each part's verdict reads, named here before any run
+HEADLINES = {"degradation": "degradation: the interaction of eval-mode training errors (plain deep - shallow minus "
+                            "residual deep - shallow) at the full length",
+             "gradients": "gradient flow: the plain net's log10-slope per block and plain minus residual, at each "
+                          "stage with BatchNorm",
+             "lesion": "lesions: each family's retained above-chance fraction after one deletion",
+             "landscape": "loss landscape: plain minus residual |lmin/lmax| of the Hessian",
+             "shattered": "shattered gradients: the fitted per-layer rate a, plain minus residual"}
+
 SECTIONS = {"degradation": degradation_section, "gradients": gradients_section, "lesion": lesion_section,
             "landscape": landscape_section, "shattered": shattered_section}
 
@@ -319,6 +329,7 @@ def build_document(study: "Study", results: dict, verdict: list[str]) -> Documen
                       "The numbers below say nothing about skip connections and no claim is judged.")
     doc.heading("Verdict")
     doc.items(verdict, css="verdict")
+    doc.paragraph(multiplicity_note([HEADLINES[p] for p in study.config.parts], count_intervals(results)))
     assessments = assess(study.config, results)
     found = {a.key: a for a in assessments}
     doc.heading("Published result and this measurement, side by side")

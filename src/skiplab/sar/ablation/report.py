@@ -24,6 +24,7 @@ import torch
 
 from ...evidence import thresholds as T
 from ...evidence.document import Document
+from ...evidence.intervals import count_intervals, multiplicity_note
 from ...evidence.figures import new_figure, save_figure, smooth
 from ...evidence.stats import difference, pm, sign
 from ...studies.regime import enough_seeds, smoke_run
@@ -252,6 +253,8 @@ def build_document(ctx: dict) -> Document:
                       "The numbers say nothing about residual connections and no variant is judged.")
     doc.heading("Verdict")
     doc.items(ctx["verdict"], css="verdict")
+    doc.paragraph(multiplicity_note(["the paired PSNR difference, best variant minus each other variant, on the "
+                                     "held-out tiles"], count_intervals({k: v for k, v in ctx.items() if k != "config"})))
     doc.heading("Results on the held-out tiles")
     results_table(doc, rows, c, ctx.get("references"))
     if ctx.get("extra"):
