@@ -329,13 +329,13 @@ def build_document(study: "Study", results: dict, verdict: list[str]) -> Documen
                       "The numbers below say nothing about skip connections and no claim is judged.")
     doc.heading("Verdict")
     doc.items(verdict, css="verdict")
-    doc.paragraph(multiplicity_note([HEADLINES[p] for p in study.config.parts], count_intervals(results)))
     assessments = assess(study.config, results)
     found = {a.key: a for a in assessments}
     doc.heading("Published result and this measurement, side by side")
     doc.table(["claim", "published", "measured here", "agrees?"],
               [[f"{FINDINGS[a.key].short}, {FINDINGS[a.key].where}", FINDINGS[a.key].claim, a.measured,
                 f"**{a.status}**"] for a in assessments])
+    doc.paragraph(multiplicity_note([HEADLINES[p] for p in study.config.parts], count_intervals(results)))
     setup_section(doc, study)
     for i, part in enumerate(study.config.parts, 1):
         doc.heading(f"{i}. {SECTION_TITLES[part]}")
