@@ -5,7 +5,6 @@ training on the PT2E path, reported beside the post-training int8 of the same ne
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 EXAMPLE = """\
@@ -16,7 +15,7 @@ examples:
   skiplab bench r20_int8.pt2
   skiplab quantize runs/r20/checkpoints/last.pt --qat --steps 300 --out r20_qat --json r20_qat.json
 
-Calibrates on N training images (random, seeded) of the checkpoint's data (or --data),
+Calibrates on N training images (random, drawn by --seed) of the checkpoint's data (or --data),
 quantises -- pt2e: torchao PT2E + X86InductorQuantizer, run through torch.compile; onnx:
 ONNX Runtime quantize_static, QDQ, per-channel weights, activation ranges at the 99.999th
 percentile -- then prints fp32 and int8 accuracy on
@@ -26,12 +25,16 @@ recorded). auto builds both and keeps the faster. Writes PATH.pt2 or PATH.onnx p
 .json sidecar. Needs the deploy extra: pip install 'skiplab[deploy]'.
 
 --qat: quantisation-aware training on the PT2E path (torchao prepare_qat_pt2e, the same
-X86InductorQuantizer int8 scheme): fine-tunes the net with fake quantisation on the training
-split (task loss, training augmentation) for --steps N (default 300) of SGD, momentum 0.9,
-no weight decay, batch --qat-batch-size (64), lr --qat-lr (1e-3) decayed by a cosine to 0,
-activation ranges frozen for the last 20 % of the steps; then converts and writes PATH.pt2.
-The PTQ (pt2e) int8 of the same net is built and reported beside it: change in top-1
-(int8 - fp32) and top-1 agreement with fp32 for both, on screen and in --json.
+X86InductorQuantizer int8 scheme, BN folded into the fake-quantised conv weights): fine-tunes
+the float net with fake quantisation for --steps N (default 300) with the checkpoint's own
+recipe -- its task loss, training split and augmentation, its optimiser (momentum, weight
+decay) -- at batch --qat-batch-size (64) and lr --qat-lr (default: 1 % of the recipe's peak
+lr) decayed by a cosine to 0, activation ranges frozen for the last 20 % of the steps, data
+order and augmentation drawn by --seed (as the calibration images are); then converts through the same int8 lowering as
+PTQ and writes PATH.pt2, which eval and bench take like the PTQ file. The PTQ (pt2e) int8 of
+the same net is built and reported beside it: change in top-1 (int8 - fp32) and top-1
+agreement with fp32 for both, on screen and in --json. Needs a float training checkpoint
+(.pt), not a file from export/quantize.
 """
 
 
@@ -56,33 +59,43 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--qat", action="store_true",
                    help="quantisation-aware training (PT2E) instead of post-training int8; "
                         "PTQ is reported beside it")
-    p.add_argument("--steps", type=int, default=300, metavar="N", help="QAT steps (default: 300)")
-    p.add_argument("--qat-lr", type=float, default=1e-3, metavar="LR",
-                   help="QAT learning rate, cosine-decayed to 0 (default: 1e-3)")
-    p.add_argument("--qat-batch-size", type=int, default=64, metavar="B", help="QAT batch size (default: 64)")
+    p.add_argument("--steps", type=int, metavar="N", help="QAT steps, >= 1 (default: 300)")
+    p.add_argument("--qat-lr", type=float, metavar="LR",
+                   help="QAT learning rate, cosine-decayed to 0 (default: 1 %% of the recipe's peak lr)")
+    p.add_argument("--qat-batch-size", type=int, metavar="B", help="QAT batch size (default: 64)")
+    p.add_argument("--seed", type=int, default=0, metavar="S",
+                   help="draw of the calibration images and, with --qat, the QAT data order and "
+                        "augmentation (default: 0)")
     p.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     p.set_defaults(run=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..deploy.quantize import QATOptions
+    from ..atomic import write_json
+    from ..deploy.qat import QATOptions
     from ..deploy.quantize_report import format_report, quantize_checkpoint
     from ..deploy.source import describe, load_source
-    qat = QATOptions(steps=args.steps, lr=args.qat_lr, batch_size=args.qat_batch_size) if args.qat else None
-    if not args.qat and (args.steps != 300 or args.qat_lr != 1e-3 or args.qat_batch_size != 64):
-        raise SystemExit("error: --steps, --qat-lr and --qat-batch-size need --qat")
+    given = {"--steps": args.steps, "--qat-lr": args.qat_lr, "--qat-batch-size": args.qat_batch_size}
+    given = {flag: value for flag, value in given.items() if value is not None}
+    if given and not args.qat:
+        raise ValueError(f"{', '.join(given)} need --qat (quantisation-aware training)")
     if args.qat and args.backend == "onnx":
-        raise SystemExit("error: --qat runs on the PT2E path: use --backend pt2e (or auto)")
+        raise ValueError("--qat runs on the PT2E path: use --backend pt2e (or auto); found --backend onnx")
+    qat = None
+    if args.qat:       # checked (one line) before the checkpoint is read
+        qat = QATOptions(steps=300 if args.steps is None else args.steps, lr=args.qat_lr,
+                         batch_size=64 if args.qat_batch_size is None else args.qat_batch_size,
+                         seed=args.seed)
     source = load_source(args.source)
     print(f"quantising {describe(source.meta)}", flush=True)
     report = quantize_checkpoint(source, args.out, backend=args.backend, calib=args.calib,
                                  data=args.data, split=args.split, eval_limit=args.eval_limit,
                                  batch_size=args.batch_size, rounds=args.rounds,
                                  evaluate=args.evaluate, onnx_calibration=args.onnx_calibration, qat=qat,
+                                 seed=args.seed,
                                  progress=lambda s: print(f"  {s} ...", file=sys.stderr, flush=True))
     print(format_report(report))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=2)
+        write_json(args.json, report)
     return 0

@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from .bench import state_bytes
-from .quantize import (BACKENDS, SUFFIX, Calibration, QATOptions, QuantizedArtifact, calibration_data,
-                       quantize_to)
+from .qat import QATOptions, check_float_checkpoint
+from .quantize import BACKENDS, SUFFIX, Calibration, QuantizedArtifact, calibration_data, quantize_to
 from .source import ModelSource
 from .timing import load_average, load_note, speed_ratio, time_interleaved
 
@@ -64,18 +64,20 @@ def quantize_checkpoint(source: ModelSource, out: Union[str, Path], *, backend: 
                         eval_limit: Optional[int] = None, batch_size: int = 16,
                         rounds: int = 3, evaluate: bool = True, compile: bool = True,
                         onnx_calibration: str = "percentile", qat: Optional[QATOptions] = None,
-                        progress: Callable[[str], None] = lambda s: None) -> dict:
+                        seed: int = 0, progress: Callable[[str], None] = lambda s: None) -> dict:
     """Quantise ``source`` with ``backend`` (pt2e, onnx or auto), compare, time, and write the
     artifact to ``out`` (its suffix set by the backend kept). Returns the report.
     ``compile=False`` times the PT2E graph uncompiled (its reference numerics; slow).
     ``qat`` (PT2E only): also fine-tune with quantisation-aware training; the QAT artifact is
-    written, reported beside the PTQ one (``pt2e``) of the same net."""
+    written, reported beside the PTQ one (``pt2e``) of the same net. ``seed`` draws the
+    calibration images (the QAT seed is ``qat.seed``)."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; found {backend!r}")
     if qat is not None and backend == "onnx":
         raise ValueError("--qat runs on the PT2E path: use --backend pt2e (or auto)")
+    check_float_checkpoint(source)
     out = Path(out)
-    calibration: Calibration = calibration_data(source, calib, data=data)
+    calibration: Calibration = calibration_data(source, calib, data=data, seed=seed)
     progress(f"calibrating on {calibration.description}")
     if qat is not None:
         backend = "qat"
@@ -108,6 +110,7 @@ def quantize_checkpoint(source: ModelSource, out: Union[str, Path], *, backend: 
             sidecar_path(made[chosen].path).replace(sidecar_path(final))
     report = {"model": source.meta.model, "weights": source.meta.weights, "backend": chosen,
               "backends": backends, "out": str(final), "calibration": calibration.description,
+              "calibration_seed": seed,
               "onnx_calibration": onnx_calibration if "onnx" in backends else None,
               "size_mb": {"fp32": state_bytes(source.model) / 1e6, chosen: final.stat().st_size / 1e6},
               "speed": speed, "batch_size": batch_size,
@@ -115,13 +118,11 @@ def quantize_checkpoint(source: ModelSource, out: Union[str, Path], *, backend: 
                                "rounds": timings["fp32"].round_loads},
               "cores": os.cpu_count() or 1}
     if qat is not None:
-        losses = made["qat"].losses
-        tenth = max(1, len(losses) // 10)
-        report["qat"] = {"description": made["qat"].notes[0], "steps": qat.steps, "lr": qat.lr,
-                         "batch_size": qat.batch_size, "momentum": qat.momentum,
-                         "weight_decay": qat.weight_decay, "freeze_observers": qat.freeze_observers,
-                         "loss_first_tenth": sum(losses[:tenth]) / tenth,
-                         "loss_last_tenth": sum(losses[-tenth:]) / tenth}
+        result = made["qat"].qat
+        tenth = max(1, len(result.losses) // 10)
+        report["qat"] = {"description": result.description, **result.settings,
+                         "loss_first_tenth": sum(result.losses[:tenth]) / tenth,
+                         "loss_last_tenth": sum(result.losses[-tenth:]) / tenth}
     if evaluate:
         progress(f"evaluating fp32 and int8 on the {split} split")
         report["accuracy"] = compare_on_split(source.model, {b: a.reference for b, a in made.items()},
