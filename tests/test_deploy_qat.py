@@ -1,6 +1,6 @@
 """Quantisation-aware training (``skiplab quantize --qat``, :mod:`skiplab.deploy.qat`): the QAT
 artifact of a tiny checkpoint is the same kind of ``.pt2`` as the PTQ one and goes through the
-same road (``skiplab.load_trained``, ``skiplab eval``); bad input is one line,
+same road (``skiplab.load_trained``, ``skiplab eval``, ``skiplab bench``); bad input is one line,
 exit 2. Needs the deploy extra (torchao).
 
 The net has no BatchNorm: torchao's conv-BN QAT rewrite exports ~100 pattern graphs (about 40 s
@@ -45,6 +45,7 @@ def checkpoint(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 @needs_torchao
 def test_qat_artifact_runs_through_the_ptq_path(checkpoint, tmp_path, capsys):
     source = load_source(checkpoint)
@@ -72,6 +73,11 @@ def test_qat_artifact_runs_through_the_ptq_path(checkpoint, tmp_path, capsys):
         scores[name] = json.loads(capsys.readouterr().out)
         assert scores[name]["images"] == 16 and scores[name]["task"] == "classify"
     assert "QAT" in json.loads(sidecar_path(qat.path).read_text())["exporter"]
+    # bench compiles an int8 .pt2 with inductor freezing (oneDNN int8 kernels), as quantize does
+    assert main(["bench", str(qat.path), "--variants", "eager_fp32,artifact", "--rounds", "1",
+                 "--seconds", "0.01", "--batch-size", "2", "--json", str(tmp_path / "bench.json")]) == 0
+    rows = json.loads((tmp_path / "bench.json").read_text())["variants"]
+    assert {r["variant"] for r in rows} == {"eager_fp32", "artifact"}
 
 
 @pytest.mark.parametrize("argv, expected", [

@@ -119,13 +119,29 @@ def quantize_pt2e(source: ModelSource, calibration: Calibration, *,
         return pt2e.convert_pt2e(prepared)
 
 
+class FrozenCompiled(nn.Module):
+    """``torch.compile`` of ``module`` whose calls -- the first traces and compiles -- run with
+    inductor freezing on (``torch._inductor.config.patch``), and only they. Passing
+    ``options={"freezing": True}`` to ``torch.compile`` is not enough in torch 2.13: dynamo reads
+    the process-wide flag when it traces, lifts the int8 weights as graph inputs, and
+    inductor's oneDNN ``qconv_prepack`` then fails on fake tensors."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.compiled = torch.compile(module)
+
+    def forward(self, *args: torch.Tensor) -> torch.Tensor:
+        import torch._inductor.config as inductor_config
+        with inductor_config.patch(freezing=True):
+            return self.compiled(*args)
+
+
 def compile_int8(module: nn.Module) -> nn.Module:
     """``torch.compile`` with inductor freezing (constant weights, needed for the oneDNN int8
-    kernels), as torchao's X86InductorQuantizer tutorial prescribes -- for this compile only
-    (``options``: inductor applies them to this module's graphs and leaves the process-wide
-    ``torch._inductor.config.freezing`` as it was, so a ``compiled_bf16`` timed beside it runs
-    without freezing)."""
-    return torch.compile(module, options={"freezing": True})
+    kernels), as torchao's X86InductorQuantizer tutorial prescribes -- for this module only
+    (:class:`FrozenCompiled`: the process-wide ``torch._inductor.config.freezing`` is as it was
+    between its calls, so a ``compiled_bf16`` timed beside it runs without freezing)."""
+    return FrozenCompiled(module)
 
 
 def save_pt2e(quantized: nn.Module, source: ModelSource, out: Union[str, Path], *,
