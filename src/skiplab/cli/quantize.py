@@ -30,11 +30,11 @@ the float net with fake quantisation for --steps N (default 300) with the checkp
 recipe -- its task loss, training split and augmentation, its optimiser (momentum, weight
 decay) -- at batch --qat-batch-size (64) and lr --qat-lr (default: 1 % of the recipe's peak
 lr) decayed by a cosine to 0, activation ranges frozen for the last 20 % of the steps, data
-order and augmentation drawn by --seed (as the calibration images are); then converts through the same int8 lowering as
-PTQ and writes PATH.pt2, which eval and bench take like the PTQ file. The PTQ (pt2e) int8 of
-the same net is built and reported beside it: change in top-1 (int8 - fp32) and top-1
-agreement with fp32 for both, on screen and in --json. Needs a float training checkpoint
-(.pt), not a file from export/quantize.
+order and augmentation drawn by --seed (as the calibration images are); then converts
+through the same int8 lowering as PTQ and writes PATH.pt2, which eval and bench take like
+the PTQ file. The PTQ (pt2e) int8 of the same net is built and reported beside it: change in
+top-1 (int8 - fp32) and top-1 agreement with fp32 for both, on screen and in --json. Needs a
+float training checkpoint (.pt), not a file from export/quantize.
 """
 
 
