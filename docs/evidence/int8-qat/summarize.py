@@ -40,5 +40,7 @@ for r in rows:
 for key in ("pt2e_change", "qat_change", "pt2e_agreement", "qat_agreement", "qat_minus_ptq_change",
             "qat_minus_ptq_agreement"):
     s = summary[key]
-    print(f"{key}: mean {s['mean']:+.2f} points, 95 % interval over seeds "
-          f"{s['interval95'][0]:+.2f} to {s['interval95'][1]:+.2f}")
+    level = key.endswith("agreement") and not key.startswith("qat_minus")   # a share, not a change
+    sign, unit = ("", "%") if level else ("+", "points")
+    print(f"{key}: mean {s['mean']:{sign}.2f} {unit}, 95 % interval over seeds "
+          f"{s['interval95'][0]:{sign}.2f} to {s['interval95'][1]:{sign}.2f}")
