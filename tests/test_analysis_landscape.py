@@ -296,3 +296,31 @@ def test_hessian_extremes_match_the_explicit_hessian():
                          (early["lambda_min"], early["lambda_min_residual"])):
         assert (ev - value).abs().min().item() <= bound + 1e-6
     assert all(torch.equal(a, b) for a, b in zip(params, model.parameters()))
+
+
+def test_lanczos_resumes_from_its_kept_state_with_the_same_result(tmp_path):
+    from skiplab.analysis.hessian import lanczos
+
+    g = torch.Generator().manual_seed(3)
+    a = torch.randn(30, 30, generator=g, dtype=torch.float64)
+    H = (a + a.T).float()
+    start = torch.randn(30, generator=g)
+    whole = lanczos(lambda v: H @ v, start, steps=12, tol=0.0)
+    state = tmp_path / "h.lanczos.pt"
+    calls = []
+
+    def stopping(v):
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return H @ v
+    with pytest.raises(KeyboardInterrupt):
+        lanczos(stopping, start, steps=12, tol=0.0, state=state)
+    resumed_calls = []
+    resumed = lanczos(lambda v: resumed_calls.append(1) or H @ v, start, steps=12, tol=0.0, state=state)
+    assert len(resumed_calls) == 12 - 5       # the five kept products are not made again
+    assert resumed["products"] == whole["products"] == 12
+    assert resumed["ritz"] == pytest.approx(whole["ritz"], rel=1e-6, abs=1e-6)
+    # a kept state of another start vector is not read
+    other = lanczos(lambda v: H @ v, torch.randn(30, generator=g), steps=3, tol=0.0, state=state)
+    assert other["products"] == 3

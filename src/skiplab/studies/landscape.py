@@ -145,10 +145,12 @@ def kept_hessian(study: "Study", spec: RunSpec, data: list, steps: int) -> dict:
             return found
     import time
     wall = time.perf_counter()
-    h = hessian_extremes(study.trained(spec).float(), data, steps=steps, seed=spec.seed)
+    state = path.with_name(f"hessian-{spec.name}.{images}.lanczos.pt")   # the products so far
+    h = hessian_extremes(study.trained(spec).float(), data, steps=steps, seed=spec.seed, state=state)
     h.update(steps=steps, seconds=round(time.perf_counter() - wall, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, h, indent=1)
+    state.unlink(missing_ok=True)
     return h
 
 
@@ -156,19 +158,10 @@ def run(study: "Study") -> dict:
     n1, n2 = grid_sizes(study)
     images = 64 if study.config.quick else T.LANDSCAPE_IMAGES
     data = fixed_batches(study.train, images, study.config.seed, "landscape")
-    # the contour may use fewer images (its own fixed draw): it evaluates 625 losses per net
+    # the contour may use fewer images (its own fixed draw): it evaluates 625 losses per net;
+    # it runs first, since its points are kept one by one and the Hessian's products are costlier
     contour = (fixed_batches(study.train, study.config.contour_images, study.config.seed, "landscape")
                if study.config.contour_images and not study.config.quick else data)
-    curvature = []
-    for family in study.config.families:
-        ratios = []
-        for seed in study.config.seed_list:
-            spec = RunSpec(family, study.config.deepest, seed=seed)
-            h = kept_hessian(study, spec, data, 4 if study.config.quick else 2 * T.HESSIAN_ITERATIONS)
-            ratios.append(dict(h, seed=seed))
-        curvature.append(dict(model=RunSpec(family, study.config.deepest).network, family=family.label,
-                              shortcut=family.shortcut, seeds=ratios,
-                              ratio=mean_spread([r["ratio"] for r in ratios])))
     curves, models, figures, planes = {}, [], [], []
     for family in study.config.families:
         spec = RunSpec(family, study.config.deepest, seed=study.config.seed)
@@ -195,6 +188,16 @@ def run(study: "Study") -> dict:
         figures.append(plot_contour(plane, study.path(f"landscape_{spec.name}.png"), vmin=low, vmax=high,
                                     title=f"{spec.name}: loss around the trained weights").name)
     figures.insert(0, plot_landscape_1d(curves, study.path("landscape_1d.png")).name)
+    curvature = []
+    for family in study.config.families:
+        ratios = []
+        for seed in study.config.seed_list:
+            spec = RunSpec(family, study.config.deepest, seed=seed)
+            h = kept_hessian(study, spec, data, 4 if study.config.quick else 2 * T.HESSIAN_ITERATIONS)
+            ratios.append(dict(h, seed=seed))
+        curvature.append(dict(model=RunSpec(family, study.config.deepest).network, family=family.label,
+                              shortcut=family.shortcut, seeds=ratios,
+                              ratio=mean_spread([r["ratio"] for r in ratios])))
     return dict(models=models, curvature=curvature, contrast=curvature_contrast(curvature), regime=regime(study),
                 margin=T.LANDSCAPE_RATIO_MARGIN, points_1d=n1, points_2d=n2,
                 images=sum(len(y) for _, y in data), contour_images=sum(len(y) for _, y in contour),
