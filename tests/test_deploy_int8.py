@@ -14,7 +14,9 @@ import skiplab
 from skiplab.cli import main
 from skiplab.deploy import bench, load_source, quantize_checkpoint
 from skiplab.deploy.extras import has
-from skiplab.deploy.quantize import Calibration, quantize_onnx, quantize_pt2e
+from skiplab.deploy.calibration import Calibration
+from skiplab.deploy.quantize import quantize_pt2e
+from skiplab.deploy.quantize_onnx import quantize_onnx
 from skiplab.deploy.source import ModelSource, SourceMeta
 from skiplab.train import save_checkpoint
 

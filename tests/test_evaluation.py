@@ -135,7 +135,8 @@ def skiplab_cli(*args: str) -> subprocess.CompletedProcess:
 def test_eval_refuses_other_classes_in_one_line_for_checkpoints_and_onnx_files(tmp_path):
     from skiplab.deploy import load_source
     from skiplab.deploy.export import export_onnx
-    from skiplab.deploy.quantize import calibration_data, quantize_onnx
+    from skiplab.deploy.calibration import calibration_data
+    from skiplab.deploy.quantize_onnx import quantize_onnx
     from skiplab.deploy.sidecar import write_sidecar
     train = load_dataset(DATA, "train")
     model = skiplab.create_model("cifar_fast_resnet", widths=[8, 16, 16], num_classes=10)

@@ -5,10 +5,12 @@ The heavy stack is the optional extra ``skiplab[deploy]``; these modules import 
 and say which extra to install when a function needs it."""
 
 from .bench import bench
+from .calibration import calibration_data
 from .export import ExportResult, export, export_onnx, export_pt2
 from .extras import MissingExtraError
 from .fold import FoldReport, fold_batchnorm
-from .quantize import calibration_data, quantize_onnx, quantize_pt2e
+from .quantize import quantize_pt2e
+from .quantize_onnx import quantize_onnx
 from .quantize_report import quantize_checkpoint
 from .runtime import evaluate_artifact, load_artifact, load_runnable
 from .source import ModelSource, SourceMeta, load_source

@@ -24,9 +24,11 @@ from typing import Callable, Optional, Sequence
 import torch
 from torch import nn
 
+from .calibration import calibration_data
 from .export import export_onnx, relative_error
 from .fold import fold_batchnorm
-from .quantize import calibration_data, compile_int8, quantize_onnx, quantize_pt2e, save_pt2e
+from .quantize import compile_int8, quantize_pt2e, save_pt2e
+from .quantize_onnx import quantize_onnx
 from .runtime import OrtModule, ProgramModule, is_artifact, load_artifact
 from .source import ModelSource, describe, load_source
 from .timing import Runner, load_average, load_note, speed_ratio, time_interleaved

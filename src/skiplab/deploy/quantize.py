@@ -32,8 +32,6 @@ per-channel weights). ``auto`` builds both and keeps the faster, measured in one
 
 from __future__ import annotations
 
-import contextlib
-import io
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,63 +40,15 @@ from typing import Optional, Union
 import torch
 from torch import nn
 
+from .calibration import Calibration, calibration_data  # noqa: F401 (calibration_data: re-exported)
 from .export import export_onnx, export_program, prepare
 from .extras import import_torchao_pt2e, quiet, require
+from .quantize_onnx import quantize_onnx
 from .sidecar import write_sidecar
 from .source import ModelSource
 
 BACKENDS = ("pt2e", "onnx", "auto")
-#: ONNX Runtime's activation calibration rules (``--onnx-calibration``)
-ONNX_CALIBRATIONS = ("percentile", "minmax", "entropy")
 SUFFIX = {"pt2e": ".pt2", "onnx": ".onnx", "qat": ".pt2"}
-#: random calibration inputs of a source without data: they only set speed, more change nothing
-MAX_NOISE_INPUTS = 4096
-
-
-@dataclass
-class Calibration:
-    """The calibration batches and where they came from."""
-
-    batches: list[torch.Tensor]
-    description: str
-
-    @property
-    def images(self) -> int:
-        return sum(len(b) for b in self.batches)
-
-
-def calibration_data(source: ModelSource, n: int, *, data: Optional[str] = None,
-                     batch_size: int = 64, seed: int = 0, cap: bool = False) -> Calibration:
-    """``n`` training images chosen at random (seeded), normalised as in training, from
-    ``data`` or the data the checkpoint recorded; standard-normal noise of the input shape
-    when the source records no data (a registered model with random weights: fine for
-    speed, meaningless for accuracy -- the description says so). More images than the
-    training split holds are refused in one line (``cap=True``: all of them are used), more
-    than :data:`MAX_NOISE_INPUTS` random inputs always."""
-    if n < 1:
-        raise ValueError(f"--calib needs at least 1 image; found {n}")
-    recorded = dict(source.meta.config)
-    if data or recorded.get("data"):
-        from ..train.evaluation import evaluation_data
-        task, dataset = evaluation_data(recorded or {"model": source.meta.model,
-                                                     "task": source.meta.task}, data, "train",
-                                        radiometry=source.meta.radiometry, channels_last=False)
-        if n > len(dataset) and not cap:
-            raise ValueError(f"--calib {n}: {dataset.name} has {len(dataset)} training images; "
-                             f"pass at most {len(dataset)}")
-        g = torch.Generator().manual_seed(seed)
-        pick = torch.randperm(len(dataset), generator=g)[:n]
-        subset = dataset.subset(pick)
-        loader = task.loader(subset, batch_size, train=False, device=torch.device("cpu"))
-        batches = [x.contiguous() for x, _ in loader]
-        return Calibration(batches, f"{len(pick)} images of {dataset.name}")
-    if n > MAX_NOISE_INPUTS:
-        raise ValueError(f"--calib {n}: {source.meta.model} records no data, so it is calibrated "
-                         f"on random inputs (for speed only), at most {MAX_NOISE_INPUTS}; pass "
-                         f"--data to calibrate on images")
-    batches = [source.example_input(min(batch_size, n - i), seed=seed + i)
-               for i in range(0, n, batch_size)]
-    return Calibration(batches, f"{n} standard-normal inputs (no data recorded: speed only)")
 
 
 def quantize_pt2e(source: ModelSource, calibration: Calibration, *,
@@ -274,49 +224,6 @@ def drop_unused_tensors(gm: torch.fx.GraphModule) -> int:
             delattr(gm.get_submodule(parent) if parent else gm, attr)
             dropped += 1
     return dropped
-
-
-class _Reader:
-    """onnxruntime's CalibrationDataReader protocol over the calibration batches."""
-
-    def __init__(self, name: str, batches: list[torch.Tensor]) -> None:
-        self._items = iter([{name: b.contiguous().numpy()} for b in batches])
-
-    def get_next(self) -> Optional[dict]:
-        return next(self._items, None)
-
-    def rewind(self) -> None:  # pragma: no cover - unused by MinMax
-        pass
-
-
-def quantize_onnx(fp32_path: Union[str, Path], out: Union[str, Path],
-                  calibration: Calibration, *, per_channel: bool = True,
-                  method: str = "percentile") -> Path:
-    """ONNX Runtime ``quantize_static`` of an fp32 ``.onnx`` (QDQ, U8S8, activation ranges
-    by ``method``: percentile 99.999, minmax or entropy), after ORT's pre-processing (graph
-    optimisation)."""
-    require("onnxruntime", "int8 quantisation (ONNX Runtime)")
-    from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
-                                          quant_pre_process, quantize_static)
-    if method not in ONNX_CALIBRATIONS:
-        raise ValueError(f"ONNX calibration must be one of {', '.join(ONNX_CALIBRATIONS)}; found {method!r}")
-    rule = {"percentile": dict(calibrate_method=CalibrationMethod.Percentile,
-                               extra_options={"CalibPercentile": 99.999}),
-            "minmax": dict(calibrate_method=CalibrationMethod.MinMax),
-            "entropy": dict(calibrate_method=CalibrationMethod.Entropy)}[method]
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        pre = Path(tmp) / "pre.onnx"
-        quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
-        # ORT prints its histogram steps to stdout and warns on the root logger for every
-        # rank-1 weight it leaves per-tensor (BN after a pool): neither is the user's concern
-        with quiet("root"), contextlib.redirect_stdout(io.StringIO()):
-            quantize_static(str(pre), str(out), _Reader("x", calibration.batches),
-                            quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            **rule)
-    return out
 
 
 @dataclass

@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from .bench import state_bytes
-from .quantize import (BACKENDS, SUFFIX, Calibration, QATOptions, QuantizedArtifact, calibration_data,
-                       quantize_to)
+from .calibration import Calibration, calibration_data
+from .quantize import BACKENDS, SUFFIX, QATOptions, QuantizedArtifact, quantize_to
 from .source import ModelSource
 from .timing import load_average, load_note, speed_ratio, time_interleaved
 

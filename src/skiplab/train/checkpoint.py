@@ -122,6 +122,28 @@ def restore_trainer_state(trainer: Any, state: Mapping[str, Any]) -> None:
     trainer.best_value = state["best"]["value"] if "best" in state else state["best_acc"]
 
 
+def resume_trainer(trainer: Any) -> bool:
+    """Continue the run in ``trainer.last_path`` if ``resume`` is set: check that it is the same
+    run (:func:`check_same_run`) and restore its state; False when there is nothing to resume.
+    An existing last.pt without ``resume`` is refused, so a run is never overwritten."""
+    c = trainer.config
+    if trainer.last_path is None or not trainer.last_path.exists():
+        if c.resume and trainer.is_main:
+            print(f"resume: no checkpoint at {trainer.last_path}; starting a new run")
+        return False
+    if not c.resume:
+        raise ValueError(f"{trainer.last_path} exists: pass resume (--resume) to continue that run, "
+                         f"or choose another out directory")
+    state = load_checkpoint(trainer.last_path, map_location=trainer.device)
+    check_same_run(state, c.to_dict(), type(c)().to_dict(), trainer.last_path)
+    restore_trainer_state(trainer, state)
+    trainer._loader_state = state["loader"]
+    if trainer.is_main:
+        print(f"resumed {trainer.last_path}: epoch {trainer.epoch}, batch {trainer.batch_in_epoch}, "
+              f"step {trainer.step}")
+    return True
+
+
 def restore_weights(trainer: Any, path: Optional[Path]) -> Optional[int]:
     """Load the weights (and EMA) of the checkpoint ``path`` into ``trainer``, if it exists;
     its step, or None (after a non-finite loss: the last finite weights)."""

@@ -10,31 +10,22 @@ another task than the run's is refused (``make_task``).
 
 A recipe is a YAML file of these fields (``configs/*.yaml``); command-line flags of the
 same names override it (``--epochs 30 --lr 0.2``). :func:`TrainConfig.from_dict` checks
-everything before any training starts and names the bad key with what it accepts.
+everything before any training starts and names the bad key with what it accepts (the
+checks: :mod:`skiplab.train.config_checks`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import math
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional, Union
+from typing import Any, Mapping, Optional, Union
 
 import yaml
 
-
-def _f(default: Any, doc: str, *, choices: tuple = (), minimum: float | None = None,
-       positive: bool = False, owner: str = "") -> Any:
-    """A config field with its documentation and constraints (read by validation, --help);
-    ``owner``: the task(s) whose option it is (comma-separated; "" = a general field)."""
-    meta = dict(doc=doc, choices=choices, minimum=minimum, positive=positive,
-                owner=tuple(o for o in owner.split(",") if o))
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata=meta)
-    return field(default=default, metadata=meta)
+from .config_checks import (check_combination, check_value, config_field as _f, flatten_task_options, parse_yaml,
+                            suggest_keys)
 
 
 @dataclass
@@ -200,7 +191,7 @@ class TrainConfig:
         given grouped, ``task_options: {kd_alpha: 0.5, label_smoothing: 0.1}`` (the flat
         keys of older recipes are the same options)."""
         known = {f.name: f for f in dataclasses.fields(cls)}
-        values = _flatten_task_options(values, known)
+        values = flatten_task_options(values, known, option_owners())
         for key in values:
             if key not in known:
                 close = suggest_keys(str(key), known)
@@ -208,7 +199,7 @@ class TrainConfig:
                 raise ValueError(f"unknown config key {key!r}{hint} (every key with its meaning: "
                                  f"skiplab train --help)")
         hints = typing.get_type_hints(cls)
-        checked = {k: _check_value(k, v, hints[k], known[k].metadata) for k, v in values.items()}
+        checked = {k: check_value(k, v, hints[k], known[k].metadata) for k, v in values.items()}
         config = cls(**checked)
         config.check()
         return config
@@ -223,7 +214,7 @@ class TrainConfig:
         values = parse_yaml(path.read_text(), f"config file {path}") or {}
         if not isinstance(values, dict):
             raise ValueError(f"{path} must hold a mapping of config keys, found {type(values).__name__}")
-        values = _flatten_task_options(values, {f.name: f for f in dataclasses.fields(cls)})
+        values = flatten_task_options(values, {f.name: f for f in dataclasses.fields(cls)}, option_owners())
         return cls.from_dict({**values, **(overrides or {})})   # flags override grouped keys too
 
     def replace(self, **changes: Any) -> "TrainConfig":
@@ -244,37 +235,7 @@ class TrainConfig:
 
     def check(self) -> None:
         """Checks that involve more than one field, and that ``task`` is registered."""
-        # function-level: train.tasks imports this module (TrainConfig) at its top
-        from .tasks import get_task
-        get_task(self.task)
-        if self.schedule == "multistep" and not self.milestones:
-            raise ValueError("schedule 'multistep' needs milestones (e.g. milestones: [32000, 48000] "
-                             "with milestone_unit: step)")
-        if any(not isinstance(m, int) or m <= 0 for m in self.keep_steps):
-            raise ValueError(f"keep_steps must be positive integers, got {self.keep_steps}")
-        if any(not isinstance(m, int) or m <= 0 for m in self.milestones):
-            raise ValueError(f"milestones must be positive integers, got {self.milestones}")
-        if list(self.milestones) != sorted(self.milestones):
-            raise ValueError(f"milestones must be increasing, got {self.milestones}")
-        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
-            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas}")
-        for key in ("label_smoothing", "ema_decay", "error_warmup_until", "lookahead_decay"):
-            if not getattr(self, key) < 1:
-                raise ValueError(f"{key} must be in [0, 1), got {getattr(self, key)}")
-        if any(not isinstance(m, str) or not m for m in self.freeze) or self.layer_decay > 1:
-            raise ValueError(f"freeze must be names (stem, stage1, backbone, patterns) and layer_decay "
-                             f"in (0, 1], got {self.freeze} and {self.layer_decay}")
-        if self.layer_decay != 1 and self.optimizer == "muon":
-            raise ValueError("layer_decay does not combine with optimizer 'muon': use sgd or adamw")
-        if self.kd_alpha > 1:
-            raise ValueError(f"kd_alpha must be in [0, 1], got {self.kd_alpha}")
-        if self.teacher is not None and self.task != "classify":
-            raise ValueError(f"teacher: distillation is for task 'classify', not {self.task!r}")
-        if self.resume and self.out is None:
-            raise ValueError("resume needs out: the run directory holding checkpoints/last.pt")
-        if self.out is not None and not self.save:
-            raise ValueError(f"out {self.out!r} with save false: a run that saves nothing has no "
-                             f"run directory (drop one of them)")
+        check_combination(self)
 
 
 def option_owners() -> dict[str, tuple[str, ...]]:
@@ -292,108 +253,6 @@ def foreign_options(config: "TrainConfig") -> list[str]:
             and not fields[k].default]
 
 
-def _flatten_task_options(values: Mapping[str, Any], known: Mapping[str, Any]) -> dict:
-    """``values`` with a ``task_options`` mapping merged into its flat keys."""
-    values = dict(values)
-    grouped = values.pop("task_options", None)
-    if grouped is None:
-        return values
-    if not isinstance(grouped, Mapping):
-        raise ValueError(f"task_options must be a mapping of task options, got {grouped!r}")
-    owners = option_owners()
-    for key, value in grouped.items():
-        if key not in owners:
-            what = "a general key: put it at the top level" if key in known else "unknown"
-            raise ValueError(f"task_options key {key!r} is {what} (task options: "
-                             f"{', '.join(owners)})")
-        if key in values and values[key] != value:
-            raise ValueError(f"{key} is given twice, {values[key]!r} and task_options "
-                             f"{value!r}")
-        values[key] = value
-    return values
-
-
-# names other tools use for a field, for the suggestions of an unknown key
-ALIASES = {
-    "learning_rate": "lr", "base_lr": "lr", "lr_rate": "lr", "num_epochs": "epochs",
-    "n_epochs": "epochs", "max_epochs": "epochs", "epoch": "epochs", "max_steps": "steps",
-    "num_steps": "steps", "iterations": "steps", "iters": "steps", "max_iters": "steps",
-    "wd": "weight_decay", "l2": "weight_decay", "bs": "batch_size", "batch": "batch_size",
-    "optim": "optimizer", "optimiser": "optimizer", "scheduler": "schedule",
-    "lr_schedule": "schedule", "lr_scheduler": "schedule", "arch": "model", "network": "model",
-    "dataset": "data", "data_dir": "data", "output_dir": "out", "output": "out", "outdir": "out",
-    "run_dir": "out", "log_dir": "out", "threads": "num_threads", "amp": "precision",
-    "dtype": "precision", "mixed_precision": "precision", "warmup": "warmup_epochs",
-    "clip_grad": "grad_clip", "max_grad_norm": "grad_clip", "clip_grad_norm": "grad_clip",
-    "ema": "ema_decay", "smoothing": "label_smoothing", "lr_milestones": "milestones",
-    "lr_steps": "milestones", "lr_decay": "gamma", "image_size": "tile_size",
-    "checkpoint_interval": "checkpoint_every", "save_every": "checkpoint_every",
-    "eval_interval": "eval_every", "val_every": "eval_every", "workers": "num_threads",
-}
-
-
-def suggest_keys(key: str, names: Iterable[str], n: int = 3) -> list[str]:
-    """Field names close to ``key``, by spelling or through :data:`ALIASES`
-    (``lerning_rate`` -> ``lr``)."""
-    names = list(names)
-    norm = key.lower().replace("-", "_")
-    candidates = {name: name for name in names}
-    candidates.update({alias: name for alias, name in ALIASES.items() if name in names})
-    found: list[str] = []
-    for match in difflib.get_close_matches(norm, candidates, n=2 * n, cutoff=0.6):
-        if candidates[match] not in found:
-            found.append(candidates[match])
-    return found[:n]
-
-
-def parse_yaml(text: str, source: str) -> Any:
-    """``yaml.safe_load(text)``, or a one-line ValueError naming ``source`` (a file or a
-    flag), the line and column (1-based) and what the parser expected there."""
-    try:
-        return yaml.safe_load(text)
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        context = f" ({err.context})" if err.context else ""
-        raise ValueError(f"{source} is not valid YAML{where}: {err.problem}{context}") from None
-    except yaml.YAMLError as err:
-        raise ValueError(f"{source} is not valid YAML: {' '.join(str(err).split())}") from None
-
-
 def field_docs() -> dict[str, str]:
     """Field name -> documentation (used for --help and the commented YAML recipes)."""
     return {f.name: f.metadata["doc"] for f in dataclasses.fields(TrainConfig)}
-
-
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", str(tp))
-
-
-def _check_value(key: str, value: Any, tp: Any, meta: Mapping[str, Any]) -> Any:
-    """Coerce ``value`` to the field's type (ints are accepted as floats) and check its range."""
-    args = typing.get_args(tp)
-    if typing.get_origin(tp) is Union:  # Optional[X]
-        if value is None:
-            return None
-        tp = next(a for a in args if a is not type(None))
-    ok = (isinstance(value, bool) if tp is bool else
-          isinstance(value, (int, float)) and not isinstance(value, bool) if tp is float else
-          isinstance(value, int) and not isinstance(value, bool) if tp is int else
-          isinstance(value, (list, tuple)) if tp is list else isinstance(value, tp))
-    if not ok:
-        raise ValueError(f"config key {key!r} must be {_type_name(tp)}, got {value!r} "
-                         f"({type(value).__name__}): {meta['doc']}")
-    if tp is float:
-        value = float(value)
-        if not math.isfinite(value):
-            raise ValueError(f"config key {key!r} must be finite, got {value}")
-    if tp is list:
-        value = list(value)
-    if meta["choices"] and value not in meta["choices"]:
-        raise ValueError(f"config key {key!r} must be one of {', '.join(map(repr, meta['choices']))}, "
-                         f"got {value!r}")
-    if meta["positive"] and not value > 0:
-        raise ValueError(f"config key {key!r} must be > 0, got {value!r}: {meta['doc']}")
-    if meta["minimum"] is not None and value < meta["minimum"]:
-        raise ValueError(f"config key {key!r} must be >= {meta['minimum']}, got {value!r}: {meta['doc']}")
-    return value

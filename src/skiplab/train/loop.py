@@ -37,18 +37,17 @@ from torch import nn
 
 from .allocator import retain_freed_memory
 from .callbacks import Callback, CallbackList
-from .checkpoint import (check_same_run, load_checkpoint, restore_trainer_state, restore_weights,
-                         save_checkpoint, trainer_state)
+from .checkpoint import restore_weights, resume_trainer, save_checkpoint, trainer_state
 from .config import TrainConfig
 from .distill import DistillTask   # Hinton 2015 KD: a task around the run's task
-from .distributed import DistInfo, all_reduce_sum, barrier, cleanup, init_distributed, wrap_ddp
+from .distributed import DistInfo, all_reduce_sum, cleanup, init_distributed, wrap_ddp
 from .ema import ModelEMA
-from .evaluation import evaluate
+from .epoch_end import end_epoch, evaluate_epoch
 from .interrupt import StopSignals, TrainingInterrupted
 from .lookahead import Lookahead
 from .optim import build_optimizer
 from .precision import Precision, resolve_device, resolve_precision, should_compile
-from .runlog import RunLog, format_scores, resolve_run_dir, run_length
+from .runlog import RunLog, resolve_run_dir, run_length
 from .schedule import LRSchedule
 from .seed import seed_everything
 from .steplog import StepLog
@@ -139,7 +138,7 @@ class Trainer:
         self.last_path = self.run_dir / "checkpoints" / "last.pt" if self.run_dir else None
         self.stop, self._stop_votes = StopSignals(), 0.0   # armed by fit(); DDP: ranks signalled
         self._next_timed_save = math.inf
-        resumed = self._maybe_resume()
+        resumed = resume_trainer(self)
         self.runlog = None
         if self.run_dir is not None and self.is_main:
             self.runlog = RunLog(self.run_dir, config.to_yaml(), config.tensorboard,
@@ -177,24 +176,6 @@ class Trainer:
             if name == "last.pt" and self.config.checkpoint_minutes:
                 self._next_timed_save = time.monotonic() + 60 * self.config.checkpoint_minutes
 
-    def _maybe_resume(self) -> bool:
-        c = self.config
-        if self.last_path is None or not self.last_path.exists():
-            if c.resume and self.is_main:
-                print(f"resume: no checkpoint at {self.last_path}; starting a new run")
-            return False
-        if not c.resume:
-            raise ValueError(f"{self.last_path} exists: pass resume (--resume) to continue that run, "
-                             f"or choose another out directory")
-        state = load_checkpoint(self.last_path, map_location=self.device)
-        check_same_run(state, c.to_dict(), TrainConfig().to_dict(), self.last_path)
-        restore_trainer_state(self, state)
-        self._loader_state = state["loader"]
-        if self.is_main:
-            print(f"resumed {self.last_path}: epoch {self.epoch}, batch {self.batch_in_epoch}, "
-                  f"step {self.step}")
-        return True
-
     # -- the loop -----------------------------------------------------------------------
     def log(self, values: dict) -> None:
         """Add scalars to this epoch's metrics.csv row and to TensorBoard (callbacks use it)."""
@@ -230,14 +211,14 @@ class Trainer:
                        **train}
             last = self.epoch + 1 >= self.epochs or self.step >= self.total_steps
             if self.eval_loader is not None and ((self.epoch + 1) % c.eval_every == 0 or last):
-                metrics.update(self._evaluate())
+                metrics.update(evaluate_epoch(self))
             self.callbacks.on_epoch_end(self, metrics)
             metrics.update(self._pending)          # scalars callbacks passed to .log()
             self._pending = {}
             self.epoch += 1
             self.batch_in_epoch, self.epoch_time = 0, 0.0
             self.sums.reset()
-            self._end_of_epoch_outputs(metrics)
+            end_epoch(self, metrics)
             history.append(metrics)
             if self.epoch < self.epochs and self.step < self.total_steps:   # (a finished run ends)
                 self._stop_if_signalled()      # signalled during the evaluation
@@ -258,36 +239,6 @@ class Trainer:
             raise TrainingInterrupted(self.stop.signum or signal.SIGTERM, self.last_path, self.step,
                                       f"step {self.step} (epoch {self.epoch + 1}, batch "
                                       f"{self.batch_in_epoch} of {self.steps_per_epoch})")
-
-    def _evaluate(self) -> dict:
-        """Rank 0 evaluates the whole split (the EMA weights when there are some)."""
-        result = {}
-        if self.is_main:
-            model = self.ema.module if self.ema else self.model
-            scores = evaluate(model, self.eval_loader, self.precision, self.config.tta_flip,
-                              meter=self.task.meter(self.eval_set),
-                              tta_translate=self.config.tta_translate)
-            result = {f"val_{k}": v for k, v in scores.items() if k != "images"}
-        barrier(self.dist)
-        return result
-
-    def _end_of_epoch_outputs(self, metrics: dict) -> None:
-        if not self.is_main:
-            return
-        print(f"epoch {metrics['epoch']}/{self.epochs}: {format_scores(metrics, 'train')}"
-              f"{' | ' + format_scores(metrics, 'val') if 'val_loss' in metrics else ''} | "
-              f"{metrics['images_per_s']:.0f} img/s, {metrics['epoch_time_s']:.0f} s | "
-              f"lr {metrics['lr']:.4g}", flush=True)
-        value = metrics.get(self.task.best_metric)
-        best = value is not None and (value > self.best_value if self.task.higher_is_better
-                                      else value < self.best_value)
-        if best:
-            self.best_value = value
-        if self.runlog is not None:
-            self.runlog.epoch_row(metrics)
-        self.save("last.pt")
-        if best:
-            self.save("best.pt")
 
     def train_epoch(self) -> dict:
         c = self.config

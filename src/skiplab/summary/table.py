@@ -27,16 +27,14 @@ random state are restored.
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional, Sequence, Union
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
-from .models.published import count_parameters  # noqa: F401  (re-exported)
+from ..models.published import count_parameters  # noqa: F401  (re-exported)
+from .recorder import Cut, Recorder, run_parts
 
 
 @dataclass
@@ -131,123 +129,6 @@ def _check_input_size(input_size: Any) -> tuple[int, int, int]:
     return size  # type: ignore[return-value]
 
 
-class _Recorder:
-    """Forward hooks that stamp, in execution order, when each module with parameters
-    runs and when each part starts and ends, with the running FLOP and saved-byte totals."""
-
-    def __init__(self, model: nn.Module, part_modules: list[str],
-                 flop_mode: Optional[FlopCounterMode]) -> None:
-        self.clock = itertools.count()
-        self.flop_mode = flop_mode
-        self.run_at: dict[str, int] = {}           # module name -> first time it returned
-        self.part_start: dict[str, tuple] = {}     # feature module -> (time, input shape, flops, bytes), first call
-        self.part_end: dict[str, tuple] = {}       # feature module -> (time, output shape, flops, bytes), last call
-        self.saved: dict[tuple, int] = {}          # storage key -> bytes
-        # parameters and buffers (BatchNorm statistics) are model state, not activations
-        self.state_storages = {_storage_key(t) for t in itertools.chain(model.parameters(), model.buffers())}
-        self.handles = []
-        modules = dict(model.named_modules())
-        for name, module in modules.items():
-            if any(True for _ in module.parameters(recurse=False)):
-                self.handles.append(module.register_forward_hook(self._ran(name)))
-        for name in part_modules:
-            self.handles.append(modules[name].register_forward_pre_hook(self._started(name)))
-            self.handles.append(modules[name].register_forward_hook(self._ended(name)))
-
-    def flops(self) -> int:
-        return sum(self.flop_mode.flop_counts["Global"].values()) if self.flop_mode else 0
-
-    def saved_bytes(self) -> int:
-        return sum(self.saved.values())
-
-    def stamp(self) -> tuple[int, int, int]:
-        return next(self.clock), self.flops(), self.saved_bytes()
-
-    def _ran(self, name: str):
-        def hook(_module, _inputs, _output):
-            self.run_at.setdefault(name, next(self.clock))
-        return hook
-
-    def _started(self, name: str):
-        def hook(_module, inputs):
-            shape = list(inputs[0].shape) if inputs and torch.is_tensor(inputs[0]) else []
-            t, f, b = self.stamp()
-            self.part_start.setdefault(name, (t, shape, f, b))
-        return hook
-
-    def _ended(self, name: str):
-        def hook(_module, _inputs, output):
-            shape = list(output.shape) if torch.is_tensor(output) else []
-            t, f, b = self.stamp()
-            self.part_end[name] = (t, shape, f, b)
-        return hook
-
-    def pack(self, tensor: torch.Tensor) -> torch.Tensor:
-        key = _storage_key(tensor)
-        if key not in self.state_storages and key not in self.saved:
-            self.saved[key] = tensor.untyped_storage().nbytes()
-        return tensor
-
-    def remove(self) -> None:
-        for h in self.handles:
-            h.remove()
-
-
-def _storage_key(t: torch.Tensor) -> tuple:
-    s = t.untyped_storage()
-    return (s.data_ptr(), s.nbytes(), t.device.type)
-
-
-# A cut closes one row of the table: (label, module, time, output shape, flops, saved bytes).
-Cut = tuple[str, str, float, list, int, int]
-
-
-def _run(model: nn.Module, x: torch.Tensor, part_modules: list[str], *, train: bool,
-         count_flops: bool) -> tuple[_Recorder, list[Cut], Optional[torch.Tensor]]:
-    """One forward, cut into parts. ``count_flops``: under FlopCounterMode without autograd
-    (fast); otherwise with autograd, recording the tensors saved for backward."""
-    flop_mode = FlopCounterMode(display=False) if count_flops else None
-    rec = _Recorder(model, part_modules, flop_mode)
-    model.train(train)
-    try:
-        with contextlib.ExitStack() as stack:
-            if count_flops:
-                stack.enter_context(torch.no_grad())
-                stack.enter_context(flop_mode)
-            else:
-                stack.enter_context(torch.autograd.graph.saved_tensors_hooks(rec.pack, lambda t: t))
-            if hasattr(model, "forward_features") and hasattr(model, "forward_head"):
-                feats = model.forward_features(x)
-                t_feats = rec.stamp()
-                out = model.forward_head(feats)
-            else:
-                feats, t_feats = None, None
-                out = model(x)
-        end = rec.stamp()
-    finally:
-        rec.remove()
-    modules = dict(model.named_modules())
-    cuts: list[Cut] = []
-    ran = [m for m in part_modules if m in rec.part_end]
-    if ran and any(True for _ in modules[ran[0]].parameters()):
-        start = rec.part_start[ran[0]]
-        if any(t < start[0] for t in rec.run_at.values()):  # layers ran before the first stage
-            cuts.append(("stem", "", *start))
-    for m in ran:
-        last = m.split(".")[-1]
-        closes_stem = not cuts and not any(True for _ in modules[m].parameters())  # ResNet's stem "relu"
-        label = "stem" if closes_stem else (m if last.isdigit() else last)
-        cuts.append((label, m, *rec.part_end[m]))
-    if feats is not None:
-        cuts.append(("features", "", t_feats[0], list(feats.shape), t_feats[1], t_feats[2]))
-    head_module = ""
-    if hasattr(model, "get_classifier") and not isinstance(model.get_classifier(), nn.Identity):
-        head_module = getattr(model, "classifier_name", "")
-    cuts.append(("logits" if feats is not None else "output", head_module, end[0],
-                 list(out.shape) if torch.is_tensor(out) else [], end[1], end[2]))
-    return rec, cuts, feats
-
-
 def summarize(model_or_name: Union[str, nn.Module], input_size: Optional[Sequence[int]] = None,
               batch: int = 1, **model_kwargs: Any) -> ModelSummary:
     """Summarise a model (or the registered model ``name``, built with ``model_kwargs``).
@@ -261,8 +142,8 @@ def summarize(model_or_name: Union[str, nn.Module], input_size: Optional[Sequenc
     Raises ValueError when the input cannot go through the model (wrong channels, too
     small) with the model's own explanation.
     """
-    from .models import create_model
-    from .models.published import published_entry
+    from ..models import create_model
+    from ..models.published import published_entry
 
     if batch < 1:
         raise ValueError(f"batch must be >= 1, got {batch}")
@@ -292,7 +173,7 @@ def summarize(model_or_name: Union[str, nn.Module], input_size: Optional[Sequenc
     # pass 1: shapes, parameters per part and MACs (eval mode, no autograd: fast)
     was_training = model.training
     try:
-        rec, cuts, feats = _run(model, x, part_modules, train=False, count_flops=True)
+        rec, cuts, feats = run_parts(model, x, part_modules, train=False, count_flops=True)
     finally:
         model.train(was_training)
     rows = _rows(model, rec, cuts, feats, [batch, *size])
@@ -303,14 +184,14 @@ def summarize(model_or_name: Union[str, nn.Module], input_size: Optional[Sequenc
     try:
         with torch.random.fork_rng(devices=[]):
             try:
-                _, mem_cuts, _ = _run(model, x, part_modules, train=True, count_flops=False)
+                _, mem_cuts, _ = run_parts(model, x, part_modules, train=True, count_flops=False)
             except ValueError as err:
                 if "more than 1 value per channel" not in str(err):
                     raise
                 mode = "eval"
                 notes.append("a training step at this batch and input size would fail (BatchNorm needs "
                              "more than one value per channel); activations were measured in eval mode")
-                _, mem_cuts, _ = _run(model, x, part_modules, train=False, count_flops=False)
+                _, mem_cuts, _ = run_parts(model, x, part_modules, train=False, count_flops=False)
     finally:
         with torch.no_grad():
             for k, b in model.named_buffers():
@@ -345,7 +226,7 @@ def _compression(model: nn.Module, size: tuple[int, int, int]) -> Optional[dict[
                 bits_per_pixel=float(model.bits_per_pixel(size)))
 
 
-def _rows(model: nn.Module, rec: _Recorder, cuts: list[Cut], feats: Optional[torch.Tensor],
+def _rows(model: nn.Module, rec: Recorder, cuts: list[Cut], feats: Optional[torch.Tensor],
           input_shape: list[int]) -> list[SummaryRow]:
     """Cut the recorded run into the table's rows (see the module docstring)."""
     modules = dict(model.named_modules())
