@@ -29,14 +29,15 @@ def test_models_lists_the_table_without_importing_torch():
 
 
 def test_a_plugin_model_missing_from_the_table_is_counted(monkeypatch, capsys):
-    import skiplab.cli.models as models_cli
+    import importlib.metadata
+
     from skiplab.models import registry
 
     def plugin_tiny_net() -> nn.Linear:
         return nn.Linear(3, 2)
 
     monkeypatch.setitem(registry._MODELS, "plugin_tiny_net", plugin_tiny_net)
-    monkeypatch.setattr(models_cli, "entry_points", lambda group: ["a third-party plugin"])
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: ["a third-party plugin"])
     assert main(["models", "plugin_tiny*"]) == 0
     assert capsys.readouterr().out.splitlines()[1].split() == ["plugin_tiny_net", "8", "-"]
     assert main(["models", "cifar_resnet20"]) == 0            # the table's rows still answer

@@ -5,11 +5,8 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Iterator
-
-from ..plugins import ENTRY_POINT_GROUP
 
 EXAMPLE = """\
 examples:
@@ -64,6 +61,9 @@ class ModelListing:
             self.table = {row["name"]: row for row in json.loads(MODEL_TABLE.read_text())["rows"]}
         except (OSError, ValueError, KeyError):     # not installed with the package: count all
             self.table = {}
+        from importlib.metadata import entry_points    # (not for --help: 0.1-0.2 s)
+
+        from ..plugins import ENTRY_POINT_GROUP
         names = sorted(self.table)
         if not self.table or entry_points(group=ENTRY_POINT_GROUP):
             from ..models.registry import list_models
