@@ -298,3 +298,115 @@ def test_an_interrupted_study_resumes_as_printed(tmp_path):
     again = subprocess.run([sys.executable, "-m", "skiplab", *printed], capture_output=True, text=True,
                            timeout=TIMEOUT, cwd=tmp_path, env=env(tmp_path))
     assert again.returncode == 0, again.stderr
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _left_behind(pids: list[int], wait: float = 20.0) -> list[int]:
+    """Those of ``pids`` still alive after up to ``wait`` seconds (zombies count as gone)."""
+    import time
+    deadline = time.monotonic() + wait
+    while True:
+        alive = []
+        for pid in pids:
+            try:
+                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if state != "Z":
+                alive.append(pid)
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.2)
+
+
+def _wait_for(predicate, proc: subprocess.Popen, what: str) -> None:
+    import time
+    while not predicate():
+        if proc.poll() is not None:
+            pytest.fail(f"the command ended (exit {proc.returncode}) before {what}: {proc.communicate()}")
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_sigterm_during_a_studys_measurements_resumes_as_printed_without_redoing_work(tmp_path):
+    """SIGTERM (what a scheduler sends) while the lesions are measured: exit 143 and the one-line
+    advice; the printed command trains nothing again, and measures none of the lesioned
+    evaluations kept before the signal again."""
+    args = ["study", "--quick", "--parts", "lesion", "--models", "resnet", "--seeds", "1", "--out", "st"]
+    proc = subprocess.Popen([sys.executable, "-u", "-m", "skiplab", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env(tmp_path))
+    results = tmp_path / "st" / "results"
+
+    def kept() -> dict[str, list[str]]:     # each net's kept evaluations, one JSON line each
+        return {p.name: p.read_text().splitlines() for p in sorted(results.glob("lesion-*.evaluations.jsonl"))}
+    _wait_for(lambda: sum(map(len, kept().values())) >= 2, proc, "two lesioned evaluations were kept")
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=TIMEOUT)[1]
+    assert proc.returncode == 143, err
+    last = err.strip().splitlines()[-1]
+    assert last == "skiplab study: interrupted; continue with: skiplab study --resume --out st", err
+    before = kept()
+    assert sum(map(len, before.values())) >= 2 and not (results / "lesion.json").exists()
+    printed = shlex.split(last.split("continue with: skiplab ", 1)[1])
+    again = subprocess.run([sys.executable, "-m", "skiplab", *printed], capture_output=True, text=True,
+                           timeout=TIMEOUT, cwd=tmp_path, env=env(tmp_path))
+    assert again.returncode == 0, again.stderr
+    assert "nothing to train" in again.stdout and "lesion: done" in again.stdout, again.stdout
+    after = kept()
+    for net, lines in before.items():
+        whole = [line for line in lines if line.endswith("}")]      # (a line cut by the signal)
+        assert after[net][:len(whole)] == whole, f"{net}: the kept evaluations changed"
+        keys = [json.loads(line)["key"] for line in after[net] if line.endswith("}")]
+        assert len(keys) == len(set(keys)), f"{net}: a kept evaluation was measured again"
+    assert (results / "lesion.json").is_file() and (tmp_path / "st" / "report.html").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ctrl_c", [True, False], ids=["ctrl-c", "sigterm-to-the-parent"])
+def test_an_interrupted_study_with_jobs_stops_its_workers_and_resumes(tmp_path, ctrl_c):
+    """``--jobs 2`` while both workers train: Ctrl-C (SIGINT to the terminal's process group)
+    or SIGTERM to the parent alone (``kill PID``, a scheduler) -- the workers save their
+    last.pt and stop, exit 130 / 143 with the one-line advice, no worker process is left, and
+    the printed command resumes both runs from their checkpoints."""
+    args = ["study", "--quick", "--parts", "lesion", "--models", "resnet", "--seeds", "2", "--jobs", "2",
+            "--out", "st"]
+    proc = subprocess.Popen([sys.executable, "-u", "-m", "skiplab", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env(tmp_path),
+                            start_new_session=True)
+    logs = [tmp_path / "st" / "runs" / name / "train.log" for name in ("resnet-14-s0", "resnet-14-s1")]
+    _wait_for(lambda: all(p.is_file() and "training " in p.read_text() for p in logs), proc,
+              "both workers started training")
+    workers = _children(proc.pid)
+    assert len(workers) >= 2
+    if ctrl_c:
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=TIMEOUT)[1]
+    name, code = ("SIGINT", 130) if ctrl_c else ("SIGTERM", 143)
+    assert proc.returncode == code, err
+    assert err.strip().splitlines()[-1] == (
+        f"skiplab study: interrupted: stopped by {name}; each run in progress saved its last "
+        f"checkpoint in st; continue with: skiplab study --resume --out st"), err
+    assert _left_behind(workers) == []
+    assert all((p.parent / "checkpoints" / "last.pt").is_file() for p in logs)
+    if not ctrl_c:
+        return      # the resume is the same as after a Ctrl-C
+    printed = shlex.split(err.strip().splitlines()[-1].split("continue with: skiplab ", 1)[1])
+    again = subprocess.run([sys.executable, "-m", "skiplab", *printed], capture_output=True, text=True,
+                           timeout=TIMEOUT, cwd=tmp_path, env=env(tmp_path))
+    assert again.returncode == 0, again.stderr
+    assert "lesion: done" in again.stdout, again.stdout
+    assert all("resumed " in p.read_text() for p in logs), [p.read_text() for p in logs]

@@ -17,7 +17,7 @@ from skiplab.sar.codec.model import QuantizedAutoencoder
 from skiplab.sar.ablation.codec_report import summarise, verdict_lines
 from skiplab.sar.ablation.holdout import make_folds, site_of
 from skiplab.sar.training.losses import build_loss
-from skiplab.sar.codec.rate_model import LaplacePrior, take_rate
+from skiplab.sar.codec.rate_model import LaplacePrior
 
 KW = dict(in_chans=1, latent_channels=4, widths=[8, 8], train_bits=(2, 6), eval_bits=3)
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -39,8 +39,9 @@ def test_quantiser_is_in_the_loop_noise_in_training_rounding_in_eval():
     hard, rate = model.quantize(z, 3)
     grid = (hard + 1) / step
     assert torch.allclose(grid, grid.round(), atol=1e-4) and rate.shape == (2,)   # on the 3-bit grid
-    y = model(x)
-    assert torch.allclose(y, model.decode(hard), atol=1e-6) and take_rate().shape == (2,)
+    y, rate = model(x, with_rate=True)
+    assert torch.allclose(y, model.decode(hard), atol=1e-6) and rate.shape == (2,)
+    assert torch.equal(model(x), y)                     # the rate only when asked for
 
 
 def test_training_draws_bit_depths_from_the_range():
@@ -66,13 +67,14 @@ def test_rate_term_adds_lambda_times_bits_and_trains_the_prior():
     model = create_model("sar_codec_all", **KW).train()
     loss = build_loss({"mse": 1.0, "rate": 0.01})
     x = torch.rand(2, 1, 16, 16)
-    y = model(x)
-    total = loss(y, x)
-    terms = loss.last_terms
-    assert terms["rate"] > 0 and float(total.detach()) == pytest.approx(terms["mse"] + 0.01 * terms["rate"], rel=1e-5)
+    y, rate = model(x, with_rate=True)
+    terms = loss.unweighted(y, x, rate)
+    total = loss.total(terms)
+    assert terms["rate"] > 0 and torch.equal(total, terms["mse"] + 0.01 * terms["rate"])
     total.backward()
     assert model.prior.log_scale.grad is not None and model.prior.log_scale.grad.abs().sum() > 0
-    assert float(loss(y.detach(), x)) == pytest.approx(terms["mse"], rel=1e-5)   # used once
+    with pytest.raises(ValueError, match="the rate term needs the codec's rate"):
+        loss(y.detach(), x)                             # no rate given: refused, never 0
 
 
 def test_reconstruct_task_refuses_a_rate_term_without_a_prior(tmp_path):
@@ -197,13 +199,41 @@ def test_holdout_ablation_reports_measured_bpp_and_resumes(tmp_path):
     assert [r["psnr"] for r in again.rows] == pytest.approx([r["psnr"] for r in first.rows])
 
 
-def test_a_stale_rate_from_another_forward_is_not_taken_by_the_loss_check():
-    from skiplab.sar.codec.rate_model import record_rate
-    from skiplab.sar.training.task import ReconstructTask
+def _old_formula(model, x, lmbda, seed):
+    """The codec's loss as it was computed before the task returned its rate: the tiles
+    through encode, the quantiser at a drawn depth, decode; MSE + lambda * mean bits/pixel."""
+    torch.manual_seed(seed)
+    z = model.encode(x)
+    bits = model.draw_bits()
+    z_hat = model.quantizer(z, bits)
+    rate = model.prior.bits(z_hat, model.quantizer.step(bits)) / (z.shape[-2] * z.shape[-1] * model.reduction ** 2)
+    x_hat = model.decode(z_hat)
+    return torch.nn.functional.mse_loss(x_hat.float(), x) + lmbda * rate.float().mean(), rate
+
+
+def test_the_task_owns_the_rate_and_its_loss_is_the_old_formula():
     from skiplab.sar import synthetic_sar_tiles
-    from skiplab.train import TrainConfig
-    record_rate(torch.ones(5))        # e.g. a codec evaluated earlier in this thread
+    from skiplab.sar.training.task import ReconstructTask
+    from skiplab.train import TrainConfig, evaluate
+    tiles = synthetic_sar_tiles(4, tile=16, looks=2, seed=0)
     config = TrainConfig.from_dict(dict(task="reconstruct", model="sar_codec_all", data="synthetic-sar",
-                                        loss={"mse": 1.0, "rate": 0.1}, tile_size=16))
-    ReconstructTask(config).criterion(synthetic_sar_tiles(2, tile=16, looks=2, seed=0))
-    assert take_rate() is None
+                                        model_kwargs={k: v for k, v in KW.items() if k != "in_chans"},
+                                        loss={"mse": 1.0, "rate": 0.05}, tile_size=16))
+    task = ReconstructTask(config)
+    torch.manual_seed(0)
+    model = task.create_model(tiles).train()
+    task.train_criterion = task.criterion(tiles)
+    x = tiles.tiles[:4]
+    torch.manual_seed(7)
+    out = task.forward(model, (x, x))
+    expected, rate = _old_formula(model, x, 0.05, seed=7)
+    assert torch.equal(out["loss"], expected)          # bit for bit: the maths is unchanged
+    assert set(out["terms"]) == {"mse", "rate"} and torch.equal(out["terms"]["rate"], rate.mean())
+    out["loss"].backward()
+    assert model.prior.log_scale.grad.abs().sum() > 0   # the rate reaches the prior
+    # evaluation: the meter asks the codec for its rate (eval mode: rounding at eval_bits)
+    scores = evaluate(model, [(x, x)], meter=task.meter(tiles))
+    model.eval()
+    with torch.no_grad():
+        expected, _ = _old_formula(model, x, 0.05, seed=0)
+    assert scores["loss"] == pytest.approx(float(expected), rel=1e-6)

@@ -40,7 +40,9 @@ the training loop (stored in study.json; the report prints the --steps to reprod
 or epochs (--budget 3ep).
 
 Scale: every (network, seed) is an independent run in runs/<network>-s<seed>/ with its own
-train.yaml. --jobs N trains N at a time (threads split between them). Across machines:
+train.yaml. --jobs N trains N at a time (threads split between them); Ctrl-C or SIGTERM
+stops every run after its current step (each saves its last.pt) and prints the --resume
+command (exit 130 / 143). Across machines:
 `skiplab study --plan ... --out DIR`, then on any node one
 `skiplab train --config DIR/runs/<network>-s<seed>/train.yaml` per run (a scheduler array
 job; the same weights as the runner's; or `python -m skiplab.studies.worker DIR

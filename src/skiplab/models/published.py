@@ -10,14 +10,20 @@ must have ``count ± tolerance`` parameters.
   so the tolerance is ``max(1 % of the figure, half a unit of its last printed digit)``:
   "0.27M" allows ±5,000 (the rounding), "19.4M" allows ±194,000 (the 1 %).
 
-``tests/test_param_counts.py`` checks every entry; ``skiplab models`` (:func:`model_table`) and
-``docs/models.md`` print them beside our counts.
+``tests/test_param_counts.py`` checks every entry; ``skiplab models`` and ``docs/models.md``
+print them beside our counts.
+
+``model_table.json`` (next to this file) holds :func:`model_row` of every model skiplab
+registers, so that ``skiplab models`` answers without importing torch or building a model.
+It is generated: ``python -m skiplab.models.published`` writes it again, and
+``tests/test_param_counts.py`` rebuilds every model and fails when a row differs.
 """
 
 from __future__ import annotations
 
 import contextlib
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, Iterator, Optional, Union
 
 import torch
@@ -173,10 +179,26 @@ def model_row(name: str) -> dict[str, Any]:
                 tolerance=pub.get("tolerance"), source=pub.get("source"), check=check)
 
 
-def model_table(pattern: str = "*") -> list[dict[str, Any]]:
-    """:func:`model_row` of every registered model matching ``pattern``."""
-    from .registry import list_models
-    return [model_row(name) for name in list_models(pattern)]
+MODEL_TABLE = Path(__file__).with_name("model_table.json")
+
+
+def builtin_model_table() -> list[dict[str, Any]]:
+    """:func:`model_row` of every model skiplab itself registers, its domain packages' included
+    (a third-party plugin's models are counted when listed, never written into the table)."""
+    from .registry import get_model_fn, list_models
+    return [model_row(name) for name in list_models()
+            if get_model_fn(name).__module__.split(".")[0] == "skiplab"]
+
+
+def write_model_table(path: Union[str, Path] = MODEL_TABLE) -> Path:
+    """Count every built-in model again and write the table ``skiplab models`` reads."""
+    import json
+
+    from ..atomic import write_text
+    rows = builtin_model_table()
+    lines = ",\n".join(json.dumps(row) for row in rows)    # one row a line: diffs read well
+    return write_text(path, '{"generated_by": "python -m skiplab.models.published",\n'
+                            f' "rows": [\n{lines}\n]}}\n')
 
 
 def model_table_markdown(rows: list[dict[str, Any]]) -> str:
@@ -213,3 +235,7 @@ def model_table_markdown(rows: list[dict[str, Any]]) -> str:
     if notes:
         lines += ["", "Notes:", ""] + notes
     return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(f"wrote {write_model_table()}")

@@ -25,7 +25,7 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from multiprocessing import get_context
+from multiprocessing import active_children, get_context
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -84,12 +84,16 @@ def latest_unfinished(prefix: str, state_file: str, what: str, root: Path = Path
 @contextlib.contextmanager
 def _sigterm_interrupts():
     """While the parent waits for its workers, SIGTERM raises KeyboardInterrupt as SIGINT
-    does (instead of killing it silently), so it can wait for them to save and say so."""
+    does (instead of killing it silently), so it can stop them, wait for them to save and say
+    so; the exception carries the signal (``signum``)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+
     def interrupt(signum, frame):
-        raise KeyboardInterrupt
+        err = KeyboardInterrupt()
+        err.signum = signum      # type: ignore[attr-defined]
+        raise err
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:
         yield
@@ -97,12 +101,31 @@ def _sigterm_interrupts():
         signal.signal(signal.SIGTERM, previous)
 
 
-class RunsInterrupted(KeyboardInterrupt):
-    """Training stopped because a worker process died; every finished run is kept, and
-    ``--resume`` continues the others from their last checkpoints."""
+def _stop_workers(pool: ProcessPoolExecutor, signum: int) -> None:
+    """Pass ``signum`` on to every worker (:func:`worker.start_in_pool`: a Ctrl-C reaches this
+    process alone) and wait for them: a run in progress saves its last checkpoint after its
+    current step and stops, as ``skiplab train`` does, and no further run starts. A second
+    signal meanwhile stops them at once (SIGKILL; the checkpoints written before are kept,
+    every write being atomic)."""
+    for process in active_children():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signum)
+    try:
+        pool.shutdown(wait=True, cancel_futures=True)
+    except KeyboardInterrupt:
+        for process in active_children():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGKILL)
+        pool.shutdown(wait=True, cancel_futures=True)
 
-    def __init__(self, summary: str) -> None:
-        self.summary, self.exit_code = summary, 130
+
+class RunsInterrupted(KeyboardInterrupt):
+    """Training stopped because a worker process died or a signal came (``signum``: exit
+    status 128 + it); every finished run is kept, and ``--resume`` continues the others from
+    their last checkpoints."""
+
+    def __init__(self, summary: str, signum: int = signal.SIGINT) -> None:
+        self.summary, self.exit_code = summary, 128 + signum
         super().__init__(summary)
 
 
@@ -261,8 +284,8 @@ class Runner:
                 trained = worker.train(self.experiment, run, steps, self.run_dir(run), self.threads)
                 self.log(f"[{i}/{len(runs)}] {run.name}: {self._finish(run, trained)}")
         else:
-            with ProcessPoolExecutor(max_workers=self.jobs, mp_context=get_context("spawn")) as pool, \
-                    _sigterm_interrupts():
+            with ProcessPoolExecutor(max_workers=self.jobs, mp_context=get_context("spawn"),
+                                     initializer=worker.start_in_pool) as pool, _sigterm_interrupts():
                 futures = {pool.submit(worker.train_from_state, str(self.state.path), run.name, self.threads): run
                            for run in todo}
                 try:
@@ -270,14 +293,17 @@ class Runner:
                         run = futures[future]
                         self.log(f"[{i}/{len(runs)}] {run.name}: {self._finish(run, future.result())}")
                 except BaseException as err:        # a stopped worker or a signal: start no further run
-                    pool.shutdown(wait=True, cancel_futures=True)    # the workers save their last.pt
+                    if type(err) is KeyboardInterrupt:
+                        signum = getattr(err, "signum", signal.SIGINT)
+                        _stop_workers(pool, signum)     # the workers save their last.pt
+                        raise RunsInterrupted(f"stopped by {signal.Signals(signum).name}; each run in "
+                                              f"progress saved its last checkpoint in {self.dir}",
+                                              signum) from err
+                    pool.shutdown(wait=True, cancel_futures=True)
                     if isinstance(err, BrokenProcessPool):
                         raise RunsInterrupted(f"a worker process died before its run finished "
                                               f"(killed, or out of memory); finished runs are kept in "
                                               f"{self.dir}") from err
-                    if type(err) is KeyboardInterrupt:
-                        raise RunsInterrupted(f"stopped by a signal; each run in progress saved its "
-                                              f"last checkpoint in {self.dir}") from err
                     raise
         if todo:
             self.state.add_time("training", time.perf_counter() - start)

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -65,6 +67,8 @@ def train(experiment: Experiment, run: Run, steps: int, run_dir: Path, threads: 
         trainer = Trainer(config, [steplog] if steplog else [], train_set=train_set, eval_set=eval_set)
         diverged, metrics = None, {}
         try:
+            if _stopped:            # a pool worker signalled while the run was set up
+                raise StoppedBeforeRun(run.name)
             metrics = trainer.fit().metrics
         except NonFiniteLossError as err:
             diverged = dict(step=trainer.step, message=str(err).split(":")[0])
@@ -104,8 +108,42 @@ def checkpoint_trained(path: Path, trained_by: str = "skiplab train") -> tuple[d
     return trained, state
 
 
+# ---- a worker process of the runner (--jobs N) ---------------------------------------------
+_stopped = False        # a signal came: this worker process starts no further run
+
+
+def _stop_between_runs(signum, frame) -> None:
+    global _stopped
+    _stopped = True
+
+
+def start_in_pool() -> None:
+    """A pool worker's start (the runner's ``initializer``): its own process group, so a Ctrl-C
+    at the terminal reaches the runner alone, which passes each signal on to its workers once;
+    a signal that comes between runs (or before the training loop takes over the signals)
+    means "start no further run"."""
+    os.setpgrp()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _stop_between_runs)
+
+
+class StoppedBeforeRun(KeyboardInterrupt):
+    """A worker that a signal stopped did not start run ``name``."""
+
+
 def train_from_state(state_path: str, name: str, threads: int = 0) -> dict:
     """Worker entry: rebuild the experiment from its state file and train run ``name``."""
+    global _stopped
+    if _stopped:
+        raise StoppedBeforeRun(name)
+    try:
+        return _train_from_state(state_path, name, threads)
+    except KeyboardInterrupt:       # the run saved its last.pt: no further run in this process
+        _stopped = True
+        raise
+
+
+def _train_from_state(state_path: str, name: str, threads: int) -> dict:
     state = ExperimentState.load(Path(state_path))
     experiment = experiment_class(state.experiment).from_dict(state.config)
     if state.steps is None:

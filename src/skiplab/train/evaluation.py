@@ -50,9 +50,9 @@ def evaluate(model: nn.Module, loader: Iterable, precision: Optional[Precision] 
                          "with the target")
 
     def predict(x: torch.Tensor) -> torch.Tensor:
-        output = model(x)
+        output = meter.predict(model, x)
         if tta_flip:
-            mirrored = model(x.flip(3))
+            mirrored = meter.predict(model, x.flip(3))
             output = 0.5 * (output + (mirrored.flip(3) if meter.dense else mirrored))
         return output
 

@@ -26,6 +26,11 @@ class Meter:
     def __init__(self) -> None:
         self.loss_sum, self.count = 0.0, 0
 
+    def predict(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """The output of ``model`` on a batch that :meth:`update` scores: ``model(x)`` (a
+        meter may ask the model for more, e.g. a codec's rate)."""
+        return model(x)
+
     def update(self, output: torch.Tensor, target: torch.Tensor) -> None:  # pragma: no cover
         raise NotImplementedError(f"{type(self).__name__} must define this method (abstract)")
 

@@ -16,8 +16,9 @@
   as quantisation-step scaling does in Choi et al. (ICCV 2019). ``eval_bits`` is the depth
   the model's own ``forward`` uses in ``eval()`` (validation, ``reconstruct``);
 - a factorised Laplace prior (:class:`~skiplab.sar.codec.rate_model.LaplacePrior`) whose code
-  length of the (relaxed) latent, in bits per pixel, every forward records for the
-  ``rate`` loss term: ``loss = D + lambda * R`` with ``{"mse": 1, "rate": lambda}``.
+  length of the (relaxed) latent, in bits per pixel, ``forward(x, with_rate=True)`` returns
+  beside the reconstruction; the ``reconstruct`` task passes it to the ``rate`` loss term:
+  ``loss = D + lambda * R`` with ``{"mse": 1, "rate": lambda}``.
 
 Encoding a scene to a latent file uses :meth:`encode` (the bounded latent before
 quantisation) and re-fits a per-scene quantiser at the requested bits
@@ -27,14 +28,14 @@ bound]``, so its step is never coarser than the one the model was trained with.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, Union
 
 import torch
 
 from ...models.autoencoder import ResidualAutoencoder, build_variant
 from ...models.registry import register_model
 from .quantize import LatentQuantizer, check_bits
-from .rate_model import LaplacePrior, record_rate
+from .rate_model import LaplacePrior
 
 CODEC_VARIANTS = ("plain", "bottleneck", "all", "bottleneck_cbam")
 
@@ -91,10 +92,16 @@ class QuantizedAutoencoder(ResidualAutoencoder):
         pixels = z.shape[-2] * z.shape[-1] * self.reduction ** 2
         return z_hat, self.prior.bits(z_hat, self.quantizer.step(bits)) / pixels
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z_hat, rate = self.quantize(self.encode(x))
-        record_rate(rate)
-        return self.decode(z_hat)
+    def forward(self, x: torch.Tensor, with_rate: bool = False
+                ) -> Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """The reconstruction through the quantised latent; with ``with_rate`` the pair
+        ``(reconstruction, bits per pixel [B])``, the rate of :meth:`quantize` (the prior's code
+        length is computed only then: a reconstruction alone does not need it)."""
+        z = self.encode(x)
+        if not with_rate:
+            return self.decode(self.quantizer(z, self.draw_bits()))
+        z_hat, rate = self.quantize(z)
+        return self.decode(z_hat), rate
 
     def extra_repr(self) -> str:
         return (super().extra_repr() + f", train_bits={self.train_bits}, eval_bits={self.eval_bits}, "

@@ -42,8 +42,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..codec.rate_model import take_rate
-
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 DB_PER_NEPER = 10.0 / math.log(10.0)
 
@@ -243,40 +241,53 @@ def make_loss(name: str, *, radiometry=None, looks: Optional[float] = None, **kw
 
 class RateLoss(nn.Module):
     """The rate term ``R`` of ``D + lambda * R`` (Ballé et al. 2017): the mean bits per pixel
-    of the latent under the codec model's prior, recorded by the forward pass that produced
-    ``pred`` (:class:`skiplab.sar.codec.model.QuantizedAutoencoder`); 0 before any forward
-    (the loss is built before the model runs). The reconstruct task refuses this term for a
-    model without a prior."""
+    of the latent under the codec model's prior, which the codec returns with its
+    reconstruction (``model(x, with_rate=True)``,
+    :class:`skiplab.sar.codec.model.QuantizedAutoencoder`) and the task passes here as
+    ``rate`` [B]. The reconstruct task refuses this term for a model without a prior."""
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        rate = take_rate()
+    def forward(self, pred: torch.Tensor, target: torch.Tensor,
+                rate: Optional[torch.Tensor] = None) -> torch.Tensor:
         if rate is None:
-            return pred.new_zeros(())
+            raise ValueError("the rate term needs the codec's rate of this batch: "
+                             "loss(pred, target, rate=...) with the rate of model(x, with_rate=True)")
         if rate.shape[0] != pred.shape[0]:
-            raise ValueError(f"the recorded rate is of {rate.shape[0]} images, the batch has "
-                             f"{pred.shape[0]}: the rate term must follow a codec forward")
+            raise ValueError(f"the rate is of {rate.shape[0]} images, the batch has "
+                             f"{pred.shape[0]}: the rate must be of the forward that made pred")
         return rate.float().mean()
 
 
 class WeightedLoss(nn.Module):
-    """``sum_k w_k * loss_k(pred, target)``; ``last_terms`` holds the unweighted terms of the
-    last call (floats, for logging)."""
+    """``sum_k w_k * loss_k(pred, target)``; ``rate`` (a codec's bits per pixel [B]) goes to
+    the ``rate`` term. :meth:`unweighted` gives the terms before weighting (0-d tensors, no host sync)."""
 
     def __init__(self, terms: dict[str, tuple[float, nn.Module]]) -> None:
         super().__init__()
         self.weights = {name: w for name, (w, _) in terms.items()}
         self.terms = nn.ModuleDict({name: module for name, (_, module) in terms.items()})
-        self.last_terms: dict[str, float] = {}
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        total, values = None, {}
-        for name, module in self.terms.items():
-            value = module(pred, target)
-            values[name] = float(value.detach())
+    @property
+    def needs_rate(self) -> bool:
+        """Whether a term is the codec's rate (the forward must return it: ``with_rate=True``)."""
+        return "rate" in self.terms
+
+    def unweighted(self, pred: torch.Tensor, target: torch.Tensor,
+                   rate: Optional[torch.Tensor] = None) -> dict[str, torch.Tensor]:
+        """Each term's value before its weight, in the order of the config."""
+        return {name: module(pred, target, rate) if name == "rate" else module(pred, target)
+                for name, module in self.terms.items()}
+
+    def total(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``sum_k w_k * terms[k]`` of :meth:`unweighted`'s terms."""
+        total = None
+        for name, value in terms.items():
             term = self.weights[name] * value
             total = term if total is None else total + term
-        self.last_terms = values
         return total
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor,
+                rate: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return self.total(self.unweighted(pred, target, rate))
 
     def extra_repr(self) -> str:
         return " + ".join(f"{w:g} * {name}" for name, w in self.weights.items())

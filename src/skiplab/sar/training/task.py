@@ -9,9 +9,10 @@ figures (latent shape, compression ratio, bits per pixel at the tile size).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, ContextManager
 
 import torch
 from torch import nn
@@ -22,10 +23,9 @@ from ...train.meters import Meter
 from ...train.tasks import Task, register_task
 from ..codec.model import QuantizedAutoencoder
 from .load import load_sar
-from .losses import build_loss
+from .losses import WeightedLoss, build_loss
 from .metrics import psnr, ssim_per_image
 from ..raster.radiometry import Radiometry
-from ..codec.rate_model import take_rate
 from .tiles import SARAugmentation, SARTileLoader
 
 if TYPE_CHECKING:   # the loop imports the tasks: its type for hints only
@@ -33,16 +33,33 @@ if TYPE_CHECKING:   # the loop imports the tasks: its type for hints only
 
 
 class ReconstructionMeter(Meter):
-    """Mean loss, PSNR and SSIM per image (normalised domain, data range 1)."""
+    """Mean loss, PSNR and SSIM per image (normalised domain, data range 1).
+
+    A loss with a ``rate`` term takes the codec's rate of the batch, which :meth:`predict` asks
+    the codec for (``model(x, with_rate=True)``) and keeps for the :meth:`update` that follows;
+    with test-time flips, the mean of the image's and its mirror's rate. A model that has no
+    prior to give a rate (an exported graph of a codec) is scored on the other terms (rate 0)."""
 
     dense = True
 
-    def __init__(self, criterion: nn.Module) -> None:
+    def __init__(self, criterion: WeightedLoss) -> None:
         super().__init__()
         self.criterion, self.psnr_sum, self.ssim_sum = criterion, 0.0, 0.0
+        self.rates: list[torch.Tensor] = []      # of the batch the next update scores
+
+    def predict(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        if not (self.criterion.needs_rate and isinstance(model, QuantizedAutoencoder)):
+            return model(x)
+        output, rate = model(x, with_rate=True)
+        self.rates.append(rate.float())
+        return output
 
     def update(self, output: torch.Tensor, target: torch.Tensor) -> None:
-        self.loss_sum += self.criterion(output, target).item() * len(target)
+        rate = None
+        if self.criterion.needs_rate:
+            rates, self.rates = self.rates, []
+            rate = torch.stack(rates).mean(0) if rates else output.new_zeros(len(output))
+        self.loss_sum += self.criterion(output, target, rate).item() * len(target)
         self.psnr_sum += psnr(output, target).sum().item()
         self.ssim_sum += ssim_per_image(output, target).sum().item()
         self.count += len(target)
@@ -122,13 +139,26 @@ class ReconstructTask(Task):
         terms = self.config.loss or self.default_loss()
         loss = build_loss(terms, radiometry=dataset.radiometry, looks=dataset.looks)
         tile = torch.full((1, 1, dataset.tile_size, dataset.tile_size), 0.5)
-        take_rate()         # a rate left by an earlier forward is not this trial's
         try:                # fail now, not at the first step, on a term the tiles cannot take
-            loss(tile, tile)
+            loss(tile, tile, torch.zeros(1))
         except ValueError as err:
             raise ValueError(f"loss {terms} on {dataset.tile_size} px tiles: {err} (e.g. "
                              f"ms_ssim: {self.default_loss()['ms_ssim']})") from None
         return loss
+
+    def forward(self, model: nn.Module, batch: Any,
+                autocast: Callable[[], ContextManager] = contextlib.nullcontext) -> dict:
+        """The tiles through the autoencoder under ``autocast``, the loss terms on its float32
+        output: a codec trained with a ``rate`` term returns its rate with the reconstruction
+        (``model(x, with_rate=True)``), which goes to that term. ``terms``: every loss term
+        before its weight (a ``train_<term>`` column each when there are several)."""
+        x, target = batch
+        criterion = self.train_criterion
+        with autocast():
+            output = model(x, with_rate=True) if criterion.needs_rate else model(x)
+        output, rate = output if criterion.needs_rate else (output, None)
+        terms = criterion.unweighted(output.float(), target, rate)
+        return {"loss": criterion.total(terms), "terms": terms, "output": output, "target": target}
 
     def num_sums(self, dataset):
         return 3
