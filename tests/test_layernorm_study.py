@@ -14,7 +14,7 @@ from torch import nn
 from skiplab.evidence import thresholds as T
 from skiplab.models import create_model
 from skiplab.studies import worker
-from skiplab.studies.layernorm import LayerNormConfig, run_layernorm_study
+from skiplab.studies.layernorm import LayerNormConfig, LayerNormExperiment, run_layernorm_study
 from skiplab.studies.layernorm import gradients as gradients_module
 from skiplab.studies.layernorm.kept import kept_training
 from skiplab.studies.layernorm.verdict import gradient_verdicts, training_verdicts
@@ -193,3 +193,25 @@ def test_the_command_line_says_what_is_wrong_in_one_line(args, expected, tmp_pat
     err = capsys.readouterr().err
     assert expected in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()
+
+
+def test_runs_trained_by_a_scheduler_are_folded_in_and_evaluated_on_the_subset(tmp_path, monkeypatch,
+                                                                                one_torch_thread):
+    """--plan writes each run's train.yaml; `skiplab train --config` trains it alone (evaluating
+    on the whole test split); --resume folds it in and measures top-1 on the fixed subset."""
+    from skiplab.cli import main
+    config = LayerNormConfig.create(quick=True, measure="training", test_images=50,
+                                    **{**TINY, "variants": "pre"})
+    assert run_layernorm_study(config, out=tmp_path, plan=True, threads=1, log=quiet) is None
+    plans = sorted((tmp_path / "runs").glob("*/train.yaml"))
+    assert len(plans) == 4
+    for path in plans:
+        assert main(["train", "--config", str(path)]) == 0
+    monkeypatch.setattr(worker, "train", no_training)
+    result = run_layernorm_study(out=tmp_path, resume=True, threads=1, log=quiet)
+    experiment = LayerNormExperiment(config)
+    for run in experiment.runs():
+        summary = json.loads((tmp_path / "layernorm.json").read_text())["runs"][run.name]["summary"]
+        assert summary["val_acc"] == experiment.top1(tmp_path / "runs" / run.name / "checkpoints" / "last.pt")
+        assert math.isfinite(summary["final_loss"])
+    assert result.results["training"]["trained"] == 4

@@ -127,12 +127,32 @@ class LayerNormExperiment(Experiment):
             eval_every=10_000, log_every=10, step_log=True, precision=c.precision,
             checkpoint_every=max(10, steps // 4)))
 
+    def top1(self, checkpoint: Path) -> float:
+        """Top-1 of a checkpoint on the fixed test subset, through the one evaluation loop at
+        the study's precision (as the trainer evaluates after its last step)."""
+        import torch
+
+        from ...data import BatchLoader
+        from ...trained import load_trained
+        from ...train.evaluation import evaluate
+        from ...train.precision import Precision, resolve_precision
+        cpu = torch.device("cpu")
+        model = load_trained(checkpoint).model
+        loader = BatchLoader(self.dataset("test"), 500, shuffle=False, drop_last=False)
+        return float(evaluate(model, loader, Precision(resolve_precision(self.config.precision, cpu), cpu))["acc"])
+
     def summarise(self, run: Run, run_dir: Path, trained: dict) -> dict:
-        """Final training loss (last 20 % of the steps), top-1 on the test subset, steps, time."""
+        """Final training loss (last 20 % of the steps), top-1 on the test subset, steps, time.
+        A run trained elsewhere (``skiplab train --config runs/<name>/train.yaml``, which
+        evaluates on its data's whole test split) is evaluated here on the fixed subset."""
         variant, depth, warmup = parse_key(run.key)
         losses = [r["loss"] for r in read_steps(run_dir / STEPS_FILE)]
         diverged = trained.get("diverged")
+        top1 = trained.get("metrics", {}).get("val_acc")
+        last = run_dir / "checkpoints" / "last.pt"
+        if (top1 is None or trained.get("trained_by")) and not diverged and last.is_file():
+            top1 = self.top1(last)
         return dict(variant=variant, depth=depth, warmup=warmup, seed=run.seed, steps=trained["steps"],
                     final_loss=math.nan if diverged else final_loss(losses, self.config.tail_steps),
-                    val_acc=trained.get("metrics", {}).get("val_acc", math.nan), seconds=trained["seconds"],
+                    val_acc=math.nan if top1 is None else top1, seconds=trained["seconds"],
                     diverged=diverged, kept=trained.get("kept"))

@@ -28,6 +28,7 @@ from torch import nn
 from ...atomic import write_json
 from ...data.augment import normalize
 from ...models import create_model
+from ..progress import bar
 from .config import LayerNormConfig
 
 CHUNK = 32      # images per backward pass (the gradient is summed over the chunks)
@@ -81,11 +82,16 @@ def measure(config: LayerNormConfig, train, path: Path, kept: dict,
     if todo:
         x, y = gradient_images(train, config.gradient_images)
         log(f"gradients: measuring {len(todo)} cell(s) at initialisation")
-        for init, v, d, s in todo:
-            norms = layer_gradients(config, v, d, s, init, x, y, len(train.classes))
-            done.setdefault(init, {}).setdefault(v, {}).setdefault(str(d), {})[str(s)] = norms
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_json(path, done, indent=1)
+        progress = bar(len(todo), "gradients at init")
+        try:
+            for init, v, d, s in todo:
+                norms = layer_gradients(config, v, d, s, init, x, y, len(train.classes))
+                done.setdefault(init, {}).setdefault(v, {}).setdefault(str(d), {})[str(s)] = norms
+                path.parent.mkdir(parents=True, exist_ok=True)
+                write_json(path, done, indent=1)
+                progress.update(1)
+        finally:
+            progress.close()
     elif reused or not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         write_json(path, done, indent=1)
