@@ -215,3 +215,16 @@ def test_runs_trained_by_a_scheduler_are_folded_in_and_evaluated_on_the_subset(t
         assert summary["val_acc"] == experiment.top1(tmp_path / "runs" / run.name / "checkpoints" / "last.pt")
         assert math.isfinite(summary["final_loss"])
     assert result.results["training"]["trained"] == 4
+
+
+def test_a_kept_gradient_cell_is_what_the_study_measures(cifar10_jpg, one_torch_thread):
+    """The kept CIFAR-10 measurement (docs/evidence/xiong2020) is the study's, cell for cell."""
+    from skiplab.data import load_dataset
+    from skiplab.studies.layernorm.gradients import gradient_images, layer_gradients
+    config = LayerNormConfig.create(data=f"cifar10:{cifar10_jpg}")
+    x, y = gradient_images(load_dataset(config.data, "train"), config.gradient_images)
+    kept = json.loads((REPO / "docs/evidence/xiong2020/gradients_at_init.json").read_text())
+    assert kept["images"] == config.gradient_images and kept["width"] == config.width
+    for init in ("xavier", "timm"):
+        measured = layer_gradients(config, "post", 6, 1, init, x, y)
+        assert measured == pytest.approx(kept["runs"][init]["gradients"]["post"]["6"][1], rel=1e-5)
