@@ -44,7 +44,7 @@ def wanted(args: argparse.Namespace, given: dict) -> bool:
     from ..studies.layernorm.config import STATE_FILE
     if wanted_by(given):
         return True
-    return bool(args.resume and args.out and (Path(args.out) / STATE_FILE).is_file())
+    return bool((args.resume or args.restate) and args.out and (Path(args.out) / STATE_FILE).is_file())
 
 
 def config_from(given: dict, quick: bool):
@@ -66,9 +66,13 @@ def run(args: argparse.Namespace, given: dict) -> int:
     from ..studies.layernorm.study import PREFIX
     from ..train.allocator import retain_freed_memory
     from .resume import experiment_directory, resume_hint
-    if args.restate:
-        raise ValueError(f"--restate is not available for the {PART} part: its report is rewritten from the kept "
-                         f"measurements by `skiplab study --resume --out DIR`")
+    if args.restate:     # every measurement is kept: a finished study's verdicts and report are redone
+        import json
+        if {k for k in given if k != "parts"} or args.quick or args.resume or not args.out:
+            raise ValueError("--restate takes only --out DIR (a finished study) and --threads")
+        if not json.loads((Path(args.out) / STATE_FILE).read_text()).get("complete"):
+            raise ValueError(f"{args.out} is not finished: continue it with --resume, then --restate")
+        args.resume = True
     config: Optional[LayerNormConfig] = None
     if not (args.resume and not ({k for k in given if k != "parts"} or args.quick)):
         config = config_from(given, args.quick)

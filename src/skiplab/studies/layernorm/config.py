@@ -17,6 +17,7 @@ reused only where its file describes the same recipe (see :mod:`.kept`).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from ...evidence import thresholds as T
@@ -117,6 +118,8 @@ class LayerNormConfig:
             values["lr"] = float(values.get("lr", cls.lr))
         except (TypeError, ValueError) as err:
             raise ValueError(f"the layernorm part's options must be numbers where numbers are expected: {err}") from None
+        if values.get("kept") is not None:
+            values["kept"] = str(Path(values["kept"]).resolve())     # a resume from elsewhere finds it
         config = cls(**values)
         config.check()
         return config

@@ -80,6 +80,8 @@ class LayerNormExperiment(Experiment):
 
     def validate(self) -> None:
         c = self.config
+        if c.kept is not None and not Path(c.kept).is_dir():
+            raise ValueError(f"kept: {c.kept} is not a directory (of kept training.json / gradients_at_init.json)")
         train = self.full_train()
         h, w = train.images.shape[-2:]
         if h != w or h % 4:
