@@ -100,6 +100,20 @@ def test_only_the_runs_the_kept_file_lacks_are_trained(finished, tmp_path, monke
     assert sorted(trained) == sorted(f"{v}-L1-{w}-s1" for v in ("pre", "post") for w in ("warmup", "nowarmup"))
 
 
+
+def test_a_plan_leaves_the_kept_runs_out(finished, tmp_path):
+    kept, _ = finished
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    data = json.loads((kept / "training.json").read_text())
+    data["runs"] = [r for r in data["runs"] if r["seed"] == 0]
+    (partial / "training.json").write_text(json.dumps(data))
+    config = LayerNormConfig.create(quick=True, kept=str(partial), measure="training", **TINY)
+    run_layernorm_study(config, out=tmp_path / "out", plan=True, threads=1, log=quiet)
+    assert sorted(p.parent.name for p in (tmp_path / "out" / "runs").glob("*/train.yaml")) == sorted(
+        f"{v}-L1-{w}-s1" for v in ("pre", "post") for w in ("warmup", "nowarmup"))
+
+
 def test_a_kept_file_of_another_recipe_is_not_reused(finished):
     kept, _ = finished
     lines: list[str] = []

@@ -72,12 +72,25 @@ def run_layernorm_study(config: Optional[LayerNormConfig] = None, out: Optional[
     torch.set_num_threads(runner.threads)
     try:
         if plan:
-            paths = runner.plan()
+            paths = plan_runs(runner, log)
             log(f"planned {len(paths)} runs of {runner.state.steps} steps in {runner.dir}/runs/")
             return None
         return _run(runner, log)
     finally:
         torch.set_num_threads(previous)
+
+
+def plan_runs(runner: Runner, log: Callable[[str], None]) -> list[Path]:
+    """Fix the steps and write the ``train.yaml`` of every run a scheduler has to train: not
+    the kept ones (written as finished run directories first), nor those finished."""
+    from ..worker import TRAINED_FILE, write_run_config
+    experiment: LayerNormExperiment = runner.experiment  # type: ignore[assignment]
+    if "training" in experiment.config.measure:
+        reuse_kept_runs(experiment, runner, log)
+    steps = runner.fix_steps()
+    return [write_run_config(experiment, run, steps, runner.run_dir(run), runner.threads)
+            for run in experiment.runs()
+            if not runner.state.run_done(run.name) and not (runner.run_dir(run) / TRAINED_FILE).is_file()]
 
 
 def training_records(experiment: LayerNormExperiment, runner: Runner) -> list[dict]:
