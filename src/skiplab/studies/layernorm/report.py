@@ -66,7 +66,16 @@ def command_line(c: LayerNormConfig, directory: Path) -> str:
     if c.quick:
         return shlex.join(["skiplab", "study", "--parts", "layernorm", "--quick", "--data", c.data,
                            "--out", "NEW_DIR"])
-    return shlex.join(["skiplab", "study", "--config", str(directory / "config.yaml"), "--out", "NEW_DIR"])
+    return shlex.join(["skiplab", "study", "--config", shown(directory / "config.yaml"), "--out", "NEW_DIR"])
+
+
+def shown(path: str | Path) -> str:
+    """``path`` relative to the working directory where it lies below it (a report names no
+    machine's absolute paths it does not need)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _setup_rows(c: LayerNormConfig, state: dict, results: dict) -> list[list]:
@@ -85,7 +94,7 @@ def _setup_rows(c: LayerNormConfig, state: dict, results: dict) -> list[list]:
                  ["data subsets", f"train {c.train_images or 'all'} images (crop + flip), test {c.test_images or 'all'} "
                                   f"images (top-1 after the last step)"],
                  ["runs", f"{training.get('trained', 0)} trained here, {training.get('kept', 0)} reused from "
-                          f"{c.kept or '-'}"]]
+                          f"{shown(c.kept) if c.kept else '-'}"]]
     rows += [["precision", c.precision], ["threads", state.get("threads")],
              ["wall-clock", ", ".join(f"{k} {v:.0f} s" for k, v in state.get("timings", {}).items())]]
     return rows
