@@ -176,7 +176,8 @@ def _run(runner: Runner, log: Callable[[str], None]) -> LayerNormResult:
         figures = []
     if "training" in c.measure:
         records = training_records(experiment, runner)
-        verdicts = training_verdicts(records, list(c.depths), c.seed_list, experiment.num_classes, c.quick)
+        verdicts = training_verdicts(records, list(c.depths), c.seed_list, experiment.num_classes, c.quick,
+                                     c.variants)
         table = training_table(records, c)
         results["training"] = dict(table=table, verdicts=verdicts,
                                    trained=sum(1 for r in records if not r["kept"]),

@@ -99,9 +99,10 @@ def trained_gate(num_classes: int) -> float:
 
 
 def training_verdicts(runs: list[dict], depths: list[int], seeds: list[int], num_classes: int = 10,
-                      quick: bool = False) -> list[dict]:
+                      quick: bool = False, variants: tuple = ("pre", "post")) -> list[dict]:
     """The two rules per depth over ``runs`` (dicts with variant, depth, warmup, seed,
-    final_loss, val_acc); a comparison short of seeds is "incomplete"."""
+    final_loss, val_acc) for the judged ``variants`` the study trains; a comparison short of
+    seeds is "incomplete"."""
     def get(variant, depth, warmup, key):
         return [r[key] for s in seeds for r in runs
                 if (r["variant"], r["depth"], bool(r["warmup"]), r["seed"]) == (variant, depth, warmup, s)]
@@ -111,6 +112,8 @@ def training_verdicts(runs: list[dict], depths: list[int], seeds: list[int], num
     for depth in depths:
         for variant, claim, band in (("post", "needs the warm-up", (margin, math.inf)),
                                      ("pre", "trains without the warm-up", (-math.inf, margin))):
+            if variant not in variants:
+                continue
             name = f"{variant}-LN {claim}, depth {depth}"
             without, with_ = get(variant, depth, False, "final_loss"), get(variant, depth, True, "final_loss")
             if len(without) != len(seeds) or len(with_) != len(seeds):
