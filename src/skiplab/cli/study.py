@@ -38,6 +38,8 @@ and training with and without a learning-rate warm-up (§3.3), paired over seeds
 --data, --depths (trained), --seeds, --steps, --seed, --precision, --train-images, and in a
 --config YAML the keys of skiplab.studies.layernorm.LayerNormConfig (kept: a directory of kept
 training.json / gradients_at_init.json whose runs of the same recipe are reused, not trained).
+Its defaults are the declared CIFAR-10 budget (configs/study_xiong2020.yaml) on the synthetic
+shapes data (no download); --depths are its trained depths, in transformer blocks.
 A verdict (agrees / disagrees / unresolved) is given only inside the paper's regime and
 from an interval; otherwise the report says why not. --quick is a smoke run: no verdicts.
 
