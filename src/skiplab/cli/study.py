@@ -19,6 +19,8 @@ examples:
   skiplab study --plan --steps 2000 --out runs/big  # write each run's config; train them elsewhere
   skiplab study --restate --out docs/studies/cifar10  # a finished study's numbers under the current rules
   skiplab study --config configs/study_he2015_trained.yaml   # measure runs that exist (runs:), train none
+  skiplab study --parts layernorm --quick         # pre-LN vs post-LN vs no skip (Xiong 2020), smoke run
+  skiplab study --config configs/study_xiong2020.yaml --out runs/xiong2020   # its CIFAR-10 evidence run
 
 Parts: degradation (plain vs residual nets at each depth, same recipe and steps: He 2015
 Fig. 6; the headline is the interaction [e(plain-deep) - e(plain-shallow)] - [e(res-deep)
@@ -30,6 +32,14 @@ test split, every seed: Veit 2016), landscape (|lmin/lmax| of the Hessian per se
 minus residual, and qualitative 1-D/2-D slices: Li 2018), shattered (centred input-gradient
 correlation, 8 images x 3 directions x 5 init seeds per depth, fitted decay rates beside
 Balduzzi's, a deep-MLP control as gate: Balduzzi 2017). Default: degradation,gradients,lesion.
+layernorm runs alone (it trains its own transformer runs): cifar_vit pre-LN vs post-LN vs no
+skip -- per-layer gradient norms at initialisation against Xiong 2020's Theorem 1 and Fig. 3,
+and training with and without a learning-rate warm-up (§3.3), paired over seeds; it takes
+--data, --depths (trained), --seeds, --steps, --seed, --precision, --train-images, and in a
+--config YAML the keys of skiplab.studies.layernorm.LayerNormConfig (kept: a directory of kept
+training.json / gradients_at_init.json whose runs of the same recipe are reused, not trained).
+Its defaults are the declared CIFAR-10 budget (configs/study_xiong2020.yaml) on the synthetic
+shapes data (no download); --depths are its trained depths, in transformer blocks.
 A verdict (agrees / disagrees / unresolved) is given only inside the paper's regime and
 from an interval; otherwise the report says why not. --quick is a smoke run: no verdicts.
 
@@ -72,7 +82,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--models", metavar="F,F,...",
                    help=f"network families: {', '.join(FAMILIES)} (default plain,resnet)")
     p.add_argument("--parts", metavar="P,P,...",
-                   help=f"parts to run: {', '.join(PARTS)} (default degradation,gradients,lesion)")
+                   help=f"parts to run: {', '.join(PARTS)} (default degradation,gradients,lesion); or layernorm "
+                        f"alone (pre-LN vs post-LN vs no skip, Xiong 2020)")
     p.add_argument("--budget", metavar="B",
                    help="training budget: minutes for all runs together (6, 6m), turned into steps once; or per "
                         "network epochs (3ep) or steps (500steps). Default: 150 steps on the default synthetic "
@@ -141,10 +152,12 @@ def read_config(path: str) -> dict:
     if not isinstance(values, dict):
         raise ValueError(f"--config {path} must hold a mapping of study options, found {type(values).__name__}")
     values = {str(k).replace("-", "_"): v for k, v in values.items()}
-    unknown = sorted(set(values) - set(STUDY_OPTIONS))
+    from . import study_layernorm
+    known = study_layernorm.YAML_KEYS if study_layernorm.wanted_by(values) else STUDY_OPTIONS
+    unknown = sorted(set(values) - set(known))
     if unknown:
         raise ValueError(f"--config {path}: unknown option(s) {', '.join(unknown)}; "
-                         f"known: {', '.join(STUDY_OPTIONS)}")
+                         f"known: {', '.join(known)}")
     return values
 
 
@@ -156,6 +169,9 @@ def run(args: argparse.Namespace) -> int:
     given = {k: getattr(args, k) for k in STUDY_OPTIONS if getattr(args, k, None) is not None}
     if args.config:
         given = {**read_config(args.config), **given}
+    from . import study_layernorm
+    if study_layernorm.wanted(args, given):
+        return study_layernorm.run(args, given)
     if args.restate:
         if given or args.quick or args.resume or not args.out:
             raise ValueError("--restate takes only --out DIR (a finished study) and --threads")

@@ -12,7 +12,9 @@ timm's ``VisionTransformer`` (``patch_embed.proj``, ``cls_token``, ``pos_embed``
 loads with ``strict=True``: 5,717,416 parameters for ``vit_tiny_patch16_224``.
 Initialisation is timm's default: truncated normal (std 0.02) for every linear layer
 and the position embedding, N(0, 1e-6) for the class token, PyTorch's default for
-the patch conv.
+the patch conv. ``weight_init="xavier"`` then redraws every linear layer Xavier-uniform with
+zero biases: the initialisation Xiong et al. 2020 ("On Layer Normalization in the
+Transformer Architecture", §3.2) assume in Theorem 1.
 
 Where the contract of :class:`~skiplab.models.base.Classifier` reads differently:
 
@@ -71,6 +73,8 @@ class VisionTransformer(Classifier):
             a no-skip net rejects it.
         zero_init_residual: zero each branch's last projection (a pre-norm block then
             starts as the identity).
+        weight_init: ``"timm"`` (timm's default, above) or ``"xavier"`` (timm's, then every
+            linear layer Xavier-uniform with zero biases: Xiong et al. 2020 §3.2).
     """
 
     first_conv = "patch_embed.proj"
@@ -80,8 +84,11 @@ class VisionTransformer(Classifier):
                  embed_dim: int = 192, depth: int = 12, num_heads: int = 3, mlp_ratio: float = 4.0,
                  qkv_bias: bool = True, norm_position: str = "pre", skip: bool = True, drop_rate: float = 0.0,
                  pos_drop_rate: float = 0.0, attn_drop_rate: float = 0.0, proj_drop_rate: float = 0.0,
-                 drop_path_rate: float = 0.0, zero_init_residual: bool = False) -> None:
+                 drop_path_rate: float = 0.0, zero_init_residual: bool = False,
+                 weight_init: str = "timm") -> None:
         super().__init__()
+        if weight_init not in ("timm", "xavier"):
+            raise ValueError(f"weight_init must be 'timm' or 'xavier', got {weight_init!r}")
         if not isinstance(depth, int) or depth < 1:
             raise ValueError(f"depth must be a positive number of blocks, got {depth!r}")
         if drop_path_rate > 0 and not skip:
@@ -105,10 +112,12 @@ class VisionTransformer(Classifier):
         self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
         self.head_drop = nn.Dropout(drop_rate)
         self.reset_classifier(num_classes)
-        self.init_weights(zero_init_residual and skip)
+        self.init_weights(zero_init_residual and skip, weight_init)
 
-    def init_weights(self, zero_init_residual: bool = False) -> None:
-        """timm's default ViT init (see the module doc), then optionally zero the branches."""
+    def init_weights(self, zero_init_residual: bool = False, weight_init: str = "timm") -> None:
+        """timm's default ViT init (see the module doc) -- with ``weight_init="xavier"``, the
+        linear layers then redrawn Xavier-uniform with zero biases -- then optionally zero the
+        branches."""
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         nn.init.normal_(self.cls_token, std=1e-6)
         for m in self.modules():
@@ -116,6 +125,12 @@ class VisionTransformer(Classifier):
                 nn.init.trunc_normal_(m.weight, std=0.02)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
+        if weight_init == "xavier":
+            for m in self.modules():
+                if isinstance(m, nn.Linear):
+                    nn.init.xavier_uniform_(m.weight)
+                    if m.bias is not None:
+                        nn.init.zeros_(m.bias)
         if zero_init_residual:
             for block in self.blocks:
                 block.zero_init_last()
