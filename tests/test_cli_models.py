@@ -17,8 +17,10 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 def test_models_lists_the_table_without_importing_torch():
-    script = ("import sys; from skiplab.cli import main; code = main(['models', 'cifar_resnet2*']); "
-              "print('torch imported' if 'torch' in sys.modules else 'no torch'); sys.exit(code)")
+    script = (
+        "import sys; from skiplab.cli import main; code = main(['models', 'cifar_resnet2*']); "
+        "print('torch imported' if 'torch' in sys.modules else 'no torch'); sys.exit(code)"
+    )
     env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -40,5 +42,5 @@ def test_a_plugin_model_missing_from_the_table_is_counted(monkeypatch, capsys):
     monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: ["a third-party plugin"])
     assert main(["models", "plugin_tiny*"]) == 0
     assert capsys.readouterr().out.splitlines()[1].split() == ["plugin_tiny_net", "8", "-"]
-    assert main(["models", "cifar_resnet20"]) == 0            # the table's rows still answer
+    assert main(["models", "cifar_resnet20"]) == 0  # the table's rows still answer
     assert capsys.readouterr().out.splitlines()[1].split()[:2] == ["cifar_resnet20", "269,722"]

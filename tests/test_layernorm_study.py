@@ -47,8 +47,9 @@ def test_the_study_runs_end_to_end_through_the_runner(finished):
     out, result = finished
     state = json.loads((out / "layernorm.json").read_text())
     assert state["experiment"].endswith("LayerNormExperiment") and state["complete"]
-    assert sorted(state["runs"]) == sorted(f"{v}-L1-{w}-s{s}" for v in ("pre", "post")
-                                           for w in ("warmup", "nowarmup") for s in (0, 1))
+    assert sorted(state["runs"]) == sorted(
+        f"{v}-L1-{w}-s{s}" for v in ("pre", "post") for w in ("warmup", "nowarmup") for s in (0, 1)
+    )
     run = out / "runs" / "post-L1-warmup-s0"
     assert (run / "steps.csv").is_file() and (run / "train.yaml").is_file()
     assert "weight_init: xavier" in (run / "train.yaml").read_text()
@@ -100,7 +101,6 @@ def test_only_the_runs_the_kept_file_lacks_are_trained(finished, tmp_path, monke
     assert sorted(trained) == sorted(f"{v}-L1-{w}-s1" for v in ("pre", "post") for w in ("warmup", "nowarmup"))
 
 
-
 def test_a_plan_leaves_the_kept_runs_out(finished, tmp_path):
     kept, _ = finished
     partial = tmp_path / "partial"
@@ -111,7 +111,8 @@ def test_a_plan_leaves_the_kept_runs_out(finished, tmp_path):
     config = LayerNormConfig.create(quick=True, kept=str(partial), measure="training", **TINY)
     run_layernorm_study(config, out=tmp_path / "out", plan=True, threads=1, log=quiet)
     assert sorted(p.parent.name for p in (tmp_path / "out" / "runs").glob("*/train.yaml")) == sorted(
-        f"{v}-L1-{w}-s1" for v in ("pre", "post") for w in ("warmup", "nowarmup"))
+        f"{v}-L1-{w}-s1" for v in ("pre", "post") for w in ("warmup", "nowarmup")
+    )
 
 
 def test_a_kept_file_of_another_recipe_is_not_reused(finished):
@@ -125,6 +126,7 @@ def test_the_evidence_files_import_as_the_scripts_wrote_them():
     """docs/evidence/xiong2020/training.json (the benchmark script's format) matches the
     declared recipe of configs/study_xiong2020.yaml, run for run."""
     import yaml
+
     values = yaml.safe_load((REPO / "configs" / "study_xiong2020.yaml").read_text())
     values.pop("parts")
     values["kept"] = str(REPO / values["kept"])
@@ -133,7 +135,8 @@ def test_the_evidence_files_import_as_the_scripts_wrote_them():
     kept = json.loads((REPO / "docs/evidence/xiong2020/training.json").read_text())["runs"]
     assert len(runs) == len(kept) >= 12
     assert runs["post-L4-warmup-s2"]["final_loss"] == next(
-        r["final_loss"] for r in kept if (r["variant"], r["depth"], r["warmup"], r["seed"]) == ("post", 4, True, 2))
+        r["final_loss"] for r in kept if (r["variant"], r["depth"], r["warmup"], r["seed"]) == ("post", 4, True, 2)
+    )
 
 
 def record(variant, depth, warmup, seed, loss, acc=0.5):
@@ -143,15 +146,23 @@ def record(variant, depth, warmup, seed, loss, acc=0.5):
 @pytest.mark.parametrize("gap, post, pre", [(0.3, "holds", "contradicted"), (-0.2, "contradicted", "holds")])
 def test_the_training_rules_answer_both_ways(gap, post, pre):
     noise = [0.0, 0.01, -0.01]
-    runs = [record(v, 4, w, s, 2.0 + (gap + noise[s] if not w else 0.0)) for v in ("pre", "post")
-            for w in (False, True) for s in range(3)]
+    runs = [
+        record(v, 4, w, s, 2.0 + (gap + noise[s] if not w else 0.0))
+        for v in ("pre", "post")
+        for w in (False, True)
+        for s in range(3)
+    ]
     verdicts = {v["claim"]: v["verdict"] for v in training_verdicts(runs, [4], [0, 1, 2])}
     assert verdicts == {"post-LN needs the warm-up, depth 4": post, "pre-LN trains without the warm-up, depth 4": pre}
 
 
 def test_the_training_rules_keep_to_the_regime():
-    runs = [record(v, 4, w, s, 2.0 + (0.3 if not w else 0.0), acc=0.15) for v in ("pre", "post")
-            for w in (False, True) for s in range(3)]
+    runs = [
+        record(v, 4, w, s, 2.0 + (0.3 if not w else 0.0), acc=0.15)
+        for v in ("pre", "post")
+        for w in (False, True)
+        for s in range(3)
+    ]
     assert all("outside the regime" in v["verdict"] for v in training_verdicts(runs, [4], [0, 1, 2]))
     short = {v["claim"][:4]: v["verdict"] for v in training_verdicts(runs[:-1], [4], [0, 1, 2])}
     assert short["post"] == "incomplete (2 of 3 seeds)" and "outside the regime" in short["pre-"]
@@ -166,14 +177,19 @@ def test_the_gradient_rules_answer_both_ways():
     wobble = [1.0, 1.02, 0.98, 1.01, 0.99]
 
     def last(exponent):
-        return [[w * d ** exponent for d in depths] for w in wobble]
+        return [[w * d**exponent for d in depths] for w in wobble]
 
-    agree = gradient_verdicts({"post": last(0.0), "pre": last(-0.5)},
-                              {"post": [(1.0, 3.0 * w) for w in wobble], "pre": [(1.0, w) for w in wobble]}, depths)
+    agree = gradient_verdicts(
+        {"post": last(0.0), "pre": last(-0.5)},
+        {"post": [(1.0, 3.0 * w) for w in wobble], "pre": [(1.0, w) for w in wobble]},
+        depths,
+    )
     assert [v["verdict"] for v in agree] == ["holds"] * 4
-    disagree = gradient_verdicts({"post": last(-0.6), "pre": last(0.1)},
-                                 {"post": [(1.0, 0.5 * w) for w in wobble], "pre": [(1.0, 4.0 * w) for w in wobble]},
-                                 depths)
+    disagree = gradient_verdicts(
+        {"post": last(-0.6), "pre": last(0.1)},
+        {"post": [(1.0, 0.5 * w) for w in wobble], "pre": [(1.0, 4.0 * w) for w in wobble]},
+        depths,
+    )
     assert [v["verdict"] for v in disagree] == ["contradicted"] * 4
     few = gradient_verdicts({"post": last(0.0)[:2]}, {"post": [(1.0, 3.0), (1.0, 3.1)]}, depths)
     assert len(few) == 2 and all(v["verdict"] == "no verdict (too few seeds)" for v in few)
@@ -197,25 +213,28 @@ def test_xavier_weight_init_is_timms_then_xavier_uniform():
         create_model("cifar_vit", depth=1, weight_init="kaiming")
 
 
-@pytest.mark.parametrize("args, expected", [
-    (["--parts", "layernorm,degradation"], "runs alone"),
-    (["--parts", "layernorm", "--models", "plain"], "--models: not an option of the layernorm part"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--parts", "layernorm,degradation"], "runs alone"),
+        (["--parts", "layernorm", "--models", "plain"], "--models: not an option of the layernorm part"),
+    ],
+)
 def test_the_command_line_says_what_is_wrong_in_one_line(args, expected, tmp_path, capsys):
     from skiplab.cli import main
+
     assert main(["study", *args, "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert expected in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()
 
 
-def test_runs_trained_by_a_scheduler_are_folded_in_and_evaluated_on_the_subset(tmp_path, monkeypatch,
-                                                                                one_torch_thread):
+def test_runs_trained_by_a_scheduler_are_folded_in_and_evaluated_on_the_subset(tmp_path, monkeypatch, one_torch_thread):
     """--plan writes each run's train.yaml; `skiplab train --config` trains it alone (evaluating
     on the whole test split); --resume folds it in and measures top-1 on the fixed subset."""
     from skiplab.cli import main
-    config = LayerNormConfig.create(quick=True, measure="training", test_images=50,
-                                    **{**TINY, "variants": "pre"})
+
+    config = LayerNormConfig.create(quick=True, measure="training", test_images=50, **{**TINY, "variants": "pre"})
     assert run_layernorm_study(config, out=tmp_path, plan=True, threads=1, log=quiet) is None
     plans = sorted((tmp_path / "runs").glob("*/train.yaml"))
     assert len(plans) == 4
@@ -235,6 +254,7 @@ def test_a_kept_gradient_cell_is_what_the_study_measures(cifar10_jpg, one_torch_
     """The kept CIFAR-10 measurement (docs/evidence/xiong2020) is the study's, cell for cell."""
     from skiplab.data import load_dataset
     from skiplab.studies.layernorm.gradients import gradient_images, layer_gradients
+
     config = LayerNormConfig.create(data=f"cifar10:{cifar10_jpg}")
     x, y = gradient_images(load_dataset(config.data, "train"), config.gradient_images)
     kept = json.loads((REPO / "docs/evidence/xiong2020/gradients_at_init.json").read_text())

@@ -16,9 +16,16 @@ import pytest
 import torch
 
 from skiplab.models import create_model, is_model
-from skiplab.models.published import (DEVIATIONS, MODEL_TABLE, PUBLISHED, REFERENCE,
-                                      builtin_model_table, count_parameters, matches_published,
-                                      paper_figure)
+from skiplab.models.published import (
+    DEVIATIONS,
+    MODEL_TABLE,
+    PUBLISHED,
+    REFERENCE,
+    builtin_model_table,
+    count_parameters,
+    matches_published,
+    paper_figure,
+)
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +34,13 @@ def rebuilt() -> dict[str, dict]:
     return {row["name"]: row for row in builtin_model_table()}
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=DEVIATIONS[n])) if n in DEVIATIONS else n
-    for n in sorted(PUBLISHED)])
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=DEVIATIONS[n])) if n in DEVIATIONS else n
+        for n in sorted(PUBLISHED)
+    ],
+)
 def test_published_parameter_count(name, rebuilt):
     count, tolerance, source = PUBLISHED[name]
     if not is_model(name):
@@ -37,25 +48,36 @@ def test_published_parameter_count(name, rebuilt):
     ours = rebuilt[name]["params"]
     assert abs(ours - count) <= tolerance, (
         f"{name}: {ours:,} parameters, {source} publishes {count:,} (± {tolerance:,}); "
-        f"off by {ours - count:+,} ({100 * (ours - count) / count:+.2f} %)")
+        f"off by {ours - count:+,} ({100 * (ours - count) / count:+.2f} %)"
+    )
     assert matches_published(name, ours)
 
 
-@pytest.mark.parametrize("figure, count, tolerance", [
-    ("0.27", 270_000, 5_000),        # two significant digits: the rounding (±0.005M) dominates
-    ("0.85", 850_000, 8_500),        # 1 % > half a unit (0.005M)
-    ("1.7", 1_700_000, 50_000),      # printed to 0.1M: ±0.05M
-    ("19.4", 19_400_000, 194_000),   # 1 %
-    ("36.5", 36_500_000, 365_000),
-])
+@pytest.mark.parametrize(
+    "figure, count, tolerance",
+    [
+        ("0.27", 270_000, 5_000),  # two significant digits: the rounding (±0.005M) dominates
+        ("0.85", 850_000, 8_500),  # 1 % > half a unit (0.005M)
+        ("1.7", 1_700_000, 50_000),  # printed to 0.1M: ±0.05M
+        ("19.4", 19_400_000, 194_000),  # 1 %
+        ("36.5", 36_500_000, 365_000),
+    ],
+)
 def test_tolerance_is_one_percent_or_the_printed_rounding(figure, count, tolerance):
     assert paper_figure(figure, "src") == (count, tolerance, "src")
 
 
 def test_exact_entries_are_torchvision_with_zero_tolerance():
     exact = {n for n, (_, tol, _) in PUBLISHED.items() if tol == 0}
-    assert {"resnet18", "resnet50", "resnet152", "wide_resnet50_2", "resnext50_32x4d",
-            "densenet121", "densenet201"} <= exact
+    assert {
+        "resnet18",
+        "resnet50",
+        "resnet152",
+        "wide_resnet50_2",
+        "resnext50_32x4d",
+        "densenet121",
+        "densenet201",
+    } <= exact
     assert all(PUBLISHED[n][2] == "torchvision" or PUBLISHED[n][2].startswith("timm ") for n in exact)
 
 
@@ -82,7 +104,7 @@ def test_the_table_skiplab_models_prints_is_current(rebuilt):
     regenerate = "; write it again with: python -m skiplab.models.published"
     assert sorted(table) == sorted(rebuilt), (
         f"{MODEL_TABLE.name} lacks {sorted(set(rebuilt) - set(table))} and has "
-        f"{sorted(set(table) - set(rebuilt))} no longer registered{regenerate}")
+        f"{sorted(set(table) - set(rebuilt))} no longer registered{regenerate}"
+    )
     stale = {n: (table[n], rebuilt[n]) for n in rebuilt if table[n] != rebuilt[n]}
     assert not stale, f"{MODEL_TABLE.name} is stale (table, counted now): {stale}{regenerate}"
-

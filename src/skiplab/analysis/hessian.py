@@ -42,12 +42,17 @@ def _chunks(data: Any, chunk: Optional[int]) -> list[tuple[torch.Tensor, torch.T
     batches = batches_of(data)
     if not chunk:
         return batches
-    return [(x[i:i + chunk], y[i:i + chunk]) for x, y in batches for i in range(0, len(y), chunk)]
+    return [(x[i : i + chunk], y[i : i + chunk]) for x, y in batches for i in range(0, len(y), chunk)]
 
 
-def hessian_vector_product(model: nn.Module, data: Any, vector: list[torch.Tensor],
-                           loss_fn: Callable = F.cross_entropy, mode: str = "forward",
-                           chunk: Optional[int] = None) -> list[torch.Tensor]:
+def hessian_vector_product(
+    model: nn.Module,
+    data: Any,
+    vector: list[torch.Tensor],
+    loss_fn: Callable = F.cross_entropy,
+    mode: str = "forward",
+    chunk: Optional[int] = None,
+) -> list[torch.Tensor]:
     """H v of the mean loss over ``data`` (``(x, y)`` batches) at the model's weights, one
     tensor per trainable parameter. ``mode``: ``"forward"`` (forward-over-reverse) or
     ``"reverse"`` (double backward); ``chunk``: at most this many images per pass."""
@@ -70,6 +75,7 @@ def hessian_vector_product(model: nn.Module, data: Any, vector: list[torch.Tenso
                     acc += h.detach()
             return out
         from torch.func import functional_call, grad, jvp
+
         names = [n for n, _ in named]
         frozen = {n: p.detach() for n, p in model.named_parameters() if not p.requires_grad}
         buffers = dict(model.named_buffers())
@@ -80,14 +86,20 @@ def hessian_vector_product(model: nn.Module, data: Any, vector: list[torch.Tenso
 
             def loss_of(ps: dict, x=x, y=y, weight=weight) -> torch.Tensor:
                 return loss_fn(functional_call(model, ({**ps, **frozen}, buffers), (x,)).float(), y) * weight
+
             _, hv = jvp(grad(loss_of), (primals,), (tangents,))
             for acc, n in zip(out, names):
                 acc += hv[n].detach()
     return out
 
 
-def lanczos(matvec: Callable[[torch.Tensor], torch.Tensor], start: torch.Tensor, steps: int,
-            tol: float = 1e-3, state: Optional[PathLike] = None) -> dict[str, Any]:
+def lanczos(
+    matvec: Callable[[torch.Tensor], torch.Tensor],
+    start: torch.Tensor,
+    steps: int,
+    tol: float = 1e-3,
+    state: Optional[PathLike] = None,
+) -> dict[str, Any]:
     """Lanczos with full reorthogonalisation on a symmetric operator given by ``matvec`` (a
     flat vector in, a flat vector out), from ``start``. Stops after ``steps`` products, or once
     both extreme Ritz values have a residual bound within ``tol`` × the largest |Ritz value|,
@@ -108,7 +120,7 @@ def lanczos(matvec: Callable[[torch.Tensor], torch.Tensor], start: torch.Tensor,
     for _ in range(len(alphas) + 1, steps + 1):
         w = matvec(basis[-1]).to(start)
         alphas.append(float(w @ basis[-1]))
-        for _ in range(2):      # classical Gram-Schmidt twice against the whole basis
+        for _ in range(2):  # classical Gram-Schmidt twice against the whole basis
             Q = torch.stack(basis)
             w = w - Q.T @ (Q @ w)
         beta = float(w.norm())
@@ -122,7 +134,7 @@ def lanczos(matvec: Callable[[torch.Tensor], torch.Tensor], start: torch.Tensor,
         if state is not None:
             torch_save(dict(basis=torch.stack(basis), alphas=alphas, betas=betas), state)
     else:
-        if alphas and not len(ritz):    # resumed at the budget: the kept matrix alone
+        if alphas and not len(ritz):  # resumed at the budget: the kept matrix alone
             ritz, residuals = _ritz(alphas, betas[:-1], betas[-1])
     return dict(ritz=ritz.tolist(), residuals=residuals.tolist(), products=len(alphas))
 
@@ -159,14 +171,23 @@ def channels_last_copy(model: nn.Module, data: Any) -> tuple[nn.Module, list]:
     a CIFAR ResNet-56 ~2x faster in CPU time and, measured against fp64, a relative error of
     6e-7 where the default layout's double backward gives 1.2e-3 (benchmarks/hessian_speed.py)."""
     import copy
+
     fmt = torch.channels_last
     moved = copy.deepcopy(model).to(memory_format=fmt)
     return moved, [(x.contiguous(memory_format=fmt) if x.dim() == 4 else x, y) for x, y in batches_of(data)]
 
 
-def hessian_extremes(model: nn.Module, data: Any, steps: int = 40, seed: int = 0, tol: float = 1e-3,
-                     mode: str = "forward", chunk: Optional[int] = None,
-                     channels_last: bool = True, state: Optional[PathLike] = None) -> dict[str, Any]:
+def hessian_extremes(
+    model: nn.Module,
+    data: Any,
+    steps: int = 40,
+    seed: int = 0,
+    tol: float = 1e-3,
+    mode: str = "forward",
+    chunk: Optional[int] = None,
+    channels_last: bool = True,
+    state: Optional[PathLike] = None,
+) -> dict[str, Any]:
     """``lambda_max``, ``lambda_min`` (the largest and smallest eigenvalue, Li 2018 §6) and
     ``ratio`` = |λmin / λmax| of the loss Hessian on
     ``data``: the extreme Ritz values of one Lanczos run of at most ``steps`` Hessian-vector
@@ -191,7 +212,17 @@ def hessian_extremes(model: nn.Module, data: Any, steps: int = 40, seed: int = 0
     low, top = found["ritz"][0], found["ritz"][-1]
     low_res, top_res = found["residuals"][0], found["residuals"][-1]
     scale = max(abs(low), abs(top))
-    return dict(lambda_max=top, lambda_min=low, ratio=abs(low / top) if top else math.nan,
-                products=found["products"], lambda_max_residual=top_res, lambda_min_residual=low_res,
-                converged=bool(max(low_res, top_res) <= tol * scale), tol=tol, method="lanczos", mode=mode,
-                channels_last=channels_last, images=sum(len(y) for _, y in batches_of(data)))
+    return dict(
+        lambda_max=top,
+        lambda_min=low,
+        ratio=abs(low / top) if top else math.nan,
+        products=found["products"],
+        lambda_max_residual=top_res,
+        lambda_min_residual=low_res,
+        converged=bool(max(low_res, top_res) <= tol * scale),
+        tol=tol,
+        method="lanczos",
+        mode=mode,
+        channels_last=channels_last,
+        images=sum(len(y) for _, y in batches_of(data)),
+    )

@@ -21,12 +21,16 @@ models, max(1%, half a unit of the last printed digit) for the papers' rounded f
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
-        "models", help="list registered models with parameter counts",
+        "models",
+        help="list registered models with parameter counts",
         description="List the registered models with their parameter counts (default options) "
-                    "and, where known, the published count and its source.",
-        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("pattern", nargs="?", default="*", metavar="PATTERN",
-                   help="shell-style pattern on the names (default: '*')")
+        "and, where known, the published count and its source.",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "pattern", nargs="?", default="*", metavar="PATTERN", help="shell-style pattern on the names (default: '*')"
+    )
     p.add_argument("--markdown", action="store_true", help="print the Markdown table of docs/models.md")
     p.set_defaults(run=run)
     return p
@@ -36,13 +40,17 @@ def run(args: argparse.Namespace) -> int:
     rows = ModelListing(args.pattern)
     if args.markdown:
         from ..models.published import model_table_markdown
+
         print(model_table_markdown(list(rows)))
     else:
         print(f"{'model'.ljust(rows.width)}  {'params':>12}  {'published':>12}  check  source", flush=True)
         for r in rows:
             pub = f"{r['published']:,}" if r["published"] is not None else "-"
-            print(f"{r['name'].ljust(rows.width)}  {r['params']:>12,}  {pub:>12}  {r['check']:<5}  "
-                  f"{r['source'] or ''}".rstrip(), flush=True)
+            print(
+                f"{r['name'].ljust(rows.width)}  {r['params']:>12,}  {pub:>12}  {r['check']:<5}  "
+                f"{r['source'] or ''}".rstrip(),
+                flush=True,
+            )
     return 0
 
 
@@ -59,14 +67,16 @@ class ModelListing:
     def __init__(self, pattern: str) -> None:
         try:
             self.table = {row["name"]: row for row in json.loads(MODEL_TABLE.read_text())["rows"]}
-        except (OSError, ValueError, KeyError):     # not installed with the package: count all
+        except (OSError, ValueError, KeyError):  # not installed with the package: count all
             self.table = {}
-        from importlib.metadata import entry_points    # (not for --help: 0.1-0.2 s)
+        from importlib.metadata import entry_points  # (not for --help: 0.1-0.2 s)
 
         from ..plugins import ENTRY_POINT_GROUP
+
         names = sorted(self.table)
         if not self.table or entry_points(group=ENTRY_POINT_GROUP):
             from ..models.registry import list_models
+
             names = list_models()
         self.names = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
         if not self.names:
@@ -74,10 +84,11 @@ class ModelListing:
         self.width = max(len(n) for n in self.names)
 
     def __iter__(self) -> Iterator[dict]:
-        for name in self.names:     # printed as counted where a row must be counted
+        for name in self.names:  # printed as counted where a row must be counted
             yield self.table[name] if name in self.table else counted(name)
 
 
 def counted(name: str) -> dict:
-    from ..models.published import model_row     # imports torch: only for a plugin's model
+    from ..models.published import model_row  # imports torch: only for a plugin's model
+
     return model_row(name)

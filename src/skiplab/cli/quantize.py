@@ -36,29 +36,42 @@ The PTQ (pt2e) int8 of the same net is built and reported beside it: change in t
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("quantize", help="int8 quantisation: post-training (PT2E or ONNX Runtime) or --qat",
-                              description="Quantise a checkpoint to int8 and report the cost.",
-                              epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "quantize",
+        help="int8 quantisation: post-training (PT2E or ONNX Runtime) or --qat",
+        description="Quantise a checkpoint to int8 and report the cost.",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("source", metavar="CHECKPOINT", help="a skiplab train checkpoint (or a model name: speed only)")
     p.add_argument("--out", required=True, metavar="PATH", help="output file; its suffix is set by the backend")
     p.add_argument("--backend", default="auto", choices=("pt2e", "onnx", "auto"), help="default: auto")
     p.add_argument("--calib", type=int, default=512, metavar="N", help="calibration images (default: 512)")
-    p.add_argument("--onnx-calibration", default="percentile", choices=("percentile", "minmax", "entropy"),
-                   help="activation ranges of the onnx backend: 99.999th percentile (default), "
-                        "min/max or entropy (KL)")
+    p.add_argument(
+        "--onnx-calibration",
+        default="percentile",
+        choices=("percentile", "minmax", "entropy"),
+        help="activation ranges of the onnx backend: 99.999th percentile (default), min/max or entropy (KL)",
+    )
     p.add_argument("--data", metavar="SPEC", help="data spec (default: the checkpoint's)")
-    p.add_argument("--split", default="test", choices=("train", "val", "test"),
-                   help="evaluation split (default: test)")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"), help="evaluation split (default: test)")
     p.add_argument("--eval-limit", type=int, metavar="N", help="evaluate the first N images only")
     p.add_argument("--no-eval", dest="evaluate", action="store_false", help="skip the accuracy comparison")
     p.add_argument("--batch-size", type=int, default=16, help="batch size of the speed measurement (default: 16)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds (default: 3)")
-    p.add_argument("--qat", action="store_true",
-                   help="quantisation-aware training (PT2E) instead of post-training int8; "
-                        "PTQ is reported beside it")
+    p.add_argument(
+        "--qat",
+        action="store_true",
+        help="quantisation-aware training (PT2E) instead of post-training int8; PTQ is reported beside it",
+    )
     p.add_argument("--steps", type=int, default=300, metavar="N", help="QAT steps (default: 300)")
-    p.add_argument("--qat-lr", type=float, default=1e-3, metavar="LR",
-                   help="QAT learning rate, cosine-decayed to 0 (default: 1e-3)")
+    p.add_argument(
+        "--qat-lr",
+        type=float,
+        default=1e-3,
+        metavar="LR",
+        help="QAT learning rate, cosine-decayed to 0 (default: 1e-3)",
+    )
     p.add_argument("--qat-batch-size", type=int, default=64, metavar="B", help="QAT batch size (default: 64)")
     p.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     p.set_defaults(run=run)
@@ -69,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
     from ..deploy.quantize import QATOptions
     from ..deploy.quantize_report import format_report, quantize_checkpoint
     from ..deploy.source import describe, load_source
+
     qat = QATOptions(steps=args.steps, lr=args.qat_lr, batch_size=args.qat_batch_size) if args.qat else None
     if not args.qat and (args.steps != 300 or args.qat_lr != 1e-3 or args.qat_batch_size != 64):
         raise SystemExit("error: --steps, --qat-lr and --qat-batch-size need --qat")
@@ -76,11 +90,21 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("error: --qat runs on the PT2E path: use --backend pt2e (or auto)")
     source = load_source(args.source)
     print(f"quantising {describe(source.meta)}", flush=True)
-    report = quantize_checkpoint(source, args.out, backend=args.backend, calib=args.calib,
-                                 data=args.data, split=args.split, eval_limit=args.eval_limit,
-                                 batch_size=args.batch_size, rounds=args.rounds,
-                                 evaluate=args.evaluate, onnx_calibration=args.onnx_calibration, qat=qat,
-                                 progress=lambda s: print(f"  {s} ...", file=sys.stderr, flush=True))
+    report = quantize_checkpoint(
+        source,
+        args.out,
+        backend=args.backend,
+        calib=args.calib,
+        data=args.data,
+        split=args.split,
+        eval_limit=args.eval_limit,
+        batch_size=args.batch_size,
+        rounds=args.rounds,
+        evaluate=args.evaluate,
+        onnx_calibration=args.onnx_calibration,
+        qat=qat,
+        progress=lambda s: print(f"  {s} ...", file=sys.stderr, flush=True),
+    )
     print(format_report(report))
     if args.json:
         with open(args.json, "w") as f:

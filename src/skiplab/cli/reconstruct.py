@@ -74,20 +74,27 @@ it is identical to skiplab reconstruct.
 
 
 def _common(p: argparse.ArgumentParser, tiling: bool = True) -> None:
-    p.add_argument("--checkpoint", metavar="CKPT",
-                   help="a sar_ae_* checkpoint written by skiplab train / skiplab ablate autoencoder "
-                        "(checkpoints/best.pt); default: the packaged SAR autoencoder")
+    p.add_argument(
+        "--checkpoint",
+        metavar="CKPT",
+        help="a sar_ae_* checkpoint written by skiplab train / skiplab ablate autoencoder "
+        "(checkpoints/best.pt); default: the packaged SAR autoencoder",
+    )
     if tiling:
-        p.add_argument("--tile", type=int, metavar="T",
-                       help="window side in pixels, a multiple of 16 (default 256)")
-        p.add_argument("--overlap", type=int, metavar="O",
-                       help="pixels shared by neighbouring windows, at most T/2 (default T/4)")
+        p.add_argument("--tile", type=int, metavar="T", help="window side in pixels, a multiple of 16 (default 256)")
+        p.add_argument(
+            "--overlap", type=int, metavar="O", help="pixels shared by neighbouring windows, at most T/2 (default T/4)"
+        )
     p.add_argument("--batch-size", type=int, default=8, metavar="B", help="windows per forward (default 8)")
     if tiling:
-        p.add_argument("--radiometry", choices=("scene", "model"), default="scene",
-                       help="normalise by the scene's own 0.5-99.5%% log-intensity (scene, default: "
-                            "any calibration) or by the checkpoint's fixed bounds (model: refused "
-                            "when >10%% of the scene lies outside them)")
+        p.add_argument(
+            "--radiometry",
+            choices=("scene", "model"),
+            default="scene",
+            help="normalise by the scene's own 0.5-99.5%% log-intensity (scene, default: "
+            "any calibration) or by the checkpoint's fixed bounds (model: refused "
+            "when >10%% of the scene lies outside them)",
+        )
     p.add_argument("--threads", type=int, default=0, metavar="N", help="torch CPU threads (default: torch's)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -99,50 +106,99 @@ RASTER_OUT = ("OUT", "the output raster (format by suffix)")
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     commands = [  # name, help, description, epilog, input, --out, writes a raster
-        ("reconstruct", "reconstruct a whole SAR scene with a trained autoencoder",
-         "Encode and decode a whole scene window by window with a trained SAR autoencoder, blend the "
-         "windows, and write the result like the input.", RECONSTRUCT_EXAMPLE, SCENE, RASTER_OUT, True),
-        ("encode", "compress a whole SAR scene into a latent file (.sarl, or float32 .npz)",
-         "Encode every window of a scene with a trained SAR autoencoder into a latent file that "
-         "skiplab decode turns back into the reconstruction: a .sarl (any suffix but .npz) holds the "
-         "latents quantised to --bits and entropy-coded, and its size is the bit rate; a .npz holds "
-         "float32 latents.", ENCODE_EXAMPLE, SCENE,
-         ("LATENT", "the latent file to write (.sarl compressed; .npz float32)"), False),
-        ("decode", "decode a latent file (skiplab encode) into a SAR scene",
-         "Decode a latent file written by skiplab encode with the model that wrote it (the packaged "
-         "default model, or --checkpoint), blending the windows exactly as skiplab reconstruct does.", ENCODE_EXAMPLE,
-         ("latent", "LATENT", "a latent file written by skiplab encode (.sarl or .npz)"), RASTER_OUT, True),
+        (
+            "reconstruct",
+            "reconstruct a whole SAR scene with a trained autoencoder",
+            "Encode and decode a whole scene window by window with a trained SAR autoencoder, blend the "
+            "windows, and write the result like the input.",
+            RECONSTRUCT_EXAMPLE,
+            SCENE,
+            RASTER_OUT,
+            True,
+        ),
+        (
+            "encode",
+            "compress a whole SAR scene into a latent file (.sarl, or float32 .npz)",
+            "Encode every window of a scene with a trained SAR autoencoder into a latent file that "
+            "skiplab decode turns back into the reconstruction: a .sarl (any suffix but .npz) holds the "
+            "latents quantised to --bits and entropy-coded, and its size is the bit rate; a .npz holds "
+            "float32 latents.",
+            ENCODE_EXAMPLE,
+            SCENE,
+            ("LATENT", "the latent file to write (.sarl compressed; .npz float32)"),
+            False,
+        ),
+        (
+            "decode",
+            "decode a latent file (skiplab encode) into a SAR scene",
+            "Decode a latent file written by skiplab encode with the model that wrote it (the packaged "
+            "default model, or --checkpoint), blending the windows exactly as skiplab reconstruct does.",
+            ENCODE_EXAMPLE,
+            ("latent", "LATENT", "a latent file written by skiplab encode (.sarl or .npz)"),
+            RASTER_OUT,
+            True,
+        ),
     ]
     runs = {"reconstruct": run_reconstruct, "encode": run_encode, "decode": run_decode}
     for name, short, description, epilog, (dest, metavar, what), (out_metavar, out_help), raster in commands:
-        p = subparsers.add_parser(name, help=short, description=description, epilog=epilog,
-                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = subparsers.add_parser(
+            name,
+            help=short,
+            description=description,
+            epilog=epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         _common(p, tiling=name != "decode")
-        p.add_argument("old_checkpoint", nargs="?", metavar="CHECKPOINT",
-                       help="the older form of --checkpoint (a checkpoint before the input)")
+        p.add_argument(
+            "old_checkpoint",
+            nargs="?",
+            metavar="CHECKPOINT",
+            help="the older form of --checkpoint (a checkpoint before the input)",
+        )
         p.add_argument(dest, metavar=metavar, help=what)
         p.add_argument("--out", required=True, metavar=out_metavar, help=out_help)
         if name == "encode":
-            p.add_argument("--quality", type=int, default=None, metavar="Q",
-                           help="code with the shipped hyperprior codec of level Q (1 = lowest "
-                                "rate), or with --checkpoint's codec when Q is 0; a .sarl of "
-                                "format version 2 (--tile: coding tile, default 512)")
-            p.add_argument("--bits", type=int, default=None, metavar="B",
-                           help="bits per latent value, 1-16 (default: the depth a sar_codec_* "
-                                "model was validated at, 8 for other models; ignored for .npz)")
-            p.add_argument("--coder", default="auto",
-                           choices=("auto", "raw", "zlib", "lzma", "gaussian", "laplace"),
-                           help="entropy coder of the symbols (default auto: the shortest)")
+            p.add_argument(
+                "--quality",
+                type=int,
+                default=None,
+                metavar="Q",
+                help="code with the shipped hyperprior codec of level Q (1 = lowest "
+                "rate), or with --checkpoint's codec when Q is 0; a .sarl of "
+                "format version 2 (--tile: coding tile, default 512)",
+            )
+            p.add_argument(
+                "--bits",
+                type=int,
+                default=None,
+                metavar="B",
+                help="bits per latent value, 1-16 (default: the depth a sar_codec_* "
+                "model was validated at, 8 for other models; ignored for .npz)",
+            )
+            p.add_argument(
+                "--coder",
+                default="auto",
+                choices=("auto", "raw", "zlib", "lzma", "gaussian", "laplace"),
+                help="entropy coder of the symbols (default auto: the shortest)",
+            )
         if raster:
-            p.add_argument("--strip-tiles", type=int, default=1, metavar="N",
-                           help="window rows held in memory before finished rows are written (default 1)")
+            p.add_argument(
+                "--strip-tiles",
+                type=int,
+                default=1,
+                metavar="N",
+                help="window rows held in memory before finished rows are written (default 1)",
+            )
         p.set_defaults(run=_writing(runs[name]))
 
 
 def _writing(run):
     """``run`` with a failed write of --out (a full disk) said in one line, naming it."""
+
     def run_writing(args: argparse.Namespace) -> int:
         from ..writable import output_errors
+
         with output_errors(args.out):
             return run(args)
+
     return run_writing

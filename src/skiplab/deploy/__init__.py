@@ -15,7 +15,23 @@ from .quantize_report import quantize_checkpoint
 from .runtime import evaluate_artifact, load_artifact, load_runnable
 from .source import ModelSource, SourceMeta, load_source
 
-__all__ = ["ExportResult", "FoldReport", "MissingExtraError", "ModelSource", "SourceMeta", "bench",
-           "calibration_data", "evaluate_artifact", "export", "export_onnx", "export_pt2",
-           "fold_batchnorm", "load_artifact", "load_runnable", "load_source", "quantize_checkpoint",
-           "quantize_onnx", "quantize_pt2e"]
+__all__ = [
+    "ExportResult",
+    "FoldReport",
+    "MissingExtraError",
+    "ModelSource",
+    "SourceMeta",
+    "bench",
+    "calibration_data",
+    "evaluate_artifact",
+    "export",
+    "export_onnx",
+    "export_pt2",
+    "fold_batchnorm",
+    "load_artifact",
+    "load_runnable",
+    "load_source",
+    "quantize_checkpoint",
+    "quantize_onnx",
+    "quantize_pt2e",
+]

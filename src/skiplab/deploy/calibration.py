@@ -27,8 +27,9 @@ class Calibration:
         return sum(len(b) for b in self.batches)
 
 
-def calibration_data(source: ModelSource, n: int, *, data: Optional[str] = None,
-                     batch_size: int = 64, seed: int = 0, cap: bool = False) -> Calibration:
+def calibration_data(
+    source: ModelSource, n: int, *, data: Optional[str] = None, batch_size: int = 64, seed: int = 0, cap: bool = False
+) -> Calibration:
     """``n`` training images chosen at random (seeded), normalised as in training, from
     ``data`` or the data the checkpoint recorded; standard-normal noise of the input shape
     when the source records no data (a registered model with random weights: fine for
@@ -40,12 +41,18 @@ def calibration_data(source: ModelSource, n: int, *, data: Optional[str] = None,
     recorded = dict(source.meta.config)
     if data or recorded.get("data"):
         from ..train.evaluation import evaluation_data
-        task, dataset = evaluation_data(recorded or {"model": source.meta.model,
-                                                     "task": source.meta.task}, data, "train",
-                                        radiometry=source.meta.radiometry, channels_last=False)
+
+        task, dataset = evaluation_data(
+            recorded or {"model": source.meta.model, "task": source.meta.task},
+            data,
+            "train",
+            radiometry=source.meta.radiometry,
+            channels_last=False,
+        )
         if n > len(dataset) and not cap:
-            raise ValueError(f"--calib {n}: {dataset.name} has {len(dataset)} training images; "
-                             f"pass at most {len(dataset)}")
+            raise ValueError(
+                f"--calib {n}: {dataset.name} has {len(dataset)} training images; pass at most {len(dataset)}"
+            )
         g = torch.Generator().manual_seed(seed)
         pick = torch.randperm(len(dataset), generator=g)[:n]
         subset = dataset.subset(pick)
@@ -53,9 +60,10 @@ def calibration_data(source: ModelSource, n: int, *, data: Optional[str] = None,
         batches = [x.contiguous() for x, _ in loader]
         return Calibration(batches, f"{len(pick)} images of {dataset.name}")
     if n > MAX_NOISE_INPUTS:
-        raise ValueError(f"--calib {n}: {source.meta.model} records no data, so it is calibrated "
-                         f"on random inputs (for speed only), at most {MAX_NOISE_INPUTS}; pass "
-                         f"--data to calibrate on images")
-    batches = [source.example_input(min(batch_size, n - i), seed=seed + i)
-               for i in range(0, n, batch_size)]
+        raise ValueError(
+            f"--calib {n}: {source.meta.model} records no data, so it is calibrated "
+            f"on random inputs (for speed only), at most {MAX_NOISE_INPUTS}; pass "
+            f"--data to calibrate on images"
+        )
+    batches = [source.example_input(min(batch_size, n - i), seed=seed + i) for i in range(0, n, batch_size)]
     return Calibration(batches, f"{n} standard-normal inputs (no data recorded: speed only)")

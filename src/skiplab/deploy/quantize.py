@@ -51,14 +51,12 @@ BACKENDS = ("pt2e", "onnx", "auto")
 SUFFIX = {"pt2e": ".pt2", "onnx": ".onnx", "qat": ".pt2"}
 
 
-def quantize_pt2e(source: ModelSource, calibration: Calibration, *,
-                  dynamic_hw: Optional[bool] = None) -> nn.Module:
+def quantize_pt2e(source: ModelSource, calibration: Calibration, *, dynamic_hw: Optional[bool] = None) -> nn.Module:
     """The BN-folded model, exported strictly, observed on ``calibration`` and converted to
     a quantize/dequantize int8 graph (run it as is for the reference numerics, or through
     :func:`compile_int8` for speed)."""
     pt2e = import_torchao_pt2e()
-    xiq = require("torchao.quantization.pt2e.quantizer.x86_inductor_quantizer",
-                  "int8 quantisation (PT2E)")
+    xiq = require("torchao.quantization.pt2e.quantizer.x86_inductor_quantizer", "int8 quantisation (PT2E)")
     dynamic_hw = source.meta.dynamic_hw if dynamic_hw is None else dynamic_hw
     model, _ = prepare(source, fold=True)
     program = export_program(model, source, dynamic_hw, strict=True)
@@ -84,7 +82,7 @@ class QATOptions:
     batch_size: int = 64
     momentum: float = 0.9
     weight_decay: float = 0.0
-    freeze_observers: float = 0.8     # fraction of the steps after which ranges stay fixed
+    freeze_observers: float = 0.8  # fraction of the steps after which ranges stay fixed
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -96,15 +94,17 @@ class QATOptions:
             raise ValueError(f"QAT trains BatchNorm: --qat-batch-size must be >= 2; found {self.batch_size}")
 
     def describe(self) -> str:
-        return (f"{self.steps} steps, SGD lr {self.lr:g} (cosine to 0), momentum {self.momentum:g}, "
-                f"batch {self.batch_size}, ranges frozen after {self.freeze_observers:.0%}")
+        return (
+            f"{self.steps} steps, SGD lr {self.lr:g} (cosine to 0), momentum {self.momentum:g}, "
+            f"batch {self.batch_size}, ranges frozen after {self.freeze_observers:.0%}"
+        )
 
 
 @dataclass
 class QATResult:
-    module: nn.Module                 # the converted int8 graph
-    description: str                  # what it was fine-tuned on, and how
-    losses: list[float]               # training loss of every step
+    module: nn.Module  # the converted int8 graph
+    description: str  # what it was fine-tuned on, and how
+    losses: list[float]  # training loss of every step
 
 
 def _unzero_norm_scales(model: nn.Module, eps: float = 1e-6) -> int:
@@ -121,9 +121,14 @@ def _unzero_norm_scales(model: nn.Module, eps: float = 1e-6) -> int:
     return changed
 
 
-def quantize_qat_pt2e(source: ModelSource, options: Optional[QATOptions] = None, *,
-                      data: Optional[str] = None, dynamic_hw: Optional[bool] = None,
-                      progress=lambda s: None) -> QATResult:
+def quantize_qat_pt2e(
+    source: ModelSource,
+    options: Optional[QATOptions] = None,
+    *,
+    data: Optional[str] = None,
+    dynamic_hw: Optional[bool] = None,
+    progress=lambda s: None,
+) -> QATResult:
     """Quantisation-aware training on torchao's PT2E flow: export the training-mode model,
     ``prepare_qat_pt2e`` with the X86 inductor quantizer's QAT config, fine-tune on the
     training split (``data`` or the recorded one) as :class:`QATOptions` says, then
@@ -134,33 +139,41 @@ def quantize_qat_pt2e(source: ModelSource, options: Optional[QATOptions] = None,
 
     options = options or QATOptions()
     pt2e = import_torchao_pt2e()
-    xiq = require("torchao.quantization.pt2e.quantizer.x86_inductor_quantizer",
-                  "int8 quantisation-aware training (PT2E)")
+    xiq = require(
+        "torchao.quantization.pt2e.quantizer.x86_inductor_quantizer", "int8 quantisation-aware training (PT2E)"
+    )
     fq = require("torchao.quantization.pt2e", "int8 quantisation-aware training (PT2E)")
     recorded = dict(source.meta.config)
     if not (data or recorded.get("data")):
-        raise ValueError("quantisation-aware training needs training data: the source records "
-                         "none (a model name?); pass --data SPEC or a trained checkpoint")
+        raise ValueError(
+            "quantisation-aware training needs training data: the source records "
+            "none (a model name?); pass --data SPEC or a trained checkpoint"
+        )
     from ..train.evaluation import evaluation_data
-    task, dataset = evaluation_data(recorded or {"model": source.meta.model, "task": source.meta.task},
-                                    data, "train", radiometry=source.meta.radiometry, channels_last=False)
+
+    task, dataset = evaluation_data(
+        recorded or {"model": source.meta.model, "task": source.meta.task},
+        data,
+        "train",
+        radiometry=source.meta.radiometry,
+        channels_last=False,
+    )
     criterion = task.criterion(dataset)
     dynamic_hw = source.meta.dynamic_hw if dynamic_hw is None else dynamic_hw
     model = copy.deepcopy(source.model).float().train()
     _unzero_norm_scales(model)
     example = source.example_input(max(2, min(options.batch_size, 4)))
     from .export import dynamic_shapes
-    program = torch.export.export(model, (example,), dynamic_shapes=dynamic_shapes(source, dynamic_hw),
-                                  strict=True)
+
+    program = torch.export.export(model, (example,), dynamic_shapes=dynamic_shapes(source, dynamic_hw), strict=True)
     quantizer = xiq.X86InductorQuantizer()
     quantizer.set_global(xiq.get_default_x86_inductor_quantization_config(is_qat=True))
-    torch.manual_seed(options.seed)   # the loader's order is its own seed's; this seeds the rest
+    torch.manual_seed(options.seed)  # the loader's order is its own seed's; this seeds the rest
     with quiet("torchao"):
         prepared = pt2e.prepare_qat_pt2e(program.module(), quantizer)
     fq.move_exported_model_to_train(prepared)
     params = [p for p in prepared.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=options.lr, momentum=options.momentum,
-                          weight_decay=options.weight_decay)
+    opt = torch.optim.SGD(params, lr=options.lr, momentum=options.momentum, weight_decay=options.weight_decay)
     loader = task.loader(dataset, options.batch_size, train=True, device=torch.device("cpu"))
     freeze_at = int(math.ceil(options.freeze_observers * options.steps))
     losses: list[float] = []
@@ -182,8 +195,10 @@ def quantize_qat_pt2e(source: ModelSource, options: Optional[QATOptions] = None,
             if step % max(1, options.steps // 10) == 0:
                 progress(f"QAT step {step}/{options.steps}, loss {losses[-1]:.4f}")
         if not len(loader):
-            raise ValueError(f"the training split of {dataset.name} has fewer than "
-                             f"{options.batch_size} images: lower --qat-batch-size")
+            raise ValueError(
+                f"the training split of {dataset.name} has fewer than "
+                f"{options.batch_size} images: lower --qat-batch-size"
+            )
     fq.move_exported_model_to_eval(prepared)
     with quiet("torchao"), torch.no_grad():
         converted = pt2e.convert_pt2e(prepared)
@@ -200,8 +215,9 @@ def compile_int8(module: nn.Module) -> nn.Module:
     return torch.compile(module, options={"freezing": True})
 
 
-def save_pt2e(quantized: nn.Module, source: ModelSource, out: Union[str, Path], *,
-              dynamic_hw: Optional[bool] = None) -> Path:
+def save_pt2e(
+    quantized: nn.Module, source: ModelSource, out: Union[str, Path], *, dynamic_hw: Optional[bool] = None
+) -> Path:
     """The converted int8 graph as a ``torch.export`` program (``torch.export.save``)."""
     dynamic_hw = source.meta.dynamic_hw if dynamic_hw is None else dynamic_hw
     drop_unused_tensors(quantized)
@@ -230,47 +246,74 @@ def drop_unused_tensors(gm: torch.fx.GraphModule) -> int:
 class QuantizedArtifact:
     backend: str
     path: Path
-    module: nn.Module                 # what runs (compiled for pt2e)
-    reference: nn.Module              # what the file holds, run eagerly / in ORT
+    module: nn.Module  # what runs (compiled for pt2e)
+    reference: nn.Module  # what the file holds, run eagerly / in ORT
     notes: list[str] = field(default_factory=list)
-    losses: list[float] = field(default_factory=list)   # QAT: the training loss of every step
+    losses: list[float] = field(default_factory=list)  # QAT: the training loss of every step
 
 
-def quantize_to(source: ModelSource, backend: str, out: Union[str, Path],
-                calibration: Calibration, *, compile: bool = True,
-                onnx_calibration: str = "percentile", qat: Optional[QATOptions] = None,
-                data: Optional[str] = None, progress=lambda s: None) -> QuantizedArtifact:
+def quantize_to(
+    source: ModelSource,
+    backend: str,
+    out: Union[str, Path],
+    calibration: Calibration,
+    *,
+    compile: bool = True,
+    onnx_calibration: str = "percentile",
+    qat: Optional[QATOptions] = None,
+    data: Optional[str] = None,
+    progress=lambda s: None,
+) -> QuantizedArtifact:
     """Quantise with ``backend`` ("pt2e", "onnx" or "qat": PT2E after quantisation-aware
     training as ``qat`` says, on ``data``) and write ``out`` plus its sidecar."""
     from .runtime import OrtModule
+
     out = Path(out)
-    info = dict(precision="int8", backend=backend, calibration=calibration.description,
-                dynamic_hw=source.meta.dynamic_hw)
+    info = dict(
+        precision="int8", backend=backend, calibration=calibration.description, dynamic_hw=source.meta.dynamic_hw
+    )
     if backend == "qat":
         result = quantize_qat_pt2e(source, qat, data=data, progress=progress)
         save_pt2e(result.module, source, out)
         info["calibration"] = result.description
-        write_sidecar(out, source.meta, format="pt2", exporter="torch.export (torchao PT2E QAT)",
-                      quantizer="X86InductorQuantizer (is_qat=True)", **info)
-        artifact = QuantizedArtifact(backend, out, compile_int8(result.module) if compile else result.module,
-                                     result.module)
+        write_sidecar(
+            out,
+            source.meta,
+            format="pt2",
+            exporter="torch.export (torchao PT2E QAT)",
+            quantizer="X86InductorQuantizer (is_qat=True)",
+            **info,
+        )
+        artifact = QuantizedArtifact(
+            backend, out, compile_int8(result.module) if compile else result.module, result.module
+        )
         artifact.notes.append(result.description)
         artifact.losses = result.losses
         return artifact
     if backend == "pt2e":
         quantized = quantize_pt2e(source, calibration)
         save_pt2e(quantized, source, out)
-        write_sidecar(out, source.meta, format="pt2", exporter="torch.export (torchao PT2E)",
-                      quantizer="X86InductorQuantizer", **info)
-        return QuantizedArtifact(backend, out, compile_int8(quantized) if compile else quantized,
-                                 quantized)
+        write_sidecar(
+            out,
+            source.meta,
+            format="pt2",
+            exporter="torch.export (torchao PT2E)",
+            quantizer="X86InductorQuantizer",
+            **info,
+        )
+        return QuantizedArtifact(backend, out, compile_int8(quantized) if compile else quantized, quantized)
     if backend == "onnx":
         with tempfile.TemporaryDirectory() as tmp:
             fp32 = export_onnx(source, Path(tmp) / "fp32.onnx")
             quantize_onnx(fp32.path, out, calibration, method=onnx_calibration)
-        write_sidecar(out, source.meta, format="onnx", exporter=fp32.exporter,
-                      quantizer=f"onnxruntime.quantize_static (QDQ, per-channel, U8S8, {onnx_calibration})",
-                      **info)
+        write_sidecar(
+            out,
+            source.meta,
+            format="onnx",
+            exporter=fp32.exporter,
+            quantizer=f"onnxruntime.quantize_static (QDQ, per-channel, U8S8, {onnx_calibration})",
+            **info,
+        )
         module = OrtModule(out)
         return QuantizedArtifact(backend, out, module, module)
     raise ValueError(f"backend must be one of {BACKENDS}; found {backend!r}")

@@ -33,21 +33,27 @@ class _Reader:
         pass
 
 
-def quantize_onnx(fp32_path: Union[str, Path], out: Union[str, Path],
-                  calibration: Calibration, *, per_channel: bool = True,
-                  method: str = "percentile") -> Path:
+def quantize_onnx(
+    fp32_path: Union[str, Path],
+    out: Union[str, Path],
+    calibration: Calibration,
+    *,
+    per_channel: bool = True,
+    method: str = "percentile",
+) -> Path:
     """ONNX Runtime ``quantize_static`` of an fp32 ``.onnx`` (QDQ, U8S8, activation ranges
     by ``method``: percentile 99.999, minmax or entropy), after ORT's pre-processing (graph
     optimisation)."""
     require("onnxruntime", "int8 quantisation (ONNX Runtime)")
-    from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
-                                          quant_pre_process, quantize_static)
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quant_pre_process, quantize_static
+
     if method not in ONNX_CALIBRATIONS:
         raise ValueError(f"ONNX calibration must be one of {', '.join(ONNX_CALIBRATIONS)}; found {method!r}")
-    rule = {"percentile": dict(calibrate_method=CalibrationMethod.Percentile,
-                               extra_options={"CalibPercentile": 99.999}),
-            "minmax": dict(calibrate_method=CalibrationMethod.MinMax),
-            "entropy": dict(calibrate_method=CalibrationMethod.Entropy)}[method]
+    rule = {
+        "percentile": dict(calibrate_method=CalibrationMethod.Percentile, extra_options={"CalibPercentile": 99.999}),
+        "minmax": dict(calibrate_method=CalibrationMethod.MinMax),
+        "entropy": dict(calibrate_method=CalibrationMethod.Entropy),
+    }[method]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -56,8 +62,14 @@ def quantize_onnx(fp32_path: Union[str, Path], out: Union[str, Path],
         # ORT prints its histogram steps to stdout and warns on the root logger for every
         # rank-1 weight it leaves per-tensor (BN after a pool): neither is the user's concern
         with quiet("root"), contextlib.redirect_stdout(io.StringIO()):
-            quantize_static(str(pre), str(out), _Reader("x", calibration.batches),
-                            quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            **rule)
+            quantize_static(
+                str(pre),
+                str(out),
+                _Reader("x", calibration.batches),
+                quant_format=QuantFormat.QDQ,
+                per_channel=per_channel,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                **rule,
+            )
     return out

@@ -164,6 +164,7 @@ XIONG_LOSS_MARGIN = 0.05
 #: classes, twice chance where that is more (skiplab.studies.layernorm.verdict.trained_gate)
 XIONG_TRAINED_MIN_ACC = 0.20
 
+
 #: every constant above with its value, for the report's "fixed before the run" table
 def table() -> list[tuple[str, object]]:
     return [(k, v) for k, v in globals().items() if k.isupper()]

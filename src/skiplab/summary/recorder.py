@@ -19,14 +19,13 @@ class Recorder:
     """Forward hooks that stamp, in execution order, when each module with parameters
     runs and when each part starts and ends, with the running FLOP and saved-byte totals."""
 
-    def __init__(self, model: nn.Module, part_modules: list[str],
-                 flop_mode: Optional[FlopCounterMode]) -> None:
+    def __init__(self, model: nn.Module, part_modules: list[str], flop_mode: Optional[FlopCounterMode]) -> None:
         self.clock = itertools.count()
         self.flop_mode = flop_mode
-        self.run_at: dict[str, int] = {}           # module name -> first time it returned
-        self.part_start: dict[str, tuple] = {}     # feature module -> (time, input shape, flops, bytes), first call
-        self.part_end: dict[str, tuple] = {}       # feature module -> (time, output shape, flops, bytes), last call
-        self.saved: dict[tuple, int] = {}          # storage key -> bytes
+        self.run_at: dict[str, int] = {}  # module name -> first time it returned
+        self.part_start: dict[str, tuple] = {}  # feature module -> (time, input shape, flops, bytes), first call
+        self.part_end: dict[str, tuple] = {}  # feature module -> (time, output shape, flops, bytes), last call
+        self.saved: dict[tuple, int] = {}  # storage key -> bytes
         # parameters and buffers (BatchNorm statistics) are model state, not activations
         self.state_storages = {storage_key(t) for t in itertools.chain(model.parameters(), model.buffers())}
         self.handles = []
@@ -50,6 +49,7 @@ class Recorder:
     def _ran(self, name: str):
         def hook(_module, _inputs, _output):
             self.run_at.setdefault(name, next(self.clock))
+
         return hook
 
     def _started(self, name: str):
@@ -57,6 +57,7 @@ class Recorder:
             shape = list(inputs[0].shape) if inputs and torch.is_tensor(inputs[0]) else []
             t, f, b = self.stamp()
             self.part_start.setdefault(name, (t, shape, f, b))
+
         return hook
 
     def _ended(self, name: str):
@@ -64,6 +65,7 @@ class Recorder:
             shape = list(output.shape) if torch.is_tensor(output) else []
             t, f, b = self.stamp()
             self.part_end[name] = (t, shape, f, b)
+
         return hook
 
     def pack(self, tensor: torch.Tensor) -> torch.Tensor:
@@ -86,8 +88,9 @@ def storage_key(t: torch.Tensor) -> tuple:
 Cut = tuple[str, str, float, list, int, int]
 
 
-def run_parts(model: nn.Module, x: torch.Tensor, part_modules: list[str], *, train: bool,
-              count_flops: bool) -> tuple[Recorder, list[Cut], Optional[torch.Tensor]]:
+def run_parts(
+    model: nn.Module, x: torch.Tensor, part_modules: list[str], *, train: bool, count_flops: bool
+) -> tuple[Recorder, list[Cut], Optional[torch.Tensor]]:
     """One forward, cut into parts. ``count_flops``: under FlopCounterMode without autograd
     (fast); otherwise with autograd, recording the tensors saved for backward."""
     flop_mode = FlopCounterMode(display=False) if count_flops else None
@@ -127,6 +130,14 @@ def run_parts(model: nn.Module, x: torch.Tensor, part_modules: list[str], *, tra
     head_module = ""
     if hasattr(model, "get_classifier") and not isinstance(model.get_classifier(), nn.Identity):
         head_module = getattr(model, "classifier_name", "")
-    cuts.append(("logits" if feats is not None else "output", head_module, end[0],
-                 list(out.shape) if torch.is_tensor(out) else [], end[1], end[2]))
+    cuts.append(
+        (
+            "logits" if feats is not None else "output",
+            head_module,
+            end[0],
+            list(out.shape) if torch.is_tensor(out) else [],
+            end[1],
+            end[2],
+        )
+    )
     return rec, cuts, feats

@@ -73,33 +73,50 @@ class ModelSummary:
 
     def to_text(self) -> str:
         header = ["part", "module", "output shape", "params", "MACs", "saved act."]
-        body = [[r.name, r.module or "-", _shape(r.output_shape), f"{r.params:,}",
-                 _si(r.macs) if r.macs else "-", _bytes(r.activation_bytes) if r.activation_bytes else "-"]
-                for r in self.rows]
+        body = [
+            [
+                r.name,
+                r.module or "-",
+                _shape(r.output_shape),
+                f"{r.params:,}",
+                _si(r.macs) if r.macs else "-",
+                _bytes(r.activation_bytes) if r.activation_bytes else "-",
+            ]
+            for r in self.rows
+        ]
         widths = [max(len(row[i]) for row in [header] + body) for i in range(len(header))]
         left = {0, 1, 2}
 
         def fmt(cells: Sequence[str]) -> str:
-            return "  ".join(c.ljust(w) if i in left else c.rjust(w)
-                             for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+            return "  ".join(
+                c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
+            ).rstrip()
 
         rule = "-" * len(fmt(header))
         lines = [f"{self.model}: input {_shape([self.batch] + self.input_size)}", rule, fmt(header), rule]
         lines += [fmt(row) for row in body] + [rule]
-        lines.append(f"parameters:        {self.total_params:,} ({self.trainable_params:,} trainable, "
-                     f"{_bytes(self.param_bytes)})")
+        lines.append(
+            f"parameters:        {self.total_params:,} ({self.trainable_params:,} trainable, "
+            f"{_bytes(self.param_bytes)})"
+        )
         if self.published:
             p = self.published
-            lines.append(f"published:         {p['count']:,} ({p['source']}; ours differs by "
-                         f"{self.total_params - p['count']:+,}, tolerance {p['tolerance']:,})")
+            lines.append(
+                f"published:         {p['count']:,} ({p['source']}; ours differs by "
+                f"{self.total_params - p['count']:+,}, tolerance {p['tolerance']:,})"
+            )
         lines.append(f"MACs (one forward): {_si(self.macs)} ({_si(self.flops)} FLOPs) at batch {self.batch}")
-        lines.append(f"activation memory: {_bytes(self.activation_bytes)} saved for backward by one "
-                     f"{'training' if self.activation_mode == 'train' else 'eval-mode'} step at batch {self.batch}")
+        lines.append(
+            f"activation memory: {_bytes(self.activation_bytes)} saved for backward by one "
+            f"{'training' if self.activation_mode == 'train' else 'eval-mode'} step at batch {self.batch}"
+        )
         if self.compression:
-            lines.append(f"compression:       {self.compression['ratio']:.4g}:1 against the float32 input, "
-                         f"{self.compression['bits_per_pixel']:.4g} bits per pixel (float32 latent); "
-                         f"{self.compression['bits_per_pixel'] / 4:.4g} bpp at 8 bits per value before "
-                         f"entropy coding (measured: --checkpoint, skiplab encode, skiplab sar-rd)")
+            lines.append(
+                f"compression:       {self.compression['ratio']:.4g}:1 against the float32 input, "
+                f"{self.compression['bits_per_pixel']:.4g} bits per pixel (float32 latent); "
+                f"{self.compression['bits_per_pixel'] / 4:.4g} bpp at 8 bits per value before "
+                f"entropy coding (measured: --checkpoint, skiplab encode, skiplab sar-rd)"
+            )
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -116,7 +133,7 @@ def _si(value: float) -> str:
 
 
 def _bytes(n: float) -> str:
-    for unit, scale in (("GiB", 2 ** 30), ("MiB", 2 ** 20), ("KiB", 2 ** 10)):
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if n >= scale:
             return f"{n / scale:.1f} {unit}"
     return f"{int(n)} B"
@@ -129,8 +146,12 @@ def _check_input_size(input_size: Any) -> tuple[int, int, int]:
     return size  # type: ignore[return-value]
 
 
-def summarize(model_or_name: Union[str, nn.Module], input_size: Optional[Sequence[int]] = None,
-              batch: int = 1, **model_kwargs: Any) -> ModelSummary:
+def summarize(
+    model_or_name: Union[str, nn.Module],
+    input_size: Optional[Sequence[int]] = None,
+    batch: int = 1,
+    **model_kwargs: Any,
+) -> ModelSummary:
     """Summarise a model (or the registered model ``name``, built with ``model_kwargs``).
 
     Args:
@@ -149,7 +170,7 @@ def summarize(model_or_name: Union[str, nn.Module], input_size: Optional[Sequenc
         raise ValueError(f"batch must be >= 1, got {batch}")
     if isinstance(model_or_name, str):
         if input_size is not None and "in_chans" not in model_kwargs:
-            model_kwargs["in_chans"] = int(input_size[0])   # built for the input it is given
+            model_kwargs["in_chans"] = int(input_size[0])  # built for the input it is given
         name, model = model_or_name, create_model(model_or_name, **model_kwargs)
     elif model_kwargs:
         raise ValueError(f"model options {sorted(model_kwargs)} only apply when the model is given by name")
@@ -168,7 +189,8 @@ def summarize(model_or_name: Union[str, nn.Module], input_size: Optional[Sequenc
     param = next(model.parameters(), None)
     x = torch.randn(batch, *size, generator=torch.Generator().manual_seed(0)).to(  # global RNG untouched
         device=param.device if param is not None else "cpu",
-        dtype=param.dtype if param is not None and param.is_floating_point() else torch.float32)
+        dtype=param.dtype if param is not None and param.is_floating_point() else torch.float32,
+    )
 
     # pass 1: shapes, parameters per part and MACs (eval mode, no autograd: fast)
     was_training = model.training
@@ -189,8 +211,10 @@ def summarize(model_or_name: Union[str, nn.Module], input_size: Optional[Sequenc
                 if "more than 1 value per channel" not in str(err):
                     raise
                 mode = "eval"
-                notes.append("a training step at this batch and input size would fail (BatchNorm needs "
-                             "more than one value per channel); activations were measured in eval mode")
+                notes.append(
+                    "a training step at this batch and input size would fail (BatchNorm needs "
+                    "more than one value per channel); activations were measured in eval mode"
+                )
                 _, mem_cuts, _ = run_parts(model, x, part_modules, train=False, count_flops=False)
     finally:
         with torch.no_grad():
@@ -210,11 +234,21 @@ def summarize(model_or_name: Union[str, nn.Module], input_size: Optional[Sequenc
     if assigned != total:
         notes.append(f"{total - assigned:,} parameters belong to modules that did not run in this forward")
     return ModelSummary(
-        model=name, input_size=list(size), batch=batch, rows=rows, total_params=total,
+        model=name,
+        input_size=list(size),
+        batch=batch,
+        rows=rows,
+        total_params=total,
         trainable_params=sum(p.numel() for p in params if p.requires_grad),
         param_bytes=sum(p.numel() * p.element_size() for p in params),
-        flops=int(flops), macs=int(flops) // 2, activation_bytes=activation_bytes,
-        activation_mode=mode, published=pub, notes=notes, compression=_compression(model, size))
+        flops=int(flops),
+        macs=int(flops) // 2,
+        activation_bytes=activation_bytes,
+        activation_mode=mode,
+        published=pub,
+        notes=notes,
+        compression=_compression(model, size),
+    )
 
 
 def _compression(model: nn.Module, size: tuple[int, int, int]) -> Optional[dict[str, float]]:
@@ -222,12 +256,12 @@ def _compression(model: nn.Module, size: tuple[int, int, int]) -> Optional[dict[
     taking the input size) report both for this input size."""
     if not all(callable(getattr(model, name, None)) for name in ("compression_ratio", "bits_per_pixel")):
         return None
-    return dict(ratio=float(model.compression_ratio(size)),
-                bits_per_pixel=float(model.bits_per_pixel(size)))
+    return dict(ratio=float(model.compression_ratio(size)), bits_per_pixel=float(model.bits_per_pixel(size)))
 
 
-def _rows(model: nn.Module, rec: Recorder, cuts: list[Cut], feats: Optional[torch.Tensor],
-          input_shape: list[int]) -> list[SummaryRow]:
+def _rows(
+    model: nn.Module, rec: Recorder, cuts: list[Cut], feats: Optional[torch.Tensor], input_shape: list[int]
+) -> list[SummaryRow]:
     """Cut the recorded run into the table's rows (see the module docstring)."""
     modules = dict(model.named_modules())
     owned = {n: sum(p.numel() for p in modules[n].parameters(recurse=False)) for n in rec.run_at}

@@ -19,9 +19,14 @@ def evaluate_epoch(trainer: "Trainer") -> dict:
     result = {}
     if trainer.is_main:
         model = trainer.ema.module if trainer.ema else trainer.model
-        scores = evaluate(model, trainer.eval_loader, trainer.precision, trainer.config.tta_flip,
-                          meter=trainer.task.meter(trainer.eval_set),
-                          tta_translate=trainer.config.tta_translate)
+        scores = evaluate(
+            model,
+            trainer.eval_loader,
+            trainer.precision,
+            trainer.config.tta_flip,
+            meter=trainer.task.meter(trainer.eval_set),
+            tta_translate=trainer.config.tta_translate,
+        )
         result = {f"val_{k}": v for k, v in scores.items() if k != "images"}
     barrier(trainer.dist)
     return result
@@ -31,13 +36,17 @@ def end_epoch(trainer: "Trainer", metrics: dict) -> None:
     """Rank 0: the epoch's line on stdout, its metrics.csv row, last.pt, and best.pt if it is the best."""
     if not trainer.is_main:
         return
-    print(f"epoch {metrics['epoch']}/{trainer.epochs}: {format_scores(metrics, 'train')}"
-          f"{' | ' + format_scores(metrics, 'val') if 'val_loss' in metrics else ''} | "
-          f"{metrics['images_per_s']:.0f} img/s, {metrics['epoch_time_s']:.0f} s | "
-          f"lr {metrics['lr']:.4g}", flush=True)
+    print(
+        f"epoch {metrics['epoch']}/{trainer.epochs}: {format_scores(metrics, 'train')}"
+        f"{' | ' + format_scores(metrics, 'val') if 'val_loss' in metrics else ''} | "
+        f"{metrics['images_per_s']:.0f} img/s, {metrics['epoch_time_s']:.0f} s | "
+        f"lr {metrics['lr']:.4g}",
+        flush=True,
+    )
     value = metrics.get(trainer.task.best_metric)
-    best = value is not None and (value > trainer.best_value if trainer.task.higher_is_better
-                                  else value < trainer.best_value)
+    best = value is not None and (
+        value > trainer.best_value if trainer.task.higher_is_better else value < trainer.best_value
+    )
     if best:
         trainer.best_value = value
     if trainer.runlog is not None:

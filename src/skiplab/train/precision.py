@@ -69,8 +69,15 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def should_compile(setting: str, device: torch.device, *, deterministic: bool,
-                   total_steps: int, image_size: int, model: nn.Module | None = None) -> bool:
+def should_compile(
+    setting: str,
+    device: torch.device,
+    *,
+    deterministic: bool,
+    total_steps: int,
+    image_size: int,
+    model: nn.Module | None = None,
+) -> bool:
     """``compile: auto`` policy (measure with ``benchmarks/train_throughput.py --compile on|off``).
 
     On this 2-core EPYC the best CIFAR ResNet-56 step is bf16 + channels_last + compile

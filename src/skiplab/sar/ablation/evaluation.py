@@ -21,12 +21,13 @@ def coded_tiles(model, x: torch.Tensor, bits: int, batch_size: int = 16) -> tupl
     id bytes) x 8 / pixels -- the latent file without its per-scene header."""
     from ..codec.entropy import decode_symbols, encode_symbols
     from ..codec.quantize import UniformQuantizer
-    z = torch.cat([model.encode(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+
+    z = torch.cat([model.encode(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
     quantizer = UniformQuantizer.fit(z, bits)
     symbols = quantizer.quantize(z.numpy())
     coder, payload = encode_symbols(symbols, bits)
     z_hat = torch.from_numpy(quantizer.dequantize(decode_symbols(coder, payload, symbols.shape, bits)))
-    pred = torch.cat([model.decode(z_hat[i:i + batch_size]) for i in range(0, len(z_hat), batch_size)])
+    pred = torch.cat([model.decode(z_hat[i : i + batch_size]) for i in range(0, len(z_hat), batch_size)])
     nbytes = len(payload) + UniformQuantizer.nbytes(z.shape[1]) + 1
     return pred, 8.0 * nbytes / x[:, 0].numel()
 
@@ -41,15 +42,15 @@ def evaluate_run(run_dir: Path, test, batch_size: int = 16) -> tuple[dict, torch
     from ..model.checkpoint import load_autoencoder
     from ..codec.model import QuantizedAutoencoder
     from ..training.metrics import reconstruction_metrics
+
     ae = load_autoencoder(run_dir / "checkpoints" / "best.pt")
     x = test.tiles
     if isinstance(ae.model, QuantizedAutoencoder):
         pred, bpp = coded_tiles(ae.model, x, ae.model.eval_bits, batch_size)
     else:
-        pred = torch.cat([ae.model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+        pred = torch.cat([ae.model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
         bpp = float(ae.model.bits_per_pixel(x.shape[-1]))
-    metrics = reconstruction_metrics(pred, x, test.radiometry,
-                                     enl_size=min(16, x.shape[-1] // 4))
+    metrics = reconstruction_metrics(pred, x, test.radiometry, enl_size=min(16, x.shape[-1] // 4))
     per_image = metrics.pop("per_image")
     metrics["psnr_per_image"] = per_image["psnr"]
     metrics["bpp"] = bpp
@@ -60,18 +61,22 @@ def model_cost(config: AblationConfig, variant: str) -> dict:
     """Parameters, MACs of one forward of a training tile, and the compression figures."""
     from ...models import create_model
     from ...summary import summarize
+
     model = create_model(variant, in_chans=1, **config.kwargs_for(variant))
     size = (1, config.tile, config.tile)
-    return dict(params=sum(p.numel() for p in model.parameters()),
-                macs=summarize(model, size).macs,
-                compression=model.compression_ratio(config.tile),
-                bits_per_pixel=model.bits_per_pixel(config.tile))
+    return dict(
+        params=sum(p.numel() for p in model.parameters()),
+        macs=summarize(model, size).macs,
+        compression=model.compression_ratio(config.tile),
+        bits_per_pixel=model.bits_per_pixel(config.tile),
+    )
 
 
 def constant_baseline(train, tiles) -> float:
     """PSNR of a constant image at the training tiles' mean (normalised) level on ``tiles``:
     what a model that learnt only the mean level would score."""
     from ..training.metrics import psnr
+
     return float(psnr(torch.full_like(tiles.tiles, float(train.tiles.mean())), tiles.tiles).mean())
 
 
@@ -83,12 +88,16 @@ def reference_rows(train, tiles, factor: int) -> dict[str, dict]:
     ``factor``² pixels, ``factor`` = the autoencoder's stride)."""
     import torch.nn.functional as F
     from ..training.metrics import psnr, ssim_per_image
+
     x = tiles.tiles
     guesses = {
         "constant image (training mean level)": torch.full_like(x, float(train.tiles.mean())),
         "3x3 box filter (despeckle, uncompressed)": F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), 3, 1),
-        f"{factor}x average pool + bilinear ({factor * factor}x fewer values)":
-            F.interpolate(F.avg_pool2d(x, factor), scale_factor=factor, mode="bilinear", align_corners=False),
+        f"{factor}x average pool + bilinear ({factor * factor}x fewer values)": F.interpolate(
+            F.avg_pool2d(x, factor), scale_factor=factor, mode="bilinear", align_corners=False
+        ),
     }
-    return {name: dict(psnr=float(psnr(g, x).mean()), ssim=float(ssim_per_image(g, x).mean()))
-            for name, g in guesses.items()}
+    return {
+        name: dict(psnr=float(psnr(g, x).mean()), ssim=float(ssim_per_image(g, x).mean()))
+        for name, g in guesses.items()
+    }

@@ -58,20 +58,41 @@ def split_key(key: str) -> tuple[str, Optional[int]]:
     return (head, int(tail)) if head and tail.isdigit() else (key, None)
 
 
-def train_config(config: AblationConfig, variant: str, seed: int, steps: int, run_dir: Optional[Path],
-                 threads: int):
+def train_config(config: AblationConfig, variant: str, seed: int, steps: int, run_dir: Optional[Path], threads: int):
     """The trainer's configuration of one run: the common recipe (AdamW, cosine with a 10%
     warm-up, the 8 dihedral transforms), ``steps`` steps, this seed."""
     from ...train import TrainConfig
+
     c = config
-    return TrainConfig.from_dict(dict(
-        task="reconstruct", out=str(run_dir) if run_dir else None, seed=seed, model=variant,
-        model_kwargs=c.kwargs_for(variant), data=c.data_spec, tile_size=c.tile, eval_split="test",
-        batch_size=c.batch_size, eval_batch_size=32, optimizer="adamw", lr=c.lr,
-        weight_decay=c.weight_decay, schedule="cosine", warmup_steps=max(1, steps // 10), steps=steps,
-        loss=c.loss_for(variant), precision=c.precision, compile="off", flip=True, progress=False,
-        checkpoint_every=max(steps // 5, 10), log_every=max(steps // 50, 1), num_threads=threads,
-        tensorboard=not c.quick))
+    return TrainConfig.from_dict(
+        dict(
+            task="reconstruct",
+            out=str(run_dir) if run_dir else None,
+            seed=seed,
+            model=variant,
+            model_kwargs=c.kwargs_for(variant),
+            data=c.data_spec,
+            tile_size=c.tile,
+            eval_split="test",
+            batch_size=c.batch_size,
+            eval_batch_size=32,
+            optimizer="adamw",
+            lr=c.lr,
+            weight_decay=c.weight_decay,
+            schedule="cosine",
+            warmup_steps=max(1, steps // 10),
+            steps=steps,
+            loss=c.loss_for(variant),
+            precision=c.precision,
+            compile="off",
+            flip=True,
+            progress=False,
+            checkpoint_every=max(steps // 5, 10),
+            log_every=max(steps // 50, 1),
+            num_threads=threads,
+            tensorboard=not c.quick,
+        )
+    )
 
 
 class AutoencoderAblation(Experiment):
@@ -104,6 +125,7 @@ class AutoencoderAblation(Experiment):
         """The held-out folds (``holdout``), see :mod:`skiplab.sar.ablation.holdout`."""
         if self._folds is None:
             from .holdout import make_folds
+
             c = self.config
             self._folds = make_folds(c.data, tile=c.tile, synthetic=c.synthetic, looks=c.looks)
         return self._folds
@@ -112,13 +134,12 @@ class AutoencoderAblation(Experiment):
         if self.config.holdout:
             self.folds
         else:
-            self.data   # loads the rasters: a bad path or too few tiles fails before any state is written
+            self.data  # loads the rasters: a bad path or too few tiles fails before any state is written
 
     def runs(self) -> list[Run]:
         c = self.config
         if c.holdout:
-            return [Run(fold_key(v, f.index), s) for s in range(c.seeds) for f in self.folds
-                    for v in c.variants]
+            return [Run(fold_key(v, f.index), s) for s in range(c.seeds) for f in self.folds for v in c.variants]
         return [Run(v, s) for s in range(c.seeds) for v in c.variants]
 
     @property
@@ -142,9 +163,15 @@ class AutoencoderAblation(Experiment):
         """The training time (the epochs' time in the trainer, without set-up, validation and
         checkpoints, from metrics.csv), steps and last metrics."""
         from .report import read_metrics
+
         seconds = sum(float(r.get("epoch_time_s") or 0.0) for r in read_metrics(run_dir / "metrics.csv"))
-        return dict(seconds=round(seconds, 1), wall_seconds=trained["seconds"], steps=trained["steps"],
-                    final=trained["metrics"], diverged=trained.get("diverged"))
+        return dict(
+            seconds=round(seconds, 1),
+            wall_seconds=trained["seconds"],
+            steps=trained["steps"],
+            final=trained["metrics"],
+            diverged=trained.get("diverged"),
+        )
 
 
 # ---- the whole ablation -------------------------------------------------------------------------
@@ -157,7 +184,7 @@ class AblationResult:
     report_html: Path
     verdict: list[str]
     rows: dict
-    extra_verdict: Optional[list[str]] = None   # on eval_data, when given
+    extra_verdict: Optional[list[str]] = None  # on eval_data, when given
 
 
 def command_line(config: AblationConfig, directory: Path) -> str:
@@ -174,13 +201,21 @@ def command_line(config: AblationConfig, directory: Path) -> str:
     if tuple(c.variants) != VARIANTS:
         args.append("--variants " + ",".join(c.variants))
     if any(c.is_codec(v) for v in c.variants):
-        args.append(f"--train-bits {c.train_bits[0]},{c.train_bits[1]} --eval-bits {c.eval_bits} "
-                    f"--rd-bits {','.join(map(str, c.rd_bits))} --rate-weight {c.rate_weight:g}")
+        args.append(
+            f"--train-bits {c.train_bits[0]},{c.train_bits[1]} --eval-bits {c.eval_bits} "
+            f"--rd-bits {','.join(map(str, c.rd_bits))} --rate-weight {c.rate_weight:g}"
+        )
     if c.loss:
         import json
+
         args.append(f"--loss '{json.dumps(c.loss)}'")
-    args += [f"--latent {c.latent}", f"--widths {','.join(map(str, c.widths))}", f"--tile {c.tile}",
-             f"--lr {c.lr:g}", f"--batch-size {c.batch_size}"]
+    args += [
+        f"--latent {c.latent}",
+        f"--widths {','.join(map(str, c.widths))}",
+        f"--tile {c.tile}",
+        f"--lr {c.lr:g}",
+        f"--batch-size {c.batch_size}",
+    ]
     if c.eval_tile:
         args.append(f"--eval-tile {c.eval_tile}")
     args += [f"--budget {c.budget}", f"--seeds {c.seeds}", f"--out {directory}"]
@@ -191,8 +226,8 @@ def curve(run_dir: Path) -> dict:
     """A run's training loss per step and validation PSNR per epoch (for the figure)."""
     from .report import read_metrics
     from ...studies.curves import STEPS_FILE, read_steps
-    val = [(int(r["step"]), float(r["val_psnr"])) for r in read_metrics(run_dir / "metrics.csv")
-           if r.get("val_psnr")]
+
+    val = [(int(r["step"]), float(r["val_psnr"])) for r in read_metrics(run_dir / "metrics.csv") if r.get("val_psnr")]
     return {"steps": [(r["step"], r["loss"]) for r in read_steps(run_dir / STEPS_FILE)], "val": val}
 
 
@@ -219,23 +254,36 @@ def evaluate_all(config: AblationConfig, runner: Runner, tiles, key: str) -> tup
     return rows, recons
 
 
-def run_ablation(config: Optional[AblationConfig] = None, *, out=None, resume: bool = False,
-                 threads: int = 0, jobs: int = 1, log=print) -> AblationResult:
+def run_ablation(
+    config: Optional[AblationConfig] = None,
+    *,
+    out=None,
+    resume: bool = False,
+    threads: int = 0,
+    jobs: int = 1,
+    log=print,
+) -> AblationResult:
     """Train (on the runner), evaluate and report (see the module documentation)."""
     from .report import compute_verdict, write_report
+
     if resume:
         directory = Path(out) if out else latest_unfinished("ablate-ae", STATE_FILE, "an ablation")
     else:
         directory = Path(out) if out else new_directory("ablate-ae")
-    experiment = AutoencoderAblation(config) if config is not None else (
-        None if resume else AutoencoderAblation(AblationConfig.create()))
-    runner = Runner.open(experiment, directory, resume, threads=threads, jobs=jobs, log=log,
-                         experiment_type=AutoencoderAblation)
+    experiment = (
+        AutoencoderAblation(config)
+        if config is not None
+        else (None if resume else AutoencoderAblation(AblationConfig.create()))
+    )
+    runner = Runner.open(
+        experiment, directory, resume, threads=threads, jobs=jobs, log=log, experiment_type=AutoencoderAblation
+    )
     ablation: AutoencoderAblation = runner.experiment  # type: ignore[assignment]
     c, state = ablation.config, runner.state
     torch.set_num_threads(runner.threads)
     if c.holdout:
         from .codec_eval import run_holdout
+
         return run_holdout(runner, ablation, command_line(c, directory), log=log)
     start = time.perf_counter()
     data = ablation.data
@@ -250,23 +298,46 @@ def run_ablation(config: Optional[AblationConfig] = None, *, out=None, resume: b
     extra = None
     if data.extra is not None:
         extra_rows, extra_recons = evaluate_all(c, runner, data.extra, "extra")
-        extra = dict(rows=extra_rows, verdict=compute_verdict(extra_rows, c.seeds, "the other scenes",
-                                                              constant_baseline(data.train, data.extra), **gate),
-                     description=data.extra_description, grid_inputs=data.extra.tiles[:3],
-                     grid_recons=extra_recons)
+        extra = dict(
+            rows=extra_rows,
+            verdict=compute_verdict(
+                extra_rows, c.seeds, "the other scenes", constant_baseline(data.train, data.extra), **gate
+            ),
+            description=data.extra_description,
+            grid_inputs=data.extra.tiles[:3],
+            grid_recons=extra_recons,
+        )
     factor = 2 ** len(c.widths)
     references = reference_rows(data.train, data.test, factor)
     if extra is not None:
         extra["references"] = reference_rows(data.train, data.extra, factor)
     verdict = compute_verdict(rows, c.seeds, baseline=constant_baseline(data.train, data.test), **gate)
-    state.data["results"] = {"rows": rows, "verdict": verdict, "references": references,
-                             "extra": None if extra is None else {k: extra[k] for k in ("rows", "verdict")}}
+    state.data["results"] = {
+        "rows": rows,
+        "verdict": verdict,
+        "references": references,
+        "extra": None if extra is None else {k: extra[k] for k in ("rows", "verdict")},
+    }
     state.data["timings"]["evaluation"] = round(time.perf_counter() - t0, 1)
-    md, html = write_report(dict(
-        config=c, rows=rows, verdict=verdict, description=data.description, steps=steps,
-        timings=dict(state.data["timings"]), calibration=state.data["calibration"].get("step_seconds", {}),
-        directory=directory, command=command_line(c, directory), curves=curves, references=references,
-        grid_inputs=data.test.tiles[:3], grid_recons=recons, threads=runner.threads, extra=extra))
+    md, html = write_report(
+        dict(
+            config=c,
+            rows=rows,
+            verdict=verdict,
+            description=data.description,
+            steps=steps,
+            timings=dict(state.data["timings"]),
+            calibration=state.data["calibration"].get("step_seconds", {}),
+            directory=directory,
+            command=command_line(c, directory),
+            curves=curves,
+            references=references,
+            grid_inputs=data.test.tiles[:3],
+            grid_recons=recons,
+            threads=runner.threads,
+            extra=extra,
+        )
+    )
     state.add_time("total", time.perf_counter() - start)
     state.finish()
     return AblationResult(directory, md, html, verdict, rows, extra and extra["verdict"])

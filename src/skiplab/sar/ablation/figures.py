@@ -10,10 +10,16 @@ import torch
 
 from ...evidence.figures import new_figure, save_figure, smooth
 
-COLOURS = {"sar_codec_plain": "#d62728", "sar_codec_bottleneck": "#1f77b4", "sar_codec_all": "#2ca02c",
-           "sar_codec_bottleneck_cbam": "#9467bd",
-           "sar_ae_plain": "#d62728", "sar_ae_bottleneck": "#1f77b4", "sar_ae_all": "#2ca02c",
-           "sar_ae_bottleneck_cbam": "#9467bd"}
+COLOURS = {
+    "sar_codec_plain": "#d62728",
+    "sar_codec_bottleneck": "#1f77b4",
+    "sar_codec_all": "#2ca02c",
+    "sar_codec_bottleneck_cbam": "#9467bd",
+    "sar_ae_plain": "#d62728",
+    "sar_ae_bottleneck": "#1f77b4",
+    "sar_ae_all": "#2ca02c",
+    "sar_ae_bottleneck_cbam": "#9467bd",
+}
 
 
 def plot_curves(curves: dict[str, dict[int, dict]], path: Path) -> Path:

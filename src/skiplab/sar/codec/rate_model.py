@@ -53,7 +53,7 @@ class LaplacePrior(nn.Module):
         of ``z`` [B, C, h, w], bounded below by :data:`LIKELIHOOD_BOUND`."""
         loc = self.loc.view(1, -1, 1, 1)
         scale = self.log_scale.exp().clamp_min(MIN_SCALE).view(1, -1, 1, 1)
-        centred = (z - loc).abs()           # symmetric: use the upper tail for accuracy
+        centred = (z - loc).abs()  # symmetric: use the upper tail for accuracy
         upper = laplace_cdf((-centred + step / 2) / scale)
         lower = laplace_cdf((-centred - step / 2) / scale)
         return (upper - lower).clamp_min(LIKELIHOOD_BOUND)

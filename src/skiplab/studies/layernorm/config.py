@@ -24,16 +24,19 @@ from ...evidence import thresholds as T
 
 STATE_FILE = "layernorm.json"
 PART = "layernorm"
-VARIANTS = {"pre": dict(norm_position="pre"), "post": dict(norm_position="post"),
-            "noskip": dict(norm_position="pre", skip=False)}
+VARIANTS = {
+    "pre": dict(norm_position="pre"),
+    "post": dict(norm_position="post"),
+    "noskip": dict(norm_position="pre", skip=False),
+}
 INITS = ("xavier", "timm")
 MEASUREMENTS = ("gradients", "training")
 WEIGHT_DECAY = 1e-4
 BETAS = (0.9, 0.98)
-WARMUP_FRACTION = 0.25        # of the steps
-WARMUP_START_FACTOR = 0.01    # of lr
-FINAL_LOSS_FRACTION = 0.2     # the final loss: mean over the last 20 % of the steps
-DEFAULT_DATA = "synthetic:shapes-500"     # 32x32, 10 classes: no download
+WARMUP_FRACTION = 0.25  # of the steps
+WARMUP_START_FACTOR = 0.01  # of lr
+FINAL_LOSS_FRACTION = 0.2  # the final loss: mean over the last 20 % of the steps
+DEFAULT_DATA = "synthetic:shapes-500"  # 32x32, 10 classes: no download
 
 
 def run_key(variant: str, depth: int, warmup: bool) -> str:
@@ -74,8 +77,8 @@ class LayerNormConfig:
     data: str = DEFAULT_DATA
     measure: tuple = MEASUREMENTS
     variants: tuple = tuple(VARIANTS)
-    depths: tuple = (4, 8)                    # trained
-    gradient_depths: tuple = (6, 12, 24)      # measured at initialisation
+    depths: tuple = (4, 8)  # trained
+    gradient_depths: tuple = (6, 12, 24)  # measured at initialisation
     seeds: int = 3
     gradient_seeds: int = 5
     seed: int = 0
@@ -84,22 +87,36 @@ class LayerNormConfig:
     steps: int = 120
     lr: float = 1e-3
     batch_size: int = 32
-    train_images: int = 5000                  # 0: all
-    test_images: int = 1000                   # 0: all
+    train_images: int = 5000  # 0: all
+    test_images: int = 1000  # 0: all
     gradient_images: int = 64
     precision: str = "auto"
-    kept: Optional[str] = None                # a directory of kept training.json / gradients_at_init.json
+    kept: Optional[str] = None  # a directory of kept training.json / gradients_at_init.json
     quick: bool = False
 
     @classmethod
     def create(cls, *, quick: bool = False, **given: Any) -> "LayerNormConfig":
         """The defaults (or the ``quick`` smoke run's), overridden by ``given`` and checked."""
-        base = dict(data=DEFAULT_DATA, depths=(2,), gradient_depths=(1, 2), seeds=2, gradient_seeds=2,
-                    width=16, steps=4, batch_size=16, train_images=0, test_images=0,
-                    gradient_images=8) if quick else {}
+        base = (
+            dict(
+                data=DEFAULT_DATA,
+                depths=(2,),
+                gradient_depths=(1, 2),
+                seeds=2,
+                gradient_seeds=2,
+                width=16,
+                steps=4,
+                batch_size=16,
+                train_images=0,
+                test_images=0,
+                gradient_images=8,
+            )
+            if quick
+            else {}
+        )
         given = {k: v for k, v in given.items() if v is not None}
         if not quick and not str(given.get("data", DEFAULT_DATA)).startswith("cifar"):
-            base.update(train_images=0, test_images=0)   # the declared subsets are CIFAR's; else all
+            base.update(train_images=0, test_images=0)  # the declared subsets are CIFAR's; else all
         unknown = sorted(set(given) - {f.name for f in fields(cls)})
         if unknown:
             raise ValueError(f"unknown option(s) of the layernorm part: {', '.join(unknown)}")
@@ -111,15 +128,26 @@ class LayerNormConfig:
             if key in values:
                 values[key] = _ints(values[key], key)
         try:
-            for key in ("seeds", "gradient_seeds", "seed", "width", "steps", "batch_size", "train_images",
-                        "test_images", "gradient_images"):
+            for key in (
+                "seeds",
+                "gradient_seeds",
+                "seed",
+                "width",
+                "steps",
+                "batch_size",
+                "train_images",
+                "test_images",
+                "gradient_images",
+            ):
                 if key in values:
                     values[key] = int(values[key])
             values["lr"] = float(values.get("lr", cls.lr))
         except (TypeError, ValueError) as err:
-            raise ValueError(f"the layernorm part's options must be numbers where numbers are expected: {err}") from None
+            raise ValueError(
+                f"the layernorm part's options must be numbers where numbers are expected: {err}"
+            ) from None
         if values.get("kept") is not None:
-            values["kept"] = str(Path(values["kept"]).resolve())     # a resume from elsewhere finds it
+            values["kept"] = str(Path(values["kept"]).resolve())  # a resume from elsewhere finds it
         config = cls(**values)
         config.check()
         return config
@@ -187,24 +215,39 @@ def _count(n: int) -> str:
 
 def training_setup(c: LayerNormConfig) -> dict:
     """The training recipe in the words of ``training.json``'s ``setup``."""
-    return dict(paper="Xiong et al. 2020 §3.3", model="cifar_vit", width=c.width, depths=list(c.depths),
-                seeds=c.seed_list, steps=c.steps, lr=c.lr, batch_size=c.batch_size,
-                optimizer=f"adamw ({BETAS[0]}, {BETAS[1]})",
-                warmup=f"linear from {100 * WARMUP_START_FACTOR:g} % over the first "
-                       f"{100 * WARMUP_FRACTION:g} % of the steps",
-                train=f"{data_label(c.data)} train, {_count(c.train_images)} (crop + flip)",
-                eval=f"{data_label(c.data)} test, {_count(c.test_images)}",
-                thresholds=dict(XIONG_LOSS_MARGIN=T.XIONG_LOSS_MARGIN,
-                                XIONG_TRAINED_MIN_ACC=T.XIONG_TRAINED_MIN_ACC))
+    return dict(
+        paper="Xiong et al. 2020 §3.3",
+        model="cifar_vit",
+        width=c.width,
+        depths=list(c.depths),
+        seeds=c.seed_list,
+        steps=c.steps,
+        lr=c.lr,
+        batch_size=c.batch_size,
+        optimizer=f"adamw ({BETAS[0]}, {BETAS[1]})",
+        warmup=f"linear from {100 * WARMUP_START_FACTOR:g} % over the first {100 * WARMUP_FRACTION:g} % of the steps",
+        train=f"{data_label(c.data)} train, {_count(c.train_images)} (crop + flip)",
+        eval=f"{data_label(c.data)} test, {_count(c.test_images)}",
+        thresholds=dict(XIONG_LOSS_MARGIN=T.XIONG_LOSS_MARGIN, XIONG_TRAINED_MIN_ACC=T.XIONG_TRAINED_MIN_ACC),
+    )
 
 
 def gradient_setup(c: LayerNormConfig) -> dict:
     """The measurement at initialisation in the words of ``gradients_at_init.json``."""
-    return dict(paper="Xiong et al. 2020, Theorem 1 and Fig. 3", model="cifar_vit", width=c.width,
-                depths=list(c.gradient_depths), seeds=c.gradient_seed_list, images=c.gradient_images,
-                data=f"{data_label(c.data)} train, fixed subset",
-                thresholds=dict(XIONG_SLOPE_MARGIN=T.XIONG_SLOPE_MARGIN, XIONG_LAYER_RATIO=T.XIONG_LAYER_RATIO,
-                                MIN_SEEDS_FOR_VERDICT=T.MIN_SEEDS_FOR_VERDICT))
+    return dict(
+        paper="Xiong et al. 2020, Theorem 1 and Fig. 3",
+        model="cifar_vit",
+        width=c.width,
+        depths=list(c.gradient_depths),
+        seeds=c.gradient_seed_list,
+        images=c.gradient_images,
+        data=f"{data_label(c.data)} train, fixed subset",
+        thresholds=dict(
+            XIONG_SLOPE_MARGIN=T.XIONG_SLOPE_MARGIN,
+            XIONG_LAYER_RATIO=T.XIONG_LAYER_RATIO,
+            MIN_SEEDS_FOR_VERDICT=T.MIN_SEEDS_FOR_VERDICT,
+        ),
+    )
 
 
 #: the keys of a setup that are one run's (or one cell's) recipe: which depths and seeds an
@@ -213,5 +256,6 @@ RECIPE_EXCLUDES = ("depths", "seeds", "thresholds")
 
 
 def same_recipe(a: dict, b: dict) -> bool:
-    return ({k: v for k, v in a.items() if k not in RECIPE_EXCLUDES}
-            == {k: v for k, v in b.items() if k not in RECIPE_EXCLUDES})
+    return {k: v for k, v in a.items() if k not in RECIPE_EXCLUDES} == {
+        k: v for k, v in b.items() if k not in RECIPE_EXCLUDES
+    }

@@ -18,8 +18,16 @@ from ...data import ImageDataset, load_dataset
 from ..config import Budget
 from ..curves import STEPS_FILE, read_steps
 from ..experiment import Experiment, Run
-from .config import (BETAS, STATE_FILE, WARMUP_FRACTION, WARMUP_START_FACTOR, WEIGHT_DECAY, LayerNormConfig, parse_key,
-                     run_key)
+from .config import (
+    BETAS,
+    STATE_FILE,
+    WARMUP_FRACTION,
+    WARMUP_START_FACTOR,
+    WEIGHT_DECAY,
+    LayerNormConfig,
+    parse_key,
+    run_key,
+)
 
 
 def training_runs(c: LayerNormConfig) -> list[Run]:
@@ -28,8 +36,14 @@ def training_runs(c: LayerNormConfig) -> list[Run]:
     if "training" not in c.measure:
         return []
     groups = [[v for v in ("pre", "post") if v in c.variants], [v for v in ("noskip",) if v in c.variants]]
-    return [Run(run_key(v, d, w), s) for group in groups for d in c.depths for s in c.seed_list
-            for v in group for w in (False, True)]
+    return [
+        Run(run_key(v, d, w), s)
+        for group in groups
+        for d in c.depths
+        for s in c.seed_list
+        for v in group
+        for w in (False, True)
+    ]
 
 
 def final_loss(losses: list[float], tail: int) -> float:
@@ -85,8 +99,10 @@ class LayerNormExperiment(Experiment):
         train = self.full_train()
         h, w = train.images.shape[-2:]
         if h != w or h % 4:
-            raise ValueError(f"cifar_vit needs square images whose side is a multiple of its 4-pixel patches; "
-                             f"{train.name} has {h}x{w}")
+            raise ValueError(
+                f"cifar_vit needs square images whose side is a multiple of its 4-pixel patches; "
+                f"{train.name} has {h}x{w}"
+            )
         for split, n in (("train", c.train_images), ("test", c.test_images)):
             whole = train if split == "train" else load_dataset(c.data, "test")
             if n > len(whole):
@@ -94,8 +110,9 @@ class LayerNormExperiment(Experiment):
         if c.gradient_images > len(train):
             raise ValueError(f"gradient_images {c.gradient_images} is more than the {len(train)} training images")
         if "training" in c.measure and len(self.dataset("train")) < c.batch_size:
-            raise ValueError(f"the training subset ({len(self.dataset('train'))} images) is smaller than one "
-                             f"batch of {c.batch_size}")
+            raise ValueError(
+                f"the training subset ({len(self.dataset('train'))} images) is smaller than one batch of {c.batch_size}"
+            )
 
     def datasets(self, run: Run):
         """The fixed training and test subsets, in memory (the same as ``train_subset`` in
@@ -117,17 +134,40 @@ class LayerNormExperiment(Experiment):
         """The declared recipe (:mod:`.config`) for ``run``: AdamW (0.9, 0.98), cosine, the
         warm-up over the first quarter of the steps when on; Xavier init (``weight_init``)."""
         from ...train import TrainConfig
+
         c = self.config
         variant, depth, warmup = parse_key(run.key)
-        return TrainConfig.from_dict(dict(
-            model="cifar_vit", model_kwargs=c.model_kwargs(variant, depth, "xavier", self.image_size),
-            out=str(run_dir) if run_dir else None, save=run_dir is not None, progress=False, tensorboard=False,
-            compile="off", num_threads=threads, seed=run.seed, steps=steps, data=c.data,
-            train_subset=c.train_images, train_subset_seed=0, batch_size=c.batch_size, eval_batch_size=500,
-            optimizer="adamw", betas=list(BETAS), lr=c.lr, weight_decay=WEIGHT_DECAY, schedule="cosine",
-            warmup_steps=int(steps * WARMUP_FRACTION) if warmup else 0, warmup_start_factor=WARMUP_START_FACTOR,
-            eval_every=10_000, log_every=10, step_log=True, precision=c.precision,
-            checkpoint_every=max(10, steps // 4)))
+        return TrainConfig.from_dict(
+            dict(
+                model="cifar_vit",
+                model_kwargs=c.model_kwargs(variant, depth, "xavier", self.image_size),
+                out=str(run_dir) if run_dir else None,
+                save=run_dir is not None,
+                progress=False,
+                tensorboard=False,
+                compile="off",
+                num_threads=threads,
+                seed=run.seed,
+                steps=steps,
+                data=c.data,
+                train_subset=c.train_images,
+                train_subset_seed=0,
+                batch_size=c.batch_size,
+                eval_batch_size=500,
+                optimizer="adamw",
+                betas=list(BETAS),
+                lr=c.lr,
+                weight_decay=WEIGHT_DECAY,
+                schedule="cosine",
+                warmup_steps=int(steps * WARMUP_FRACTION) if warmup else 0,
+                warmup_start_factor=WARMUP_START_FACTOR,
+                eval_every=10_000,
+                log_every=10,
+                step_log=True,
+                precision=c.precision,
+                checkpoint_every=max(10, steps // 4),
+            )
+        )
 
     def top1(self, checkpoint: Path) -> float:
         """Top-1 of a checkpoint on the fixed test subset, through the one evaluation loop at
@@ -138,6 +178,7 @@ class LayerNormExperiment(Experiment):
         from ...trained import load_trained
         from ...train.evaluation import evaluate
         from ...train.precision import Precision, resolve_precision
+
         cpu = torch.device("cpu")
         model = load_trained(checkpoint).model
         loader = BatchLoader(self.dataset("test"), 500, shuffle=False, drop_last=False)
@@ -154,7 +195,15 @@ class LayerNormExperiment(Experiment):
         last = run_dir / "checkpoints" / "last.pt"
         if (top1 is None or trained.get("trained_by")) and not diverged and last.is_file():
             top1 = self.top1(last)
-        return dict(variant=variant, depth=depth, warmup=warmup, seed=run.seed, steps=trained["steps"],
-                    final_loss=math.nan if diverged else final_loss(losses, self.config.tail_steps),
-                    val_acc=math.nan if top1 is None else top1, seconds=trained["seconds"],
-                    diverged=diverged, kept=trained.get("kept"))
+        return dict(
+            variant=variant,
+            depth=depth,
+            warmup=warmup,
+            seed=run.seed,
+            steps=trained["steps"],
+            final_loss=math.nan if diverged else final_loss(losses, self.config.tail_steps),
+            val_acc=math.nan if top1 is None else top1,
+            seconds=trained["seconds"],
+            diverged=diverged,
+            kept=trained.get("kept"),
+        )

@@ -31,7 +31,7 @@ from ...models import create_model
 from ..progress import bar
 from .config import LayerNormConfig
 
-CHUNK = 32      # images per backward pass (the gradient is summed over the chunks)
+CHUNK = 32  # images per backward pass (the gradient is summed over the chunks)
 
 
 def gradient_images(train, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -40,27 +40,40 @@ def gradient_images(train, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     return normalize(train.images[pick].float() / 255, train.mean, train.std), train.labels[pick]
 
 
-def layer_gradients(config: LayerNormConfig, variant: str, depth: int, seed: int, init: str,
-                    x: torch.Tensor, y: torch.Tensor, num_classes: int = 10) -> list[float]:
+def layer_gradients(
+    config: LayerNormConfig,
+    variant: str,
+    depth: int,
+    seed: int,
+    init: str,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    num_classes: int = 10,
+) -> list[float]:
     """``||dL/dW^{2,l}||_F`` for l = 1..depth at initialisation."""
     torch.manual_seed(seed)
-    model = create_model("cifar_vit", num_classes=num_classes,
-                         **config.model_kwargs(variant, depth, init, int(x.shape[-1])))
+    model = create_model(
+        "cifar_vit", num_classes=num_classes, **config.model_kwargs(variant, depth, init, int(x.shape[-1]))
+    )
     model.train()
     for i in range(0, len(x), CHUNK):
-        loss = nn.functional.cross_entropy(model(x[i:i + CHUNK]), y[i:i + CHUNK], reduction="sum") / len(x)
+        loss = nn.functional.cross_entropy(model(x[i : i + CHUNK]), y[i : i + CHUNK], reduction="sum") / len(x)
         loss.backward()
     return [float(block.mlp.fc2.weight.grad.norm()) for block in model.blocks]
 
 
 def cells(config: LayerNormConfig) -> list[tuple[str, str, int, int]]:
     """Every (init, variant, depth, seed) the study measures, in measuring order."""
-    return [(init, v, d, s) for init in config.inits for v in config.variants
-            for d in config.gradient_depths for s in config.gradient_seed_list]
+    return [
+        (init, v, d, s)
+        for init in config.inits
+        for v in config.variants
+        for d in config.gradient_depths
+        for s in config.gradient_seed_list
+    ]
 
 
-def measure(config: LayerNormConfig, train, path: Path, kept: dict,
-            log: Callable[[str], None] = print) -> dict:
+def measure(config: LayerNormConfig, train, path: Path, kept: dict, log: Callable[[str], None] = print) -> dict:
     """Every cell's per-layer norms, ``{init: {variant: {depth: {seed: [norms]}}}}``: read from
     ``path`` (an interrupted measurement), else from ``kept``, else measured (and ``path``
     rewritten after each)."""
@@ -107,6 +120,7 @@ def plot(norms: dict, config: LayerNormConfig, out: Path) -> list[Path]:
     """Fig. 3's view: the per-layer gradient norm (mean over seeds) of each variant, one line
     per depth; one PNG per initialisation, ``gradients_at_init_<init>.png``."""
     from ...evidence.figures import DEPTH_STYLES, new_figure, save_figure
+
     paths = []
     for init in config.inits:
         fig = new_figure(10, 3.2)
@@ -129,10 +143,12 @@ def plot(norms: dict, config: LayerNormConfig, out: Path) -> list[Path]:
 def gradients_file(norms: dict, config: LayerNormConfig, verdicts: list[dict]) -> dict:
     """The measurement in the format of ``gradients_at_init.json`` (which :mod:`.kept` reads)."""
     from .config import gradient_setup
+
     runs = {}
     for init in config.inits:
-        grads = {v: {str(d): per_seed(norms, config, init, v, d) for d in config.gradient_depths}
-                 for v in config.variants}
+        grads = {
+            v: {str(d): per_seed(norms, config, init, v, d) for d in config.gradient_depths} for v in config.variants
+        }
         runs[init] = dict(gradients=grads, in_regime=init == "xavier")
         if init == "xavier":
             runs[init]["verdicts"] = verdicts

@@ -43,6 +43,7 @@ def _read(path: Path) -> Optional[dict]:
 
 def _differs(a: dict, b: dict) -> str:
     from .config import RECIPE_EXCLUDES
+
     keys = sorted(k for k in set(a) | set(b) if k not in RECIPE_EXCLUDES and a.get(k) != b.get(k))
     return ", ".join(f"{k}: {b.get(k)!r} kept, {a.get(k)!r} here" for k in keys)
 
@@ -70,7 +71,12 @@ def kept_training(config: LayerNormConfig, log: Callable[[str], None] = print) -
 def materialise(run: Run, record: dict, run_dir: Path, steps_per_epoch: int) -> None:
     """A kept run as a finished run directory: ``steps.csv`` and ``trained.json``."""
     variant, depth, warmup = parse_key(run.key)
-    if (record["variant"], record["depth"], bool(record["warmup"]), record["seed"]) != (variant, depth, warmup, run.seed):
+    if (record["variant"], record["depth"], bool(record["warmup"]), record["seed"]) != (
+        variant,
+        depth,
+        warmup,
+        run.seed,
+    ):
         raise ValueError(f"kept record {record['variant']} L={record['depth']} seed {record['seed']} is not {run.name}")
     run_dir.mkdir(parents=True, exist_ok=True)
     losses = [float(v) for v in record["losses"]]
@@ -78,9 +84,17 @@ def materialise(run: Run, record: dict, run_dir: Path, steps_per_epoch: int) -> 
         f.write(",".join(COLUMNS) + "\n")
         for i, loss in enumerate(losses):
             f.write(f"{i + 1},{i // max(1, steps_per_epoch)},{loss!r},nan,nan\n")
-    write_json(run_dir / TRAINED_FILE, dict(steps=len(losses), seconds=round(float(record.get("seconds", math.nan)), 1),
-                                            diverged=None, metrics=dict(val_acc=float(record["val_acc"])),
-                                            kept=record["source"]), indent=1)
+    write_json(
+        run_dir / TRAINED_FILE,
+        dict(
+            steps=len(losses),
+            seconds=round(float(record.get("seconds", math.nan)), 1),
+            diverged=None,
+            metrics=dict(val_acc=float(record["val_acc"])),
+            kept=record["source"],
+        ),
+        indent=1,
+    )
 
 
 def reuse_kept_runs(experiment, runner, log: Callable[[str], None] = print) -> int:

@@ -49,25 +49,39 @@ class LayerNormResult:
     quick: bool = False
 
 
-def open_layernorm_study(config: Optional[LayerNormConfig], out: Optional[str | Path], resume: bool,
-                         threads: int = 0, jobs: int = 1, log: Callable[[str], None] = print) -> Runner:
+def open_layernorm_study(
+    config: Optional[LayerNormConfig],
+    out: Optional[str | Path],
+    resume: bool,
+    threads: int = 0,
+    jobs: int = 1,
+    log: Callable[[str], None] = print,
+) -> Runner:
     """A new study in ``out`` (default runs/study-layernorm-<timestamp>) or the one to resume."""
     if resume:
         directory = Path(out) if out is not None else latest_unfinished(PREFIX, STATE_FILE, "a study")
     else:
         directory = Path(out) if out is not None else new_directory(PREFIX)
     experiment = LayerNormExperiment(config) if config is not None else None
-    return Runner.open(experiment, directory, resume, threads=threads, jobs=jobs, log=log,
-                       experiment_type=LayerNormExperiment)
+    return Runner.open(
+        experiment, directory, resume, threads=threads, jobs=jobs, log=log, experiment_type=LayerNormExperiment
+    )
 
 
-def run_layernorm_study(config: Optional[LayerNormConfig] = None, out: Optional[str | Path] = None,
-                        resume: bool = False, log: Callable[[str], None] = print, threads: int = 0,
-                        jobs: int = 1, plan: bool = False) -> Optional[LayerNormResult]:
+def run_layernorm_study(
+    config: Optional[LayerNormConfig] = None,
+    out: Optional[str | Path] = None,
+    resume: bool = False,
+    log: Callable[[str], None] = print,
+    threads: int = 0,
+    jobs: int = 1,
+    plan: bool = False,
+) -> Optional[LayerNormResult]:
     """Run (or continue) the study and write its report; see the module documentation.
     ``plan``: only fix the steps and write each run's ``train.yaml`` (for a scheduler)."""
-    runner = open_layernorm_study(config if config is not None or resume else LayerNormConfig.create(),
-                                  out, resume, threads, jobs, log)
+    runner = open_layernorm_study(
+        config if config is not None or resume else LayerNormConfig.create(), out, resume, threads, jobs, log
+    )
     previous = torch.get_num_threads()
     torch.set_num_threads(runner.threads)
     try:
@@ -84,13 +98,16 @@ def plan_runs(runner: Runner, log: Callable[[str], None]) -> list[Path]:
     """Fix the steps and write the ``train.yaml`` of every run a scheduler has to train: not
     the kept ones (written as finished run directories first), nor those finished."""
     from ..worker import TRAINED_FILE, write_run_config
+
     experiment: LayerNormExperiment = runner.experiment  # type: ignore[assignment]
     if "training" in experiment.config.measure:
         reuse_kept_runs(experiment, runner, log)
     steps = runner.fix_steps()
-    return [write_run_config(experiment, run, steps, runner.run_dir(run), runner.threads)
-            for run in experiment.runs()
-            if not runner.state.run_done(run.name) and not (runner.run_dir(run) / TRAINED_FILE).is_file()]
+    return [
+        write_run_config(experiment, run, steps, runner.run_dir(run), runner.threads)
+        for run in experiment.runs()
+        if not runner.state.run_done(run.name) and not (runner.run_dir(run) / TRAINED_FILE).is_file()
+    ]
 
 
 def training_records(experiment: LayerNormExperiment, runner: Runner) -> list[dict]:
@@ -101,9 +118,20 @@ def training_records(experiment: LayerNormExperiment, runner: Runner) -> list[di
             continue
         s = runner.summary(run)
         losses = [r["loss"] for r in read_steps(runner.run_dir(run) / STEPS_FILE)]
-        records.append(dict(variant=s["variant"], depth=s["depth"], warmup=s["warmup"], seed=s["seed"],
-                            val_acc=s["val_acc"], final_loss=s["final_loss"], losses=losses,
-                            seconds=s["seconds"], diverged=s["diverged"], kept=s["kept"]))
+        records.append(
+            dict(
+                variant=s["variant"],
+                depth=s["depth"],
+                warmup=s["warmup"],
+                seed=s["seed"],
+                val_acc=s["val_acc"],
+                final_loss=s["final_loss"],
+                losses=losses,
+                seconds=s["seconds"],
+                diverged=s["diverged"],
+                kept=s["kept"],
+            )
+        )
     return records
 
 
@@ -117,23 +145,41 @@ def training_table(records: list[dict], config: LayerNormConfig) -> dict:
                 if cell:
                     losses = [r["final_loss"] for r in cell]
                     table[f"{v} L={d} warm-up {'on' if w else 'off'}"] = dict(
-                        variant=v, depth=d, warmup=w, seeds=[r["seed"] for r in cell], final_loss=losses,
-                        mean_loss=float(np.mean(losses)), loss_interval=seed_interval(losses),
-                        top1=[r["val_acc"] for r in cell])
+                        variant=v,
+                        depth=d,
+                        warmup=w,
+                        seeds=[r["seed"] for r in cell],
+                        final_loss=losses,
+                        mean_loss=float(np.mean(losses)),
+                        loss_interval=seed_interval(losses),
+                        top1=[r["val_acc"] for r in cell],
+                    )
     return table
 
 
 def gradient_results(norms: dict, config: LayerNormConfig) -> dict:
     """The verdicts at initialisation (Xavier init only) and the mean first / last layer norms."""
     depths, deep = list(config.gradient_depths), max(config.gradient_depths)
-    means = {init: {v: {str(d): dict(first=float(np.mean([g[0] for g in per_seed(norms, config, init, v, d)])),
-                                     last=float(np.mean([g[-1] for g in per_seed(norms, config, init, v, d)])))
-                        for d in depths} for v in config.variants} for init in config.inits}
+    means = {
+        init: {
+            v: {
+                str(d): dict(
+                    first=float(np.mean([g[0] for g in per_seed(norms, config, init, v, d)])),
+                    last=float(np.mean([g[-1] for g in per_seed(norms, config, init, v, d)])),
+                )
+                for d in depths
+            }
+            for v in config.variants
+        }
+        for init in config.inits
+    }
     verdicts: list[dict] = []
     if "xavier" in config.inits:
         judged = [v for v in ("post", "pre") if v in config.variants]
-        last = {v: [[norms["xavier"][v][str(d)][str(s)][-1] for d in depths] for s in config.gradient_seed_list]
-                for v in judged}
+        last = {
+            v: [[norms["xavier"][v][str(d)][str(s)][-1] for d in depths] for s in config.gradient_seed_list]
+            for v in judged
+        }
         ends = {v: [(g[0], g[-1]) for g in per_seed(norms, config, "xavier", v, deep)] for v in judged}
         verdicts = gradient_verdicts(last, ends, depths, quick=config.quick)
     return dict(means=means, verdicts=verdicts)
@@ -152,10 +198,10 @@ def verdict_lines(results: dict) -> list[str]:
 
 def _run(runner: Runner, log: Callable[[str], None]) -> LayerNormResult:
     from .report import plot_training, write_report
+
     experiment: LayerNormExperiment = runner.experiment  # type: ignore[assignment]
     c, state, directory = experiment.config, runner.state, runner.dir
-    log(f"layernorm study in {directory}/ on {c.data}: {', '.join(c.variants)}; "
-        f"{' and '.join(c.measure)}")
+    log(f"layernorm study in {directory}/ on {c.data}: {', '.join(c.variants)}; {' and '.join(c.measure)}")
     start = time.perf_counter()
     state.data["threads"] = runner.threads
     results: dict = {}
@@ -165,8 +211,13 @@ def _run(runner: Runner, log: Callable[[str], None]) -> LayerNormResult:
     torch.set_num_threads(runner.measure_threads)
     if "gradients" in c.measure:
         t0 = time.perf_counter()
-        norms = measure(c, experiment.full_train(), directory / "results" / "gradients.json",
-                        {} if state.part_done("gradients") else kept_gradients(c, log), log)
+        norms = measure(
+            c,
+            experiment.full_train(),
+            directory / "results" / "gradients.json",
+            {} if state.part_done("gradients") else kept_gradients(c, log),
+            log,
+        )
         if not state.part_done("gradients"):
             state.finish_part("gradients", time.perf_counter() - t0)
         results["gradients"] = gradient_results(norms, c)
@@ -176,21 +227,29 @@ def _run(runner: Runner, log: Callable[[str], None]) -> LayerNormResult:
         figures = []
     if "training" in c.measure:
         records = training_records(experiment, runner)
-        verdicts = training_verdicts(records, list(c.depths), c.seed_list, experiment.num_classes, c.quick,
-                                     c.variants)
+        verdicts = training_verdicts(records, list(c.depths), c.seed_list, experiment.num_classes, c.quick, c.variants)
         table = training_table(records, c)
-        results["training"] = dict(table=table, verdicts=verdicts,
-                                   trained=sum(1 for r in records if not r["kept"]),
-                                   kept=sum(1 for r in records if r["kept"]))
-        write_json(directory / TRAINING_FILE, dict(setup=training_setup(c), runs=records, table=table,
-                                                   verdicts=verdicts), indent=1)
+        results["training"] = dict(
+            table=table,
+            verdicts=verdicts,
+            trained=sum(1 for r in records if not r["kept"]),
+            kept=sum(1 for r in records if r["kept"]),
+        )
+        write_json(
+            directory / TRAINING_FILE,
+            dict(setup=training_setup(c), runs=records, table=table, verdicts=verdicts),
+            indent=1,
+        )
         figures.append(plot_training(records, c, directory / "training_loss.png"))
     verdict = verdict_lines(results)
-    write_text(directory / "config.yaml", yaml.safe_dump(dict(parts=["layernorm"], **{
-        k: v for k, v in c.to_dict().items() if k != "quick"}), sort_keys=False))
+    write_text(
+        directory / "config.yaml",
+        yaml.safe_dump(
+            dict(parts=["layernorm"], **{k: v for k, v in c.to_dict().items() if k != "quick"}), sort_keys=False
+        ),
+    )
     write_json(directory / "results" / "layernorm.json", json.loads(json.dumps(results)), indent=1)
     state.add_time("total", time.perf_counter() - start)
     md, html = write_report(runner, results, verdict, figures)
     state.finish()
     return LayerNormResult(directory, verdict, md, html, results, c.quick)
-

@@ -65,24 +65,45 @@ def gradient_verdicts(last: dict, first_last_deep: dict, depths: list[int], quic
     deepest net."""
     margin, ratio = T.XIONG_SLOPE_MARGIN, math.log(T.XIONG_LAYER_RATIO)
     out = []
-    for variant, claim, centre in (("post", "last-layer gradient independent of L", 0.0),
-                                   ("pre", "last-layer gradient like 1/sqrt(L)", -0.5)):
+    for variant, claim, centre in (
+        ("post", "last-layer gradient independent of L", 0.0),
+        ("pre", "last-layer gradient like 1/sqrt(L)", -0.5),
+    ):
         if variant not in last:
             continue
         values = [slope(depths, per_depth) for per_depth in last[variant]]
         ci = seed_interval(values)
-        out.append(dict(claim=f"{variant}-LN: {claim} (Theorem 1)", statistic="slope of log ||g_L|| vs log L",
-                        expected=centre, band=[centre - margin, centre + margin], per_seed=values,
-                        mean=float(np.mean(values)), interval=ci, verdict=judge(ci, centre - margin, centre + margin)))
-    for variant, claim, band in (("post", "gradient grows with the layer index", (ratio, math.inf)),
-                                 ("pre", "gradient level across layers", (-ratio, ratio))):
+        out.append(
+            dict(
+                claim=f"{variant}-LN: {claim} (Theorem 1)",
+                statistic="slope of log ||g_L|| vs log L",
+                expected=centre,
+                band=[centre - margin, centre + margin],
+                per_seed=values,
+                mean=float(np.mean(values)),
+                interval=ci,
+                verdict=judge(ci, centre - margin, centre + margin),
+            )
+        )
+    for variant, claim, band in (
+        ("post", "gradient grows with the layer index", (ratio, math.inf)),
+        ("pre", "gradient level across layers", (-ratio, ratio)),
+    ):
         if variant not in first_last_deep:
             continue
         values = [math.log(lastg / firstg) for firstg, lastg in first_last_deep[variant]]
         ci = seed_interval(values)
-        out.append(dict(claim=f"{variant}-LN: {claim} (Fig. 3), depth {max(depths)}",
-                        statistic="log(||g_L|| / ||g_1||)", band=list(band), per_seed=values,
-                        mean=float(np.mean(values)), interval=ci, verdict=judge(ci, *band)))
+        out.append(
+            dict(
+                claim=f"{variant}-LN: {claim} (Fig. 3), depth {max(depths)}",
+                statistic="log(||g_L|| / ||g_1||)",
+                band=list(band),
+                per_seed=values,
+                mean=float(np.mean(values)),
+                interval=ci,
+                verdict=judge(ci, *band),
+            )
+        )
     seeds = min((len(v["per_seed"]) for v in out), default=0)
     for v in out:
         if quick:
@@ -98,40 +119,78 @@ def trained_gate(num_classes: int) -> float:
     return max(T.XIONG_TRAINED_MIN_ACC, 2.0 / max(1, num_classes))
 
 
-def training_verdicts(runs: list[dict], depths: list[int], seeds: list[int], num_classes: int = 10,
-                      quick: bool = False, variants: tuple = ("pre", "post")) -> list[dict]:
+def training_verdicts(
+    runs: list[dict],
+    depths: list[int],
+    seeds: list[int],
+    num_classes: int = 10,
+    quick: bool = False,
+    variants: tuple = ("pre", "post"),
+) -> list[dict]:
     """The two rules per depth over ``runs`` (dicts with variant, depth, warmup, seed,
     final_loss, val_acc) for the judged ``variants`` the study trains; a comparison short of
     seeds is "incomplete"."""
+
     def get(variant, depth, warmup, key):
-        return [r[key] for s in seeds for r in runs
-                if (r["variant"], r["depth"], bool(r["warmup"]), r["seed"]) == (variant, depth, warmup, s)]
+        return [
+            r[key]
+            for s in seeds
+            for r in runs
+            if (r["variant"], r["depth"], bool(r["warmup"]), r["seed"]) == (variant, depth, warmup, s)
+        ]
 
     margin, gate = T.XIONG_LOSS_MARGIN, trained_gate(num_classes)
     out = []
     for depth in depths:
-        for variant, claim, band in (("post", "needs the warm-up", (margin, math.inf)),
-                                     ("pre", "trains without the warm-up", (-math.inf, margin))):
+        for variant, claim, band in (
+            ("post", "needs the warm-up", (margin, math.inf)),
+            ("pre", "trains without the warm-up", (-math.inf, margin)),
+        ):
             if variant not in variants:
                 continue
             name = f"{variant}-LN {claim}, depth {depth}"
             without, with_ = get(variant, depth, False, "final_loss"), get(variant, depth, True, "final_loss")
             if len(without) != len(seeds) or len(with_) != len(seeds):
-                out.append(dict(claim=name, in_regime=False,
-                                verdict=f"incomplete ({min(len(without), len(with_))} of {len(seeds)} seeds)"))
+                out.append(
+                    dict(
+                        claim=name,
+                        in_regime=False,
+                        verdict=f"incomplete ({min(len(without), len(with_))} of {len(seeds)} seeds)",
+                    )
+                )
                 continue
             if not all(math.isfinite(v) for v in without + with_):
-                out.append(dict(claim=name, in_regime=False, per_seed_without=without, per_seed_with=with_,
-                                verdict="no verdict (a run diverged: its final loss is not finite)"))
+                out.append(
+                    dict(
+                        claim=name,
+                        in_regime=False,
+                        per_seed_without=without,
+                        per_seed_with=with_,
+                        verdict="no verdict (a run diverged: its final loss is not finite)",
+                    )
+                )
                 continue
             ci = paired_seed_interval(without, with_)
             trained = float(np.mean(get(variant, depth, True, "val_acc")))
             in_regime = trained >= gate and len(seeds) >= T.MIN_SEEDS_FOR_VERDICT and not quick
-            why = ("smoke run" if quick else "too few seeds" if len(seeds) < T.MIN_SEEDS_FOR_VERDICT
-                   else f"warm-up top-1 {100 * trained:.1f} % < {100 * gate:.0f} %: not trained")
-            out.append(dict(claim=name, statistic="final loss without - with warm-up (nats)",
-                            per_seed=[a - b for a, b in zip(without, with_)],
-                            mean=float(np.mean(without) - np.mean(with_)), interval=ci,
-                            band=[float(b) for b in band], warmup_top1=trained, in_regime=in_regime,
-                            verdict=judge(ci, *band) if in_regime else f"no verdict (outside the regime: {why})"))
+            why = (
+                "smoke run"
+                if quick
+                else "too few seeds"
+                if len(seeds) < T.MIN_SEEDS_FOR_VERDICT
+                else f"warm-up top-1 {100 * trained:.1f} % < {100 * gate:.0f} %: not trained"
+            )
+            out.append(
+                dict(
+                    claim=name,
+                    statistic="final loss without - with warm-up (nats)",
+                    per_seed=[a - b for a, b in zip(without, with_)],
+                    mean=float(np.mean(without) - np.mean(with_)),
+                    interval=ci,
+                    band=[float(b) for b in band],
+                    warmup_top1=trained,
+                    in_regime=in_regime,
+                    verdict=judge(ci, *band) if in_regime else f"no verdict (outside the regime: {why})",
+                )
+            )
     return out

@@ -10,12 +10,14 @@ from ..verdict import Assessment
 def published_block(doc: Document, a: Assessment) -> None:
     f = FINDINGS[a.key]
     doc.paragraph(f"**Published** ({f.citation}, {f.where}): {f.detail}")
-    verdict = {"agrees": "**Agrees** with the published result (the interval excludes the opposite).",
-               "disagrees": "**Disagrees** with the published result (the interval excludes it).",
-               "partly": "**Partly agrees** with the published result.",
-               "unresolved": "**Unresolved**: the interval cannot tell.",
-               "not in the paper's regime": "**No verdict: not in the paper's regime.**",
-               "not measured": "**Not measured.**"}[a.status]
+    verdict = {
+        "agrees": "**Agrees** with the published result (the interval excludes the opposite).",
+        "disagrees": "**Disagrees** with the published result (the interval excludes it).",
+        "partly": "**Partly agrees** with the published result.",
+        "unresolved": "**Unresolved**: the interval cannot tell.",
+        "not in the paper's regime": "**No verdict: not in the paper's regime.**",
+        "not measured": "**Not measured.**",
+    }[a.status]
     doc.paragraph(f"**Measured here**: {a.measured}. {verdict}")
     if a.reasons:
         lead = "why" if a.status == "not in the paper's regime" else "likely reason"
