@@ -1,13 +1,14 @@
 # Two commands do all set-up on a fresh clone:
 #   make demo   -- create .venv, install skiplab, run the main job
-#   make test   -- create .venv, install skiplab with test extras, run the test suite
+#   make test   -- create .venv, install skiplab with test extras, lint, check the format, run the tests
+#   make format -- lay out src/ and tests/ with ruff format (what make test checks)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 # torch first and alone, pinned to the CPU build range (never a CUDA build).
 TORCH  := torch>=2.4,<2.14
 
-.PHONY: demo test install clean sar-default-model
+.PHONY: demo test format install clean sar-default-model
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +26,11 @@ demo: install
 
 test: install
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+format: install
+	$(BIN)/ruff format src tests
 
 # Ship a SAR autoencoder as the packaged default model: strip it to
 # what inference needs, check <= 10 MB, measure it on the real scenes, and write

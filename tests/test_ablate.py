@@ -41,10 +41,10 @@ def test_quick_ablation_writes_runs_and_report(quick):
             test = state["runs"][f"{variant}-s{seed}"]["test"]
             assert np.isfinite(test["psnr"]) and len(test["psnr_per_image"]) == 4
     md = (quick / "report.md").read_text()
-    for variant in VARIANTS:   # one table row per variant: params, MACs, time, PSNR +- spread, ...
+    for variant in VARIANTS:  # one table row per variant: params, MACs, time, PSNR +- spread, ...
         row = next(line for line in md.splitlines() if line.startswith(f"| `{variant}` |"))
         assert re.search(r"\| [\d,]+ \| [\d.]+ M \| \d+ s \| [\d.]+ ± [\d.]+ \|", row), row
-        assert re.search(r"\| 0\.\d+ ± 0\.\d+ \| 64x \(0.5 bpp\) \|$", row), row   # measured bpp
+        assert re.search(r"\| 0\.\d+ ± 0\.\d+ \| 64x \(0.5 bpp\) \|$", row), row  # measured bpp
     assert "![training loss" in md and "(curves.png)" in md and "(grid.png)" in md
     for png in ("curves.png", "grid.png"):
         assert (quick / png).read_bytes()[:4] == b"\x89PNG"
@@ -63,7 +63,7 @@ def test_quick_verdict_is_computed_from_the_runs(quick):
     assert verdict[-1] == "0 variant(s) trained: nothing to rank or compare -- raise --budget."
     assert all(re.search(r"\d", line) for line in verdict)
     assert not any("real difference" in line or "no significant difference" in line for line in verdict)
-    for v in VARIANTS:   # the measured bpp of the coded test tiles is in every row
+    for v in VARIANTS:  # the measured bpp of the coded test tiles is in every row
         row = state["runs"][f"{v}-s0"]["test"]
         assert 0 < row["bpp"] < 16 * 6 / 256 * 1.5 and np.isfinite(psnr[v])
     md = (quick / "report.md").read_text()
@@ -80,8 +80,13 @@ def test_winner_checkpoint_is_usable_by_reconstruct(quick):
 
 @pytest.mark.slow
 def test_resume_retrains_only_unfinished_runs_on_real_scenes(sar_real, tmp_path):
-    config = AblationConfig.create(quick=True, data=[str(sar_real)], variants=VARIANTS[:2],
-                                   eval_data=[str(sar_real / "tsukaba_pisar_ch0.npy")], eval_tile=128)
+    config = AblationConfig.create(
+        quick=True,
+        data=[str(sar_real)],
+        variants=VARIANTS[:2],
+        eval_data=[str(sar_real / "tsukaba_pisar_ch0.npy")],
+        eval_tile=128,
+    )
     first = run_ablation(config, out=tmp_path / "ae", threads=1, log=lambda *_: None)
     md = first.report_md.read_text()
     assert "384 tiles of 32 px from 6 raster(s)" in md and "38 held-out test tiles" in md
@@ -123,17 +128,28 @@ def test_compare_is_a_paired_interval_over_seeds_and_tiles():
 
 
 def _rows(psnr: dict, seeds: int = 3) -> dict:
-    return {v: dict(psnr_per_image_seeds=_tiles(p, seeds), psnr_seeds=[float(np.mean(t)) for t in _tiles(p, seeds)],
-                    ssim_seeds=[0.5] * seeds, params=1000 + 10 * i, macs=2e6, seconds_seeds=[10, 12, 11][:seeds],
-                    ratio_mean_seeds=[1.01, 0.99, 1.0][:seeds], enl_output_seeds=[3.0, 3.2, 3.1][:seeds], enl_input=2.0)
-            for i, (v, p) in enumerate(psnr.items())}
+    return {
+        v: dict(
+            psnr_per_image_seeds=_tiles(p, seeds),
+            psnr_seeds=[float(np.mean(t)) for t in _tiles(p, seeds)],
+            ssim_seeds=[0.5] * seeds,
+            params=1000 + 10 * i,
+            macs=2e6,
+            seconds_seeds=[10, 12, 11][:seeds],
+            ratio_mean_seeds=[1.01, 0.99, 1.0][:seeds],
+            enl_output_seeds=[3.0, 3.2, 3.1][:seeds],
+            enl_input=2.0,
+        )
+        for i, (v, p) in enumerate(psnr.items())
+    }
 
 
 def test_verdict_says_no_significant_difference_when_the_interval_contains_zero():
     rows = _rows({"sar_ae_plain": 20.3, "sar_ae_bottleneck": 20.3, "sar_ae_all": 19.1, "sar_ae_bottleneck_cbam": 20.1})
     verdict = compute_verdict(rows, seeds=3, baseline=15.0)
-    assert verdict[2].startswith("Runner-up: `sar_ae_plain` vs `sar_ae_bottleneck`: +0.00 dB PSNR -- **no "
-                                 "significant difference** (95 % CI")
+    assert verdict[2].startswith(
+        "Runner-up: `sar_ae_plain` vs `sar_ae_bottleneck`: +0.00 dB PSNR -- **no significant difference** (95 % CI"
+    )
     assert verdict[3].startswith("Residual connections: `sar_ae_bottleneck` vs `sar_ae_plain`")
     assert verdict[3].endswith("residual connections make no measurable difference at this budget.")
 
@@ -151,8 +167,9 @@ def test_the_ablation_gates_withhold_the_verdict():
     near_constant = compute_verdict(rows, seeds=3, baseline=17.45)
     assert near_constant[2].startswith("No verdict on the variants: the best variant is only +0.85 dB")
     assert not any("wins" in line or "help" in line for line in near_constant)
-    smoke = compute_verdict(_rows({"sar_ae_plain": 18.0, "sar_ae_all": 19.1}, seeds=2), seeds=2, quick=True,
-                            baseline=15.0)
+    smoke = compute_verdict(
+        _rows({"sar_ae_plain": 18.0, "sar_ae_all": 19.1}, seeds=2), seeds=2, quick=True, baseline=15.0
+    )
     assert "smoke run" in smoke[2] and "2 seed(s)" in smoke[2]
     assert not any("real difference" in line or "no significant" in line for line in smoke)
 
@@ -170,17 +187,20 @@ def test_a_variant_near_the_constant_image_did_not_train_and_is_not_ranked():
     assert alone[-1] == "1 variant(s) trained: nothing to rank or compare -- raise --budget."
 
 
-@pytest.mark.parametrize("options, message", [
-    (dict(seeds=1), "must be >= 2"),
-    (dict(tile=40), "multiple of the autoencoder's total stride 16"),
-    (dict(budget="3ep"), "minutes .* or steps per run"),
-    (dict(variants=("sar_ae_plain",)), "two or more"),
-    (dict(holdout="site"), "needs --data"),
-    (dict(holdout="site", data=["x"], variants=("sar_ae_plain", "sar_codec_all")), "sar_codec_"),
-    (dict(train_bits=(6, 2)), "bits must be"),
-    (dict(rate_weight=-1.0), "rate-weight"),
-    (dict(looks=0.0), "looks must be"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (dict(seeds=1), "must be >= 2"),
+        (dict(tile=40), "multiple of the autoencoder's total stride 16"),
+        (dict(budget="3ep"), "minutes .* or steps per run"),
+        (dict(variants=("sar_ae_plain",)), "two or more"),
+        (dict(holdout="site"), "needs --data"),
+        (dict(holdout="site", data=["x"], variants=("sar_ae_plain", "sar_codec_all")), "sar_codec_"),
+        (dict(train_bits=(6, 2)), "bits must be"),
+        (dict(rate_weight=-1.0), "rate-weight"),
+        (dict(looks=0.0), "looks must be"),
+    ],
+)
 def test_bad_options_are_clear_errors(options, message):
     with pytest.raises(ValueError, match=message):
         AblationConfig.create(**options)
@@ -191,6 +211,7 @@ def test_cli_resume_checks_the_options_given_again(tmp_path, capsys):
     against the stored ones: other options are refused in one line naming them."""
     from skiplab.sar.ablation.experiment import AutoencoderAblation
     from skiplab.studies.runner import Runner
+
     Runner.open(AutoencoderAblation(AblationConfig.create(quick=True)), tmp_path, resume=False)
     assert main(["ablate", "autoencoder", "--resume", "--quick", "--latent", "8", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err

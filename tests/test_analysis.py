@@ -21,10 +21,20 @@ from skiplab.blocks import BasicBlock, PreActBlock
 
 def small_net(shortcut="A", block=BasicBlock, zero_branches=False, num_classes=5) -> nn.Sequential:
     """stem (conv, BN, ReLU) -> 8,8 -> 8,16/2 -> 16,16 blocks -> pool -> fc."""
-    blocks = [block(8, 8, 1, shortcut=shortcut), block(8, 16, 2, shortcut=shortcut),
-              block(16, 16, 1, shortcut=shortcut)]
-    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
-                        *blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, num_classes))
+    blocks = [
+        block(8, 8, 1, shortcut=shortcut),
+        block(8, 16, 2, shortcut=shortcut),
+        block(16, 16, 1, shortcut=shortcut),
+    ]
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1, bias=False),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        *blocks,
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(16, num_classes),
+    )
     for m in net.modules():  # non-trivial BN parameters and running statistics
         if isinstance(m, nn.BatchNorm2d):
             with torch.no_grad():
@@ -61,7 +71,10 @@ def test_find_units_falls_back_to_layers_and_keeps_blocks_outermost():
     mlp = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 6), nn.ReLU(), nn.Linear(6, 2))
     units = find_units(mlp, torch.randn(3, 4))
     assert [(u.name, u.kind, u.in_shape, u.out_shape) for u in units] == [
-        ("0", "layer", (4,), (6,)), ("2", "layer", (6,), (6,)), ("4", "layer", (6,), (2,))]
+        ("0", "layer", (4,), (6,)),
+        ("2", "layer", (6,), (6,)),
+        ("4", "layer", (6,), (2,)),
+    ]
     assert find_units(mlp, fallback_layers=False) == []
     block = BasicBlock(8, 8, shortcut="A")
     assert [u.name for u in find_units(block)] == [""]  # a block alone is one unit
@@ -85,8 +98,9 @@ def test_gradient_flow_matches_manual_autograd():
     assert all(p.grad is None for p in net.parameters())  # .grad untouched
 
     captured = {}
-    hooks = [net[i].register_forward_pre_hook(lambda m, inp, i=i: captured.__setitem__(str(i), inp[0]))
-             for i in (3, 4, 5)]
+    hooks = [
+        net[i].register_forward_pre_hook(lambda m, inp, i=i: captured.__setitem__(str(i), inp[0])) for i in (3, 4, 5)
+    ]
     loss = F.cross_entropy(net(x), y)
     for h in hooks:
         h.remove()
@@ -96,7 +110,7 @@ def test_gradient_flow_matches_manual_autograd():
     for row, g in zip(flow.layers, grads):
         assert row["grad_norm"] == pytest.approx(float(g.norm()), rel=1e-5)
         assert row["weight_norm"] == pytest.approx(float(layers[row["layer"]].weight.detach().norm()), rel=1e-6)
-    for row, g in zip(flow.blocks, grads[len(names):]):
+    for row, g in zip(flow.blocks, grads[len(names) :]):
         assert row["grad_norm"] == pytest.approx(float(g.norm()), rel=1e-5)
     assert flow.loss == pytest.approx(float(loss.detach()))
     assert flow.first_last_ratio == pytest.approx(flow.layers[0]["grad_norm"] / flow.layers[-1]["grad_norm"])
@@ -106,17 +120,26 @@ def test_weight_layers_forward_order_depth_and_shortcuts():
     net = small_net("B")
     flow = gradient_flow(net, *batch())
     got = [(r["layer"], r["depth"], r["shortcut"]) for r in flow.layers]
-    assert got == [("0", 1, False), ("3.conv1", 2, False), ("3.conv2", 3, False),
-                   ("4.conv1", 4, False), ("4.conv2", 5, False), ("4.downsample.0", 5, True),
-                   ("5.conv1", 6, False), ("5.conv2", 7, False), ("8", 8, False)]
+    assert got == [
+        ("0", 1, False),
+        ("3.conv1", 2, False),
+        ("3.conv2", 3, False),
+        ("4.conv1", 4, False),
+        ("4.conv2", 5, False),
+        ("4.downsample.0", 5, True),
+        ("5.conv1", 6, False),
+        ("5.conv2", 7, False),
+        ("8", 8, False),
+    ]
     with_norm = weight_layers(net, include_norm=True)
     assert sum(l.kind == "norm" for l in with_norm) == 8  # stem + 2 per block + projection BN
 
 
 def fake_trainer(model, run_dir=None):
     logged = []
-    return SimpleNamespace(model=model, step=0, epoch=0, run_dir=run_dir, is_main=True,
-                           log=logged.append, logged=logged)
+    return SimpleNamespace(
+        model=model, step=0, epoch=0, run_dir=run_dir, is_main=True, log=logged.append, logged=logged
+    )
 
 
 def test_gradient_flow_callback_records_every_k_steps(tmp_path):
@@ -214,8 +237,8 @@ def test_residual_ratio_callback_tracks_epochs_and_keeps_mode(tmp_path):
 def test_activation_stats_counts_dead_relus():
     block = BasicBlock(4, 4, shortcut=None).eval()
     with torch.no_grad():
-        block.bn1.bias.fill_(-1e4)      # first ReLU never fires: 4 dead units
-        block.bn2.bias.fill_(1.0)       # conv2 sees zeros -> output relu(0 + 1) = 1
+        block.bn1.bias.fill_(-1e4)  # first ReLU never fires: 4 dead units
+        block.bn2.bias.fill_(1.0)  # conv2 sees zeros -> output relu(0 + 1) = 1
     net = nn.Sequential(block)
     x = torch.randn(5, 4, 6, 6)
     (row,) = activation_stats(net, x)
@@ -240,11 +263,23 @@ def test_activation_stats_mean_std_over_several_batches():
 @pytest.mark.slow
 def test_callbacks_inside_a_real_training_run(tmp_path):
     from skiplab.train import TrainConfig, fit
+
     flow, ratio = GradientFlowCallback(every=2), ResidualRatioCallback(torch.randn(4, 3, 32, 32))
-    result = fit(TrainConfig(out=str(tmp_path / "run"), model="cifar_resnet", model_kwargs={"depth": 8},
-                                 data="synthetic:shapes-256", epochs=1, steps=4, batch_size=16,
-                                 progress=False, compile="off", num_threads=1),
-                 callbacks=[flow, ratio])
+    result = fit(
+        TrainConfig(
+            out=str(tmp_path / "run"),
+            model="cifar_resnet",
+            model_kwargs={"depth": 8},
+            data="synthetic:shapes-256",
+            epochs=1,
+            steps=4,
+            batch_size=16,
+            progress=False,
+            compile="off",
+            num_threads=1,
+        ),
+        callbacks=[flow, ratio],
+    )
     assert {"grad_first_last_ratio", "residual_ratio_mean"} <= set(result.metrics)
     with open(tmp_path / "run" / "gradient_flow.csv") as f:
         rows = list(csv.DictReader(f))

@@ -10,9 +10,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skiplab.analysis import (delete_blocks, evaluate, find_units, lesion_random, lesion_reorder,
-                              lesion_single, lesion_study, path_gradients, path_length_counts,
-                              path_length_distribution, residual_blocks, swap_blocks)
+from skiplab.analysis import (
+    delete_blocks,
+    evaluate,
+    find_units,
+    lesion_random,
+    lesion_reorder,
+    lesion_single,
+    lesion_study,
+    path_gradients,
+    path_length_counts,
+    path_length_distribution,
+    residual_blocks,
+    swap_blocks,
+)
 from skiplab.analysis.paths import GatedBlocks
 from skiplab.blocks import BasicBlock, PreActBlock
 
@@ -58,7 +69,7 @@ def test_deleted_block_keeps_only_its_shortcut(block):
     with delete_blocks([units[1]]), torch.no_grad():
         net(x)
     shortcut = down.downsample(seen["x"])
-    expected = torch.relu(shortcut) if block is BasicBlock else shortcut   # relu(W_s x) / W_s x
+    expected = torch.relu(shortcut) if block is BasicBlock else shortcut  # relu(W_s x) / W_s x
     assert torch.equal(seen["y"], expected)
 
 
@@ -133,13 +144,20 @@ def test_lesion_rows_and_errors():
 
 def test_lesion_study_on_a_deeper_net():
     blocks = [BasicBlock(8, 8, shortcut="A") for _ in range(6)]
-    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), *blocks,
-                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4)).eval()
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        *blocks,
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 4),
+    ).eval()
     data = [(torch.randn(8, 3, 8, 8), torch.randint(0, 4, (8,)))]
     study = lesion_study(net, data, max_deleted=3, draws=2, max_swapped=5)
     assert len(study.single) == 6
     assert sorted({r["k"] for r in study.random}) == [1, 2, 3]
-    assert sorted({r["k"] for r in study.reorder}) == [1, 2]   # 5 adjacent pairs -> ceil(5/3)
+    assert sorted({r["k"] for r in study.reorder}) == [1, 2]  # 5 adjacent pairs -> ceil(5/3)
     for r in study.reorder:
         pairs = [p.split("<->") for p in r["swapped"].split()]
         assert len(pairs) == r["k"] and len({b for p in pairs for b in p}) == 2 * r["k"]
@@ -153,7 +171,7 @@ def test_lesion_study_on_a_deeper_net():
 @pytest.mark.parametrize("n", [0, 1, 5, 27, 54])
 def test_binomial_path_counts_sum_to_two_to_the_n(n):
     counts = path_length_counts(n)
-    assert sum(counts) == 2 ** n and counts == counts[::-1]
+    assert sum(counts) == 2**n and counts == counts[::-1]
     dist = path_length_distribution(n)
     assert math.isclose(sum(r["fraction"] for r in dist), 1.0)
     assert max(dist, key=lambda r: r["paths"])["length"] == n // 2

@@ -26,19 +26,20 @@ def count(model: nn.Module) -> int:
 
 def plain_count(widths: tuple[int, ...], latent: int) -> int:
     """Parameters of the plain autoencoder, counted layer by layer by hand (BN: 2 per channel)."""
+
     def block(cin: int, cout: int, first_kernel: int) -> int:  # conv-BN-ReLU-conv3x3-BN
         return cin * cout * first_kernel + 2 * cout + cout * cout * 9 + 2 * cout
 
-    total = 1 * widths[0] * 9 + 2 * widths[0]                     # stem
+    total = 1 * widths[0] * 9 + 2 * widths[0]  # stem
     prev = widths[0]
-    for w in widths:                                               # down block + level block
+    for w in widths:  # down block + level block
         total += block(prev, w, 9) + block(w, w, 9)
         prev = w
-    total += widths[-1] * latent * 9 + latent                      # to_latent (bias)
-    total += latent * widths[-1] * 9 + 2 * widths[-1]              # from_latent
-    for i in reversed(range(len(widths))):                         # level block + 4x4 up block
+    total += widths[-1] * latent * 9 + latent  # to_latent (bias)
+    total += latent * widths[-1] * 9 + 2 * widths[-1]  # from_latent
+    for i in reversed(range(len(widths))):  # level block + 4x4 up block
         total += block(widths[i], widths[i], 9) + block(widths[i], widths[max(i - 1, 0)], 16)
-    return total + widths[0] * 9 + 1                               # head (bias)
+    return total + widths[0] * 9 + 1  # head (bias)
 
 
 # --------------------------------------------------------------------------- shapes
@@ -86,8 +87,7 @@ def test_variants_differ_only_where_stated():
     # "all" adds the projection shortcuts of the down and up blocks, nothing else
     extra = set(every) - set(plain)
     resampling = {"enc": "0", "dec": "1"}  # the down block starts a level, the up block ends it
-    assert extra and all(".downsample." in name and name.split(".")[1] == resampling[name[:3]]
-                         for name in extra)
+    assert extra and all(".downsample." in name and name.split(".")[1] == resampling[name[:3]] for name in extra)
     assert {k: every[k] for k in plain} == plain
     # "bottleneck_cbam" adds CBAM on the two 16x16 residual branches, nothing else
     extra = set(cbam) - set(plain)
@@ -105,8 +105,7 @@ def test_which_blocks_are_residual():
     assert len(residual(ResidualAutoencoder(variant="all"))) == 16
 
 
-@pytest.mark.parametrize("latent, plain, every", [
-    (16, 21_044_753, 21_928_337), (32, 21_192_225, 22_075_809)])
+@pytest.mark.parametrize("latent, plain, every", [(16, 21_044_753, 21_928_337), (32, 21_192_225, 22_075_809)])
 def test_parameter_counts(latent, plain, every):
     assert plain_count((64, 128, 256, 512), latent) == plain
     projections = sum(cin * cout + 2 * cout for cin, cout in ((64, 64), (64, 128), (128, 256), (256, 512)))
@@ -147,7 +146,7 @@ def test_compression_ratio_is_256_over_c(latent):
     model = create_model("sar_ae_all", latent_channels=latent, widths=NARROW)
     assert model.compression_ratio(256) == 256 / latent
     assert model.compression_ratio((1, 512, 256)) == 256 / latent
-    assert model.bits_per_pixel((256, 256)) == 16 * 16 * latent * 32 / 256 ** 2 == latent / 8
+    assert model.bits_per_pixel((256, 256)) == 16 * 16 * latent * 32 / 256**2 == latent / 8
     assert model.bits_per_pixel(256, latent_bits=8) == latent / 32
     assert model.compression_ratio(256, latent_bits=8) == 4 * 256 / latent
     assert model.latent_shape(256) == (latent, 16, 16)
@@ -234,8 +233,11 @@ def test_bad_options_are_explained():
 
 def test_attention_and_drop_path_go_on_residual_branches_only():
     model = ResidualAutoencoder(widths=NARROW, variant="bottleneck", attn_layer="se", drop_path_rate=0.2)
-    with_se = {name.rsplit(".se", 1)[0] for name, m in model.named_modules() if name.endswith(".se")
-               and not isinstance(m, nn.Identity)}
+    with_se = {
+        name.rsplit(".se", 1)[0]
+        for name, m in model.named_modules()
+        if name.endswith(".se") and not isinstance(m, nn.Identity)
+    }
     assert with_se == {"enc4.1", "dec4.0"}
     rates = {name: m.p for name, m in model.named_modules() if type(m).__name__ == "DropPath"}
     assert rates == {"enc4.1.drop_path": pytest.approx(0.1), "dec4.0.drop_path": pytest.approx(0.2)}
@@ -249,8 +251,7 @@ def test_features_only_gives_the_encoder_levels():
     extractor = create_model("sar_ae_all", features_only=True, latent_channels=8, widths=NARROW)
     assert isinstance(extractor, FeatureExtractor)
     maps = extractor(torch.rand(2, 1, 64, 64))
-    assert [tuple(m.shape[1:]) for m in maps] == [(8, 32, 32), (16, 16, 16), (32, 8, 8), (64, 4, 4),
-                                                    (8, 4, 4)]
+    assert [tuple(m.shape[1:]) for m in maps] == [(8, 32, 32), (16, 16, 16), (32, 8, 8), (64, 4, 4), (8, 4, 4)]
     assert extractor.reductions() == [2, 4, 8, 16, 16]
 
 

@@ -19,8 +19,15 @@ import torch.nn.functional as F
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from skiplab.blocks import (BasicBlock, Bottleneck, DropPath, PreActBlock, PreActBottleneck,
-                            ZeroPadShortcut, drop_path_rates)
+from skiplab.blocks import (
+    BasicBlock,
+    Bottleneck,
+    DropPath,
+    PreActBlock,
+    PreActBottleneck,
+    ZeroPadShortcut,
+    drop_path_rates,
+)
 from skiplab.blocks.conv import check_groups
 
 SETTINGS = settings(max_examples=25, deadline=None)

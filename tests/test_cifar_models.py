@@ -34,15 +34,15 @@ def published_tolerance(millions: str) -> int:
 
 # name, our exact count (10 classes), published figure in millions
 COUNTS = [
-    ("cifar_resnet20", 269_722, "0.27"),            # He 2015 Table 6
+    ("cifar_resnet20", 269_722, "0.27"),  # He 2015 Table 6
     ("cifar_resnet32", 464_154, "0.46"),
     ("cifar_resnet44", 658_586, "0.66"),
     ("cifar_resnet56", 853_018, "0.85"),
     ("cifar_resnet110", 1_727_962, "1.7"),
     ("cifar_resnet1202", 19_421_274, "19.4"),
-    ("cifar_preact_resnet110", 1_730_522, "1.7"),   # He 2016 Table 2
-    ("cifar_preact_resnet164", 1_703_258, "1.7"),   # He 2016 Table 4
-    ("cifar_wrn_28_10", 36_479_194, "36.5"),        # Zagoruyko 2016 Table 1
+    ("cifar_preact_resnet110", 1_730_522, "1.7"),  # He 2016 Table 2
+    ("cifar_preact_resnet164", 1_703_258, "1.7"),  # He 2016 Table 4
+    ("cifar_wrn_28_10", 36_479_194, "36.5"),  # Zagoruyko 2016 Table 1
     ("cifar_wrn_16_8", 10_961_370, "11.0"),
     ("cifar_wrn_40_4", 8_949_210, "8.9"),
     ("cifar_resnext29_8x64d", 34_426_698, "34.4"),  # Xie 2017 Table 7
@@ -80,8 +80,7 @@ def test_small_resnet_count_and_depth():
 @pytest.mark.parametrize("depth", [20, 56])
 def test_residual_and_plain_twins_have_the_same_parameters(depth):
     res, plain = create_model(f"cifar_resnet{depth}"), create_model(f"cifar_plain{depth}")
-    assert [(n, p.shape) for n, p in res.named_parameters()] == \
-           [(n, p.shape) for n, p in plain.named_parameters()]
+    assert [(n, p.shape) for n, p in res.named_parameters()] == [(n, p.shape) for n, p in plain.named_parameters()]
     assert {k: v.shape for k, v in res.state_dict().items()} == {k: v.shape for k, v in plain.state_dict().items()}
     plain.load_state_dict(res.state_dict())  # strict: the weights move between twins
     blocks = [b for s in plain.stages for b in s]
@@ -100,18 +99,21 @@ def test_generic_depth_matches_the_named_models():
     assert num_params(create_model("cifar_preact_resnet", depth=110, bottleneck=False)) == 1_730_522
 
 
-@pytest.mark.parametrize("name,kwargs,message", [
-    ("cifar_resnet", dict(depth=21), r"depth must be 6n\+2 \(8, 14, 20, \.\.\.\), got 21"),
-    ("cifar_plain", dict(depth=2), r"depth must be 6n\+2 \(8, 14, 20, \.\.\.\), got 2"),
-    ("cifar_resnet", dict(depth=20.0), r"6n\+2 .*got 20\.0"),
-    ("cifar_wrn", dict(depth=28.5), r"depth must be 6n\+4 \(10, 16, 22, \.\.\.\)"),
-    ("cifar_wrn", dict(depth=27), r"depth must be 6n\+4 \(10, 16, 22, \.\.\.\), got 27"),
-    ("cifar_preact_resnet", dict(depth=57), r"depth must be 9n\+2 \(11, 20, 29, \.\.\.\), got 57"),
-    ("cifar_resnext", dict(depth=30), r"depth must be 9n\+2 .*got 30"),
-    ("cifar_wrn", dict(depth=28, widen_factor=0), r"widen_factor must be an integer >= 1"),
-    ("cifar_resnext", dict(depth=29, cardinality=0), r"groups=0 must divide"),
-    ("cifar_plain20", dict(shortcut="A"), r"a plain net has no shortcut"),
-])
+@pytest.mark.parametrize(
+    "name,kwargs,message",
+    [
+        ("cifar_resnet", dict(depth=21), r"depth must be 6n\+2 \(8, 14, 20, \.\.\.\), got 21"),
+        ("cifar_plain", dict(depth=2), r"depth must be 6n\+2 \(8, 14, 20, \.\.\.\), got 2"),
+        ("cifar_resnet", dict(depth=20.0), r"6n\+2 .*got 20\.0"),
+        ("cifar_wrn", dict(depth=28.5), r"depth must be 6n\+4 \(10, 16, 22, \.\.\.\)"),
+        ("cifar_wrn", dict(depth=27), r"depth must be 6n\+4 \(10, 16, 22, \.\.\.\), got 27"),
+        ("cifar_preact_resnet", dict(depth=57), r"depth must be 9n\+2 \(11, 20, 29, \.\.\.\), got 57"),
+        ("cifar_resnext", dict(depth=30), r"depth must be 9n\+2 .*got 30"),
+        ("cifar_wrn", dict(depth=28, widen_factor=0), r"widen_factor must be an integer >= 1"),
+        ("cifar_resnext", dict(depth=29, cardinality=0), r"groups=0 must divide"),
+        ("cifar_plain20", dict(shortcut="A"), r"a plain net has no shortcut"),
+    ],
+)
 def test_bad_configurations_say_what_was_expected(name, kwargs, message):
     with pytest.raises(ValueError, match=message):
         create_model(name, **kwargs)
@@ -168,7 +170,7 @@ def test_default_head_and_stem():
 
 def test_preact_layout_follows_the_authors_code():
     model = create_model("cifar_preact_resnet164")
-    assert not hasattr(model, "bn1")                 # the stem is the convolution alone
+    assert not hasattr(model, "bn1")  # the stem is the convolution alone
     assert isinstance(model.bn_final, nn.BatchNorm2d) and model.feature_info[-1]["module"] == "relu_final"
     first = model.layer1[0]
     assert isinstance(first, PreActBottleneck) and first.conv1.out_channels == 16 and first.conv3.out_channels == 64
@@ -181,8 +183,11 @@ def test_wrn_layout_and_dropout():
     model = create_model("cifar_wrn_28_10", dropout=0.3)
     assert [len(s) for s in model.stages] == [4, 4, 4]
     assert [s[0].conv2.out_channels for s in model.stages] == [160, 320, 640]
-    assert all(isinstance(b, PreActBlock) and isinstance(b.dropout, nn.Dropout) and b.dropout.p == 0.3
-               for s in model.stages for b in s)
+    assert all(
+        isinstance(b, PreActBlock) and isinstance(b.dropout, nn.Dropout) and b.dropout.p == 0.3
+        for s in model.stages
+        for b in s
+    )
     small = dict(depth=10, widen_factor=1, zero_init_residual=False)  # else conv2 = 0 hides dropout
     with_dropout, without = create_model("cifar_wrn", dropout=0.5, **small), create_model("cifar_wrn", **small)
     assert with_dropout.state_dict().keys() == without.state_dict().keys()
@@ -283,21 +288,32 @@ def test_every_family_is_registered():
     names = set(list_models("cifar_*")) | set(list_models("small_resnet"))
     for depth in (20, 32, 44, 56, 110):
         assert {f"cifar_resnet{depth}", f"cifar_plain{depth}"} <= names
-    assert {"cifar_resnet1202", "cifar_resnet", "cifar_plain", "cifar_preact_resnet110",
-            "cifar_preact_resnet164", "cifar_preact_resnet1001", "cifar_wrn", "cifar_wrn_28_10",
-            "cifar_wrn_16_8", "cifar_wrn_40_4", "cifar_resnext29_8x64d", "small_resnet"} <= names
+    assert {
+        "cifar_resnet1202",
+        "cifar_resnet",
+        "cifar_plain",
+        "cifar_preact_resnet110",
+        "cifar_preact_resnet164",
+        "cifar_preact_resnet1001",
+        "cifar_wrn",
+        "cifar_wrn_28_10",
+        "cifar_wrn_16_8",
+        "cifar_wrn_40_4",
+        "cifar_resnext29_8x64d",
+        "small_resnet",
+    } <= names
     assert isinstance(create_model("small_resnet"), CifarResNet)
 
 
 def test_fast_resnet_airbench_options():
     model = create_model("cifar_fast_resnet_s", dirac_init=True, bn_momentum=0.4)
-    first = model.layer1[0].weight                               # 24 -> 48 channels
+    first = model.layer1[0].weight  # 24 -> 48 channels
     assert torch.equal(first[:24, :, 1, 1], torch.eye(24)) and first[:24].abs().sum() == 24
-    assert first[24:].abs().sum() > 0                            # the rest keep their random init
+    assert first[24:].abs().sum() > 0  # the rest keep their random init
     assert all(m.momentum == 0.4 for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
     with pytest.raises(ValueError, match="bn_momentum"):
         create_model("cifar_fast_resnet_s", bn_momentum=0.0)
-    fixed = create_model("cifar_fast_resnet_s", learn_bn_scale=False)   # airbench's BN
+    fixed = create_model("cifar_fast_resnet_s", learn_bn_scale=False)  # airbench's BN
     scales = [m.weight for m in fixed.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert all(not w.requires_grad and torch.equal(w, torch.ones_like(w)) for w in scales)
 
@@ -307,8 +323,9 @@ def test_fast_resnet_plain_twin_is_airbench_conv_groups():
     convs start as the identity (airbench's "implicit residual"); same parameters."""
     residual = create_model("cifar_fast_resnet_s", dirac_init=True)
     plain = create_model("cifar_fast_resnet_s", dirac_init=True, shortcut=False)
-    assert [(k, v.shape) for k, v in residual.state_dict().items()] == \
-        [(k, v.shape) for k, v in plain.state_dict().items()]
+    assert [(k, v.shape) for k, v in residual.state_dict().items()] == [
+        (k, v.shape) for k, v in plain.state_dict().items()
+    ]
     block = plain.layer2[4]
     assert not block.has_shortcut and residual.layer2[4].has_shortcut
     weight = block.conv.weight

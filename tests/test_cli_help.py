@@ -17,6 +17,7 @@ def help_text(capsys, command: str) -> str:
 
 def test_study_eval_images_help_names_the_real_defaults(capsys):
     from skiplab.studies.config import StudyConfig
+
     text = help_text(capsys, "study")
     entry = re.search(r"--eval-images N (.*?)--precision", text).group(1)
     synthetic = StudyConfig.create().eval_images

@@ -8,8 +8,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from skiplab.data import (Augmentation, BatchLoader, DataPathError, ImageDataset, channel_stats,
-                          load_dataset, normalize, parse_data_spec, split_indices)
+from skiplab.data import (
+    Augmentation,
+    BatchLoader,
+    DataPathError,
+    ImageDataset,
+    channel_stats,
+    load_dataset,
+    normalize,
+    parse_data_spec,
+    split_indices,
+)
 from skiplab.data.synthetic import CLASSES, generate_shapes
 
 
@@ -23,13 +32,16 @@ def test_spec_kinds_and_paths(tmp_path):
     assert (s.name, s.options) == ("shapes-2k", {"seed": "3"})
 
 
-@pytest.mark.parametrize("bad, message", [
-    ("imagenet:/x", "unknown data kind 'imagenet'.*cifar10, cifar100, folder, synthetic"),
-    ("cifar10", "needs a path"),
-    ("folder:", "needs a path"),
-    ("", "non-empty"),
-    ("synthetic:shapes,seed", "key=value"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ("imagenet:/x", "unknown data kind 'imagenet'.*cifar10, cifar100, folder, synthetic"),
+        ("cifar10", "needs a path"),
+        ("folder:", "needs a path"),
+        ("", "non-empty"),
+        ("synthetic:shapes,seed", "key=value"),
+    ],
+)
 def test_spec_errors_say_what_is_expected(bad, message):
     with pytest.raises(ValueError, match=message):
         parse_data_spec(bad)
@@ -86,11 +98,9 @@ def test_synthetic_is_not_separable_by_colour_statistics():
 # ---- dataset and split ------------------------------------------------------------------------
 def test_dataset_validates_types():
     with pytest.raises(ValueError, match="uint8"):
-        ImageDataset(torch.zeros(2, 3, 4, 4), torch.zeros(2, dtype=torch.long), ["a"],
-                     (0,) * 3, (1,) * 3, "x")
+        ImageDataset(torch.zeros(2, 3, 4, 4), torch.zeros(2, dtype=torch.long), ["a"], (0,) * 3, (1,) * 3, "x")
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 1\)"):
-        ImageDataset(torch.zeros(2, 3, 4, 4, dtype=torch.uint8), torch.tensor([0, 1]), ["a"],
-                     (0,) * 3, (1,) * 3, "x")
+        ImageDataset(torch.zeros(2, 3, 4, 4, dtype=torch.uint8), torch.tensor([0, 1]), ["a"], (0,) * 3, (1,) * 3, "x")
 
 
 def test_split_is_stratified_deterministic_and_disjoint():
@@ -112,14 +122,13 @@ def test_channel_stats_match_float_reference():
 
 # ---- augmentation ---------------------------------------------------------------------------
 def _ramp(batch: int = 1, size: int = 8) -> torch.Tensor:
-    return (torch.arange(size * size, dtype=torch.float32).view(1, 1, size, size) + 1
-            ).repeat(batch, 3, 1, 1)
+    return (torch.arange(size * size, dtype=torch.float32).view(1, 1, size, size) + 1).repeat(batch, 3, 1, 1)
 
 
 def _reference(x, p, mode, oy, ox, flip, size=None):
     """Pad then crop one sample the obvious way (``size``: the crop side, default the image's)."""
     padded = F.pad(x[None], (p, p, p, p), mode="constant" if mode == "zeros" else "reflect")[0]
-    out = padded[:, oy:oy + (size or x.shape[1]), ox:ox + (size or x.shape[2])]
+    out = padded[:, oy : oy + (size or x.shape[1]), ox : ox + (size or x.shape[2])]
     return out.flip(2) if flip else out
 
 
@@ -130,8 +139,7 @@ def test_crop_and_flip_equal_pad_then_crop_per_sample(mode):
     params = aug.sample_params(64, 8, 8, torch.Generator().manual_seed(0))
     out = aug.apply(x, params)
     for b in range(64):
-        ref = _reference(x[b], 3, mode, int(params.offset_y[b]), int(params.offset_x[b]),
-                         bool(params.flip[b]))
+        ref = _reference(x[b], 3, mode, int(params.offset_y[b]), int(params.offset_x[b]), bool(params.flip[b]))
         assert torch.equal(out[b], ref)
     assert params.offset_y.min() >= 0 and params.offset_y.max() <= 6
 
@@ -141,25 +149,24 @@ def test_small_crops_equal_pad_then_crop_and_cover_every_offset(mode):
     aug = Augmentation(crop_padding=2, pad_mode=mode, flip=True, crop_size=5, cutout=2)
     x = torch.randn(400, 3, 8, 8)
     params = aug.sample_params(400, 8, 8, torch.Generator().manual_seed(0))
-    params.cutout_y[:] = -9                     # cutout outside the crop: compare crops only
+    params.cutout_y[:] = -9  # cutout outside the crop: compare crops only
     out = aug.apply(x, params)
     assert out.shape == (400, 3, 5, 5)
     for b in range(0, 400, 7):
-        ref = _reference(x[b], 2, mode, int(params.offset_y[b]), int(params.offset_x[b]),
-                         bool(params.flip[b]), size=5)
+        ref = _reference(x[b], 2, mode, int(params.offset_y[b]), int(params.offset_x[b]), bool(params.flip[b]), size=5)
         assert torch.equal(out[b], ref)
     # every window of the 12x12 padded image: offsets 0..7 on both axes
     assert set(params.offset_y.tolist()) == set(range(8)) == set(params.offset_x.tolist())
     centres = aug.sample_params(400, 8, 8, torch.Generator()).cutout_x
-    assert centres.max() == 4                 # cutout centres lie in the crop
+    assert centres.max() == 4  # cutout centres lie in the crop
 
 
 def test_crop_size_epochs_switches_to_full_size_and_keeps_the_other_choices():
     aug = Augmentation(crop_padding=2, crop_size=24, crop_size_epochs=3)
     assert aug.for_epoch(2) is aug and aug.for_epoch(3) == Augmentation(crop_padding=2)
-    assert Augmentation(crop_size=24).for_epoch(50).crop_size == 24     # 0 epochs: always
+    assert Augmentation(crop_size=24).for_epoch(50).crop_size == 24  # 0 epochs: always
     full = Augmentation(crop_padding=2)
-    g = lambda: torch.Generator().manual_seed(5)   # noqa: E731
+    g = lambda: torch.Generator().manual_seed(5)  # noqa: E731
     # a crop_size equal to the image size draws exactly what no crop_size draws
     same = Augmentation(crop_padding=2, crop_size=32).sample_params(64, 32, 32, g())
     assert torch.equal(same.offset_y, full.sample_params(64, 32, 32, g()).offset_y)
@@ -192,21 +199,22 @@ def test_flip_probability_and_crop_offsets_are_uniform():
     counts = torch.bincount(p.offset_x, minlength=9)
     assert len(counts) == 9 and counts.min() > 20000 / 9 * 0.85
     flipped = Augmentation(crop_padding=0, flip=True)(_ramp(4000), torch.Generator().manual_seed(2))
-    rate = (flipped[:, 0, 0, 0] == 8).float().mean().item()   # first pixel now the row's last
+    rate = (flipped[:, 0, 0, 0] == 8).float().mean().item()  # first pixel now the row's last
     assert abs(rate - 0.5) < 0.03
 
 
 def test_alternate_flip_mirrors_each_image_in_every_other_epoch():
     n = 400
-    images = torch.arange(8, dtype=torch.uint8).repeat(n, 3, 8, 1)           # columns 0..7
+    images = torch.arange(8, dtype=torch.uint8).repeat(n, 3, 8, 1)  # columns 0..7
     dataset = ImageDataset(images, torch.zeros(n, dtype=torch.long), ["a"], (0.0,) * 3, (1.0,) * 3, "ramp")
-    loader = BatchLoader(dataset, 100, shuffle=True, seed=3,
-                         augment=Augmentation(crop_padding=0, flip=True, alternate_flip=True))
+    loader = BatchLoader(
+        dataset, 100, shuffle=True, seed=3, augment=Augmentation(crop_padding=0, flip=True, alternate_flip=True)
+    )
 
-    def flipped_in(epoch):   # sample index -> mirrored?
+    def flipped_in(epoch):  # sample index -> mirrored?
         loader.set_epoch(epoch)
         order = loader.rank_order(epoch)
-        mirrored = torch.cat([x[:, 0, 0, 0] > 0 for x, _ in loader])      # first column now 7/255
+        mirrored = torch.cat([x[:, 0, 0, 0] > 0 for x, _ in loader])  # first column now 7/255
         return mirrored[torch.argsort(order)]
 
     first, second, third = flipped_in(0), flipped_in(1), flipped_in(2)
@@ -324,16 +332,16 @@ def test_loader_advances_epoch_when_iterated_again(small):
 
 @pytest.mark.parametrize("world_size, drop_last", [(2, True), (3, True), (3, False)])
 def test_ddp_shards_are_disjoint_equal_and_cover_the_epoch(small, world_size, drop_last):
-    loaders = [BatchLoader(small, 16, rank=r, world_size=world_size, drop_last=drop_last,
-                           seed=3) for r in range(world_size)]
+    loaders = [
+        BatchLoader(small, 16, rank=r, world_size=world_size, drop_last=drop_last, seed=3) for r in range(world_size)
+    ]
     assert len({len(ld) for ld in loaders}) == 1
     orders = [ld.rank_order(5) for ld in loaders]
     flat = torch.cat(orders)
     if drop_last:
         assert len(set(flat.tolist())) == len(flat) == world_size * (250 // world_size)
     else:  # padded by wrapping around: every sample at least once
-        assert set(flat.tolist()) == set(range(250)) and len(flat) == world_size * math.ceil(
-            250 / world_size)
+        assert set(flat.tolist()) == set(range(250)) and len(flat) == world_size * math.ceil(250 / world_size)
 
 
 def test_ddp_union_of_rank_batches_equals_single_process_global_batch(small):

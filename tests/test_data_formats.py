@@ -19,8 +19,7 @@ from skiplab.data.cifar import load_cifar
 from skiplab.data.download import ARCHIVES, download, file_md5, safe_extract
 from skiplab.data.folder import load_image_folder
 
-CIFAR10_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
-                 "ship", "truck"]
+CIFAR10_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
 def _batch(rng: np.random.Generator, n: int, classes: int, offset: int):
@@ -39,11 +38,17 @@ def write_cifar10_python(root: Path, per_batch: int = 6, seed: int = 0, protocol
         data, labels = _batch(rng, per_batch, 10, i)
         expected[name] = (data, labels)
         with open(folder / name, "wb") as fh:
-            pickle.dump({b"batch_label": name.encode(), b"labels": labels, b"data": data,
-                         b"filenames": [b"x.png"] * per_batch}, fh, protocol=protocol)
+            pickle.dump(
+                {b"batch_label": name.encode(), b"labels": labels, b"data": data, b"filenames": [b"x.png"] * per_batch},
+                fh,
+                protocol=protocol,
+            )
     with open(folder / "batches.meta", "wb") as fh:
-        pickle.dump({b"label_names": [n.encode() for n in CIFAR10_NAMES],
-                     b"num_cases_per_batch": per_batch}, fh, protocol=protocol)
+        pickle.dump(
+            {b"label_names": [n.encode() for n in CIFAR10_NAMES], b"num_cases_per_batch": per_batch},
+            fh,
+            protocol=protocol,
+        )
     return folder, expected
 
 
@@ -68,8 +73,7 @@ def write_cifar100_python(root: Path, n: int = 8, seed: int = 2):
     for name in ("train", "test"):
         data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
         with open(folder / name, "wb") as fh:
-            pickle.dump({b"fine_labels": list(range(90, 90 + n)), b"coarse_labels": [1] * n,
-                         b"data": data}, fh)
+            pickle.dump({b"fine_labels": list(range(90, 90 + n)), b"coarse_labels": [1] * n, b"data": data}, fh)
     with open(folder / "meta", "wb") as fh:
         pickle.dump({b"fine_label_names": [f"c{i:02d}".encode() for i in range(100)]}, fh)
     return folder
@@ -140,6 +144,7 @@ def test_malicious_pickle_is_refused(tmp_path):
     class Evil:
         def __reduce__(self):
             return (os.system, ("echo pwned",))
+
     with open(folder / "data_batch_1", "wb") as fh:
         pickle.dump({b"data": Evil()}, fh)
     with pytest.raises(ValueError, match="refusing to load .*system"):
@@ -203,11 +208,14 @@ REFUSED = {
     "symlink-abs": [_member("cifar-10-batches-py/abs-link", tarfile.SYMTYPE, "/etc/passwd")],
     "symlink-inside": [_member("cifar-10-batches-py/b.txt", tarfile.SYMTYPE, "ok.txt")],
     "hardlink-out": [_member("cifar-10-batches-py/hard", tarfile.LNKTYPE, "../outside")],
-    "hardlink-inside": [_member("cifar-10-batches-py/hard", tarfile.LNKTYPE,
-                                "cifar-10-batches-py/ok.txt")],
+    "hardlink-inside": [_member("cifar-10-batches-py/hard", tarfile.LNKTYPE, "cifar-10-batches-py/ok.txt")],
     # each link stays inside dest on its own; together a/ is dest's parent
-    "symlink-chain": [_member("d", tarfile.DIRTYPE), _member("b", tarfile.SYMTYPE, "d/.."),
-                      _member("a", tarfile.SYMTYPE, "b/.."), _member("a/evil")],
+    "symlink-chain": [
+        _member("d", tarfile.DIRTYPE),
+        _member("b", tarfile.SYMTYPE, "d/.."),
+        _member("a", tarfile.SYMTYPE, "b/.."),
+        _member("a/evil"),
+    ],
     "fifo": [_member("cifar-10-batches-py/fifo", tarfile.FIFOTYPE)],
     "char-device": [_member("cifar-10-batches-py/null", tarfile.CHRTYPE)],
     "block-device": [_member("cifar-10-batches-py/sda", tarfile.BLKTYPE)],
@@ -216,16 +224,16 @@ REFUSED = {
 
 @pytest.mark.parametrize("fallback", [False, True], ids=["data-filter", "no-data-filter"])
 @pytest.mark.parametrize("case", list(REFUSED))
-def test_extraction_refuses_links_devices_and_escapes_writing_nothing(tmp_path, monkeypatch,
-                                                                      case, fallback):
-    if fallback:   # a Python without tarfile.data_filter
+def test_extraction_refuses_links_devices_and_escapes_writing_nothing(tmp_path, monkeypatch, case, fallback):
+    if fallback:  # a Python without tarfile.data_filter
         monkeypatch.delattr(tarfile, "data_filter", raising=False)
-    archive = _tar_with(tmp_path / "bad.tar.gz", [_member("cifar-10-batches-py/ok.txt"),
-                                                  *REFUSED[case], _member("z/last.txt")])
+    archive = _tar_with(
+        tmp_path / "bad.tar.gz", [_member("cifar-10-batches-py/ok.txt"), *REFUSED[case], _member("z/last.txt")]
+    )
     dest = tmp_path / "dest"
     with pytest.raises(ValueError, match="refusing to extract"):
         safe_extract(archive, dest)
-    assert not dest.exists()            # every member was checked before anything was written
+    assert not dest.exists()  # every member was checked before anything was written
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.tar.gz"]
 
 
@@ -233,8 +241,9 @@ def test_extraction_refuses_links_devices_and_escapes_writing_nothing(tmp_path, 
 def test_extraction_writes_files_and_folders(tmp_path, monkeypatch, fallback):
     if fallback:
         monkeypatch.delattr(tarfile, "data_filter", raising=False)
-    archive = _tar_with(tmp_path / "ok.tar.gz", [
-        _member("d", tarfile.DIRTYPE), _member("d/a.txt"), _member("./d/e/b.txt")])
+    archive = _tar_with(
+        tmp_path / "ok.tar.gz", [_member("d", tarfile.DIRTYPE), _member("d/a.txt"), _member("./d/e/b.txt")]
+    )
     names = safe_extract(archive, tmp_path / "dest")
     assert names == ["d", "d/a.txt", "./d/e/b.txt"]
     assert (tmp_path / "dest" / "d" / "a.txt").read_bytes() == b"x"
@@ -244,7 +253,7 @@ def test_extraction_writes_files_and_folders(tmp_path, monkeypatch, fallback):
 def test_extraction_refuses_a_path_through_a_link_already_on_disk(tmp_path):
     dest = tmp_path / "dest"
     dest.mkdir()
-    (dest / "a").symlink_to(tmp_path)           # e.g. left by an earlier, other archive
+    (dest / "a").symlink_to(tmp_path)  # e.g. left by an earlier, other archive
     archive = _tar_with(tmp_path / "x.tar.gz", [_member("a/evil")])
     with pytest.raises(ValueError, match="refusing to extract.*through a link on disk"):
         safe_extract(archive, dest)
@@ -252,8 +261,9 @@ def test_extraction_refuses_a_path_through_a_link_already_on_disk(tmp_path):
 
 
 # ---- image folders ----------------------------------------------------------------------------
-def write_folder(root: Path, classes=("b_cls", "a_cls", "c_cls"), per_class: int = 4,
-                 size=(8, 6), fmt: str = "png", seed: int = 0) -> dict:
+def write_folder(
+    root: Path, classes=("b_cls", "a_cls", "c_cls"), per_class: int = 4, size=(8, 6), fmt: str = "png", seed: int = 0
+) -> dict:
     rng = np.random.default_rng(seed)
     arrays = {}
     for c in classes:
@@ -345,6 +355,7 @@ def test_cache_hit_on_second_load_and_invalidated_by_a_changed_file(tmp_path, mo
     cache = tmp_path / "cache"
     calls = []
     import skiplab.data.folder as folder_mod
+
     real = folder_mod.decode_folder
     monkeypatch.setattr(folder_mod, "decode_folder", lambda *a, **k: calls.append(1) or real(*a, **k))
     first = load_image_folder(root, cache_dir=str(cache))
@@ -402,20 +413,18 @@ def test_verify_rereads_files_whose_size_and_mtime_did_not_change(tmp_path):
 # ---- command line -----------------------------------------------------------------------------
 def test_cli_download_info_and_cache(tmp_path, capsys):
     from skiplab.cli import main
+
     archive, md5 = _official_like_archive(tmp_path)
-    assert main(["data", "download", "cifar10", str(tmp_path / "d"), "--source",
-                 archive.as_uri(), "--md5", md5]) == 0
+    assert main(["data", "download", "cifar10", str(tmp_path / "d"), "--source", archive.as_uri(), "--md5", md5]) == 0
     assert "cifar-10-batches-py" in capsys.readouterr().out
-    assert main(["data", "download", "cifar10", str(tmp_path / "e"), "--source",
-                 str(archive)]) == 2
+    assert main(["data", "download", "cifar10", str(tmp_path / "e"), "--source", str(archive)]) == 2
     assert "MD5 mismatch" in capsys.readouterr().err
     assert main(["data", "info", f"cifar10:{tmp_path / 'd'}", "--val-size", "10"]) == 0
     out = capsys.readouterr().out
     assert "airplane" in out and "train      20 images" in out and "val        10 images" in out
     write_folder(tmp_path / "imgs", per_class=2)
     cache = str(tmp_path / "cache")
-    assert main(["data", "info", f"folder:{tmp_path / 'imgs'}", "--json",
-                 "--cache-dir", cache]) == 0
+    assert main(["data", "info", f"folder:{tmp_path / 'imgs'}", "--json", "--cache-dir", cache]) == 0
     assert '"a_cls"' in capsys.readouterr().out
     assert main(["data", "cache", "list", "--cache-dir", cache]) == 0
     assert "1 file(s)" in capsys.readouterr().out
@@ -430,5 +439,4 @@ def test_cifar_kind_on_an_image_folder_checks_the_class_count(tmp_path):
     write_folder(tmp_path / "test", per_class=1)
     with pytest.raises(ValueError, match="has 3 class folders; expected 10"):
         load_dataset(f"cifar10:{tmp_path}", cache_dir=str(tmp_path / "cache"))
-    assert load_dataset(f"folder:{tmp_path}", "test", cache_dir=str(tmp_path / "cache")
-                        ).class_counts() == [1, 1, 1]
+    assert load_dataset(f"folder:{tmp_path}", "test", cache_dir=str(tmp_path / "cache")).class_counts() == [1, 1, 1]

@@ -61,9 +61,9 @@ def test_default_model_reconstructs_a_real_scene(default, sar_real):
     # the model must beat it by the project's fixed "learnt something" margin
     r = scene_radiometry(default.radiometry, scene)
     constant = float(-10 * np.log10(np.var(np.asarray(r.forward(scene), np.float64))))
-    assert psnr > constant + ABLATION_LEARNT_DB, (psnr, constant)   # not a flat image
+    assert psnr > constant + ABLATION_LEARNT_DB, (psnr, constant)  # not a flat image
     recorded = default_model_card()["measured"]["scenes"][SCENE[:-4]]["psnr_unquantised"]
-    assert psnr == pytest.approx(recorded, abs=0.05)     # the card tells the truth
+    assert psnr == pytest.approx(recorded, abs=0.05)  # the card tells the truth
 
 
 @pytest.mark.parametrize("factor", [1e-4, 1e4])
@@ -73,8 +73,7 @@ def test_any_calibration(default, sar_real, factor):
     base = reconstruct_array(default, scene)
     scaled = reconstruct_array(default, scene * factor)
     np.testing.assert_allclose(scaled, base * factor, rtol=1e-3, atol=1e-12 * factor)
-    assert _psnr_normalised(scaled, scene * factor) == pytest.approx(
-        _psnr_normalised(base, scene), abs=0.01)
+    assert _psnr_normalised(scaled, scene * factor) == pytest.approx(_psnr_normalised(base, scene), abs=0.01)
 
 
 def test_api_encode_decode_without_checkpoint(default, sar_real):
@@ -94,10 +93,15 @@ def user_checkpoint(tmp_path_factory, default):
     torch.manual_seed(1)
     model = create_model(default.model_name, **default.model_kwargs).eval()
     path = tmp_path_factory.mktemp("user") / "best.pt"
-    save_checkpoint({"config": {"task": "reconstruct", "model": default.model_name,
-                                "model_kwargs": default.model_kwargs},
-                     "model": model.state_dict(), "radiometry": default.radiometry.to_dict(),
-                     "tile_size": 64}, path)
+    save_checkpoint(
+        {
+            "config": {"task": "reconstruct", "model": default.model_name, "model_kwargs": default.model_kwargs},
+            "model": model.state_dict(),
+            "radiometry": default.radiometry.to_dict(),
+            "tile_size": 64,
+        },
+        path,
+    )
     return path
 
 
@@ -119,8 +123,12 @@ def test_cli_round_trip_and_model_mismatch(sar_real, user_checkpoint, tmp_path, 
     assert "(4-bit symbols" in capsys.readouterr().out
     assert np.isfinite(np.load(tmp_path / "d.npy")).all()
     # a file of the packaged model given a user's checkpoint: refused, pointing at the default
-    assert main(["decode", str(tmp_path / "d.sarl"), "--out", str(tmp_path / "x.npy"),
-                 "--checkpoint", str(user_checkpoint)]) == 2
+    assert (
+        main(
+            ["decode", str(tmp_path / "d.sarl"), "--out", str(tmp_path / "x.npy"), "--checkpoint", str(user_checkpoint)]
+        )
+        == 2
+    )
     assert "omit --checkpoint" in _one_line_error(capsys)
     # a user's file decoded without its checkpoint: one line naming the model expected
     user = ["--checkpoint", str(user_checkpoint)]
@@ -129,14 +137,11 @@ def test_cli_round_trip_and_model_mismatch(sar_real, user_checkpoint, tmp_path, 
         assert main(["decode", str(tmp_path / latent), "--out", str(tmp_path / "y.npy")]) == 2
         err = _one_line_error(capsys)
         assert str(user_checkpoint) in err and "--checkpoint" in err
-        assert main(["decode", str(tmp_path / latent), "--out", str(tmp_path / "y.npy"), *user,
-                     *quiet]) == 0
+        assert main(["decode", str(tmp_path / latent), "--out", str(tmp_path / "y.npy"), *user, *quiet]) == 0
         (tmp_path / "y.npy").unlink()
     # the older form, the checkpoint before the scene, still works; two checkpoints do not
-    assert main(["reconstruct", str(user_checkpoint), scene, "--out", str(tmp_path / "o.npy"),
-                 *quiet]) == 0
-    assert main(["reconstruct", str(user_checkpoint), scene, "--out", str(tmp_path / "o2.npy"),
-                 *user]) == 2
+    assert main(["reconstruct", str(user_checkpoint), scene, "--out", str(tmp_path / "o.npy"), *quiet]) == 0
+    assert main(["reconstruct", str(user_checkpoint), scene, "--out", str(tmp_path / "o2.npy"), *user]) == 2
     assert "two checkpoints" in _one_line_error(capsys)
 
 
@@ -145,18 +150,25 @@ def test_ship_model_strips_measures_and_writes_a_card(tmp_path):
     kwargs = dict(latent_channels=4, widths=(8, 8, 16, 16))
     model = create_model("sar_ae_all", **kwargs)
     from skiplab.sar import Radiometry
+
     source = tmp_path / "run" / "checkpoints" / "best.pt"
     source.parent.mkdir(parents=True)
     (tmp_path / "run" / "config.yaml").write_text("task: reconstruct\n")
-    save_checkpoint({"config": {"task": "reconstruct", "model": "sar_ae_all", "model_kwargs": kwargs},
-                     "model": model.state_dict(), "optimizer": {"junk": torch.zeros(1000)},
-                     "radiometry": Radiometry.fixed(-40.0, 0.0).to_dict(), "tile_size": 64}, source)
+    save_checkpoint(
+        {
+            "config": {"task": "reconstruct", "model": "sar_ae_all", "model_kwargs": kwargs},
+            "model": model.state_dict(),
+            "optimizer": {"junk": torch.zeros(1000)},
+            "radiometry": Radiometry.fixed(-40.0, 0.0).to_dict(),
+            "tile_size": 64,
+        },
+        source,
+    )
     scene = tmp_path / "scenes" / "s.npy"
     scene.parent.mkdir()
     np.save(scene, synthetic_scene(64, looks=2, seed=3).speckled.numpy())
     out = tmp_path / "ship" / "m.pt"
-    card = ship_model(source, out=out, scenes=scene.parent, dtype="bfloat16", bits=(4,),
-                      name="tiny")
+    card = ship_model(source, out=out, scenes=scene.parent, dtype="bfloat16", bits=(4,), name="tiny")
     saved = torch.load(out, weights_only=True)
     assert "optimizer" not in saved and saved["name"] == "tiny"
     assert all(v.dtype == torch.bfloat16 for v in saved["model"].values() if v.is_floating_point())

@@ -30,6 +30,7 @@ def reference() -> dict:
 
 # -- blocks ---------------------------------------------------------------------------
 
+
 def test_dense_layer_adds_growth_rate_channels_from_a_list_or_a_tensor():
     layer = DenseLayer(24, growth_rate=12, bn_size=4)
     x = torch.randn(2, 24, 8, 8)
@@ -87,8 +88,11 @@ def test_memory_efficient_mode_matches_normal_mode_outputs_grads_and_running_sta
 
 # -- ImageNet DenseNets ---------------------------------------------------------------
 
-@pytest.mark.parametrize("name, count", [("densenet121", 7_978_856), ("densenet169", 14_149_480),
-                                         ("densenet201", 20_013_928), ("densenet161", 28_681_000)])
+
+@pytest.mark.parametrize(
+    "name, count",
+    [("densenet121", 7_978_856), ("densenet169", 14_149_480), ("densenet201", 20_013_928), ("densenet161", 28_681_000)],
+)
 def test_imagenet_parameter_counts_are_torchvision_s(name, count):
     assert num_params(create_model(name)) == count
 
@@ -108,17 +112,20 @@ def test_densenet121_logits_equal_torchvision_on_filled_weights(reference):
     filled = fill_state_dict(model.state_dict())
     x = reference_input(tuple(reference["input_shape"]))
     checksum = float(sum(v.double().abs().sum() for v in filled.values() if v.is_floating_point()))
-    if abs(checksum - ref["fill_checksum"]) > 1e-6 * ref["fill_checksum"] or \
-            abs(float(x.double().sum()) - reference["input_sum"]) > 1e-6:
+    if (
+        abs(checksum - ref["fill_checksum"]) > 1e-6 * ref["fill_checksum"]
+        or abs(float(x.double().sum()) - reference["input_sum"]) > 1e-6
+    ):
         pytest.skip("torch's random streams differ from the fixture's torch: filled weights are not comparable")
     model.load_state_dict(filled, strict=True)
     model.eval()
     with torch.no_grad():
         logits = model(x).double()
     expected_first = torch.tensor(ref["logits_first"], dtype=torch.float64)
-    torch.testing.assert_close(logits[:, :expected_first.shape[1]], expected_first, rtol=1e-4, atol=1e-4)
-    torch.testing.assert_close(logits.norm(dim=1), torch.tensor(ref["logits_norm"], dtype=torch.float64),
-                               rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(logits[:, : expected_first.shape[1]], expected_first, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(
+        logits.norm(dim=1), torch.tensor(ref["logits_norm"], dtype=torch.float64), rtol=1e-4, atol=1e-4
+    )
 
 
 def test_densenet121_forward_features_and_head():
@@ -181,10 +188,14 @@ def test_grad_checkpointing_and_memory_efficient_give_the_same_gradients():
 
 # -- CIFAR DenseNet-BC -----------------------------------------------------------------
 
-@pytest.mark.parametrize("name, exact, published_millions", [
-    ("cifar_densenet_bc_100_12", 769_162, 0.8),    # Table 2: 0.8M
-    ("cifar_densenet_bc_190_40", 25_624_430, 25.6),  # Table 2: 25.6M
-])
+
+@pytest.mark.parametrize(
+    "name, exact, published_millions",
+    [
+        ("cifar_densenet_bc_100_12", 769_162, 0.8),  # Table 2: 0.8M
+        ("cifar_densenet_bc_190_40", 25_624_430, 25.6),  # Table 2: 25.6M
+    ],
+)
 def test_cifar_densenet_bc_counts_match_table_2(name, exact, published_millions):
     count = num_params(create_model(name))
     assert count == exact

@@ -15,7 +15,8 @@ from skiplab.deploy.extras import has
 
 pytestmark = pytest.mark.skipif(
     not all(has(m) for m in ("onnx", "onnxruntime", "onnxscript")),
-    reason="needs the deploy extra: pip install 'skiplab[deploy]' (onnx, onnxruntime, onnxscript)")
+    reason="needs the deploy extra: pip install 'skiplab[deploy]' (onnx, onnxruntime, onnxscript)",
+)
 
 # one per family, small configurations (name, model keywords, example image side)
 FAMILIES = [
@@ -60,6 +61,7 @@ def test_pt2_export_round_trip(tmp_path):
 
 def test_sidecar_records_sar_radiometry(tmp_path):
     from skiplab.deploy.sidecar import read_sidecar, write_sidecar
+
     source = load_source("sar_ae", model_kwargs={"widths": (8, 8, 16, 16), "latent_channels": 4})
     source.meta.radiometry = {"transform": "log", "low": -30.0, "high": 10.0}
     (tmp_path / "ae.onnx").write_bytes(b"")

@@ -13,11 +13,18 @@ from skiplab.deploy.fold import count_batchnorms
 
 # one per family; small configurations keep the suite fast
 FAMILIES = {
-    "cifar_resnet20": {}, "resnet18": {}, "cifar_preact_resnet": {"depth": 20},
-    "cifar_densenet_bc": {"depth": 10, "growth_rate": 6}, "cifar_wrn": {"depth": 10},
-    "cifar_pyramidnet": {"depth": 20}, "cifar_shake_shake": {"depth": 8},
-    "cifar_highway_20": {}, "cifar_fast_resnet_s": {}, "mlp_residual": {},
-    "unet": {"base_width": 8, "depth": 2}, "unet_resnet18": {},
+    "cifar_resnet20": {},
+    "resnet18": {},
+    "cifar_preact_resnet": {"depth": 20},
+    "cifar_densenet_bc": {"depth": 10, "growth_rate": 6},
+    "cifar_wrn": {"depth": 10},
+    "cifar_pyramidnet": {"depth": 20},
+    "cifar_shake_shake": {"depth": 8},
+    "cifar_highway_20": {},
+    "cifar_fast_resnet_s": {},
+    "mlp_residual": {},
+    "unet": {"base_width": 8, "depth": 2},
+    "unet_resnet18": {},
     "sar_ae": {"widths": (8, 8, 16, 16), "latent_channels": 4},
     "sar_ae_bottleneck_cbam": {"widths": (8, 8, 16, 16), "latent_channels": 4},
 }
@@ -25,7 +32,7 @@ FAMILIES = {
 
 def build(name: str) -> nn.Module:
     model = skiplab.create_model(name, **FAMILIES[name])
-    for m in model.modules():     # trained-looking statistics, so folding has work to do
+    for m in model.modules():  # trained-looking statistics, so folding has work to do
         if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
             m.running_mean.uniform_(-0.5, 0.5)
             m.running_var.uniform_(0.5, 2.0)
@@ -52,7 +59,7 @@ def test_fold_batchnorm_is_exact(name):
     assert float((out - ref).abs().max() / ref.abs().max()) <= 1e-4
     assert report.remaining == count_batchnorms(folded)
     assert report.folded + report.remaining == count_batchnorms(model)
-    assert count_batchnorms(model) > 0    # the original is untouched
+    assert count_batchnorms(model) > 0  # the original is untouched
 
 
 def test_fold_removes_every_conv_bn_pair_of_a_post_activation_resnet():

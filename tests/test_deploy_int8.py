@@ -14,16 +14,20 @@ import skiplab
 from skiplab.cli import main
 from skiplab.deploy import bench, load_source, quantize_checkpoint
 from skiplab.deploy.extras import has
-from skiplab.deploy.quantize import Calibration, quantize_onnx, quantize_pt2e
+from skiplab.deploy.calibration import Calibration
+from skiplab.deploy.quantize import quantize_pt2e
+from skiplab.deploy.quantize_onnx import quantize_onnx
 from skiplab.deploy.source import ModelSource, SourceMeta
 from skiplab.train import save_checkpoint
 
 HAS_ONNX = all(has(m) for m in ("onnx", "onnxruntime", "onnxscript"))
 HAS_TORCHAO = has("torchao")
-needs_onnx = pytest.mark.skipif(not HAS_ONNX, reason="needs the deploy extra: pip install "
-                                "'skiplab[deploy]' (onnx, onnxruntime, onnxscript)")
-needs_torchao = pytest.mark.skipif(not HAS_TORCHAO, reason="needs the deploy extra: pip install "
-                                   "'skiplab[deploy]' (torchao)")
+needs_onnx = pytest.mark.skipif(
+    not HAS_ONNX, reason="needs the deploy extra: pip install 'skiplab[deploy]' (onnx, onnxruntime, onnxscript)"
+)
+needs_torchao = pytest.mark.skipif(
+    not HAS_TORCHAO, reason="needs the deploy extra: pip install 'skiplab[deploy]' (torchao)"
+)
 
 
 def blob_task(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -36,9 +40,9 @@ def blob_task(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     for i, label in enumerate(y.tolist()):
         top, left = corners[i]
         if label < 3:
-            x[i, label, top:top + 4, left:left + 4] += 2.0
+            x[i, label, top : top + 4, left : left + 4] += 2.0
         else:
-            x[i, :, top:top + 4, left:left + 4] -= 2.0
+            x[i, :, top : top + 4, left : left + 4] -= 2.0
     return x, y
 
 
@@ -56,8 +60,13 @@ def trained() -> ModelSource:
         loss.backward()
         opt.step()
     model.eval()
-    meta = SourceMeta(model="cifar_resnet", input_size=(3, 16, 16), num_classes=4,
-                      model_kwargs={"depth": 8, "num_classes": 4}, weights="trained in the test")
+    meta = SourceMeta(
+        model="cifar_resnet",
+        input_size=(3, 16, 16),
+        num_classes=4,
+        model_kwargs={"depth": 8, "num_classes": 4},
+        weights="trained in the test",
+    )
     return ModelSource(model, meta)
 
 
@@ -71,7 +80,7 @@ def test_pt2e_int8_agrees_with_fp32(trained):
     x, y = blob_task(256, 1)
     with torch.no_grad():
         ref = trained.model(x)
-    assert float((ref.argmax(1) == y).float().mean()) > 0.9     # the net did learn the task
+    assert float((ref.argmax(1) == y).float().mean()) > 0.9  # the net did learn the task
     calib = Calibration(list(blob_task(128, 2)[0].split(32)), "128 task images")
     int8 = quantize_pt2e(trained, calib)
     with torch.no_grad():
@@ -83,6 +92,7 @@ def test_pt2e_int8_agrees_with_fp32(trained):
 def test_onnx_int8_agrees_with_fp32(trained, tmp_path):
     from skiplab.deploy import export_onnx
     from skiplab.deploy.runtime import OrtModule
+
     x, _ = blob_task(256, 1)
     calib = Calibration(list(blob_task(128, 2)[0].split(32)), "128 task images")
     fp32 = export_onnx(trained, tmp_path / "fp32.onnx")
@@ -99,14 +109,27 @@ def test_onnx_int8_agrees_with_fp32(trained, tmp_path):
 def checkpoint(tmp_path_factory):
     """A skiplab checkpoint of a tiny net on synthetic shapes (untrained: for plumbing)."""
     from skiplab.data import load_dataset
+
     data = "synthetic:shapes-64,test=32"
     train = load_dataset(data, "train")
     model = skiplab.create_model("cifar_fast_resnet", widths=[8, 16, 16], num_classes=10)
     path = tmp_path_factory.mktemp("ckpt") / "last.pt"
-    save_checkpoint({"model": model.state_dict(), "classes": list(train.classes),
-                     "mean": list(train.mean), "std": list(train.std),
-                     "config": {"model": "cifar_fast_resnet", "model_kwargs": {"widths": [8, 16, 16]},
-                                "data": data, "task": "classify", "val_size": 0}}, path)
+    save_checkpoint(
+        {
+            "model": model.state_dict(),
+            "classes": list(train.classes),
+            "mean": list(train.mean),
+            "std": list(train.std),
+            "config": {
+                "model": "cifar_fast_resnet",
+                "model_kwargs": {"widths": [8, 16, 16]},
+                "data": data,
+                "task": "classify",
+                "val_size": 0,
+            },
+        },
+        path,
+    )
     return path
 
 
@@ -114,8 +137,9 @@ def checkpoint(tmp_path_factory):
 @needs_onnx
 def test_quantized_artifact_is_accepted_by_eval_and_bench(checkpoint, tmp_path, capsys):
     source = load_source(checkpoint)
-    report = quantize_checkpoint(source, tmp_path / "int8", backend="onnx", calib=16, rounds=1,
-                                 batch_size=4, compile=False)
+    report = quantize_checkpoint(
+        source, tmp_path / "int8", backend="onnx", calib=16, rounds=1, batch_size=4, compile=False
+    )
     out = tmp_path / "int8.onnx"
     assert report["out"] == str(out) and out.is_file()
     acc = report["accuracy"]
@@ -123,10 +147,27 @@ def test_quantized_artifact_is_accepted_by_eval_and_bench(checkpoint, tmp_path, 
     assert main(["eval", str(out), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["images"] == 32 and result["task"] == "classify"
-    assert abs(result["acc"] - acc["onnx"]["acc"]) < 1e-9       # the same file, the same numbers
+    assert abs(result["acc"] - acc["onnx"]["acc"]) < 1e-9  # the same file, the same numbers
     json_path = tmp_path / "bench.json"
-    assert main(["bench", str(out), "--variants", "eager_fp32,artifact", "--rounds", "1",
-                 "--seconds", "0.01", "--batch-size", "2", "--json", str(json_path)]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                str(out),
+                "--variants",
+                "eager_fp32,artifact",
+                "--rounds",
+                "1",
+                "--seconds",
+                "0.01",
+                "--batch-size",
+                "2",
+                "--json",
+                str(json_path),
+            ]
+        )
+        == 0
+    )
     rows = {r["variant"] for r in json.loads(json_path.read_text())["variants"]}
     assert rows == {"eager_fp32", "artifact"}
 
@@ -135,17 +176,20 @@ def test_quantized_artifact_is_accepted_by_eval_and_bench(checkpoint, tmp_path, 
 @needs_torchao
 def test_pt2e_artifact_is_accepted_by_eval(checkpoint, tmp_path):
     from skiplab.deploy import evaluate_artifact
+
     source = load_source(checkpoint)
-    report = quantize_checkpoint(source, tmp_path / "int8", backend="pt2e", calib=16, rounds=1,
-                                 batch_size=4, compile=False)
+    report = quantize_checkpoint(
+        source, tmp_path / "int8", backend="pt2e", calib=16, rounds=1, batch_size=4, compile=False
+    )
     result = evaluate_artifact(report["out"])
     assert result["images"] == 32
     assert abs(result["acc"] - report["accuracy"]["pt2e"]["acc"]) < 1e-9
 
 
 def test_bench_writes_valid_json(tmp_path):
-    result = bench("cifar_resnet20", variants=["eager_fp32", "channels_last", "bn_folded"],
-                   batch_size=2, rounds=2, seconds=0.01)
+    result = bench(
+        "cifar_resnet20", variants=["eager_fp32", "channels_last", "bn_folded"], batch_size=2, rounds=2, seconds=0.01
+    )
     text = json.dumps(result)
     back = json.loads(text)
     names = [r["variant"] for r in back["variants"]]
@@ -164,12 +208,14 @@ def test_bench_rejects_an_unknown_variant():
 
 def test_missing_extra_is_one_line(monkeypatch, capsys, tmp_path):
     import skiplab.deploy.extras as extras
+
     real = extras.importlib.import_module
 
     def fake(name, *a, **k):
         if name.split(".")[0] in ("onnx", "onnxruntime", "onnxscript"):
             raise ImportError(f"No module named {name!r}")
         return real(name, *a, **k)
+
     monkeypatch.setattr(extras.importlib, "import_module", fake)
     assert main(["export", "cifar_resnet20", "--out", str(tmp_path / "x.onnx")]) == 2
     err = capsys.readouterr().err.strip()
@@ -179,11 +225,28 @@ def test_missing_extra_is_one_line(monkeypatch, capsys, tmp_path):
 def test_report_prints_the_change_with_its_sign():
     """The accuracy line gives int8 − fp32 with its sign (a loss is negative), never a 'drop'."""
     from skiplab.deploy.quantize_report import format_report
-    base = dict(model="cifar_resnet20", weights="checkpoint", calibration="512 images", backend="onnx",
-                backends=["pt2e", "onnx"], speed={"fp32": dict(images_per_s=100.0, ratio=1.0)}, batch_size=16,
-                load_average=dict(start=1.0, end=1.0), cores=2, size_mb={"fp32": 1.1, "onnx": 0.35}, out="x.onnx",
-                accuracy=dict(data="cifar10:test", split="test", images=5000, fp32=dict(acc=0.8200),
-                              pt2e=dict(acc=0.8182, agreement=0.9884), onnx=dict(acc=0.8228, agreement=0.99)))
+
+    base = dict(
+        model="cifar_resnet20",
+        weights="checkpoint",
+        calibration="512 images",
+        backend="onnx",
+        backends=["pt2e", "onnx"],
+        speed={"fp32": dict(images_per_s=100.0, ratio=1.0)},
+        batch_size=16,
+        load_average=dict(start=1.0, end=1.0),
+        cores=2,
+        size_mb={"fp32": 1.1, "onnx": 0.35},
+        out="x.onnx",
+        accuracy=dict(
+            data="cifar10:test",
+            split="test",
+            images=5000,
+            fp32=dict(acc=0.8200),
+            pt2e=dict(acc=0.8182, agreement=0.9884),
+            onnx=dict(acc=0.8228, agreement=0.99),
+        ),
+    )
     text = format_report(base)
     assert "change (int8 − fp32) -0.18 points" in text and "change (int8 − fp32) +0.28 points" in text
     assert "drop" not in text.lower()

@@ -26,7 +26,7 @@ def text_files() -> list[Path]:
         if any(p.is_relative_to(d) for d in LEFT_OUT) or "__pycache__" in p.parts or ".egg-info" in str(p):
             continue
         head = p.read_bytes()[:4096]
-        if b"\0" in head:          # binary: PNG, checkpoints, arrays
+        if b"\0" in head:  # binary: PNG, checkpoints, arrays
             continue
         out.append(p)
     return out
@@ -39,14 +39,17 @@ def test_the_checked_trees_are_found():
 
 
 def test_no_history_references():
-    hits = [f"{p.relative_to(ROOT)}:{i}: {line.strip()}" for p in text_files()
-            for i, line in enumerate(p.read_text(errors="replace").splitlines(), 1) if HISTORY.search(line)]
+    hits = [
+        f"{p.relative_to(ROOT)}:{i}: {line.strip()}"
+        for p in text_files()
+        for i, line in enumerate(p.read_text(errors="replace").splitlines(), 1)
+        if HISTORY.search(line)
+    ]
     assert not hits, "these name their history; give the date or the commit instead:\n" + "\n".join(hits)
 
 
 def test_the_pattern_finds_what_it_should():
-    for text in ("set in session 7", "targets (issue 13, §7)", "issue 15 section 5", "see issue#12",
-                 "§7 of issue 13"):
+    for text in ("set in session 7", "targets (issue 13, §7)", "issue 15 section 5", "see issue#12", "§7 of issue 13"):
         assert HISTORY.search(text), text
-    for text in ("ONNX Runtime session", "scope=\"session\"", "set on 2026-12-02 (commit 92794ab)"):
+    for text in ("ONNX Runtime session", 'scope="session"', "set on 2026-12-02 (commit 92794ab)"):
         assert not HISTORY.search(text), text

@@ -25,8 +25,10 @@ from skiplab.train.checkpoint import save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = "synthetic:shapes-64,test=48"
-needs_onnx = pytest.mark.skipif(not (has("onnx") and has("onnxruntime") and has("onnxscript")),
-                                reason="needs the deploy extra (onnx, onnxruntime, onnxscript)")
+needs_onnx = pytest.mark.skipif(
+    not (has("onnx") and has("onnxruntime") and has("onnxscript")),
+    reason="needs the deploy extra (onnx, onnxruntime, onnxscript)",
+)
 
 
 @torch.no_grad()
@@ -41,18 +43,35 @@ def plain_loop(model, batches):
         predicted.append(logits.argmax(1))
         hits.append(predicted[-1] == y)
     hits = torch.cat(hits)
-    return {"loss": loss / len(hits), "acc": hits.sum().item() / len(hits), "correct": hits,
-            "predicted": torch.cat(predicted)}
+    return {
+        "loss": loss / len(hits),
+        "acc": hits.sum().item() / len(hits),
+        "correct": hits,
+        "predicted": torch.cat(predicted),
+    }
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A tiny net trained for a few steps (its accuracy is neither 0 nor 1) and its checkpoint."""
     out = tmp_path_factory.mktemp("run")
-    config = TrainConfig.from_dict(dict(
-        data=DATA, model="cifar_fast_resnet", model_kwargs={"widths": [8, 16, 16]}, steps=8,
-        batch_size=16, eval_batch_size=20, progress=False, compile="off", precision="fp32",
-        channels_last=False, out=str(out / "run"), tensorboard=False, eval_split="test"))
+    config = TrainConfig.from_dict(
+        dict(
+            data=DATA,
+            model="cifar_fast_resnet",
+            model_kwargs={"widths": [8, 16, 16]},
+            steps=8,
+            batch_size=16,
+            eval_batch_size=20,
+            progress=False,
+            compile="off",
+            precision="fp32",
+            channels_last=False,
+            out=str(out / "run"),
+            tensorboard=False,
+            eval_split="test",
+        )
+    )
     result = fit(config)
     return result, out / "run" / "checkpoints" / "last.pt"
 
@@ -71,8 +90,8 @@ def test_the_loop_equals_a_plain_loop_and_keeps_per_image_outputs(trained, test_
     assert result["correct"].dtype == torch.bool and torch.equal(result["correct"], reference["correct"])
     assert result["predicted"].dtype == torch.int32
     assert torch.equal(result["predicted"].long(), reference["predicted"])
-    assert model.training and all(m.training for m in model.modules())   # its mode restored
-    assert "correct" not in evaluate(model, test_batches)                 # only on request
+    assert model.training and all(m.training for m in model.modules())  # its mode restored
+    assert "correct" not in evaluate(model, test_batches)  # only on request
 
 
 def test_train_eval_studies_lesions_and_pruning_report_the_same_figures(trained, test_batches):
@@ -81,6 +100,7 @@ def test_train_eval_studies_lesions_and_pruning_report_the_same_figures(trained,
     from skiplab.evidence.stats import unpack_correct, wrong_matrix
     from skiplab.studies.runs import measure_fit
     from skiplab.train.tasks import make_task
+
     result, path = trained
     reference = plain_loop(result.model, test_batches)
     # train: the last epoch's val_acc; eval: the checkpoint, as the run evaluated it
@@ -105,16 +125,18 @@ def test_train_eval_studies_lesions_and_pruning_report_the_same_figures(trained,
 
 def test_the_loop_refuses_a_model_of_other_classes(trained, test_batches):
     from skiplab.train.meters import ClassificationMeter
+
     model = trained[0].model
     with pytest.raises(DataMismatchError, match="num_classes=10, the data 2"):
         evaluate(model, test_batches, meter=ClassificationMeter(2, data="two classes"))
-    wide = [(x, y + 10) for x, y in test_batches]      # labels beyond the model's 10 outputs
+    wide = [(x, y + 10) for x, y in test_batches]  # labels beyond the model's 10 outputs
     with pytest.raises(DataMismatchError, match="labels up to 1[0-9]"):
         evaluate(model, wide)
 
 
 def image_folder(root: Path, classes: int) -> Path:
     from PIL import Image
+
     rng = np.random.default_rng(classes)
     for split in ("train", "test"):
         for c in range(classes):
@@ -126,8 +148,9 @@ def image_folder(root: Path, classes: int) -> Path:
 
 def skiplab_cli(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    return subprocess.run([sys.executable, "-m", "skiplab", *args], capture_output=True, text=True,
-                          env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "skiplab", *args], capture_output=True, text=True, env=env, timeout=300
+    )
 
 
 @pytest.mark.slow
@@ -135,15 +158,29 @@ def skiplab_cli(*args: str) -> subprocess.CompletedProcess:
 def test_eval_refuses_other_classes_in_one_line_for_checkpoints_and_onnx_files(tmp_path):
     from skiplab.deploy import load_source
     from skiplab.deploy.export import export_onnx
-    from skiplab.deploy.quantize import calibration_data, quantize_onnx
+    from skiplab.deploy.calibration import calibration_data
+    from skiplab.deploy.quantize_onnx import quantize_onnx
     from skiplab.deploy.sidecar import write_sidecar
+
     train = load_dataset(DATA, "train")
     model = skiplab.create_model("cifar_fast_resnet", widths=[8, 16, 16], num_classes=10)
     checkpoint = tmp_path / "last.pt"
-    save_checkpoint({"model": model.state_dict(), "classes": list(train.classes),
-                     "mean": list(train.mean), "std": list(train.std),
-                     "config": {"model": "cifar_fast_resnet", "model_kwargs": {"widths": [8, 16, 16]},
-                                "data": DATA, "task": "classify", "val_size": 0}}, checkpoint)
+    save_checkpoint(
+        {
+            "model": model.state_dict(),
+            "classes": list(train.classes),
+            "mean": list(train.mean),
+            "std": list(train.std),
+            "config": {
+                "model": "cifar_fast_resnet",
+                "model_kwargs": {"widths": [8, 16, 16]},
+                "data": DATA,
+                "task": "classify",
+                "val_size": 0,
+            },
+        },
+        checkpoint,
+    )
     source = load_source(checkpoint)
     fp32 = export_onnx(source, tmp_path / "fp32.onnx").path
     int8 = quantize_onnx(fp32, tmp_path / "int8.onnx", calibration_data(source, 8))
@@ -159,6 +196,7 @@ def test_eval_refuses_other_classes_in_one_line_for_checkpoints_and_onnx_files(t
 
 def test_export_refuses_an_out_of_another_format(tmp_path, capsys):
     from skiplab.cli import main
+
     assert main(["export", "cifar_resnet20", "--format", "pt2", "--out", str(tmp_path / "x.onnx")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "must end in .pt2" in err and "x.pt2" in err

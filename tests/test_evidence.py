@@ -8,9 +8,19 @@ import math
 import numpy as np
 import pytest
 
-from skiplab.evidence import (contrast, paired_item_interval, paired_seed_interval, seed_function, seed_interval,
-                              seed_interval_with_sampling, seeds_needed, sign_test_p, t_cdf, t_quantile,
-                              wilson_interval)
+from skiplab.evidence import (
+    contrast,
+    paired_item_interval,
+    paired_seed_interval,
+    seed_function,
+    seed_interval,
+    seed_interval_with_sampling,
+    seeds_needed,
+    sign_test_p,
+    t_cdf,
+    t_quantile,
+    wilson_interval,
+)
 
 REPLICATIONS = 4000
 
@@ -23,12 +33,12 @@ def test_t_quantile_matches_the_tables(df, expected):
 
 
 def test_t_quantile_other_levels_and_the_normal_limit():
-    assert t_quantile(0.95, 3) == pytest.approx(2.353, abs=5e-4)      # one-sided 95 %, 3 df
+    assert t_quantile(0.95, 3) == pytest.approx(2.353, abs=5e-4)  # one-sided 95 %, 3 df
     assert t_quantile(0.995, 5) == pytest.approx(4.032, abs=5e-4)
     assert t_quantile(0.975, math.inf) == pytest.approx(1.95996, abs=1e-5)
     assert t_quantile(0.975, 1e6) == pytest.approx(1.95996, abs=1e-4)
     assert t_quantile(0.5, 3) == 0.0
-    assert t_quantile(0.975, 3) < t_quantile(0.975, 2.5) < t_quantile(0.975, 2)    # any df > 0
+    assert t_quantile(0.975, 3) < t_quantile(0.975, 2.5) < t_quantile(0.975, 2)  # any df > 0
 
 
 def coverage(draw, n: int, truth: float, seed: int) -> float:
@@ -68,8 +78,10 @@ def test_seed_interval_is_the_textbook_t_interval():
         paired_seed_interval([1.0, 2.0], [1.0])
 
 
-@pytest.mark.parametrize("seed_sd, image_sd, plain_cover, cover", [
-    (0.01, 0.02, 0.646, 0.969), (0.02, 0.02, 0.839, 0.980), (0.05, 0.01, 0.948, 0.965), (0.001, 0.02, 0.092, 0.954)])
+@pytest.mark.parametrize(
+    "seed_sd, image_sd, plain_cover, cover",
+    [(0.01, 0.02, 0.646, 0.969), (0.02, 0.02, 0.839, 0.980), (0.05, 0.01, 0.948, 0.965), (0.001, 0.02, 0.092, 0.954)],
+)
 def test_shared_item_sampling_covers_when_all_seeds_see_the_same_images(seed_sd, image_sd, plain_cover, cover):
     """3 seeds scored on the same test images: the images' sampling error (sd ``image_sd``) is
     shared by every seed and the plain t interval over seeds does not see it; adding the
@@ -143,6 +155,7 @@ def test_sign_test_says_what_three_seeds_can_show():
 
 def test_a_report_counts_its_intervals_and_names_its_headline():
     from skiplab.evidence import count_intervals, multiplicity_note
+
     results = {"a": {"low": 0, "high": 1, "nested": [{"low": 1, "high": 2}, {"low": 3}]}, "b": [1, 2]}
     assert count_intervals(results) == 2
     note = multiplicity_note(["the interaction"], 40)

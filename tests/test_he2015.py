@@ -36,10 +36,21 @@ def test_recipe_is_he2015_section_4_2_field_by_field():
 
 
 def _config(**kw) -> TrainConfig:
-    base = dict(model="cifar_resnet20", data="synthetic:shapes-500", batch_size=64, steps=12,
-                milestones=[6, 9], milestone_unit="step", schedule="multistep", lr=0.05,
-                device="cpu", compile="off", precision="fp32", eval_split="test",
-                model_kwargs={"zero_init_residual": False})
+    base = dict(
+        model="cifar_resnet20",
+        data="synthetic:shapes-500",
+        batch_size=64,
+        steps=12,
+        milestones=[6, 9],
+        milestone_unit="step",
+        schedule="multistep",
+        lr=0.05,
+        device="cpu",
+        compile="off",
+        precision="fp32",
+        eval_split="test",
+        model_kwargs={"zero_init_residual": False},
+    )
     return TrainConfig.from_dict({**base, **kw})
 
 
@@ -50,17 +61,17 @@ def test_resident_epochs_are_a_function_of_seed_and_epoch():
     xa, ya = a.epoch(3)
     xb, yb = b.epoch(3)
     assert torch.equal(xa, xb) and torch.equal(ya, yb)
-    assert not torch.equal(a.epoch(4)[1], ya)                 # another epoch, another order
-    assert sorted(ya.tolist()) == sorted(train.labels.tolist())   # a permutation of the split
+    assert not torch.equal(a.epoch(4)[1], ya)  # another epoch, another order
+    assert sorted(ya.tolist()) == sorted(train.labels.tolist())  # a permutation of the split
 
 
 def test_resident_run_resumes_to_the_same_weights(tmp_path):
-    config = _config()                    # 500 images of batch 64: 7 steps an epoch
+    config = _config()  # 500 images of batch 64: 7 steps an epoch
     train, test = load_resident_data(config)
     whole = fit_resident(config, train, test, out=tmp_path / "whole", log=lambda m: None)
     assert whole.finished and whole.step == 12
     partial = fit_resident(config, train, test, out=tmp_path / "split", pause_at=5, log=lambda m: None)
-    assert not partial.finished and partial.step == 5      # inside the first epoch
+    assert not partial.finished and partial.step == 5  # inside the first epoch
     ckpt = torch.load(tmp_path / "split" / "checkpoints" / "last.pt", weights_only=True)
     assert (ckpt["step"], ckpt["batch_in_epoch"]) == (5, 5) and ckpt["format_version"] >= 2
     resumed = fit_resident(config, train, test, out=tmp_path / "split", log=lambda m: None)
@@ -74,24 +85,55 @@ def test_resident_run_resumes_to_the_same_weights(tmp_path):
 
 def test_table6_command_runs_on_cpu_and_reports(tmp_path, monkeypatch):
     import he2015_table6
+
     monkeypatch.chdir(ROOT)
     out = tmp_path / "t6"
-    rc = he2015_table6.main(["--device", "cpu", "--steps", "8", "--nets", "resnet20", "plain20",
-                             "--data", "synthetic:shapes-500", "--out", str(out),
-                             "--keep", str(tmp_path / "kept")])
+    rc = he2015_table6.main(
+        [
+            "--device",
+            "cpu",
+            "--steps",
+            "8",
+            "--nets",
+            "resnet20",
+            "plain20",
+            "--data",
+            "synthetic:shapes-500",
+            "--out",
+            str(out),
+            "--keep",
+            str(tmp_path / "kept"),
+        ]
+    )
     assert rc == 0
     results = json.loads((tmp_path / "kept" / "results.json").read_text())
     assert sorted(r["net"] for r in results["runs"]) == ["plain20", "resnet20"]
     assert all(r["step"] == 8 and r["test"]["images"] == 100 for r in results["runs"])
-    assert all(r["deviations"] for r in results["runs"])      # 8 steps is not He's 64k
+    assert all(r["deviations"] for r in results["runs"])  # 8 steps is not He's 64k
     assert (tmp_path / "kept" / "fig6.png").stat().st_size > 10_000
     kept = tmp_path / "kept" / "resnet20" / "checkpoints" / "last.pt"
     state = torch.load(kept, weights_only=True)
     assert state["stripped"] and "optimizer" not in state and state["config"]["device"] == "auto"
     # a second call finds every run finished and trains nothing
     before = (out / "resnet20_s0" / "metrics.csv").read_text()
-    assert he2015_table6.main(["--device", "cpu", "--steps", "8", "--nets", "resnet20",
-                               "--data", "synthetic:shapes-500", "--out", str(out), "--no-report"]) == 0
+    assert (
+        he2015_table6.main(
+            [
+                "--device",
+                "cpu",
+                "--steps",
+                "8",
+                "--nets",
+                "resnet20",
+                "--data",
+                "synthetic:shapes-500",
+                "--out",
+                str(out),
+                "--no-report",
+            ]
+        )
+        == 0
+    )
     assert (out / "resnet20_s0" / "metrics.csv").read_text() == before
 
 
@@ -109,9 +151,9 @@ def test_kept_full_length_checkpoints_load(net):
 @pytest.mark.skipif(not CIFAR.is_dir(), reason="needs ../shared/data/cifar10-jpg")
 def test_skiplab_eval_reads_a_kept_checkpoint_as_it_is(capsys):
     from skiplab.cli import main
+
     results = json.loads((KEPT / "results.json").read_text())
     recorded = next(r for r in results["runs"] if r["net"] == "resnet20")
-    assert main(["eval", str(KEPT / "resnet20" / "checkpoints" / "last.pt"), "--precision", "fp32",
-                 "--json"]) == 0
+    assert main(["eval", str(KEPT / "resnet20" / "checkpoints" / "last.pt"), "--precision", "fp32", "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["acc"] == pytest.approx(1 - recorded["test"]["error"], abs=2e-4)

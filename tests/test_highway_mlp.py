@@ -17,6 +17,7 @@ def num_params(model: nn.Module) -> int:
 
 # -- highway layers ----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("layer", [HighwayLayer(8), ConvHighwayLayer(8, 8)], ids=["dense", "conv"])
 def test_gate_bias_starts_at_minus_two(layer):
     torch.testing.assert_close(layer.gate_bias.detach(), torch.full((8,), -2.0))
@@ -39,8 +40,9 @@ def test_dense_highway_output_is_h_t_plus_x_carry():
     torch.testing.assert_close(layer(x), h * t + x * (1 - t))
 
 
-@pytest.mark.parametrize("layer, shape", [(HighwayLayer(6), (4, 6)), (ConvHighwayLayer(6, 6), (2, 6, 5, 5))],
-                         ids=["dense", "conv"])
+@pytest.mark.parametrize(
+    "layer, shape", [(HighwayLayer(6), (4, 6)), (ConvHighwayLayer(6, 6), (2, 6, 5, 5))], ids=["dense", "conv"]
+)
 def test_closed_gate_carries_the_input(layer, shape):
     x = torch.randn(shape)
     with torch.no_grad():
@@ -71,6 +73,7 @@ def test_conv_highway_layer_keeps_its_shape_and_says_so():
 
 # -- CIFAR highway networks ----------------------------------------------------------------
 
+
 def test_cifar_highway_layout_and_count():
     model = create_model("cifar_highway_20")
     assert model.default_image_size == 32
@@ -87,7 +90,9 @@ def test_cifar_highway_layout_and_count():
 
 
 def test_cifar_highway_depths_and_options():
-    assert {"cifar_highway", "cifar_highway_20", "cifar_highway_56", "cifar_highway_110"} <= set(list_models("cifar_highway*"))
+    assert {"cifar_highway", "cifar_highway_20", "cifar_highway_56", "cifar_highway_110"} <= set(
+        list_models("cifar_highway*")
+    )
     m56 = create_model("cifar_highway", depth=56)
     assert [len(s) for s in m56.stages] == [18, 18, 18]
     assert num_params(m56) == num_params(create_model("cifar_highway_56"))
@@ -123,7 +128,9 @@ def test_mlp_depth_width_and_shapes(kind):
 def test_mlp_variants_share_their_layers():
     keys = {k: set(create_model(f"mlp_{k}", depth=3, width=8, in_features=5).state_dict()) for k in KINDS}
     assert keys["plain"] == keys["residual"]
-    assert keys["highway"] - keys["plain"] == {f"blocks.{i}.{p}" for i in range(3) for p in ("gate.weight", "gate_bias")}
+    assert keys["highway"] - keys["plain"] == {
+        f"blocks.{i}.{p}" for i in range(3) for p in ("gate.weight", "gate_bias")
+    }
 
 
 @pytest.mark.parametrize("kind", KINDS)

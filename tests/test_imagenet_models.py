@@ -27,17 +27,36 @@ FIXTURE = Path(__file__).parent / "fixtures" / "torchvision_reference.json.gz"
 
 # measured here; torchvision's and timm's counts are in the fixture and checked below too
 COUNTS = {
-    "resnet18": 11_689_512, "resnet34": 21_797_672, "resnet50": 25_557_032,
-    "resnet101": 44_549_160, "resnet152": 60_192_808,
-    "wide_resnet50_2": 68_883_240, "wide_resnet101_2": 126_886_696,
-    "resnext50_32x4d": 25_028_904, "resnext101_32x8d": 88_791_336, "resnext101_64x4d": 83_455_272,
+    "resnet18": 11_689_512,
+    "resnet34": 21_797_672,
+    "resnet50": 25_557_032,
+    "resnet101": 44_549_160,
+    "resnet152": 60_192_808,
+    "wide_resnet50_2": 68_883_240,
+    "wide_resnet101_2": 126_886_696,
+    "resnext50_32x4d": 25_028_904,
+    "resnext101_32x8d": 88_791_336,
+    "resnext101_64x4d": 83_455_272,
     "seresnet50": 28_088_024,  # timm seresnet50
     "cbam_resnet50": 28_089_624,  # paper (Woo 2018 Table 3): 28.09M; channel MLP with biases
-    "preact_resnet18": 11_687_720, "preact_resnet34": 21_795_880, "preact_resnet50": 25_549_352,
-    "preact_resnet101": 44_541_480, "preact_resnet152": 60_185_128,  # = timm resnetv2_*
+    "preact_resnet18": 11_687_720,
+    "preact_resnet34": 21_795_880,
+    "preact_resnet50": 25_549_352,
+    "preact_resnet101": 44_541_480,
+    "preact_resnet152": 60_185_128,  # = timm resnetv2_*
 }
-TORCHVISION = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "wide_resnet50_2",
-               "wide_resnet101_2", "resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d"]
+TORCHVISION = [
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "wide_resnet50_2",
+    "wide_resnet101_2",
+    "resnext50_32x4d",
+    "resnext101_32x8d",
+    "resnext101_64x4d",
+]
 
 
 @lru_cache(maxsize=1)
@@ -86,16 +105,18 @@ def test_logits_equal_reference_with_filled_weights(name):
     entry = reference_entry(name)
     model = create_model(name)
     filled = fill_state_dict(model.state_dict())
-    assert checksum(filled) == pytest.approx(entry["fill_checksum"], rel=1e-9), \
+    assert checksum(filled) == pytest.approx(entry["fill_checksum"], rel=1e-9), (
         "fill_state_dict changed (torch random streams?): regenerate the fixture"
+    )
     load_weights(model, filled, strict=True)
     model.eval()
     with torch.no_grad():
         logits = model(reference_input()).double()
     expected = torch.tensor(entry["logits_first"], dtype=torch.float64)
-    torch.testing.assert_close(logits[:, :expected.shape[1]], expected, rtol=1e-4, atol=1e-4)
-    torch.testing.assert_close(logits.norm(dim=1), torch.tensor(entry["logits_norm"], dtype=torch.float64),
-                               rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(logits[:, : expected.shape[1]], expected, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(
+        logits.norm(dim=1), torch.tensor(entry["logits_norm"], dtype=torch.float64), rtol=1e-4, atol=1e-4
+    )
 
 
 @pytest.mark.parametrize("name", ["seresnet50", "cbam_resnet50"])
@@ -115,8 +136,15 @@ def test_zero_initialised_attention_block_is_identity_before_relu(name):
 def test_cbam_attention_has_channel_and_spatial_parts():
     block = meta_model("cbam_resnet50").layer4[0]
     names = {k for k, _ in block.se.named_parameters()}
-    assert names == {"channel.fc1.weight", "channel.fc1.bias", "channel.fc2.weight",
-                     "channel.fc2.bias", "spatial.conv.weight", "spatial.bn.weight", "spatial.bn.bias"}
+    assert names == {
+        "channel.fc1.weight",
+        "channel.fc1.bias",
+        "channel.fc2.weight",
+        "channel.fc2.bias",
+        "spatial.conv.weight",
+        "spatial.bn.weight",
+        "spatial.bn.bias",
+    }
     assert block.se.channel.fc1.weight.shape == (128, 2048, 1, 1)  # r = 16
 
 
@@ -140,11 +168,14 @@ def test_forward_other_in_chans_and_classes(name):
     assert model.conv1.weight.grad is not None and model.conv1.weight.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("name, channels", [
-    ("preact_resnet18", [64, 64, 128, 256, 512]),
-    ("preact_resnet50", [64, 256, 512, 1024, 2048]),
-    ("wide_resnet50_2", [64, 256, 512, 1024, 2048]),
-])
+@pytest.mark.parametrize(
+    "name, channels",
+    [
+        ("preact_resnet18", [64, 64, 128, 256, 512]),
+        ("preact_resnet50", [64, 256, 512, 1024, 2048]),
+        ("wide_resnet50_2", [64, 256, 512, 1024, 2048]),
+    ],
+)
 def test_features_only(name, channels):
     with torch.device("meta"):  # shapes only
         extractor = create_model(name, features_only=True)
@@ -157,9 +188,13 @@ def test_preact_final_bn_relu_and_stem_without_norm():
     model = create_model("preact_resnet18").eval()
     assert isinstance(model, PreActResNet) and not hasattr(model, "bn1")
     keys = list(model.state_dict())
-    assert keys[0] == "conv1.weight" and keys[-7:-2] == ["final_bn.weight", "final_bn.bias",
-                                                        "final_bn.running_mean", "final_bn.running_var",
-                                                        "final_bn.num_batches_tracked"]
+    assert keys[0] == "conv1.weight" and keys[-7:-2] == [
+        "final_bn.weight",
+        "final_bn.bias",
+        "final_bn.running_mean",
+        "final_bn.running_var",
+        "final_bn.num_batches_tracked",
+    ]
     with torch.no_grad():
         features = model.forward_features(torch.randn(2, 3, 64, 64))
     assert features.min() >= 0  # the final ReLU
@@ -189,6 +224,7 @@ def test_bad_configurations_raise_value_errors():
         ResNet(nn.Identity, (2, 0, 2, 2))
     with pytest.raises(ValueError, match="depth must be one of"):
         from skiplab.models.resnet import stage_depths
+
         stage_depths(20)
     with pytest.raises(ValueError, match="in_chans=1"):
         create_model("preact_resnet18", in_chans=1)(torch.randn(1, 3, 64, 64))
@@ -197,6 +233,7 @@ def test_bad_configurations_raise_value_errors():
 def test_add_stages_appends_feature_info_in_forward_order():
     from skiplab.blocks import BasicBlock
     from skiplab.models.base import Classifier
+
     host = Classifier()
     out = add_stages(host, BasicBlock, (1, 1, 1), in_channels=64)
     assert out == 256

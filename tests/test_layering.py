@@ -24,11 +24,11 @@ _UTILITIES = {"atomic", "safe_load", "errors", "plugins", "writable"}
 # the one loader from a file to a model sits on models (and is used by everything above)
 _BELOW_TRAIN = {"blocks", "models", "data", "trained"} | _UTILITIES
 ALLOWED: dict[str, set[str]] = {
-    "plugins": set(),       # names domain packages by string; imports none of skiplab
+    "plugins": set(),  # names domain packages by string; imports none of skiplab
     "atomic": set(),
     "safe_load": set(),
     "errors": set(),
-    "writable": {"errors"},   # outputs checked before the work, write failures in one line
+    "writable": {"errors"},  # outputs checked before the work, write failures in one line
     "blocks": set(),
     "models": {"blocks"} | _UTILITIES,
     "trained": {"blocks", "models", "__init__"} | _UTILITIES,
@@ -83,7 +83,7 @@ def imports(path: Path) -> list[tuple[int, str, list[str]]]:
                     found.append((node.lineno, alias.name, []))
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                root = base[:len(base) - node.level + 1]
+                root = base[: len(base) - node.level + 1]
                 target = ".".join(root + ([node.module] if node.module else []))
             else:
                 target = node.module or ""
@@ -95,9 +95,16 @@ def imports(path: Path) -> list[tuple[int, str, list[str]]]:
                 # or attributes of the package itself
                 for name in names:
                     sub = f"{target}.{name}"
-                    found.append((node.lineno, sub if (SRC.parent / sub.replace(".", "/")).exists()
-                                  or (SRC.parent / (sub.replace(".", "/") + ".py")).exists()
-                                  else target, [name]))
+                    found.append(
+                        (
+                            node.lineno,
+                            sub
+                            if (SRC.parent / sub.replace(".", "/")).exists()
+                            or (SRC.parent / (sub.replace(".", "/") + ".py")).exists()
+                            else target,
+                            [name],
+                        )
+                    )
                 continue
             found.append((node.lineno, target, names))
     return found
@@ -119,8 +126,7 @@ def test_imports_run_one_way():
         for line, target, _ in imports(path):
             theirs = package_of(target)
             if theirs != mine and theirs not in ALLOWED[mine]:
-                bad.append(f"{rel(path)}:{line}: {mine} imports {target} ({theirs} may not be "
-                           f"imported by {mine})")
+                bad.append(f"{rel(path)}:{line}: {mine} imports {target} ({theirs} may not be imported by {mine})")
     assert not bad, "imports against the layering:\n" + "\n".join(bad)
 
 
@@ -137,9 +143,13 @@ def test_no_private_names_across_packages():
 
 
 def test_core_does_not_import_sar():
-    bad = [f"{rel(p)}:{line}: {target}" for p in modules()
-           if package_of(module_name(p)) in CORE
-           for line, target, _ in imports(p) if package_of(target) == "sar"]
+    bad = [
+        f"{rel(p)}:{line}: {target}"
+        for p in modules()
+        if package_of(module_name(p)) in CORE
+        for line, target, _ in imports(p)
+        if package_of(target) == "sar"
+    ]
     assert not bad, "core packages importing skiplab.sar:\n" + "\n".join(bad)
 
 
@@ -150,8 +160,7 @@ def test_no_module_over_the_line_limit():
         limit = LONG_MODULES.get(rel(path), MAX_LINES)
         if lines > limit:
             (grown if rel(path) in LONG_MODULES else over).append(f"{rel(path)}: {lines} lines")
-    assert not over and not grown, (f"modules over {MAX_LINES} lines: {over}; "
-                                    f"listed long modules that grew: {grown}")
+    assert not over and not grown, f"modules over {MAX_LINES} lines: {over}; listed long modules that grew: {grown}"
 
 
 def renames_and_temp_files(tree: ast.AST) -> list[tuple[int, str]]:
@@ -159,8 +168,11 @@ def renames_and_temp_files(tree: ast.AST) -> list[tuple[int, str]]:
     atomic write) in a parsed module."""
     found = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
-                and isinstance(node.func.value, ast.Name):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)
+        ):
             call = f"{node.func.value.id}.{node.func.attr}"
             if call in ("os.replace", "os.rename", "tempfile.mkstemp", "tempfile.NamedTemporaryFile"):
                 found.append((node.lineno, call))
@@ -170,19 +182,26 @@ def renames_and_temp_files(tree: ast.AST) -> list[tuple[int, str]]:
 def test_one_atomic_writer():
     """Files are replaced atomically in one place, ``skiplab.atomic`` (fsync, the usual file
     mode, cleanup on error); a second hand-rolled copy wrote 0600 sidecars."""
-    bad = [f"{rel(p)}:{line}: {call}" for p in modules() if rel(p) != "skiplab/atomic.py"
-           for line, call in renames_and_temp_files(ast.parse(p.read_text()))]
+    bad = [
+        f"{rel(p)}:{line}: {call}"
+        for p in modules()
+        if rel(p) != "skiplab/atomic.py"
+        for line, call in renames_and_temp_files(ast.parse(p.read_text()))
+    ]
     assert not bad, "atomic writes outside skiplab.atomic:\n" + "\n".join(bad)
     assert renames_and_temp_files(ast.parse("import os\nos.replace(a, b)\n")) == [(2, "os.replace")]
 
 
-@pytest.mark.parametrize("source, expected", [
-    ("from ...sar.raster.io import read_raster\n", "skiplab.sar.raster.io"),
-    ("from ... import sar\n", "skiplab.sar"),
-    ("from ..loop import Trainer\n", "skiplab.train.loop"),
-    ("import skiplab.sar.training.tiles\n", "skiplab.sar.training.tiles"),
-    ("def f():\n    from ...sar import load_sar\n", "skiplab.sar"),
-])
+@pytest.mark.parametrize(
+    "source, expected",
+    [
+        ("from ...sar.raster.io import read_raster\n", "skiplab.sar.raster.io"),
+        ("from ... import sar\n", "skiplab.sar"),
+        ("from ..loop import Trainer\n", "skiplab.train.loop"),
+        ("import skiplab.sar.training.tiles\n", "skiplab.sar.training.tiles"),
+        ("def f():\n    from ...sar import load_sar\n", "skiplab.sar"),
+    ],
+)
 def test_the_checker_sees_imports(monkeypatch, source, expected):
     """The parser resolves relative, absolute and function-level imports (so the checks above
     can fail), here as if in skiplab/train/tasks/base.py."""
@@ -226,24 +245,36 @@ def own_intervals(source: str) -> list[tuple[int, str]]:
 def test_reports_define_no_interval_of_their_own():
     """Every interval in the studies, the deployment reports and the SAR package comes from
     skiplab.evidence (one method whose coverage is checked by simulation)."""
-    bad = [f"{rel(p)}:{line}: {what}" for p in modules() if package_of(module_name(p)) in REPORTERS
-           for line, what in own_intervals(p.read_text())]
+    bad = [
+        f"{rel(p)}:{line}: {what}"
+        for p in modules()
+        if package_of(module_name(p)) in REPORTERS
+        for line, what in own_intervals(p.read_text())
+    ]
     assert not bad, "intervals computed outside skiplab.evidence:\n" + "\n".join(bad)
 
 
-@pytest.mark.parametrize("source", [
-    "half = 1.96 * se\n",
-    "T = [12.706, 4.303, 3.182]\n",
-    "lo, hi = np.quantile(draws, [0.025, 0.975])\n",
-    "from statistics import NormalDist\nz = NormalDist().inv_cdf(0.975)\n",
-    "def bootstrap_mean(x):\n    return x\n",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "half = 1.96 * se\n",
+        "T = [12.706, 4.303, 3.182]\n",
+        "lo, hi = np.quantile(draws, [0.025, 0.975])\n",
+        "from statistics import NormalDist\nz = NormalDist().inv_cdf(0.975)\n",
+        "def bootstrap_mean(x):\n    return x\n",
+    ],
+)
 def test_the_interval_checker_sees_hand_rolled_intervals(source):
     assert own_intervals(source)
 
 
 def test_evidence_imports_nothing_above_it():
-    bad = [f"{rel(p)}:{line}: {target}" for p in modules() if package_of(module_name(p)) == "evidence"
-           for line, target, _ in imports(p) if package_of(target) in ("studies", "deploy", "sar", "cli")]
+    bad = [
+        f"{rel(p)}:{line}: {target}"
+        for p in modules()
+        if package_of(module_name(p)) == "evidence"
+        for line, target, _ in imports(p)
+        if package_of(target) in ("studies", "deploy", "sar", "cli")
+    ]
     assert not bad, "skiplab.evidence importing a package above it:\n" + "\n".join(bad)
     assert (SRC / "evidence" / "thresholds.py").is_file() and not (SRC / "studies" / "thresholds.py").exists()

@@ -31,7 +31,7 @@ from skiplab.models import Classifier, FeatureExtractor, create_model, list_mode
 from skiplab.models.registry import get_model_fn
 from skiplab.plugins import load_plugins
 
-load_plugins()            # the domain packages' models (skiplab.sar: sar_codec_*) are covered too
+load_plugins()  # the domain packages' models (skiplab.sar: sar_codec_*) are covered too
 MODELS = list_models()
 GIANT = 40_000_000  # parameters: shapes on the meta device only
 _FAMILIES: dict[frozenset, str] = {}  # module-tree signature -> the model checked numerically
@@ -88,6 +88,7 @@ class Built:
                 if name not in order:
                     order.append(name)
                 outputs[name] = output
+
             return record
 
         handles = [modules[f["module"]].register_forward_hook(hook(f["module"])) for f in model.feature_info]
@@ -153,11 +154,11 @@ def first_trainable_layer(model: nn.Module) -> nn.Module:
     name = getattr(model, "first_conv", None)
     if name and model.get_submodule(name).weight.requires_grad:
         return model.get_submodule(name)
-    return next(m for m in model.modules()
-                if isinstance(m, (nn.Conv2d, nn.Linear)) and m.weight.requires_grad)
+    return next(m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear)) and m.weight.requires_grad)
 
 
 # -- shapes: every model ------------------------------------------------------------------
+
 
 def test_output_shape_and_default_input_size(built):
     model = built.model
@@ -223,6 +224,7 @@ def test_errors_suggest_close_names(built):
 
 # -- numbers: once per family --------------------------------------------------------------
 
+
 def train_step(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Output and parameter gradients of one training step (seeded: shake-shake and
     drop-path draw the same numbers every time)."""
@@ -237,7 +239,7 @@ def test_forward_backward_reaches_the_first_layer(built):
     x = small_batch(model)
     out, grads = train_step(model, x)
     assert tuple(out.shape) == expected_output_shape(model, x) and torch.isfinite(out).all()
-    auxiliary = getattr(model, "auxiliary_parameter_names", set)()   # trained by a rate term only
+    auxiliary = getattr(model, "auxiliary_parameter_names", set)()  # trained by a rate term only
     for name, p in model.named_parameters():
         if p.requires_grad and name not in auxiliary:
             assert p.grad is not None, f"{name} got no gradient"
@@ -298,8 +300,13 @@ def test_create_model_features_only_returns_the_extractor():
     assert isinstance(extractor, FeatureExtractor)
     assert extractor.channels() == [64, 64, 128, 256, 512] and extractor.reductions() == [2, 4, 8, 16, 32]
     maps = extractor(torch.randn(1, 3, 64, 64))
-    assert [tuple(m.shape) for m in maps] == [(1, 64, 32, 32), (1, 64, 16, 16), (1, 128, 8, 8),
-                                              (1, 256, 4, 4), (1, 512, 2, 2)]
+    assert [tuple(m.shape) for m in maps] == [
+        (1, 64, 32, 32),
+        (1, 64, 16, 16),
+        (1, 128, 8, 8),
+        (1, 256, 4, 4),
+        (1, 512, 2, 2),
+    ]
 
 
 def test_drop_path_rate_decays_linearly_to_the_given_rate(built):

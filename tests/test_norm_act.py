@@ -58,10 +58,10 @@ def test_every_block_takes_every_norm_and_act(name, norm, act):
     assert (nn.BatchNorm2d in kinds) == (norm == "batch")
     assert (nn.GroupNorm in kinds) == (norm in ("group", "layer"))
     assert ACT_TYPES[act] in kinds
-    if act != "relu" and name != "inverted_residual":   # (MobileNetV2's default is ReLU6)
+    if act != "relu" and name != "inverted_residual":  # (MobileNetV2's default is ReLU6)
         assert nn.ReLU not in kinds
     if hasattr(block, "zero_init_last") and norm != "none":
-        block.zero_init_last()    # works for every affine norm, not only BatchNorm
+        block.zero_init_last()  # works for every affine norm, not only BatchNorm
 
 
 def test_dense_layers_take_norm_and_act():
@@ -78,13 +78,13 @@ def test_dense_layers_take_norm_and_act():
 
 
 def test_group_count_rule_and_layer_norm():
-    assert group_count(64) == 32 and group_count(256) == 32     # timm's GroupNorm(32, C)
+    assert group_count(64) == 32 and group_count(256) == 32  # timm's GroupNorm(32, C)
     assert group_count(16) == 16 and group_count(24) == 24 and group_count(48) == 24
     assert group_count(40) == 20 and group_count(7) == 7 and group_count(64, 8) == 8
     gn = make_norm("group", 48)
     assert isinstance(gn, nn.GroupNorm) and gn.num_groups == 24
     ln = make_norm("layer", 48)
-    assert isinstance(ln, nn.GroupNorm) and ln.num_groups == 1       # LayerNorm over (C, H, W)
+    assert isinstance(ln, nn.GroupNorm) and ln.num_groups == 1  # LayerNorm over (C, H, W)
     x = torch.randn(2, 48, 5, 5)
     ref = F.layer_norm(x, x.shape[1:])
     assert torch.allclose(ln(x), ref, atol=1e-5)
@@ -95,13 +95,29 @@ def test_group_count_rule_and_layer_norm():
         make_act("swish2")
 
 
-@pytest.mark.parametrize("name", ["cifar_resnet20", "cifar_preact_resnet110", "cifar_wrn_16_8",
-                                  "cifar_pyramidnet", "cifar_shake_shake", "cifar_densenet_bc",
-                                  "cifar_mobilenet_v2", "cifar_highway_20", "cifar_fast_resnet",
-                                  "resnet18", "resnet50", "preact_resnet18", "densenet121",
-                                  "mobilenet_v2", "unet_residual", "sar_ae"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "cifar_resnet20",
+        "cifar_preact_resnet110",
+        "cifar_wrn_16_8",
+        "cifar_pyramidnet",
+        "cifar_shake_shake",
+        "cifar_densenet_bc",
+        "cifar_mobilenet_v2",
+        "cifar_highway_20",
+        "cifar_fast_resnet",
+        "resnet18",
+        "resnet50",
+        "preact_resnet18",
+        "densenet121",
+        "mobilenet_v2",
+        "unet_residual",
+        "sar_ae",
+    ],
+)
 def test_create_model_overrides_norm_and_act(name):
-    with torch.device("meta"):     # structure only: no memory, no init cost
+    with torch.device("meta"):  # structure only: no memory, no init cost
         model = skiplab.create_model(name, norm="group", act="silu")
     kinds = {type(m) for m in model.modules()}
     assert nn.GroupNorm in kinds and nn.SiLU in kinds
@@ -154,9 +170,9 @@ def blob_task(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     for i, label in enumerate(y.tolist()):
         top, left = corners[i]
         if label < 3:
-            x[i, label, top:top + 4, left:left + 4] += 2.0
+            x[i, label, top : top + 4, left : left + 4] += 2.0
         else:
-            x[i, :, top:top + 4, left:left + 4] -= 2.0
+            x[i, :, top : top + 4, left : left + 4] -= 2.0
     return x, y
 
 
@@ -181,7 +197,7 @@ def _train_batch2_one_class(norm: str, steps: int = 200, seed: int = 0) -> tuple
     with torch.no_grad():
         eval_acc = float((model.eval()(xt).argmax(1) == yt).float().mean())
         model.train()
-        train_acc = sum(int((model(xt[j:j + 2]).argmax(1) == yt[j:j + 2]).sum()) for j in range(0, 256, 2)) / 256
+        train_acc = sum(int((model(xt[j : j + 2]).argmax(1) == yt[j : j + 2]).sum()) for j in range(0, 256, 2)) / 256
     return eval_acc, train_acc
 
 
@@ -197,6 +213,6 @@ def test_group_norm_trains_at_batch_2_where_batch_norm_fails_in_eval():
     per-image mean.)"""
     bn_eval, bn_train = _train_batch2_one_class("batch")
     gn_eval, gn_train = _train_batch2_one_class("group")
-    assert gn_eval == pytest.approx(gn_train)            # one function in both modes
-    assert bn_eval < bn_train - 0.03                     # BN's eval mode is worse than its training
+    assert gn_eval == pytest.approx(gn_train)  # one function in both modes
+    assert bn_eval < bn_train - 0.03  # BN's eval mode is worse than its training
     assert gn_eval > bn_eval + 0.05

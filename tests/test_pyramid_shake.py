@@ -34,11 +34,14 @@ def test_pyramid_widths_of_pyramidnet110_a48():
     assert all(0 <= b - a <= 1 for a, b in zip(widths, widths[1:]))  # alpha/N < 1: steps of 0 or 1
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(alpha=48, num_blocks=0), "at least one unit"),
-    (dict(alpha=-1, num_blocks=3), "alpha"),
-    (dict(alpha=48, num_blocks=3, rounding="ceil"), "rounding"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(alpha=48, num_blocks=0), "at least one unit"),
+        (dict(alpha=-1, num_blocks=3), "alpha"),
+        (dict(alpha=48, num_blocks=3, rounding="ceil"), "rounding"),
+    ],
+)
 def test_pyramid_widths_rejects_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         pyramid_widths(**kwargs)
@@ -123,8 +126,7 @@ def test_pyramid_drop_path_keeps_the_zero_padded_shortcut():
 
 
 def test_pyramidnet_forward_features_and_drop_path_rates():
-    model = create_model("cifar_pyramidnet", depth=20, alpha=12, num_classes=7, drop_path_rate=0.3,
-                         in_chans=1)
+    model = create_model("cifar_pyramidnet", depth=20, alpha=12, num_classes=7, drop_path_rate=0.3, in_chans=1)
     assert model.default_image_size == 32
     rates = [u.drop_path.p for s in model.stages for u in s]
     assert rates[-1] == pytest.approx(0.3) and rates == sorted(rates)

@@ -23,15 +23,24 @@ from skiplab.models import create_model
 from skiplab.train.checkpoint import save_checkpoint
 
 KWARGS = dict(latent_channels=8, widths=(8, 16, 16, 32))
-GEO = {33550: (12, 3, (10.0, 10.0, 0.0)),
-       33922: (12, 6, (0.0, 0.0, 0.0, 500000.0, 4200000.0, 0.0)),
-       34735: (3, 8, (1, 1, 0, 1, 1024, 0, 1, 1))}
+GEO = {
+    33550: (12, 3, (10.0, 10.0, 0.0)),
+    33922: (12, 6, (0.0, 0.0, 0.0, 500000.0, 4200000.0, 0.0)),
+    34735: (3, 8, (1, 1, 0, 1, 1024, 0, 1, 1)),
+}
 
 
 def _save(path, model, radiometry, **extra):
-    save_checkpoint({"format": "skiplab.train/1",
-                     "config": {"task": "reconstruct", "model": "sar_ae_all", "model_kwargs": KWARGS},
-                     "model": model.state_dict(), "radiometry": radiometry, **extra}, path)
+    save_checkpoint(
+        {
+            "format": "skiplab.train/1",
+            "config": {"task": "reconstruct", "model": "sar_ae_all", "model_kwargs": KWARGS},
+            "model": model.state_dict(),
+            "radiometry": radiometry,
+            **extra,
+        },
+        path,
+    )
     return path
 
 
@@ -70,17 +79,17 @@ def test_load_autoencoder_restores_model_and_radiometry(trained, ae):
 
 
 def test_real_scene_round_trip_units_and_dtype(ae, sar_real, tmp_path):
-    scene = sar_real / "tsukaba_pisar_ch0.npy"          # 256x256 float32 intensity, exact zeros
+    scene = sar_real / "tsukaba_pisar_ch0.npy"  # 256x256 float32 intensity, exact zeros
     x = np.load(scene)
     result = reconstruct_scene(ae, scene, tmp_path / "rec.npy", tile=64, overlap=16, progress=False)
     out = np.load(tmp_path / "rec.npy")
     assert out.shape == x.shape and out.dtype == np.float32
     assert np.isfinite(out).all() and (out >= 0).all()
-    assert result.grid.count == 25 and result.nodata_pixels == 0   # origins 0, 48, ..., 192
+    assert result.grid.count == 25 and result.nodata_pixels == 0  # origins 0, 48, ..., 192
     # the output is intensity within the normalisation's bounds (not [0, 1] network units)
     low, high = (10 ** (b / 10) for b in (ae.radiometry.low_db, ae.radiometry.high_db))
     assert out.min() >= low * 0.999 and out.max() <= high * 1.001
-    assert abs(np.log10(np.median(out)) - np.log10(np.median(x))) < 1.5   # same decade-ish level
+    assert abs(np.log10(np.median(out)) - np.log10(np.median(x))) < 1.5  # same decade-ish level
 
 
 def test_encode_decode_equals_reconstruct(ae, sar_real, tmp_path):
@@ -109,7 +118,7 @@ def test_geotiff_tags_dtype_and_nodata_preserved(ae, tmp_path):
 
     rng = np.random.default_rng(0)
     scene = (rng.gamma(2.0, 0.05, size=(96, 80))).astype(np.float32)
-    scene[:5, :7] = -9999.0                                       # no-data corner
+    scene[:5, :7] = -9999.0  # no-data corner
     src = tmp_path / "scene.tif"
     tags = [(code, dt, count, value, True) for code, (dt, count, value) in GEO.items()]
     tifffile.imwrite(src, scene, photometric="minisblack", extratags=tags + [(42113, "s", 0, "-9999", True)])
@@ -127,8 +136,7 @@ def test_integer_dtype_kept_and_normalisation_mismatch_refused(trained, ae, tmp_
     scene = np.random.default_rng(1).integers(1, 4000, size=(64, 64)).astype(np.uint16)
     np.save(tmp_path / "dn.npy", scene)
     with pytest.raises(ValueError, match="fitted on float32 intensity rasters; this raster is uint16"):
-        reconstruct_scene(ae, tmp_path / "dn.npy", tmp_path / "out.npy", progress=False,
-                          radiometry="model")
+        reconstruct_scene(ae, tmp_path / "dn.npy", tmp_path / "out.npy", progress=False, radiometry="model")
     assert not (tmp_path / "out.npy").exists()
     # the per-scene normalisation (the default) serves digital numbers with a float-trained model
     reconstruct_scene(ae, tmp_path / "dn.npy", tmp_path / "out.npy", progress=False)
@@ -137,7 +145,7 @@ def test_integer_dtype_kept_and_normalisation_mismatch_refused(trained, ae, tmp_
     dn_ckpt = _save(tmp_path / "dn.pt", model, radiometry)
     reconstruct_scene(dn_ckpt, tmp_path / "dn.npy", tmp_path / "out.png", progress=False)
     back = read_raster(tmp_path / "out.png")
-    assert back.dtype == np.uint16 and back.shape == (64, 64) and back.data.max() <= 10 ** 4
+    assert back.dtype == np.uint16 and back.shape == (64, 64) and back.data.max() <= 10**4
 
 
 def test_blend_window_is_partition_of_unity_and_positive():
@@ -161,7 +169,7 @@ def test_blending_hides_tile_edges_exactly():
     spread = levels.max() - levels.min()
     jump = max(np.abs(np.diff(out, axis=0)).max(), np.abs(np.diff(out, axis=1)).max())
     assert out.shape == (112, 112) and jump <= spread * np.pi / (2 * 16) * 1.05
-    hard = np.abs(np.diff(levels, axis=1)).max()   # what stitching without blending would show
+    hard = np.abs(np.diff(levels, axis=1)).max()  # what stitching without blending would show
     assert jump < hard / 4
 
 
@@ -172,9 +180,9 @@ def _seam_excess(ae, overlap: int) -> float:
     scene = np.full((112, 208), 0.05, dtype=np.float32)
     out = 10 * np.log10(reconstruct_array(ae, scene, tile=64, overlap=overlap))
     grid, _ = make_grid(*scene.shape, 16, 64, overlap)
-    jumps = np.abs(np.diff(out, axis=1)).mean(0)       # column c -> c + 1
+    jumps = np.abs(np.diff(out, axis=1)).mean(0)  # column c -> c + 1
     edges = sorted({x - 1 for x in grid.xs if x} | {x + 63 for x in grid.xs if x + 64 < 208})
-    phase = [np.median(jumps[p::16]) for p in range(16)]   # the model's periodic texture
+    phase = [np.median(jumps[p::16]) for p in range(16)]  # the model's periodic texture
     return max(jumps[e] / phase[e % 16] for e in edges)
 
 
@@ -189,10 +197,11 @@ def test_strips_equal_whole_scene(ae, tmp_path):
     scene = np.random.default_rng(2).gamma(1.0, 0.1, size=(200, 150)).astype(np.float32)
     np.save(tmp_path / "s.npy", scene)
     for strip, name in ((1, "strips.tif"), (None, "whole.tif"), (2, "strips2.npy")):
-        reconstruct_scene(ae, tmp_path / "s.npy", tmp_path / name, tile=64, overlap=16,
-                          strip_tiles=strip, progress=False)
+        reconstruct_scene(
+            ae, tmp_path / "s.npy", tmp_path / name, tile=64, overlap=16, strip_tiles=strip, progress=False
+        )
     whole = read_raster(tmp_path / "whole.tif").data
-    assert make_grid(200, 150, 16, 64, 16)[0].ys == [0, 48, 96, 136]   # 4 window rows
+    assert make_grid(200, 150, 16, 64, 16)[0].ys == [0, 48, 96, 136]  # 4 window rows
     assert np.array_equal(read_raster(tmp_path / "strips.tif").data, whole)
     assert np.array_equal(np.load(tmp_path / "strips2.npy"), whole)
 
@@ -240,8 +249,9 @@ def test_bad_scenes_are_clear_errors(ae, tmp_path):
 
 
 def test_checkpoint_without_radiometry_refused(trained, tmp_path):
-    save_checkpoint({"config": {"model": "sar_ae_all", "model_kwargs": KWARGS},
-                     "model": trained[1].state_dict()}, tmp_path / "c.pt")
+    save_checkpoint(
+        {"config": {"model": "sar_ae_all", "model_kwargs": KWARGS}, "model": trained[1].state_dict()}, tmp_path / "c.pt"
+    )
     with pytest.raises(ValueError, match="holds no SAR radiometry"):
         load_autoencoder(tmp_path / "c.pt")
 
@@ -262,6 +272,6 @@ def test_cli_reconstruct_encode_decode_and_overwrite_guard(trained, sar_real, tm
     assert main(["encode", ckpt, scene, "--out", str(z), *opts]) == 0
     assert main(["decode", ckpt, str(z), "--out", str(dec), "--no-progress"]) == 0
     assert np.array_equal(np.load(dec), first)
-    assert main(["encode", ckpt, scene, "--out", str(z), *opts]) == 2   # latent exists
+    assert main(["encode", ckpt, scene, "--out", str(z), *opts]) == 2  # latent exists
     assert main(["reconstruct", ckpt, scene, "--out", scene, "--overwrite", *opts]) == 2
     assert "is the input file" in capsys.readouterr().err

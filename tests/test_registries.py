@@ -14,8 +14,7 @@ from skiplab.train import Task, TrainConfig, get_task, list_tasks, register_task
 
 def fresh(code: str) -> str:
     """stdout of ``code`` in a new interpreter (nothing of skiplab imported before)."""
-    return subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
-                          text=True).stdout.strip()
+    return subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.strip()
 
 
 def test_builtin_tasks_and_kinds_are_registered():
@@ -57,11 +56,17 @@ def test_unknown_data_kind_lists_the_registered_ones():
 def test_the_core_loads_the_sar_plugin_only_when_asked():
     """``import skiplab`` and the core packages do not import skiplab.sar (nor analysis
     train/); a task or data kind they do not know loads it."""
-    assert fresh("import sys, skiplab.analysis; "
-                 "train = any(m.startswith('skiplab.train') for m in sys.modules); "
-                 "import skiplab.data; from skiplab.train import get_task; "
-                 "before = 'skiplab.sar' in sys.modules; name = get_task('reconstruct').__name__; "
-                 "print(train, before, name, 'skiplab.sar' in sys.modules)"
-                 ) == "False False ReconstructTask True"
-    assert fresh("from skiplab.data import parse_data_spec; "
-                 "print(parse_data_spec('synthetic-sar-8,looks=2').task)") == "reconstruct"
+    assert (
+        fresh(
+            "import sys, skiplab.analysis; "
+            "train = any(m.startswith('skiplab.train') for m in sys.modules); "
+            "import skiplab.data; from skiplab.train import get_task; "
+            "before = 'skiplab.sar' in sys.modules; name = get_task('reconstruct').__name__; "
+            "print(train, before, name, 'skiplab.sar' in sys.modules)"
+        )
+        == "False False ReconstructTask True"
+    )
+    assert (
+        fresh("from skiplab.data import parse_data_spec; print(parse_data_spec('synthetic-sar-8,looks=2').task)")
+        == "reconstruct"
+    )

@@ -33,11 +33,15 @@ def ckpt(tmp_path_factory):
     torch.manual_seed(0)
     model = create_model("sar_ae_all", **KWARGS).eval()
     path = tmp_path_factory.mktemp("codec") / "best.pt"
-    save_checkpoint({"format": "skiplab.train/1",
-                     "config": {"task": "reconstruct", "model": "sar_ae_all", "model_kwargs": KWARGS},
-                     "model": model.state_dict(),
-                     "radiometry": Radiometry.fit(synthetic_scenes(2, 64, looks=2)[1].numpy(),
-                                                  source_dtype="float32").to_dict()}, path)
+    save_checkpoint(
+        {
+            "format": "skiplab.train/1",
+            "config": {"task": "reconstruct", "model": "sar_ae_all", "model_kwargs": KWARGS},
+            "model": model.state_dict(),
+            "radiometry": Radiometry.fit(synthetic_scenes(2, 64, looks=2)[1].numpy(), source_dtype="float32").to_dict(),
+        },
+        path,
+    )
     return path
 
 
@@ -58,9 +62,9 @@ def test_quantize_round_trip_and_bpp_of_a_known_latent():
     assert s.dtype == np.uint8 and s.min() == 0 and s.max() == 15
     err = np.abs(q.dequantize(s) - z)
     assert (err <= q.step.max() / 2 + 1e-6).all()
-    assert np.array_equal(q.quantize(q.dequantize(s)), s)          # idempotent
+    assert np.array_equal(q.quantize(q.dequantize(s)), s)  # idempotent
     coder, payload = encode_symbols(s, 4, "raw")
-    assert len(payload) * 8 == s.size * 4                          # 96 values x 4 bits
+    assert len(payload) * 8 == s.size * 4  # 96 values x 4 bits
     # a constant symbol stream has zero empirical entropy; uniform over 16 levels has 4 bits
     assert empirical_entropy(np.zeros((1, 2, 4, 4), np.uint8)) == 0.0
     uniform = np.arange(16, dtype=np.uint8).reshape(1, 1, 4, 4)
@@ -87,7 +91,7 @@ def test_latent_quantizer_train_and_eval():
     lq.train()
     y = lq(z)
     y.sum().backward()
-    assert torch.allclose(z.grad, torch.ones_like(z))             # straight-through
+    assert torch.allclose(z.grad, torch.ones_like(z))  # straight-through
     lq.eval()
     uq = lq.to_uniform()
     expect = uq.dequantize(uq.quantize(z.detach().numpy()))
@@ -96,7 +100,7 @@ def test_latent_quantizer_train_and_eval():
     noisy.calibrate(z)
     noisy.train()
     out = noisy(z.detach())
-    assert not torch.allclose(out, noisy.eval()(z.detach()))       # noise, not rounding
+    assert not torch.allclose(out, noisy.eval()(z.detach()))  # noise, not rounding
     assert (out - z.detach()).abs().max() <= noisy.step().max() / 2 + 1e-5
 
 
@@ -121,23 +125,48 @@ def test_per_scene_normalisation_is_invariant_to_the_unit(ae, scene):
         out = reconstruct_array(ae, (scene * k).astype(np.float32))
         np.testing.assert_allclose(out / k, ref, rtol=2e-3, atol=1e-12 * k)
     # the fixed radiometry clips a 1e4-scaled scene: refused, one line, naming the fraction
-    with pytest.raises(ValueError, match=r"^\d+\.\d% of the scene lies outside the model's "
-                                         r"radiometry") as err:
+    with pytest.raises(
+        ValueError,
+        match=r"^\d+\.\d% of the scene lies outside the model's "
+        r"radiometry",
+    ) as err:
         check_in_range(ae.radiometry, scene * 1e6)
     assert "\n" not in str(err.value) and "--radiometry scene" in str(err.value)
 
 
 def test_cli_refuses_in_one_line_and_encodes_decodes(ckpt, scene, tmp_path, capsys):
     np.save(tmp_path / "dn.npy", (scene * 1e6).astype(np.float32))
-    code = main(["reconstruct", str(ckpt), str(tmp_path / "dn.npy"), "--out",
-                 str(tmp_path / "r.npy"), "--radiometry", "model", "--no-progress"])
+    code = main(
+        [
+            "reconstruct",
+            str(ckpt),
+            str(tmp_path / "dn.npy"),
+            "--out",
+            str(tmp_path / "r.npy"),
+            "--radiometry",
+            "model",
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "outside the model's radiometry" in err
-    assert main(["encode", str(ckpt), str(tmp_path / "dn.npy"), "--out", str(tmp_path / "s.sarl"),
-                 "--bits", "4", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "encode",
+                str(ckpt),
+                str(tmp_path / "dn.npy"),
+                "--out",
+                str(tmp_path / "s.sarl"),
+                "--bits",
+                "4",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "bpp" in capsys.readouterr().out
-    assert main(["decode", str(ckpt), str(tmp_path / "s.sarl"), "--out", str(tmp_path / "d.npy"),
-                 "--no-progress"]) == 0
+    assert main(["decode", str(ckpt), str(tmp_path / "s.sarl"), "--out", str(tmp_path / "d.npy"), "--no-progress"]) == 0
     out = np.load(tmp_path / "d.npy")
     assert out.shape == scene.shape and np.isfinite(out).all() and out.mean() > 1e3
 
@@ -159,9 +188,9 @@ def test_psnr_against_clean_has_the_known_answer():
     r = scene_radiometry(Radiometry.fixed(-30, 0), speckled)
     clean_n = r.forward(clean.astype(np.float64)).astype(np.float64)
     out_n = np.clip(clean_n + 0.1, 0, 1)
-    assert np.allclose(out_n - clean_n, 0.1)                       # no clipping: answer exact
+    assert np.allclose(out_n - clean_n, 0.1)  # no clipping: answer exact
     m = measures(out_n, r.forward(speckled.astype(np.float64)), clean_n, r, tile, None)
-    assert m["psnr_clean"] == pytest.approx(20.0, abs=1e-3)        # -20 log10(0.1)
+    assert m["psnr_clean"] == pytest.approx(20.0, abs=1e-3)  # -20 log10(0.1)
     assert m["ssim_clean"] < 1
 
 
@@ -173,7 +202,7 @@ def test_rate_distortion_smoke(ckpt, scene):
     assert len(models) == 2 and models[0]["bpp"] < models[1]["bpp"]
     for r in rows.values():
         assert r["tiles"] == 1 and np.isfinite(r["bpp"])
-        assert np.isfinite(r["psnr"]) or r["family"] == "oracle"   # the input against itself
+        assert np.isfinite(r["psnr"]) or r["family"] == "oracle"  # the input against itself
     assert rows["oracle: speckled input"]["enl"] > 1 and "Lee filter 7x7 (uncompressed)" in rows
     assert sum(r["family"] == "jpeg2000-matched" for r in rows.values()) == 2
 
@@ -188,20 +217,38 @@ def test_lee_filter_smooths_homogeneous_speckle_and_keeps_the_mean():
     from skiplab.sar.rate_distortion.lee import lee_filter
 
     rng = np.random.default_rng(0)
-    speckled = rng.gamma(2.0, 0.5, size=(96, 96))                # 2-look speckle on reflectivity 1
+    speckled = rng.gamma(2.0, 0.5, size=(96, 96))  # 2-look speckle on reflectivity 1
     out = lee_filter(speckled, looks=2.0)
-    assert out.var() < speckled.var() / 5                         # homogeneous: close to the mean
+    assert out.var() < speckled.var() / 5  # homogeneous: close to the mean
     assert out.mean() == pytest.approx(speckled.mean(), rel=0.02)
     edge = np.where(np.arange(96) < 48, 1.0, 1000.0)[None].repeat(96, 0)
-    np.testing.assert_allclose(lee_filter(edge, looks=2.0)[:, :40], 1.0)   # no speckle: kept
+    np.testing.assert_allclose(lee_filter(edge, looks=2.0)[:, :40], 1.0)  # no speckle: kept
     with pytest.raises(ValueError, match="odd"):
         lee_filter(speckled, size=4)
 
 
 def test_sar_rd_cli_writes_the_report(ckpt, tmp_path, capsys):
     out = tmp_path / "rd"
-    assert main(["sar-rd", str(ckpt), "--synthetic", "1", "--tile", "64", "--bits", "2", "4",
-                 "--rates", "1", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "sar-rd",
+                str(ckpt),
+                "--synthetic",
+                "1",
+                "--tile",
+                "64",
+                "--bits",
+                "2",
+                "4",
+                "--rates",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert all((out / name).is_file() for name in ("rd.json", "rd.md", "rd.png"))
     md = (out / "rd.md").read_text()
     assert "oracle: speckled input" in md and "PSNR clean" in md and "compression" in md

@@ -27,7 +27,7 @@ def test_real_scenes_read_as_float32_intensity(sar_real):
         assert raster.format == "npy" and raster.nodata is None and not raster.tags
         np.testing.assert_array_equal(raster.data, np.load(path))
     zeros = sum(int((read_raster(p).data == 0).sum()) for p in files if "pisar" in p.name)
-    assert zeros == 2   # the README's exact zeros (one each in PiSAR HH and VV)
+    assert zeros == 2  # the README's exact zeros (one each in PiSAR HH and VV)
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
@@ -41,7 +41,7 @@ def test_geotiff_round_trip_keeps_dtype_and_georeferencing(tmp_path, dtype):
     out = write_raster(tmp_path / "out.tif", raster.data.astype(np.float64) * 1.0, like=raster)
     again = read_raster(out)
     assert again.dtype == dtype and again.tags == raster.tags
-    for code in GEO:   # verbatim values, and tifffile still decodes the GeoKeys
+    for code in GEO:  # verbatim values, and tifffile still decodes the GeoKeys
         assert again.tags[code][2] == GEO[code][2]
     with tifffile.TiffFile(out) as tif:
         geo = tif.pages[0].geotiff_tags
@@ -101,7 +101,7 @@ def test_nothing_is_overwritten_without_overwrite(tmp_path):
     np.testing.assert_array_equal(np.load(path), 1)
     write_raster(path, np.zeros((3, 3), np.float32), overwrite=True)
     np.testing.assert_array_equal(np.load(path), 0)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npy"]   # no partial files left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npy"]  # no partial files left
 
 
 def test_bad_paths_and_formats(tmp_path):
@@ -120,7 +120,7 @@ def test_nan_nodata_tag_and_valid_mask(tmp_path):
     raster = read_raster(write_raster(tmp_path / "n.tif", data, nodata=-9999))
     assert raster.tags[GDAL_NODATA][2] == "-9999"
     assert raster.valid_mask().sum() == 24
-    assert raster.valid_mask(nodata=1.0).sum() == 6   # -9999 now counts as data, 1.0 does not
+    assert raster.valid_mask(nodata=1.0).sum() == 6  # -9999 now counts as data, 1.0 does not
 
 
 def test_memory_mapped_reading_and_values(tmp_path):
@@ -129,7 +129,7 @@ def test_memory_mapped_reading_and_values(tmp_path):
         raster = read_raster(write_raster(tmp_path / name, data), mmap=True)
         assert isinstance(raster.data, np.memmap) or isinstance(raster.data.base, np.memmap)
         np.testing.assert_array_equal(raster.data[10:20], data[10:20])
-        assert raster.values("intensity") is raster.data   # unknown quantity: as stored
+        assert raster.values("intensity") is raster.data  # unknown quantity: as stored
     slc = read_raster(_save(tmp_path / "c.npy", np.full((4, 4), 3 + 4j, np.complex64)))
     np.testing.assert_allclose(slc.values("intensity"), 25.0)
     np.testing.assert_allclose(slc.values("amplitude"), 5.0)

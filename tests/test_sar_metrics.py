@@ -9,19 +9,29 @@ import numpy as np
 import pytest
 import torch
 
-from skiplab.sar.training.metrics import (bits_per_pixel, compression_ratio, enl,
-                                            enl_per_image, homogeneous_windows, psnr,
-                                            ratio_statistics, reconstruction_metrics,
-                                            ssim_per_image)
+from skiplab.sar.training.metrics import (
+    bits_per_pixel,
+    compression_ratio,
+    enl,
+    enl_per_image,
+    homogeneous_windows,
+    psnr,
+    ratio_statistics,
+    reconstruction_metrics,
+    ssim_per_image,
+)
 from skiplab.sar.raster.radiometry import Radiometry
 from skiplab.sar.raster.speckle import add_speckle, gamma_speckle, synthetic_scene
 
 # ENL found by enl() with its defaults (16 px windows, 5 % most homogeneous) on the real
 # scenes; the README quotes ~2.7 looks for AIRSAR and ~2 for PiSAR.
 REAL_ENL = {
-    "sanfrancisco_airsar_ch0.npy": 2.52, "sanfrancisco_airsar_ch1.npy": 3.15,
-    "sanfrancisco_airsar_ch2.npy": 2.73, "tsukaba_pisar_ch0.npy": 1.39,
-    "tsukaba_pisar_ch1.npy": 1.02, "tsukaba_pisar_ch2.npy": 2.16,
+    "sanfrancisco_airsar_ch0.npy": 2.52,
+    "sanfrancisco_airsar_ch1.npy": 3.15,
+    "sanfrancisco_airsar_ch2.npy": 2.73,
+    "tsukaba_pisar_ch0.npy": 1.39,
+    "tsukaba_pisar_ch1.npy": 1.02,
+    "tsukaba_pisar_ch2.npy": 2.16,
 }
 
 
@@ -65,7 +75,7 @@ def test_enl_of_the_real_scenes(sar_real):
         intensity = torch.from_numpy(np.load(sar_real / name))
         assert enl(intensity).enl == pytest.approx(expected, abs=0.01), name
     airsar = [REAL_ENL[k] for k in REAL_ENL if "airsar" in k]
-    assert 2.4 < float(np.mean(airsar)) < 3.0     # README: about 2.7 looks
+    assert 2.4 < float(np.mean(airsar)) < 3.0  # README: about 2.7 looks
 
 
 def test_enl_bad_input():
@@ -95,19 +105,17 @@ def test_enl_per_image_matches_single_images():
 def test_ratio_statistics():
     clean = torch.full((2, 1, 128, 128), 0.5)
     speckled = add_speckle(clean, 2, torch.Generator().manual_seed(0))
-    ideal = ratio_statistics(speckled, clean)          # a perfect despeckler of L = 2 looks
+    ideal = ratio_statistics(speckled, clean)  # a perfect despeckler of L = 2 looks
     torch.testing.assert_close(ideal.mean, torch.ones(2, dtype=torch.float64), atol=0.02, rtol=0)
-    torch.testing.assert_close(ideal.var, torch.full((2,), 0.5, dtype=torch.float64), atol=0.02,
-                               rtol=0)
+    torch.testing.assert_close(ideal.var, torch.full((2,), 0.5, dtype=torch.float64), atol=0.02, rtol=0)
     # the median of Gamma(2, 1/2) speckle is 0.839; the ratio of means is 1
-    torch.testing.assert_close(ideal.median, torch.full((2,), 0.839, dtype=torch.float64),
-                               atol=0.02, rtol=0)
+    torch.testing.assert_close(ideal.median, torch.full((2,), 0.839, dtype=torch.float64), atol=0.02, rtol=0)
     torch.testing.assert_close(ideal.of_means, torch.ones(2, dtype=torch.float64), atol=0.02, rtol=0)
     dark = clean.clone()
-    dark[:, :, :4, :4] = 1e-4                           # 16 pixels 37 dB too dark
+    dark[:, :, :4, :4] = 1e-4  # 16 pixels 37 dB too dark
     robust = ratio_statistics(speckled, dark)
-    assert robust.mean.min() > 3 * ideal.mean.max()     # the mean explodes ...
-    assert (robust.median - ideal.median).abs().max() < 0.01   # ... the median does not
+    assert robust.mean.min() > 3 * ideal.mean.max()  # the mean explodes ...
+    assert (robust.median - ideal.median).abs().max() < 0.01  # ... the median does not
     identity = ratio_statistics(speckled, speckled)
     assert torch.allclose(identity.mean, torch.ones(2, dtype=torch.float64))
     assert identity.var.max() < 1e-20
@@ -133,7 +141,7 @@ def test_reconstruction_metrics_on_a_synthetic_scene():
     smooth = r.forward(scene.clean)[None, None]
     m = reconstruction_metrics(smooth, target, r)
     assert set(m) >= {"psnr", "ssim", "enl_input", "enl_output", "ratio_mean", "ratio_var"}
-    assert m["enl_output"] > 10 * m["enl_input"]          # the clean scene has no speckle
+    assert m["enl_output"] > 10 * m["enl_input"]  # the clean scene has no speckle
     assert m["ratio_mean"] == pytest.approx(1.0, abs=0.05)
     assert m["per_image"]["psnr"] == [pytest.approx(m["psnr"])]
     same = reconstruction_metrics(target, target, r)

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from skiplab.sar.raster.radiometry import (Radiometry, amplitude_to_intensity, from_db,
-                                         intensity_to_amplitude, to_db)
+from skiplab.sar.raster.radiometry import Radiometry, amplitude_to_intensity, from_db, intensity_to_amplitude, to_db
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +63,7 @@ def test_real_scenes_percentile_bounds(real_scenes):
     db = np.concatenate([10 * np.log10(s.astype(np.float64).ravel() + 1e-10) for s in scenes])
     assert r.low_db == pytest.approx(np.percentile(db, 1), abs=1e-9)
     assert r.high_db == pytest.approx(np.percentile(db, 99), abs=1e-9)
-    assert -40 < r.low_db < -35 and -3 < r.high_db < 0   # measured [-38.3, -1.4] dB
+    assert -40 < r.low_db < -35 and -3 < r.high_db < 0  # measured [-38.3, -1.4] dB
     scene = real_scenes["tsukaba_pisar_ch0.npy"]
     n = r.forward(scene)
     inside = (10 * np.log10(scene + 1e-10) > r.low_db) & (10 * np.log10(scene + 1e-10) < r.high_db)
@@ -98,8 +97,7 @@ def test_tensor_input_keeps_device_and_gives_float32():
 
 
 def test_serialisation_round_trip_through_json():
-    r = Radiometry.fit(np.array([1e-3, 1e-2, 1.0, 3.0]), (5, 95), source_dtype="uint16",
-                       quantity="amplitude")
+    r = Radiometry.fit(np.array([1e-3, 1e-2, 1.0, 3.0]), (5, 95), source_dtype="uint16", quantity="amplitude")
     d = json.loads(json.dumps(r.to_dict()))
     assert Radiometry.from_dict(d) == r
     with pytest.raises(ValueError, match="unknown radiometry format"):
@@ -111,7 +109,7 @@ def test_serialisation_round_trip_through_json():
 def test_checkpoint_normalisation_must_match_the_data_type():
     r = Radiometry.fixed(-30, 20, source_dtype="float32")
     r.check_compatible("float64")
-    r.check_compatible(np.complex64)      # SLC -> amplitude floats
+    r.check_compatible(np.complex64)  # SLC -> amplitude floats
     with pytest.raises(ValueError, match="fitted on float32 intensity.*uint8"):
         r.check_compatible("uint8")
     with pytest.raises(ValueError, match="fitted on intensity data; the input holds amplitude"):

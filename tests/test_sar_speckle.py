@@ -7,8 +7,13 @@ import math
 import pytest
 import torch
 
-from skiplab.sar.raster.speckle import (add_amplitude_speckle, add_speckle, gamma_speckle,
-                                  synthetic_scene, synthetic_scenes)
+from skiplab.sar.raster.speckle import (
+    add_amplitude_speckle,
+    add_speckle,
+    gamma_speckle,
+    synthetic_scene,
+    synthetic_scenes,
+)
 from skiplab.sar.training.metrics import enl
 
 
@@ -65,15 +70,15 @@ def test_synthetic_scene_structure():
     scene = synthetic_scene(256, looks=1, seed=0)
     db = 10 * torch.log10(scene.clean.double())
     levels, counts = torch.unique(db.round(decimals=6), return_counts=True)
-    assert (counts > 500).sum() >= 5                   # several flat fields
-    assert len(levels) > 5000                          # textured regions are not flat
-    assert (db == db.min()).sum() > 100                # dark lines at the floor
+    assert (counts > 500).sum() >= 5  # several flat fields
+    assert len(levels) > 5000  # textured regions are not flat
+    assert (db == db.min()).sum() > 100  # dark lines at the floor
     peak = db.max()
     assert peak.item() == pytest.approx(-40.0 + scene.dynamic_range_db, abs=1e-6)
-    y, x = divmod(int(db.argmax()), db.shape[1])    # sinc-like first side lobes at -13.26 dB
+    y, x = divmod(int(db.argmax()), db.shape[1])  # sinc-like first side lobes at -13.26 dB
     for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
         assert db[y + dy, x + dx].item() >= peak.item() - 13.27
-    assert (db > db.median() + 30).sum() < 100         # a few bright point targets only
+    assert (db > db.median() + 30).sum() < 100  # a few bright point targets only
     # speckle: ratio speckled / clean has mean ~1 and ENL ~L over the whole scene
     ratio = scene.speckled.double() / scene.clean.double()
     assert ratio.mean().item() == pytest.approx(1.0, abs=0.01)

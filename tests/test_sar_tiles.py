@@ -9,19 +9,24 @@ import torch
 from skiplab.data.dihedral import batched_crop, batched_dihedral, dihedral, inverse_dihedral
 from skiplab.sar.raster.io import write_raster
 from skiplab.sar.raster.radiometry import Radiometry
-from skiplab.sar.training.tiles import (SARAugmentation, SARTileLoader, cut_tiles, load_sar_tiles,
-                               synthetic_sar_tiles, tile_positions)
+from skiplab.sar.training.tiles import (
+    SARAugmentation,
+    SARTileLoader,
+    cut_tiles,
+    load_sar_tiles,
+    synthetic_sar_tiles,
+    tile_positions,
+)
 
 
 # ---- tiling ----------------------------------------------------------------------------------
 def test_tile_positions_cover_the_scene_flush_with_the_border():
     assert tile_positions(256, 256) == [(0, 0)]
-    assert tile_positions(600, 300, tile=256, stride=256) == [
-        (0, 0), (0, 44), (256, 0), (256, 44), (344, 0), (344, 44)]
+    assert tile_positions(600, 300, tile=256, stride=256) == [(0, 0), (0, 44), (256, 0), (256, 44), (344, 0), (344, 44)]
     pos = tile_positions(700, 513, tile=256, stride=128)
     cover = np.zeros((700, 513), int)
     for y, x in pos:
-        cover[y:y + 256, x:x + 256] += 1
+        cover[y : y + 256, x : x + 256] += 1
     assert cover.min() >= 1 and max(y for y, _ in pos) == 700 - 256
     with pytest.raises(ValueError, match="smaller than the 256 px tile"):
         tile_positions(255, 1000)
@@ -29,15 +34,16 @@ def test_tile_positions_cover_the_scene_flush_with_the_border():
 
 def test_cut_tiles_drops_mostly_nodata_tiles_and_counts_them():
     scene = np.ones((512, 512), np.float32)
-    scene[:, :200] = np.nan                   # left tiles 200/256 = 78% no-data
+    scene[:, :200] = np.nan  # left tiles 200/256 = 78% no-data
     kept = cut_tiles(scene, 256, max_nodata_fraction=0.5)
     assert kept.positions == [(0, 256), (256, 256)] and kept.dropped == 2
     assert kept.tiles.shape == (2, 256, 256) and kept.valid.all()
     everything = cut_tiles(scene, 256, max_nodata_fraction=0.8)
     assert len(everything.positions) == 4 and everything.valid[0].mean() == pytest.approx(56 / 256)
     with pytest.raises(ValueError, match="all 4 tiles are more than 50% no-data"):
-        cut_tiles(np.where(np.arange(512) < 400, np.nan, 1.0)[None].repeat(512, 0), 256,
-                  max_nodata_fraction=0.5, stride=256)
+        cut_tiles(
+            np.where(np.arange(512) < 400, np.nan, 1.0)[None].repeat(512, 0), 256, max_nodata_fraction=0.5, stride=256
+        )
     with pytest.raises(ValueError, match="every pixel is no-data"):
         cut_tiles(np.full((300, 300), np.nan), 256)
 
@@ -49,8 +55,7 @@ def test_real_scenes_tile_and_round_trip(sar_real):
     assert ds.radiometry.method == "percentile" and ds.radiometry.source_dtype == "float32"
     assert ds.sources[9].endswith("sanfrancisco_airsar_ch1.npy") and ds.positions[9] == (0, 0)
     # tile (64, 128) of PiSAR HH maps back to the scene's pixels where not clipped
-    exact = load_sar_tiles(sar_real / "tsukaba_pisar_ch0.npy", tile=128, stride=64,
-                           percentiles=(0, 100))
+    exact = load_sar_tiles(sar_real / "tsukaba_pisar_ch0.npy", tile=128, stride=64, percentiles=(0, 100))
     scene = np.load(sar_real / "tsukaba_pisar_ch0.npy")
     index = exact.positions.index((64, 128))
     back = exact.intensity()[index, 0].numpy()
@@ -77,14 +82,22 @@ def test_bad_rasters_raise_or_are_skipped_and_listed(tmp_path):
     write_raster(tmp_path / "c_nodata.npy", np.full((256, 256), np.nan, np.float32))
     np.save(tmp_path / "d_bands.npy", np.ones((3, 256, 256), np.float32))
     write_raster(tmp_path / "e_small.npy", np.ones((100, 300), np.float32))
-    for name, message in [("b_negative.npy", "1 negative value"), ("c_nodata.npy", "every pixel"),
-                          ("d_bands.npy", "single-band"), ("e_small.npy", "smaller than the 256")]:
+    for name, message in [
+        ("b_negative.npy", "1 negative value"),
+        ("c_nodata.npy", "every pixel"),
+        ("d_bands.npy", "single-band"),
+        ("e_small.npy", "smaller than the 256"),
+    ]:
         with pytest.raises(ValueError, match=message):
             load_sar_tiles(tmp_path / name)
     ds = load_sar_tiles(tmp_path, skip_bad=True)
     assert len(ds) == 1 and ds.sources == [str(good)]
     assert [p.rsplit("/", 1)[1] for p in ds.skipped_files] == [
-        "b_negative.npy", "c_nodata.npy", "d_bands.npy", "e_small.npy"]
+        "b_negative.npy",
+        "c_nodata.npy",
+        "d_bands.npy",
+        "e_small.npy",
+    ]
 
 
 def test_nodata_pixels_of_kept_tiles_are_zero_and_flagged(tmp_path):
@@ -139,8 +152,7 @@ def test_loader_shards_ranks_like_batch_loader():
     ds = synthetic_sar_tiles(8, tile=32, seed=2)
     aug = SARAugmentation()
     whole = next(iter(SARTileLoader(ds, 4, seed=1, augment=aug)))[0]
-    parts = [next(iter(SARTileLoader(ds, 2, seed=1, augment=aug, rank=r, world_size=2)))[0]
-             for r in range(2)]
+    parts = [next(iter(SARTileLoader(ds, 2, seed=1, augment=aug, rank=r, world_size=2)))[0] for r in range(2)]
     assert torch.equal(torch.stack(parts, 1).flatten(0, 1), whole)
 
 
@@ -151,7 +163,7 @@ def test_dihedral_group_is_eight_distinct_pixel_permutations():
     assert len({tuple(im.flatten().tolist()) for im in images}) == 8
     for k, im in enumerate(images):
         assert torch.equal(inverse_dihedral(im, k), x)
-        assert torch.equal(im.flatten().sort().values, x.flatten())   # pixels only move
+        assert torch.equal(im.flatten().sort().values, x.flatten())  # pixels only move
     assert torch.equal(dihedral(x, 1), torch.rot90(x, 1, (-2, -1)))
     assert torch.equal(dihedral(x, 4), x.transpose(-2, -1))
 
@@ -166,7 +178,7 @@ def test_batched_transforms_match_per_sample_ones():
     top, left = torch.tensor([0, 3, 1] * 3), torch.tensor([2, 0, 3] * 3)
     crops = batched_crop(x, top, left, 5)
     for b in range(9):
-        assert torch.equal(crops[b], x[b, :, top[b]:top[b] + 5, left[b]:left[b] + 5])
+        assert torch.equal(crops[b], x[b, :, top[b] : top[b] + 5, left[b] : left[b] + 5])
     with pytest.raises(ValueError, match="square batch"):
         batched_dihedral(torch.zeros(1, 1, 4, 5), torch.zeros(1, dtype=torch.long))
 

@@ -19,6 +19,7 @@ def captured(monkeypatch):
     def keep(fig, path):
         got.append(fig)
         return save(fig, path)
+
     monkeypatch.setattr(figures, "save_figure", keep)
     return got
 
@@ -29,10 +30,19 @@ def legend_texts(ax) -> list[str]:
 
 
 def lesion_seed(key: str, family: str, seed: int, baseline: float, skip: set[int], units: int = 8) -> dict:
-    single = [dict(index=i, accuracy=baseline - 0.05 * (i % 3), downsampling=False) for i in range(units)
-              if i not in skip]
-    return dict(key=key, family=family, seed=seed, units=units, chance=0.1, baseline=dict(accuracy=baseline),
-                single=single, random=[dict(k=k, accuracy=baseline - 0.05 * k) for k in (1, 2)])
+    single = [
+        dict(index=i, accuracy=baseline - 0.05 * (i % 3), downsampling=False) for i in range(units) if i not in skip
+    ]
+    return dict(
+        key=key,
+        family=family,
+        seed=seed,
+        units=units,
+        chance=0.1,
+        baseline=dict(accuracy=baseline),
+        single=single,
+        random=[dict(k=k, accuracy=baseline - 0.05 * k) for k in (1, 2)],
+    )
 
 
 def test_lesion_figure_marks_blocks_that_cannot_be_deleted(captured, tmp_path):
@@ -55,11 +65,21 @@ def test_lesion_figure_marks_blocks_that_cannot_be_deleted(captured, tmp_path):
 
 def test_shattered_figure_draws_white_noise_at_the_floor(captured, tmp_path):
     from skiplab.studies.shattered import white_noise_floor
+
     floor = white_noise_floor(128)
     curve = [1.0, 0.5, 0.2] + [floor] * 30
-    results = [dict(model=f"{f}-20", family=f, depth=20, stage="init", autocorrelation=curve,
-                    autocorrelation_seeds=[curve, curve]) for f in ("plain", "resnet")]
-    for given in (floor, None):      # given, or worked out from the curves' 33 lags (N = 128)
+    results = [
+        dict(
+            model=f"{f}-20",
+            family=f,
+            depth=20,
+            stage="init",
+            autocorrelation=curve,
+            autocorrelation_seeds=[curve, curve],
+        )
+        for f in ("plain", "resnet")
+    ]
+    for given in (floor, None):  # given, or worked out from the curves' 33 lags (N = 128)
         figures.plot_autocorrelation(results, tmp_path / "shattered.png", floor=given)
         ax = captured[-1].axes[0]
         noise = next(line for line in ax.get_lines() if line.get_label().startswith("white noise"))
@@ -71,10 +91,20 @@ def test_gradient_flow_runs_from_the_output_to_the_input_with_labels_on_every_pa
     rows = []
     for family, norm in (("plain", True), ("resnet", True), ("plain", False)):
         for seed in range(2):
-            grow = np.geomspace(1e-3, 1e-1, 6)[::-1]        # largest at block 1: grows towards the input
-            rows.append(dict(model=f"{family}-8-s{seed}", key=f"{family}-8" + ("" if norm else "-nobn"),
-                             family=family, seed=seed, batch=0, norm=norm, stage="init",
-                             layers=[[i, v] for i, v in enumerate(grow)], blocks=[[i, v] for i, v in enumerate(grow)]))
+            grow = np.geomspace(1e-3, 1e-1, 6)[::-1]  # largest at block 1: grows towards the input
+            rows.append(
+                dict(
+                    model=f"{family}-8-s{seed}",
+                    key=f"{family}-8" + ("" if norm else "-nobn"),
+                    family=family,
+                    seed=seed,
+                    batch=0,
+                    norm=norm,
+                    stage="init",
+                    layers=[[i, v] for i, v in enumerate(grow)],
+                    blocks=[[i, v] for i, v in enumerate(grow)],
+                )
+            )
     figures.plot_gradient_flow(rows, tmp_path / "gradient_flow.png")
     axes = captured[-1].axes
     assert len(axes) == 4

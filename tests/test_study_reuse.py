@@ -38,24 +38,27 @@ def snapshot(directory: Path) -> dict[str, int]:
 def test_a_study_of_existing_runs_trains_nothing(elsewhere, tmp_path, monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("a study of existing runs must not train")
+
     monkeypatch.setattr(worker, "train", no_training)
     monkeypatch.setattr(worker, "train_from_state", no_training)
     monkeypatch.setattr(runner_module, "calibrate", no_training)
     monkeypatch.setattr(calibrate_module, "calibrate", no_training)
     before = {k: snapshot(v) for k, v in elsewhere.items()}
     # one run named by its directory, the other by its checkpoint file
-    runs = {"plain-14-s0": str(elsewhere["plain-14"]),
-            "resnet-14-s0": str(elsewhere["resnet-14"] / "checkpoints" / "last.pt")}
+    runs = {
+        "plain-14-s0": str(elsewhere["plain-14"]),
+        "resnet-14-s0": str(elsewhere["resnet-14"] / "checkpoints" / "last.pt"),
+    }
     config = StudyConfig.create(quick=True, parts=PARTS, seeds=1, runs=runs)
     lines: list[str] = []
     out = tmp_path / "study"
     result = run_study(config, out=out, threads=1, log=lines.append)
     assert result is not None and result.verdict
-    assert not (out / "runs").exists()                          # no new run directory
+    assert not (out / "runs").exists()  # no new run directory
     log = "\n".join(lines)
     assert "plain-14-s0: reused" in log and "resnet-14-s0: reused" in log
     state = json.loads((out / "study.json").read_text())
-    assert state["steps"] == 2 and state["calibration"]["reused_runs"]    # the runs' own steps
+    assert state["steps"] == 2 and state["calibration"]["reused_runs"]  # the runs' own steps
     assert {r["trained"]["trained_by"].split(":")[0] for r in state["runs"].values()} == {"reused"}
     assert state["runs"]["resnet-14-s0"]["summary"]["reused"] == runs["resnet-14-s0"]
     assert (out / "results" / "lesion-resnet-14-s0.evaluations.jsonl").is_file()
@@ -63,7 +66,7 @@ def test_a_study_of_existing_runs_trains_nothing(elsewhere, tmp_path, monkeypatc
     assert {m["model"] for m in lesion["per_seed"]} == {"plain-14-s0", "resnet-14-s0"}
     grads = json.loads((out / "results" / "gradients.json").read_text())
     assert {"init", "trained"} <= {r["stage"] for r in grads["results"]}
-    assert {k: snapshot(v) for k, v in elsewhere.items()} == before      # the reused runs are untouched
+    assert {k: snapshot(v) for k, v in elsewhere.items()} == before  # the reused runs are untouched
     # resuming reuses them again, still without training
     assert run_study(None, out=out, resume=True, threads=1, log=lines.append) is not None
 
@@ -75,9 +78,11 @@ def test_only_the_runs_not_given_are_trained(elsewhere, tmp_path, monkeypatch):
     def counting(experiment, run, steps, run_dir, threads=0):
         trained.append(run.name)
         return real(experiment, run, steps, run_dir, threads)
+
     monkeypatch.setattr(worker, "train", counting)
-    config = StudyConfig.create(quick=True, parts="lesion", steps=2, seeds=1,
-                                runs={"resnet-14-s0": str(elsewhere["resnet-14"])})
+    config = StudyConfig.create(
+        quick=True, parts="lesion", steps=2, seeds=1, runs={"resnet-14-s0": str(elsewhere["resnet-14"])}
+    )
     out = tmp_path / "study"
     assert run_study(config, out=out, threads=1, log=lambda *_: None) is not None
     assert trained == ["plain-14-s0"]
@@ -107,6 +112,7 @@ def test_lesion_evaluations_are_kept_and_not_measured_twice(tmp_path, monkeypatc
     from skiplab.analysis.lesion import lesion_random, lesion_units
     from skiplab.models import create_model
     from skiplab.studies import lesions
+
     torch.manual_seed(0)
     model = create_model("cifar_resnet", depth=14, num_classes=4, in_chans=3).eval()
     data = [(torch.randn(8, 3, 16, 16), torch.randint(0, 4, (8,)))]
@@ -115,13 +121,15 @@ def test_lesion_evaluations_are_kept_and_not_measured_twice(tmp_path, monkeypatc
     real = lesions.evaluate
     monkeypatch.setattr(lesions, "evaluate", lambda m, d: calls.append(1) or real(m, d))
     path = tmp_path / "evaluations.jsonl"
-    first = lesion_random(model, data, [1, 2], draws=3, seed=5, units=units,
-                          measure=lesions.Evaluations(path, model, data))
+    first = lesion_random(
+        model, data, [1, 2], draws=3, seed=5, units=units, measure=lesions.Evaluations(path, model, data)
+    )
     measured = len(calls)
     assert 1 <= measured <= 6 and len(path.read_text().splitlines()) == measured
     with open(path, "a") as f:
-        f.write('{"key": "cut sh')                                  # a line cut short by a kill
-    again = lesion_random(model, data, [1, 2], draws=3, seed=5, units=units,
-                          measure=lesions.Evaluations(path, model, data))
-    assert again == first and len(calls) == measured                 # nothing measured again
+        f.write('{"key": "cut sh')  # a line cut short by a kill
+    again = lesion_random(
+        model, data, [1, 2], draws=3, seed=5, units=units, measure=lesions.Evaluations(path, model, data)
+    )
+    assert again == first and len(calls) == measured  # nothing measured again
     assert lesion_random(model, data, [1, 2], draws=3, seed=5, units=units) == first

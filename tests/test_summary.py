@@ -96,12 +96,15 @@ def test_options_and_json_round_trip():
     assert summarize("resnet18", input_size=(1, 64, 64), num_classes=7).total_params == d["total_params"]
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(input_size=(3, 16, 16)), "at least 32x32"),
-    (dict(input_size=(1, 64, 64), in_chans=3), "in_chans=3"),
-    (dict(input_size=(3, 64)), "three positive integers"),
-    (dict(batch=0), "batch must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(input_size=(3, 16, 16)), "at least 32x32"),
+        (dict(input_size=(1, 64, 64), in_chans=3), "in_chans=3"),
+        (dict(input_size=(3, 64)), "three positive integers"),
+        (dict(batch=0), "batch must be >= 1"),
+    ],
+)
 def test_bad_input_is_a_clear_value_error(kwargs, message):
     with pytest.raises(ValueError, match=message):
         summarize("resnet18", **kwargs)
@@ -116,8 +119,12 @@ def test_cli_summary_text_json_and_errors(capsys):
     assert main(["summary", "resnet18", "--input-size", "3", "64", "64", "--batch", "2"]) == 0
     out = capsys.readouterr().out
     assert "11,689,512" in out and "[2, 512, 2, 2]" in out
-    assert main(["summary", "resnet18", "--input-size", "1", "64", "64", "--in-chans", "1",
-                 "--num-classes", "3", "--json"]) == 0
+    assert (
+        main(
+            ["summary", "resnet18", "--input-size", "1", "64", "64", "--in-chans", "1", "--num-classes", "3", "--json"]
+        )
+        == 0
+    )
     d = json.loads(capsys.readouterr().out)
     assert d["rows"][-1]["output_shape"] == [1, 3]
     assert main(["summary", "resnt18"]) == 2
@@ -148,6 +155,7 @@ def test_cli_models_table_and_markdown(capsys):
 def test_docs_models_md_is_current(capsys):
     """docs/models.md is `skiplab models --markdown`: regenerate it when a model changes."""
     from pathlib import Path
+
     assert main(["models", "--markdown"]) == 0
     current = capsys.readouterr().out
     committed = (Path(__file__).resolve().parents[1] / "docs" / "models.md").read_text()

@@ -32,7 +32,7 @@ def test_horizontal_flip_keeps_the_class_statistics():
     # the study flips images: a flipped diagonal texture must still be a "diagonal" one,
     # so the two diagonals are equally frequent in the class (orientation energy balanced)
     g = torch.Generator().manual_seed(0)
-    images = render_patterns(torch.full((400,), 2), g).mean(1)     # coarse diagonal
+    images = render_patterns(torch.full((400,), 2), g).mean(1)  # coarse diagonal
     f = torch.fft.fft2(images - images.mean((1, 2), keepdim=True)).abs().mean(0)
     # energy in the (+,+) and (+,-) quadrants of the spectrum: the two diagonals
     main, anti = f[1:8, 1:8].sum(), f[1:8, 9:].sum()
@@ -57,4 +57,4 @@ def test_a_cifar_resnet_learns_patterns_in_a_few_steps():
     net.eval()
     with torch.no_grad():
         acc = (net(x).argmax(1) == labels).float().mean().item()
-    assert acc > 0.35, acc     # chance is 0.125
+    assert acc > 0.35, acc  # chance is 0.125

@@ -19,10 +19,22 @@ from skiplab.train import Callback, TrainConfig, TrainingInterrupted, Trainer, f
 from skiplab.train.interrupt import StopSignals
 
 # 6 steps per epoch on the fastest path for a net this small
-TINY = dict(data="synthetic:shapes-96,test=16", model="cifar_fast_resnet",
-            model_kwargs={"widths": [8, 16, 16]}, epochs=2, batch_size=16, eval_batch_size=16,
-            compile="off", precision="fp32", channels_last=False, progress=False,
-            deterministic=True, tensorboard=False, lr=0.2, num_threads=1)
+TINY = dict(
+    data="synthetic:shapes-96,test=16",
+    model="cifar_fast_resnet",
+    model_kwargs={"widths": [8, 16, 16]},
+    epochs=2,
+    batch_size=16,
+    eval_batch_size=16,
+    compile="off",
+    precision="fp32",
+    channels_last=False,
+    progress=False,
+    deterministic=True,
+    tensorboard=False,
+    lr=0.2,
+    num_threads=1,
+)
 
 
 class SignalAt(Callback):
@@ -53,10 +65,10 @@ def test_stop_signals_set_a_flag_then_defer_to_the_previous_handler(sigint_defau
         with StopSignals() as stop:
             assert signal.getsignal(signal.SIGINT) == stop._handle
             os.kill(os.getpid(), signal.SIGTERM)
-            assert stop.signum == signal.SIGTERM and seen == []     # first: only the flag
+            assert stop.signum == signal.SIGTERM and seen == []  # first: only the flag
             os.kill(os.getpid(), signal.SIGTERM)
-            assert seen == [signal.SIGTERM]                          # second: the old handler
-        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # restored
+            assert seen == [signal.SIGTERM]  # second: the old handler
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
         os.kill(os.getpid(), signal.SIGTERM)
         assert seen == [signal.SIGTERM] * 2
     finally:
@@ -74,10 +86,9 @@ def test_sigint_mid_epoch_saves_restores_handlers_and_resumes_bit_identical(tmp_
     reference = fit(TrainConfig.from_dict({**TINY, "out": str(tmp_path / "a")}))
     handler = signal.getsignal(signal.SIGINT)
     with pytest.raises(TrainingInterrupted) as info:
-        fit(TrainConfig.from_dict({**TINY, "out": str(tmp_path / "b")}),
-            callbacks=[SignalAt(3, signal.SIGINT)])
+        fit(TrainConfig.from_dict({**TINY, "out": str(tmp_path / "b")}), callbacks=[SignalAt(3, signal.SIGINT)])
     stop = info.value
-    assert signal.getsignal(signal.SIGINT) is handler          # the caller's handling is back
+    assert signal.getsignal(signal.SIGINT) is handler  # the caller's handling is back
     assert stop.exit_code == 130 and stop.step == 3
     assert stop.checkpoint == tmp_path / "b" / "checkpoints" / "last.pt"
     assert "resume=True" in str(stop)
@@ -89,7 +100,7 @@ def test_sigint_mid_epoch_saves_restores_handlers_and_resumes_bit_identical(tmp_
 
 
 def test_a_signal_at_the_last_step_of_an_epoch_resumes_to_the_same_end(tmp_path):
-    common = {**TINY, "epochs": 2, "data": "synthetic:shapes-64,test=16"}    # 4 steps per epoch
+    common = {**TINY, "epochs": 2, "data": "synthetic:shapes-64,test=16"}  # 4 steps per epoch
     reference = fit(TrainConfig.from_dict({**common, "out": str(tmp_path / "a")}))
     with pytest.raises(TrainingInterrupted):
         fit(TrainConfig.from_dict({**common, "out": str(tmp_path / "b")}), callbacks=[SignalAt(4)])
@@ -129,8 +140,9 @@ def test_without_out_the_run_goes_to_runs_model_timestamp(tmp_path, monkeypatch,
     assert result.run_dir.parent == Path("runs") and result.run_dir.name.startswith("cifar_fast_resnet-")
     assert (tmp_path / result.run_dir / "checkpoints" / "last.pt").is_file()
     assert f"outputs in {result.run_dir}/" in capsys.readouterr().out
-    assert load_checkpoint(tmp_path / result.run_dir / "checkpoints" / "last.pt")["config"]["out"] == \
-        str(result.run_dir)
+    assert load_checkpoint(tmp_path / result.run_dir / "checkpoints" / "last.pt")["config"]["out"] == str(
+        result.run_dir
+    )
     # save=False: nothing on disk; a Trainer alone the same
     before = sorted(os.listdir(tmp_path / "runs"))
     fit(TrainConfig.from_dict({**TINY, "epochs": 1, "save": False}))
@@ -147,6 +159,7 @@ def test_retain_memory_is_off_for_library_calls_and_on_for_the_command(monkeypat
     assert calls == [1]
     from skiplab.cli import build_parser
     from skiplab.cli.train import resolve_config
+
     assert resolve_config(build_parser().parse_args(["train"])).retain_memory is True
     off = build_parser().parse_args(["train", "--no-retain-memory"])
     assert resolve_config(off).retain_memory is False
@@ -154,17 +167,40 @@ def test_retain_memory_is_off_for_library_calls_and_on_for_the_command(monkeypat
 
 # ---- the real command, signalled from outside ------------------------------------------------
 # 40 steps per epoch of a few ms: the signal lands well inside the first epoch
-CLI = ["--model", "cifar_fast_resnet", "--model-kwargs", "{widths: [8, 16, 16]}",
-       "--data", "synthetic:shapes-640,test=32", "--epochs", "2", "--lr", "0.2",
-       "--batch-size", "16", "--eval-batch-size", "32", "--deterministic", "--precision", "fp32",
-       "--no-channels-last", "--no-compile", "--num-threads", "1", "--no-tensorboard",
-       "--no-progress", "--checkpoint-every", "2"]
+CLI = [
+    "--model",
+    "cifar_fast_resnet",
+    "--model-kwargs",
+    "{widths: [8, 16, 16]}",
+    "--data",
+    "synthetic:shapes-640,test=32",
+    "--epochs",
+    "2",
+    "--lr",
+    "0.2",
+    "--batch-size",
+    "16",
+    "--eval-batch-size",
+    "32",
+    "--deterministic",
+    "--precision",
+    "fp32",
+    "--no-channels-last",
+    "--no-compile",
+    "--num-threads",
+    "1",
+    "--no-tensorboard",
+    "--no-progress",
+    "--checkpoint-every",
+    "2",
+]
 
 
 def skiplab(*args: str) -> subprocess.Popen:
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    return subprocess.Popen([sys.executable, "-m", "skiplab", *args], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "skiplab", *args], env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
 
 
 def finish(proc: subprocess.Popen, status: int = 0) -> tuple[str, str]:
@@ -179,7 +215,7 @@ def test_sigterm_to_skiplab_train_mid_epoch_then_resume_is_bit_identical(tmp_pat
     victim = skiplab("train", *CLI, "--out", str(tmp_path / "b"))
     last = tmp_path / "b" / "checkpoints" / "last.pt"
     deadline = time.monotonic() + 240
-    while not last.exists():                       # step 2's checkpoint: training is under way
+    while not last.exists():  # step 2's checkpoint: training is under way
         assert victim.poll() is None, victim.communicate()
         assert time.monotonic() < deadline, "no checkpoint after 240 s"
         time.sleep(0.01)
@@ -190,7 +226,7 @@ def test_sigterm_to_skiplab_train_mid_epoch_then_resume_is_bit_identical(tmp_pat
     assert lines[-2].startswith("skiplab train: interrupted by SIGTERM at step ")
     assert lines[-2].endswith(f"saved {last}")
     state = load_checkpoint(last)
-    assert state["epoch"] == 0 and 0 < state["batch_in_epoch"] < 40     # mid-epoch 1
+    assert state["epoch"] == 0 and 0 < state["batch_in_epoch"] < 40  # mid-epoch 1
     assert f"step {state['step']} " in lines[-2]
     command = lines[-1].removeprefix("resume with: ")
     words = shlex.split(command)
@@ -202,9 +238,13 @@ def test_sigterm_to_skiplab_train_mid_epoch_then_resume_is_bit_identical(tmp_pat
     b = load_checkpoint(last)
     assert a["step"] == b["step"] == 80
     assert [k for k in a["model"] if not torch.equal(a["model"][k], b["model"][k])] == []
-    assert [k for k in a["optimizer"]["state"] if not all(
-        torch.equal(x, y) for x, y in zip(a["optimizer"]["state"][k].values(),
-                                          b["optimizer"]["state"][k].values()))] == []
+    assert [
+        k
+        for k in a["optimizer"]["state"]
+        if not all(
+            torch.equal(x, y) for x, y in zip(a["optimizer"]["state"][k].values(), b["optimizer"]["state"][k].values())
+        )
+    ] == []
     rows_a = (tmp_path / "a" / "metrics.csv").read_text().splitlines()
     rows_b = (tmp_path / "b" / "metrics.csv").read_text().splitlines()
     assert [r.split(",")[:7] for r in rows_a] == [r.split(",")[:7] for r in rows_b]
@@ -215,6 +255,7 @@ def test_interruption_crosses_process_boundaries():
     which broke the whole process pool on SIGTERM)."""
     import pickle
     from skiplab.train import TrainingInterrupted
+
     err = TrainingInterrupted(15, Path("run/checkpoints/last.pt"), 7, "step 7")
     back = pickle.loads(pickle.dumps(err))
     assert (back.summary, back.exit_code, back.step) == (err.summary, 143, 7)

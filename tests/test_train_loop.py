@@ -16,16 +16,34 @@ import yaml
 
 from skiplab.cli import main
 from skiplab.models import create_model
-from skiplab.train import (Callback, CheckpointMismatchError, NonFiniteLossError, TrainConfig,
-                           evaluate_checkpoint, fit, load_checkpoint, save_checkpoint)
+from skiplab.train import (
+    Callback,
+    CheckpointMismatchError,
+    NonFiniteLossError,
+    TrainConfig,
+    evaluate_checkpoint,
+    fit,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 # 8 steps per epoch; fp32 NCHW is the fastest path for a net this small
-TINY = dict(data="synthetic:shapes-128,test=32", model="cifar_fast_resnet",
-            model_kwargs={"widths": [8, 16, 16]}, epochs=2, batch_size=16, eval_batch_size=32,
-            progress=False, lr=0.2, warmup_epochs=0.5, compile="off", precision="fp32",
-            channels_last=False)
+TINY = dict(
+    data="synthetic:shapes-128,test=32",
+    model="cifar_fast_resnet",
+    model_kwargs={"widths": [8, 16, 16]},
+    epochs=2,
+    batch_size=16,
+    eval_batch_size=32,
+    progress=False,
+    lr=0.2,
+    warmup_epochs=0.5,
+    compile="off",
+    precision="fp32",
+    channels_last=False,
+)
 STEPS_PER_EPOCH = 128 // 16
 
 
@@ -51,7 +69,7 @@ def test_fit_writes_the_run_directory(tmp_path, capsys):
     assert [int(r["step"]) for r in rows] == [8, 16, 24]
     for key in ("train_loss", "train_acc", "val_loss", "val_acc", "images_per_s", "lr"):
         assert all(math.isfinite(float(r[key])) for r in rows), key
-    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])   # it learns
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])  # it learns
     assert list(run.glob("events.out.tfevents.*"))
     last = load_checkpoint(run / "checkpoints" / "last.pt")
     best = load_checkpoint(run / "checkpoints" / "best.pt")
@@ -70,8 +88,7 @@ class Recorder(Callback):
         self.calls.append("start")
 
     def on_after_backward(self, trainer):
-        self.grad_norms.append(sum(p.grad.norm() ** 2 for p in trainer.model.parameters()
-                                   if p.grad is not None).item())
+        self.grad_norms.append(sum(p.grad.norm() ** 2 for p in trainer.model.parameters() if p.grad is not None).item())
 
     def on_step_end(self, trainer):
         self.calls.append(("step", trainer.step, round(trainer.loss, 6)))
@@ -105,8 +122,11 @@ class Poison(Callback):
 
 
 def test_nan_loss_stops_naming_step_and_lr_and_keeps_last_good_checkpoint(tmp_path):
-    with pytest.raises(NonFiniteLossError, match=r"loss is nan at step 5 \(epoch 1, batch 6\) with "
-                                                 r"lr 0\.\d+.*last good checkpoint is .*last.pt"):
+    with pytest.raises(
+        NonFiniteLossError,
+        match=r"loss is nan at step 5 \(epoch 1, batch 6\) with "
+        r"lr 0\.\d+.*last good checkpoint is .*last.pt",
+    ):
         fit(tiny(tmp_path, checkpoint_every=2), callbacks=[Poison()])
     last = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
     assert last["step"] == 4
@@ -133,12 +153,25 @@ class CrashAt(Callback):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("recipe", [
-    dict(ema_decay=0.9, optimizer="adamw", lr=0.01, label_smoothing=0.1, grad_clip=1.0),
-    # airbench's parts: Lookahead, 64x BN-bias lr, alternating flips; then fast_cifar's Muon
-    dict(lookahead_every=2, lookahead_decay=0.77, norm_bias_lr_scale=64.0, nesterov=True,
-         lr=0.02, alternate_flip=True, crop_padding=2, pad_mode="reflect"),
-    dict(optimizer="muon", muon_lr=0.1, nesterov=True, lr=0.02)], ids=["ema-adamw", "lookahead", "muon"])
+@pytest.mark.parametrize(
+    "recipe",
+    [
+        dict(ema_decay=0.9, optimizer="adamw", lr=0.01, label_smoothing=0.1, grad_clip=1.0),
+        # airbench's parts: Lookahead, 64x BN-bias lr, alternating flips; then fast_cifar's Muon
+        dict(
+            lookahead_every=2,
+            lookahead_decay=0.77,
+            norm_bias_lr_scale=64.0,
+            nesterov=True,
+            lr=0.02,
+            alternate_flip=True,
+            crop_padding=2,
+            pad_mode="reflect",
+        ),
+        dict(optimizer="muon", muon_lr=0.1, nesterov=True, lr=0.02),
+    ],
+    ids=["ema-adamw", "lookahead", "muon"],
+)
 def test_resume_mid_epoch_is_bit_identical(tmp_path, recipe):
     """In-process version of the SIGKILL test (test_train_resume_kill.py), with EMA, AdamW,
     label smoothing and clipping, with Lookahead, or with Muon: crash at step 11, resume from
@@ -148,13 +181,15 @@ def test_resume_mid_epoch_is_bit_identical(tmp_path, recipe):
     with pytest.raises(Crash):
         fit(tiny(tmp_path / "b", **common), callbacks=[CrashAt(11)])
     state = load_checkpoint(tmp_path / "b" / "run" / "checkpoints" / "last.pt")
-    assert (state["step"], state["epoch"], state["batch_in_epoch"]) == (9, 1, 1)   # mid-epoch
+    assert (state["step"], state["epoch"], state["batch_in_epoch"]) == (9, 1, 1)  # mid-epoch
     resumed = fit(tiny(tmp_path / "b", resume=True, **common))
     for (name, a), b in zip(reference.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), name
     if reference.ema_model is not None:
-        assert all(torch.equal(a, b) for a, b in zip(reference.ema_model.state_dict().values(),
-                                                     resumed.ema_model.state_dict().values()))
+        assert all(
+            torch.equal(a, b)
+            for a, b in zip(reference.ema_model.state_dict().values(), resumed.ema_model.state_dict().values())
+        )
     ref_rows = read_metrics(tmp_path / "a" / "run")
     res_rows = read_metrics(tmp_path / "b" / "run")
     assert [r["train_loss"] for r in ref_rows] == [r["train_loss"] for r in res_rows]
@@ -167,7 +202,7 @@ def test_existing_run_needs_resume_and_same_model(tmp_path):
         fit(tiny(tmp_path, epochs=2))
     with pytest.raises(ValueError, match=r"the config changed in \['model_kwargs'\]"):
         fit(tiny(tmp_path, epochs=2, resume=True, model_kwargs={"widths": [8, 16, 32]}))
-    result = fit(tiny(tmp_path, epochs=2, resume=True))          # continues with epoch 2
+    result = fit(tiny(tmp_path, epochs=2, resume=True))  # continues with epoch 2
     assert result.metrics["epoch"] == 2 and len(read_metrics(tmp_path / "run")) == 2
 
 
@@ -192,11 +227,10 @@ def test_cli_train_then_eval(tmp_path, capsys):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(yaml.safe_dump({**TINY, "epochs": 5}))
     out = tmp_path / "run"
-    assert main(["train", "--config", str(recipe), "--epochs", "1", "--lr", "0.1",
-                 "--out", str(out)]) == 0
+    assert main(["train", "--config", str(recipe), "--epochs", "1", "--lr", "0.1", "--out", str(out)]) == 0
     assert yaml.safe_load((out / "config.yaml").read_text())["lr"] == 0.1
     assert "final: epoch 1" in capsys.readouterr().out
-    with pytest.MonkeyPatch.context() as env:     # torchrun's other ranks leave it to rank 0
+    with pytest.MonkeyPatch.context() as env:  # torchrun's other ranks leave it to rank 0
         env.setenv("RANK", "1")
         assert main(["train", "--config", str(recipe), "--epochs", "1", "--out", str(tmp_path / "r1")]) == 0
         assert "final:" not in capsys.readouterr().out
@@ -211,8 +245,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["train", "--lr", "-1"]) == 2
     assert "'lr' must be > 0" in capsys.readouterr().err
     fit(tiny(tmp_path, epochs=1))
-    assert main(["eval", str(tmp_path / "run" / "checkpoints" / "last.pt"),
-                 "--model", "cifar_resnet20"]) == 2
+    assert main(["eval", str(tmp_path / "run" / "checkpoints" / "last.pt"), "--model", "cifar_resnet20"]) == 2
     err = capsys.readouterr().err
     assert "does not fit CifarResNet" in err and "missing from the checkpoint" in err
     with pytest.raises(CheckpointMismatchError):
@@ -235,7 +268,7 @@ def test_eval_reproduces_the_runs_final_evaluation_with_its_tta(tmp_path, capsys
 
 
 def test_a_length_on_the_command_line_replaces_the_recipes_other(capsys):
-    recipe = str(CONFIGS / "he2015_cifar.yaml")                 # a steps recipe (64,000)
+    recipe = str(CONFIGS / "he2015_cifar.yaml")  # a steps recipe (64,000)
     assert main(["train", "--config", recipe, "--epochs", "1", "--print-config"]) == 0
     shown = yaml.safe_load(capsys.readouterr().out)
     assert (shown["epochs"], shown["steps"]) == (1, 0) and shown["retain_memory"] is True
@@ -245,16 +278,26 @@ def test_a_length_on_the_command_line_replaces_the_recipes_other(capsys):
 
 def test_eval_skip_bad(tmp_path, capsys):
     from PIL import Image
+
     for c in ("a", "b"):
         (tmp_path / "imgs" / c).mkdir(parents=True)
         for i in range(2):
             Image.fromarray(np.full((32, 32, 3), 60 * i, np.uint8)).save(tmp_path / "imgs" / c / f"{i}.png")
     (tmp_path / "imgs" / "b" / "bad.png").write_bytes(b"not a png")
     kwargs = {"widths": [8, 16, 16]}
-    save_checkpoint({"config": {"model": "cifar_fast_resnet", "model_kwargs": kwargs, "precision": "fp32",
-                                "data": f"folder:{tmp_path / 'imgs'}", "channels_last": False},
-                     "model": create_model("cifar_fast_resnet", num_classes=2, **kwargs).state_dict()},
-                    tmp_path / "ck.pt")
+    save_checkpoint(
+        {
+            "config": {
+                "model": "cifar_fast_resnet",
+                "model_kwargs": kwargs,
+                "precision": "fp32",
+                "data": f"folder:{tmp_path / 'imgs'}",
+                "channels_last": False,
+            },
+            "model": create_model("cifar_fast_resnet", num_classes=2, **kwargs).state_dict(),
+        },
+        tmp_path / "ck.pt",
+    )
     args = ["eval", str(tmp_path / "ck.pt"), "--split", "train", "--json"]
     assert main(args) == 2
     assert "--skip-bad" in capsys.readouterr().err
@@ -266,6 +309,7 @@ def test_stripped_checkpoint_evaluates_the_same_and_refuses_resume(tmp_path):
     """strip_training_state drops the optimiser and RNG state, keeps what eval reads (same
     accuracy), is smaller, and --resume on it fails with a one-line reason."""
     from skiplab.train import strip_training_state
+
     fit(tiny(tmp_path, epochs=1))
     full = tmp_path / "run" / "checkpoints" / "last.pt"
     stripped = tmp_path / "stripped" / "checkpoints" / "last.pt"

@@ -16,16 +16,33 @@ from skiplab.train.optim import build_optimizer
 from skiplab.train.tasks import make_task
 from skiplab.train.transfer import freeze, frozen_norms, layer_ids
 
-SMALL = dict(save=False, progress=False, tensorboard=False, compile="off", device="cpu",
-             precision="fp32", channels_last=False, batch_size=16, eval_split="none",
-             data="synthetic:shapes-64", schedule="constant", lr=0.1, weight_decay=1e-3)
+SMALL = dict(
+    save=False,
+    progress=False,
+    tensorboard=False,
+    compile="off",
+    device="cpu",
+    precision="fp32",
+    channels_last=False,
+    batch_size=16,
+    eval_split="none",
+    data="synthetic:shapes-64",
+    schedule="constant",
+    lr=0.1,
+    weight_decay=1e-3,
+)
 
 
 def _grey_dataset(n: int = 32, classes: int = 4) -> ImageDataset:
     g = torch.Generator().manual_seed(0)
-    return ImageDataset(images=torch.randint(0, 256, (n, 1, 32, 32), dtype=torch.uint8, generator=g),
-                        labels=torch.arange(n) % classes, classes=[f"c{i}" for i in range(classes)],
-                        mean=(0.5,), std=(0.25,), name="grey")
+    return ImageDataset(
+        images=torch.randint(0, 256, (n, 1, 32, 32), dtype=torch.uint8, generator=g),
+        labels=torch.arange(n) % classes,
+        classes=[f"c{i}" for i in range(classes)],
+        mean=(0.5,),
+        std=(0.25,),
+        name="grey",
+    )
 
 
 def _run(**changes) -> tuple[dict, dict, Trainer]:
@@ -70,7 +87,7 @@ def test_freeze_by_pattern_and_errors():
 
 def test_layer_ids_resnet_and_vit():
     ids, top = layer_ids(create_model("cifar_resnet20"))
-    assert top == 10                      # 9 blocks, head 10
+    assert top == 10  # 9 blocks, head 10
     assert ids["conv1.weight"] == ids["bn1.bias"] == 0
     assert ids["layer1.0.conv1.weight"] == 1 and ids["layer3.2.bn2.weight"] == 9
     assert ids["fc.weight"] == 10
@@ -108,7 +125,7 @@ def test_layer_decay_refuses_muon_and_out_of_range():
 def test_init_from_adapts_a_3_channel_stem_and_a_10_class_head(tmp_path, kind):
     torch.manual_seed(0)
     source = create_model("cifar_resnet20").eval()
-    for m in source.modules():        # non-trivial statistics, so the BN buffers are checked
+    for m in source.modules():  # non-trivial statistics, so the BN buffers are checked
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.uniform_(-0.5, 0.5)
             m.running_var.uniform_(0.5, 2.0)
@@ -131,17 +148,20 @@ def test_init_from_adapts_a_3_channel_stem_and_a_10_class_head(tmp_path, kind):
     assert torch.equal(model.conv1.weight, source.conv1.weight.sum(1, keepdim=True))
     x = torch.rand(2, 1, 32, 32)
     model.eval()
-    with torch.no_grad():      # a grey image = that image as RGB through the source net
-        assert torch.allclose(model.forward_head(model.forward_features(x), pre_logits=True),
-                              source.forward_head(source.forward_features(x.expand(-1, 3, -1, -1)),
-                                                  pre_logits=True), atol=1e-5)
+    with torch.no_grad():  # a grey image = that image as RGB through the source net
+        assert torch.allclose(
+            model.forward_head(model.forward_features(x), pre_logits=True),
+            source.forward_head(source.forward_features(x.expand(-1, 3, -1, -1)), pre_logits=True),
+            atol=1e-5,
+        )
 
 
 def test_init_from_trains_on_grey_data_with_freeze(tmp_path):
     torch.save(create_model("cifar_resnet20").state_dict(), tmp_path / "w.pt")
     grey = _grey_dataset()
-    config = TrainConfig.from_dict({**SMALL, "init_from": str(tmp_path / "w.pt"), "steps": 2,
-                                    "freeze": ["backbone"], "layer_decay": 0.8})
+    config = TrainConfig.from_dict(
+        {**SMALL, "init_from": str(tmp_path / "w.pt"), "steps": 2, "freeze": ["backbone"], "layer_decay": 0.8}
+    )
     trainer = Trainer(config, train_set=grey)
     try:
         start = trainer.model.conv1.weight.clone()

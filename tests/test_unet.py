@@ -12,8 +12,7 @@ from skiplab.data import SegmentationDataset, cells_splits, generate_cells
 from skiplab.data.segmentation import instance_boundaries
 from skiplab.models import FeatureExtractor, create_model
 from skiplab.models.unet import ResNetUNet, UNet, crop_box, pad_to_multiple
-from skiplab.train.seg_losses import (DiceCELoss, SegmentationScores, confusion_counts, dice_score,
-                                      iou_score, soft_dice)
+from skiplab.train.seg_losses import DiceCELoss, SegmentationScores, confusion_counts, dice_score, iou_score, soft_dice
 
 
 def count(model: nn.Module) -> int:
@@ -29,8 +28,12 @@ def onehot_logits(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- U-Net shapes
-ALL_UNETS = [("unet", dict(base_width=8)), ("unet_residual", dict(base_width=8)),
-             ("unet_resnet18", {}), ("unet_resnet34", {})]
+ALL_UNETS = [
+    ("unet", dict(base_width=8)),
+    ("unet_residual", dict(base_width=8)),
+    ("unet_resnet18", {}),
+    ("unet_resnet34", {}),
+]
 
 
 @pytest.mark.parametrize("name, kwargs", ALL_UNETS)
@@ -66,8 +69,16 @@ def test_padding_keeps_the_prediction_of_a_divisible_input():
     model = UNet(num_classes=2, base_width=4, depth=2).eval()
     x = torch.randn(1, 1, 32, 32)
     with torch.no_grad():
-        assert torch.equal(model(x), model.head(model.run_stage(model.dec1, model.run_stage(
-            model.dec2, model.enc3(model.enc2(model.enc1(x))), model.enc2(model.enc1(x))), model.enc1(x))))
+        assert torch.equal(
+            model(x),
+            model.head(
+                model.run_stage(
+                    model.dec1,
+                    model.run_stage(model.dec2, model.enc3(model.enc2(model.enc1(x))), model.enc2(model.enc1(x))),
+                    model.enc1(x),
+                )
+            ),
+        )
 
 
 @pytest.mark.parametrize("name, kwargs", ALL_UNETS[:3])
@@ -119,7 +130,8 @@ def test_resnet_encoder_comes_from_the_zoo():
     resnet18 = count(create_model("resnet18", in_chans=1, num_classes=0))
     assert count(model.encoder) == resnet18
     assert count(create_model("unet_resnet34")) - count(create_model("unet_resnet18")) == (
-        count(create_model("resnet34", num_classes=0)) - count(create_model("resnet18", num_classes=0)))
+        count(create_model("resnet34", num_classes=0)) - count(create_model("resnet18", num_classes=0))
+    )
 
 
 def test_resnet_unet_can_be_deep_copied():
@@ -135,16 +147,17 @@ def test_resnet_unet_can_be_deep_copied():
 def test_features_only_and_reset_classifier():
     extractor = create_model("unet", features_only=True, base_width=8)
     maps = extractor(torch.randn(1, 1, 37, 53))  # padded to 48x64 first
-    assert [tuple(m.shape[1:]) for m in maps] == [(8, 48, 64), (16, 24, 32), (32, 12, 16), (64, 6, 8),
-                                                    (128, 3, 4)]
+    assert [tuple(m.shape[1:]) for m in maps] == [(8, 48, 64), (16, 24, 32), (32, 12, 16), (64, 6, 8), (128, 3, 4)]
     model = UNet(base_width=8).eval()
     model.reset_classifier(0)
     assert model(torch.randn(1, 1, 16, 16)).shape == (1, 8, 16, 16) and model.out_chans == 8
 
 
 def test_grad_checkpointing_gives_the_same_gradients():
-    for make in (lambda: UNet(base_width=4, depth=2, residual=True, zero_init_residual=False),
-                 lambda: ResNetUNet("resnet18", decoder_widths=(8, 8, 8, 8, 8))):
+    for make in (
+        lambda: UNet(base_width=4, depth=2, residual=True, zero_init_residual=False),
+        lambda: ResNetUNet("resnet18", decoder_widths=(8, 8, 8, 8, 8)),
+    ):
         torch.manual_seed(0)
         reference = make()
         checkpointed = copy.deepcopy(reference)
@@ -211,9 +224,9 @@ def test_instance_boundaries_separate_touching_cells():
     inst[0, 1:5, 1:4] = 1
     inst[0, 1:5, 4:7] = 2  # touching cell 1
     edge = instance_boundaries(inst)[0]
-    assert edge[2, 3] and edge[2, 4]            # both sides of the contact line
-    assert edge[1, 2] and not edge[2, 2]        # outline yes, interior no
-    assert not edge[0].any()                    # background never
+    assert edge[2, 3] and edge[2, 4]  # both sides of the contact line
+    assert edge[1, 2] and not edge[2, 2]  # outline yes, interior no
+    assert not edge[0].any()  # background never
     border = torch.ones(1, 3, 3, dtype=torch.int64)
     assert not instance_boundaries(border).any()  # the image border is not an edge
 
@@ -245,9 +258,9 @@ def test_perfect_prediction_scores_one_and_disjoint_zero():
 
 def test_known_overlap():
     target = torch.zeros(1, 4, 4, dtype=torch.int64)
-    target[0, :, :2] = 1              # 8 pixels of class 1
+    target[0, :, :2] = 1  # 8 pixels of class 1
     pred = torch.zeros_like(target)
-    pred[0, :2, :] = 1                # 8 pixels, 4 of them right
+    pred[0, :2, :] = 1  # 8 pixels, 4 of them right
     tp, fp, fn = confusion_counts(pred, target, 2)[1].tolist()
     assert (tp, fp, fn) == (4, 4, 4)
     assert dice_score(pred, target, 2) == pytest.approx(2 * 4 / (8 + 8))
@@ -275,7 +288,7 @@ def test_scores_accumulate_over_batches():
     whole.update(pred, target)
     parts = SegmentationScores(3)
     for i in range(4):
-        parts.update(pred[i:i + 1], target[i:i + 1])
+        parts.update(pred[i : i + 1], target[i : i + 1])
     assert torch.equal(whole.counts, parts.counts)
 
 
@@ -290,7 +303,8 @@ def test_dice_ce_loss():
     value.backward()
     assert logits.grad.abs().sum() > 0
     assert DiceCELoss(dice_weight=0)(logits, target).item() == pytest.approx(
-        nn.functional.cross_entropy(logits, target).item())
+        nn.functional.cross_entropy(logits, target).item()
+    )
     # a wrong confident prediction costs more than a right one
     assert loss(onehot_logits((target + 1) % 3, 3), target) > loss(onehot_logits(target, 3), target) + 1
 

@@ -22,8 +22,9 @@ def test_down_block_shape(stride, size, expected, norm):
     assert block(torch.randn(2, 3, size, size + 2)).shape == (2, 8, expected, (size + 2 + stride - 1) // stride)
 
 
-@pytest.mark.parametrize("mode, interpolation", [("transpose", "nearest"), ("upsample", "nearest"),
-                                                 ("upsample", "bilinear")])
+@pytest.mark.parametrize(
+    "mode, interpolation", [("transpose", "nearest"), ("upsample", "nearest"), ("upsample", "bilinear")]
+)
 @pytest.mark.parametrize("scale", [1, 2])
 @pytest.mark.parametrize("residual", [True, False])
 def test_up_block_shape(mode, interpolation, scale, residual):
@@ -39,9 +40,14 @@ def test_down_then_up_restores_the_input_shape():
 
 
 # --------------------------------------------------------------------------- what the block computes
-@pytest.mark.parametrize("make", [lambda: ResidualDownBlock(4, 6, stride=2),
-                                  lambda: ResidualUpBlock(4, 6, mode="transpose"),
-                                  lambda: ResidualUpBlock(4, 6, mode="upsample")])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: ResidualDownBlock(4, 6, stride=2),
+        lambda: ResidualUpBlock(4, 6, mode="transpose"),
+        lambda: ResidualUpBlock(4, 6, mode="upsample"),
+    ],
+)
 def test_residual_block_is_act_of_branch_plus_projection(make):
     block = make().eval()
     with torch.no_grad():
@@ -68,9 +74,14 @@ def test_transposed_shortcut_leaves_no_empty_pixels():
 
 
 # --------------------------------------------------------------------------- plain vs residual
-@pytest.mark.parametrize("cls, kwargs", [(ResidualDownBlock, dict(stride=2)),
-                                         (ResidualUpBlock, dict(mode="transpose")),
-                                         (ResidualUpBlock, dict(mode="upsample"))])
+@pytest.mark.parametrize(
+    "cls, kwargs",
+    [
+        (ResidualDownBlock, dict(stride=2)),
+        (ResidualUpBlock, dict(mode="transpose")),
+        (ResidualUpBlock, dict(mode="upsample")),
+    ],
+)
 def test_plain_and_residual_differ_only_in_the_shortcut(cls, kwargs):
     residual = cls(4, 8, **kwargs)
     plain = cls(4, 8, residual=False, **kwargs)
@@ -87,9 +98,15 @@ def test_plain_and_residual_differ_only_in_the_shortcut(cls, kwargs):
     assert torch.equal(plain(x), torch.relu(residual.residual(x)))
 
 
-@pytest.mark.parametrize("block", [ResidualDownBlock(3, 6), ResidualUpBlock(3, 6),
-                                   ResidualDownBlock(3, 6, residual=False),
-                                   ResidualUpBlock(3, 6, mode="upsample", residual=False, norm="group")])
+@pytest.mark.parametrize(
+    "block",
+    [
+        ResidualDownBlock(3, 6),
+        ResidualUpBlock(3, 6),
+        ResidualDownBlock(3, 6, residual=False),
+        ResidualUpBlock(3, 6, mode="upsample", residual=False, norm="group"),
+    ],
+)
 def test_gradients_reach_the_input(block):
     x = torch.randn(2, 3, 8, 8, requires_grad=True)
     block(x).square().sum().backward()
@@ -138,14 +155,17 @@ def test_attention_and_activation_options():
     assert ResidualUpBlock(8, 4, act=nn.Mish)(torch.randn(1, 8, 4, 4)).shape == (1, 4, 8, 8)
 
 
-@pytest.mark.parametrize("make, match", [
-    (lambda: ResidualDownBlock(3, 4, stride=3), "stride"),
-    (lambda: ResidualDownBlock(3, 4, norm="instance"), "norm"),   # ("layer" is GroupNorm(1, C))
-    (lambda: ResidualDownBlock(3, 4, act="swishy"), "activation"),
-    (lambda: ResidualUpBlock(3, 4, scale=4), "scale"),
-    (lambda: ResidualUpBlock(3, 4, mode="pixelshuffle"), "mode"),
-    (lambda: ResidualUpBlock(3, 4, mode="upsample", interpolation="bicubic"), "interpolation"),
-])
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: ResidualDownBlock(3, 4, stride=3), "stride"),
+        (lambda: ResidualDownBlock(3, 4, norm="instance"), "norm"),  # ("layer" is GroupNorm(1, C))
+        (lambda: ResidualDownBlock(3, 4, act="swishy"), "activation"),
+        (lambda: ResidualUpBlock(3, 4, scale=4), "scale"),
+        (lambda: ResidualUpBlock(3, 4, mode="pixelshuffle"), "mode"),
+        (lambda: ResidualUpBlock(3, 4, mode="upsample", interpolation="bicubic"), "interpolation"),
+    ],
+)
 def test_bad_options_raise_value_errors(make, match):
     with pytest.raises(ValueError, match=match):
         make()

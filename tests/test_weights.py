@@ -31,6 +31,7 @@ def assert_loaded(model, weights, skip=()):
 
 def test_exported_from_skiplab_models():
     from skiplab.models import load_weights as exported
+
     assert exported is load_weights
 
 
@@ -102,7 +103,9 @@ def test_adapt_input_conv_repeats_cyclically_and_rescales():
 
 def test_other_classifier_size_is_a_clear_error(resnet18_weights):
     model = create_model("resnet18", num_classes=10)
-    with pytest.raises(ValueError, match=r"1000 outputs but the model's has 10.*num_classes=1000.*drop_classifier=True"):
+    with pytest.raises(
+        ValueError, match=r"1000 outputs but the model's has 10.*num_classes=1000.*drop_classifier=True"
+    ):
         load_weights(model, resnet18_weights)
 
 
@@ -138,8 +141,11 @@ def test_missing_unexpected_and_mismatched_are_listed():
     with pytest.raises(ValueError, match=r"unexpected in the weights \(64\): layer1\.0\.se\.fc1\.weight"):
         load_weights(create_model("resnet50"), se_weights)
     rx_weights = {k: torch.zeros(v.shape, dtype=v.dtype) for k, v in resnext.items()}
-    with pytest.raises(ValueError, match=r"shape mismatch \(\d+\): layer1\.0\.conv1\.weight: "
-                                         r"weights \[128, 64, 1, 1\] vs model \[64, 64, 1, 1\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"shape mismatch \(\d+\): layer1\.0\.conv1\.weight: "
+        r"weights \[128, 64, 1, 1\] vs model \[64, 64, 1, 1\]",
+    ):
         load_weights(create_model("resnet50"), rx_weights)
 
 
@@ -185,6 +191,9 @@ def test_bad_sources(tmp_path):
     path = tmp_path / "opaque.pt"
     with open(path, "wb") as fh:
         pickle.dump({"conv1.weight": Opaque()}, fh, protocol=2)
-    with pytest.raises(ValueError, match=r"holds objects that are not tensors \(a pickled .*Opaque\): "
-                                         r"not a weights file; .*never .*weights_only=False"):
+    with pytest.raises(
+        ValueError,
+        match=r"holds objects that are not tensors \(a pickled .*Opaque\): "
+        r"not a weights file; .*never .*weights_only=False",
+    ):
         load_weights(create_model("resnet18"), path)

@@ -32,9 +32,17 @@ def shapes(module: torch.nn.Module) -> dict[str, tuple]:
 
 # -- the inverted residual block ---------------------------------------------------------
 
+
 @SETTINGS
-@given(st.integers(1, 16), st.integers(1, 16), st.sampled_from((1, 2)), st.sampled_from((1, 2, 6)),
-       st.booleans(), st.integers(1, 9), st.integers(1, 9))
+@given(
+    st.integers(1, 16),
+    st.integers(1, 16),
+    st.sampled_from((1, 2)),
+    st.sampled_from((1, 2, 6)),
+    st.booleans(),
+    st.integers(1, 9),
+    st.integers(1, 9),
+)
 def test_inverted_residual_shape_contract_and_twin(cin, cout, stride, t, skip, h, w):
     block = InvertedResidual(cin, cout, stride, expand_ratio=t, skip=skip).train()
     x = torch.randn(2, cin, h, w, requires_grad=True)
@@ -52,13 +60,23 @@ def test_inverted_residual_layout_is_torchvisions():
     """t = 1: conv.0 depthwise ConvBNReLU6, conv.1 pw-linear, conv.2 BN; else conv.0 expand."""
     first = InvertedResidual(32, 16, 1, expand_ratio=1)
     assert list(shapes(first)) == [
-        "conv.0.0.weight", "conv.0.1.weight", "conv.0.1.bias", "conv.0.1.running_mean", "conv.0.1.running_var",
-        "conv.0.1.num_batches_tracked", "conv.1.weight", "conv.2.weight", "conv.2.bias", "conv.2.running_mean",
-        "conv.2.running_var", "conv.2.num_batches_tracked"]
+        "conv.0.0.weight",
+        "conv.0.1.weight",
+        "conv.0.1.bias",
+        "conv.0.1.running_mean",
+        "conv.0.1.running_var",
+        "conv.0.1.num_batches_tracked",
+        "conv.1.weight",
+        "conv.2.weight",
+        "conv.2.bias",
+        "conv.2.running_mean",
+        "conv.2.running_var",
+        "conv.2.num_batches_tracked",
+    ]
     block = InvertedResidual(24, 24, 1, expand_ratio=6)
-    assert shapes(block)["conv.0.0.weight"] == (144, 24, 1, 1)       # expand
-    assert shapes(block)["conv.1.0.weight"] == (144, 1, 3, 3)        # depthwise
-    assert shapes(block)["conv.2.weight"] == (24, 144, 1, 1)         # linear bottleneck
+    assert shapes(block)["conv.0.0.weight"] == (144, 24, 1, 1)  # expand
+    assert shapes(block)["conv.1.0.weight"] == (144, 1, 3, 3)  # depthwise
+    assert shapes(block)["conv.2.weight"] == (24, 144, 1, 1)  # linear bottleneck
     assert shapes(block)["conv.3.weight"] == (24,)
     assert not any(isinstance(m, (torch.nn.ReLU, torch.nn.ReLU6)) for m in list(block.conv)[2:])
 
@@ -72,7 +90,7 @@ def test_inverted_residual_adds_its_input_only_with_a_skip():
         torch.testing.assert_close(block(x), x + block.conv(x))
         torch.testing.assert_close(twin(x), block.conv(x))
         block.zero_init_last()
-        torch.testing.assert_close(block(x), x)                       # Goyal 2017: starts as the identity
+        torch.testing.assert_close(block(x), x)  # Goyal 2017: starts as the identity
 
 
 @pytest.mark.parametrize("bad", [dict(stride=3), dict(expand_ratio=0)])
@@ -83,13 +101,19 @@ def test_inverted_residual_bad_arguments(bad):
 
 # -- the transformer block ---------------------------------------------------------------
 
+
 def tokens(n: int = 5, c: int = 12) -> torch.Tensor:
     return torch.randn(2, n, c, generator=torch.Generator().manual_seed(3))
 
 
 @SETTINGS
-@given(st.sampled_from((4, 8, 12)), st.sampled_from((1, 2, 4)), st.integers(1, 9),
-       st.sampled_from(("pre", "post")), st.booleans())
+@given(
+    st.sampled_from((4, 8, 12)),
+    st.sampled_from((1, 2, 4)),
+    st.integers(1, 9),
+    st.sampled_from(("pre", "post")),
+    st.booleans(),
+)
 def test_transformer_block_token_contract(c, heads, n, norm_position, skip):
     block = TransformerBlock(c, c, num_heads=heads, norm_position=norm_position, skip=skip).train()
     x = torch.randn(2, n, c, requires_grad=True)
@@ -119,7 +143,7 @@ def test_transformer_block_equations():
         torch.testing.assert_close(post(x), n2(y + m(y)))
         torch.testing.assert_close(plain_pre(x), m(n2(a(n1(x)))))
         torch.testing.assert_close(plain_post(x), n2(m(n1(a(x)))))
-        assert (pre(x) - post(x)).abs().max() > 1e-2                  # pre and post differ
+        assert (pre(x) - post(x)).abs().max() > 1e-2  # pre and post differ
 
 
 def test_post_norm_outputs_are_normalised_and_pre_norm_outputs_are_not():
@@ -130,7 +154,7 @@ def test_post_norm_outputs_are_normalised_and_pre_norm_outputs_are_not():
         pre = TransformerBlock(16, 16, num_heads=4).eval()(x)
     torch.testing.assert_close(post.mean(-1), torch.zeros(2, 7), atol=1e-5, rtol=0)
     torch.testing.assert_close(post.var(-1, unbiased=False), torch.ones(2, 7), atol=1e-3, rtol=0)
-    assert pre.mean().item() > 3.0                                    # the skip carries the raw stream
+    assert pre.mean().item() > 3.0  # the skip carries the raw stream
 
 
 def test_transformer_block_zero_init_is_the_identity_with_pre_norm():
@@ -141,9 +165,15 @@ def test_transformer_block_zero_init_is_the_identity_with_pre_norm():
         torch.testing.assert_close(block(x), x)
 
 
-@pytest.mark.parametrize("bad, match", [(dict(out_channels=8), "out_channels"), (dict(stride=2), "stride"),
-                                        (dict(norm_position="sandwich"), "norm_position"),
-                                        (dict(num_heads=5), "num_heads")])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (dict(out_channels=8), "out_channels"),
+        (dict(stride=2), "stride"),
+        (dict(norm_position="sandwich"), "norm_position"),
+        (dict(num_heads=5), "num_heads"),
+    ],
+)
 def test_transformer_block_bad_arguments(bad, match):
     with pytest.raises(ValueError, match=match):
         TransformerBlock(**{**dict(in_channels=12, out_channels=12, num_heads=3), **bad})
@@ -151,19 +181,29 @@ def test_transformer_block_bad_arguments(bad, match):
 
 # -- the models ----------------------------------------------------------------------------
 
+
 def test_registered_with_published_counts():
-    assert {"mobilenet_v2", "cifar_mobilenet_v2", "cifar_mobilenet_v2_noskip", "vit_tiny_patch16_224",
-            "cifar_vit", "cifar_vit_noskip"} <= set(list_models())
-    assert num_params(create_model("mobilenet_v2")) == 3_504_872            # torchvision
-    assert num_params(create_model("vit_tiny_patch16_224")) == 5_717_416    # timm
+    assert {
+        "mobilenet_v2",
+        "cifar_mobilenet_v2",
+        "cifar_mobilenet_v2_noskip",
+        "vit_tiny_patch16_224",
+        "cifar_vit",
+        "cifar_vit_noskip",
+    } <= set(list_models())
+    assert num_params(create_model("mobilenet_v2")) == 3_504_872  # torchvision
+    assert num_params(create_model("vit_tiny_patch16_224")) == 5_717_416  # timm
     assert num_params(create_model("mobilenet_v2", num_classes=10)) == 3_504_872 - 1281 * 990
 
 
-@pytest.mark.parametrize("skip_name, twin_name, options", [
-    ("cifar_mobilenet_v2", "cifar_mobilenet_v2_noskip", {}),
-    ("cifar_vit", "cifar_vit_noskip", {}),
-    ("cifar_vit", "cifar_vit", dict(norm_position="post")),
-])
+@pytest.mark.parametrize(
+    "skip_name, twin_name, options",
+    [
+        ("cifar_mobilenet_v2", "cifar_mobilenet_v2_noskip", {}),
+        ("cifar_vit", "cifar_vit_noskip", {}),
+        ("cifar_vit", "cifar_vit", dict(norm_position="post")),
+    ],
+)
 def test_twins_have_the_same_parameters_and_compute_differently(skip_name, twin_name, options):
     torch.manual_seed(0)
     model, twin = create_model(skip_name).eval(), create_model(twin_name, **options).eval()
@@ -184,11 +224,16 @@ def test_mobilenet_v2_layout_features_and_init():
     assert "features.17.conv.3.weight" in keys and "features.18.1.running_var" in keys
     assert isinstance(model.classifier[0], torch.nn.Dropout) and model.classifier[0].p == 0.2
     assert [(f["num_chs"], f["reduction"]) for f in model.feature_info] == [
-        (16, 2), (24, 4), (32, 8), (96, 16), (1280, 32)]
+        (16, 2),
+        (24, 4),
+        (32, 8),
+        (96, 16),
+        (1280, 32),
+    ]
     skips = [b.use_res_connect for b in model.stages]
-    assert sum(skips) == 10 and len(skips) == 17                       # Table 2: 17 bottlenecks
+    assert sum(skips) == 10 and len(skips) == 17  # Table 2: 17 bottlenecks
     assert model.classifier[1].weight.std().item() == pytest.approx(0.01, rel=0.05)
-    conv = model.features[18][0].weight                                # He fan-out: sqrt(2 / 1280)
+    conv = model.features[18][0].weight  # He fan-out: sqrt(2 / 1280)
     assert conv.std().item() == pytest.approx(math.sqrt(2 / 1280), rel=0.05)
     assert all(m.weight.eq(1).all() for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
 
@@ -224,8 +269,9 @@ def test_vit_forward_order_and_options():
         create_model("cifar_vit_noskip", drop_path_rate=0.1)
 
 
-@pytest.mark.parametrize("name, stem", [("cifar_mobilenet_v2", "features.0.0.weight"),
-                                        ("cifar_vit", "patch_embed.proj.weight")])
+@pytest.mark.parametrize(
+    "name, stem", [("cifar_mobilenet_v2", "features.0.0.weight"), ("cifar_vit", "patch_embed.proj.weight")]
+)
 def test_rgb_weights_load_into_a_single_channel_model(name, stem):
     rgb = create_model(name).eval()
     grey = create_model(name, in_chans=1).eval()
@@ -237,6 +283,7 @@ def test_rgb_weights_load_into_a_single_channel_model(name, stem):
 
 
 # -- the references (only where torchvision / timm import) --------------------------------
+
 
 def assert_same_outputs(reference: torch.nn.Module, ours: torch.nn.Module, size: int) -> None:
     """Fill the reference's state dict (BN statistics included), load it strictly into ours
@@ -280,6 +327,7 @@ def test_sdpa_matches_the_explicit_softmax():
 def test_analysis_finds_the_inverted_residuals(name, residual):
     """The diagnostics (lesions, residual ratios) see each block, and which ones add their input."""
     from skiplab.analysis.blocks import find_units
+
     units = find_units(create_model(name), torch.randn(1, 3, 32, 32))
     assert len(units) == 17 and all(isinstance(u.module, InvertedResidual) for u in units)
     assert sum(u.kind == "residual" for u in units) == residual

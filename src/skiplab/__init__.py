@@ -21,13 +21,19 @@ __version__ = "0.1.0"
 
 # public name -> the module that defines it
 _EXPORTS = {
-    "create_model": "skiplab.models", "list_models": "skiplab.models",
-    "load_trained": "skiplab.trained", "Trained": "skiplab.trained",
+    "create_model": "skiplab.models",
+    "list_models": "skiplab.models",
+    "load_trained": "skiplab.trained",
+    "Trained": "skiplab.trained",
     "TrainedMeta": "skiplab.trained",
-    "fit": "skiplab.train", "TrainConfig": "skiplab.train", "FitResult": "skiplab.train",
+    "fit": "skiplab.train",
+    "TrainConfig": "skiplab.train",
+    "FitResult": "skiplab.train",
     "evaluate_checkpoint": "skiplab.train",
-    "SkiplabError": "skiplab.errors", "CheckpointError": "skiplab.errors",
-    "CheckpointVersionError": "skiplab.errors", "CheckpointMismatchError": "skiplab.errors",
+    "SkiplabError": "skiplab.errors",
+    "CheckpointError": "skiplab.errors",
+    "CheckpointVersionError": "skiplab.errors",
+    "CheckpointMismatchError": "skiplab.errors",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
@@ -42,7 +48,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value          # once: later look-ups are plain attribute reads
+        globals()[name] = value  # once: later look-ups are plain attribute reads
         return value
     raise AttributeError(f"module 'skiplab' has no attribute {name!r}")
 

@@ -30,12 +30,20 @@ from typing import IO, Any, Iterator, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-__all__ = ["PendingFile", "atomic_path", "atomic_open", "write_bytes", "write_text", "write_json",
-           "torch_save", "fsync_directory"]
+__all__ = [
+    "PendingFile",
+    "atomic_path",
+    "atomic_open",
+    "write_bytes",
+    "write_text",
+    "write_json",
+    "torch_save",
+    "fsync_directory",
+]
 
 
 def _file_mode() -> int:
-    umask = os.umask(0)   # the only portable way to read the umask is to set it
+    umask = os.umask(0)  # the only portable way to read the umask is to set it
     os.umask(umask)
     return 0o666 & ~umask
 
@@ -67,8 +75,7 @@ class PendingFile:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         end = self.path.suffix if suffix is None else suffix
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=f".partial{end}",
-                                   dir=self.path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=f".partial{end}", dir=self.path.parent)
         os.close(fd)
         self.tmp = Path(tmp)
         self.done = False
@@ -127,7 +134,7 @@ def atomic_open(path: PathLike, mode: str = "wb", **kwargs: Any) -> Iterator[IO]
             with open(pending.tmp, mode.replace("x", "w"), **kwargs) as f:
                 yield f
                 f.flush()
-        except OSError as err:     # a full disk: name the file the caller wrote
+        except OSError as err:  # a full disk: name the file the caller wrote
             if err.filename is not None or err.errno is None:
                 raise
             raise OSError(err.errno, err.strerror, str(path)) from None
@@ -163,8 +170,8 @@ def torch_save(obj: Any, path: PathLike) -> Path:
     with atomic_open(path, "wb") as f:
         try:
             torch.save(obj, f)
-        except RuntimeError as err:   # torch's zip writer reports a failed write (a full
-            cause = err.__context__    # disk) as "unexpected pos": raise the write's OSError
+        except RuntimeError as err:  # torch's zip writer reports a failed write (a full
+            cause = err.__context__  # disk) as "unexpected pos": raise the write's OSError
             if isinstance(cause, OSError):
                 raise OSError(cause.errno, cause.strerror, str(path)) from None
             raise

@@ -11,9 +11,18 @@ This module imports nothing of skiplab, so every package may use it.
 
 from __future__ import annotations
 
-__all__ = ["SkiplabError", "CheckpointError", "CheckpointVersionError", "CheckpointMismatchError",
-           "DataMismatchError", "UnknownModelError", "ModelOptionError", "MissingExtraError", "OutputError",
-           "ConversionWarning"]
+__all__ = [
+    "SkiplabError",
+    "CheckpointError",
+    "CheckpointVersionError",
+    "CheckpointMismatchError",
+    "DataMismatchError",
+    "UnknownModelError",
+    "ModelOptionError",
+    "MissingExtraError",
+    "OutputError",
+    "ConversionWarning",
+]
 
 
 class SkiplabError(Exception):

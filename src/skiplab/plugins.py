@@ -34,7 +34,7 @@ def load_plugins() -> None:
     global _loaded
     if _loaded:
         return
-    _loaded = True     # set first: a plugin's own imports may consult a registry again
+    _loaded = True  # set first: a plugin's own imports may consult a registry again
     for name in BUILTIN_PLUGINS:
         importlib.import_module(name)
     for entry in entry_points(group=ENTRY_POINT_GROUP):

@@ -60,28 +60,33 @@ def describe_load_error(path: Union[str, os.PathLike], err: BaseException, what:
     message = " ".join(str(err).split())
     found = re.findall(r"GLOBAL ([\w.]+)", message)
     if isinstance(err, pickle.UnpicklingError) and found:
-        return (f"{path} holds objects that are not tensors (a pickled {found[0]}): not a {what}; "
-                f"{NEVER_UNSAFE}")
+        return f"{path} holds objects that are not tensors (a pickled {found[0]}): not a {what}; {NEVER_UNSAFE}"
     if isinstance(err, pickle.UnpicklingError) and "weights only load failed" in message.lower():
-        return (f"{path} was not written by torch.save (a plain pickle or other data: "
-                f"{_first_reason(message)}): not a {what}; {NEVER_UNSAFE}")
-    if isinstance(err, EOFError) or any(s in message for s in (
-            "central directory", "unexpected EOF", "file might be corrupted", "failed reading")):
-        return (f"{path} is truncated or damaged ({size} bytes; an interrupted write or copy?): "
-                f"not a readable {what}")
+        return (
+            f"{path} was not written by torch.save (a plain pickle or other data: "
+            f"{_first_reason(message)}): not a {what}; {NEVER_UNSAFE}"
+        )
+    if isinstance(err, EOFError) or any(
+        s in message for s in ("central directory", "unexpected EOF", "file might be corrupted", "failed reading")
+    ):
+        return f"{path} is truncated or damaged ({size} bytes; an interrupted write or copy?): not a readable {what}"
     if isinstance(err, pickle.UnpicklingError) or isinstance(err, KeyError):
         return f"{path} is not a PyTorch file ({type(err).__name__}: {message[:80]}): not a {what}"
     return f"cannot read {what} {path}: {type(err).__name__}: {message[:200]}"
 
 
-def safe_torch_load(path: Union[str, os.PathLike], map_location: Union[str, torch.device] = "cpu",
-                    what: str = "checkpoint", **kwargs: Any) -> Any:
+def safe_torch_load(
+    path: Union[str, os.PathLike],
+    map_location: Union[str, torch.device] = "cpu",
+    what: str = "checkpoint",
+    **kwargs: Any,
+) -> Any:
     """``torch.load(path, weights_only=True)``; a FileNotFoundError when there is no file and a
     one-line ValueError (:func:`describe_load_error`) when it cannot be read safely."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{what} {path} does not exist")
-    with warnings.catch_warnings(record=True) as caught:   # (shown again if the load succeeds)
+    with warnings.catch_warnings(record=True) as caught:  # (shown again if the load succeeds)
         warnings.simplefilter("always")
         try:
             state = torch.load(path, map_location=map_location, weights_only=True, **kwargs)

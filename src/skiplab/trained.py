@@ -47,16 +47,25 @@ from .models import apply_structure, create_model
 from .models.registry import model_options
 from .safe_load import safe_torch_load
 
-__all__ = ["CHECKPOINT_VERSION", "Trained", "TrainedMeta", "load_trained", "read_checkpoint",
-           "migrate", "checkpoint_header", "arch_of", "model_state_from", "load_model_state"]
+__all__ = [
+    "CHECKPOINT_VERSION",
+    "Trained",
+    "TrainedMeta",
+    "load_trained",
+    "read_checkpoint",
+    "migrate",
+    "checkpoint_header",
+    "arch_of",
+    "model_state_from",
+    "load_model_state",
+]
 
 CHECKPOINT_VERSION = 2
 PathLike = Union[str, Path]
 
 # Files that are not checkpoints but programs, by suffix: "module:function" returning a
 # Trained, imported on use (the deployment stack sits above this module and is optional).
-ARTIFACT_READERS = {".pt2": "skiplab.deploy.runtime:load_artifact",
-                    ".onnx": "skiplab.deploy.runtime:load_artifact"}
+ARTIFACT_READERS = {".pt2": "skiplab.deploy.runtime:load_artifact", ".onnx": "skiplab.deploy.runtime:load_artifact"}
 
 
 @dataclass
@@ -65,23 +74,23 @@ class TrainedMeta:
 
     model: str
     task: str = "classify"
-    input_size: tuple[int, int, int] = (3, 224, 224)   # (C, H, W) of one example input
-    dynamic_hw: bool = False           # image-to-image: any H, W (multiples of the stride)
+    input_size: tuple[int, int, int] = (3, 224, 224)  # (C, H, W) of one example input
+    dynamic_hw: bool = False  # image-to-image: any H, W (multiples of the stride)
     num_classes: Optional[int] = None
     classes: list = field(default_factory=list)
     mean: list = field(default_factory=list)
     std: list = field(default_factory=list)
     model_kwargs: dict = field(default_factory=dict)  # create_model(model, **model_kwargs)
-    config: dict = field(default_factory=dict)        # the training run's recorded config
-    radiometry: Optional[dict] = None                 # SAR: mapping back to physical units
+    config: dict = field(default_factory=dict)  # the training run's recorded config
+    radiometry: Optional[dict] = None  # SAR: mapping back to physical units
     looks: Optional[float] = None
     checkpoint: Optional[str] = None
-    weights: str = "random"                           # "checkpoint", "checkpoint (EMA)", "random"
-    format_version: Optional[int] = None              # of the file as written (before migration)
-    structure: Optional[dict] = None                  # pruned widths, if any
-    tile_size: Optional[int] = None                   # image-to-image: the training tile side
-    name: str = ""                                    # a packaged model's name
-    extras: dict = field(default_factory=dict)        # e.g. a codec's "compression" figures
+    weights: str = "random"  # "checkpoint", "checkpoint (EMA)", "random"
+    format_version: Optional[int] = None  # of the file as written (before migration)
+    structure: Optional[dict] = None  # pruned widths, if any
+    tile_size: Optional[int] = None  # image-to-image: the training tile side
+    name: str = ""  # a packaged model's name
+    extras: dict = field(default_factory=dict)  # e.g. a codec's "compression" figures
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -130,9 +139,11 @@ def _version(state: Mapping[str, Any], source: str) -> int:
         raise CheckpointError(f"{source} has format_version {version!r}: not a skiplab checkpoint")
     if version > CHECKPOINT_VERSION:
         from . import __version__
+
         raise CheckpointVersionError(
             f"{source} is a checkpoint of format version {version}, written by a newer skiplab; "
-            f"this one ({__version__}) reads versions up to {CHECKPOINT_VERSION}: upgrade skiplab")
+            f"this one ({__version__}) reads versions up to {CHECKPOINT_VERSION}: upgrade skiplab"
+        )
     return version
 
 
@@ -146,7 +157,7 @@ def _recorded_arch(state: Mapping[str, Any]) -> Optional[dict]:
     try:
         options = set(model_options(name))
     except ValueError:
-        return {"name": name, "kwargs": kwargs}   # (an unknown name: create_model will say so)
+        return {"name": name, "kwargs": kwargs}  # (an unknown name: create_model will say so)
     if "num_classes" in options and state.get("classes"):
         kwargs.setdefault("num_classes", len(state["classes"]))
     if "in_chans" in options and state.get("mean"):
@@ -170,8 +181,9 @@ def read_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cp
     file that is not a checkpoint is), its version checked and migrated (:func:`migrate`)."""
     state = safe_torch_load(path, map_location=map_location, what="checkpoint")
     if not isinstance(state, dict):
-        raise CheckpointError(f"{path} is not a skiplab checkpoint (it holds a "
-                              f"{type(state).__name__}, not a dict of tensors)")
+        raise CheckpointError(
+            f"{path} is not a skiplab checkpoint (it holds a {type(state).__name__}, not a dict of tensors)"
+        )
     return migrate(state, str(path))
 
 
@@ -189,8 +201,9 @@ def model_state_from(checkpoint: Mapping[str, Any], use_ema: bool = True) -> dic
     raise CheckpointError("checkpoint holds no model weights (no 'model' entry)")
 
 
-def load_model_state(model: nn.Module, state: Mapping[str, torch.Tensor], max_listed: int = 3,
-                     source: str = "the checkpoint") -> None:
+def load_model_state(
+    model: nn.Module, state: Mapping[str, torch.Tensor], max_listed: int = 3, source: str = "the checkpoint"
+) -> None:
     """``model.load_state_dict(state, strict=True)``, or a one-line CheckpointMismatchError
     naming ``source`` (e.g. the file and its model) and what differs: the number of classes
     when the heads differ, then the tensors of another shape, missing and unexpected."""
@@ -204,17 +217,21 @@ def load_model_state(model: nn.Module, state: Mapping[str, torch.Tensor], max_li
     parts = []
     head = f"{getattr(model, 'classifier_name', 'fc')}.weight"
     if head in shaped and state[head].ndim >= 1 and state[head].shape[0] != own[head].shape[0]:
-        parts.append(f"the checkpoint has {state[head].shape[0]} classes, the model "
-                     f"{own[head].shape[0]}")
-    for title, items in (("of another shape", [f"{k}: checkpoint {tuple(state[k].shape)} vs model "
-                                               f"{tuple(own[k].shape)}" for k in shaped]),
-                         ("missing from the checkpoint", missing), ("not in the model", unexpected)):
+        parts.append(f"the checkpoint has {state[head].shape[0]} classes, the model {own[head].shape[0]}")
+    for title, items in (
+        (
+            "of another shape",
+            [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}" for k in shaped],
+        ),
+        ("missing from the checkpoint", missing),
+        ("not in the model", unexpected),
+    ):
         if items:
             more = f", ... and {len(items) - max_listed} more" if len(items) > max_listed else ""
-            parts.append(f"{len(items)} tensor{'s' * (len(items) > 1)} {title} "
-                         f"({', '.join(items[:max_listed])}{more})")
-    raise CheckpointMismatchError(f"{source} does not fit {type(model).__name__} (another "
-                                  f"architecture or size?): {'; '.join(parts)}")
+            parts.append(f"{len(items)} tensor{'s' * (len(items) > 1)} {title} ({', '.join(items[:max_listed])}{more})")
+    raise CheckpointMismatchError(
+        f"{source} does not fit {type(model).__name__} (another architecture or size?): {'; '.join(parts)}"
+    )
 
 
 # -- the loader ---------------------------------------------------------------------------------
@@ -222,6 +239,7 @@ def task_of(model: nn.Module) -> str:
     """The task a model is built for: reconstruct (autoencoders), segment (U-Nets), classify."""
     from .models.autoencoder import Autoencoder
     from .models.unet import SegmentationNet
+
     if isinstance(model, Autoencoder):
         return "reconstruct"
     if isinstance(model, SegmentationNet):
@@ -229,8 +247,9 @@ def task_of(model: nn.Module) -> str:
     return "classify"
 
 
-def input_size(model: nn.Module, task: str, tile_size: Optional[int] = None,
-               image_size: Optional[int] = None) -> tuple[int, int, int]:
+def input_size(
+    model: nn.Module, task: str, tile_size: Optional[int] = None, image_size: Optional[int] = None
+) -> tuple[int, int, int]:
     """(C, H, W) of one example input: the model's ``default_input_size``, its side replaced
     by ``image_size`` or, for an image-to-image model, the training tile side."""
     c, h, w = getattr(model, "default_input_size", (getattr(model, "in_chans", 3), 32, 32))
@@ -238,22 +257,28 @@ def input_size(model: nn.Module, task: str, tile_size: Optional[int] = None,
     return (int(c), int(side or h), int(side or w))
 
 
-def load_trained(path: Union[PathLike, Mapping[str, Any]], *, model: Optional[str] = None,
-                 model_kwargs: Optional[Mapping[str, Any]] = None, use_ema: bool = True,
-                 image_size: Optional[int] = None, map_location: Union[str, torch.device] = "cpu",
-                 source: Optional[str] = None) -> Trained:
+def load_trained(
+    path: Union[PathLike, Mapping[str, Any]],
+    *,
+    model: Optional[str] = None,
+    model_kwargs: Optional[Mapping[str, Any]] = None,
+    use_ema: bool = True,
+    image_size: Optional[int] = None,
+    map_location: Union[str, torch.device] = "cpu",
+    source: Optional[str] = None,
+) -> Trained:
     """The model a skiplab file holds, in eval mode, and its metadata: a :class:`Trained`
-    (``model, meta = load_trained(path)``).
+        (``model, meta = load_trained(path)``).
 
-    ``path`` is a checkpoint (``.pt``; or a dict already read by :func:`read_checkpoint`) or an
-    exported program (``.pt2``, ``.onnx``, with its sidecar). ``model`` names the
-    architecture of a plain state dict, or replaces the recorded one (its recorded keywords are
-    then dropped, its sizes kept); ``model_kwargs`` fill keywords the file does not record
-    (e.g. ``num_classes`` of a plain state dict). ``use_ema``: the EMA weights when the file
-    has them. ``image_size``: the side of ``meta.input_size``. ``source`` names a dict ``path``
-in errors. Errors are one-line
-    :class:`~skiplab.errors.SkiplabError` s: not a checkpoint, a newer format version, weights
-    that do not fit the recorded architecture.
+        ``path`` is a checkpoint (``.pt``; or a dict already read by :func:`read_checkpoint`) or an
+        exported program (``.pt2``, ``.onnx``, with its sidecar). ``model`` names the
+        architecture of a plain state dict, or replaces the recorded one (its recorded keywords are
+        then dropped, its sizes kept); ``model_kwargs`` fill keywords the file does not record
+        (e.g. ``num_classes`` of a plain state dict). ``use_ema``: the EMA weights when the file
+        has them. ``image_size``: the side of ``meta.input_size``. ``source`` names a dict ``path``
+    in errors. Errors are one-line
+        :class:`~skiplab.errors.SkiplabError` s: not a checkpoint, a newer format version, weights
+        that do not fit the recorded architecture.
     """
     if not isinstance(path, Mapping) and Path(path).suffix in ARTIFACT_READERS:
         module, function = ARTIFACT_READERS[Path(path).suffix].split(":")
@@ -266,32 +291,47 @@ in errors. Errors are one-line
     arch = checkpoint.get("arch") or {}
     name = model or arch.get("name")
     if name is None:
-        raise CheckpointError(f"{where or 'the checkpoint'} records no model name (a plain state "
-                              f"dict?): pass the architecture (model=..., skiplab --model)")
+        raise CheckpointError(
+            f"{where or 'the checkpoint'} records no model name (a plain state "
+            f"dict?): pass the architecture (model=..., skiplab --model)"
+        )
     recorded = dict(arch.get("kwargs") or {})
-    if model and model != arch.get("name"):   # another architecture: keep only the sizes
+    if model and model != arch.get("name"):  # another architecture: keep only the sizes
         recorded = {k: v for k, v in recorded.items() if k in ("num_classes", "in_chans")}
     kwargs = {**dict(model_kwargs or {}), **recorded}
     config = dict(checkpoint.get("config") or {})
-    label = (f"{where} ({config['model']})" if where and config.get("model") and source is None
-             else where or "the checkpoint")
+    label = (
+        f"{where} ({config['model']})"
+        if where and config.get("model") and source is None
+        else where or "the checkpoint"
+    )
     net = create_model(name, **kwargs)
-    apply_structure(net, checkpoint.get("structure"))   # the pruned widths, if any
+    apply_structure(net, checkpoint.get("structure"))  # the pruned widths, if any
     load_model_state(net, model_state_from(checkpoint, use_ema), source=label)
     net.eval()
     task = config.get("task") or task_of(net)
     tile = checkpoint.get("tile_size") or config.get("tile_size") or None
     from .models.image_to_image import ImageToImageModel
+
     meta = TrainedMeta(
-        model=name, task=task, input_size=input_size(net, task, tile, image_size),
+        model=name,
+        task=task,
+        input_size=input_size(net, task, tile, image_size),
         dynamic_hw=isinstance(net, ImageToImageModel),
         num_classes=getattr(net, "num_classes", None) or None,
         classes=list(checkpoint.get("classes") or []),
-        mean=list(checkpoint.get("mean") or []), std=list(checkpoint.get("std") or []),
-        model_kwargs=kwargs, config=config, radiometry=checkpoint.get("radiometry"),
-        looks=checkpoint.get("looks"), checkpoint=where,
+        mean=list(checkpoint.get("mean") or []),
+        std=list(checkpoint.get("std") or []),
+        model_kwargs=kwargs,
+        config=config,
+        radiometry=checkpoint.get("radiometry"),
+        looks=checkpoint.get("looks"),
+        checkpoint=where,
         weights="checkpoint (EMA)" if use_ema and checkpoint.get("ema") is not None else "checkpoint",
-        format_version=checkpoint.get("written_version"), structure=checkpoint.get("structure"),
-        tile_size=int(tile) if tile else None, name=str(checkpoint.get("name") or ""),
-        extras={k: checkpoint[k] for k in ("compression", "best") if k in checkpoint})
+        format_version=checkpoint.get("written_version"),
+        structure=checkpoint.get("structure"),
+        tile_size=int(tile) if tile else None,
+        name=str(checkpoint.get("name") or ""),
+        extras={k: checkpoint[k] for k in ("compression", "best") if k in checkpoint},
+    )
     return Trained(net, meta)

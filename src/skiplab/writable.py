@@ -30,9 +30,23 @@ PathLike = Union[str, "os.PathLike[str]"]
 __all__ = ["WRITE_ERRNOS", "check_output_dir", "check_output_file", "output_errors", "describe_os_error"]
 
 # errors of the file system, not of skiplab: said in one line instead of a traceback
-WRITE_ERRNOS = frozenset(getattr(errno, name) for name in (
-    "ENOSPC", "EDQUOT", "EFBIG", "EROFS", "EACCES", "EPERM", "ENOTDIR", "EISDIR",
-    "ENAMETOOLONG", "EEXIST", "EIO") if hasattr(errno, name))
+WRITE_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in (
+        "ENOSPC",
+        "EDQUOT",
+        "EFBIG",
+        "EROFS",
+        "EACCES",
+        "EPERM",
+        "ENOTDIR",
+        "EISDIR",
+        "ENAMETOOLONG",
+        "EEXIST",
+        "EIO",
+    )
+    if hasattr(errno, name)
+)
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -46,11 +60,12 @@ def _check_parent(path: Path, what: str, start: Path) -> None:
     """``start`` or its nearest existing ancestor must be a directory this process can write."""
     existing = _nearest_existing(start)
     if not existing.is_dir():
-        raise OutputError(f"{what} {path}: {existing} is a file, not a directory; choose a path "
-                          f"in a directory")
+        raise OutputError(f"{what} {path}: {existing} is a file, not a directory; choose a path in a directory")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise OutputError(f"{what} {path}: cannot write in {existing} (permission denied or a "
-                          f"read-only file system); choose another place")
+        raise OutputError(
+            f"{what} {path}: cannot write in {existing} (permission denied or a "
+            f"read-only file system); choose another place"
+        )
 
 
 def check_output_dir(path: PathLike, what: str = "--out") -> Path:
@@ -58,8 +73,7 @@ def check_output_dir(path: PathLike, what: str = "--out") -> Path:
     can write in; else :class:`OutputError` in one line. Creates nothing."""
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise OutputError(f"{what} {path} is a file; expected a directory (a new one, or a "
-                          f"run's own to continue)")
+        raise OutputError(f"{what} {path} is a file; expected a directory (a new one, or a run's own to continue)")
     _check_parent(path, what, path)
     return path
 
@@ -91,9 +105,10 @@ def output_errors(path: PathLike, kept: bool = True) -> Iterator[None]:
         raise
     except OSError as err:
         other = err.filename is not None and Path(os.fsdecode(err.filename)).parent != Path(path).parent
-        if err.errno not in WRITE_ERRNOS or other:    # (another file's error says its own name)
+        if err.errno not in WRITE_ERRNOS or other:  # (another file's error says its own name)
             raise
         had = kept and os.path.exists(path)
-        raise OutputError(f"cannot write {path}: {err.strerror or err}"
-                          + ("; its previous version is kept" if had else "; nothing was written")
-                          ) from err
+        raise OutputError(
+            f"cannot write {path}: {err.strerror or err}"
+            + ("; its previous version is kept" if had else "; nothing was written")
+        ) from err

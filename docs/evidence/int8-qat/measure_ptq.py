@@ -5,6 +5,7 @@ fp32, to find the net on which PTQ loses most. What ``skiplab quantize CKPT --ba
 
 usage: OMP_NUM_THREADS=1 PYTHONPATH=src python docs/evidence/int8-qat/measure_ptq.py OUT_DIR CKPT_DIR...
 """
+
 import json
 import sys
 import time
@@ -26,10 +27,18 @@ for run in sys.argv[2:]:
     calibration = calibration_data(source, 512)
     int8 = quantize_pt2e(source, calibration)
     acc = compare_on_split(source.model, {"pt2e": int8}, source)
-    row = {"checkpoint": str(ckpt), "model": source.meta.model, "calibration": calibration.description,
-           "accuracy": acc, "wall_s": time.time() - t}
+    row = {
+        "checkpoint": str(ckpt),
+        "model": source.meta.model,
+        "calibration": calibration.description,
+        "accuracy": acc,
+        "wall_s": time.time() - t,
+    }
     name = "_".join(Path(run).parts[-2:])
     (out_dir / f"ptq_{name}.json").write_text(json.dumps(row, indent=2) + "\n")
-    print(f"{name}: fp32 {100 * acc['fp32']['acc']:.2f} %, pt2e {100 * acc['pt2e']['acc']:.2f} % "
-          f"(change {100 * acc['pt2e']['delta_acc']:+.2f}), agreement {100 * acc['pt2e']['agreement']:.2f} %, "
-          f"{time.time() - t:.0f} s", flush=True)
+    print(
+        f"{name}: fp32 {100 * acc['fp32']['acc']:.2f} %, pt2e {100 * acc['pt2e']['acc']:.2f} % "
+        f"(change {100 * acc['pt2e']['delta_acc']:+.2f}), agreement {100 * acc['pt2e']['agreement']:.2f} %, "
+        f"{time.time() - t:.0f} s",
+        flush=True,
+    )

@@ -22,23 +22,67 @@ Blocks are found generically (:func:`find_units`): any module with ``residual(x)
 from .activations import activation_stats
 from .blocks import Unit, eval_mode, find_blocks, find_units, override, residual_blocks
 from .gradient_flow import GradientFlow, gradient_flow, weight_layers
-from .landscape import (Landscape, filter_normalized_direction, landscape_1d, landscape_2d,
-                        plot_contour, plot_landscape_1d, plot_surface)
-from .lesion import (LesionStudy, delete_blocks, evaluate, lesion_random, lesion_reorder, lesion_single,
-                     lesion_study, swap_blocks)
+from .landscape import (
+    Landscape,
+    filter_normalized_direction,
+    landscape_1d,
+    landscape_2d,
+    plot_contour,
+    plot_landscape_1d,
+    plot_surface,
+)
+from .lesion import (
+    LesionStudy,
+    delete_blocks,
+    evaluate,
+    lesion_random,
+    lesion_reorder,
+    lesion_single,
+    lesion_study,
+    swap_blocks,
+)
 from .plots import plot_autocorrelation, plot_gradient_flow, plot_lesion, plot_path_lengths
 from .paths import PathGradients, path_gradients, path_length_counts, path_length_distribution
 from .residual_ratio import residual_ratio
-from .shattered import (ShatteredGradients, gradient_autocorrelation, input_gradients_along_line,
-                        shattered_gradients)
+from .shattered import ShatteredGradients, gradient_autocorrelation, input_gradients_along_line, shattered_gradients
 
 __all__ = [
-    "GradientFlow", "Landscape", "LesionStudy", "PathGradients",
-    "ShatteredGradients", "Unit", "activation_stats",
-    "delete_blocks", "eval_mode", "evaluate", "filter_normalized_direction", "find_blocks", "find_units",
-    "gradient_autocorrelation", "gradient_flow", "input_gradients_along_line", "landscape_1d",
-    "landscape_2d", "lesion_random", "lesion_reorder", "lesion_single", "lesion_study", "override",
-    "path_gradients", "path_length_counts", "path_length_distribution", "plot_autocorrelation",
-    "plot_contour", "plot_gradient_flow", "plot_landscape_1d", "plot_lesion", "plot_path_lengths", "plot_surface", "residual_blocks", "residual_ratio", "shattered_gradients",
-    "swap_blocks", "weight_layers",
+    "GradientFlow",
+    "Landscape",
+    "LesionStudy",
+    "PathGradients",
+    "ShatteredGradients",
+    "Unit",
+    "activation_stats",
+    "delete_blocks",
+    "eval_mode",
+    "evaluate",
+    "filter_normalized_direction",
+    "find_blocks",
+    "find_units",
+    "gradient_autocorrelation",
+    "gradient_flow",
+    "input_gradients_along_line",
+    "landscape_1d",
+    "landscape_2d",
+    "lesion_random",
+    "lesion_reorder",
+    "lesion_single",
+    "lesion_study",
+    "override",
+    "path_gradients",
+    "path_length_counts",
+    "path_length_distribution",
+    "plot_autocorrelation",
+    "plot_contour",
+    "plot_gradient_flow",
+    "plot_landscape_1d",
+    "plot_lesion",
+    "plot_path_lengths",
+    "plot_surface",
+    "residual_blocks",
+    "residual_ratio",
+    "shattered_gradients",
+    "swap_blocks",
+    "weight_layers",
 ]

@@ -31,7 +31,7 @@ class _Accumulator:
         self.total = 0.0
         self.total_sq = 0.0
         self.count = 0
-        self.alive: dict[int, torch.Tensor] = {}   # call position within a forward -> [C] bool
+        self.alive: dict[int, torch.Tensor] = {}  # call position within a forward -> [C] bool
         self.calls = 0
 
     def add_output(self, out: torch.Tensor) -> None:
@@ -52,9 +52,13 @@ class _Accumulator:
         var = self.total_sq / self.count - mean * mean if self.count else math.nan
         units = sum(int(a.numel()) for a in self.alive.values())
         dead = sum(int((~a).sum()) for a in self.alive.values())
-        return dict(mean=mean, std=math.sqrt(max(var, 0.0)) if self.count else math.nan,
-                    relu_units=units, dead_units=dead,
-                    dead_fraction=dead / units if units else math.nan)
+        return dict(
+            mean=mean,
+            std=math.sqrt(max(var, 0.0)) if self.count else math.nan,
+            relu_units=units,
+            dead_units=dead,
+            dead_fraction=dead / units if units else math.nan,
+        )
 
 
 def _relus_of(model: nn.Module, units: list[Unit]) -> dict[int, list[nn.Module]]:
@@ -74,8 +78,7 @@ def _relus_of(model: nn.Module, units: list[Unit]) -> dict[int, list[nn.Module]]
     return owned
 
 
-def activation_stats(model: nn.Module, data: Any, units: Iterable[Unit] | None = None
-                     ) -> list[dict[str, Any]]:
+def activation_stats(model: nn.Module, data: Any, units: Iterable[Unit] | None = None) -> list[dict[str, Any]]:
     """Mean, std and dead-ReLU fraction of every block of ``model`` over ``data``.
 
     ``data``: an input tensor, an ``(x, y)`` pair, or a list / loader of pairs. Runs in

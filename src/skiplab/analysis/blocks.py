@@ -65,8 +65,10 @@ class Unit:
         (the diagnostics that alter the branch work by wrapping that method)."""
         if self.branch_in_forward is False:
             method = branch_method(self.module)
-            raise ValueError(f"{what} needs the forward of {type(self.module).__name__} ({self.name!r}) to "
-                             f"compute its branch by calling self.{method}(...); it computes it otherwise")
+            raise ValueError(
+                f"{what} needs the forward of {type(self.module).__name__} ({self.name!r}) to "
+                f"compute its branch by calling self.{method}(...); it computes it otherwise"
+            )
 
     @property
     def is_residual(self) -> bool:
@@ -93,8 +95,7 @@ class Unit:
         return self.has_projection
 
     def row(self) -> dict[str, Any]:
-        return dict(block=self.name, index=self.index, kind=self.kind,
-                    downsampling=self.downsampling)
+        return dict(block=self.name, index=self.index, kind=self.kind, downsampling=self.downsampling)
 
 
 def _outermost(model: nn.Module, predicate) -> list[tuple[str, nn.Module]]:
@@ -110,8 +111,7 @@ def _outermost(model: nn.Module, predicate) -> list[tuple[str, nn.Module]]:
     return found
 
 
-def find_units(model: nn.Module, example: Optional[torch.Tensor] = None,
-               fallback_layers: bool = True) -> list[Unit]:
+def find_units(model: nn.Module, example: Optional[torch.Tensor] = None, fallback_layers: bool = True) -> list[Unit]:
     """The blocks of ``model`` (outermost ones; a block inside a block is part of it).
 
     Without blocks and with ``fallback_layers``, every conv / linear layer is a unit.
@@ -153,6 +153,7 @@ def _probe(model: nn.Module, units: list[Unit], example: torch.Tensor) -> list[U
                 unit.in_shape = tuple(inputs[0].shape[1:])
                 unit.out_shape = tuple(output.shape[1:]) if torch.is_tensor(output) else None
                 order.append(position)
+
         return hook
 
     called: set[int] = set()
@@ -161,6 +162,7 @@ def _probe(model: nn.Module, units: list[Unit], example: torch.Tensor) -> list[U
         def wrapped(*args, **kwargs):
             called.add(position)
             return original(*args, **kwargs)
+
         return wrapped
 
     with contextlib.ExitStack() as stack:

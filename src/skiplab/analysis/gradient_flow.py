@@ -44,16 +44,20 @@ class WeightLayer:
     depth: int = 0
 
 
-def weight_layers(model: nn.Module, include_norm: bool = False,
-                  order: Optional[list[nn.Module]] = None) -> list[WeightLayer]:
+def weight_layers(
+    model: nn.Module, include_norm: bool = False, order: Optional[list[nn.Module]] = None
+) -> list[WeightLayer]:
     """Conv / linear layers (and norm layers with ``include_norm``) with a weight.
 
     ``order`` (modules in the order the forward pass first ran them) overrides the
     registration order. Layers inside a block's ``downsample`` are marked ``shortcut``.
     """
-    in_shortcut = {id(m) for unit in find_units(model, fallback_layers=False)
-                   if isinstance(getattr(unit.module, "downsample", None), nn.Module)
-                   for m in unit.module.downsample.modules()}
+    in_shortcut = {
+        id(m)
+        for unit in find_units(model, fallback_layers=False)
+        if isinstance(getattr(unit.module, "downsample", None), nn.Module)
+        for m in unit.module.downsample.modules()
+    }
     kinds = WEIGHT_LAYERS + (NORM_LAYERS if include_norm else ())
     layers = []
     for name, m in model.named_modules():
@@ -109,6 +113,7 @@ class BlockInputGrads:
             x = inputs[0] if inputs else None
             if self.armed and torch.is_tensor(x) and x.requires_grad and torch.is_grad_enabled():
                 x.register_hook(lambda g: self._store(name, g))
+
         return pre_hook
 
     def _store(self, name: str, g: torch.Tensor) -> None:
@@ -123,13 +128,20 @@ class BlockInputGrads:
     def rows(self) -> list[dict[str, Any]]:
         """One row per block: the Frobenius norm of dL/d(input) and its per-element RMS
         (norm / sqrt(numel): comparable between stages of different tensor sizes)."""
-        return [dict(block=u.name, index=u.index, kind=u.kind, grad_norm=self.norms[u.name],
-                     grad_rms=self.norms[u.name] / math.sqrt(self.sizes[u.name]))
-                for u in self.units if u.name in self.norms]
+        return [
+            dict(
+                block=u.name,
+                index=u.index,
+                kind=u.kind,
+                grad_norm=self.norms[u.name],
+                grad_rms=self.norms[u.name] / math.sqrt(self.sizes[u.name]),
+            )
+            for u in self.units
+            if u.name in self.norms
+        ]
 
 
-def layer_rows(layers: list[WeightLayer], grads: Optional[list[Optional[torch.Tensor]]] = None
-               ) -> list[dict[str, Any]]:
+def layer_rows(layers: list[WeightLayer], grads: Optional[list[Optional[torch.Tensor]]] = None) -> list[dict[str, Any]]:
     """One row per layer with a gradient: name, depth, kind, shortcut, numel, grad_norm,
     weight_norm. ``grads`` defaults to each weight's ``.grad``."""
     rows = []
@@ -138,9 +150,17 @@ def layer_rows(layers: list[WeightLayer], grads: Optional[list[Optional[torch.Te
         g = w.grad if grads is None else grads[i]
         if g is None:
             continue
-        rows.append(dict(layer=layer.name, depth=layer.depth, kind=layer.kind, shortcut=layer.shortcut,
-                         numel=w.numel(), grad_norm=float(g.detach().float().norm()),
-                         weight_norm=float(w.detach().float().norm())))
+        rows.append(
+            dict(
+                layer=layer.name,
+                depth=layer.depth,
+                kind=layer.kind,
+                shortcut=layer.shortcut,
+                numel=w.numel(),
+                grad_norm=float(g.detach().float().norm()),
+                weight_norm=float(w.detach().float().norm()),
+            )
+        )
     return rows
 
 
@@ -164,14 +184,21 @@ class GradientFlow:
     def summary(self) -> dict[str, float]:
         """Loss, the first/last ratio and the two norms it divides (main-path layers)."""
         main = [r for r in self.layers if not r["shortcut"] and r["kind"] != "norm"]
-        return dict(loss=self.loss, first_last_ratio=self.first_last_ratio,
-                    first_grad_norm=main[0]["grad_norm"] if main else math.nan,
-                    last_grad_norm=main[-1]["grad_norm"] if main else math.nan)
+        return dict(
+            loss=self.loss,
+            first_last_ratio=self.first_last_ratio,
+            first_grad_norm=main[0]["grad_norm"] if main else math.nan,
+            last_grad_norm=main[-1]["grad_norm"] if main else math.nan,
+        )
 
 
-def gradient_flow(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                  loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
-                  include_norm: bool = False) -> GradientFlow:
+def gradient_flow(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
+    include_norm: bool = False,
+) -> GradientFlow:
     """Gradient norms of one forward/backward pass of ``loss_fn(model(x), y)``.
 
     The model keeps its mode (train or eval: with BatchNorm in train mode the batch

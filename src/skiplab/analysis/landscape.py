@@ -60,8 +60,10 @@ def filter_normalized_direction(model: nn.Module, seed: int = 0, ignore_bias_bn:
 def _check_direction(model: nn.Module, direction: Direction) -> None:
     params = list(model.parameters())
     if len(direction) != len(params) or any(d.shape != p.shape for d, p in zip(direction, params)):
-        raise ValueError(f"a direction needs one tensor per parameter of the model ({len(params)}, "
-                         f"same shapes), found {len(direction)} tensors")
+        raise ValueError(
+            f"a direction needs one tensor per parameter of the model ({len(params)}, "
+            f"same shapes), found {len(direction)} tensors"
+        )
 
 
 @contextlib.contextmanager
@@ -107,10 +109,15 @@ class Landscape:
 
     def rows(self) -> list[dict[str, Any]]:
         if self.betas is None:
-            return [dict(alpha=float(a), loss=float(l), accuracy=float(c))
-                    for a, l, c in zip(self.alphas, self.loss, self.accuracy)]
-        return [dict(alpha=float(a), beta=float(b), loss=float(self.loss[j, i]), accuracy=float(self.accuracy[j, i]))
-                for j, b in enumerate(self.betas) for i, a in enumerate(self.alphas)]
+            return [
+                dict(alpha=float(a), loss=float(l), accuracy=float(c))
+                for a, l, c in zip(self.alphas, self.loss, self.accuracy)
+            ]
+        return [
+            dict(alpha=float(a), beta=float(b), loss=float(self.loss[j, i]), accuracy=float(self.accuracy[j, i]))
+            for j, b in enumerate(self.betas)
+            for i, a in enumerate(self.alphas)
+        ]
 
     def value_at_origin(self) -> float:
         """The loss at the grid point (0, 0), which must exist."""
@@ -125,8 +132,13 @@ def _grid(values: Optional[Sequence[float]], default_points: int) -> np.ndarray:
     return grid
 
 
-def _measure(model: nn.Module, batches: list, move: Callable[..., None], point: tuple[float, ...],
-             cache: Optional[MutableMapping]) -> dict[str, float]:
+def _measure(
+    model: nn.Module,
+    batches: list,
+    move: Callable[..., None],
+    point: tuple[float, ...],
+    cache: Optional[MutableMapping],
+) -> dict[str, float]:
     """The loss and accuracy at ``point``: from ``cache`` when it holds it, else measured
     (and put into it)."""
     if cache is not None and point in cache:
@@ -138,10 +150,15 @@ def _measure(model: nn.Module, batches: list, move: Callable[..., None], point: 
     return res
 
 
-def landscape_1d(model: nn.Module, data: Any, alphas: Optional[Sequence[float]] = None,
-                 direction: Optional[Direction] = None, seed: int = 0,
-                 progress: Optional[Callable[[int, int], None]] = None,
-                 cache: Optional[MutableMapping] = None) -> Landscape:
+def landscape_1d(
+    model: nn.Module,
+    data: Any,
+    alphas: Optional[Sequence[float]] = None,
+    direction: Optional[Direction] = None,
+    seed: int = 0,
+    progress: Optional[Callable[[int, int], None]] = None,
+    cache: Optional[MutableMapping] = None,
+) -> Landscape:
     """f(α) = L(θ* + α δ) for α in ``alphas`` (default 21 points in [-1, 1]) on ``data``.
     ``progress(done, total)`` is called after each point. ``cache``: a mapping from the point
     ``(α,)`` to its ``dict(loss, accuracy)``; points it holds are read, not measured, and
@@ -159,10 +176,16 @@ def landscape_1d(model: nn.Module, data: Any, alphas: Optional[Sequence[float]] 
     return Landscape(alphas, loss, acc)
 
 
-def landscape_2d(model: nn.Module, data: Any, alphas: Optional[Sequence[float]] = None,
-                 betas: Optional[Sequence[float]] = None, directions: Optional[tuple[Direction, Direction]] = None,
-                 seed: int = 0, progress: Optional[Callable[[int, int], None]] = None,
-                 cache: Optional[MutableMapping] = None) -> Landscape:
+def landscape_2d(
+    model: nn.Module,
+    data: Any,
+    alphas: Optional[Sequence[float]] = None,
+    betas: Optional[Sequence[float]] = None,
+    directions: Optional[tuple[Direction, Direction]] = None,
+    seed: int = 0,
+    progress: Optional[Callable[[int, int], None]] = None,
+    cache: Optional[MutableMapping] = None,
+) -> Landscape:
     """f(α, β) = L(θ* + α δ + β η) on the grid ``alphas`` x ``betas`` (default 11 x 11 in
     [-1, 1]^2). Directions default to two filter-normalised ones (seeds ``seed``, ``seed+1``).
     Each point is one pass over ``data`` without autograd; ``cache`` as in :func:`landscape_1d`,
@@ -190,12 +213,11 @@ def plot_landscape_1d(curves: dict[str, Landscape], path: str | Path, title: str
     fig, (ax,) = new_figure()
     acc_ax = ax.twinx()
     for label, land in curves.items():
-        line, = ax.plot(land.alphas, land.loss, label=f"{label} loss")
-        acc_ax.plot(land.alphas, 100 * land.accuracy, linestyle="--", color=line.get_color(),
-                    label=f"{label} accuracy")
+        (line,) = ax.plot(land.alphas, land.loss, label=f"{label} loss")
+        acc_ax.plot(land.alphas, 100 * land.accuracy, linestyle="--", color=line.get_color(), label=f"{label} accuracy")
     losses = np.concatenate([land.loss for land in curves.values()])
     log_scale = losses.min() > 0 and losses.max() / losses.min() > 100
-    if log_scale:   # far from the minimum the loss of deep plain nets explodes by orders of magnitude
+    if log_scale:  # far from the minimum the loss of deep plain nets explodes by orders of magnitude
         ax.set_yscale("log")
     ax.set_xlabel("α (filter-normalised direction)")
     ax.set_ylabel("loss (log scale)" if log_scale else "loss")
@@ -205,8 +227,14 @@ def plot_landscape_1d(curves: dict[str, Landscape], path: str | Path, title: str
     return save_figure(fig, path)
 
 
-def plot_contour(land: Landscape, path: str | Path, title: str = "", levels: int = 20,
-                 vmax: Optional[float] = None, vmin: Optional[float] = None) -> Path:
+def plot_contour(
+    land: Landscape,
+    path: str | Path,
+    title: str = "",
+    levels: int = 20,
+    vmax: Optional[float] = None,
+    vmin: Optional[float] = None,
+) -> Path:
     """Contour plot of a 2-D landscape (Li 2018 Fig. 5) with its colour bar; losses above
     ``vmax`` are clipped. Give the same ``vmin``/``vmax`` to landscapes that are compared,
     so equal colours mean equal losses.
@@ -220,10 +248,16 @@ def plot_contour(land: Landscape, path: str | Path, title: str = "", levels: int
     hi = float(np.nanmax(loss)) if vmax is None else vmax
     log = lo > 0 and hi / lo > 100
     from matplotlib.colors import LogNorm, Normalize
+
     fig, (ax,) = new_figure(5.6, 4.5)
-    cs = ax.contour(land.alphas, land.betas, loss,
-                    levels=np.geomspace(lo, hi, levels) if log else np.linspace(lo, hi, levels),
-                    cmap="viridis", norm=LogNorm(lo, hi) if log else Normalize(lo, hi))
+    cs = ax.contour(
+        land.alphas,
+        land.betas,
+        loss,
+        levels=np.geomspace(lo, hi, levels) if log else np.linspace(lo, hi, levels),
+        cmap="viridis",
+        norm=LogNorm(lo, hi) if log else Normalize(lo, hi),
+    )
     ax.clabel(cs, inline=True, fontsize=7, fmt="%.3g")
     fig.colorbar(cs, ax=ax, label="loss" + (" (log scale)" if log else ""))
     ax.plot([0], [0], marker="*", color="red", markersize=10, linestyle="none", label="the trained weights")
@@ -237,6 +271,7 @@ def plot_contour(land: Landscape, path: str | Path, title: str = "", levels: int
 def plot_surface(land: Landscape, path: str | Path, title: str = "", vmax: Optional[float] = None) -> Path:
     """3-D surface plot of a 2-D landscape (Li 2018 Fig. 1)."""
     from matplotlib.figure import Figure
+
     if land.betas is None:
         raise ValueError("plot_surface needs a 2-D landscape (landscape_2d), got a 1-D one")
     loss = np.clip(land.loss, None, vmax) if vmax is not None else land.loss

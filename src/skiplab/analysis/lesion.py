@@ -67,9 +67,11 @@ def delete_blocks(units: Iterable[Unit]) -> Iterator[None]:
             elif u.preserves_shape:
                 stack.enter_context(override(u.module, "forward", _identity))
             else:
-                raise ValueError(f"cannot delete {u.kind} unit {u.name!r}: it maps {u.in_shape} to "
-                                 f"{u.out_shape} and has no shortcut; only shape-preserving plain units "
-                                 f"(probed with find_units(model, example)) can become the identity")
+                raise ValueError(
+                    f"cannot delete {u.kind} unit {u.name!r}: it maps {u.in_shape} to "
+                    f"{u.out_shape} and has no shortcut; only shape-preserving plain units "
+                    f"(probed with find_units(model, example)) can become the identity"
+                )
         yield
 
 
@@ -79,24 +81,28 @@ def swap_blocks(first: Unit, second: Unit) -> Iterator[None]:
     pass runs the two blocks in the opposite order. Both must map one shape to itself."""
     for u in (first, second):
         if u.preserves_shape is not True:
-            raise ValueError(f"cannot swap {u.name!r}: swapping needs blocks that keep the shape of their "
-                             f"input (found {u.in_shape} -> {u.out_shape}; probe units with an example)")
+            raise ValueError(
+                f"cannot swap {u.name!r}: swapping needs blocks that keep the shape of their "
+                f"input (found {u.in_shape} -> {u.out_shape}; probe units with an example)"
+            )
     if first.in_shape != second.in_shape:
-        raise ValueError(f"cannot swap {first.name!r} {first.in_shape} with {second.name!r} {second.in_shape}: "
-                         f"shapes differ")
+        raise ValueError(
+            f"cannot swap {first.name!r} {first.in_shape} with {second.name!r} {second.in_shape}: shapes differ"
+        )
     forward_a, forward_b = first.module.forward, second.module.forward
     with override(first.module, "forward", forward_b), override(second.module, "forward", forward_a):
         yield
 
 
-def evaluate(model: nn.Module, data: Any,
-             loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy
-             ) -> dict[str, float]:
+def evaluate(
+    model: nn.Module, data: Any, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy
+) -> dict[str, float]:
     """Mean loss and accuracy (fraction in [0, 1]) of ``model`` on ``data`` (``(x, y)`` pairs),
     in evaluation mode without gradients: :func:`skiplab.train.evaluate`, the one evaluation
     loop, with ``loss_fn``'s batch means weighted by the batch sizes."""
-    from ..train.evaluation import evaluate as evaluate_loop   # train's loop, loaded when first used
+    from ..train.evaluation import evaluate as evaluate_loop  # train's loop, loaded when first used
     from ..train.meters import ClassificationMeter
+
     scores = evaluate_loop(model, batches_of(data), meter=ClassificationMeter(loss_fn=loss_fn))
     return dict(loss=scores["loss"], accuracy=scores["acc"])
 
@@ -108,8 +114,7 @@ def lesion_units(model: nn.Module, data: Any) -> list[Unit]:
     return find_units(model, x[:2])
 
 
-def lesion_single(model: nn.Module, data: Any, units: Optional[Sequence[Unit]] = None
-                  ) -> list[dict[str, Any]]:
+def lesion_single(model: nn.Module, data: Any, units: Optional[Sequence[Unit]] = None) -> list[dict[str, Any]]:
     """Delete each deletable unit alone; one row per unit with ``accuracy``, ``loss`` and
     ``accuracy_drop`` (baseline minus lesioned, in [0, 1] units)."""
     data = batches_of(data)
@@ -121,15 +126,22 @@ def lesion_single(model: nn.Module, data: Any, units: Optional[Sequence[Unit]] =
             continue
         with delete_blocks([u]):
             res = evaluate(model, data)
-        rows.append(dict(u.row(), accuracy=res["accuracy"], loss=res["loss"],
-                         accuracy_drop=base["accuracy"] - res["accuracy"]))
+        rows.append(
+            dict(u.row(), accuracy=res["accuracy"], loss=res["loss"], accuracy_drop=base["accuracy"] - res["accuracy"])
+        )
     return rows
 
 
-def lesion_random(model: nn.Module, data: Any, k_values: Iterable[int], draws: int = 5, seed: int = 0,
-                  include_downsampling: bool = False, units: Optional[Sequence[Unit]] = None,
-                  measure: Optional[Callable[[list[Unit]], dict[str, float]]] = None
-                  ) -> list[dict[str, Any]]:
+def lesion_random(
+    model: nn.Module,
+    data: Any,
+    k_values: Iterable[int],
+    draws: int = 5,
+    seed: int = 0,
+    include_downsampling: bool = False,
+    units: Optional[Sequence[Unit]] = None,
+    measure: Optional[Callable[[list[Unit]], dict[str, float]]] = None,
+) -> list[dict[str, Any]]:
     """Delete ``k`` random deletable units at once, ``draws`` times for each k.
 
     ``measure(chosen)`` scores the model with ``chosen`` deleted (default: :func:`evaluate`
@@ -162,13 +174,21 @@ def lesion_random(model: nn.Module, data: Any, k_values: Iterable[int], draws: i
 def swappable_pairs(units: Sequence[Unit]) -> list[tuple[Unit, Unit]]:
     """Adjacent units (in forward order) that both keep one and the same shape."""
     ordered = sorted(units, key=lambda u: u.index)
-    return [(a, b) for a, b in zip(ordered, ordered[1:])
-            if a.preserves_shape and b.preserves_shape and a.in_shape == b.in_shape
-            and b.index == a.index + 1]
+    return [
+        (a, b)
+        for a, b in zip(ordered, ordered[1:])
+        if a.preserves_shape and b.preserves_shape and a.in_shape == b.in_shape and b.index == a.index + 1
+    ]
 
 
-def lesion_reorder(model: nn.Module, data: Any, k_values: Iterable[int], draws: int = 5, seed: int = 0,
-                   units: Optional[Sequence[Unit]] = None) -> list[dict[str, Any]]:
+def lesion_reorder(
+    model: nn.Module,
+    data: Any,
+    k_values: Iterable[int],
+    draws: int = 5,
+    seed: int = 0,
+    units: Optional[Sequence[Unit]] = None,
+) -> list[dict[str, Any]]:
     """Swap ``k`` random disjoint pairs of adjacent shape-compatible units, ``draws`` times
     for each k. Rows: ``k, draw, swapped`` ("a<->b" joined by spaces), ``accuracy, loss``."""
     data = batches_of(data)
@@ -185,8 +205,9 @@ def lesion_reorder(model: nn.Module, data: Any, k_values: Iterable[int], draws: 
                 if all({pair[0].index, pair[1].index}.isdisjoint({c[0].index, c[1].index}) for c in chosen):
                     chosen.append(pair)
             if len(chosen) < k:
-                raise ValueError(f"cannot swap k={k} disjoint adjacent pairs: found {len(chosen)} "
-                                 f"among {len(pairs)} swappable pairs")
+                raise ValueError(
+                    f"cannot swap k={k} disjoint adjacent pairs: found {len(chosen)} among {len(pairs)} swappable pairs"
+                )
             with contextlib.ExitStack() as stack:
                 for a, b in chosen:
                     stack.enter_context(swap_blocks(a, b))
@@ -208,13 +229,18 @@ class LesionStudy:
         inner = [r["accuracy_drop"] for r in self.single if not r["downsampling"]]
         every = [r["accuracy_drop"] for r in self.single]
         mean = lambda v: sum(v) / len(v) if v else math.nan  # noqa: E731
-        return dict(baseline_accuracy=self.baseline["accuracy"],
-                    mean_drop_single=mean(inner), max_drop_single=max(inner, default=math.nan),
-                    mean_drop_single_all=mean(every), deletable_units=len(every))
+        return dict(
+            baseline_accuracy=self.baseline["accuracy"],
+            mean_drop_single=mean(inner),
+            max_drop_single=max(inner, default=math.nan),
+            mean_drop_single_all=mean(every),
+            deletable_units=len(every),
+        )
 
 
-def lesion_study(model: nn.Module, data: Any, max_deleted: int = 0, draws: int = 5,
-                 max_swapped: int = 0, seed: int = 0) -> LesionStudy:
+def lesion_study(
+    model: nn.Module, data: Any, max_deleted: int = 0, draws: int = 5, max_swapped: int = 0, seed: int = 0
+) -> LesionStudy:
     """Single deletions always; ``k`` random deletions for k = 1..``max_deleted`` and
     ``k`` random adjacent swaps for k = 1..``max_swapped`` (both capped by what the model
     allows), ``draws`` draws each. ``data``: a list (or loader) of ``(x, y)`` batches --
@@ -227,6 +253,9 @@ def lesion_study(model: nn.Module, data: Any, max_deleted: int = 0, draws: int =
     k_del = range(1, min(max_deleted, len(candidates)) + 1)
     # any maximal set of disjoint adjacent pairs of a chain of m pairs has >= ceil(m / 3)
     k_swap = range(1, min(max_swapped, (len(swappable_pairs(units)) + 2) // 3) + 1)
-    return LesionStudy(baseline, single,
-                       lesion_random(model, data, k_del, draws, seed, units=units),
-                       lesion_reorder(model, data, k_swap, draws, seed, units=units))
+    return LesionStudy(
+        baseline,
+        single,
+        lesion_random(model, data, k_del, draws, seed, units=units),
+        lesion_reorder(model, data, k_swap, draws, seed, units=units),
+    )

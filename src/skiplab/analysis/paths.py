@@ -48,7 +48,7 @@ def path_length_counts(n: int) -> list[int]:
 def path_length_distribution(n: int) -> list[dict[str, Any]]:
     """Rows ``length, paths, fraction`` of the binomial distribution of path lengths (Veit Fig. 6a)."""
     counts = path_length_counts(n)
-    return [dict(length=k, paths=c, fraction=c / 2 ** n) for k, c in enumerate(counts)]
+    return [dict(length=k, paths=c, fraction=c / 2**n) for k, c in enumerate(counts)]
 
 
 class Gate:
@@ -98,6 +98,7 @@ class GatedBlocks:
             skip_input = _GradGate.apply(x, self.skip_gates[position])
             with override(block, method, lambda *_a, **_k: branch):
                 return original_forward(skip_input, *args, **kwargs)
+
         return forward
 
     def __enter__(self) -> "GatedBlocks":
@@ -144,18 +145,23 @@ class PathGradients:
             else:
                 lo -= 1
                 held += left
-        return dict(num_blocks=self.num_blocks, peak_length=self.rows[peak]["length"] if self.rows else 0,
-                    effective_min=self.rows[lo]["length"] if self.rows else 0,
-                    effective_max=self.rows[hi]["length"] if self.rows else 0,
-                    mean_path_length=self.num_blocks / 2, full_grad_norm=self.full_grad_norm)
+        return dict(
+            num_blocks=self.num_blocks,
+            peak_length=self.rows[peak]["length"] if self.rows else 0,
+            effective_min=self.rows[lo]["length"] if self.rows else 0,
+            effective_max=self.rows[hi]["length"] if self.rows else 0,
+            mean_path_length=self.num_blocks / 2,
+            full_grad_norm=self.full_grad_norm,
+        )
 
 
 def _per_sample_mean_norm(g: torch.Tensor) -> float:
     return float(g.detach().float().flatten(1).norm(dim=1).mean())
 
 
-def path_gradients(model: nn.Module, data: Any, samples: int = 20, lengths: Optional[list[int]] = None,
-                   seed: int = 0) -> PathGradients:
+def path_gradients(
+    model: nn.Module, data: Any, samples: int = 20, lengths: Optional[list[int]] = None, seed: int = 0
+) -> PathGradients:
     """Gradient magnitude carried by paths of each length (Veit 2016 §5, Fig. 6).
 
     For each length k in ``lengths`` (default 0..n) draw ``samples`` random subsets of k
@@ -182,8 +188,10 @@ def path_gradients(model: nn.Module, data: Any, samples: int = 20, lengths: Opti
             loss = F.cross_entropy(model(x).float(), y, reduction="sum")
             x0 = gates.first_input
             if x0 is None or not x0.requires_grad:
-                raise ValueError("the input of the first residual block does not require a gradient; "
-                                 "path gradients need a layer with parameters before the first block")
+                raise ValueError(
+                    "the input of the first residual block does not require a gradient; "
+                    "path gradients need a layer with parameters before the first block"
+                )
             full.append(_per_sample_mean_norm(torch.autograd.grad(loss, x0, retain_graph=True)[0]))
             for k in lengths:
                 for _ in range(samples):
@@ -197,8 +205,9 @@ def path_gradients(model: nn.Module, data: Any, samples: int = 20, lengths: Opti
         vals = torch.tensor(norms[k], dtype=torch.float64)
         mean = float(vals.mean())
         std = float(vals.std()) if len(vals) > 1 else 0.0
-        rows.append(dict(length=k, paths=counts[k], mean_grad_norm=mean, std_grad_norm=std,
-                         total_gradient=counts[k] * mean))
+        rows.append(
+            dict(length=k, paths=counts[k], mean_grad_norm=mean, std_grad_norm=std, total_gradient=counts[k] * mean)
+        )
     grand = sum(r["total_gradient"] for r in rows)
     for r in rows:
         r["fraction"] = r["total_gradient"] / grand if grand > 0 else math.nan

@@ -21,6 +21,7 @@ Rows = Sequence[Mapping[str, Any]]
 def save_figure(fig, path: str | Path) -> Path:
     """Render ``fig`` (a ``matplotlib.figure.Figure``) to a PNG at ``path``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
@@ -31,6 +32,7 @@ def save_figure(fig, path: str | Path) -> Path:
 def new_figure(width: float = 6.0, height: float = 4.0, cols: int = 1):
     """A figure with ``cols`` side-by-side axes (a list)."""
     from matplotlib.figure import Figure
+
     fig = Figure(figsize=(width * cols, height))
     return fig, [fig.add_subplot(1, cols, i + 1) for i in range(cols)]
 
@@ -49,14 +51,18 @@ def plot_gradient_flow(flows: Mapping[str, Rows], path: str | Path, title: str =
     return save_figure(fig, path)
 
 
-def plot_lesion(singles: Mapping[str, Rows], path: str | Path, randoms: Mapping[str, Rows] | None = None,
-                baselines: Mapping[str, float] | None = None, title: str = "") -> Path:
+def plot_lesion(
+    singles: Mapping[str, Rows],
+    path: str | Path,
+    randoms: Mapping[str, Rows] | None = None,
+    baselines: Mapping[str, float] | None = None,
+    title: str = "",
+) -> Path:
     """Left: accuracy with each block deleted (``lesion_single`` rows); right, when given,
     mean accuracy with k random blocks deleted (``lesion_random`` rows)."""
     fig, axes = new_figure(cols=2 if randoms else 1)
     for label, rows in singles.items():
-        line, = axes[0].plot([r["index"] for r in rows], [100 * r["accuracy"] for r in rows], marker="o",
-                             label=label)
+        (line,) = axes[0].plot([r["index"] for r in rows], [100 * r["accuracy"] for r in rows], marker="o", label=label)
         if baselines and label in baselines:
             axes[0].axhline(100 * baselines[label], color=line.get_color(), linestyle=":")
     axes[0].set_xlabel("deleted block")
@@ -66,8 +72,7 @@ def plot_lesion(singles: Mapping[str, Rows], path: str | Path, randoms: Mapping[
     if randoms:
         for label, rows in randoms.items():
             ks = sorted({r["k"] for r in rows})
-            means = [100 * sum(r["accuracy"] for r in rows if r["k"] == k) / sum(r["k"] == k for r in rows)
-                     for k in ks]
+            means = [100 * sum(r["accuracy"] for r in rows if r["k"] == k) / sum(r["k"] == k for r in rows) for k in ks]
             axes[1].plot(ks, means, marker="o", label=label)
         axes[1].set_xlabel("blocks deleted (k)")
         axes[1].set_ylabel("mean accuracy (%)")

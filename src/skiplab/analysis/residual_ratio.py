@@ -50,6 +50,7 @@ class BranchCapture:
         def hook(block, inputs, _output):
             self.inputs[name] = inputs[0]
             self.branches[name] = block.residual(inputs[0])
+
         return hook
 
     def __enter__(self) -> "BranchCapture":
@@ -59,7 +60,8 @@ class BranchCapture:
             downsample = getattr(u.module, "downsample", None)
             if isinstance(downsample, nn.Module):
                 handle = downsample.register_forward_hook(
-                    lambda _m, _i, out, name=u.name: self.shortcuts.__setitem__(name, out))
+                    lambda _m, _i, out, name=u.name: self.shortcuts.__setitem__(name, out)
+                )
                 self._stack.callback(handle.remove)
         return self
 
@@ -74,10 +76,16 @@ class BranchCapture:
             f = _per_sample_norm(self.branches[u.name])
             x = _per_sample_norm(self.inputs[u.name])
             s = _per_sample_norm(self.shortcuts[u.name]) if u.name in self.shortcuts else x
-            rows.append(dict(u.row(), ratio=float((f / x.clamp_min(1e-12)).mean()),
-                             ratio_to_shortcut=float((f / s.clamp_min(1e-12)).mean()),
-                             branch_norm=float(f.mean()), input_norm=float(x.mean()),
-                             branch_std=float(self.branches[u.name].detach().float().std())))
+            rows.append(
+                dict(
+                    u.row(),
+                    ratio=float((f / x.clamp_min(1e-12)).mean()),
+                    ratio_to_shortcut=float((f / s.clamp_min(1e-12)).mean()),
+                    branch_norm=float(f.mean()),
+                    input_norm=float(x.mean()),
+                    branch_std=float(self.branches[u.name].detach().float().std()),
+                )
+            )
         return rows
 
 
@@ -90,8 +98,10 @@ def residual_ratio(model: nn.Module, x: torch.Tensor, include_plain: bool = Fals
     """
     units = [u for u in find_blocks(model) if u.is_residual or include_plain]
     if not units:
-        raise ValueError(f"{type(model).__name__} has no residual blocks (modules with residual(x) "
-                         f"and has_shortcut); found none to measure")
+        raise ValueError(
+            f"{type(model).__name__} has no residual blocks (modules with residual(x) "
+            f"and has_shortcut); found none to measure"
+        )
     with eval_mode(model), torch.no_grad(), BranchCapture(units) as capture:
         model(x)
     return capture.rows()

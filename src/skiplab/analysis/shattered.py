@@ -45,8 +45,9 @@ from torch import nn
 from .blocks import eval_mode
 
 
-def gradient_autocorrelation(gradients: np.ndarray | torch.Tensor, max_lag: Optional[int] = None,
-                             centered: bool = False) -> np.ndarray:
+def gradient_autocorrelation(
+    gradients: np.ndarray | torch.Tensor, max_lag: Optional[int] = None, centered: bool = False
+) -> np.ndarray:
     """R(k) for k = 0..``max_lag`` (default N // 2) of a gradient sequence ``[N]`` or ``[N, D]``."""
     g = gradients.detach().cpu().double().numpy() if torch.is_tensor(gradients) else np.asarray(gradients, np.float64)
     if g.ndim == 1:
@@ -99,9 +100,16 @@ def _line_direction(x0: torch.Tensor, seed: int) -> torch.Tensor:
     return (u / u.pow(2).mean().sqrt()).to(x0)
 
 
-def input_gradients_along_line(model: nn.Module, x0: torch.Tensor, direction: Optional[torch.Tensor] = None,
-                               n_points: int = 256, radius: float = 2.0, output_index: int = 0,
-                               seed: int = 0, norm_stats: str = "line") -> tuple[np.ndarray, np.ndarray]:
+def input_gradients_along_line(
+    model: nn.Module,
+    x0: torch.Tensor,
+    direction: Optional[torch.Tensor] = None,
+    n_points: int = 256,
+    radius: float = 2.0,
+    output_index: int = 0,
+    seed: int = 0,
+    norm_stats: str = "line",
+) -> tuple[np.ndarray, np.ndarray]:
     """Points t ([N]) and gradients d model(x(t))[output_index] / d x ([N, D], flattened).
 
     ``x0``: one input without batch dimension (or with a batch of one); ``direction``
@@ -145,18 +153,27 @@ class ShatteredGradients:
     def summary(self, threshold: float = 0.5) -> dict[str, float]:
         """R at lag 1, and the correlation length: the first lag where R drops below ``threshold``."""
         below = np.flatnonzero(self.autocorrelation < threshold)
-        return dict(lag1=float(self.autocorrelation[1]) if len(self.autocorrelation) > 1 else math.nan,
-                    correlation_length=int(below[0]) if len(below) else len(self.autocorrelation))
+        return dict(
+            lag1=float(self.autocorrelation[1]) if len(self.autocorrelation) > 1 else math.nan,
+            correlation_length=int(below[0]) if len(below) else len(self.autocorrelation),
+        )
 
     def rows(self) -> list[dict[str, Any]]:
         return [dict(lag=k, autocorrelation=float(r)) for k, r in enumerate(self.autocorrelation)]
 
 
-def shattered_gradients(model: nn.Module, x0: torch.Tensor, n_points: int = 256, radius: float = 2.0,
-                        max_lag: Optional[int] = None, centered: bool = False, output_index: int = 0,
-                        seed: int = 0, direction: Optional[torch.Tensor] = None,
-                        norm_stats: str = "line") -> ShatteredGradients:
+def shattered_gradients(
+    model: nn.Module,
+    x0: torch.Tensor,
+    n_points: int = 256,
+    radius: float = 2.0,
+    max_lag: Optional[int] = None,
+    centered: bool = False,
+    output_index: int = 0,
+    seed: int = 0,
+    direction: Optional[torch.Tensor] = None,
+    norm_stats: str = "line",
+) -> ShatteredGradients:
     """Input gradients along a line through ``x0`` and their autocorrelation (Balduzzi 2017 Fig. 1)."""
-    t, grads = input_gradients_along_line(model, x0, direction, n_points, radius, output_index, seed,
-                                          norm_stats)
+    t, grads = input_gradients_along_line(model, x0, direction, n_points, radius, output_index, seed, norm_stats)
     return ShatteredGradients(t, grads, gradient_autocorrelation(grads, max_lag, centered))

@@ -36,10 +36,18 @@ class BasicBlock(ResidualBlock):
 
     expansion = 1
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1,
-                 shortcut: Optional[str] = "B", attn_layer: AttnLayer = None,
-                 drop_path: float = 0.0, norm: Norm = True, act: ActLayer = "relu",
-                 norm_groups: int = 32) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        shortcut: Optional[str] = "B",
+        attn_layer: AttnLayer = None,
+        drop_path: float = 0.0,
+        norm: Norm = True,
+        act: ActLayer = "relu",
+        norm_groups: int = 32,
+    ) -> None:
         super().__init__()
         check_stride(stride)
         bn = norm_layer(norm, norm_groups)

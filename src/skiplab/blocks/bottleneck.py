@@ -22,7 +22,9 @@ from .residual import ResidualBlock
 def bottleneck_width(out_channels: int, expansion: int, groups: int, base_width: int) -> int:
     """Channels of the 3x3 conv of a bottleneck producing ``out_channels``."""
     if out_channels % expansion:
-        raise ValueError(f"a bottleneck's out_channels ({out_channels}) must be a multiple of its expansion ({expansion})")
+        raise ValueError(
+            f"a bottleneck's out_channels ({out_channels}) must be a multiple of its expansion ({expansion})"
+        )
     return int(out_channels // expansion * (base_width / 64.0)) * groups
 
 
@@ -36,10 +38,20 @@ class Bottleneck(ResidualBlock):
 
     expansion = 4
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, groups: int = 1,
-                 base_width: int = 64, shortcut: Optional[str] = "B", attn_layer: AttnLayer = None,
-                 drop_path: float = 0.0, norm: Norm = True, act: ActLayer = "relu",
-                 norm_groups: int = 32) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        groups: int = 1,
+        base_width: int = 64,
+        shortcut: Optional[str] = "B",
+        attn_layer: AttnLayer = None,
+        drop_path: float = 0.0,
+        norm: Norm = True,
+        act: ActLayer = "relu",
+        norm_groups: int = 32,
+    ) -> None:
         super().__init__()
         check_stride(stride)
         width = bottleneck_width(out_channels, self.expansion, groups, base_width)

@@ -13,15 +13,23 @@ def check_stride(stride: int) -> None:
 
 def check_groups(channels: int, groups: int, what: str = "channels") -> None:
     if groups < 1 or channels % groups:
-        raise ValueError(f"groups={groups} must divide the {what} ({channels}); "
-                         f"choose groups among the divisors of {channels}")
+        raise ValueError(
+            f"groups={groups} must divide the {what} ({channels}); choose groups among the divisors of {channels}"
+        )
 
 
-def conv3x3(in_channels: int, out_channels: int, stride: int = 1, groups: int = 1,
-            dilation: int = 1) -> nn.Conv2d:
+def conv3x3(in_channels: int, out_channels: int, stride: int = 1, groups: int = 1, dilation: int = 1) -> nn.Conv2d:
     """3x3 convolution with 'same' padding and no bias (a BatchNorm follows)."""
-    return nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=stride, padding=dilation,
-                     groups=groups, bias=False, dilation=dilation)
+    return nn.Conv2d(
+        in_channels,
+        out_channels,
+        kernel_size=3,
+        stride=stride,
+        padding=dilation,
+        groups=groups,
+        bias=False,
+        dilation=dilation,
+    )
 
 
 def conv1x1(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:

@@ -62,9 +62,17 @@ class DenseLayer(nn.Module):
     normalises with the batch statistics without updating the running ones a second time.
     """
 
-    def __init__(self, in_channels: int, growth_rate: int, bn_size: int = 4, drop_rate: float = 0.0,
-                 memory_efficient: bool = False, norm: Norm = True, act: ActLayer = "relu",
-                 norm_groups: int = 32) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        growth_rate: int,
+        bn_size: int = 4,
+        drop_rate: float = 0.0,
+        memory_efficient: bool = False,
+        norm: Norm = True,
+        act: ActLayer = "relu",
+        norm_groups: int = 32,
+    ) -> None:
         super().__init__()
         if growth_rate < 1 or bn_size < 1:
             raise ValueError(f"growth_rate and bn_size must be >= 1, got {growth_rate} and {bn_size}")
@@ -88,8 +96,9 @@ class DenseLayer(nn.Module):
             # Same output as bn(x) in training mode (batch statistics), but the running-stat
             # update goes to throwaway copies: the forward pass has already made it once.
             # (The copies also keep the saved-tensor count equal to the forward's.)
-            return F.batch_norm(x, bn.running_mean.clone(), bn.running_var.clone(), bn.weight, bn.bias,
-                                True, 0.0, bn.eps)
+            return F.batch_norm(
+                x, bn.running_mean.clone(), bn.running_var.clone(), bn.weight, bn.bias, True, 0.0, bn.eps
+            )
         return bn(x)
 
     def bottleneck(self, *inputs: torch.Tensor) -> torch.Tensor:
@@ -107,13 +116,19 @@ class DenseLayer(nn.Module):
     def forward(self, features: Features) -> torch.Tensor:
         inputs = [features] if isinstance(features, torch.Tensor) else list(features)
         channels = sum(t.shape[1] for t in inputs)
-        tracing = any(isinstance(t, torch.fx.Proxy) for t in inputs)   # symbolic_trace: no check
+        tracing = any(isinstance(t, torch.fx.Proxy) for t in inputs)  # symbolic_trace: no check
         if not tracing and channels != self.in_channels:
-            raise ValueError(f"{type(self).__name__} expects {self.in_channels} input channels in total, "
-                             f"got {channels} (from {len(inputs)} tensor(s))")
+            raise ValueError(
+                f"{type(self).__name__} expects {self.in_channels} input channels in total, "
+                f"got {channels} (from {len(inputs)} tensor(s))"
+            )
         if self.memory_efficient and torch.is_grad_enabled() and any(t.requires_grad for t in inputs):
-            out = checkpoint(self.bottleneck, *inputs, use_reentrant=False,
-                             context_fn=lambda: (contextlib.nullcontext(), self._recomputation()))
+            out = checkpoint(
+                self.bottleneck,
+                *inputs,
+                use_reentrant=False,
+                context_fn=lambda: (contextlib.nullcontext(), self._recomputation()),
+            )
         else:
             out = self.bottleneck(*inputs)
         new = self.conv2(self.relu2(self.norm2(out)))
@@ -126,16 +141,33 @@ class DenseBlock(nn.ModuleDict):
     """``num_layers`` dense layers (``denselayer1`` ...); returns the concatenation of the
     input and all new features, ``in_channels + num_layers * growth_rate`` channels."""
 
-    def __init__(self, in_channels: int, num_layers: int, growth_rate: int, bn_size: int = 4,
-                 drop_rate: float = 0.0, memory_efficient: bool = False, norm: Norm = True,
-                 act: ActLayer = "relu", norm_groups: int = 32) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        num_layers: int,
+        growth_rate: int,
+        bn_size: int = 4,
+        drop_rate: float = 0.0,
+        memory_efficient: bool = False,
+        norm: Norm = True,
+        act: ActLayer = "relu",
+        norm_groups: int = 32,
+    ) -> None:
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"a dense block needs at least one layer, got num_layers={num_layers}")
         self.in_channels = in_channels
         for i in range(num_layers):
-            layer = DenseLayer(in_channels + i * growth_rate, growth_rate, bn_size, drop_rate, memory_efficient,
-                               norm=norm, act=act, norm_groups=norm_groups)
+            layer = DenseLayer(
+                in_channels + i * growth_rate,
+                growth_rate,
+                bn_size,
+                drop_rate,
+                memory_efficient,
+                norm=norm,
+                act=act,
+                norm_groups=norm_groups,
+            )
             self.add_module(f"denselayer{i + 1}", layer)
         self.out_channels = in_channels + num_layers * growth_rate
 
@@ -156,8 +188,9 @@ class Transition(nn.Sequential):
     For DenseNet-BC, ``out_channels = compressed_channels(in_channels, 0.5)``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, norm: Norm = True, act: ActLayer = "relu",
-                 norm_groups: int = 32) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, norm: Norm = True, act: ActLayer = "relu", norm_groups: int = 32
+    ) -> None:
         super().__init__()
         self.add_module("norm", make_norm(norm, in_channels, norm_groups))
         self.add_module("relu", make_act(act, inplace=True))

@@ -77,9 +77,13 @@ class HighwayLayer(GatedLayer):
         act: activation of the default H.
     """
 
-    def __init__(self, features: int, gate_bias: float = DEFAULT_GATE_BIAS,
-                 transform: Optional[nn.Module] = None,
-                 act: Callable[[], nn.Module] = nn.ReLU) -> None:
+    def __init__(
+        self,
+        features: int,
+        gate_bias: float = DEFAULT_GATE_BIAS,
+        transform: Optional[nn.Module] = None,
+        act: Callable[[], nn.Module] = nn.ReLU,
+    ) -> None:
         super().__init__()
         self.features = features
         self.transform = transform if transform is not None else nn.Sequential(nn.Linear(features, features), act())
@@ -106,14 +110,24 @@ class ConvHighwayLayer(GatedLayer):
         norm_groups: most groups of a "group" norm.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1,
-                 gate_bias: float = DEFAULT_GATE_BIAS, kernel_size: int = 3, norm: Norm = True,
-                 act: ActLayer = "relu", norm_groups: int = 32) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        gate_bias: float = DEFAULT_GATE_BIAS,
+        kernel_size: int = 3,
+        norm: Norm = True,
+        act: ActLayer = "relu",
+        norm_groups: int = 32,
+    ) -> None:
         super().__init__()
         if in_channels != out_channels or stride != 1:
-            raise ValueError("a highway layer keeps its shape (y mixes H(x) with x): it needs "
-                             f"in_channels == out_channels and stride 1, got {in_channels} -> {out_channels} "
-                             f"at stride {stride}; put a projection between stages")
+            raise ValueError(
+                "a highway layer keeps its shape (y mixes H(x) with x): it needs "
+                f"in_channels == out_channels and stride 1, got {in_channels} -> {out_channels} "
+                f"at stride {stride}; put a projection between stages"
+            )
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd for 'same' padding, got {kernel_size}")
         channels, padding = in_channels, kernel_size // 2

@@ -33,8 +33,17 @@ class ConvNormAct(nn.Sequential):
     MobileNetV2's defaults, whose children are named ``0``, ``1``, ``2``. ``norm`` and ``act``
     choose others (see :mod:`skiplab.blocks.norm`)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
-                 groups: int = 1, norm: Norm = True, act: ActLayer = "relu6", norm_groups: int = 32) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        groups: int = 1,
+        norm: Norm = True,
+        act: ActLayer = "relu6",
+        norm_groups: int = 32,
+    ) -> None:
         padding = (kernel_size - 1) // 2
         super().__init__(
             nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, groups=groups, bias=False),
@@ -61,9 +70,18 @@ class InvertedResidual(nn.Module):
             the largest divisor of C not above it).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, expand_ratio: float = 6,
-                 skip: bool = True, drop_path: float = 0.0, norm: Norm = True, act: ActLayer = "relu6",
-                 norm_groups: int = 32) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        expand_ratio: float = 6,
+        skip: bool = True,
+        drop_path: float = 0.0,
+        norm: Norm = True,
+        act: ActLayer = "relu6",
+        norm_groups: int = 32,
+    ) -> None:
         super().__init__()
         check_stride(stride)
         if expand_ratio <= 0:
@@ -77,10 +95,10 @@ class InvertedResidual(nn.Module):
         opts = dict(norm=norm, act=act, norm_groups=norm_groups)
         layers: list[nn.Module] = []
         if expand_ratio != 1:
-            layers.append(ConvNormAct(in_channels, hidden, kernel_size=1, **opts))   # expand (pw)
+            layers.append(ConvNormAct(in_channels, hidden, kernel_size=1, **opts))  # expand (pw)
         layers += [
-            ConvNormAct(hidden, hidden, stride=stride, groups=hidden, **opts),        # depthwise
-            nn.Conv2d(hidden, out_channels, kernel_size=1, bias=False),               # pw-linear
+            ConvNormAct(hidden, hidden, stride=stride, groups=hidden, **opts),  # depthwise
+            nn.Conv2d(hidden, out_channels, kernel_size=1, bias=False),  # pw-linear
             make_norm(norm, out_channels, norm_groups),
         ]
         self.conv = nn.Sequential(*layers)
@@ -115,8 +133,25 @@ class PlainInvertedResidual(InvertedResidual):
     """The no-skip twin of :class:`InvertedResidual`: the same layers, parameter names and
     counts, and y = F(x) always."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, expand_ratio: float = 6,
-                 drop_path: float = 0.0, norm: Norm = True, act: ActLayer = "relu6",
-                 norm_groups: int = 32) -> None:
-        super().__init__(in_channels, out_channels, stride, expand_ratio, skip=False, drop_path=drop_path,
-                         norm=norm, act=act, norm_groups=norm_groups)
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        expand_ratio: float = 6,
+        drop_path: float = 0.0,
+        norm: Norm = True,
+        act: ActLayer = "relu6",
+        norm_groups: int = 32,
+    ) -> None:
+        super().__init__(
+            in_channels,
+            out_channels,
+            stride,
+            expand_ratio,
+            skip=False,
+            drop_path=drop_path,
+            norm=norm,
+            act=act,
+            norm_groups=norm_groups,
+        )

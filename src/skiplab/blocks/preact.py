@@ -25,11 +25,11 @@ from .shortcut import make_shortcut
 class PreActResidualBlock(nn.Module):
     """Base of the pre-activation blocks: y = DropPath(F(x)) + W_s x, no final ReLU."""
 
-    def _init_shortcut(self, in_channels: int, out_channels: int, stride: int,
-                       shortcut: Optional[str]) -> None:
+    def _init_shortcut(self, in_channels: int, out_channels: int, stride: int, shortcut: Optional[str]) -> None:
         self.has_shortcut = shortcut is not None
-        self.downsample = (make_shortcut(in_channels, out_channels, stride, shortcut, norm=False)
-                           if self.has_shortcut else None)
+        self.downsample = (
+            make_shortcut(in_channels, out_channels, stride, shortcut, norm=False) if self.has_shortcut else None
+        )
 
     def residual_from_preact(self, pre: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError(f"{type(self).__name__} must define residual_from_preact (abstract)")
@@ -61,10 +61,19 @@ class PreActBlock(PreActResidualBlock):
 
     expansion = 1
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1,
-                 shortcut: Optional[str] = "B", attn_layer: AttnLayer = None,
-                 drop_path: float = 0.0, norm: Norm = True, dropout: float = 0.0,
-                 act: ActLayer = "relu", norm_groups: int = 32) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        shortcut: Optional[str] = "B",
+        attn_layer: AttnLayer = None,
+        drop_path: float = 0.0,
+        norm: Norm = True,
+        dropout: float = 0.0,
+        act: ActLayer = "relu",
+        norm_groups: int = 32,
+    ) -> None:
         super().__init__()
         check_stride(stride)
         bn = norm_layer(norm, norm_groups)
@@ -94,10 +103,20 @@ class PreActBottleneck(PreActResidualBlock):
 
     expansion = 4
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, groups: int = 1,
-                 base_width: int = 64, shortcut: Optional[str] = "B", attn_layer: AttnLayer = None,
-                 drop_path: float = 0.0, norm: Norm = True, act: ActLayer = "relu",
-                 norm_groups: int = 32) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        groups: int = 1,
+        base_width: int = 64,
+        shortcut: Optional[str] = "B",
+        attn_layer: AttnLayer = None,
+        drop_path: float = 0.0,
+        norm: Norm = True,
+        act: ActLayer = "relu",
+        norm_groups: int = 32,
+    ) -> None:
         super().__init__()
         check_stride(stride)
         width = bottleneck_width(out_channels, self.expansion, groups, base_width)

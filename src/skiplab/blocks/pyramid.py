@@ -31,8 +31,7 @@ from .shortcut import ZeroPadShortcut
 WIDTH_ROUNDINGS = ("floor", "round")
 
 
-def pyramid_widths(alpha: float, num_blocks: int, base: int = 16,
-                   rounding: str = "floor") -> list[int]:
+def pyramid_widths(alpha: float, num_blocks: int, base: int = 16, rounding: str = "floor") -> list[int]:
     """The widths D_1..D_N of the N pyramidal units: ``base + floor(alpha * k / N)`` (Eq. 2).
 
     ``rounding="round"`` rounds ``base + alpha * k / N`` to the nearest integer instead, as the
@@ -82,8 +81,15 @@ class PyramidResidualBlock(ResidualBlock):
 
     last_bn: str = ""  # name of the branch's last BatchNorm, zeroed by ``zero_init_last``
 
-    def _init_shortcut(self, in_channels: int, out_channels: int, stride: int,
-                       shortcut: Optional[str], norm: Norm, norm_groups: int = 32) -> None:
+    def _init_shortcut(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int,
+        shortcut: Optional[str],
+        norm: Norm,
+        norm_groups: int = 32,
+    ) -> None:
         if shortcut != "A":
             return super()._init_shortcut(in_channels, out_channels, stride, shortcut, norm, norm_groups)
         self.has_shortcut = True
@@ -118,10 +124,18 @@ class PyramidBasicBlock(PyramidResidualBlock):
     expansion = 1
     last_bn = "bn3"
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1,
-                 shortcut: Optional[str] = "A", attn_layer: AttnLayer = None,
-                 drop_path: float = 0.0, norm: Norm = True, act: ActLayer = "relu",
-                 norm_groups: int = 32) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        shortcut: Optional[str] = "A",
+        attn_layer: AttnLayer = None,
+        drop_path: float = 0.0,
+        norm: Norm = True,
+        act: ActLayer = "relu",
+        norm_groups: int = 32,
+    ) -> None:
         super().__init__()
         check_stride(stride)
         bn = norm_layer(norm, norm_groups)
@@ -151,15 +165,24 @@ class PyramidBottleneck(PyramidResidualBlock):
     expansion = 4
     last_bn = "bn4"
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1,
-                 shortcut: Optional[str] = "A", attn_layer: AttnLayer = None,
-                 drop_path: float = 0.0, norm: Norm = True, act: ActLayer = "relu",
-                 norm_groups: int = 32) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        shortcut: Optional[str] = "A",
+        attn_layer: AttnLayer = None,
+        drop_path: float = 0.0,
+        norm: Norm = True,
+        act: ActLayer = "relu",
+        norm_groups: int = 32,
+    ) -> None:
         super().__init__()
         check_stride(stride)
         if out_channels % self.expansion:
-            raise ValueError(f"a pyramidal bottleneck's out_channels must be a multiple of "
-                             f"{self.expansion}, got {out_channels}")
+            raise ValueError(
+                f"a pyramidal bottleneck's out_channels must be a multiple of {self.expansion}, got {out_channels}"
+            )
         width = out_channels // self.expansion
         bn = norm_layer(norm, norm_groups)
         self.bn1 = bn(in_channels)

@@ -19,11 +19,19 @@ from .shortcut import make_shortcut
 class ResidualBlock(nn.Module):
     """Base of the post-activation blocks: the shortcut, the addition and the last ReLU."""
 
-    def _init_shortcut(self, in_channels: int, out_channels: int, stride: int,
-                       shortcut: Optional[str], norm: Norm, norm_groups: int = 32) -> None:
+    def _init_shortcut(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int,
+        shortcut: Optional[str],
+        norm: Norm,
+        norm_groups: int = 32,
+    ) -> None:
         self.has_shortcut = shortcut is not None
-        self.downsample = (make_shortcut(in_channels, out_channels, stride, shortcut, norm, norm_groups)
-                           if self.has_shortcut else None)
+        self.downsample = (
+            make_shortcut(in_channels, out_channels, stride, shortcut, norm, norm_groups) if self.has_shortcut else None
+        )
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must define residual (abstract)")
@@ -37,4 +45,3 @@ class ResidualBlock(nn.Module):
         if self.has_shortcut:
             out = out + self.shortcut(x)
         return self.relu(out)
-

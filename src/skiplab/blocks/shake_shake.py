@@ -41,8 +41,7 @@ class ShakeShakeFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, x1: torch.Tensor, x2: torch.Tensor, alpha: torch.Tensor,
-                beta: torch.Tensor) -> torch.Tensor:
+    def forward(ctx: Any, x1: torch.Tensor, x2: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(beta)
         return alpha * x1 + (1 - alpha) * x2
 
@@ -59,8 +58,14 @@ def _check_mode(value: str, allowed: tuple[str, ...], what: str) -> None:
         raise ValueError(f"{what} must be one of {allowed}, got {value!r}")
 
 
-def shake_shake(x1: torch.Tensor, x2: torch.Tensor, training: bool, forward_mode: str = "shake",
-                backward_mode: str = "shake", level: str = "image") -> torch.Tensor:
+def shake_shake(
+    x1: torch.Tensor,
+    x2: torch.Tensor,
+    training: bool,
+    forward_mode: str = "shake",
+    backward_mode: str = "shake",
+    level: str = "image",
+) -> torch.Tensor:
     """Mix two branch outputs as Shake-Shake (Eq. 1): random in training, 0.5 * (x1 + x2) else.
 
     In training, alpha and then beta are drawn with ``torch.rand`` of shape ``[B, 1, 1, 1]``
@@ -70,16 +75,20 @@ def shake_shake(x1: torch.Tensor, x2: torch.Tensor, training: bool, forward_mode
     _check_mode(forward_mode, FORWARD_MODES, "forward_mode")
     _check_mode(backward_mode, BACKWARD_MODES, "backward_mode")
     _check_mode(level, LEVELS, "level")
-    if not isinstance(x1, torch.fx.Proxy) and x1.shape != x2.shape:   # (fx: shape unknown)
-        raise ValueError(f"shake-shake mixes two branches of the same shape, got {tuple(x1.shape)} "
-                         f"and {tuple(x2.shape)}")
+    if not isinstance(x1, torch.fx.Proxy) and x1.shape != x2.shape:  # (fx: shape unknown)
+        raise ValueError(
+            f"shake-shake mixes two branches of the same shape, got {tuple(x1.shape)} and {tuple(x2.shape)}"
+        )
     if not training:
         return 0.5 * (x1 + x2)
     shape = (x1.shape[0] if level == "image" else 1,) + (1,) * (x1.dim() - 1)
     half = torch.full(shape, 0.5, dtype=x1.dtype, device=x1.device)
     alpha = torch.rand(shape, dtype=x1.dtype, device=x1.device) if forward_mode == "shake" else half
-    beta = {"shake": lambda: torch.rand(shape, dtype=x1.dtype, device=x1.device),
-            "keep": lambda: alpha, "even": lambda: half}[backward_mode]()
+    beta = {
+        "shake": lambda: torch.rand(shape, dtype=x1.dtype, device=x1.device),
+        "keep": lambda: alpha,
+        "even": lambda: half,
+    }[backward_mode]()
     return ShakeShakeFunction.apply(x1, x2, alpha, beta)
 
 
@@ -89,13 +98,21 @@ class ShiftedPoolShortcut(nn.Module):
     as the author's code, so that with ``stride=2`` the second flow sees the odd pixels.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, norm: Norm = True,
-                 act: ActLayer = "relu", norm_groups: int = 32) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        norm: Norm = True,
+        act: ActLayer = "relu",
+        norm_groups: int = 32,
+    ) -> None:
         super().__init__()
         check_stride(stride)
         if out_channels % 2:
-            raise ValueError(f"the two-flow shortcut splits out_channels in halves: it must be even, "
-                             f"got {out_channels}")
+            raise ValueError(
+                f"the two-flow shortcut splits out_channels in halves: it must be even, got {out_channels}"
+            )
         self.stride = stride
         self.conv1 = conv1x1(in_channels, out_channels // 2)
         self.conv2 = conv1x1(in_channels, out_channels // 2)
@@ -112,18 +129,23 @@ class ShiftedPoolShortcut(nn.Module):
         return f"stride={self.stride}"
 
 
-def shake_branch(in_channels: int, out_channels: int, stride: int, norm: Norm,
-                 act: ActLayer = "relu", norm_groups: int = 32) -> nn.Sequential:
+def shake_branch(
+    in_channels: int, out_channels: int, stride: int, norm: Norm, act: ActLayer = "relu", norm_groups: int = 32
+) -> nn.Sequential:
     """One residual branch of §2.2: ReLU-conv3x3(stride)-BN-ReLU-conv3x3-BN."""
     bn = norm_layer(norm, norm_groups)
-    return nn.Sequential(OrderedDict([
-        ("relu1", make_act(act, inplace=False)),  # the input is shared with the other branch and the shortcut
-        ("conv1", conv3x3(in_channels, out_channels, stride)),
-        ("bn1", bn(out_channels)),
-        ("relu2", make_act(act, inplace=True)),
-        ("conv2", conv3x3(out_channels, out_channels)),
-        ("bn2", bn(out_channels)),
-    ]))
+    return nn.Sequential(
+        OrderedDict(
+            [
+                ("relu1", make_act(act, inplace=False)),  # the input is shared with the other branch and the shortcut
+                ("conv1", conv3x3(in_channels, out_channels, stride)),
+                ("bn1", bn(out_channels)),
+                ("relu2", make_act(act, inplace=True)),
+                ("conv2", conv3x3(out_channels, out_channels)),
+                ("bn2", bn(out_channels)),
+            ]
+        )
+    )
 
 
 class ShakeShakeBlock(nn.Module):
@@ -146,10 +168,20 @@ class ShakeShakeBlock(nn.Module):
 
     expansion = 1
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1,
-                 shake_forward: str = "shake", shake_backward: str = "shake", shake_level: str = "image",
-                 attn_layer: AttnLayer = None, drop_path: float = 0.0, norm: Norm = True,
-                 act: ActLayer = "relu", norm_groups: int = 32) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        shake_forward: str = "shake",
+        shake_backward: str = "shake",
+        shake_level: str = "image",
+        attn_layer: AttnLayer = None,
+        drop_path: float = 0.0,
+        norm: Norm = True,
+        act: ActLayer = "relu",
+        norm_groups: int = 32,
+    ) -> None:
         super().__init__()
         check_stride(stride)
         _check_mode(shake_forward, FORWARD_MODES, "shake_forward")
@@ -162,13 +194,16 @@ class ShakeShakeBlock(nn.Module):
         self.drop_path = maybe_drop_path(drop_path)
         self.has_shortcut = True
         self.downsample: Optional[nn.Module] = (
-            None if stride == 1 and in_channels == out_channels
-            else ShiftedPoolShortcut(in_channels, out_channels, stride, norm, act, norm_groups))
+            None
+            if stride == 1 and in_channels == out_channels
+            else ShiftedPoolShortcut(in_channels, out_channels, stride, norm, act, norm_groups)
+        )
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
         """The mixed branch alpha F1(x) + (1 - alpha) F2(x) (0.5 each in eval mode)."""
-        mixed = shake_shake(self.branch1(x), self.branch2(x), self.training,
-                            self.forward_mode, self.backward_mode, self.level)
+        mixed = shake_shake(
+            self.branch1(x), self.branch2(x), self.training, self.forward_mode, self.backward_mode, self.level
+        )
         return self.se(mixed)
 
     def shortcut(self, x: torch.Tensor) -> torch.Tensor:

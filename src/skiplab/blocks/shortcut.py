@@ -46,7 +46,7 @@ class ZeroPadShortcut(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stride > 1:
-            x = x[:, :, ::self.stride, ::self.stride]
+            x = x[:, :, :: self.stride, :: self.stride]
         if self.pad:
             x = F.pad(x, (0, 0, 0, 0, 0, self.pad))
         return x
@@ -103,8 +103,14 @@ class ProjectionShortcut(nn.Sequential):
     norm in its place (see :mod:`skiplab.blocks.norm`).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, norm: Norm = True,
-                 norm_groups: int = DEFAULT_NORM_GROUPS) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        norm: Norm = True,
+        norm_groups: int = DEFAULT_NORM_GROUPS,
+    ) -> None:
         check_stride(stride)
         layers = [conv1x1(in_channels, out_channels, stride)]
         if has_norm(norm):
@@ -112,8 +118,14 @@ class ProjectionShortcut(nn.Sequential):
         super().__init__(*layers)
 
 
-def make_shortcut(in_channels: int, out_channels: int, stride: int = 1, kind: str = "B",
-                  norm: Norm = True, norm_groups: int = DEFAULT_NORM_GROUPS) -> Optional[nn.Module]:
+def make_shortcut(
+    in_channels: int,
+    out_channels: int,
+    stride: int = 1,
+    kind: str = "B",
+    norm: Norm = True,
+    norm_groups: int = DEFAULT_NORM_GROUPS,
+) -> Optional[nn.Module]:
     """The shortcut W_s for a block mapping ``in_channels`` to ``out_channels`` at ``stride``.
 
     Returns ``None`` where W_s is the identity (shape unchanged and kind A or B).

@@ -43,8 +43,9 @@ class Attention(nn.Module):
     """Multi-head self-attention (Vaswani et al. 2017, §3.2.2) on ``[B, N, dim]``:
     one fused ``qkv`` projection, softmax(QKᵀ / sqrt(d_head)) V per head, ``proj``."""
 
-    def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = True, attn_drop: float = 0.0,
-                 proj_drop: float = 0.0) -> None:
+    def __init__(
+        self, dim: int, num_heads: int = 8, qkv_bias: bool = True, attn_drop: float = 0.0, proj_drop: float = 0.0
+    ) -> None:
         super().__init__()
         if num_heads < 1 or dim % num_heads:
             raise ValueError(f"num_heads={num_heads} must divide the embedding width {dim}")
@@ -92,14 +93,27 @@ class TransformerBlock(nn.Module):
         attn_drop, proj_drop: dropout on the attention weights / after each projection.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, num_heads: int = 8,
-                 mlp_ratio: float = 4.0, qkv_bias: bool = True, norm_position: str = "pre",
-                 skip: bool = True, drop_path: float = 0.0, attn_drop: float = 0.0,
-                 proj_drop: float = 0.0, eps: float = LAYER_NORM_EPS) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        num_heads: int = 8,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        norm_position: str = "pre",
+        skip: bool = True,
+        drop_path: float = 0.0,
+        attn_drop: float = 0.0,
+        proj_drop: float = 0.0,
+        eps: float = LAYER_NORM_EPS,
+    ) -> None:
         super().__init__()
         if out_channels != in_channels:
-            raise ValueError(f"a transformer block keeps the token width: out_channels ({out_channels}) "
-                             f"must equal in_channels ({in_channels})")
+            raise ValueError(
+                f"a transformer block keeps the token width: out_channels ({out_channels}) "
+                f"must equal in_channels ({in_channels})"
+            )
         if stride != 1:
             raise ValueError(f"a transformer block does not downsample tokens: stride must be 1, got {stride!r}")
         if norm_position not in NORM_POSITIONS:

@@ -54,8 +54,7 @@ def check_scale(scale: int) -> None:
 
 
 def _conv(in_channels: int, out_channels: int, kernel_size: int, stride: int, bias: bool) -> nn.Conv2d:
-    return nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride,
-                     padding=kernel_size // 2, bias=bias)
+    return nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2, bias=bias)
 
 
 class ResampleResidualBlock(ResidualBlock):
@@ -66,8 +65,16 @@ class ResampleResidualBlock(ResidualBlock):
     the name every skiplab residual block uses, kept even where W_s upsamples.
     """
 
-    def _build_branch(self, out_channels: int, norm: str, norm_groups: int, act: ActLayer,
-                      attn_layer: AttnLayer, drop_path: float, residual: bool) -> None:
+    def _build_branch(
+        self,
+        out_channels: int,
+        norm: str,
+        norm_groups: int,
+        act: ActLayer,
+        attn_layer: AttnLayer,
+        drop_path: float,
+        residual: bool,
+    ) -> None:
         bias = norm == "none"
         self.norm1 = make_norm(norm, out_channels, norm_groups)
         self.act1 = make_act(act)
@@ -120,9 +127,18 @@ class ResidualDownBlock(ResampleResidualBlock):
             no projection parameters.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 2, norm: str = "batch",
-                 act: ActLayer = "relu", attn_layer: AttnLayer = None, drop_path: float = 0.0,
-                 residual: bool = True, norm_groups: int = 32) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 2,
+        norm: str = "batch",
+        act: ActLayer = "relu",
+        attn_layer: AttnLayer = None,
+        drop_path: float = 0.0,
+        residual: bool = True,
+        norm_groups: int = 32,
+    ) -> None:
         super().__init__()
         check_stride(stride)
         make_norm(norm, 1)  # validate the name before building anything
@@ -130,8 +146,11 @@ class ResidualDownBlock(ResampleResidualBlock):
         self.conv1 = _conv(in_channels, out_channels, 3, stride, bias)
         self._build_branch(out_channels, norm, norm_groups, act, attn_layer, drop_path, residual)
         needs_projection = residual and (stride != 1 or in_channels != out_channels)
-        self.downsample = (_projection(_conv(in_channels, out_channels, 1, stride, bias), out_channels,
-                                       norm, norm_groups) if needs_projection else None)
+        self.downsample = (
+            _projection(_conv(in_channels, out_channels, 1, stride, bias), out_channels, norm, norm_groups)
+            if needs_projection
+            else None
+        )
 
 
 class ResidualUpBlock(ResampleResidualBlock):
@@ -149,10 +168,20 @@ class ResidualUpBlock(ResampleResidualBlock):
         Other arguments as :class:`ResidualDownBlock`.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, scale: int = 2, mode: str = "transpose",
-                 interpolation: str = "nearest", norm: str = "batch", act: ActLayer = "relu",
-                 attn_layer: AttnLayer = None, drop_path: float = 0.0, residual: bool = True,
-                 norm_groups: int = 32) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        scale: int = 2,
+        mode: str = "transpose",
+        interpolation: str = "nearest",
+        norm: str = "batch",
+        act: ActLayer = "relu",
+        attn_layer: AttnLayer = None,
+        drop_path: float = 0.0,
+        residual: bool = True,
+        norm_groups: int = 32,
+    ) -> None:
         super().__init__()
         check_scale(scale)
         if mode not in UP_MODES:
@@ -167,8 +196,7 @@ class ResidualUpBlock(ResampleResidualBlock):
         elif mode == "transpose":
             self.conv1 = nn.ConvTranspose2d(in_channels, out_channels, 4, stride=2, padding=1, bias=bias)
         else:
-            self.conv1 = nn.Sequential(self._upsample(interpolation),
-                                       _conv(in_channels, out_channels, 3, 1, bias))
+            self.conv1 = nn.Sequential(self._upsample(interpolation), _conv(in_channels, out_channels, 3, 1, bias))
         self._build_branch(out_channels, norm, norm_groups, act, attn_layer, drop_path, residual)
         self.downsample: Optional[nn.Module] = None
         if residual and (scale != 1 or in_channels != out_channels):
@@ -177,8 +205,7 @@ class ResidualUpBlock(ResampleResidualBlock):
             elif mode == "transpose":
                 resample = nn.ConvTranspose2d(in_channels, out_channels, 2, stride=2, bias=bias)
             else:
-                resample = nn.Sequential(self._upsample(interpolation),
-                                         _conv(in_channels, out_channels, 1, 1, bias))
+                resample = nn.Sequential(self._upsample(interpolation), _conv(in_channels, out_channels, 1, 1, bias))
             self.downsample = _projection(resample, out_channels, norm, norm_groups)
 
     def _upsample(self, interpolation: str) -> nn.Upsample:

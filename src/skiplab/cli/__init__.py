@@ -27,8 +27,22 @@ from typing import Optional, Sequence
 from ..errors import SkiplabError
 
 # Subcommand modules under skiplab.cli, in the order --help lists them.
-COMMANDS = ["study", "summary", "models", "train", "eval", "data", "ablate", "reconstruct", "sar_rd",
-            "export", "quantize", "bench", "prune", "distill"]
+COMMANDS = [
+    "study",
+    "summary",
+    "models",
+    "train",
+    "eval",
+    "data",
+    "ablate",
+    "reconstruct",
+    "sar_rd",
+    "export",
+    "quantize",
+    "bench",
+    "prune",
+    "distill",
+]
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -41,10 +55,12 @@ class OneLineErrorParser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
+
     parser = OneLineErrorParser(
         prog="skiplab",
         description="Residual and skip-connection networks: build, train, study and export them.",
-        epilog="Run 'skiplab COMMAND --help' for a command's options and an example.")
+        epilog="Run 'skiplab COMMAND --help' for a command's options and an example.",
+    )
     parser.add_argument("--version", action="version", version=f"skiplab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
@@ -58,6 +74,7 @@ def _one_line_warnings(command: str) -> None:
     import warnings
 
     from ..errors import ConversionWarning
+
     default = warnings.showwarning
 
     def show(message, category, filename, lineno, file=None, line=None):
@@ -65,6 +82,7 @@ def _one_line_warnings(command: str) -> None:
             print(f"skiplab {command}: warning: {message}", file=sys.stderr, flush=True)
         else:
             default(message, category, filename, lineno, file, line)
+
     warnings.showwarning = show
 
 
@@ -72,7 +90,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    args.argv = argv            # the command line as given (train prints it back to resume)
+    args.argv = argv  # the command line as given (train prints it back to resume)
     _one_line_warnings(args.command)
     try:
         return int(args.run(args) or 0)
@@ -83,16 +101,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     except OSError as err:
         from ..writable import WRITE_ERRNOS, describe_os_error
+
         if err.errno not in WRITE_ERRNOS or os.environ.get("SKIPLAB_DEBUG"):
             raise
         print(f"skiplab {args.command}: error: {describe_os_error(err)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt as err:   # a training run inside saved its last.pt and says so
+    except KeyboardInterrupt as err:  # a training run inside saved its last.pt and says so
         summary = getattr(err, "summary", None)
-        resume = getattr(err, "resume_command", None)   # an experiment's (cli/resume.py)
+        resume = getattr(err, "resume_command", None)  # an experiment's (cli/resume.py)
         advice = getattr(args, "resume_advice", "run the command again with --resume to continue")
         note = (f": {summary}" if summary else "") + (
-            f"; continue with: {resume}" if resume else f"; {advice}" if summary else "")
+            f"; continue with: {resume}" if resume else f"; {advice}" if summary else ""
+        )
         print(f"skiplab {args.command}: interrupted{note}", file=sys.stderr)
         return getattr(err, "exit_code", 130)
 

@@ -23,9 +23,13 @@ built (a missing extra) are listed with the reason.
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("bench", help="inference speed of every deployable variant",
-                              description="Benchmark a model, checkpoint or exported file.",
-                              epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "bench",
+        help="inference speed of every deployable variant",
+        description="Benchmark a model, checkpoint or exported file.",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("target", metavar="MODEL|CHECKPOINT|FILE")
     p.add_argument("--variants", help="comma-separated subset (default: all)")
     p.add_argument("--batch-size", type=int, default=16, help="default: 16")
@@ -40,12 +44,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     from ..deploy.bench import bench, format_table
+
     variants = [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants else None
     if args.batch_size < 1 or args.rounds < 1:
         raise ValueError(f"--batch-size and --rounds must be >= 1; found {args.batch_size}, {args.rounds}")
-    result = bench(args.target, variants=variants, batch_size=args.batch_size, rounds=args.rounds,
-                   seconds=args.seconds, image_size=args.image_size, calib_images=args.calib,
-                   progress=lambda s: print(f"  {s} ...", file=sys.stderr, flush=True))
+    result = bench(
+        args.target,
+        variants=variants,
+        batch_size=args.batch_size,
+        rounds=args.rounds,
+        seconds=args.seconds,
+        image_size=args.image_size,
+        calib_images=args.calib,
+        progress=lambda s: print(f"  {s} ...", file=sys.stderr, flush=True),
+    )
     print(format_table(result))
     if args.json:
         with open(args.json, "w") as f:

@@ -29,20 +29,30 @@ and 95% t-interval over seeds). --resume continues every run.
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
-        "distill", help="train a student with knowledge distillation (vs scratch, paired seeds)",
+        "distill",
+        help="train a student with knowledge distillation (vs scratch, paired seeds)",
         description="Knowledge distillation (Hinton et al. 2015) from a trained teacher "
-                    "checkpoint into a registered student model, with any training recipe.",
-        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
-        argument_default=argparse.SUPPRESS)
+        "checkpoint into a registered student model, with any training recipe.",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        argument_default=argparse.SUPPRESS,
+    )
     p.add_argument("--teacher", required=True, metavar="CHECKPOINT", help="trained teacher checkpoint")
-    p.add_argument("--student", dest="model", required=True, metavar="MODEL",
-                   help="registered student model (e.g. cifar_resnet20)")
-    p.add_argument("--seeds", type=int, nargs="+", metavar="S",
-                   help="seeds to train (default: the recipe's seed)")
-    p.add_argument("--compare-scratch", action="store_true",
-                   help="also train the student without the teacher (same config and seeds)")
-    p.add_argument("--scratch", nargs="+", metavar="RUN_DIR",
-                   help="existing scratch runs to pair with, one per seed (checked: same config)")
+    p.add_argument(
+        "--student", dest="model", required=True, metavar="MODEL", help="registered student model (e.g. cifar_resnet20)"
+    )
+    p.add_argument("--seeds", type=int, nargs="+", metavar="S", help="seeds to train (default: the recipe's seed)")
+    p.add_argument(
+        "--compare-scratch",
+        action="store_true",
+        help="also train the student without the teacher (same config and seeds)",
+    )
+    p.add_argument(
+        "--scratch",
+        nargs="+",
+        metavar="RUN_DIR",
+        help="existing scratch runs to pair with, one per seed (checked: same config)",
+    )
     add_config_arguments(p, skip=("teacher", "model"))
     p.set_defaults(run=run)
     return p
@@ -50,14 +60,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     from ..deploy.distill import distill_compare, format_comparison
+
     config = resolve_config(args, {"teacher": args.teacher, "model": args.model})
     if config.out is None:
         print("skiplab distill: error: --out DIR is required (where the runs go)", file=sys.stderr)
         return 2
     seeds = getattr(args, "seeds", None) or [config.seed]
-    report = distill_compare(config, seeds, config.out,
-                             compare_scratch=getattr(args, "compare_scratch", False),
-                             scratch_dirs=getattr(args, "scratch", None) or ())
+    report = distill_compare(
+        config,
+        seeds,
+        config.out,
+        compare_scratch=getattr(args, "compare_scratch", False),
+        scratch_dirs=getattr(args, "scratch", None) or (),
+    )
     print(format_comparison(report))
     print(f"outputs in {config.out}/")
     return 0

@@ -21,14 +21,22 @@ Needs the deploy extra: pip install 'skiplab[deploy]'.
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("export", help="export to ONNX or torch.export (.pt2) with a parity check",
-                              description="Export a checkpoint or a registered model.",
-                              epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "export",
+        help="export to ONNX or torch.export (.pt2) with a parity check",
+        description="Export a checkpoint or a registered model.",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("source", metavar="CHECKPOINT|MODEL", help="a skiplab train checkpoint or a model name")
     p.add_argument("--out", required=True, metavar="FILE", help="output file (.onnx or .pt2)")
     p.add_argument("--format", choices=("onnx", "pt2"), help="default: from the suffix of --out")
-    p.add_argument("--exporter", default="auto", choices=("auto", "dynamo", "torchscript"),
-                   help="ONNX exporter (default auto: dynamo, TorchScript if that fails)")
+    p.add_argument(
+        "--exporter",
+        default="auto",
+        choices=("auto", "dynamo", "torchscript"),
+        help="ONNX exporter (default auto: dynamo, TorchScript if that fails)",
+    )
     p.add_argument("--opset", type=int, help="ONNX opset (default: the exporter's)")
     p.add_argument("--image-size", type=int, help="example input side (default: the model's)")
     p.add_argument("--num-classes", type=int, help="model name only: number of classes")
@@ -41,9 +49,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     from ..deploy.export import export, export_format
     from ..deploy.source import describe, load_source
+
     fmt = export_format(args.out, args.format)
-    source = load_source(args.source, image_size=args.image_size, num_classes=args.num_classes,
-                         in_chans=args.in_chans)
+    source = load_source(args.source, image_size=args.image_size, num_classes=args.num_classes, in_chans=args.in_chans)
     print(f"exporting {describe(source.meta)}")
     kwargs = dict(fold=args.fold)
     if fmt == "onnx":

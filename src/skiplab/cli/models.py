@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
-import hashlib
 import json
-import os
 from pathlib import Path
-from typing import Optional
+from typing import Iterator
 
 EXAMPLE = """\
 examples:
@@ -23,90 +21,74 @@ models, max(1%, half a unit of the last printed digit) for the papers' rounded f
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
-        "models", help="list registered models with parameter counts",
+        "models",
+        help="list registered models with parameter counts",
         description="List the registered models with their parameter counts (default options) "
-                    "and, where known, the published count and its source.",
-        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("pattern", nargs="?", default="*", metavar="PATTERN",
-                   help="shell-style pattern on the names (default: '*')")
+        "and, where known, the published count and its source.",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "pattern", nargs="?", default="*", metavar="PATTERN", help="shell-style pattern on the names (default: '*')"
+    )
     p.add_argument("--markdown", action="store_true", help="print the Markdown table of docs/models.md")
     p.set_defaults(run=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
-    cache = CountCache.open()
-    if cache.names is None:
-        from ..models.registry import list_models
-        cache.names = list_models()
-    names = [n for n in cache.names if fnmatch.fnmatchcase(n, args.pattern)]
-    if not names:
-        raise ValueError(f"no registered model matches {args.pattern!r}; 'skiplab models' lists them all")
-    rows = (cache.rows[n] if n in cache.rows else cache.add(counted(n)) for n in names)
+    rows = ModelListing(args.pattern)
     if args.markdown:
         from ..models.published import model_table_markdown
+
         print(model_table_markdown(list(rows)))
     else:
-        width = max(len(n) for n in names)
-        print(f"{'model'.ljust(width)}  {'params':>12}  {'published':>12}  check  source", flush=True)
-        for r in rows:      # printed as counted: a first run builds every model once
+        print(f"{'model'.ljust(rows.width)}  {'params':>12}  {'published':>12}  check  source", flush=True)
+        for r in rows:
             pub = f"{r['published']:,}" if r["published"] is not None else "-"
-            print(f"{r['name'].ljust(width)}  {r['params']:>12,}  {pub:>12}  {r['check']:<5}  "
-                  f"{r['source'] or ''}".rstrip(), flush=True)
-    cache.save()
+            print(
+                f"{r['name'].ljust(rows.width)}  {r['params']:>12,}  {pub:>12}  {r['check']:<5}  "
+                f"{r['source'] or ''}".rstrip(),
+                flush=True,
+            )
     return 0
 
 
-def counted(name: str) -> dict:
-    from ..models.published import model_row     # imports torch: only when a count is missing
-    return model_row(name)
+# skiplab.models.published.MODEL_TABLE, found by path: importing skiplab.models imports torch
+MODEL_TABLE = Path(__file__).resolve().parents[1] / "models" / "model_table.json"
 
 
-class CountCache:
-    """The rows of ``skiplab models`` kept under ``$SKIPLAB_CACHE`` (default
-    ``~/.cache/skiplab``) by a key of skiplab's own source files, the torch version and the
-    installed plugins: counting builds every model (seconds each for the deepest), while a
-    listing read back needs no torch at all. Any change of the code is another key; a cache
-    that cannot be read or written is only a miss."""
+class ModelListing:
+    """The rows of the models matching ``pattern``, in name order: skiplab's own read from the
+    generated table ``skiplab/models/model_table.json`` (no torch, no model built; a test
+    rebuilds every model and fails when the table is stale), a third-party plugin's counted
+    when listed (its models are known only once it is imported)."""
 
-    def __init__(self, path: Path, names: Optional[list[str]], rows: dict[str, dict]) -> None:
-        self.path, self.names, self.rows, self.changed = path, names, rows, False
+    def __init__(self, pattern: str) -> None:
+        try:
+            self.table = {row["name"]: row for row in json.loads(MODEL_TABLE.read_text())["rows"]}
+        except (OSError, ValueError, KeyError):  # not installed with the package: count all
+            self.table = {}
+        from importlib.metadata import entry_points  # (not for --help: 0.1-0.2 s)
 
-    @staticmethod
-    def key() -> str:
-        from importlib.metadata import PackageNotFoundError, entry_points, version
         from ..plugins import ENTRY_POINT_GROUP
-        digest = hashlib.sha256()
-        package = Path(__file__).resolve().parents[1]
-        for path in sorted(package.rglob("*.py")):
-            digest.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes())
-        try:
-            digest.update(version("torch").encode())
-        except PackageNotFoundError:  # pragma: no cover - torch is a dependency
-            pass
-        for entry in entry_points(group=ENTRY_POINT_GROUP):
-            digest.update(f"{entry.name}={entry.value}".encode())
-        return digest.hexdigest()[:24]
 
-    @classmethod
-    def open(cls) -> "CountCache":
-        root = os.environ.get("SKIPLAB_CACHE")
-        path = (Path(root).expanduser() if root else Path.home() / ".cache" / "skiplab") / "models" / f"{cls.key()}.json"
-        try:
-            stored = json.loads(path.read_text())
-            return cls(path, stored.get("names"), dict(stored.get("rows") or {}))
-        except (OSError, ValueError, AttributeError):
-            return cls(path, None, {})
+        names = sorted(self.table)
+        if not self.table or entry_points(group=ENTRY_POINT_GROUP):
+            from ..models.registry import list_models
 
-    def add(self, row: dict) -> dict:
-        self.rows[row["name"]], self.changed = row, True
-        return row
+            names = list_models()
+        self.names = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+        if not self.names:
+            raise ValueError(f"no registered model matches {pattern!r}; 'skiplab models' lists them all")
+        self.width = max(len(n) for n in self.names)
 
-    def save(self) -> None:
-        if not (self.changed or not self.path.exists()):
-            return
-        from ..atomic import write_json
-        try:
-            write_json(self.path, {"names": self.names, "rows": self.rows})
-        except OSError:
-            pass        # a read-only home: the next run counts again
+    def __iter__(self) -> Iterator[dict]:
+        for name in self.names:  # printed as counted where a row must be counted
+            yield self.table[name] if name in self.table else counted(name)
+
+
+def counted(name: str) -> dict:
+    from ..models.published import model_row  # imports torch: only for a plugin's model
+
+    return model_row(name)

@@ -39,33 +39,49 @@ float training checkpoint (.pt), not a file from export/quantize.
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("quantize", help="int8 quantisation: post-training (PT2E or ONNX Runtime) or --qat",
-                              description="Quantise a checkpoint to int8 and report the cost.",
-                              epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "quantize",
+        help="int8 quantisation: post-training (PT2E or ONNX Runtime) or --qat",
+        description="Quantise a checkpoint to int8 and report the cost.",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("source", metavar="CHECKPOINT", help="a skiplab train checkpoint (or a model name: speed only)")
     p.add_argument("--out", required=True, metavar="PATH", help="output file; its suffix is set by the backend")
     p.add_argument("--backend", default="auto", choices=("pt2e", "onnx", "auto"), help="default: auto")
     p.add_argument("--calib", type=int, default=512, metavar="N", help="calibration images (default: 512)")
-    p.add_argument("--onnx-calibration", default="percentile", choices=("percentile", "minmax", "entropy"),
-                   help="activation ranges of the onnx backend: 99.999th percentile (default), "
-                        "min/max or entropy (KL)")
+    p.add_argument(
+        "--onnx-calibration",
+        default="percentile",
+        choices=("percentile", "minmax", "entropy"),
+        help="activation ranges of the onnx backend: 99.999th percentile (default), min/max or entropy (KL)",
+    )
     p.add_argument("--data", metavar="SPEC", help="data spec (default: the checkpoint's)")
-    p.add_argument("--split", default="test", choices=("train", "val", "test"),
-                   help="evaluation split (default: test)")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"), help="evaluation split (default: test)")
     p.add_argument("--eval-limit", type=int, metavar="N", help="evaluate the first N images only")
     p.add_argument("--no-eval", dest="evaluate", action="store_false", help="skip the accuracy comparison")
     p.add_argument("--batch-size", type=int, default=16, help="batch size of the speed measurement (default: 16)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds (default: 3)")
-    p.add_argument("--qat", action="store_true",
-                   help="quantisation-aware training (PT2E) instead of post-training int8; "
-                        "PTQ is reported beside it")
+    p.add_argument(
+        "--qat",
+        action="store_true",
+        help="quantisation-aware training (PT2E) instead of post-training int8; PTQ is reported beside it",
+    )
     p.add_argument("--steps", type=int, metavar="N", help="QAT steps, >= 1 (default: 300)")
-    p.add_argument("--qat-lr", type=float, metavar="LR",
-                   help="QAT learning rate, cosine-decayed to 0 (default: 1 %% of the recipe's peak lr)")
+    p.add_argument(
+        "--qat-lr",
+        type=float,
+        metavar="LR",
+        help="QAT learning rate, cosine-decayed to 0 (default: 1 %% of the recipe's peak lr)",
+    )
     p.add_argument("--qat-batch-size", type=int, metavar="B", help="QAT batch size (default: 64)")
-    p.add_argument("--seed", type=int, default=0, metavar="S",
-                   help="draw of the calibration images and, with --qat, the QAT data order and "
-                        "augmentation (default: 0)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        metavar="S",
+        help="draw of the calibration images and, with --qat, the QAT data order and augmentation (default: 0)",
+    )
     p.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     p.set_defaults(run=run)
     return p
@@ -76,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
     from ..deploy.qat import QATOptions
     from ..deploy.quantize_report import format_report, quantize_checkpoint
     from ..deploy.source import describe, load_source
+
     given = {"--steps": args.steps, "--qat-lr": args.qat_lr, "--qat-batch-size": args.qat_batch_size}
     given = {flag: value for flag, value in given.items() if value is not None}
     if given and not args.qat:
@@ -83,18 +100,31 @@ def run(args: argparse.Namespace) -> int:
     if args.qat and args.backend == "onnx":
         raise ValueError("--qat runs on the PT2E path: use --backend pt2e (or auto); found --backend onnx")
     qat = None
-    if args.qat:       # checked (one line) before the checkpoint is read
-        qat = QATOptions(steps=300 if args.steps is None else args.steps, lr=args.qat_lr,
-                         batch_size=64 if args.qat_batch_size is None else args.qat_batch_size,
-                         seed=args.seed)
+    if args.qat:  # checked (one line) before the checkpoint is read
+        qat = QATOptions(
+            steps=300 if args.steps is None else args.steps,
+            lr=args.qat_lr,
+            batch_size=64 if args.qat_batch_size is None else args.qat_batch_size,
+            seed=args.seed,
+        )
     source = load_source(args.source)
     print(f"quantising {describe(source.meta)}", flush=True)
-    report = quantize_checkpoint(source, args.out, backend=args.backend, calib=args.calib,
-                                 data=args.data, split=args.split, eval_limit=args.eval_limit,
-                                 batch_size=args.batch_size, rounds=args.rounds,
-                                 evaluate=args.evaluate, onnx_calibration=args.onnx_calibration, qat=qat,
-                                 seed=args.seed,
-                                 progress=lambda s: print(f"  {s} ...", file=sys.stderr, flush=True))
+    report = quantize_checkpoint(
+        source,
+        args.out,
+        backend=args.backend,
+        calib=args.calib,
+        data=args.data,
+        split=args.split,
+        eval_limit=args.eval_limit,
+        batch_size=args.batch_size,
+        rounds=args.rounds,
+        evaluate=args.evaluate,
+        onnx_calibration=args.onnx_calibration,
+        qat=qat,
+        seed=args.seed,
+        progress=lambda s: print(f"  {s} ...", file=sys.stderr, flush=True),
+    )
     print(format_report(report))
     if args.json:
         write_json(args.json, report)

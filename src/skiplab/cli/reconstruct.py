@@ -4,8 +4,8 @@ autoencoder applied to whole scenes (tiled, blended, streamed in strips)."""
 from __future__ import annotations
 
 import argparse
-import struct
-import zlib
+
+from .reconstruct_run import run_decode, run_encode, run_reconstruct
 
 FORMATS = """\
 Formats follow the suffix: .tif/.tiff (GeoTIFF tags kept), .png (8/16-bit), .npy. The output
@@ -74,20 +74,27 @@ it is identical to skiplab reconstruct.
 
 
 def _common(p: argparse.ArgumentParser, tiling: bool = True) -> None:
-    p.add_argument("--checkpoint", metavar="CKPT",
-                   help="a sar_ae_* checkpoint written by skiplab train / skiplab ablate autoencoder "
-                        "(checkpoints/best.pt); default: the packaged SAR autoencoder")
+    p.add_argument(
+        "--checkpoint",
+        metavar="CKPT",
+        help="a sar_ae_* checkpoint written by skiplab train / skiplab ablate autoencoder "
+        "(checkpoints/best.pt); default: the packaged SAR autoencoder",
+    )
     if tiling:
-        p.add_argument("--tile", type=int, metavar="T",
-                       help="window side in pixels, a multiple of 16 (default 256)")
-        p.add_argument("--overlap", type=int, metavar="O",
-                       help="pixels shared by neighbouring windows, at most T/2 (default T/4)")
+        p.add_argument("--tile", type=int, metavar="T", help="window side in pixels, a multiple of 16 (default 256)")
+        p.add_argument(
+            "--overlap", type=int, metavar="O", help="pixels shared by neighbouring windows, at most T/2 (default T/4)"
+        )
     p.add_argument("--batch-size", type=int, default=8, metavar="B", help="windows per forward (default 8)")
     if tiling:
-        p.add_argument("--radiometry", choices=("scene", "model"), default="scene",
-                       help="normalise by the scene's own 0.5-99.5%% log-intensity (scene, default: "
-                            "any calibration) or by the checkpoint's fixed bounds (model: refused "
-                            "when >10%% of the scene lies outside them)")
+        p.add_argument(
+            "--radiometry",
+            choices=("scene", "model"),
+            default="scene",
+            help="normalise by the scene's own 0.5-99.5%% log-intensity (scene, default: "
+            "any calibration) or by the checkpoint's fixed bounds (model: refused "
+            "when >10%% of the scene lies outside them)",
+        )
     p.add_argument("--threads", type=int, default=0, metavar="N", help="torch CPU threads (default: torch's)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -99,215 +106,99 @@ RASTER_OUT = ("OUT", "the output raster (format by suffix)")
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     commands = [  # name, help, description, epilog, input, --out, writes a raster
-        ("reconstruct", "reconstruct a whole SAR scene with a trained autoencoder",
-         "Encode and decode a whole scene window by window with a trained SAR autoencoder, blend the "
-         "windows, and write the result like the input.", RECONSTRUCT_EXAMPLE, SCENE, RASTER_OUT, True),
-        ("encode", "compress a whole SAR scene into a latent file (.sarl, or float32 .npz)",
-         "Encode every window of a scene with a trained SAR autoencoder into a latent file that "
-         "skiplab decode turns back into the reconstruction: a .sarl (any suffix but .npz) holds the "
-         "latents quantised to --bits and entropy-coded, and its size is the bit rate; a .npz holds "
-         "float32 latents.", ENCODE_EXAMPLE, SCENE,
-         ("LATENT", "the latent file to write (.sarl compressed; .npz float32)"), False),
-        ("decode", "decode a latent file (skiplab encode) into a SAR scene",
-         "Decode a latent file written by skiplab encode with the model that wrote it (the packaged "
-         "default model, or --checkpoint), blending the windows exactly as skiplab reconstruct does.", ENCODE_EXAMPLE,
-         ("latent", "LATENT", "a latent file written by skiplab encode (.sarl or .npz)"), RASTER_OUT, True),
+        (
+            "reconstruct",
+            "reconstruct a whole SAR scene with a trained autoencoder",
+            "Encode and decode a whole scene window by window with a trained SAR autoencoder, blend the "
+            "windows, and write the result like the input.",
+            RECONSTRUCT_EXAMPLE,
+            SCENE,
+            RASTER_OUT,
+            True,
+        ),
+        (
+            "encode",
+            "compress a whole SAR scene into a latent file (.sarl, or float32 .npz)",
+            "Encode every window of a scene with a trained SAR autoencoder into a latent file that "
+            "skiplab decode turns back into the reconstruction: a .sarl (any suffix but .npz) holds the "
+            "latents quantised to --bits and entropy-coded, and its size is the bit rate; a .npz holds "
+            "float32 latents.",
+            ENCODE_EXAMPLE,
+            SCENE,
+            ("LATENT", "the latent file to write (.sarl compressed; .npz float32)"),
+            False,
+        ),
+        (
+            "decode",
+            "decode a latent file (skiplab encode) into a SAR scene",
+            "Decode a latent file written by skiplab encode with the model that wrote it (the packaged "
+            "default model, or --checkpoint), blending the windows exactly as skiplab reconstruct does.",
+            ENCODE_EXAMPLE,
+            ("latent", "LATENT", "a latent file written by skiplab encode (.sarl or .npz)"),
+            RASTER_OUT,
+            True,
+        ),
     ]
     runs = {"reconstruct": run_reconstruct, "encode": run_encode, "decode": run_decode}
     for name, short, description, epilog, (dest, metavar, what), (out_metavar, out_help), raster in commands:
-        p = subparsers.add_parser(name, help=short, description=description, epilog=epilog,
-                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = subparsers.add_parser(
+            name,
+            help=short,
+            description=description,
+            epilog=epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         _common(p, tiling=name != "decode")
-        p.add_argument("old_checkpoint", nargs="?", metavar="CHECKPOINT",
-                       help="the older form of --checkpoint (a checkpoint before the input)")
+        p.add_argument(
+            "old_checkpoint",
+            nargs="?",
+            metavar="CHECKPOINT",
+            help="the older form of --checkpoint (a checkpoint before the input)",
+        )
         p.add_argument(dest, metavar=metavar, help=what)
         p.add_argument("--out", required=True, metavar=out_metavar, help=out_help)
         if name == "encode":
-            p.add_argument("--quality", type=int, default=None, metavar="Q",
-                           help="code with the shipped hyperprior codec of level Q (1 = lowest "
-                                "rate), or with --checkpoint's codec when Q is 0; a .sarl of "
-                                "format version 2 (--tile: coding tile, default 512)")
-            p.add_argument("--bits", type=int, default=None, metavar="B",
-                           help="bits per latent value, 1-16 (default: the depth a sar_codec_* "
-                                "model was validated at, 8 for other models; ignored for .npz)")
-            p.add_argument("--coder", default="auto",
-                           choices=("auto", "raw", "zlib", "lzma", "gaussian", "laplace"),
-                           help="entropy coder of the symbols (default auto: the shortest)")
+            p.add_argument(
+                "--quality",
+                type=int,
+                default=None,
+                metavar="Q",
+                help="code with the shipped hyperprior codec of level Q (1 = lowest "
+                "rate), or with --checkpoint's codec when Q is 0; a .sarl of "
+                "format version 2 (--tile: coding tile, default 512)",
+            )
+            p.add_argument(
+                "--bits",
+                type=int,
+                default=None,
+                metavar="B",
+                help="bits per latent value, 1-16 (default: the depth a sar_codec_* "
+                "model was validated at, 8 for other models; ignored for .npz)",
+            )
+            p.add_argument(
+                "--coder",
+                default="auto",
+                choices=("auto", "raw", "zlib", "lzma", "gaussian", "laplace"),
+                help="entropy coder of the symbols (default auto: the shortest)",
+            )
         if raster:
-            p.add_argument("--strip-tiles", type=int, default=1, metavar="N",
-                           help="window rows held in memory before finished rows are written (default 1)")
+            p.add_argument(
+                "--strip-tiles",
+                type=int,
+                default=1,
+                metavar="N",
+                help="window rows held in memory before finished rows are written (default 1)",
+            )
         p.set_defaults(run=_writing(runs[name]))
 
 
 def _writing(run):
     """``run`` with a failed write of --out (a full disk) said in one line, naming it."""
+
     def run_writing(args: argparse.Namespace) -> int:
         from ..writable import output_errors
+
         with output_errors(args.out):
             return run(args)
+
     return run_writing
-
-
-def _inputs(args: argparse.Namespace) -> None:
-    """The checkpoint of the older form ``CHECKPOINT INPUT`` into ``args.checkpoint``."""
-    if args.old_checkpoint is None:
-        return
-    if args.checkpoint is not None:
-        raise ValueError(f"two checkpoints given ({args.old_checkpoint} and --checkpoint "
-                         f"{args.checkpoint}); give one")
-    args.checkpoint = args.old_checkpoint
-
-
-def _setup(args: argparse.Namespace, load: bool = True):
-    import torch
-
-    from ..sar.model.default import resolve_autoencoder
-    from ..writable import check_output_file
-
-    _inputs(args)
-    check_output_file(args.out)    # before any work: a directory, a read-only place
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1; found {args.batch_size}")
-    if getattr(args, "strip_tiles", 1) < 1:
-        raise ValueError(f"--strip-tiles must be >= 1; found {args.strip_tiles}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    return resolve_autoencoder(args.checkpoint) if load else args.checkpoint
-
-
-def _finish(result, what: str, ae=None) -> int:
-    from ..sar.inference.scene import scene_summary
-
-    if ae is not None:
-        print(f"model: {ae.label}")
-    if result.note:
-        print(f"note: {result.note}")
-    print(f"{what} {scene_summary(result)}")
-    return 0
-
-
-def run_reconstruct(args: argparse.Namespace) -> int:
-    from ..sar.inference.scene import reconstruct_scene
-    try:
-        ae = _setup(args)
-        result = reconstruct_scene(ae, args.scene, args.out, tile=args.tile, overlap=args.overlap,
-                                   batch_size=args.batch_size, strip_tiles=args.strip_tiles,
-                                   overwrite=args.overwrite, progress=not args.no_progress,
-                                   radiometry=args.radiometry)
-    except FileExistsError as err:
-        raise ValueError(str(err)) from None
-    return _finish(result, "wrote", ae)
-
-
-def run_encode(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from ..sar.inference.latent import encode_scene
-    if args.quality is not None:
-        return _encode_hyperprior(args)
-    if Path(args.out).suffix.lower() != ".npz":
-        return _encode_compressed(args)
-    try:
-        ae = _setup(args)
-        result = encode_scene(ae, args.scene, args.out, tile=args.tile, overlap=args.overlap,
-                              batch_size=args.batch_size, overwrite=args.overwrite,
-                              progress=not args.no_progress, radiometry=args.radiometry)
-    except FileExistsError as err:
-        raise ValueError(str(err)) from None
-    ratio = ae.model.compression_ratio(result.grid.tile)
-    print(f"latent: {ae.latent_channels} channels per {ae.reduction}x{ae.reduction} px "
-          f"({ratio:g}x smaller than float32 pixels per window)")
-    return _finish(result, "wrote", ae)
-
-
-def _encode_hyperprior(args: argparse.Namespace) -> int:
-    from ..sar.codec.sarl import CODING_TILE, encode_file
-    from ..sar.codec.shipped import load_codec, load_quality
-    _setup(args, load=False)
-    if args.quality == 0 and args.checkpoint is None:
-        raise ValueError("--quality 0 means the codec of --checkpoint; give one (or Q >= 1)")
-    codec = load_codec(args.checkpoint) if args.quality == 0 else load_quality(args.quality)
-    encoded = encode_file(codec, args.scene, args.out, tile=args.tile or CODING_TILE,
-                          overwrite=args.overwrite)
-    print(f"codec: {codec.name} (id {codec.ident})")
-    print(f"wrote {encoded.path}: {encoded.height}x{encoded.width} px, {len(encoded.data)} bytes "
-          f"= {encoded.bpp:.4f} bpp (payload {encoded.payload_bpp:.4f} bpp), mean-intensity "
-          f"gain {encoded.gain:.4f}")
-    return 0
-
-
-def _encode_compressed(args: argparse.Namespace) -> int:
-    from ..sar.codec.latent_file import encode_scene_file
-    try:
-        ae = _setup(args)
-        bits = args.bits if args.bits is not None else getattr(ae.model, "eval_bits", 8)
-        encoded = encode_scene_file(ae, args.scene, args.out, bits=bits, coder=args.coder,
-                                    radiometry=args.radiometry, tile=args.tile,
-                                    overlap=args.overlap, batch_size=args.batch_size,
-                                    overwrite=args.overwrite, progress=not args.no_progress)
-    except FileExistsError as err:
-        raise ValueError(str(err)) from None
-    print(f"model: {ae.label}")
-    if encoded.note:
-        print(f"note: {encoded.note}")
-    g = encoded.grid
-    print(f"wrote {encoded.path}: {g.height}x{g.width} px from {g.count} tiles of {g.tile} px, "
-          f"{encoded.summary()}")
-    return 0
-
-
-#: first bytes of rasters (TIFF, PNG) that a user may pass to decode instead of a latent file
-RASTER_MAGIC = (b"II*\x00", b"MM\x00*", b"\x89PNG")
-
-
-def run_decode(args: argparse.Namespace) -> int:
-    """Decode with --checkpoint, or with the model or codec the file names: a .sarl of
-    version 2 (hyperprior codec), of version 1 (quantised autoencoder), or a float .npz."""
-    from pathlib import Path
-
-    from ..sar.codec.sarl import VERSION, CorruptSceneFileError, decode_file, file_version
-    ae = _setup(args, load=False)
-    if Path(args.latent).suffix.lower() != ".npz":
-        if not Path(args.latent).is_file():
-            raise FileNotFoundError(f"compressed scene {args.latent} does not exist")
-        with open(args.latent, "rb") as f:
-            start = f.read(9)
-        if start[:6] == b"\x93NUMPY" or start[:4] in RASTER_MAGIC:
-            return _decode_latent(args, ae)   # a scene given to decode: the latent reader says so
-        if start[:4] != b"PK\x03\x04":       # not a .npz: a .sarl of some version
-            version = file_version(start if len(start) == 9 else Path(args.latent).read_bytes(),
-                                   str(args.latent))
-            if version == VERSION:
-                path, header = decode_file(args.latent, args.out, checkpoint=ae,
-                                           overwrite=args.overwrite)
-                print(f"codec: {header['codec']} (id {header['codec_id']})")
-                print(f"wrote {path}: {header['height']}x{header['width']} px")
-                return 0
-            try:
-                return _decode_legacy(args, ae)
-            except (struct.error, zlib.error, EOFError, IndexError, KeyError) as err:
-                raise CorruptSceneFileError(f"{args.latent} is corrupt: {err}") from None
-    return _decode_latent(args, ae)
-
-
-def _decode_legacy(args: argparse.Namespace, ae) -> int:
-    from ..sar.codec.latent_file import decode_scene_file
-    try:
-        path, grid = decode_scene_file(ae, args.latent, args.out, batch_size=args.batch_size,
-                                       strip_tiles=args.strip_tiles, overwrite=args.overwrite)
-    except FileExistsError as err:
-        raise ValueError(str(err)) from None
-    print(f"wrote {path}: {grid.height}x{grid.width} px from {grid.count} tiles of {grid.tile} px")
-    return 0
-
-
-def _decode_latent(args: argparse.Namespace, ae) -> int:
-    """A float32 .npz latent file (skiplab encode --out X.npz)."""
-    from ..sar.inference.latent import decode_latent
-    try:
-        result = decode_latent(ae, args.latent, args.out, batch_size=args.batch_size,
-                               strip_tiles=args.strip_tiles, overwrite=args.overwrite,
-                               progress=not args.no_progress)
-    except FileExistsError as err:
-        raise ValueError(str(err)) from None
-    return _finish(result, "wrote")

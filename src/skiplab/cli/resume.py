@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 
-def experiment_directory(out: Optional[str], resume: bool, prefix: str, state_file: str,
-                         what: str) -> Path:
+def experiment_directory(out: Optional[str], resume: bool, prefix: str, state_file: str, what: str) -> Path:
     """``out``, or the newest unfinished ``runs/<prefix>-*`` (resume), or a new one."""
     from ..studies.runner import latest_unfinished, new_directory
+
     if out is not None:
         return Path(out)
     return latest_unfinished(prefix, state_file, what) if resume else new_directory(prefix)
@@ -34,7 +34,7 @@ def experiment_directory(out: Optional[str], resume: bool, prefix: str, state_fi
 
 def _sigterm_raises(signum, frame) -> None:
     err = KeyboardInterrupt()
-    err.exit_code = 128 + signum   # type: ignore[attr-defined]
+    err.exit_code = 128 + signum  # type: ignore[attr-defined]
     raise err
 
 
@@ -50,8 +50,15 @@ def resume_hint(command: str, directory: Path, state_file: str) -> Iterator[None
     except KeyboardInterrupt as err:
         if not (directory / state_file).is_file():
             raise
-        err.resume_command = shlex.join(["skiplab", *command.split(), "--resume",  # type: ignore[attr-defined]
-                                         "--out", str(directory)])
+        err.resume_command = shlex.join(
+            [
+                "skiplab",
+                *command.split(),
+                "--resume",  # type: ignore[attr-defined]
+                "--out",
+                str(directory),
+            ]
+        )
         raise
     finally:
         if main:

@@ -21,31 +21,45 @@ MACs count convolutions and matrix products only (FLOPs = 2 x MACs).
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
-        "summary", help="shape-flow table, parameters, MACs and memory of a model",
+        "summary",
+        help="shape-flow table, parameters, MACs and memory of a model",
         description="Print a model's per-stage shape-flow table, its parameter count (beside the "
-                    "published one where known), the MACs of one forward and the activation memory "
-                    "of one training step.",
-        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+        "published one where known), the MACs of one forward and the activation memory "
+        "of one training step.",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("model", metavar="MODEL", help="registered model name (see 'skiplab models')")
-    p.add_argument("--input-size", nargs=3, type=int, metavar=("C", "H", "W"),
-                   help="input size (default: the model's, 3 224 224 for ImageNet models, 3 32 32 "
-                        "for CIFAR); the model is built with C input channels")
-    p.add_argument("--batch", type=int, default=1, metavar="N",
-                   help="batch of the measured forward and training step (default: 1)")
+    p.add_argument(
+        "--input-size",
+        nargs=3,
+        type=int,
+        metavar=("C", "H", "W"),
+        help="input size (default: the model's, 3 224 224 for ImageNet models, 3 32 32 "
+        "for CIFAR); the model is built with C input channels",
+    )
+    p.add_argument(
+        "--batch", type=int, default=1, metavar="N", help="batch of the measured forward and training step (default: 1)"
+    )
     p.add_argument("--num-classes", type=int, metavar="N", help="classifier outputs (default: the model's)")
-    p.add_argument("--in-chans", type=int, metavar="N",
-                   help="input channels of the model (default: C of --input-size, else 3)")
+    p.add_argument(
+        "--in-chans", type=int, metavar="N", help="input channels of the model (default: C of --input-size, else 3)"
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.add_argument("--checkpoint", metavar="CKPT",
-                   help="a trained SAR autoencoder checkpoint of MODEL: also print the measured bits "
-                        "per pixel of its latent file at 2, 4 and 8 bits per value on a synthetic "
-                        "256 px speckled tile")
+    p.add_argument(
+        "--checkpoint",
+        metavar="CKPT",
+        help="a trained SAR autoencoder checkpoint of MODEL: also print the measured bits "
+        "per pixel of its latent file at 2, 4 and 8 bits per value on a synthetic "
+        "256 px speckled tile",
+    )
     p.set_defaults(run=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     from ..summary import summarize
+
     kwargs = {}
     if args.num_classes is not None:
         kwargs["num_classes"] = args.num_classes
@@ -54,17 +68,18 @@ def run(args: argparse.Namespace) -> int:
     ae = _load(args.model, args.checkpoint) if args.checkpoint else None
     if ae is not None:
         kwargs.update(ae.model_kwargs)
-    summary = summarize(args.model, input_size=args.input_size or (ae and (1, 256, 256)),
-                        batch=args.batch, **kwargs)
+    summary = summarize(args.model, input_size=args.input_size or (ae and (1, 256, 256)), batch=args.batch, **kwargs)
     measured = _measured_bpp(ae) if ae is not None else None
     if args.json:
-        print(json.dumps(dict(summary.to_dict(), **({"measured_bpp": measured} if measured else {})),
-                         indent=2))
+        print(json.dumps(dict(summary.to_dict(), **({"measured_bpp": measured} if measured else {})), indent=2))
     else:
         print(summary.to_text())
         if measured:
-            print("measured bpp:      " + ", ".join(f"{b} bits {v:.4f}" for b, v in measured.items())
-                  + " (latent file incl. header, one synthetic 256 px tile, skiplab encode's coder)")
+            print(
+                "measured bpp:      "
+                + ", ".join(f"{b} bits {v:.4f}" for b, v in measured.items())
+                + " (latent file incl. header, one synthetic 256 px tile, skiplab encode's coder)"
+            )
     return 0
 
 

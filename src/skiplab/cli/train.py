@@ -66,13 +66,15 @@ def _field_type(tp: Any) -> Any:
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
-        "train", help="train a model (recipes in configs/, resumable, DDP under torchrun)",
+        "train",
+        help="train a model (recipes in configs/, resumable, DDP under torchrun)",
         description="Train a registered model on a dataset. Start from a YAML recipe (--config) "
-                    "and override any field with a flag.",
-        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
-        argument_default=argparse.SUPPRESS)
-    p.add_argument("--print-config", action="store_true",
-                   help="print the resolved config and exit without training")
+        "and override any field with a flag.",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        argument_default=argparse.SUPPRESS,
+    )
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit without training")
     add_config_arguments(p)
     p.set_defaults(run=run)
     return p
@@ -82,6 +84,7 @@ def add_config_arguments(p: argparse.ArgumentParser, skip: tuple = ()) -> None:
     """--config YAML and one flag per TrainConfig field (except ``skip``); the parser must
     use ``argument_default=argparse.SUPPRESS`` so that only given flags override the recipe."""
     from ..train.config import TrainConfig
+
     p.add_argument("--config", metavar="YAML", help="recipe file (e.g. configs/he2015_cifar.yaml)")
     hints = typing.get_type_hints(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
@@ -96,27 +99,33 @@ def add_config_arguments(p: argparse.ArgumentParser, skip: tuple = ()) -> None:
             p.add_argument(*names, dest=f.name, action=argparse.BooleanOptionalAction, help=help_text)
         elif tp is list:
             item = {"betas": float, "freeze": str}.get(f.name, int)
-            p.add_argument(*names, dest=f.name, nargs="+", type=item,
-                           metavar="NAME" if item is str else "N", help=help_text)
+            p.add_argument(
+                *names, dest=f.name, nargs="+", type=item, metavar="NAME" if item is str else "N", help=help_text
+            )
         elif tp is dict:
             p.add_argument(*names, dest=f.name, type=_yaml_mapping, metavar="YAML", help=help_text)
         else:
             choices = f.metadata["choices"] or None
-            p.add_argument(*names, dest=f.name, type=tp, choices=choices, help=help_text,
-                           metavar=None if choices else f.name.upper())
-    p.add_argument("--no-compile", dest="compile", action="store_const", const="off",
-                   help="same as --compile off")
+            p.add_argument(
+                *names,
+                dest=f.name,
+                type=tp,
+                choices=choices,
+                help=help_text,
+                metavar=None if choices else f.name.upper(),
+            )
+    p.add_argument("--no-compile", dest="compile", action="store_const", const="off", help="same as --compile off")
 
 
 def _yaml_mapping(text: str) -> dict:
     from ..train.config import parse_yaml
+
     try:
         value = parse_yaml(text, "the value")
     except ValueError as err:
         raise argparse.ArgumentTypeError(f"{err} (got {text!r})") from None
     if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"expected a YAML mapping like '{{drop_path_rate: 0.1}}', "
-                                         f"got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a YAML mapping like '{{drop_path_rate: 0.1}}', got {text!r}")
     return value
 
 
@@ -129,14 +138,13 @@ def resolve_config(args: argparse.Namespace, extra: Optional[dict] = None):
     recipe's steps, --steps its epochs), and retain_memory on unless the recipe or a flag says
     otherwise."""
     from ..train import TrainConfig
-    overrides = {k: v for k, v in vars(args).items()
-                 if k not in NOT_CONFIG and k in TrainConfig.__dataclass_fields__}
+
+    overrides = {k: v for k, v in vars(args).items() if k not in NOT_CONFIG and k in TrainConfig.__dataclass_fields__}
     overrides.update(extra or {})
     if "epochs" in overrides and "steps" not in overrides:
-        overrides["steps"] = 0                    # the recipe's steps would override --epochs
+        overrides["steps"] = 0  # the recipe's steps would override --epochs
     config_path = getattr(args, "config", None)
-    config = (TrainConfig.from_yaml(config_path, overrides) if config_path
-              else TrainConfig.from_dict(overrides))
+    config = TrainConfig.from_yaml(config_path, overrides) if config_path else TrainConfig.from_dict(overrides)
     if config.retain_memory is None:
         config = config.replace(retain_memory=True)
     return config
@@ -161,6 +169,7 @@ def resume_command(argv: list[str], run_dir: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ..train import NonFiniteLossError, TrainingInterrupted, fit
+
     config = resolve_config(args)
     if getattr(args, "print_config", False):
         print(config.to_yaml(), end="")
@@ -175,11 +184,13 @@ def run(args: argparse.Namespace) -> int:
             print(f"skiplab train: {stop.summary}", file=sys.stderr)
             if stop.checkpoint is not None:
                 argv = getattr(args, "argv", None) or ["train"]
-                print(f"resume with: {resume_command(argv, str(stop.checkpoint.parent.parent))}",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"resume with: {resume_command(argv, str(stop.checkpoint.parent.parent))}",
+                    file=sys.stderr,
+                    flush=True,
+                )
         return stop.exit_code
-    if int(os.environ.get("RANK", "0")) == 0:    # under torchrun, rank 0 speaks for all
-        final = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                          for k, v in result.metrics.items())
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 speaks for all
+        final = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in result.metrics.items())
         print(f"final: {final}")
     return 0

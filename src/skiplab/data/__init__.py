@@ -7,23 +7,51 @@ deterministic, sharded, resumable batch loader.
 
 from .augment import Augmentation, AugmentParams, normalize
 from .dihedral import DihedralAugmentation, DihedralParams, dihedral, inverse_dihedral
-from .dataset import (ImageDataset, RawData, channel_histogram, channel_stats, split_indices,
-                      stats_from_histogram)
+from .dataset import ImageDataset, RawData, channel_histogram, channel_stats, split_indices, stats_from_histogram
 from .load import SPLITS, clear_memo, default_cache_dir, load_dataset, load_segmentation, load_source
 from .loader import BatchLoader
 from .segmentation import SegmentationDataset, cells_splits, generate_cells
-from .spec import (DataKind, DataPathError, DataSpec, data_examples, data_kinds, parse_data_spec,
-                   register_data_kind, register_synthetic)
+from .spec import (
+    DataKind,
+    DataPathError,
+    DataSpec,
+    data_examples,
+    data_kinds,
+    parse_data_spec,
+    register_data_kind,
+    register_synthetic,
+)
 
 __all__ = [
-    "Augmentation", "AugmentParams", "normalize",
-    "ImageDataset", "RawData", "channel_histogram", "channel_stats", "split_indices",
+    "Augmentation",
+    "AugmentParams",
+    "normalize",
+    "ImageDataset",
+    "RawData",
+    "channel_histogram",
+    "channel_stats",
+    "split_indices",
     "stats_from_histogram",
-    "SPLITS", "clear_memo", "default_cache_dir", "load_dataset", "load_source",
+    "SPLITS",
+    "clear_memo",
+    "default_cache_dir",
+    "load_dataset",
+    "load_source",
     "BatchLoader",
-    "SegmentationDataset", "cells_splits", "generate_cells",
-    "DataKind", "DataPathError", "DataSpec", "data_examples", "data_kinds", "parse_data_spec",
-    "register_data_kind", "register_synthetic",
-    "DihedralAugmentation", "DihedralParams", "dihedral", "inverse_dihedral",
+    "SegmentationDataset",
+    "cells_splits",
+    "generate_cells",
+    "DataKind",
+    "DataPathError",
+    "DataSpec",
+    "data_examples",
+    "data_kinds",
+    "parse_data_spec",
+    "register_data_kind",
+    "register_synthetic",
+    "DihedralAugmentation",
+    "DihedralParams",
+    "dihedral",
+    "inverse_dihedral",
     "load_segmentation",
 ]

@@ -33,19 +33,25 @@ class ImageDataset:
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.dim() != 4:
-            raise ValueError(f"images must be a uint8 tensor [N, C, H, W]; found "
-                             f"{self.images.dtype} of shape {tuple(self.images.shape)}")
+            raise ValueError(
+                f"images must be a uint8 tensor [N, C, H, W]; found "
+                f"{self.images.dtype} of shape {tuple(self.images.shape)}"
+            )
         if self.labels.dtype != torch.int64 or self.labels.shape != (self.images.shape[0],):
-            raise ValueError(f"labels must be int64 [{self.images.shape[0]}]; found "
-                             f"{self.labels.dtype} of shape {tuple(self.labels.shape)}")
+            raise ValueError(
+                f"labels must be int64 [{self.images.shape[0]}]; found "
+                f"{self.labels.dtype} of shape {tuple(self.labels.shape)}"
+            )
         channels = self.images.shape[1]
         if len(self.mean) != channels or len(self.std) != channels:
-            raise ValueError(f"mean/std need {channels} values (one per channel); found "
-                             f"{len(self.mean)} and {len(self.std)}")
-        if len(self.labels) and not 0 <= int(self.labels.min()) <= int(self.labels.max()) < len(
-                self.classes):
-            raise ValueError(f"labels must lie in [0, {len(self.classes)}); found "
-                             f"[{int(self.labels.min())}, {int(self.labels.max())}]")
+            raise ValueError(
+                f"mean/std need {channels} values (one per channel); found {len(self.mean)} and {len(self.std)}"
+            )
+        if len(self.labels) and not 0 <= int(self.labels.min()) <= int(self.labels.max()) < len(self.classes):
+            raise ValueError(
+                f"labels must lie in [0, {len(self.classes)}); found "
+                f"[{int(self.labels.min())}, {int(self.labels.max())}]"
+            )
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -67,9 +73,16 @@ class ImageDataset:
 
     def subset(self, indices: torch.Tensor, name: str | None = None) -> "ImageDataset":
         """The samples at ``indices`` (same classes and statistics)."""
-        return ImageDataset(self.images[indices], self.labels[indices], self.classes,
-                            self.mean, self.std, name or self.name, self.skipped,
-                            self.skipped_files)
+        return ImageDataset(
+            self.images[indices],
+            self.labels[indices],
+            self.classes,
+            self.mean,
+            self.std,
+            name or self.name,
+            self.skipped,
+            self.skipped_files,
+        )
 
     def random_subset(self, n: int, seed: int, tag: str = "subset") -> "ImageDataset":
         """A fixed random subset of ``n`` samples (a permutation seeded with ``seed``; image
@@ -81,8 +94,10 @@ class ImageDataset:
 
     def __repr__(self) -> str:
         c, h, w = self.images.shape[1:]
-        return (f"ImageDataset({self.name!r}, {len(self)} images {c}x{h}x{w}, "
-                f"{self.num_classes} classes, skipped={self.skipped})")
+        return (
+            f"ImageDataset({self.name!r}, {len(self)} images {c}x{h}x{w}, "
+            f"{self.num_classes} classes, skipped={self.skipped})"
+        )
 
 
 @dataclass
@@ -104,12 +119,13 @@ def channel_histogram(images: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
     """Per-channel histogram of uint8 images ``[N, C, H, W]``: int64 ``[C, 256]``. Exact
     statistics of any subset follow from histograms (and differences of them)."""
     if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[0] == 0:
-        raise ValueError(f"need a non-empty uint8 [N, C, H, W] image tensor; found "
-                         f"{images.dtype} of shape {tuple(images.shape)}")
+        raise ValueError(
+            f"need a non-empty uint8 [N, C, H, W] image tensor; found {images.dtype} of shape {tuple(images.shape)}"
+        )
     channels = images.shape[1]
     hist = torch.zeros(channels, 256, dtype=torch.int64)
     for start in range(0, images.shape[0], chunk):
-        part = images[start:start + chunk]
+        part = images[start : start + chunk]
         for c in range(channels):
             hist[c] += torch.bincount(part[:, c].reshape(-1), minlength=256)
     return hist
@@ -132,8 +148,7 @@ def channel_stats(images: torch.Tensor) -> tuple[Stats, Stats]:
     return stats_from_histogram(channel_histogram(images))
 
 
-def split_indices(labels: torch.Tensor, val_size: int, seed: int
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
+def split_indices(labels: torch.Tensor, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Deterministic, class-stratified train/val split of ``range(len(labels))``.
 
     A permutation seeded with ``seed`` orders the samples; each sample's key is its rank
@@ -143,8 +158,7 @@ def split_indices(labels: torch.Tensor, val_size: int, seed: int
     random. Both index tensors are sorted, so the data keeps its stored order."""
     n = len(labels)
     if not 0 <= val_size < n:
-        raise ValueError(f"val_size must be in [0, {n}) for a training split of {n} images; "
-                         f"found {val_size}")
+        raise ValueError(f"val_size must be in [0, {n}) for a training split of {n} images; found {val_size}")
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed))).numpy()
     shuffled = labels.numpy()[perm]  # numpy: single-threaded sorts of 50k are faster here
     by_class = np.argsort(shuffled, kind="stable")

@@ -48,8 +48,7 @@ def batched_dihedral(x: torch.Tensor, ks: torch.Tensor) -> torch.Tensor:
     """Apply transform ``ks[b]`` to sample ``b`` of a square batch [B, C, S, S] (one
     ``index_copy`` per distinct transform, no loop over samples)."""
     if x.dim() != 4 or x.shape[-1] != x.shape[-2]:
-        raise ValueError(f"batched dihedral transforms need a square batch [B, C, S, S]; found "
-                         f"shape {tuple(x.shape)}")
+        raise ValueError(f"batched dihedral transforms need a square batch [B, C, S, S]; found shape {tuple(x.shape)}")
     if ks.shape != (x.shape[0],):
         raise ValueError(f"need one transform per sample ({x.shape[0]}); found {tuple(ks.shape)}")
     out = torch.empty_like(x)
@@ -60,16 +59,14 @@ def batched_dihedral(x: torch.Tensor, ks: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def batched_crop(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, size: int
-                 ) -> torch.Tensor:
+def batched_crop(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, size: int) -> torch.Tensor:
     """Crop ``size x size`` windows at per-sample offsets ``(top[b], left[b])`` from
     [B, C, H, W] with one gather (no resampling)."""
     batch, channels, height, width = x.shape
     dev = x.device
-    rows = top.to(dev)[:, None] + torch.arange(size, device=dev)      # [B, size]
+    rows = top.to(dev)[:, None] + torch.arange(size, device=dev)  # [B, size]
     cols = left.to(dev)[:, None] + torch.arange(size, device=dev)
-    if int(rows.max()) >= height or int(cols.max()) >= width or int(top.min()) < 0 or int(
-            left.min()) < 0:
+    if int(rows.max()) >= height or int(cols.max()) >= width or int(top.min()) < 0 or int(left.min()) < 0:
         raise ValueError(f"crop windows of {size} px fall outside the {height}x{width} images")
     index = rows[:, None, :, None].expand(batch, channels, size, width)
     x = torch.gather(x, 2, index)
@@ -81,9 +78,9 @@ def batched_crop(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, size: i
 class DihedralParams:
     """Per-sample random choices of one batch (CPU tensors of length B)."""
 
-    top: torch.Tensor     # int64 crop offsets
+    top: torch.Tensor  # int64 crop offsets
     left: torch.Tensor
-    transform: torch.Tensor   # int64 dihedral index in 0..7
+    transform: torch.Tensor  # int64 dihedral index in 0..7
 
     def select(self, rows: torch.Tensor | slice) -> "DihedralParams":
         return DihedralParams(self.top[rows], self.left[rows], self.transform[rows])
@@ -110,8 +107,7 @@ class DihedralAugmentation:
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         return (self.crop, self.crop) if self.crop is not None else (height, width)
 
-    def sample_params(self, batch: int, height: int, width: int,
-                      generator: torch.Generator) -> DihedralParams:
+    def sample_params(self, batch: int, height: int, width: int, generator: torch.Generator) -> DihedralParams:
         """Draw the choices for ``batch`` samples (always the same draws whatever is enabled)."""
         size = self.crop if self.crop is not None else min(height, width)
         if size > height or size > width:
@@ -127,11 +123,13 @@ class DihedralAugmentation:
 
     def apply(self, x: torch.Tensor, params: DihedralParams) -> torch.Tensor:
         if x.dim() != 4 or not x.is_floating_point():
-            raise ValueError(f"augmentation expects a float batch [B, C, H, W]; found "
-                             f"{x.dtype} of shape {tuple(x.shape)}")
+            raise ValueError(
+                f"augmentation expects a float batch [B, C, H, W]; found {x.dtype} of shape {tuple(x.shape)}"
+            )
         if params.transform.shape[0] != x.shape[0]:
-            raise ValueError(f"augmentation params are for {params.transform.shape[0]} samples; "
-                             f"the batch has {x.shape[0]}")
+            raise ValueError(
+                f"augmentation params are for {params.transform.shape[0]} samples; the batch has {x.shape[0]}"
+            )
         if self.crop is not None:
             x = batched_crop(x, params.top, params.left, self.crop)
         if self.dihedral:

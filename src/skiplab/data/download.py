@@ -34,14 +34,12 @@ class Archive:
 
 
 ARCHIVES = {
-    ("cifar10", "python"): Archive("cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a",
-                                   "cifar-10-batches-py"),
-    ("cifar10", "binary"): Archive("cifar-10-binary.tar.gz", "c32a1d4ab5d03f1284b67883e8d87530",
-                                   "cifar-10-batches-bin"),
-    ("cifar100", "python"): Archive("cifar-100-python.tar.gz", "eb9058c3a382ffc7106e4002c42a8d85",
-                                    "cifar-100-python"),
-    ("cifar100", "binary"): Archive("cifar-100-binary.tar.gz", "03b5dce01913d631647c71ecec9e9cb8",
-                                    "cifar-100-binary"),
+    ("cifar10", "python"): Archive("cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a", "cifar-10-batches-py"),
+    ("cifar10", "binary"): Archive(
+        "cifar-10-binary.tar.gz", "c32a1d4ab5d03f1284b67883e8d87530", "cifar-10-batches-bin"
+    ),
+    ("cifar100", "python"): Archive("cifar-100-python.tar.gz", "eb9058c3a382ffc7106e4002c42a8d85", "cifar-100-python"),
+    ("cifar100", "binary"): Archive("cifar-100-binary.tar.gz", "03b5dce01913d631647c71ecec9e9cb8", "cifar-100-binary"),
 }
 DATASETS = ("cifar10", "cifar100")
 FORMATS = ("python", "binary")
@@ -66,16 +64,16 @@ def _open_source(source: str):
         length = response.headers.get("Content-Length")
         return response, int(length) if length else None
     if parsed.scheme and len(parsed.scheme) > 1:
-        raise ValueError(f"unsupported URL scheme {parsed.scheme!r} in {source!r}; use "
-                         f"http(s)://, file:// or a local path")
+        raise ValueError(
+            f"unsupported URL scheme {parsed.scheme!r} in {source!r}; use http(s)://, file:// or a local path"
+        )
     path = Path(source).expanduser()
     if not path.is_file():
         raise ValueError(f"archive source {source!r} is not a file")
     return open(path, "rb"), path.stat().st_size
 
 
-def fetch(source: str, dest: Path, md5: str,
-          progress: Optional[Callable[[int, Optional[int]], None]] = None) -> Path:
+def fetch(source: str, dest: Path, md5: str, progress: Optional[Callable[[int, Optional[int]], None]] = None) -> Path:
     """Stream ``source`` to ``dest`` verifying its MD5; the file appears only if it matches
     (written through :func:`skiplab.atomic.atomic_open`)."""
     h = hashlib.md5()
@@ -90,8 +88,10 @@ def fetch(source: str, dest: Path, md5: str,
                 progress(done, total)
         found = h.hexdigest()
         if found != md5.lower():
-            raise ValueError(f"MD5 mismatch for {source}: expected {md5.lower()}, found {found} "
-                             f"({done} bytes); the archive is corrupt or not the official one")
+            raise ValueError(
+                f"MD5 mismatch for {source}: expected {md5.lower()}, found {found} "
+                f"({done} bytes); the archive is corrupt or not the official one"
+            )
     return dest
 
 
@@ -104,9 +104,17 @@ def _inside(base: Path, target: Path) -> bool:
 
 
 def _kind(member: tarfile.TarInfo) -> str:
-    return ("a symbolic link" if member.issym() else "a hard link" if member.islnk() else
-            "a device" if member.isdev() else "a FIFO" if member.isfifo() else
-            f"an entry of type {member.type!r}")
+    return (
+        "a symbolic link"
+        if member.issym()
+        else "a hard link"
+        if member.islnk()
+        else "a device"
+        if member.isdev()
+        else "a FIFO"
+        if member.isfifo()
+        else f"an entry of type {member.type!r}"
+    )
 
 
 def check_members(tar: tarfile.TarFile, dest: Path) -> list[tarfile.TarInfo]:
@@ -119,14 +127,17 @@ def check_members(tar: tarfile.TarFile, dest: Path) -> list[tarfile.TarInfo]:
     members = tar.getmembers()
     for m in members:
         if not (m.isfile() or m.isdir()):
-            raise ValueError(f"refusing to extract the archive: {m.name!r} is {_kind(m)} "
-                             f"(only regular files and folders are extracted)")
+            raise ValueError(
+                f"refusing to extract the archive: {m.name!r} is {_kind(m)} "
+                f"(only regular files and folders are extracted)"
+            )
         if os.path.isabs(m.name) or ".." in Path(m.name).parts:
-            raise ValueError(f"refusing to extract the archive: {m.name!r} would be written "
-                             f"outside {str(dest)!r}")
+            raise ValueError(f"refusing to extract the archive: {m.name!r} would be written outside {str(dest)!r}")
         if not _inside(base, (base / m.name).resolve()):
-            raise ValueError(f"refusing to extract the archive: {m.name!r} would be written "
-                             f"outside {str(dest)!r} (through a link on disk)")
+            raise ValueError(
+                f"refusing to extract the archive: {m.name!r} would be written "
+                f"outside {str(dest)!r} (through a link on disk)"
+            )
     return members
 
 
@@ -144,8 +155,7 @@ def extract_members(tar: tarfile.TarFile, members: list[tarfile.TarInfo], dest: 
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
         mode = 0o755 if m.mode & 0o100 else 0o644
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0),
-                     mode)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), mode)
         with os.fdopen(fd, "wb") as out, tar.extractfile(m) as src:
             for block in iter(lambda: src.read(1 << 20), b""):
                 out.write(block)
@@ -162,16 +172,23 @@ def safe_extract(archive: Path, dest: Path) -> list[str]:
             dest.mkdir(parents=True, exist_ok=True)
             if hasattr(tarfile, "data_filter"):
                 tar.extractall(dest, members=members, filter="data")
-            else:   # a Python without extraction filters
+            else:  # a Python without extraction filters
                 extract_members(tar, members, dest)
     except tarfile.TarError as err:
         raise ValueError(f"cannot read archive {str(archive)!r}: {err}") from None
     return [m.name for m in members]
 
 
-def download(dataset: str, dest: str | os.PathLike, *, source: Optional[str] = None,
-             fmt: str = "python", md5: Optional[str] = None, extract: bool = True,
-             progress: Optional[Callable[[int, Optional[int]], None]] = None) -> Path:
+def download(
+    dataset: str,
+    dest: str | os.PathLike,
+    *,
+    source: Optional[str] = None,
+    fmt: str = "python",
+    md5: Optional[str] = None,
+    extract: bool = True,
+    progress: Optional[Callable[[int, Optional[int]], None]] = None,
+) -> Path:
     """Fetch, verify and extract CIFAR ``dataset`` into ``dest``; returns the folder of
     batches (e.g. ``DEST/cifar-10-batches-py``), or the archive if ``extract=False``.
 
@@ -201,18 +218,27 @@ def download(dataset: str, dest: str | os.PathLike, *, source: Optional[str] = N
 def copy_progress_bar(desc: str) -> Callable[[int, Optional[int]], None]:
     """A tqdm progress callback for :func:`download`."""
     from tqdm import tqdm
+
     bar = None
 
     def update(done: int, total: Optional[int]) -> None:
         nonlocal bar
         if bar is None:
-            bar = tqdm(total=total, unit="B", unit_scale=True, desc=desc, leave=True,
-                       disable=None)      # a terminal only
+            bar = tqdm(total=total, unit="B", unit_scale=True, desc=desc, leave=True, disable=None)  # a terminal only
         bar.update(done - bar.n)
         if total is not None and done >= total:
             bar.close()
+
     return update
 
 
-__all__ = ["download", "fetch", "safe_extract", "check_members", "extract_members", "file_md5", "ARCHIVES",
-           "copy_progress_bar"]
+__all__ = [
+    "download",
+    "fetch",
+    "safe_extract",
+    "check_members",
+    "extract_members",
+    "file_md5",
+    "ARCHIVES",
+    "copy_progress_bar",
+]

@@ -31,8 +31,7 @@ from ..errors import ConversionWarning
 from .cache import cache_file, cache_root, load_cached, save_cached
 from .dataset import RawData, channel_histogram
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
-                    ".pgm", ".pbm")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
 GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F", "P;L")
 ALPHA_MODES = ("LA", "La", "RGBA", "RGBa", "PA")
 TEST_FOLDERS = ("test", "val")
@@ -43,13 +42,13 @@ _LOADED: dict[Path, "FolderImages"] = {}  # in-process memo: cache file -> decod
 class FolderImages:
     """One decoded image folder."""
 
-    images: torch.Tensor            # uint8 [N, C, H, W]
-    labels: torch.Tensor            # int64 [N]
+    images: torch.Tensor  # uint8 [N, C, H, W]
+    labels: torch.Tensor  # int64 [N]
     classes: list[str]
-    bad_files: list[str]            # relative paths that could not be decoded
+    bad_files: list[str]  # relative paths that could not be decoded
     bad_reasons: list[str]
-    hist: torch.Tensor              # per-channel histogram [C, 256] (channel_histogram)
-    converted: str = ""             # what decoding changed (grey to RGB, alpha dropped), or ""
+    hist: torch.Tensor  # per-channel histogram [C, 256] (channel_histogram)
+    converted: str = ""  # what decoding changed (grey to RGB, alpha dropped), or ""
 
 
 @dataclass
@@ -57,8 +56,8 @@ class FolderScan:
     """The image files of one folder and a fingerprint of their (size, mtime, inode)."""
 
     classes: list[str]
-    files: list[tuple[str, int]]    # (relative path, label), sorted
-    fingerprint: str                # changes when any file is edited, added, removed, renamed
+    files: list[tuple[str, int]]  # (relative path, label), sorted
+    fingerprint: str  # changes when any file is edited, added, removed, renamed
 
 
 def _walk_images(folder: str, rel: str, out: list, stat_hash) -> None:
@@ -82,8 +81,9 @@ def scan_folder(root: Path) -> FolderScan:
         raise ValueError(f"image folder {str(root)!r} is not a directory")
     classes = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
     if not classes:
-        raise ValueError(f"image folder {str(root)!r} has no class folders; expected "
-                         f"{root}/CLASS/IMAGE (e.g. {root}/cat/0001.jpg)")
+        raise ValueError(
+            f"image folder {str(root)!r} has no class folders; expected {root}/CLASS/IMAGE (e.g. {root}/cat/0001.jpg)"
+        )
     stat_hash = hashlib.blake2b(digest_size=20)
     stat_hash.update(repr(("skiplab.folder.stat", str(root.resolve()), classes)).encode())
     files: list[tuple[str, int]] = []
@@ -91,8 +91,9 @@ def scan_folder(root: Path) -> FolderScan:
         found: list[str] = []
         _walk_images(os.path.join(root, name), name, found, stat_hash)
         if not found:
-            raise ValueError(f"class folder {str(root / name)!r} contains no images "
-                             f"(looked for {', '.join(IMAGE_EXTENSIONS)})")
+            raise ValueError(
+                f"class folder {str(root / name)!r} contains no images (looked for {', '.join(IMAGE_EXTENSIONS)})"
+            )
         files.extend((f, label) for f in found)
     return FolderScan(classes, files, stat_hash.hexdigest())
 
@@ -110,8 +111,7 @@ def content_key(root: Path, files: list[tuple[str, int]], classes: list[str]) ->
     return h.hexdigest()
 
 
-def resolve_content_key(root: Path, scan: FolderScan, cache_dir: Optional[str] = None,
-                        verify: bool = False) -> str:
+def resolve_content_key(root: Path, scan: FolderScan, cache_dir: Optional[str] = None, verify: bool = False) -> str:
     """The content key of a folder. Reading and hashing every file is the slow part of a
     warm load, so the key is remembered under the folder's stat fingerprint (the way git's
     index avoids re-reading unchanged files); ``verify=True`` always re-reads."""
@@ -152,8 +152,9 @@ def conversion_note(gray: int, alpha: int, total: int, channels: int) -> str:
     return f"{' and '.join(done)} (of {total})" if done else ""
 
 
-def decode_folder(root: Path, files: list[tuple[str, int]], workers: Optional[int] = None
-                  ) -> tuple[torch.Tensor, torch.Tensor, list[int], list[str], str]:
+def decode_folder(
+    root: Path, files: list[tuple[str, int]], workers: Optional[int] = None
+) -> tuple[torch.Tensor, torch.Tensor, list[int], list[str], str]:
     """Decode every file: (images [N_ok, C, H, W], labels, indices of bad files, reasons,
     what was converted: :func:`conversion_note`)."""
     workers = workers or min(8, os.cpu_count() or 1)
@@ -172,22 +173,23 @@ def decode_folder(root: Path, files: list[tuple[str, int]], workers: Optional[in
     bad = [i for i, r in enumerate(results) if isinstance(r, BaseException)]
     reasons = [f"{type(results[i]).__name__}: {results[i]}" for i in bad]
     if not good:
-        return (torch.empty(0, 3, 0, 0, dtype=torch.uint8), torch.empty(0, dtype=torch.int64),
-                bad, reasons, "")
+        return (torch.empty(0, 3, 0, 0, dtype=torch.uint8), torch.empty(0, dtype=torch.int64), bad, reasons, "")
     shape = results[good[0]][0].shape
     for i in good:
         if results[i][0].shape != shape:
             raise ValueError(
                 f"images in {str(root)!r} differ in size: {files[good[0]][0]} is "
                 f"{shape[1]}x{shape[0]} but {files[i][0]} is "
-                f"{results[i][0].shape[1]}x{results[i][0].shape[0]} (resize them to one size)")
+                f"{results[i][0].shape[1]}x{results[i][0].shape[0]} (resize them to one size)"
+            )
     array = np.stack([results[i][0] for i in good])
     images = torch.from_numpy(array).permute(0, 3, 1, 2)
     if all(results[i][1] for i in good):
         images = images[:, :1]
     labels = torch.tensor([files[i][1] for i in good], dtype=torch.int64)
-    converted = conversion_note(sum(results[i][1] for i in good), sum(results[i][2] for i in good),
-                                len(good), images.shape[1])
+    converted = conversion_note(
+        sum(results[i][1] for i in good), sum(results[i][2] for i in good), len(good), images.shape[1]
+    )
     return images.contiguous(), labels, bad, reasons, converted
 
 
@@ -196,14 +198,17 @@ def _check_bad(result: FolderImages, root: Path, skip_bad: bool) -> FolderImages
     bad = result.bad_files
     if bad and not skip_bad:
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-        raise ValueError(f"cannot decode image {str(root / bad[0])!r}: {result.bad_reasons[0]}"
-                         f"{more}; fix or remove it, or pass skip_bad=True / --skip-bad to "
-                         f"skip bad images")
+        raise ValueError(
+            f"cannot decode image {str(root / bad[0])!r}: {result.bad_reasons[0]}"
+            f"{more}; fix or remove it, or pass skip_bad=True / --skip-bad to "
+            f"skip bad images"
+        )
     return result
 
 
-def load_image_folder(root: Path, *, skip_bad: bool = False, cache_dir: Optional[str] = None,
-                      use_cache: bool = True, verify: bool = False) -> FolderImages:
+def load_image_folder(
+    root: Path, *, skip_bad: bool = False, cache_dir: Optional[str] = None, use_cache: bool = True, verify: bool = False
+) -> FolderImages:
     """Decode (or fetch from the cache) one image folder ``root/CLASS/*``. ``verify=True``
     re-reads every file to compute the content key even when no file's size or
     modification time changed."""
@@ -220,16 +225,31 @@ def load_image_folder(root: Path, *, skip_bad: bool = False, cache_dir: Optional
         images, labels, bad, reasons, converted = decode_folder(root, files)
         bad_files = [files[i][0] for i in bad]
         if len(labels):
-            entry = dict(images=images, labels=labels, classes=classes, bad_files=bad_files,
-                         bad_reasons=reasons, hist=channel_histogram(images), converted=converted)
+            entry = dict(
+                images=images,
+                labels=labels,
+                classes=classes,
+                bad_files=bad_files,
+                bad_reasons=reasons,
+                hist=channel_histogram(images),
+                converted=converted,
+            )
             if path is not None:
                 save_cached(path, entry)
         else:
-            raise ValueError(f"none of the {len(files)} images in {str(root)!r} could be "
-                             f"decoded; first: {bad_files[0]!r} ({reasons[0]})")
-    result = FolderImages(entry["images"], entry["labels"], list(entry["classes"]),
-                          list(entry["bad_files"]), list(entry["bad_reasons"]), entry["hist"],
-                          str(entry.get("converted", "")))
+            raise ValueError(
+                f"none of the {len(files)} images in {str(root)!r} could be "
+                f"decoded; first: {bad_files[0]!r} ({reasons[0]})"
+            )
+    result = FolderImages(
+        entry["images"],
+        entry["labels"],
+        list(entry["classes"]),
+        list(entry["bad_files"]),
+        list(entry["bad_reasons"]),
+        entry["hist"],
+        str(entry.get("converted", "")),
+    )
     if result.converted:
         warnings.warn(ConversionWarning(f"{root}: {result.converted}"), stacklevel=2)
     if path is not None:  # keep the last few in memory: train, val and test of one run
@@ -248,8 +268,14 @@ def find_split_folders(path: Path) -> tuple[Path, Optional[Path]]:
     return path, None
 
 
-def load_folder_tree(path: Path, *, skip_bad: bool = False, cache_dir: Optional[str] = None,
-                     name: Optional[str] = None, with_test: bool = True) -> RawData:
+def load_folder_tree(
+    path: Path,
+    *,
+    skip_bad: bool = False,
+    cache_dir: Optional[str] = None,
+    name: Optional[str] = None,
+    with_test: bool = True,
+) -> RawData:
     """An image-folder tree as :class:`RawData`: train and, if present and ``with_test``,
     test."""
     path = Path(path)
@@ -257,18 +283,26 @@ def load_folder_tree(path: Path, *, skip_bad: bool = False, cache_dir: Optional[
         raise ValueError(f"image folder {str(path)!r} is not a directory")
     train_dir, test_dir = find_split_folders(path)
     train = load_image_folder(train_dir, skip_bad=skip_bad, cache_dir=cache_dir)
-    raw = RawData(name or f"folder:{path}", train.classes, (train.images, train.labels),
-                  skipped_files={"train": train.bad_files}, train_hist=train.hist)
+    raw = RawData(
+        name or f"folder:{path}",
+        train.classes,
+        (train.images, train.labels),
+        skipped_files={"train": train.bad_files},
+        train_hist=train.hist,
+    )
     if test_dir is not None and with_test:
         test = load_image_folder(test_dir, skip_bad=skip_bad, cache_dir=cache_dir)
         if test.classes != train.classes:
-            raise ValueError(f"class folders differ between {str(train_dir)!r} "
-                             f"({len(train.classes)} classes) and {str(test_dir)!r} "
-                             f"({len(test.classes)}): "
-                             f"{sorted(set(train.classes) ^ set(test.classes))}")
+            raise ValueError(
+                f"class folders differ between {str(train_dir)!r} "
+                f"({len(train.classes)} classes) and {str(test_dir)!r} "
+                f"({len(test.classes)}): "
+                f"{sorted(set(train.classes) ^ set(test.classes))}"
+            )
         if test.images.shape[1:] != train.images.shape[1:]:
-            raise ValueError(f"test images are {tuple(test.images.shape[1:])} but train images "
-                             f"are {tuple(train.images.shape[1:])}")
+            raise ValueError(
+                f"test images are {tuple(test.images.shape[1:])} but train images are {tuple(train.images.shape[1:])}"
+            )
         raw.test = (test.images, test.labels)
         raw.skipped_files["test"] = test.bad_files
     return raw

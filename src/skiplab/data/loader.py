@@ -35,18 +35,26 @@ def _seed(*parts: object) -> int:
 class BatchLoader:
     """Iterate ``(x, y)``: x float32 normalised [B, C, H, W] on ``device``, y int64."""
 
-    def __init__(self, dataset: ImageDataset, batch_size: int, *, shuffle: bool = True,
-                 drop_last: bool = True, seed: int = 0, augment: Optional[Augmentation] = None,
-                 device: str | torch.device = "cpu", channels_last: bool = False,
-                 rank: int = 0, world_size: int = 1) -> None:
+    def __init__(
+        self,
+        dataset: ImageDataset,
+        batch_size: int,
+        *,
+        shuffle: bool = True,
+        drop_last: bool = True,
+        seed: int = 0,
+        augment: Optional[Augmentation] = None,
+        device: str | torch.device = "cpu",
+        channels_last: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive; found {batch_size}")
         if world_size < 1 or not 0 <= rank < world_size:
-            raise ValueError(f"need 0 <= rank < world_size; found rank={rank}, "
-                             f"world_size={world_size}")
+            raise ValueError(f"need 0 <= rank < world_size; found rank={rank}, world_size={world_size}")
         if len(dataset) < world_size:
-            raise ValueError(f"dataset of {len(dataset)} samples cannot be sharded over "
-                             f"{world_size} ranks")
+            raise ValueError(f"dataset of {len(dataset)} samples cannot be sharded over {world_size} ranks")
         self.dataset = dataset
         self.batch_size = batch_size
         self.shuffle, self.drop_last = shuffle, drop_last
@@ -59,12 +67,14 @@ class BatchLoader:
         self.samples_per_rank = per_rank
         self.num_batches = per_rank // batch_size if drop_last else math.ceil(per_rank / batch_size)
         if self.num_batches == 0:
-            raise ValueError(f"{len(dataset)} samples over {world_size} rank(s) give no full "
-                             f"batch of {batch_size} with drop_last=True")
+            raise ValueError(
+                f"{len(dataset)} samples over {world_size} rank(s) give no full "
+                f"batch of {batch_size} with drop_last=True"
+            )
         self.epoch = 0
         self._next_batch = 0
         self._mean, self._std = dataset.mean, dataset.std
-        self._flip_half: Optional[torch.Tensor] = None   # built on first use
+        self._flip_half: Optional[torch.Tensor] = None  # built on first use
 
     def __len__(self) -> int:
         return self.num_batches
@@ -74,18 +84,17 @@ class BatchLoader:
         """Indices of the whole epoch for ALL ranks (length ``world_size * samples_per_rank``)."""
         n = len(self.dataset)
         if self.shuffle:
-            order = torch.randperm(n, generator=torch.Generator().manual_seed(
-                _seed("order", self.seed, epoch)))
+            order = torch.randperm(n, generator=torch.Generator().manual_seed(_seed("order", self.seed, epoch)))
         else:
             order = torch.arange(n)
         total = self.world_size * self.samples_per_rank
         if total > n:  # pad by wrapping around so every rank has the same count
-            order = torch.cat([order, order[:total - n]])
+            order = torch.cat([order, order[: total - n]])
         return order[:total]
 
     def rank_order(self, epoch: int) -> torch.Tensor:
         """This rank's indices of ``epoch``, in the order its batches are cut."""
-        return self.epoch_order(epoch)[self.rank::self.world_size]
+        return self.epoch_order(epoch)[self.rank :: self.world_size]
 
     # ---- epochs and resume -----------------------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
@@ -104,11 +113,12 @@ class BatchLoader:
         try:
             epoch, batch = int(state["epoch"]), int(state["batch"])
         except (KeyError, TypeError, ValueError):
-            raise ValueError(f"loader state must be {{'epoch': int, 'batch': int}}; "
-                             f"found {state!r}") from None
+            raise ValueError(f"loader state must be {{'epoch': int, 'batch': int}}; found {state!r}") from None
         if epoch < 0 or not 0 <= batch <= self.num_batches:
-            raise ValueError(f"loader state out of range: epoch {epoch}, batch {batch} "
-                             f"(this loader has {self.num_batches} batches per epoch)")
+            raise ValueError(
+                f"loader state out of range: epoch {epoch}, batch {batch} "
+                f"(this loader has {self.num_batches} batches per epoch)"
+            )
         self.epoch, self._next_batch = epoch, batch
 
     @property
@@ -125,8 +135,7 @@ class BatchLoader:
         """The CPU generator that drives augmentation of batch ``batch`` of ``epoch``."""
         return torch.Generator().manual_seed(_seed("augment", self.seed, epoch, batch))
 
-    def make_batch(self, indices: torch.Tensor, epoch: int, batch: int
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    def make_batch(self, indices: torch.Tensor, epoch: int, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Batch ``batch`` of ``epoch``: the dataset's ``indices`` (this rank's share) on the
         device, normalised and augmented with :meth:`batch_generator` ``(epoch, batch)``.
         The hook that loaders of other data override (SAR tiles, segmentation masks);
@@ -141,8 +150,9 @@ class BatchLoader:
         augment = self.augment.for_epoch(epoch) if self.augment is not None else None
         if augment is not None and not augment.is_identity:
             _, _, height, width = x.shape
-            params = augment.sample_params(len(indices) * self.world_size, height, width,
-                                           self.batch_generator(epoch, batch))
+            params = augment.sample_params(
+                len(indices) * self.world_size, height, width, self.batch_generator(epoch, batch)
+            )
             params = params.select(slice(self.rank, None, self.world_size))
             if augment.flip and augment.alternate_flip:
                 params.flip = self.flip_half[indices] ^ bool(epoch % 2)
@@ -159,11 +169,13 @@ class BatchLoader:
         bs = self.batch_size
         while self._next_batch < self.num_batches and self.epoch == epoch:
             i = self._next_batch
-            batch = self.make_batch(order[i * bs:(i + 1) * bs], epoch, i)
+            batch = self.make_batch(order[i * bs : (i + 1) * bs], epoch, i)
             self._next_batch = i + 1
             yield batch
 
     def __repr__(self) -> str:
-        return (f"BatchLoader({self.dataset.name!r}, batch_size={self.batch_size}, "
-                f"batches={self.num_batches}, rank={self.rank}/{self.world_size}, "
-                f"epoch={self.epoch})")
+        return (
+            f"BatchLoader({self.dataset.name!r}, batch_size={self.batch_size}, "
+            f"batches={self.num_batches}, rank={self.rank}/{self.world_size}, "
+            f"epoch={self.epoch})"
+        )

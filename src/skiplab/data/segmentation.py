@@ -34,7 +34,7 @@ from .synthetic import _generator, _uniform
 CLASSES = ("background", "cell", "boundary")
 CHUNK = 64
 MAX_CELLS = 12
-MAX_AXIS = 0.13      # largest semi-axis, as a fraction of the side
+MAX_AXIS = 0.13  # largest semi-axis, as a fraction of the side
 WOBBLE = (0.08, 0.05)  # amplitudes of the outline's 3rd and 5th harmonics
 
 
@@ -53,15 +53,18 @@ class SegmentationDataset:
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.dim() != 4:
-            raise ValueError(f"images must be a uint8 tensor [N, C, H, W]; found "
-                             f"{self.images.dtype} of shape {tuple(self.images.shape)}")
+            raise ValueError(
+                f"images must be a uint8 tensor [N, C, H, W]; found "
+                f"{self.images.dtype} of shape {tuple(self.images.shape)}"
+            )
         n, c, h, w = self.images.shape
         if self.masks.dtype != torch.int64 or tuple(self.masks.shape) != (n, h, w):
-            raise ValueError(f"masks must be int64 [{n}, {h}, {w}] (one label per pixel); found "
-                             f"{self.masks.dtype} of shape {tuple(self.masks.shape)}")
+            raise ValueError(
+                f"masks must be int64 [{n}, {h}, {w}] (one label per pixel); found "
+                f"{self.masks.dtype} of shape {tuple(self.masks.shape)}"
+            )
         if len(self.mean) != c or len(self.std) != c:
-            raise ValueError(f"mean/std need {c} values (one per channel); found "
-                             f"{len(self.mean)} and {len(self.std)}")
+            raise ValueError(f"mean/std need {c} values (one per channel); found {len(self.mean)} and {len(self.std)}")
         low, high = (int(self.masks.min()), int(self.masks.max())) if self.masks.numel() else (0, 0)
         if not 0 <= low <= high < len(self.classes):
             raise ValueError(f"mask labels must lie in [0, {len(self.classes)}); found [{low}, {high}]")
@@ -77,8 +80,9 @@ class SegmentationDataset:
         return torch.bincount(self.masks.flatten(), minlength=self.num_classes).tolist()
 
     def subset(self, indices: torch.Tensor, name: Optional[str] = None) -> "SegmentationDataset":
-        return SegmentationDataset(self.images[indices], self.masks[indices], self.classes,
-                                   self.mean, self.std, name or self.name)
+        return SegmentationDataset(
+            self.images[indices], self.masks[indices], self.classes, self.mean, self.std, name or self.name
+        )
 
     def __repr__(self) -> str:
         c, h, w = self.images.shape[1:]
@@ -92,13 +96,26 @@ def _cell_parameters(n: int, size: int, g: torch.Generator) -> dict[str, torch.T
     def draw(low: float, high: float) -> torch.Tensor:
         return _uniform(n * k, low, high, g).view(n, k)
 
-    p = dict(present=torch.arange(k).view(1, k) < torch.randint(3, k + 1, (n, 1), generator=g),
-             a=draw(0.05, MAX_AXIS) * size, aspect=draw(0.6, 1.0), angle=draw(0, math.pi),
-             cx=draw(0.08, 0.92) * size, cy=draw(0.08, 0.92) * size, attach=draw(0, 1) < 0.4,
-             direction=draw(0, 2 * math.pi), gap=draw(0.75, 1.0), phase3=draw(0, 2 * math.pi),
-             phase5=draw(0, 2 * math.pi), level=draw(0.15, 0.6), fx=draw(0.3, 1.2), fy=draw(0.3, 1.2),
-             sx=draw(0, 2 * math.pi), sy=draw(0, 2 * math.pi), nucleus_shift=draw(-0.2, 0.2),
-             nucleus_gain=draw(0.7, 1.3))
+    p = dict(
+        present=torch.arange(k).view(1, k) < torch.randint(3, k + 1, (n, 1), generator=g),
+        a=draw(0.05, MAX_AXIS) * size,
+        aspect=draw(0.6, 1.0),
+        angle=draw(0, math.pi),
+        cx=draw(0.08, 0.92) * size,
+        cy=draw(0.08, 0.92) * size,
+        attach=draw(0, 1) < 0.4,
+        direction=draw(0, 2 * math.pi),
+        gap=draw(0.75, 1.0),
+        phase3=draw(0, 2 * math.pi),
+        phase5=draw(0, 2 * math.pi),
+        level=draw(0.15, 0.6),
+        fx=draw(0.3, 1.2),
+        fy=draw(0.3, 1.2),
+        sx=draw(0, 2 * math.pi),
+        sy=draw(0, 2 * math.pi),
+        nucleus_shift=draw(-0.2, 0.2),
+        nucleus_gain=draw(0.7, 1.3),
+    )
     p["b"] = p["a"] * p["aspect"]
     # four cells in ten are pushed against the previous one: touching and overlapping cells
     for j in range(1, k):
@@ -115,9 +132,11 @@ def _window(centre: torch.Tensor, size: int, width: int) -> torch.Tensor:
     return start.unsqueeze(1) + torch.arange(width)
 
 
-def _draw_cell(p: dict[str, torch.Tensor], j: int, rows: torch.Tensor, cols: torch.Tensor
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+def _draw_cell(
+    p: dict[str, torch.Tensor], j: int, rows: torch.Tensor, cols: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(inside, value) of cell ``j`` on its window ``rows x cols``, each ``[n, h, w]``."""
+
     def cell(name: str) -> torch.Tensor:
         return p[name][:, j].view(-1, 1, 1)
 
@@ -132,18 +151,20 @@ def _draw_cell(p: dict[str, torch.Tensor], j: int, rows: torch.Tensor, cols: tor
     c2, s2 = c * c, s * s
     sin3, cos3 = s * (3 - 4 * s2), c * (4 * c2 - 3)
     sin5, cos5 = s * (16 * s2 * s2 - 20 * s2 + 5), c * (16 * c2 * c2 - 20 * c2 + 5)
-    outline = (1 + WOBBLE[0] * (sin3 * cell("phase3").cos() + cos3 * cell("phase3").sin())
-               + WOBBLE[1] * (sin5 * cell("phase5").cos() + cos5 * cell("phase5").sin()))
+    outline = (
+        1
+        + WOBBLE[0] * (sin3 * cell("phase3").cos() + cos3 * cell("phase3").sin())
+        + WOBBLE[1] * (sin5 * cell("phase5").cos() + cos5 * cell("phase5").sin())
+    )
     inside = (rho < outline) & cell("present")
     texture = 1 + 0.12 * torch.sin(x * cell("fx") + cell("sx")) * torch.sin(y * cell("fy") + cell("sy"))
     nu = u - cell("nucleus_shift")
-    nucleus = torch.where(nu * nu + v * v < 0.45 ** 2, cell("nucleus_gain"), 1.0)
+    nucleus = torch.where(nu * nu + v * v < 0.45**2, cell("nucleus_gain"), 1.0)
     rim = 1 - 0.3 * (rho / outline).clamp(max=1) ** 4
     return inside, cell("level") * texture * nucleus * rim
 
 
-def _render_cells(n: int, size: int, in_chans: int, g: torch.Generator
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
+def _render_cells(n: int, size: int, in_chans: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Float images [n, C, size, size] in [0, 1] and instance maps [n, size, size] (0 = none).
     Each cell is drawn on a window just larger than the biggest cell, not the whole image."""
     p = _cell_parameters(n, size, g)
@@ -168,8 +189,7 @@ def _render_cells(n: int, size: int, in_chans: int, g: torch.Generator
     for _ in range(3):  # unlabelled debris specks, each present two times in three
         sx, sy = (_uniform(n, 0, size, g).view(n, 1, 1, 1) for _ in range(2))
         radius = _uniform(n, 0.8, 2.0, g).view(n, 1, 1, 1)
-        speck = (((x - sx) ** 2 + (y - sy) ** 2 < radius ** 2)
-                 & (torch.rand(n, 1, 1, 1, generator=g) < 2 / 3))
+        speck = ((x - sx) ** 2 + (y - sy) ** 2 < radius**2) & (torch.rand(n, 1, 1, 1, generator=g) < 2 / 3)
         image = torch.where(speck, _uniform(n, 0.0, 1.0, g).view(n, 1, 1, 1), image)
     gains = _uniform(n * in_chans, 0.8, 1.2, g).view(n, in_chans, 1, 1) if in_chans > 1 else 1.0
     sigma = _uniform(n, 0.02, 0.08, g).view(n, 1, 1, 1)
@@ -186,8 +206,9 @@ def instance_boundaries(instances: torch.Tensor) -> torch.Tensor:
     return (((highest != inst) | (lowest != inst)) & (inst > 0)).squeeze(1)
 
 
-def generate_cells(num: int, size: int = 64, seed: int = 0, split: str = "train",
-                   boundary: bool = False, in_chans: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+def generate_cells(
+    num: int, size: int = 64, seed: int = 0, split: str = "train", boundary: bool = False, in_chans: int = 1
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``num`` images uint8 ``[num, in_chans, size, size]`` and masks int64 ``[num, size, size]``:
     0 background, 1 cell, and with ``boundary`` 2 the cells' outlines."""
     if num <= 0:
@@ -205,19 +226,31 @@ def generate_cells(num: int, size: int = 64, seed: int = 0, split: str = "train"
         mask = (instances > 0).long()
         if boundary:
             mask[instance_boundaries(instances)] = 2
-        images[start:start + n] = (image[:n] * 255).round().to(torch.uint8)
-        masks[start:start + n] = mask[:n]
+        images[start : start + n] = (image[:n] * 255).round().to(torch.uint8)
+        masks[start : start + n] = mask[:n]
     return images, masks
 
 
-def cells_splits(train: int = 1000, val: int = 200, test: int = 200, size: int = 64, seed: int = 0,
-                 boundary: bool = False, in_chans: int = 1) -> dict[str, SegmentationDataset]:
+def cells_splits(
+    train: int = 1000,
+    val: int = 200,
+    test: int = 200,
+    size: int = 64,
+    seed: int = 0,
+    boundary: bool = False,
+    in_chans: int = 1,
+) -> dict[str, SegmentationDataset]:
     """The ``cells`` task's splits (``val=0`` or ``test=0`` leaves that split out), each from
     its own stream; mean/std are those of the training split."""
-    classes = list(CLASSES[:3 if boundary else 2])
+    classes = list(CLASSES[: 3 if boundary else 2])
     sizes = {"train": train, "val": val, "test": test}
-    parts = {name: generate_cells(num, size, seed, name, boundary, in_chans)
-             for name, num in sizes.items() if num > 0 or name == "train"}
+    parts = {
+        name: generate_cells(num, size, seed, name, boundary, in_chans)
+        for name, num in sizes.items()
+        if num > 0 or name == "train"
+    }
     mean, std = channel_stats(parts["train"][0])
-    return {name: SegmentationDataset(images, masks, classes, mean, std, f"cells-{size}/{name}")
-            for name, (images, masks) in parts.items()}
+    return {
+        name: SegmentationDataset(images, masks, classes, mean, std, f"cells-{size}/{name}")
+        for name, (images, masks) in parts.items()
+    }

@@ -37,15 +37,15 @@ from ..plugins import load_plugins
 class DataKind:
     """A registered ``--data`` kind (``KIND:PATH``, or a ``synthetic:NAME`` generator)."""
 
-    name: str       # "cifar10", "sar", or the synthetic generator "cells"
-    task: str       # the training task its data is for
-    path: bool      # KIND:PATH (True) or a generator without a path
-    example: str    # shown in error messages, e.g. "sar:PATH"
+    name: str  # "cifar10", "sar", or the synthetic generator "cells"
+    task: str  # the training task its data is for
+    path: bool  # KIND:PATH (True) or a generator without a path
+    example: str  # shown in error messages, e.g. "sar:PATH"
 
 
 _KINDS: dict[str, DataKind] = {}
 _SYNTHETIC: dict[str, DataKind] = {}
-_ALIASES: dict[str, str] = {}     # "synthetic-sar" -> "synthetic:sar"
+_ALIASES: dict[str, str] = {}  # "synthetic-sar" -> "synthetic:sar"
 
 
 def register_data_kind(name: str, *, task: str, path: bool = True, example: str = "") -> None:
@@ -53,8 +53,7 @@ def register_data_kind(name: str, *, task: str, path: bool = True, example: str 
     _KINDS[name.lower()] = DataKind(name.lower(), task, path, example or f"{name}:PATH")
 
 
-def register_synthetic(name: str, *, task: str, example: str = "",
-                       alias: Optional[str] = None) -> None:
+def register_synthetic(name: str, *, task: str, example: str = "", alias: Optional[str] = None) -> None:
     """Add the generator ``synthetic:name[-N][,key=value...]`` (data for ``task``);
     ``alias``, if given, is a prefix that stands for ``synthetic:name`` (``synthetic-sar``)."""
     _SYNTHETIC[name.lower()] = DataKind(name.lower(), task, False, example or f"synthetic:{name}")
@@ -71,8 +70,7 @@ def data_kinds() -> list[str]:
 def data_examples(task: str) -> list[str]:
     """Example specs of the data for ``task`` (after loading the plugins)."""
     load_plugins()
-    return [k.example for k in (*_KINDS.values(), *_SYNTHETIC.values())
-            if k.task == task and k.example]
+    return [k.example for k in (*_KINDS.values(), *_SYNTHETIC.values()) if k.task == task and k.example]
 
 
 for _name in ("cifar10", "cifar100", "folder"):
@@ -91,10 +89,10 @@ class DataPathError(FileNotFoundError, ValueError):
 class DataSpec:
     """A parsed ``--data`` string."""
 
-    kind: str                      # a registered kind (data_kinds())
-    text: str                      # the string as given
-    path: Optional[Path] = None    # for cifar10/cifar100/folder
-    name: str = ""                 # for synthetic: the generator name, e.g. "shapes-10k"
+    kind: str  # a registered kind (data_kinds())
+    text: str  # the string as given
+    path: Optional[Path] = None  # for cifar10/cifar100/folder
+    name: str = ""  # for synthetic: the generator name, e.g. "shapes-10k"
     options: dict = field(default_factory=dict)  # for synthetic: key=value options
 
     @property
@@ -118,8 +116,7 @@ def _parse_options(parts: list[str], text: str) -> dict:
     for part in parts:
         key, sep, value = part.partition("=")
         if not sep or not key:
-            raise ValueError(f"data spec {text!r}: expected options as key=value after the "
-                             f"name, found {part!r}")
+            raise ValueError(f"data spec {text!r}: expected options as key=value after the name, found {part!r}")
         options[key.strip()] = value.strip()
     return options
 
@@ -128,22 +125,24 @@ def parse_data_spec(spec: str) -> DataSpec:
     """Parse a ``--data`` string; raise ValueError naming the known kinds on a bad one and
     :class:`DataPathError` when a path kind's PATH does not exist."""
     if not isinstance(spec, str) or not spec.strip():
-        raise ValueError(f"data spec must be a non-empty string like 'cifar10:PATH', "
-                         f"'folder:PATH' or 'synthetic'; found {spec!r}")
+        raise ValueError(
+            f"data spec must be a non-empty string like 'cifar10:PATH', 'folder:PATH' or 'synthetic'; found {spec!r}"
+        )
     text = spec.strip()
     if text.partition(":")[0].strip().lower() not in _KINDS:
-        load_plugins()     # a kind (or alias) a domain package registers
+        load_plugins()  # a kind (or alias) a domain package registers
     for alias, target in _ALIASES.items():
         if text.lower().startswith(alias):
-            rest = text[len(alias):]
+            rest = text[len(alias) :]
             text = target + ("," + rest[1:] if rest.startswith(":") else rest)
             break
     kind, sep, arg = text.partition(":")
     kind = kind.strip().lower()
     if kind not in _KINDS:
         examples = [k.example for k in (*_KINDS.values(), *_SYNTHETIC.values())]
-        raise ValueError(f"unknown data kind {kind!r} in {text!r}; expected one of "
-                         f"{', '.join(_KINDS)} (e.g. {', '.join(examples)})")
+        raise ValueError(
+            f"unknown data kind {kind!r} in {text!r}; expected one of {', '.join(_KINDS)} (e.g. {', '.join(examples)})"
+        )
     if not _KINDS[kind].path:
         name, *opts = [p.strip() for p in arg.split(",")] if arg else [""]
         return DataSpec(kind, text, name=name or "shapes", options=_parse_options(opts, text))
@@ -151,6 +150,5 @@ def parse_data_spec(spec: str) -> DataSpec:
         raise ValueError(f"data kind {kind!r} needs a path: '{kind}:PATH'; found {text!r}")
     path = Path(arg.strip()).expanduser()
     if not path.exists():
-        raise DataPathError(f"data path for {kind!r} does not exist: {str(path)!r} "
-                            f"(from {text!r})")
+        raise DataPathError(f"data path for {kind!r} does not exist: {str(path)!r} (from {text!r})")
     return DataSpec(kind, text, path=path)

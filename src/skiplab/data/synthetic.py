@@ -44,8 +44,18 @@ import torch
 from .dataset import RawData
 from .synthetic_patterns import PATTERN_CLASSES, PATTERN_SIZE, render_patterns
 
-CLASSES = ["disk", "ring", "square", "frame", "triangle", "plus", "crescent", "dumbbell",
-           "striped_disk", "checker_square"]
+CLASSES = [
+    "disk",
+    "ring",
+    "square",
+    "frame",
+    "triangle",
+    "plus",
+    "crescent",
+    "dumbbell",
+    "striped_disk",
+    "checker_square",
+]
 IMAGE_SIZE = 32
 _NAME = re.compile(r"^(shapes|patterns)(?:-(\d+)(k?))?$")
 
@@ -59,15 +69,14 @@ def _uniform(n: int, low: float, high: float, g: torch.Generator) -> torch.Tenso
     return torch.rand(n, generator=g) * (high - low) + low
 
 
-def _class_mask(label: int, u: torch.Tensor, v: torch.Tensor, freq: torch.Tensor
-                ) -> torch.Tensor:
+def _class_mask(label: int, u: torch.Tensor, v: torch.Tensor, freq: torch.Tensor) -> torch.Tensor:
     """Foreground mask of class ``label`` at shape coordinates (u, v) (radius 1)."""
     rad2 = u * u + v * v
     box = torch.maximum(u.abs(), v.abs())
     if label == 0:
         return rad2 < 1
     if label == 1:
-        return (rad2 > 0.55 ** 2) & (rad2 < 1)
+        return (rad2 > 0.55**2) & (rad2 < 1)
     if label == 2:
         return box < 0.8
     if label == 3:
@@ -77,9 +86,9 @@ def _class_mask(label: int, u: torch.Tensor, v: torch.Tensor, freq: torch.Tensor
     if label == 5:
         return ((u.abs() < 0.28) & (v.abs() < 1)) | ((v.abs() < 0.28) & (u.abs() < 1))
     if label == 6:
-        return (rad2 < 1) & ((u - 0.45) ** 2 + v * v > 0.75 ** 2)
+        return (rad2 < 1) & ((u - 0.45) ** 2 + v * v > 0.75**2)
     if label == 7:
-        return ((u - 0.55) ** 2 + v * v < 0.42 ** 2) | ((u + 0.55) ** 2 + v * v < 0.42 ** 2)
+        return ((u - 0.55) ** 2 + v * v < 0.42**2) | ((u + 0.55) ** 2 + v * v < 0.42**2)
     if label == 8:
         return (rad2 < 1) & (torch.sin(u * freq) > 0)
     return (box < 0.8) & (torch.sin(u * freq) * torch.sin(v * freq) > 0)
@@ -88,7 +97,7 @@ def _class_mask(label: int, u: torch.Tensor, v: torch.Tensor, freq: torch.Tensor
 def _render(labels: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     """Float images [n, 3, 32, 32] in [0, 1] for the given labels."""
     n, size = labels.shape[0], IMAGE_SIZE
-    coords = (torch.arange(size, dtype=torch.float32) + 0.5)
+    coords = torch.arange(size, dtype=torch.float32) + 0.5
     y, x = coords.view(1, size, 1), coords.view(1, 1, size)
     radius = _uniform(n, 6.0, 11.0, g).view(n, 1, 1)
     cx = (_uniform(n, 0, 1, g).view(n, 1, 1) * (size - 2 * radius * 0.8)) + radius * 0.8
@@ -118,8 +127,10 @@ def _render(labels: torch.Tensor, g: torch.Generator) -> torch.Tensor:
 
     # faint background grating of random orientation and frequency
     theta = _uniform(n, 0, math.pi, g).view(n, 1, 1)
-    wave = torch.sin((x * torch.cos(theta) + y * torch.sin(theta)) * _uniform(n, 0.3, 1.5, g)
-                     .view(n, 1, 1) + _uniform(n, 0, 2 * math.pi, g).view(n, 1, 1))
+    wave = torch.sin(
+        (x * torch.cos(theta) + y * torch.sin(theta)) * _uniform(n, 0.3, 1.5, g).view(n, 1, 1)
+        + _uniform(n, 0, 2 * math.pi, g).view(n, 1, 1)
+    )
     image = background + 0.06 * wave.unsqueeze(1)
     image = image * (1 - mask) + foreground * mask
 
@@ -137,21 +148,23 @@ def _render(labels: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return image.clamp(0, 1)
 
 
-def generate_shapes(num: int, seed: int = 0, stream: str = "train",
-                    chunk: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+def generate_shapes(
+    num: int, seed: int = 0, stream: str = "train", chunk: int = 1024
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``num`` balanced samples: uint8 images [num, 3, 32, 32] and int64 labels [num]."""
     return _generate(num, seed, stream, chunk, len(CLASSES), IMAGE_SIZE, _render)
 
 
-def generate_patterns(num: int, seed: int = 0, stream: str = "train",
-                      chunk: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+def generate_patterns(
+    num: int, seed: int = 0, stream: str = "train", chunk: int = 1024
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``num`` balanced ``patterns`` samples: uint8 images [num, 3, 16, 16], int64 labels."""
-    return _generate(num, seed, f"patterns-{stream}", chunk, len(PATTERN_CLASSES), PATTERN_SIZE,
-                     render_patterns)
+    return _generate(num, seed, f"patterns-{stream}", chunk, len(PATTERN_CLASSES), PATTERN_SIZE, render_patterns)
 
 
-def _generate(num: int, seed: int, stream: str, chunk: int, classes: int, size: int,
-              render) -> tuple[torch.Tensor, torch.Tensor]:
+def _generate(
+    num: int, seed: int, stream: str, chunk: int, classes: int, size: int, render
+) -> tuple[torch.Tensor, torch.Tensor]:
     if num <= 0:
         raise ValueError(f"number of synthetic images must be positive; found {num}")
     g = _generator(seed, stream)
@@ -161,8 +174,8 @@ def _generate(num: int, seed: int, stream: str, chunk: int, classes: int, size: 
     torch.set_num_threads(1)  # many small ops: intra-op threads only add contention
     try:
         for start in range(0, num, chunk):
-            part = render(labels[start:start + chunk], g)
-            images[start:start + chunk] = (part * 255).round().to(torch.uint8)
+            part = render(labels[start : start + chunk], g)
+            images[start : start + chunk] = (part * 255).round().to(torch.uint8)
     finally:
         torch.set_num_threads(threads)
     return images, labels
@@ -173,9 +186,11 @@ def parse_synthetic_name(name: str, options: dict) -> tuple[int, int, int]:
     options seed=, test=."""
     match = _NAME.match(name)
     if not match:
-        raise ValueError(f"unknown synthetic dataset {name!r}; expected 'shapes' or 'patterns', "
-                         f"optionally with a size -Nk or -N (e.g. synthetic:shapes-2k, "
-                         f"synthetic:patterns-500)")
+        raise ValueError(
+            f"unknown synthetic dataset {name!r}; expected 'shapes' or 'patterns', "
+            f"optionally with a size -Nk or -N (e.g. synthetic:shapes-2k, "
+            f"synthetic:patterns-500)"
+        )
     unknown = set(options) - {"seed", "test"}
     if unknown:
         raise ValueError(f"unknown synthetic option(s) {sorted(unknown)}; expected seed=, test=")
@@ -200,5 +215,6 @@ def load_synthetic(name: str, options: dict) -> RawData:
         classes, generate = PATTERN_CLASSES, generate_patterns
     else:
         classes, generate = CLASSES, generate_shapes
-    return RawData(f"synthetic:{name}{suffix}", list(classes),
-                   generate(train, seed, "train"), generate(test, seed, "test"))
+    return RawData(
+        f"synthetic:{name}{suffix}", list(classes), generate(train, seed, "train"), generate(test, seed, "test")
+    )

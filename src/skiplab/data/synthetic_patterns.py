@@ -34,15 +34,15 @@ import math
 
 import torch
 
-PATTERN_CLASSES = [f"{band}_{kind}" for band in ("coarse", "fine")
-                   for kind in ("horizontal", "vertical", "diagonal", "checker")]
+PATTERN_CLASSES = [
+    f"{band}_{kind}" for band in ("coarse", "fine") for kind in ("horizontal", "vertical", "diagonal", "checker")
+]
 PATTERN_SIZE = 16
-_PERIODS = ((5.0, 7.0), (2.6, 3.4))     # (low, high) period in pixels: coarse, fine
-_BASE_ANGLE = (0.0, math.pi / 2, math.pi / 4, 0.0)   # horizontal, vertical, diagonal, checker
+_PERIODS = ((5.0, 7.0), (2.6, 3.4))  # (low, high) period in pixels: coarse, fine
+_BASE_ANGLE = (0.0, math.pi / 2, math.pi / 4, 0.0)  # horizontal, vertical, diagonal, checker
 
 
-def _uniform(n: int, low: float | torch.Tensor, high: float | torch.Tensor,
-             g: torch.Generator) -> torch.Tensor:
+def _uniform(n: int, low: float | torch.Tensor, high: float | torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return (torch.rand(n, generator=g) * (high - low) + low).view(n, 1, 1)
 
 
@@ -63,13 +63,13 @@ def render_patterns(labels: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     stripes = torch.sin(across * wavenumber + _uniform(n, 0, 2 * math.pi, g))
     other = torch.sin(along * wavenumber + _uniform(n, 0, 2 * math.pi, g))
     product = stripes * other
-    checker = torch.sign(product) * product.abs().sqrt()   # keeps the checker's contrast up
+    checker = torch.sign(product) * product.abs().sqrt()  # keeps the checker's contrast up
     wave = torch.where((kind == 3).view(n, 1, 1), checker, stripes)
 
     radius = _uniform(n, 5.0, 8.0, g)
     cx, cy = _uniform(n, 4.0, size - 4.0, g), _uniform(n, 4.0, size - 4.0, g)
     distance = ((x - cx) ** 2 + (y - cy) ** 2).sqrt()
-    patch = ((radius - distance).clamp(-1, 1) + 1) / 2      # soft edge one pixel wide
+    patch = ((radius - distance).clamp(-1, 1) + 1) / 2  # soft edge one pixel wide
 
     background = torch.rand(n, 3, 1, 1, generator=g) * 0.6 + 0.2
     direction = torch.randn(n, 3, 1, 1, generator=g)

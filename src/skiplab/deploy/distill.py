@@ -28,8 +28,18 @@ from ..evidence import seed_interval
 from ..train import TrainConfig, fit
 
 # config fields that may differ between a KD run and its scratch twin
-BOOKKEEPING = ("out", "resume", "progress", "teacher", "kd_temperature", "kd_alpha", "tensorboard",
-               "num_threads", "checkpoint_every", "log_every")
+BOOKKEEPING = (
+    "out",
+    "resume",
+    "progress",
+    "teacher",
+    "kd_temperature",
+    "kd_alpha",
+    "tensorboard",
+    "num_threads",
+    "checkpoint_every",
+    "log_every",
+)
 
 
 def paired_difference(treated: Sequence[float], control: Sequence[float]) -> dict:
@@ -62,8 +72,9 @@ def _run(config: TrainConfig) -> float:
         (run_dir / "DONE").write_text("finished\n")
     value = final_metric(run_dir)
     if value is None:
-        raise ValueError(f"{run_dir}/metrics.csv has no val_acc: distillation runs need an "
-                         f"evaluation split (eval_split not 'none')")
+        raise ValueError(
+            f"{run_dir}/metrics.csv has no val_acc: distillation runs need an evaluation split (eval_split not 'none')"
+        )
     return value
 
 
@@ -77,13 +88,20 @@ def check_twin(kd: TrainConfig, scratch_dir: Union[str, Path]) -> None:
     ours = kd.to_dict()
     diff = [k for k in ours if k not in BOOKKEEPING and theirs.get(k, TrainConfig().to_dict()[k]) != ours[k]]
     if diff:
-        raise ValueError(f"scratch run {scratch_dir} differs from the distilled student in "
-                         + ", ".join(f"{k} ({theirs.get(k)!r} vs {ours[k]!r})" for k in diff))
+        raise ValueError(
+            f"scratch run {scratch_dir} differs from the distilled student in "
+            + ", ".join(f"{k} ({theirs.get(k)!r} vs {ours[k]!r})" for k in diff)
+        )
 
 
-def distill_compare(config: TrainConfig, seeds: Sequence[int], out: Union[str, Path], *,
-                    compare_scratch: bool = True, scratch_dirs: Sequence[Union[str, Path]] = ()
-                    ) -> dict:
+def distill_compare(
+    config: TrainConfig,
+    seeds: Sequence[int],
+    out: Union[str, Path],
+    *,
+    compare_scratch: bool = True,
+    scratch_dirs: Sequence[Union[str, Path]] = (),
+) -> dict:
     """Train ``config`` (which names a ``teacher``) for every seed and, when
     ``compare_scratch``, the same student without the teacher -- or pair the given
     ``scratch_dirs`` (one per seed, in order) -- and report the paired difference of the
@@ -91,8 +109,7 @@ def distill_compare(config: TrainConfig, seeds: Sequence[int], out: Union[str, P
     if config.teacher is None:
         raise ValueError("distillation needs a teacher checkpoint (--teacher)")
     if scratch_dirs and len(scratch_dirs) != len(seeds):
-        raise ValueError(f"--scratch needs one run per seed: {len(seeds)} seeds, "
-                         f"{len(scratch_dirs)} runs")
+        raise ValueError(f"--scratch needs one run per seed: {len(seeds)} seeds, {len(scratch_dirs)} runs")
     out = Path(out)
     if len(seeds) == 1 and not compare_scratch and not scratch_dirs:
         return {"kd": [_run(config.replace(out=str(out), seed=seeds[0]))], "seeds": list(seeds)}
@@ -108,17 +125,26 @@ def distill_compare(config: TrainConfig, seeds: Sequence[int], out: Union[str, P
             scratch.append(value)
         elif compare_scratch:
             scratch.append(_run(student.replace(out=str(out / f"scratch_s{seed}"), teacher=None)))
-    report = {"teacher": config.teacher, "student": config.model, "seeds": list(seeds),
-              "kd_temperature": config.kd_temperature, "kd_alpha": config.kd_alpha,
-              "metric": "val_acc (last epoch)", "kd": kd}
+    report = {
+        "teacher": config.teacher,
+        "student": config.model,
+        "seeds": list(seeds),
+        "kd_temperature": config.kd_temperature,
+        "kd_alpha": config.kd_alpha,
+        "metric": "val_acc (last epoch)",
+        "kd": kd,
+    }
     if scratch:
-        report.update(scratch=scratch, scratch_dirs=[str(d) for d in scratch_dirs] or
-                      [str(out / f"scratch_s{s}") for s in seeds],
-                      difference_points={k: (None if v is None else 100 * v) if k != "diffs"
-                                         else [100 * d for d in v]
-                                         for k, v in paired_difference(kd, scratch).items()
-                                         if k != "n"},
-                      pairs=len(kd))
+        report.update(
+            scratch=scratch,
+            scratch_dirs=[str(d) for d in scratch_dirs] or [str(out / f"scratch_s{s}") for s in seeds],
+            difference_points={
+                k: (None if v is None else 100 * v) if k != "diffs" else [100 * d for d in v]
+                for k, v in paired_difference(kd, scratch).items()
+                if k != "n"
+            },
+            pairs=len(kd),
+        )
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "distill_report.json", report)
     return report
@@ -129,11 +155,16 @@ def format_comparison(report: dict) -> str:
     lines = [f"{'seed':>6}  {'KD acc %':>9}  {'scratch %':>9}  {'diff':>7}"]
     scratch = report.get("scratch") or [None] * len(report["kd"])
     for seed, a, b in zip(report["seeds"], report["kd"], scratch):
-        lines.append(f"{seed:>6}  {100 * a:9.2f}  " + (f"{100 * b:9.2f}  {100 * (a - b):+7.2f}"
-                                                       if b is not None else f"{'-':>9}"))
+        lines.append(
+            f"{seed:>6}  {100 * a:9.2f}  "
+            + (f"{100 * b:9.2f}  {100 * (a - b):+7.2f}" if b is not None else f"{'-':>9}")
+        )
     d = report.get("difference_points")
     if d:
-        interval = (f" (95% interval {d['low']:+.2f} to {d['high']:+.2f})" if d["low"] is not None
-                    else " (one seed: no interval)")
+        interval = (
+            f" (95% interval {d['low']:+.2f} to {d['high']:+.2f})"
+            if d["low"] is not None
+            else " (one seed: no interval)"
+        )
         lines.append(f"KD - scratch over {report['pairs']} seeds: {d['mean']:+.2f} points{interval}")
     return "\n".join(lines)

@@ -35,7 +35,7 @@ class ExportResult:
     path: Path
     format: str
     exporter: str
-    parity: float                     # max relative error vs eager fp32
+    parity: float  # max relative error vs eager fp32
     seconds: float
     sidecar: Optional[Path] = None
     fold: Optional[FoldReport] = None
@@ -46,10 +46,12 @@ class ExportResult:
         return self.parity <= PARITY_FP32
 
     def summary(self) -> str:
-        return (f"{self.path} ({self.format}, {self.exporter} exporter, "
-                f"{self.path.stat().st_size / 1e6:.1f} MB): parity max relative error "
-                f"{self.parity:.2e} ({'ok' if self.ok else 'ABOVE'} {PARITY_FP32:g}), "
-                f"{self.seconds:.1f} s")
+        return (
+            f"{self.path} ({self.format}, {self.exporter} exporter, "
+            f"{self.path.stat().st_size / 1e6:.1f} MB): parity max relative error "
+            f"{self.parity:.2e} ({'ok' if self.ok else 'ABOVE'} {PARITY_FP32:g}), "
+            f"{self.seconds:.1f} s"
+        )
 
 
 def relative_error(y: torch.Tensor, ref: torch.Tensor) -> float:
@@ -93,14 +95,22 @@ def prepare(source: ModelSource, fold: bool) -> tuple[nn.Module, Optional[FoldRe
 
 def _ort_runner(path: Path) -> Callable[[torch.Tensor], torch.Tensor]:
     from .runtime import ort_session
+
     session = ort_session(path)
     name = session.get_inputs()[0].name
     return lambda x: torch.from_numpy(session.run(None, {name: x.contiguous().numpy()})[0])
 
 
-def export_onnx(source: ModelSource, out: Union[str, Path], *, fold: bool = True,
-                dynamic_hw: Optional[bool] = None, opset: Optional[int] = None,
-                exporter: str = "auto", batch_size: int = 2) -> ExportResult:
+def export_onnx(
+    source: ModelSource,
+    out: Union[str, Path],
+    *,
+    fold: bool = True,
+    dynamic_hw: Optional[bool] = None,
+    opset: Optional[int] = None,
+    exporter: str = "auto",
+    batch_size: int = 2,
+) -> ExportResult:
     """Write ``out`` (.onnx) and its sidecar; check it with ``onnx.checker`` and ONNX Runtime.
 
     ``exporter``: "dynamo" (``torch.onnx.export(dynamo=True)``), "torchscript" (the legacy
@@ -116,14 +126,16 @@ def export_onnx(source: ModelSource, out: Union[str, Path], *, fold: bool = True
     start = time.perf_counter()
     notes: list[str] = []
     used = None
-    for name in (("dynamo", "torchscript") if exporter == "auto" else (exporter,)):
+    for name in ("dynamo", "torchscript") if exporter == "auto" else (exporter,):
         try:
             _onnx_export(model, x, out, name, source, dynamic_hw, opset)
             used = name
             break
-        except Exception as err:   # an exporter's failure is reported, the next one tried
-            notes.append(f"{name} exporter failed: {type(err).__name__}: "
-                         f"{str(err).strip().splitlines()[0][:200] if str(err).strip() else ''}")
+        except Exception as err:  # an exporter's failure is reported, the next one tried
+            notes.append(
+                f"{name} exporter failed: {type(err).__name__}: "
+                f"{str(err).strip().splitlines()[0][:200] if str(err).strip() else ''}"
+            )
             if exporter != "auto":
                 raise ValueError(notes[-1]) from err
     if used is None:
@@ -133,9 +145,17 @@ def export_onnx(source: ModelSource, out: Union[str, Path], *, fold: bool = True
     with torch.no_grad():
         parity = relative_error(_ort_runner(out)(xc), source.model(xc))
     seconds = time.perf_counter() - start
-    sidecar = write_sidecar(out, source.meta, format="onnx", exporter=used, precision="fp32",
-                            dynamic_hw=dynamic_hw, parity=parity, bn_folded=report.folded if report else 0,
-                            opset=_opset(onnx, out))
+    sidecar = write_sidecar(
+        out,
+        source.meta,
+        format="onnx",
+        exporter=used,
+        precision="fp32",
+        dynamic_hw=dynamic_hw,
+        parity=parity,
+        bn_folded=report.folded if report else 0,
+        opset=_opset(onnx, out),
+    )
     return ExportResult(out, "onnx", used, parity, seconds, sidecar, report, notes)
 
 
@@ -144,35 +164,63 @@ def _opset(onnx, path: Path) -> int:
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
 
 
-def _onnx_export(model: nn.Module, x: torch.Tensor, out: Path, exporter: str,
-                 source: ModelSource, dynamic_hw: bool, opset: Optional[int]) -> None:
+def _onnx_export(
+    model: nn.Module,
+    x: torch.Tensor,
+    out: Path,
+    exporter: str,
+    source: ModelSource,
+    dynamic_hw: bool,
+    opset: Optional[int],
+) -> None:
     with quiet("torch.onnx"), torch.no_grad():
         if exporter == "dynamo":
-            program = torch.onnx.export(model, (x,), dynamo=True, input_names=["x"],
-                                        output_names=["y"], opset_version=opset,
-                                        dynamic_shapes=dynamic_shapes(source, dynamic_hw),
-                                        external_data=False, verbose=False)
+            program = torch.onnx.export(
+                model,
+                (x,),
+                dynamo=True,
+                input_names=["x"],
+                output_names=["y"],
+                opset_version=opset,
+                dynamic_shapes=dynamic_shapes(source, dynamic_hw),
+                external_data=False,
+                verbose=False,
+            )
             program.save(str(out))
         elif exporter == "torchscript":
             axes = {0: "batch", **({2: "height", 3: "width"} if dynamic_hw else {})}
-            torch.onnx.export(model, (x,), str(out), dynamo=False, input_names=["x"],
-                              output_names=["y"], opset_version=opset or 17,
-                              dynamic_axes={"x": axes, "y": {0: "batch", **(
-                                  {2: "height", 3: "width"} if dynamic_hw else {})}})
+            torch.onnx.export(
+                model,
+                (x,),
+                str(out),
+                dynamo=False,
+                input_names=["x"],
+                output_names=["y"],
+                opset_version=opset or 17,
+                dynamic_axes={"x": axes, "y": {0: "batch", **({2: "height", 3: "width"} if dynamic_hw else {})}},
+            )
         else:
             raise ValueError(f"exporter must be auto, dynamo or torchscript; found {exporter!r}")
 
 
-def export_program(model: nn.Module, source: ModelSource, dynamic_hw: bool, *,
-                   strict: bool = False, batch_size: int = 2) -> torch.export.ExportedProgram:
+def export_program(
+    model: nn.Module, source: ModelSource, dynamic_hw: bool, *, strict: bool = False, batch_size: int = 2
+) -> torch.export.ExportedProgram:
     """``torch.export.export`` of ``model`` with the dynamic shapes of :func:`dynamic_shapes`."""
     with torch.no_grad():
-        return torch.export.export(model, (source.example_input(batch_size),),
-                                   dynamic_shapes=dynamic_shapes(source, dynamic_hw), strict=strict)
+        return torch.export.export(
+            model, (source.example_input(batch_size),), dynamic_shapes=dynamic_shapes(source, dynamic_hw), strict=strict
+        )
 
 
-def export_pt2(source: ModelSource, out: Union[str, Path], *, fold: bool = True,
-               dynamic_hw: Optional[bool] = None, batch_size: int = 2) -> ExportResult:
+def export_pt2(
+    source: ModelSource,
+    out: Union[str, Path],
+    *,
+    fold: bool = True,
+    dynamic_hw: Optional[bool] = None,
+    batch_size: int = 2,
+) -> ExportResult:
     """Write a ``torch.export`` program (``torch.export.save``) and its sidecar; parity of the
     reloaded program against the eager model."""
     out = Path(out)
@@ -186,9 +234,16 @@ def export_pt2(source: ModelSource, out: Union[str, Path], *, fold: bool = True,
     with torch.no_grad():
         parity = relative_error(torch.export.load(str(out)).module()(xc), source.model(xc))
     seconds = time.perf_counter() - start
-    sidecar = write_sidecar(out, source.meta, format="pt2", exporter="torch.export",
-                            precision="fp32", dynamic_hw=dynamic_hw, parity=parity,
-                            bn_folded=report.folded if report else 0)
+    sidecar = write_sidecar(
+        out,
+        source.meta,
+        format="pt2",
+        exporter="torch.export",
+        precision="fp32",
+        dynamic_hw=dynamic_hw,
+        parity=parity,
+        bn_folded=report.folded if report else 0,
+    )
     return ExportResult(out, "pt2", "torch.export", parity, seconds, sidecar, report)
 
 
@@ -199,17 +254,19 @@ def export_format(out: Union[str, Path], fmt: Optional[str] = None) -> str:
     suffix = Path(out).suffix.lstrip(".")
     fmt = fmt or suffix
     if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {', '.join(FORMATS)} (or an --out ending in .onnx/.pt2); "
-                         f"found {fmt!r}")
+        raise ValueError(
+            f"format must be one of {', '.join(FORMATS)} (or an --out ending in .onnx/.pt2); found {fmt!r}"
+        )
     if suffix != fmt:
-        raise ValueError(f"--out {out} must end in .{fmt} for format {fmt} (found "
-                         f"{'.' + suffix if suffix else 'no suffix'}): skiplab eval and bench read a "
-                         f"file by its suffix; name it {Path(out).with_suffix('.' + fmt)}")
+        raise ValueError(
+            f"--out {out} must end in .{fmt} for format {fmt} (found "
+            f"{'.' + suffix if suffix else 'no suffix'}): skiplab eval and bench read a "
+            f"file by its suffix; name it {Path(out).with_suffix('.' + fmt)}"
+        )
     return fmt
 
 
-def export(source: ModelSource, out: Union[str, Path], fmt: Optional[str] = None,
-           **kwargs) -> ExportResult:
+def export(source: ModelSource, out: Union[str, Path], fmt: Optional[str] = None, **kwargs) -> ExportResult:
     """:func:`export_onnx` or :func:`export_pt2`, by ``fmt`` or the suffix of ``out`` (which
     must agree, :func:`export_format`)."""
     fmt = export_format(out, fmt)

@@ -31,8 +31,9 @@ def require(module: str, purpose: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as err:
-        raise MissingExtraError(f"{purpose} needs {module.split('.')[0]}, which is not installed: "
-                                f"pip install 'skiplab[{EXTRA}]' ({err})") from None
+        raise MissingExtraError(
+            f"{purpose} needs {module.split('.')[0]}, which is not installed: pip install 'skiplab[{EXTRA}]' ({err})"
+        ) from None
 
 
 @contextlib.contextmanager

@@ -35,7 +35,7 @@ class FoldReport:
 
     folded: int
     remaining: int
-    untraced: list[str]   # submodules that could not be traced as a whole (folded inside)
+    untraced: list[str]  # submodules that could not be traced as a whole (folded inside)
 
     def __str__(self) -> str:
         text = f"folded {self.folded} BatchNorm layer(s) into their convolutions"
@@ -66,8 +66,12 @@ def _fold_graph(gm: fx.GraphModule) -> int:
             continue
         prev = node.args[0]
         conv = modules.get(prev.target) if isinstance(prev, fx.Node) and prev.op == "call_module" else None
-        if (not isinstance(conv, CONVS + TRANSPOSED) or len(prev.users) != 1
-                or calls[prev.target] != 1 or calls[node.target] != 1):
+        if (
+            not isinstance(conv, CONVS + TRANSPOSED)
+            or len(prev.users) != 1
+            or calls[prev.target] != 1
+            or calls[node.target] != 1
+        ):
             continue
         fused = fuse_conv_bn_eval(conv, bn, transpose=isinstance(conv, TRANSPOSED))
         parent, _, name = prev.target.rpartition(".")
@@ -89,11 +93,10 @@ def _one_input(module: nn.Module) -> bool:
 
 
 def _fold(module: nn.Module, path: str, untraced: list[str]) -> tuple[nn.Module, int]:
-    if (not _has_hooks(module) and _one_input(module)
-            and not isinstance(module, NORMS + CONVS + TRANSPOSED)):
+    if not _has_hooks(module) and _one_input(module) and not isinstance(module, NORMS + CONVS + TRANSPOSED):
         try:
             gm = fx.symbolic_trace(module)
-        except Exception:   # a TraceError, or any failure inside a forward under tracing
+        except Exception:  # a TraceError, or any failure inside a forward under tracing
             untraced.append(path or type(module).__name__)
         else:
             return gm, _fold_graph(gm)
@@ -113,8 +116,10 @@ def fold_batchnorm(model: nn.Module, *, inplace: bool = False) -> tuple[nn.Modul
     it is a ``torch.fx.GraphModule`` when the whole model traces, else the model with its
     traceable parts replaced. ``model`` itself is left untouched unless ``inplace``."""
     if model.training:
-        raise ValueError("fold_batchnorm needs an eval-mode model (call model.eval()): a "
-                         "training-mode BN normalises with batch statistics, which cannot be folded")
+        raise ValueError(
+            "fold_batchnorm needs an eval-mode model (call model.eval()): a "
+            "training-mode BN normalises with batch statistics, which cannot be folded"
+        )
     work = model if inplace else copy.deepcopy(model)
     untraced: list[str] = []
     folded_model, folded = _fold(work, "", untraced)

@@ -47,8 +47,9 @@ def require_torch_pruning():
     try:
         import torch_pruning as tp
     except ImportError:
-        raise ImportError("pruning needs Torch-Pruning: pip install 'skiplab[deploy]' "
-                          "(or torch-pruning>=1.6)") from None
+        raise ImportError(
+            "pruning needs Torch-Pruning: pip install 'skiplab[deploy]' (or torch-pruning>=1.6)"
+        ) from None
     return tp
 
 
@@ -110,11 +111,19 @@ def _no_grad_step(pruner) -> None:
     pruner.step()
 
 
-def prune_to_macs(model: nn.Module, example: torch.Tensor, speedup: float, *,
-                  importance: str = "l2", round_to: Optional[int] = None,
-                  global_pruning: bool = False, max_pruning_ratio: float = 0.9,
-                  resolution: int = 50, loss_fn: Optional[Callable[[nn.Module], torch.Tensor]] = None,
-                  ignored_layers: Sequence[nn.Module] = ()) -> dict:
+def prune_to_macs(
+    model: nn.Module,
+    example: torch.Tensor,
+    speedup: float,
+    *,
+    importance: str = "l2",
+    round_to: Optional[int] = None,
+    global_pruning: bool = False,
+    max_pruning_ratio: float = 0.9,
+    resolution: int = 50,
+    loss_fn: Optional[Callable[[nn.Module], torch.Tensor]] = None,
+    ignored_layers: Sequence[nn.Module] = (),
+) -> dict:
     """Prune ``model`` in place until its MACs are at most ``1 / speedup`` of what they are now.
 
     Channels are removed in up to ``resolution`` steps of ``max_pruning_ratio / resolution``
@@ -134,17 +143,25 @@ def prune_to_macs(model: nn.Module, example: torch.Tensor, speedup: float, *,
     macs0, params0 = count_macs(model, example)
     use_selection_shortcuts(model)
     pruner = tp.pruner.BasePruner(
-        model, example, importance=_importance(importance), global_pruning=global_pruning,
-        pruning_ratio=max_pruning_ratio, max_pruning_ratio=max_pruning_ratio,
-        iterative_steps=resolution, round_to=round_to,
+        model,
+        example,
+        importance=_importance(importance),
+        global_pruning=global_pruning,
+        pruning_ratio=max_pruning_ratio,
+        max_pruning_ratio=max_pruning_ratio,
+        iterative_steps=resolution,
+        round_to=round_to,
         ignored_layers=[*classifier_of(model), *ignored_layers],
-        customized_pruners={SelectionShortcut: selection_pruner()})
+        customized_pruners={SelectionShortcut: selection_pruner()},
+    )
     target = macs0 / speedup
     macs, params, steps = macs0, params0, 0
     while macs > target:
         if steps >= resolution:
-            raise ValueError(f"cannot reach {speedup:g}x fewer MACs with max_pruning_ratio "
-                             f"{max_pruning_ratio}: stopped at {macs0 / macs:.2f}x")
+            raise ValueError(
+                f"cannot reach {speedup:g}x fewer MACs with max_pruning_ratio "
+                f"{max_pruning_ratio}: stopped at {macs0 / macs:.2f}x"
+            )
         if importance == "taylor":
             model.zero_grad(set_to_none=True)
             with torch.enable_grad():
@@ -154,6 +171,12 @@ def prune_to_macs(model: nn.Module, example: torch.Tensor, speedup: float, *,
         macs, params = count_macs(model, example)
     model.zero_grad(set_to_none=True)
     model.train(was_training)
-    return {"macs_before": macs0, "macs_after": macs, "params_before": params0,
-            "params_after": params, "mac_reduction": macs0 / macs, "pruning_steps": steps,
-            "structure": model_structure(model)}
+    return {
+        "macs_before": macs0,
+        "macs_after": macs,
+        "params_before": params0,
+        "params_after": params,
+        "mac_reduction": macs0 / macs,
+        "pruning_steps": steps,
+        "structure": model_structure(model),
+    }

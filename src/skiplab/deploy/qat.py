@@ -68,20 +68,23 @@ class QATOptions:
 
 @dataclass
 class QATResult:
-    module: nn.Module                 # the converted int8 graph
-    description: str                  # what it was fine-tuned on, and how
-    settings: dict                    # the resolved fine-tune (optimiser, lr, ...) for the report
-    losses: list[float] = field(default_factory=list)   # training loss of every step
+    module: nn.Module  # the converted int8 graph
+    description: str  # what it was fine-tuned on, and how
+    settings: dict  # the resolved fine-tune (optimiser, lr, ...) for the report
+    losses: list[float] = field(default_factory=list)  # training loss of every step
 
 
 def check_float_checkpoint(source: ModelSource) -> None:
     """Refuse (one line) what quantisation cannot start from: an exported or already
     quantised artifact (``.pt2``, ``.onnx``) instead of the float model of a checkpoint."""
     from .runtime import OrtModule, ProgramModule
+
     if isinstance(source.model, (ProgramModule, OrtModule)):
-        raise ValueError(f"quantisation needs the float model of a skiplab training checkpoint "
-                         f"(.pt); found {source.model.path}, a {source.meta.model} file from skiplab "
-                         f"export/quantize (quantise its checkpoint instead)")
+        raise ValueError(
+            f"quantisation needs the float model of a skiplab training checkpoint "
+            f"(.pt); found {source.model.path}, a {source.meta.model} file from skiplab "
+            f"export/quantize (quantise its checkpoint instead)"
+        )
 
 
 def _unzero_norm_scales(model: nn.Module, eps: float = 1e-6) -> int:
@@ -101,23 +104,30 @@ def _unzero_norm_scales(model: nn.Module, eps: float = 1e-6) -> int:
 def _prepare(source: ModelSource, batch_size: int) -> nn.Module:
     """The float model, exported in training mode and prepared for QAT."""
     pt2e = import_torchao_pt2e()
-    xiq = require("torchao.quantization.pt2e.quantizer.x86_inductor_quantizer",
-                  "int8 quantisation-aware training (PT2E)")
+    xiq = require(
+        "torchao.quantization.pt2e.quantizer.x86_inductor_quantizer", "int8 quantisation-aware training (PT2E)"
+    )
     from .export import dynamic_shapes
+
     model = copy.deepcopy(source.model).float().train()
     _unzero_norm_scales(model)
     example = source.example_input(max(2, min(batch_size, 4)))
-    program = torch.export.export(model, (example,), strict=True,
-                                  dynamic_shapes=dynamic_shapes(source, source.meta.dynamic_hw))
+    program = torch.export.export(
+        model, (example,), strict=True, dynamic_shapes=dynamic_shapes(source, source.meta.dynamic_hw)
+    )
     quantizer = xiq.X86InductorQuantizer()
     quantizer.set_global(xiq.get_default_x86_inductor_quantization_config(is_qat=True))
     with quiet("torchao"):
         return pt2e.prepare_qat_pt2e(program.module(), quantizer)
 
 
-def quantize_qat_pt2e(source: ModelSource, options: Optional[QATOptions] = None, *,
-                      data: Optional[str] = None,
-                      progress: Callable[[str], None] = lambda s: None) -> QATResult:
+def quantize_qat_pt2e(
+    source: ModelSource,
+    options: Optional[QATOptions] = None,
+    *,
+    data: Optional[str] = None,
+    progress: Callable[[str], None] = lambda s: None,
+) -> QATResult:
     """Quantisation-aware training of ``source`` (see the module documentation) on the
     training split of ``data`` (default: the recorded data); the converted int8 graph runs
     and saves as :func:`~skiplab.deploy.quantize.quantize_pt2e`'s does."""
@@ -130,26 +140,42 @@ def quantize_qat_pt2e(source: ModelSource, options: Optional[QATOptions] = None,
     check_float_checkpoint(source)
     recorded = dict(source.meta.config)
     if not (data or recorded.get("data")):
-        raise ValueError("quantisation-aware training needs training data: the source records "
-                         "none (a model name?); pass --data SPEC or a trained checkpoint")
-    task, train_set = evaluation_data({**(recorded or {"model": source.meta.model, "task": source.meta.task}),
-                                       "seed": options.seed}, data, "train",
-                                      radiometry=source.meta.radiometry, channels_last=False)
-    recipe = task.config       # the recorded run's config, this seed, these data
+        raise ValueError(
+            "quantisation-aware training needs training data: the source records "
+            "none (a model name?); pass --data SPEC or a trained checkpoint"
+        )
+    task, train_set = evaluation_data(
+        {**(recorded or {"model": source.meta.model, "task": source.meta.task}), "seed": options.seed},
+        data,
+        "train",
+        radiometry=source.meta.radiometry,
+        channels_last=False,
+    )
+    recipe = task.config  # the recorded run's config, this seed, these data
     lr = options.lr if options.lr is not None else recipe.lr / 100
-    config = recipe.replace(lr=lr, batch_size=options.batch_size, steps=options.steps, schedule="cosine",
-                            min_lr_factor=0.0, warmup_epochs=0.0, warmup_steps=0, error_warmup_lr=0.0,
-                            layer_decay=1.0, freeze=[])
+    config = recipe.replace(
+        lr=lr,
+        batch_size=options.batch_size,
+        steps=options.steps,
+        schedule="cosine",
+        min_lr_factor=0.0,
+        warmup_epochs=0.0,
+        warmup_steps=0,
+        error_warmup_lr=0.0,
+        layer_decay=1.0,
+        freeze=[],
+    )
     loader = task.loader(train_set, options.batch_size, train=True, device=torch.device("cpu"))
     if not len(loader):
-        raise ValueError(f"the training split of {train_set.name} has fewer than "
-                         f"{options.batch_size} images: lower --qat-batch-size")
+        raise ValueError(
+            f"the training split of {train_set.name} has fewer than {options.batch_size} images: lower --qat-batch-size"
+        )
 
     fq = require("torchao.quantization.pt2e", "int8 quantisation-aware training (PT2E)")
     seed_everything(options.seed, deterministic=False)
     prepared = _prepare(source, options.batch_size)
     fq.move_exported_model_to_train(prepared)
-    task.train_criterion = task.criterion(train_set)     # what Task.prepare sets for fit
+    task.train_criterion = task.criterion(train_set)  # what Task.prepare sets for fit
     optimizer = build_optimizer(prepared, config)
     schedule = LRSchedule(config, len(loader), options.steps)
     freeze_at = math.ceil(options.freeze_observers * options.steps)
@@ -175,14 +201,24 @@ def quantize_qat_pt2e(source: ModelSource, options: Optional[QATOptions] = None,
     with quiet("torchao"), torch.no_grad():
         converted = import_torchao_pt2e().convert_pt2e(prepared)
 
-    settings = {"steps": options.steps, "batch_size": options.batch_size, "lr": lr,
-                "schedule": "cosine to 0", "optimizer": config.optimizer, "momentum": config.momentum,
-                "nesterov": config.nesterov, "weight_decay": config.weight_decay,
-                "label_smoothing": config.label_smoothing, "freeze_observers": options.freeze_observers,
-                "seed": options.seed}
-    description = (f"QAT on {len(train_set)} images of {train_set.name} (the recipe's augmentation): "
-                   f"{options.steps} steps of {config.optimizer} (the recipe's: momentum "
-                   f"{config.momentum:g}, weight decay {config.weight_decay:g}) at batch "
-                   f"{options.batch_size}, lr {lr:g} cosine to 0, ranges frozen after "
-                   f"{options.freeze_observers:.0%}, seed {options.seed}")
+    settings = {
+        "steps": options.steps,
+        "batch_size": options.batch_size,
+        "lr": lr,
+        "schedule": "cosine to 0",
+        "optimizer": config.optimizer,
+        "momentum": config.momentum,
+        "nesterov": config.nesterov,
+        "weight_decay": config.weight_decay,
+        "label_smoothing": config.label_smoothing,
+        "freeze_observers": options.freeze_observers,
+        "seed": options.seed,
+    }
+    description = (
+        f"QAT on {len(train_set)} images of {train_set.name} (the recipe's augmentation): "
+        f"{options.steps} steps of {config.optimizer} (the recipe's: momentum "
+        f"{config.momentum:g}, weight decay {config.weight_decay:g}) at batch "
+        f"{options.batch_size}, lr {lr:g} cosine to 0, ranges frozen after "
+        f"{options.freeze_observers:.0%}, seed {options.seed}"
+    )
     return QATResult(converted, description, settings, losses)

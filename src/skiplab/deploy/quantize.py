@@ -29,8 +29,6 @@ per-channel weights). ``auto`` builds both and keeps the faster, measured in one
 
 from __future__ import annotations
 
-import contextlib
-import io
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,74 +37,24 @@ from typing import Optional, Union
 import torch
 from torch import nn
 
+from .calibration import Calibration, calibration_data  # noqa: F401 (calibration_data: re-exported)
 from .export import export_onnx, export_program, prepare
 from .extras import import_torchao_pt2e, quiet, require
 from .qat import QATOptions, QATResult, quantize_qat_pt2e
+from .quantize_onnx import quantize_onnx
 from .sidecar import write_sidecar
 from .source import ModelSource
 
 BACKENDS = ("pt2e", "onnx", "auto")
-#: ONNX Runtime's activation calibration rules (``--onnx-calibration``)
-ONNX_CALIBRATIONS = ("percentile", "minmax", "entropy")
 SUFFIX = {"pt2e": ".pt2", "onnx": ".onnx", "qat": ".pt2"}
-#: random calibration inputs of a source without data: they only set speed, more change nothing
-MAX_NOISE_INPUTS = 4096
 
 
-@dataclass
-class Calibration:
-    """The calibration batches and where they came from."""
-
-    batches: list[torch.Tensor]
-    description: str
-
-    @property
-    def images(self) -> int:
-        return sum(len(b) for b in self.batches)
-
-
-def calibration_data(source: ModelSource, n: int, *, data: Optional[str] = None,
-                     batch_size: int = 64, seed: int = 0, cap: bool = False) -> Calibration:
-    """``n`` training images chosen at random (seeded), normalised as in training, from
-    ``data`` or the data the checkpoint recorded; standard-normal noise of the input shape
-    when the source records no data (a registered model with random weights: fine for
-    speed, meaningless for accuracy -- the description says so). More images than the
-    training split holds are refused in one line (``cap=True``: all of them are used), more
-    than :data:`MAX_NOISE_INPUTS` random inputs always."""
-    if n < 1:
-        raise ValueError(f"--calib needs at least 1 image; found {n}")
-    recorded = dict(source.meta.config)
-    if data or recorded.get("data"):
-        from ..train.evaluation import evaluation_data
-        task, dataset = evaluation_data(recorded or {"model": source.meta.model,
-                                                     "task": source.meta.task}, data, "train",
-                                        radiometry=source.meta.radiometry, channels_last=False)
-        if n > len(dataset) and not cap:
-            raise ValueError(f"--calib {n}: {dataset.name} has {len(dataset)} training images; "
-                             f"pass at most {len(dataset)}")
-        g = torch.Generator().manual_seed(seed)
-        pick = torch.randperm(len(dataset), generator=g)[:n]
-        subset = dataset.subset(pick)
-        loader = task.loader(subset, batch_size, train=False, device=torch.device("cpu"))
-        batches = [x.contiguous() for x, _ in loader]
-        return Calibration(batches, f"{len(pick)} images of {dataset.name}")
-    if n > MAX_NOISE_INPUTS:
-        raise ValueError(f"--calib {n}: {source.meta.model} records no data, so it is calibrated "
-                         f"on random inputs (for speed only), at most {MAX_NOISE_INPUTS}; pass "
-                         f"--data to calibrate on images")
-    batches = [source.example_input(min(batch_size, n - i), seed=seed + i)
-               for i in range(0, n, batch_size)]
-    return Calibration(batches, f"{n} standard-normal inputs (no data recorded: speed only)")
-
-
-def quantize_pt2e(source: ModelSource, calibration: Calibration, *,
-                  dynamic_hw: Optional[bool] = None) -> nn.Module:
+def quantize_pt2e(source: ModelSource, calibration: Calibration, *, dynamic_hw: Optional[bool] = None) -> nn.Module:
     """The BN-folded model, exported strictly, observed on ``calibration`` and converted to
     a quantize/dequantize int8 graph (run it as is for the reference numerics, or through
     :func:`compile_int8` for speed)."""
     pt2e = import_torchao_pt2e()
-    xiq = require("torchao.quantization.pt2e.quantizer.x86_inductor_quantizer",
-                  "int8 quantisation (PT2E)")
+    xiq = require("torchao.quantization.pt2e.quantizer.x86_inductor_quantizer", "int8 quantisation (PT2E)")
     dynamic_hw = source.meta.dynamic_hw if dynamic_hw is None else dynamic_hw
     model, _ = prepare(source, fold=True)
     program = export_program(model, source, dynamic_hw, strict=True)
@@ -132,6 +80,7 @@ class FrozenCompiled(nn.Module):
 
     def forward(self, *args: torch.Tensor) -> torch.Tensor:
         import torch._inductor.config as inductor_config
+
         with inductor_config.patch(freezing=True):
             return self.compiled(*args)
 
@@ -144,8 +93,9 @@ def compile_int8(module: nn.Module) -> nn.Module:
     return FrozenCompiled(module)
 
 
-def save_pt2e(quantized: nn.Module, source: ModelSource, out: Union[str, Path], *,
-              dynamic_hw: Optional[bool] = None) -> Path:
+def save_pt2e(
+    quantized: nn.Module, source: ModelSource, out: Union[str, Path], *, dynamic_hw: Optional[bool] = None
+) -> Path:
     """The converted int8 graph as a ``torch.export`` program (``torch.export.save``)."""
     dynamic_hw = source.meta.dynamic_hw if dynamic_hw is None else dynamic_hw
     drop_unused_tensors(quantized)
@@ -170,90 +120,74 @@ def drop_unused_tensors(gm: torch.fx.GraphModule) -> int:
     return dropped
 
 
-class _Reader:
-    """onnxruntime's CalibrationDataReader protocol over the calibration batches."""
-
-    def __init__(self, name: str, batches: list[torch.Tensor]) -> None:
-        self._items = iter([{name: b.contiguous().numpy()} for b in batches])
-
-    def get_next(self) -> Optional[dict]:
-        return next(self._items, None)
-
-    def rewind(self) -> None:  # pragma: no cover - unused by MinMax
-        pass
-
-
-def quantize_onnx(fp32_path: Union[str, Path], out: Union[str, Path],
-                  calibration: Calibration, *, per_channel: bool = True,
-                  method: str = "percentile") -> Path:
-    """ONNX Runtime ``quantize_static`` of an fp32 ``.onnx`` (QDQ, U8S8, activation ranges
-    by ``method``: percentile 99.999, minmax or entropy), after ORT's pre-processing (graph
-    optimisation)."""
-    require("onnxruntime", "int8 quantisation (ONNX Runtime)")
-    from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
-                                          quant_pre_process, quantize_static)
-    if method not in ONNX_CALIBRATIONS:
-        raise ValueError(f"ONNX calibration must be one of {', '.join(ONNX_CALIBRATIONS)}; found {method!r}")
-    rule = {"percentile": dict(calibrate_method=CalibrationMethod.Percentile,
-                               extra_options={"CalibPercentile": 99.999}),
-            "minmax": dict(calibrate_method=CalibrationMethod.MinMax),
-            "entropy": dict(calibrate_method=CalibrationMethod.Entropy)}[method]
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        pre = Path(tmp) / "pre.onnx"
-        quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
-        # ORT prints its histogram steps to stdout and warns on the root logger for every
-        # rank-1 weight it leaves per-tensor (BN after a pool): neither is the user's concern
-        with quiet("root"), contextlib.redirect_stdout(io.StringIO()):
-            quantize_static(str(pre), str(out), _Reader("x", calibration.batches),
-                            quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            **rule)
-    return out
-
-
 @dataclass
 class QuantizedArtifact:
     backend: str
     path: Path
-    module: nn.Module                 # what runs (compiled for pt2e)
-    reference: nn.Module              # what the file holds, run eagerly / in ORT
-    qat: Optional[QATResult] = None   # the fine-tune, for backend "qat"
+    module: nn.Module  # what runs (compiled for pt2e)
+    reference: nn.Module  # what the file holds, run eagerly / in ORT
+    qat: Optional[QATResult] = None  # the fine-tune, for backend "qat"
 
 
-def quantize_to(source: ModelSource, backend: str, out: Union[str, Path],
-                calibration: Calibration, *, compile: bool = True,
-                onnx_calibration: str = "percentile", qat: Optional[QATOptions] = None,
-                data: Optional[str] = None, progress=lambda s: None) -> QuantizedArtifact:
+def quantize_to(
+    source: ModelSource,
+    backend: str,
+    out: Union[str, Path],
+    calibration: Calibration,
+    *,
+    compile: bool = True,
+    onnx_calibration: str = "percentile",
+    qat: Optional[QATOptions] = None,
+    data: Optional[str] = None,
+    progress=lambda s: None,
+) -> QuantizedArtifact:
     """Quantise with ``backend`` ("pt2e", "onnx" or "qat": PT2E after quantisation-aware
     training as ``qat`` says, on ``data``) and write ``out`` plus its sidecar."""
     from .runtime import OrtModule
+
     out = Path(out)
-    info = dict(precision="int8", backend=backend, calibration=calibration.description,
-                dynamic_hw=source.meta.dynamic_hw)
+    info = dict(
+        precision="int8", backend=backend, calibration=calibration.description, dynamic_hw=source.meta.dynamic_hw
+    )
     if backend == "qat":
         result = quantize_qat_pt2e(source, qat, data=data, progress=progress)
         save_pt2e(result.module, source, out)
         info["calibration"] = result.description
-        write_sidecar(out, source.meta, format="pt2", exporter="torch.export (torchao PT2E QAT)",
-                      quantizer="X86InductorQuantizer (is_qat=True)", **info)
-        return QuantizedArtifact(backend, out, compile_int8(result.module) if compile else result.module,
-                                 result.module, qat=result)
+        write_sidecar(
+            out,
+            source.meta,
+            format="pt2",
+            exporter="torch.export (torchao PT2E QAT)",
+            quantizer="X86InductorQuantizer (is_qat=True)",
+            **info,
+        )
+        return QuantizedArtifact(
+            backend, out, compile_int8(result.module) if compile else result.module, result.module, qat=result
+        )
     if backend == "pt2e":
         quantized = quantize_pt2e(source, calibration)
         save_pt2e(quantized, source, out)
-        write_sidecar(out, source.meta, format="pt2", exporter="torch.export (torchao PT2E)",
-                      quantizer="X86InductorQuantizer", **info)
-        return QuantizedArtifact(backend, out, compile_int8(quantized) if compile else quantized,
-                                 quantized)
+        write_sidecar(
+            out,
+            source.meta,
+            format="pt2",
+            exporter="torch.export (torchao PT2E)",
+            quantizer="X86InductorQuantizer",
+            **info,
+        )
+        return QuantizedArtifact(backend, out, compile_int8(quantized) if compile else quantized, quantized)
     if backend == "onnx":
         with tempfile.TemporaryDirectory() as tmp:
             fp32 = export_onnx(source, Path(tmp) / "fp32.onnx")
             quantize_onnx(fp32.path, out, calibration, method=onnx_calibration)
-        write_sidecar(out, source.meta, format="onnx", exporter=fp32.exporter,
-                      quantizer=f"onnxruntime.quantize_static (QDQ, per-channel, U8S8, {onnx_calibration})",
-                      **info)
+        write_sidecar(
+            out,
+            source.meta,
+            format="onnx",
+            exporter=fp32.exporter,
+            quantizer=f"onnxruntime.quantize_static (QDQ, per-channel, U8S8, {onnx_calibration})",
+            **info,
+        )
         module = OrtModule(out)
         return QuantizedArtifact(backend, out, module, module)
     raise ValueError(f"backend must be one of {BACKENDS}; found {backend!r}")

@@ -56,13 +56,15 @@ class ProgramModule(nn.Module):
         super().__init__()
         self.path = Path(path)
         if has("torchao"):
-            import_torchao_pt2e()   # registers the quantized ops an int8 program calls
+            import_torchao_pt2e()  # registers the quantized ops an int8 program calls
         try:
             with quiet("torch"):
                 self.program = torch.export.load(str(path))
         except Exception as err:
-            raise ValueError(f"cannot load torch.export program {path}: "
-                             f"{str(err).splitlines()[0] if str(err) else type(err).__name__}") from err
+            raise ValueError(
+                f"cannot load torch.export program {path}: "
+                f"{str(err).splitlines()[0] if str(err) else type(err).__name__}"
+            ) from err
         self.module_ = self.program.module()
 
     def train(self, mode: bool = True) -> "ProgramModule":
@@ -82,8 +84,9 @@ def load_artifact(path: Union[str, Path]) -> ModelSource:
         raise FileNotFoundError(f"{path} does not exist")
     sidecar = read_sidecar(path)
     if sidecar is None:
-        raise ValueError(f"{path} has no sidecar {path.name}.json: expected a file written by "
-                         f"skiplab export or skiplab quantize")
+        raise ValueError(
+            f"{path} has no sidecar {path.name}.json: expected a file written by skiplab export or skiplab quantize"
+        )
     module: nn.Module = OrtModule(path) if path.suffix == ".onnx" else ProgramModule(path)
     return ModelSource(module.eval(), SourceMeta.from_dict(sidecar.get("meta") or {}))
 
@@ -95,33 +98,46 @@ def load_runnable(name_or_path: Union[str, Path], **kwargs) -> ModelSource:
     return load_source(name_or_path, **kwargs)
 
 
-def evaluate_artifact(path: Union[str, Path], data: Optional[str] = None,
-                      split: Optional[str] = None, *, batch_size: Optional[int] = None,
-                      tta_flip: Optional[bool] = None, tta_translate: Optional[bool] = None,
-                      skip_bad: bool = False) -> dict:
+def evaluate_artifact(
+    path: Union[str, Path],
+    data: Optional[str] = None,
+    split: Optional[str] = None,
+    *,
+    batch_size: Optional[int] = None,
+    tta_flip: Optional[bool] = None,
+    tta_translate: Optional[bool] = None,
+    skip_bad: bool = False,
+) -> dict:
     """``skiplab eval`` of an artifact: the task's metrics on ``split`` of ``data`` (default:
     the data its checkpoint was trained on), inputs normalised as in training. Arguments left
     at None take the recorded run's values, as :func:`skiplab.train.evaluate_checkpoint` does
     (its evaluation split, batch size and test-time augmentation)."""
     from ..train import evaluate
     from ..train.evaluation import evaluation_data, run_eval_split
+
     source = load_artifact(path)
     meta = source.meta
-    recorded = dict(meta.config) or {"task": meta.task, "model": meta.model,
-                                     "model_kwargs": meta.model_kwargs}
+    recorded = dict(meta.config) or {"task": meta.task, "model": meta.model, "model_kwargs": meta.model_kwargs}
     same_data = data is None or data == recorded.get("data")
-    run = SimpleNamespace(val_size=recorded.get("val_size", 0),
-                          eval_split=recorded.get("eval_split", "auto"))
+    run = SimpleNamespace(val_size=recorded.get("val_size", 0), eval_split=recorded.get("eval_split", "auto"))
     split = split or (run_eval_split(run) if same_data and meta.config else "test")
     batch_size = batch_size or recorded.get("eval_batch_size", 512)
     tta_flip = recorded.get("tta_flip", False) if tta_flip is None else tta_flip
     tta_translate = recorded.get("tta_translate", False) if tta_translate is None else tta_translate
-    task, dataset = evaluation_data(recorded, data, split, radiometry=meta.radiometry,
-                                    channels_last=False, source=str(path), skip_bad=skip_bad)
+    task, dataset = evaluation_data(
+        recorded, data, split, radiometry=meta.radiometry, channels_last=False, source=str(path), skip_bad=skip_bad
+    )
     loader = task.loader(dataset, batch_size, train=False, device=torch.device("cpu"))
     meter = task.meter(dataset)
-    meter.source = f"{path} ({meta.model})"      # a class mismatch names the file
+    meter.source = f"{path} ({meta.model})"  # a class mismatch names the file
     result = evaluate(source.model, loader, None, tta_flip, meter=meter, tta_translate=tta_translate)
-    return {**result, "task": task.name, "model": f"{meta.model} [{Path(path).name}]",
-            "data": dataset.name, "split": split, "tta_flip": tta_flip,
-            "tta_translate": tta_translate, "precision": Path(path).suffix.lstrip(".") + " artifact"}
+    return {
+        **result,
+        "task": task.name,
+        "model": f"{meta.model} [{Path(path).name}]",
+        "data": dataset.name,
+        "split": split,
+        "tta_flip": tta_flip,
+        "tta_translate": tta_translate,
+        "precision": Path(path).suffix.lstrip(".") + " artifact",
+    }

@@ -23,9 +23,13 @@ def sidecar_path(path: Union[str, Path]) -> Path:
 
 def input_spec(meta: SourceMeta, dynamic_hw: bool) -> dict:
     c, h, w = meta.input_size
-    return {"name": "x", "dtype": "float32", "layout": "NCHW",
-            "shape": ["batch", c, "height" if dynamic_hw else h, "width" if dynamic_hw else w],
-            "example_shape": [1, c, h, w]}
+    return {
+        "name": "x",
+        "dtype": "float32",
+        "layout": "NCHW",
+        "shape": ["batch", c, "height" if dynamic_hw else h, "width" if dynamic_hw else w],
+        "example_shape": [1, c, h, w],
+    }
 
 
 def write_sidecar(path: Union[str, Path], meta: SourceMeta, **info: Any) -> Path:
@@ -34,15 +38,22 @@ def write_sidecar(path: Union[str, Path], meta: SourceMeta, **info: Any) -> Path
     import importlib.metadata
 
     import torch
+
     try:
         version = importlib.metadata.version("skiplab")
     except importlib.metadata.PackageNotFoundError:  # pragma: no cover - run from a source tree
         version = "unknown"
-    record = {"file": Path(path).name, **to_jsonable(info),
-              "input": input_spec(meta, bool(info.get("dynamic_hw", meta.dynamic_hw))),
-              "normalization": {"mean": meta.mean, "std": meta.std, "scale": "0..1"},
-              "classes": meta.classes, "task": meta.task, "meta": to_jsonable(meta.to_dict()),
-              "skiplab": version, "torch": torch.__version__}
+    record = {
+        "file": Path(path).name,
+        **to_jsonable(info),
+        "input": input_spec(meta, bool(info.get("dynamic_hw", meta.dynamic_hw))),
+        "normalization": {"mean": meta.mean, "std": meta.std, "scale": "0..1"},
+        "classes": meta.classes,
+        "task": meta.task,
+        "meta": to_jsonable(meta.to_dict()),
+        "skiplab": version,
+        "torch": torch.__version__,
+    }
     if meta.radiometry is not None:
         record["radiometry"] = to_jsonable(meta.radiometry)
     return write_json(sidecar_path(path), record)

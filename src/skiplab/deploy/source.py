@@ -27,10 +27,16 @@ SourceMeta = TrainedMeta
 ModelSource = Trained
 
 
-def load_source(name_or_path: Union[str, Path], *, num_classes: Optional[int] = None,
-                in_chans: Optional[int] = None, image_size: Optional[int] = None,
-                use_ema: bool = True, model_kwargs: Optional[dict] = None,
-                seed: int = 0) -> ModelSource:
+def load_source(
+    name_or_path: Union[str, Path],
+    *,
+    num_classes: Optional[int] = None,
+    in_chans: Optional[int] = None,
+    image_size: Optional[int] = None,
+    use_ema: bool = True,
+    model_kwargs: Optional[dict] = None,
+    seed: int = 0,
+) -> ModelSource:
     """A skiplab file (a path: :func:`skiplab.load_trained`, which reads its architecture
     from what the checkpoint records) or a registered model (a name, random weights seeded by
     ``seed``) as an eval-mode :class:`ModelSource`.
@@ -44,13 +50,20 @@ def load_source(name_or_path: Union[str, Path], *, num_classes: Optional[int] = 
     if not path.is_file() and is_model(text):
         return _from_name(text, num_classes, in_chans, image_size, model_kwargs or {}, seed)
     if not path.is_file():
-        raise FileNotFoundError(f"{text} is neither a checkpoint file nor a registered model "
-                                f"name (skiplab models lists them)")
+        raise FileNotFoundError(
+            f"{text} is neither a checkpoint file nor a registered model name (skiplab models lists them)"
+        )
     return load_trained(path, use_ema=use_ema, image_size=image_size)
 
 
-def _from_name(name: str, num_classes: Optional[int], in_chans: Optional[int],
-               image_size: Optional[int], model_kwargs: dict, seed: int) -> ModelSource:
+def _from_name(
+    name: str,
+    num_classes: Optional[int],
+    in_chans: Optional[int],
+    image_size: Optional[int],
+    model_kwargs: dict,
+    seed: int,
+) -> ModelSource:
     kwargs = dict(model_kwargs)
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
@@ -59,10 +72,15 @@ def _from_name(name: str, num_classes: Optional[int], in_chans: Optional[int],
     torch.manual_seed(seed)
     model = create_model(name, **kwargs).eval()
     task = task_of(model)
-    meta = SourceMeta(model=name, task=task, input_size=input_size(model, task, None, image_size),
-                      dynamic_hw=isinstance(model, ImageToImageModel),
-                      num_classes=getattr(model, "num_classes", None) or None,
-                      model_kwargs=kwargs, weights="random")
+    meta = SourceMeta(
+        model=name,
+        task=task,
+        input_size=input_size(model, task, None, image_size),
+        dynamic_hw=isinstance(model, ImageToImageModel),
+        num_classes=getattr(model, "num_classes", None) or None,
+        model_kwargs=kwargs,
+        weights="random",
+    )
     return ModelSource(model, meta)
 
 

@@ -30,18 +30,19 @@ def load_note(start: float, end: float, cores: int, peak: float = 0.0) -> str:
     when higher), flagged when any figure is above the core count: other jobs shared the CPU,
     so absolute speeds are low and only the ratios, measured in the same rounds, carry."""
     busy = max(start, end, peak) > cores
-    return (f"load average {start:.2f} -> {end:.2f}"
-            + (f" (up to {peak:.2f} during the rounds)" if peak > max(start, end) else "")
-            + f" on {cores} cores"
-            + (" ** busy machine: absolute speeds are low; the ratios were measured in the "
-               "same rounds **" if busy else ""))
+    return (
+        f"load average {start:.2f} -> {end:.2f}"
+        + (f" (up to {peak:.2f} during the rounds)" if peak > max(start, end) else "")
+        + f" on {cores} cores"
+        + (" ** busy machine: absolute speeds are low; the ratios were measured in the same rounds **" if busy else "")
+    )
 
 
 @dataclass
 class Timing:
-    latencies: list[float]          # seconds per call, every call of every round
-    round_medians: list[float]      # median latency of each round
-    round_loads: list[float] = field(default_factory=list)   # load average as each round began
+    latencies: list[float]  # seconds per call, every call of every round
+    round_medians: list[float]  # median latency of each round
+    round_loads: list[float] = field(default_factory=list)  # load average as each round began
 
     @property
     def median(self) -> float:
@@ -61,10 +62,16 @@ def speed_ratio(baseline: Timing, other: Timing) -> dict[str, float]:
     return {"ratio": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios)}
 
 
-def time_interleaved(runners: dict[str, Runner], inputs: dict[str, torch.Tensor], *,
-                     rounds: int = 5, seconds: float = 1.0, min_calls: int = 2,
-                     warmup: int = 2, progress: Callable[[str], None] = lambda s: None
-                     ) -> dict[str, Timing]:
+def time_interleaved(
+    runners: dict[str, Runner],
+    inputs: dict[str, torch.Tensor],
+    *,
+    rounds: int = 5,
+    seconds: float = 1.0,
+    min_calls: int = 2,
+    warmup: int = 2,
+    progress: Callable[[str], None] = lambda s: None,
+) -> dict[str, Timing]:
     """Time every runner on its input (see the module documentation); ``warmup`` calls each
     first (compilation happens there, and the compilers' own warnings are silenced)."""
     with torch.no_grad():
@@ -81,7 +88,7 @@ def time_interleaved(runners: dict[str, Runner], inputs: dict[str, torch.Tensor]
         for r in range(rounds):
             progress(f"round {r + 1}/{rounds}")
             loads.append(load_average())
-            order = names[r % len(names):] + names[:r % len(names)]
+            order = names[r % len(names) :] + names[: r % len(names)]
             for name in order:
                 run, x, calls = runners[name], inputs[name], []
                 start = time.perf_counter()

@@ -18,11 +18,44 @@ It sits below the studies, the deployment reports and the SAR package (it may us
 """
 
 from . import thresholds
-from .intervals import (binomial_se, count_intervals, mean_interval, multiplicity_note, paired_item_interval, paired_seed_interval, seed_interval,
-                        seed_interval_with_sampling, seeds_needed, sign_test_p, t_cdf, t_quantile, wilson_interval)
+from .intervals import (
+    binomial_se,
+    count_intervals,
+    mean_interval,
+    multiplicity_note,
+    paired_item_interval,
+    paired_seed_interval,
+    seed_interval,
+    seed_interval_with_sampling,
+    seeds_needed,
+    sign_test_p,
+    t_cdf,
+    t_quantile,
+    wilson_interval,
+)
 from .stats import contrast, difference, interaction, interval_text, mean_spread, pm, seed_function, sign
 
-__all__ = ["thresholds", "binomial_se", "count_intervals", "mean_interval", "multiplicity_note", "paired_item_interval", "paired_seed_interval",
-           "seed_interval", "seed_interval_with_sampling", "seeds_needed", "sign_test_p", "t_cdf", "t_quantile",
-           "wilson_interval", "contrast", "difference", "interaction", "interval_text", "mean_spread", "pm",
-           "seed_function", "sign"]
+__all__ = [
+    "thresholds",
+    "binomial_se",
+    "count_intervals",
+    "mean_interval",
+    "multiplicity_note",
+    "paired_item_interval",
+    "paired_seed_interval",
+    "seed_interval",
+    "seed_interval_with_sampling",
+    "seeds_needed",
+    "sign_test_p",
+    "t_cdf",
+    "t_quantile",
+    "wilson_interval",
+    "contrast",
+    "difference",
+    "interaction",
+    "interval_text",
+    "mean_spread",
+    "pm",
+    "seed_function",
+    "sign",
+]

@@ -70,8 +70,9 @@ class Document:
             elif kind == "table":
                 header, rows = value
                 out.append("| " + " | ".join(header) + " |")
-                out.append("|" + "|".join("---:" if _numeric_column(rows, i) else "---"
-                                          for i in range(len(header))) + "|")
+                out.append(
+                    "|" + "|".join("---:" if _numeric_column(rows, i) else "---" for i in range(len(header))) + "|"
+                )
                 out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
                 out.append("")
             elif kind == "image":
@@ -99,20 +100,27 @@ class Document:
                 head = "".join(f"<th>{_inline(h)}</th>" for h in header)
                 lines = []
                 for r in rows:
-                    cells = "".join(f'<td class="num">{_inline(c)}</td>' if _NUMBER.match(c) else
-                                    f"<td>{_inline(c)}</td>" for c in r)
+                    cells = "".join(
+                        f'<td class="num">{_inline(c)}</td>' if _NUMBER.match(c) else f"<td>{_inline(c)}</td>"
+                        for c in r
+                    )
                     lines.append(f"<tr>{cells}</tr>")
                 body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(lines)}</tbody></table>")
             elif kind == "image":
                 path, alt = value
                 data = base64.b64encode(path.read_bytes()).decode("ascii")
-                body.append(f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
-                            f"<figcaption>{_inline(alt)}</figcaption></figure>")
+                body.append(
+                    f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+                    f"<figcaption>{_inline(alt)}</figcaption></figure>"
+                )
             elif kind == "code":
                 body.append(f"<pre><code>{html.escape(value)}</code></pre>")
-        return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-                f"<title>{html.escape(self.title)}</title><style>{STYLE}</style></head>\n<body>\n"
-                + "\n".join(body) + "\n</body></html>\n")
+        return (
+            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f"<title>{html.escape(self.title)}</title><style>{STYLE}</style></head>\n<body>\n"
+            + "\n".join(body)
+            + "\n</body></html>\n"
+        )
 
 
 def _cell(value: Any) -> str:

@@ -20,11 +20,13 @@ def colour(family: str) -> str:
 
 def new_figure(width: float, height: float):
     from matplotlib.figure import Figure
+
     return Figure(figsize=(width, height))
 
 
 def save_figure(fig, path: Path) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)

@@ -79,7 +79,7 @@ def regularized_beta(x: float, a: float, b: float) -> float:
         raise ValueError(f"x must be in [0, 1], got {x}")
     if x in (0.0, 1.0):
         return x
-    log_front = (math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
+    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
     if x < (a + 1.0) / (a + b + 2.0):
         return math.exp(log_front) * _beta_continued_fraction(a, b, x) / a
     return 1.0 - math.exp(log_front) * _beta_continued_fraction(b, a, 1.0 - x) / b
@@ -142,8 +142,7 @@ def seed_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tu
     return mean - half, mean + half
 
 
-def paired_seed_interval(a: Sequence[float], b: Sequence[float],
-                         confidence: float = CONFIDENCE) -> tuple[float, float]:
+def paired_seed_interval(a: Sequence[float], b: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float]:
     """The t interval of mean(a - b) over seeds, ``a[i]`` and ``b[i]`` from the same seed."""
     a, b = _values(a), _values(b)
     if a.shape != b.shape:
@@ -151,9 +150,13 @@ def paired_seed_interval(a: Sequence[float], b: Sequence[float],
     return seed_interval(a - b, confidence)
 
 
-def seed_interval_with_sampling(values: Sequence[float], within_se: Sequence[float],
-                                confidence: float = CONFIDENCE, shared_items: bool = True,
-                                items: Optional[int] = None) -> dict:
+def seed_interval_with_sampling(
+    values: Sequence[float],
+    within_se: Sequence[float],
+    confidence: float = CONFIDENCE,
+    shared_items: bool = True,
+    items: Optional[int] = None,
+) -> dict:
     """The mean of per-seed values with an interval that also carries the sampling error of
     the items (images, tiles, batches) each seed was scored on.
 
@@ -181,8 +184,14 @@ def seed_interval_with_sampling(values: Sequence[float], within_se: Sequence[flo
     if len(w) != len(v):
         raise ValueError(f"need one within-seed standard error per seed, got {len(w)} for {len(v)}")
     n = len(v)
-    out = dict(estimate=float(v.mean()), per_seed=v.tolist(), seeds=n, confidence=confidence, items=items,
-               method="t over seeds" + (" + shared item sampling" if shared_items else ""))
+    out = dict(
+        estimate=float(v.mean()),
+        per_seed=v.tolist(),
+        seeds=n,
+        confidence=confidence,
+        items=items,
+        method="t over seeds" + (" + shared item sampling" if shared_items else ""),
+    )
     if n < 2 or not (np.isfinite(v).all() and np.isfinite(w).all()):
         return dict(out, low=math.nan, high=math.nan, se=math.nan, df=math.nan)
     between = float(v.var(ddof=1)) / n
@@ -200,8 +209,7 @@ def mean_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tu
     return seed_interval(values, confidence)
 
 
-def paired_item_interval(a: Sequence[float], b: Sequence[float],
-                         confidence: float = CONFIDENCE) -> tuple[float, float]:
+def paired_item_interval(a: Sequence[float], b: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float]:
     """The t interval of mean(a - b) over items scored by both (the same images): it measures
     the items' sampling error only, not the spread over training seeds."""
     return paired_seed_interval(a, b, confidence)
@@ -215,7 +223,7 @@ def wilson_interval(successes: int, n: int, confidence: float = CONFIDENCE) -> t
     if not 0 <= successes <= n:
         raise ValueError(f"successes must be in 0..{n}, got {successes}")
     z = NormalDist().inv_cdf(_two_sided(confidence))
-    if successes == 0 or successes == n:     # the one-sided end is exact: 0 or 1
+    if successes == 0 or successes == n:  # the one-sided end is exact: 0 or 1
         bound = (1 + z * z / n) ** -1 if successes == n else 1 - (1 + z * z / n) ** -1
         return (0.0, bound) if successes == 0 else (bound, 1.0)
     p = successes / n
@@ -238,17 +246,17 @@ def sign_test_p(positive: int, n: int, two_sided: bool = False) -> float:
         raise ValueError(f"positive must be in 0..{n}, got {positive}")
     if n == 0:
         return 1.0
-    upper = sum(math.comb(n, k) for k in range(positive, n + 1)) / 2 ** n
+    upper = sum(math.comb(n, k) for k in range(positive, n + 1)) / 2**n
     if not two_sided:
         return upper
-    lower = sum(math.comb(n, k) for k in range(0, positive + 1)) / 2 ** n
+    lower = sum(math.comb(n, k) for k in range(0, positive + 1)) / 2**n
     return min(1.0, 2 * min(upper, lower))
 
 
 def seeds_needed(p: float = 0.05) -> int:
     """Fewest seeds whose signs, all in one direction, give a one-sided sign test below ``p``."""
     n = 1
-    while 0.5 ** n >= p:
+    while 0.5**n >= p:
         n += 1
     return n
 
@@ -269,7 +277,9 @@ def multiplicity_note(headline: list[str], intervals: int, confidence: float = 0
     """One paragraph: the headline contrasts the verdicts read (named before the run, in the
     code that computes them) and how many intervals the report holds in all."""
     chance = intervals * (1 - confidence)
-    return (f"Headline contrasts, fixed before the run: {'; '.join(headline)}. The verdicts read these "
-            f"only. This report holds {intervals} intervals at {100 * confidence:.0f} % in all: even if "
-            f"every effect were zero, about {chance:.1f} of them would exclude 0 by chance, so an "
-            f"interval outside the headline ones is a description, not a finding.")
+    return (
+        f"Headline contrasts, fixed before the run: {'; '.join(headline)}. The verdicts read these "
+        f"only. This report holds {intervals} intervals at {100 * confidence:.0f} % in all: even if "
+        f"every effect were zero, about {chance:.1f} of them would exclude 0 by chance, so an "
+        f"interval outside the headline ones is a description, not a finding."
+    )

@@ -21,8 +21,22 @@ import numpy as np
 from .intervals import binomial_se, seed_interval_with_sampling
 from .thresholds import CONFIDENCE
 
-__all__ = ["pack_correct", "unpack_correct", "wrong_matrix", "contrast", "seed_function", "interaction", "difference", "sign", "mean_spread",
-           "nan_mean", "pm", "interval_text", "binomial_se", "loglinear_slope"]
+__all__ = [
+    "pack_correct",
+    "unpack_correct",
+    "wrong_matrix",
+    "contrast",
+    "seed_function",
+    "interaction",
+    "difference",
+    "sign",
+    "mean_spread",
+    "nan_mean",
+    "pm",
+    "interval_text",
+    "binomial_se",
+    "loglinear_slope",
+]
 
 
 def pack_correct(correct: Sequence[bool]) -> dict:
@@ -48,8 +62,7 @@ def wrong_matrix(correct: Sequence["dict | str"]) -> np.ndarray:
     return np.array([~unpack_correct(c) for c in correct], dtype=np.float64)
 
 
-def contrast(errors: Mapping[str, np.ndarray], weights: Mapping[str, float],
-             confidence: float = CONFIDENCE) -> dict:
+def contrast(errors: Mapping[str, np.ndarray], weights: Mapping[str, float], confidence: float = CONFIDENCE) -> dict:
     """A linear contrast Σ_n w_n · e_n of per-item measurements and its interval.
 
     ``errors[n]``: [seeds, items] measurements (0/1 errors, slopes per batch...) of network n
@@ -59,18 +72,18 @@ def contrast(errors: Mapping[str, np.ndarray], weights: Mapping[str, float],
     error of the per-item contrast (paired over the items). Returns estimate, per_seed,
     low, high, seeds, images (the items), confidence, se, df."""
     names = list(weights)
-    stack = np.stack([np.asarray(errors[n], np.float64) for n in names])   # [nets, seeds, items]
+    stack = np.stack([np.asarray(errors[n], np.float64) for n in names])  # [nets, seeds, items]
     w = np.array([weights[n] for n in names], np.float64)
-    per_item = np.tensordot(w, stack, axes=1)                              # [seeds, items]
+    per_item = np.tensordot(w, stack, axes=1)  # [seeds, items]
     n_seeds, n_items = per_item.shape
-    within = (per_item.std(axis=1, ddof=1) / math.sqrt(n_items) if n_items > 1
-              else np.zeros(n_seeds))
+    within = per_item.std(axis=1, ddof=1) / math.sqrt(n_items) if n_items > 1 else np.zeros(n_seeds)
     out = seed_interval_with_sampling(per_item.mean(axis=1), within, confidence, items=n_items)
     return dict(out, images=int(n_items))
 
 
-def seed_function(values: Mapping[str, np.ndarray], statistic: Callable[[Mapping[str, float]], float],
-                  confidence: float = CONFIDENCE) -> dict:
+def seed_function(
+    values: Mapping[str, np.ndarray], statistic: Callable[[Mapping[str, float]], float], confidence: float = CONFIDENCE
+) -> dict:
     """Any statistic of the per-group means (e.g. a fitted decay rate) with its interval:
     the statistic per seed (of that seed's item means), the t interval over seeds, and the
     items' shared sampling error from a leave-one-item-out jackknife within each seed.
@@ -80,15 +93,16 @@ def seed_function(values: Mapping[str, np.ndarray], statistic: Callable[[Mapping
     means over seeds and items; ``estimate``: the mean of the per-seed values (the quantity
     the interval is for)."""
     names = list(values)
-    stack = np.stack([np.asarray(values[n], np.float64) for n in names])   # [groups, seeds, items]
+    stack = np.stack([np.asarray(values[n], np.float64) for n in names])  # [groups, seeds, items]
     n_seeds, n_items = stack.shape[1:]
 
     def of(means: np.ndarray) -> float:
         return float(statistic(dict(zip(names, means.tolist()))))
+
     per_seed = np.array([of(stack[:, s].mean(axis=1)) for s in range(n_seeds)])
     within = np.zeros(n_seeds)
     if n_items > 1:
-        sums = stack.sum(axis=2)                                           # [groups, seeds]
+        sums = stack.sum(axis=2)  # [groups, seeds]
         for s in range(n_seeds):
             jack = np.array([of((sums[:, s] - stack[:, s, i]) / (n_items - 1)) for i in range(n_items)])
             within[s] = math.sqrt((n_items - 1) / n_items * float(np.sum((jack - jack.mean()) ** 2)))
@@ -96,8 +110,9 @@ def seed_function(values: Mapping[str, np.ndarray], statistic: Callable[[Mapping
     return dict(out, pooled=of(stack.mean(axis=(1, 2))), images=int(n_items))
 
 
-def interaction(e: Mapping[str, np.ndarray], plain_deep: str, plain_shallow: str, res_deep: str,
-                res_shallow: str, **kw) -> dict:
+def interaction(
+    e: Mapping[str, np.ndarray], plain_deep: str, plain_shallow: str, res_deep: str, res_shallow: str, **kw
+) -> dict:
     """He 2015's contrast: [e(plain-deep) − e(plain-shallow)] − [e(res-deep) − e(res-shallow)]."""
     return contrast(e, {plain_deep: 1.0, plain_shallow: -1.0, res_deep: -1.0, res_shallow: 1.0}, **kw)
 
@@ -108,7 +123,7 @@ def difference(e: Mapping[str, np.ndarray], a: str, b: str, **kw) -> dict:
 
 
 def sign(interval: Mapping[str, float], margin: float = 0.0) -> str:
-    """"positive" / "negative" when the interval lies above ``margin`` / below ``-margin``,
+    """ "positive" / "negative" when the interval lies above ``margin`` / below ``-margin``,
     else "unresolved"."""
     if interval["low"] > margin:
         return "positive"
@@ -136,9 +151,13 @@ def pm(values: Sequence[float], scale: float = 1.0, fmt: str = ".1f") -> str:
     return f"{scale * m:{fmt}} ± {scale * s:{fmt}}"
 
 
-def interval_text(ci: Mapping[str, float], scale: float = 100.0, unit: str = " points",
-                  digits: Optional[int] = 1, undefined: str = "a net at or below chance has no above-chance "
-                  "accuracy to keep") -> str:
+def interval_text(
+    ci: Mapping[str, float],
+    scale: float = 100.0,
+    unit: str = " points",
+    digits: Optional[int] = 1,
+    undefined: str = "a net at or below chance has no above-chance accuracy to keep",
+) -> str:
     """'+3.1 points (95 % CI +1.2 to +5.0)'; ``digits=None``: three significant digits;
     ``undefined``: why, when the estimate is not a number."""
     f = f"+.{digits}f" if digits is not None else "+.3g"
@@ -146,8 +165,10 @@ def interval_text(ci: Mapping[str, float], scale: float = 100.0, unit: str = " p
         return f"undefined ({undefined})"
     if not (math.isfinite(ci["low"]) and math.isfinite(ci["high"])):
         return f"{scale * ci['estimate']:{f}}{unit} (no interval: one seed)"
-    return (f"{scale * ci['estimate']:{f}}{unit} ({100 * ci['confidence']:.0f} % CI "
-            f"{scale * ci['low']:{f}} to {scale * ci['high']:{f}})")
+    return (
+        f"{scale * ci['estimate']:{f}}{unit} ({100 * ci['confidence']:.0f} % CI "
+        f"{scale * ci['low']:{f}} to {scale * ci['high']:{f}})"
+    )
 
 
 def loglinear_slope(x: Sequence[float], y: Sequence[float]) -> float:

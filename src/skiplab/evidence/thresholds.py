@@ -142,7 +142,7 @@ PLATEAU_GAIN_DB = 0.1
 HE2015_TRAIN_SUBSET = 10_000
 HE2015_SUBSET_SEED = 0
 
-# -- Xiong et al. 2020: pre-LN vs post-LN at initialisation (benchmarks/xiong2020_gradients.py) --
+# -- Xiong et al. 2020: pre-LN vs post-LN (skiplab.studies.layernorm: skiplab study --parts layernorm) --
 #: the log-log slope of the last layer's gradient norm against the depth L is judged against the
 #: theorem's exponent (post-LN 0, pre-LN -0.5) within +-0.2: half the 0.5 that separates the two
 #: claims less a gap, so the two bands ([-0.2, 0.2] and [-0.7, -0.3]) are disjoint and each rule
@@ -153,15 +153,17 @@ XIONG_SLOPE_MARGIN = 0.2
 #: smallest change a per-layer profile plotted as in Fig. 3 (linear axis) reads as growth rather
 #: than as level; chosen with the slope margin, before any measurement, from no run's numbers
 XIONG_LAYER_RATIO = 1.5
-#: the training half (benchmarks/xiong2020_training.py): a warm-up "is needed" when leaving it
+#: the training half (skiplab.studies.layernorm.verdict): a warm-up "is needed" when leaving it
 #: out raises the final training loss by more than 0.05 nats (paired over seeds), and a net
 #: "trains without it" when leaving it out costs less than that. 0.05 nats is about 2 % of the
 #: 10-class chance loss (2.30) -- smaller than the gap Xiong's Fig. 2 shows between post-LN with
 #: and without warm-up, larger than a rounding of the loss; fixed before the runs
 XIONG_LOSS_MARGIN = 0.05
 #: the claims are about nets that train: a variant is judged only when its warm-up runs reach
-#: twice the chance top-1 (20 % on CIFAR-10) within the declared budget
+#: twice the chance top-1 (20 % on CIFAR-10) within the declared budget; on data of fewer
+#: classes, twice chance where that is more (skiplab.studies.layernorm.verdict.trained_gate)
 XIONG_TRAINED_MIN_ACC = 0.20
+
 
 #: every constant above with its value, for the report's "fixed before the run" table
 def table() -> list[tuple[str, object]]:

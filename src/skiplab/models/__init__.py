@@ -16,6 +16,17 @@ from . import pyramidnet, shake_shake  # noqa: E402,F401
 from . import autoencoder, unet  # noqa: E402,F401
 from . import mobilenet, vit  # noqa: E402,F401
 
-__all__ = ["Classifier", "FeatureExtractor", "create_model", "is_model", "list_models",
-           "model_options", "register_model", "LoadReport", "load_weights", "apply_structure",
-           "model_structure", "use_selection_shortcuts"]
+__all__ = [
+    "Classifier",
+    "FeatureExtractor",
+    "create_model",
+    "is_model",
+    "list_models",
+    "model_options",
+    "register_model",
+    "LoadReport",
+    "load_weights",
+    "apply_structure",
+    "model_structure",
+    "use_selection_shortcuts",
+]

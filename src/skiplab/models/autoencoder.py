@@ -76,7 +76,7 @@ def init_output_head(head: nn.Conv2d, level: float, scale: float = 0.1) -> None:
     """Weights N(0, scale² / fan_in) and bias ``level``: the output starts near ``level``
     with a small spread (see "Output head initialisation" in the module documentation)."""
     fan_in = head.weight[0].numel()
-    nn.init.normal_(head.weight, std=scale / fan_in ** 0.5)
+    nn.init.normal_(head.weight, std=scale / fan_in**0.5)
     nn.init.constant_(head.bias, level)
 
 
@@ -111,8 +111,9 @@ class Autoencoder(ImageToImageModel):
     def reset_classifier(self, num_classes: int) -> None:
         """Autoencoders have no classifier; ``0`` (what FeatureExtractor asks) is a no-op."""
         if num_classes != 0:
-            raise ValueError(f"{type(self).__name__} is an autoencoder: it has no classifier "
-                             f"to give {num_classes} classes")
+            raise ValueError(
+                f"{type(self).__name__} is an autoencoder: it has no classifier to give {num_classes} classes"
+            )
 
     @property
     def min_input_size(self) -> int:
@@ -121,7 +122,7 @@ class Autoencoder(ImageToImageModel):
 
     def check_input(self, x: torch.Tensor) -> None:
         super().check_input(x)
-        if isinstance(x, torch.fx.Proxy):   # symbolic tracing: no shape to check
+        if isinstance(x, torch.fx.Proxy):  # symbolic tracing: no shape to check
             return
         self._check_divisible(tuple(x.shape[-2:]))
 
@@ -129,9 +130,11 @@ class Autoencoder(ImageToImageModel):
         r = self.reduction
         fit = f"{max(r, size[0] // r * r)}x{max(r, size[1] // r * r)}"
         if size[0] % r or size[1] % r or min(size) < r:
-            raise ValueError(f"{type(self).__name__} downsamples by {r}: height and width must be "
-                             f"multiples of {r}, at least {r}x{r}, got {size[0]}x{size[1]} (tile or "
-                             f"crop the image, e.g. to {fit})")
+            raise ValueError(
+                f"{type(self).__name__} downsamples by {r}: height and width must be "
+                f"multiples of {r}, at least {r}x{r}, got {size[0]}x{size[1]} (tile or "
+                f"crop the image, e.g. to {fit})"
+            )
 
     # -- rate -------------------------------------------------------------------------
     def _input_size(self, input_size: SizeLike) -> tuple[int, int, int]:
@@ -152,8 +155,7 @@ class Autoencoder(ImageToImageModel):
         _, h, w = self._input_size(input_size)
         return (self.latent_channels, h // self.reduction, w // self.reduction)
 
-    def compression_ratio(self, input_size: SizeLike = None, latent_bits: int = 32,
-                          input_bits: int = 32) -> float:
+    def compression_ratio(self, input_size: SizeLike = None, latent_bits: int = 32, input_bits: int = 32) -> float:
         """Input bits over latent bits: a float32 ``1x256x256`` tile against a float32
         ``C x 16 x 16`` code gives ``65536 / (256 C) = 256 / C``."""
         c, h, w = self._input_size(input_size)
@@ -189,30 +191,48 @@ class ResidualAutoencoder(Autoencoder):
         zero_init_residual: zero each residual branch's last norm scale (Goyal et al. 2017).
     """
 
-    def __init__(self, latent_channels: int = 32, widths: Sequence[int] = (64, 128, 256, 512),
-                 blocks_per_level: int = 1, in_chans: int = 1, out_chans: Optional[int] = None,
-                 variant: str = "all", norm: str = "batch", norm_groups: int = 32,
-                 attn_layer: AttnLayer = None, act: ActLayer = "relu", up_mode: str = "transpose",
-                 output: str = "clamp", drop_path_rate: float = 0.0,
-                 zero_init_residual: bool = True) -> None:
+    def __init__(
+        self,
+        latent_channels: int = 32,
+        widths: Sequence[int] = (64, 128, 256, 512),
+        blocks_per_level: int = 1,
+        in_chans: int = 1,
+        out_chans: Optional[int] = None,
+        variant: str = "all",
+        norm: str = "batch",
+        norm_groups: int = 32,
+        attn_layer: AttnLayer = None,
+        act: ActLayer = "relu",
+        up_mode: str = "transpose",
+        output: str = "clamp",
+        drop_path_rate: float = 0.0,
+        zero_init_residual: bool = True,
+    ) -> None:
         super().__init__()
         widths = check_widths(widths)
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
-        for name, value in (("latent_channels", latent_channels), ("in_chans", in_chans),
-                            ("blocks_per_level", blocks_per_level)):
+        for name, value in (
+            ("latent_channels", latent_channels),
+            ("in_chans", in_chans),
+            ("blocks_per_level", blocks_per_level),
+        ):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if variant == "bottleneck_cbam":
             if attn_layer not in (None, "cbam"):
-                raise ValueError(f"variant 'bottleneck_cbam' puts CBAM on the bottleneck blocks; "
-                                 f"got attn_layer={attn_layer!r} (use variant='bottleneck' for another)")
+                raise ValueError(
+                    f"variant 'bottleneck_cbam' puts CBAM on the bottleneck blocks; "
+                    f"got attn_layer={attn_layer!r} (use variant='bottleneck' for another)"
+                )
             attn_layer = "cbam"
         if variant == "plain" and (attn_layer is not None or drop_path_rate > 0):
-            raise ValueError("variant 'plain' has no residual branch to carry attn_layer or "
-                             "drop_path_rate; use 'bottleneck' or 'all'")
+            raise ValueError(
+                "variant 'plain' has no residual branch to carry attn_layer or "
+                "drop_path_rate; use 'bottleneck' or 'all'"
+            )
         make_norm(norm, 1)  # validate before building
         self.in_chans, self.out_chans = in_chans, out_chans or in_chans
         self.latent_channels, self.variant, self.output = latent_channels, variant, output
@@ -221,31 +241,36 @@ class ResidualAutoencoder(Autoencoder):
         bias = norm == "none"
         common = dict(norm=norm, norm_groups=norm_groups, act=act)
         residual_blocks = {"plain": 0, "all": 2 * levels * (1 + blocks_per_level)}.get(
-            variant, 2 * blocks_per_level)  # the bottleneck variants: the 16x16 level's blocks
+            variant, 2 * blocks_per_level
+        )  # the bottleneck variants: the 16x16 level's blocks
         rates = iter(drop_path_rates(drop_path_rate, max(residual_blocks, 1)))
 
         def options(level: int, resamples: bool) -> dict[str, Any]:
             """Block options; called in forward order, so the drop-path rates grow along the path."""
             residual = variant == "all" or (not resamples and variant != "plain" and level == levels - 1)
-            return dict(common, residual=residual, attn_layer=attn_layer if residual else None,
-                        drop_path=next(rates) if residual else 0.0)
+            return dict(
+                common,
+                residual=residual,
+                attn_layer=attn_layer if residual else None,
+                drop_path=next(rates) if residual else 0.0,
+            )
 
         self.stem = self._conv_norm_act(in_chans, widths[0], bias, norm, norm_groups, act)
         channels = widths[0]
         for i, width in enumerate(widths):
             blocks = [ResidualDownBlock(channels, width, stride=2, **options(i, True))]
-            blocks += [ResidualDownBlock(width, width, stride=1, **options(i, False))
-                       for _ in range(blocks_per_level)]
+            blocks += [ResidualDownBlock(width, width, stride=1, **options(i, False)) for _ in range(blocks_per_level)]
             self.add_module(f"enc{i + 1}", nn.Sequential(*blocks))
             self.feature_info.append(dict(num_chs=width, reduction=2 ** (i + 1), module=f"enc{i + 1}"))
             channels = width
         self.to_latent = nn.Conv2d(channels, latent_channels, 3, padding=1)
-        self.feature_info.append(dict(num_chs=latent_channels, reduction=2 ** levels, module="to_latent"))
+        self.feature_info.append(dict(num_chs=latent_channels, reduction=2**levels, module="to_latent"))
         self.from_latent = self._conv_norm_act(latent_channels, channels, bias, norm, norm_groups, act)
         for i in reversed(range(levels)):
             target = widths[i - 1] if i > 0 else widths[0]
-            blocks = [ResidualUpBlock(widths[i], widths[i], scale=1, **options(i, False))
-                      for _ in range(blocks_per_level)]
+            blocks = [
+                ResidualUpBlock(widths[i], widths[i], scale=1, **options(i, False)) for _ in range(blocks_per_level)
+            ]
             blocks.append(ResidualUpBlock(widths[i], target, scale=2, mode=up_mode, **options(i, True)))
             self.add_module(f"dec{i + 1}", nn.Sequential(*blocks))
         self.head = nn.Conv2d(widths[0], self.out_chans, 3, padding=1)
@@ -253,10 +278,14 @@ class ResidualAutoencoder(Autoencoder):
         init_output_head(self.head, 0.0 if output == "sigmoid" else 0.5)
 
     @staticmethod
-    def _conv_norm_act(in_channels: int, out_channels: int, bias: bool, norm: str, norm_groups: int,
-                       act: ActLayer) -> nn.Sequential:
-        return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=bias),
-                             make_norm(norm, out_channels, norm_groups), make_act(act))
+    def _conv_norm_act(
+        in_channels: int, out_channels: int, bias: bool, norm: str, norm_groups: int, act: ActLayer
+    ) -> nn.Sequential:
+        return nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=bias),
+            make_norm(norm, out_channels, norm_groups),
+            make_act(act),
+        )
 
     @property
     def encoder_levels(self) -> list[nn.Sequential]:
@@ -278,8 +307,10 @@ class ResidualAutoencoder(Autoencoder):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Latent ``[B, latent_channels, h, w]`` -> ``[B, out_chans, 16 h, 16 w]`` (4 levels)."""
         if not isinstance(z, torch.fx.Proxy) and (z.dim() != 4 or z.shape[1] != self.latent_channels):
-            raise ValueError(f"{type(self).__name__}.decode expects a latent [B, {self.latent_channels}, "
-                             f"h, w], got shape {tuple(z.shape)}")
+            raise ValueError(
+                f"{type(self).__name__}.decode expects a latent [B, {self.latent_channels}, "
+                f"h, w], got shape {tuple(z.shape)}"
+            )
         x = self.from_latent(z)
         for level in self.decoder_levels:
             x = self.run_stage(level, x)
@@ -289,8 +320,10 @@ class ResidualAutoencoder(Autoencoder):
         return torch.sigmoid(x) if self.output == "sigmoid" else x
 
     def extra_repr(self) -> str:
-        return (f"variant={self.variant!r}, latent_channels={self.latent_channels}, "
-                f"widths={self.widths}, output={self.output!r}")
+        return (
+            f"variant={self.variant!r}, latent_channels={self.latent_channels}, "
+            f"widths={self.widths}, output={self.output!r}"
+        )
 
 
 def build_variant(cls: type, family: str, variant: Optional[str], kwargs: dict[str, Any]) -> nn.Module:
@@ -299,8 +332,10 @@ def build_variant(cls: type, family: str, variant: Optional[str], kwargs: dict[s
     if variant is not None:
         given = kwargs.pop("variant", variant)
         if given != variant:
-            raise ValueError(f"{family}_{variant} is the {variant!r} variant, got variant={given!r}; "
-                             f"use {family} with variant={given!r}")
+            raise ValueError(
+                f"{family}_{variant} is the {variant!r} variant, got variant={given!r}; "
+                f"use {family} with variant={given!r}"
+            )
         kwargs["variant"] = variant
     return cls(**kwargs)
 

@@ -65,16 +65,22 @@ class Classifier(nn.Module):
         if isinstance(x, torch.fx.Proxy):
             return
         if x.dim() != 4:
-            raise ValueError(f"{type(self).__name__} expects a 4-D batch [B, {self.in_chans}, H, W], "
-                             f"got a tensor of shape {tuple(x.shape)}")
+            raise ValueError(
+                f"{type(self).__name__} expects a 4-D batch [B, {self.in_chans}, H, W], "
+                f"got a tensor of shape {tuple(x.shape)}"
+            )
         if x.shape[1] != self.in_chans:
-            raise ValueError(f"{type(self).__name__} was built for in_chans={self.in_chans}, "
-                             f"got an input with {x.shape[1]} channels (shape {tuple(x.shape)}); "
-                             f"create the model with in_chans={x.shape[1]}")
+            raise ValueError(
+                f"{type(self).__name__} was built for in_chans={self.in_chans}, "
+                f"got an input with {x.shape[1]} channels (shape {tuple(x.shape)}); "
+                f"create the model with in_chans={x.shape[1]}"
+            )
         size = self.min_input_size
         if x.shape[-1] < size or x.shape[-2] < size:
-            raise ValueError(f"{type(self).__name__} has a total stride of {size}: inputs must be at "
-                             f"least {size}x{size}, got {x.shape[-2]}x{x.shape[-1]}")
+            raise ValueError(
+                f"{type(self).__name__} has a total stride of {size}: inputs must be at "
+                f"least {size}x{size}, got {x.shape[-2]}x{x.shape[-1]}"
+            )
 
     # -- stages -------------------------------------------------------------------
     def set_grad_checkpointing(self, enable: bool = True) -> None:

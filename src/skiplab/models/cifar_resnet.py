@@ -40,8 +40,12 @@ def blocks_from_depth(depth: int, layers_per_block: int, extra_layers: int) -> i
     He 2015: 6n+2 (basic blocks, stem + fc); He 2016 bottlenecks: 9n+2; WRN: 6n+4.
     """
     step = 3 * layers_per_block
-    if (not isinstance(depth, int) or isinstance(depth, bool) or depth < step + extra_layers
-            or (depth - extra_layers) % step):
+    if (
+        not isinstance(depth, int)
+        or isinstance(depth, bool)
+        or depth < step + extra_layers
+        or (depth - extra_layers) % step
+    ):
         examples = ", ".join(str(step * n + extra_layers) for n in (1, 2, 3))
         raise ValueError(f"depth must be {step}n+{extra_layers} ({examples}, ...), got {depth!r}")
     return (depth - extra_layers) // step
@@ -83,15 +87,28 @@ class CifarResNet(Classifier):
 
     default_image_size = 32
 
-    def __init__(self, block: BlockFactory, layers: Sequence[int], widths: Sequence[int],
-                 stem_width: int, num_classes: int = 10, in_chans: int = 3,
-                 shortcut: Optional[str] = "A", norm: Norm = True, attn_layer: AttnLayer = None,
-                 drop_path_rate: float = 0.0, zero_init_residual: bool = True, act: ActLayer = "relu",
-                 norm_groups: int = 32) -> None:
+    def __init__(
+        self,
+        block: BlockFactory,
+        layers: Sequence[int],
+        widths: Sequence[int],
+        stem_width: int,
+        num_classes: int = 10,
+        in_chans: int = 3,
+        shortcut: Optional[str] = "A",
+        norm: Norm = True,
+        attn_layer: AttnLayer = None,
+        drop_path_rate: float = 0.0,
+        zero_init_residual: bool = True,
+        act: ActLayer = "relu",
+        norm_groups: int = 32,
+    ) -> None:
         super().__init__()
         if len(layers) != 3 or len(widths) != 3:
-            raise ValueError(f"a CIFAR ResNet has 3 stages: layers and widths need 3 entries each, "
-                             f"got layers={tuple(layers)}, widths={tuple(widths)}")
+            raise ValueError(
+                f"a CIFAR ResNet has 3 stages: layers and widths need 3 entries each, "
+                f"got layers={tuple(layers)}, widths={tuple(widths)}"
+            )
         if any(not isinstance(n, int) or n < 1 for n in layers):
             raise ValueError(f"every stage needs at least one block, got layers={tuple(layers)}")
         self.in_chans = in_chans
@@ -114,11 +131,20 @@ class CifarResNet(Classifier):
             blocks = []
             for j in range(n):
                 stride = 2 if (i > 0 and j == 0) else 1
-                blocks.append(block(channels, width, stride, shortcut=shortcut, attn_layer=attn_layer,
-                                    drop_path=next(rates), **norm_act))
+                blocks.append(
+                    block(
+                        channels,
+                        width,
+                        stride,
+                        shortcut=shortcut,
+                        attn_layer=attn_layer,
+                        drop_path=next(rates),
+                        **norm_act,
+                    )
+                )
                 channels = width
             self.add_module(f"layer{i + 1}", nn.Sequential(*blocks))
-            self.feature_info.append(dict(num_chs=width, reduction=2 ** i, module=f"layer{i + 1}"))
+            self.feature_info.append(dict(num_chs=width, reduction=2**i, module=f"layer{i + 1}"))
         if self.preact:
             self.bn_final = bn(channels)
             self.relu_final = make_act(act, inplace=True)
@@ -143,8 +169,14 @@ class CifarResNet(Classifier):
         return x
 
 
-def build_cifar_net(block: BlockFactory, layers: Sequence[int], widths: Sequence[int],
-                    stem_width: int, default_shortcut: Optional[str], **kwargs) -> CifarResNet:
+def build_cifar_net(
+    block: BlockFactory,
+    layers: Sequence[int],
+    widths: Sequence[int],
+    stem_width: int,
+    default_shortcut: Optional[str],
+    **kwargs,
+) -> CifarResNet:
     """A :class:`CifarResNet` with the family's ``default_shortcut``; ``kwargs`` override it."""
     kwargs.setdefault("shortcut", default_shortcut)
     return CifarResNet(block, layers, widths, stem_width, **kwargs)
@@ -154,8 +186,9 @@ def he2015_net(depth: int, plain: bool, **kwargs) -> CifarResNet:
     """He 2015 §4.2: 6n+2 layers, basic blocks of 16/32/64 filters, option-A shortcuts."""
     n = blocks_from_depth(depth, 2, 2)
     if plain and kwargs.get("shortcut") is not None:
-        raise ValueError(f"a plain net has no shortcut, got shortcut={kwargs['shortcut']!r}; "
-                         f"build cifar_resnet{depth} to choose one")
+        raise ValueError(
+            f"a plain net has no shortcut, got shortcut={kwargs['shortcut']!r}; build cifar_resnet{depth} to choose one"
+        )
     return build_cifar_net(BasicBlock, (n, n, n), (16, 32, 64), 16, None if plain else "A", **kwargs)
 
 

@@ -54,11 +54,23 @@ class DenseNet(Classifier):
     first_conv = "features.conv0"
     classifier_name = "classifier"
 
-    def __init__(self, block_config: Sequence[int], growth_rate: int = 32, num_init_features: int = 64,
-                 bn_size: int = 4, compression: float = 0.5, drop_rate: float = 0.0, stem: str = "imagenet",
-                 memory_efficient: bool = False, num_classes: int = 1000, in_chans: int = 3,
-                 zero_init_residual: bool = False, norm: Norm = "batch", act: ActLayer = "relu",
-                 norm_groups: int = 32) -> None:
+    def __init__(
+        self,
+        block_config: Sequence[int],
+        growth_rate: int = 32,
+        num_init_features: int = 64,
+        bn_size: int = 4,
+        compression: float = 0.5,
+        drop_rate: float = 0.0,
+        stem: str = "imagenet",
+        memory_efficient: bool = False,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        zero_init_residual: bool = False,
+        norm: Norm = "batch",
+        act: ActLayer = "relu",
+        norm_groups: int = 32,
+    ) -> None:
         super().__init__()
         check_act(act)
         opts = dict(norm=norm, act=act, norm_groups=norm_groups)
@@ -70,16 +82,18 @@ class DenseNet(Classifier):
         self.default_image_size = 224 if stem == "imagenet" else 32
         self.features = nn.Sequential()
         if stem == "imagenet":
-            self.features.add_module("conv0", nn.Conv2d(in_chans, num_init_features, kernel_size=7, stride=2,
-                                                        padding=3, bias=False))
+            self.features.add_module(
+                "conv0", nn.Conv2d(in_chans, num_init_features, kernel_size=7, stride=2, padding=3, bias=False)
+            )
             self.features.add_module("norm0", make_norm(norm, num_init_features, norm_groups))
             self.features.add_module("relu0", make_act(act, inplace=True))
             self.features.add_module("pool0", nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
             self.feature_info.append(dict(num_chs=num_init_features, reduction=2, module="features.relu0"))
             reduction = 4
         else:
-            self.features.add_module("conv0", nn.Conv2d(in_chans, num_init_features, kernel_size=3, padding=1,
-                                                        bias=False))
+            self.features.add_module(
+                "conv0", nn.Conv2d(in_chans, num_init_features, kernel_size=3, padding=1, bias=False)
+            )
             reduction = 1
         self.num_stem_modules = len(self.features)
 
@@ -97,8 +111,9 @@ class DenseNet(Classifier):
         self.features.add_module(f"norm{len(block_config) + 1}", make_norm(norm, channels, norm_groups))
         # parameter-free, so torchvision's state dict (which applies F.relu) still matches
         self.features.add_module(f"relu{len(block_config) + 1}", make_act(act, inplace=True))
-        self.feature_info.append(dict(num_chs=channels, reduction=reduction,
-                                      module=f"features.relu{len(block_config) + 1}"))
+        self.feature_info.append(
+            dict(num_chs=channels, reduction=reduction, module=f"features.relu{len(block_config) + 1}")
+        )
         self.num_features = channels
         self.reset_classifier(num_classes)
         init_weights(self, zero_init_residual)
@@ -106,7 +121,7 @@ class DenseNet(Classifier):
     @property
     def stages(self) -> list[nn.Module]:
         """Dense blocks and transitions, in order (the units gradient checkpointing wraps)."""
-        return list(self.features)[self.num_stem_modules:-2]
+        return list(self.features)[self.num_stem_modules : -2]
 
     def set_memory_efficient(self, enable: bool = True) -> None:
         """Switch every dense layer's checkpointed bottleneck on or off."""
@@ -117,7 +132,7 @@ class DenseNet(Classifier):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
         modules = list(self.features)
-        for m in modules[:self.num_stem_modules]:
+        for m in modules[: self.num_stem_modules]:
             x = m(x)
         for stage in self.stages:
             x = self.run_stage(stage, x)
@@ -156,8 +171,14 @@ def cifar_densenet_bc(depth: int = 100, growth_rate: int = 12, num_classes: int 
     if depth < 10 or (depth - 4) % 6:
         raise ValueError(f"CIFAR DenseNet-BC depth must be 6n + 4 with n >= 1 (e.g. 40, 100, 190), got {depth}")
     n = (depth - 4) // 6
-    return DenseNet((n, n, n), growth_rate=growth_rate, num_init_features=2 * growth_rate, stem="cifar",
-                    num_classes=num_classes, **kwargs)
+    return DenseNet(
+        (n, n, n),
+        growth_rate=growth_rate,
+        num_init_features=2 * growth_rate,
+        stem="cifar",
+        num_classes=num_classes,
+        **kwargs,
+    )
 
 
 @register_model

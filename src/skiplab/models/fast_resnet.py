@@ -62,8 +62,9 @@ class GELUResidual(nn.Module):
 
     downsample = None
 
-    def __init__(self, channels: int, shortcut: bool = True, norm: Norm = "batch", act: ActLayer = "gelu",
-                 norm_groups: int = 32) -> None:
+    def __init__(
+        self, channels: int, shortcut: bool = True, norm: Norm = "batch", act: ActLayer = "gelu", norm_groups: int = 32
+    ) -> None:
         super().__init__()
         self.has_shortcut = shortcut
         self.conv = conv3x3(channels, channels)
@@ -105,11 +106,22 @@ class FastResNet(Classifier):
 
     default_image_size = 32
 
-    def __init__(self, widths: Sequence[int] = (64, 256, 256), blocks: int = 1, num_classes: int = 10,
-                 in_chans: int = 3, logit_scale: float = 1 / 9, zero_init_residual: bool = True,
-                 bn_momentum: float = 0.1, dirac_init: bool = False, learn_bn_scale: bool = True,
-                 shortcut: bool = True, norm: Norm = "batch", act: ActLayer = "gelu",
-                 norm_groups: int = 32) -> None:
+    def __init__(
+        self,
+        widths: Sequence[int] = (64, 256, 256),
+        blocks: int = 1,
+        num_classes: int = 10,
+        in_chans: int = 3,
+        logit_scale: float = 1 / 9,
+        zero_init_residual: bool = True,
+        bn_momentum: float = 0.1,
+        dirac_init: bool = False,
+        learn_bn_scale: bool = True,
+        shortcut: bool = True,
+        norm: Norm = "batch",
+        act: ActLayer = "gelu",
+        norm_groups: int = 32,
+    ) -> None:
         super().__init__()
         check_act(act)
         if len(widths) != 3 or any(w < 1 for w in widths):
@@ -122,13 +134,17 @@ class FastResNet(Classifier):
         self.logit_scale = logit_scale
         whiten_width = 2 * in_chans * 4
         self.conv1 = nn.Conv2d(in_chans, whiten_width, kernel_size=2, padding=0, bias=True)
-        self.conv1.weight.requires_grad_(False)   # fixed by init_whitening
+        self.conv1.weight.requires_grad_(False)  # fixed by init_whitening
         self.act1 = make_act(act, inplace=False)
         channels = whiten_width
         for i, width in enumerate(widths):
-            stage = nn.Sequential(conv3x3(channels, width), nn.MaxPool2d(2), make_norm(norm, width, norm_groups),
-                                  make_act(act, inplace=False),
-                                  *[GELUResidual(width, shortcut, norm, act, norm_groups) for _ in range(blocks)])
+            stage = nn.Sequential(
+                conv3x3(channels, width),
+                nn.MaxPool2d(2),
+                make_norm(norm, width, norm_groups),
+                make_act(act, inplace=False),
+                *[GELUResidual(width, shortcut, norm, act, norm_groups) for _ in range(blocks)],
+            )
             self.add_module(f"layer{i + 1}", stage)
             self.feature_info.append(dict(num_chs=width, reduction=2 ** (i + 1), module=f"layer{i + 1}"))
             channels = width
@@ -142,19 +158,19 @@ class FastResNet(Classifier):
                     module.momentum = bn_momentum
                 module.weight.requires_grad_(learn_bn_scale)
             elif isinstance(module, nn.Conv2d) and module is not self.conv1:
-                module.reset_parameters()       # PyTorch's default (see the module docstring)
+                module.reset_parameters()  # PyTorch's default (see the module docstring)
         if dirac_init:
             convs = [stage[0] for stage in self.stages]
-            if not shortcut:    # the plain blocks' convs start as the identity instead
+            if not shortcut:  # the plain blocks' convs start as the identity instead
                 convs += [m.conv for m in self.modules() if isinstance(m, GELUResidual)]
             for conv in convs:
                 weight = conv.weight.data
-                nn.init.dirac_(weight[:min(weight.shape[:2])])
+                nn.init.dirac_(weight[: min(weight.shape[:2])])
         self.init_whitening(None)
 
     @property
     def min_input_size(self) -> int:
-        return 16   # 16 -> 15 -> 7 -> 3 -> 1
+        return 16  # 16 -> 15 -> 7 -> 3 -> 1
 
     @property
     def stages(self) -> list[nn.Sequential]:
@@ -169,9 +185,8 @@ class FastResNet(Classifier):
             eigvals, eigvecs = torch.ones(dim), torch.eye(dim)
         else:
             if images.dim() != 4 or images.shape[1] != self.in_chans:
-                raise ValueError(f"init_whitening expects images [N, {self.in_chans}, H, W], "
-                                 f"got {tuple(images.shape)}")
-            patches = images.float().unfold(2, 2, 1).unfold(3, 2, 1)       # N C H' W' 2 2
+                raise ValueError(f"init_whitening expects images [N, {self.in_chans}, H, W], got {tuple(images.shape)}")
+            patches = images.float().unfold(2, 2, 1).unfold(3, 2, 1)  # N C H' W' 2 2
             patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(-1, dim).double()
             patches = patches - patches.mean(0)
             eigvals, eigvecs = torch.linalg.eigh(patches.T @ patches / len(patches))

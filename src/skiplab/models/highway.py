@@ -35,24 +35,51 @@ from .registry import register_model
 class StageProjection(nn.Sequential):
     """conv3x3 (strided) - BN - ReLU: changes width and resolution between highway stages."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, norm: Norm = True,
-                 act: ActLayer = "relu", norm_groups: int = 32) -> None:
-        super().__init__(conv3x3(in_channels, out_channels, stride), norm_layer(norm, norm_groups)(out_channels),
-                         make_act(act, inplace=True))
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        norm: Norm = True,
+        act: ActLayer = "relu",
+        norm_groups: int = 32,
+    ) -> None:
+        super().__init__(
+            conv3x3(in_channels, out_channels, stride),
+            norm_layer(norm, norm_groups)(out_channels),
+            make_act(act, inplace=True),
+        )
 
 
-def highway_unit(in_channels: int, out_channels: int, stride: int = 1, *, gate_bias: float,
-                 kernel_size: int, norm: Norm = True, shortcut: Optional[str] = None,
-                 attn_layer=None, drop_path: float = 0.0, act: ActLayer = "relu",
-                 norm_groups: int = 32) -> nn.Module:
+def highway_unit(
+    in_channels: int,
+    out_channels: int,
+    stride: int = 1,
+    *,
+    gate_bias: float,
+    kernel_size: int,
+    norm: Norm = True,
+    shortcut: Optional[str] = None,
+    attn_layer=None,
+    drop_path: float = 0.0,
+    act: ActLayer = "relu",
+    norm_groups: int = 32,
+) -> nn.Module:
     """One layer of a highway stage: a :class:`StageProjection` where the shape changes,
     a :class:`ConvHighwayLayer` elsewhere (the stage builder's block factory)."""
     if shortcut is not None or attn_layer is not None or drop_path:
         raise ValueError("highway layers take no shortcut, attention or drop-path")
     if in_channels != out_channels or stride != 1:
         return StageProjection(in_channels, out_channels, stride, norm, act, norm_groups)
-    return ConvHighwayLayer(in_channels, out_channels, gate_bias=gate_bias, kernel_size=kernel_size, norm=norm,
-                            act=act, norm_groups=norm_groups)
+    return ConvHighwayLayer(
+        in_channels,
+        out_channels,
+        gate_bias=gate_bias,
+        kernel_size=kernel_size,
+        norm=norm,
+        act=act,
+        norm_groups=norm_groups,
+    )
 
 
 class CifarHighway(CifarResNet):
@@ -72,14 +99,33 @@ class CifarHighway(CifarResNet):
         zero_init_residual: accepted for a uniform interface; no effect (see module doc).
     """
 
-    def __init__(self, layers: Sequence[int], widths: Sequence[int] = (16, 32, 64), num_classes: int = 10,
-                 in_chans: int = 3, gate_bias: float = DEFAULT_GATE_BIAS, kernel_size: int = 3,
-                 norm: Norm = True, zero_init_residual: bool = False, act: ActLayer = "relu",
-                 norm_groups: int = 32) -> None:
+    def __init__(
+        self,
+        layers: Sequence[int],
+        widths: Sequence[int] = (16, 32, 64),
+        num_classes: int = 10,
+        in_chans: int = 3,
+        gate_bias: float = DEFAULT_GATE_BIAS,
+        kernel_size: int = 3,
+        norm: Norm = True,
+        zero_init_residual: bool = False,
+        act: ActLayer = "relu",
+        norm_groups: int = 32,
+    ) -> None:
         unit = partial(highway_unit, gate_bias=gate_bias, kernel_size=kernel_size)
-        super().__init__(unit, layers, widths, widths[0], num_classes=num_classes, in_chans=in_chans,
-                         shortcut=None, norm=norm, zero_init_residual=False, act=act,
-                         norm_groups=norm_groups)
+        super().__init__(
+            unit,
+            layers,
+            widths,
+            widths[0],
+            num_classes=num_classes,
+            in_chans=in_chans,
+            shortcut=None,
+            norm=norm,
+            zero_init_residual=False,
+            act=act,
+            norm_groups=norm_groups,
+        )
         self.gate_bias = gate_bias
 
 

@@ -136,10 +136,21 @@ class MLP(Classifier):
     first_conv = "stem"
     default_image_size = 32
 
-    def __init__(self, kind: str, depth: int = 20, width: int = 256, in_features: int | None = None,
-                 in_chans: int = 3, img_size: int = 32, num_classes: int = 10, norm: str = "batch",
-                 act: str = "relu", gate_bias: float = DEFAULT_GATE_BIAS, drop_path_rate: float = 0.0,
-                 zero_init_residual: bool = True) -> None:
+    def __init__(
+        self,
+        kind: str,
+        depth: int = 20,
+        width: int = 256,
+        in_features: int | None = None,
+        in_chans: int = 3,
+        img_size: int = 32,
+        num_classes: int = 10,
+        norm: str = "batch",
+        act: str = "relu",
+        gate_bias: float = DEFAULT_GATE_BIAS,
+        drop_path_rate: float = 0.0,
+        zero_init_residual: bool = True,
+    ) -> None:
         super().__init__()
         _choice(kind, KINDS, "kind")
         _choice(norm, NORMS, "norm")
@@ -196,16 +207,20 @@ class MLP(Classifier):
 
     def check_input(self, x: torch.Tensor) -> None:
         """Accept ``[B, in_features]`` or ``[B, C, H, W]`` with C*H*W == in_features."""
-        expected = (f"[B, {self.in_features}] or images [B, {self.in_chans}, {self.default_image_size}, "
-                    f"{self.default_image_size}] (any [B, ...] with {self.in_features} values per sample)")
-        if isinstance(x, torch.fx.Proxy):   # symbolic tracing: no shape to check
+        expected = (
+            f"[B, {self.in_features}] or images [B, {self.in_chans}, {self.default_image_size}, "
+            f"{self.default_image_size}] (any [B, ...] with {self.in_features} values per sample)"
+        )
+        if isinstance(x, torch.fx.Proxy):  # symbolic tracing: no shape to check
             return
         if x.dim() < 2:
             raise ValueError(f"{type(self).__name__} expects {expected}, got shape {tuple(x.shape)}")
         per_sample = math.prod(x.shape[1:])
         if per_sample != self.in_features:
-            raise ValueError(f"{type(self).__name__} expects {expected}, got shape {tuple(x.shape)} "
-                             f"({per_sample} values per sample); set in_features={per_sample}")
+            raise ValueError(
+                f"{type(self).__name__} expects {expected}, got shape {tuple(x.shape)} "
+                f"({per_sample} values per sample); set in_features={per_sample}"
+            )
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)

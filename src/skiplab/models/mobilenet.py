@@ -37,7 +37,14 @@ from .registry import register_model
 
 #: (t expansion, c output channels, n blocks, s stride of the first) -- Table 2
 IMAGENET_SETTING: tuple[tuple[int, int, int, int], ...] = (
-    (1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
 STEM_CHANNELS = 32
 LAST_CHANNELS = 1280
 STEMS = ("imagenet", "cifar")
@@ -76,10 +83,21 @@ class MobileNetV2(Classifier):
     first_conv = "features.0.0"
     classifier_name = "classifier"
 
-    def __init__(self, num_classes: int = 1000, in_chans: int = 3, width_mult: float = 1.0,
-                 round_nearest: int = 8, stem: str = "imagenet", skip: bool = True, dropout: float = 0.2,
-                 drop_path_rate: float = 0.0, zero_init_residual: bool = False, norm: Norm = "batch",
-                 act: ActLayer = "relu6", norm_groups: int = 32) -> None:
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        width_mult: float = 1.0,
+        round_nearest: int = 8,
+        stem: str = "imagenet",
+        skip: bool = True,
+        dropout: float = 0.2,
+        drop_path_rate: float = 0.0,
+        zero_init_residual: bool = False,
+        norm: Norm = "batch",
+        act: ActLayer = "relu6",
+        norm_groups: int = 32,
+    ) -> None:
         super().__init__()
         check_act(act)
         opts = dict(norm=norm, act=act, norm_groups=norm_groups)
@@ -115,8 +133,11 @@ class MobileNetV2(Classifier):
             if stride == 2:  # the map before each downsampling is a stage's output
                 self._add_feature(len(layers) - 1, cin, reduction)
                 reduction *= 2
-            layers.append(InvertedResidual(cin, cout, stride, expand_ratio=t, skip=skip,
-                                           drop_path=next(rates) if has_skip else 0.0, **opts))
+            layers.append(
+                InvertedResidual(
+                    cin, cout, stride, expand_ratio=t, skip=skip, drop_path=next(rates) if has_skip else 0.0, **opts
+                )
+            )
         layers.append(ConvNormAct(channels, self.num_features, kernel_size=1, **opts))
         self._add_feature(len(layers) - 1, self.num_features, reduction)
         self.features = nn.Sequential(*layers)

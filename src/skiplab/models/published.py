@@ -10,14 +10,20 @@ must have ``count ± tolerance`` parameters.
   so the tolerance is ``max(1 % of the figure, half a unit of its last printed digit)``:
   "0.27M" allows ±5,000 (the rounding), "19.4M" allows ±194,000 (the 1 %).
 
-``tests/test_param_counts.py`` checks every entry; ``skiplab models`` (:func:`model_table`) and
-``docs/models.md`` print them beside our counts.
+``tests/test_param_counts.py`` checks every entry; ``skiplab models`` and ``docs/models.md``
+print them beside our counts.
+
+``model_table.json`` (next to this file) holds :func:`model_row` of every model skiplab
+registers, so that ``skiplab models`` answers without importing torch or building a model.
+It is generated: ``python -m skiplab.models.published`` writes it again, and
+``tests/test_param_counts.py`` rebuilds every model and fails when a row differs.
 """
 
 from __future__ import annotations
 
 import contextlib
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, Iterator, Optional, Union
 
 import torch
@@ -113,7 +119,8 @@ DEVIATIONS: dict[str, str] = {
     "cifar_preact_resnet1001": (
         "He et al. 2016 print 10.2M, but the 1001-layer bottleneck net (n = 111 blocks per "
         "stage, widths 16/32/64, expansion 4) has 10,327,706 parameters (+1.25 %), exactly "
-        "the count of imgclsmob's independent implementation"),
+        "the count of imgclsmob's independent implementation"
+    ),
 }
 
 
@@ -136,8 +143,7 @@ def no_weight_init() -> Iterator[None]:
     """``torch.nn.init``'s in-place initialisers as no-ops inside the block (as transformers'
     ``no_init_weights``): a model built on the meta device only to be counted needs the shapes,
     and drawing its random weights there is most of the time of building it."""
-    initialisers = {n: f for n, f in vars(nn.init).items()
-                    if n.endswith("_") and not n.startswith("_") and callable(f)}
+    initialisers = {n: f for n, f in vars(nn.init).items() if n.endswith("_") and not n.startswith("_") and callable(f)}
     try:
         for name in initialisers:
             setattr(nn.init, name, lambda tensor, *args, **kwargs: tensor)
@@ -153,6 +159,7 @@ def count_parameters(model_or_name: Union[str, nn.Module], **kwargs: Any) -> int
     if isinstance(model_or_name, nn.Module):
         return sum(p.numel() for p in model_or_name.parameters())
     from .registry import create_model
+
     try:
         with torch.device("meta"), no_weight_init():
             model = create_model(model_or_name, **kwargs)
@@ -169,14 +176,36 @@ def model_row(name: str) -> dict[str, Any]:
     check = "" if not pub else ("ok" if abs(params - pub["count"]) <= pub["tolerance"] else "FAIL")
     if check == "FAIL" and name in DEVIATIONS and params == REFERENCE.get(name, (None,))[0]:
         check = "ref"  # the paper's figure is off; ours equals the exact reference count
-    return dict(name=name, params=params, published=pub.get("count"),
-                tolerance=pub.get("tolerance"), source=pub.get("source"), check=check)
+    return dict(
+        name=name,
+        params=params,
+        published=pub.get("count"),
+        tolerance=pub.get("tolerance"),
+        source=pub.get("source"),
+        check=check,
+    )
 
 
-def model_table(pattern: str = "*") -> list[dict[str, Any]]:
-    """:func:`model_row` of every registered model matching ``pattern``."""
-    from .registry import list_models
-    return [model_row(name) for name in list_models(pattern)]
+MODEL_TABLE = Path(__file__).with_name("model_table.json")
+
+
+def builtin_model_table() -> list[dict[str, Any]]:
+    """:func:`model_row` of every model skiplab itself registers, its domain packages' included
+    (a third-party plugin's models are counted when listed, never written into the table)."""
+    from .registry import get_model_fn, list_models
+
+    return [model_row(name) for name in list_models() if get_model_fn(name).__module__.split(".")[0] == "skiplab"]
+
+
+def write_model_table(path: Union[str, Path] = MODEL_TABLE) -> Path:
+    """Count every built-in model again and write the table ``skiplab models`` reads."""
+    import json
+
+    from ..atomic import write_text
+
+    rows = builtin_model_table()
+    lines = ",\n".join(json.dumps(row) for row in rows)  # one row a line: diffs read well
+    return write_text(path, f'{{"generated_by": "python -m skiplab.models.published",\n "rows": [\n{lines}\n]}}\n')
 
 
 def model_table_markdown(rows: list[dict[str, Any]]) -> str:
@@ -204,8 +233,10 @@ def model_table_markdown(rows: list[dict[str, Any]]) -> str:
             continue
         diff = r["params"] - r["published"]
         pct = f" ({100 * diff / r['published']:+.2f} %)" if diff else ""
-        lines.append(f"| `{r['name']}` | {r['params']:,} | {r['published']:,} ± {r['tolerance']:,} | "
-                     f"{diff:+,}{pct} | {r['check']} | {r['source']} |")
+        lines.append(
+            f"| `{r['name']}` | {r['params']:,} | {r['published']:,} ± {r['tolerance']:,} | "
+            f"{diff:+,}{pct} | {r['check']} | {r['source']} |"
+        )
     notes = [f"* `{n}`: {why}." for n, why in DEVIATIONS.items() if any(r["name"] == n for r in rows)]
     exact_refs = [f"`{n}` {c:,}" for n, (c, _) in REFERENCE.items() if any(r["name"] == n for r in rows)]
     if exact_refs:
@@ -213,3 +244,7 @@ def model_table_markdown(rows: list[dict[str, Any]]) -> str:
     if notes:
         lines += ["", "Notes:", ""] + notes
     return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(f"wrote {write_model_table()}")

@@ -47,18 +47,30 @@ class CifarStagedNet(Classifier):
 
     default_image_size = 32
 
-    def __init__(self, block: BlockFactory, widths: Sequence[Sequence[int]], stem_width: int,
-                 final_norm: bool, block_kwargs: dict[str, Any], num_classes: int = 10,
-                 in_chans: int = 3, drop_path_rate: float = 0.0, zero_init_residual: bool = True,
-                 norm: Norm = "batch", act: ActLayer = "relu", norm_groups: int = 32) -> None:
+    def __init__(
+        self,
+        block: BlockFactory,
+        widths: Sequence[Sequence[int]],
+        stem_width: int,
+        final_norm: bool,
+        block_kwargs: dict[str, Any],
+        num_classes: int = 10,
+        in_chans: int = 3,
+        drop_path_rate: float = 0.0,
+        zero_init_residual: bool = True,
+        norm: Norm = "batch",
+        act: ActLayer = "relu",
+        norm_groups: int = 32,
+    ) -> None:
         super().__init__()
         check_act(act)
         bn = norm_layer(norm, norm_groups)
         if resolve_norm(norm) != "batch" or act != "relu" or norm_groups != 32:
             block_kwargs = dict(block_kwargs, norm=norm, act=act, norm_groups=norm_groups)
         if len(widths) != 3 or any(len(w) < 1 for w in widths):
-            raise ValueError(f"a CIFAR net has 3 stages of at least one unit, got widths per stage "
-                             f"{[len(w) for w in widths]}")
+            raise ValueError(
+                f"a CIFAR net has 3 stages of at least one unit, got widths per stage {[len(w) for w in widths]}"
+            )
         self.in_chans = in_chans
         self.conv1 = conv3x3(in_chans, stem_width)
         self.bn1 = bn(stem_width)
@@ -71,7 +83,7 @@ class CifarStagedNet(Classifier):
                 units.append(block(channels, width, stride, drop_path=next(rates), **block_kwargs))
                 channels = width
             self.add_module(f"layer{i + 1}", nn.Sequential(*units))
-            self.feature_info.append(dict(num_chs=channels, reduction=2 ** i, module=f"layer{i + 1}"))
+            self.feature_info.append(dict(num_chs=channels, reduction=2**i, module=f"layer{i + 1}"))
         self.bn_final = bn(channels) if final_norm else nn.Identity()
         self.relu_final = make_act(act, inplace=True)
         self.feature_info[-1]["module"] = "relu_final"  # the last stage's map, activated
@@ -107,25 +119,44 @@ class PyramidNet(CifarStagedNet):
         num_classes, in_chans, drop_path_rate, zero_init_residual: as every classifier.
     """
 
-    def __init__(self, depth: int = 110, alpha: float = 48, bottleneck: bool = False,
-                 num_classes: int = 10, in_chans: int = 3, width_rounding: str = "floor",
-                 shortcut: Optional[str] = "A", attn_layer: AttnLayer = None,
-                 drop_path_rate: float = 0.0, zero_init_residual: bool = True, norm: Norm = "batch",
-                 act: ActLayer = "relu", norm_groups: int = 32) -> None:
+    def __init__(
+        self,
+        depth: int = 110,
+        alpha: float = 48,
+        bottleneck: bool = False,
+        num_classes: int = 10,
+        in_chans: int = 3,
+        width_rounding: str = "floor",
+        shortcut: Optional[str] = "A",
+        attn_layer: AttnLayer = None,
+        drop_path_rate: float = 0.0,
+        zero_init_residual: bool = True,
+        norm: Norm = "batch",
+        act: ActLayer = "relu",
+        norm_groups: int = 32,
+    ) -> None:
         block = PyramidBottleneck if bottleneck else PyramidBasicBlock
         n = blocks_from_depth(depth, 3 if bottleneck else 2, 2)
         widths = [w * block.expansion for w in pyramid_widths(alpha, 3 * n, 16, width_rounding)]
         self.depth, self.alpha = depth, alpha
-        super().__init__(block, [widths[:n], widths[n:2 * n], widths[2 * n:]], 16, True,
-                         dict(shortcut=shortcut, attn_layer=attn_layer), num_classes=num_classes,
-                         in_chans=in_chans, drop_path_rate=drop_path_rate,
-                         zero_init_residual=zero_init_residual and shortcut is not None,
-                         norm=norm, act=act, norm_groups=norm_groups)
+        super().__init__(
+            block,
+            [widths[:n], widths[n : 2 * n], widths[2 * n :]],
+            16,
+            True,
+            dict(shortcut=shortcut, attn_layer=attn_layer),
+            num_classes=num_classes,
+            in_chans=in_chans,
+            drop_path_rate=drop_path_rate,
+            zero_init_residual=zero_init_residual and shortcut is not None,
+            norm=norm,
+            act=act,
+            norm_groups=norm_groups,
+        )
 
 
 @register_model
-def cifar_pyramidnet(depth: int = 110, alpha: float = 48, bottleneck: bool = False,
-                     **kwargs) -> PyramidNet:
+def cifar_pyramidnet(depth: int = 110, alpha: float = 48, bottleneck: bool = False, **kwargs) -> PyramidNet:
     """Additive PyramidNet of any depth and widening factor (Han et al. 2017, Eq. 2)."""
     return PyramidNet(depth=depth, alpha=alpha, bottleneck=bottleneck, **kwargs)
 

@@ -43,7 +43,7 @@ def list_models(pattern: str = "*") -> list[str]:
 
 def is_model(name: str) -> bool:
     if name not in _MODELS:
-        load_plugins()      # a domain package's model (e.g. sar_codec_*), not imported yet
+        load_plugins()  # a domain package's model (e.g. sar_codec_*), not imported yet
     return name in _MODELS
 
 
@@ -62,18 +62,18 @@ def model_options(name: str) -> list[str]:
             continue
         for p in inspect.signature(obj).parameters.values():
             # arguments without a default (block, layers) are the model function's to give
-            if (p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self"
-                    and p.default is not p.empty):
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self" and p.default is not p.empty:
                 params[p.name] = p
     return sorted(params) + ["features_only"]
 
 
 def get_model_fn(name: str) -> Callable[..., nn.Module]:
     if name not in _MODELS:
-        load_plugins()      # a domain package's model (e.g. sar_codec_*), not imported yet
+        load_plugins()  # a domain package's model (e.g. sar_codec_*), not imported yet
     if name not in _MODELS:
-        raise UnknownModelError(f"unknown model {name!r}{_closest(name, _MODELS)} "
-                         f"(skiplab.list_models() lists all {len(_MODELS)})")
+        raise UnknownModelError(
+            f"unknown model {name!r}{_closest(name, _MODELS)} (skiplab.list_models() lists all {len(_MODELS)})"
+        )
     return _MODELS[name]
 
 
@@ -89,8 +89,9 @@ def create_model(name: str, *, features_only: bool = False, **kwargs: Any) -> nn
     valid = set(model_options(name))
     for key in kwargs:
         if key not in valid:
-            raise ModelOptionError(f"{name} has no option {key!r}{_closest(key, valid)} "
-                            f"(valid options: {', '.join(sorted(valid))})")
+            raise ModelOptionError(
+                f"{name} has no option {key!r}{_closest(key, valid)} (valid options: {', '.join(sorted(valid))})"
+            )
     try:
         model = fn(**kwargs)
     except TypeError as err:
@@ -102,6 +103,7 @@ def create_model(name: str, *, features_only: bool = False, **kwargs: Any) -> nn
         raise ModelOptionError(f"{name} fixes {fixed[1]!r} itself, so it cannot be passed{hint}") from None
     if features_only:
         from .base import FeatureExtractor
+
         model = FeatureExtractor(model)
     # the call that rebuilds it: a checkpoint records it (skiplab.trained.checkpoint_header)
     model.skiplab_arch = {"name": name, "kwargs": {**kwargs, **({"features_only": True} if features_only else {})}}

@@ -25,8 +25,7 @@ from .registry import register_model
 BlockType = Type[nn.Module]  # BasicBlock, Bottleneck, PreActBlock, PreActBottleneck
 
 #: blocks per stage of the depths of He et al. 2015, Table 1 (basic blocks below 50).
-STAGE_DEPTHS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3),
-                152: (3, 8, 36, 3)}
+STAGE_DEPTHS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
 STEM_CHANNELS = 64
 
 
@@ -36,21 +35,30 @@ def stage_depths(depth: int) -> tuple[int, ...]:
     return STAGE_DEPTHS[depth]
 
 
-def block_options(block: BlockType, groups: int, width_per_group: int, shortcut: str,
-                  attn_layer: AttnLayer, **norm_act: Any) -> dict[str, Any]:
+def block_options(
+    block: BlockType, groups: int, width_per_group: int, shortcut: str, attn_layer: AttnLayer, **norm_act: Any
+) -> dict[str, Any]:
     """Keyword arguments for every ``block`` of a ResNet; groups/width only for bottlenecks.
     ``norm_act`` (``norm``, ``act``, ``norm_groups``) is passed on where given."""
     options: dict[str, Any] = dict(shortcut=shortcut, attn_layer=attn_layer, **norm_act)
     if "base_width" in inspect.signature(block).parameters:
         options.update(groups=groups, base_width=width_per_group)
     elif groups != 1 or width_per_group != 64:
-        raise ValueError(f"groups and width_per_group apply to bottleneck blocks only; {block.__name__} "
-                         f"has neither (got groups={groups}, width_per_group={width_per_group})")
+        raise ValueError(
+            f"groups and width_per_group apply to bottleneck blocks only; {block.__name__} "
+            f"has neither (got groups={groups}, width_per_group={width_per_group})"
+        )
     return options
 
 
-def add_stages(model: Classifier, block: BlockType, layers: Sequence[int], in_channels: int,
-               drop_path_rate: float = 0.0, **block_kwargs: Any) -> int:
+def add_stages(
+    model: Classifier,
+    block: BlockType,
+    layers: Sequence[int],
+    in_channels: int,
+    drop_path_rate: float = 0.0,
+    **block_kwargs: Any,
+) -> int:
     """Add ``layer1`` ... ``layerN`` to ``model`` after a stem of stride 4 and ``in_channels``.
 
     Stage i has ``layers[i]`` blocks of ``64 * 2**i * block.expansion`` output channels; its
@@ -63,14 +71,14 @@ def add_stages(model: Classifier, block: BlockType, layers: Sequence[int], in_ch
     rates = iter(drop_path_rates(drop_path_rate, sum(layers)))
     channels = in_channels
     for i, n in enumerate(layers):
-        out = STEM_CHANNELS * 2 ** i * block.expansion
+        out = STEM_CHANNELS * 2**i * block.expansion
         blocks = []
         for j in range(n):
             stride = 2 if (i > 0 and j == 0) else 1
             blocks.append(block(channels, out, stride, drop_path=next(rates), **block_kwargs))
             channels = out
         model.add_module(f"layer{i + 1}", nn.Sequential(*blocks))
-        model.feature_info.append(dict(num_chs=out, reduction=4 * 2 ** i, module=f"layer{i + 1}"))
+        model.feature_info.append(dict(num_chs=out, reduction=4 * 2**i, module=f"layer{i + 1}"))
     return channels
 
 
@@ -97,19 +105,33 @@ class ResNet(Classifier):
     ``build_stem``/``forward_stem`` and ``build_final``/``forward_final``.
     """
 
-    def __init__(self, block: BlockType, layers: Sequence[int], num_classes: int = 1000,
-                 in_chans: int = 3, groups: int = 1, width_per_group: int = 64,
-                 shortcut: str = "B", attn_layer: AttnLayer = None, drop_path_rate: float = 0.0,
-                 zero_init_residual: bool = True, norm: Norm = "batch", act: ActLayer = "relu",
-                 norm_groups: int = 32) -> None:
+    def __init__(
+        self,
+        block: BlockType,
+        layers: Sequence[int],
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        groups: int = 1,
+        width_per_group: int = 64,
+        shortcut: str = "B",
+        attn_layer: AttnLayer = None,
+        drop_path_rate: float = 0.0,
+        zero_init_residual: bool = True,
+        norm: Norm = "batch",
+        act: ActLayer = "relu",
+        norm_groups: int = 32,
+    ) -> None:
         super().__init__()
         check_act(act)
         self.in_chans = in_chans
         self._norm, self._act, self._norm_groups = resolve_norm(norm), act, norm_groups
         self.conv1 = nn.Conv2d(in_chans, STEM_CHANNELS, kernel_size=7, stride=2, padding=3, bias=False)
         self.build_stem()
-        norm_act = {} if (self._norm, act, norm_groups) == ("batch", "relu", 32) else \
-            dict(norm=self._norm, act=act, norm_groups=norm_groups)
+        norm_act = (
+            {}
+            if (self._norm, act, norm_groups) == ("batch", "relu", 32)
+            else dict(norm=self._norm, act=act, norm_groups=norm_groups)
+        )
         options = block_options(block, groups, width_per_group, shortcut, attn_layer, **norm_act)
         self.num_features = add_stages(self, block, layers, STEM_CHANNELS, drop_path_rate, **options)
         self.build_final()

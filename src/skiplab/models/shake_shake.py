@@ -29,22 +29,46 @@ class ShakeShakeNet(CifarStagedNet):
         num_classes, in_chans, drop_path_rate, zero_init_residual: as every classifier.
     """
 
-    def __init__(self, depth: int = 26, width: int = 96, num_classes: int = 10, in_chans: int = 3,
-                 shake_forward: str = "shake", shake_backward: str = "shake",
-                 shake_level: str = "image", attn_layer: AttnLayer = None,
-                 drop_path_rate: float = 0.0, zero_init_residual: bool = True, norm: Norm = "batch",
-                 act: ActLayer = "relu", norm_groups: int = 32) -> None:
+    def __init__(
+        self,
+        depth: int = 26,
+        width: int = 96,
+        num_classes: int = 10,
+        in_chans: int = 3,
+        shake_forward: str = "shake",
+        shake_backward: str = "shake",
+        shake_level: str = "image",
+        attn_layer: AttnLayer = None,
+        drop_path_rate: float = 0.0,
+        zero_init_residual: bool = True,
+        norm: Norm = "batch",
+        act: ActLayer = "relu",
+        norm_groups: int = 32,
+    ) -> None:
         n = blocks_from_depth(depth, 2, 2)
         if width < 1 or width % 2:
-            raise ValueError(f"width must be a positive even number (the downsampling shortcut "
-                             f"splits it in halves), got {width}")
+            raise ValueError(
+                f"width must be a positive even number (the downsampling shortcut splits it in halves), got {width}"
+            )
         self.depth, self.width = depth, width
-        widths = [[width * 2 ** i] * n for i in range(3)]
-        options = dict(shake_forward=shake_forward, shake_backward=shake_backward,
-                       shake_level=shake_level, attn_layer=attn_layer)
-        super().__init__(ShakeShakeBlock, widths, 16, False, options, num_classes=num_classes,
-                         in_chans=in_chans, drop_path_rate=drop_path_rate,
-                         zero_init_residual=zero_init_residual, norm=norm, act=act, norm_groups=norm_groups)
+        widths = [[width * 2**i] * n for i in range(3)]
+        options = dict(
+            shake_forward=shake_forward, shake_backward=shake_backward, shake_level=shake_level, attn_layer=attn_layer
+        )
+        super().__init__(
+            ShakeShakeBlock,
+            widths,
+            16,
+            False,
+            options,
+            num_classes=num_classes,
+            in_chans=in_chans,
+            drop_path_rate=drop_path_rate,
+            zero_init_residual=zero_init_residual,
+            norm=norm,
+            act=act,
+            norm_groups=norm_groups,
+        )
 
 
 @register_model

@@ -43,16 +43,18 @@ def use_selection_shortcuts(model: nn.Module) -> int:
 
 def _describe(module: nn.Module) -> Optional[dict]:
     if isinstance(module, nn.Conv2d):
-        return {"type": "Conv2d", "in_channels": module.in_channels,
-                "out_channels": module.out_channels, "groups": module.groups}
+        return {
+            "type": "Conv2d",
+            "in_channels": module.in_channels,
+            "out_channels": module.out_channels,
+            "groups": module.groups,
+        }
     if isinstance(module, nn.modules.batchnorm._BatchNorm):
         return {"type": "BatchNorm", "num_features": module.num_features}
     if isinstance(module, nn.Linear):
-        return {"type": "Linear", "in_features": module.in_features,
-                "out_features": module.out_features}
+        return {"type": "Linear", "in_features": module.in_features, "out_features": module.out_features}
     if isinstance(module, SelectionShortcut):
-        return {"type": "SelectionShortcut", "in_channels": module.in_channels,
-                "out_channels": module.out_channels}
+        return {"type": "SelectionShortcut", "in_channels": module.in_channels, "out_channels": module.out_channels}
     return None
 
 
@@ -73,8 +75,10 @@ def _empty(param: Optional[torch.Tensor], shape: tuple, fill: float = 0.0) -> Op
 def _resize(module: nn.Module, spec: Mapping[str, Any], name: str) -> None:
     kind = _describe(module)
     if kind is None or kind["type"] != spec.get("type"):
-        raise ValueError(f"structure: {name} is a {type(module).__name__}, the checkpoint "
-                         f"records a {spec.get('type')} (another architecture?)")
+        raise ValueError(
+            f"structure: {name} is a {type(module).__name__}, the checkpoint "
+            f"records a {spec.get('type')} (another architecture?)"
+        )
     if spec["type"] == "Conv2d":
         cin, cout, groups = int(spec["in_channels"]), int(spec["out_channels"]), int(spec["groups"])
         module.in_channels, module.out_channels, module.groups = cin, cout, groups
@@ -127,8 +131,10 @@ def refresh_widths(model: nn.Module) -> None:
             module = model.get_submodule(info["module"])
         except (AttributeError, KeyError):
             continue
-        widths = [m.num_features if isinstance(m, nn.modules.batchnorm._BatchNorm) else m.out_channels
-                  for m in module.modules()
-                  if isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.Conv2d))]
+        widths = [
+            m.num_features if isinstance(m, nn.modules.batchnorm._BatchNorm) else m.out_channels
+            for m in module.modules()
+            if isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.Conv2d))
+        ]
         if widths:
             info["num_chs"] = widths[-1]

@@ -39,8 +39,9 @@ PAD_MODES = ("reflect", "replicate", "zeros")
 UP_MODES = ("transpose", "bilinear")
 
 
-def pad_to_multiple(x: torch.Tensor, multiple: int, mode: str = "reflect"
-                    ) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+def pad_to_multiple(
+    x: torch.Tensor, multiple: int, mode: str = "reflect"
+) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
     """Pad ``x`` so that H and W are multiples of ``multiple``, about equally on both sides.
 
     Returns the padded tensor and the box ``(top, left, H, W)`` that :func:`crop_box` cuts
@@ -69,7 +70,7 @@ def pad_to_multiple(x: torch.Tensor, multiple: int, mode: str = "reflect"
 def crop_box(x: torch.Tensor, box: tuple[int, int, int, int]) -> torch.Tensor:
     """Cut the ``(top, left, H, W)`` box out of ``x`` (the inverse of :func:`pad_to_multiple`)."""
     top, left, h, w = box
-    return x[..., top:top + h, left:left + w]
+    return x[..., top : top + h, left : left + w]
 
 
 # Leaves of a torch.fx.symbolic_trace graph (BN folding): their padding depends on the input size.
@@ -85,16 +86,19 @@ class UpStage(nn.Module):
     :class:`ResidualDownBlock` of stride 1 (``residual=False``: the plain conv-BN-ReLU x2).
     """
 
-    def __init__(self, in_channels: int, skip_channels: int, out_channels: int,
-                 up_mode: str = "transpose", **block_kwargs: Any) -> None:
+    def __init__(
+        self, in_channels: int, skip_channels: int, out_channels: int, up_mode: str = "transpose", **block_kwargs: Any
+    ) -> None:
         super().__init__()
         if up_mode not in UP_MODES:
             raise ValueError(f"up_mode must be one of {UP_MODES}, got {up_mode!r}")
         if up_mode == "transpose":
             self.up: nn.Module = nn.ConvTranspose2d(in_channels, out_channels, 2, stride=2)
         else:
-            self.up = nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-                                    nn.Conv2d(in_channels, out_channels, 1))
+            self.up = nn.Sequential(
+                nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                nn.Conv2d(in_channels, out_channels, 1),
+            )
         self.skip_channels = skip_channels
         self.block = ResidualDownBlock(out_channels + skip_channels, out_channels, stride=1, **block_kwargs)
 
@@ -126,15 +130,16 @@ class SegmentationNet(ImageToImageModel):
         self.decoder_width = 0
         self.skip_reductions: list[Optional[int]] = []
 
-    def build_decoder(self, widths: Sequence[int], up_mode: str,
-                      block_kwargs: Sequence[dict[str, Any]]) -> None:
+    def build_decoder(self, widths: Sequence[int], up_mode: str, block_kwargs: Sequence[dict[str, Any]]) -> None:
         """``dec{n}`` ... ``dec1``: stage j up-samples to reduction R / 2^(j+1) (R the deepest)
         and concatenates the last encoder map of that reduction, if there is one."""
         deepest = self.reduction
         if 2 ** len(widths) != deepest:
-            raise ValueError(f"the encoder downsamples by {deepest}: the decoder needs "
-                             f"{int(math.log2(deepest))} widths to return to full resolution, "
-                             f"got {tuple(widths)}")
+            raise ValueError(
+                f"the encoder downsamples by {deepest}: the decoder needs "
+                f"{int(math.log2(deepest))} widths to return to full resolution, "
+                f"got {tuple(widths)}"
+            )
         channels_at = {f["reduction"]: f["num_chs"] for f in self.feature_info}
         channels = self.feature_info[-1]["num_chs"]
         for j, (width, kwargs) in enumerate(zip(widths, block_kwargs)):
@@ -201,15 +206,25 @@ class UNet(SegmentationNet):
             except in the first block, which reads the image.
     """
 
-    def __init__(self, num_classes: int = 2, in_chans: int = 1, depth: int = 4, base_width: int = 64,
-                 residual: bool = False, norm: str = "batch", up_mode: str = "transpose",
-                 pad_mode: str = "reflect", drop_path_rate: float = 0.0,
-                 zero_init_residual: bool = True, act: ActLayer = "relu") -> None:
+    def __init__(
+        self,
+        num_classes: int = 2,
+        in_chans: int = 1,
+        depth: int = 4,
+        base_width: int = 64,
+        residual: bool = False,
+        norm: str = "batch",
+        up_mode: str = "transpose",
+        pad_mode: str = "reflect",
+        drop_path_rate: float = 0.0,
+        zero_init_residual: bool = True,
+        act: ActLayer = "relu",
+    ) -> None:
         super().__init__(num_classes, in_chans, pad_mode)
         check_act(act)
         if not isinstance(depth, int) or depth < 1:
             raise ValueError(f"depth must be a positive integer (number of poolings), got {depth!r}")
-        widths = check_widths([base_width * 2 ** i for i in range(depth + 1)], "base_width")
+        widths = check_widths([base_width * 2**i for i in range(depth + 1)], "base_width")
         if drop_path_rate > 0 and not residual:
             raise ValueError("drop_path_rate needs residual blocks: use unet_residual (residual=True)")
         make_norm(norm, 1)
@@ -222,9 +237,9 @@ class UNet(SegmentationNet):
             block = ResidualDownBlock(channels, width, stride=1, **kwargs[i])
             stage = block if i == 0 else nn.Sequential(nn.MaxPool2d(2), block)
             self.add_module(f"enc{i + 1}", stage)
-            self.feature_info.append(dict(num_chs=width, reduction=2 ** i, module=f"enc{i + 1}"))
+            self.feature_info.append(dict(num_chs=width, reduction=2**i, module=f"enc{i + 1}"))
             channels = width
-        self.build_decoder(widths[-2::-1], up_mode, kwargs[depth + 1:])
+        self.build_decoder(widths[-2::-1], up_mode, kwargs[depth + 1 :])
         self.reset_classifier(num_classes)
         init_weights(self, zero_init_residual)
         if zero_init_residual and residual:
@@ -254,10 +269,20 @@ class ResNetUNet(SegmentationNet):
         Other arguments as :class:`UNet`.
     """
 
-    def __init__(self, encoder: str = "resnet18", num_classes: int = 2, in_chans: int = 1,
-                 decoder_widths: Sequence[int] = (256, 128, 64, 32, 16), residual_decoder: bool = False,
-                 norm: str = "batch", up_mode: str = "transpose", pad_mode: str = "reflect",
-                 drop_path_rate: float = 0.0, zero_init_residual: bool = True, act: ActLayer = "relu") -> None:
+    def __init__(
+        self,
+        encoder: str = "resnet18",
+        num_classes: int = 2,
+        in_chans: int = 1,
+        decoder_widths: Sequence[int] = (256, 128, 64, 32, 16),
+        residual_decoder: bool = False,
+        norm: str = "batch",
+        up_mode: str = "transpose",
+        pad_mode: str = "reflect",
+        drop_path_rate: float = 0.0,
+        zero_init_residual: bool = True,
+        act: ActLayer = "relu",
+    ) -> None:
         super().__init__(num_classes, in_chans, pad_mode)
         check_act(act)
         widths = check_widths(decoder_widths, "decoder_widths")

@@ -12,7 +12,9 @@ timm's ``VisionTransformer`` (``patch_embed.proj``, ``cls_token``, ``pos_embed``
 loads with ``strict=True``: 5,717,416 parameters for ``vit_tiny_patch16_224``.
 Initialisation is timm's default: truncated normal (std 0.02) for every linear layer
 and the position embedding, N(0, 1e-6) for the class token, PyTorch's default for
-the patch conv.
+the patch conv. ``weight_init="xavier"`` then redraws every linear layer Xavier-uniform with
+zero biases: the initialisation Xiong et al. 2020 ("On Layer Normalization in the
+Transformer Architecture", §3.2) assume in Theorem 1.
 
 Where the contract of :class:`~skiplab.models.base.Classifier` reads differently:
 
@@ -71,17 +73,37 @@ class VisionTransformer(Classifier):
             a no-skip net rejects it.
         zero_init_residual: zero each branch's last projection (a pre-norm block then
             starts as the identity).
+        weight_init: ``"timm"`` (timm's default, above) or ``"xavier"`` (timm's, then every
+            linear layer Xavier-uniform with zero biases: Xiong et al. 2020 §3.2).
     """
 
     first_conv = "patch_embed.proj"
     classifier_name = "head"
 
-    def __init__(self, img_size: int = 224, patch_size: int = 16, num_classes: int = 1000, in_chans: int = 3,
-                 embed_dim: int = 192, depth: int = 12, num_heads: int = 3, mlp_ratio: float = 4.0,
-                 qkv_bias: bool = True, norm_position: str = "pre", skip: bool = True, drop_rate: float = 0.0,
-                 pos_drop_rate: float = 0.0, attn_drop_rate: float = 0.0, proj_drop_rate: float = 0.0,
-                 drop_path_rate: float = 0.0, zero_init_residual: bool = False) -> None:
+    def __init__(
+        self,
+        img_size: int = 224,
+        patch_size: int = 16,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        embed_dim: int = 192,
+        depth: int = 12,
+        num_heads: int = 3,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        norm_position: str = "pre",
+        skip: bool = True,
+        drop_rate: float = 0.0,
+        pos_drop_rate: float = 0.0,
+        attn_drop_rate: float = 0.0,
+        proj_drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
+        zero_init_residual: bool = False,
+        weight_init: str = "timm",
+    ) -> None:
         super().__init__()
+        if weight_init not in ("timm", "xavier"):
+            raise ValueError(f"weight_init must be 'timm' or 'xavier', got {weight_init!r}")
         if not isinstance(depth, int) or depth < 1:
             raise ValueError(f"depth must be a positive number of blocks, got {depth!r}")
         if drop_path_rate > 0 and not skip:
@@ -95,20 +117,33 @@ class VisionTransformer(Classifier):
         self.pos_embed = nn.Parameter(torch.zeros(1, self.patch_embed.num_patches + 1, embed_dim))
         self.pos_drop = nn.Dropout(pos_drop_rate)
         rates = drop_path_rates(drop_path_rate, depth)
-        self.blocks = nn.Sequential(*[
-            TransformerBlock(embed_dim, embed_dim, num_heads=num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
-                             norm_position=norm_position, skip=skip, drop_path=rates[i],
-                             attn_drop=attn_drop_rate, proj_drop=proj_drop_rate)
-            for i in range(depth)])
-        self.feature_info = [dict(num_chs=embed_dim, reduction=patch_size, module=f"blocks.{i}")
-                             for i in range(depth)]
+        self.blocks = nn.Sequential(
+            *[
+                TransformerBlock(
+                    embed_dim,
+                    embed_dim,
+                    num_heads=num_heads,
+                    mlp_ratio=mlp_ratio,
+                    qkv_bias=qkv_bias,
+                    norm_position=norm_position,
+                    skip=skip,
+                    drop_path=rates[i],
+                    attn_drop=attn_drop_rate,
+                    proj_drop=proj_drop_rate,
+                )
+                for i in range(depth)
+            ]
+        )
+        self.feature_info = [dict(num_chs=embed_dim, reduction=patch_size, module=f"blocks.{i}") for i in range(depth)]
         self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
         self.head_drop = nn.Dropout(drop_rate)
         self.reset_classifier(num_classes)
-        self.init_weights(zero_init_residual and skip)
+        self.init_weights(zero_init_residual and skip, weight_init)
 
-    def init_weights(self, zero_init_residual: bool = False) -> None:
-        """timm's default ViT init (see the module doc), then optionally zero the branches."""
+    def init_weights(self, zero_init_residual: bool = False, weight_init: str = "timm") -> None:
+        """timm's default ViT init (see the module doc) -- with ``weight_init="xavier"``, the
+        linear layers then redrawn Xavier-uniform with zero biases -- then optionally zero the
+        branches."""
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         nn.init.normal_(self.cls_token, std=1e-6)
         for m in self.modules():
@@ -116,6 +151,12 @@ class VisionTransformer(Classifier):
                 nn.init.trunc_normal_(m.weight, std=0.02)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
+        if weight_init == "xavier":
+            for m in self.modules():
+                if isinstance(m, nn.Linear):
+                    nn.init.xavier_uniform_(m.weight)
+                    if m.bias is not None:
+                        nn.init.zeros_(m.bias)
         if zero_init_residual:
             for block in self.blocks:
                 block.zero_init_last()
@@ -128,9 +169,11 @@ class VisionTransformer(Classifier):
     def check_input(self, x: torch.Tensor) -> None:
         super().check_input(x)
         if not isinstance(x, torch.fx.Proxy) and tuple(x.shape[-2:]) != (self.img_size, self.img_size):
-            raise ValueError(f"{type(self).__name__} was built for {self.img_size}x{self.img_size} inputs (its "
-                             f"position embedding fixes the size), got {x.shape[-2]}x{x.shape[-1]}; create the "
-                             f"model with img_size={x.shape[-1]} for square inputs of that side")
+            raise ValueError(
+                f"{type(self).__name__} was built for {self.img_size}x{self.img_size} inputs (its "
+                f"position embedding fixes the size), got {x.shape[-2]}x{x.shape[-1]}; create the "
+                f"model with img_size={x.shape[-1]} for square inputs of that side"
+            )
 
     @property
     def stages(self) -> list[nn.Module]:
@@ -157,8 +200,7 @@ class VisionTransformer(Classifier):
 @register_model
 def vit_tiny_patch16_224(**kwargs) -> VisionTransformer:
     """ViT-Ti/16 at 224x224 (Touvron et al. 2021's DeiT-Ti width; timm's names): 5,717,416 parameters."""
-    return VisionTransformer(**{**dict(img_size=224, patch_size=16, embed_dim=192, depth=12, num_heads=3),
-                                **kwargs})
+    return VisionTransformer(**{**dict(img_size=224, patch_size=16, embed_dim=192, depth=12, num_heads=3), **kwargs})
 
 
 @register_model

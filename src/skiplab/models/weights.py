@@ -60,14 +60,16 @@ def read_state_dict(source: WeightSource) -> dict[str, torch.Tensor]:
     while not _is_state_dict(source):
         inner = next((source[k] for k in CHECKPOINT_KEYS if isinstance(source.get(k), Mapping)), None)
         if inner is None:
-            raise ValueError("expected a state dict (names -> tensors) or a checkpoint holding one under "
-                             f"{' / '.join(repr(k) for k in CHECKPOINT_KEYS)}; found the keys "
-                             f"{_listing(list(map(str, source)))}")
+            raise ValueError(
+                "expected a state dict (names -> tensors) or a checkpoint holding one under "
+                f"{' / '.join(repr(k) for k in CHECKPOINT_KEYS)}; found the keys "
+                f"{_listing(list(map(str, source)))}"
+            )
         source = inner
     state = dict(source)
     for prefix in WRAPPER_PREFIXES:
         if state and all(k.startswith(prefix) for k in state):
-            state = {k[len(prefix):]: v for k, v in state.items()}
+            state = {k[len(prefix) :]: v for k, v in state.items()}
     return state
 
 
@@ -142,11 +144,13 @@ def _handle_classifier(model: nn.Module, state: dict, own: dict, drop: bool, rep
             f"the weights' classifier '{name}' has {state[key].shape[0]} outputs but the model's has "
             f"{own[key].shape[0]} ({key}: weights {list(state[key].shape)} vs model {list(own[key].shape)}); "
             f"create the model with num_classes={state[key].shape[0]}, or pass drop_classifier=True to "
-            f"keep the model's freshly initialised {own[key].shape[0]}-way head")
+            f"keep the model's freshly initialised {own[key].shape[0]}-way head"
+        )
 
 
-def load_weights(model: nn.Module, source: WeightSource, strict: bool = True,
-                 drop_classifier: bool = False) -> LoadReport:
+def load_weights(
+    model: nn.Module, source: WeightSource, strict: bool = True, drop_classifier: bool = False
+) -> LoadReport:
     """Load ``source`` (a state dict, a checkpoint dict or a file path) into ``model`` in place.
 
     Args:
@@ -169,16 +173,20 @@ def load_weights(model: nn.Module, source: WeightSource, strict: bool = True,
     _handle_classifier(target, state, own, drop_classifier, report)
     kept_head = set(_prefixed(own, getattr(target, "classifier_name", "") or "")) if report.dropped else set()
 
-    report.missing = [k for k in own if k not in state and k not in kept_head
-                      and not k.endswith("num_batches_tracked")]
+    report.missing = [k for k in own if k not in state and k not in kept_head and not k.endswith("num_batches_tracked")]
     report.unexpected = [k for k in state if k not in own]
-    report.mismatched = [f"{k}: weights {list(state[k].shape)} vs model {list(own[k].shape)}"
-                         for k in state if k in own and state[k].shape != own[k].shape]
+    report.mismatched = [
+        f"{k}: weights {list(state[k].shape)} vs model {list(own[k].shape)}"
+        for k in state
+        if k in own and state[k].shape != own[k].shape
+    ]
     if strict and (report.missing or report.unexpected or report.mismatched):
         lines = [f"the weights do not fit {type(target).__name__} (strict=True):"]
-        for title, names in (("missing from the weights", report.missing),
-                             ("unexpected in the weights", report.unexpected),
-                             ("shape mismatch", report.mismatched)):
+        for title, names in (
+            ("missing from the weights", report.missing),
+            ("unexpected in the weights", report.unexpected),
+            ("shape mismatch", report.mismatched),
+        ):
             if names:
                 lines.append(f"  {title} ({len(names)}): {_listing(names)}")
         lines.append("pass strict=False to load the tensors that fit and keep the model's values for the rest")

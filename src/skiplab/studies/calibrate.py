@@ -35,8 +35,9 @@ def time_steps(experiment: Experiment, run: Run, threads: int, repeats: int = 3)
     """Seconds of one training step of ``run``: the median of ``repeats`` steps after a
     warm-up step, through :class:`~skiplab.train.Trainer` itself."""
     config = experiment.train_config(run, 1 + repeats, None, threads)
-    config = config.replace(out=None, resume=False, eval_split="none", progress=False, tensorboard=False,
-                            checkpoint_every=0)
+    config = config.replace(
+        out=None, resume=False, eval_split="none", progress=False, tensorboard=False, checkpoint_every=0
+    )
     timer = _StepTimes()
     train_set, _ = experiment.datasets(run)
     with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
@@ -49,8 +50,7 @@ def time_steps(experiment: Experiment, run: Run, threads: int, repeats: int = 3)
     return gaps[len(gaps) // 2] if gaps else float("nan")
 
 
-def steps_for_budget(minutes: float, step_seconds: Sequence[float], jobs: int = 1,
-                     overhead: float = OVERHEAD) -> int:
+def steps_for_budget(minutes: float, step_seconds: Sequence[float], jobs: int = 1, overhead: float = OVERHEAD) -> int:
     """Steps per run so that every run (one step time each in ``step_seconds``) fits in
     ``minutes`` with ``jobs`` runs at a time, keeping ``overhead`` of the budget aside."""
     total = sum(step_seconds)
@@ -61,12 +61,17 @@ def calibrate(experiment: Experiment, threads: int, jobs: int, log: Callable[[st
     """(steps, calibration record) for the experiment's minutes budget."""
     runs = experiment.runs()
     first = {}
-    for run in runs:                      # one timing per network: seeds cost the same
+    for run in runs:  # one timing per network: seeds cost the same
         first.setdefault(run.key, run)
     log(f"timing {len(first)} networks through the training loop for the {experiment.budget} budget ...")
     start = time.perf_counter()
     seconds = {key: time_steps(experiment, run, threads) for key, run in first.items()}
-    share = {r.name: experiment.run_steps(r, 1000) / 1000 for r in runs}   # shorter lengths cost less
+    share = {r.name: experiment.run_steps(r, 1000) / 1000 for r in runs}  # shorter lengths cost less
     steps = steps_for_budget(experiment.budget.value, [seconds[r.key] * share[r.name] for r in runs], jobs)
-    return steps, dict(step_seconds={k: round(v, 4) for k, v in seconds.items()}, jobs=jobs,
-                       threads=threads, overhead=OVERHEAD, seconds=round(time.perf_counter() - start, 1))
+    return steps, dict(
+        step_seconds={k: round(v, 4) for k, v in seconds.items()},
+        jobs=jobs,
+        threads=threads,
+        overhead=OVERHEAD,
+        seconds=round(time.perf_counter() - start, 1),
+    )

@@ -36,11 +36,11 @@ WITHOUT_BN = ("init", "trained", "off")
 class Family:
     """A network family trained at every depth: a registered model taking ``depth``."""
 
-    key: str            # the --models name
-    model: str          # registered model function
-    kwargs: dict        # fixed keywords (e.g. basic blocks for pre-activation)
-    shortcut: str       # "none" (plain), "identity" (residual) or "gated" (highway)
-    label: str          # name in tables: "plain", "resnet", ...
+    key: str  # the --models name
+    model: str  # registered model function
+    kwargs: dict  # fixed keywords (e.g. basic blocks for pre-activation)
+    shortcut: str  # "none" (plain), "identity" (residual) or "gated" (highway)
+    label: str  # name in tables: "plain", "resnet", ...
 
     @property
     def is_plain(self) -> bool:
@@ -73,13 +73,13 @@ class Budget:
         raw = str(text).strip().lower()
         match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(m|min|mins|minutes|ep|epoch|epochs|step|steps)?", raw)
         if not match:
-            raise ValueError(f"--budget must be minutes (6, 6m), epochs (3ep) or steps (500steps), "
-                             f"got {text!r}")
+            raise ValueError(f"--budget must be minutes (6, 6m), epochs (3ep) or steps (500steps), got {text!r}")
         value, unit = float(match.group(1)), match.group(2) or "m"
-        kind = ("epochs" if unit.startswith("ep") else "steps" if unit.startswith("step") else "minutes")
+        kind = "epochs" if unit.startswith("ep") else "steps" if unit.startswith("step") else "minutes"
         if value <= 0 or (kind != "minutes" and value != int(value)):
-            raise ValueError(f"--budget {kind} must be a positive {'number' if kind == 'minutes' else 'integer'}, "
-                             f"got {text!r}")
+            raise ValueError(
+                f"--budget {kind} must be a positive {'number' if kind == 'minutes' else 'integer'}, got {text!r}"
+            )
         return cls(kind, value if kind == "minutes" else int(value))
 
     def flag(self) -> str:
@@ -119,8 +119,9 @@ def parse_models(text: str | Sequence) -> tuple[str, ...]:
     models = parse_list(text, "--models")
     unknown = [m for m in models if m not in FAMILIES]
     if unknown:
-        raise ValueError(f"--models: unknown famil{'y' if len(unknown) == 1 else 'ies'} {unknown}; "
-                         f"choose from {', '.join(FAMILIES)}")
+        raise ValueError(
+            f"--models: unknown famil{'y' if len(unknown) == 1 else 'ies'} {unknown}; choose from {', '.join(FAMILIES)}"
+        )
     return tuple(models)
 
 
@@ -129,7 +130,7 @@ def parse_parts(text: str | Sequence) -> tuple[str, ...]:
     unknown = [p for p in parts if p not in PARTS]
     if unknown:
         raise ValueError(f"--parts: unknown part(s) {unknown}; choose from {', '.join(PARTS)}")
-    return tuple(p for p in PARTS if p in parts)   # run in the canonical order
+    return tuple(p for p in PARTS if p in parts)  # run in the canonical order
 
 
 RUN_NAME = re.compile(r"([a-z]+)-(\d+)-s(\d+)")
@@ -146,18 +147,22 @@ def parse_runs(runs: Any) -> dict:
     """``runs:`` -- run name (``<family label>-<depth>-s<seed>``, as the study names its runs:
     ``resnet-56-s0``) -> a run directory or checkpoint file that exists; each reused, not trained."""
     if not isinstance(runs, dict):
-        raise ValueError(f"runs must map run names (resnet-56-s0) to run directories or checkpoints, "
-                         f"got {type(runs).__name__}")
+        raise ValueError(
+            f"runs must map run names (resnet-56-s0) to run directories or checkpoints, got {type(runs).__name__}"
+        )
     labels = {f.label for f in FAMILIES.values()}
     out = {}
     for name, path in runs.items():
         match = RUN_NAME.fullmatch(str(name))
         if not match or match.group(1) not in labels:
-            raise ValueError(f"runs: {name!r} is not a run name <family>-<depth>-s<seed> with a family of "
-                             f"{', '.join(sorted(labels))} (e.g. resnet-56-s0)")
+            raise ValueError(
+                f"runs: {name!r} is not a run name <family>-<depth>-s<seed> with a family of "
+                f"{', '.join(sorted(labels))} (e.g. resnet-56-s0)"
+            )
         if not existing_checkpoint(str(path)).is_file():
-            raise ValueError(f"runs: {name}: {path} is neither a checkpoint file nor a run directory "
-                             f"with checkpoints/last.pt")
+            raise ValueError(
+                f"runs: {name}: {path} is neither a checkpoint file nor a run directory with checkpoints/last.pt"
+            )
         out[str(name)] = str(path)
     return out
 
@@ -190,20 +195,28 @@ class Recipe:
     no_bn_lr: float = 0.01
     no_bn_grad_clip: float = 1.0
     warmup_steps: int = 0
-    schedule_drops: tuple = (0.5, 0.75)    # He 2015: lr / 10 at 32k and 48k of 64k iterations
+    schedule_drops: tuple = (0.5, 0.75)  # He 2015: lr / 10 at 32k and 48k of 64k iterations
 
     def milestones(self, steps: int) -> list[int]:
         """The steps at which the lr is divided by 10 (multistep schedule)."""
         return [max(1, int(round(f * steps))) for f in self.schedule_drops] if self.schedule == "multistep" else []
 
     def describe(self) -> str:
-        warmup = (f" after a linear warm-up from lr {self.lr / 10:g} over the first {self.warmup_steps} steps"
-                  if self.warmup_steps else "")
-        sched = (f"lr / 10 at {' and '.join(f'{100 * f:g} %' for f in self.schedule_drops)} of the steps"
-                 if self.schedule == "multistep" else f"{self.schedule} schedule")
-        return (f"SGD lr {self.lr:g} (momentum {self.momentum:g}, weight decay {self.weight_decay:g}), "
-                f"batch {self.batch_size}, {sched}{warmup}, "
-                f"random {self.crop_padding}-px crops{' and flips' if self.flip else ''}")
+        warmup = (
+            f" after a linear warm-up from lr {self.lr / 10:g} over the first {self.warmup_steps} steps"
+            if self.warmup_steps
+            else ""
+        )
+        sched = (
+            f"lr / 10 at {' and '.join(f'{100 * f:g} %' for f in self.schedule_drops)} of the steps"
+            if self.schedule == "multistep"
+            else f"{self.schedule} schedule"
+        )
+        return (
+            f"SGD lr {self.lr:g} (momentum {self.momentum:g}, weight decay {self.weight_decay:g}), "
+            f"batch {self.batch_size}, {sched}{warmup}, "
+            f"random {self.crop_padding}-px crops{' and flips' if self.flip else ''}"
+        )
 
 
 @dataclass(frozen=True)
@@ -221,8 +234,8 @@ class StudyConfig:
     without_bn: str = "init"
     eval_images: int = 256
     precision: str = "auto"
-    train_images: int = 0      # a declared fixed subset of the training split (0 = all of it)
-    lengths: tuple = (1.0,)    # training lengths as fractions of the steps (He Fig. 6 reads ~2)
+    train_images: int = 0  # a declared fixed subset of the training split (0 = all of it)
+    lengths: tuple = (1.0,)  # training lengths as fractions of the steps (He Fig. 6 reads ~2)
     recipe: Recipe = field(default_factory=Recipe)
     #: runs trained before, reused instead of trained: run name (``resnet-56-s0``: family label,
     #: depth, seed) -> its run directory (holding ``checkpoints/last.pt``) or a checkpoint file
@@ -231,12 +244,26 @@ class StudyConfig:
     contour_images: int = 0
 
     @classmethod
-    def create(cls, *, data: Optional[str] = None, depths: Any = None, models: Any = None,
-               parts: Any = None, budget: Any = None, seed: Optional[int] = None,
-               seeds: Optional[int] = None, steps: Optional[int] = None, quick: bool = False, without_bn: Optional[str] = None,
-               eval_images: Optional[int] = None, precision: Optional[str] = None,
-               train_images: Optional[int] = None, lengths: Any = None, runs: Optional[dict] = None,
-               contour_images: Optional[int] = None) -> "StudyConfig":
+    def create(
+        cls,
+        *,
+        data: Optional[str] = None,
+        depths: Any = None,
+        models: Any = None,
+        parts: Any = None,
+        budget: Any = None,
+        seed: Optional[int] = None,
+        seeds: Optional[int] = None,
+        steps: Optional[int] = None,
+        quick: bool = False,
+        without_bn: Optional[str] = None,
+        eval_images: Optional[int] = None,
+        precision: Optional[str] = None,
+        train_images: Optional[int] = None,
+        lengths: Any = None,
+        runs: Optional[dict] = None,
+        contour_images: Optional[int] = None,
+    ) -> "StudyConfig":
         """Check every option and fill the defaults of the study's scale (None = default)."""
         synthetic = data is None or data.startswith("synthetic")
         if data is None:
@@ -260,8 +287,9 @@ class StudyConfig:
             # machine): chosen from the shallow nets alone -- plain-8 and resnet-8 reached 3.4 % and
             # 2.9 % eval-mode training error on patterns-2k at 150 steps (73 steps left plain-8 at
             # 32 %, outside He's regime) -- then frozen; the deep nets were not consulted
-            budget = "6steps" if quick else ("150steps" if data == "synthetic:patterns-2k" else
-                                            "6m" if synthetic else "30m")
+            budget = (
+                "6steps" if quick else ("150steps" if data == "synthetic:patterns-2k" else "6m" if synthetic else "30m")
+            )
         budget = budget if isinstance(budget, Budget) else Budget.parse(budget)
         seed = 0 if seed is None else seed
         if not isinstance(seed, int) or seed < 0:
@@ -283,8 +311,9 @@ class StudyConfig:
             raise ValueError(f"--precision must be auto, bf16 or fp32, got {precision!r}")
         train_images = 0 if train_images is None else train_images
         if not isinstance(train_images, int) or train_images < 0:
-            raise ValueError(f"--train-images must be an integer >= 0 (0 = the whole training split), "
-                             f"got {train_images!r}")
+            raise ValueError(
+                f"--train-images must be an integer >= 0 (0 = the whole training split), got {train_images!r}"
+            )
         # a second, half length on real data (He Fig. 6 shows the ordering over training); the default
         # synthetic study keeps one length to stay within ten minutes on a 2-core CPU (--lengths 0.5,1)
         lengths = parse_lengths(lengths if lengths is not None else ("1" if quick or synthetic else "0.5,1"))
@@ -292,12 +321,27 @@ class StudyConfig:
         runs = parse_runs(runs or {})
         contour_images = 0 if contour_images is None else contour_images
         if not isinstance(contour_images, int) or contour_images < 0:
-            raise ValueError(f"--contour-images must be an integer >= 0 (0 = as many as the Hessian), "
-                             f"got {contour_images!r}")
-        return cls(data=data, depths=depths, models=models, parts=parts, budget=budget, seed=seed, seeds=seeds,
-                   quick=quick, without_bn=without_bn, eval_images=eval_images, precision=precision,
-                   train_images=train_images, lengths=lengths, recipe=recipe, runs=runs,
-                   contour_images=contour_images)
+            raise ValueError(
+                f"--contour-images must be an integer >= 0 (0 = as many as the Hessian), got {contour_images!r}"
+            )
+        return cls(
+            data=data,
+            depths=depths,
+            models=models,
+            parts=parts,
+            budget=budget,
+            seed=seed,
+            seeds=seeds,
+            quick=quick,
+            without_bn=without_bn,
+            eval_images=eval_images,
+            precision=precision,
+            train_images=train_images,
+            lengths=lengths,
+            recipe=recipe,
+            runs=runs,
+            contour_images=contour_images,
+        )
 
     # -- what the study trains ------------------------------------------------------------
     @property
@@ -313,6 +357,7 @@ class StudyConfig:
         """The shattered-gradients part's depths (measured at init): ``SHATTERED_DEPTHS`` with
         the study's own; a --quick smoke run keeps the study's."""
         from ..evidence.thresholds import SHATTERED_DEPTHS
+
         return self.depths if self.quick else tuple(sorted(set(self.depths) | set(SHATTERED_DEPTHS)))
 
     @property

@@ -54,7 +54,8 @@ def run(study: "Study") -> dict:
             continue
         steps = read_steps(study.run_dir(spec) / STEPS_FILE)
         curves.setdefault(spec.key, dict(family=spec.family.label, depth=spec.depth, seeds=[]))["seeds"].append(
-            dict(step=[r["step"] for r in steps], loss=[r["loss"] for r in steps], error=[r["error"] for r in steps]))
+            dict(step=[r["step"] for r in steps], loss=[r["loss"] for r in steps], error=[r["error"] for r in steps])
+        )
     return summarise(study, curves)
 
 
@@ -71,42 +72,75 @@ def summarise(study: "Study", curves: dict | None) -> dict:
         name = plot_degradation(curves, [f.label for f in config.families], study.path(name)).name
     networks = {}
     for row in rows:
-        n = networks.setdefault(row["key"], dict(family=row["family"], depth=row["depth"], seeds=[],
-                                                 length=row.get("length", 1.0),
-                                                 parameters=row["parameters"], train_error=[], test_error=[],
-                                                 train_error_end=[], loss_plateau_drop=[], diverged=[],
-                                                 train_correct=[], test_correct=[]))
+        n = networks.setdefault(
+            row["key"],
+            dict(
+                family=row["family"],
+                depth=row["depth"],
+                seeds=[],
+                length=row.get("length", 1.0),
+                parameters=row["parameters"],
+                train_error=[],
+                test_error=[],
+                train_error_end=[],
+                loss_plateau_drop=[],
+                diverged=[],
+                train_correct=[],
+                test_correct=[],
+            ),
+        )
         n["seeds"].append(row["seed"])
         for k in ("train_error", "test_error", "train_error_end", "train_correct", "test_correct"):
             n[k].append(row[k])
         n["loss_plateau_drop"].append(row.get("loss_plateau_drop", math.nan))
         if row.get("diverged"):
             n["diverged"].append(row["seed"])
-    table = {k: dict({x: v for x, v in n.items() if not x.endswith("_correct")},
-                     train_error_mean_sd=mean_spread(n["train_error"]), test_error_mean_sd=mean_spread(n["test_error"]))
-             for k, n in networks.items()}
+    table = {
+        k: dict(
+            {x: v for x, v in n.items() if not x.endswith("_correct")},
+            train_error_mean_sd=mean_spread(n["train_error"]),
+            test_error_mean_sd=mean_spread(n["test_error"]),
+        )
+        for k, n in networks.items()
+    }
     plain = next((f.label for f in config.families if f.is_plain), None)
     res = next((f.label for f in config.families if f.is_residual), None)
     shallow, deep = config.shallowest, config.deepest
-    out = dict(networks=table, figures=[name], steps=study.state.steps, classes=len(study.train.classes),
-               shallow=shallow, deep=deep, plain=plain, residual=res, train_images=config.eval_images,
-               test_images=len(study.test))
+    out = dict(
+        networks=table,
+        figures=[name],
+        steps=study.state.steps,
+        classes=len(study.train.classes),
+        shallow=shallow,
+        deep=deep,
+        plain=plain,
+        residual=res,
+        train_images=config.eval_images,
+        test_images=len(study.test),
+    )
     if plain and res:
         out["lengths"] = {}
         for length in config.lengths:
             x = length_suffix(length)
             steps = max(1, round(length * study.state.steps))
-            entry = {f"{split}_contrasts": contrasts({k: n[f"{split}_correct"] for k, n in networks.items()},
-                                                     plain, res, shallow, deep, x) for split in ("train", "test")}
+            entry = {
+                f"{split}_contrasts": contrasts(
+                    {k: n[f"{split}_correct"] for k, n in networks.items()}, plain, res, shallow, deep, x
+                )
+                for split in ("train", "test")
+            }
             compared = [f"{f}-{d}{x}" for f in (plain, res) for d in (shallow, deep)]
             mean_train = {k: table[k]["train_error_mean_sd"][0] for k in compared}
-            entry["regime"] = (smoke_run(config.quick) + enough_seeds(config.seeds)
-                               + degradation_gate(mean_train, [f"{plain}-{shallow}{x}", f"{res}-{shallow}{x}"],
-                                                  study.chance))
+            entry["regime"] = (
+                smoke_run(config.quick)
+                + enough_seeds(config.seeds)
+                + degradation_gate(mean_train, [f"{plain}-{shallow}{x}", f"{res}-{shallow}{x}"], study.chance)
+            )
             # the residual row ("deeper ResNets train better or no worse") speaks of converged nets
             converged = [f"{res}-{d}{x}" for d in (shallow, deep)]
             entry["residual_regime"] = entry["regime"] + convergence_gate(
-                {k: mean_train[k] for k in converged}, {k: nan_mean(table[k]["loss_plateau_drop"]) for k in converged})
+                {k: mean_train[k] for k in converged}, {k: nan_mean(table[k]["loss_plateau_drop"]) for k in converged}
+            )
             out["lengths"][str(steps)] = dict(entry, length=length)
             if length == 1.0:
                 out.update(entry)

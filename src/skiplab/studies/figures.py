@@ -13,8 +13,18 @@ import numpy as np
 
 from ..evidence.figures import DEPTH_STYLES, colour, new_figure, save_figure, seed_band, smooth
 
-__all__ = ["DEPTH_STYLES", "colour", "new_figure", "save_figure", "seed_band", "smooth", "plot_degradation",
-           "plot_gradient_flow", "plot_lesion", "plot_autocorrelation"]
+__all__ = [
+    "DEPTH_STYLES",
+    "colour",
+    "new_figure",
+    "save_figure",
+    "seed_band",
+    "smooth",
+    "plot_degradation",
+    "plot_gradient_flow",
+    "plot_lesion",
+    "plot_autocorrelation",
+]
 
 
 def plot_degradation(curves: dict[str, dict], families: list[str], path: Path) -> Path:
@@ -32,8 +42,9 @@ def plot_degradation(curves: dict[str, dict], families: list[str], path: Path) -
                 continue
             window = max(1, min(len(s["step"]) for s in seeds) // 25)
             colour_ = colour(family)
-            style = dict(color=colour_, linestyle=DEPTH_STYLES[i % len(DEPTH_STYLES)],
-                         alpha=0.45 + 0.55 * (i + 1) / len(runs))
+            style = dict(
+                color=colour_, linestyle=DEPTH_STYLES[i % len(DEPTH_STYLES)], alpha=0.45 + 0.55 * (i + 1) / len(runs)
+            )
             label = f"{family}-{run['depth']} (mean of {len(seeds)} seeds; band: their range)"
             for row, key, scale in ((0, "loss", 1.0), (1, "error", 100.0)):
                 steps, mean, lo, hi = seed_band(seeds, key, window)
@@ -69,10 +80,12 @@ def plot_gradient_flow(results: list[dict], path: Path) -> Path:
                 groups.setdefault((r.get("key", r["model"]), r["stage"]), []).append(r)
         for (key, stage), rows in groups.items():
             seeds, batches = len({r.get("seed") for r in rows}), len({r.get("batch", 0) for r in rows})
-            style = dict(color=colour(rows[0]["family"]),
-                         linestyle="--" if stage == "init" else "-" if stage == "trained" else ":",
-                         label=f"{key} {'at init' if stage == 'init' else stage} (mean of {seeds} seeds x "
-                               f"{batches} batches; band: their range; points: each seed)")
+            style = dict(
+                color=colour(rows[0]["family"]),
+                linestyle="--" if stage == "init" else "-" if stage == "trained" else ":",
+                label=f"{key} {'at init' if stage == 'init' else stage} (mean of {seeds} seeds x "
+                f"{batches} batches; band: their range; points: each seed)",
+            )
             for row, field in ((0, "layers"), (1, "blocks")):
                 curves = [np.asarray(r[field], dtype=np.float64).reshape(-1, 2) for r in rows]
                 n = min(len(c) for c in curves)
@@ -85,11 +98,20 @@ def plot_gradient_flow(results: list[dict], path: Path) -> Path:
                 for r, v in zip(rows, y):
                     by_seed.setdefault(r.get("seed"), []).append(np.log(v))
                 for v in by_seed.values():
-                    ax.plot(x, np.exp(np.mean(v, axis=0)), linestyle="none", marker="o", markersize=1.6,
-                            color=style["color"], alpha=0.45)
-        axes[0, col].set_title(("with BatchNorm" if norm else "without BatchNorm")
-                               + "\nrising to the right: grows towards the input (exploding); falling: vanishing",
-                               fontsize=9)
+                    ax.plot(
+                        x,
+                        np.exp(np.mean(v, axis=0)),
+                        linestyle="none",
+                        marker="o",
+                        markersize=1.6,
+                        color=style["color"],
+                        alpha=0.45,
+                    )
+        axes[0, col].set_title(
+            ("with BatchNorm" if norm else "without BatchNorm")
+            + "\nrising to the right: grows towards the input (exploding); falling: vanishing",
+            fontsize=9,
+        )
         axes[0, col].set_xlabel("layer, from the output (left) to the first conv (right)")
         axes[1, col].set_xlabel("block, from the output (left) to the input (right)")
         axes[0, col].set_ylabel("RMS of ∂L/∂W per element")
@@ -131,24 +153,48 @@ def plot_lesion(per_seed: list[dict], path: Path) -> Path:
         bases = np.array([100 * m["baseline"]["accuracy"] for m in runs])
         counts = (~np.isnan(acc)).sum(0)
         mean = np.where(counts > 0, np.nansum(acc, 0) / np.maximum(counts, 1), np.nan)
-        left.plot(np.r_[0, blocks], np.r_[bases.mean(), mean], marker="o", markersize=3, color=c,
-                  label=f"{key} (line: mean of {len(runs)} seeds; points: each seed; 0: nothing deleted)")
+        left.plot(
+            np.r_[0, blocks],
+            np.r_[bases.mean(), mean],
+            marker="o",
+            markersize=3,
+            color=c,
+            label=f"{key} (line: mean of {len(runs)} seeds; points: each seed; 0: nothing deleted)",
+        )
         for i in range(len(runs)):
-            left.plot(np.r_[0, blocks], np.r_[bases[i], acc[i]], linestyle="none", marker="o", markersize=2.2,
-                      color=c, alpha=0.4)
+            left.plot(
+                np.r_[0, blocks],
+                np.r_[bases[i], acc[i]],
+                linestyle="none",
+                marker="o",
+                markersize=2.2,
+                color=c,
+                alpha=0.4,
+            )
         left.axhline(bases.mean(), color=c, linestyle="--", linewidth=1, label=f"{key}, nothing deleted (mean)")
         if missing:
-            left.plot([], [], linestyle=":", linewidth=0.8, color=c,
-                      label=f"{key}: no point at block{'s' if len(missing) > 1 else ''} {_ranges(missing)} "
-                            f"(changes the shape: cannot be deleted without a shortcut)")
+            left.plot(
+                [],
+                [],
+                linestyle=":",
+                linewidth=0.8,
+                color=c,
+                label=f"{key}: no point at block{'s' if len(missing) > 1 else ''} {_ranges(missing)} "
+                f"(changes the shape: cannot be deleted without a shortcut)",
+            )
             for b in missing:
                 left.axvline(b, color=c, linestyle=":", linewidth=0.8, alpha=0.6)
         rows = [r for m in runs for r in m["random"]]
         ks = sorted({r["k"] for r in rows})
         if ks:
             by_k = [[100 * r["accuracy"] for r in rows if r["k"] == k] for k in ks]
-            right.plot([0] + ks, [bases.mean()] + [float(np.mean(a)) for a in by_k], marker="o", color=c,
-                       label=f"{key} (line: mean of the draws over {len(runs)} seeds; points: each draw)")
+            right.plot(
+                [0] + ks,
+                [bases.mean()] + [float(np.mean(a)) for a in by_k],
+                marker="o",
+                color=c,
+                label=f"{key} (line: mean of the draws over {len(runs)} seeds; points: each draw)",
+            )
             right.plot(np.zeros(len(bases)), bases, linestyle="none", marker="o", markersize=2.2, color=c, alpha=0.4)
             for k, a in zip(ks, by_k):
                 right.plot(np.full(len(a), k), a, linestyle="none", marker="o", markersize=2.2, color=c, alpha=0.4)
@@ -161,6 +207,7 @@ def plot_lesion(per_seed: list[dict], path: Path) -> Path:
     left.set_title("delete one block")
     right.set_xlabel("k blocks deleted at random (0: nothing deleted)")
     from matplotlib.ticker import MaxNLocator
+
     right.xaxis.set_major_locator(MaxNLocator(integer=True))
     right.set_title("delete k random blocks")
     return save_figure(fig, path)
@@ -181,19 +228,30 @@ def plot_autocorrelation(results: list[dict], path: Path, floor: float | None = 
         for i, r in enumerate(runs):
             lags = np.arange(len(r["autocorrelation"]))
             seeds = np.asarray(r.get("autocorrelation_seeds") or [r["autocorrelation"]], dtype=np.float64)
-            style = dict(color=colour(family), linestyle=DEPTH_STYLES[i % len(DEPTH_STYLES)],
-                         alpha=0.4 + 0.6 * (i + 1) / len(runs))
-            ax.plot(lags, r["autocorrelation"], linewidth=1.4,
-                    label=f"{r['model']} (mean of {len(seeds)} init seeds; band: their range; points: each seed)",
-                    **style)
+            style = dict(
+                color=colour(family),
+                linestyle=DEPTH_STYLES[i % len(DEPTH_STYLES)],
+                alpha=0.4 + 0.6 * (i + 1) / len(runs),
+            )
+            ax.plot(
+                lags,
+                r["autocorrelation"],
+                linewidth=1.4,
+                label=f"{r['model']} (mean of {len(seeds)} init seeds; band: their range; points: each seed)",
+                **style,
+            )
             ax.fill_between(lags, seeds.min(0), seeds.max(0), color=colour(family), alpha=0.12, linewidth=0)
             for one in seeds:
                 ax.plot(lags, one, linestyle="none", marker="o", markersize=1.2, color=colour(family), alpha=0.35)
         if floor is None:
             lags_n = max((len(r["autocorrelation"]) for r in runs), default=2)
             floor = -1.0 / (4 * (lags_n - 1) - 1)
-        ax.axhline(floor, color="grey", linewidth=0.9,
-                   label=f"white noise: −1/(N−1) = {floor:.4f} (N = {round(1 - 1 / floor)} line points), not 0")
+        ax.axhline(
+            floor,
+            color="grey",
+            linewidth=0.9,
+            label=f"white noise: −1/(N−1) = {floor:.4f} (N = {round(1 - 1 / floor)} line points), not 0",
+        )
         ax.set_xlabel("lag (points along the input line)")
         ax.set_ylabel("centred gradient autocorrelation")
         ax.set_title(f"{family} nets")

@@ -63,9 +63,15 @@ def measure(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
     blocks = [(b["index"], b["grad_rms"]) for b in flow.blocks]
     block_ratio = blocks[0][1] / blocks[-1][1] if len(blocks) >= 2 and blocks[-1][1] > 0 else math.nan
     slope = loglinear_slope([i for i, _ in blocks], [v for _, v in blocks])
-    return dict(loss=flow.loss, first_last_ratio=flow.first_last_ratio, block_ratio=block_ratio,
-                slope=slope, trend=classify(slope),
-                layers=[(r["depth"], r["grad_norm"] / math.sqrt(r["numel"])) for r in main], blocks=blocks)
+    return dict(
+        loss=flow.loss,
+        first_last_ratio=flow.first_last_ratio,
+        block_ratio=block_ratio,
+        slope=slope,
+        trend=classify(slope),
+        layers=[(r["depth"], r["grad_norm"] / math.sqrt(r["numel"])) for r in main],
+        blocks=blocks,
+    )
 
 
 def stage_name(step: int) -> str:
@@ -74,8 +80,7 @@ def stage_name(step: int) -> str:
 
 def stages(study: "Study") -> list[tuple[str, int | None]]:
     """(stage, step) measured on each run: init, the kept snapshots, the end ("trained")."""
-    return ([("init", None)] + [(stage_name(s), s) for s in snapshot_steps(study.state.steps)]
-            + [("trained", None)])
+    return [("init", None)] + [(stage_name(s), s) for s in snapshot_steps(study.state.steps)] + [("trained", None)]
 
 
 def slope_matrix(results: list[dict], key: str, stage: str) -> np.ndarray:
@@ -94,9 +99,12 @@ def contrasts(results: list[dict], plain: str, res: str, stage: str) -> dict | N
     a, b = slope_matrix(results, plain, stage), slope_matrix(results, res, stage)
     if a.size == 0 or a.shape != b.shape or not (np.isfinite(a).all() and np.isfinite(b).all()):
         return None
-    return dict(stage=stage, plain=contrast({plain: a}, {plain: 1.0}),
-                residual=contrast({res: b}, {res: 1.0}),
-                difference=contrast({plain: a, res: b}, {plain: 1.0, res: -1.0}))
+    return dict(
+        stage=stage,
+        plain=contrast({plain: a}, {plain: 1.0}),
+        residual=contrast({res: b}, {res: 1.0}),
+        difference=contrast({plain: a, res: b}, {plain: 1.0, res: -1.0}),
+    )
 
 
 def run(study: "Study") -> dict:
@@ -109,21 +117,35 @@ def run(study: "Study") -> dict:
             for norm in bn_settings(study):
                 spec = RunSpec(family, config.deepest, norm, seed)
                 trained = norm or config.without_bn == "trained"
-                for stage, step in (stages(study) if trained else [("init", None)]):
+                for stage, step in stages(study) if trained else [("init", None)]:
                     if stage == "init":
                         model = study.fresh(spec)
                     elif step is not None:
                         if not (study.run_dir(spec) / "checkpoints" / f"step-{step}.pt").is_file():
-                            missing.append(f"{spec.name} has no snapshot at step {step} (it diverged before, "
-                                           f"or a reused run kept none)")
+                            missing.append(
+                                f"{spec.name} has no snapshot at step {step} (it diverged before, "
+                                f"or a reused run kept none)"
+                            )
                             continue
                         model = study.snapshot(spec, step)
                     else:
                         model = study.trained(spec)
                     for b, (x, y) in enumerate(data):
-                        results.append(dict(model=spec.name, key=spec.network, seed=seed, batch=b,
-                                            family=family.label, shortcut=family.shortcut, depth=spec.depth,
-                                            norm=norm, stage=stage, step=step, **measure(model, x, y)))
+                        results.append(
+                            dict(
+                                model=spec.name,
+                                key=spec.network,
+                                seed=seed,
+                                batch=b,
+                                family=family.label,
+                                shortcut=family.shortcut,
+                                depth=spec.depth,
+                                norm=norm,
+                                stage=stage,
+                                step=step,
+                                **measure(model, x, y),
+                            )
+                        )
     return summarise(study, results, missing, batch=len(data[0][1]), batches=batches)
 
 
@@ -155,9 +177,20 @@ def summarise(study: "Study", results: list[dict], missing: list[str], batch: in
     for name in sorted(trained):
         summary = study.state.run_summary(name)
         errors.setdefault(summary["network"], []).append(float(summary["train_error"]))
-    regime = (smoke_run(config.quick) + enough_seeds(config.seeds)
-              + above_chance_gate({k: float(np.mean(v)) for k, v in errors.items()}, study.chance)
-              + [m for m in missing if "-nobn" not in m])
-    return dict(results=results, verdicts=verdicts, regime=regime, batch=batch, batches=batches,
-                figures=[figure.name], classes=len(study.train.classes), slope_band=T.GRADIENT_SLOPE_BAND,
-                missing=missing)
+    regime = (
+        smoke_run(config.quick)
+        + enough_seeds(config.seeds)
+        + above_chance_gate({k: float(np.mean(v)) for k, v in errors.items()}, study.chance)
+        + [m for m in missing if "-nobn" not in m]
+    )
+    return dict(
+        results=results,
+        verdicts=verdicts,
+        regime=regime,
+        batch=batch,
+        batches=batches,
+        figures=[figure.name],
+        classes=len(study.train.classes),
+        slope_band=T.GRADIENT_SLOPE_BAND,
+        missing=missing,
+    )

@@ -44,7 +44,7 @@ from .runs import RunSpec, fixed_batches
 if TYPE_CHECKING:  # pragma: no cover
     from .study import Study
 
-CONTOUR_MAX_LOSS = 10.0   # losses above are clipped in the contour plots
+CONTOUR_MAX_LOSS = 10.0  # losses above are clipped in the contour plots
 
 
 def grid_sizes(study: "Study") -> tuple[int, int]:
@@ -58,7 +58,7 @@ def local_minima(loss: np.ndarray) -> int:
     rows, cols = loss.shape
     for j in range(rows):
         for i in range(cols):
-            window = loss[max(j - 1, 0):j + 2, max(i - 1, 0):i + 2]
+            window = loss[max(j - 1, 0) : j + 2, max(i - 1, 0) : i + 2]
             if (window > loss[j, i]).sum() == window.size - 1:
                 count += 1
     return count
@@ -94,8 +94,12 @@ def regime(study: "Study") -> list[str]:
         by_net.setdefault(spec.network, []).append(study.state.run_summary(spec.name))
     errors = {k: float(np.mean([r["train_error"] for r in v])) for k, v in by_net.items()}
     drops = {k: nan_mean([r.get("loss_plateau_drop", math.nan) for r in v]) for k, v in by_net.items()}
-    return (smoke_run(config.quick) + enough_seeds(config.seeds) + above_chance_gate(errors, study.chance)
-            + convergence_gate({}, drops))
+    return (
+        smoke_run(config.quick)
+        + enough_seeds(config.seeds)
+        + above_chance_gate(errors, study.chance)
+        + convergence_gate({}, drops)
+    )
 
 
 class KeptPoints(MutableMapping):
@@ -106,7 +110,7 @@ class KeptPoints(MutableMapping):
         self.path, self.points, self.cut = Path(path), {}, False
         if self.path.is_file():
             text = self.path.read_text()
-            self.cut = bool(text) and not text.endswith("\n")   # the next line must start afresh
+            self.cut = bool(text) and not text.endswith("\n")  # the next line must start afresh
             for line in text.splitlines():
                 try:
                     row = json.loads(line)
@@ -144,11 +148,14 @@ def kept_hessian(study: "Study", spec: RunSpec, data: list, steps: int) -> dict:
         if found.get("images") == images and found.get("steps") == steps:
             return found
     import time
+
     wall = time.perf_counter()
-    h = hessian_extremes(study.trained(spec).float(), data, steps=steps, seed=spec.seed)
+    state = path.with_name(f"hessian-{spec.name}.{images}.lanczos.pt")  # the products so far
+    h = hessian_extremes(study.trained(spec).float(), data, steps=steps, seed=spec.seed, state=state)
     h.update(steps=steps, seconds=round(time.perf_counter() - wall, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, h, indent=1)
+    state.unlink(missing_ok=True)
     return h
 
 
@@ -156,19 +163,13 @@ def run(study: "Study") -> dict:
     n1, n2 = grid_sizes(study)
     images = 64 if study.config.quick else T.LANDSCAPE_IMAGES
     data = fixed_batches(study.train, images, study.config.seed, "landscape")
-    # the contour may use fewer images (its own fixed draw): it evaluates 625 losses per net
-    contour = (fixed_batches(study.train, study.config.contour_images, study.config.seed, "landscape")
-               if study.config.contour_images and not study.config.quick else data)
-    curvature = []
-    for family in study.config.families:
-        ratios = []
-        for seed in study.config.seed_list:
-            spec = RunSpec(family, study.config.deepest, seed=seed)
-            h = kept_hessian(study, spec, data, 4 if study.config.quick else 2 * T.HESSIAN_ITERATIONS)
-            ratios.append(dict(h, seed=seed))
-        curvature.append(dict(model=RunSpec(family, study.config.deepest).network, family=family.label,
-                              shortcut=family.shortcut, seeds=ratios,
-                              ratio=mean_spread([r["ratio"] for r in ratios])))
+    # the contour may use fewer images (its own fixed draw): it evaluates 625 losses per net;
+    # it runs first, since its points are kept one by one and the Hessian's products are costlier
+    contour = (
+        fixed_batches(study.train, study.config.contour_images, study.config.seed, "landscape")
+        if study.config.contour_images and not study.config.quick
+        else data
+    )
     curves, models, figures, planes = {}, [], [], []
     for family in study.config.families:
         spec = RunSpec(family, study.config.deepest, seed=study.config.seed)
@@ -176,26 +177,78 @@ def run(study: "Study") -> dict:
         model, contour_cl = channels_last_copy(study.trained(spec), contour)
         with study.autocast():
             with progress_callback(n1, f"1-D landscape {spec.name}") as p:
-                line = landscape_1d(model, contour_cl, np.linspace(-1, 1, n1), seed=study.config.seed, progress=p,
-                                    cache=KeptPoints(study.path("results") / f"landscape-{spec.name}.line.jsonl"))
+                line = landscape_1d(
+                    model,
+                    contour_cl,
+                    np.linspace(-1, 1, n1),
+                    seed=study.config.seed,
+                    progress=p,
+                    cache=KeptPoints(study.path("results") / f"landscape-{spec.name}.line.jsonl"),
+                )
             with progress_callback(n2 * n2, f"2-D landscape {spec.name}") as p:
                 grid = np.linspace(-1, 1, n2)
-                plane = landscape_2d(model, contour_cl, grid, grid, seed=study.config.seed, progress=p,
-                                     cache=KeptPoints(study.path("results") / f"landscape-{spec.name}.points.jsonl"))
+                plane = landscape_2d(
+                    model,
+                    contour_cl,
+                    grid,
+                    grid,
+                    seed=study.config.seed,
+                    progress=p,
+                    cache=KeptPoints(study.path("results") / f"landscape-{spec.name}.points.jsonl"),
+                )
         curves[spec.name] = line
         planes.append((spec, plane))
-        models.append(dict(model=spec.name, family=family.label, shortcut=family.shortcut,
-                           origin_loss=plane.value_at_origin(), border_rise=border_rise(plane.loss),
-                           local_minima=local_minima(plane.loss), line=line.rows(),
-                           max_loss=float(plane.loss.max())))
+        models.append(
+            dict(
+                model=spec.name,
+                family=family.label,
+                shortcut=family.shortcut,
+                origin_loss=plane.value_at_origin(),
+                border_rise=border_rise(plane.loss),
+                local_minima=local_minima(plane.loss),
+                line=line.rows(),
+                max_loss=float(plane.loss.max()),
+            )
+        )
     # one colour scale for every family's contours: equal colours are equal losses
     low = min(float(np.nanmin(p.loss)) for _, p in planes)
     high = max(min(CONTOUR_MAX_LOSS, max(float(np.nanmax(p.loss)) for _, p in planes)), 1.001 * low + 1e-9)
     for spec, plane in planes:
-        figures.append(plot_contour(plane, study.path(f"landscape_{spec.name}.png"), vmin=low, vmax=high,
-                                    title=f"{spec.name}: loss around the trained weights").name)
+        figures.append(
+            plot_contour(
+                plane,
+                study.path(f"landscape_{spec.name}.png"),
+                vmin=low,
+                vmax=high,
+                title=f"{spec.name}: loss around the trained weights",
+            ).name
+        )
     figures.insert(0, plot_landscape_1d(curves, study.path("landscape_1d.png")).name)
-    return dict(models=models, curvature=curvature, contrast=curvature_contrast(curvature), regime=regime(study),
-                margin=T.LANDSCAPE_RATIO_MARGIN, points_1d=n1, points_2d=n2,
-                images=sum(len(y) for _, y in data), contour_images=sum(len(y) for _, y in contour),
-                figures=figures)
+    curvature = []
+    for family in study.config.families:
+        ratios = []
+        for seed in study.config.seed_list:
+            spec = RunSpec(family, study.config.deepest, seed=seed)
+            h = kept_hessian(study, spec, data, 4 if study.config.quick else 2 * T.HESSIAN_ITERATIONS)
+            ratios.append(dict(h, seed=seed))
+        curvature.append(
+            dict(
+                model=RunSpec(family, study.config.deepest).network,
+                family=family.label,
+                shortcut=family.shortcut,
+                seeds=ratios,
+                ratio=mean_spread([r["ratio"] for r in ratios]),
+            )
+        )
+    return dict(
+        models=models,
+        curvature=curvature,
+        contrast=curvature_contrast(curvature),
+        regime=regime(study),
+        margin=T.LANDSCAPE_RATIO_MARGIN,
+        points_1d=n1,
+        points_2d=n2,
+        images=sum(len(y) for _, y in data),
+        contour_images=sum(len(y) for _, y in contour),
+        figures=figures,
+    )

@@ -55,18 +55,20 @@ class Evaluations:
     def __init__(self, path, model, data) -> None:
         import json
         from pathlib import Path
+
         self.path, self.model, self.data = Path(path), model, data
         self.done: dict[str, dict] = {}
         if self.path.is_file():
             for line in self.path.read_text().splitlines():
                 try:
                     row = json.loads(line)
-                except ValueError:          # a line cut short by a kill
+                except ValueError:  # a line cut short by a kill
                     continue
                 self.done[row["key"]] = row["result"]
 
     def __call__(self, units) -> dict:
         import json
+
         key = " ".join(u.name for u in units) or "(none)"
         if key not in self.done:
             with delete_blocks(units):
@@ -94,27 +96,46 @@ def lesion_model(study: "Study", spec: RunSpec, draws: int, max_k: int) -> dict:
         single = []
         for u in deletable:
             res = measure([u])
-            single.append(dict(u.row(), accuracy=res["accuracy"], loss=res["loss"],
-                               accuracy_drop=baseline["accuracy"] - res["accuracy"],
-                               retained=retained(res["accuracy"], baseline["accuracy"], chance),
-                               retained_se=binomial_se(res["accuracy"], n) / max(baseline["accuracy"] - chance, 1e-9)))
+            single.append(
+                dict(
+                    u.row(),
+                    accuracy=res["accuracy"],
+                    loss=res["loss"],
+                    accuracy_drop=baseline["accuracy"] - res["accuracy"],
+                    retained=retained(res["accuracy"], baseline["accuracy"], chance),
+                    retained_se=binomial_se(res["accuracy"], n) / max(baseline["accuracy"] - chance, 1e-9),
+                )
+            )
             progress.update()
         random_rows = []
         for k in ks:
-            random_rows += lesion_random(model, data, [k], draws=draws, seed=spec.seed * 1000 + k, units=units,
-                                         measure=measure)
+            random_rows += lesion_random(
+                model, data, [k], draws=draws, seed=spec.seed * 1000 + k, units=units, measure=measure
+            )
             progress.update()
         progress.close()
     for r in random_rows:
         r["retained"] = retained(r["accuracy"], baseline["accuracy"], chance)
     inner = [r for r in single if not r["downsampling"]]
     mean = lambda v: sum(v) / len(v) if v else math.nan  # noqa: E731
-    return dict(model=spec.name, key=spec.key, seed=spec.seed, family=spec.family.label,
-                shortcut=spec.family.shortcut, depth=spec.depth, baseline=baseline, single=single,
-                random=random_rows, units=len(units), deletable=len(deletable), chance=chance, images=n,
-                mean_drop=mean([r["accuracy_drop"] for r in inner]),
-                max_drop=max((r["accuracy_drop"] for r in inner), default=math.nan),
-                mean_lesioned_accuracy=mean([r["accuracy"] for r in inner]))
+    return dict(
+        model=spec.name,
+        key=spec.key,
+        seed=spec.seed,
+        family=spec.family.label,
+        shortcut=spec.family.shortcut,
+        depth=spec.depth,
+        baseline=baseline,
+        single=single,
+        random=random_rows,
+        units=len(units),
+        deletable=len(deletable),
+        chance=chance,
+        images=n,
+        mean_drop=mean([r["accuracy_drop"] for r in inner]),
+        max_drop=max((r["accuracy_drop"] for r in inner), default=math.nan),
+        mean_lesioned_accuracy=mean([r["accuracy"] for r in inner]),
+    )
 
 
 def kept(study: "Study", spec: RunSpec, draws: int, max_k: int) -> dict:
@@ -123,6 +144,7 @@ def kept(study: "Study", spec: RunSpec, draws: int, max_k: int) -> dict:
     import json
     from ..atomic import write_json
     from .state import jsonable
+
     path = study.path("results") / f"lesion-{spec.name}.json"
     if path.is_file():
         found = json.loads(path.read_text())
@@ -141,8 +163,7 @@ def run(study: "Study") -> dict:
     max_k = 2 if config.quick else T.LESION_MAX_K
     # the residual nets first: they carry Veit's claim (an interrupted part keeps them)
     order = sorted(config.families, key=lambda f: not f.is_residual)
-    measured = {(f.key, s): kept(study, RunSpec(f, config.deepest, seed=s), draws, max_k)
-                for f in order for s in seeds}
+    measured = {(f.key, s): kept(study, RunSpec(f, config.deepest, seed=s), draws, max_k) for f in order for s in seeds}
     per_seed = [measured[f.key, s] for f in config.families for s in seeds]
     return summarise(study, per_seed, draws * len(seeds), max_k)
 
@@ -157,17 +178,25 @@ def summarise(study: "Study", per_seed: list[dict], draws: int, max_k: int) -> d
         runs = [m for m in per_seed if m["family"] == family.label]
         inner = [[r for r in m["single"] if not r["downsampling"]] for m in runs]
         first = dict(runs[0])
-        first.update(model=runs[0]["key"], seeds=[m["seed"] for m in runs],
-                     mean_drop=float(np.mean([m["mean_drop"] for m in runs])),
-                     max_drop=float(np.max([m["max_drop"] for m in runs])),
-                     mean_lesioned_accuracy=float(np.mean([m["mean_lesioned_accuracy"] for m in runs])),
-                     baseline=dict(accuracy=float(np.mean([m["baseline"]["accuracy"] for m in runs])),
-                                   per_seed=[m["baseline"]["accuracy"] for m in runs]),
-                     random=[dict(r, seed=m["seed"]) for m in runs for r in m["random"]],
-                     retained_single=retained_interval([[r["retained"] for r in rows] for rows in inner],
-                                                       [[r["retained_se"] for r in rows] for rows in inner])
-                     if all(inner) else None)
+        first.update(
+            model=runs[0]["key"],
+            seeds=[m["seed"] for m in runs],
+            mean_drop=float(np.mean([m["mean_drop"] for m in runs])),
+            max_drop=float(np.max([m["max_drop"] for m in runs])),
+            mean_lesioned_accuracy=float(np.mean([m["mean_lesioned_accuracy"] for m in runs])),
+            baseline=dict(
+                accuracy=float(np.mean([m["baseline"]["accuracy"] for m in runs])),
+                per_seed=[m["baseline"]["accuracy"] for m in runs],
+            ),
+            random=[dict(r, seed=m["seed"]) for m in runs for r in m["random"]],
+            retained_single=retained_interval(
+                [[r["retained"] for r in rows] for rows in inner], [[r["retained_se"] for r in rows] for rows in inner]
+            )
+            if all(inner)
+            else None,
+        )
         models.append(first)
     figure = plot_lesion(per_seed, study.path("lesion.png"))
-    return dict(models=models, per_seed=per_seed, images=len(study.test), max_k=max_k, draws=draws,
-                figures=[figure.name])
+    return dict(
+        models=models, per_seed=per_seed, images=len(study.test), max_k=max_k, draws=draws, figures=[figure.name]
+    )

@@ -14,6 +14,7 @@ def bar(total: int, desc: str):
     """A tqdm bar that disappears when done (the study prints one line per part), shown on
     a terminal only: redirected to a file, its carriage-return redraws would be noise."""
     from tqdm.auto import tqdm
+
     return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True, disable=None)
 
 

@@ -20,8 +20,14 @@ import torch
 from torch import nn
 
 from ..analysis.blocks import find_units
-from ..analysis.gradient_flow import (BlockInputGrads, ForwardOrder, WeightLayer, first_last_ratio,
-                                      layer_rows, weight_layers)
+from ..analysis.gradient_flow import (
+    BlockInputGrads,
+    ForwardOrder,
+    WeightLayer,
+    first_last_ratio,
+    layer_rows,
+    weight_layers,
+)
 from ..analysis.residual_ratio import residual_ratio
 from ..train.callbacks import Callback
 
@@ -88,8 +94,9 @@ class GradientFlowCallback(TableCallback):
 
     filename = "gradient_flow.csv"
 
-    def __init__(self, every: int = 50, include_norm: bool = False, block_inputs: bool = True,
-                 filename: Optional[str] = None) -> None:
+    def __init__(
+        self, every: int = 50, include_norm: bool = False, block_inputs: bool = True, filename: Optional[str] = None
+    ) -> None:
         super().__init__(filename)
         if not isinstance(every, int) or every < 1:
             raise ValueError(f"every must be a positive number of steps, got {every!r}")
@@ -117,16 +124,30 @@ class GradientFlowCallback(TableCallback):
             self._layers = weight_layers(trainer.model, self.include_norm, self._order.order)
             self._order = None
         if record:
-            base = dict(step=int(getattr(trainer, "step", self._calls - 1)),
-                        epoch=int(getattr(trainer, "epoch", 0)))
+            base = dict(step=int(getattr(trainer, "step", self._calls - 1)), epoch=int(getattr(trainer, "epoch", 0)))
             rows = layer_rows(self._layers)
             for r in rows:
-                self.rows.append(dict(base, quantity="weight", name=r["layer"], depth=r["depth"],
-                                      grad_norm=r["grad_norm"], weight_norm=r["weight_norm"]))
+                self.rows.append(
+                    dict(
+                        base,
+                        quantity="weight",
+                        name=r["layer"],
+                        depth=r["depth"],
+                        grad_norm=r["grad_norm"],
+                        weight_norm=r["weight_norm"],
+                    )
+                )
             if self._recorder is not None:
                 for r in self._recorder.rows():
-                    self.rows.append(dict(base, quantity="block_input", name=r["block"],
-                                          depth=r["index"] + 1, grad_norm=r["grad_norm"]))
+                    self.rows.append(
+                        dict(
+                            base,
+                            quantity="block_input",
+                            name=r["block"],
+                            depth=r["index"] + 1,
+                            grad_norm=r["grad_norm"],
+                        )
+                    )
             ratio = first_last_ratio(rows)
             if math.isfinite(ratio) and hasattr(trainer, "log"):
                 trainer.log({"grad_first_last_ratio": ratio})

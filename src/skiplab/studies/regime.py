@@ -19,8 +19,10 @@ def smoke_run(quick: bool) -> list[str]:
 
 def enough_seeds(seeds: int) -> list[str]:
     if seeds < T.MIN_SEEDS_FOR_VERDICT:
-        return [f"{seeds} seed(s): a verdict needs at least {T.MIN_SEEDS_FOR_VERDICT} (--seeds) so that the "
-                f"interval covers seed-to-seed variation"]
+        return [
+            f"{seeds} seed(s): a verdict needs at least {T.MIN_SEEDS_FOR_VERDICT} (--seeds) so that the "
+            f"interval covers seed-to-seed variation"
+        ]
     return []
 
 
@@ -30,10 +32,12 @@ def degradation_gate(train_error: Mapping[str, float], shallow: Sequence[str], c
     reasons = []
     loose = {n: e for n, e in train_error.items() if n in shallow and e > T.SHALLOW_TRAIN_ERROR_MAX}
     if loose:
-        reasons.append("the shallow reference nets do not fit their training subset: training error "
-                       + ", ".join(f"{n} {100 * e:.1f}%" for n, e in loose.items())
-                       + f" (the gate: below {100 * T.SHALLOW_TRAIN_ERROR_MAX:.0f}%; He's plain-20 and ResNet-20 "
-                         f"end near a few per cent) -- train longer (--budget / --steps)")
+        reasons.append(
+            "the shallow reference nets do not fit their training subset: training error "
+            + ", ".join(f"{n} {100 * e:.1f}%" for n, e in loose.items())
+            + f" (the gate: below {100 * T.SHALLOW_TRAIN_ERROR_MAX:.0f}%; He's plain-20 and ResNet-20 "
+            f"end near a few per cent) -- train longer (--budget / --steps)"
+        )
     return reasons + above_chance_gate(train_error, chance)
 
 
@@ -43,10 +47,12 @@ def above_chance_gate(train_error: Mapping[str, float], chance: float) -> list[s
     chance_error = 1 - chance
     dead = {n: e for n, e in train_error.items() if not e <= chance_error - T.ABOVE_CHANCE_MARGIN}
     if dead:
-        return ["a compared net is near chance: training error "
-                + ", ".join(f"{n} {100 * e:.1f}%" for n, e in dead.items())
-                + f" against chance {100 * chance_error:.0f}% (the gate: at least "
-                  f"{100 * T.ABOVE_CHANCE_MARGIN:.0f} points below chance)"]
+        return [
+            "a compared net is near chance: training error "
+            + ", ".join(f"{n} {100 * e:.1f}%" for n, e in dead.items())
+            + f" against chance {100 * chance_error:.0f}% (the gate: at least "
+            f"{100 * T.ABOVE_CHANCE_MARGIN:.0f} points below chance)"
+        ]
     return []
 
 
@@ -59,15 +65,19 @@ def convergence_gate(train_error: Mapping[str, float], plateau_drop: Mapping[str
     reasons = []
     loose = {n: e for n, e in train_error.items() if not e <= T.DEEP_TRAIN_ERROR_MAX}
     if loose:
-        reasons.append("the compared nets have not converged: training error "
-                       + ", ".join(f"{n} {100 * e:.1f}%" for n, e in loose.items())
-                       + f" (the gate: below {100 * T.DEEP_TRAIN_ERROR_MAX:.0f}%; He's ResNet-56 ends near 0%)")
+        reasons.append(
+            "the compared nets have not converged: training error "
+            + ", ".join(f"{n} {100 * e:.1f}%" for n, e in loose.items())
+            + f" (the gate: below {100 * T.DEEP_TRAIN_ERROR_MAX:.0f}%; He's ResNet-56 ends near 0%)"
+        )
     falling = {n: d for n, d in plateau_drop.items() if math.isfinite(d) and d > T.PLATEAU_MAX_DROP}
     if falling:
-        reasons.append("the training loss is still falling at the end: "
-                       + ", ".join(f"{n} {100 * d:.0f}%" for n, d in falling.items())
-                       + f" lower over the last {100 * T.PLATEAU_WINDOW:.0f}% of the steps than over the "
-                         f"{100 * T.PLATEAU_WINDOW:.0f}% before (the gate: at most {100 * T.PLATEAU_MAX_DROP:.0f}%)")
+        reasons.append(
+            "the training loss is still falling at the end: "
+            + ", ".join(f"{n} {100 * d:.0f}%" for n, d in falling.items())
+            + f" lower over the last {100 * T.PLATEAU_WINDOW:.0f}% of the steps than over the "
+            f"{100 * T.PLATEAU_WINDOW:.0f}% before (the gate: at most {100 * T.PLATEAU_MAX_DROP:.0f}%)"
+        )
     return reasons
 
 
@@ -75,7 +85,9 @@ def lesion_gate(baseline: Mapping[str, float], chance: float) -> list[str]:
     """Veit 2016's regime: the lesioned nets are trained well above chance."""
     weak = {n: a for n, a in baseline.items() if a - chance < T.LESION_INFORMATIVE}
     if weak:
-        return [", ".join(f"{n} {100 * a:.1f}%" for n, a in weak.items())
-                + f" test accuracy, less than {100 * T.LESION_INFORMATIVE:.0f} points above chance "
-                  f"({100 * chance:.0f}%): a barely trained net has little accuracy to lose"]
+        return [
+            ", ".join(f"{n} {100 * a:.1f}%" for n, a in weak.items())
+            + f" test accuracy, less than {100 * T.LESION_INFORMATIVE:.0f} points above chance "
+            f"({100 * chance:.0f}%): a barely trained net has little accuracy to lose"
+        ]
     return []

@@ -52,8 +52,9 @@ def restate_study(directory: str | Path, log: Callable[[str], None] = print):
         if part == "degradation":
             results[part] = degradation.summarise(study, curves=None)
         elif part == "gradients" and old is not None:
-            results[part] = gradients.summarise(study, old["results"], old.get("missing", []),
-                                                batch=old["batch"], batches=old["batches"])
+            results[part] = gradients.summarise(
+                study, old["results"], old.get("missing", []), batch=old["batch"], batches=old["batches"]
+            )
         elif part == "lesion" and old is not None:
             results[part] = lesions.summarise(study, old["per_seed"], old["draws"], old["max_k"])
         elif part in MEASURED_AGAIN:
@@ -77,9 +78,15 @@ def restate_study(directory: str | Path, log: Callable[[str], None] = print):
 def source_commit() -> str | None:
     """The git commit of the skiplab source that restated it (None outside a checkout)."""
     import subprocess
+
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
-                             capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None

@@ -25,7 +25,7 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from multiprocessing import get_context
+from multiprocessing import active_children, get_context
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -71,6 +71,7 @@ def new_directory(prefix: str, root: Path = Path("runs")) -> Path:
 def latest_unfinished(prefix: str, state_file: str, what: str, root: Path = Path("runs")) -> Path:
     """The newest ``runs/<prefix>-*`` whose state is not complete (for a bare --resume)."""
     import json
+
     candidates = sorted(root.glob(f"{prefix}-*/{state_file}"), key=lambda p: p.stat().st_mtime, reverse=True)
     for path in candidates:
         try:
@@ -84,12 +85,17 @@ def latest_unfinished(prefix: str, state_file: str, what: str, root: Path = Path
 @contextlib.contextmanager
 def _sigterm_interrupts():
     """While the parent waits for its workers, SIGTERM raises KeyboardInterrupt as SIGINT
-    does (instead of killing it silently), so it can wait for them to save and say so."""
+    does (instead of killing it silently), so it can stop them, wait for them to save and say
+    so; the exception carries the signal (``signum``)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+
     def interrupt(signum, frame):
-        raise KeyboardInterrupt
+        err = KeyboardInterrupt()
+        err.signum = signum  # type: ignore[attr-defined]
+        raise err
+
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:
         yield
@@ -97,20 +103,45 @@ def _sigterm_interrupts():
         signal.signal(signal.SIGTERM, previous)
 
 
-class RunsInterrupted(KeyboardInterrupt):
-    """Training stopped because a worker process died; every finished run is kept, and
-    ``--resume`` continues the others from their last checkpoints."""
+def _stop_workers(pool: ProcessPoolExecutor, signum: int) -> None:
+    """Pass ``signum`` on to every worker (:func:`worker.start_in_pool`: a Ctrl-C reaches this
+    process alone) and wait for them: a run in progress saves its last checkpoint after its
+    current step and stops, as ``skiplab train`` does, and no further run starts. A second
+    signal meanwhile stops them at once (SIGKILL; the checkpoints written before are kept,
+    every write being atomic)."""
+    for process in active_children():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signum)
+    try:
+        pool.shutdown(wait=True, cancel_futures=True)
+    except KeyboardInterrupt:
+        for process in active_children():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGKILL)
+        pool.shutdown(wait=True, cancel_futures=True)
 
-    def __init__(self, summary: str) -> None:
-        self.summary, self.exit_code = summary, 130
+
+class RunsInterrupted(KeyboardInterrupt):
+    """Training stopped because a worker process died or a signal came (``signum``: exit
+    status 128 + it); every finished run is kept, and ``--resume`` continues the others from
+    their last checkpoints."""
+
+    def __init__(self, summary: str, signum: int = signal.SIGINT) -> None:
+        self.summary, self.exit_code = summary, 128 + signum
         super().__init__(summary)
 
 
 class Runner:
     """One experiment directory: its experiment, state, and trained runs."""
 
-    def __init__(self, experiment: Experiment, state: ExperimentState, threads: int = 0, jobs: int = 1,
-                 log: Callable[[str], None] = print) -> None:
+    def __init__(
+        self,
+        experiment: Experiment,
+        state: ExperimentState,
+        threads: int = 0,
+        jobs: int = 1,
+        log: Callable[[str], None] = print,
+    ) -> None:
         self.experiment, self.state = experiment, state
         self.jobs = max(1, int(jobs))
         self.threads = choose_threads(threads, self.jobs)
@@ -128,9 +159,17 @@ class Runner:
 
     # -- opening --------------------------------------------------------------------------
     @classmethod
-    def open(cls, experiment: Optional[Experiment], directory: Path, resume: bool, *, threads: int = 0,
-             jobs: int = 1, log: Callable[[str], None] = print,
-             experiment_type: Optional[type] = None) -> "Runner":
+    def open(
+        cls,
+        experiment: Optional[Experiment],
+        directory: Path,
+        resume: bool,
+        *,
+        threads: int = 0,
+        jobs: int = 1,
+        log: Callable[[str], None] = print,
+        experiment_type: Optional[type] = None,
+    ) -> "Runner":
         """A new experiment in ``directory`` (its inputs validated before any state is
         written), or the one there to resume (``experiment``, when given, must match)."""
         directory = Path(directory)
@@ -149,9 +188,8 @@ class Runner:
         if experiment is None:
             raise ValueError(f"a new {what.split()[-1]} needs its configuration")
         if path.exists():
-            raise ValueError(f"{directory} already holds {what}: pass --resume to continue it, "
-                             f"or choose another --out")
-        experiment.validate()                 # bad inputs fail here, before anything is written
+            raise ValueError(f"{directory} already holds {what}: pass --resume to continue it, or choose another --out")
+        experiment.validate()  # bad inputs fail here, before anything is written
         state = ExperimentState(path, experiment.dotted(), experiment.to_dict())
         state.save()
         (directory / worker.STATE_POINTER).write_text(state_file + "\n")
@@ -173,8 +211,9 @@ class Runner:
             steps = max(worker.checkpoint_trained(Path(p))[0]["steps"] for p in reused)
             calibration["reused_runs"] = True
             if budget.kind == "steps" and int(budget.value) != steps:
-                self.log(f"every run is reused: the study's steps are theirs ({steps}), not the budget's "
-                         f"{int(budget.value)}")
+                self.log(
+                    f"every run is reused: the study's steps are theirs ({steps}), not the budget's {int(budget.value)}"
+                )
         elif budget.kind == "steps":
             steps = int(budget.value)
         elif budget.kind == "epochs":
@@ -222,8 +261,11 @@ class Runner:
     def plan(self) -> list[Path]:
         """Fix the steps and write every run's ``train.yaml`` without training (for a scheduler)."""
         steps = self.fix_steps()
-        return [worker.write_run_config(self.experiment, r, steps, self.run_dir(r), self.threads)
-                for r in self.experiment.runs() if self.experiment.existing(r) is None]
+        return [
+            worker.write_run_config(self.experiment, r, steps, self.run_dir(r), self.threads)
+            for r in self.experiment.runs()
+            if self.experiment.existing(r) is None
+        ]
 
     def train(self) -> None:
         """Train every run that is not finished; fold in runs a scheduler trained."""
@@ -240,19 +282,24 @@ class Runner:
             if self.state.run_done(run.name):
                 continue
             trained = worker.read_trained(self.run_dir(run))
-            if trained is not None and (trained["steps"] >= self.experiment.run_steps(run, steps)
-                                        or trained.get("diverged")):
+            if trained is not None and (
+                trained["steps"] >= self.experiment.run_steps(run, steps) or trained.get("diverged")
+            ):
                 self.log(f"{run.name}: trained elsewhere, {self._finish(run, trained)}")
                 continue
             todo.append(run)
         done = len(runs) - len(todo)
         if not todo:
-            self.log(f"nothing to train: {'every run' if len(runs) > 1 else 'the run'} finished earlier "
-                     f"or reused ({len(runs)})")
+            self.log(
+                f"nothing to train: {'every run' if len(runs) > 1 else 'the run'} finished earlier "
+                f"or reused ({len(runs)})"
+            )
             return
-        self.log(f"training {len(runs)} runs for {steps} steps each ({steps / per_epoch:.2f} epochs), "
-                 f"{self.jobs} at a time, {self.threads} thread(s) each"
-                 + (f"; {done} finished earlier or reused, skipped" if done else ""))
+        self.log(
+            f"training {len(runs)} runs for {steps} steps each ({steps / per_epoch:.2f} epochs), "
+            f"{self.jobs} at a time, {self.threads} thread(s) each"
+            + (f"; {done} finished earlier or reused, skipped" if done else "")
+        )
         for run in todo:
             worker.write_run_config(self.experiment, run, steps, self.run_dir(run), self.threads)
         start = time.perf_counter()
@@ -261,23 +308,36 @@ class Runner:
                 trained = worker.train(self.experiment, run, steps, self.run_dir(run), self.threads)
                 self.log(f"[{i}/{len(runs)}] {run.name}: {self._finish(run, trained)}")
         else:
-            with ProcessPoolExecutor(max_workers=self.jobs, mp_context=get_context("spawn")) as pool, \
-                    _sigterm_interrupts():
-                futures = {pool.submit(worker.train_from_state, str(self.state.path), run.name, self.threads): run
-                           for run in todo}
+            with (
+                ProcessPoolExecutor(
+                    max_workers=self.jobs, mp_context=get_context("spawn"), initializer=worker.start_in_pool
+                ) as pool,
+                _sigterm_interrupts(),
+            ):
+                futures = {
+                    pool.submit(worker.train_from_state, str(self.state.path), run.name, self.threads): run
+                    for run in todo
+                }
                 try:
                     for i, future in enumerate(as_completed(futures), done + 1):
                         run = futures[future]
                         self.log(f"[{i}/{len(runs)}] {run.name}: {self._finish(run, future.result())}")
-                except BaseException as err:        # a stopped worker or a signal: start no further run
-                    pool.shutdown(wait=True, cancel_futures=True)    # the workers save their last.pt
-                    if isinstance(err, BrokenProcessPool):
-                        raise RunsInterrupted(f"a worker process died before its run finished "
-                                              f"(killed, or out of memory); finished runs are kept in "
-                                              f"{self.dir}") from err
+                except BaseException as err:  # a stopped worker or a signal: start no further run
                     if type(err) is KeyboardInterrupt:
-                        raise RunsInterrupted(f"stopped by a signal; each run in progress saved its "
-                                              f"last checkpoint in {self.dir}") from err
+                        signum = getattr(err, "signum", signal.SIGINT)
+                        _stop_workers(pool, signum)  # the workers save their last.pt
+                        raise RunsInterrupted(
+                            f"stopped by {signal.Signals(signum).name}; each run in "
+                            f"progress saved its last checkpoint in {self.dir}",
+                            signum,
+                        ) from err
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    if isinstance(err, BrokenProcessPool):
+                        raise RunsInterrupted(
+                            f"a worker process died before its run finished "
+                            f"(killed, or out of memory); finished runs are kept in "
+                            f"{self.dir}"
+                        ) from err
                     raise
         if todo:
             self.state.add_time("training", time.perf_counter() - start)

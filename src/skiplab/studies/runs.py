@@ -37,7 +37,7 @@ class RunSpec:
     depth: int
     norm: bool = True
     seed: int = 0
-    length: float = 1.0     # fraction of the study's steps (a shorter training length)
+    length: float = 1.0  # fraction of the study's steps (a shorter training length)
 
     @property
     def network(self) -> str:
@@ -62,8 +62,12 @@ class RunSpec:
     def model_kwargs(self) -> dict:
         # He 2015's initialisation: no zeroed last BN scale in the residual branches (Goyal
         # 2017's zero_init_residual would start every ResNet as a shallow net)
-        return {"depth": self.depth, **self.family.kwargs, "zero_init_residual": False,
-                **({} if self.norm else {"norm": False})}
+        return {
+            "depth": self.depth,
+            **self.family.kwargs,
+            "zero_init_residual": False,
+            **({} if self.norm else {"norm": False}),
+        }
 
     def build(self, num_classes: int, in_chans: int) -> nn.Module:
         return create_model(self.family.model, num_classes=num_classes, in_chans=in_chans, **self.model_kwargs)
@@ -104,8 +108,9 @@ def snapshot_steps(steps: int) -> list[int]:
     return sorted({s for s in (round(f * steps) for f in T.GRADIENT_SNAPSHOTS) if 0 < s < steps})
 
 
-def fixed_batches(dataset: ImageDataset, n: int, seed: int, tag: str, batch_size: int = 256
-                  ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def fixed_batches(
+    dataset: ImageDataset, n: int, seed: int, tag: str, batch_size: int = 256
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """The same normalised, unaugmented ``(x, y)`` batches every time (for measurements)."""
     return list(BatchLoader(subset(dataset, n, seed, tag), batch_size, shuffle=False, drop_last=False))
 
@@ -121,23 +126,47 @@ def he_warmup_lr(spec: RunSpec) -> float:
     return HE_WARMUP_LR if spec.family.is_residual and spec.depth >= HE_WARMUP_DEPTH and spec.norm else 0.0
 
 
-def train_config(spec: RunSpec, config: StudyConfig, steps: int, run_dir: Optional[Path],
-                 threads: int = 0) -> TrainConfig:
+def train_config(
+    spec: RunSpec, config: StudyConfig, steps: int, run_dir: Optional[Path], threads: int = 0
+) -> TrainConfig:
     """The trainer's configuration of one run: the study's recipe, its share of ``steps``
     (a shorter length has its own schedule: the lr drops at 50 % and 75 % of *its* steps)."""
     r = config.recipe
     steps = spec.steps(steps)
-    return TrainConfig.from_dict(dict(
-        out=str(run_dir) if run_dir else None, seed=spec.seed, model=spec.family.model,
-        model_kwargs=spec.model_kwargs, data=config.data, eval_split="none", batch_size=r.batch_size,
-        crop_padding=r.crop_padding, flip=r.flip,
-        lr=r.lr if spec.norm else r.no_bn_lr, momentum=r.momentum, weight_decay=r.weight_decay,
-        schedule=r.schedule, milestones=r.milestones(steps), milestone_unit="step",
-        warmup_steps=r.warmup_steps, steps=steps, error_warmup_lr=he_warmup_lr(spec),
-        grad_clip=0.0 if spec.norm else r.no_bn_grad_clip, precision=config.precision, compile="off",
-        checkpoint_every=max(steps // 10, 50), log_every=max(steps // 50, 1), num_threads=threads,
-        keep_steps=snapshot_steps(steps), step_log=True, train_subset=config.train_images,
-        train_subset_seed=config.seed, tensorboard=False, progress=False))
+    return TrainConfig.from_dict(
+        dict(
+            out=str(run_dir) if run_dir else None,
+            seed=spec.seed,
+            model=spec.family.model,
+            model_kwargs=spec.model_kwargs,
+            data=config.data,
+            eval_split="none",
+            batch_size=r.batch_size,
+            crop_padding=r.crop_padding,
+            flip=r.flip,
+            lr=r.lr if spec.norm else r.no_bn_lr,
+            momentum=r.momentum,
+            weight_decay=r.weight_decay,
+            schedule=r.schedule,
+            milestones=r.milestones(steps),
+            milestone_unit="step",
+            warmup_steps=r.warmup_steps,
+            steps=steps,
+            error_warmup_lr=he_warmup_lr(spec),
+            grad_clip=0.0 if spec.norm else r.no_bn_grad_clip,
+            precision=config.precision,
+            compile="off",
+            checkpoint_every=max(steps // 10, 50),
+            log_every=max(steps // 50, 1),
+            num_threads=threads,
+            keep_steps=snapshot_steps(steps),
+            step_log=True,
+            train_subset=config.train_images,
+            train_subset_seed=config.seed,
+            tensorboard=False,
+            progress=False,
+        )
+    )
 
 
 def measure_fit(model: nn.Module, train_probe: list, test_batches: list) -> dict:
@@ -147,12 +176,22 @@ def measure_fit(model: nn.Module, train_probe: list, test_batches: list) -> dict
     the evaluation images."""
     train = evaluate(model, train_probe, per_image=True)["correct"]
     test = evaluate(model, test_batches, per_image=True)["correct"]
-    return dict(train_error=1 - train.sum().item() / len(train), test_error=1 - test.sum().item() / len(test),
-                train_correct=pack_correct(train), test_correct=pack_correct(test))
+    return dict(
+        train_error=1 - train.sum().item() / len(train),
+        test_error=1 - test.sum().item() / len(test),
+        train_correct=pack_correct(train),
+        test_correct=pack_correct(test),
+    )
 
 
-def load_trained(spec: RunSpec, run_dir: Path, num_classes: int, in_chans: int,
-                 step: Optional[int] = None, path: Optional[Path] = None) -> nn.Module:
+def load_trained(
+    spec: RunSpec,
+    run_dir: Path,
+    num_classes: int,
+    in_chans: int,
+    step: Optional[int] = None,
+    path: Optional[Path] = None,
+) -> nn.Module:
     """The final weights of a finished run (its last checkpoint, or its last finite
     weights when it diverged) -- or its snapshot at ``step``, or the checkpoint ``path`` of a
     reused run -- in evaluation mode, read by :func:`skiplab.load_trained` as ``spec``'s
@@ -163,7 +202,7 @@ def load_trained(spec: RunSpec, run_dir: Path, num_classes: int, in_chans: int,
     elif step is not None:
         path = run_dir / "checkpoints" / f"step-{step}.pt"
     elif diverged.is_file():
-        path = diverged         # a plain state dict: the architecture is the spec's
+        path = diverged  # a plain state dict: the architecture is the spec's
     else:
         path = run_dir / "checkpoints" / "last.pt"
     sizes = dict(num_classes=num_classes, in_chans=in_chans, **spec.model_kwargs)

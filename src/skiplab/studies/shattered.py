@@ -69,8 +69,14 @@ def fit_rates(depths: list[int], lag1: list[float], floor: float = 0.0) -> dict:
     parameters): ``better`` is the one with the smaller."""
     d = np.asarray(depths, np.float64)
     r = np.asarray(lag1, np.float64) - floor
-    out = dict(per_layer_log2=math.nan, power=math.nan, rss_exponential=math.nan, rss_power=math.nan,
-               better="undetermined", depths=[int(x) for x in depths])
+    out = dict(
+        per_layer_log2=math.nan,
+        power=math.nan,
+        rss_exponential=math.nan,
+        rss_power=math.nan,
+        better="undetermined",
+        depths=[int(x) for x in depths],
+    )
     if len(d) < 2 or not (np.isfinite(r).all() and (r > 0).all()):
         return out
     a, rss_exp = _line(d, np.log(r))
@@ -90,14 +96,25 @@ def at_floor(items: np.ndarray, floor: float, confidence: float = T.SHATTERED_FL
     return dict(ci, floor=floor, at_floor=not ci["low"] > floor)
 
 
-def fitted_depths(values: dict[tuple[str, int], np.ndarray], family: str, depths: list[int], floor: float,
-                  confidence: float = T.SHATTERED_FLOOR_CONFIDENCE) -> list[int]:
+def fitted_depths(
+    values: dict[tuple[str, int], np.ndarray],
+    family: str,
+    depths: list[int],
+    floor: float,
+    confidence: float = T.SHATTERED_FLOOR_CONFIDENCE,
+) -> list[int]:
     """The depths of ``family`` whose R(1) lies above the white-noise floor."""
     return [d for d in depths if not at_floor(values[(family, d)], floor, confidence)["at_floor"]]
 
 
-def rate_intervals(values: dict[tuple[str, int], np.ndarray], plain: str, res: str, depths: list[int],
-                   floor: float = 0.0, confidence: float = T.SHATTERED_FLOOR_CONFIDENCE) -> dict:
+def rate_intervals(
+    values: dict[tuple[str, int], np.ndarray],
+    plain: str,
+    res: str,
+    depths: list[int],
+    floor: float = 0.0,
+    confidence: float = T.SHATTERED_FLOOR_CONFIDENCE,
+) -> dict:
     """Each family's fitted rates over its depths above the floor and the paired difference
     of the per-layer rates a (plain minus residual), with t intervals over init seeds and the
     (image, direction) pairs' error added (:func:`~skiplab.evidence.stats.seed_function`).
@@ -107,10 +124,11 @@ def rate_intervals(values: dict[tuple[str, int], np.ndarray], plain: str, res: s
 
     def rate(family: str, kind: str):
         return lambda m: fit_rates(kept[family], [m[f"{family}-{d}"] for d in kept[family]], floor)[kind]
-    out = {f"{f}_{k}": seed_function(groups, rate(f, k)) for f in (plain, res)
-           for k in ("per_layer_log2", "power")}
-    out["difference"] = seed_function(groups, lambda m: rate(plain, "per_layer_log2")(m)
-                                      - rate(res, "per_layer_log2")(m))
+
+    out = {f"{f}_{k}": seed_function(groups, rate(f, k)) for f in (plain, res) for k in ("per_layer_log2", "power")}
+    out["difference"] = seed_function(
+        groups, lambda m: rate(plain, "per_layer_log2")(m) - rate(res, "per_layer_log2")(m)
+    )
     out["fitted_depths"] = kept
     out["floor"] = floor
     return out
@@ -121,12 +139,16 @@ def control_gate(control: list[dict], quick: bool, seeds: int) -> list[str]:
     reasons = smoke_run(quick) + enough_seeds(seeds)
     got = {c["model"].split("-")[0]: c["lag1"][0] for c in control}
     if not got.get("mlp_plain", 1.0) < T.SHATTERED_CONTROL_PLAIN_MAX:
-        reasons.append(f"the positive control failed: the 24-layer plain MLP's R(1) is {got.get('mlp_plain'):.2f}, "
-                       f"not below {T.SHATTERED_CONTROL_PLAIN_MAX:g} (Balduzzi Fig. 1: white noise)")
+        reasons.append(
+            f"the positive control failed: the 24-layer plain MLP's R(1) is {got.get('mlp_plain'):.2f}, "
+            f"not below {T.SHATTERED_CONTROL_PLAIN_MAX:g} (Balduzzi Fig. 1: white noise)"
+        )
     if not got.get("mlp_residual", 0.0) > T.SHATTERED_CONTROL_RESIDUAL_MIN:
-        reasons.append(f"the positive control failed: the 24-layer residual MLP's R(1) is "
-                       f"{got.get('mlp_residual'):.2f}, not above {T.SHATTERED_CONTROL_RESIDUAL_MIN:g} "
-                       f"(Balduzzi Fig. 1: brown noise)")
+        reasons.append(
+            f"the positive control failed: the 24-layer residual MLP's R(1) is "
+            f"{got.get('mlp_residual'):.2f}, not above {T.SHATTERED_CONTROL_RESIDUAL_MIN:g} "
+            f"(Balduzzi Fig. 1: brown noise)"
+        )
     return reasons
 
 
@@ -137,10 +159,12 @@ def mlp_control(seeds: int, n_points: int) -> list[dict]:
         values = []
         for seed in range(seeds):
             torch.manual_seed(seed)
-            net = create_model(f"mlp_{kind}", depth=24, width=200, in_features=1, num_classes=1,
-                               zero_init_residual=False)
-            res = shattered_gradients(net, torch.zeros(1), n_points=n_points, radius=RADIUS, centered=True,
-                                      direction=torch.ones(1), max_lag=2)
+            net = create_model(
+                f"mlp_{kind}", depth=24, width=200, in_features=1, num_classes=1, zero_init_residual=False
+            )
+            res = shattered_gradients(
+                net, torch.zeros(1), n_points=n_points, radius=RADIUS, centered=True, direction=torch.ones(1), max_lag=2
+            )
             values.append(res.summary()["lag1"])
         rows.append(dict(model=f"mlp_{kind}-24", lag1=mean_spread(values), seeds=seeds))
     return rows
@@ -164,12 +188,30 @@ def run(study: "Study") -> dict:
         values, curves = [], []
         for i, x0 in enumerate(x_all):
             for j in range(directions):
-                res = shattered_gradients(model, x0, n_points=n_points, radius=RADIUS, max_lag=n_points // 4,
-                                          centered=True, seed=1000 * i + j, norm_stats="line")
+                res = shattered_gradients(
+                    model,
+                    x0,
+                    n_points=n_points,
+                    radius=RADIUS,
+                    max_lag=n_points // 4,
+                    centered=True,
+                    seed=1000 * i + j,
+                    norm_stats="line",
+                )
                 values.append(res.summary()["lag1"])
                 curves.append(res.autocorrelation)
-        n = per_net.setdefault(spec.key, dict(model=spec.key, family=spec.family.label, shortcut=spec.family.shortcut,
-                                              depth=spec.depth, stage="init", lag1_seeds=[], curves=[]))
+        n = per_net.setdefault(
+            spec.key,
+            dict(
+                model=spec.key,
+                family=spec.family.label,
+                shortcut=spec.family.shortcut,
+                depth=spec.depth,
+                stage="init",
+                lag1_seeds=[],
+                curves=[],
+            ),
+        )
         n["lag1_seeds"].append(float(np.mean(values)))
         n.setdefault("lag1_items", []).append(values)
         n["curves"].append(np.mean(curves, axis=0))
@@ -179,18 +221,33 @@ def run(study: "Study") -> dict:
     for n in per_net.values():
         m, s = mean_spread(n["lag1_seeds"])
         level = at_floor(np.asarray(n["lag1_items"]), floor)
-        results.append(dict(model=n["model"], family=n["family"], shortcut=n["shortcut"], depth=n["depth"],
-                            stage="init", lag1=m, lag1_sd=s, lag1_seeds=n["lag1_seeds"], lag1_items=n["lag1_items"],
-                            lag1_low=level["low"], lag1_high=level["high"], at_floor=level["at_floor"],
-                            autocorrelation=np.mean(n["curves"], axis=0).tolist(),
-                            autocorrelation_seeds=[c.tolist() for c in n["curves"]]))
+        results.append(
+            dict(
+                model=n["model"],
+                family=n["family"],
+                shortcut=n["shortcut"],
+                depth=n["depth"],
+                stage="init",
+                lag1=m,
+                lag1_sd=s,
+                lag1_seeds=n["lag1_seeds"],
+                lag1_items=n["lag1_items"],
+                lag1_low=level["low"],
+                lag1_high=level["high"],
+                at_floor=level["at_floor"],
+                autocorrelation=np.mean(n["curves"], axis=0).tolist(),
+                autocorrelation_seeds=[c.tolist() for c in n["curves"]],
+            )
+        )
     fits = {}
     for family in config.families:
-        rows = sorted((r for r in results if r["family"] == family.label and not r["at_floor"]),
-                      key=lambda r: r["depth"])
-        fits[family.label] = dict(fit_rates([r["depth"] for r in rows], [r["lag1"] for r in rows], floor),
-                                  at_floor=sorted(r["depth"] for r in results
-                                                  if r["family"] == family.label and r["at_floor"]))
+        rows = sorted(
+            (r for r in results if r["family"] == family.label and not r["at_floor"]), key=lambda r: r["depth"]
+        )
+        fits[family.label] = dict(
+            fit_rates([r["depth"] for r in rows], [r["lag1"] for r in rows], floor),
+            at_floor=sorted(r["depth"] for r in results if r["family"] == family.label and r["at_floor"]),
+        )
     control = mlp_control(seeds, n_points)
     plain = next((f.label for f in config.families if f.is_plain), None)
     res = next((f.label for f in config.families if f.is_residual), None)
@@ -200,8 +257,21 @@ def run(study: "Study") -> dict:
         intervals = rate_intervals(values, plain, res, depths, floor)
     figure = plot_autocorrelation(results, study.path("shattered.png"), floor=floor)
     line = ", ".join(f"{r['model']} R(1) {r['lag1']:.2f} ± {r['lag1_sd']:.2f}" for r in results)
-    return dict(results=results, fits=fits, intervals=intervals, plain=plain, residual=res,
-                regime=control_gate(control, quick, seeds), control=control, points=n_points, radius=RADIUS,
-                images=images, directions=directions, seeds=seeds, figures=[figure.name], depths=depths,
-                floor=floor,
-                line=f"centred, at init: {line}")
+    return dict(
+        results=results,
+        fits=fits,
+        intervals=intervals,
+        plain=plain,
+        residual=res,
+        regime=control_gate(control, quick, seeds),
+        control=control,
+        points=n_points,
+        radius=RADIUS,
+        images=images,
+        directions=directions,
+        seeds=seeds,
+        figures=[figure.name],
+        depths=depths,
+        floor=floor,
+        line=f"centred, at init: {line}",
+    )

@@ -31,8 +31,9 @@ def read_json(path: Path, what: str) -> dict:
     """A JSON file written by skiplab, or a ValueError saying what is wrong with it."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist: {path.parent} is not {what} directory "
-                                f"(start a new one without --resume)")
+        raise FileNotFoundError(
+            f"{path} does not exist: {path.parent} is not {what} directory (start a new one without --resume)"
+        )
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as err:
@@ -48,9 +49,16 @@ class ExperimentState:
     def __init__(self, path: Path, experiment: str, config: dict, data: Optional[dict] = None) -> None:
         self.path = Path(path)
         self.data: dict[str, Any] = data or {
-            "format": FORMAT, "experiment": experiment, "config": config,
-            "created": time.strftime("%Y-%m-%d %H:%M:%S"), "steps": None, "calibration": {},
-            "runs": {}, "parts": {}, "timings": {}, "complete": False,
+            "format": FORMAT,
+            "experiment": experiment,
+            "config": config,
+            "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "steps": None,
+            "calibration": {},
+            "runs": {},
+            "parts": {},
+            "timings": {},
+            "complete": False,
         }
 
     @property
@@ -69,8 +77,10 @@ class ExperimentState:
     def load(cls, path: Path, what: str = "an experiment") -> "ExperimentState":
         data = read_json(path, what)
         if data.get("format") != FORMAT:
-            raise ValueError(f"{path} has format {data.get('format')!r}, expected {FORMAT!r} "
-                             f"(written by another skiplab version: start a new one)")
+            raise ValueError(
+                f"{path} has format {data.get('format')!r}, expected {FORMAT!r} "
+                f"(written by another skiplab version: start a new one)"
+            )
         return cls(Path(path), data["experiment"], data["config"], data)
 
     def save(self) -> None:

@@ -63,8 +63,10 @@ class StudyExperiment(Experiment):
             n = self.config.train_images
             if split == "train" and n:
                 if n < self.config.recipe.batch_size or n > len(data):
-                    raise ValueError(f"--train-images must be between one batch ({self.config.recipe.batch_size}) "
-                                     f"and the {len(data)} training images of {data.name}; got {n}")
+                    raise ValueError(
+                        f"--train-images must be between one batch ({self.config.recipe.batch_size}) "
+                        f"and the {len(data)} training images of {data.name}; got {n}"
+                    )
                 data = subset(data, n, self.config.seed, "subset")
             self._data[split] = data
         return self._data[split]
@@ -79,14 +81,16 @@ class StudyExperiment(Experiment):
         train = self.dataset("train")
         self.dataset("test")
         if len(train) < self.config.recipe.batch_size:
-            raise ValueError(f"{train.name} has {len(train)} images, fewer than one batch of "
-                             f"{self.config.recipe.batch_size}")
+            raise ValueError(
+                f"{train.name} has {len(train)} images, fewer than one batch of {self.config.recipe.batch_size}"
+            )
 
     def train_probe(self) -> list:
         """The fixed, unaugmented training subset (``eval_images``) for training error."""
         if "train" not in self._probes:
-            self._probes["train"] = fixed_batches(self.dataset("train"), self.config.eval_images,
-                                                  self.config.seed, "train")
+            self._probes["train"] = fixed_batches(
+                self.dataset("train"), self.config.eval_images, self.config.seed, "train"
+            )
         return self._probes["train"]
 
     def test_batches(self) -> list:
@@ -133,15 +137,28 @@ class StudyExperiment(Experiment):
 
     def summarise(self, run: Run, run_dir: Path, trained: dict) -> dict:
         from .curves import STEPS_FILE, end_of_training, read_epochs, read_steps
+
         spec = RunSpec.from_run(run)
         model = self.load(spec, run_dir)
         # a reused run trained by `skiplab train` keeps its curve per epoch (metrics.csv) only
         curve = read_steps(run_dir / STEPS_FILE) or read_epochs(run_dir / "metrics.csv")
-        return dict(name=run.name, key=run.key, network=spec.network, family=spec.family.key, depth=spec.depth,
-                    norm=spec.norm, seed=run.seed, length=spec.length, steps=trained["steps"], seconds=trained["seconds"],
-                    diverged=trained.get("diverged"), parameters=sum(p.numel() for p in model.parameters()),
-                    **end_of_training(curve), reused=self.config.runs.get(run.name),
-                    **measure_fit(model, self.train_probe(), self.test_batches()))
+        return dict(
+            name=run.name,
+            key=run.key,
+            network=spec.network,
+            family=spec.family.key,
+            depth=spec.depth,
+            norm=spec.norm,
+            seed=run.seed,
+            length=spec.length,
+            steps=trained["steps"],
+            seconds=trained["seconds"],
+            diverged=trained.get("diverged"),
+            parameters=sum(p.numel() for p in model.parameters()),
+            **end_of_training(curve),
+            reused=self.config.runs.get(run.name),
+            **measure_fit(model, self.train_probe(), self.test_batches()),
+        )
 
 
 class Study:
@@ -179,7 +196,7 @@ class Study:
         x = torch.cat([b[0] for b in self.train_probe()])
         y = torch.cat([b[1] for b in self.train_probe()])
         lo = (index * 128) % max(1, len(y) - 127) if len(y) > 128 else 0
-        return x[lo:lo + 128], y[lo:lo + 128]
+        return x[lo : lo + 128], y[lo : lo + 128]
 
     def runs(self) -> list[RunSpec]:
         return self.experiment.specs()
@@ -221,26 +238,40 @@ class StudyResult:
     quick: bool = False
 
 
-def open_study(config: Optional[StudyConfig], out: Optional[str | Path], resume: bool, threads: int = 0,
-               jobs: int = 1, log: Callable[[str], None] = print) -> Runner:
+def open_study(
+    config: Optional[StudyConfig],
+    out: Optional[str | Path],
+    resume: bool,
+    threads: int = 0,
+    jobs: int = 1,
+    log: Callable[[str], None] = print,
+) -> Runner:
     """A new study in ``out`` (default runs/study-<timestamp>) or the one to resume."""
     if resume:
         directory = Path(out) if out is not None else latest_unfinished("study", STATE_FILE, "a study")
     else:
         directory = Path(out) if out is not None else new_directory("study")
     experiment = StudyExperiment(config) if config is not None else None
-    return Runner.open(experiment, directory, resume, threads=threads, jobs=jobs, log=log,
-                       experiment_type=StudyExperiment)
+    return Runner.open(
+        experiment, directory, resume, threads=threads, jobs=jobs, log=log, experiment_type=StudyExperiment
+    )
 
 
-def run_study(config: Optional[StudyConfig] = None, out: Optional[str | Path] = None, resume: bool = False,
-              log: Callable[[str], None] = print, threads: int = 0, jobs: int = 1,
-              plan: bool = False) -> Optional[StudyResult]:
+def run_study(
+    config: Optional[StudyConfig] = None,
+    out: Optional[str | Path] = None,
+    resume: bool = False,
+    log: Callable[[str], None] = print,
+    threads: int = 0,
+    jobs: int = 1,
+    plan: bool = False,
+) -> Optional[StudyResult]:
     """Run (or continue) a study and write its report; see the module docstring.
     ``threads``: torch CPU threads per run (0 = automatic); ``jobs``: runs trained at once in
     worker processes; ``plan``: only fix the steps and write each run's ``train.yaml``."""
-    runner = open_study(config if config is not None or resume else StudyConfig.create(), out, resume,
-                        threads, jobs, log)
+    runner = open_study(
+        config if config is not None or resume else StudyConfig.create(), out, resume, threads, jobs, log
+    )
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(runner.threads)
     try:
@@ -257,12 +288,20 @@ def _run(study: Study, log: Callable[[str], None]) -> StudyResult:
     from . import degradation, gradients, landscape, lesions, shattered
     from .report import write_report
     from .verdict import compute_verdict
-    modules = {"degradation": degradation, "gradients": gradients, "lesion": lesions,
-               "landscape": landscape, "shattered": shattered}
+
+    modules = {
+        "degradation": degradation,
+        "gradients": gradients,
+        "lesion": lesions,
+        "landscape": landscape,
+        "shattered": shattered,
+    }
     config, state = study.config, study.state
-    log(f"study in {study.dir}/ on {config.data}: {', '.join(f.label for f in config.families)} nets "
+    log(
+        f"study in {study.dir}/ on {config.data}: {', '.join(f.label for f in config.families)} nets "
         f"at depths {', '.join(map(str, config.depths))}, seeds {', '.join(map(str, config.seed_list))}; "
-        f"parts {', '.join(config.parts)}")
+        f"parts {', '.join(config.parts)}"
+    )
     state.data["threads"] = study.runner.threads
     start = time.perf_counter()
     if study.runs():

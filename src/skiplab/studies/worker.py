@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -55,25 +57,32 @@ def train(experiment: Experiment, run: Run, steps: int, run_dir: Path, threads: 
     A run whose loss turns non-finite stops there and keeps its last finite weights in
     ``diverged.pt`` (the measurements use them and the report says so)."""
     from ..train import NonFiniteLossError, Trainer
+
     run_dir.mkdir(parents=True, exist_ok=True)
     config = experiment.train_config(run, steps, run_dir, threads)
     config = config.replace(resume=(run_dir / "checkpoints" / "last.pt").exists())
     train_set, eval_set = experiment.datasets(run)
-    steplog = None if config.step_log else StepLog()    # the trainer writes steps.csv itself
+    steplog = None if config.step_log else StepLog()  # the trainer writes steps.csv itself
     start = time.perf_counter()
     with open(run_dir / "train.log", "a") as log, contextlib.redirect_stdout(log):
         trainer = Trainer(config, [steplog] if steplog else [], train_set=train_set, eval_set=eval_set)
         diverged, metrics = None, {}
         try:
+            if _stopped:  # a pool worker signalled while the run was set up
+                raise StoppedBeforeRun(run.name)
             metrics = trainer.fit().metrics
         except NonFiniteLossError as err:
             diverged = dict(step=trainer.step, message=str(err).split(":")[0])
-            trainer.callbacks.on_fit_end(trainer)      # the step curve up to the divergence
+            trainer.callbacks.on_fit_end(trainer)  # the step curve up to the divergence
             torch.save(trainer.model.state_dict(), run_dir / DIVERGED_FILE)
         finally:
             trainer.close()
-    trained = dict(steps=trainer.step, seconds=round(time.perf_counter() - start, 1), diverged=diverged,
-                   metrics={k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+    trained = dict(
+        steps=trainer.step,
+        seconds=round(time.perf_counter() - start, 1),
+        diverged=diverged,
+        metrics={k: v for k, v in metrics.items() if isinstance(v, (int, float))},
+    )
     write_json_atomic(run_dir / TRAINED_FILE, trained)
     return trained
 
@@ -98,19 +107,54 @@ def checkpoint_trained(path: Path, trained_by: str = "skiplab train") -> tuple[d
     """(what ``trained.json`` would hold, the checkpoint) of the run that wrote checkpoint
     ``path``; nothing is written."""
     from ..train import load_checkpoint
+
     state = load_checkpoint(path)
-    trained = dict(steps=int(state["step"]), seconds=float("nan"), diverged=None, metrics={},
-                   trained_by=trained_by)     # its wall-clock is in its own train log
+    trained = dict(
+        steps=int(state["step"]), seconds=float("nan"), diverged=None, metrics={}, trained_by=trained_by
+    )  # its wall-clock is in its own train log
     return trained, state
+
+
+# ---- a worker process of the runner (--jobs N) ---------------------------------------------
+_stopped = False  # a signal came: this worker process starts no further run
+
+
+def _stop_between_runs(signum, frame) -> None:
+    global _stopped
+    _stopped = True
+
+
+def start_in_pool() -> None:
+    """A pool worker's start (the runner's ``initializer``): its own process group, so a Ctrl-C
+    at the terminal reaches the runner alone, which passes each signal on to its workers once;
+    a signal that comes between runs (or before the training loop takes over the signals)
+    means "start no further run"."""
+    os.setpgrp()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _stop_between_runs)
+
+
+class StoppedBeforeRun(KeyboardInterrupt):
+    """A worker that a signal stopped did not start run ``name``."""
 
 
 def train_from_state(state_path: str, name: str, threads: int = 0) -> dict:
     """Worker entry: rebuild the experiment from its state file and train run ``name``."""
+    global _stopped
+    if _stopped:
+        raise StoppedBeforeRun(name)
+    try:
+        return _train_from_state(state_path, name, threads)
+    except KeyboardInterrupt:  # the run saved its last.pt: no further run in this process
+        _stopped = True
+        raise
+
+
+def _train_from_state(state_path: str, name: str, threads: int) -> dict:
     state = ExperimentState.load(Path(state_path))
     experiment = experiment_class(state.experiment).from_dict(state.config)
     if state.steps is None:
-        raise ValueError(f"{state_path} has no fixed number of steps yet: run the experiment "
-                         f"(or its --plan) first")
+        raise ValueError(f"{state_path} has no fixed number of steps yet: run the experiment (or its --plan) first")
     if threads:
         torch.set_num_threads(threads)
     run = find_run(experiment, name)
@@ -118,8 +162,10 @@ def train_from_state(state_path: str, name: str, threads: int = 0) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m skiplab.studies.worker",
-                                description="Train one run of a skiplab experiment (for a job scheduler).")
+    p = argparse.ArgumentParser(
+        prog="python -m skiplab.studies.worker",
+        description="Train one run of a skiplab experiment (for a job scheduler).",
+    )
     p.add_argument("directory", help="the experiment directory (holds its state file)")
     p.add_argument("run", help="the run's name (runs/<name>/)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
@@ -132,8 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"{args.run}: {trained['steps']} steps in {trained['seconds']:.0f} s"
-          + (f", diverged at step {trained['diverged']['step']}" if trained["diverged"] else ""))
+    print(
+        f"{args.run}: {trained['steps']} steps in {trained['seconds']:.0f} s"
+        + (f", diverged at step {trained['diverged']['step']}" if trained["diverged"] else "")
+    )
     return 0
 
 

@@ -10,25 +10,62 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
-    "Callback": "callbacks", "CheckpointMismatchError": "checkpoint", "load_checkpoint": "checkpoint",
-    "load_model_state": "checkpoint", "model_from_checkpoint": "checkpoint",
-    "model_state_from": "checkpoint", "save_checkpoint": "checkpoint",
-    "strip_training_state": "checkpoint", "TrainConfig": "config", "evaluate": "evaluation",
-    "evaluate_checkpoint": "evaluation", "TrainingInterrupted": "interrupt", "FitResult": "loop",
-    "NonFiniteLossError": "loop", "Trainer": "loop", "fit": "loop", "Task": "tasks",
-    "get_task": "tasks", "list_tasks": "tasks", "register_task": "tasks",
+    "Callback": "callbacks",
+    "CheckpointMismatchError": "checkpoint",
+    "load_checkpoint": "checkpoint",
+    "load_model_state": "checkpoint",
+    "model_from_checkpoint": "checkpoint",
+    "model_state_from": "checkpoint",
+    "save_checkpoint": "checkpoint",
+    "strip_training_state": "checkpoint",
+    "TrainConfig": "config",
+    "evaluate": "evaluation",
+    "evaluate_checkpoint": "evaluation",
+    "TrainingInterrupted": "interrupt",
+    "FitResult": "loop",
+    "NonFiniteLossError": "loop",
+    "Trainer": "loop",
+    "fit": "loop",
+    "Task": "tasks",
+    "get_task": "tasks",
+    "list_tasks": "tasks",
+    "register_task": "tasks",
 }
 
-__all__ = ["Callback", "CheckpointMismatchError", "FitResult", "NonFiniteLossError", "TrainConfig",
-           "Trainer", "TrainingInterrupted", "evaluate", "evaluate_checkpoint", "fit",
-           "load_checkpoint", "load_model_state", "model_from_checkpoint", "model_state_from",
-           "save_checkpoint", "strip_training_state", "Task", "get_task", "list_tasks", "register_task"]
+__all__ = [
+    "Callback",
+    "CheckpointMismatchError",
+    "FitResult",
+    "NonFiniteLossError",
+    "TrainConfig",
+    "Trainer",
+    "TrainingInterrupted",
+    "evaluate",
+    "evaluate_checkpoint",
+    "fit",
+    "load_checkpoint",
+    "load_model_state",
+    "model_from_checkpoint",
+    "model_state_from",
+    "save_checkpoint",
+    "strip_training_state",
+    "Task",
+    "get_task",
+    "list_tasks",
+    "register_task",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from .callbacks import Callback
-    from .checkpoint import (CheckpointMismatchError, load_checkpoint, load_model_state,
-                             model_from_checkpoint, model_state_from, save_checkpoint,
-                             strip_training_state)
+    from .checkpoint import (
+        CheckpointMismatchError,
+        load_checkpoint,
+        load_model_state,
+        model_from_checkpoint,
+        model_state_from,
+        save_checkpoint,
+        strip_training_state,
+    )
     from .config import TrainConfig
     from .evaluation import evaluate, evaluate_checkpoint
     from .interrupt import TrainingInterrupted

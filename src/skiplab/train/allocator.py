@@ -18,9 +18,9 @@ from __future__ import annotations
 import ctypes
 import sys
 
-M_TRIM_THRESHOLD = -1   # glibc's mallopt parameter numbers (malloc.h)
+M_TRIM_THRESHOLD = -1  # glibc's mallopt parameter numbers (malloc.h)
 M_MMAP_THRESHOLD = -3
-_LIMITS = (1 << 30, 32 << 20)   # 1 GiB; some glibc releases accept at most 32 MiB (HEAP_MAX_SIZE / 2)
+_LIMITS = (1 << 30, 32 << 20)  # 1 GiB; some glibc releases accept at most 32 MiB (HEAP_MAX_SIZE / 2)
 
 
 def retain_freed_memory() -> bool:

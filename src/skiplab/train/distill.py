@@ -40,31 +40,39 @@ def kd_soft(student: torch.Tensor, teacher: torch.Tensor, temperature: float) ->
     return F.kl_div(log_p_student, log_p_teacher, reduction="batchmean", log_target=True)
 
 
-def kd_combine(soft: torch.Tensor, hard: torch.Tensor, *, temperature: float, alpha: float
-               ) -> torch.Tensor:
+def kd_combine(soft: torch.Tensor, hard: torch.Tensor, *, temperature: float, alpha: float) -> torch.Tensor:
     """``alpha * T^2 * soft + (1 - alpha) * hard`` (in that order of operations)."""
-    return alpha * temperature ** 2 * soft + (1 - alpha) * hard
+    return alpha * temperature**2 * soft + (1 - alpha) * hard
 
 
-def kd_loss(student: torch.Tensor, teacher: torch.Tensor, target: torch.Tensor, *,
-            temperature: float, alpha: float,
-            hard_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy
-            ) -> torch.Tensor:
+def kd_loss(
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    temperature: float,
+    alpha: float,
+    hard_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
+) -> torch.Tensor:
     """Hinton 2015 KD loss of ``student`` logits against ``teacher`` logits and labels (see
     the module documentation); ``alpha = 0`` is the hard loss alone."""
-    return kd_combine(kd_soft(student, teacher, temperature), hard_loss(student, target),
-                      temperature=temperature, alpha=alpha)
+    return kd_combine(
+        kd_soft(student, teacher, temperature), hard_loss(student, target), temperature=temperature, alpha=alpha
+    )
 
 
-def load_teacher(path: str, task: Any, dataset: Any, device: torch.device, *,
-                 channels_last: bool = False, compile: bool = False) -> nn.Module:
+def load_teacher(
+    path: str, task: Any, dataset: Any, device: torch.device, *, channels_last: bool = False, compile: bool = False
+) -> nn.Module:
     """The teacher checkpoint ``path`` as a frozen eval-mode model for ``dataset`` (its
     classes must be the student's), on ``device``, compiled if asked."""
     checkpoint = load_checkpoint(path)
     if "classes" in checkpoint and list(checkpoint["classes"]) != list(dataset.classes):
-        raise ValueError(f"teacher {path} was trained on classes "
-                         f"{list(checkpoint['classes'])[:5]}..., the data has "
-                         f"{list(dataset.classes)[:5]}...")
+        raise ValueError(
+            f"teacher {path} was trained on classes "
+            f"{list(checkpoint['classes'])[:5]}..., the data has "
+            f"{list(dataset.classes)[:5]}..."
+        )
     teacher = model_from_checkpoint(checkpoint, task, dataset).to(device)
     if channels_last:
         teacher = teacher.to(memory_format=torch.channels_last)
@@ -77,8 +85,15 @@ class DistillTask(TaskWrapper):
     step plus the KD term, ``temperature`` T and ``alpha`` as in :func:`kd_loss`. The
     teacher is given, or loaded from ``teacher_path`` by :meth:`prepare`."""
 
-    def __init__(self, inner: Any, temperature: float = 4.0, alpha: float = 0.9, *,
-                 teacher: nn.Module | None = None, teacher_path: str | None = None) -> None:
+    def __init__(
+        self,
+        inner: Any,
+        temperature: float = 4.0,
+        alpha: float = 0.9,
+        *,
+        teacher: nn.Module | None = None,
+        teacher_path: str | None = None,
+    ) -> None:
         super().__init__(inner)
         self.temperature, self.alpha = temperature, alpha
         self.teacher = None if teacher is None else teacher.eval().requires_grad_(False)
@@ -94,24 +109,29 @@ class DistillTask(TaskWrapper):
     def prepare(self, trainer: Any) -> None:
         self.inner.prepare(trainer)
         if self.teacher is None:
-            self.teacher = load_teacher(self.teacher_path, self.inner, trainer.train_set,
-                                        trainer.device, channels_last=trainer.config.channels_last,
-                                        compile=trainer.compiled)
+            self.teacher = load_teacher(
+                self.teacher_path,
+                self.inner,
+                trainer.train_set,
+                trainer.device,
+                channels_last=trainer.config.channels_last,
+                compile=trainer.compiled,
+            )
 
-    def teacher_logits(self, x: torch.Tensor,
-                       autocast: Callable[[], ContextManager] = contextlib.nullcontext
-                       ) -> torch.Tensor:
+    def teacher_logits(
+        self, x: torch.Tensor, autocast: Callable[[], ContextManager] = contextlib.nullcontext
+    ) -> torch.Tensor:
         """The teacher's logits on ``x``: eval mode, no gradients, the student's autocast."""
         with torch.no_grad(), autocast():
             return self.teacher(x)
 
-    def forward(self, model: nn.Module, batch: Any,
-                autocast: Callable[[], ContextManager] = contextlib.nullcontext) -> dict:
+    def forward(
+        self, model: nn.Module, batch: Any, autocast: Callable[[], ContextManager] = contextlib.nullcontext
+    ) -> dict:
         out = self.inner.forward(model, batch, autocast)
         hard = out["loss"]
-        soft = kd_soft(out["output"].float(), self.teacher_logits(batch[0], autocast),
-                       self.temperature)
+        soft = kd_soft(out["output"].float(), self.teacher_logits(batch[0], autocast), self.temperature)
         loss = kd_combine(soft, hard, temperature=self.temperature, alpha=self.alpha)
         terms = dict(out.get("terms") or {"ce": hard})
-        terms["kd"] = self.temperature ** 2 * soft.detach()
+        terms["kd"] = self.temperature**2 * soft.detach()
         return {**out, "loss": loss, "terms": terms}

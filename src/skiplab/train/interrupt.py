@@ -32,11 +32,13 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.signum, self.checkpoint, self.step, self.where = signum, checkpoint, step, where
         self.exit_code = 128 + signum
         self.signal_name = signal.Signals(signum).name
-        self.summary = (f"interrupted by {self.signal_name} at {where}; "
-                        + (f"saved {checkpoint}" if checkpoint is not None else
-                           "nothing saved (save is off)"))
-        super().__init__(self.summary + (f" (continue with resume=True and out="
-                                         f"{str(checkpoint.parent.parent)!r})" if checkpoint else ""))
+        self.summary = f"interrupted by {self.signal_name} at {where}; " + (
+            f"saved {checkpoint}" if checkpoint is not None else "nothing saved (save is off)"
+        )
+        super().__init__(
+            self.summary
+            + (f" (continue with resume=True and out={str(checkpoint.parent.parent)!r})" if checkpoint else "")
+        )
 
     def __reduce__(self):
         """Rebuilt from its arguments, so it crosses from a worker process (``--jobs``)."""
@@ -74,8 +76,12 @@ class StopSignals:
     def _handle(self, signum: int, frame: Optional[FrameType]) -> None:
         if self.signum is None:
             self.signum = signum
-            print(f"\n{signal.Signals(signum).name}: stopping after this step and saving "
-                  f"(send it again to stop at once, without saving)", file=sys.stderr, flush=True)
+            print(
+                f"\n{signal.Signals(signum).name}: stopping after this step and saving "
+                f"(send it again to stop at once, without saving)",
+                file=sys.stderr,
+                flush=True,
+            )
             return
         previous = self._previous.get(signum, signal.SIG_DFL)
         self.restore()
@@ -83,4 +89,4 @@ class StopSignals:
         if callable(previous):
             previous(signum, frame)
         elif previous != signal.SIG_IGN:
-            signal.raise_signal(signum)   # the default action: the process dies of the signal
+            signal.raise_signal(signum)  # the default action: the process dies of the signal

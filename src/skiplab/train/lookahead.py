@@ -25,8 +25,7 @@ class Lookahead:
         if not 0 <= decay < 1:
             raise ValueError(f"lookahead decay must be in [0, 1), got {decay}")
         self.every, self.decay, self.total_steps = every, decay, max(1, total_steps)
-        self.slow = {k: v.detach().clone() for k, v in model.state_dict().items()
-                     if v.dtype.is_floating_point}
+        self.slow = {k: v.detach().clone() for k, v in model.state_dict().items() if v.dtype.is_floating_point}
 
     def rho(self, step: int) -> float:
         """How much of the slow weights a sync at optimiser step ``step`` keeps."""

@@ -21,10 +21,15 @@ class Meter:
     """Accumulates a task's metrics over evaluation batches: ``update(output, target)`` with
     float32 outputs, then ``result()`` -> ``{"loss", ..., "images"}``."""
 
-    dense = False   # outputs are images (test-time flips are undone on the output)
+    dense = False  # outputs are images (test-time flips are undone on the output)
 
     def __init__(self) -> None:
         self.loss_sum, self.count = 0.0, 0
+
+    def predict(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """The output of ``model`` on a batch that :meth:`update` scores: ``model(x)`` (a
+        meter may ask the model for more, e.g. a codec's rate)."""
+        return model(x)
 
     def update(self, output: torch.Tensor, target: torch.Tensor) -> None:  # pragma: no cover
         raise NotImplementedError(f"{type(self).__name__} must define this method (abstract)")
@@ -54,9 +59,14 @@ class ClassificationMeter(Meter):
     in one line (:class:`~skiplab.errors.DataMismatchError`) naming ``source`` and ``data``.
     """
 
-    def __init__(self, num_classes: Optional[int] = None, *, data: str = "the data",
-                 source: str = "the model",
-                 loss_fn: Optional[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = None) -> None:
+    def __init__(
+        self,
+        num_classes: Optional[int] = None,
+        *,
+        data: str = "the data",
+        source: str = "the model",
+        loss_fn: Optional[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = None,
+    ) -> None:
         super().__init__()
         self.num_classes, self.data, self.source, self.loss_fn = num_classes, data, source, loss_fn
         self.correct = 0
@@ -70,14 +80,18 @@ class ClassificationMeter(Meter):
         """Refuse outputs that are not one score per class of the data (the labels' range is
         checked only when the data's number of classes is not known)."""
         if logits.ndim != 2:
-            raise DataMismatchError(f"{self.source} does not fit {self.data}: expected one score per "
-                                    f"class, the model gives outputs of shape {tuple(logits.shape[1:])}")
+            raise DataMismatchError(
+                f"{self.source} does not fit {self.data}: expected one score per "
+                f"class, the model gives outputs of shape {tuple(logits.shape[1:])}"
+            )
         width = logits.shape[1]
         needed = self.num_classes if self.num_classes is not None else int(y.max()) + 1 if len(y) else 0
         if width != needed and (self.num_classes is not None or width < needed):
-            raise DataMismatchError(f"{self.source} does not fit {self.data}: the model has "
-                                    f"num_classes={width}, the data "
-                                    f"{needed if self.num_classes is not None else f'labels up to {needed - 1}'}")
+            raise DataMismatchError(
+                f"{self.source} does not fit {self.data}: the model has "
+                f"num_classes={width}, the data "
+                f"{needed if self.num_classes is not None else f'labels up to {needed - 1}'}"
+            )
 
     def update(self, logits: torch.Tensor, y: torch.Tensor) -> None:
         self.check(logits, y)
@@ -110,6 +124,7 @@ class SegmentationMeter(Meter):
 
     def __init__(self, criterion: nn.Module, num_classes: int) -> None:
         from .seg_losses import SegmentationScores
+
         super().__init__()
         self.criterion, self.scores_ = criterion, SegmentationScores(num_classes)
 

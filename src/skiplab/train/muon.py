@@ -35,7 +35,7 @@ def orthogonalize(update: torch.Tensor, steps: int = 3, eps: float = 1e-7) -> to
         raise ValueError(f"orthogonalize expects a matrix, got shape {tuple(update.shape)}")
     a, b, c = NS_COEFFICIENTS
     x = update.bfloat16()
-    x = x / (x.norm() + eps)                       # every singular value <= 1
+    x = x / (x.norm() + eps)  # every singular value <= 1
     tall = x.shape[0] > x.shape[1]
     if tall:
         x = x.T
@@ -57,19 +57,31 @@ class Muon(torch.optim.Optimizer):
         ns_steps: Newton-Schulz iterations per Muon update (airbench: 3).
     """
 
-    def __init__(self, params: Iterable, lr: float, momentum: float = 0.9, nesterov: bool = True,
-                 weight_decay: float = 0.0, ns_steps: int = 3) -> None:
+    def __init__(
+        self,
+        params: Iterable,
+        lr: float,
+        momentum: float = 0.9,
+        nesterov: bool = True,
+        weight_decay: float = 0.0,
+        ns_steps: int = 3,
+    ) -> None:
         if lr < 0 or momentum < 0 or weight_decay < 0 or ns_steps < 1:
-            raise ValueError(f"Muon needs lr, momentum, weight_decay >= 0 and ns_steps >= 1, got "
-                             f"lr={lr}, momentum={momentum}, weight_decay={weight_decay}, "
-                             f"ns_steps={ns_steps}")
-        defaults = dict(lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay,
-                        ns_steps=ns_steps, use_muon=False)
+            raise ValueError(
+                f"Muon needs lr, momentum, weight_decay >= 0 and ns_steps >= 1, got "
+                f"lr={lr}, momentum={momentum}, weight_decay={weight_decay}, "
+                f"ns_steps={ns_steps}"
+            )
+        defaults = dict(
+            lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay, ns_steps=ns_steps, use_muon=False
+        )
         super().__init__(params, defaults)
         for group in self.param_groups:
             if group["use_muon"] and any(p.dim() < 2 for p in group["params"]):
-                raise ValueError("Muon groups take weight matrices or filter banks (>= 2-d); "
-                                 "put 1-d parameters in a group with use_muon=False")
+                raise ValueError(
+                    "Muon groups take weight matrices or filter banks (>= 2-d); "
+                    "put 1-d parameters in a group with use_muon=False"
+                )
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -92,7 +104,6 @@ class Muon(torch.optim.Optimizer):
                 update = grad.add(buf, alpha=momentum) if group["nesterov"] else buf
                 if muon:
                     p.mul_(p.shape[0] ** 0.5 / p.norm().clamp_min(1e-12))
-                    update = orthogonalize(update.reshape(len(update), -1),
-                                           group["ns_steps"]).view_as(p)
+                    update = orthogonalize(update.reshape(len(update), -1), group["ns_steps"]).view_as(p)
                 p.add_(update, alpha=-lr)
         return loss

@@ -56,20 +56,25 @@ class ResidentResult:
 
     metrics: dict
     step: int
-    finished: bool            # False when a signal stopped it before ``config.steps``
+    finished: bool  # False when a signal stopped it before ``config.steps``
     run_dir: Path
     model: nn.Module
 
 
-def device_batches(dataset: ImageDataset, device: torch.device, batch_size: int,
-                   channels_last: bool = True) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def device_batches(
+    dataset: ImageDataset, device: torch.device, batch_size: int, channels_last: bool = True
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """``dataset`` normalised, in evaluation batches already on ``device``."""
     out = []
     for start in range(0, len(dataset), batch_size):
-        x = dataset.images[start:start + batch_size].to(device).float().div_(255)
+        x = dataset.images[start : start + batch_size].to(device).float().div_(255)
         x = normalize(x, dataset.mean, dataset.std)
-        out.append((x.contiguous(memory_format=torch.channels_last) if channels_last else x,
-                    dataset.labels[start:start + batch_size].to(device)))
+        out.append(
+            (
+                x.contiguous(memory_format=torch.channels_last) if channels_last else x,
+                dataset.labels[start : start + batch_size].to(device),
+            )
+        )
     return out
 
 
@@ -85,13 +90,14 @@ class ResidentEpochs:
     """The training split on the device, handed out as whole augmented epochs."""
 
     def __init__(self, dataset: ImageDataset, config: TrainConfig, device: torch.device) -> None:
-        self.images = dataset.images.to(device)                       # uint8 [N, C, H, W]
+        self.images = dataset.images.to(device)  # uint8 [N, C, H, W]
         self.labels = dataset.labels.to(device)
         self.mean, self.std = dataset.mean, dataset.std
         self.seed, self.device, self.channels_last = config.seed, device, config.channels_last
-        self.augment = Augmentation(crop_padding=config.crop_padding, pad_mode=config.pad_mode,
-                                    flip=config.flip, cutout=config.cutout)
-        self.steps_per_epoch = len(dataset) // config.batch_size     # drop_last, as fit()
+        self.augment = Augmentation(
+            crop_padding=config.crop_padding, pad_mode=config.pad_mode, flip=config.flip, cutout=config.cutout
+        )
+        self.steps_per_epoch = len(dataset) // config.batch_size  # drop_last, as fit()
 
     def epoch(self, epoch: int, chunk: int = 10_000) -> tuple[torch.Tensor, torch.Tensor]:
         """(x, y) of ``epoch`` (0-based): shuffled, normalised and augmented, on the device."""
@@ -109,9 +115,16 @@ class ResidentEpochs:
         return x, self.labels[perm]
 
 
-def fit_resident(config: TrainConfig, train_set: ImageDataset, eval_set: ImageDataset, *,
-                 out: Union[str, Path], resume: bool = True, pause_at: Optional[int] = None,
-                 log=print) -> ResidentResult:
+def fit_resident(
+    config: TrainConfig,
+    train_set: ImageDataset,
+    eval_set: ImageDataset,
+    *,
+    out: Union[str, Path],
+    resume: bool = True,
+    pause_at: Optional[int] = None,
+    log=print,
+) -> ResidentResult:
     """Train ``config`` with ``train_set`` resident on the device; evaluate ``eval_set`` after
     every ``config.eval_every`` epochs; write the run to ``out`` (see the module doc).
 
@@ -119,8 +132,7 @@ def fit_resident(config: TrainConfig, train_set: ImageDataset, eval_set: ImageDa
     time-boxed slot); the same call without it continues to ``config.steps``."""
     config.check()
     if config.freeze or config.layer_decay != 1:
-        raise ValueError("fit_resident trains every parameter at one learning rate: freeze and "
-                         "layer_decay need fit()")
+        raise ValueError("fit_resident trains every parameter at one learning rate: freeze and layer_decay need fit()")
     device = resolve_device(config.device)
     precision = Precision(resolve_precision(config.precision, device), device)
     seed_everything(config.seed, config.deterministic)
@@ -133,14 +145,13 @@ def fit_resident(config: TrainConfig, train_set: ImageDataset, eval_set: ImageDa
     optimizer = build_optimizer(model, config)
     epochs = ResidentEpochs(train_set, config, device)
     if epochs.steps_per_epoch == 0:
-        raise ValueError(f"batch_size {config.batch_size} is larger than the training split "
-                         f"({len(train_set)} images)")
+        raise ValueError(f"batch_size {config.batch_size} is larger than the training split ({len(train_set)} images)")
     total = config.steps or config.epochs * epochs.steps_per_epoch
     schedule = LRSchedule(config, epochs.steps_per_epoch, total)
     out = Path(out)
     last = out / "checkpoints" / "last.pt"
     step = batch_in_epoch = 0
-    sums = torch.zeros(3, device=device)             # loss * n, correct, n of the epoch so far
+    sums = torch.zeros(3, device=device)  # loss * n, correct, n of the epoch so far
     epoch_time = 0.0
     if resume and last.is_file():
         state = load_checkpoint(last, map_location=device)
@@ -151,8 +162,13 @@ def fit_resident(config: TrainConfig, train_set: ImageDataset, eval_set: ImageDa
         log(f"resume: {last} at step {step}")
     runlog = RunLog(out, config.to_yaml(), tensorboard=False)
     runlog.restore_rows(step // epochs.steps_per_epoch)
-    compiled = should_compile(config.compile, device, deterministic=config.deterministic,
-                              total_steps=total, image_size=train_set.images.shape[-1])
+    compiled = should_compile(
+        config.compile,
+        device,
+        deterministic=config.deterministic,
+        total_steps=total,
+        image_size=train_set.images.shape[-1],
+    )
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     batch_n = torch.tensor(float(config.batch_size), device=device)
 
@@ -161,25 +177,36 @@ def fit_resident(config: TrainConfig, train_set: ImageDataset, eval_set: ImageDa
         with precision.autocast():
             logits = model(x)
         loss = criterion(logits.float(), y)
-        return loss, torch.stack([loss.detach() * batch_n, (logits.argmax(1) == y).sum().float(),
-                                  batch_n])
+        return loss, torch.stack([loss.detach() * batch_n, (logits.argmax(1) == y).sum().float(), batch_n])
 
-    if compiled:   # CUDA graphs on CUDA: one launch per forward and one per backward
-        forward_loss = torch.compile(forward_loss,
-                                     mode="reduce-overhead" if device.type == "cuda" else None)
+    if compiled:  # CUDA graphs on CUDA: one launch per forward and one per backward
+        forward_loss = torch.compile(forward_loss, mode="reduce-overhead" if device.type == "cuda" else None)
     eval_batches = device_batches(eval_set, device, config.eval_batch_size, config.channels_last)
-    log(f"{config.model}: {len(train_set)} images resident on {device}, {total} steps of "
-        f"{config.batch_size}, precision {precision.name}, compile {compiled}; outputs in {out}/")
+    log(
+        f"{config.model}: {len(train_set)} images resident on {device}, {total} steps of "
+        f"{config.batch_size}, precision {precision.name}, compile {compiled}; outputs in {out}/"
+    )
 
     def checkpoint() -> None:
-        save_checkpoint({
-            "format": RESIDENT_FORMAT, **checkpoint_header(model), "trainer": "resident",
-            "config": config.to_dict(),
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "step": step, "epoch": step // epochs.steps_per_epoch, "batch_in_epoch": batch_in_epoch,
-            "epoch_sums": sums.cpu(), "epoch_time": epoch_time,
-            "classes": list(train_set.classes), "mean": list(train_set.mean),
-            "std": list(train_set.std)}, last)
+        save_checkpoint(
+            {
+                "format": RESIDENT_FORMAT,
+                **checkpoint_header(model),
+                "trainer": "resident",
+                "config": config.to_dict(),
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "step": step,
+                "epoch": step // epochs.steps_per_epoch,
+                "batch_in_epoch": batch_in_epoch,
+                "epoch_sums": sums.cpu(),
+                "epoch_time": epoch_time,
+                "classes": list(train_set.classes),
+                "mean": list(train_set.mean),
+                "std": list(train_set.std),
+            },
+            last,
+        )
 
     row: dict = {}
     end = min(total, pause_at) if pause_at else total
@@ -203,7 +230,7 @@ def fit_resident(config: TrainConfig, train_set: ImageDataset, eval_set: ImageDa
                 step, batch_in_epoch = step + 1, b + 1
             epoch_time += time.perf_counter() - started
             if batch_in_epoch < epochs.steps_per_epoch and step < total:
-                break                                   # stopped or paused inside the epoch
+                break  # stopped or paused inside the epoch
             row = epoch_row(epoch + 1, step, schedule(step - 1), sums, epoch_time)
             if (epoch + 1) % config.eval_every == 0 or step >= total:
                 scores = evaluate(model, eval_batches, precision)
@@ -212,13 +239,13 @@ def fit_resident(config: TrainConfig, train_set: ImageDataset, eval_set: ImageDa
             runlog.epoch_row(row)
             if not math.isfinite(row["train_loss"]):
                 checkpoint()
-                raise FloatingPointError(f"the training loss became {row['train_loss']} in epoch "
-                                         f"{epoch + 1}; stopped (last.pt kept)")
+                raise FloatingPointError(
+                    f"the training loss became {row['train_loss']} in epoch {epoch + 1}; stopped (last.pt kept)"
+                )
             batch_in_epoch, epoch_time = 0, 0.0
             sums = torch.zeros(3, device=device)
             checkpoint()
-            log(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                         for k, v in row.items()))
+            log(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
         checkpoint()
     runlog.close()
     return ResidentResult(metrics=row, step=step, finished=step >= total, run_dir=out, model=model)
@@ -228,9 +255,15 @@ def epoch_row(epoch: int, step: int, lr: float, sums: torch.Tensor, seconds: flo
     """One metrics.csv row from the epoch's device-side sums (the one host sync)."""
     loss_sum, correct, n = sums.tolist()
     n = max(n, 1.0)
-    return {"epoch": epoch, "step": step, "lr": lr, "train_loss": loss_sum / n,
-            "train_acc": correct / n, "images_per_s": n / max(seconds, 1e-9),
-            "epoch_time_s": seconds}
+    return {
+        "epoch": epoch,
+        "step": step,
+        "lr": lr,
+        "train_loss": loss_sum / n,
+        "train_acc": correct / n,
+        "images_per_s": n / max(seconds, 1e-9),
+        "epoch_time_s": seconds,
+    }
 
 
 def load_resident_data(config: TrainConfig) -> tuple[ImageDataset, ImageDataset]:

@@ -12,8 +12,7 @@ from typing import Optional, Union
 from ..atomic import write_text
 from ..writable import check_output_dir
 
-CORE_COLUMNS = ["epoch", "step", "lr", "train_loss", "train_acc", "val_loss", "val_acc",
-                "images_per_s", "epoch_time_s"]
+CORE_COLUMNS = ["epoch", "step", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "images_per_s", "epoch_time_s"]
 
 
 def default_run_dir(model: str, root: Union[str, Path] = "runs") -> Path:
@@ -38,7 +37,7 @@ def resolve_run_dir(config):
 
 
 def run_length(total_steps: int, epochs: int, per_epoch: int) -> str:
-    """"3 epochs x 78 steps", or "2 steps (78 per epoch)" when the run ends mid-epoch."""
+    """ "3 epochs x 78 steps", or "2 steps (78 per epoch)" when the run ends mid-epoch."""
     if total_steps == epochs * per_epoch:
         return f"{epochs} epoch{'s' if epochs != 1 else ''} x {per_epoch} steps"
     return f"{total_steps} steps ({per_epoch} per epoch)"
@@ -48,8 +47,9 @@ class RunLog:
     """Files of one run directory. ``purge_step`` (on resume) drops TensorBoard events that
     were written after the checkpoint being resumed."""
 
-    def __init__(self, run_dir: Path, config_yaml: str, tensorboard: bool = True,
-                 purge_step: Optional[int] = None) -> None:
+    def __init__(
+        self, run_dir: Path, config_yaml: str, tensorboard: bool = True, purge_step: Optional[int] = None
+    ) -> None:
         self.run_dir = Path(run_dir)
         self.checkpoint_dir = self.run_dir / "checkpoints"
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
@@ -59,6 +59,7 @@ class RunLog:
         self.writer = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
+
             self.writer = SummaryWriter(log_dir=str(self.run_dir), purge_step=purge_step)
 
     def restore_rows(self, completed_epochs: int) -> None:
@@ -78,8 +79,7 @@ class RunLog:
         """Append one epoch's metrics to metrics.csv (rewritten whole: new columns may appear)."""
         self.rows.append(dict(row))
         self._write_csv()
-        self.scalars(int(row["step"]), {k: v for k, v in row.items() if k not in ("epoch", "step")},
-                     prefix="epoch/")
+        self.scalars(int(row["step"]), {k: v for k, v in row.items() if k not in ("epoch", "step")}, prefix="epoch/")
         if self.writer is not None:
             self.writer.flush()
 
@@ -109,6 +109,6 @@ def format_scores(metrics: dict, split: str) -> str:
     parts = []
     for key, value in metrics.items():
         if key.startswith(split + "_"):
-            name = key[len(split) + 1:]
+            name = key[len(split) + 1 :]
             parts.append(f"{name} {100 * value:.2f}%" if name == "acc" else f"{name} {value:.4g}")
     return f"{split} " + " ".join(parts)

@@ -49,7 +49,7 @@ class LRSchedule:
             if self.constant_warmup:
                 return self.start_factor
             return self.start_factor + (1 - self.start_factor) * step / self.warmup
-        if self.kind == "onecycle":   # after the rise (the warm-up), linear down to min_factor
+        if self.kind == "onecycle":  # after the rise (the warm-up), linear down to min_factor
             t = (step - self.warmup) / max(1, self.total - self.warmup)
             return 1 + (self.min_factor - 1) * min(1.0, t)
         if self.kind == "multistep":

@@ -14,7 +14,7 @@ def seed_everything(seed: int, deterministic: bool) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    if deterministic != torch.are_deterministic_algorithms_enabled():   # (the call imports inductor)
+    if deterministic != torch.are_deterministic_algorithms_enabled():  # (the call imports inductor)
         torch.use_deterministic_algorithms(deterministic, warn_only=True)
     if torch.backends.cudnn.is_available():
         torch.backends.cudnn.deterministic = deterministic

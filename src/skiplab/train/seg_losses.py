@@ -30,17 +30,17 @@ def _check(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     shape does not match ``prediction`` (``[B, K, H, W]`` logits or ``[B, H, W]`` labels)."""
     if target.dim() == 4 and target.shape[1] == 1:
         target = target[:, 0]
-    if (target.dim() != 3 or target.shape[0] != prediction.shape[0]
-            or target.shape[-2:] != prediction.shape[-2:]):
-        raise ValueError(f"target must be class indices [B, H, W] matching the prediction "
-                         f"{tuple(prediction.shape)}; got shape {tuple(target.shape)}")
+    if target.dim() != 3 or target.shape[0] != prediction.shape[0] or target.shape[-2:] != prediction.shape[-2:]:
+        raise ValueError(
+            f"target must be class indices [B, H, W] matching the prediction "
+            f"{tuple(prediction.shape)}; got shape {tuple(target.shape)}"
+        )
     if target.is_floating_point():
         raise ValueError(f"target must hold integer class indices, got dtype {target.dtype}")
     return target.long()
 
 
-def _valid(target: torch.Tensor, num_classes: int, ignore_index: Optional[int],
-           check: bool = True) -> torch.Tensor:
+def _valid(target: torch.Tensor, num_classes: int, ignore_index: Optional[int], check: bool = True) -> torch.Tensor:
     """The mask of counted pixels; ``check``: a ValueError on labels outside the classes
     (a host sync: a training step, whose labels were checked once, passes False)."""
     valid = torch.ones_like(target, dtype=torch.bool) if ignore_index is None else target != ignore_index
@@ -48,13 +48,16 @@ def _valid(target: torch.Tensor, num_classes: int, ignore_index: Optional[int],
         return valid
     labels = target[valid]
     if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
-        raise ValueError(f"target labels must lie in [0, {num_classes}) (or be ignore_index="
-                         f"{ignore_index}); found [{int(labels.min())}, {int(labels.max())}]")
+        raise ValueError(
+            f"target labels must lie in [0, {num_classes}) (or be ignore_index="
+            f"{ignore_index}); found [{int(labels.min())}, {int(labels.max())}]"
+        )
     return valid
 
 
-def confusion_counts(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
-                     ignore_index: Optional[int] = None, check: bool = True) -> torch.Tensor:
+def confusion_counts(
+    pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: Optional[int] = None, check: bool = True
+) -> torch.Tensor:
     """Per-class ``[num_classes, 3]`` counts (true positives, false positives, false negatives)
     of hard predictions ``pred`` ``[B, H, W]`` (class indices; logits ``[B, K, H, W]`` are
     arg-maxed) against ``target`` ``[B, H, W]``. ``check``: ValueErrors on labels out of
@@ -65,8 +68,8 @@ def confusion_counts(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
         pred = pred.argmax(1)
     target = _check(pred, target)
     valid = _valid(target, num_classes, ignore_index, check)
-    if not check:        # no boolean indexing, no bincount (both wait for the host on CUDA)
-        k2 = num_classes ** 2
+    if not check:  # no boolean indexing, no bincount (both wait for the host on CUDA)
+        k2 = num_classes**2
         idx = torch.where(valid, target * num_classes + pred.long(), k2).flatten()
         flat = torch.zeros(k2 + 1, dtype=torch.long, device=idx.device)
         matrix = flat.index_add_(0, idx, torch.ones_like(idx))[:k2].view(num_classes, num_classes)
@@ -74,9 +77,8 @@ def confusion_counts(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
         return torch.stack([tp, matrix.sum(0) - tp, matrix.sum(1) - tp], dim=1)
     p, t = pred[valid].long(), target[valid]
     if p.numel() and (int(p.min()) < 0 or int(p.max()) >= num_classes):
-        raise ValueError(f"predicted labels must lie in [0, {num_classes}); "
-                         f"found [{int(p.min())}, {int(p.max())}]")
-    matrix = torch.bincount(t * num_classes + p, minlength=num_classes ** 2).view(num_classes, num_classes)
+        raise ValueError(f"predicted labels must lie in [0, {num_classes}); found [{int(p.min())}, {int(p.max())}]")
+    matrix = torch.bincount(t * num_classes + p, minlength=num_classes**2).view(num_classes, num_classes)
     tp = matrix.diagonal()
     return torch.stack([tp, matrix.sum(0) - tp, matrix.sum(1) - tp], dim=1)
 
@@ -106,8 +108,9 @@ class SegmentationScores:
         self.counts = torch.zeros(self.num_classes, 3, dtype=torch.int64)
 
     def update(self, logits_or_pred: torch.Tensor, target: torch.Tensor) -> None:
-        self.counts += confusion_counts(logits_or_pred.detach().cpu(), target.cpu(), self.num_classes,
-                                        self.ignore_index)
+        self.counts += confusion_counts(
+            logits_or_pred.detach().cpu(), target.cpu(), self.num_classes, self.ignore_index
+        )
 
     def reset(self) -> None:
         self.counts.zero_()
@@ -139,25 +142,40 @@ class SegmentationScores:
         return out
 
 
-def dice_score(logits_or_pred: torch.Tensor, target: torch.Tensor, num_classes: int,
-               ignore_index: Optional[int] = None, background_index: Optional[int] = 0) -> float:
+def dice_score(
+    logits_or_pred: torch.Tensor,
+    target: torch.Tensor,
+    num_classes: int,
+    ignore_index: Optional[int] = None,
+    background_index: Optional[int] = 0,
+) -> float:
     """Mean foreground Dice of one batch (1 = perfect, 0 = disjoint)."""
     scores = SegmentationScores(num_classes, ignore_index, background_index)
     scores.update(logits_or_pred, target)
     return scores.mean_dice
 
 
-def iou_score(logits_or_pred: torch.Tensor, target: torch.Tensor, num_classes: int,
-              ignore_index: Optional[int] = None, background_index: Optional[int] = 0) -> float:
+def iou_score(
+    logits_or_pred: torch.Tensor,
+    target: torch.Tensor,
+    num_classes: int,
+    ignore_index: Optional[int] = None,
+    background_index: Optional[int] = 0,
+) -> float:
     """Mean foreground IoU (Jaccard) of one batch (1 = perfect, 0 = disjoint)."""
     scores = SegmentationScores(num_classes, ignore_index, background_index)
     scores.update(logits_or_pred, target)
     return scores.mean_iou
 
 
-def soft_dice(logits: torch.Tensor, target: torch.Tensor, ignore_index: Optional[int] = None,
-              include_background: bool = False, smooth: float = 1e-5, check: bool = True
-              ) -> torch.Tensor:
+def soft_dice(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    ignore_index: Optional[int] = None,
+    include_background: bool = False,
+    smooth: float = 1e-5,
+    check: bool = True,
+) -> torch.Tensor:
     """Mean over classes of the soft Dice 2 sum(p g) / (sum(p) + sum(g)), p the softmax
     probabilities, g the one-hot target, sums over the batch and pixels (differentiable).
     Class 0 is the background, left out unless ``include_background``."""
@@ -189,33 +207,44 @@ class DiceCELoss(nn.Module):
             whose data were checked once sets it False).
     """
 
-    def __init__(self, ce_weight: float = 1.0, dice_weight: float = 1.0,
-                 class_weights: Optional[torch.Tensor] = None, ignore_index: Optional[int] = None,
-                 include_background: bool = False, smooth: float = 1e-5, check: bool = True) -> None:
+    def __init__(
+        self,
+        ce_weight: float = 1.0,
+        dice_weight: float = 1.0,
+        class_weights: Optional[torch.Tensor] = None,
+        ignore_index: Optional[int] = None,
+        include_background: bool = False,
+        smooth: float = 1e-5,
+        check: bool = True,
+    ) -> None:
         super().__init__()
         self.check = check
         if ce_weight < 0 or dice_weight < 0 or ce_weight + dice_weight == 0:
-            raise ValueError(f"ce_weight and dice_weight must be >= 0 and not both 0, "
-                             f"got {ce_weight} and {dice_weight}")
+            raise ValueError(
+                f"ce_weight and dice_weight must be >= 0 and not both 0, got {ce_weight} and {dice_weight}"
+            )
         self.ce_weight, self.dice_weight = ce_weight, dice_weight
         self.ignore_index, self.include_background, self.smooth = ignore_index, include_background, smooth
-        self.register_buffer("class_weights", None if class_weights is None
-                             else torch.as_tensor(class_weights, dtype=torch.float32))
+        self.register_buffer(
+            "class_weights", None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32)
+        )
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         target = _check(logits, target)
         _valid(target, logits.shape[1], self.ignore_index, self.check)
         loss = logits.new_zeros((), dtype=torch.float32)
         if self.ce_weight:
-            ce = F.cross_entropy(logits.float(), target, weight=self.class_weights,
-                                 ignore_index=-100 if self.ignore_index is None else self.ignore_index)
+            ce = F.cross_entropy(
+                logits.float(),
+                target,
+                weight=self.class_weights,
+                ignore_index=-100 if self.ignore_index is None else self.ignore_index,
+            )
             loss = loss + self.ce_weight * ce
         if self.dice_weight:
-            dice = soft_dice(logits, target, self.ignore_index, self.include_background, self.smooth,
-                             self.check)
+            dice = soft_dice(logits, target, self.ignore_index, self.include_background, self.smooth, self.check)
             loss = loss + self.dice_weight * (1 - dice)
         return loss
 
     def extra_repr(self) -> str:
-        return (f"ce_weight={self.ce_weight}, dice_weight={self.dice_weight}, "
-                f"ignore_index={self.ignore_index}")
+        return f"ce_weight={self.ce_weight}, dice_weight={self.dice_weight}, ignore_index={self.ignore_index}"

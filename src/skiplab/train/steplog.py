@@ -35,8 +35,11 @@ class StepLog(Callback):
     def on_steps(self, trainer, steps) -> None:
         for r in steps:
             error = trainer.task.train_error(r.sums) if r.sums[-1] > 0 else None
-            self.rows.append(dict(step=r.step, epoch=r.epoch, loss=r.loss,
-                                  error=math.nan if error is None else float(error), lr=r.lr))
+            self.rows.append(
+                dict(
+                    step=r.step, epoch=r.epoch, loss=r.loss, error=math.nan if error is None else float(error), lr=r.lr
+                )
+            )
 
     def save(self) -> None:
         if self.path is not None and self.rows:
@@ -57,5 +60,13 @@ def read_steps(path: Path) -> list[dict[str, float]]:
     if not Path(path).is_file():
         return []
     with open(path, newline="") as f:
-        return [dict(step=int(r["step"]), epoch=int(r["epoch"]), loss=float(r["loss"]),
-                     error=float(r["error"]), lr=float(r["lr"])) for r in csv.DictReader(f)]
+        return [
+            dict(
+                step=int(r["step"]),
+                epoch=int(r["epoch"]),
+                loss=float(r["loss"]),
+                error=float(r["error"]),
+                lr=float(r["lr"]),
+            )
+            for r in csv.DictReader(f)
+        ]

@@ -50,13 +50,13 @@ class NonFiniteLossError(RuntimeError):
 class StepRecord:
     """One training step, as the host sees it at the sync after it."""
 
-    step: int                   # optimiser steps done with it (what trainer.step says after it)
-    epoch: int                  # 1-based
-    batch: int                  # 1-based position in the epoch
-    lr: float                   # the lr the step used (before group scales)
-    sums: list                  # the task's batch sums, over all processes
-    terms: dict = field(default_factory=dict)   # mean loss terms of the batch (named)
-    vote: float = 0.0           # DDP: processes that were asked to stop, at this step
+    step: int  # optimiser steps done with it (what trainer.step says after it)
+    epoch: int  # 1-based
+    batch: int  # 1-based position in the epoch
+    lr: float  # the lr the step used (before group scales)
+    sums: list  # the task's batch sums, over all processes
+    terms: dict = field(default_factory=dict)  # mean loss terms of the batch (named)
+    vote: float = 0.0  # DDP: processes that were asked to stop, at this step
 
     @property
     def loss(self) -> float:
@@ -76,23 +76,25 @@ class StepSums:
         self.term_names: tuple[str, ...] = ()
         self._running: Optional[torch.Tensor] = None
         self._pending: list[tuple[torch.Tensor, int, int, int, float]] = []
-        self.host: list[float] = [0.0] * width          # the task's sums at the last sync
-        self.host_terms: dict[str, float] = {}          # term x n sums at the last sync
+        self.host: list[float] = [0.0] * width  # the task's sums at the last sync
+        self.host_terms: dict[str, float] = {}  # term x n sums at the last sync
 
     # -- on the device, every step -------------------------------------------------------
-    def add(self, sums: torch.Tensor, *, step: int, epoch: int, batch: int, lr: float,
-            term_names: Sequence[str] = ()) -> None:
+    def add(
+        self, sums: torch.Tensor, *, step: int, epoch: int, batch: int, lr: float, term_names: Sequence[str] = ()
+    ) -> None:
         """``sums``: [task sums..., term sums..., (DDP: the stop vote)] of one step (float32)."""
         names = tuple(term_names)
         if self._running is None:
-            if not self.host_terms:      # an epoch's first step (or a resume without terms)
+            if not self.host_terms:  # an epoch's first step (or a resume without terms)
                 self.term_names = names
-            self._running = torch.tensor(self.host + [self.host_terms.get(k, 0.0) for k in
-                                                      self.term_names],
-                                         dtype=self.dtype, device=sums.device)
+            self._running = torch.tensor(
+                self.host + [self.host_terms.get(k, 0.0) for k in self.term_names], dtype=self.dtype, device=sums.device
+            )
         if names != self.term_names:
-            raise ValueError(f"the task's loss terms changed from {list(self.term_names)} to "
-                             f"{list(names)} within an epoch")
+            raise ValueError(
+                f"the task's loss terms changed from {list(self.term_names)} to {list(names)} within an epoch"
+            )
         n = self.width + len(names)
         self._running += sums[:n]
         self._pending.append((sums, step, epoch, batch, lr))
@@ -109,19 +111,17 @@ class StepSums:
         if not self._pending:
             return []
         pending, self._pending = self._pending, []
-        flat = torch.cat([self._running, torch.stack([p[0] for p in pending]).to(self.dtype)
-                          .flatten()]).tolist()
+        flat = torch.cat([self._running, torch.stack([p[0] for p in pending]).to(self.dtype).flatten()]).tolist()
         n = self.width + len(self.term_names)
-        self.host = flat[:self.width]
-        self.host_terms = dict(zip(self.term_names, flat[self.width:n]))
+        self.host = flat[: self.width]
+        self.host_terms = dict(zip(self.term_names, flat[self.width : n]))
         stride = len(pending[0][0])
         records = []
         for i, (_, step, epoch, batch, lr) in enumerate(pending):
-            row = flat[n + i * stride: n + (i + 1) * stride]
+            row = flat[n + i * stride : n + (i + 1) * stride]
             count = row[self.width - 1]
-            terms = {k: v / count for k, v in zip(self.term_names, row[self.width:n])}
-            records.append(StepRecord(step, epoch, batch, lr, row[:self.width], terms,
-                                      row[n] if stride > n else 0.0))
+            terms = {k: v / count for k, v in zip(self.term_names, row[self.width : n])}
+            records.append(StepRecord(step, epoch, batch, lr, row[: self.width], terms, row[n] if stride > n else 0.0))
         return records
 
     def load(self, sums: Sequence[float], terms: Optional[dict] = None) -> None:
@@ -137,5 +137,4 @@ class StepSums:
     def metrics(self, train_metrics: Callable[[list], dict]) -> dict:
         """``train_*`` columns of the synced sums: the task's, then ``train_<term>``."""
         count = self.host[-1]
-        return {**train_metrics(self.host),
-                **{f"train_{k}": v / count for k, v in self.host_terms.items()}}
+        return {**train_metrics(self.host), **{f"train_{k}": v / count for k, v in self.host_terms.items()}}

@@ -35,7 +35,7 @@ from torch import nn
 BACKBONE = "backbone"
 STEM = "stem"
 STAGE = re.compile(r"stage(\d+)$")
-NORMS_WITH_STATS = nn.modules.batchnorm._NormBase      # BatchNorm (and InstanceNorm with stats)
+NORMS_WITH_STATS = nn.modules.batchnorm._NormBase  # BatchNorm (and InstanceNorm with stats)
 
 
 def _stages(model: nn.Module) -> list[nn.Module]:
@@ -44,8 +44,10 @@ def _stages(model: nn.Module) -> list[nn.Module]:
         modules = dict(model.named_modules())
         stages = [modules[f["module"]] for f in getattr(model, "feature_info", []) if f["module"] in modules]
     if not stages:
-        raise ValueError(f"{type(model).__name__} has no stages (model.stages or feature_info): "
-                         f"name its modules with patterns instead")
+        raise ValueError(
+            f"{type(model).__name__} has no stages (model.stages or feature_info): "
+            f"name its modules with patterns instead"
+        )
     return list(stages)
 
 
@@ -96,8 +98,14 @@ def layer_decay_groups(groups: list[dict], model: nn.Module, decay: float) -> li
         for p in group["params"]:
             by_layer.setdefault(ids[names[id(p)]], []).append(p)
         for layer in sorted(by_layer):
-            out.append(dict(group, params=by_layer[layer], layer_id=layer,
-                            lr_scale=group.get("lr_scale", 1.0) * decay ** (top - layer)))
+            out.append(
+                dict(
+                    group,
+                    params=by_layer[layer],
+                    layer_id=layer,
+                    lr_scale=group.get("lr_scale", 1.0) * decay ** (top - layer),
+                )
+            )
     return out
 
 
@@ -130,8 +138,10 @@ def freeze(model: nn.Module, spec: Sequence[str]) -> list[str]:
             hit = [n for n in names if _matches(n, item)]
         if not hit:
             top = ", ".join(n for n, _ in model.named_children())
-            raise ValueError(f"freeze: {item!r} names no parameter of {type(model).__name__} (expected "
-                             f"stem, stage1.., backbone or a name pattern; its modules: {top})")
+            raise ValueError(
+                f"freeze: {item!r} names no parameter of {type(model).__name__} (expected "
+                f"stem, stage1.., backbone or a name pattern; its modules: {top})"
+            )
         chosen.update(hit)
     for name, p in model.named_parameters():
         if name in chosen:
@@ -142,8 +152,11 @@ def freeze(model: nn.Module, spec: Sequence[str]) -> list[str]:
 def frozen_norms(model: nn.Module) -> list[nn.Module]:
     """The BatchNorm-like modules (running statistics) to keep in eval mode: those whose
     parameters are all frozen, or without parameters inside a module whose are."""
-    frozen = {name for name, m in model.named_modules()
-              if any(True for _ in m.parameters()) and not any(p.requires_grad for p in m.parameters())}
+    frozen = {
+        name
+        for name, m in model.named_modules()
+        if any(True for _ in m.parameters()) and not any(p.requires_grad for p in m.parameters())
+    }
     out = []
     for name, m in model.named_modules():
         if not isinstance(m, NORMS_WITH_STATS):

@@ -31,8 +31,7 @@ MEASURES = ("psnr", "ssim", "bpp")
 FAMILIES = ("model", "jpeg2000-matched", "jpeg-matched", "avgpool")
 
 
-def plateau(val_psnr: list[float], fraction: float = PLATEAU_FRACTION,
-            gain_db: float = PLATEAU_GAIN_DB) -> dict:
+def plateau(val_psnr: list[float], fraction: float = PLATEAU_FRACTION, gain_db: float = PLATEAU_GAIN_DB) -> dict:
     """Whether a run reached its validation plateau: the best validation PSNR of the last
     ``fraction`` of its evaluations beats the best before them by less than ``gain_db``.
     Needs at least 4 evaluations (else ``reached`` is False: too few to tell)."""
@@ -46,6 +45,7 @@ def plateau(val_psnr: list[float], fraction: float = PLATEAU_FRACTION,
 
 def val_curve(run_dir: Path) -> list[float]:
     from .report import read_metrics
+
     return [float(r["val_psnr"]) for r in read_metrics(run_dir / "metrics.csv") if r.get("val_psnr")]
 
 
@@ -54,6 +54,7 @@ def evaluate_fold_run(checkpoint: Path, fold, bits, coder: str = "auto") -> dict
     every ``bits``, and the constant image's PSNR, on ``fold``'s held-out scenes."""
     from ..model.checkpoint import load_autoencoder
     from .holdout import normalise_scene
+
     ae = load_autoencoder(checkpoint)
     points = rate_distortion([ae], fold.test, bits=tuple(bits), coder=coder, reference_rates=())
     out: dict = {"scenes": [t.name for t in fold.test], "bits": {}}
@@ -62,8 +63,9 @@ def evaluate_fold_run(checkpoint: Path, fold, bits, coder: str = "auto") -> dict
             b = p.setting.split()[0]
             out["bits"].setdefault(b, {})[p.family] = {k: p.values[k] for k in MEASURES if k in p.values}
     level = float(fold.train.tiles.mean())
-    out["constant"] = [float(10 * np.log10(1.0 / np.mean((normalise_scene(t.speckled) - level) ** 2)))
-                       for t in fold.test]
+    out["constant"] = [
+        float(10 * np.log10(1.0 / np.mean((normalise_scene(t.speckled) - level) ** 2))) for t in fold.test
+    ]
     return out
 
 
@@ -84,6 +86,7 @@ def run_holdout(runner, ablation, command: str, log: Callable[[str], None] = pri
     """Train every run, evaluate each on its held-out site (resumable), write the report."""
     from .experiment import AblationResult, fold_key, run_name
     from .codec_report import write_codec_report
+
     c, state = ablation.config, runner.state
     folds = ablation.folds
     start = time.perf_counter()
@@ -110,15 +113,25 @@ def run_holdout(runner, ablation, command: str, log: Callable[[str], None] = pri
         state.data["reference_curves"] = reference_curves(folds, log)
         evaluated = True
         state.save()
-    if evaluated:    # a resume that only rewrites the report keeps the measured time
+    if evaluated:  # a resume that only rewrites the report keeps the measured time
         state.data["timings"]["evaluation"] = round(time.perf_counter() - t0, 1)
-    md, html, verdict, rows = write_codec_report(dict(
-        config=c, folds=[dict(index=f.index, site=f.test_site, description=f.description,
-                              scenes=[t.name for t in f.test]) for f in folds],
-        evaluations=evaluations, curves=state.data["reference_curves"], steps=state.steps,
-        directory=runner.dir, command=command, threads=runner.threads,
-        timings=dict(state.data["timings"]),
-        val_curves={name: val_curve(runner.dir / "runs" / name) for name in evaluations}))
+    md, html, verdict, rows = write_codec_report(
+        dict(
+            config=c,
+            folds=[
+                dict(index=f.index, site=f.test_site, description=f.description, scenes=[t.name for t in f.test])
+                for f in folds
+            ],
+            evaluations=evaluations,
+            curves=state.data["reference_curves"],
+            steps=state.steps,
+            directory=runner.dir,
+            command=command,
+            threads=runner.threads,
+            timings=dict(state.data["timings"]),
+            val_curves={name: val_curve(runner.dir / "runs" / name) for name in evaluations},
+        )
+    )
     state.data["results"] = {"rows": rows, "verdict": verdict}
     state.add_time("total", time.perf_counter() - start)
     state.finish()

@@ -68,7 +68,9 @@ def collect(evaluations: dict, variants, seeds: int) -> dict:
 
 def compare(a, b) -> dict:
     ci = difference({"a": np.asarray(a, np.float64), "b": np.asarray(b, np.float64)}, "a", "b")
-    return dict(ci, verdict={"positive": "beats", "negative": "loses to"}.get(sign(ci), "no significant difference with"))
+    return dict(
+        ci, verdict={"positive": "beats", "negative": "loses to"}.get(sign(ci), "no significant difference with")
+    )
 
 
 def ci_text(c: dict) -> str:
@@ -86,15 +88,22 @@ def summarise(data: dict) -> dict:
         for b in bits:
             fam = e["bits"][b]
             m = fam["model"]
-            r = dict(bpp=[float(np.mean(x)) for x in m["bpp"]], psnr=[float(np.mean(x)) for x in m["psnr"]],
-                     ssim=[float(np.mean(x)) for x in m["ssim"]])
+            r = dict(
+                bpp=[float(np.mean(x)) for x in m["bpp"]],
+                psnr=[float(np.mean(x)) for x in m["psnr"]],
+                ssim=[float(np.mean(x)) for x in m["ssim"]],
+            )
             for ref in REFERENCES:
                 if ref in fam:
-                    r[ref] = dict(psnr=float(np.mean(fam[ref]["psnr"])), bpp=float(np.mean(fam[ref]["bpp"])),
-                                  diff=compare(m["psnr"], fam[ref]["psnr"]))
+                    r[ref] = dict(
+                        psnr=float(np.mean(fam[ref]["psnr"])),
+                        bpp=float(np.mean(fam[ref]["bpp"])),
+                        diff=compare(m["psnr"], fam[ref]["psnr"]),
+                    )
             per_rate[b] = r
-        rows[v] = dict(trained=lift >= T.DID_NOT_TRAIN_DB, lift=lift, constant=float(np.mean(e["constant"])),
-                       rates=per_rate)
+        rows[v] = dict(
+            trained=lift >= T.DID_NOT_TRAIN_DB, lift=lift, constant=float(np.mean(e["constant"])), rates=per_rate
+        )
     return rows
 
 
@@ -103,30 +112,43 @@ def verdict_lines(rows: dict, data: dict, seeds: int, quick: bool, plateaus: dic
     lines = []
     for v, r in rows.items():
         if not r["trained"]:
-            lines.append(f"`{v}` **did not train**: {r['lift']:+.2f} dB above a constant image at its highest rate "
-                         f"(gate {T.DID_NOT_TRAIN_DB:g} dB); not ranked.")
+            lines.append(
+                f"`{v}` **did not train**: {r['lift']:+.2f} dB above a constant image at its highest rate "
+                f"(gate {T.DID_NOT_TRAIN_DB:g} dB); not ranked."
+            )
     trained = [v for v in rows if rows[v]["trained"]]
     reached = sum(p["reached"] for p in plateaus.values())
-    lines.append(f"Validation plateau (last {T.PLATEAU_FRACTION:.0%} of evaluations gaining < {T.PLATEAU_GAIN_DB:g} dB): "
-                 f"{reached} of {len(plateaus)} runs.")
+    lines.append(
+        f"Validation plateau (last {T.PLATEAU_FRACTION:.0%} of evaluations gaining < {T.PLATEAU_GAIN_DB:g} dB): "
+        f"{reached} of {len(plateaus)} runs."
+    )
     if reasons:
         return lines + ["No verdict: " + "; ".join(reasons) + "."]
     if not trained:
         return lines + ["No variant trained: nothing to rank."]
-    gain = {v: np.mean([rows[v]["rates"][b]["jpeg2000-matched"]["diff"]["estimate"] for b in rows[v]["rates"]])
-            for v in trained}
+    gain = {
+        v: np.mean([rows[v]["rates"][b]["jpeg2000-matched"]["diff"]["estimate"] for b in rows[v]["rates"]])
+        for v in trained
+    }
     best = max(trained, key=lambda v: gain[v])
     rates = rows[best]["rates"]
     wins = [b for b in rates if rates[b]["jpeg2000-matched"]["diff"]["verdict"] == "beats"]
-    lines.append(f"Best variant against JPEG 2000: **`{best}`**, beating it at {len(wins)} of {len(rates)} rates "
-                 f"(target: >= 2 of 3) -- " + "; ".join(
-                     f"{b} bits ({np.mean(rates[b]['bpp']):.3f} bpp): {ci_text(rates[b]['jpeg2000-matched']['diff'])}"
-                     for b in rates) + (". **Target met.**" if len(wins) >= 2 else ". **Target not met.**"))
+    lines.append(
+        f"Best variant against JPEG 2000: **`{best}`**, beating it at {len(wins)} of {len(rates)} rates "
+        f"(target: >= 2 of 3) -- "
+        + "; ".join(
+            f"{b} bits ({np.mean(rates[b]['bpp']):.3f} bpp): {ci_text(rates[b]['jpeg2000-matched']['diff'])}"
+            for b in rates
+        )
+        + (". **Target met.**" if len(wins) >= 2 else ". **Target not met.**")
+    )
     for v in trained:
         rr = rows[v]["rates"]
         beat = [b for b in rr if rr[b]["avgpool"]["diff"]["verdict"] == "beats"]
-        lines.append(f"`{v}` against avg-pool + bilinear at its value count: beats it at {len(beat)} of {len(rr)} "
-                     f"rates (" + "; ".join(f"{b} bits {ci_text(rr[b]['avgpool']['diff'])}" for b in rr) + ").")
+        lines.append(
+            f"`{v}` against avg-pool + bilinear at its value count: beats it at {len(beat)} of {len(rr)} "
+            f"rates (" + "; ".join(f"{b} bits {ci_text(rr[b]['avgpool']['diff'])}" for b in rr) + ")."
+        )
     plain = [v for v in trained if v.endswith("_plain")]
     for p in plain:
         for v in trained:
@@ -136,7 +158,9 @@ def verdict_lines(rows: dict, data: dict, seeds: int, quick: bool, plateaus: dic
             for b in rows[v]["rates"]:
                 c = compare(data[v]["bits"][b]["model"]["psnr"], data[p]["bits"][b]["model"]["psnr"])
                 diffs.append(f"{b} bits {ci_text(c)} ({c['verdict'].replace(' with', '')})")
-            lines.append(f"Residual connections, `{v}` - `{p}` (paired; rates differ slightly): " + "; ".join(diffs) + ".")
+            lines.append(
+                f"Residual connections, `{v}` - `{p}` (paired; rates differ slightly): " + "; ".join(diffs) + "."
+            )
     return lines
 
 
@@ -149,18 +173,30 @@ def plot_rd(rows: dict, curves: dict, path: Path) -> Path:
     for family, style in (("jpeg2000", "k-"), ("jpeg", "k--")):
         pts = curves.get(family, [])
         if pts:
-            ax.plot([p["bpp"] for p in pts], [p["psnr"] for p in pts], style, marker=".",
-                    label={"jpeg2000": "JPEG 2000", "jpeg": "JPEG"}[family])
+            ax.plot(
+                [p["bpp"] for p in pts],
+                [p["psnr"] for p in pts],
+                style,
+                marker=".",
+                label={"jpeg2000": "JPEG 2000", "jpeg": "JPEG"}[family],
+            )
     for i, (v, r) in enumerate(rows.items()):
         colour = COLOURS[i % len(COLOURS)]
         bits = list(r["rates"])
         x = [np.mean(r["rates"][b]["bpp"]) for b in bits]
         y = [np.mean(r["rates"][b]["psnr"]) for b in bits]
         err = [np.std(r["rates"][b]["psnr"], ddof=1) if len(r["rates"][b]["psnr"]) > 1 else 0 for b in bits]
-        ax.errorbar(x, y, yerr=err, color=colour, marker="o", capsize=3,
-                    label=v + ("" if r["trained"] else " (did not train)"))
-        ax.plot([r["rates"][b]["avgpool"]["bpp"] for b in bits], [r["rates"][b]["avgpool"]["psnr"] for b in bits],
-                color=colour, marker="x", linestyle=":", label=f"avg-pool at {v}'s value count")
+        ax.errorbar(
+            x, y, yerr=err, color=colour, marker="o", capsize=3, label=v + ("" if r["trained"] else " (did not train)")
+        )
+        ax.plot(
+            [r["rates"][b]["avgpool"]["bpp"] for b in bits],
+            [r["rates"][b]["avgpool"]["psnr"] for b in bits],
+            color=colour,
+            marker="x",
+            linestyle=":",
+            label=f"avg-pool at {v}'s value count",
+        )
     ax.set_xscale("log", base=2)
     ax.set_xlabel("measured bits per pixel (file bytes x 8 / pixels)")
     ax.set_ylabel("PSNR vs input, normalised log domain (dB)")
@@ -171,20 +207,57 @@ def plot_rd(rows: dict, curves: dict, path: Path) -> Path:
 
 
 def results_table(doc: Document, rows: dict) -> list[dict]:
-    header = ["variant", "bits", "bpp (measured)", "PSNR dB", "SSIM", "JPEG 2000 @ bpp", "vs JPEG 2000",
-              "JPEG @ bpp", "vs JPEG", "avg-pool bpp", "avg-pool dB", "vs avg-pool"]
+    header = [
+        "variant",
+        "bits",
+        "bpp (measured)",
+        "PSNR dB",
+        "SSIM",
+        "JPEG 2000 @ bpp",
+        "vs JPEG 2000",
+        "JPEG @ bpp",
+        "vs JPEG",
+        "avg-pool bpp",
+        "avg-pool dB",
+        "vs avg-pool",
+    ]
     table, flat = [], []
     for v, r in rows.items():
         for b, x in r["rates"].items():
             j2, jp, ap = x["jpeg2000-matched"], x["jpeg-matched"], x["avgpool"]
-            table.append([v + ("" if r["trained"] else " (did not train)"), b, pm(x["bpp"], fmt=".3f"),
-                          pm(x["psnr"], fmt=".2f"), pm(x["ssim"], fmt=".3f"), f"{j2['psnr']:.2f}", ci_text(j2["diff"]),
-                          f"{jp['psnr']:.2f}", ci_text(jp["diff"]), f"{ap['bpp']:.3f}", f"{ap['psnr']:.2f}",
-                          ci_text(ap["diff"])])
-            flat.append(dict(variant=v, bits=int(b), bpp=float(np.mean(x["bpp"])), psnr=float(np.mean(x["psnr"])),
-                             ssim=float(np.mean(x["ssim"])), jpeg2000=j2["psnr"], jpeg=jp["psnr"],
-                             avgpool=ap["psnr"], avgpool_bpp=ap["bpp"], trained=r["trained"],
-                             vs_jpeg2000=j2["diff"], vs_avgpool=ap["diff"], vs_jpeg=jp["diff"]))
+            table.append(
+                [
+                    v + ("" if r["trained"] else " (did not train)"),
+                    b,
+                    pm(x["bpp"], fmt=".3f"),
+                    pm(x["psnr"], fmt=".2f"),
+                    pm(x["ssim"], fmt=".3f"),
+                    f"{j2['psnr']:.2f}",
+                    ci_text(j2["diff"]),
+                    f"{jp['psnr']:.2f}",
+                    ci_text(jp["diff"]),
+                    f"{ap['bpp']:.3f}",
+                    f"{ap['psnr']:.2f}",
+                    ci_text(ap["diff"]),
+                ]
+            )
+            flat.append(
+                dict(
+                    variant=v,
+                    bits=int(b),
+                    bpp=float(np.mean(x["bpp"])),
+                    psnr=float(np.mean(x["psnr"])),
+                    ssim=float(np.mean(x["ssim"])),
+                    jpeg2000=j2["psnr"],
+                    jpeg=jp["psnr"],
+                    avgpool=ap["psnr"],
+                    avgpool_bpp=ap["bpp"],
+                    trained=r["trained"],
+                    vs_jpeg2000=j2["diff"],
+                    vs_avgpool=ap["diff"],
+                    vs_jpeg=jp["diff"],
+                )
+            )
     doc.table(header, table)
     return flat
 
@@ -205,41 +278,75 @@ def write_codec_report(ctx: dict) -> tuple[Path, Path, list[str], list[dict]]:
     doc.items(verdict, css="verdict")
     doc.image(figure, "rate-distortion on the held-out scenes")
     doc.heading("Results")
-    doc.paragraph("Every number is on real scenes the model never saw (its fold held their whole site out), "
-                  "in the normalised log domain, PSNR/SSIM against the input. Mean ± standard deviation over "
-                  "seeds of the per-scene mean; differences are paired (same scene, same seed; the reference "
-                  "codec rate-matched to the variant's measured bpp within 5 %) with 95 % t intervals "
-                  "over seeds, the scenes' sampling error added.")
+    doc.paragraph(
+        "Every number is on real scenes the model never saw (its fold held their whole site out), "
+        "in the normalised log domain, PSNR/SSIM against the input. Mean ± standard deviation over "
+        "seeds of the per-scene mean; differences are paired (same scene, same seed; the reference "
+        "codec rate-matched to the variant's measured bpp within 5 %) with 95 % t intervals "
+        "over seeds, the scenes' sampling error added."
+    )
     flat = results_table(doc, rows)
     some = next(iter(rows.values()), None)
     if some is not None:
-        doc.paragraph(f"A constant image at each fold's training mean level scores {some['constant']:.2f} dB "
-                      f"(mean over the held-out scenes): the \"did not train\" reference.")
+        doc.paragraph(
+            f"A constant image at each fold's training mean level scores {some['constant']:.2f} dB "
+            f'(mean over the held-out scenes): the "did not train" reference.'
+        )
     doc.heading("Protocol (fixed before the run)")
-    doc.items([f["description"] for f in ctx["folds"]] + [
-        f"variants {', '.join(c.variants)}; latent {c.latent} channels, widths {', '.join(map(str, c.widths))} "
-        f"(stride {2 ** len(c.widths)}), {c.tile} px training tiles",
-        f"training: AdamW lr {c.lr:g}, weight decay {c.weight_decay:g}, batch {c.batch_size}, cosine schedule, "
-        f"10 % warm-up, the 8 dihedral transforms, {ctx['steps']} steps per run, loss "
-        f"{c.loss_for(c.variants[0])}, quantiser noise at bit depths {c.train_bits[0]}-{c.train_bits[1]} "
-        f"(validation at {c.eval_bits} bits picks best.pt)",
-        f"evaluation at {', '.join(map(str, c.rd_bits))} bits per latent value; entropy coder: the shortest of "
-        f"raw/zlib/lzma/ANS-Gaussian/ANS-Laplace (its id in the file)",
-        f"{c.seeds} seeds per variant and fold; thresholds: " + ", ".join(
-            f"{k} = {getattr(T, k)}" for k in ("DID_NOT_TRAIN_DB", "PLATEAU_FRACTION", "PLATEAU_GAIN_DB",
-                                               "CONFIDENCE", "MIN_SEEDS_FOR_VERDICT"))])
+    doc.items(
+        [f["description"] for f in ctx["folds"]]
+        + [
+            f"variants {', '.join(c.variants)}; latent {c.latent} channels, widths {', '.join(map(str, c.widths))} "
+            f"(stride {2 ** len(c.widths)}), {c.tile} px training tiles",
+            f"training: AdamW lr {c.lr:g}, weight decay {c.weight_decay:g}, batch {c.batch_size}, cosine schedule, "
+            f"10 % warm-up, the 8 dihedral transforms, {ctx['steps']} steps per run, loss "
+            f"{c.loss_for(c.variants[0])}, quantiser noise at bit depths {c.train_bits[0]}-{c.train_bits[1]} "
+            f"(validation at {c.eval_bits} bits picks best.pt)",
+            f"evaluation at {', '.join(map(str, c.rd_bits))} bits per latent value; entropy coder: the shortest of "
+            f"raw/zlib/lzma/ANS-Gaussian/ANS-Laplace (its id in the file)",
+            f"{c.seeds} seeds per variant and fold; thresholds: "
+            + ", ".join(
+                f"{k} = {getattr(T, k)}"
+                for k in (
+                    "DID_NOT_TRAIN_DB",
+                    "PLATEAU_FRACTION",
+                    "PLATEAU_GAIN_DB",
+                    "CONFIDENCE",
+                    "MIN_SEEDS_FOR_VERDICT",
+                )
+            ),
+        ]
+    )
     doc.heading("Runs")
-    doc.table(["run", "val PSNR (first -> last)", "plateau", "gain in last quarter"], [
-        (n, f"{ctx['val_curves'][n][0]:.2f} -> {ctx['val_curves'][n][-1]:.2f}" if ctx["val_curves"].get(n) else "-",
-         "yes" if p["reached"] else "no", f"{p['gain']:+.3f} dB") for n, p in sorted(plateaus.items())])
+    doc.table(
+        ["run", "val PSNR (first -> last)", "plateau", "gain in last quarter"],
+        [
+            (
+                n,
+                f"{ctx['val_curves'][n][0]:.2f} -> {ctx['val_curves'][n][-1]:.2f}" if ctx["val_curves"].get(n) else "-",
+                "yes" if p["reached"] else "no",
+                f"{p['gain']:+.3f} dB",
+            )
+            for n, p in sorted(plateaus.items())
+        ],
+    )
     doc.heading("Reproduce")
     out = str(ctx["directory"])
-    doc.code(ctx["command"] + f"\n# interrupted? continue it (finished runs and evaluations are kept):\n"
-             f"skiplab ablate autoencoder --resume --out {out}")
-    doc.table(["", ""], [
-        ("machine", f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-                    f"{ctx.get('threads') or 'default'} torch thread(s), torch {torch.__version__}"),
-        ("wall-clock", ", ".join(f"{k} {v:.0f} s" for k, v in ctx["timings"].items()))])
+    doc.code(
+        ctx["command"] + f"\n# interrupted? continue it (finished runs and evaluations are kept):\n"
+        f"skiplab ablate autoencoder --resume --out {out}"
+    )
+    doc.table(
+        ["", ""],
+        [
+            (
+                "machine",
+                f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+                f"{ctx.get('threads') or 'default'} torch thread(s), torch {torch.__version__}",
+            ),
+            ("wall-clock", ", ".join(f"{k} {v:.0f} s" for k, v in ctx["timings"].items())),
+        ],
+    )
     md, html = directory / "report.md", directory / "report.html"
     md.write_text(doc.markdown())
     html.write_text(doc.html())

@@ -9,8 +9,8 @@ seeds (3 by default: the verdicts are intervals over seeds and tiles), each run 
 ``reconstruct``) in its own directory
 ``<out>/runs/<variant>-s<seed>/`` (config.yaml, metrics.csv, steps.csv,
 checkpoints/best.pt -- usable directly by ``skiplab reconstruct``). Then every variant's
-best checkpoint is evaluated in fp32 on held-out tiles and the report is written
-(:mod:`skiplab.sar.ablation.report`).
+best checkpoint is evaluated in fp32 on held-out tiles (:mod:`skiplab.sar.ablation.evaluation`)
+and the report is written (:mod:`skiplab.sar.ablation.report`).
 
 **Data.** Without ``data``: synthetic speckled scenes (:func:`skiplab.sar.synthetic_sar_tiles`)
 -- training tiles from seed 0, held-out test tiles from seed 1, and the tiles that pick
@@ -39,6 +39,7 @@ import torch
 from .config import STATE_FILE, VARIANTS, AblationConfig, AblationData, load_data
 from ...studies.experiment import Experiment, Run
 from ...studies.runner import Runner, latest_unfinished, new_directory
+from .evaluation import constant_baseline, evaluate_run, model_cost, reference_rows
 
 
 # ---- runs -------------------------------------------------------------------------------------
@@ -57,20 +58,41 @@ def split_key(key: str) -> tuple[str, Optional[int]]:
     return (head, int(tail)) if head and tail.isdigit() else (key, None)
 
 
-def train_config(config: AblationConfig, variant: str, seed: int, steps: int, run_dir: Optional[Path],
-                 threads: int):
+def train_config(config: AblationConfig, variant: str, seed: int, steps: int, run_dir: Optional[Path], threads: int):
     """The trainer's configuration of one run: the common recipe (AdamW, cosine with a 10%
     warm-up, the 8 dihedral transforms), ``steps`` steps, this seed."""
     from ...train import TrainConfig
+
     c = config
-    return TrainConfig.from_dict(dict(
-        task="reconstruct", out=str(run_dir) if run_dir else None, seed=seed, model=variant,
-        model_kwargs=c.kwargs_for(variant), data=c.data_spec, tile_size=c.tile, eval_split="test",
-        batch_size=c.batch_size, eval_batch_size=32, optimizer="adamw", lr=c.lr,
-        weight_decay=c.weight_decay, schedule="cosine", warmup_steps=max(1, steps // 10), steps=steps,
-        loss=c.loss_for(variant), precision=c.precision, compile="off", flip=True, progress=False,
-        checkpoint_every=max(steps // 5, 10), log_every=max(steps // 50, 1), num_threads=threads,
-        tensorboard=not c.quick))
+    return TrainConfig.from_dict(
+        dict(
+            task="reconstruct",
+            out=str(run_dir) if run_dir else None,
+            seed=seed,
+            model=variant,
+            model_kwargs=c.kwargs_for(variant),
+            data=c.data_spec,
+            tile_size=c.tile,
+            eval_split="test",
+            batch_size=c.batch_size,
+            eval_batch_size=32,
+            optimizer="adamw",
+            lr=c.lr,
+            weight_decay=c.weight_decay,
+            schedule="cosine",
+            warmup_steps=max(1, steps // 10),
+            steps=steps,
+            loss=c.loss_for(variant),
+            precision=c.precision,
+            compile="off",
+            flip=True,
+            progress=False,
+            checkpoint_every=max(steps // 5, 10),
+            log_every=max(steps // 50, 1),
+            num_threads=threads,
+            tensorboard=not c.quick,
+        )
+    )
 
 
 class AutoencoderAblation(Experiment):
@@ -103,6 +125,7 @@ class AutoencoderAblation(Experiment):
         """The held-out folds (``holdout``), see :mod:`skiplab.sar.ablation.holdout`."""
         if self._folds is None:
             from .holdout import make_folds
+
             c = self.config
             self._folds = make_folds(c.data, tile=c.tile, synthetic=c.synthetic, looks=c.looks)
         return self._folds
@@ -111,13 +134,12 @@ class AutoencoderAblation(Experiment):
         if self.config.holdout:
             self.folds
         else:
-            self.data   # loads the rasters: a bad path or too few tiles fails before any state is written
+            self.data  # loads the rasters: a bad path or too few tiles fails before any state is written
 
     def runs(self) -> list[Run]:
         c = self.config
         if c.holdout:
-            return [Run(fold_key(v, f.index), s) for s in range(c.seeds) for f in self.folds
-                    for v in c.variants]
+            return [Run(fold_key(v, f.index), s) for s in range(c.seeds) for f in self.folds for v in c.variants]
         return [Run(v, s) for s in range(c.seeds) for v in c.variants]
 
     @property
@@ -141,66 +163,15 @@ class AutoencoderAblation(Experiment):
         """The training time (the epochs' time in the trainer, without set-up, validation and
         checkpoints, from metrics.csv), steps and last metrics."""
         from .report import read_metrics
+
         seconds = sum(float(r.get("epoch_time_s") or 0.0) for r in read_metrics(run_dir / "metrics.csv"))
-        return dict(seconds=round(seconds, 1), wall_seconds=trained["seconds"], steps=trained["steps"],
-                    final=trained["metrics"], diverged=trained.get("diverged"))
-
-
-# ---- evaluation -------------------------------------------------------------------------------
-@torch.no_grad()
-def coded_tiles(model, x: torch.Tensor, bits: int, batch_size: int = 16) -> tuple[torch.Tensor, float]:
-    """A codec model's reconstructions of tiles ``x`` through its written code, and the
-    measured rate: the latents of all tiles quantised to ``bits`` (one range per channel,
-    :class:`~skiplab.sar.codec.quantize.UniformQuantizer`), entropy-coded (the shortest coder,
-    :func:`~skiplab.sar.codec.entropy.encode_symbols`) and decoded; bpp = (payload + range + coder
-    id bytes) x 8 / pixels -- the latent file without its per-scene header."""
-    from ..codec.entropy import decode_symbols, encode_symbols
-    from ..codec.quantize import UniformQuantizer
-    z = torch.cat([model.encode(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
-    quantizer = UniformQuantizer.fit(z, bits)
-    symbols = quantizer.quantize(z.numpy())
-    coder, payload = encode_symbols(symbols, bits)
-    z_hat = torch.from_numpy(quantizer.dequantize(decode_symbols(coder, payload, symbols.shape, bits)))
-    pred = torch.cat([model.decode(z_hat[i:i + batch_size]) for i in range(0, len(z_hat), batch_size)])
-    nbytes = len(payload) + UniformQuantizer.nbytes(z.shape[1]) + 1
-    return pred, 8.0 * nbytes / x[:, 0].numel()
-
-
-@torch.no_grad()
-def evaluate_run(run_dir: Path, test, batch_size: int = 16) -> tuple[dict, torch.Tensor]:
-    """PSNR, SSIM (normalised domain), ENL of input and output on the input's homogeneous
-    windows, ratio-image mean/variance, of ``checkpoints/best.pt`` on the test tiles in fp32;
-    and the reconstructions. A codec (``sar_codec_*``) reconstructs through its entropy-coded
-    latent at its ``eval_bits`` and ``bpp`` is that code's measured rate; an unquantised
-    autoencoder's ``bpp`` is its float32 latent's (no entropy coding: not a codec rate)."""
-    from ..model.checkpoint import load_autoencoder
-    from ..codec.model import QuantizedAutoencoder
-    from ..training.metrics import reconstruction_metrics
-    ae = load_autoencoder(run_dir / "checkpoints" / "best.pt")
-    x = test.tiles
-    if isinstance(ae.model, QuantizedAutoencoder):
-        pred, bpp = coded_tiles(ae.model, x, ae.model.eval_bits, batch_size)
-    else:
-        pred = torch.cat([ae.model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
-        bpp = float(ae.model.bits_per_pixel(x.shape[-1]))
-    metrics = reconstruction_metrics(pred, x, test.radiometry,
-                                     enl_size=min(16, x.shape[-1] // 4))
-    per_image = metrics.pop("per_image")
-    metrics["psnr_per_image"] = per_image["psnr"]
-    metrics["bpp"] = bpp
-    return metrics, pred
-
-
-def model_cost(config: AblationConfig, variant: str) -> dict:
-    """Parameters, MACs of one forward of a training tile, and the compression figures."""
-    from ...models import create_model
-    from ...summary import summarize
-    model = create_model(variant, in_chans=1, **config.kwargs_for(variant))
-    size = (1, config.tile, config.tile)
-    return dict(params=sum(p.numel() for p in model.parameters()),
-                macs=summarize(model, size).macs,
-                compression=model.compression_ratio(config.tile),
-                bits_per_pixel=model.bits_per_pixel(config.tile))
+        return dict(
+            seconds=round(seconds, 1),
+            wall_seconds=trained["seconds"],
+            steps=trained["steps"],
+            final=trained["metrics"],
+            diverged=trained.get("diverged"),
+        )
 
 
 # ---- the whole ablation -------------------------------------------------------------------------
@@ -213,7 +184,7 @@ class AblationResult:
     report_html: Path
     verdict: list[str]
     rows: dict
-    extra_verdict: Optional[list[str]] = None   # on eval_data, when given
+    extra_verdict: Optional[list[str]] = None  # on eval_data, when given
 
 
 def command_line(config: AblationConfig, directory: Path) -> str:
@@ -230,13 +201,21 @@ def command_line(config: AblationConfig, directory: Path) -> str:
     if tuple(c.variants) != VARIANTS:
         args.append("--variants " + ",".join(c.variants))
     if any(c.is_codec(v) for v in c.variants):
-        args.append(f"--train-bits {c.train_bits[0]},{c.train_bits[1]} --eval-bits {c.eval_bits} "
-                    f"--rd-bits {','.join(map(str, c.rd_bits))} --rate-weight {c.rate_weight:g}")
+        args.append(
+            f"--train-bits {c.train_bits[0]},{c.train_bits[1]} --eval-bits {c.eval_bits} "
+            f"--rd-bits {','.join(map(str, c.rd_bits))} --rate-weight {c.rate_weight:g}"
+        )
     if c.loss:
         import json
+
         args.append(f"--loss '{json.dumps(c.loss)}'")
-    args += [f"--latent {c.latent}", f"--widths {','.join(map(str, c.widths))}", f"--tile {c.tile}",
-             f"--lr {c.lr:g}", f"--batch-size {c.batch_size}"]
+    args += [
+        f"--latent {c.latent}",
+        f"--widths {','.join(map(str, c.widths))}",
+        f"--tile {c.tile}",
+        f"--lr {c.lr:g}",
+        f"--batch-size {c.batch_size}",
+    ]
     if c.eval_tile:
         args.append(f"--eval-tile {c.eval_tile}")
     args += [f"--budget {c.budget}", f"--seeds {c.seeds}", f"--out {directory}"]
@@ -247,8 +226,8 @@ def curve(run_dir: Path) -> dict:
     """A run's training loss per step and validation PSNR per epoch (for the figure)."""
     from .report import read_metrics
     from ...studies.curves import STEPS_FILE, read_steps
-    val = [(int(r["step"]), float(r["val_psnr"])) for r in read_metrics(run_dir / "metrics.csv")
-           if r.get("val_psnr")]
+
+    val = [(int(r["step"]), float(r["val_psnr"])) for r in read_metrics(run_dir / "metrics.csv") if r.get("val_psnr")]
     return {"steps": [(r["step"], r["loss"]) for r in read_steps(run_dir / STEPS_FILE)], "val": val}
 
 
@@ -275,49 +254,36 @@ def evaluate_all(config: AblationConfig, runner: Runner, tiles, key: str) -> tup
     return rows, recons
 
 
-def constant_baseline(train, tiles) -> float:
-    """PSNR of a constant image at the training tiles' mean (normalised) level on ``tiles``:
-    what a model that learnt only the mean level would score."""
-    from ..training.metrics import psnr
-    return float(psnr(torch.full_like(tiles.tiles, float(train.tiles.mean())), tiles.tiles).mean())
-
-
-def reference_rows(train, tiles, factor: int) -> dict[str, dict]:
-    """PSNR and SSIM of three references on ``tiles`` that make the variants' numbers
-    readable: a constant image at the training mean level (what learning only the level
-    scores), a 3x3 box filter (a simple despeckler, no compression: the input's own pixels),
-    and ``factor``-fold average pooling upsampled bilinearly (a linear code of one value per
-    ``factor``² pixels, ``factor`` = the autoencoder's stride)."""
-    import torch.nn.functional as F
-    from ..training.metrics import psnr, ssim_per_image
-    x = tiles.tiles
-    guesses = {
-        "constant image (training mean level)": torch.full_like(x, float(train.tiles.mean())),
-        "3x3 box filter (despeckle, uncompressed)": F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), 3, 1),
-        f"{factor}x average pool + bilinear ({factor * factor}x fewer values)":
-            F.interpolate(F.avg_pool2d(x, factor), scale_factor=factor, mode="bilinear", align_corners=False),
-    }
-    return {name: dict(psnr=float(psnr(g, x).mean()), ssim=float(ssim_per_image(g, x).mean()))
-            for name, g in guesses.items()}
-
-
-def run_ablation(config: Optional[AblationConfig] = None, *, out=None, resume: bool = False,
-                 threads: int = 0, jobs: int = 1, log=print) -> AblationResult:
+def run_ablation(
+    config: Optional[AblationConfig] = None,
+    *,
+    out=None,
+    resume: bool = False,
+    threads: int = 0,
+    jobs: int = 1,
+    log=print,
+) -> AblationResult:
     """Train (on the runner), evaluate and report (see the module documentation)."""
     from .report import compute_verdict, write_report
+
     if resume:
         directory = Path(out) if out else latest_unfinished("ablate-ae", STATE_FILE, "an ablation")
     else:
         directory = Path(out) if out else new_directory("ablate-ae")
-    experiment = AutoencoderAblation(config) if config is not None else (
-        None if resume else AutoencoderAblation(AblationConfig.create()))
-    runner = Runner.open(experiment, directory, resume, threads=threads, jobs=jobs, log=log,
-                         experiment_type=AutoencoderAblation)
+    experiment = (
+        AutoencoderAblation(config)
+        if config is not None
+        else (None if resume else AutoencoderAblation(AblationConfig.create()))
+    )
+    runner = Runner.open(
+        experiment, directory, resume, threads=threads, jobs=jobs, log=log, experiment_type=AutoencoderAblation
+    )
     ablation: AutoencoderAblation = runner.experiment  # type: ignore[assignment]
     c, state = ablation.config, runner.state
     torch.set_num_threads(runner.threads)
     if c.holdout:
         from .codec_eval import run_holdout
+
         return run_holdout(runner, ablation, command_line(c, directory), log=log)
     start = time.perf_counter()
     data = ablation.data
@@ -332,23 +298,46 @@ def run_ablation(config: Optional[AblationConfig] = None, *, out=None, resume: b
     extra = None
     if data.extra is not None:
         extra_rows, extra_recons = evaluate_all(c, runner, data.extra, "extra")
-        extra = dict(rows=extra_rows, verdict=compute_verdict(extra_rows, c.seeds, "the other scenes",
-                                                              constant_baseline(data.train, data.extra), **gate),
-                     description=data.extra_description, grid_inputs=data.extra.tiles[:3],
-                     grid_recons=extra_recons)
+        extra = dict(
+            rows=extra_rows,
+            verdict=compute_verdict(
+                extra_rows, c.seeds, "the other scenes", constant_baseline(data.train, data.extra), **gate
+            ),
+            description=data.extra_description,
+            grid_inputs=data.extra.tiles[:3],
+            grid_recons=extra_recons,
+        )
     factor = 2 ** len(c.widths)
     references = reference_rows(data.train, data.test, factor)
     if extra is not None:
         extra["references"] = reference_rows(data.train, data.extra, factor)
     verdict = compute_verdict(rows, c.seeds, baseline=constant_baseline(data.train, data.test), **gate)
-    state.data["results"] = {"rows": rows, "verdict": verdict, "references": references,
-                             "extra": None if extra is None else {k: extra[k] for k in ("rows", "verdict")}}
+    state.data["results"] = {
+        "rows": rows,
+        "verdict": verdict,
+        "references": references,
+        "extra": None if extra is None else {k: extra[k] for k in ("rows", "verdict")},
+    }
     state.data["timings"]["evaluation"] = round(time.perf_counter() - t0, 1)
-    md, html = write_report(dict(
-        config=c, rows=rows, verdict=verdict, description=data.description, steps=steps,
-        timings=dict(state.data["timings"]), calibration=state.data["calibration"].get("step_seconds", {}),
-        directory=directory, command=command_line(c, directory), curves=curves, references=references,
-        grid_inputs=data.test.tiles[:3], grid_recons=recons, threads=runner.threads, extra=extra))
+    md, html = write_report(
+        dict(
+            config=c,
+            rows=rows,
+            verdict=verdict,
+            description=data.description,
+            steps=steps,
+            timings=dict(state.data["timings"]),
+            calibration=state.data["calibration"].get("step_seconds", {}),
+            directory=directory,
+            command=command_line(c, directory),
+            curves=curves,
+            references=references,
+            grid_inputs=data.test.tiles[:3],
+            grid_recons=recons,
+            threads=runner.threads,
+            extra=extra,
+        )
+    )
     state.add_time("total", time.perf_counter() - start)
     state.finish()
     return AblationResult(directory, md, html, verdict, rows, extra and extra["verdict"])

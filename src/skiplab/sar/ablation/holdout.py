@@ -35,7 +35,7 @@ from ..raster.speckle import synthetic_scenes
 from ..training.tiles import SARTileDataset, cut_tiles, list_rasters
 
 _CHANNEL = re.compile(r"[_-](ch\d+|hh|hv|vh|vv)$", re.IGNORECASE)
-REFERENCE = Radiometry.fixed(-100.0, 0.0)   # only its quantity and percentiles matter per scene
+REFERENCE = Radiometry.fixed(-100.0, 0.0)  # only its quantity and percentiles matter per scene
 
 
 def site_of(path: Path) -> str:
@@ -67,9 +67,11 @@ class Fold:
 
     @property
     def description(self) -> str:
-        return (f"fold {self.index}: test on {self.test_site} ({len(self.test)} scenes), train on "
-                f"{', '.join(self.train_sites)} + synthetic ({len(self.train)} training, "
-                f"{len(self.val)} validation tiles)")
+        return (
+            f"fold {self.index}: test on {self.test_site} ({len(self.test)} scenes), train on "
+            f"{', '.join(self.train_sites)} + synthetic ({len(self.train)} training, "
+            f"{len(self.val)} validation tiles)"
+        )
 
 
 def _read(data: Sequence[str], tile: int) -> dict:
@@ -77,51 +79,62 @@ def _read(data: Sequence[str], tile: int) -> dict:
     scenes = {p: np.asarray(read_raster(p).values("intensity"), dtype=np.float32) for p in files}
     for p, s in scenes.items():
         if s.ndim != 2 or min(s.shape) < 2 * tile:
-            raise ValueError(f"{p}: need a 2-D scene of at least {2 * tile} px a side for "
-                             f"{tile} px training and validation tiles; found {s.shape}")
+            raise ValueError(
+                f"{p}: need a 2-D scene of at least {2 * tile} px a side for "
+                f"{tile} px training and validation tiles; found {s.shape}"
+            )
     return scenes
 
 
-def training_sets(scenes: dict, *, tile: int, synthetic: int, looks: float, seed: int,
-                  name: str) -> tuple[SARTileDataset, SARTileDataset]:
+def training_sets(
+    scenes: dict, *, tile: int, synthetic: int, looks: float, seed: int, name: str
+) -> tuple[SARTileDataset, SARTileDataset]:
     """(train, val) tiles of ``scenes`` ({path: intensity}) plus ``synthetic`` scenes (see the
     module documentation), each scene normalised by its own radiometry."""
-    synth = [normalise_scene(s.numpy()) for s in synthetic_scenes(synthetic, 4 * tile, looks=looks,
-                                                                   seed=seed)[1]] if synthetic else []
+    synth = (
+        [normalise_scene(s.numpy()) for s in synthetic_scenes(synthetic, 4 * tile, looks=looks, seed=seed)[1]]
+        if synthetic
+        else []
+    )
     normal = [normalise_scene(s) for s in scenes.values()]
-    train = [_tiles([n[:-tile]], tile, tile // 2) for n in normal] + (
-        [_tiles(synth, tile, tile // 2)] if synth else [])
+    train = [_tiles([n[:-tile]], tile, tile // 2) for n in normal] + ([_tiles(synth, tile, tile // 2)] if synth else [])
     val = [_tiles([n[-tile:]], tile, tile) for n in normal]
     pooled = Radiometry.fit(list(scenes.values()), source_dtype="float32")
-    return (_dataset(np.concatenate(train), pooled, f"{name}/train", looks),
-            _dataset(np.concatenate(val), pooled, f"{name}/val", looks))
+    return (
+        _dataset(np.concatenate(train), pooled, f"{name}/train", looks),
+        _dataset(np.concatenate(val), pooled, f"{name}/val", looks),
+    )
 
 
-def make_folds(data: Sequence[str], *, tile: int = 64, synthetic: int = 8, looks: float = 2.0,
-               seed: int = 0) -> list[Fold]:
+def make_folds(
+    data: Sequence[str], *, tile: int = 64, synthetic: int = 8, looks: float = 2.0, seed: int = 0
+) -> list[Fold]:
     """One :class:`Fold` per site of the rasters in ``data`` (at least two sites)."""
     scenes = _read(data, tile)
     files = list(scenes)
     sites = sorted({site_of(p) for p in files})
     if len(sites) < 2:
-        raise ValueError(f"leave-one-site-out needs scenes of at least two sites; found "
-                         f"{len(files)} scene(s) of {len(sites)} site ({', '.join(sites)})")
+        raise ValueError(
+            f"leave-one-site-out needs scenes of at least two sites; found "
+            f"{len(files)} scene(s) of {len(sites)} site ({', '.join(sites)})"
+        )
     folds = []
     for k, site in enumerate(sites):
         train_files = [p for p in files if site_of(p) != site]
-        train, val = training_sets({p: scenes[p] for p in train_files}, tile=tile, synthetic=synthetic,
-                                   looks=looks, seed=seed, name=f"fold{k}")
+        train, val = training_sets(
+            {p: scenes[p] for p in train_files}, tile=tile, synthetic=synthetic, looks=looks, seed=seed, name=f"fold{k}"
+        )
         test = [RDTile(p.stem, scenes[p]) for p in files if site_of(p) == site]
         folds.append(Fold(k, site, train, val, test, sorted({site_of(p) for p in train_files})))
     return folds
 
 
-def all_scenes(data: Sequence[str], *, tile: int = 64, synthetic: int = 8, looks: float = 2.0,
-               seed: int = 0) -> tuple[SARTileDataset, SARTileDataset]:
+def all_scenes(
+    data: Sequence[str], *, tile: int = 64, synthetic: int = 8, looks: float = 2.0, seed: int = 0
+) -> tuple[SARTileDataset, SARTileDataset]:
     """(train, val) over *every* scene of ``data`` (no test site): the training set of a
     model to ship once the held-out evidence has been measured with :func:`make_folds`."""
-    return training_sets(_read(data, tile), tile=tile, synthetic=synthetic, looks=looks, seed=seed,
-                         name="all")
+    return training_sets(_read(data, tile), tile=tile, synthetic=synthetic, looks=looks, seed=seed, name="all")
 
 
 def _dataset(tiles: np.ndarray, pooled: Radiometry, name: str, looks: float) -> SARTileDataset:

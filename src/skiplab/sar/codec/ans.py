@@ -26,8 +26,9 @@ def _constriction():
     try:
         import constriction
     except ImportError:
-        raise ValueError("the hyperprior codec needs constriction: pip install "
-                         "'skiplab[codec]' (or constriction>=0.4)") from None
+        raise ValueError(
+            "the hyperprior codec needs constriction: pip install 'skiplab[codec]' (or constriction>=0.4)"
+        ) from None
     return constriction
 
 
@@ -58,9 +59,13 @@ def encode_tiles(tiles: Sequence[Symbols], pmf: torch.Tensor) -> np.ndarray:
     return coder.get_compressed()
 
 
-def decode_tiles(words: np.ndarray, pmf: torch.Tensor, z_shapes: Sequence[tuple[int, int]],
-                 y_channels: int, index_of: Callable[[torch.Tensor], torch.Tensor]
-                 ) -> list[Symbols]:
+def decode_tiles(
+    words: np.ndarray,
+    pmf: torch.Tensor,
+    z_shapes: Sequence[tuple[int, int]],
+    y_channels: int,
+    index_of: Callable[[torch.Tensor], torch.Tensor],
+) -> list[Symbols]:
     """The symbols of every tile from :func:`encode_tiles`' words; ``z_shapes`` the (h, w) of
     each tile's z, ``index_of(z [1, N, h, w]) -> index [1, M, 4h, 4w]`` the model's scale
     indexes (y is 4x z's resolution)."""

@@ -64,7 +64,7 @@ def _from_planes(data: bytes, shape: tuple, bits: int) -> np.ndarray:
     if symbol_dtype(bits) == np.uint8:
         s = raw[:count].reshape(cm_shape)
     else:
-        s = (raw[:count].astype(np.uint16) << 8) | raw[count:2 * count].astype(np.uint16)
+        s = (raw[:count].astype(np.uint16) << 8) | raw[count : 2 * count].astype(np.uint16)
         s = s.reshape(cm_shape)
     return np.ascontiguousarray(np.moveaxis(s, 0, 1)).astype(symbol_dtype(bits))
 
@@ -100,8 +100,11 @@ def _channel_params(symbols: np.ndarray, family: str) -> np.ndarray:
 def _ans_model(family: str, bits: int):
     import constriction
 
-    cls = (constriction.stream.model.QuantizedGaussian if family == "gaussian"
-           else constriction.stream.model.QuantizedLaplace)
+    cls = (
+        constriction.stream.model.QuantizedGaussian
+        if family == "gaussian"
+        else constriction.stream.model.QuantizedLaplace
+    )
     return cls(0, (1 << bits) - 1)
 
 
@@ -126,9 +129,9 @@ def _ans_decode(data: bytes, shape: tuple, bits: int, family: str) -> np.ndarray
     import constriction
 
     c = shape[1]
-    params = np.frombuffer(data[:4 * c], dtype="<f2").reshape(c, 2)
+    params = np.frombuffer(data[: 4 * c], dtype="<f2").reshape(c, 2)
     loc, scale = _ans_arrays(params, shape)
-    words = np.frombuffer(data[4 * c:], dtype="<u4").astype(np.uint32)
+    words = np.frombuffer(data[4 * c :], dtype="<u4").astype(np.uint32)
     coder = constriction.stream.stack.AnsCoder(words)
     flat = np.asarray(coder.decode(_ans_model(family, bits), loc, scale))
     cm_shape = (c, shape[0]) + tuple(shape[2:])
@@ -146,14 +149,16 @@ _DECODERS: dict[str, Callable[[bytes, tuple, int], np.ndarray]] = {
     "raw": _unpack,
     "zlib": lambda d, shape, b: _from_planes(zlib.decompress(d, wbits=-15), shape, b),
     "lzma": lambda d, shape, b: _from_planes(
-        lzma.decompress(d, format=lzma.FORMAT_RAW, filters=_LZMA_FILTERS), shape, b),
+        lzma.decompress(d, format=lzma.FORMAT_RAW, filters=_LZMA_FILTERS), shape, b
+    ),
     "gaussian": lambda d, shape, b: _ans_decode(d, shape, b, "gaussian"),
     "laplace": lambda d, shape, b: _ans_decode(d, shape, b, "laplace"),
 }
 
 
-def encode_symbols(symbols: np.ndarray, bits: int, coder: str = "auto",
-                   candidates: Optional[list[str]] = None) -> tuple[str, bytes]:
+def encode_symbols(
+    symbols: np.ndarray, bits: int, coder: str = "auto", candidates: Optional[list[str]] = None
+) -> tuple[str, bytes]:
     """``(coder used, payload)`` of integer symbols [N, C, h, w] of ``bits`` bits each."""
     bits = check_bits(bits)
     symbols = np.asarray(symbols)
@@ -168,8 +173,9 @@ def encode_symbols(symbols: np.ndarray, bits: int, coder: str = "auto",
     if coder not in CODER_IDS:
         raise ValueError(f"unknown entropy coder {coder!r}; expected one of {', '.join(CODERS)}")
     if coder in ("gaussian", "laplace") and not constriction_available():
-        raise ValueError(f"the {coder!r} coder needs the constriction package: pip install "
-                         f"'skiplab[codec]' (or use --coder lzma)")
+        raise ValueError(
+            f"the {coder!r} coder needs the constriction package: pip install 'skiplab[codec]' (or use --coder lzma)"
+        )
     return coder, _ENCODERS[coder](symbols, bits)
 
 
@@ -178,10 +184,19 @@ def decode_symbols(coder: str, payload: bytes, shape: tuple, bits: int) -> np.nd
     if coder not in _DECODERS:
         raise ValueError(f"unknown entropy coder {coder!r}")
     if coder in ("gaussian", "laplace") and not constriction_available():
-        raise ValueError(f"this latent file was coded with {coder!r}, which needs the "
-                         f"constriction package: pip install 'skiplab[codec]'")
+        raise ValueError(
+            f"this latent file was coded with {coder!r}, which needs the "
+            f"constriction package: pip install 'skiplab[codec]'"
+        )
     return _DECODERS[coder](payload, tuple(int(s) for s in shape), check_bits(bits))
 
 
-__all__ = ["CODERS", "CODER_IDS", "CODER_NAMES", "available_coders", "constriction_available",
-           "decode_symbols", "encode_symbols"]
+__all__ = [
+    "CODERS",
+    "CODER_IDS",
+    "CODER_NAMES",
+    "available_coders",
+    "constriction_available",
+    "decode_symbols",
+    "encode_symbols",
+]

@@ -34,13 +34,11 @@ Z_RANGE = 48
 class FactorizedDensity(nn.Module):
     """Per-channel learned density of ``channels`` hyper-latent channels (see module)."""
 
-    def __init__(self, channels: int, filters: tuple[int, ...] = (3, 3, 3), init_scale: float = 10.0
-                 ) -> None:
+    def __init__(self, channels: int, filters: tuple[int, ...] = (3, 3, 3), init_scale: float = 10.0) -> None:
         super().__init__()
         dims = (1,) + tuple(filters) + (1,)
         scale = init_scale ** (1 / (len(filters) + 1))
-        self.matrices, self.biases, self.factors = (nn.ParameterList(), nn.ParameterList(),
-                                                    nn.ParameterList())
+        self.matrices, self.biases, self.factors = (nn.ParameterList(), nn.ParameterList(), nn.ParameterList())
         for k in range(len(filters) + 1):
             init = math.log(math.expm1(1 / scale / dims[k + 1]))
             self.matrices.append(nn.Parameter(torch.full((channels, dims[k + 1], dims[k]), init)))

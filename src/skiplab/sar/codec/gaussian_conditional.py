@@ -33,9 +33,7 @@ Y_RANGE = 1024
 
 def scale_table() -> torch.Tensor:
     """The 64 coding scales (float64), log-spaced from 0.11 to 256."""
-    return torch.exp(torch.linspace(math.log(SCALE_MIN), math.log(SCALE_MAX), SCALE_LEVELS,
-                                    dtype=torch.float64))
-
+    return torch.exp(torch.linspace(math.log(SCALE_MIN), math.log(SCALE_MAX), SCALE_LEVELS, dtype=torch.float64))
 
 
 def _std_normal_cdf(x: torch.Tensor) -> torch.Tensor:
@@ -54,8 +52,7 @@ class GaussianConditional(nn.Module):
         index = torch.bucketize(scales.float().contiguous(), self.table[:-1].contiguous())
         return index.clamp_(0, SCALE_LEVELS - 1)
 
-    def likelihood(self, y: torch.Tensor, scales: torch.Tensor, means: torch.Tensor | None = None
-                   ) -> torch.Tensor:
+    def likelihood(self, y: torch.Tensor, scales: torch.Tensor, means: torch.Tensor | None = None) -> torch.Tensor:
         """Bin mass of each value of ``y`` (noisy or rounded) given ``scales`` (and ``means``);
         in eval mode the scales are replaced by their table values (the coded ones)."""
         y, scales = y.float(), scales.float()

@@ -16,19 +16,17 @@ from torch import nn
 
 from .lower_bound import lower_bound
 
-_PEDESTAL = 2.0 ** -18
-
+_PEDESTAL = 2.0**-18
 
 
 class GDN(nn.Module):
     """GDN over the channels of [B, C, H, W]; ``inverse=True`` gives IGDN."""
 
-    def __init__(self, channels: int, inverse: bool = False, beta_min: float = 1e-6,
-                 gamma_init: float = 0.1) -> None:
+    def __init__(self, channels: int, inverse: bool = False, beta_min: float = 1e-6, gamma_init: float = 0.1) -> None:
         super().__init__()
         self.inverse = inverse
         self.beta_bound = (beta_min + _PEDESTAL) ** 0.5
-        self.gamma_bound = _PEDESTAL ** 0.5
+        self.gamma_bound = _PEDESTAL**0.5
         self.beta = nn.Parameter(torch.sqrt(torch.ones(channels) + _PEDESTAL))
         self.gamma = nn.Parameter(torch.sqrt(gamma_init * torch.eye(channels) + _PEDESTAL))
 

@@ -67,8 +67,15 @@ class HyperpriorCodec(nn.Module):
 
     image_model_contract = False
 
-    def __init__(self, n: int = 64, m: int = 96, transform: str = "gdn", mean_scale: bool = False,
-                 in_chans: int = 1, lmbda: Optional[float] = None) -> None:
+    def __init__(
+        self,
+        n: int = 64,
+        m: int = 96,
+        transform: str = "gdn",
+        mean_scale: bool = False,
+        in_chans: int = 1,
+        lmbda: Optional[float] = None,
+    ) -> None:
         super().__init__()
         self.n, self.m, self.transform, self.mean_scale = n, m, transform, mean_scale
         self.in_chans, self.lmbda = in_chans, lmbda
@@ -125,20 +132,17 @@ class HyperpriorCodec(nn.Module):
         scales, means = self._scales_means(z_sym)
         centred = y if means is None else y - means
         y_sym = torch.round(centred / step).clamp_(-Y_RANGE, Y_RANGE)
-        return Symbols(y_sym.to(torch.int32), z_sym.to(torch.int32),
-                       self.y_conditional.scale_index(scales / step))
+        return Symbols(y_sym.to(torch.int32), z_sym.to(torch.int32), self.y_conditional.scale_index(scales / step))
 
     @torch.no_grad()
-    def scale_index(self, z_sym: torch.Tensor, step: float = 1.0
-                    ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    def scale_index(self, z_sym: torch.Tensor, step: float = 1.0) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
         """The scale indexes (and means) of y given the z symbols -- what the decoder needs
         before it can decode y."""
         scales, means = self._scales_means(z_sym.float())
         return self.y_conditional.scale_index(scales / step), means
 
     @torch.no_grad()
-    def decompress(self, y_sym: torch.Tensor, means: Optional[torch.Tensor] = None,
-                   step: float = 1.0) -> torch.Tensor:
+    def decompress(self, y_sym: torch.Tensor, means: Optional[torch.Tensor] = None, step: float = 1.0) -> torch.Tensor:
         """x^ [B, 1, H, W] from the y symbols (plus the means of a mean-scale model)."""
         y_hat = y_sym.float() * step
         return self.g_s(y_hat if means is None else y_hat + means)
@@ -148,39 +152,54 @@ class HyperpriorCodec(nn.Module):
         self.z_density.update_pmf()
 
 
-def _build(transform: str, n: int, m: int, mean_scale: bool, in_chans: int,
-           lmbda: Optional[float]) -> HyperpriorCodec:
-    return HyperpriorCodec(n=n, m=m, transform=transform, mean_scale=mean_scale,
-                           in_chans=in_chans, lmbda=lmbda)
+def _build(transform: str, n: int, m: int, mean_scale: bool, in_chans: int, lmbda: Optional[float]) -> HyperpriorCodec:
+    return HyperpriorCodec(n=n, m=m, transform=transform, mean_scale=mean_scale, in_chans=in_chans, lmbda=lmbda)
 
 
 @register_model
-def sar_hyperprior(transform: str = "gdn", n: int = 64, m: int = 96, mean_scale: bool = False,
-                   in_chans: int = 1, lmbda: Optional[float] = None) -> HyperpriorCodec:
+def sar_hyperprior(
+    transform: str = "gdn",
+    n: int = 64,
+    m: int = 96,
+    mean_scale: bool = False,
+    in_chans: int = 1,
+    lmbda: Optional[float] = None,
+) -> HyperpriorCodec:
     """Hyperprior codec with ``transform`` in ``gdn``, ``residual``, ``plain``."""
     return _build(transform, n, m, mean_scale, in_chans, lmbda)
 
 
 @register_model
-def sar_hyperprior_gdn(n: int = 64, m: int = 96, mean_scale: bool = False, in_chans: int = 1,
-                       lmbda: Optional[float] = None) -> HyperpriorCodec:
+def sar_hyperprior_gdn(
+    n: int = 64, m: int = 96, mean_scale: bool = False, in_chans: int = 1, lmbda: Optional[float] = None
+) -> HyperpriorCodec:
     """Hyperprior codec with Ballé's GDN transforms."""
     return _build("gdn", n, m, mean_scale, in_chans, lmbda)
 
 
 @register_model
-def sar_hyperprior_residual(n: int = 64, m: int = 96, mean_scale: bool = False, in_chans: int = 1,
-                            lmbda: Optional[float] = None) -> HyperpriorCodec:
+def sar_hyperprior_residual(
+    n: int = 64, m: int = 96, mean_scale: bool = False, in_chans: int = 1, lmbda: Optional[float] = None
+) -> HyperpriorCodec:
     """Hyperprior codec with residual down/up-sampling transforms."""
     return _build("residual", n, m, mean_scale, in_chans, lmbda)
 
 
 @register_model
-def sar_hyperprior_plain(n: int = 64, m: int = 96, mean_scale: bool = False, in_chans: int = 1,
-                         lmbda: Optional[float] = None) -> HyperpriorCodec:
+def sar_hyperprior_plain(
+    n: int = 64, m: int = 96, mean_scale: bool = False, in_chans: int = 1, lmbda: Optional[float] = None
+) -> HyperpriorCodec:
     """Hyperprior codec with the residual transforms' layers and no shortcuts."""
     return _build("plain", n, m, mean_scale, in_chans, lmbda)
 
 
-__all__ = ["CodecOutput", "HyperpriorCodec", "REDUCTION", "Symbols", "sar_hyperprior", "sar_hyperprior_gdn",
-           "sar_hyperprior_plain", "sar_hyperprior_residual"]
+__all__ = [
+    "CodecOutput",
+    "HyperpriorCodec",
+    "REDUCTION",
+    "Symbols",
+    "sar_hyperprior",
+    "sar_hyperprior_gdn",
+    "sar_hyperprior_plain",
+    "sar_hyperprior_residual",
+]

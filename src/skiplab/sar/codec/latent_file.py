@@ -54,8 +54,11 @@ SUFFIX = ".sarl"
 def model_id(ae: TrainedAutoencoder) -> str:
     """16 hex digits naming the model that can decode: name, keywords, weights, radiometry."""
     digest = hashlib.blake2b(digest_size=8)
-    digest.update(json.dumps([ae.model_name, ae.model_kwargs, ae.fingerprint,
-                              ae.radiometry.to_dict()], sort_keys=True, default=str).encode())
+    digest.update(
+        json.dumps(
+            [ae.model_name, ae.model_kwargs, ae.fingerprint, ae.radiometry.to_dict()], sort_keys=True, default=str
+        ).encode()
+    )
     return digest.hexdigest()
 
 
@@ -90,44 +93,56 @@ class EncodedScene:
         return self.entropy_bits_per_symbol * self.symbols / self.pixels
 
     def summary(self) -> str:
-        return (f"{len(self.data)} bytes = {self.bpp:.4f} bpp ({self.bits}-bit symbols, coder "
-                f"{self.coder}: payload {self.payload_bpp:.4f} bpp, empirical entropy "
-                f"{self.entropy_bpp:.4f} bpp = {self.entropy_bits_per_symbol:.3f} bits/symbol)")
+        return (
+            f"{len(self.data)} bytes = {self.bpp:.4f} bpp ({self.bits}-bit symbols, coder "
+            f"{self.coder}: payload {self.payload_bpp:.4f} bpp, empirical entropy "
+            f"{self.entropy_bpp:.4f} bpp = {self.entropy_bits_per_symbol:.3f} bits/symbol)"
+        )
 
 
-def _pack(header: dict, quantizer: UniformQuantizer, valid: np.ndarray, coder: str,
-          payload: bytes) -> bytes:
+def _pack(header: dict, quantizer: UniformQuantizer, valid: np.ndarray, coder: str, payload: bytes) -> bytes:
     head = zlib.compress(json.dumps(header, separators=(",", ":")).encode(), 9)
     mask = b"" if valid.all() else zlib.compress(np.packbits(valid, axis=None).tobytes(), 9)
-    return b"".join([MAGIC, struct.pack("<BI", VERSION, len(head)), head, quantizer.to_bytes(),
-                     struct.pack("<I", len(mask)), mask, struct.pack("<B", CODER_IDS[coder]),
-                     payload])
+    return b"".join(
+        [
+            MAGIC,
+            struct.pack("<BI", VERSION, len(head)),
+            head,
+            quantizer.to_bytes(),
+            struct.pack("<I", len(mask)),
+            mask,
+            struct.pack("<B", CODER_IDS[coder]),
+            payload,
+        ]
+    )
 
 
-def unpack(data: bytes, name: str = "latent file") -> tuple[dict, UniformQuantizer, np.ndarray,
-                                                             str, bytes]:
+def unpack(data: bytes, name: str = "latent file") -> tuple[dict, UniformQuantizer, np.ndarray, str, bytes]:
     """``(header, quantizer, valid [H, W], coder, payload)`` of a latent file's bytes."""
     if data[:4] != MAGIC:
         raise ValueError(f"{name} is not a skiplab latent file (no {MAGIC!r} magic)")
     version, n = struct.unpack_from("<BI", data, 4)
     if version != VERSION:
-        raise ValueError(f"{name} has latent format version {version}; this skiplab reads "
-                         f"version {VERSION}")
+        raise ValueError(f"{name} has latent format version {version}; this skiplab reads version {VERSION}")
     pos = 9 + n
     header = json.loads(zlib.decompress(data[9:pos]))
     channels = header["shape"][1]
     size = UniformQuantizer.nbytes(channels)
-    quantizer = UniformQuantizer.from_bytes(header["bits"], channels, data[pos:pos + size])
+    quantizer = UniformQuantizer.from_bytes(header["bits"], channels, data[pos : pos + size])
     pos += size
     (m,) = struct.unpack_from("<I", data, pos)
     pos += 4
     h, w = header["grid"]["height"], header["grid"]["width"]
-    valid = (np.ones((h, w), dtype=bool) if m == 0 else np.unpackbits(
-        np.frombuffer(zlib.decompress(data[pos:pos + m]), np.uint8), count=h * w
-    ).astype(bool).reshape(h, w))
+    valid = (
+        np.ones((h, w), dtype=bool)
+        if m == 0
+        else np.unpackbits(np.frombuffer(zlib.decompress(data[pos : pos + m]), np.uint8), count=h * w)
+        .astype(bool)
+        .reshape(h, w)
+    )
     pos += m
     coder = CODER_NAMES[data[pos]]
-    return header, quantizer, valid, coder, data[pos + 1:]
+    return header, quantizer, valid, coder, data[pos + 1 :]
 
 
 def _radiometry_list(r: Radiometry) -> list:
@@ -149,11 +164,18 @@ def _as_raster(scene: Union[Raster, np.ndarray, PathLike]) -> Raster:
     return read_raster(scene, mmap=True)
 
 
-def encode_scene_bytes(ae: Union[TrainedAutoencoder, PathLike, None],
-                       scene: Union[Raster, np.ndarray, PathLike], *, bits: int = 8,
-                       coder: str = "auto", radiometry: str = "scene", tile: Optional[int] = None,
-                       overlap: Optional[int] = None, batch_size: int = 8,
-                       progress: bool = False) -> EncodedScene:
+def encode_scene_bytes(
+    ae: Union[TrainedAutoencoder, PathLike, None],
+    scene: Union[Raster, np.ndarray, PathLike],
+    *,
+    bits: int = 8,
+    coder: str = "auto",
+    radiometry: str = "scene",
+    tile: Optional[int] = None,
+    overlap: Optional[int] = None,
+    batch_size: int = 8,
+    progress: bool = False,
+) -> EncodedScene:
     """Encode a scene (file, :class:`Raster` or array) into latent-file bytes with ``ae`` (a
     model, a checkpoint path, or None: the packaged default model)."""
     ae = ae if isinstance(ae, TrainedAutoencoder) else resolve_autoencoder(ae)
@@ -164,22 +186,47 @@ def encode_scene_bytes(ae: Union[TrainedAutoencoder, PathLike, None],
     latent, valid = encode_tiles(scene_ae, raster, grid, batch_size, progress=progress)
     latent = latent.numpy().astype(np.float32)
     if not valid.any():
-        raise ValueError(f"every pixel is no-data (no-data fraction 100% of {grid.height}x"
-                         f"{grid.width}): nothing to encode")
+        raise ValueError(
+            f"every pixel is no-data (no-data fraction 100% of {grid.height}x{grid.width}): nothing to encode"
+        )
     quantizer = UniformQuantizer.fit(latent, bits)
     symbols = quantizer.quantize(latent)
     used, payload = encode_symbols(symbols, quantizer.bits, coder)
-    header = dict(model=ae.model_name, model_id=ident, **written_by(ae), radiometry=_radiometry_list(scene_ae.radiometry),
-                  grid=grid.to_dict(), shape=list(latent.shape), bits=quantizer.bits,
-                  dtype=output_dtype(raster).name, quantity=raster.quantity,
-                  nodata=raster.nodata, tags=tags_to_json(raster.tags))
+    header = dict(
+        model=ae.model_name,
+        model_id=ident,
+        **written_by(ae),
+        radiometry=_radiometry_list(scene_ae.radiometry),
+        grid=grid.to_dict(),
+        shape=list(latent.shape),
+        bits=quantizer.bits,
+        dtype=output_dtype(raster).name,
+        quantity=raster.quantity,
+        nodata=raster.nodata,
+        tags=tags_to_json(raster.tags),
+    )
     data = _pack(header, quantizer, valid, used, payload)
-    return EncodedScene(data, grid.height * grid.width, symbols.size, len(payload),
-                        empirical_entropy(symbols), used, quantizer.bits, grid=grid, note=note)
+    return EncodedScene(
+        data,
+        grid.height * grid.width,
+        symbols.size,
+        len(payload),
+        empirical_entropy(symbols),
+        used,
+        quantizer.bits,
+        grid=grid,
+        note=note,
+    )
 
 
-def encode_scene_file(ae: Union[TrainedAutoencoder, PathLike, None], scene: Union[Raster, PathLike],
-                      out: PathLike, *, overwrite: bool = False, **kwargs) -> EncodedScene:
+def encode_scene_file(
+    ae: Union[TrainedAutoencoder, PathLike, None],
+    scene: Union[Raster, PathLike],
+    out: PathLike,
+    *,
+    overwrite: bool = False,
+    **kwargs,
+) -> EncodedScene:
     """:func:`encode_scene_bytes` written atomically to ``out`` (``.sarl``)."""
     out = Path(out)
     raster = _as_raster(scene)
@@ -198,8 +245,15 @@ def _decoder(ae: Union[TrainedAutoencoder, PathLike, None], data: bytes, name: s
     symbols = decode_symbols(coder, payload, tuple(header["shape"]), header["bits"])
     latent = torch.from_numpy(quantizer.dequantize(symbols))
     scene_ae = dataclasses.replace(ae, radiometry=header_radiometry(header))
-    like = Raster(np.empty((0, 0)), np.dtype(header["dtype"]), "npy", header["quantity"],
-                  tags_from_json(header["tags"]), header["nodata"], None)
+    like = Raster(
+        np.empty((0, 0)),
+        np.dtype(header["dtype"]),
+        "npy",
+        header["quantity"],
+        tags_from_json(header["tags"]),
+        header["nodata"],
+        None,
+    )
     return scene_ae, TileGrid(**header["grid"]), latent, valid, like
 
 
@@ -208,17 +262,26 @@ def _decode_into(scene_ae, grid, latent, valid, like, sink, batch_size, strip_ti
 
     def rows():
         for i, y in enumerate(grid.ys):
-            out = batched(scene_ae.decode, latent[i * n_x:(i + 1) * n_x], batch_size)
-            yield y, out[:, 0].double().numpy(), valid[y:y + grid.tile]
+            out = batched(scene_ae.decode, latent[i * n_x : (i + 1) * n_x], batch_size)
+            yield y, out[:, 0].double().numpy(), valid[y : y + grid.tile]
 
     amplitude_out = like.quantity == "amplitude" and scene_ae.radiometry.quantity == "intensity"
-    return blend_scene(scene_ae, like, grid, rows(), sink, strip_tiles=strip_tiles,
-                       nodata=like.nodata, amplitude_out=amplitude_out,
-                       integer=getattr(sink, "dtype", np.dtype(np.float64)).kind in "iu")
+    return blend_scene(
+        scene_ae,
+        like,
+        grid,
+        rows(),
+        sink,
+        strip_tiles=strip_tiles,
+        nodata=like.nodata,
+        amplitude_out=amplitude_out,
+        integer=getattr(sink, "dtype", np.dtype(np.float64)).kind in "iu",
+    )
 
 
-def decode_scene_bytes(ae: Union[TrainedAutoencoder, PathLike, None], data: bytes, *,
-                       batch_size: int = 8) -> np.ndarray:
+def decode_scene_bytes(
+    ae: Union[TrainedAutoencoder, PathLike, None], data: bytes, *, batch_size: int = 8
+) -> np.ndarray:
     """The decoded scene (physical units, float64) of latent-file bytes; ``ae`` None: the
     packaged default model, when it wrote them (:func:`~skiplab.sar.model.default.model_for_latent`)."""
     scene_ae, grid, latent, valid, like = _decoder(ae, data, "latent data")
@@ -227,9 +290,15 @@ def decode_scene_bytes(ae: Union[TrainedAutoencoder, PathLike, None], data: byte
     return sink.result()
 
 
-def decode_scene_file(ae: Union[TrainedAutoencoder, PathLike, None], latent_file: PathLike,
-                      out: PathLike, *, batch_size: int = 8, strip_tiles: int = 1,
-                      overwrite: bool = False) -> tuple[Path, TileGrid]:
+def decode_scene_file(
+    ae: Union[TrainedAutoencoder, PathLike, None],
+    latent_file: PathLike,
+    out: PathLike,
+    *,
+    batch_size: int = 8,
+    strip_tiles: int = 1,
+    overwrite: bool = False,
+) -> tuple[Path, TileGrid]:
     """Decode a ``.sarl`` file into the raster ``out`` (format by suffix), in the data type,
     units, no-data value and georeferencing tags of the scene that was encoded; ``ae`` None:
     the packaged default model, when it wrote the file."""
@@ -249,6 +318,17 @@ def is_latent_file(path: PathLike) -> bool:
         return f.read(4) == MAGIC
 
 
-__all__ = ["EncodedScene", "MAGIC", "SUFFIX", "VERSION", "decode_scene_bytes", "header_radiometry",
-           "decode_scene_file", "encode_scene_bytes", "encode_scene_file", "is_latent_file",
-           "model_id", "unpack"]
+__all__ = [
+    "EncodedScene",
+    "MAGIC",
+    "SUFFIX",
+    "VERSION",
+    "decode_scene_bytes",
+    "header_radiometry",
+    "decode_scene_file",
+    "encode_scene_bytes",
+    "encode_scene_file",
+    "is_latent_file",
+    "model_id",
+    "unpack",
+]

@@ -19,7 +19,7 @@ class _LowerBound(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         (x,) = ctx.saved_tensors
-        passes = (x >= ctx.bound) | (grad < 0)     # descent raises x when grad < 0
+        passes = (x >= ctx.bound) | (grad < 0)  # descent raises x when grad < 0
         return grad * passes.to(grad.dtype), None
 
 

@@ -34,8 +34,7 @@ MAX_BITS = 16
 
 def check_bits(bits: int) -> int:
     if not (isinstance(bits, (int, np.integer)) and 1 <= bits <= MAX_BITS):
-        raise ValueError(f"bits per latent value must be an integer in [1, {MAX_BITS}]; "
-                         f"found {bits!r}")
+        raise ValueError(f"bits per latent value must be an integer in [1, {MAX_BITS}]; found {bits!r}")
     return int(bits)
 
 
@@ -55,16 +54,14 @@ class UniformQuantizer:
         check_bits(self.bits)
         lo, hi = np.asarray(self.lo, np.float32), np.asarray(self.hi, np.float32)
         if lo.shape != hi.shape or lo.ndim != 1 or not np.all(np.isfinite(lo) & np.isfinite(hi)):
-            raise ValueError(f"need finite per-channel ranges lo, hi of shape [C]; found "
-                             f"{lo.shape} and {hi.shape}")
+            raise ValueError(f"need finite per-channel ranges lo, hi of shape [C]; found {lo.shape} and {hi.shape}")
         object.__setattr__(self, "lo", lo)
         object.__setattr__(self, "hi", np.maximum(hi, lo))
 
     @classmethod
     def fit(cls, latent: np.ndarray | torch.Tensor, bits: int) -> "UniformQuantizer":
         """Per-channel min and max of ``latent`` [N, C, h, w] (or [C, h, w])."""
-        z = np.asarray(latent.detach().cpu() if isinstance(latent, torch.Tensor) else latent,
-                       dtype=np.float32)
+        z = np.asarray(latent.detach().cpu() if isinstance(latent, torch.Tensor) else latent, dtype=np.float32)
         z = z[None] if z.ndim == 3 else z
         axes = (0, 2, 3)
         return cls(check_bits(bits), _half(z.min(axis=axes), -np.inf), _half(z.max(axis=axes), np.inf))
@@ -149,8 +146,14 @@ class LatentQuantizer(nn.Module):
     the file writer.
     """
 
-    def __init__(self, channels: int, bits: int = 8, mode: str = "noise",
-                 learn_range: bool = False, init_range: tuple[float, float] = (-4.0, 4.0)) -> None:
+    def __init__(
+        self,
+        channels: int,
+        bits: int = 8,
+        mode: str = "noise",
+        learn_range: bool = False,
+        init_range: tuple[float, float] = (-4.0, 4.0),
+    ) -> None:
         super().__init__()
         if mode not in ("noise", "ste"):
             raise ValueError(f"mode must be 'noise' or 'ste'; found {mode!r}")
@@ -164,8 +167,7 @@ class LatentQuantizer(nn.Module):
             self.register_buffer("hi", hi)
 
     @torch.no_grad()
-    def calibrate(self, latent: torch.Tensor, percentiles: tuple[float, float] = (0.0, 100.0)
-                  ) -> None:
+    def calibrate(self, latent: torch.Tensor, percentiles: tuple[float, float] = (0.0, 100.0)) -> None:
         """Set the range from calibration latents [N, C, h, w] (min/max by default)."""
         z = latent.detach().transpose(0, 1).reshape(latent.shape[1], -1).float()
         q = torch.tensor([percentiles[0] / 100, percentiles[1] / 100])
@@ -198,8 +200,7 @@ class LatentQuantizer(nn.Module):
         return lo + u.clamp(0, (1 << bits) - 1) * step
 
     def to_uniform(self) -> UniformQuantizer:
-        return UniformQuantizer(self.bits, self.lo.detach().cpu().numpy(),
-                                self.hi.detach().cpu().numpy())
+        return UniformQuantizer(self.bits, self.lo.detach().cpu().numpy(), self.hi.detach().cpu().numpy())
 
     def extra_repr(self) -> str:
         return f"channels={self.lo.numel()}, bits={self.bits}, mode={self.mode!r}"
@@ -210,5 +211,4 @@ def nominal_bpp(channels: int, reduction: int, bits: int) -> float:
     return channels * bits / float(reduction) ** 2
 
 
-__all__ = ["LatentQuantizer", "UniformQuantizer", "check_bits", "empirical_entropy",
-           "nominal_bpp", "symbol_dtype"]
+__all__ = ["LatentQuantizer", "UniformQuantizer", "check_bits", "empirical_entropy", "nominal_bpp", "symbol_dtype"]

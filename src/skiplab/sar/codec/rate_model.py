@@ -25,9 +25,6 @@ install beside our torch 2.13 CPU build; (3) it is 40 lines. The prior's ``mu`` 
 
 from __future__ import annotations
 
-import threading
-from typing import Optional
-
 import torch
 from torch import nn
 
@@ -56,7 +53,7 @@ class LaplacePrior(nn.Module):
         of ``z`` [B, C, h, w], bounded below by :data:`LIKELIHOOD_BOUND`."""
         loc = self.loc.view(1, -1, 1, 1)
         scale = self.log_scale.exp().clamp_min(MIN_SCALE).view(1, -1, 1, 1)
-        centred = (z - loc).abs()           # symmetric: use the upper tail for accuracy
+        centred = (z - loc).abs()  # symmetric: use the upper tail for accuracy
         upper = laplace_cdf((-centred + step / 2) / scale)
         lower = laplace_cdf((-centred - step / 2) / scale)
         return (upper - lower).clamp_min(LIKELIHOOD_BOUND)
@@ -69,24 +66,4 @@ class LaplacePrior(nn.Module):
         return f"channels={self.loc.numel()}"
 
 
-# ---- the rate of the latest forward pass, for the loss ----------------------------------
-# The trainer calls ``criterion(output, target)``; the rate is a property of the latent, which
-# the output does not carry. A codec model records its batch's rate here in every forward and
-# the ``rate`` loss term (:mod:`skiplab.sar.training.losses`) takes it: the forward that the criterion
-# follows is always the latest one in this thread (training model, EMA copy or evaluation).
-_TAPE = threading.local()
-
-
-def record_rate(bits_per_pixel: torch.Tensor) -> None:
-    """Record the per-image rate [B] (bits per pixel) of the forward pass that just ran."""
-    _TAPE.rate = bits_per_pixel
-
-
-def take_rate() -> Optional[torch.Tensor]:
-    """The recorded per-image rate [B], cleared so that it is used once (None: none)."""
-    rate = getattr(_TAPE, "rate", None)
-    _TAPE.rate = None
-    return rate
-
-
-__all__ = ["LIKELIHOOD_BOUND", "LaplacePrior", "laplace_cdf", "record_rate", "take_rate"]
+__all__ = ["LIKELIHOOD_BOUND", "LaplacePrior", "laplace_cdf"]

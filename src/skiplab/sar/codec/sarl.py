@@ -55,7 +55,7 @@ MAGIC = b"SKLT"
 VERSION = 2
 LEGACY_VERSIONS = (1,)
 CODING_TILE = 512
-REFERENCE = Radiometry.fixed(-100.0, 0.0)   # only its percentiles matter: bounds are per scene
+REFERENCE = Radiometry.fixed(-100.0, 0.0)  # only its percentiles matter: bounds are per scene
 PathLike = Union[str, Path]
 
 
@@ -90,8 +90,7 @@ def coding_tiles(height: int, width: int, tile: int) -> list[tuple[int, int, int
     if tile % REDUCTION or tile <= 0:
         raise ValueError(f"tile must be a positive multiple of {REDUCTION}, got {tile}")
     ph, pw = -(-height // REDUCTION) * REDUCTION, -(-width // REDUCTION) * REDUCTION
-    return [(y, x, min(tile, ph - y), min(tile, pw - x))
-            for y in range(0, ph, tile) for x in range(0, pw, tile)]
+    return [(y, x, min(tile, ph - y), min(tile, pw - x)) for y in range(0, ph, tile) for x in range(0, pw, tile)]
 
 
 def z_shapes(boxes: list[tuple[int, int, int, int]]) -> list[tuple[int, int]]:
@@ -119,25 +118,48 @@ def _pack_header(header: dict) -> bytes:
     low, high, eps = header["radiometry"]
     extra = {k: header[k] for k, v in _RASTER_DEFAULTS.items() if header[k] != v}
     extra_bytes = zlib.compress(json.dumps(extra, separators=(",", ":")).encode(), 9) if extra else b""
-    return b"".join([struct.pack("<B", len(name)), name,
-                     _FIXED.pack(bytes.fromhex(header["codec_id"]), header["quality"], low, high,
-                                 eps, header["gain"], header["step"], header["height"],
-                                 header["width"],
-                                 header["tile"]),
-                     struct.pack("<H", len(extra_bytes)), extra_bytes])
+    return b"".join(
+        [
+            struct.pack("<B", len(name)),
+            name,
+            _FIXED.pack(
+                bytes.fromhex(header["codec_id"]),
+                header["quality"],
+                low,
+                high,
+                eps,
+                header["gain"],
+                header["step"],
+                header["height"],
+                header["width"],
+                header["tile"],
+            ),
+            struct.pack("<H", len(extra_bytes)),
+            extra_bytes,
+        ]
+    )
 
 
 def _unpack_header(data: bytes, pos: int) -> tuple[dict, int]:
     (k,) = struct.unpack_from("<B", data, pos)
-    name = data[pos + 1:pos + 1 + k].decode()
+    name = data[pos + 1 : pos + 1 + k].decode()
     pos += 1 + k
     ident, quality, low, high, eps, gain, step, h, w, tile = _FIXED.unpack_from(data, pos)
     pos += _FIXED.size
     (j,) = struct.unpack_from("<H", data, pos)
-    extra = json.loads(zlib.decompress(data[pos + 2:pos + 2 + j])) if j else {}
-    header = dict(codec=name, codec_id=ident.hex(), quality=quality, radiometry=[low, high, eps],
-                  gain=gain, step=step, height=h, width=w, tile=tile,
-                  **{**_RASTER_DEFAULTS, **extra})
+    extra = json.loads(zlib.decompress(data[pos + 2 : pos + 2 + j])) if j else {}
+    header = dict(
+        codec=name,
+        codec_id=ident.hex(),
+        quality=quality,
+        radiometry=[low, high, eps],
+        gain=gain,
+        step=step,
+        height=h,
+        width=w,
+        tile=tile,
+        **{**_RASTER_DEFAULTS, **extra},
+    )
     return header, pos + 2 + j
 
 
@@ -146,64 +168,81 @@ def _radiometry(values: list) -> Radiometry:
     return Radiometry(low, high, "intensity", eps, True, method="scene")
 
 
-def _intensity(codec: Codec, y_tiles: list, boxes: list, radiometry: Radiometry,
-               shape: tuple[int, int], step: float) -> np.ndarray:
+def _intensity(
+    codec: Codec, y_tiles: list, boxes: list, radiometry: Radiometry, shape: tuple[int, int], step: float
+) -> np.ndarray:
     """The decoded scene's intensity (before the gain) from each tile's y symbols."""
     h, w = shape
     n = np.zeros((-(-h // REDUCTION) * REDUCTION, -(-w // REDUCTION) * REDUCTION), np.float32)
     for y_sym, (ty, tx, th, tw) in zip(y_tiles, boxes):
-        n[ty:ty + th, tx:tx + tw] = codec.model.decompress(y_sym, step=step)[0, 0].numpy()
+        n[ty : ty + th, tx : tx + tw] = codec.model.decompress(y_sym, step=step)[0, 0].numpy()
     return radiometry.inverse_intensity(np.clip(n[:h, :w].astype(np.float64), 0.0, 1.0))
 
 
-def encode_scene(codec: Codec, scene: Union[Raster, np.ndarray, PathLike], *,
-                 tile: int = CODING_TILE) -> EncodedScene:
+def encode_scene(codec: Codec, scene: Union[Raster, np.ndarray, PathLike], *, tile: int = CODING_TILE) -> EncodedScene:
     """A scene (intensity or amplitude raster, array or path) as ``.sarl`` bytes."""
-    raster = scene if isinstance(scene, Raster) else (
-        Raster(scene, scene.dtype, "npy") if isinstance(scene, np.ndarray) else read_raster(scene))
+    raster = (
+        scene
+        if isinstance(scene, Raster)
+        else (Raster(scene, scene.dtype, "npy") if isinstance(scene, np.ndarray) else read_raster(scene))
+    )
     data = np.asarray(raster.values("intensity"), dtype=np.float64)
     if data.ndim != 2 or min(data.shape) < 1:
         raise ValueError(f"expected a 2-D scene; found shape {data.shape}")
     valid = valid_mask(data, raster.nodata)
     if not valid.any():
         raise ValueError("every pixel is no-data: nothing to encode")
-    fitted = scene_radiometry(REFERENCE, data, nodata=raster.nodata)   # as the file stores it:
+    fitted = scene_radiometry(REFERENCE, data, nodata=raster.nodata)  # as the file stores it:
     radiometry = _radiometry([_f32(fitted.low_db), _f32(fitted.high_db), _f32(fitted.eps)])
     n = radiometry.forward(np.where(valid, data, np.median(data[valid]))).astype(np.float32)
     n[~valid] = float(np.mean(n[valid]))
     padded, boxes, step = _padded(n), coding_tiles(*data.shape, tile), _f32(codec.step)
-    symbols = [codec.model.compress(torch.from_numpy(
-        np.ascontiguousarray(padded[ty:ty + th, tx:tx + tw]))[None, None], step)
-        for ty, tx, th, tw in boxes]
+    symbols = [
+        codec.model.compress(
+            torch.from_numpy(np.ascontiguousarray(padded[ty : ty + th, tx : tx + tw]))[None, None], step
+        )
+        for ty, tx, th, tw in boxes
+    ]
     words = encode_tiles(symbols, codec.model.z_density.pmf_table())
     out = _intensity(codec, [s.y for s in symbols], boxes, radiometry, data.shape, step)
     gain = _f32(np.mean(data[valid]) / max(np.mean(out[valid]), 1e-300))
-    header = dict(codec=codec.name, codec_id=codec.ident, quality=codec.quality,
-                  radiometry=[radiometry.low_db, radiometry.high_db, radiometry.eps],
-                  height=data.shape[0], width=data.shape[1], tile=tile, gain=gain, step=step,
-                  dtype=np.dtype(raster.dtype).name, quantity=raster.quantity,
-                  nodata=raster.nodata, tags=tags_to_json(raster.tags))
+    header = dict(
+        codec=codec.name,
+        codec_id=codec.ident,
+        quality=codec.quality,
+        radiometry=[radiometry.low_db, radiometry.high_db, radiometry.eps],
+        height=data.shape[0],
+        width=data.shape[1],
+        tile=tile,
+        gain=gain,
+        step=step,
+        dtype=np.dtype(raster.dtype).name,
+        quantity=raster.quantity,
+        nodata=raster.nodata,
+        tags=tags_to_json(raster.tags),
+    )
     mask = b"" if valid.all() else zlib.compress(np.packbits(valid, axis=None).tobytes(), 9)
     payload = np.asarray(words, dtype="<u4").tobytes()
-    body = b"".join([MAGIC, struct.pack("<B", VERSION), _pack_header(header),
-                     struct.pack("<I", len(mask)), mask, payload])
-    return EncodedScene(body + struct.pack("<I", zlib.crc32(body)), data.shape[0], data.shape[1],
-                        len(payload), gain)
+    body = b"".join(
+        [MAGIC, struct.pack("<B", VERSION), _pack_header(header), struct.pack("<I", len(mask)), mask, payload]
+    )
+    return EncodedScene(body + struct.pack("<I", zlib.crc32(body)), data.shape[0], data.shape[1], len(payload), gain)
 
 
 def file_version(data: bytes, name: str = "the file") -> int:
     """The format version of ``.sarl`` bytes; one-line errors for empty or foreign bytes."""
     if not data:
         raise CorruptSceneFileError(f"{name} is empty: expected a .sarl compressed scene")
-    if data[:4] != MAGIC[:len(data[:4])] or len(data) < 5:
-        if data[:4] == MAGIC[:len(data[:4])]:
-            raise CorruptSceneFileError(f"{name} is truncated: {len(data)} bytes, shorter than a "
-                                        f".sarl header")
+    if data[:4] != MAGIC[: len(data[:4])] or len(data) < 5:
+        if data[:4] == MAGIC[: len(data[:4])]:
+            raise CorruptSceneFileError(f"{name} is truncated: {len(data)} bytes, shorter than a .sarl header")
         raise CorruptSceneFileError(f"{name} is not a .sarl compressed scene (no {MAGIC!r} magic)")
     version = data[4]
     if version not in (VERSION, *LEGACY_VERSIONS):
-        raise CorruptSceneFileError(f"{name} has .sarl format version {version}; this skiplab "
-                                    f"reads versions {', '.join(map(str, (*LEGACY_VERSIONS, VERSION)))}")
+        raise CorruptSceneFileError(
+            f"{name} has .sarl format version {version}; this skiplab "
+            f"reads versions {', '.join(map(str, (*LEGACY_VERSIONS, VERSION)))}"
+        )
     return version
 
 
@@ -212,49 +251,60 @@ def unpack(data: bytes, name: str = "the file") -> tuple[dict, np.ndarray, np.nd
     file_version(data, name)
     (stored,) = struct.unpack("<I", data[-4:]) if len(data) >= 13 else (None,)
     if stored is None or zlib.crc32(data[:-4]) != stored:
-        raise CorruptSceneFileError(f"{name} is corrupt: its CRC-32 checksum does not match "
-                                    f"({len(data)} bytes; truncated or altered)")
+        raise CorruptSceneFileError(
+            f"{name} is corrupt: its CRC-32 checksum does not match ({len(data)} bytes; truncated or altered)"
+        )
     try:
         header, pos = _unpack_header(data, 5)
         (m,) = struct.unpack_from("<I", data, pos)
         pos += 4
         h, w = header["height"], header["width"]
-        valid = (np.ones((h, w), dtype=bool) if m == 0 else np.unpackbits(
-            np.frombuffer(zlib.decompress(data[pos:pos + m]), np.uint8), count=h * w
-        ).astype(bool).reshape(h, w))
-        words = np.frombuffer(data[pos + m:-4], dtype="<u4").astype(np.uint32)
+        valid = (
+            np.ones((h, w), dtype=bool)
+            if m == 0
+            else np.unpackbits(np.frombuffer(zlib.decompress(data[pos : pos + m]), np.uint8), count=h * w)
+            .astype(bool)
+            .reshape(h, w)
+        )
+        words = np.frombuffer(data[pos + m : -4], dtype="<u4").astype(np.uint32)
     except (struct.error, zlib.error, ValueError, KeyError, UnicodeDecodeError) as err:
         raise CorruptSceneFileError(f"{name} is corrupt: {err}") from None
     return header, valid, words
 
 
-def decode_bytes(data: bytes, checkpoint: Optional[PathLike] = None, name: str = "the file", *,
-                 codec: Optional[Codec] = None) -> tuple[np.ndarray, dict]:
+def decode_bytes(
+    data: bytes, checkpoint: Optional[PathLike] = None, name: str = "the file", *, codec: Optional[Codec] = None
+) -> tuple[np.ndarray, dict]:
     """The decoded scene (intensity, float64, gain applied; no-data as NaN) and the header;
     the codec is ``codec`` (in memory), else ``checkpoint``'s, else the shipped one the file
     names -- refused in one line when its id is not the file's."""
     header, valid, words = unpack(data, name)
     if codec is not None and codec.ident != header["codec_id"]:
-        raise ValueError(f"{name} was written by the codec {header['codec']} (id "
-                         f"{header['codec_id']}), not by {codec.name} (id {codec.ident})")
+        raise ValueError(
+            f"{name} was written by the codec {header['codec']} (id "
+            f"{header['codec_id']}), not by {codec.name} (id {codec.ident})"
+        )
     codec = codec or codec_for_file(header["codec"], header["codec_id"], checkpoint, name)
     radiometry = _radiometry(header["radiometry"])
     h, w = header["height"], header["width"]
     boxes = coding_tiles(h, w, header["tile"])
     try:
-        tiles = decode_tiles(words, codec.model.z_density.pmf_table(),
-                             z_shapes(boxes), codec.model.m,
-                             lambda z: codec.model.scale_index(z, header["step"])[0])
+        tiles = decode_tiles(
+            words,
+            codec.model.z_density.pmf_table(),
+            z_shapes(boxes),
+            codec.model.m,
+            lambda z: codec.model.scale_index(z, header["step"])[0],
+        )
     except (RuntimeError, ValueError, AssertionError) as err:
-        raise CorruptSceneFileError(f"{name} is corrupt: the entropy-coded stream does not "
-                                    f"decode ({err})") from None
-    out = _intensity(codec, [t.y for t in tiles], boxes, radiometry, (h, w),
-                     header["step"]) * header["gain"]
+        raise CorruptSceneFileError(f"{name} is corrupt: the entropy-coded stream does not decode ({err})") from None
+    out = _intensity(codec, [t.y for t in tiles], boxes, radiometry, (h, w), header["step"]) * header["gain"]
     return np.where(valid, out, np.nan), header
 
 
-def encode_file(codec: Codec, scene: PathLike, out: PathLike, *, tile: int = CODING_TILE,
-                overwrite: bool = False) -> EncodedScene:
+def encode_file(
+    codec: Codec, scene: PathLike, out: PathLike, *, tile: int = CODING_TILE, overwrite: bool = False
+) -> EncodedScene:
     """:func:`encode_scene` written atomically to ``out``."""
     out = Path(out)
     if out.exists() and not overwrite:
@@ -265,8 +315,9 @@ def encode_file(codec: Codec, scene: PathLike, out: PathLike, *, tile: int = COD
     return encoded
 
 
-def decode_file(path: PathLike, out: PathLike, *, checkpoint: Optional[PathLike] = None,
-                overwrite: bool = False) -> tuple[Path, dict]:
+def decode_file(
+    path: PathLike, out: PathLike, *, checkpoint: Optional[PathLike] = None, overwrite: bool = False
+) -> tuple[Path, dict]:
     """Decode a version-2 ``.sarl`` file into the raster ``out`` in the scene's data type,
     units, no-data value and tags."""
     path = Path(path)
@@ -280,11 +331,24 @@ def decode_file(path: PathLike, out: PathLike, *, checkpoint: Optional[PathLike]
     if dtype.kind in "iu":
         info = np.iinfo(dtype)
         values = np.clip(np.rint(values), info.min, info.max)
-    written = write_raster(out, values.astype(dtype), tags=tags_from_json(header["tags"]),
-                           nodata=nodata, overwrite=overwrite)
+    written = write_raster(
+        out, values.astype(dtype), tags=tags_from_json(header["tags"]), nodata=nodata, overwrite=overwrite
+    )
     return written, header
 
 
-__all__ = ["CODING_TILE", "CorruptSceneFileError", "EncodedScene", "MAGIC", "VERSION",
-           "coding_tiles", "z_shapes", "decode_bytes", "decode_file", "encode_file", "encode_scene",
-           "file_version", "unpack"]
+__all__ = [
+    "CODING_TILE",
+    "CorruptSceneFileError",
+    "EncodedScene",
+    "MAGIC",
+    "VERSION",
+    "coding_tiles",
+    "z_shapes",
+    "decode_bytes",
+    "decode_file",
+    "encode_file",
+    "encode_scene",
+    "file_version",
+    "unpack",
+]

@@ -75,10 +75,9 @@ def quality_levels() -> list[int]:
     return sorted(int(q) for q in shipped_card().get("levels", {}))
 
 
-def load_codec(path: PathLike, name: Optional[str] = None, quality: int = 0,
-               step: float = 1.0) -> Codec:
+def load_codec(path: PathLike, name: Optional[str] = None, quality: int = 0, step: float = 1.0) -> Codec:
     """A codec from a checkpoint of the ``compress`` task (or a shipped ``.pt.xz`` file)."""
-    from ...trained import load_trained    # the one road from a file to a model
+    from ...trained import load_trained  # the one road from a file to a model
 
     if str(path).endswith(SUFFIX):
         with lzma.open(path, "rb") as f:
@@ -87,8 +86,10 @@ def load_codec(path: PathLike, name: Optional[str] = None, quality: int = 0,
     else:
         model = load_trained(path).model
     if not isinstance(model, HyperpriorCodec):
-        raise CodecNotFoundError(f"{path} holds a {type(model).__name__}, not a hyperprior "
-                                 f"codec (sar_hyperprior_*, trained with --task compress)")
+        raise CodecNotFoundError(
+            f"{path} holds a {type(model).__name__}, not a hyperprior "
+            f"codec (sar_hyperprior_*, trained with --task compress)"
+        )
     model.eval().update()
     return Codec(model, name or str(path), codec_id(model), quality, step)
 
@@ -98,29 +99,29 @@ def load_quality(quality: int) -> Codec:
     levels = quality_levels()
     if quality not in levels:
         have = f"1..{levels[-1]}" if levels else "none installed"
-        raise CodecNotFoundError(f"quality must be one of the shipped levels ({have}); got "
-                                 f"{quality}")
+        raise CodecNotFoundError(f"quality must be one of the shipped levels ({have}); got {quality}")
     level = shipped_card()["levels"][str(quality)]
-    return load_codec(WEIGHTS_DIR / level["weights"], f"{PREFIX}{quality}", quality,
-                      float(level.get("step", 1.0)))
+    return load_codec(WEIGHTS_DIR / level["weights"], f"{PREFIX}{quality}", quality, float(level.get("step", 1.0)))
 
 
-def codec_for_file(name: str, ident: str, given: Optional[PathLike] = None,
-                   where: str = "the file") -> Codec:
+def codec_for_file(name: str, ident: str, given: Optional[PathLike] = None, where: str = "the file") -> Codec:
     """The codec that decodes a file whose header names ``name`` and ``ident``: ``given`` (a
     checkpoint) when passed, else the shipped codec of that name; refused in one line when it
     is not the one that wrote the file."""
     if given is not None:
         codec = load_codec(given)
-    elif name.startswith(PREFIX) and name[len(PREFIX):].isdigit():
-        codec = load_quality(int(name[len(PREFIX):]))
+    elif name.startswith(PREFIX) and name[len(PREFIX) :].isdigit():
+        codec = load_quality(int(name[len(PREFIX) :]))
     else:
-        raise CodecNotFoundError(f"{where} was written by the codec {name} (id {ident}), which "
-                                 f"is not shipped: pass it with --checkpoint")
+        raise CodecNotFoundError(
+            f"{where} was written by the codec {name} (id {ident}), which is not shipped: pass it with --checkpoint"
+        )
     if codec.ident != ident:
-        raise CodecNotFoundError(f"{where} was written by the codec {name} (id {ident}); "
-                                 f"{codec.name} has id {codec.ident}: decode with the codec "
-                                 f"that wrote it")
+        raise CodecNotFoundError(
+            f"{where} was written by the codec {name} (id {ident}); "
+            f"{codec.name} has id {codec.ident}: decode with the codec "
+            f"that wrote it"
+        )
     return codec
 
 
@@ -135,13 +136,33 @@ def ship(checkpoint: PathLike, tag: str, out_dir: PathLike = WEIGHTS_DIR) -> Pat
     model.update()
     state = {k: (v if k.endswith("pmf") else v.half()) for k, v in model.state_dict().items()}
     buffer = io.BytesIO()
-    torch.save({"format": "skiplab.sar_codec/1", "format_version": 2, "arch": source["arch"],
-                "model": state, "codec": source.get("codec"), "tile_size": source.get("tile_size"),
-                "radiometry": source.get("radiometry"), "config": source.get("config")}, buffer)
+    torch.save(
+        {
+            "format": "skiplab.sar_codec/1",
+            "format_version": 2,
+            "arch": source["arch"],
+            "model": state,
+            "codec": source.get("codec"),
+            "tile_size": source.get("tile_size"),
+            "radiometry": source.get("radiometry"),
+            "config": source.get("config"),
+        },
+        buffer,
+    )
     path = Path(out_dir) / f"sar_hyperprior_{tag}{SUFFIX}"
     write_bytes(path, lzma.compress(buffer.getvalue(), preset=9 | lzma.PRESET_EXTREME))
     return path
 
 
-__all__ = ["Codec", "CodecNotFoundError", "MAX_TOTAL_BYTES", "codec_for_file", "codec_id",
-           "load_codec", "load_quality", "quality_levels", "ship", "shipped_card"]
+__all__ = [
+    "Codec",
+    "CodecNotFoundError",
+    "MAX_TOTAL_BYTES",
+    "codec_for_file",
+    "codec_id",
+    "load_codec",
+    "load_quality",
+    "quality_levels",
+    "ship",
+    "shipped_card",
+]

@@ -26,44 +26,54 @@ def conv(cin: int, cout: int, kernel: int = 5, stride: int = 2) -> nn.Conv2d:
 
 
 def deconv(cin: int, cout: int, kernel: int = 5, stride: int = 2) -> nn.ConvTranspose2d:
-    return nn.ConvTranspose2d(cin, cout, kernel, stride=stride, padding=kernel // 2,
-                              output_padding=stride - 1)
+    return nn.ConvTranspose2d(cin, cout, kernel, stride=stride, padding=kernel // 2, output_padding=stride - 1)
 
 
 def analysis(transform: str, n: int, m: int, in_chans: int = 1) -> nn.Sequential:
     """``g_a``: four stride-2 stages, ``in_chans`` -> ``m`` channels at 1/16 resolution."""
     if transform == "gdn":
-        return nn.Sequential(conv(in_chans, n), GDN(n), conv(n, n), GDN(n), conv(n, n), GDN(n),
-                             conv(n, m))
+        return nn.Sequential(conv(in_chans, n), GDN(n), conv(n, n), GDN(n), conv(n, n), GDN(n), conv(n, m))
     residual = _check(transform)
     block = dict(norm="none", act="leaky_relu", residual=residual)
-    return nn.Sequential(ResidualDownBlock(in_chans, n, **block), ResidualDownBlock(n, n, **block),
-                         ResidualDownBlock(n, n, **block), conv(n, m, 3))
+    return nn.Sequential(
+        ResidualDownBlock(in_chans, n, **block),
+        ResidualDownBlock(n, n, **block),
+        ResidualDownBlock(n, n, **block),
+        conv(n, m, 3),
+    )
 
 
 def synthesis(transform: str, n: int, m: int, out_chans: int = 1) -> nn.Sequential:
     """``g_s``: four stride-2 stages back, ``m`` -> ``out_chans`` channels."""
     if transform == "gdn":
-        return nn.Sequential(deconv(m, n), GDN(n, inverse=True), deconv(n, n),
-                             GDN(n, inverse=True), deconv(n, n), GDN(n, inverse=True),
-                             deconv(n, out_chans))
+        return nn.Sequential(
+            deconv(m, n),
+            GDN(n, inverse=True),
+            deconv(n, n),
+            GDN(n, inverse=True),
+            deconv(n, n),
+            GDN(n, inverse=True),
+            deconv(n, out_chans),
+        )
     residual = _check(transform)
     block = dict(norm="none", act="leaky_relu", residual=residual)
-    return nn.Sequential(ResidualUpBlock(m, n, **block), ResidualUpBlock(n, n, **block),
-                         ResidualUpBlock(n, n, **block), deconv(n, out_chans, 3))
+    return nn.Sequential(
+        ResidualUpBlock(m, n, **block),
+        ResidualUpBlock(n, n, **block),
+        ResidualUpBlock(n, n, **block),
+        deconv(n, out_chans, 3),
+    )
 
 
 def hyper_analysis(n: int, m: int) -> nn.Sequential:
     """``h_a``: |y| -> z, two stride-2 stages (Ballé 2018: conv3x3, 5x5/2, 5x5/2, ReLU)."""
-    return nn.Sequential(conv(m, n, 3, 1), nn.ReLU(inplace=True), conv(n, n), nn.ReLU(inplace=True),
-                         conv(n, n))
+    return nn.Sequential(conv(m, n, 3, 1), nn.ReLU(inplace=True), conv(n, n), nn.ReLU(inplace=True), conv(n, n))
 
 
 def hyper_synthesis(n: int, m: int, outputs: int = 1) -> nn.Sequential:
     """``h_s``: z -> ``outputs`` x ``m`` channels: the scales (ending in a ReLU, as Ballé
     2018), or means and scales (no final ReLU: the means are signed; Minnen et al. 2018)."""
-    layers = [deconv(n, n), nn.ReLU(inplace=True), deconv(n, n), nn.ReLU(inplace=True),
-              conv(n, outputs * m, 3, 1)]
+    layers = [deconv(n, n), nn.ReLU(inplace=True), deconv(n, n), nn.ReLU(inplace=True), conv(n, outputs * m, 3, 1)]
     return nn.Sequential(*layers, *([nn.ReLU(inplace=True)] if outputs == 1 else []))
 
 

@@ -39,7 +39,7 @@ def blend_window(tile: int, overlap: int) -> np.ndarray:
     w = np.ones(tile, dtype=np.float64)
     if overlap:
         ramp = np.sin(0.5 * np.pi * (np.arange(overlap) + 0.5) / overlap) ** 2
-        w[:overlap], w[tile - overlap:] = ramp, ramp[::-1]
+        w[:overlap], w[tile - overlap :] = ramp, ramp[::-1]
     return np.maximum(w, WINDOW_FLOOR)
 
 
@@ -72,27 +72,30 @@ class TileGrid:
         return dict(height=self.height, width=self.width, tile=self.tile, overlap=self.overlap)
 
 
-def make_grid(height: int, width: int, reduction: int, tile: Optional[int] = None,
-              overlap: Optional[int] = None) -> tuple[TileGrid, Optional[str]]:
+def make_grid(
+    height: int, width: int, reduction: int, tile: Optional[int] = None, overlap: Optional[int] = None
+) -> tuple[TileGrid, Optional[str]]:
     """The tile grid for a scene and a model of total stride ``reduction``, and a note when
     the tile (and the overlap with it) had to shrink to fit the scene. Default tile 256,
     overlap tile / 4; an overlap above tile / 2 is refused."""
     tile = DEFAULT_TILE if tile is None else int(tile)
     if tile < reduction or tile % reduction:
-        raise ValueError(f"the tile must be a multiple of the model's total stride {reduction} "
-                         f"(e.g. {max(reduction, tile // reduction * reduction)}); found {tile}")
+        raise ValueError(
+            f"the tile must be a multiple of the model's total stride {reduction} "
+            f"(e.g. {max(reduction, tile // reduction * reduction)}); found {tile}"
+        )
     side = min(height, width)
     if side < reduction:
-        raise ValueError(f"the scene is {height}x{width} px: smaller than the model's minimum "
-                         f"input {reduction}x{reduction} (its total stride); pad the scene")
+        raise ValueError(
+            f"the scene is {height}x{width} px: smaller than the model's minimum "
+            f"input {reduction}x{reduction} (its total stride); pad the scene"
+        )
     if overlap is not None and not 0 <= overlap <= tile // 2:
-        raise ValueError(f"the overlap must be in [0, tile/2 = {tile // 2}] for {tile} px tiles; "
-                         f"found {overlap}")
+        raise ValueError(f"the overlap must be in [0, tile/2 = {tile // 2}] for {tile} px tiles; found {overlap}")
     note = None
     if side < tile:
         fitted = side // reduction * reduction
-        note = (f"the scene ({height}x{width}) is smaller than the {tile} px tile: using "
-                f"{fitted} px tiles")
+        note = f"the scene ({height}x{width}) is smaller than the {tile} px tile: using {fitted} px tiles"
         if overlap is not None and overlap > fitted // 2:
             note += f", overlap {fitted // 2} (half the tile) instead of {overlap}"
             overlap = fitted // 2
@@ -105,12 +108,13 @@ class Blender:
     """Accumulates weighted tile rows and hands finished scene rows to ``emit(rows, valid)``
     (float64 normalised values and the valid mask), in order."""
 
-    def __init__(self, grid: TileGrid, emit: Callable[[np.ndarray, np.ndarray], None],
-                 strip_tiles: Optional[int] = 1) -> None:
+    def __init__(
+        self, grid: TileGrid, emit: Callable[[np.ndarray, np.ndarray], None], strip_tiles: Optional[int] = 1
+    ) -> None:
         self.grid, self.emit, self.strip_tiles = grid, emit, strip_tiles
         w = blend_window(grid.tile, grid.overlap)
         self.window = np.outer(w, w)
-        self.top = 0                                   # first row not yet emitted
+        self.top = 0  # first row not yet emitted
         self.acc = np.zeros((0, grid.width))
         self.weight = np.zeros((0, grid.width))
         self.valid = np.zeros((0, grid.width), dtype=bool)
@@ -125,16 +129,16 @@ class Blender:
             self.weight = np.concatenate([self.weight, np.zeros((grow, g.width))])
             self.valid = np.concatenate([self.valid, np.zeros((grow, g.width), dtype=bool)])
         r = y - self.top
-        self.valid[r:r + g.tile] = valid
+        self.valid[r : r + g.tile] = valid
         for x, tile in zip(g.xs, tiles):
-            self.acc[r:r + g.tile, x:x + g.tile] += self.window * tile
-            self.weight[r:r + g.tile, x:x + g.tile] += self.window
+            self.acc[r : r + g.tile, x : x + g.tile] += self.window * tile
+            self.weight[r : r + g.tile, x : x + g.tile] += self.window
         self.rows_done += 1
         ys = g.ys
         if self.rows_done == len(ys):
             self._flush(g.height)
         elif self.strip_tiles and self.rows_done % self.strip_tiles == 0:
-            self._flush(ys[self.rows_done])            # rows above the next window row are final
+            self._flush(ys[self.rows_done])  # rows above the next window row are final
 
     def _flush(self, bottom: int) -> None:
         n = bottom - self.top

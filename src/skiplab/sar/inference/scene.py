@@ -59,15 +59,17 @@ class SceneReader:
 
     def row(self, grid: TileGrid, y: int) -> tuple[torch.Tensor, np.ndarray]:
         """The tiles of the window row at ``y``: [n_x, 1, T, T] and the rows' valid mask."""
-        block = np.asarray(self.raster.data[y:y + grid.tile])
+        block = np.asarray(self.raster.data[y : y + grid.tile])
         name = self.raster.path or "scene"
         infinite = np.isinf(block)
         if self.raster.nodata is not None:
             infinite &= block != self.raster.nodata
-        if infinite.any():     # NaN and the no-data value are no-data; infinity is bad data
-            raise ValueError(f"{name}, rows {y}-{y + grid.tile}: values must be finite and >= 0; "
-                             f"found {int(infinite.sum())} infinite pixel(s) (mark them as NaN or "
-                             f"the no-data value to pass them through)")
+        if infinite.any():  # NaN and the no-data value are no-data; infinity is bad data
+            raise ValueError(
+                f"{name}, rows {y}-{y + grid.tile}: values must be finite and >= 0; "
+                f"found {int(infinite.sum())} infinite pixel(s) (mark them as NaN or "
+                f"the no-data value to pass them through)"
+            )
         valid = valid_mask(block, self.raster.nodata)
         values = np.where(valid, block, 0)
         if self.square:
@@ -77,19 +79,24 @@ class SceneReader:
         except ValueError as err:
             raise ValueError(f"{name}, rows {y}-{y + grid.tile}: {err}") from None
         normalised = np.where(valid, normalised, 0).astype(np.float32)
-        tiles = np.stack([normalised[:, x:x + grid.tile] for x in grid.xs])[:, None]
+        tiles = np.stack([normalised[:, x : x + grid.tile] for x in grid.xs])[:, None]
         return torch.from_numpy(tiles), valid
 
 
-def batched(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch_size: int
-            ) -> torch.Tensor:
+def batched(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch_size: int) -> torch.Tensor:
     """``fn`` over ``x`` in batches of ``batch_size`` (fp32, no gradients)."""
     with torch.no_grad():
-        return torch.cat([fn(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+        return torch.cat([fn(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
-def _output_values(ae: TrainedAutoencoder, normalised: np.ndarray, valid: np.ndarray,
-                   amplitude_out: bool, nodata: Optional[float], integer: bool) -> np.ndarray:
+def _output_values(
+    ae: TrainedAutoencoder,
+    normalised: np.ndarray,
+    valid: np.ndarray,
+    amplitude_out: bool,
+    nodata: Optional[float],
+    integer: bool,
+) -> np.ndarray:
     """Blended normalised rows -> physical units of the input (float64), no-data restored."""
     physical = ae.radiometry.inverse(normalised).astype(np.float64)
     if amplitude_out:
@@ -104,13 +111,14 @@ def progress_bar(total: int, desc: str, enabled: bool):
     """A tqdm bar on stderr when ``enabled`` and stderr is a terminal (redirected to a log,
     its redraws would be noise)."""
     from tqdm.auto import tqdm
-    return tqdm(total=total, desc=desc, unit="tile", disable=None if enabled else True,
-                leave=False, dynamic_ncols=True)
+
+    return tqdm(total=total, desc=desc, unit="tile", disable=None if enabled else True, leave=False, dynamic_ncols=True)
 
 
 def _as_autoencoder(ae: Union[TrainedAutoencoder, PathLike, None]) -> TrainedAutoencoder:
     """``ae`` itself, a checkpoint path's model, or (None) the packaged default model."""
     from ..model.default import resolve_autoencoder
+
     return ae if isinstance(ae, TrainedAutoencoder) else resolve_autoencoder(ae)
 
 
@@ -118,9 +126,15 @@ def _as_raster(scene: Union[Raster, PathLike]) -> Raster:
     return scene if isinstance(scene, Raster) else read_raster(scene, mmap=True)
 
 
-def run_tiles(ae: TrainedAutoencoder, raster: Raster, grid: TileGrid,
-              step: Callable[[int, torch.Tensor, np.ndarray], None], *, desc: str,
-              progress: bool = True) -> SceneReader:
+def run_tiles(
+    ae: TrainedAutoencoder,
+    raster: Raster,
+    grid: TileGrid,
+    step: Callable[[int, torch.Tensor, np.ndarray], None],
+    *,
+    desc: str,
+    progress: bool = True,
+) -> SceneReader:
     """Call ``step(y, tiles, valid)`` for each window row of the scene, with a progress bar."""
     reader = SceneReader(raster, ae)
     with progress_bar(grid.count, desc, progress) as bar:
@@ -131,8 +145,9 @@ def run_tiles(ae: TrainedAutoencoder, raster: Raster, grid: TileGrid,
     return reader
 
 
-def encode_tiles(ae: TrainedAutoencoder, raster: Raster, grid: TileGrid, batch_size: int, *,
-                 progress: bool = True) -> tuple[torch.Tensor, np.ndarray]:
+def encode_tiles(
+    ae: TrainedAutoencoder, raster: Raster, grid: TileGrid, batch_size: int, *, progress: bool = True
+) -> tuple[torch.Tensor, np.ndarray]:
     """The latents of every window of the scene, in grid order ([n, C, h, w]), and the
     scene's valid-pixel mask (rows as the windows cover them, cropped to the scene)."""
     latents: list[torch.Tensor] = []
@@ -146,10 +161,19 @@ def encode_tiles(ae: TrainedAutoencoder, raster: Raster, grid: TileGrid, batch_s
     run_tiles(ae, raster, grid, step, desc="encode", progress=progress)
     return torch.cat(latents), np.concatenate(valid_rows)
 
-def blend_scene(ae: TrainedAutoencoder, raster: Raster, grid: TileGrid,
-                rows: Iterator[tuple[int, np.ndarray, np.ndarray]], sink, *,
-                strip_tiles: Optional[int] = 1, nodata: Optional[float] = None,
-                amplitude_out: bool = False, integer: bool = False) -> int:
+
+def blend_scene(
+    ae: TrainedAutoencoder,
+    raster: Raster,
+    grid: TileGrid,
+    rows: Iterator[tuple[int, np.ndarray, np.ndarray]],
+    sink,
+    *,
+    strip_tiles: Optional[int] = 1,
+    nodata: Optional[float] = None,
+    amplitude_out: bool = False,
+    integer: bool = False,
+) -> int:
     """Blend ``rows`` (window row ``y``, reconstructions [n_x, T, T], valid rows) into
     ``sink.write``; returns the number of no-data pixels passed through."""
     invalid = 0
@@ -169,8 +193,9 @@ def blend_scene(ae: TrainedAutoencoder, raster: Raster, grid: TileGrid,
 def check_some_valid(invalid: int, grid: TileGrid) -> None:
     """``ValueError`` for a scene whose no-data fraction is total."""
     if invalid >= grid.height * grid.width:
-        raise ValueError(f"every pixel is no-data (no-data fraction 100% of {grid.height}x"
-                         f"{grid.width}): nothing to reconstruct")
+        raise ValueError(
+            f"every pixel is no-data (no-data fraction 100% of {grid.height}x{grid.width}): nothing to reconstruct"
+        )
 
 
 class ArraySink:
@@ -186,9 +211,9 @@ class ArraySink:
         return np.concatenate(self.blocks)
 
 
-def reconstruct_rows(ae: TrainedAutoencoder, raster: Raster, grid: TileGrid, batch_size: int,
-                     progress: bool, desc: str = "reconstruct"
-                     ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+def reconstruct_rows(
+    ae: TrainedAutoencoder, raster: Raster, grid: TileGrid, batch_size: int, progress: bool, desc: str = "reconstruct"
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """Window rows of the scene through encode and decode (lazily, one row at a time)."""
     reader = SceneReader(raster, ae)
     with progress_bar(grid.count, desc, progress) as bar:
@@ -200,8 +225,7 @@ def reconstruct_rows(ae: TrainedAutoencoder, raster: Raster, grid: TileGrid, bat
             yield y, out, valid
 
 
-def for_scene(ae: TrainedAutoencoder, raster: Raster, radiometry: str = "scene"
-              ) -> TrainedAutoencoder:
+def for_scene(ae: TrainedAutoencoder, raster: Raster, radiometry: str = "scene") -> TrainedAutoencoder:
     """``ae`` with the mapping the scene goes through: per-scene bounds
     (``"scene"``) or the checkpoint's fixed ones (``"model"``, refused in one line when most
     of the scene lies outside them); see :mod:`skiplab.sar.raster.scene_radiometry`."""
@@ -209,16 +233,22 @@ def for_scene(ae: TrainedAutoencoder, raster: Raster, radiometry: str = "scene"
 
     from ..raster.scene_radiometry import resolve_radiometry
 
-    if radiometry == "model":          # the data type first: the more specific message
+    if radiometry == "model":  # the data type first: the more specific message
         ae.check_raster("float32" if raster.dtype.kind == "c" else raster.dtype.name, None)
-    mapping = resolve_radiometry(ae.radiometry, raster.data, radiometry,
-                                 quantity=raster.quantity or ae.radiometry.quantity,
-                                 nodata=raster.nodata, name=str(raster.path or "the scene"))
+    mapping = resolve_radiometry(
+        ae.radiometry,
+        raster.data,
+        radiometry,
+        quantity=raster.quantity or ae.radiometry.quantity,
+        nodata=raster.nodata,
+        name=str(raster.path or "the scene"),
+    )
     return ae if mapping is ae.radiometry else dataclasses.replace(ae, radiometry=mapping)
 
 
-def prepare_scene(ae, scene, tile, overlap, radiometry: str = "scene"
-             ) -> tuple[TrainedAutoencoder, Raster, TileGrid, Optional[str]]:
+def prepare_scene(
+    ae, scene, tile, overlap, radiometry: str = "scene"
+) -> tuple[TrainedAutoencoder, Raster, TileGrid, Optional[str]]:
     ae = _as_autoencoder(ae)
     raster = _as_raster(scene)
     ae = for_scene(ae, raster, radiometry)
@@ -226,25 +256,49 @@ def prepare_scene(ae, scene, tile, overlap, radiometry: str = "scene"
     return ae, raster, grid, note
 
 
-def reconstruct_array(ae: Union[TrainedAutoencoder, PathLike], scene: Union[np.ndarray, Raster],
-                      *, tile: Optional[int] = None, overlap: Optional[int] = None,
-                      batch_size: int = 8, strip_tiles: Optional[int] = 1,
-                      progress: bool = False, radiometry: str = "scene") -> np.ndarray:
+def reconstruct_array(
+    ae: Union[TrainedAutoencoder, PathLike],
+    scene: Union[np.ndarray, Raster],
+    *,
+    tile: Optional[int] = None,
+    overlap: Optional[int] = None,
+    batch_size: int = 8,
+    strip_tiles: Optional[int] = 1,
+    progress: bool = False,
+    radiometry: str = "scene",
+) -> np.ndarray:
     """The blended reconstruction of an in-memory scene (physical units, float64);
     ``radiometry``: "scene" (per-scene normalisation) or "model" (the checkpoint's)."""
     raster = scene if isinstance(scene, Raster) else Raster(np.asarray(scene), np.asarray(scene).dtype, "npy")
     ae, raster, grid, _ = prepare_scene(ae, raster, tile, overlap, radiometry)
     sink = ArraySink()
     rows = reconstruct_rows(ae, raster, grid, batch_size, progress)
-    blend_scene(ae, raster, grid, rows, sink, strip_tiles=strip_tiles, nodata=raster.nodata,
-                amplitude_out=raster.quantity == "amplitude" and ae.radiometry.quantity == "intensity")
+    blend_scene(
+        ae,
+        raster,
+        grid,
+        rows,
+        sink,
+        strip_tiles=strip_tiles,
+        nodata=raster.nodata,
+        amplitude_out=raster.quantity == "amplitude" and ae.radiometry.quantity == "intensity",
+    )
     return sink.result()
 
 
-def reconstruct_scene(ae: Union[TrainedAutoencoder, PathLike], scene: Union[Raster, PathLike],
-                      out: PathLike, *, tile: Optional[int] = None, overlap: Optional[int] = None,
-                      batch_size: int = 8, strip_tiles: Optional[int] = 1, overwrite: bool = False,
-                      progress: bool = True, radiometry: str = "scene") -> InferenceResult:
+def reconstruct_scene(
+    ae: Union[TrainedAutoencoder, PathLike],
+    scene: Union[Raster, PathLike],
+    out: PathLike,
+    *,
+    tile: Optional[int] = None,
+    overlap: Optional[int] = None,
+    batch_size: int = 8,
+    strip_tiles: Optional[int] = 1,
+    overwrite: bool = False,
+    progress: bool = True,
+    radiometry: str = "scene",
+) -> InferenceResult:
     """Reconstruct a whole scene file into ``out`` (format by suffix) in the input's units,
     data type, georeferencing tags and no-data value, streaming strips of ``strip_tiles``
     window rows (None: the whole scene at once); ``radiometry`` as :func:`for_scene`."""
@@ -254,10 +308,17 @@ def reconstruct_scene(ae: Union[TrainedAutoencoder, PathLike], scene: Union[Rast
     ae, raster, grid, note = prepare_scene(ae, scene, tile, overlap, radiometry)
     with RasterSink(out, grid.height, grid.width, raster, overwrite=overwrite) as sink:
         rows = reconstruct_rows(ae, raster, grid, batch_size, progress)
-        invalid = blend_scene(ae, raster, grid, rows, sink, strip_tiles=strip_tiles,
-                              nodata=raster.nodata, integer=sink.dtype.kind in "iu",
-                              amplitude_out=raster.quantity == "amplitude"
-                              and ae.radiometry.quantity == "intensity")
+        invalid = blend_scene(
+            ae,
+            raster,
+            grid,
+            rows,
+            sink,
+            strip_tiles=strip_tiles,
+            nodata=raster.nodata,
+            integer=sink.dtype.kind in "iu",
+            amplitude_out=raster.quantity == "amplitude" and ae.radiometry.quantity == "intensity",
+        )
         path = sink.close()
     return InferenceResult(path, grid, invalid, time.perf_counter() - start, note)
 
@@ -266,11 +327,25 @@ def scene_summary(result: InferenceResult) -> str:
     """One line: what was written, from how many tiles, how long it took."""
     g = result.grid
     nodata = f", {result.nodata_pixels} no-data px passed through" if result.nodata_pixels else ""
-    return (f"{result.path}: {g.height}x{g.width} px from {g.count} tiles of {g.tile} px "
-            f"(overlap {g.overlap}){nodata}, {result.seconds:.1f} s "
-            f"({g.count / max(result.seconds, 1e-9):.2f} tiles/s)")
+    return (
+        f"{result.path}: {g.height}x{g.width} px from {g.count} tiles of {g.tile} px "
+        f"(overlap {g.overlap}){nodata}, {result.seconds:.1f} s "
+        f"({g.count / max(result.seconds, 1e-9):.2f} tiles/s)"
+    )
 
 
-__all__ = ["ArraySink", "InferenceResult", "SceneReader", "batched", "blend_scene", "encode_tiles",
-           "for_scene", "prepare_scene", "progress_bar", "reconstruct_array", "reconstruct_scene",
-           "run_tiles", "scene_summary"]
+__all__ = [
+    "ArraySink",
+    "InferenceResult",
+    "SceneReader",
+    "batched",
+    "blend_scene",
+    "encode_tiles",
+    "for_scene",
+    "prepare_scene",
+    "progress_bar",
+    "reconstruct_array",
+    "reconstruct_scene",
+    "run_tiles",
+    "scene_summary",
+]

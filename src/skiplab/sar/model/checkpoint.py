@@ -104,19 +104,32 @@ def load_autoencoder(path: PathLike, *, use_ema: bool = True) -> TrainedAutoenco
     path = Path(path)
     model, meta = load_trained(path, use_ema=use_ema)
     if meta.radiometry is None:
-        raise CheckpointError(f"{path} holds no SAR radiometry (the normalisation of the training "
-                              f"data), so its [0, 1] output cannot be mapped back to physical "
-                              f"units; train it with task 'reconstruct' on SAR data (skiplab train "
-                              f"--task reconstruct)")
+        raise CheckpointError(
+            f"{path} holds no SAR radiometry (the normalisation of the training "
+            f"data), so its [0, 1] output cannot be mapped back to physical "
+            f"units; train it with task 'reconstruct' on SAR data (skiplab train "
+            f"--task reconstruct)"
+        )
     if not (hasattr(model, "encode") and hasattr(model, "decode")):
-        raise CheckpointError(f"{path}: {meta.model} is not an autoencoder (no encode/decode); "
-                              f"skiplab reconstruct needs a sar_ae_* checkpoint")
+        raise CheckpointError(
+            f"{path}: {meta.model} is not an autoencoder (no encode/decode); "
+            f"skiplab reconstruct needs a sar_ae_* checkpoint"
+        )
     if getattr(model, "in_chans", 1) != 1:
-        raise CheckpointError(f"{path}: {meta.model} takes {model.in_chans} input channels; SAR "
-                              f"scenes are single-channel")
+        raise CheckpointError(
+            f"{path}: {meta.model} takes {model.in_chans} input channels; SAR scenes are single-channel"
+        )
     sha = weights_sha256(model)
-    return TrainedAutoencoder(model, Radiometry.from_dict(meta.radiometry), meta.model,
-                              dict(meta.model_kwargs), path, meta.tile_size,
-                              float(meta.looks) if meta.looks is not None else None,
-                              sha[:16], {k: v for k, v in meta.extras.items() if k == "compression"},
-                              meta.name or str(path), sha)
+    return TrainedAutoencoder(
+        model,
+        Radiometry.from_dict(meta.radiometry),
+        meta.model,
+        dict(meta.model_kwargs),
+        path,
+        meta.tile_size,
+        float(meta.looks) if meta.looks is not None else None,
+        sha[:16],
+        {k: v for k, v in meta.extras.items() if k == "compression"},
+        meta.name or str(path),
+        sha,
+    )

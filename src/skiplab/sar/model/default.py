@@ -28,26 +28,26 @@ from typing import Optional
 from .checkpoint import PathLike, TrainedAutoencoder, load_autoencoder
 
 DEFAULT_NAME = "sar_ae_default"
-WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"   # package data of skiplab.sar
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"  # package data of skiplab.sar
 DEFAULT_WEIGHTS = WEIGHTS_DIR / f"{DEFAULT_NAME}.pt"
 DEFAULT_CARD = WEIGHTS_DIR / f"{DEFAULT_NAME}.json"
-MAX_BYTES = 10 * 1000 * 1000   # the packaged model is at most 10 MB (a wheel stays small)
+MAX_BYTES = 10 * 1000 * 1000  # the packaged model is at most 10 MB (a wheel stays small)
 
 
 def default_model_card() -> dict:
     """The packaged model's card (``sar_ae_default.json``): what it is, how it was trained,
     what it saw and how it scores."""
     if not DEFAULT_CARD.is_file():
-        raise FileNotFoundError(f"the packaged SAR model card {DEFAULT_CARD} is missing: "
-                                f"reinstall skiplab")
+        raise FileNotFoundError(f"the packaged SAR model card {DEFAULT_CARD} is missing: reinstall skiplab")
     return json.loads(DEFAULT_CARD.read_text())
 
 
 def load_default_model() -> TrainedAutoencoder:
     """The packaged SAR autoencoder (a fresh copy, in evaluation mode)."""
     if not DEFAULT_WEIGHTS.is_file():
-        raise FileNotFoundError(f"the packaged SAR model {DEFAULT_WEIGHTS} is missing: "
-                                f"reinstall skiplab, or pass --checkpoint")
+        raise FileNotFoundError(
+            f"the packaged SAR model {DEFAULT_WEIGHTS} is missing: reinstall skiplab, or pass --checkpoint"
+        )
     return load_autoencoder(DEFAULT_WEIGHTS)
 
 
@@ -76,8 +76,9 @@ def is_from(ae: TrainedAutoencoder, record: dict) -> bool:
     return record.get("weights") == ae.fingerprint
 
 
-def model_for_latent(record: dict, checkpoint: Optional[PathLike | TrainedAutoencoder],
-                     source: str) -> TrainedAutoencoder:
+def model_for_latent(
+    record: dict, checkpoint: Optional[PathLike | TrainedAutoencoder], source: str
+) -> TrainedAutoencoder:
     """The model that decodes a latent file whose header/meta is ``record``: ``checkpoint``
     when given (the caller checks it is the one), else the packaged model when it wrote the
     file; otherwise a one-line ``ValueError`` naming the model expected."""
@@ -88,19 +89,34 @@ def model_for_latent(record: dict, checkpoint: Optional[PathLike | TrainedAutoen
     default = load_default_model()
     if is_from(default, record):
         return default
-    raise ValueError(f"{source} was written by {_writer(record)}, not by the packaged default "
-                     f"model ({default.label}): pass --checkpoint with the checkpoint that "
-                     f"encoded it")
+    raise ValueError(
+        f"{source} was written by {_writer(record)}, not by the packaged default "
+        f"model ({default.label}): pass --checkpoint with the checkpoint that "
+        f"encoded it"
+    )
 
 
 def mismatch_message(record: dict, ae: TrainedAutoencoder, source: str) -> str:
     """One line: the file was written by another model than ``ae``; what to pass instead."""
     default = DEFAULT_WEIGHTS.is_file() and is_from(load_default_model(), record)
-    hint = ("omit --checkpoint (it is the packaged default model)" if default
-            else "decode with the checkpoint that encoded it")
+    hint = (
+        "omit --checkpoint (it is the packaged default model)"
+        if default
+        else "decode with the checkpoint that encoded it"
+    )
     return f"{source} was written by {_writer(record)}; the checkpoint is {ae.label} -- {hint}"
 
 
-__all__ = ["DEFAULT_CARD", "DEFAULT_NAME", "DEFAULT_WEIGHTS", "MAX_BYTES", "default_model_card",
-           "is_from", "load_default_model", "mismatch_message", "model_for_latent",
-           "resolve_autoencoder", "written_by"]
+__all__ = [
+    "DEFAULT_CARD",
+    "DEFAULT_NAME",
+    "DEFAULT_WEIGHTS",
+    "MAX_BYTES",
+    "default_model_card",
+    "is_from",
+    "load_default_model",
+    "mismatch_message",
+    "model_for_latent",
+    "resolve_autoencoder",
+    "written_by",
+]

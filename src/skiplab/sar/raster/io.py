@@ -36,9 +36,14 @@ PathLike = Union[str, Path]
 TIFF_SUFFIXES = (".tif", ".tiff")
 SUFFIXES = TIFF_SUFFIXES + (".png", ".npy")
 GEO_TAGS = {
-    33550: "ModelPixelScaleTag", 33922: "ModelTiepointTag", 34264: "ModelTransformationTag",
-    34735: "GeoKeyDirectoryTag", 34736: "GeoDoubleParamsTag", 34737: "GeoAsciiParamsTag",
-    42112: "GDAL_METADATA", 42113: "GDAL_NODATA",
+    33550: "ModelPixelScaleTag",
+    33922: "ModelTiepointTag",
+    34264: "ModelTransformationTag",
+    34735: "GeoKeyDirectoryTag",
+    34736: "GeoDoubleParamsTag",
+    34737: "GeoAsciiParamsTag",
+    42112: "GDAL_METADATA",
+    42113: "GDAL_NODATA",
 }
 GDAL_NODATA = 42113
 PNG_MODES = {"L": np.uint8, "1": np.uint8, "I;16": np.uint16, "I": np.uint16}
@@ -97,18 +102,20 @@ def valid_mask(data: np.ndarray, nodata: Optional[float] = None) -> np.ndarray:
 def raster_suffix(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
-        raise ValueError(f"unsupported raster format {path.suffix!r} for {path}; expected one of "
-                         f"{', '.join(SUFFIXES)}")
+        raise ValueError(f"unsupported raster format {path.suffix!r} for {path}; expected one of {', '.join(SUFFIXES)}")
     return suffix
 
 
 def _single_band(array: np.ndarray, path: Path) -> np.ndarray:
     squeezed = array.squeeze() if array.ndim > 2 else array
     if squeezed.ndim != 2:
-        hint = (" (two bands may be an SLC's I/Q: combine them as I + 1j*Q)"
-                if array.ndim == 3 and 2 in array.shape else "")
-        raise ValueError(f"{path}: expected a single-band raster [H, W]; found shape "
-                         f"{tuple(array.shape)} -- select one band first{hint}")
+        hint = (
+            " (two bands may be an SLC's I/Q: combine them as I + 1j*Q)" if array.ndim == 3 and 2 in array.shape else ""
+        )
+        raise ValueError(
+            f"{path}: expected a single-band raster [H, W]; found shape "
+            f"{tuple(array.shape)} -- select one band first{hint}"
+        )
     return squeezed
 
 
@@ -122,16 +129,18 @@ def _read_tiff(path: Path, mmap: bool) -> tuple[np.ndarray, dict, Optional[float
     import tifffile
 
     with tifffile.TiffFile(path) as tif:
-        series = tif.series[0]   # the image; overviews (pyramid levels) are not read
+        series = tif.series[0]  # the image; overviews (pyramid levels) are not read
         page = series.pages[0]
         if page.samplesperpixel > 1:
-            raise ValueError(f"{path}: expected a single-band raster; found "
-                             f"{page.samplesperpixel} samples per pixel (shape {series.shape})")
+            raise ValueError(
+                f"{path}: expected a single-band raster; found "
+                f"{page.samplesperpixel} samples per pixel (shape {series.shape})"
+            )
         array = None
         if mmap:
             try:
                 array = tifffile.memmap(path, series=0, mode="r")
-            except ValueError:   # compressed or tiled: not memory-mappable, read it
+            except ValueError:  # compressed or tiled: not memory-mappable, read it
                 array = None
         if array is None:
             array = series.asarray()
@@ -156,11 +165,13 @@ def _read_png(path: Path) -> np.ndarray:
     with Image.open(path) as image:
         mode = image.mode
         if mode not in PNG_MODES:
-            raise ValueError(f"{path}: expected a single-band greyscale PNG (modes "
-                             f"{', '.join(PNG_MODES)}); found mode {mode!r} with "
-                             f"{len(image.getbands())} band(s) {image.getbands()}")
+            raise ValueError(
+                f"{path}: expected a single-band greyscale PNG (modes "
+                f"{', '.join(PNG_MODES)}); found mode {mode!r} with "
+                f"{len(image.getbands())} band(s) {image.getbands()}"
+            )
         array = np.asarray(image)
-    if mode == "I":   # Pillow may open 16-bit greyscale as 32-bit "I"
+    if mode == "I":  # Pillow may open 16-bit greyscale as 32-bit "I"
         if array.size and (array.min() < 0 or array.max() > np.iinfo(np.uint16).max):
             raise ValueError(f"{path}: 32-bit PNG values outside the 16-bit range")
     return array.astype(PNG_MODES[mode], copy=False)
@@ -195,9 +206,13 @@ def read_raster(path: PathLike, *, mmap: bool = False) -> Raster:
     stored = array.dtype
     array, quantity = _from_complex(array)
     if stored.kind == "c":
-        warnings.warn(ConversionWarning(f"{path}: a complex SLC ({stored}) read as amplitude |z|; "
-                                        f"phase dropped, the output is float32 amplitude"),
-                      stacklevel=2)
+        warnings.warn(
+            ConversionWarning(
+                f"{path}: a complex SLC ({stored}) read as amplitude |z|; "
+                f"phase dropped, the output is float32 amplitude"
+            ),
+            stacklevel=2,
+        )
     if array.dtype == np.bool_:
         array = array.astype(np.uint8)
     if not mmap:
@@ -257,9 +272,16 @@ def _nodata_text(value: float) -> str:
     return "nan" if np.isnan(value) else repr(float(value)).removesuffix(".0")
 
 
-def write_raster(path: PathLike, data: np.ndarray, *, like: Optional[Raster] = None,
-                 dtype: Union[str, np.dtype, None] = None, tags: Optional[dict] = None,
-                 nodata: Optional[float] = None, overwrite: bool = False) -> Path:
+def write_raster(
+    path: PathLike,
+    data: np.ndarray,
+    *,
+    like: Optional[Raster] = None,
+    dtype: Union[str, np.dtype, None] = None,
+    tags: Optional[dict] = None,
+    nodata: Optional[float] = None,
+    overwrite: bool = False,
+) -> Path:
     """Write a 2-D array as .tif/.tiff, .png or .npy (by suffix).
 
     The data type is ``dtype``, else that of ``like`` (a raster read by :func:`read_raster`;
@@ -280,8 +302,10 @@ def write_raster(path: PathLike, data: np.ndarray, *, like: Optional[Raster] = N
     tags = like.tags if (tags is None and like is not None) else (tags or {})
     nodata = like.nodata if (nodata is None and like is not None) else nodata
     if suffix == ".png" and out.dtype not in (np.uint8, np.uint16):
-        raise ValueError(f"PNG holds only uint8 or uint16 pixels; found {out.dtype} -- write "
-                         f".tif or .npy to keep floating-point values")
+        raise ValueError(
+            f"PNG holds only uint8 or uint16 pixels; found {out.dtype} -- write "
+            f".tif or .npy to keep floating-point values"
+        )
     with atomic_path(path, suffix) as tmp:
         if suffix in TIFF_SUFFIXES:
             import tifffile

@@ -42,14 +42,16 @@ import torch
 Array = Union[np.ndarray, torch.Tensor]
 QUANTITIES = ("intensity", "amplitude")
 DEFAULT_EPS = 1e-10
-MAX_PERCENTILE_SAMPLES = 1 << 24   # values drawn (deterministically) for percentiles
+MAX_PERCENTILE_SAMPLES = 1 << 24  # values drawn (deterministically) for percentiles
 
 
 def _as_float64(x: Array) -> torch.Tensor:
     if isinstance(x, np.ndarray):
         if np.iscomplexobj(x):
-            raise ValueError("expected real-valued SAR data; found a complex array (convert a "
-                             "complex SLC to amplitude with numpy.abs or skiplab.sar.read_raster)")
+            raise ValueError(
+                "expected real-valued SAR data; found a complex array (convert a "
+                "complex SLC to amplitude with numpy.abs or skiplab.sar.read_raster)"
+            )
         return torch.from_numpy(np.asarray(x, dtype=np.float64))
     if x.is_complex():
         raise ValueError("expected real-valued SAR data; found a complex tensor")
@@ -72,16 +74,18 @@ def check_nonnegative(x: Array, what: str = "intensity") -> None:
     if not t.is_floating_point():
         if bool((t >= 0).all()):
             return
-    elif bool(((t >= 0) & (t < math.inf)).all()):   # one pass; NaN fails ``>= 0``
+    elif bool(((t >= 0) & (t < math.inf)).all()):  # one pass; NaN fails ``>= 0``
         return
     t = t.double()
     nan = int(torch.isnan(t).sum())
     inf = int(torch.isinf(t).sum())
     neg = int((t < 0).sum())
     if nan or inf or neg:
-        raise ValueError(f"{what} must be finite and >= 0; found {nan} NaN, {inf} infinite and "
-                         f"{neg} negative value(s) among {t.numel()} pixels (mask or fill no-data "
-                         f"pixels before the radiometric transform)")
+        raise ValueError(
+            f"{what} must be finite and >= 0; found {nan} NaN, {inf} infinite and "
+            f"{neg} negative value(s) among {t.numel()} pixels (mask or fill no-data "
+            f"pixels before the radiometric transform)"
+        )
 
 
 def amplitude_to_intensity(amplitude: Array) -> Array:
@@ -130,10 +134,10 @@ class Radiometry:
     def __post_init__(self) -> None:
         if self.quantity not in QUANTITIES:
             raise ValueError(f"quantity must be one of {QUANTITIES}; found {self.quantity!r}")
-        if not (math.isfinite(self.low_db) and math.isfinite(self.high_db)
-                and self.high_db > self.low_db):
-            raise ValueError(f"need finite bounds with high_db > low_db; found low_db="
-                             f"{self.low_db}, high_db={self.high_db}")
+        if not (math.isfinite(self.low_db) and math.isfinite(self.high_db) and self.high_db > self.low_db):
+            raise ValueError(
+                f"need finite bounds with high_db > low_db; found low_db={self.low_db}, high_db={self.high_db}"
+            )
         if not self.eps > 0:
             raise ValueError(f"eps must be > 0 (it makes log(0) finite); found {self.eps}")
 
@@ -144,10 +148,18 @@ class Radiometry:
         return cls(float(low_db), float(high_db), method="fixed", **kwargs)
 
     @classmethod
-    def fit(cls, images: Iterable[Array] | Array, percentiles: tuple[float, float] = (0.5, 99.5),
-            *, quantity: str = "intensity", eps: float = DEFAULT_EPS, clip: bool = True,
-            source_dtype: Optional[str] = None, masks: Optional[Iterable[Array]] = None,
-            seed: int = 0) -> "Radiometry":
+    def fit(
+        cls,
+        images: Iterable[Array] | Array,
+        percentiles: tuple[float, float] = (0.5, 99.5),
+        *,
+        quantity: str = "intensity",
+        eps: float = DEFAULT_EPS,
+        clip: bool = True,
+        source_dtype: Optional[str] = None,
+        masks: Optional[Iterable[Array]] = None,
+        seed: int = 0,
+    ) -> "Radiometry":
         """Bounds at the given percentiles of the dB values of the TRAINING ``images`` (one
         array or an iterable of arrays, in ``quantity`` units). ``masks`` (same shapes, True =
         valid) leave no-data pixels out. ``(0, 100)`` takes the min and max, so every pixel
@@ -162,8 +174,10 @@ class Radiometry:
         images = list(images)
         masks = [None] * len(images) if masks is None else list(masks)
         if not images or len(masks) != len(images):
-            raise ValueError(f"need at least one training image (and one mask per image); found "
-                             f"{len(images)} image(s), {len(masks)} mask(s)")
+            raise ValueError(
+                f"need at least one training image (and one mask per image); found "
+                f"{len(images)} image(s), {len(masks)} mask(s)"
+            )
         probe = cls(0.0, 1.0, quantity=quantity, eps=eps)
         values = []
         for image, mask in zip(images, masks):
@@ -179,10 +193,18 @@ class Radiometry:
             flat = flat[pick[:MAX_PERCENTILE_SAMPLES]]
         q = torch.quantile(flat, torch.tensor([lo / 100, hi / 100], dtype=flat.dtype)).tolist()
         low, high = q
-        if not high > low:   # a constant training set: open a 1 dB window around it
+        if not high > low:  # a constant training set: open a 1 dB window around it
             low, high = low - 0.5, high + 0.5
-        return cls(low, high, quantity=quantity, eps=eps, clip=clip, source_dtype=source_dtype,
-                   method="percentile", percentiles=(lo, hi))
+        return cls(
+            low,
+            high,
+            quantity=quantity,
+            eps=eps,
+            clip=clip,
+            source_dtype=source_dtype,
+            method="percentile",
+            percentiles=(lo, hi),
+        )
 
     # ---- serialisation -----------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -196,8 +218,7 @@ class Radiometry:
         d = dict(d)
         fmt = d.pop("format", "skiplab.sar_radiometry/1")
         if fmt != "skiplab.sar_radiometry/1":
-            raise ValueError(f"unknown radiometry format {fmt!r}; expected "
-                             f"'skiplab.sar_radiometry/1'")
+            raise ValueError(f"unknown radiometry format {fmt!r}; expected 'skiplab.sar_radiometry/1'")
         if d.get("percentiles") is not None:
             d["percentiles"] = tuple(float(p) for p in d["percentiles"])
         try:
@@ -242,25 +263,27 @@ class Radiometry:
         intensity = self._intensity_from(n)
         return _like(intensity.sqrt() if self.quantity == "amplitude" else intensity, n)
 
-    def check_compatible(self, dtype: Union[str, np.dtype, None] = None,
-                         quantity: Optional[str] = None) -> None:
+    def check_compatible(self, dtype: Union[str, np.dtype, None] = None, quantity: Optional[str] = None) -> None:
         """Raise ``ValueError`` if a raster of numpy ``dtype`` / ``quantity`` cannot be fed
         through this mapping: integer vs float data, a different integer type (uint8 DN vs
         uint16 DN are different scales), or amplitude vs intensity. Complex input is accepted
         where float was trained (SLC is read as amplitude)."""
         if quantity is not None and quantity != self.quantity:
-            raise ValueError(f"the normalisation was fitted on {self.quantity} data; the input "
-                             f"holds {quantity}")
+            raise ValueError(f"the normalisation was fitted on {self.quantity} data; the input holds {quantity}")
         if dtype is None or self.source_dtype is None:
             return
         found, trained = np.dtype(dtype), np.dtype(self.source_dtype)
         kinds_ok = (found.kind in "fc" and trained.kind in "fc") or found == trained
         if not kinds_ok:
-            raise ValueError(f"the normalisation was fitted on {trained.name} {self.quantity} "
-                             f"rasters; this raster is {found.name} -- its values are on a "
-                             f"different scale (convert it, or train on such data)")
+            raise ValueError(
+                f"the normalisation was fitted on {trained.name} {self.quantity} "
+                f"rasters; this raster is {found.name} -- its values are on a "
+                f"different scale (convert it, or train on such data)"
+            )
 
     def __repr__(self) -> str:
-        how = (f"percentiles={self.percentiles}" if self.method == "percentile" else "fixed")
-        return (f"Radiometry({self.quantity}, [{self.low_db:.2f}, {self.high_db:.2f}] dB, {how}, "
-                f"eps={self.eps:g}, clip={self.clip}, source_dtype={self.source_dtype})")
+        how = f"percentiles={self.percentiles}" if self.method == "percentile" else "fixed"
+        return (
+            f"Radiometry({self.quantity}, [{self.low_db:.2f}, {self.high_db:.2f}] dB, {how}, "
+            f"eps={self.eps:g}, clip={self.clip}, source_dtype={self.source_dtype})"
+        )

@@ -34,9 +34,9 @@ DEFAULT_PERCENTILES = (0.5, 99.5)
 #: Percentile bounds put 1 % of the training pixels outside [0, 1] by construction; a scene
 #: with 10x that outside the model's fixed bounds is in another calibration or regime.
 MAX_OUTSIDE_FRACTION = 0.10
-MAX_SAMPLES = 1 << 22      # pixels used for the percentiles (strided rows of a large scene)
+MAX_SAMPLES = 1 << 22  # pixels used for the percentiles (strided rows of a large scene)
 MODES = ("scene", "model")
-EPS_BELOW_LOW_DB = 60.0    # the per-scene eps sits this far below the lower bound
+EPS_BELOW_LOW_DB = 60.0  # the per-scene eps sits this far below the lower bound
 
 
 def _sample_rows(data, max_samples: int = MAX_SAMPLES) -> np.ndarray:
@@ -46,8 +46,9 @@ def _sample_rows(data, max_samples: int = MAX_SAMPLES) -> np.ndarray:
     return np.asarray(data[::step])
 
 
-def scene_db_values(data, quantity: str, nodata: Optional[float] = None,
-                    model_quantity: str = "intensity") -> np.ndarray:
+def scene_db_values(
+    data, quantity: str, nodata: Optional[float] = None, model_quantity: str = "intensity"
+) -> np.ndarray:
     """``10 log10(I)`` (float64) of the valid, strictly positive pixels of a raster sample."""
     block = _sample_rows(data)
     if np.iscomplexobj(block):
@@ -55,14 +56,19 @@ def scene_db_values(data, quantity: str, nodata: Optional[float] = None,
     keep = valid_mask(block, nodata)
     values = np.asarray(block[keep], dtype=np.float64)
     if quantity == "amplitude" and model_quantity == "intensity":
-        values = values ** 2
+        values = values**2
     values = values[values > 0]
     return 10.0 * np.log10(values)
 
 
-def scene_radiometry(model: Radiometry, data, *, quantity: str = "intensity",
-                     nodata: Optional[float] = None,
-                     percentiles: Optional[tuple[float, float]] = None) -> Radiometry:
+def scene_radiometry(
+    model: Radiometry,
+    data,
+    *,
+    quantity: str = "intensity",
+    nodata: Optional[float] = None,
+    percentiles: Optional[tuple[float, float]] = None,
+) -> Radiometry:
     """The model's mapping with bounds (and ``eps``) taken from the scene ``data``.
 
     ``percentiles`` default to the model's own (or 0.5 / 99.5 % for fixed bounds). The data
@@ -70,18 +76,25 @@ def scene_radiometry(model: Radiometry, data, *, quantity: str = "intensity",
     pct = percentiles or model.percentiles or DEFAULT_PERCENTILES
     db = scene_db_values(data, quantity, nodata, model.quantity)
     if db.size == 0:
-        raise ValueError("every pixel is no-data or zero (no positive intensity): nothing to "
-                         "reconstruct")
+        raise ValueError("every pixel is no-data or zero (no positive intensity): nothing to reconstruct")
     low, high = (float(v) for v in np.percentile(db, pct))
     if not high > low:
         low, high = low - 0.5, high + 0.5
     eps = 10.0 ** ((low - EPS_BELOW_LOW_DB) / 10.0)
-    return dataclasses.replace(model, low_db=low, high_db=high, eps=eps, source_dtype=None,
-                               method="scene-percentile", percentiles=tuple(float(p) for p in pct))
+    return dataclasses.replace(
+        model,
+        low_db=low,
+        high_db=high,
+        eps=eps,
+        source_dtype=None,
+        method="scene-percentile",
+        percentiles=tuple(float(p) for p in pct),
+    )
 
 
-def outside_fraction(model: Radiometry, data, *, quantity: str = "intensity",
-                     nodata: Optional[float] = None) -> tuple[float, float, float]:
+def outside_fraction(
+    model: Radiometry, data, *, quantity: str = "intensity", nodata: Optional[float] = None
+) -> tuple[float, float, float]:
     """(fraction of valid pixels outside the model's bounds, the scene's 0.5 and 99.5 % dB)."""
     block = _sample_rows(data)
     if np.iscomplexobj(block):
@@ -91,16 +104,22 @@ def outside_fraction(model: Radiometry, data, *, quantity: str = "intensity",
     if values.size == 0:
         return 0.0, math.nan, math.nan
     if quantity == "amplitude" and model.quantity == "intensity":
-        values = values ** 2
+        values = values**2
     db = 10.0 * np.log10(values + model.eps)
     outside = float(np.mean((db < model.low_db) | (db > model.high_db)))
     lo, hi = np.percentile(db, DEFAULT_PERCENTILES)
     return outside, float(lo), float(hi)
 
 
-def check_in_range(model: Radiometry, data, *, quantity: str = "intensity",
-                   nodata: Optional[float] = None, name: str = "the scene",
-                   limit: float = MAX_OUTSIDE_FRACTION) -> float:
+def check_in_range(
+    model: Radiometry,
+    data,
+    *,
+    quantity: str = "intensity",
+    nodata: Optional[float] = None,
+    name: str = "the scene",
+    limit: float = MAX_OUTSIDE_FRACTION,
+) -> float:
     """``ValueError`` (one line) when more than ``limit`` of the valid pixels fall outside the
     model's fixed radiometry -- they would be clipped to 0 or 1. Returns the fraction."""
     frac, lo, hi = outside_fraction(model, data, quantity=quantity, nodata=nodata)
@@ -109,13 +128,20 @@ def check_in_range(model: Radiometry, data, *, quantity: str = "intensity",
             f"{frac:.1%} of {name} lies outside the model's radiometry [{model.low_db:.1f}, "
             f"{model.high_db:.1f}] dB (the scene spans {lo:.1f} to {hi:.1f} dB at 0.5-99.5 %) "
             f"and would be clipped to a near-constant image; use --radiometry scene (per-scene "
-            f"normalisation, the default) or rescale the scene to the training calibration")
+            f"normalisation, the default) or rescale the scene to the training calibration"
+        )
     return frac
 
 
-def resolve_radiometry(model: Radiometry, data, mode: str = "scene", *,
-                       quantity: str = "intensity", nodata: Optional[float] = None,
-                       name: str = "the scene") -> Radiometry:
+def resolve_radiometry(
+    model: Radiometry,
+    data,
+    mode: str = "scene",
+    *,
+    quantity: str = "intensity",
+    nodata: Optional[float] = None,
+    name: str = "the scene",
+) -> Radiometry:
     """The mapping a scene goes through: ``"scene"`` (per-scene bounds) or ``"model"`` (the
     checkpoint's fixed bounds, refused by :func:`check_in_range` when they do not fit)."""
     if mode not in MODES:
@@ -126,5 +152,4 @@ def resolve_radiometry(model: Radiometry, data, mode: str = "scene", *,
     return model
 
 
-__all__ = ["MAX_OUTSIDE_FRACTION", "check_in_range", "outside_fraction", "resolve_radiometry",
-           "scene_radiometry"]
+__all__ = ["MAX_OUTSIDE_FRACTION", "check_in_range", "outside_fraction", "resolve_radiometry", "scene_radiometry"]

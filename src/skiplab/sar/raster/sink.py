@@ -30,7 +30,7 @@ import numpy as np
 from ...atomic import PendingFile
 from .io import TIFF_SUFFIXES, Raster, cast_to, raster_suffix, tiff_extratags, write_raster
 
-BIGTIFF_BYTES = 2 ** 31
+BIGTIFF_BYTES = 2**31
 
 
 def check_output(path: Union[str, Path], overwrite: bool, *, inputs: tuple = ()) -> Path:
@@ -48,14 +48,14 @@ def check_output(path: Union[str, Path], overwrite: bool, *, inputs: tuple = ())
 def reserve(path: Union[str, Path]) -> None:
     """Allocate the disk blocks of the (sparse) file at ``path`` now: a memory-mapped file
     whose pages find the disk full dies of SIGBUS, an allocation fails with ENOSPC."""
-    if not hasattr(os, "posix_fallocate"):     # (not on macOS or Windows)
+    if not hasattr(os, "posix_fallocate"):  # (not on macOS or Windows)
         return
     fd = os.open(path, os.O_RDWR)
     try:
         os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
     except OSError as err:
         if err.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
-            raise                  # (a file system without fallocate keeps its sparse file)
+            raise  # (a file system without fallocate keeps its sparse file)
     finally:
         os.close(fd)
 
@@ -68,8 +68,9 @@ def output_dtype(like: Raster) -> np.dtype:
 class RasterSink:
     """Rows ``[y0, y1)`` of an ``height x width`` raster written in order (see the module)."""
 
-    def __init__(self, path: Union[str, Path], height: int, width: int, like: Raster, *,
-                 overwrite: bool = False) -> None:
+    def __init__(
+        self, path: Union[str, Path], height: int, width: int, like: Raster, *, overwrite: bool = False
+    ) -> None:
         self.path = check_output(path, overwrite, inputs=(like.path,))
         self.suffix = raster_suffix(self.path)
         self.height, self.width, self.like = int(height), int(width), like
@@ -77,26 +78,30 @@ class RasterSink:
         self.overwrite = overwrite
         self.rows_written = 0
         self.array: Optional[np.ndarray] = None
-        self.pending: Optional[PendingFile] = None     # the file that becomes path at close()
+        self.pending: Optional[PendingFile] = None  # the file that becomes path at close()
         shape = (self.height, self.width)
         if self.suffix == ".png":
-            self.array = np.zeros(shape, dtype=self.dtype)   # PNG: written at close
+            self.array = np.zeros(shape, dtype=self.dtype)  # PNG: written at close
             return
         self.pending = PendingFile(self.path, self.suffix)
         self.tmp = self.pending.tmp
         try:
             if self.suffix == ".npy":
-                self.array = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=self.dtype,
-                                                       shape=shape)
+                self.array = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=self.dtype, shape=shape)
             elif self.suffix in TIFF_SUFFIXES:
                 import tifffile
 
                 big = self.height * self.width * self.dtype.itemsize >= BIGTIFF_BYTES
-                self.array = tifffile.memmap(self.tmp, shape=shape, dtype=self.dtype,
-                                             photometric="minisblack", bigtiff=big,
-                                             extratags=tiff_extratags(like.tags, like.nodata))
+                self.array = tifffile.memmap(
+                    self.tmp,
+                    shape=shape,
+                    dtype=self.dtype,
+                    photometric="minisblack",
+                    bigtiff=big,
+                    extratags=tiff_extratags(like.tags, like.nodata),
+                )
             reserve(self.tmp)
-        except OSError as err:      # a full disk: said now, in one line, before any work
+        except OSError as err:  # a full disk: said now, in one line, before any work
             self.abort()
             raise OSError(err.errno, err.strerror, str(self.path)) from None
 
@@ -106,9 +111,10 @@ class RasterSink:
         rows = np.asarray(rows)
         y0 = self.rows_written
         if rows.ndim != 2 or rows.shape[1] != self.width or y0 + rows.shape[0] > self.height:
-            raise ValueError(f"rows of shape {rows.shape} do not fit at row {y0} of a "
-                             f"{self.height}x{self.width} raster")
-        self.array[y0:y0 + rows.shape[0]] = cast_to(rows, self.dtype)
+            raise ValueError(
+                f"rows of shape {rows.shape} do not fit at row {y0} of a {self.height}x{self.width} raster"
+            )
+        self.array[y0 : y0 + rows.shape[0]] = cast_to(rows, self.dtype)
         self.rows_written += rows.shape[0]
 
     def close(self) -> Path:
@@ -116,7 +122,7 @@ class RasterSink:
         if self.rows_written != self.height:
             self.abort()
             raise ValueError(f"{self.path}: {self.rows_written} of {self.height} rows written")
-        if self.pending is None:    # PNG
+        if self.pending is None:  # PNG
             write_raster(self.path, self.array, like=self.like, overwrite=self.overwrite)
         else:
             self.array.flush()

@@ -72,24 +72,30 @@ def mosaic(source: Path, size: int) -> np.ndarray:
     """A real scene mirrored into a ``size`` x ``size`` mosaic."""
     scene = np.load(source).astype(np.float32)
     reps = -(-size // scene.shape[0])
-    tile = np.block([[scene[:, ::(-1) ** j][::(-1) ** i] for j in range(reps)] for i in range(reps)])
+    tile = np.block([[scene[:, :: (-1) ** j][:: (-1) ** i] for j in range(reps)] for i in range(reps)])
     return tile[:size, :size]
 
 
-def measure(codec: str, source: Path, size: int = 1024, threads: int = 2,
-            jpeg2000_ratio: float = 60.0) -> dict:
+def measure(codec: str, source: Path, size: int = 1024, threads: int = 2, jpeg2000_ratio: float = 60.0) -> dict:
     """Time and peak-memory growth per megapixel of the hyperprior codec ``codec`` (a quality
     level or a checkpoint) and of OpenJPEG at compression ``jpeg2000_ratio``."""
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         scene = Path(tmp) / "scene.npy"
         np.save(scene, mosaic(source, size))
-        for op, arg in (("hyperprior-encode", codec), ("hyperprior-decode", codec),
-                        ("openjpeg-encode", str(jpeg2000_ratio)),
-                        ("openjpeg-decode", str(jpeg2000_ratio))):
+        for op, arg in (
+            ("hyperprior-encode", codec),
+            ("hyperprior-decode", codec),
+            ("openjpeg-encode", str(jpeg2000_ratio)),
+            ("openjpeg-decode", str(jpeg2000_ratio)),
+        ):
             work = Path(tmp) / ("code.sarl" if op.startswith("hyperprior") else "code.j2k")
-            proc = subprocess.run([sys.executable, "-c", _PROBE, op, str(scene), arg, str(work),
-                                   str(threads)], capture_output=True, text=True, check=True)
+            proc = subprocess.run(
+                [sys.executable, "-c", _PROBE, op, str(scene), arg, str(work), str(threads)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     megapixels = size * size / 1e6
     for row in rows:
@@ -112,6 +118,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(text)
     if args.out:
         from ...atomic import write_text
+
         write_text(args.out, text)
     return 0
 

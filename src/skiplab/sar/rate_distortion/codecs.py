@@ -37,8 +37,8 @@ from PIL import Image
 from ..codec.entropy import decode_symbols, encode_symbols
 from ..codec.quantize import UniformQuantizer
 
-RATE_TOLERANCE = 0.05      # |actual / target - 1| accepted by match_rate
-AVGPOOL_OVERHEAD_BYTES = 8 + 4 + 1   # the quantiser range, the pooled shape, the coder id
+RATE_TOLERANCE = 0.05  # |actual / target - 1| accepted by match_rate
+AVGPOOL_OVERHEAD_BYTES = 8 + 4 + 1  # the quantiser range, the pooled shape, the coder id
 
 
 @dataclass
@@ -67,11 +67,13 @@ def _pil_roundtrip(image: np.ndarray, **save) -> tuple[np.ndarray, int]:
 
 
 # ITU-T T.81 Annex K, table K.1: the luminance quantisation table (natural order).
+# fmt: off
 _JPEG_LUMA = np.array([
     16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
     14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
     18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
     49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], dtype=np.float64)
+# fmt: on
 
 
 def jpeg_table(quality: float) -> list[int]:
@@ -86,8 +88,7 @@ def jpeg_table(quality: float) -> list[int]:
 
 def jpeg_codec(image: np.ndarray, quality: float) -> Coded:
     """Baseline JPEG with the luminance table of ``quality`` (real, 1-100)."""
-    decoded, n = _pil_roundtrip(image, format="JPEG", qtables=[jpeg_table(quality)],
-                                optimize=True)
+    decoded, n = _pil_roundtrip(image, format="JPEG", qtables=[jpeg_table(quality)], optimize=True)
     return Coded(decoded, n, float(quality))
 
 
@@ -96,9 +97,15 @@ def jpeg2000_codec(image: np.ndarray, ratio: float) -> Coded:
     code-blocks: OpenJPEG truncates at code-block coding passes, and with the default 64x64
     blocks a 256 px tile offers so few truncation points that the rate jumps by ~15 % at
     0.25 bpp (measured); 32x32 blocks halve the steps at the same PSNR within 0.05 dB."""
-    decoded, n = _pil_roundtrip(image, format="JPEG2000", quality_mode="rates",
-                                quality_layers=[float(ratio)], irreversible=True, no_jp2=True,
-                                codeblock_size=(32, 32))
+    decoded, n = _pil_roundtrip(
+        image,
+        format="JPEG2000",
+        quality_mode="rates",
+        quality_layers=[float(ratio)],
+        irreversible=True,
+        no_jp2=True,
+        codeblock_size=(32, 32),
+    )
     return Coded(decoded, n, float(ratio))
 
 
@@ -116,8 +123,7 @@ def avgpool_codec(image: np.ndarray, factor: float, bits: int = 8, coder: str = 
     back = decode_symbols(used, payload, symbols.shape, bits)
     values = torch.from_numpy(quantizer.dequantize(back))
     up = F.interpolate(values, size=(h, w), mode="bilinear", align_corners=False)
-    return Coded(up[0, 0].clamp(0, 1).double().numpy(), len(payload) + AVGPOOL_OVERHEAD_BYTES,
-                 float(factor))
+    return Coded(up[0, 0].clamp(0, 1).double().numpy(), len(payload) + AVGPOOL_OVERHEAD_BYTES, float(factor))
 
 
 @dataclass
@@ -136,9 +142,17 @@ class RateMatch:
         return abs(self.error) <= RATE_TOLERANCE
 
 
-def match_rate(codec: Callable[[np.ndarray, float], Coded], image: np.ndarray, target_bpp: float,
-               low: float, high: float, *, integer: bool = False, increasing: bool = True,
-               max_steps: int = 40) -> RateMatch:
+def match_rate(
+    codec: Callable[[np.ndarray, float], Coded],
+    image: np.ndarray,
+    target_bpp: float,
+    low: float,
+    high: float,
+    *,
+    integer: bool = False,
+    increasing: bool = True,
+    max_steps: int = 40,
+) -> RateMatch:
     """The codec parameter in ``[low, high]`` whose bpp is nearest ``target_bpp``, by
     bisection (``increasing``: bpp grows with the parameter, as JPEG quality; JPEG 2000's
     ratio is decreasing). Stops as soon as the rate is within :data:`RATE_TOLERANCE`."""
@@ -179,6 +193,7 @@ def jpeg_at(image: np.ndarray, bpp: float) -> RateMatch:
 
 def jpeg2000_at(image: np.ndarray, bpp: float) -> RateMatch:
     """JPEG 2000 rate-matched to ``bpp`` (bisection on the log of the compression ratio)."""
+
     def codec(img: np.ndarray, log_ratio: float) -> Coded:
         return jpeg2000_codec(img, math.exp(log_ratio))
 
@@ -191,5 +206,16 @@ def avgpool_factor(channels: int, reduction: int) -> float:
     return reduction / math.sqrt(channels)
 
 
-__all__ = ["Coded", "RATE_TOLERANCE", "RateMatch", "avgpool_codec", "avgpool_factor",
-           "jpeg2000_at", "jpeg2000_codec", "jpeg_at", "jpeg_codec", "match_rate", "to_uint8"]
+__all__ = [
+    "Coded",
+    "RATE_TOLERANCE",
+    "RateMatch",
+    "avgpool_codec",
+    "avgpool_factor",
+    "jpeg2000_at",
+    "jpeg2000_codec",
+    "jpeg_at",
+    "jpeg_codec",
+    "match_rate",
+    "to_uint8",
+]

@@ -30,6 +30,7 @@ def lee_filter(intensity: np.ndarray, looks: Optional[float] = None, size: int =
     x = torch.from_numpy(np.asarray(intensity, dtype=np.float64))[None, None]
     if looks is None:
         from ..training.metrics import enl
+
         looks = float(enl(x[0, 0]).enl)
     if not looks > 0:
         raise ValueError(f"looks must be > 0; found {looks}")

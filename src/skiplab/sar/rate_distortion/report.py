@@ -40,14 +40,23 @@ def _fmt(value, digits: int = 2) -> str:
 def table(rows: Sequence[dict]) -> str:
     """The markdown table of :meth:`Point.row` dicts."""
     clean = any("psnr_clean" in r for r in rows)
-    cols = [("method", "method", None), ("bpp", "bpp", 3), ("entropy_bpp", "entropy", 3),
-            ("psnr", "PSNR", 2), ("psnr_pooled", "PSNR pooled", 2), ("ssim", "SSIM", 3)]
+    cols = [
+        ("method", "method", None),
+        ("bpp", "bpp", 3),
+        ("entropy_bpp", "entropy", 3),
+        ("psnr", "PSNR", 2),
+        ("psnr_pooled", "PSNR pooled", 2),
+        ("ssim", "SSIM", 3),
+    ]
     if clean:
         cols += [("psnr_clean", "PSNR clean", 2), ("ssim_clean", "SSIM clean", 3)]
-    cols += [("enl", "ENL", 2), ("ratio_median", "ratio med.", 3),
-             ("ratio_of_means", "ratio of means", 3), ("matched", "matched", 2)]
-    lines = ["| " + " | ".join(c[1] for c in cols) + " |",
-             "|" + "|".join("---" for _ in cols) + "|"]
+    cols += [
+        ("enl", "ENL", 2),
+        ("ratio_median", "ratio med.", 3),
+        ("ratio_of_means", "ratio of means", 3),
+        ("matched", "matched", 2),
+    ]
+    lines = ["| " + " | ".join(c[1] for c in cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     for r in rows:
         cells = [r["method"] if c[2] is None else _fmt(r.get(c[0]), c[2]) for c in cols]
         lines.append("| " + " | ".join(cells) + " |")
@@ -56,6 +65,7 @@ def table(rows: Sequence[dict]) -> str:
 
 def plot(rows: Sequence[dict], path: Path) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -66,21 +76,29 @@ def plot(rows: Sequence[dict], path: Path) -> None:
         for r in rows:
             if r["family"] in ("oracle", "reference"):
                 if math.isfinite(r[key]):
-                    ax.axhline(r[key], color="grey" if r["family"] == "oracle" else "olive",
-                               ls=":", label=r["method"])
+                    ax.axhline(r[key], color="grey" if r["family"] == "oracle" else "olive", ls=":", label=r["method"])
                 continue
             name = r["family"] if r["family"] != "model" else r["method"].rsplit(" b=", 1)[0]
             groups.setdefault(name, []).append(r)
         for name, group in groups.items():
             group = sorted(group, key=lambda r: r["bpp"])
-            style = dict(jpeg="s--", jpeg2000="^--", avgpool="x:",
-                         **{"jpeg-matched": "s", "jpeg2000-matched": "^"}).get(name, "o-")
-            ax.plot([r["bpp"] for r in group], [r[key] for r in group], style, label=name,
-                    mfc="none" if name.endswith("matched") else None)
+            style = dict(
+                jpeg="s--", jpeg2000="^--", avgpool="x:", **{"jpeg-matched": "s", "jpeg2000-matched": "^"}
+            ).get(name, "o-")
+            ax.plot(
+                [r["bpp"] for r in group],
+                [r[key] for r in group],
+                style,
+                label=name,
+                mfc="none" if name.endswith("matched") else None,
+            )
         ax.set_xscale("log", base=2)
         ax.set_xlabel("measured bits per pixel (file size)")
-        ax.set_ylabel("PSNR (dB), " + ("vs clean reflectivity" if key == "psnr_clean"
-                                       else "vs input") + ", normalised log-intensity")
+        ax.set_ylabel(
+            "PSNR (dB), "
+            + ("vs clean reflectivity" if key == "psnr_clean" else "vs input")
+            + ", normalised log-intensity"
+        )
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
@@ -88,19 +106,31 @@ def plot(rows: Sequence[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def write_report(points: Sequence[Point], out: Path, *, command: str = "",
-                 tiles: Sequence[str] = ()) -> dict[str, Path]:
+def write_report(
+    points: Sequence[Point], out: Path, *, command: str = "", tiles: Sequence[str] = ()
+) -> dict[str, Path]:
     """Write ``rd.json``, ``rd.md`` and ``rd.png`` under ``out``; returns their paths."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows = [p.row() for p in points]
     paths = dict(json=out / "rd.json", md=out / "rd.md", png=out / "rd.png")
     write_json(paths["json"], dict(command=command, tiles=list(tiles), rows=rows), indent=1, default=str)
-    md = ["# Rate-distortion: SAR autoencoders vs JPEG, JPEG 2000, average pooling", "",
-          f"`{command}`" if command else "", "",
-          f"Tiles ({len(tiles)}): {', '.join(tiles)}", "", table(rows), "",
-          "What each number answers:", "", QUESTIONS.format(tol=RATE_TOLERANCE), "",
-          "![rate-distortion](rd.png)", ""]
+    md = [
+        "# Rate-distortion: SAR autoencoders vs JPEG, JPEG 2000, average pooling",
+        "",
+        f"`{command}`" if command else "",
+        "",
+        f"Tiles ({len(tiles)}): {', '.join(tiles)}",
+        "",
+        table(rows),
+        "",
+        "What each number answers:",
+        "",
+        QUESTIONS.format(tol=RATE_TOLERANCE),
+        "",
+        "![rate-distortion](rd.png)",
+        "",
+    ]
     paths["md"].write_text("\n".join(md))
     plot(rows, paths["png"])
     return paths

@@ -40,7 +40,7 @@ REFERENCE = Radiometry.fixed(-100.0, 0.0)
 #: training tiles and the step between them (the tile options belong to other tasks)
 TILE, STRIDE = 128, 32
 #: CompressAI's scale of lambda: the MSE of 8-bit images
-MSE_SCALE = 255.0 ** 2
+MSE_SCALE = 255.0**2
 
 
 def rate_bpp(likelihoods: dict, pixels: int) -> torch.Tensor:
@@ -108,8 +108,7 @@ class CompressTask(ReconstructTask):
         tile = TILE
         held_out = (path / "train").is_dir() and (path / "test").is_dir()
         if split == "train":
-            return scene_tiles(path / "train" if held_out else path, tile,
-                               STRIDE, f"{path.name}/train")
+            return scene_tiles(path / "train" if held_out else path, tile, STRIDE, f"{path.name}/train")
         return scene_tiles(path / "test" if held_out else path, tile, tile, f"{path.name}/test")
 
     @property
@@ -118,8 +117,10 @@ class CompressTask(ReconstructTask):
 
     def check_model_class(self, name, cls):
         if not (isinstance(cls, type) and issubclass(cls, HyperpriorCodec)):
-            raise ValueError(f"task 'compress' needs a hyperprior codec (sar_hyperprior_*); "
-                             f"{name} is a {getattr(cls, '__name__', cls)}")
+            raise ValueError(
+                f"task 'compress' needs a hyperprior codec (sar_hyperprior_*); "
+                f"{name} is a {getattr(cls, '__name__', cls)}"
+            )
 
     def create_model(self, dataset, name=None, kwargs=None):
         model = super(ReconstructTask, self).create_model(dataset, name, kwargs)
@@ -134,8 +135,9 @@ class CompressTask(ReconstructTask):
     def prepare(self, trainer) -> None:
         self.lmbda = float(trainer.model.lmbda)
 
-    def forward(self, model: nn.Module, batch: Any,
-                autocast: Callable[[], ContextManager] = contextlib.nullcontext) -> dict:
+    def forward(
+        self, model: nn.Module, batch: Any, autocast: Callable[[], ContextManager] = contextlib.nullcontext
+    ) -> dict:
         x, target = batch
         with autocast():
             out = model(x)
@@ -143,8 +145,7 @@ class CompressTask(ReconstructTask):
         rate = rate_bpp(out["likelihoods"], target.numel())
         distortion = torch.mean((x_hat - target) ** 2)
         loss = rate + self.lmbda * MSE_SCALE * distortion
-        return {"loss": loss, "terms": {"rate": rate, "distortion": distortion},
-                "output": x_hat, "target": target}
+        return {"loss": loss, "terms": {"rate": rate, "distortion": distortion}, "output": x_hat, "target": target}
 
     def criterion(self, dataset: Any) -> nn.Module:
         return nn.MSELoss()
@@ -156,12 +157,19 @@ class CompressTask(ReconstructTask):
         return RateDistortionMeter(self.lmbda if hasattr(self, "lmbda") else 0.0)
 
     def checkpoint_extras(self, trainer) -> dict:
-        trainer.model.update()     # the z coding table travels with the weights
+        trainer.model.update()  # the z coding table travels with the weights
         model = trainer.model
-        return {"radiometry": REFERENCE.to_dict(), "tile_size": trainer.train_set.tile_size,
-                "codec": {"lmbda": model.lmbda, "transform": model.transform, "n": model.n,
-                          "m": model.m, "mean_scale": model.mean_scale}}
+        return {
+            "radiometry": REFERENCE.to_dict(),
+            "tile_size": trainer.train_set.tile_size,
+            "codec": {
+                "lmbda": model.lmbda,
+                "transform": model.transform,
+                "n": model.n,
+                "m": model.m,
+                "mean_scale": model.mean_scale,
+            },
+        }
 
 
-__all__ = ["CompressTask", "MSE_SCALE", "RateDistortionMeter", "normalised_scene",
-           "rate_bpp", "scene_tiles"]
+__all__ = ["CompressTask", "MSE_SCALE", "RateDistortionMeter", "normalised_scene", "rate_bpp", "scene_tiles"]

@@ -42,8 +42,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..codec.rate_model import take_rate
-
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 DB_PER_NEPER = 10.0 / math.log(10.0)
 
@@ -58,11 +56,11 @@ def log_speckle_bias(looks: float, estimator: str = "mean") -> float:
     shape = torch.tensor(float(looks), dtype=torch.float64)
     if estimator == "mean":
         return float(torch.special.digamma(shape) - torch.log(shape))
-    if estimator == "median":   # bisection on the regularised incomplete gamma P(L, x) = 1/2
+    if estimator == "median":  # bisection on the regularised incomplete gamma P(L, x) = 1/2
         low, high = torch.tensor(0.0, dtype=torch.float64), shape * 4 + 10
         for _ in range(80):
             mid = (low + high) / 2
-            low, high = ((mid, high) if torch.special.gammainc(shape, mid) < 0.5 else (low, mid))
+            low, high = (mid, high) if torch.special.gammainc(shape, mid) < 0.5 else (low, mid)
         return float(torch.log((low + high) / 2 / shape))
     raise ValueError(f"estimator must be 'mean' (MSE) or 'median' (L1); found {estimator!r}")
 
@@ -72,8 +70,7 @@ def log_speckle_bias_db(looks: float, estimator: str = "mean") -> float:
     return DB_PER_NEPER * log_speckle_bias(looks, estimator)
 
 
-def debias_log_prediction(pred: torch.Tensor, looks: float, span_db: float,
-                          estimator: str = "mean") -> torch.Tensor:
+def debias_log_prediction(pred: torch.Tensor, looks: float, span_db: float, estimator: str = "mean") -> torch.Tensor:
     """Remove the speckle log bias from a normalised log-intensity prediction made by a model
     trained with MSE (``"mean"``) or L1 (``"median"``) on speckled targets. ``span_db`` is
     ``radiometry.high_db - radiometry.low_db``."""
@@ -81,11 +78,12 @@ def debias_log_prediction(pred: torch.Tensor, looks: float, span_db: float,
 
 
 # ---- SSIM / MS-SSIM ------------------------------------------------------------------------
-def gaussian_window(size: int = 11, sigma: float = 1.5, dtype: torch.dtype = torch.float32,
-                    device: torch.device | str | None = None) -> torch.Tensor:
+def gaussian_window(
+    size: int = 11, sigma: float = 1.5, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
+) -> torch.Tensor:
     """Normalised 1-D Gaussian of ``size`` taps (SSIM's window is its outer product)."""
     coords = torch.arange(size, dtype=dtype, device=device) - (size - 1) / 2
-    g = torch.exp(-(coords / sigma) ** 2 / 2)
+    g = torch.exp(-((coords / sigma) ** 2) / 2)
     return g / g.sum()
 
 
@@ -99,47 +97,61 @@ def _blur(x: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
 
 def _check_pair(pred: torch.Tensor, target: torch.Tensor, min_size: int, what: str) -> None:
     if pred.shape != target.shape or pred.dim() != 4:
-        raise ValueError(f"{what} needs two batches [B, C, H, W] of the same shape; found "
-                         f"{tuple(pred.shape)} and {tuple(target.shape)}")
+        raise ValueError(
+            f"{what} needs two batches [B, C, H, W] of the same shape; found "
+            f"{tuple(pred.shape)} and {tuple(target.shape)}"
+        )
     if min(pred.shape[-2:]) < min_size:
-        raise ValueError(f"{what} needs images of at least {min_size}x{min_size} px; found "
-                         f"{pred.shape[-2]}x{pred.shape[-1]}")
+        raise ValueError(
+            f"{what} needs images of at least {min_size}x{min_size} px; found {pred.shape[-2]}x{pred.shape[-1]}"
+        )
 
 
-def ssim_components(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0,
-                    window: Optional[torch.Tensor] = None, k1: float = 0.01, k2: float = 0.03
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
+def ssim_components(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    data_range: float = 1.0,
+    window: Optional[torch.Tensor] = None,
+    k1: float = 0.01,
+    k2: float = 0.03,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-image mean SSIM and mean contrast-structure term ``cs`` (Wang et al. 2004), [B]."""
     window = gaussian_window(dtype=pred.dtype, device=pred.device) if window is None else window
     c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
     stacked = _blur(torch.cat([pred, target, pred * pred, target * target, pred * target]), window)
     mu_x, mu_y, xx, yy, xy = stacked.chunk(5)
-    var_x, var_y = xx - mu_x ** 2, yy - mu_y ** 2
+    var_x, var_y = xx - mu_x**2, yy - mu_y**2
     cov = xy - mu_x * mu_y
     cs = (2 * cov + c2) / (var_x + var_y + c2)
-    luminance = (2 * mu_x * mu_y + c1) / (mu_x ** 2 + mu_y ** 2 + c1)
+    luminance = (2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1)
     return (luminance * cs).flatten(1).mean(1), cs.flatten(1).mean(1)
 
 
-def ssim(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0,
-         window_size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+def ssim(
+    pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0, window_size: int = 11, sigma: float = 1.5
+) -> torch.Tensor:
     """Per-image SSIM [B] (valid windows only)."""
     _check_pair(pred, target, window_size, "SSIM")
     window = gaussian_window(window_size, sigma, pred.dtype, pred.device)
     return ssim_components(pred, target, data_range, window)[0]
 
 
-def ms_ssim(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0,
-            weights: tuple[float, ...] = MS_SSIM_WEIGHTS, window_size: int = 11,
-            sigma: float = 1.5, floor: float = 1e-6) -> torch.Tensor:
+def ms_ssim(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    data_range: float = 1.0,
+    weights: tuple[float, ...] = MS_SSIM_WEIGHTS,
+    window_size: int = 11,
+    sigma: float = 1.5,
+    floor: float = 1e-6,
+) -> torch.Tensor:
     """Per-image MS-SSIM [B] over ``len(weights)`` scales; needs images of at least
     ``(window_size - 1) * 2 ** (scales - 1) + 1`` px (161 for the default 5 scales -- pass
     fewer weights, e.g. ``MS_SSIM_WEIGHTS[:4]``, for smaller crops)."""
     scales = len(weights)
     if scales < 1:
         raise ValueError("MS-SSIM needs at least one scale weight")
-    _check_pair(pred, target, (window_size - 1) * 2 ** (scales - 1) + 1,
-                f"MS-SSIM with {scales} scales")
+    _check_pair(pred, target, (window_size - 1) * 2 ** (scales - 1) + 1, f"MS-SSIM with {scales} scales")
     window = gaussian_window(window_size, sigma, pred.dtype, pred.device)
     exponents = torch.tensor(weights, dtype=pred.dtype, device=pred.device)
     terms = []
@@ -148,19 +160,21 @@ def ms_ssim(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0,
         terms.append(full if scale == scales - 1 else cs)
         if scale < scales - 1:
             pred, target = F.avg_pool2d(pred, 2), F.avg_pool2d(target, 2)
-    values = torch.stack(terms, dim=1).clamp_min(floor)     # [B, scales]
-    return torch.prod(values ** exponents, dim=1)
+    values = torch.stack(terms, dim=1).clamp_min(floor)  # [B, scales]
+    return torch.prod(values**exponents, dim=1)
 
 
 # ---- Gamma likelihood ----------------------------------------------------------------------
-def gamma_nll(log_mean: torch.Tensor, intensity: torch.Tensor, looks: float,
-              full: bool = False, eps: float = 1e-10) -> torch.Tensor:
+def gamma_nll(
+    log_mean: torch.Tensor, intensity: torch.Tensor, looks: float, full: bool = False, eps: float = 1e-10
+) -> torch.Tensor:
     """Mean negative log-likelihood of L-look ``intensity`` given ``log_mean`` = ln(mu)
     (natural log of the predicted mean intensity); see the module docstring. ``full=True``
     adds the terms that do not depend on mu (intensity clamped at ``eps`` inside the log)."""
     if intensity.shape != log_mean.shape:
-        raise ValueError(f"log_mean {tuple(log_mean.shape)} and intensity "
-                         f"{tuple(intensity.shape)} must have the same shape")
+        raise ValueError(
+            f"log_mean {tuple(log_mean.shape)} and intensity {tuple(intensity.shape)} must have the same shape"
+        )
     if not (math.isfinite(looks) and looks > 0):
         raise ValueError(f"looks must be a finite number > 0; found {looks}")
     nll = looks * (log_mean + intensity * torch.exp(-log_mean))
@@ -235,48 +249,68 @@ def make_loss(name: str, *, radiometry=None, looks: Optional[float] = None, **kw
         return RateLoss()
     if name == "gamma_nll":
         if looks is None or radiometry is None:
-            raise ValueError("the gamma_nll loss needs the number of looks and the tiles' "
-                             "radiometry (build_loss(config, looks=L, radiometry=dataset.radiometry))")
+            raise ValueError(
+                "the gamma_nll loss needs the number of looks and the tiles' "
+                "radiometry (build_loss(config, looks=L, radiometry=dataset.radiometry))"
+            )
         return GammaNLLLoss(looks, radiometry, **kwargs)
     raise ValueError(f"unknown loss {name!r}; expected one of {LOSSES}")
 
 
 class RateLoss(nn.Module):
     """The rate term ``R`` of ``D + lambda * R`` (Ballé et al. 2017): the mean bits per pixel
-    of the latent under the codec model's prior, recorded by the forward pass that produced
-    ``pred`` (:class:`skiplab.sar.codec.model.QuantizedAutoencoder`); 0 before any forward
-    (the loss is built before the model runs). The reconstruct task refuses this term for a
-    model without a prior."""
+    of the latent under the codec model's prior, which the codec returns with its
+    reconstruction (``model(x, with_rate=True)``,
+    :class:`skiplab.sar.codec.model.QuantizedAutoencoder`) and the task passes here as
+    ``rate`` [B]. The reconstruct task refuses this term for a model without a prior."""
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        rate = take_rate()
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, rate: Optional[torch.Tensor] = None) -> torch.Tensor:
         if rate is None:
-            return pred.new_zeros(())
+            raise ValueError(
+                "the rate term needs the codec's rate of this batch: "
+                "loss(pred, target, rate=...) with the rate of model(x, with_rate=True)"
+            )
         if rate.shape[0] != pred.shape[0]:
-            raise ValueError(f"the recorded rate is of {rate.shape[0]} images, the batch has "
-                             f"{pred.shape[0]}: the rate term must follow a codec forward")
+            raise ValueError(
+                f"the rate is of {rate.shape[0]} images, the batch has "
+                f"{pred.shape[0]}: the rate must be of the forward that made pred"
+            )
         return rate.float().mean()
 
 
 class WeightedLoss(nn.Module):
-    """``sum_k w_k * loss_k(pred, target)``; ``last_terms`` holds the unweighted terms of the
-    last call (floats, for logging)."""
+    """``sum_k w_k * loss_k(pred, target)``; ``rate`` (a codec's bits per pixel [B]) goes to
+    the ``rate`` term. :meth:`unweighted` gives the terms before weighting (0-d tensors, no host sync)."""
 
     def __init__(self, terms: dict[str, tuple[float, nn.Module]]) -> None:
         super().__init__()
         self.weights = {name: w for name, (w, _) in terms.items()}
         self.terms = nn.ModuleDict({name: module for name, (_, module) in terms.items()})
-        self.last_terms: dict[str, float] = {}
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        total, values = None, {}
-        for name, module in self.terms.items():
-            value = module(pred, target)
-            values[name] = float(value.detach())
+    @property
+    def needs_rate(self) -> bool:
+        """Whether a term is the codec's rate (the forward must return it: ``with_rate=True``)."""
+        return "rate" in self.terms
+
+    def unweighted(
+        self, pred: torch.Tensor, target: torch.Tensor, rate: Optional[torch.Tensor] = None
+    ) -> dict[str, torch.Tensor]:
+        """Each term's value before its weight, in the order of the config."""
+        return {
+            name: module(pred, target, rate) if name == "rate" else module(pred, target)
+            for name, module in self.terms.items()
+        }
+
+    def total(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``sum_k w_k * terms[k]`` of :meth:`unweighted`'s terms."""
+        total = None
+        for name, value in terms.items():
             term = self.weights[name] * value
             total = term if total is None else total + term
-        self.last_terms = values
         return total
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, rate: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return self.total(self.unweighted(pred, target, rate))
 
     def extra_repr(self) -> str:
         return " + ".join(f"{w:g} * {name}" for name, w in self.weights.items())
@@ -286,19 +320,21 @@ def build_loss(config: dict, *, radiometry=None, looks: Optional[float] = None) 
     """A weighted sum from ``{"name": weight}`` or ``{"name": {"weight": w, **options}}``,
     e.g. ``{"l1": 1.0, "ms_ssim": 0.2}``. Weights must be >= 0 and at least one > 0."""
     if not isinstance(config, dict) or not config:
-        raise ValueError(f"loss config must be a non-empty dict such as "
-                         f"{{'l1': 1.0, 'ms_ssim': 0.2}}; found {config!r}")
+        raise ValueError(
+            f"loss config must be a non-empty dict such as {{'l1': 1.0, 'ms_ssim': 0.2}}; found {config!r}"
+        )
     terms = {}
     for name, spec in config.items():
         options = dict(spec) if isinstance(spec, dict) else {"weight": spec}
         weight = options.pop("weight", 1.0)
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not (
-                math.isfinite(weight) and weight >= 0):
-            raise ValueError(f"loss weight of {name!r} must be a finite number >= 0; found "
-                             f"{weight!r}")
+        if (
+            isinstance(weight, bool)
+            or not isinstance(weight, (int, float))
+            or not (math.isfinite(weight) and weight >= 0)
+        ):
+            raise ValueError(f"loss weight of {name!r} must be a finite number >= 0; found {weight!r}")
         if weight > 0:
-            terms[name] = (float(weight), make_loss(name, radiometry=radiometry, looks=looks,
-                                                    **options))
+            terms[name] = (float(weight), make_loss(name, radiometry=radiometry, looks=looks, **options))
         elif name not in LOSSES:
             raise ValueError(f"unknown loss {name!r}; expected one of {LOSSES}")
     if not terms:

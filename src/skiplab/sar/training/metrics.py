@@ -39,14 +39,15 @@ from typing import Optional, Sequence
 import torch
 import torch.nn.functional as F
 
-Window = tuple[int, int, int, int]   # (top, left, height, width)
+Window = tuple[int, int, int, int]  # (top, left, height, width)
 
 
 # ---- PSNR / SSIM -----------------------------------------------------------------------------
 def _check_batch(pred: torch.Tensor, target: torch.Tensor) -> None:
     if pred.shape != target.shape or pred.dim() != 4:
-        raise ValueError(f"expected two batches [B, C, H, W] of the same shape; found "
-                         f"{tuple(pred.shape)} and {tuple(target.shape)}")
+        raise ValueError(
+            f"expected two batches [B, C, H, W] of the same shape; found {tuple(pred.shape)} and {tuple(target.shape)}"
+        )
 
 
 def psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
@@ -54,20 +55,17 @@ def psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> t
     from torchmetrics.functional.image import peak_signal_noise_ratio
 
     _check_batch(pred, target)
-    return peak_signal_noise_ratio(pred.float(), target.float(), data_range=data_range,
-                                   reduction="none", dim=(1, 2, 3))
+    return peak_signal_noise_ratio(pred.float(), target.float(), data_range=data_range, reduction="none", dim=(1, 2, 3))
 
 
-def ssim_per_image(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0
-                   ) -> torch.Tensor:
+def ssim_per_image(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
     """Per-image SSIM [B] (torchmetrics, Gaussian 11x11 window, sigma 1.5)."""
     from torchmetrics.functional.image import structural_similarity_index_measure
 
     _check_batch(pred, target)
     if min(pred.shape[-2:]) < 11:
         raise ValueError(f"SSIM needs images of at least 11x11 px; found {tuple(pred.shape[-2:])}")
-    return structural_similarity_index_measure(pred.float(), target.float(),
-                                               data_range=data_range, reduction="none")
+    return structural_similarity_index_measure(pred.float(), target.float(), data_range=data_range, reduction="none")
 
 
 # ---- ENL -------------------------------------------------------------------------------------
@@ -76,16 +74,19 @@ def _as_image(intensity: torch.Tensor) -> torch.Tensor:
     while image.dim() > 2 and image.shape[0] == 1:
         image = image[0]
     if image.dim() != 2:
-        raise ValueError(f"expected one intensity image [H, W] (or [1, 1, H, W]); found shape "
-                         f"{tuple(torch.as_tensor(intensity).shape)}")
+        raise ValueError(
+            f"expected one intensity image [H, W] (or [1, 1, H, W]); found shape "
+            f"{tuple(torch.as_tensor(intensity).shape)}"
+        )
     image = image.double()
     if torch.isnan(image).any() or (image < 0).any():
         raise ValueError("intensity must be >= 0 without NaN for ENL")
     return image
 
 
-def _window_moments(image: torch.Tensor, weight: torch.Tensor, size: int, stride: int
-                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _window_moments(
+    image: torch.Tensor, weight: torch.Tensor, size: int, stride: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Count, mean and unbiased variance of ``image`` over the pixels with ``weight`` 1, in
     every ``size`` window at ``stride`` (each [nY, nX])."""
     stack = torch.stack([weight, image * weight, image * image * weight])[:, None]
@@ -105,9 +106,13 @@ class ENLResult:
     windows: list[Window] = field(default_factory=list)
 
 
-def homogeneous_windows(intensity: torch.Tensor, size: int = 16, stride: Optional[int] = None,
-                        fraction: float = 0.05, valid: Optional[torch.Tensor] = None
-                        ) -> list[Window]:
+def homogeneous_windows(
+    intensity: torch.Tensor,
+    size: int = 16,
+    stride: Optional[int] = None,
+    fraction: float = 0.05,
+    valid: Optional[torch.Tensor] = None,
+) -> list[Window]:
     """The ``fraction`` (at least one) of ``size`` windows, every ``stride`` px (default
     size // 2), with the lowest coefficient of variation on the checkerboard pixels
     ``(y + x) % 2 == 0``; windows holding invalid pixels or a zero mean are never chosen."""
@@ -115,8 +120,9 @@ def homogeneous_windows(intensity: torch.Tensor, size: int = 16, stride: Optiona
     stride = stride or max(1, size // 2)
     height, width = image.shape
     if size < 4 or size > min(height, width):
-        raise ValueError(f"ENL window size must be in [4, {min(height, width)}] for a "
-                         f"{height}x{width} image; found {size}")
+        raise ValueError(
+            f"ENL window size must be in [4, {min(height, width)}] for a {height}x{width} image; found {size}"
+        )
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction must be in (0, 1]; found {fraction}")
     yy, xx = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
@@ -136,9 +142,16 @@ def homogeneous_windows(intensity: torch.Tensor, size: int = 16, stride: Optiona
     return [(int(i // n_x) * stride, int(i % n_x) * stride, size, size) for i in order.tolist()]
 
 
-def enl(intensity: torch.Tensor, windows: Optional[Sequence[Window]] = None, *,
-        white_only: Optional[bool] = None, size: int = 16, stride: Optional[int] = None,
-        fraction: float = 0.05, valid: Optional[torch.Tensor] = None) -> ENLResult:
+def enl(
+    intensity: torch.Tensor,
+    windows: Optional[Sequence[Window]] = None,
+    *,
+    white_only: Optional[bool] = None,
+    size: int = 16,
+    stride: Optional[int] = None,
+    fraction: float = 0.05,
+    valid: Optional[torch.Tensor] = None,
+) -> ENLResult:
     """Equivalent number of looks ``mu^2 / sigma^2`` of an intensity image [H, W].
 
     Without ``windows`` they come from :func:`homogeneous_windows` (selected on the
@@ -153,13 +166,11 @@ def enl(intensity: torch.Tensor, windows: Optional[Sequence[Window]] = None, *,
     parity = 1 if white_only else None
     values = []
     for top, left, h, w in windows:
-        patch = image[top:top + h, left:left + w]
+        patch = image[top : top + h, left : left + w]
         if patch.shape != (h, w) or h * w < 4:
-            raise ValueError(f"window {(top, left, h, w)} does not fit in the "
-                             f"{tuple(image.shape)} image")
+            raise ValueError(f"window {(top, left, h, w)} does not fit in the {tuple(image.shape)} image")
         if parity is not None:
-            yy, xx = torch.meshgrid(torch.arange(top, top + h), torch.arange(left, left + w),
-                                    indexing="ij")
+            yy, xx = torch.meshgrid(torch.arange(top, top + h), torch.arange(left, left + w), indexing="ij")
             patch = patch[(yy + xx) % 2 == parity]
         var = patch.var()
         values.append(float(patch.mean() ** 2 / var) if var > 0 else float("inf"))
@@ -167,14 +178,17 @@ def enl(intensity: torch.Tensor, windows: Optional[Sequence[Window]] = None, *,
     return ENLResult(float(per_window.median()), per_window, list(windows))
 
 
-def enl_per_image(intensity: torch.Tensor, windows: Optional[Sequence[Sequence[Window]]] = None,
-                  **kwargs) -> torch.Tensor:
+def enl_per_image(
+    intensity: torch.Tensor, windows: Optional[Sequence[Sequence[Window]]] = None, **kwargs
+) -> torch.Tensor:
     """ENL of each image of a batch [B, 1, H, W] -> [B]; ``windows[b]`` for image b if given
     (keywords as :func:`enl`)."""
     if intensity.dim() != 4 or intensity.shape[1] != 1:
         raise ValueError(f"expected intensity [B, 1, H, W]; found {tuple(intensity.shape)}")
-    return torch.tensor([enl(image, None if windows is None else windows[b], **kwargs).enl
-                         for b, image in enumerate(intensity)], dtype=torch.float64)
+    return torch.tensor(
+        [enl(image, None if windows is None else windows[b], **kwargs).enl for b, image in enumerate(intensity)],
+        dtype=torch.float64,
+    )
 
 
 # ---- ratio image -----------------------------------------------------------------------------
@@ -191,8 +205,11 @@ class RatioStats:
     of_means: Optional[torch.Tensor] = None
 
     def summary(self) -> dict:
-        out = {"ratio_mean": float(self.mean.mean()), "ratio_var": float(self.var.mean()),
-               "ratio_excluded_px": int(self.excluded.sum())}
+        out = {
+            "ratio_mean": float(self.mean.mean()),
+            "ratio_var": float(self.var.mean()),
+            "ratio_excluded_px": int(self.excluded.sum()),
+        }
         if self.median is not None:
             out["ratio_median"] = float(self.median.mean())
         if self.of_means is not None:
@@ -200,8 +217,9 @@ class RatioStats:
         return out
 
 
-def ratio_statistics(input_intensity: torch.Tensor, output_intensity: torch.Tensor,
-                     valid: Optional[torch.Tensor] = None) -> RatioStats:
+def ratio_statistics(
+    input_intensity: torch.Tensor, output_intensity: torch.Tensor, valid: Optional[torch.Tensor] = None
+) -> RatioStats:
     """Statistics of the ratio image ``input / output`` per image of [B, 1, H, W] batches
     (pixels with a zero output, or ``valid`` False, are left out and counted)."""
     _check_batch(input_intensity, output_intensity)
@@ -233,24 +251,24 @@ def _numel(shape: Sequence[int], what: str) -> int:
     return n
 
 
-def compression_ratio(latent_shape: Sequence[int], input_shape: Sequence[int] = (1, 256, 256),
-                      latent_bits: int = 32, input_bits: int = 32) -> float:
+def compression_ratio(
+    latent_shape: Sequence[int], input_shape: Sequence[int] = (1, 256, 256), latent_bits: int = 32, input_bits: int = 32
+) -> float:
     """Input bits over latent bits: ``(C_in H W * input_bits) / (C h w * latent_bits)``,
     e.g. a [16, 16, 16] float32 latent of a [1, 256, 256] float32 tile compresses 16x."""
-    return (_numel(input_shape, "input") * input_bits) / (_numel(latent_shape, "latent")
-                                                         * latent_bits)
+    return (_numel(input_shape, "input") * input_bits) / (_numel(latent_shape, "latent") * latent_bits)
 
 
-def bits_per_pixel(latent_shape: Sequence[int], input_size: Sequence[int] = (256, 256),
-                   latent_bits: int = 32) -> float:
+def bits_per_pixel(latent_shape: Sequence[int], input_size: Sequence[int] = (256, 256), latent_bits: int = 32) -> float:
     """Latent bits per input pixel: ``C h w * latent_bits / (H W)`` (2.0 for [16, 16, 16]
     float32 over 256x256; the float32 input itself is 32 bpp)."""
     return _numel(latent_shape, "latent") * latent_bits / _numel(tuple(input_size)[-2:], "input")
 
 
 # ---- everything at once ----------------------------------------------------------------------
-def reconstruction_metrics(pred: torch.Tensor, target: torch.Tensor, radiometry=None,
-                           *, enl_size: int = 16, enl_fraction: float = 0.05) -> dict:
+def reconstruction_metrics(
+    pred: torch.Tensor, target: torch.Tensor, radiometry=None, *, enl_size: int = 16, enl_fraction: float = 0.05
+) -> dict:
     """Per-image lists and batch means for normalised reconstructions ``pred`` of ``target``
     [B, 1, H, W]: PSNR and SSIM; with the tiles' ``radiometry`` also ENL of input and output
     on the input's homogeneous windows, and the ratio-image statistics."""

@@ -9,9 +9,10 @@ figures (latent shape, compression ratio, bits per pixel at the tile size).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, ContextManager
 
 import torch
 from torch import nn
@@ -22,27 +23,43 @@ from ...train.meters import Meter
 from ...train.tasks import Task, register_task
 from ..codec.model import QuantizedAutoencoder
 from .load import load_sar
-from .losses import build_loss
+from .losses import WeightedLoss, build_loss
 from .metrics import psnr, ssim_per_image
 from ..raster.radiometry import Radiometry
-from ..codec.rate_model import take_rate
 from .tiles import SARAugmentation, SARTileLoader
 
-if TYPE_CHECKING:   # the loop imports the tasks: its type for hints only
+if TYPE_CHECKING:  # the loop imports the tasks: its type for hints only
     from ...train.loop import Trainer
 
 
 class ReconstructionMeter(Meter):
-    """Mean loss, PSNR and SSIM per image (normalised domain, data range 1)."""
+    """Mean loss, PSNR and SSIM per image (normalised domain, data range 1).
+
+    A loss with a ``rate`` term takes the codec's rate of the batch, which :meth:`predict` asks
+    the codec for (``model(x, with_rate=True)``) and keeps for the :meth:`update` that follows;
+    with test-time flips, the mean of the image's and its mirror's rate. A model that has no
+    prior to give a rate (an exported graph of a codec) is scored on the other terms (rate 0)."""
 
     dense = True
 
-    def __init__(self, criterion: nn.Module) -> None:
+    def __init__(self, criterion: WeightedLoss) -> None:
         super().__init__()
         self.criterion, self.psnr_sum, self.ssim_sum = criterion, 0.0, 0.0
+        self.rates: list[torch.Tensor] = []  # of the batch the next update scores
+
+    def predict(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        if not (self.criterion.needs_rate and isinstance(model, QuantizedAutoencoder)):
+            return model(x)
+        output, rate = model(x, with_rate=True)
+        self.rates.append(rate.float())
+        return output
 
     def update(self, output: torch.Tensor, target: torch.Tensor) -> None:
-        self.loss_sum += self.criterion(output, target).item() * len(target)
+        rate = None
+        if self.criterion.needs_rate:
+            rates, self.rates = self.rates, []
+            rate = torch.stack(rates).mean(0) if rates else output.new_zeros(len(output))
+        self.loss_sum += self.criterion(output, target, rate).item() * len(target)
         self.psnr_sum += psnr(output, target).sum().item()
         self.ssim_sum += ssim_per_image(output, target).sum().item()
         self.count += len(target)
@@ -73,9 +90,16 @@ class ReconstructTask(Task):
 
     def load(self, split: str, *, like: Any = None) -> Any:
         c = self.config
-        return load_sar(c.data, split, val_size=c.val_size, seed=c.seed, tile=self.tile_size,
-                        stride=c.tile_stride, skip_bad=c.skip_bad,
-                        radiometry=None if like is None else like.radiometry)
+        return load_sar(
+            c.data,
+            split,
+            val_size=c.val_size,
+            seed=c.seed,
+            tile=self.tile_size,
+            stride=c.tile_stride,
+            skip_bad=c.skip_bad,
+            radiometry=None if like is None else like.radiometry,
+        )
 
     def data_reference(self, checkpoint: dict) -> Any:
         """The radiometry the checkpoint's model was trained with, for :meth:`load`."""
@@ -86,9 +110,18 @@ class ReconstructTask(Task):
     def loader(self, dataset, batch_size, *, train, device, rank=0, world_size=1):
         c = self.config
         augment = SARAugmentation(dihedral=True) if train and c.flip else None
-        return SARTileLoader(dataset, batch_size, augment=augment, shuffle=train, drop_last=train,
-                             seed=c.seed, device=device, channels_last=c.channels_last,
-                             rank=rank, world_size=world_size)
+        return SARTileLoader(
+            dataset,
+            batch_size,
+            augment=augment,
+            shuffle=train,
+            drop_last=train,
+            seed=c.seed,
+            device=device,
+            channels_last=c.channels_last,
+            rank=rank,
+            world_size=world_size,
+        )
 
     def model_kwargs(self, dataset: Any) -> dict:
         return {"in_chans": dataset.in_chans}
@@ -98,18 +131,22 @@ class ReconstructTask(Task):
 
     def check_model_class(self, name, cls):
         if not (isinstance(cls, type) and issubclass(cls, Autoencoder)):
-            raise ValueError(f"task 'reconstruct' needs an autoencoder (sar_ae, sar_ae_plain, "
-                             f"sar_ae_bottleneck, sar_ae_all, sar_ae_bottleneck_cbam, "
-                             f"sar_codec_*); "
-                             f"{name} is a {getattr(cls, '__name__', cls)}")
+            raise ValueError(
+                f"task 'reconstruct' needs an autoencoder (sar_ae, sar_ae_plain, "
+                f"sar_ae_bottleneck, sar_ae_all, sar_ae_bottleneck_cbam, "
+                f"sar_codec_*); "
+                f"{name} is a {getattr(cls, '__name__', cls)}"
+            )
 
     def create_model(self, dataset, name=None, kwargs=None):
         model = super().create_model(dataset, name, kwargs)
-        model.latent_shape(dataset.tile_size)   # the tile must be a multiple of its stride
+        model.latent_shape(dataset.tile_size)  # the tile must be a multiple of its stride
         rate = (self.config.loss or {}).get("rate", 0)
         if rate and not isinstance(model, QuantizedAutoencoder):
-            raise ValueError(f"loss term 'rate' needs a codec model with a quantiser and a prior "
-                             f"(sar_codec_*); {name or self.config.model} has none")
+            raise ValueError(
+                f"loss term 'rate' needs a codec model with a quantiser and a prior "
+                f"(sar_codec_*); {name or self.config.model} has none"
+            )
         return model
 
     def default_loss(self) -> dict:
@@ -122,21 +159,35 @@ class ReconstructTask(Task):
         terms = self.config.loss or self.default_loss()
         loss = build_loss(terms, radiometry=dataset.radiometry, looks=dataset.looks)
         tile = torch.full((1, 1, dataset.tile_size, dataset.tile_size), 0.5)
-        take_rate()         # a rate left by an earlier forward is not this trial's
-        try:                # fail now, not at the first step, on a term the tiles cannot take
-            loss(tile, tile)
+        try:  # fail now, not at the first step, on a term the tiles cannot take
+            loss(tile, tile, torch.zeros(1))
         except ValueError as err:
-            raise ValueError(f"loss {terms} on {dataset.tile_size} px tiles: {err} (e.g. "
-                             f"ms_ssim: {self.default_loss()['ms_ssim']})") from None
+            raise ValueError(
+                f"loss {terms} on {dataset.tile_size} px tiles: {err} (e.g. ms_ssim: {self.default_loss()['ms_ssim']})"
+            ) from None
         return loss
+
+    def forward(
+        self, model: nn.Module, batch: Any, autocast: Callable[[], ContextManager] = contextlib.nullcontext
+    ) -> dict:
+        """The tiles through the autoencoder under ``autocast``, the loss terms on its float32
+        output: a codec trained with a ``rate`` term returns its rate with the reconstruction
+        (``model(x, with_rate=True)``), which goes to that term. ``terms``: every loss term
+        before its weight (a ``train_<term>`` column each when there are several)."""
+        x, target = batch
+        criterion = self.train_criterion
+        with autocast():
+            output = model(x, with_rate=True) if criterion.needs_rate else model(x)
+        output, rate = output if criterion.needs_rate else (output, None)
+        terms = criterion.unweighted(output.float(), target, rate)
+        return {"loss": criterion.total(terms), "terms": terms, "output": output, "target": target}
 
     def num_sums(self, dataset):
         return 3
 
-    def batch_sums(self, output, target, loss):   # [loss x n, PSNR sum, n]
+    def batch_sums(self, output, target, loss):  # [loss x n, PSNR sum, n]
         n = float(len(target))
-        return torch.stack([loss.float() * n, psnr(output.detach(), target).sum(),
-                            torch.tensor(n, device=loss.device)])
+        return torch.stack([loss.float() * n, psnr(output.detach(), target).sum(), torch.tensor(n, device=loss.device)])
 
     def train_metrics(self, sums):
         return {"train_loss": sums[0] / sums[-1], "train_psnr": sums[1] / sums[-1]}
@@ -146,9 +197,18 @@ class ReconstructTask(Task):
 
     def checkpoint_extras(self, trainer: "Trainer") -> dict:
         data, model, tile = trainer.train_set, trainer.model, trainer.train_set.tile_size
-        return {"radiometry": data.radiometry.to_dict(), "looks": data.looks, "tile_size": tile,
-                "compression": {"latent_shape": list(model.latent_shape(tile)),
-                                "compression_ratio": model.compression_ratio(tile),
-                                "bits_per_pixel": model.bits_per_pixel(tile),
-                                **({"latent_bits": model.eval_bits, "train_bits": list(model.train_bits)}
-                                   if isinstance(model, QuantizedAutoencoder) else {})}}
+        return {
+            "radiometry": data.radiometry.to_dict(),
+            "looks": data.looks,
+            "tile_size": tile,
+            "compression": {
+                "latent_shape": list(model.latent_shape(tile)),
+                "compression_ratio": model.compression_ratio(tile),
+                "bits_per_pixel": model.bits_per_pixel(tile),
+                **(
+                    {"latent_bits": model.eval_bits, "train_bits": list(model.train_bits)}
+                    if isinstance(model, QuantizedAutoencoder)
+                    else {}
+                ),
+            },
+        }

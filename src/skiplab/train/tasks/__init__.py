@@ -5,5 +5,13 @@ from .base import Task, get_task, list_tasks, make_task, register_task
 from .classify import ClassifyTask
 from .segment import SegmentationLoader, SegmentTask
 
-__all__ = ["Task", "get_task", "list_tasks", "make_task", "register_task", "ClassifyTask",
-           "SegmentTask", "SegmentationLoader"]
+__all__ = [
+    "Task",
+    "get_task",
+    "list_tasks",
+    "make_task",
+    "register_task",
+    "ClassifyTask",
+    "SegmentTask",
+    "SegmentationLoader",
+]

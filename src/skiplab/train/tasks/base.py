@@ -52,26 +52,28 @@ from ...plugins import load_plugins
 from ..config import TrainConfig, foreign_options, option_owners
 from ..meters import Meter
 
-if TYPE_CHECKING:   # the loop imports the tasks: its type for hints only
+if TYPE_CHECKING:  # the loop imports the tasks: its type for hints only
     from ..loop import Trainer
 
 
 class Task:
     """The task-specific parts of a run (see the module documentation)."""
 
-    name = ""                              # also what DataSpec.task says of its data
+    name = ""  # also what DataSpec.task says of its data
     default_best = "val_loss"
-    metrics: tuple[str, ...] = ("loss",)   # evaluation metrics (val_ prefixed in metrics.csv)
-    examples = ""                          # data specs of this task, for error messages
-    default_tile = 0                       # tile_size when the config says 0 (image tasks)
+    metrics: tuple[str, ...] = ("loss",)  # evaluation metrics (val_ prefixed in metrics.csv)
+    examples = ""  # data specs of this task, for error messages
+    default_tile = 0  # tile_size when the config says 0 (image tasks)
 
     def __init__(self, config: TrainConfig) -> None:
         self.config = config
         self.best_metric = self.default_best if config.best_metric == "auto" else config.best_metric
         allowed = [f"{p}_{m}" for p in ("val", "train") for m in self.metrics]
         if self.best_metric not in allowed:
-            raise ValueError(f"best_metric {self.best_metric!r} is not a {self.name} metric; "
-                             f"expected auto or one of {', '.join(allowed)}")
+            raise ValueError(
+                f"best_metric {self.best_metric!r} is not a {self.name} metric; "
+                f"expected auto or one of {', '.join(allowed)}"
+            )
         self.higher_is_better = not self.best_metric.endswith("loss")
 
     @property
@@ -83,8 +85,10 @@ class Task:
     def check_data(self, spec: str) -> None:
         found = parse_data_spec(spec).task
         if found != self.name:
-            raise ValueError(f"task {self.name!r} cannot use {spec!r}: that is {found} data "
-                             f"(use task {found!r}, or {self.name} data: {self.examples})")
+            raise ValueError(
+                f"task {self.name!r} cannot use {spec!r}: that is {found} data "
+                f"(use task {found!r}, or {self.name} data: {self.examples})"
+            )
 
     def load(self, split: str, *, like: Any = None) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must define this method (abstract)")
@@ -94,13 +98,13 @@ class Task:
         trained on it (e.g. its SAR radiometry); None: nothing beyond the config."""
         return None
 
-    def loader(self, dataset: Any, batch_size: int, *, train: bool, device: torch.device,
-               rank: int = 0, world_size: int = 1) -> BatchLoader:  # pragma: no cover
+    def loader(
+        self, dataset: Any, batch_size: int, *, train: bool, device: torch.device, rank: int = 0, world_size: int = 1
+    ) -> BatchLoader:  # pragma: no cover
         raise NotImplementedError(f"{type(self).__name__} must define this method (abstract)")
 
     # -- model -------------------------------------------------------------------------------
-    def create_model(self, dataset: Any, name: Optional[str] = None,
-                     kwargs: Optional[dict] = None) -> nn.Module:
+    def create_model(self, dataset: Any, name: Optional[str] = None, kwargs: Optional[dict] = None) -> nn.Module:
         """The registered model ``name`` (default ``config.model`` with ``config.model_kwargs``)
         sized for ``dataset``; a ValueError first if its kind does not fit the task."""
         name = name or self.config.model
@@ -124,8 +128,9 @@ class Task:
         built: build what :meth:`forward` needs (by default the criterion of the training set)."""
         self.train_criterion = self.criterion(trainer.train_set)
 
-    def forward(self, model: nn.Module, batch: Any,
-                autocast: Callable[[], ContextManager] = contextlib.nullcontext) -> dict:
+    def forward(
+        self, model: nn.Module, batch: Any, autocast: Callable[[], ContextManager] = contextlib.nullcontext
+    ) -> dict:
         """One training batch through ``model``: ``{"loss", "terms", "output", "target"}``
         (see the module documentation). The default: the model under ``autocast``, then
         :meth:`criterion` on its float32 output; ``terms`` is empty (the loss is one term)."""
@@ -148,8 +153,7 @@ class Task:
         """Length of :meth:`batch_sums` (the epoch's running sums start as that many zeros)."""
         return 2
 
-    def batch_sums(self, output: torch.Tensor, target: torch.Tensor, loss: torch.Tensor
-                   ) -> torch.Tensor:
+    def batch_sums(self, output: torch.Tensor, target: torch.Tensor, loss: torch.Tensor) -> torch.Tensor:
         """[loss x n, ..., n] of one batch (float32, on the loss's device)."""
         n = float(len(target))
         return torch.stack([loss.float() * n, torch.tensor(n, device=loss.device)])
@@ -181,15 +185,16 @@ class TaskWrapper:
         self.inner = inner
 
     def __getattr__(self, name: str) -> Any:
-        if name == "inner":       # not set yet (copy, unpickling): no recursion
+        if name == "inner":  # not set yet (copy, unpickling): no recursion
             raise AttributeError(name)
         return getattr(self.inner, name)
 
     def prepare(self, trainer: "Trainer") -> None:
         self.inner.prepare(trainer)
 
-    def forward(self, model: nn.Module, batch: Any,
-                autocast: Callable[[], ContextManager] = contextlib.nullcontext) -> dict:
+    def forward(
+        self, model: nn.Module, batch: Any, autocast: Callable[[], ContextManager] = contextlib.nullcontext
+    ) -> dict:
         return self.inner.forward(model, batch, autocast)
 
     def step_sums(self, out: dict) -> torch.Tensor:
@@ -201,12 +206,14 @@ _TASKS: dict[str, type[Task]] = {}
 
 def register_task(name: str) -> Callable[[type[Task]], type[Task]]:
     """Class decorator: register a :class:`Task` subclass as ``config.task == name``."""
+
     def add(cls: type[Task]) -> type[Task]:
         if name in _TASKS and _TASKS[name] is not cls:
             raise ValueError(f"task {name!r} is already registered ({_TASKS[name].__qualname__})")
         cls.name = name
         _TASKS[name] = cls
         return cls
+
     return add
 
 
@@ -232,12 +239,13 @@ def make_task(config: TrainConfig, *, check_data: bool = True) -> Task:
     if check_data:
         task.check_data(config.data)
     if config.task == "classify" and config.loss:
-        raise ValueError("loss: classification uses cross-entropy (set label_smoothing); "
-                         "loss terms are for task segment or reconstruct")
-    used = foreign_options(config)     # set options that other tasks own (config.option_owners)
+        raise ValueError(
+            "loss: classification uses cross-entropy (set label_smoothing); "
+            "loss terms are for task segment or reconstruct"
+        )
+    used = foreign_options(config)  # set options that other tasks own (config.option_owners)
     if used:
         owners = sorted({o for k in used for o in option_owners()[k]})
-        what = ("classification options" if owners == ["classify"]
-                else f"options of task {' / '.join(owners)}")
+        what = "classification options" if owners == ["classify"] else f"options of task {' / '.join(owners)}"
         raise ValueError(f"{', '.join(used)}: {what}, not for task {config.task!r}")
     return task

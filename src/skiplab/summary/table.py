@@ -27,16 +27,14 @@ random state are restored.
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional, Sequence, Union
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
-from .models.published import count_parameters  # noqa: F401  (re-exported)
+from ..models.published import count_parameters  # noqa: F401  (re-exported)
+from .recorder import Cut, Recorder, run_parts
 
 
 @dataclass
@@ -75,33 +73,50 @@ class ModelSummary:
 
     def to_text(self) -> str:
         header = ["part", "module", "output shape", "params", "MACs", "saved act."]
-        body = [[r.name, r.module or "-", _shape(r.output_shape), f"{r.params:,}",
-                 _si(r.macs) if r.macs else "-", _bytes(r.activation_bytes) if r.activation_bytes else "-"]
-                for r in self.rows]
+        body = [
+            [
+                r.name,
+                r.module or "-",
+                _shape(r.output_shape),
+                f"{r.params:,}",
+                _si(r.macs) if r.macs else "-",
+                _bytes(r.activation_bytes) if r.activation_bytes else "-",
+            ]
+            for r in self.rows
+        ]
         widths = [max(len(row[i]) for row in [header] + body) for i in range(len(header))]
         left = {0, 1, 2}
 
         def fmt(cells: Sequence[str]) -> str:
-            return "  ".join(c.ljust(w) if i in left else c.rjust(w)
-                             for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+            return "  ".join(
+                c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
+            ).rstrip()
 
         rule = "-" * len(fmt(header))
         lines = [f"{self.model}: input {_shape([self.batch] + self.input_size)}", rule, fmt(header), rule]
         lines += [fmt(row) for row in body] + [rule]
-        lines.append(f"parameters:        {self.total_params:,} ({self.trainable_params:,} trainable, "
-                     f"{_bytes(self.param_bytes)})")
+        lines.append(
+            f"parameters:        {self.total_params:,} ({self.trainable_params:,} trainable, "
+            f"{_bytes(self.param_bytes)})"
+        )
         if self.published:
             p = self.published
-            lines.append(f"published:         {p['count']:,} ({p['source']}; ours differs by "
-                         f"{self.total_params - p['count']:+,}, tolerance {p['tolerance']:,})")
+            lines.append(
+                f"published:         {p['count']:,} ({p['source']}; ours differs by "
+                f"{self.total_params - p['count']:+,}, tolerance {p['tolerance']:,})"
+            )
         lines.append(f"MACs (one forward): {_si(self.macs)} ({_si(self.flops)} FLOPs) at batch {self.batch}")
-        lines.append(f"activation memory: {_bytes(self.activation_bytes)} saved for backward by one "
-                     f"{'training' if self.activation_mode == 'train' else 'eval-mode'} step at batch {self.batch}")
+        lines.append(
+            f"activation memory: {_bytes(self.activation_bytes)} saved for backward by one "
+            f"{'training' if self.activation_mode == 'train' else 'eval-mode'} step at batch {self.batch}"
+        )
         if self.compression:
-            lines.append(f"compression:       {self.compression['ratio']:.4g}:1 against the float32 input, "
-                         f"{self.compression['bits_per_pixel']:.4g} bits per pixel (float32 latent); "
-                         f"{self.compression['bits_per_pixel'] / 4:.4g} bpp at 8 bits per value before "
-                         f"entropy coding (measured: --checkpoint, skiplab encode, skiplab sar-rd)")
+            lines.append(
+                f"compression:       {self.compression['ratio']:.4g}:1 against the float32 input, "
+                f"{self.compression['bits_per_pixel']:.4g} bits per pixel (float32 latent); "
+                f"{self.compression['bits_per_pixel'] / 4:.4g} bpp at 8 bits per value before "
+                f"entropy coding (measured: --checkpoint, skiplab encode, skiplab sar-rd)"
+            )
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -118,7 +133,7 @@ def _si(value: float) -> str:
 
 
 def _bytes(n: float) -> str:
-    for unit, scale in (("GiB", 2 ** 30), ("MiB", 2 ** 20), ("KiB", 2 ** 10)):
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if n >= scale:
             return f"{n / scale:.1f} {unit}"
     return f"{int(n)} B"
@@ -131,125 +146,12 @@ def _check_input_size(input_size: Any) -> tuple[int, int, int]:
     return size  # type: ignore[return-value]
 
 
-class _Recorder:
-    """Forward hooks that stamp, in execution order, when each module with parameters
-    runs and when each part starts and ends, with the running FLOP and saved-byte totals."""
-
-    def __init__(self, model: nn.Module, part_modules: list[str],
-                 flop_mode: Optional[FlopCounterMode]) -> None:
-        self.clock = itertools.count()
-        self.flop_mode = flop_mode
-        self.run_at: dict[str, int] = {}           # module name -> first time it returned
-        self.part_start: dict[str, tuple] = {}     # feature module -> (time, input shape, flops, bytes), first call
-        self.part_end: dict[str, tuple] = {}       # feature module -> (time, output shape, flops, bytes), last call
-        self.saved: dict[tuple, int] = {}          # storage key -> bytes
-        # parameters and buffers (BatchNorm statistics) are model state, not activations
-        self.state_storages = {_storage_key(t) for t in itertools.chain(model.parameters(), model.buffers())}
-        self.handles = []
-        modules = dict(model.named_modules())
-        for name, module in modules.items():
-            if any(True for _ in module.parameters(recurse=False)):
-                self.handles.append(module.register_forward_hook(self._ran(name)))
-        for name in part_modules:
-            self.handles.append(modules[name].register_forward_pre_hook(self._started(name)))
-            self.handles.append(modules[name].register_forward_hook(self._ended(name)))
-
-    def flops(self) -> int:
-        return sum(self.flop_mode.flop_counts["Global"].values()) if self.flop_mode else 0
-
-    def saved_bytes(self) -> int:
-        return sum(self.saved.values())
-
-    def stamp(self) -> tuple[int, int, int]:
-        return next(self.clock), self.flops(), self.saved_bytes()
-
-    def _ran(self, name: str):
-        def hook(_module, _inputs, _output):
-            self.run_at.setdefault(name, next(self.clock))
-        return hook
-
-    def _started(self, name: str):
-        def hook(_module, inputs):
-            shape = list(inputs[0].shape) if inputs and torch.is_tensor(inputs[0]) else []
-            t, f, b = self.stamp()
-            self.part_start.setdefault(name, (t, shape, f, b))
-        return hook
-
-    def _ended(self, name: str):
-        def hook(_module, _inputs, output):
-            shape = list(output.shape) if torch.is_tensor(output) else []
-            t, f, b = self.stamp()
-            self.part_end[name] = (t, shape, f, b)
-        return hook
-
-    def pack(self, tensor: torch.Tensor) -> torch.Tensor:
-        key = _storage_key(tensor)
-        if key not in self.state_storages and key not in self.saved:
-            self.saved[key] = tensor.untyped_storage().nbytes()
-        return tensor
-
-    def remove(self) -> None:
-        for h in self.handles:
-            h.remove()
-
-
-def _storage_key(t: torch.Tensor) -> tuple:
-    s = t.untyped_storage()
-    return (s.data_ptr(), s.nbytes(), t.device.type)
-
-
-# A cut closes one row of the table: (label, module, time, output shape, flops, saved bytes).
-Cut = tuple[str, str, float, list, int, int]
-
-
-def _run(model: nn.Module, x: torch.Tensor, part_modules: list[str], *, train: bool,
-         count_flops: bool) -> tuple[_Recorder, list[Cut], Optional[torch.Tensor]]:
-    """One forward, cut into parts. ``count_flops``: under FlopCounterMode without autograd
-    (fast); otherwise with autograd, recording the tensors saved for backward."""
-    flop_mode = FlopCounterMode(display=False) if count_flops else None
-    rec = _Recorder(model, part_modules, flop_mode)
-    model.train(train)
-    try:
-        with contextlib.ExitStack() as stack:
-            if count_flops:
-                stack.enter_context(torch.no_grad())
-                stack.enter_context(flop_mode)
-            else:
-                stack.enter_context(torch.autograd.graph.saved_tensors_hooks(rec.pack, lambda t: t))
-            if hasattr(model, "forward_features") and hasattr(model, "forward_head"):
-                feats = model.forward_features(x)
-                t_feats = rec.stamp()
-                out = model.forward_head(feats)
-            else:
-                feats, t_feats = None, None
-                out = model(x)
-        end = rec.stamp()
-    finally:
-        rec.remove()
-    modules = dict(model.named_modules())
-    cuts: list[Cut] = []
-    ran = [m for m in part_modules if m in rec.part_end]
-    if ran and any(True for _ in modules[ran[0]].parameters()):
-        start = rec.part_start[ran[0]]
-        if any(t < start[0] for t in rec.run_at.values()):  # layers ran before the first stage
-            cuts.append(("stem", "", *start))
-    for m in ran:
-        last = m.split(".")[-1]
-        closes_stem = not cuts and not any(True for _ in modules[m].parameters())  # ResNet's stem "relu"
-        label = "stem" if closes_stem else (m if last.isdigit() else last)
-        cuts.append((label, m, *rec.part_end[m]))
-    if feats is not None:
-        cuts.append(("features", "", t_feats[0], list(feats.shape), t_feats[1], t_feats[2]))
-    head_module = ""
-    if hasattr(model, "get_classifier") and not isinstance(model.get_classifier(), nn.Identity):
-        head_module = getattr(model, "classifier_name", "")
-    cuts.append(("logits" if feats is not None else "output", head_module, end[0],
-                 list(out.shape) if torch.is_tensor(out) else [], end[1], end[2]))
-    return rec, cuts, feats
-
-
-def summarize(model_or_name: Union[str, nn.Module], input_size: Optional[Sequence[int]] = None,
-              batch: int = 1, **model_kwargs: Any) -> ModelSummary:
+def summarize(
+    model_or_name: Union[str, nn.Module],
+    input_size: Optional[Sequence[int]] = None,
+    batch: int = 1,
+    **model_kwargs: Any,
+) -> ModelSummary:
     """Summarise a model (or the registered model ``name``, built with ``model_kwargs``).
 
     Args:
@@ -261,14 +163,14 @@ def summarize(model_or_name: Union[str, nn.Module], input_size: Optional[Sequenc
     Raises ValueError when the input cannot go through the model (wrong channels, too
     small) with the model's own explanation.
     """
-    from .models import create_model
-    from .models.published import published_entry
+    from ..models import create_model
+    from ..models.published import published_entry
 
     if batch < 1:
         raise ValueError(f"batch must be >= 1, got {batch}")
     if isinstance(model_or_name, str):
         if input_size is not None and "in_chans" not in model_kwargs:
-            model_kwargs["in_chans"] = int(input_size[0])   # built for the input it is given
+            model_kwargs["in_chans"] = int(input_size[0])  # built for the input it is given
         name, model = model_or_name, create_model(model_or_name, **model_kwargs)
     elif model_kwargs:
         raise ValueError(f"model options {sorted(model_kwargs)} only apply when the model is given by name")
@@ -287,12 +189,13 @@ def summarize(model_or_name: Union[str, nn.Module], input_size: Optional[Sequenc
     param = next(model.parameters(), None)
     x = torch.randn(batch, *size, generator=torch.Generator().manual_seed(0)).to(  # global RNG untouched
         device=param.device if param is not None else "cpu",
-        dtype=param.dtype if param is not None and param.is_floating_point() else torch.float32)
+        dtype=param.dtype if param is not None and param.is_floating_point() else torch.float32,
+    )
 
     # pass 1: shapes, parameters per part and MACs (eval mode, no autograd: fast)
     was_training = model.training
     try:
-        rec, cuts, feats = _run(model, x, part_modules, train=False, count_flops=True)
+        rec, cuts, feats = run_parts(model, x, part_modules, train=False, count_flops=True)
     finally:
         model.train(was_training)
     rows = _rows(model, rec, cuts, feats, [batch, *size])
@@ -303,14 +206,16 @@ def summarize(model_or_name: Union[str, nn.Module], input_size: Optional[Sequenc
     try:
         with torch.random.fork_rng(devices=[]):
             try:
-                _, mem_cuts, _ = _run(model, x, part_modules, train=True, count_flops=False)
+                _, mem_cuts, _ = run_parts(model, x, part_modules, train=True, count_flops=False)
             except ValueError as err:
                 if "more than 1 value per channel" not in str(err):
                     raise
                 mode = "eval"
-                notes.append("a training step at this batch and input size would fail (BatchNorm needs "
-                             "more than one value per channel); activations were measured in eval mode")
-                _, mem_cuts, _ = _run(model, x, part_modules, train=False, count_flops=False)
+                notes.append(
+                    "a training step at this batch and input size would fail (BatchNorm needs "
+                    "more than one value per channel); activations were measured in eval mode"
+                )
+                _, mem_cuts, _ = run_parts(model, x, part_modules, train=False, count_flops=False)
     finally:
         with torch.no_grad():
             for k, b in model.named_buffers():
@@ -329,11 +234,21 @@ def summarize(model_or_name: Union[str, nn.Module], input_size: Optional[Sequenc
     if assigned != total:
         notes.append(f"{total - assigned:,} parameters belong to modules that did not run in this forward")
     return ModelSummary(
-        model=name, input_size=list(size), batch=batch, rows=rows, total_params=total,
+        model=name,
+        input_size=list(size),
+        batch=batch,
+        rows=rows,
+        total_params=total,
         trainable_params=sum(p.numel() for p in params if p.requires_grad),
         param_bytes=sum(p.numel() * p.element_size() for p in params),
-        flops=int(flops), macs=int(flops) // 2, activation_bytes=activation_bytes,
-        activation_mode=mode, published=pub, notes=notes, compression=_compression(model, size))
+        flops=int(flops),
+        macs=int(flops) // 2,
+        activation_bytes=activation_bytes,
+        activation_mode=mode,
+        published=pub,
+        notes=notes,
+        compression=_compression(model, size),
+    )
 
 
 def _compression(model: nn.Module, size: tuple[int, int, int]) -> Optional[dict[str, float]]:
@@ -341,12 +256,12 @@ def _compression(model: nn.Module, size: tuple[int, int, int]) -> Optional[dict[
     taking the input size) report both for this input size."""
     if not all(callable(getattr(model, name, None)) for name in ("compression_ratio", "bits_per_pixel")):
         return None
-    return dict(ratio=float(model.compression_ratio(size)),
-                bits_per_pixel=float(model.bits_per_pixel(size)))
+    return dict(ratio=float(model.compression_ratio(size)), bits_per_pixel=float(model.bits_per_pixel(size)))
 
 
-def _rows(model: nn.Module, rec: _Recorder, cuts: list[Cut], feats: Optional[torch.Tensor],
-          input_shape: list[int]) -> list[SummaryRow]:
+def _rows(
+    model: nn.Module, rec: Recorder, cuts: list[Cut], feats: Optional[torch.Tensor], input_shape: list[int]
+) -> list[SummaryRow]:
     """Cut the recorded run into the table's rows (see the module docstring)."""
     modules = dict(model.named_modules())
     owned = {n: sum(p.numel() for p in modules[n].parameters(recurse=False)) for n in rec.run_at}
