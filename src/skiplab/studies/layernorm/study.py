@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -30,6 +29,7 @@ from ...atomic import write_json, write_text
 from ...evidence import seed_interval
 from ..curves import STEPS_FILE, read_steps
 from ..runner import Runner, latest_unfinished, new_directory
+from ..study import StudyResult as LayerNormResult  # the same fields: directory, verdict, reports
 from .config import STATE_FILE, LayerNormConfig, training_setup
 from .experiment import LayerNormExperiment
 from .gradients import gradients_file, measure, per_seed, plot
@@ -37,16 +37,6 @@ from .kept import GRADIENTS_FILE, TRAINING_FILE, kept_gradients, reuse_kept_runs
 from .verdict import gradient_verdicts, training_verdicts
 
 PREFIX = "study-layernorm"
-
-
-@dataclass
-class LayerNormResult:
-    directory: Path
-    verdict: list[str]
-    report_md: Path
-    report_html: Path
-    results: dict
-    quick: bool = False
 
 
 def open_layernorm_study(
