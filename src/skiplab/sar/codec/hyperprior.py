@@ -16,6 +16,14 @@ rate is ``R = -log2 P(y^|z^) - log2 P(z^)`` in bits per pixel and the training l
 ``RateDistortionLoss``). ``lmbda`` is a keyword of the model so that a checkpoint says which
 trade-off it was trained for.
 
+**Variable rate** (``lmbdas=[...]``, one model for several trade-offs): the gain units of Cui
+et al. (CVPR 2021, "Asymmetric gained deep image compression with continuous rate
+adaptation", sec. 3.2) -- a learned gain vector per level scales y channel-wise before
+quantisation (y_l = g_a(x) * gain[l], so a larger gain is a finer step) and an inverse gain
+scales y^ back before g_s. Training draws a level per image and weighs its distortion with
+that level's lambda; coding uses the level in :attr:`HyperpriorCodec.level`. The hyper-path
+sees the gained y, so one h_a/h_s serves every level.
+
 Registered models (:func:`skiplab.models.register_model`): ``sar_hyperprior`` (any
 ``transform``), ``sar_hyperprior_gdn``, ``sar_hyperprior_residual`` and
 ``sar_hyperprior_plain`` (the transform families of :mod:`.transforms`).
@@ -28,7 +36,7 @@ is :mod:`.ans`, the file :mod:`.sarl`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 from torch import nn
@@ -75,10 +83,23 @@ class HyperpriorCodec(nn.Module):
         mean_scale: bool = False,
         in_chans: int = 1,
         lmbda: Optional[float] = None,
+        lmbdas: Optional[Sequence[float]] = None,
     ) -> None:
         super().__init__()
         self.n, self.m, self.transform, self.mean_scale = n, m, transform, mean_scale
         self.in_chans, self.lmbda = in_chans, lmbda
+        self.lmbdas = [float(v) for v in lmbdas] if lmbdas else None
+        if lmbda is not None and self.lmbdas:
+            raise ValueError("a codec has one lmbda or a list of lmbdas (variable rate), not both")
+        if self.lmbdas:
+            if sorted(self.lmbdas) != self.lmbdas or min(self.lmbdas) <= 0:
+                raise ValueError(f"lmbdas must be positive and ascending (low to high rate); found {self.lmbdas}")
+            # start each level at the step that MSE ~ step^2 suggests for its lambda
+            start = torch.tensor(self.lmbdas).div(self.lmbdas[len(self.lmbdas) // 2]).sqrt()
+            self.gain = nn.Parameter(start[:, None].repeat(1, m))
+            self.inverse_gain = nn.Parameter(1 / start[:, None].repeat(1, m))
+        #: the level :meth:`compress` and :meth:`decompress` code at (variable-rate models)
+        self.level = len(self.lmbdas) - 1 if self.lmbdas else 0
         self.g_a = analysis(transform, n, m, in_chans)
         self.g_s = synthesis(transform, n, m, in_chans)
         self.h_a = hyper_analysis(n, m)
@@ -107,9 +128,34 @@ class HyperpriorCodec(nn.Module):
         means, scales = params.chunk(2, dim=1)
         return scales, means
 
+    @property
+    def levels(self) -> int:
+        """How many rates the model codes at (1 unless it is variable-rate)."""
+        return len(self.lmbdas) if self.lmbdas else 1
+
+    def level_lmbdas(self) -> list[float]:
+        """The lambda of each level (one for a fixed-rate model; NaN when none was given)."""
+        return self.lmbdas if self.lmbdas else [float("nan") if self.lmbda is None else float(self.lmbda)]
+
+    def _gain(self, level: torch.Tensor, inverse: bool = False) -> torch.Tensor:
+        gains = self.inverse_gain if inverse else self.gain
+        return gains[level][:, :, None, None]
+
+    def _levels_for(self, x: torch.Tensor) -> torch.Tensor:
+        """A level per image: drawn in training, every level in turn in evaluation."""
+        count = len(x)
+        if self.training:
+            return torch.randint(self.levels, (count,), device=x.device)
+        return torch.arange(count, device=x.device) % self.levels
+
     def forward(self, x: torch.Tensor) -> dict:
-        """``{"x_hat", "likelihoods": {"y", "z"}}`` (noisy in train mode, rounded in eval)."""
+        """``{"x_hat", "likelihoods": {"y", "z"}, "level", "lmbda"}`` (noisy in train mode,
+        rounded in eval); ``level`` and ``lmbda``: each image's level (zeros for a fixed-rate
+        model) and the lambda it is trained for."""
+        level = self._levels_for(x) if self.lmbdas else torch.zeros(len(x), dtype=torch.long, device=x.device)
         y = self.g_a(x)
+        if self.lmbdas:
+            y = y * self._gain(level)
         z = self.h_a(torch.abs(y))
         with torch.autocast(device_type=x.device.type, enabled=False):
             z_tilde = self._quantize(z.float())
@@ -117,8 +163,17 @@ class HyperpriorCodec(nn.Module):
             scales, means = self._scales_means(z_tilde)
             y_tilde = self._quantize(y.float(), means)
             y_likelihood = self.y_conditional.likelihood(y_tilde, scales, means)
-        x_hat = self.g_s(y_tilde.to(y.dtype))
-        return CodecOutput(x_hat=x_hat, likelihoods={"y": y_likelihood, "z": z_likelihood})
+        y_tilde = y_tilde.to(y.dtype)
+        if self.lmbdas:
+            y_tilde = y_tilde * self._gain(level, inverse=True)
+        x_hat = self.g_s(y_tilde)
+        lmbda = torch.tensor(self.level_lmbdas(), device=x.device)[level]
+        return CodecOutput(x_hat=x_hat, likelihoods={"y": y_likelihood, "z": z_likelihood}, level=level, lmbda=lmbda)
+
+    def _coding_gain(self, inverse: bool = False) -> Optional[torch.Tensor]:
+        if not self.lmbdas:
+            return None
+        return self._gain(torch.tensor([self.level]), inverse)
 
     @torch.no_grad()
     def compress(self, x: torch.Tensor, step: float = 1.0) -> Symbols:
@@ -127,6 +182,9 @@ class HyperpriorCodec(nn.Module):
         trained for (its scales divided by it): a coarser or finer rate from the same model
         (quantisation-step scaling, as in Choi et al., ICCV 2019), off the trained trade-off."""
         y = self.g_a(x.float())
+        gain = self._coding_gain()
+        if gain is not None:
+            y = y * gain
         z = self.h_a(torch.abs(y))
         z_sym = torch.round(z).clamp_(-Z_RANGE, Z_RANGE)
         scales, means = self._scales_means(z_sym)
@@ -145,15 +203,19 @@ class HyperpriorCodec(nn.Module):
     def decompress(self, y_sym: torch.Tensor, means: Optional[torch.Tensor] = None, step: float = 1.0) -> torch.Tensor:
         """x^ [B, 1, H, W] from the y symbols (plus the means of a mean-scale model)."""
         y_hat = y_sym.float() * step
-        return self.g_s(y_hat if means is None else y_hat + means)
+        y_hat = y_hat if means is None else y_hat + means
+        gain = self._coding_gain(inverse=True)
+        return self.g_s(y_hat if gain is None else y_hat * gain)
 
     def update(self) -> None:
         """Compute the z coding table (call after training, before saving for coding)."""
         self.z_density.update_pmf()
 
 
-def _build(transform: str, n: int, m: int, mean_scale: bool, in_chans: int, lmbda: Optional[float]) -> HyperpriorCodec:
-    return HyperpriorCodec(n=n, m=m, transform=transform, mean_scale=mean_scale, in_chans=in_chans, lmbda=lmbda)
+def _build(transform: str, n: int, m: int, mean_scale: bool, in_chans: int, lmbda, lmbdas) -> HyperpriorCodec:
+    return HyperpriorCodec(
+        n=n, m=m, transform=transform, mean_scale=mean_scale, in_chans=in_chans, lmbda=lmbda, lmbdas=lmbdas
+    )
 
 
 @register_model
@@ -164,33 +226,49 @@ def sar_hyperprior(
     mean_scale: bool = False,
     in_chans: int = 1,
     lmbda: Optional[float] = None,
+    lmbdas: Optional[Sequence[float]] = None,
 ) -> HyperpriorCodec:
     """Hyperprior codec with ``transform`` in ``gdn``, ``residual``, ``plain``."""
-    return _build(transform, n, m, mean_scale, in_chans, lmbda)
+    return _build(transform, n, m, mean_scale, in_chans, lmbda, lmbdas)
 
 
 @register_model
 def sar_hyperprior_gdn(
-    n: int = 64, m: int = 96, mean_scale: bool = False, in_chans: int = 1, lmbda: Optional[float] = None
+    n: int = 64,
+    m: int = 96,
+    mean_scale: bool = False,
+    in_chans: int = 1,
+    lmbda: Optional[float] = None,
+    lmbdas: Optional[Sequence[float]] = None,
 ) -> HyperpriorCodec:
     """Hyperprior codec with Ballé's GDN transforms."""
-    return _build("gdn", n, m, mean_scale, in_chans, lmbda)
+    return _build("gdn", n, m, mean_scale, in_chans, lmbda, lmbdas)
 
 
 @register_model
 def sar_hyperprior_residual(
-    n: int = 64, m: int = 96, mean_scale: bool = False, in_chans: int = 1, lmbda: Optional[float] = None
+    n: int = 64,
+    m: int = 96,
+    mean_scale: bool = False,
+    in_chans: int = 1,
+    lmbda: Optional[float] = None,
+    lmbdas: Optional[Sequence[float]] = None,
 ) -> HyperpriorCodec:
     """Hyperprior codec with residual down/up-sampling transforms."""
-    return _build("residual", n, m, mean_scale, in_chans, lmbda)
+    return _build("residual", n, m, mean_scale, in_chans, lmbda, lmbdas)
 
 
 @register_model
 def sar_hyperprior_plain(
-    n: int = 64, m: int = 96, mean_scale: bool = False, in_chans: int = 1, lmbda: Optional[float] = None
+    n: int = 64,
+    m: int = 96,
+    mean_scale: bool = False,
+    in_chans: int = 1,
+    lmbda: Optional[float] = None,
+    lmbdas: Optional[Sequence[float]] = None,
 ) -> HyperpriorCodec:
     """Hyperprior codec with the residual transforms' layers and no shortcuts."""
-    return _build("plain", n, m, mean_scale, in_chans, lmbda)
+    return _build("plain", n, m, mean_scale, in_chans, lmbda, lmbdas)
 
 
 __all__ = [

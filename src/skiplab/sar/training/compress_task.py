@@ -5,7 +5,9 @@ for the rate-distortion Lagrangian of Ballé et al. (ICLR 2018, eq. 4)
     loss = R + lambda * 255^2 * MSE(x, x^)      R = -(log2 P(y^|z^) + log2 P(z^)) / pixels
 
 (CompressAI's ``RateDistortionLoss``; ``lambda`` is the model's ``lmbda`` keyword, so the
-checkpoint says which trade-off it holds). :meth:`CompressTask.forward` returns the terms
+checkpoint says which trade-off it holds). A variable-rate model (``lmbdas: [...]``) draws a
+level per image and each image's terms are weighed with its level's lambda (the loss is the
+mean over images of R_i + lambda_i * 255^2 * MSE_i, which for one lambda is the formula above). :meth:`CompressTask.forward` returns the terms
 ``rate`` (bits per pixel) and ``distortion`` (MSE) in its dict, like every task.
 
 Data: ``sar:PATH`` -- every raster under PATH normalised *per scene* as the codec codes a
@@ -48,6 +50,14 @@ def rate_bpp(likelihoods: dict, pixels: int) -> torch.Tensor:
     return sum(-torch.log2(lik).sum() for lik in likelihoods.values()) / pixels
 
 
+def image_terms(output: dict, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bits per pixel and MSE of each image of a batch ([B] each)."""
+    pixels = target[0].numel()
+    bits = sum(-torch.log2(lik).flatten(1).sum(1) for lik in output["likelihoods"].values())
+    mse = (output["x_hat"].float() - target).pow(2).flatten(1).mean(1)
+    return bits / pixels, mse
+
+
 def normalised_scene(path) -> tuple[np.ndarray, Radiometry]:
     """A raster's intensity in the codec's domain: per-scene normalised log-intensity."""
     data = np.asarray(read_raster(path).values("intensity"), dtype=np.float64)
@@ -73,19 +83,18 @@ class RateDistortionMeter(Meter):
 
     dense = True
 
-    def __init__(self, lmbda: float) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.lmbda, self.bpp_sum, self.psnr_sum = lmbda, 0.0, 0.0
+        self.bpp_sum, self.psnr_sum = 0.0, 0.0
 
     def update(self, output: dict, target: torch.Tensor) -> None:
         x_hat = output["x_hat"].float().clamp(0, 1)
-        n = len(target)
-        bpp = rate_bpp(output["likelihoods"], target.numel()).item()
-        mse = torch.mean((x_hat - target) ** 2).item()
-        self.loss_sum += (bpp + self.lmbda * MSE_SCALE * mse) * n
-        self.bpp_sum += bpp * n
+        bpp, mse = image_terms({**output, "x_hat": x_hat}, target)
+        lmbda = output["lmbda"].double()  # each image's own trade-off (its level's)
+        self.loss_sum += float((bpp.double() + lmbda * MSE_SCALE * mse.double()).sum())
+        self.bpp_sum += float(bpp.sum())
         self.psnr_sum += psnr(x_hat, target).sum().item()
-        self.count += n
+        self.count += len(target)
 
     def scores(self) -> dict:
         return {"bpp": self.bpp_sum / self.count, "psnr": self.psnr_sum / self.count}
@@ -125,15 +134,15 @@ class CompressTask(ReconstructTask):
     def create_model(self, dataset, name=None, kwargs=None):
         model = super(ReconstructTask, self).create_model(dataset, name, kwargs)
         model.latent_shape(dataset.tile_size)
-        if model.lmbda is None:
-            raise ValueError("task 'compress' needs the model's lambda: model_kwargs: {lmbda: 0.002}")
+        if model.lmbda is None and not model.lmbdas:
+            raise ValueError(
+                "task 'compress' needs the model's lambda: model_kwargs: {lmbda: 0.002} "
+                "(or {lmbdas: [0.001, 0.002, 0.004, 0.008]} for one variable-rate model)"
+            )
         return model
 
     def model_kwargs(self, dataset: Any) -> dict:
         return {"in_chans": 1}
-
-    def prepare(self, trainer) -> None:
-        self.lmbda = float(trainer.model.lmbda)
 
     def forward(
         self, model: nn.Module, batch: Any, autocast: Callable[[], ContextManager] = contextlib.nullcontext
@@ -142,10 +151,10 @@ class CompressTask(ReconstructTask):
         with autocast():
             out = model(x)
         x_hat = out["x_hat"].float()
-        rate = rate_bpp(out["likelihoods"], target.numel())
-        distortion = torch.mean((x_hat - target) ** 2)
-        loss = rate + self.lmbda * MSE_SCALE * distortion
-        return {"loss": loss, "terms": {"rate": rate, "distortion": distortion}, "output": x_hat, "target": target}
+        bpp, mse = image_terms(out, target)
+        loss = (bpp + out["lmbda"] * MSE_SCALE * mse).mean()
+        terms = {"rate": bpp.mean(), "distortion": mse.mean()}
+        return {"loss": loss, "terms": terms, "output": x_hat, "target": target}
 
     def criterion(self, dataset: Any) -> nn.Module:
         return nn.MSELoss()
@@ -154,7 +163,7 @@ class CompressTask(ReconstructTask):
         return self.batch_sums(out["output"], out["target"], out["loss"].detach())
 
     def meter(self, dataset: Any) -> Meter:
-        return RateDistortionMeter(self.lmbda if hasattr(self, "lmbda") else 0.0)
+        return RateDistortionMeter()
 
     def checkpoint_extras(self, trainer) -> dict:
         trainer.model.update()  # the z coding table travels with the weights
@@ -164,6 +173,7 @@ class CompressTask(ReconstructTask):
             "tile_size": trainer.train_set.tile_size,
             "codec": {
                 "lmbda": model.lmbda,
+                "lmbdas": model.lmbdas,
                 "transform": model.transform,
                 "n": model.n,
                 "m": model.m,
@@ -172,4 +182,12 @@ class CompressTask(ReconstructTask):
         }
 
 
-__all__ = ["CompressTask", "MSE_SCALE", "RateDistortionMeter", "normalised_scene", "rate_bpp", "scene_tiles"]
+__all__ = [
+    "CompressTask",
+    "MSE_SCALE",
+    "RateDistortionMeter",
+    "image_terms",
+    "normalised_scene",
+    "rate_bpp",
+    "scene_tiles",
+]
