@@ -42,6 +42,7 @@ examples:
   skiplab encode scene.tif --out scene.sarl --quality 2     # the hyperprior codec, level 2
   skiplab decode scene.sarl --out scene_dec.tif             # finds the codec from the file
   skiplab encode scene.tif --out scene.sarl --quality 0 --checkpoint runs/codec/checkpoints/last.pt
+  skiplab encode scene.tif --out scene.sarl --quality 0 --checkpoint vr.pt --level 1  # variable rate
   skiplab encode scene.tif --out scene.sarl --bits 6       # the compressed scene, default model
   skiplab decode scene.sarl --out scene_ae.tif             # picks the model the file names
   skiplab encode scene.tif --out scene.sarl --checkpoint best.pt     # your own model...
@@ -54,7 +55,8 @@ file of format version 2: the scene's normalised log-intensity in tiles of --til
 multiple of 64, default 512), the codec's name and id, the scene radiometry and a gain that
 keeps the scene's mean intensity, and a CRC-32 of the whole file (an empty, truncated or
 altered file is refused in one line). With --checkpoint, that checkpoint of --task compress
-is the codec (give --quality 0). Without --quality, the quantised-autoencoder path below.
+is the codec (give --quality 0; --level L picks the rate of a variable-rate one, 0 = lowest,
+default its highest; the file records it). Without --quality, the quantised-autoencoder path below.
 
 {MODEL}
 The latent file names the model that wrote it (name, architecture, SHA-256 of the weights):
@@ -166,6 +168,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                 help="code with the shipped hyperprior codec of level Q (1 = lowest "
                 "rate), or with --checkpoint's codec when Q is 0; a .sarl of "
                 "format version 2 (--tile: coding tile, default 512)",
+            )
+            p.add_argument(
+                "--level",
+                type=int,
+                default=None,
+                metavar="L",
+                help="with --quality 0: the rate level of a variable-rate --checkpoint (0 = lowest; default its highest)",
             )
             p.add_argument(
                 "--bits",

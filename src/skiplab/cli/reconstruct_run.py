@@ -75,6 +75,10 @@ def run_encode(args: argparse.Namespace) -> int:
 
     if args.quality is not None:
         return _encode_hyperprior(args)
+    if getattr(args, "level", None) is not None:
+        raise ValueError(
+            "--level is the rate of a variable-rate hyperprior codec: give it with --quality 0 --checkpoint"
+        )
     if Path(args.out).suffix.lower() != ".npz":
         return _encode_compressed(args)
     try:
@@ -107,9 +111,14 @@ def _encode_hyperprior(args: argparse.Namespace) -> int:
     _setup(args, load=False)
     if args.quality == 0 and args.checkpoint is None:
         raise ValueError("--quality 0 means the codec of --checkpoint; give one (or Q >= 1)")
-    codec = load_codec(args.checkpoint) if args.quality == 0 else load_quality(args.quality)
+    if args.level is not None and args.quality != 0:
+        raise ValueError(
+            "--level picks the rate of a variable-rate --checkpoint (with --quality 0); a shipped level is --quality Q"
+        )
+    codec = load_codec(args.checkpoint, level=args.level) if args.quality == 0 else load_quality(args.quality)
     encoded = encode_file(codec, args.scene, args.out, tile=args.tile or CODING_TILE, overwrite=args.overwrite)
-    print(f"codec: {codec.name} (id {codec.ident})")
+    at = f", level {codec.level}" if codec.model.lmbdas else ""
+    print(f"codec: {codec.name} (id {codec.ident}{at})")
     print(
         f"wrote {encoded.path}: {encoded.height}x{encoded.width} px, {len(encoded.data)} bytes "
         f"= {encoded.bpp:.4f} bpp (payload {encoded.payload_bpp:.4f} bpp), mean-intensity "

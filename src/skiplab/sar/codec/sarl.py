@@ -9,7 +9,8 @@
                                           quantisation step of y (1: the trained one)
     u32 H, u32 W, u16 tile                scene size, coding tile
     u16 j, j bytes  zlib(JSON)            what the decoded raster needs beyond a float32
-                                          intensity .npy (dtype, units, no-data, tags; j = 0)
+                                          intensity .npy (dtype, units, no-data, tags) and the
+                                          rate level of a variable-rate codec (j = 0: none)
     u32 m, m bytes  zlib(packbits(valid)) the no-data mask (m = 0: every pixel valid)
     4 k bytes  the ANS words              z and y of every coding tile (:mod:`.ans`)
     u32 CRC-32 of every byte before it
@@ -104,7 +105,8 @@ def _padded(n: np.ndarray) -> np.ndarray:
 
 
 _FIXED = struct.Struct("<8sBfffffIIH")
-_RASTER_DEFAULTS = {"dtype": "float32", "quantity": None, "nodata": None, "tags": {}}
+#: the header fields kept in its JSON part, written only when they differ from these
+_OPTIONAL = {"dtype": "float32", "quantity": None, "nodata": None, "tags": {}, "level": None}
 
 
 def _f32(x: float) -> float:
@@ -116,7 +118,7 @@ def _pack_header(header: dict) -> bytes:
     if len(name) > 255:
         raise ValueError(f"codec name longer than 255 bytes: {header['codec']}")
     low, high, eps = header["radiometry"]
-    extra = {k: header[k] for k, v in _RASTER_DEFAULTS.items() if header[k] != v}
+    extra = {k: header[k] for k, v in _OPTIONAL.items() if header[k] != v}
     extra_bytes = zlib.compress(json.dumps(extra, separators=(",", ":")).encode(), 9) if extra else b""
     return b"".join(
         [
@@ -158,7 +160,7 @@ def _unpack_header(data: bytes, pos: int) -> tuple[dict, int]:
         height=h,
         width=w,
         tile=tile,
-        **{**_RASTER_DEFAULTS, **extra},
+        **{**_OPTIONAL, **extra},
     )
     return header, pos + 2 + j
 
@@ -220,6 +222,7 @@ def encode_scene(codec: Codec, scene: Union[Raster, np.ndarray, PathLike], *, ti
         quantity=raster.quantity,
         nodata=raster.nodata,
         tags=tags_to_json(raster.tags),
+        level=codec.level if codec.model.lmbdas else None,
     )
     mask = b"" if valid.all() else zlib.compress(np.packbits(valid, axis=None).tobytes(), 9)
     payload = np.asarray(words, dtype="<u4").tobytes()
@@ -284,7 +287,7 @@ def decode_bytes(
             f"{name} was written by the codec {header['codec']} (id "
             f"{header['codec_id']}), not by {codec.name} (id {codec.ident})"
         )
-    codec = codec or codec_for_file(header["codec"], header["codec_id"], checkpoint, name)
+    codec = codec or codec_for_file(header["codec"], header["codec_id"], checkpoint, name, header["level"])
     radiometry = _radiometry(header["radiometry"])
     h, w = header["height"], header["width"]
     boxes = coding_tiles(h, w, header["tile"])

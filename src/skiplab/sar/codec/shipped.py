@@ -4,7 +4,8 @@ file finds the codec that wrote it.
 ``src/skiplab/sar/weights/sar_hyperprior_q{Q}.pt.xz`` (Q = 1 ... N, low to high rate, as
 CompressAI's quality levels) are stripped checkpoints (float16 weights, the z coding table
 in float64; LZMA-compressed so that all levels together stay under 10 MB) of :class:`~skiplab.sar.codec.hyperprior.HyperpriorCodec` models trained for
-increasing lambda; ``sar_hyperprior.json`` beside them is their card (training command,
+increasing lambda -- or one variable-rate model (gain units) whose levels are the card's
+``level`` per quality; ``sar_hyperprior.json`` beside them is their card (training command,
 data, lambda per level). Decompressed, they are read by :func:`skiplab.load_trained` like any
 checkpoint.
 
@@ -46,7 +47,8 @@ class CodecNotFoundError(SkiplabError, ValueError):
 class Codec:
     """A hyperprior codec ready to code: its ``model`` (eval mode, coding table computed),
     ``name`` and ``ident`` (what a ``.sarl`` header records), ``quality`` (0: not shipped) and
-    the quantisation ``step`` of y it encodes with (a file records its own)."""
+    the quantisation ``step`` of y it encodes with (a file records its own); the rate level of
+    a variable-rate model is ``model.level``."""
 
     model: HyperpriorCodec
     name: str
@@ -54,11 +56,19 @@ class Codec:
     quality: int = 0
     step: float = 1.0
 
+    @property
+    def level(self) -> int:
+        return self.model.level
+
 
 def codec_id(model: HyperpriorCodec) -> str:
-    """16 hex digits over the architecture and every weight and buffer of ``model``."""
+    """16 hex digits over the architecture, the rate level (variable-rate models) and every
+    weight and buffer of ``model``: the same weights at another level are another codec."""
     digest = hashlib.blake2b(digest_size=8)
-    digest.update(json.dumps([model.transform, model.n, model.m, model.mean_scale]).encode())
+    arch = [model.transform, model.n, model.m, model.mean_scale]
+    if model.lmbdas:
+        arch += [model.lmbdas, model.level]
+    digest.update(json.dumps(arch).encode())
     for key, value in sorted(model.state_dict().items()):
         digest.update(key.encode())
         digest.update(value.detach().cpu().contiguous().numpy().tobytes())
@@ -75,8 +85,12 @@ def quality_levels() -> list[int]:
     return sorted(int(q) for q in shipped_card().get("levels", {}))
 
 
-def load_codec(path: PathLike, name: Optional[str] = None, quality: int = 0, step: float = 1.0) -> Codec:
-    """A codec from a checkpoint of the ``compress`` task (or a shipped ``.pt.xz`` file)."""
+def load_codec(
+    path: PathLike, name: Optional[str] = None, quality: int = 0, step: float = 1.0, level: Optional[int] = None
+) -> Codec:
+    """A codec from a checkpoint of the ``compress`` task (or a shipped ``.pt.xz`` file);
+    ``level``: the rate level of a variable-rate model (default its highest; refused for a
+    fixed-rate one)."""
     from ...trained import load_trained  # the one road from a file to a model
 
     if str(path).endswith(SUFFIX):
@@ -90,6 +104,12 @@ def load_codec(path: PathLike, name: Optional[str] = None, quality: int = 0, ste
             f"{path} holds a {type(model).__name__}, not a hyperprior "
             f"codec (sar_hyperprior_*, trained with --task compress)"
         )
+    if level is not None:
+        if not 0 <= level < model.levels or (level and not model.lmbdas):
+            raise CodecNotFoundError(
+                f"{path} codes at {model.levels} level(s) (0..{model.levels - 1}); level {level} is not one of them"
+            )
+        model.level = level
     model.eval().update()
     return Codec(model, name or str(path), codec_id(model), quality, step)
 
@@ -100,16 +120,20 @@ def load_quality(quality: int) -> Codec:
     if quality not in levels:
         have = f"1..{levels[-1]}" if levels else "none installed"
         raise CodecNotFoundError(f"quality must be one of the shipped levels ({have}); got {quality}")
-    level = shipped_card()["levels"][str(quality)]
-    return load_codec(WEIGHTS_DIR / level["weights"], f"{PREFIX}{quality}", quality, float(level.get("step", 1.0)))
+    entry = shipped_card()["levels"][str(quality)]
+    return load_codec(
+        WEIGHTS_DIR / entry["weights"], f"{PREFIX}{quality}", quality, float(entry.get("step", 1.0)), entry.get("level")
+    )
 
 
-def codec_for_file(name: str, ident: str, given: Optional[PathLike] = None, where: str = "the file") -> Codec:
+def codec_for_file(
+    name: str, ident: str, given: Optional[PathLike] = None, where: str = "the file", level: Optional[int] = None
+) -> Codec:
     """The codec that decodes a file whose header names ``name`` and ``ident``: ``given`` (a
-    checkpoint) when passed, else the shipped codec of that name; refused in one line when it
-    is not the one that wrote the file."""
+    checkpoint, at the file's rate ``level`` when it is variable-rate) when passed, else the
+    shipped codec of that name; refused in one line when it is not the one that wrote the file."""
     if given is not None:
-        codec = load_codec(given)
+        codec = load_codec(given, level=level)
     elif name.startswith(PREFIX) and name[len(PREFIX) :].isdigit():
         codec = load_quality(int(name[len(PREFIX) :]))
     else:
