@@ -108,13 +108,13 @@ def test_the_loss_weighs_each_image_by_its_own_lambda():
         full = model(x)  # evaluation: image i at level i (deterministic)
     bpp, mse = image_terms(full, x)
     want = float((bpp + torch.tensor(LMBDAS) * MSE_SCALE * mse).mean())
-    assert float(out["loss"]) == pytest.approx(want, rel=1e-5)
+    assert float(out["loss"].detach()) == pytest.approx(want, rel=1e-5)
     # one lambda: the formula of a fixed-rate model, R + lambda 255^2 MSE over the batch
     fixed = HyperpriorCodec(8, 12, lmbda=0.001).eval()
     out = task.forward(fixed, (x, x))
     again = fixed(x)
     mse = torch.mean((again["x_hat"].float() - x) ** 2)
-    assert float(out["loss"]) == pytest.approx(
+    assert float(out["loss"].detach()) == pytest.approx(
         float(rate_bpp(again["likelihoods"], x.numel()) + 0.001 * MSE_SCALE * mse), rel=1e-5
     )
 
@@ -128,3 +128,35 @@ def test_synthetic_scene_folder_is_deterministic(tmp_path):
         assert x.shape == (64, 64) and x.dtype == np.float32 and (x >= 0).all() and np.array_equal(x, y)
     c = write_synthetic_scenes(tmp_path / "c", 1, size=64, seed=2)
     assert not np.array_equal(np.load(a[0]), np.load(c[0]))
+
+
+def test_shipped_levels_of_a_variable_rate_codec(vr_checkpoint, tmp_path, monkeypatch):
+    from skiplab.sar.codec import shipped
+
+    card = shipped.ship_levels(vr_checkpoint, "test_vr", {"note": "a test"}, out_dir=tmp_path)
+    assert [card["levels"][q]["level"] for q in ("1", "2", "3")] == [0, 1, 2]
+    monkeypatch.setattr(shipped, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setattr(shipped, "CARD", tmp_path / "sar_hyperprior.json")
+    assert shipped.quality_levels() == [1, 2, 3]
+    scene = _scene()
+    rates = []
+    for q in (1, 2, 3):
+        codec = shipped.load_quality(q)
+        encoded = encode_scene(codec, scene, tile=128)
+        decoded, header = decode_bytes(encoded.data)  # finds quality q's codec (and level) from the file
+        assert header["codec"] == f"sar_hyperprior_q{q}" and header["level"] == q - 1 and decoded.shape == scene.shape
+        rates.append(encoded.bpp)
+    assert rates == sorted(rates), rates
+    with pytest.raises(CodecNotFoundError, match="not a variable-rate"):
+        fixed = tmp_path / "fixed.pt"
+        kwargs = {"n": 8, "m": 12, "lmbda": 0.001}
+        model = HyperpriorCodec(**kwargs)
+        torch.save(
+            {
+                "format_version": 2,
+                "model": model.state_dict(),
+                "arch": {"name": "sar_hyperprior_gdn", "kwargs": kwargs},
+            },
+            fixed,
+        )
+        shipped.ship_levels(fixed, "x", {}, out_dir=tmp_path)

@@ -178,6 +178,27 @@ def ship(checkpoint: PathLike, tag: str, out_dir: PathLike = WEIGHTS_DIR) -> Pat
     return path
 
 
+def ship_levels(checkpoint: PathLike, tag: str, card: dict, out_dir: PathLike = WEIGHTS_DIR) -> dict:
+    """Ship a variable-rate codec as the quality levels: its weights (:func:`ship`) and the
+    card ``sar_hyperprior.json``, quality Q = level Q - 1 (1 = the lowest rate), with the
+    lambda of each and ``card``'s other fields (training command, data, plateau, ...).
+    Refused when the levels together would exceed :data:`MAX_TOTAL_BYTES`."""
+    from ...trained import load_trained
+
+    model = load_trained(checkpoint).model
+    if not isinstance(model, HyperpriorCodec) or not model.lmbdas:
+        raise CodecNotFoundError(f"{checkpoint} is not a variable-rate hyperprior codec (model kwargs lmbdas: [...])")
+    path = ship(checkpoint, tag, out_dir)
+    if path.stat().st_size > MAX_TOTAL_BYTES:
+        raise ValueError(
+            f"{path.name} is {path.stat().st_size} bytes; the shipped levels must stay under {MAX_TOTAL_BYTES}"
+        )
+    levels = {str(q + 1): {"weights": path.name, "level": q, "lmbda": lam} for q, lam in enumerate(model.lmbdas)}
+    full = {**card, "levels": levels, "lmbdas": model.lmbdas}
+    write_bytes(Path(out_dir) / CARD.name, (json.dumps(full, indent=1) + "\n").encode())
+    return full
+
+
 __all__ = [
     "Codec",
     "CodecNotFoundError",
@@ -188,5 +209,6 @@ __all__ = [
     "load_quality",
     "quality_levels",
     "ship",
+    "ship_levels",
     "shipped_card",
 ]
