@@ -259,3 +259,20 @@ def test_interruption_crosses_process_boundaries():
     err = TrainingInterrupted(15, Path("run/checkpoints/last.pt"), 7, "step 7")
     back = pickle.loads(pickle.dumps(err))
     assert (back.summary, back.exit_code, back.step) == (err.summary, 143, 7)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP on this platform")
+def test_a_hang_up_stops_cleanly_unless_it_was_ignored(sigint_default):
+    previous = signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    try:
+        with StopSignals() as stop:
+            os.kill(os.getpid(), signal.SIGHUP)  # the terminal went away: finish the step, save
+            assert stop.signum == signal.SIGHUP
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_DFL  # restored
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # started under nohup
+        with StopSignals() as stop:
+            assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGHUP)
+            assert stop.signum is None
+    finally:
+        signal.signal(signal.SIGHUP, previous)

@@ -1,5 +1,5 @@
 """Training: one readable loop (``fit``), recipes as YAML configs, atomic checkpoints and
-exact resume, clean stops on SIGINT/SIGTERM, mixed precision, EMA and DDP under torchrun. See docs/training.md.
+exact resume, clean stops on SIGINT/SIGTERM/SIGHUP, mixed precision, EMA and DDP under torchrun. See docs/training.md.
 
 The names below are imported on first use (PEP 562), so that importing one light module of
 this package (``skiplab.train.config``, for the command's ``--help``) does not import torch."""

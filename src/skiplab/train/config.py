@@ -276,7 +276,7 @@ class TrainConfig:
         "also write last.pt when this many minutes of training "
         "passed since it was last written, so a kill loses at "
         "most that (0 = off; last.pt is always written at epoch "
-        "ends and on SIGINT/SIGTERM)",
+        "ends and on SIGINT/SIGTERM/SIGHUP)",
         minimum=0.0,
     )
     eval_every: int = _f(1, "evaluate every N epochs (and always after the last)", positive=True)

@@ -1,8 +1,10 @@
-"""Stop a training run cleanly on SIGINT (Ctrl-C) or SIGTERM (what job schedulers send).
+"""Stop a training run cleanly on SIGINT (Ctrl-C), SIGTERM (what job schedulers send) or
+SIGHUP (the terminal or SSH session that started it went away; a run started under ``nohup``
+ignores SIGHUP, and keeps ignoring it).
 
 The first signal only sets a flag; the loop reads it after each optimiser step, writes
 ``last.pt`` and raises :class:`TrainingInterrupted`, which the ``skiplab train`` command
-turns into the exact ``--resume`` command and exit status 128 + signal (130 / 143). A second
+turns into the exact ``--resume`` command and exit status 128 + signal (130 / 143 / 129). A second
 signal is handled as it would have been without skiplab -- the previous handler runs
 (Python's default raises KeyboardInterrupt at once) or, when that was the system default,
 the process dies of the signal -- so a stuck save can always be abandoned.
@@ -21,7 +23,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Optional
 
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
+SIGHUP = getattr(signal, "SIGHUP", None)  # not on Windows
+SIGNALS = (signal.SIGINT, signal.SIGTERM) + ((SIGHUP,) if SIGHUP is not None else ())
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -46,8 +49,9 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 
 class StopSignals:
-    """Context manager: while active, SIGINT/SIGTERM set :attr:`signum` instead of stopping
-    the process (a second one gets the previous handling, see the module)."""
+    """Context manager: while active, SIGINT/SIGTERM/SIGHUP set :attr:`signum` instead of
+    stopping the process (a second one gets the previous handling, see the module); an
+    ignored SIGHUP (``nohup``) stays ignored."""
 
     def __init__(self, signals: tuple = SIGNALS) -> None:
         self.signals = signals
@@ -61,6 +65,8 @@ class StopSignals:
     def __enter__(self) -> "StopSignals":
         if threading.current_thread() is threading.main_thread():
             for sig in self.signals:
+                if sig == SIGHUP and signal.getsignal(sig) == signal.SIG_IGN:
+                    continue  # started under nohup: the hang-up is meant to be ignored
                 self._previous[sig] = signal.signal(sig, self._handle)
         return self
 

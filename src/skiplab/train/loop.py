@@ -71,7 +71,7 @@ def fit(config: TrainConfig, callbacks: Iterable[Callback] = (), *, train_set=No
     """Train as ``config`` says (see :class:`TrainConfig`); works alone or under torchrun.
 
     Writes to ``config.out`` (default ``runs/<model>-<timestamp>/``; ``save=False``: nothing).
-    SIGINT/SIGTERM: the step finishes, last.pt is written, :class:`TrainingInterrupted` is
+    SIGINT/SIGTERM/SIGHUP: the step finishes, last.pt is written, :class:`TrainingInterrupted` is
     raised and the caller's handlers are back. ``retain_memory`` is off unless asked for.
 
     ``train_set``/``eval_set`` (an :class:`~skiplab.data.ImageDataset`, a :class:`~skiplab.data.SegmentationDataset`
@@ -193,7 +193,7 @@ class Trainer:
             self.runlog.scalars(self.step, values)
 
     def fit(self) -> FitResult:
-        """Train to the end; on SIGINT/SIGTERM save last.pt after the current step and raise
+        """Train to the end; on SIGINT/SIGTERM/SIGHUP save last.pt after the current step and raise
         :class:`TrainingInterrupted` (see :mod:`skiplab.train.interrupt`)."""
         with self.stop:
             return self._fit()

@@ -16,7 +16,7 @@ schedule, crop + flip) without either:
   an epoch, to log a metrics.csv row, evaluate and write ``checkpoints/last.pt``.
 
 The run directory has the standard layout (``config.yaml``, ``metrics.csv``,
-``checkpoints/last.pt``): ``skiplab eval`` reads it as any other run. SIGINT/SIGTERM finish
+``checkpoints/last.pt``): ``skiplab eval`` reads it as any other run. SIGINT/SIGTERM/SIGHUP finish
 the step, write last.pt (with the position in the epoch) and return; the same call with
 ``resume=True`` continues from it. Many runs share one GPU as separate processes
 (``benchmarks/he2015_table6.py``).
