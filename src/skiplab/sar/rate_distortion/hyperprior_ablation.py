@@ -68,6 +68,9 @@ SYNTHETIC_SEED, SYNTHETIC_SIZE = 0, 256
 SITE_PREFIXES = {"sf": "sanfrancisco", "tsukuba": "tsuk"}
 
 
+MODULE = "skiplab.sar.rate_distortion.hyperprior_ablation"
+
+
 class AblationInputError(SkiplabError, ValueError):
     """Scenes, folds or options the ablation cannot run with."""
 
@@ -197,7 +200,7 @@ def plan(data: Path, runs: Path, transforms: Sequence[str], args) -> str:
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     p = OneLineParser(
-        prog="python -m skiplab.sar.rate_distortion.hyperprior_ablation",
+        prog=f"python -m {MODULE}",
         description=__doc__.split("\n\n")[0],
     )
     p.add_argument("--data", type=Path, required=True, help="folder of the folds, FOLDS/<fold>/{train,test}")
@@ -236,7 +239,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         stopped = train_all(args.data, args.runs, transforms, args)
         if stopped is not None:
             return stopped
-        note = f"Command: `{shlex.join(['python', '-m', __spec__.name if __spec__ else __name__, *sys.argv[1:]])}`"
+        words = list(argv) if argv is not None else sys.argv[1:]
+        note = f"Command: `{shlex.join(['python', '-m', MODULE, *words])}`"
         if args.quick:
             note = "**SMOKE RUN (--quick)**: tiny models for a few steps; it checks that everything runs.\n\n" + note
         run_study(args.runs, args.data, args.out, [f"vr:{i}" for i in range(len(LMBDAS))], transforms, note=note)
