@@ -71,6 +71,18 @@ SITE_PREFIXES = {"sf": "sanfrancisco", "tsukuba": "tsuk"}
 MODULE = "skiplab.sar.rate_distortion.hyperprior_ablation"
 
 
+EPILOG = f"""\
+examples:
+  python -m {MODULE} --scenes /work/shared/data/sar-real --data FOLDS --runs RUNS --out OUT --plan
+  python -m {MODULE} --scenes /work/shared/data/sar-real --data FOLDS --runs RUNS --out OUT --device cuda
+  python -m {MODULE} ... --quick --steps 4          # smoke run: tiny models, claims nothing
+
+Every run trains the recipe of the shipped variable-rate codec (lambdas {list(LMBDAS)}, {RECIPE["steps"]} steps,
+batch {RECIPE["batch_size"]}, AdamW {RECIPE["lr"]:g} cosine) into RUNS/<fold>-<transform>-vr with --resume: run the
+same command again after an interruption (Ctrl-C saves last.pt) and finished runs are skipped.
+"""
+
+
 class AblationInputError(SkiplabError, ValueError):
     """Scenes, folds or options the ablation cannot run with."""
 
@@ -201,7 +213,10 @@ def plan(data: Path, runs: Path, transforms: Sequence[str], args) -> str:
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     p = OneLineParser(
         prog=f"python -m {MODULE}",
-        description=__doc__.split("\n\n")[0],
+        description="The held-out ablation of the hyperprior codec's transforms in one resumable command: "
+        "build the folds, train every (fold, transform) variable-rate model, score them.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--data", type=Path, required=True, help="folder of the folds, FOLDS/<fold>/{train,test}")
     p.add_argument("--runs", type=Path, required=True, help="folder of the training runs")
@@ -211,7 +226,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     p.add_argument(
         "--steps", type=int, help=f"training steps per run (default {RECIPE['steps']}; --quick {QUICK_STEPS})"
     )
-    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto")
+    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto", help="training device (default auto)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument(
         "--synthetic", type=int, help="synthetic scenes added to each fold's training (default 6; --quick 0)"
@@ -247,6 +262,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (SkiplabError, ValueError) as err:  # ValueError: e.g. a run that cannot be resumed with this recipe
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # outside training (which saves and returns its own status)
+        print(f"{prog}: interrupted; run the same command to continue", file=sys.stderr)
+        return 130
     print(f"outputs in {args.out}: rd.json, report.md, rd.png")
     return 0
 
