@@ -62,6 +62,7 @@ def test_run_state_reads_steps_wall_clock_and_plateau(tmp_path):
     # the best of the last quarter of 10 evaluations (17.5) beats the best before (17.5) by 0
     assert state.plateau["reached"] and state.plateau["evaluations"] == 10 and 0.0 < PLATEAU_GAIN_DB
     assert "plateau reached" in state.describe() and "1 min 40 s" in state.describe()
+    json.dumps(run_state(tmp_path / "absent").to_dict(), allow_nan=False)  # unknowns are null
 
 
 # -- the summary on constructed inputs ------------------------------------------------------------
@@ -174,6 +175,7 @@ def test_missing_variants_are_reported_as_not_trained(small_scenes, tmp_path, on
     assert len(rd["sites"]["sf"]["curves"]["jpeg2000"]["bpp"]) >= 4  # the references are there
     text = (tmp_path / "out" / "report.md").read_text()
     assert "| gdn | all | **not trained** | |" in text and "**no checkpoint**" in text
+    json.dumps({k: rd[k] for k in ("runs", "sites", "over_sites", "between_over_sites")}, allow_nan=False)
 
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):

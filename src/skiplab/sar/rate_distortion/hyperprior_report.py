@@ -176,38 +176,60 @@ def report(summary: dict, document: dict, note: Optional[str] = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _bd_box(site: dict) -> str:
+    lines = ["BD-PSNR vs JPEG 2000:"]
+    for t, v in site["variants"].items():
+        name = VARIANT_STYLES.get(t, ("", "", t))[2]
+        bd = v.get("bd_psnr_vs_jpeg2000")
+        lines.append(
+            f"{name}: " + ("not trained" if not v["trained"] else "undefined" if bd is None else f"{bd:+.2f} dB")
+        )
+    return "\n".join(lines)
+
+
 def figure(summary: dict, path: Path) -> Path:
-    """PSNR and SSIM against measured bpp per held-out site: every trained variant (solid, its
-    own colour; BD-PSNR against JPEG 2000 in its label) and the references (grey, dashed)."""
+    """PSNR and SSIM against measured bpp per held-out site: every variant solid in its own
+    colour, the references grey and dashed, one legend beside the panels and each site's
+    BD-PSNR against JPEG 2000 in its PSNR panel."""
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
     from ...evidence.figures import new_figure, save_figure
 
     sites = summary["sites"]
-    fig = new_figure(5.2 * len(sites), 8.0)
+    transforms = list(next(iter(sites.values()))["variants"]) if sites else []
+    fig = new_figure(4.8 * len(sites) + 3.0, 8.0)
+    handles = [
+        Line2D([], [], marker=marker, linestyle=line, color=colour, label=label, linewidth=1.4)
+        for marker, line, colour, label in REFERENCE_STYLES.values()
+    ]
+    for t in transforms:
+        marker, colour, name = VARIANT_STYLES.get(t, ("o", None, t))
+        handles.append(Line2D([], [], marker=marker, color=colour, label=f"hyperprior, {name}", linewidth=2.2))
     for col, site in enumerate(sites.values()):
         for row, metric in enumerate(("psnr", "ssim")):
             ax = fig.add_subplot(2, len(sites), row * len(sites) + col + 1)
-            for family, (marker, line, colour, label) in REFERENCE_STYLES.items():
+            for family, (marker, line, colour, _) in REFERENCE_STYLES.items():
                 c = site["curves"][family]
-                ax.plot(c["bpp"], c[metric], marker=marker, linestyle=line, color=colour, label=label, linewidth=1.4)
-            missing = []
+                ax.plot(c["bpp"], c[metric], marker=marker, linestyle=line, color=colour, linewidth=1.4)
             for t, v in site["variants"].items():
-                marker, colour, name = VARIANT_STYLES.get(t, ("o", None, t))
-                if not v["trained"]:
-                    missing.append(name)
-                    continue
-                c = v["curves"]["codec"]
-                bd = v.get("bd_psnr_vs_jpeg2000")
-                label = f"hyperprior, {name}" + (f" ({bd:+.2f} dB vs JPEG 2000)" if bd is not None else "")
-                ax.plot(c["bpp"], c[metric], marker=marker, linestyle="-", color=colour, label=label, linewidth=2.2)
-            if missing and row == 0:
-                ax.text(0.02, 0.98, "not trained: " + ", ".join(missing), transform=ax.transAxes, va="top", fontsize=8)
+                if v["trained"]:
+                    marker, colour, _ = VARIANT_STYLES.get(t, ("o", None, t))
+                    c = v["curves"]["codec"]
+                    ax.plot(c["bpp"], c[metric], marker=marker, linestyle="-", color=colour, linewidth=2.2)
             ax.set_xscale("log")
+            ax.xaxis.set_major_locator(FixedLocator([0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0]))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+            ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_xlabel("measured bits per pixel (whole file)")
             ax.set_ylabel(f"{metric.upper()} (normalised log-intensity)")
             ax.set_title(f"held-out site: {site['held_out']}", fontsize=10)
             ax.grid(True, which="both", alpha=0.3)
             if row == 0:
-                ax.legend(fontsize=7, loc="lower right")
+                box = dict(boxstyle="round", facecolor="white", alpha=0.85, edgecolor="#cccccc")
+                ax.text(0.02, 0.98, _bd_box(site), transform=ax.transAxes, va="top", fontsize=8, bbox=box)
+            if row == 0 and col == len(sites) - 1:
+                ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.03, 1.0))
     return save_figure(fig, path)
 
 

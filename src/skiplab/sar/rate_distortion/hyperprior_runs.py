@@ -127,12 +127,20 @@ class RunState:
         return "; ".join(words)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """As JSON wants it: an unknown number (NaN) is None."""
+        out = asdict(self)
+        out["train_seconds"] = _or_none(self.train_seconds)
+        out["plateau"] = {k: _or_none(v) if isinstance(v, float) else v for k, v in self.plateau.items()}
+        return out
 
 
-def format_seconds(seconds: float) -> str:
+def _or_none(value: Optional[float]) -> Optional[float]:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def format_seconds(seconds: Optional[float]) -> str:
     """``1 h 02 min``, ``12 min 05 s`` or ``7.3 s``."""
-    if not math.isfinite(seconds):
+    if seconds is None or not math.isfinite(seconds):
         return "unknown"
     if seconds >= 3600:
         return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
