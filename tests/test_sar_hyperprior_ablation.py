@@ -144,6 +144,36 @@ def test_summary_of_several_variants_has_the_known_deltas_and_reports_a_missing_
     assert figure(summary, tmp_path / "rd.png").stat().st_size > 10_000
 
 
+def test_speed_is_measured_once_per_trained_variant_and_reported(tmp_path, monkeypatch):
+    from skiplab.sar.rate_distortion import codec_speed
+    from skiplab.sar.rate_distortion.hyperprior_speed import variant_speed
+
+    calls = []
+
+    def measure(checkpoint, scene, size, threads):  # the real one: 4 fresh processes per call
+        calls.append(checkpoint)
+        ops = ("hyperprior-encode", "hyperprior-decode", "openjpeg-encode", "openjpeg-decode")
+        rows = [{"op": op, "seconds_per_mp": 1.0, "peak_growth_mb_per_mp": 10.0, "bpp": 0.1} for op in ops]
+        return {"size": size, "threads": threads, "rows": rows}
+
+    monkeypatch.setattr(codec_speed, "measure", measure)
+    (tmp_path / "runs" / "sf-gdn-vr" / "checkpoints").mkdir(parents=True)
+    torch.save(
+        {"format_version": 2, "step": 5, "config": {"steps": 5}}, tmp_path / "runs/sf-gdn-vr/checkpoints/last.pt"
+    )
+    args = (tmp_path / "runs", "sf", ["gdn", "plain"], tmp_path / "scene.npy", tmp_path / "speed.json", 64, 1)
+    speed = variant_speed(*args)
+    assert (
+        speed["plain"] == {"trained": False} and len(calls) == 1 and calls[0].endswith("sf-gdn-vr/checkpoints/last.pt")
+    )
+    assert variant_speed(*args) == speed and len(calls) == 1  # the same checkpoint: not measured again
+    assert json.loads((tmp_path / "speed.json").read_text()) == speed
+    empty = {"sites": {}, "over_sites": {}, "between_over_sites": {}}
+    text = report(empty, {"settings": LABELS, "transforms": ["gdn", "plain"], "runs": {}, "speed": speed})
+    assert "| gdn | 1.00 | 1.00 | 10 | 10 | 0.100 | 1.00 | 1.00 | 0.100 |" in text
+    assert "| plain | **not trained** |" in text.split("## Speed and memory")[1]
+
+
 # -- the study and the driver on real scenes ------------------------------------------------------
 CROP = 160  # two 128 px training tiles a side at the task's stride of 32
 

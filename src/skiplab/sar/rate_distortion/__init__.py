@@ -8,5 +8,6 @@
 - the hyperprior codec held out by site: :mod:`.hyperprior_ablation` (folds, training and study
   in one resumable command), :mod:`.hyperprior_runs` (settings, run states),
   :mod:`.hyperprior_study` (scoring), :mod:`.hyperprior_summary` (per site and over sites),
-  :mod:`.hyperprior_report` (report and figure); :mod:`.codec_speed` (time and memory).
+  :mod:`.hyperprior_report` (report and figure), :mod:`.hyperprior_speed` (each variant's time and
+  memory); :mod:`.codec_speed` (time and memory beside OpenJPEG).
 """

@@ -17,7 +17,10 @@ the folds, train every (fold, transform) variable-rate model, score them
    Validation (on the held-out site, for the plateau rule only: the study scores last.pt)
    every ~:data:`EVAL_EVERY_STEPS` steps. Ctrl-C / SIGTERM: the current step finishes,
    last.pt is saved, the command exits 130 / 143; run the same command to continue.
-3. **Study**: every variant at every level on its fold's held-out scenes; ``OUT/rd.json``,
+3. **Speed** (:mod:`.hyperprior_speed`): each variant's encode and decode time and peak
+   memory per megapixel beside OpenJPEG's, on a ``--speed-size`` mosaic of a held-out scene
+   (``OUT/speed.json``; measured again only when a checkpoint changed).
+4. **Study**: every variant at every level on its fold's held-out scenes; ``OUT/rd.json``,
    ``report.md``, ``rd.png`` (a variant not trained yet is reported so).
 
 ``--plan`` prints the folds, every run's state and its equivalent ``skiplab train`` command
@@ -36,7 +39,8 @@ from typing import Optional, Sequence
 
 from ...errors import SkiplabError
 from .hyperprior_runs import VARIABLE_RATE, RunState, parse_transforms, run_state
-from .hyperprior_study import FOLDS, OneLineParser, run_study
+from .hyperprior_speed import variant_speed
+from .hyperprior_study import FOLDS, OneLineParser, held_out_scenes, run_study
 
 #: the variable-rate recipe of the shipped codec (one place; the ablation trains every variant with it)
 LMBDAS = (0.00025, 0.0005, 0.001, 0.002)
@@ -64,6 +68,8 @@ EVAL_EVERY_STEPS = 250
 QUICK_MODEL = {"n": 8, "m": 12}
 QUICK_STEPS = 4
 SYNTHETIC_SEED, SYNTHETIC_SIZE = 0, 256
+#: the side of the mosaic of a held-out scene that encode/decode time and memory are measured on
+SPEED_SIZE = 1024
 #: fold -> the file-name prefix of the site it trains on (it is tested on the other one)
 SITE_PREFIXES = {"sf": "sanfrancisco", "tsukuba": "tsuk"}
 
@@ -231,14 +237,21 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     p.add_argument(
         "--synthetic", type=int, help="synthetic scenes added to each fold's training (default 6; --quick 0)"
     )
+    p.add_argument(
+        "--speed-size",
+        type=int,
+        help="side of the mosaic each variant's encode/decode time and memory are measured on beside "
+        f"OpenJPEG (default {SPEED_SIZE}; --quick 0; 0: not measured)",
+    )
     p.add_argument("--plan", action="store_true", help="print the runs and their state; train nothing")
     p.add_argument("--quick", action="store_true", help="smoke run: tiny models, a few steps; claims nothing")
     args = p.parse_args(argv)
     args.steps = args.steps if args.steps is not None else (QUICK_STEPS if args.quick else RECIPE["steps"])
     args.synthetic = args.synthetic if args.synthetic is not None else (0 if args.quick else 6)
-    for name, low in (("steps", 1), ("threads", 1), ("synthetic", 0)):
+    args.speed_size = args.speed_size if args.speed_size is not None else (0 if args.quick else SPEED_SIZE)
+    for name, low in (("steps", 1), ("threads", 1), ("synthetic", 0), ("speed_size", 0)):
         if getattr(args, name) < low:
-            p.error(f"--{name} must be >= {low}; found {getattr(args, name)}")
+            p.error(f"--{name.replace('_', '-')} must be >= {low}; found {getattr(args, name)}")
     return args
 
 
@@ -258,14 +271,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         note = f"Command: `{shlex.join(['python', '-m', MODULE, *words])}`"
         if args.quick:
             note = "**SMOKE RUN (--quick)**: tiny models for a few steps; it checks that everything runs.\n\n" + note
-        run_study(args.runs, args.data, args.out, [f"vr:{i}" for i in range(len(LMBDAS))], transforms, note=note)
+        speed = None
+        if args.speed_size:
+            args.out.mkdir(parents=True, exist_ok=True)
+            scene = held_out_scenes(args.data, FOLDS[0])[0]
+            speed = variant_speed(
+                args.runs, FOLDS[0], transforms, scene, args.out / "speed.json", args.speed_size, args.threads
+            )
+        levels = [f"vr:{i}" for i in range(len(LMBDAS))]
+        run_study(args.runs, args.data, args.out, levels, transforms, note=note, speed=speed)
     except (SkiplabError, ValueError) as err:  # ValueError: e.g. a run that cannot be resumed with this recipe
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # outside training (which saves and returns its own status)
         print(f"{prog}: interrupted; run the same command to continue", file=sys.stderr)
         return 130
-    print(f"outputs in {args.out}: rd.json, report.md, rd.png")
+    print(f"outputs in {args.out}: rd.json, report.md, rd.png" + (", speed.json" if args.speed_size else ""))
     return 0
 
 

@@ -173,7 +173,40 @@ def report(summary: dict, document: dict, note: Optional[str] = None) -> str:
     for site in sites.values():
         lines += ["", f"## Held-out site: {site['held_out']} (trained on the other site)", ""]
         lines += _site_tables(site, labels, transforms)
+    if document.get("speed"):
+        lines += ["", *_speed_table(document["speed"])]
     return "\n".join(lines) + "\n"
+
+
+def _speed_table(speed: dict) -> list[str]:
+    measured = [v for v in speed.values() if v.get("trained")]
+    lines = ["## Speed and memory beside OpenJPEG", ""]
+    if measured:
+        first = measured[0]
+        lines += [
+            f"A {first['size']} x {first['size']} mosaic of a held-out scene, {first['threads']} thread(s), each "
+            "measurement in a fresh process (memory: growth of the peak resident set); times drift on a shared "
+            "machine, so compare within a row.",
+            "",
+        ]
+    lines += [
+        "| variant | encode s/MP | decode s/MP | encode MB/MP | decode MB/MP | bpp "
+        "| OpenJPEG encode s/MP | OpenJPEG decode s/MP | OpenJPEG bpp |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for t, v in speed.items():
+        if not v.get("trained"):
+            lines.append(f"| {t} | **not trained** | | | | | | | |")
+            continue
+        r = {row["op"]: row for row in v["rows"]}
+        enc, dec = r["hyperprior-encode"], r["hyperprior-decode"]
+        jenc, jdec = r["openjpeg-encode"], r["openjpeg-decode"]
+        lines.append(
+            f"| {t} | {enc['seconds_per_mp']:.2f} | {dec['seconds_per_mp']:.2f} | "
+            f"{enc['peak_growth_mb_per_mp']:.0f} | {dec['peak_growth_mb_per_mp']:.0f} | {enc['bpp']:.3f} | "
+            f"{jenc['seconds_per_mp']:.2f} | {jdec['seconds_per_mp']:.2f} | {jenc['bpp']:.3f} |"
+        )
+    return lines
 
 
 def _bd_box(site: dict) -> str:

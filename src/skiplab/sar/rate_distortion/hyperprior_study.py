@@ -192,11 +192,13 @@ def run_study(
     transforms: Sequence[str] = ("gdn",),
     folds: Sequence[str] = FOLDS,
     note: Optional[str] = None,
+    speed: Optional[dict] = None,
     log=print,
 ) -> dict:
     """Score every fold's variants and references on that fold's held-out scenes
     (``DATA/<fold>/test``); write ``rd.json``, ``report.md`` and ``rd.png`` into ``out``.
-    ``note``: a line the report starts with (e.g. the command, a smoke run)."""
+    ``note``: a line the report starts with (e.g. the command, a smoke run); ``speed``: the
+    variants' time and memory (:func:`.hyperprior_speed.variant_speed`) for the report."""
     parsed = [s if isinstance(s, Setting) else parse_setting(s) for s in settings]
     transforms = list(transforms)
     scores, states = score_folds(Path(runs), Path(data), parsed, transforms, folds, log)
@@ -204,6 +206,8 @@ def run_study(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     document = {"settings": [s.text for s in parsed], "transforms": transforms, "runs": states}
+    if speed is not None:
+        document["speed"] = speed
     write_text(out / "rd.json", json.dumps({**document, "scenes": scores, **summary}, indent=1))
     write_text(out / "report.md", report(summary, document, note))
     figure(summary, out / "rd.png")
