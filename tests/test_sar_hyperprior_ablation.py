@@ -141,6 +141,10 @@ def test_summary_of_several_variants_has_the_known_deltas_and_reports_a_missing_
     assert "| plain | **not trained** |" in text and "**not trained**" in text.split("## Held-out site: san")[1]
     assert "**+0.40 dB** (tsukuba +0.50, san +0.30; 95 % t [" in text
     assert "training: step 3 of 9" in text and "no interval (one site)" in text
+    over = text.split("## Bjøntegaard deltas over the held-out sites")[1].split("## Held-out site")[0]
+    row = next(line for line in over.splitlines() if line.startswith("| residual | gdn |"))
+    assert row.endswith("| **+0.30 dB** (tsukuba +0.50, san +0.10; 95 % t [-2.24, +2.84]) |"), row
+    assert over.count("| residual | plain |") == 1
     assert figure(summary, tmp_path / "rd.png").stat().st_size > 10_000
 
 

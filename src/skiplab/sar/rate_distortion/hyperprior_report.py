@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from .hyperprior_runs import RunState, describe_plateau, format_seconds
-from .hyperprior_summary import REFERENCES
+from .hyperprior_summary import BETWEEN, REFERENCES
 
 #: one colour and marker per variant (distinct at a glance, also in grey print)
 VARIANT_STYLES = {
@@ -163,8 +163,11 @@ def report(summary: dict, document: dict, note: Optional[str] = None) -> str:
                 f"| {t} | {NAMES[ref]} | {_delta_cell(over.get(f'bd_rate_vs_{ref}'), 'bd_rate', sites)} "
                 f"| {_delta_cell(over.get(f'bd_psnr_vs_{ref}'), 'bd_psnr', sites)} |"
             )
-    for pair, over in summary["between_over_sites"].items():
-        test, ref = pair.split("-")
+    for test, ref in [(a, b) for a, b in BETWEEN if a in transforms and b in transforms]:
+        if not any(f"{test}-{ref}" in s["between"] for s in sites.values()):
+            lines.append(f"| {test} | {ref} | not both trained on any site | |")
+            continue
+        over = summary["between_over_sites"].get(f"{test}-{ref}", {})
         lines.append(
             f"| {test} | {ref} | {_delta_cell(over.get('bd_rate'), 'bd_rate', sites)} "
             f"| {_delta_cell(over.get('bd_psnr'), 'bd_psnr', sites)} |"
