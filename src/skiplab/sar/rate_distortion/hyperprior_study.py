@@ -232,7 +232,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="comma-separated vr:LEVEL[@STEP] (a level of RUNS/<fold>-<transform>-vr) or "
         "LAMBDA[@STEP] (RUNS/<fold>-<transform>-<LAMBDA>); STEP: quantisation step of y",
     )
-    p.add_argument("--transforms", default="gdn", help="comma-separated variants out of gdn,residual,plain")
+    p.add_argument(
+        "--transforms", default="gdn,residual,plain", help="comma-separated variants out of gdn,residual,plain"
+    )
     args = p.parse_args(argv)
     try:
         settings = parse_settings(args.settings)
