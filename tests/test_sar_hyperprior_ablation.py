@@ -222,9 +222,12 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         ablation.main([*base, "--steps", "0"])
     assert stop.value.code == 2
+    (tmp_path / "folds" / "sf" / "train").mkdir(parents=True)  # a fold without test/: not overwritten
+    assert ablation.main([*base, "--scenes", str(tmp_path / "scenes")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 4 and "tsuk*.npy" in err[0] and "--scenes" in err[1] and "cbam" in err[2]
-    assert "--steps must be >= 1" in err[3]
+    assert len(err) == 5 and "tsuk*.npy" in err[0] and "--scenes" in err[1] and "cbam" in err[2]
+    assert "--steps must be >= 1" in err[3] and "incomplete fold" in err[4]
+    assert (tmp_path / "folds" / "sf" / "train").is_dir()
 
 
 def test_the_driver_builds_folds_trains_resumably_and_reports(small_scenes, tmp_path, capsys, one_torch_thread):

@@ -118,6 +118,12 @@ def build_folds(scenes: Optional[Path], data: Path, synthetic: int, log=print) -
         return
     if scenes is None:
         raise AblationInputError(f"expected folds {', '.join(missing)} in {data}, or --scenes DIR to build them from")
+    partial = [str(Path(data) / f) for f in missing if (Path(data) / f).exists()]
+    if partial:
+        raise AblationInputError(
+            f"expected {' and '.join(partial)} with train/ and test/ folders or not there at all; "
+            "found an incomplete fold (remove it to have it built again)"
+        )
     by_fold = site_scenes(scenes)
     for fold in missing:
         other = [f for f in FOLDS if f != fold]
@@ -129,7 +135,6 @@ def build_folds(scenes: Optional[Path], data: Path, synthetic: int, log=print) -
                 shutil.copy2(p, work / split / p.name)
         if synthetic:
             write_synthetic_scenes(work / "train", synthetic, SYNTHETIC_SIZE, SYNTHETIC_SEED)
-        shutil.rmtree(Path(data) / fold, ignore_errors=True)  # an incomplete fold (train or test missing)
         work.rename(Path(data) / fold)
         log(
             f"fold {fold}: built {Path(data) / fold} ({len(by_fold[fold])} real + {synthetic} synthetic scenes to train on)"
