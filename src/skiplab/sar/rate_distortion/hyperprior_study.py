@@ -46,7 +46,7 @@ from ..training.compress_task import normalised_scene
 from ..training.metrics import enl, homogeneous_windows, psnr, ratio_statistics, ssim_per_image
 from .codecs import avgpool_codec, jpeg2000_at, jpeg_at
 from .hyperprior_report import figure, report
-from .hyperprior_runs import RunState, Setting, parse_setting, parse_settings, parse_transforms, run_state
+from .hyperprior_runs import TRANSFORMS, RunState, Setting, parse_setting, parse_settings, parse_transforms, run_state
 from .hyperprior_summary import summarise
 
 REFERENCE_RATES = (0.04, 0.07, 0.1, 0.15, 0.22, 0.32, 0.45, 0.65)
@@ -189,7 +189,7 @@ def run_study(
     data: Path,
     out: Path,
     settings: Sequence[str],
-    transforms: Sequence[str] = ("gdn",),
+    transforms: Sequence[str] = TRANSFORMS,
     folds: Sequence[str] = FOLDS,
     note: Optional[str] = None,
     speed: Optional[dict] = None,
