@@ -108,7 +108,7 @@ def measure(codec: str, source: Path, size: int = 1024, threads: int = 2, jpeg20
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--codec", default="2", help="a shipped quality level or a checkpoint")
-    p.add_argument("--scene", type=Path, default=Path("/work/shared/data/sar-real/sanfrancisco_airsar_ch0.npy"))
+    p.add_argument("--scene", type=Path, required=True, help="a SAR scene (intensity raster) to mosaic and code")
     p.add_argument("--size", type=int, default=1024)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, help="write the JSON here too")

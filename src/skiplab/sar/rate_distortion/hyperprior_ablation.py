@@ -2,7 +2,7 @@
 the folds, train every (fold, transform) variable-rate model, score them
 (:mod:`.hyperprior_study`).
 
-    python -m skiplab.sar.rate_distortion.hyperprior_ablation --scenes /work/shared/data/sar-real \\
+    python -m skiplab.sar.rate_distortion.hyperprior_ablation --scenes ../shared/data/sar-real \\
         --data FOLDS --runs RUNS --out OUT [--transforms gdn,residual,plain] [--device cuda]
 
 1. **Folds** (when ``FOLDS/<fold>/{train,test}`` are not there yet, from the real scenes of
@@ -79,8 +79,8 @@ MODULE = "skiplab.sar.rate_distortion.hyperprior_ablation"
 
 EPILOG = f"""\
 examples:
-  python -m {MODULE} --scenes /work/shared/data/sar-real --data FOLDS --runs RUNS --out OUT --plan
-  python -m {MODULE} --scenes /work/shared/data/sar-real --data FOLDS --runs RUNS --out OUT --device cuda
+  python -m {MODULE} --scenes ../shared/data/sar-real --data FOLDS --runs RUNS --out OUT --plan
+  python -m {MODULE} --scenes ../shared/data/sar-real --data FOLDS --runs RUNS --out OUT --device cuda
   python -m {MODULE} ... --quick --steps 4          # smoke run: tiny models, claims nothing
 
 Every run trains the recipe of the shipped variable-rate codec (lambdas {list(LMBDAS)}, {RECIPE["steps"]} steps,
