@@ -27,7 +27,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import active_children, get_context
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from . import worker
 from .calibrate import calibrate
@@ -158,6 +158,33 @@ class Runner:
         return self.threads * self.jobs
 
     # -- opening --------------------------------------------------------------------------
+    @classmethod
+    def open_in(
+        cls,
+        experiment_type: type,
+        config: Any,
+        out: Optional[str | Path],
+        resume: bool,
+        prefix: str,
+        *,
+        threads: int = 0,
+        jobs: int = 1,
+        log: Callable[[str], None] = print,
+    ) -> "Runner":
+        """:meth:`open` with the directory found for the caller: ``out``, else a new
+        ``runs/<prefix>-<timestamp>`` (or, resuming, the latest unfinished one there); the
+        experiment is ``experiment_type(config)`` (None when resuming without a config)."""
+        if out is not None:
+            directory = Path(out)
+        elif resume:
+            directory = latest_unfinished(prefix, experiment_type.state_file, "a study")
+        else:
+            directory = new_directory(prefix)
+        experiment = experiment_type(config) if config is not None else None
+        return cls.open(
+            experiment, directory, resume, threads=threads, jobs=jobs, log=log, experiment_type=experiment_type
+        )
+
     @classmethod
     def open(
         cls,

@@ -28,7 +28,7 @@ from ..data import ImageDataset, load_dataset
 from .config import StudyConfig, existing_checkpoint
 from .experiment import Experiment, Run
 from .progress import inference_autocast
-from .runner import Runner, latest_unfinished, new_directory
+from .runner import Runner
 from .runs import RunSpec, fixed_batches, load_trained, measure_fit, study_runs, subset, train_config
 from .state import jsonable
 
@@ -247,14 +247,7 @@ def open_study(
     log: Callable[[str], None] = print,
 ) -> Runner:
     """A new study in ``out`` (default runs/study-<timestamp>) or the one to resume."""
-    if resume:
-        directory = Path(out) if out is not None else latest_unfinished("study", STATE_FILE, "a study")
-    else:
-        directory = Path(out) if out is not None else new_directory("study")
-    experiment = StudyExperiment(config) if config is not None else None
-    return Runner.open(
-        experiment, directory, resume, threads=threads, jobs=jobs, log=log, experiment_type=StudyExperiment
-    )
+    return Runner.open_in(StudyExperiment, config, out, resume, "study", threads=threads, jobs=jobs, log=log)
 
 
 def run_study(

@@ -28,9 +28,9 @@ import yaml
 from ...atomic import write_json, write_text
 from ...evidence import seed_interval
 from ..curves import STEPS_FILE, read_steps
-from ..runner import Runner, latest_unfinished, new_directory
+from ..runner import Runner
 from ..study import StudyResult as LayerNormResult  # the same fields: directory, verdict, reports
-from .config import STATE_FILE, LayerNormConfig, training_setup
+from .config import LayerNormConfig, training_setup
 from .experiment import LayerNormExperiment
 from .gradients import gradients_file, measure, per_seed, plot
 from .kept import GRADIENTS_FILE, TRAINING_FILE, kept_gradients, reuse_kept_runs
@@ -48,14 +48,7 @@ def open_layernorm_study(
     log: Callable[[str], None] = print,
 ) -> Runner:
     """A new study in ``out`` (default runs/study-layernorm-<timestamp>) or the one to resume."""
-    if resume:
-        directory = Path(out) if out is not None else latest_unfinished(PREFIX, STATE_FILE, "a study")
-    else:
-        directory = Path(out) if out is not None else new_directory(PREFIX)
-    experiment = LayerNormExperiment(config) if config is not None else None
-    return Runner.open(
-        experiment, directory, resume, threads=threads, jobs=jobs, log=log, experiment_type=LayerNormExperiment
-    )
+    return Runner.open_in(LayerNormExperiment, config, out, resume, PREFIX, threads=threads, jobs=jobs, log=log)
 
 
 def run_layernorm_study(
