@@ -356,3 +356,31 @@ def test_lanczos_resumes_from_its_kept_state_with_the_same_result(tmp_path):
     # a kept state of another start vector is not read
     other = lanczos(lambda v: H @ v, torch.randn(30, generator=g), steps=3, tol=0.0, state=state)
     assert other["products"] == 3
+
+
+def test_a_small_residual_does_not_stop_the_hessian_before_an_unseen_end_is_reached():
+    """A spectrum like a trained net's: two large eigenvalues, a cluster at ~0, one negative
+    outlier the start vector barely touches. Stopping on the residual bound finds the cluster's
+    edge; spending the budget (what hessian_extremes does) finds the outlier."""
+    from skiplab.analysis.hessian import lanczos
+
+    g = torch.Generator().manual_seed(0)
+    eig = torch.cat(
+        [
+            torch.tensor([100.0, 50.0, -0.5], dtype=torch.float64),
+            1e-4 * torch.randn(17, generator=g, dtype=torch.float64),
+        ]
+    )
+    Q, _ = torch.linalg.qr(torch.randn(20, 20, generator=g, dtype=torch.float64))
+    H = Q @ torch.diag(eig) @ Q.T
+    start = Q @ torch.cat(
+        [
+            torch.ones(2, dtype=torch.float64),
+            torch.tensor([1e-6], dtype=torch.float64),
+            torch.ones(17, dtype=torch.float64),
+        ]
+    )
+    early = lanczos(lambda v: H @ v, start, steps=20, tol=1e-2)
+    full = lanczos(lambda v: H @ v, start, steps=20, tol=1e-2, min_steps=20)
+    assert early["products"] < 20 and early["ritz"][0] > -0.1  # stopped at the cluster
+    assert full["ritz"][0] == pytest.approx(-0.5, abs=1e-6) and full["ritz"][-1] == pytest.approx(100.0)

@@ -9,7 +9,7 @@ the trained weights), and the number of grid points lower than all their neighbo
 (local minima: Li 2018's "chaotic" landscapes of deep plain nets have many, the
 "convex-looking" ones of ResNets one). These are a qualitative comparison only.
 
-The Hessian's extreme eigenvalues come from one Lanczos run per net (at most
+The Hessian's extreme eigenvalues come from one Lanczos run per net (always
 2 × ``HESSIAN_ITERATIONS`` Hessian-vector products, the budget of Li's two power iterations),
 fp32, BatchNorm in evaluation mode. Every measurement is kept as soon as it is made, so an
 interrupted part resumes: each net's eigenvalues in ``results/hessian-<run>.json``, each
