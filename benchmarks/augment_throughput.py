@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from skiplab.data import Augmentation
 
 
-def per_sample_loop(x: torch.Tensor, pad: int, pad_mode: str, cutout: int, generator: torch.Generator) -> torch.Tensor:
+def per_sample_loop(x: torch.Tensor, pad: int, pad_mode: str, cutout: int,
+                    generator: torch.Generator) -> torch.Tensor:
     """The baseline: one sample at a time (torchvision-style transforms on tensors)."""
     _, _, height, width = x.shape
     out = []
@@ -29,20 +30,15 @@ def per_sample_loop(x: torch.Tensor, pad: int, pad_mode: str, cutout: int, gener
     for img in x:
         padded = F.pad(img[None], (pad, pad, pad, pad), mode=mode)[0]
         oy, ox = torch.randint(0, 2 * pad + 1, (2,), generator=generator).tolist()
-        img = padded[:, oy : oy + height, ox : ox + width]
+        img = padded[:, oy:oy + height, ox:ox + width]
         if torch.rand(1, generator=generator).item() < 0.5:
             img = img.flip(2)
         if cutout:
-            cy, cx = (
-                torch.randint(0, height, (1,), generator=generator).item(),
-                torch.randint(0, width, (1,), generator=generator).item(),
-            )
+            cy, cx = torch.randint(0, height, (1,), generator=generator).item(), \
+                torch.randint(0, width, (1,), generator=generator).item()
             img = img.clone()
-            img[
-                :,
-                max(cy - cutout // 2, 0) : cy - cutout // 2 + cutout,
-                max(cx - cutout // 2, 0) : cx - cutout // 2 + cutout,
-            ] = 0
+            img[:, max(cy - cutout // 2, 0):cy - cutout // 2 + cutout,
+                max(cx - cutout // 2, 0):cx - cutout // 2 + cutout] = 0
         out.append(img)
     return torch.stack(out)
 
@@ -77,12 +73,10 @@ def main() -> None:
     aug = Augmentation(crop_padding=4, pad_mode=args.pad_mode, flip=True, cutout=args.cutout)
     g = torch.Generator().manual_seed(0)
     ours, loop = images_per_second(
-        [lambda b: aug(b, g), lambda b: per_sample_loop(b, 4, args.pad_mode, args.cutout, g)], x, args.repeats
-    )
-    print(
-        f"batch {args.batch} x 3 x {args.size} x {args.size}, crop pad 4 ({args.pad_mode}), "
-        f"flip, cutout {args.cutout}, {torch.get_num_threads()} threads"
-    )
+        [lambda b: aug(b, g), lambda b: per_sample_loop(b, 4, args.pad_mode, args.cutout, g)],
+        x, args.repeats)
+    print(f"batch {args.batch} x 3 x {args.size} x {args.size}, crop pad 4 ({args.pad_mode}), "
+          f"flip, cutout {args.cutout}, {torch.get_num_threads()} threads")
     print(f"  per-sample loop : {loop:12,.0f} img/s")
     print(f"  skiplab batched : {ours:12,.0f} img/s")
     print(f"  speed-up        : {ours / loop:12.1f}x")

@@ -28,7 +28,8 @@ TARGET_ACC, TARGET_MIN = 0.9125, 15.0
 def relaunch(nproc: int, argv: list[str], start: float) -> int:
     """Run this script under torchrun with ``nproc`` one-thread processes."""
     env = dict(os.environ, SKIPLAB_BENCH_START=repr(start), OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", __file__, *argv]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           f"--nproc_per_node={nproc}", __file__, *argv]
     return subprocess.call(cmd, env=env)
 
 
@@ -49,26 +50,18 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command")
-    add_parser(sub)  # every recipe field as a flag, exactly as `skiplab train`
+    add_parser(sub)   # every recipe field as a flag, exactly as `skiplab train`
     args = parser.parse_args(["train", "--config", str(REPO / "configs" / "fast_cifar.yaml")] + argv)
     if not hasattr(args, "data"):
         args.data = f"cifar10:{REPO.parent / 'shared' / 'data' / 'cifar10-jpg'}"
     overrides = {k: v for k, v in vars(args).items() if k not in NOT_CONFIG}
-    config = resolve_config(args)  # as `skiplab train`: retain_memory on, --epochs drops steps
+    config = resolve_config(args)   # as `skiplab train`: retain_memory on, --epochs drops steps
     if getattr(args, "print_config", False):
         print(config.to_yaml(), end="")
         return
     if main_rank:
-        print(
-            yaml.safe_dump(
-                {
-                    k: v
-                    for k, v in config.to_dict().items()
-                    if k in overrides or k in ("model", "epochs", "batch_size", "lr", "precision", "compile")
-                },
-                sort_keys=False,
-            ).strip()
-        )
+        print(yaml.safe_dump({k: v for k, v in config.to_dict().items() if k in overrides or k in (
+            "model", "epochs", "batch_size", "lr", "precision", "compile")}, sort_keys=False).strip())
         print(f"processes: {world}")
 
     result = fit(config)
@@ -77,10 +70,8 @@ def main() -> None:
     minutes = (time.time() - start) / 60
     acc = result.metrics.get("val_acc", float("nan"))
     train_min = sum(float(r["epoch_time_s"]) for r in result.history) / 60
-    print(
-        f"\nfast_cifar: test accuracy {100 * acc:.2f}% after {config.epochs} epochs; "
-        f"wall-clock {minutes:.1f} min (training loop {train_min:.1f} min), {world} process(es)"
-    )
+    print(f"\nfast_cifar: test accuracy {100 * acc:.2f}% after {config.epochs} epochs; "
+          f"wall-clock {minutes:.1f} min (training loop {train_min:.1f} min), {world} process(es)")
     ok = acc >= TARGET_ACC and minutes <= TARGET_MIN
     print(f"target >= {100 * TARGET_ACC:.2f}% in <= {TARGET_MIN:.0f} min: {'met' if ok else 'NOT met'}")
 

@@ -54,41 +54,29 @@ def done(run: Path) -> bool:
 def control_finetune(ckpt: Path, out: Path, steps: int, lr: float) -> float:
     """The unpruned net fine-tuned with the pruned net's budget: its final test accuracy."""
     state = load_checkpoint(ckpt)
-    config = TrainConfig.from_dict({k: v for k, v in state["config"].items() if k in TrainConfig.__dataclass_fields__})
+    config = TrainConfig.from_dict({k: v for k, v in state["config"].items()
+                                    if k in TrainConfig.__dataclass_fields__})
     if not (out / "DONE").exists():
-        fit(
-            config.replace(
-                init_from=str(ckpt),
-                out=str(out),
-                resume=True,
-                steps=steps,
-                lr=lr,
-                schedule="cosine",
-                milestones=[],
-                warmup_epochs=0.0,
-                warmup_steps=0,
-                progress=False,
-            )
-        )
+        fit(config.replace(init_from=str(ckpt), out=str(out), resume=True, steps=steps, lr=lr,
+                           schedule="cosine", milestones=[], warmup_epochs=0.0, warmup_steps=0,
+                           progress=False))
         (out / "DONE").write_text("finished\n")
     return final_metric(out)
 
 
 def bf16_speed(ckpt: Path, pruned: Path) -> dict:
     state = load_checkpoint(ckpt)
-    config = TrainConfig.from_dict({k: v for k, v in state["config"].items() if k in TrainConfig.__dataclass_fields__})
+    config = TrainConfig.from_dict({k: v for k, v in state["config"].items()
+                                    if k in TrainConfig.__dataclass_fields__})
     task = make_task(config)
     data = task.load("test")
-    nets = {
-        "unpruned": model_from_checkpoint(state, task, data).float(),
-        "pruned": model_from_checkpoint(load_checkpoint(pruned), task, data).float(),
-    }
+    nets = {"unpruned": model_from_checkpoint(state, task, data).float(),
+            "pruned": model_from_checkpoint(load_checkpoint(pruned), task, data).float()}
     return measure_throughput(nets, torch.randn(256, 3, 32, 32), precision="bf16")
 
 
-def prune_evidence(
-    models: Path, out: Path, finetune: float, control: bool, options: tuple = ("A", "B"), round_to: int | None = None
-) -> dict:
+def prune_evidence(models: Path, out: Path, finetune: float, control: bool,
+                   options: tuple = ("A", "B"), round_to: int | None = None) -> dict:
     """One entry per option, keyed ``A``/``B`` (or ``A_r8`` with ``round_to=8``)."""
     results = {}
     scratch20 = [final_metric(models / f"resnet20_s{s}") for s in SEEDS if done(models / f"resnet20_s{s}")]
@@ -99,28 +87,12 @@ def prune_evidence(
             results[option + suffix] = {"status": f"pending: {run} not finished"}
             continue
         ckpt = run / "checkpoints" / "last.pt"
-        report = prune_checkpoint(
-            ckpt,
-            out / f"prune_{option}{suffix}",
-            speedup=MAC_TARGET,
-            finetune_epochs=finetune,
-            lr=0.01,
-            round_to=round_to,
-            progress=False,
-        )
-        entry = {
-            k: report[k]
-            for k in (
-                "before",
-                "after",
-                "mac_reduction",
-                "param_reduction",
-                "acc_drop_points",
-                "acc_drop_interval",
-                "measured_speedup",
-                "settings",
-            )
-        }
+        report = prune_checkpoint(ckpt, out / f"prune_{option}{suffix}", speedup=MAC_TARGET,
+                                  finetune_epochs=finetune, lr=0.01, round_to=round_to,
+                                  progress=False)
+        entry = {k: report[k] for k in ("before", "after", "mac_reduction", "param_reduction",
+                                        "acc_drop_points", "acc_drop_interval",
+                                        "measured_speedup", "settings")}
         entry["load_average"] = report["bench"]["load_average"]
         bf16 = bf16_speed(ckpt, Path(report["pruned"]))
         entry["bf16_speedup"] = bf16["images_per_s"]["pruned"] / bf16["images_per_s"]["unpruned"]
@@ -132,8 +104,7 @@ def prune_evidence(
         entry["verdict"] = {
             "macs": report["mac_reduction"] >= MAC_TARGET,
             "accuracy": report["acc_drop_points"] <= DROP_MAX,
-            "speed": report["measured_speedup"] >= SPEED_MIN,
-        }
+            "speed": report["measured_speedup"] >= SPEED_MIN}
         results[option + suffix] = entry
     return results
 
@@ -145,9 +116,8 @@ def distill_evidence(models: Path, out: Path) -> dict:
     if missing:
         return {"status": f"pending: {', '.join(missing)} not finished"}
     base = TrainConfig.from_yaml(scratch[0] / "config.yaml")
-    config = base.replace(
-        teacher=str(teacher / "checkpoints" / "last.pt"), kd_temperature=4.0, kd_alpha=0.9, resume=True, progress=False
-    )
+    config = base.replace(teacher=str(teacher / "checkpoints" / "last.pt"), kd_temperature=4.0,
+                          kd_alpha=0.9, resume=True, progress=False)
     report = distill_compare(config, SEEDS, out / "distill", scratch_dirs=scratch)
     report["verdict"] = {"kd_gain": report["difference_points"]["mean"] >= KD_MIN}
     return report
@@ -156,7 +126,6 @@ def distill_evidence(models: Path, out: Path) -> dict:
 def table(results: dict) -> str:
     def pct(v):
         return "-" if v is None else f"{100 * v:.2f}"
-
     lines = ["| what | target | measured | met |", "|---|---|---|---|"]
     for option, r in results.get("prune", {}).items():
         if "status" in r:
@@ -164,7 +133,8 @@ def table(results: dict) -> str:
             continue
         v = r["verdict"]
         low, high = r.get("acc_drop_interval") or (None, None)
-        interval = "" if low is None else f"; paired 95 % interval over the test images {-high:+.2f} to {-low:+.2f}"
+        interval = ("" if low is None else
+                    f"; paired 95 % interval over the test images {-high:+.2f} to {-low:+.2f}")
         lines += [
             f"| ResNet-56 {option}: MACs | >= {MAC_TARGET}x fewer | {r['mac_reduction']:.2f}x "
             f"({r['before']['macs'] / 1e6:.1f} -> {r['after']['macs'] / 1e6:.1f} M) | {v['macs']} |",
@@ -176,19 +146,16 @@ def table(results: dict) -> str:
             f"| ResNet-56 {option}: speed fp32 batch 256 | >= {SPEED_MIN}x | "
             f"{r['before']['images_per_s']:.0f} -> {r['after']['images_per_s']:.0f} img/s = "
             f"{r['measured_speedup']:.2f}x (bf16 {r['bf16_speedup']:.2f}x; load "
-            f"{r['load_average'][0]:.1f}) | {v['speed']} |",
-        ]
+            f"{r['load_average'][0]:.1f}) | {v['speed']} |"]
     d = results.get("distill")
     if d and "status" in d:
         lines.append(f"| KD ResNet-56 -> ResNet-20 | >= +{KD_MIN} points | {d['status']} | pending |")
     elif d:
         diff = d["difference_points"]
-        lines.append(
-            f"| KD ResNet-56 -> ResNet-20, {len(d['seeds'])} seeds | >= +{KD_MIN} points | "
-            f"KD {', '.join(pct(a) for a in d['kd'])} vs scratch "
-            f"{', '.join(pct(a) for a in d['scratch'])} %: {diff['mean']:+.2f} "
-            f"[{diff['low']:+.2f}, {diff['high']:+.2f}] | {d['verdict']['kd_gain']} |"
-        )
+        lines.append(f"| KD ResNet-56 -> ResNet-20, {len(d['seeds'])} seeds | >= +{KD_MIN} points | "
+                     f"KD {', '.join(pct(a) for a in d['kd'])} vs scratch "
+                     f"{', '.join(pct(a) for a in d['scratch'])} %: {diff['mean']:+.2f} "
+                     f"[{diff['low']:+.2f}, {diff['high']:+.2f}] | {d['verdict']['kd_gain']} |")
     return "\n".join(lines)
 
 
@@ -199,28 +166,18 @@ def main() -> None:
     parser.add_argument("--finetune", type=float, default=10.0, help="fine-tune epochs (default 10)")
     parser.add_argument("--only", choices=("prune", "distill"))
     parser.add_argument("--no-control", dest="control", action="store_false")
-    parser.add_argument(
-        "--options",
-        nargs="+",
-        choices=("A", "B"),
-        default=["A", "B"],
-        help="ResNet-56 shortcut options to prune (default: A B)",
-    )
-    parser.add_argument(
-        "--round-to",
-        type=int,
-        help="prune to channel multiples of N; the results are kept beside the unrounded ones as A_rN / B_rN",
-    )
+    parser.add_argument("--options", nargs="+", choices=("A", "B"), default=["A", "B"],
+                        help="ResNet-56 shortcut options to prune (default: A B)")
+    parser.add_argument("--round-to", type=int, help="prune to channel multiples of N; the "
+                        "results are kept beside the unrounded ones as A_rN / B_rN")
     parser.add_argument("--resume", action="store_true", help="accepted for symmetry: always resumes")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "compress_results.json"
     results = json.loads(path.read_text()) if path.exists() else {}
     if args.only in (None, "prune"):
-        results["prune"] = {
-            **results.get("prune", {}),
-            **prune_evidence(args.models, args.out, args.finetune, args.control, tuple(args.options), args.round_to),
-        }
+        results["prune"] = {**results.get("prune", {}), **prune_evidence(
+            args.models, args.out, args.finetune, args.control, tuple(args.options), args.round_to)}
     if args.only in (None, "distill"):
         results["distill"] = distill_evidence(args.models, args.out)
     results["load_average_end"] = os.getloadavg()

@@ -23,10 +23,8 @@ from pathlib import Path
 
 from skiplab.deploy.bench import bench, format_table
 
-CASES = {
-    "resnet50": dict(batch_size=16, image_size=224, target=5.0),
-    "cifar_resnet56": dict(batch_size=256, image_size=None, target=4.5),
-}
+CASES = {"resnet50": dict(batch_size=16, image_size=224, target=5.0),
+         "cifar_resnet56": dict(batch_size=256, image_size=None, target=4.5)}
 INT8 = ("ort_int8", "pt2e_int8")
 
 
@@ -41,16 +39,9 @@ def main() -> int:
     for name, case in CASES.items():
         if args.only and name != args.only:
             continue
-        result = bench(
-            name,
-            variants=["eager_fp32", *INT8],
-            batch_size=case["batch_size"],
-            image_size=case["image_size"],
-            rounds=args.rounds,
-            seconds=args.seconds,
-            calib_images=32,
-            progress=lambda s: print(f"  {name}: {s}", file=sys.stderr, flush=True),
-        )
+        result = bench(name, variants=["eager_fp32", *INT8], batch_size=case["batch_size"],
+                       image_size=case["image_size"], rounds=args.rounds, seconds=args.seconds,
+                       calib_images=32, progress=lambda s: print(f"  {name}: {s}", file=sys.stderr, flush=True))
         print(format_table(result), flush=True)
         rows = {r["variant"]: r for r in result["variants"]}
         measured = [v for v in INT8 if v in rows]
@@ -60,16 +51,14 @@ def main() -> int:
         best = max(measured, key=lambda v: rows[v]["images_per_s"])
         ratio = rows[best]["ratio"]
         ok = ratio >= case["target"]
-        verdicts.append(
-            f"{name} batch {case['batch_size']}: skiplab int8 = {best} "
-            f"{rows[best]['images_per_s']:.1f} img/s = {ratio:.2f}x eager fp32 "
-            f"(rounds {rows[best]['ratio_min']:.2f}-{rows[best]['ratio_max']:.2f}; "
-            f"target >= {case['target']}: {'MET' if ok else 'MISSED'}); "
-            + ", ".join(f"{v} {rows[v]['ratio']:.2f}x" for v in measured)
-            + f"; load average {result['load_average']['start']:.2f} -> "
-            f"{result['load_average']['end']:.2f} on {result['cores']} cores"
-            + (" (OVERLOADED)" if result["overloaded"] else "")
-        )
+        verdicts.append(f"{name} batch {case['batch_size']}: skiplab int8 = {best} "
+                        f"{rows[best]['images_per_s']:.1f} img/s = {ratio:.2f}x eager fp32 "
+                        f"(rounds {rows[best]['ratio_min']:.2f}-{rows[best]['ratio_max']:.2f}; "
+                        f"target >= {case['target']}: {'MET' if ok else 'MISSED'}); "
+                        + ", ".join(f"{v} {rows[v]['ratio']:.2f}x" for v in measured)
+                        + f"; load average {result['load_average']['start']:.2f} -> "
+                          f"{result['load_average']['end']:.2f} on {result['cores']} cores"
+                        + (" (OVERLOADED)" if result["overloaded"] else ""))
         results[name] = result
     print("\n".join(verdicts))
     if args.json:

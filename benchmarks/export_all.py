@@ -58,13 +58,9 @@ def main() -> int:
             try:
                 source = load_source(name, image_size=small_side(name))
                 result = export_onnx(source, Path(tmp) / f"{name}.onnx")
-                row.update(
-                    exporter=result.exporter,
-                    parity=result.parity,
-                    status="ok" if result.ok else "PARITY",
-                    notes=result.notes,
-                )
-            except Exception as err:  # the table records why a model does not export
+                row.update(exporter=result.exporter, parity=result.parity,
+                           status="ok" if result.ok else "PARITY", notes=result.notes)
+            except Exception as err:   # the table records why a model does not export
                 text = str(err).strip().splitlines()[0][:150] if str(err).strip() else ""
                 row["status"] = f"FAIL {type(err).__name__}: {text}"
             row["seconds"] = time.perf_counter() - start
@@ -72,14 +68,13 @@ def main() -> int:
                 f.unlink()
             rows.append(row)
             parity = "-" if row["parity"] is None else f"{row['parity']:.2e}"
-            print(f"{name:28s} {row['exporter']:12s} {parity:>9s} {row['seconds']:6.1f}  {row['status']}", flush=True)
+            print(f"{name:28s} {row['exporter']:12s} {parity:>9s} {row['seconds']:6.1f}  "
+                  f"{row['status']}", flush=True)
     ok = sum(r["status"] == "ok" for r in rows)
     fallback = sum(r["exporter"] == "torchscript" for r in rows)
-    print(
-        f"{ok}/{len(rows)} models export with ONNX Runtime parity <= {PARITY_FP32:g} "
-        f"({fallback} through the TorchScript fallback); load average at end "
-        f"{os.getloadavg()[0]:.2f}"
-    )
+    print(f"{ok}/{len(rows)} models export with ONNX Runtime parity <= {PARITY_FP32:g} "
+          f"({fallback} through the TorchScript fallback); load average at end "
+          f"{os.getloadavg()[0]:.2f}")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
     return 0 if ok == len(rows) else 1

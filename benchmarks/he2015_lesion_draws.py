@@ -46,7 +46,6 @@ def planned_draws(model, data, spec: RunSpec, draws: int, max_k: int) -> list[li
         def record(units_, chosen=chosen):
             chosen.append(list(units_))
             return dict(accuracy=math.nan, loss=math.nan)
-
         lesion_random(model, data, [k], draws=draws, seed=spec.seed * 1000 + k, units=units, measure=record)
         plan.append(chosen)
     return plan
@@ -71,27 +70,18 @@ def main(argv=None) -> int:
             model = study.trained(spec)
             kept = Evaluations(study.path("results") / f"lesion-{spec.name}.evaluations.jsonl", model, data)
             nets.append((spec, kept, planned_draws(model, data, spec, draws, T.LESION_MAX_K)))
-    todo = [
-        (spec, kept, chosen)
-        for d in range(draws)
-        for k in range(T.LESION_MAX_K)
-        for spec, kept, plan in nets
-        if k < len(plan)
-        for chosen in [plan[k][d]]
-        if (" ".join(u.name for u in chosen) or "(none)") not in kept.done
-    ]
+    todo = [(spec, kept, chosen) for d in range(draws) for k in range(T.LESION_MAX_K)
+            for spec, kept, plan in nets if k < len(plan)
+            for chosen in [plan[k][d]] if (" ".join(u.name for u in chosen) or "(none)") not in kept.done]
     print(f"{len(todo)} evaluations left", flush=True)
     for i, (spec, kept, chosen) in enumerate(todo):
         wall, cpu = time.perf_counter(), time.process_time()
         with study.autocast():
             res = kept(chosen)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        print(
-            f"[{i + 1}/{len(todo)}] {spec.name} k={len(chosen)} {' '.join(u.name for u in chosen)}: "
-            f"accuracy {res['accuracy']:.4f}  {wall:.0f} s wall, {cpu:.0f} s CPU; "
-            f"about {wall * (len(todo) - i - 1) / 3600:.1f} h left at this pace",
-            flush=True,
-        )
+        print(f"[{i + 1}/{len(todo)}] {spec.name} k={len(chosen)} {' '.join(u.name for u in chosen)}: "
+              f"accuracy {res['accuracy']:.4f}  {wall:.0f} s wall, {cpu:.0f} s CPU; "
+              f"about {wall * (len(todo) - i - 1) / 3600:.1f} h left at this pace", flush=True)
     return 0
 
 

@@ -32,7 +32,8 @@ import sys
 import time
 from pathlib import Path
 
-ALL_NETS = ("resnet110", "resnet56", "plain56", "resnet44", "plain44", "resnet32", "plain32", "resnet20", "plain20")
+ALL_NETS = ("resnet110", "resnet56", "plain56", "resnet44", "plain44", "resnet32", "plain32",
+            "resnet20", "plain20")
 
 
 def depth(net: str) -> int:
@@ -43,16 +44,9 @@ def run_config(args: argparse.Namespace, net: str, seed: int):
     """The recipe for one (net, seed): He 2015 §4.2 from the YAML, on all 50,000 training
     images, evaluated on the test split; ResNet-110 with the paper's 0.01 warm-up."""
     from skiplab.train.config import TrainConfig
-
-    overrides = dict(
-        model=f"cifar_{net}",
-        seed=seed,
-        val_size=0,
-        eval_split="test",
-        device=args.device,
-        model_kwargs={"zero_init_residual": False},
-        error_warmup_lr=0.01 if depth(net) >= 110 else 0.0,
-    )
+    overrides = dict(model=f"cifar_{net}", seed=seed, val_size=0, eval_split="test",
+                     device=args.device, model_kwargs={"zero_init_residual": False},
+                     error_warmup_lr=0.01 if depth(net) >= 110 else 0.0)
     if args.steps:
         scale = args.steps / 64000
         overrides.update(steps=args.steps, milestones=[round(32000 * scale), round(48000 * scale)])
@@ -66,16 +60,15 @@ def train_one(config_dict: dict, out: str, log_path: str) -> None:
         os.dup2(log.fileno(), 2)
         from skiplab.train.config import TrainConfig
         from skiplab.train.resident import fit_resident, load_resident_data
-
         config = TrainConfig.from_dict(config_dict)
         train_set, eval_set = load_resident_data(config)
-        result = fit_resident(config, train_set, eval_set, out=out, resume=True, log=lambda m: print(m, flush=True))
+        result = fit_resident(config, train_set, eval_set, out=out, resume=True,
+                              log=lambda m: print(m, flush=True))
         print(f"done: step {result.step}, finished {result.finished}", flush=True)
 
 
 def is_finished(run_dir: Path, steps: int) -> bool:
     from skiplab.train.checkpoint import load_checkpoint
-
     last = run_dir / "checkpoints" / "last.pt"
     return last.is_file() and load_checkpoint(last).get("step", 0) >= steps
 
@@ -88,7 +81,6 @@ def keep(run_dir: Path, dest: Path, data: str) -> Path:
     from skiplab.atomic import write_text
     from skiplab.train import load_checkpoint, save_checkpoint, strip_training_state
     from skiplab.train.config import TrainConfig
-
     state = strip_training_state(load_checkpoint(run_dir / "checkpoints" / "last.pt"))
     state["config"] = {**state["config"], "data": data, "device": "auto"}
     (dest / "checkpoints").mkdir(parents=True, exist_ok=True)
@@ -111,9 +103,8 @@ def start_mps() -> bool:
     except (OSError, subprocess.SubprocessError) as e:
         print(f"mps: not started ({e}); the runs take turns on the GPU", flush=True)
         return False
-    probe = subprocess.run(
-        [sys.executable, "-c", "import torch; torch.zeros(1, device='cuda')"], capture_output=True, timeout=120
-    )
+    probe = subprocess.run([sys.executable, "-c", "import torch; torch.zeros(1, device='cuda')"],
+                           capture_output=True, timeout=120)
     if probe.returncode != 0:
         stop_mps()
         print("mps: a client could not start under it; stopped", flush=True)
@@ -127,29 +118,24 @@ def stop_mps() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="configs/he2015_cifar.yaml")
     parser.add_argument("--data", default=None, help="--data spec (default: the config's)")
     parser.add_argument("--out", type=Path, default=Path("runs/he2015-table6"))
     parser.add_argument("--nets", nargs="+", default=list(ALL_NETS), choices=ALL_NETS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    parser.add_argument("--steps", type=int, default=0, help="shorter runs (milestones scaled): smoke tests only")
+    parser.add_argument("--steps", type=int, default=0,
+                        help="shorter runs (milestones scaled): smoke tests only")
     parser.add_argument("--jobs", type=int, default=0, help="runs at once (0: all on CUDA, 1 on CPU)")
     parser.add_argument("--mps", action="store_true", help="start CUDA MPS where available")
     parser.add_argument("--no-report", action="store_true", help="train only")
     parser.add_argument("--report-only", action="store_true", help="measure and report the runs in OUT")
-    parser.add_argument(
-        "--keep",
-        type=Path,
-        default=None,
-        help="copy the finished runs, stripped, to KEEP/<net>[_s<seed>]/ and report there",
-    )
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="copy the finished runs, stripped, to KEEP/<net>[_s<seed>]/ and report there")
     args = parser.parse_args(argv)
     import torch
-
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     runs = sorted(((net, s) for net in args.nets for s in args.seeds), key=lambda r: -depth(r[0]))
@@ -160,14 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.report_only:
         return report(args, runs, configs)
     from skiplab.train.resident import load_resident_data
-
-    load_resident_data(next(iter(configs.values())))  # decode (and cache) the images once
+    load_resident_data(next(iter(configs.values())))   # decode (and cache) the images once
     todo = [r for r in runs if not is_finished(args.out / f"{r[0]}_s{r[1]}", configs[r].steps)]
     jobs = args.jobs or (len(todo) if args.device == "cuda" else 1)
     mps = args.mps and args.device == "cuda" and start_mps()
-    print(
-        f"{len(runs)} runs, {len(todo)} to train, {jobs} at once on {args.device}; outputs in {args.out}/", flush=True
-    )
+    print(f"{len(runs)} runs, {len(todo)} to train, {jobs} at once on {args.device}; "
+          f"outputs in {args.out}/", flush=True)
     ctx = mp.get_context("spawn")
     running: dict = {}
     stopping = False
@@ -187,10 +171,8 @@ def main(argv: list[str] | None = None) -> int:
             while todo and len(running) < jobs and not stopping:
                 net, seed = todo.pop(0)
                 run_dir = args.out / f"{net}_s{seed}"
-                p = ctx.Process(
-                    target=train_one,
-                    args=(configs[(net, seed)].to_dict(), str(run_dir), str(args.out / f"{net}_s{seed}.log")),
-                )
+                p = ctx.Process(target=train_one, args=(configs[(net, seed)].to_dict(),
+                                                        str(run_dir), str(args.out / f"{net}_s{seed}.log")))
                 p.start()
                 running[(net, seed)] = p
             time.sleep(1.0)
@@ -201,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
                     status = "done" if p.exitcode == 0 else f"failed (exit {p.exitcode})"
                     if p.exitcode != 0:
                         failed.append(key)
-                    print(f"{key[0]} seed {key[1]}: {status} at {time.time() - started:.0f} s", flush=True)
+                    print(f"{key[0]} seed {key[1]}: {status} at {time.time() - started:.0f} s",
+                          flush=True)
             if stopping:
                 todo = []
     finally:
@@ -222,13 +205,14 @@ def main(argv: list[str] | None = None) -> int:
 def report(args: argparse.Namespace, runs: list, configs: dict) -> int:
     """Keep the runs (``--keep``) and write the report beside them."""
     from skiplab.studies.he2015 import write_report
-
     # a run is OUT/<net>_s<seed>, or a kept one OUT/<net> (seed 0)
-    dirs = [args.out / f"{n}_s{s}" if s or (args.out / f"{n}_s{s}").is_dir() else args.out / n for n, s in runs]
+    dirs = [args.out / f"{n}_s{s}" if s or (args.out / f"{n}_s{s}").is_dir() else args.out / n
+            for n, s in runs]
     where = args.out
     if args.keep:
         recorded = args.data or next(iter(configs.values())).data
-        dirs = [keep(d, args.keep / (n if s == 0 else f"{n}_s{s}"), recorded) for d, (n, s) in zip(dirs, runs)]
+        dirs = [keep(d, args.keep / (n if s == 0 else f"{n}_s{s}"), recorded)
+                for d, (n, s) in zip(dirs, runs)]
         where = args.keep
     path = write_report(dirs, where, data=args.data)
     print(f"report: {path}")

@@ -40,21 +40,16 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     import skiplab
-
     model = skiplab.load_trained(args.checkpoint).model.float().eval()
     g = torch.Generator().manual_seed(0)
     x = torch.randn(args.images, 3, 32, 32, generator=g)
     y = torch.randint(0, 10, (args.images,), generator=g)
     v = [torch.randn(q.shape, generator=g) for q in model.parameters()]
     half = max(1, args.images // 2)
-    variants = [
-        ("reverse", "reverse", False, None),
-        ("forward", "forward", False, None),
-        ("reverse+cl", "reverse", True, None),
-        ("forward+cl", "forward", True, None),
-        (f"forward chunk {half}", "forward", False, half),
-        (f"forward+cl chunk {half}", "forward", True, half),
-    ]
+    variants = [("reverse", "reverse", False, None), ("forward", "forward", False, None),
+                ("reverse+cl", "reverse", True, None), ("forward+cl", "forward", True, None),
+                (f"forward chunk {half}", "forward", False, half),
+                (f"forward+cl chunk {half}", "forward", True, half)]
     if args.only:
         variants = [t for t in variants if t[0] in args.only]
     base = base_cpu = reference = None
@@ -72,11 +67,8 @@ def main(argv=None) -> int:
         if reference is None:
             reference, base, base_cpu = flat, t, cpu
         err = float((flat - reference).norm() / reference.norm())
-        print(
-            f"{name:24s} {t:8.2f} s wall ({base / t:5.2f}x)  {cpu:8.2f} s CPU ({base_cpu / cpu:5.2f}x)  "
-            f"rel. diff from the first {err:.1e}",
-            flush=True,
-        )
+        print(f"{name:24s} {t:8.2f} s wall ({base / t:5.2f}x)  {cpu:8.2f} s CPU ({base_cpu / cpu:5.2f}x)  "
+              f"rel. diff from the first {err:.1e}", flush=True)
     return 0
 
 

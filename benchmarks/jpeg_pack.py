@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-SOS = b"\xff\xda"  # JPEG start-of-scan marker: the header ends with its segment
+SOS = b"\xff\xda"   # JPEG start-of-scan marker: the header ends with its segment
 
 
 def split_jpeg(data: bytes) -> tuple[bytes, bytes]:
@@ -25,7 +25,7 @@ def split_jpeg(data: bytes) -> tuple[bytes, bytes]:
     i = data.find(SOS)
     if i < 0:
         raise ValueError("not a baseline JPEG (no start-of-scan marker)")
-    end = i + 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+    end = i + 2 + int.from_bytes(data[i + 2:i + 4], "big")
     return data[:end], data[end:]
 
 
@@ -42,28 +42,24 @@ def pack(root: Path, out: Path) -> None:
     lengths = np.array([len(s) for s in scans], dtype=np.int64)
     header_bytes = b"".join(headers)
     header_lengths = np.array([len(h) for h in headers], dtype=np.int64)
-    np.savez_compressed(
-        out,
-        names=np.array([str(p.relative_to(root)) for p in files]),
-        header_index=np.array(index, dtype=np.int32),
-        headers=np.frombuffer(header_bytes, np.uint8),
-        header_lengths=header_lengths,
-        scans=np.frombuffer(b"".join(scans), np.uint8),
-        offsets=np.cumsum(lengths) - lengths,
-        lengths=lengths,
-    )
-    print(f"packed {len(files)} files ({len(headers)} distinct headers) into {out} ({out.stat().st_size / 1e6:.1f} MB)")
+    np.savez_compressed(out, names=np.array([str(p.relative_to(root)) for p in files]),
+                        header_index=np.array(index, dtype=np.int32),
+                        headers=np.frombuffer(header_bytes, np.uint8), header_lengths=header_lengths,
+                        scans=np.frombuffer(b"".join(scans), np.uint8), offsets=np.cumsum(lengths) - lengths,
+                        lengths=lengths)
+    print(f"packed {len(files)} files ({len(headers)} distinct headers) into {out} "
+          f"({out.stat().st_size / 1e6:.1f} MB)")
 
 
 def unpack(pack_file: Path, dest: Path) -> None:
     z = np.load(pack_file)
     ends = np.cumsum(z["header_lengths"])
-    headers = [z["headers"][e - n : e].tobytes() for e, n in zip(ends, z["header_lengths"])]
+    headers = [z["headers"][e - n:e].tobytes() for e, n in zip(ends, z["header_lengths"])]
     scans = z["scans"]
     for name, h, off, n in zip(z["names"], z["header_index"], z["offsets"], z["lengths"]):
         path = dest / str(name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(headers[h] + scans[off : off + n].tobytes())
+        path.write_bytes(headers[h] + scans[off:off + n].tobytes())
     print(f"unpacked {len(z['names'])} files into {dest}")
 
 

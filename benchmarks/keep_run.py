@@ -27,9 +27,8 @@ def keep_run(run: Path, dest: Path) -> Path:
     for name in ("config.yaml", "metrics.csv"):
         if (run / name).exists():
             shutil.copyfile(run / name, dest / name)
-    path = save_checkpoint(
-        strip_training_state(load_checkpoint(run / "checkpoints" / "last.pt")), dest / "checkpoints" / "last.pt"
-    )
+    path = save_checkpoint(strip_training_state(load_checkpoint(run / "checkpoints" / "last.pt")),
+                           dest / "checkpoints" / "last.pt")
     shutil.copyfile(run / "DONE", dest / "DONE")  # last: a kept run is complete or not kept
     return path
 

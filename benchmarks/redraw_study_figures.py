@@ -23,9 +23,8 @@ from skiplab.studies.shattered import white_noise_floor
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("study", type=Path, help="a study directory with results/*.json")
     p.add_argument("--out", type=Path, help="where to write the PNGs (default: the study directory)")
     args = p.parse_args(argv)

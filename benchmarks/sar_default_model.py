@@ -49,7 +49,7 @@ def prepare_data(out: Path, real: Path, synthetic: int, test: int, looks: float,
     common = Radiometry.fixed(low, high, clip=True)
 
     def to_common(a: np.ndarray) -> np.ndarray:
-        n = scene_radiometry(common, a).forward(a)  # per-scene bounds -> [0, 1]
+        n = scene_radiometry(common, a).forward(a)              # per-scene bounds -> [0, 1]
         return np.asarray(common.inverse_intensity(n), dtype=np.float32)
 
     for split in ("train", "test"):
@@ -60,15 +60,8 @@ def prepare_data(out: Path, real: Path, synthetic: int, test: int, looks: float,
         scene = synthetic_scene(256, looks=looks, seed=seed + i).speckled.double().numpy()
         split = "train" if i < synthetic else "test"
         np.save(out / split / f"synthetic_{seed + i:04d}.npy", to_common(scene))
-    info = dict(
-        real=sorted(scenes),
-        real_dir=str(real),
-        synthetic_train=synthetic,
-        synthetic_test=test,
-        looks=looks,
-        seed=seed,
-        common_db=[low, high],
-    )
+    info = dict(real=sorted(scenes), real_dir=str(real), synthetic_train=synthetic,
+                synthetic_test=test, looks=looks, seed=seed, common_db=[low, high])
     (out / "data.json").write_text(json.dumps(info, indent=1) + "\n")
     return info
 
@@ -88,53 +81,32 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--real", type=Path, default=REAL, help="scenes to measure on")
     s.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
     s.add_argument("--bits", type=int, nargs="+", default=[4, 6, 8], help="latent bits measured")
-    s.add_argument(
-        "--train-command",
-        help="the exact command that trained it (default: skiplab "
-        "train --config RUN/config.yaml, the run's resolved recipe)",
-    )
-    s.add_argument(
-        "--train-data",
-        help="what it saw in training, in words (the data spec and the data directory's data.json are recorded anyway)",
-    )
-    s.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help="the .pt to write (default: the packaged src/skiplab/sar/weights/sar_ae_default.pt)",
-    )
+    s.add_argument("--train-command", help="the exact command that trained it (default: skiplab "
+                   "train --config RUN/config.yaml, the run's resolved recipe)")
+    s.add_argument("--train-data", help="what it saw in training, in words (the data spec and the "
+                   "data directory's data.json are recorded anyway)")
+    s.add_argument("--out", type=Path, default=None,
+                   help="the .pt to write (default: the packaged src/skiplab/sar/weights/sar_ae_default.pt)")
     args = p.parse_args(argv)
     if args.step == "data":
         info = prepare_data(args.out, args.real, args.synthetic, args.test, args.looks, args.seed)
-        print(
-            f"wrote {args.out}/train ({len(info['real'])} real + {args.synthetic} synthetic) and "
-            f"{args.out}/test ({args.test} synthetic); common range {info['common_db'][0]:.2f} to "
-            f"{info['common_db'][1]:.2f} dB"
-        )
+        print(f"wrote {args.out}/train ({len(info['real'])} real + {args.synthetic} synthetic) and "
+              f"{args.out}/test ({args.test} synthetic); common range {info['common_db'][0]:.2f} to "
+              f"{info['common_db'][1]:.2f} dB")
         return 0
     from skiplab.sar.model.card import ship_model
-
     try:
-        card = ship_model(
-            args.checkpoint,
-            out=args.out,
-            scenes=args.real,
-            dtype=args.dtype,
-            bits=args.bits,
-            train_command=args.train_command,
-            train_data=args.train_data,
-        )
+        card = ship_model(args.checkpoint, out=args.out, scenes=args.real, dtype=args.dtype,
+                          bits=args.bits, train_command=args.train_command,
+                          train_data=args.train_data)
     except ValueError as err:
         print(f"sar_default_model: {err}", file=sys.stderr)
         return 2
     print(json.dumps(card["measured"]["summary"], indent=1))
     from skiplab.sar.model.default import DEFAULT_WEIGHTS
-
     out = args.out or DEFAULT_WEIGHTS
-    print(
-        f"wrote {out} ({card['size_bytes'] / 1e6:.2f} MB, sha256 {card['sha256'][:16]}...) "
-        f"and its card {out.with_suffix('.json')}"
-    )
+    print(f"wrote {out} ({card['size_bytes'] / 1e6:.2f} MB, sha256 {card['sha256'][:16]}...) "
+          f"and its card {out.with_suffix('.json')}")
     return 0
 
 

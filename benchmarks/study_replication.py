@@ -41,28 +41,21 @@ def headline(key: str, results: dict) -> dict | None:
 def read_study(directory: Path) -> dict:
     state = json.loads((directory / "study.json").read_text())
     config = StudyConfig.from_dict(state["config"])
-    results = {
-        p.stem: json.loads(p.read_text()) for p in (directory / "results").glob("*.json") if p.stem in config.parts
-    }
+    results = {p.stem: json.loads(p.read_text()) for p in (directory / "results").glob("*.json")
+               if p.stem in config.parts}
     claims = {}
     for a in assess(config, results):
         h = headline(a.key, results)
-        claims.setdefault(
-            a.key,
-            dict(
-                status=a.status,
-                reasons=a.reasons,
-                measured=a.measured,
-                headline={k: h[k] for k in ("estimate", "low", "high", "per_seed") if k in h} if h else None,
-            ),
-        )
-    return dict(directory=directory.name, seeds=config.seed_list, complete=bool(state.get("complete")), claims=claims)
+        claims.setdefault(a.key, dict(status=a.status, reasons=a.reasons, measured=a.measured,
+                                      headline={k: h[k] for k in ("estimate", "low", "high", "per_seed") if k in h}
+                                      if h else None))
+    return dict(directory=directory.name, seeds=config.seed_list, complete=bool(state.get("complete")),
+                claims=claims)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("studies", nargs="+", type=Path, help="finished study directories, one per seed set")
     p.add_argument("--out", type=Path, help="write replication.json/.md and copy the raw results here")
     args = p.parse_args(argv)
@@ -71,12 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     if len(seeds) != len(set(seeds)):
         raise SystemExit("the seed sets overlap: replication needs disjoint ones (--seed 0, 5, 10, ...)")
     keys = list(dict.fromkeys(k for x in sets for k in x["claims"]))
-    lines = [
-        f"# Replication over {len(sets)} disjoint seed sets",
-        "",
-        "| claim | " + " | ".join(f"seeds {x['seeds'][0]}–{x['seeds'][-1]}" for x in sets) + " | same as the mode |",
-        "|---|" + "---|" * len(sets) + "---:|",
-    ]
+    lines = [f"# Replication over {len(sets)} disjoint seed sets", "",
+             "| claim | " + " | ".join(f"seeds {x['seeds'][0]}–{x['seeds'][-1]}" for x in sets) + " | same as the mode |",
+             "|---|" + "---|" * len(sets) + "---:|"]
     summary = {}
     for key in keys:
         statuses = [x["claims"].get(key, {}).get("status", "-") for x in sets]
@@ -86,19 +76,12 @@ def main(argv: list[str] | None = None) -> int:
         for x in sets:
             c = x["claims"].get(key)
             h = c and c["headline"]
-            cells.append(
-                f"{c['status']}"
-                + (f" ({h['estimate']:+.3g}; {h['low']:+.3g} to {h['high']:+.3g})" if h and "low" in h else "")
-                if c
-                else "-"
-            )
+            cells.append(f"{c['status']}" + (f" ({h['estimate']:+.3g}; {h['low']:+.3g} to {h['high']:+.3g})"
+                                             if h and "low" in h else "") if c else "-")
         lines.append(f"| {key} | " + " | ".join(cells) + f" | {count} of {len(sets)} ({mode}) |")
-    lines += [
-        "",
-        "In brackets: the headline estimate and its 95 % interval (degradation: the interaction in "
-        "training error; lesion: the residual net's retained above-chance fraction after one deletion; "
-        "gradients: the plain net's log10-slope per block at initialisation).",
-    ]
+    lines += ["", "In brackets: the headline estimate and its 95 % interval (degradation: the interaction in "
+              "training error; lesion: the residual net's retained above-chance fraction after one deletion; "
+              "gradients: the plain net's log10-slope per block at initialisation)."]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

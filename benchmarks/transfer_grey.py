@@ -64,7 +64,7 @@ def grey_animals(data: str, per_class: int, eval_per_class: int) -> tuple[ImageD
     for new, name in enumerate(ANIMALS):
         rows = order[test.labels[order] == test.classes.index(name)]
         train_idx.append(rows[:per_class])
-        eval_idx.append(rows[per_class : per_class + eval_per_class])
+        eval_idx.append(rows[per_class:per_class + eval_per_class])
     relabel = torch.full((len(test.classes),), -1, dtype=torch.int64)
     for new, name in enumerate(ANIMALS):
         relabel[test.classes.index(name)] = new
@@ -73,67 +73,42 @@ def grey_animals(data: str, per_class: int, eval_per_class: int) -> tuple[ImageD
         idx = torch.cat(idx)
         images = grey[idx]
         mean, std = stats or channel_stats(images)
-        return ImageDataset(
-            images=images, labels=relabel[test.labels[idx]], classes=list(ANIMALS), mean=mean, std=std, name=name
-        )
+        return ImageDataset(images=images, labels=relabel[test.labels[idx]], classes=list(ANIMALS),
+                            mean=mean, std=std, name=name)
 
     train = part(train_idx, f"grey-animals-train-{per_class * len(ANIMALS)}")
-    return train, part(eval_idx, f"grey-animals-eval-{eval_per_class * len(ANIMALS)}", (train.mean, train.std))
+    return train, part(eval_idx, f"grey-animals-eval-{eval_per_class * len(ANIMALS)}",
+                       (train.mean, train.std))
 
 
 def run(strategy: str, seed: int, steps: int, train: ImageDataset, held: ImageDataset) -> dict:
-    config = TrainConfig.from_dict(
-        dict(
-            model="cifar_resnet20",
-            save=False,
-            progress=False,
-            tensorboard=False,
-            device="cpu",
-            seed=seed,
-            steps=steps,
-            batch_size=32,
-            eval_batch_size=600,
-            schedule="cosine",
-            momentum=0.9,
-            weight_decay=1e-4,
-            eval_every=10_000,
-            compile="off",
-            num_threads=1,
-            **STRATEGIES[strategy],
-        )
-    )
+    config = TrainConfig.from_dict(dict(
+        model="cifar_resnet20", save=False, progress=False, tensorboard=False, device="cpu",
+        seed=seed, steps=steps, batch_size=32, eval_batch_size=600, schedule="cosine",
+        momentum=0.9, weight_decay=1e-4, eval_every=10_000, compile="off", num_threads=1,
+        **STRATEGIES[strategy]))
     started = time.perf_counter()
     result = fit(config, train_set=train, eval_set=held)
-    return dict(
-        strategy=strategy,
-        seed=seed,
-        steps=steps,
-        val_acc=result.metrics["val_acc"],
-        train_acc=result.metrics.get("train_acc"),
-        seconds=time.perf_counter() - started,
-    )
+    return dict(strategy=strategy, seed=seed, steps=steps, val_acc=result.metrics["val_acc"],
+                train_acc=result.metrics.get("train_acc"), seconds=time.perf_counter() - started)
 
 
 def summary(runs: list[dict], seeds: list[int]) -> dict:
     """Per-strategy top-1 and the paired differences over the seeds every strategy has run."""
-    seeds = [k for k in seeds if all(any(r["strategy"] == s and r["seed"] == k for r in runs) for s in STRATEGIES)]
-    acc = {
-        s: [next(r["val_acc"] for r in runs if r["strategy"] == s and r["seed"] == k) for k in seeds]
-        for s in STRATEGIES
-    }
+    seeds = [k for k in seeds if all(any(r["strategy"] == s and r["seed"] == k for r in runs)
+                                     for s in STRATEGIES)]
+    acc = {s: [next(r["val_acc"] for r in runs if r["strategy"] == s and r["seed"] == k) for k in seeds]
+           for s in STRATEGIES}
     if not seeds:
         return {"seeds": [], "accuracy": {}, "paired": {}}
-    out = {
-        "seeds": seeds,
-        "accuracy": {s: dict(mean=sum(v) / len(v), per_seed=v, interval=seed_interval(v)) for s, v in acc.items()},
-        "paired": {},
-    }
-    pairs = [(s, "scratch") for s in STRATEGIES if s != "scratch"] + [("layer_decay", "full"), ("features", "full")]
+    out = {"seeds": seeds, "accuracy": {s: dict(mean=sum(v) / len(v), per_seed=v, interval=seed_interval(v))
+                        for s, v in acc.items()}, "paired": {}}
+    pairs = [(s, "scratch") for s in STRATEGIES if s != "scratch"] + [("layer_decay", "full"),
+                                                                       ("features", "full")]
     for a, b in pairs:
         diffs = [x - y for x, y in zip(acc[a], acc[b])]
-        out["paired"][f"{a} - {b}"] = dict(
-            mean=sum(diffs) / len(diffs), per_seed=diffs, interval=paired_seed_interval(acc[a], acc[b])
-        )
+        out["paired"][f"{a} - {b}"] = dict(mean=sum(diffs) / len(diffs), per_seed=diffs,
+                                           interval=paired_seed_interval(acc[a], acc[b]))
     return out
 
 
@@ -150,16 +125,10 @@ def main() -> None:
     out = Path(args.out)
     path = out / "results.json"
     done = json.loads(path.read_text()) if path.is_file() else {}
-    setup = dict(
-        source=SOURCE,
-        target="CIFAR-10 test split, classes " + ", ".join(ANIMALS) + ", grey (ITU-R 601)",
-        steps=args.steps,
-        batch_size=32,
-        per_class=args.per_class,
-        eval_per_class=args.eval_per_class,
-        strategies=STRATEGIES,
-        seeds=list(range(args.seeds)),
-    )
+    setup = dict(source=SOURCE, target="CIFAR-10 test split, classes " + ", ".join(ANIMALS) + ", grey (ITU-R 601)",
+                 steps=args.steps, batch_size=32, per_class=args.per_class,
+                 eval_per_class=args.eval_per_class, strategies=STRATEGIES,
+                 seeds=list(range(args.seeds)))
     runs = [r for r in done.get("runs", []) if done.get("setup") == setup]
     if not args.summarise:
         train, held = grey_animals(args.data, args.per_class, args.eval_per_class)
@@ -172,13 +141,8 @@ def main() -> None:
             r = runs[-1]
             print(f"{strategy:12s} seed {seed}: val_acc {r['val_acc']:.4f} ({r['seconds']:.0f} s)", flush=True)
             write_json(path, dict(setup=setup, runs=runs), indent=1)
-    result = dict(
-        setup=setup,
-        runs=runs,
-        summary=summary(runs, setup["seeds"]),
-        torch=torch.__version__,
-        threads=torch.get_num_threads(),
-    )
+    result = dict(setup=setup, runs=runs, summary=summary(runs, setup["seeds"]),
+                  torch=torch.__version__, threads=torch.get_num_threads())
     write_json(path, result, indent=1)
     for name, v in result["summary"]["accuracy"].items():
         print(f"{name:12s} top-1 {100 * v['mean']:.1f} %  per seed {[round(100 * x, 1) for x in v['per_seed']]}")

@@ -57,10 +57,8 @@ def references() -> list[tuple[str, torch.nn.Module]]:
     import timm
     import torchvision
 
-    return [
-        ("mobilenet_v2", torchvision.models.mobilenet_v2(weights=None)),
-        ("vit_tiny_patch16_224", timm.create_model("vit_tiny_patch16_224", pretrained=False)),
-    ]
+    return [("mobilenet_v2", torchvision.models.mobilenet_v2(weights=None)),
+            ("vit_tiny_patch16_224", timm.create_model("vit_tiny_patch16_224", pretrained=False))]
 
 
 def compare(name: str, reference: torch.nn.Module, device: str, batch: int) -> bool:
@@ -84,10 +82,8 @@ def compare(name: str, reference: torch.nn.Module, device: str, batch: int) -> b
     diff = (got - expected).abs().max().item()
     scale = expected.abs().max().item()
     ok = diff <= TOLERANCE * max(1.0, scale) and counts[0] == counts[1]
-    print(
-        f"{name:<22} max|diff| {diff:.1e}  (max|ref| {scale:.1e}, {counts[1]:,} parameters, "
-        f"reference {counts[0]:,})  {'PASS' if ok else 'FAIL'}"
-    )
+    print(f"{name:<22} max|diff| {diff:.1e}  (max|ref| {scale:.1e}, {counts[1]:,} parameters, "
+          f"reference {counts[0]:,})  {'PASS' if ok else 'FAIL'}")
     return ok
 
 
@@ -105,11 +101,8 @@ def main() -> int:
         return 2
     import timm
     import torchvision
-
-    print(
-        f"torch {torch.__version__}, torchvision {torchvision.__version__}, timm {timm.__version__}, "
-        f"device {args.device}"
-    )
+    print(f"torch {torch.__version__}, torchvision {torchvision.__version__}, timm {timm.__version__}, "
+          f"device {args.device}")
     results = [compare(name, reference, args.device, args.batch) for name, reference in pairs]
     return 0 if all(results) else 1
 
