@@ -40,7 +40,9 @@ import torch
 from skiplab.atomic import write_json
 from skiplab.deploy.distill import distill_compare, final_metric
 from skiplab.deploy.prune_run import measure_throughput, prune_checkpoint
-from skiplab.train import TrainConfig, fit, load_checkpoint, model_from_checkpoint
+from skiplab.evidence import paired_item_interval
+from skiplab.train import TrainConfig, evaluate, fit, load_checkpoint, model_from_checkpoint
+from skiplab.train.precision import Precision, resolve_precision
 from skiplab.train.tasks import make_task
 
 MAC_TARGET, DROP_MAX, SPEED_MIN, KD_MIN = 2.0, 0.3, 1.5, 0.5
@@ -75,6 +77,27 @@ def bf16_speed(ckpt: Path, pruned: Path) -> dict:
     return measure_throughput(nets, torch.randn(256, 3, 32, 32), precision="bf16")
 
 
+def test_correct(ckpt: Path) -> torch.Tensor:
+    """Per-image top-1 correctness of a checkpoint on its test split (its mean: ``skiplab eval``)."""
+    state = load_checkpoint(ckpt)
+    config = TrainConfig.from_dict({k: v for k, v in state["config"].items()
+                                    if k in TrainConfig.__dataclass_fields__})
+    task = make_task(config)
+    data = task.load("test")
+    model = model_from_checkpoint(state, task, data).float().eval()
+    precision = Precision(resolve_precision("fp32", torch.device("cpu")), torch.device("cpu"))
+    loader = task.loader(data, config.eval_batch_size, train=False, device=torch.device("cpu"))
+    return evaluate(model, loader, precision, meter=task.meter(data), per_image=True)["correct"]
+
+
+def control_gap(pruned: Path, control_ckpt: Path) -> dict:
+    """Pruned - control accuracy in points, paired over the test images (the same images score
+    both nets; a t interval over them: test-set sampling only, one pruning and training seed)."""
+    a, b = test_correct(control_ckpt), test_correct(pruned)
+    low, high = paired_item_interval(100 * a.double().numpy(), 100 * b.double().numpy())
+    return {"points": float(100 * (b.double().mean() - a.double().mean())), "interval": [-high, -low]}
+
+
 def prune_evidence(models: Path, out: Path, finetune: float, control: bool,
                    options: tuple = ("A", "B"), round_to: int | None = None) -> dict:
     """One entry per option, keyed ``A``/``B`` (or ``A_r8`` with ``round_to=8``)."""
@@ -100,6 +123,8 @@ def prune_evidence(models: Path, out: Path, finetune: float, control: bool,
         if control:
             ft_steps = sum(h.get("finetune_steps", 0) for h in report["history"])
             entry["control_acc"] = control_finetune(ckpt, out / f"control_{option}", ft_steps, 0.01)
+            entry["pruned_minus_control"] = control_gap(Path(report["pruned"]),
+                                                        out / f"control_{option}" / "checkpoints" / "last.pt")
         entry["resnet20_scratch_acc"] = scratch20
         entry["verdict"] = {
             "macs": report["mac_reduction"] >= MAC_TARGET,
@@ -135,12 +160,16 @@ def table(results: dict) -> str:
         low, high = r.get("acc_drop_interval") or (None, None)
         interval = ("" if low is None else
                     f"; paired 95 % interval over the test images {-high:+.2f} to {-low:+.2f}")
+        g = r.get("pruned_minus_control")
+        gap = "" if g is None else (f" (pruned - control {g['points']:+.2f} points, paired 95 % interval "
+                                    f"{g['interval'][0]:+.2f} to {g['interval'][1]:+.2f})")
         lines += [
             f"| ResNet-56 {option}: MACs | >= {MAC_TARGET}x fewer | {r['mac_reduction']:.2f}x "
             f"({r['before']['macs'] / 1e6:.1f} -> {r['after']['macs'] / 1e6:.1f} M) | {v['macs']} |",
             f"| ResNet-56 {option}: accuracy after {r['settings']['finetune_epochs']:g} epochs "
             f"fine-tune | drop <= {DROP_MAX} | {pct(r['before']['acc'])} -> {pct(r['after']['acc'])} % "
-            f"({-r['acc_drop_points']:+.2f}{interval}); unpruned + same fine-tune {pct(r.get('control_acc'))} %; "
+            f"({-r['acc_drop_points']:+.2f}{interval}); unpruned + same fine-tune {pct(r.get('control_acc'))} %"
+            f"{gap}; "
             f"ResNet-20 scratch {', '.join(pct(a) for a in r['resnet20_scratch_acc']) or '-'} % "
             f"| {v['accuracy']} |",
             f"| ResNet-56 {option}: speed fp32 batch 256 | >= {SPEED_MIN}x | "
