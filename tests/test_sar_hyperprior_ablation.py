@@ -263,6 +263,13 @@ def test_the_driver_builds_folds_trains_resumably_and_reports(small_scenes, tmp_
     namespace = ablation.parse_args(args)
     assert ablation.train_all(folds, runs, ["residual", "gdn"], namespace) is None
     assert capsys.readouterr().out.count("skipped") == 4
+    # a trained codec's checkpoint evaluates like any other: rate and PSNR on its split
+    from skiplab.cli import main as cli_main
+
+    checkpoint = runs / "sf-gdn-vr" / "checkpoints" / "last.pt"
+    assert cli_main(["eval", str(checkpoint), "--data", f"sar:{folds / 'sf'}"]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "bpp (estimated from the likelihoods)" in line and "PSNR" in line and "SSIM" not in line
 
 
 def test_an_interrupted_run_stops_the_driver_with_its_exit_status(tmp_path, monkeypatch, capsys):

@@ -131,7 +131,9 @@ def run(args: argparse.Namespace) -> int:
         scores = [f"loss {result['loss']:.4f}"]
         scores += [f"accuracy {100 * result['acc']:.2f}%"] if "acc" in result else []
         scores += [f"{k} {result[k]:.4f}" for k in ("dice", "iou") if k in result]
-        scores += [f"PSNR {result['psnr']:.2f} dB, SSIM {result['ssim']:.4f}"] if "psnr" in result else []
+        scores += [f"{result['bpp']:.4f} bpp (estimated from the likelihoods)"] if "bpp" in result else []
+        scores += [f"PSNR {result['psnr']:.2f} dB"] if "psnr" in result else []
+        scores += [f"SSIM {result['ssim']:.4f}"] if "ssim" in result else []
         tta = [n for n in ("flip", "translate") if result[f"tta_{n}"]]
         print(
             f"{result['model']} on {result['data']} ({result['split']} split, {result['images']} "
